@@ -1,0 +1,283 @@
+// The configuration file's schema. Every field is documented here, next to its default, and in
+// docs/configuration.md. Parsing turns durations into milliseconds and sizes into bytes.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
+import { address, duration, size } from './units.js';
+
+const name = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'expected a name of letters, digits, "-", "_" and "."');
+
+/** An IP address or CIDR block: 10.0.0.0/8, 127.0.0.1, ::1/128. */
+export const cidr = z.string().refine((value) => {
+  const [ip, bits, extra] = value.split('/');
+  if (extra !== undefined || !ip) return false;
+  const family = isIP(ip);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d+$/.test(bits) && n >= 0 && n <= (family === 4 ? 32 : 128);
+}, 'expected an IP address or CIDR block such as 10.0.0.0/8');
+
+const memberUrl = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return ['http:', 'https:', 'ajp:'].includes(url.protocol) && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}, 'expected a member URL: http://host:port, https://host:port or ajp://host:port');
+
+const statusList = z.array(z.union([z.number().int().min(100).max(599), z.string().regex(/^[1-5]xx$/)]));
+
+export const healthCheck = z.strictObject({
+  /** Set false to turn active checks off: members are then up until passive checks say otherwise. */
+  enabled: z.boolean().default(true),
+  method: z.enum(['GET', 'HEAD', 'OPTIONS']).default('GET'),
+  path: z.string().startsWith('/').default('/'),
+  /** Host header sent with the check (default: the member's host). */
+  host: z.string().optional(),
+  interval: duration.default(5000),
+  timeout: duration.default(2000),
+  /** Consecutive successes before a down member is up again, failures before an up member is down. */
+  rise: z.number().int().min(1).default(2),
+  fall: z.number().int().min(1).default(3),
+  /** Statuses that count as healthy: numbers or classes such as "2xx". */
+  expect: statusList.default(['2xx', '3xx']),
+});
+export type HealthCheckConfig = z.infer<typeof healthCheck>;
+const healthOverride = healthCheck.partial();
+
+export const memberSchema = z.strictObject({
+  url: memberUrl,
+  /** The session route id (Tomcat jvmRoute); also the member's id in CLI and API. */
+  route: z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected a route of letters, digits, "-" and "_"').optional(),
+  weight: z.number().int().min(0).max(1000).default(1),
+  /** Admin state at first start; the store keeps later changes. */
+  state: z.enum(ADMIN_STATES).default('ready'),
+  /** AJP shared secret (Tomcat's `secret` on the AJP connector). */
+  secret: z.string().optional(),
+  /** AJP packet size, as Tomcat's packetSize. */
+  packet_size: z.number().int().min(8192).max(65536).default(8192),
+  /** For https members: check the member's certificate (default true). */
+  tls_verify: z.boolean().default(true),
+  health: healthOverride.optional(),
+});
+export type MemberConfig = z.infer<typeof memberSchema>;
+
+export const clusterSchema = z.strictObject({
+  members: z.array(memberSchema).min(1, 'a cluster needs at least one member'),
+  /** Health check overrides for this cluster's members. */
+  health: healthOverride.optional(),
+  /** Public traffic state at first start and weight among clusters; the store keeps later changes. */
+  traffic: z.enum(TRAFFIC_STATES).default('live'),
+  weight: z.number().int().min(0).max(1000).default(1),
+  /** The URL QA uses to reach this cluster alone (defaults to the first site pinned to it). */
+  qa_url: z.string().url().optional(),
+});
+export type ClusterConfig = z.infer<typeof clusterSchema>;
+
+export const stickySchema = z.strictObject({
+  /**
+   * `route`: the member is named by the route suffix of an application cookie or path parameter
+   * (JSESSIONID=ABC.a1, ;jsessionid=ABC.a1). `cookie`: the proxy sets its own signed cookie.
+   */
+  mode: z.enum(['route', 'cookie']),
+  cookie: z.string().min(1).optional(),
+  path_param: z.string().min(1).optional(),
+  /** Answer 503 instead of failing over when the bound member cannot serve. */
+  nofailover: z.boolean().default(false),
+  /** cookie mode: cookie attributes. */
+  secure: z.boolean().optional(),
+  http_only: z.boolean().default(true),
+  same_site: z.enum(['Strict', 'Lax', 'None']).default('Lax'),
+  /** cookie mode: the cookie's lifetime; unset means a browser-session cookie. */
+  max_age: duration.optional(),
+});
+export type StickyConfig = z.infer<typeof stickySchema>;
+
+export const routeSchema = z.strictObject({
+  /** Path prefix; the longest matching prefix wins. */
+  path: z.string().startsWith('/').default('/'),
+  clusters: z.array(name).min(1, 'a route needs at least one cluster'),
+  balance: z.enum(BALANCE_POLICIES).default('round-robin'),
+  sticky: stickySchema.optional(),
+  /**
+   * `shared`: cluster traffic states (live/draining/out) apply, as on the public site.
+   * `pinned`: always this route's clusters, whatever their traffic state, as on a QA site.
+   * Default: shared when the route lists several clusters, pinned when it lists one.
+   */
+  traffic: z.enum(['shared', 'pinned']).optional(),
+  /** Strip this prefix before forwarding (ProxyPass /app/ http://member/). */
+  strip_prefix: z.boolean().default(false),
+});
+export type RouteConfig = z.infer<typeof routeSchema>;
+
+const tlsSchema = z.strictObject({ cert: z.string(), key: z.string() });
+
+export const siteSchema = z.strictObject({
+  /** Host names; `*.example.com` matches one label; `*` alone matches any host no other site names. */
+  hosts: z.array(z.string().min(1)).min(1),
+  /** Clients allowed (if set, all others get 403) and denied, by address or CIDR. */
+  allow: z.array(cidr).optional(),
+  deny: z.array(cidr).optional(),
+  /** Send the client's Host to members (ProxyPreserveHost On); otherwise the member's host:port. */
+  preserve_host: z.boolean().default(false),
+  routes: z.array(routeSchema).min(1),
+  /** Certificate for this site's hosts on the https listener (chosen by SNI). */
+  tls: tlsSchema.optional(),
+  /** Rewrite Set-Cookie Domain and Path from members (ProxyPassReverseCookieDomain/Path). */
+  cookie_domain: z.record(z.string(), z.string()).optional(),
+  cookie_path: z.record(z.string(), z.string()).optional(),
+  /** Files that replace the built-in 502/503/504 pages (HTML). */
+  error_pages: z.record(z.enum(['502', '503', '504']), z.string()).optional(),
+});
+export type SiteConfig = z.infer<typeof siteSchema>;
+
+const listenSchema = z.strictObject({
+  http: z.union([address, z.array(address)]).optional(),
+  https: z.union([address, z.array(address)]).optional(),
+  /** Default certificate on the https listener when no site's certificate matches the SNI name. */
+  tls: tlsSchema.optional(),
+});
+
+const adminSchema = z.strictObject({
+  listen: address.default({ host: '127.0.0.1', port: 9900 }),
+  /** File holding the admin bearer token (else DAYSHIFT_TOKEN, else one is generated in state_dir). */
+  token_file: z.string().optional(),
+  /** Whether /metrics needs the token too. */
+  metrics_auth: z.boolean().default(false),
+});
+
+const timeoutsSchema = z.strictObject({
+  connect: duration.default(5000),
+  /** From the request sent to the first response byte. */
+  first_byte: duration.default(60_000),
+  /** No bytes either way for this long closes the exchange. */
+  idle: duration.default(60_000),
+  /** Whole request; 0 = no limit (streams and long polls). */
+  total: duration.default(0),
+  /** How long SIGTERM waits for requests in flight. */
+  shutdown: duration.default(30_000),
+  /** Keep-alive idle time of client connections. */
+  client_keepalive: duration.default(5000),
+});
+
+const limitsSchema = z.strictObject({
+  header_size: size.default(16 * 1024),
+  header_count: z.number().int().min(8).default(100),
+  /** Idle keep-alive connections kept per member. */
+  pool_idle: z.number().int().min(0).default(64),
+  /** Connections per member at most (queued beyond). */
+  pool_max: z.number().int().min(1).default(512),
+});
+
+const passiveSchema = z.strictObject({
+  /** Response statuses that count as a member failure, besides connect errors and timeouts. */
+  statuses: z.array(z.number().int().min(500).max(599)).default([]),
+  /** Consecutive failures that eject a member. */
+  failures: z.number().int().min(1).default(3),
+  /** First ejection time; doubles on each consecutive ejection, up to max_ejection. */
+  ejection: duration.default(5000),
+  max_ejection: duration.default(120_000),
+});
+
+const retriesSchema = z.strictObject({
+  /** Attempts in total for a request (first try included). */
+  attempts: z.number().int().min(1).max(10).default(3),
+});
+
+const drainNoticeSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  header: z.string().default('Dayshift-Draining'),
+  /** Banner text; {minutes} is replaced by the minutes left until the drain deadline. */
+  banner: z.string().default("We're updating this site — please finish what you are doing within {minutes} minutes."),
+});
+
+const drainSchema = z.strictObject({
+  /** A bound session not seen for this long no longer holds a drain. */
+  session_idle: duration.default(5 * 60_000),
+  /** A drain is complete at this point whatever is left. */
+  deadline: duration.default(30 * 60_000),
+  /** Sessions tracked at most (least recently seen evicted first). */
+  max_sessions: z.number().int().min(100).default(200_000),
+  notice: drainNoticeSchema.prefault({}),
+});
+
+const accessLogSchema = z.strictObject({
+  /** "stdout", "off" or a file path. */
+  target: z.string().default('off'),
+  format: z.enum(['combined', 'json']).default('combined'),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** auto: pretty on a terminal, JSON otherwise. */
+  format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+});
+
+export const configSchema = z
+  .strictObject({
+    listen: listenSchema.prefault({}),
+    admin: adminSchema.prefault({}),
+    /** Where the embedded store, the admin token and the audit log live (relative to the config file). */
+    state_dir: z.string().default('.dayshift'),
+    clusters: z.record(name, clusterSchema),
+    health: healthCheck.prefault({}),
+    passive: passiveSchema.prefault({}),
+    retries: retriesSchema.prefault({}),
+    timeouts: timeoutsSchema.prefault({}),
+    limits: limitsSchema.prefault({}),
+    /** Proxies whose X-Forwarded-* headers are believed. */
+    trusted_proxies: z.array(cidr).default([]),
+    /** Header carrying the request id; a valid incoming one is kept. */
+    request_id_header: z.string().default('X-Request-Id'),
+    /** Secret for signing sticky cookies (cookie mode); generated into state_dir if unset. */
+    cookie_secret: z.string().min(16).optional(),
+    drain: drainSchema.prefault({}),
+    access_log: accessLogSchema.prefault({}),
+    log: logSchema.prefault({}),
+    sites: z.record(name, siteSchema),
+  })
+  .superRefine((config, ctx) => {
+    for (const [siteName, site] of Object.entries(config.sites)) {
+      site.routes.forEach((route, i) => {
+        route.clusters.forEach((cluster, j) => {
+          if (!(cluster in config.clusters)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['sites', siteName, 'routes', i, 'clusters', j],
+              message: `unknown cluster "${cluster}"; defined clusters: ${Object.keys(config.clusters).join(', ')}`,
+            });
+          }
+        });
+      });
+    }
+    const hostOwners = new Map<string, string>();
+    for (const [siteName, site] of Object.entries(config.sites)) {
+      site.hosts.forEach((host, i) => {
+        const key = host.toLowerCase();
+        const owner = hostOwners.get(key);
+        if (owner !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'hosts', i], message: `host "${host}" is already served by site "${owner}"` });
+        }
+        hostOwners.set(key, siteName);
+      });
+    }
+    for (const [clusterName, cluster] of Object.entries(config.clusters)) {
+      const ids = new Set<string>();
+      cluster.members.forEach((member, i) => {
+        const id = member.route ?? String(i + 1);
+        if (ids.has(id)) {
+          ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'members', i, 'route'], message: `member id "${id}" is used twice in cluster ${clusterName}` });
+        }
+        ids.add(id);
+      });
+    }
+    if (config.listen.http === undefined && config.listen.https === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });
+    }
+  });
+
+export type DayshiftConfig = z.infer<typeof configSchema>;

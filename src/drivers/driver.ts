@@ -1,0 +1,64 @@
+// A driver applies traffic states to a load balancer: the built-in proxy, Apache httpd's
+// balancer-manager, or HAProxy's Runtime API. The release conductor, CLI and dashboard only see this.
+import type { AdminState, Health, TrafficState } from '../model.js';
+
+export type DriverName = 'builtin' | 'apache' | 'haproxy';
+
+/** What a driver can do; anything else it refuses with DriverUnsupportedError. */
+export type DriverCapability =
+  | 'cluster-traffic'
+  | 'cluster-weight'
+  | 'member-state'
+  | 'member-weight'
+  | 'sessions'
+  | 'in-flight'
+  | 'maintenance'
+  | 'pause';
+
+export interface MemberStatus {
+  /** The member's id within its cluster: its route, or its 1-based index. */
+  id: string;
+  url: string;
+  route?: string;
+  admin: AdminState;
+  health: Health;
+  weight: number;
+  /** Requests in flight now (Apache: busy; HAProxy: scur). */
+  inFlight: number;
+  /** Sessions bound to the member and seen within the idle window, when the driver can tell. */
+  boundSessions?: number;
+  /** Milliseconds since the least recently seen bound session, when known. */
+  oldestIdleMs?: number;
+  openTunnels?: number;
+}
+
+export interface ClusterStatus {
+  name: string;
+  traffic: TrafficState;
+  weight: number;
+  members: MemberStatus[];
+}
+
+export interface DriverStatus {
+  driver: DriverName;
+  clusters: ClusterStatus[];
+  /** Things the operator should know, e.g. "BalancerPersist is off: changes are lost on a graceful restart". */
+  warnings: string[];
+}
+
+export interface Driver {
+  readonly name: DriverName;
+  readonly capabilities: ReadonlySet<DriverCapability>;
+  setClusterTraffic(cluster: string, state: TrafficState, weight?: number): Promise<void>;
+  setMemberState(cluster: string, member: string, state: AdminState): Promise<void>;
+  setMemberWeight(cluster: string, member: string, weight: number): Promise<void>;
+  status(): Promise<DriverStatus>;
+  close(): Promise<void>;
+}
+
+export class DriverUnsupportedError extends Error {
+  constructor(driver: DriverName, what: string) {
+    super(`the ${driver} driver cannot ${what}`);
+    this.name = 'DriverUnsupportedError';
+  }
+}

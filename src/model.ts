@@ -1,0 +1,25 @@
+// The vocabulary of Dayshift (see docs/design.md). Every layer speaks these words.
+
+/** Traffic state of a cluster on the sites that balance over several clusters. */
+export type TrafficState = 'live' | 'draining' | 'out';
+export const TRAFFIC_STATES: readonly TrafficState[] = ['live', 'draining', 'out'];
+
+/**
+ * Admin state of one member. `draining`: only requests of sessions bound to it; `disabled`: none;
+ * `standby`: used only when no ready member of the route can serve (Apache's hot standby, H).
+ */
+export type AdminState = 'ready' | 'draining' | 'disabled' | 'standby';
+export const ADMIN_STATES: readonly AdminState[] = ['ready', 'draining', 'disabled', 'standby'];
+
+/** Health as active and passive checks see it. `unknown` until the first check has run. */
+export type Health = 'up' | 'down' | 'unknown';
+
+export type BalancePolicy = 'round-robin' | 'least-busy' | 'p2c-ewma';
+export const BALANCE_POLICIES: readonly BalancePolicy[] = ['round-robin', 'least-busy', 'p2c-ewma'];
+
+/** `cluster/member` — a member's stable key; the member part is its route, or its 1-based index. */
+export type MemberKey = `${string}/${string}`;
+
+export function memberKey(cluster: string, memberId: string): MemberKey {
+  return `${cluster}/${memberId}`;
+}
