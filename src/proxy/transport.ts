@@ -1,0 +1,74 @@
+// How the forwarder talks to one member. HTTP(S) and AJP members each have a transport; the forwarder
+// picks by the member URL's scheme. Bodies are streams both ways, so backpressure reaches the peer.
+import type { Readable } from 'node:stream';
+
+export interface ClientInfo {
+  address: string;
+  port: number;
+  /** The client came over TLS. */
+  secure: boolean;
+  /** TLS details, when secure (AJP forwards them as attributes). */
+  tls?: { cipher?: string; protocol?: string; sessionId?: string; keySize?: number; clientCert?: string };
+  /** The listener's own address and port, and the Host the client asked for. */
+  serverName: string;
+  serverPort: number;
+}
+
+export interface UpstreamRequest {
+  method: string;
+  /** Origin-form target: path and query. */
+  path: string;
+  /** Headers as they go to the member: hop-by-hop removed, X-Forwarded-* set. Lower-case names. */
+  headers: [name: string, value: string][];
+  /** Request body, or null when the request has none. */
+  body: Readable | null;
+  /** Content-Length when known; undefined with a body means chunked / unknown length. */
+  contentLength?: number;
+  client: ClientInfo;
+  /** The member's route id (AJP sends it as the jvm route attribute). */
+  route?: string;
+  signal: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  statusMessage: string;
+  /** Lower-case names; repeated headers (Set-Cookie) as separate entries. */
+  headers: [name: string, value: string][];
+  body: Readable;
+}
+
+/** Where an upstream exchange failed: decides whether a retry is safe. */
+export type FailurePhase =
+  /** Never connected: always safe to send elsewhere. */
+  | 'connect'
+  /** Connected, but nothing of the request reached the member (e.g. reset before write). */
+  | 'before-send'
+  /** Request (partly) sent, no response headers: safe to retry only idempotent requests. */
+  | 'before-response'
+  /** Response started: cannot be retried. */
+  | 'during-response';
+
+export class UpstreamError extends Error {
+  constructor(
+    message: string,
+    readonly phase: FailurePhase,
+    /** The connection was a reused idle one (a failure before any response byte may be a stale socket). */
+    readonly reusedConnection: boolean,
+    /** 'timeout' becomes 504, everything else 502. */
+    readonly kind: 'timeout' | 'protocol' | 'network' | 'refused' = 'network',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'UpstreamError';
+  }
+}
+
+export interface Transport {
+  /** Sends one request; resolves when response headers arrived. Rejects with UpstreamError. */
+  request(request: UpstreamRequest): Promise<UpstreamResponse>;
+  /** A cheap liveness probe on a fresh or pooled connection (AJP CPing/CPong); HTTP transports may omit it. */
+  ping?(timeoutMs: number): Promise<void>;
+  /** Closes idle connections and refuses new requests. */
+  close(): Promise<void>;
+}
