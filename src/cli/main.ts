@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// The `dayshift` executable: parses the command line and maps errors to exit codes.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/load.js';
+import { registerCommands } from './commands.js';
+import { CliError, colour, EXIT } from './output.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('dayshift')
+  .description('Release web applications in the middle of the working day, with no downtime.')
+  .version(pkg.version)
+  .showHelpAfterError()
+  .exitOverride();
+registerCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = report(err);
+}
+
+function report(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Help and version exit through here too, with code 0.
+    return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${colour.red('config error')}\n${err.message}\n`);
+    return EXIT.usage;
+  }
+  if (err instanceof CliError) {
+    process.stderr.write(`${colour.red('error:')} ${err.message}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`${colour.red('error:')} ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT.failed;
+}

@@ -1,0 +1,74 @@
+// What every command shares: --json or human output, tables, colours on a terminal, and exit codes.
+import { formatDuration } from '../config/units.js';
+
+/** Exit codes. Scripts can rely on them; they are listed in docs/cli.md. */
+export const EXIT = {
+  ok: 0,
+  /** Something failed at run time (a peer refused, a step failed). */
+  failed: 1,
+  /** Bad usage or bad input: flags, config file. Nothing was changed. */
+  usage: 2,
+  /** Refused by a safety rule (e.g. would leave a site with no live cluster); nothing was changed. */
+  refused: 3,
+  /** A wait ended at its deadline without the condition being met. */
+  timeout: 4,
+  /** The admin API could not be reached or rejected the token. */
+  unreachable: 5,
+} as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** An error that ends a command with a message and a specific exit code. */
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode: ExitCode = EXIT.failed, readonly details?: unknown) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+const useColour = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
+const paint = (code: number) => (text: string) => (useColour ? `\x1b[${code}m${text}\x1b[0m` : text);
+export const colour = { red: paint(31), green: paint(32), yellow: paint(33), blue: paint(34), dim: paint(2), bold: paint(1) };
+
+/** Colours the words operators scan for: states and health. */
+export function stateColour(state: string): string {
+  if (['live', 'ready', 'up', 'succeeded', 'ok', 'drained'].includes(state)) return colour.green(state);
+  if (['draining', 'standby', 'waiting', 'running', 'paused', 'unknown'].includes(state)) return colour.yellow(state);
+  if (['out', 'disabled', 'down', 'failed', 'aborted', 'refused'].includes(state)) return colour.red(state);
+  return state;
+}
+
+/** Renders rows as an aligned table; widths ignore colour codes. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
+  const cells = [headers.map((h) => colour.dim(h)), ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => visible(r[i] ?? ''))));
+  return cells
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - visible(c)))).join('  ').trimEnd())
+    .join('\n');
+}
+
+export function duration(ms: number | undefined): string {
+  return ms === undefined ? '-' : formatDuration(ms);
+}
+
+/** Prints a result: JSON when asked, else the human rendering. */
+export function emit<T>(json: boolean, value: T, human: (value: T) => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human(value)}\n`);
+}
+
+/** A progress line that rewrites itself on a terminal and prints plain lines otherwise. */
+export class Progress {
+  private last = '';
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
+  update(line: string): void {
+    if (line === this.last) return;
+    this.last = line;
+    if (this.stream.isTTY) this.stream.write(`\r\x1b[2K${line}`);
+    else this.stream.write(`${line}\n`);
+  }
+  done(line?: string): void {
+    if (this.stream.isTTY && this.last) this.stream.write('\r\x1b[2K');
+    if (line) this.stream.write(`${line}\n`);
+    this.last = '';
+  }
+}
