@@ -1,0 +1,66 @@
+// The built-in proxy as the control plane sees it. The control plane owns desired state and hands it
+// over with apply(); the proxy turns it into an immutable routing snapshot, swapped in atomically.
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { LoadedConfig } from '../config/load.js';
+import type { DesiredState } from '../control/state.js';
+import type { Health, MemberKey } from '../model.js';
+
+/** Counts by status class: index 0 = 1xx … 4 = 5xx. */
+export type StatusClassCounts = [number, number, number, number, number];
+
+export interface MemberStats {
+  key: MemberKey;
+  cluster: string;
+  id: string;
+  url: string;
+  health: Health;
+  /** Why the member is down (last check error, or passive ejection), when it is. */
+  healthReason?: string;
+  inFlight: number;
+  /** Requests answered by the member since start, by status class. */
+  responses: StatusClassCounts;
+  /** Exchanges that failed (connect error, timeout, reset): the proxy answered 502/504 or retried. */
+  failures: number;
+  /** Latency to response headers, milliseconds: cumulative histogram over LATENCY_BUCKETS_MS. */
+  latencyBuckets: number[];
+  latencySumMs: number;
+  openTunnels: number;
+}
+
+export interface SiteStats {
+  name: string;
+  /** Responses the proxy sent on this site, by status class. */
+  responses: StatusClassCounts;
+}
+
+export interface ProxyStats {
+  members: MemberStats[];
+  sites: SiteStats[];
+}
+
+/** Upper bounds (ms) of the latency histogram buckets; the last bucket is +Inf. */
+export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000] as const;
+
+/** Told about every request that carries a bound session, so drains can wait for sessions. */
+export interface SessionObserver {
+  seen(member: MemberKey, session: string, now: number): void;
+}
+
+export interface ProxyOptions {
+  config: LoadedConfig;
+  state: DesiredState;
+  logger: Logger;
+  sessions?: SessionObserver;
+}
+
+export interface ProxyHandle {
+  /** Swaps in a new snapshot: applies to the next request; requests in flight keep theirs. */
+  apply(config: LoadedConfig, state: DesiredState): void;
+  stats(): ProxyStats;
+  /** Closes the open upgrade tunnels of these members, `batch` at a time every `intervalMs`. */
+  closeTunnels(members: MemberKey[], options: { batch: number; intervalMs: number }): Promise<number>;
+  addresses(): { http: AddressInfo[]; https: AddressInfo[] };
+  /** Stops accepting, lets requests in flight finish within graceMs, then closes everything. */
+  close(graceMs: number): Promise<void>;
+}
