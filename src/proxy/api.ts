@@ -55,6 +55,8 @@ export interface ProxyOptions {
   state: DesiredState;
   logger: Logger;
   sessions?: SessionObserver;
+  /** Key for signing sticky cookies (cookie mode); else config cookie_secret, else a per-process key. */
+  cookieSecret?: string;
 }
 
 export interface ProxyHandle {
