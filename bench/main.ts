@@ -2,7 +2,8 @@
 // package, and through HAProxy and nginx when installed — same members, interleaved rounds, bounded
 // time. Two figures: peak throughput at fixed concurrency and latency at a fixed moderate rate (wrk,
 // paced by bench/pace.lua; else autocannon and its overallRate). Settings by environment: BENCH_ROUNDS (2), BENCH_SECONDS (5),
-// BENCH_CONNECTIONS (50), BENCH_RATE (2000), BENCH_MEMBERS (2).
+// BENCH_CONNECTIONS (50), BENCH_RATE (2000), BENCH_MEMBERS (2), BENCH_ENGINES=1 to add Dayshift on
+// node:http's client (the engine comparison).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -20,6 +21,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 2);
+/** Also run Dayshift with node:http's client as its engine (how undici was chosen). */
+const ENGINES = process.env.BENCH_ENGINES === '1';
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 interface Target {
@@ -179,8 +182,12 @@ async function main(): Promise<void> {
     const members = await spawnNode<{ ports: number[] }>('members.js', [String(MEMBERS)]);
     const ports = members.info.ports;
     const targets: Target[] = [{ name: 'direct', port: ports[0]!, stop: () => Promise.resolve() }];
-    const dayshift = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(',')]);
+    const dayshift = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'undici']);
     targets.push({ name: 'dayshift', port: dayshift.info.port, stop: () => stopChild(dayshift.child) });
+    if (ENGINES) {
+      const nodeHttp = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'node-http']);
+      targets.push({ name: 'ds-nodehttp', port: nodeHttp.info.port, stop: () => stopChild(nodeHttp.child) });
+    }
     const hp = await spawnNode<{ port: number }>('http-proxy-server.js', [ports.join(',')]);
     targets.push({ name: 'http-proxy', port: hp.info.port, stop: () => stopChild(hp.child) });
     if (haproxy) targets.push(await startHaproxy(haproxy, ports, dir));
