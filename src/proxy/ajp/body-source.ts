@@ -7,7 +7,12 @@ export class BodySource {
   private leftover: Buffer | null = null;
   private finished = false;
 
-  constructor(private readonly stream: Readable) {}
+  private failure: Error | null = null;
+
+  constructor(private readonly stream: Readable) {
+    // We consume this stream, so its errors are ours to handle (reported by the next take()).
+    stream.on('error', (err) => (this.failure ??= err));
+  }
 
   /** Up to `max` bytes, or null when the body has ended. Rejects when the stream fails or is destroyed. */
   async take(max: number): Promise<Buffer | null> {
@@ -28,7 +33,7 @@ export class BodySource {
         this.finished = true;
         return null;
       }
-      if (this.stream.errored) throw this.stream.errored;
+      if (this.failure ?? this.stream.errored) throw this.failure ?? this.stream.errored;
       if (this.stream.destroyed) throw new Error('the request body was aborted');
       await this.readable();
     }

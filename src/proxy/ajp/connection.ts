@@ -81,24 +81,34 @@ export class AjpConnection {
     options: { packetSize: number; connectTimeoutMs: number; signal?: AbortSignal; onClose: (connection: AjpConnection) => void },
   ): Promise<AjpConnection> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port, signal: options.signal });
-      const timer = options.connectTimeoutMs > 0
-        ? setTimeout(() => {
-            socket.destroy();
-            reject(new UpstreamError(`connect to ajp://${host}:${port} timed out after ${options.connectTimeoutMs} ms`, 'connect', false, 'timeout'));
-          }, options.connectTimeoutMs)
-        : undefined;
-      const onError = (err: NodeJS.ErrnoException): void => {
+      // The signal is watched only while connecting: the socket outlives this request in the pool.
+      const socket = connect({ host, port });
+      const settle = (err: UpstreamError | null): void => {
         clearTimeout(timer);
-        const kind = err.code === 'ECONNREFUSED' ? 'refused' : err.name === 'AbortError' ? 'timeout' : 'network';
-        reject(new UpstreamError(`connect to ajp://${host}:${port} failed: ${err.message}`, 'connect', false, kind, { cause: err }));
-      };
-      socket.once('error', onError);
-      socket.once('connect', () => {
-        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
         socket.off('error', onError);
-        resolve(new AjpConnection(socket, options.packetSize, options.onClose));
-      });
+        if (!err) {
+          resolve(new AjpConnection(socket, options.packetSize, options.onClose));
+          return;
+        }
+        socket.destroy();
+        reject(err);
+      };
+      const timer = options.connectTimeoutMs > 0
+        ? setTimeout(() => settle(new UpstreamError(`connect to ajp://${host}:${port} timed out after ${options.connectTimeoutMs} ms`, 'connect', false, 'timeout')), options.connectTimeoutMs)
+        : undefined;
+      const onAbort = (): void => settle(abortError(options.signal!, 'connect', false));
+      const onError = (err: NodeJS.ErrnoException): void => {
+        const kind = err.code === 'ECONNREFUSED' ? 'refused' : 'network';
+        settle(new UpstreamError(`connect to ajp://${host}:${port} failed: ${err.message}`, 'connect', false, kind, { cause: err }));
+      };
+      if (options.signal?.aborted) {
+        onAbort();
+        return;
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      socket.once('error', onError);
+      socket.once('connect', () => settle(null));
     });
   }
 
