@@ -130,6 +130,28 @@ export class AjpTransport implements Transport {
   }
 }
 
+/** The proxy-wide transport settings an AJP member uses (timeouts and limits from the config). */
+export interface AjpProxySettings {
+  connectTimeoutMs: number;
+  firstByteTimeoutMs: number;
+  idleTimeoutMs: number;
+  poolIdle: number;
+  poolMax: number;
+}
+
+/** Options for one member: its own secret and packet_size, the proxy's timeouts and pool limits. */
+export function ajpOptionsFromMember(member: { secret?: string; packet_size: number }, settings: AjpProxySettings): AjpTransportOptions {
+  return {
+    secret: member.secret,
+    packetSize: member.packet_size,
+    connectTimeoutMs: settings.connectTimeoutMs,
+    firstByteTimeoutMs: settings.firstByteTimeoutMs,
+    idleTimeoutMs: settings.idleTimeoutMs,
+    maxConnections: settings.poolMax,
+    maxIdle: settings.poolIdle,
+  };
+}
+
 /** Factory for `ajp://host[:port]` member URLs (port 8009 when omitted). */
 export function createAjpTransport(url: URL, options: AjpTransportOptions = {}): AjpTransport {
   if (url.protocol !== 'ajp:') throw new TypeError(`not an ajp:// URL: ${url.href}`);
