@@ -203,7 +203,7 @@ test('AJP transport against real Tomcat 10', async (t) => {
   });
 
   await t.test('connections are reused across requests, CPinged before reuse', async () => {
-    const ajp = open(t1);
+    const ajp = open(t1, { cpingAfterIdleMs: 0 });
     for (let i = 0; i < 5; i++) await readAll((await ajp.request(upstreamRequest({ method: i % 2 ? 'POST' : 'GET', body: i % 2 ? generatedBody(20_000).stream : null, contentLength: i % 2 ? 20_000 : undefined }))).body);
     const stats = ajp.stats();
     assert.equal(stats.opened, 1);

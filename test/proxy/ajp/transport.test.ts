@@ -261,7 +261,7 @@ test('an idle connection that does not answer CPing is dropped and the request g
         conn.socket.write(payload[0] === 10 ? CPONG : ok());
       }
     },
-    { cpingTimeoutMs: 200 },
+    { cpingTimeoutMs: 200, cpingAfterIdleMs: 0 },
     async (transport) => {
       await readAll((await transport.request(upstreamRequest())).body);
       const res = await transport.request(upstreamRequest());
