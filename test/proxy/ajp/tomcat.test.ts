@@ -102,6 +102,13 @@ test('AJP transport against real Tomcat 10', async (t) => {
     await readAll(unavailable.body);
   });
 
+  await t.test('a method without an AJP code goes as a stored method and reaches Tomcat by name', async () => {
+    const res = await ajp1.request(upstreamRequest({ method: 'PATCH' }));
+    // JSPs allow only GET, POST and HEAD: the 405 shows Tomcat saw PATCH, not some other method.
+    assert.equal(res.status, 405);
+    assert.match((await readAll(res.body)).toString(), /JSPs only permit GET, POST or HEAD/);
+  });
+
   await t.test('an application 403 is a response, not mistaken for a refused secret', async () => {
     const res = await ajp1.request(upstreamRequest({ path: '/echo.jsp?status=403' }));
     assert.equal(res.status, 403);
