@@ -39,6 +39,9 @@ interface Exchange {
   reject: (err: UpstreamError) => void;
   response: ResponseBody | null;
   body: BodySource | null;
+  /** The request body's declared length, and what was sent of it so far. */
+  bodyLength: number | undefined;
+  bodySent: number;
   /** A body chunk is being read from the client: the socket is not between packets on our side. */
   bodySending: boolean;
   firstByteTimer: NodeJS.Timeout | undefined;
@@ -171,6 +174,8 @@ export class AjpConnection {
         reject,
         response: null,
         body: body ? new BodySource(body.stream) : null,
+        bodyLength: body?.contentLength,
+        bodySent: 0,
         bodySending: false,
         firstByteTimer: undefined,
         held: null,
@@ -186,9 +191,10 @@ export class AjpConnection {
       this.socket.write(packet, (err) => {
         if (err || this.exchange !== ex) return;
         if (ex.phase === 'sending') ex.phase = 'waiting';
-        if (options.firstByteTimeoutMs > 0 && ex.phase === 'waiting') {
+        // Headers may already be in (and held, for a 403): then there is nothing to time.
+        if (options.firstByteTimeoutMs > 0 && ex.phase === 'waiting' && !ex.held) {
           ex.firstByteTimer = setTimeout(() => {
-            if (this.exchange === ex && ex.phase === 'waiting') {
+            if (this.exchange === ex && ex.phase === 'waiting' && !ex.held) {
               this.fail('timeout', `no response headers from the member within ${options.firstByteTimeoutMs} ms`);
             }
           }, options.firstByteTimeoutMs);
@@ -307,10 +313,16 @@ export class AjpConnection {
         if (this.exchange !== ex) return;
         ex.bodySending = false;
         if (data === null) {
+          if (ex.bodyLength !== undefined && ex.bodySent < ex.bodyLength) {
+            // Tomcat would take the short body for the whole one: the application must not see it.
+            this.fail('network', `the request body ended after ${ex.bodySent} of its ${ex.bodyLength} bytes`);
+            return;
+          }
           ex.body = null;
           this.socket.write(END_OF_BODY);
           return;
         }
+        ex.bodySent += data.length;
         this.socket.cork();
         for (const part of encodeBodyChunk(data)) this.socket.write(part);
         this.socket.uncork();

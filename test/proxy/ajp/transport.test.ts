@@ -537,3 +537,20 @@ test('ping() is CPing/CPong; a connector that never answers fails it within the 
     },
   );
 });
+
+test('a body shorter than its Content-Length fails the exchange instead of ending it early', async () => {
+  await withContainer(
+    async (conn) => {
+      await conn.next();
+      await conn.next();
+      conn.socket.write(getBodyChunk(8186));
+      await conn.next();
+    },
+    {},
+    async (transport) => {
+      const res = transport.request(upstreamRequest({ method: 'POST', body: generatedBody(1000).stream, contentLength: 5000 }));
+      await assert.rejects(res, isUpstreamError('before-response', 'network', /ended after 1000 of its 5000 bytes/));
+      assert.equal(transport.stats().open, 0);
+    },
+  );
+});
