@@ -1,6 +1,7 @@
 // The Transport for ajp:// members: turns an UpstreamRequest into an AJP13 Forward Request on a pooled
 // connection. Register it for "ajp:" with createAjpTransport.
 import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../transport.js';
+import type { TransportFactory, TransportSettings } from '../transports.js';
 import type { ForwardRequest } from './encoder.js';
 import { AjpPool, type PoolStats } from './pool.js';
 import { DEFAULT_PACKET_SIZE, MAX_PACKET_SIZE, MIN_PACKET_SIZE } from './protocol.js';
@@ -134,17 +135,8 @@ export class AjpTransport implements Transport {
   }
 }
 
-/** The proxy-wide transport settings an AJP member uses (timeouts and limits from the config). */
-export interface AjpProxySettings {
-  connectTimeoutMs: number;
-  firstByteTimeoutMs: number;
-  idleTimeoutMs: number;
-  poolIdle: number;
-  poolMax: number;
-}
-
 /** Options for one member: its own secret and packet_size, the proxy's timeouts and pool limits. */
-export function ajpOptionsFromMember(member: { secret?: string; packet_size: number }, settings: AjpProxySettings): AjpTransportOptions {
+export function ajpOptionsFromMember(member: { secret?: string; packet_size: number }, settings: TransportSettings): AjpTransportOptions {
   return {
     secret: member.secret,
     packetSize: member.packet_size,
@@ -162,3 +154,6 @@ export function createAjpTransport(url: URL, options: AjpTransportOptions = {}):
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   return new AjpTransport(host, url.port === '' ? DEFAULT_AJP_PORT : Number(url.port), options);
 }
+
+/** For the proxy's transport registry: `registerTransport('ajp:', ajpTransportFactory)`. */
+export const ajpTransportFactory: TransportFactory = (url, member, settings) => createAjpTransport(url, ajpOptionsFromMember(member, settings));
