@@ -49,7 +49,8 @@ test('ajp:// members through the built-in proxy', async (t) => {
         ],
       },
     },
-    health: { interval: '200ms', timeout: '1s', rise: 1, fall: 1 },
+    // A generous CPing timeout: a live Tomcat on a loaded machine must not flap down mid-test.
+    health: { interval: '200ms', timeout: '5s', rise: 1, fall: 1 },
     sites: {
       public: {
         hosts: ['example.com'],

@@ -307,13 +307,17 @@ test('Tomcat\'s numeric status message is replaced by the reason phrase; Set-Coo
 });
 
 test('an oversized packet fails that exchange as a protocol error; a concurrent exchange is unaffected', async () => {
+  let badClosed: () => void = () => undefined;
+  const badIsClosed = new Promise<void>((resolve) => (badClosed = resolve));
   await withContainer(
     async (conn) => {
       const forward = decodeForwardRequest(await conn.next());
-      if (forward.uri === '/bad') conn.socket.write(Buffer.from([0x41, 0x42, 0xff, 0x00, 4]));
-      else {
-        // Answer only once the bad exchange has failed, so both really are in flight together.
-        await new Promise((resolve) => setTimeout(resolve, 0));
+      if (forward.uri === '/bad') {
+        conn.socket.once('close', badClosed);
+        conn.socket.write(Buffer.from([0x41, 0x42, 0xff, 0x00, 4]));
+      } else {
+        // Answer only once the proxy has closed the bad connection: both exchanges were in flight together.
+        await badIsClosed;
         conn.socket.write(ok('good'));
       }
     },
