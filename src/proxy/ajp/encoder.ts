@@ -2,7 +2,6 @@
 // Strings go out as latin1, the byte-per-character form Node gives HTTP header values and targets.
 import {
   ATTR,
-  MAX_PACKET_SIZE,
   METHOD_CODES,
   METHOD_STORED,
   NULL_STRING_LENGTH,
@@ -144,7 +143,6 @@ export function encodeForwardRequest(request: ForwardRequest, packetSize: number
 /** One request body packet; an empty `data` is the end-of-body packet. `data` must fit maxRequestChunk. */
 export function encodeBodyChunk(data: Buffer): Buffer[] {
   if (data.length === 0) return [END_OF_BODY];
-  if (data.length > MAX_PACKET_SIZE) throw new AjpEncodeError('body chunk larger than any AJP packet');
   const head = Buffer.allocUnsafe(PACKET_HEADER_SIZE + 2);
   head.writeUInt16BE(TO_CONTAINER_MAGIC, 0);
   head.writeUInt16BE(data.length + 2, 2);

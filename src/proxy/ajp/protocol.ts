@@ -48,10 +48,8 @@ export const RESPONSE_HEADER_NAMES: readonly string[] = [
 ];
 export const RESPONSE_HEADER_CODE_BASE = 0xa001;
 
-/** Forward Request attribute codes. */
+/** Forward Request attribute codes Dayshift sends (context, servlet_path, remote_user, auth_type are not used). */
 export const ATTR = {
-  remoteUser: 0x03,
-  authType: 0x04,
   queryString: 0x05,
   route: 0x06,
   sslCert: 0x07,
