@@ -1,6 +1,7 @@
 // AJP benchmark: the AJP transport against plain HTTP to the same Tomcat, and (when Apache httpd is
 // installed) httpd's mod_proxy_ajp against a minimal Node front end over the AJP transport.
-// Bounded in time and count. Usage: node dist/bench/ajp.js [--seconds 2] [--rounds 3] [--concurrency 8]
+// Bounded in time and count. Usage: node dist/bench/ajp.js [--seconds 2] [--rounds 3] [--concurrency 8],
+// or runAjpBench() from a bench runner.
 // Scenarios run in alternating rounds and the median is printed: the machine is shared, and a slow
 // minute must not land on one scenario only.
 import { spawn } from 'node:child_process';
@@ -10,25 +11,23 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { createAjpTransport, type AjpTransport } from '../src/proxy/ajp/transport.js';
 import { findExecutable } from '../test/support/peers.js';
 import { freePort, httpStatus, startTomcat, type Tomcat } from '../test/support/tomcat.js';
 
-const { values: args } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '3' },
-    concurrency: { type: 'string', default: '8' },
-    // Internal: run only the Node front end (a child process, so it does not share the client's CPU).
-    front: { type: 'string' },
-    secret: { type: 'string' },
-  },
-});
-const SECONDS = Number(args.seconds);
-const ROUNDS = Number(args.rounds);
-const CONCURRENCY = Number(args.concurrency);
+export interface AjpBenchOptions {
+  /** Seconds per measured run (default 2). */
+  seconds?: number;
+  /** Alternating rounds over all scenarios; the median is printed (default 3). */
+  rounds?: number;
+  /** Requests in flight (default 8). */
+  concurrency?: number;
+}
+
+const settings = { seconds: 2, rounds: 3, concurrency: 8 };
 /** A cap on requests per run, whatever the duration. */
 const MAX_REQUESTS = 500_000;
 const PATHS = ['/index.html', '/big.jsp?size=65536'];
@@ -40,14 +39,14 @@ interface Result {
   rps: number;
 }
 
-/** Runs `one` from CONCURRENCY workers for SECONDS (after 1 s of warm-up when `warm`). */
+/** Runs `one` from settings.concurrency workers for settings.seconds (after 1 s of warm-up when `warm`). */
 async function measure(one: () => Promise<void>, warm: boolean): Promise<Result> {
   const run = async (ms: number): Promise<{ requests: number; errors: number }> => {
     const end = Date.now() + ms;
     let requests = 0;
     let errors = 0;
     await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
+      Array.from({ length: settings.concurrency }, async () => {
         while (Date.now() < end && requests + errors < MAX_REQUESTS) {
           try {
             await one();
@@ -62,12 +61,12 @@ async function measure(one: () => Promise<void>, warm: boolean): Promise<Result>
   };
   if (warm) await run(1000);
   const started = Date.now();
-  const { requests, errors } = await run(SECONDS * 1000);
+  const { requests, errors } = await run(settings.seconds * 1000);
   return { requests, errors, rps: requests / ((Date.now() - started) / 1000) };
 }
 
 function httpClient(port: number): { pool: Pool; get: (path: string) => Promise<void> } {
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CONCURRENCY });
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: settings.concurrency });
   return {
     pool,
     get: async (path) => {
@@ -95,8 +94,8 @@ function ajpGet(transport: AjpTransport, path: string): Promise<void> {
 }
 
 /** The smallest HTTP front end over the AJP transport: what the Dayshift proxy does, minus routing. */
-async function serveFront(ajpPort: number, secret: string): Promise<void> {
-  const transport = createAjpTransport(new URL(`ajp://127.0.0.1:${ajpPort}`), { secret, maxConnections: CONCURRENCY });
+async function serveFront(ajpPort: number, secret: string, concurrency: number): Promise<void> {
+  const transport = createAjpTransport(new URL(`ajp://127.0.0.1:${ajpPort}`), { secret, maxConnections: concurrency });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const headers: [string, string][] = [];
     for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
@@ -128,7 +127,7 @@ async function serveFront(ajpPort: number, secret: string): Promise<void> {
 }
 
 async function startFront(tomcat: Tomcat): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [process.argv[1]!, '--front', String(tomcat.ajpPort), '--secret', tomcat.secret, '--concurrency', String(CONCURRENCY)], {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--front', String(tomcat.ajpPort), '--secret', tomcat.secret, '--concurrency', String(settings.concurrency)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -200,7 +199,9 @@ interface Scenario {
   against?: string;
 }
 
-async function main(): Promise<void> {
+/** Runs the whole comparison and prints it; starts and stops its own Tomcat (and httpd). */
+export async function runAjpBench(options: AjpBenchOptions = {}): Promise<void> {
+  Object.assign(settings, options);
   if (!findExecutable('catalina.sh', ['/usr/share/tomcat10/bin'])) {
     console.error('bench/ajp: Tomcat not installed (apt-get install tomcat10 openjdk-17-jre-headless); skipped');
     return;
@@ -208,8 +209,8 @@ async function main(): Promise<void> {
   const tomcat = await startTomcat({ jvmRoute: 'bench' });
   const ajpUrl = new URL(`ajp://127.0.0.1:${tomcat.ajpPort}`);
   const direct = httpClient(tomcat.httpPort);
-  const ajpEveryReuse = createAjpTransport(ajpUrl, { secret: tomcat.secret, maxConnections: CONCURRENCY, cpingAfterIdleMs: 0 });
-  const ajp = createAjpTransport(ajpUrl, { secret: tomcat.secret, maxConnections: CONCURRENCY });
+  const ajpEveryReuse = createAjpTransport(ajpUrl, { secret: tomcat.secret, maxConnections: settings.concurrency, cpingAfterIdleMs: 0 });
+  const ajp = createAjpTransport(ajpUrl, { secret: tomcat.secret, maxConnections: settings.concurrency });
   const front = await startFront(tomcat);
   const viaNode = httpClient(front.port);
   const httpd = await startHttpd(tomcat).catch((err: Error) => {
@@ -225,11 +226,11 @@ async function main(): Promise<void> {
   if (viaHttpd) scenarios.push({ name: 'HTTP -> httpd mod_proxy_ajp -> Tomcat', run: viaHttpd.get });
   scenarios.push({ name: 'HTTP -> Node + AJP transport -> Tomcat', run: viaNode.get, against: viaHttpd ? 'HTTP -> httpd mod_proxy_ajp -> Tomcat' : 'HTTP/1.1 direct (undici)' });
   try {
-    console.log(`AJP vs HTTP to one Tomcat 10: ${CONCURRENCY} concurrent, median of ${ROUNDS} alternating runs of ${SECONDS} s`);
+    console.log(`AJP vs HTTP to one Tomcat 10: ${settings.concurrency} concurrent, median of ${settings.rounds} alternating runs of ${settings.seconds} s`);
     for (const path of PATHS) {
       console.log(`\nGET ${path}`);
       const results = new Map<string, Result[]>(scenarios.map((s) => [s.name, []]));
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0; round < settings.rounds; round++) {
         for (const scenario of scenarios) results.get(scenario.name)!.push(await measure(() => scenario.run(path), round === 0));
       }
       const median = (name: string): Result => {
@@ -247,5 +248,18 @@ async function main(): Promise<void> {
   }
 }
 
-if (args.front) await serveFront(Number(args.front), args.secret ?? '');
-else await main();
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '3' },
+      concurrency: { type: 'string', default: '8' },
+      // Internal: run only the Node front end (a child process, so it does not share the client's CPU).
+      front: { type: 'string' },
+      secret: { type: 'string' },
+    },
+  });
+  const concurrency = Number(values.concurrency);
+  if (values.front) await serveFront(Number(values.front), values.secret ?? '', concurrency);
+  else await runAjpBench({ seconds: Number(values.seconds), rounds: Number(values.rounds), concurrency });
+}
