@@ -1,5 +1,5 @@
 // The Transport for ajp:// members: turns an UpstreamRequest into an AJP13 Forward Request on a pooled
-// connection. Register it for "ajp:" with createAjpTransport.
+// connection. The proxy registers it with registerTransport('ajp:', ajpTransportFactory).
 import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../transport.js';
 import type { TransportFactory, TransportSettings } from '../transports.js';
 import type { ForwardRequest } from './encoder.js';
