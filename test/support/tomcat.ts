@@ -4,6 +4,7 @@
 // ready when the AJP connector answers CPing with CPong and the app answers HTTP 200; stopped by PID.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { connect, createServer } from 'node:net';
@@ -87,7 +88,16 @@ export async function startTomcat(options: TomcatOptions): Promise<Tomcat> {
   child.stderr?.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let gone = false;
-  void exited.then(() => (gone = true));
+  // If the test process dies without stopping it (a crash, an uncaught error), the JVM must not outlive it.
+  const killOnExit = (): void => {
+    if (!gone) child.kill('SIGKILL');
+    rmSync(base, { recursive: true, force: true });
+  };
+  process.once('exit', killOnExit);
+  void exited.then(() => {
+    gone = true;
+    process.off('exit', killOnExit);
+  });
 
   const stopWith = async (signal: NodeJS.Signals): Promise<void> => {
     if (!gone) child.kill(signal);
