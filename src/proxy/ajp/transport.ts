@@ -1,5 +1,5 @@
 // The Transport for ajp:// members: turns an UpstreamRequest into an AJP13 Forward Request on a pooled
-// connection. The proxy registers it with registerTransport('ajp:', ajpTransportFactory).
+// connection. The proxy's transport table (src/proxy/transports.ts) uses it for ajp:// members.
 import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../transport.js';
 import type { TransportFactory, TransportSettings } from '../transports.js';
 import type { ForwardRequest } from './encoder.js';
@@ -155,5 +155,5 @@ export function createAjpTransport(url: URL, options: AjpTransportOptions = {}):
   return new AjpTransport(host, url.port === '' ? DEFAULT_AJP_PORT : Number(url.port), options);
 }
 
-/** For the proxy's transport registry: `registerTransport('ajp:', ajpTransportFactory)`. */
+/** For the proxy's transport table (src/proxy/transports.ts). */
 export const ajpTransportFactory: TransportFactory = (url, member, settings) => createAjpTransport(url, ajpOptionsFromMember(member, settings));
