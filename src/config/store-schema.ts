@@ -32,7 +32,7 @@ const etcdStoreSchema = z
     auth: z.strictObject({ username: z.string().min(1), password: z.string() }).optional(),
     /** How long start-up waits for a first answer from etcd. */
     dial_timeout: duration.default(5000),
-    /** Deadline of each call to etcd; a call fails with a clear error after at most about twice this. */
+    /** Deadline of each try of a call to etcd; with two retries on other endpoints, a call fails with a clear error after at most about 3× this. */
     request_timeout: duration.default(2000),
     /**
      * TTL of the leases behind published live figures and the release lock: how long a dead instance

@@ -31,7 +31,7 @@ export interface EtcdStoreOptions {
   auth?: { username: string; password: string };
   /** How long open() waits for a first answer from etcd. */
   dialTimeoutMs?: number;
-  /** Deadline of each call to etcd; with one retry on another endpoint a call fails after about twice this. */
+  /** Deadline of each try; with two retries on other endpoints, a call fails after at most about 3× this. */
   requestTimeoutMs?: number;
   /** When set, the TTL (seconds) of every lease, instead of the one callers ask for. */
   leaseTtlSeconds?: number;
@@ -39,6 +39,8 @@ export interface EtcdStoreOptions {
 
 const DEFAULT_DIAL_TIMEOUT_MS = 5000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 2000;
+/** Retries of a failed call (on other endpoints) by the etcd3 client. */
+const RETRIES = 2;
 /** Longest pause between watch reconnection attempts, which bounds how late a resync comes after etcd returns. */
 const WATCH_MAX_BACKOFF_MS = 2000;
 
@@ -245,9 +247,9 @@ export class EtcdStore implements Store {
     return Math.max(1, Math.ceil(this.options.leaseTtlSeconds ?? requested));
   }
 
-  /** Time a whole operation may take: the client retries once on another endpoint, each try with a deadline. */
+  /** Time a whole operation may take: every try has a deadline, and the client retries on other endpoints. */
   private callBudget(steps = 1): number {
-    return steps * (2 * this.requestTimeoutMs + 500);
+    return steps * ((RETRIES + 1) * this.requestTimeoutMs + 500);
   }
 
   private kvKey(key: string): string {
@@ -309,8 +311,9 @@ function clientOptions(options: EtcdStoreOptions, requestTimeoutMs: number): IOp
     // Unary calls get a deadline; streams (watch, lease keep-alive) live on and reconnect by themselves.
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
     faultHandling: {
-      // One retry, on another endpoint: enough to step over a member that just died.
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: 1 }),
+      // Two retries, each on another endpoint: a member that just died fails at once, and a survivor
+      // waiting for a new leader (about 1 s after a crash) answers by the last try.
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: RETRIES }),
       // A failing endpoint is skipped for a second, then tried again: etcd coming back is noticed quickly.
       host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
       // etcd3 types this as a backoff step and calls next() on it for each reconnection.
@@ -359,5 +362,6 @@ function describeHolder(text: string): string {
 function explain(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   if (err.name === 'BrokenCircuitError' || /circuit/i.test(err.message)) return 'every endpoint failed recently (circuit breaker open; retried after 1 s)';
-  return `${err.name}: ${err.message}`;
+  // etcd3's error classes keep the name "Error"; the class name says more (GRPCUnavailableError...).
+  return `${err.constructor.name}: ${err.message}`;
 }

@@ -30,8 +30,12 @@ export interface Store {
   put(key: string, value: unknown, options?: PutOptions): Promise<number>;
   delete(key: string): Promise<void>;
   list<T>(prefix: string): Promise<Versioned<T>[]>;
-  /** Calls back on every change under prefix (value undefined = deleted), from this or another process. */
-  watch(prefix: string, onChange: (key: string, value: unknown) => void): Unsubscribe;
+  /**
+   * Calls back on every change under prefix (value undefined = deleted), from this or another process.
+   * `onResync` is called after the store was out of reach and the watch is live again: changes may have
+   * been missed, so the caller reloads what it needs with list().
+   */
+  watch(prefix: string, onChange: (key: string, value: unknown) => void, onResync?: () => void): Unsubscribe;
   /**
    * Writes a value that disappears when this process stops renewing it (an etcd lease, or an expiry
    * time in the file store). Used for each instance's live figures.
