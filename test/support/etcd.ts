@@ -1,11 +1,13 @@
 // A real etcd (Debian etcd-server) for tests: one node or a 3-member cluster on loopback, ports chosen at
 // run time, own data directories, in the foreground as child processes of the test, stopped by PID.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { findExecutable } from './peers.js';
 
 const READY_TIMEOUT_MS = 30_000;
@@ -35,6 +37,34 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** PEM files of a throw-away CA, a server certificate for 127.0.0.1 and a client certificate. */
+export interface TestCertificates {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+/** Makes a CA, a server certificate (IP 127.0.0.1) and a client certificate with openssl, in dir. */
+export async function makeTestCertificates(openssl: string, dir: string): Promise<TestCertificates> {
+  const run = (...args: string[]) => promisify(execFile)(openssl, args, { cwd: dir });
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run('req', '-x509', ...key, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=dayshift test CA');
+  for (const [name, usage] of [['server', 'serverAuth'], ['client', 'clientAuth']] as const) {
+    await writeFile(join(dir, `${name}.ext`), `subjectAltName=IP:127.0.0.1\nextendedKeyUsage=${usage}\n`);
+    await run('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=dayshift-test-${name}`);
+    await run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+  }
+  const at = (file: string) => join(dir, file);
+  return { ca: at('ca.pem'), serverCert: at('server.pem'), serverKey: at('server.key'), clientCert: at('client.pem'), clientKey: at('client.key') };
+}
+
+export interface EtcdStartOptions {
+  /** Serve clients over https with these certificates and require client certificates. */
+  tls?: TestCertificates;
+}
+
 interface Member {
   name: string;
   clientPort: number;
@@ -50,17 +80,22 @@ export class EtcdCluster {
     readonly dir: string,
     private readonly members: Member[],
     private readonly token: string,
+    private readonly tls?: TestCertificates,
   ) {}
 
+  private get scheme(): string {
+    return this.tls ? 'https' : 'http';
+  }
+
   /** Starts `size` members (1 or 3) and waits until the cluster answers /health. */
-  static async start(binary: string, size = 1): Promise<EtcdCluster> {
+  static async start(binary: string, size = 1, options: EtcdStartOptions = {}): Promise<EtcdCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'dayshift-etcd-'));
     const members: Member[] = [];
     for (let i = 1; i <= size; i++) {
       members.push({ name: `n${i}`, clientPort: await freePort(), peerPort: await freePort(), dataDir: join(dir, `n${i}.data`) });
     }
     // A fresh token per run: members of an earlier run can never join this one.
-    const cluster = new EtcdCluster(binary, dir, members, `dayshift-test-${randomBytes(6).toString('hex')}`);
+    const cluster = new EtcdCluster(binary, dir, members, `dayshift-test-${randomBytes(6).toString('hex')}`, options.tls);
     try {
       for (const member of members) cluster.spawnMember(member);
       await Promise.all(members.map((m) => cluster.waitHealthy(m)));
@@ -73,7 +108,7 @@ export class EtcdCluster {
 
   /** Client URLs of every member, for the store's `endpoints`. */
   get endpoints(): string[] {
-    return this.members.map((m) => `http://127.0.0.1:${m.clientPort}`);
+    return this.members.map((m) => `${this.scheme}://127.0.0.1:${m.clientPort}`);
   }
 
   get memberNames(): string[] {
@@ -122,7 +157,7 @@ export class EtcdCluster {
   }
 
   private spawnMember(member: Member): void {
-    const client = `http://127.0.0.1:${member.clientPort}`;
+    const client = `${this.scheme}://127.0.0.1:${member.clientPort}`;
     const peer = `http://127.0.0.1:${member.peerPort}`;
     const initialCluster = this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
     const child = spawn(
@@ -140,6 +175,9 @@ export class EtcdCluster {
         '--logger', 'zap',
         '--log-outputs', join(this.dir, `${member.name}.log`),
         '--log-level', 'warn',
+        ...(this.tls
+          ? ['--cert-file', this.tls.serverCert, '--key-file', this.tls.serverKey, '--trusted-ca-file', this.tls.ca, '--client-cert-auth']
+          : []),
       ],
       { stdio: 'ignore' },
     );
@@ -154,8 +192,7 @@ export class EtcdCluster {
       const child = member.child;
       if (!child || child.exitCode !== null) throw new Error(`etcd member ${member.name} exited during start-up (log: ${join(this.dir, `${member.name}.log`)})`);
       try {
-        const response = await fetch(`http://127.0.0.1:${member.clientPort}/health`, { signal: AbortSignal.timeout(2000) });
-        const body = (await response.json()) as { health?: string };
+        const body = JSON.parse(await this.getHealth(member.clientPort)) as { health?: string };
         if (body.health === 'true') return;
         last = JSON.stringify(body);
       } catch (err) {
@@ -164,5 +201,23 @@ export class EtcdCluster {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     throw new Error(`etcd member ${member.name} not healthy after ${READY_TIMEOUT_MS} ms: ${last}`);
+  }
+
+  private async getHealth(port: number): Promise<string> {
+    if (!this.tls) {
+      const response = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+      return response.text();
+    }
+    const [ca, cert, key] = await Promise.all([this.tls.ca, this.tls.clientCert, this.tls.clientKey].map((f) => readFile(f)));
+    return new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/health', ca, cert, key, timeout: 2000 }, (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve(body));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
   }
 }
