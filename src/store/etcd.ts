@@ -7,8 +7,9 @@
 // StoreUnavailableError naming the endpoints and the operation: a caller never waits forever.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
 import { Etcd3, EtcdLeaseInvalidError, isRecoverableError, type IKeyValue, type IOptions, type Lease, type Watcher } from 'etcd3';
 import {
   LockHeldError,
@@ -39,6 +40,7 @@ export interface EtcdStoreOptions {
 
 const DEFAULT_DIAL_TIMEOUT_MS = 5000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 2000;
+const DIAL_RETRY_PAUSE_MS = 200;
 /** Retries of a failed call (on other endpoints) by the etcd3 client. */
 const RETRIES = 2;
 /** Longest pause between watch reconnection attempts, which bounds how late a resync comes after etcd returns. */
@@ -68,19 +70,29 @@ export class EtcdStore implements Store {
     this.client = new Etcd3(clientOptions(options, this.requestTimeoutMs));
   }
 
-  /** Connects and checks that etcd answers within the dial timeout. */
+  /** Connects, trying again until etcd answers or the dial timeout has passed. */
   static async open(options: EtcdStoreOptions): Promise<EtcdStore> {
     const store = new EtcdStore(options);
     const dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
-    try {
-      await store.call('connect', dialTimeoutMs, () =>
-        store.client.get(`${store.root}kv/`).options({ deadline: Date.now() + dialTimeoutMs }).exec(),
-      );
-    } catch (err) {
-      await store.close();
-      throw err;
+    const end = Date.now() + dialTimeoutMs;
+    for (;;) {
+      const left = Math.max(1, end - Date.now());
+      try {
+        await store.call(`connect (dial timeout ${dialTimeoutMs} ms)`, left, () =>
+          store.client.get(`${store.root}kv/`).options({ deadline: Date.now() + Math.min(left, store.requestTimeoutMs) }).exec(),
+        );
+        return store;
+      } catch (err) {
+        // Refusals (a member just restarting, a connection in back-off) are worth another try; an
+        // answer such as "authentication failed" or "permission denied" is not.
+        const retryable = err instanceof StoreUnavailableError && (err.cause === undefined || isRecoverable(err.cause));
+        if (!retryable || Date.now() + DIAL_RETRY_PAUSE_MS >= end) {
+          await store.close();
+          throw err;
+        }
+        await delay(DIAL_RETRY_PAUSE_MS);
+      }
     }
-    return store;
   }
 
   get description(): string {
@@ -308,6 +320,16 @@ class EtcdLock implements StoreLock {
 function clientOptions(options: EtcdStoreOptions, requestTimeoutMs: number): IOptions {
   const result: IOptions = {
     hosts: options.endpoints,
+    grpcOptions: {
+      // gRPC's reconnection back-off grows to 2 minutes by default: cap it so that a member coming back
+      // is used again within seconds.
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': WATCH_MAX_BACKOFF_MS,
+      // Pings on active streams (watch, lease keep-alive) notice a member that vanished without closing
+      // its connections (host down, network cut). etcd refuses pings more often than every 5 s.
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5000,
+    },
     // Unary calls get a deadline; streams (watch, lease keep-alive) live on and reconnect by themselves.
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
     faultHandling: {
@@ -359,9 +381,13 @@ function describeHolder(text: string): string {
   return value.pid !== undefined && value.host !== undefined ? `${value.holder} (pid ${value.pid} on ${value.host})` : value.holder;
 }
 
+function isRecoverable(err: unknown): boolean {
+  return err instanceof Error && (isRecoverableError(err) || isBrokenCircuitError(err));
+}
+
 function explain(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  if (err.name === 'BrokenCircuitError' || /circuit/i.test(err.message)) return 'every endpoint failed recently (circuit breaker open; retried after 1 s)';
+  if (isBrokenCircuitError(err)) return 'every endpoint failed recently (circuit breaker open; retried after 1 s)';
   // etcd3's error classes keep the name "Error"; the class name says more (GRPCUnavailableError...).
   return `${err.constructor.name}: ${err.message}`;
 }

@@ -2,7 +2,7 @@
 // run time, own data directories, in the foreground as child processes of the test, stopped by PID.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -65,6 +65,19 @@ export interface EtcdStartOptions {
   tls?: TestCertificates;
 }
 
+/** kill() returns before every thread of the target has stopped: wait until /proc says they all have. */
+async function waitStopped(pid: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const states = await Promise.all(tasks.map((task) => readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => ') T')));
+    // The state is the field after the command name, which is in parentheses and may hold spaces.
+    if (states.every((stat) => /^[tT]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? ''))) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`process ${pid} did not stop within 5 s`);
+}
+
 interface Member {
   name: string;
   clientPort: number;
@@ -125,7 +138,8 @@ export class EtcdCluster {
     const child = member.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     child.kill(signal);
-    if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
+    if (signal === 'SIGSTOP') return waitStopped(child.pid!);
+    if (signal === 'SIGCONT') return;
     await member.exited;
     member.child = undefined;
   }
