@@ -230,7 +230,8 @@ export class EtcdStore implements Store {
     if (this.closed) return;
     this.closed = true;
     const deadline = Date.now() + this.requestTimeoutMs;
-    await Promise.all([...this.watchers].map((stop) => stop()));
+    // Cancelling a watch waits for etcd to confirm; an etcd that does not answer must not hold close() up.
+    await Promise.race([Promise.all([...this.watchers].map((stop) => stop())), delay(this.requestTimeoutMs)]);
     await Promise.all([...this.heldLocks].map((lock) => lock.release().catch(() => undefined)));
     await Promise.all([...this.publishLeases.values()].map((lease) => lease.revoke({ deadline }).catch(() => undefined)));
     this.publishLeases.clear();

@@ -318,6 +318,28 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
     assert.equal(samples.length, 50);
   });
 
+  test('a watcher cut off with its member gets the changes it missed, and a resync, when the member returns', async (t) => {
+    const prefix = unique('missed');
+    const [first, ...others] = cluster.endpoints;
+    const watching = await opened.open({ endpoints: [first!], prefix });
+    const writer = await opened.open({ endpoints: others, prefix });
+    const seen: string[] = [];
+    let resyncs = 0;
+    watching.watch('state/', (key) => seen.push(key), () => resyncs++);
+    await eventually('watch registered', async () => {
+      await writer.put('state/probe', 1);
+      return seen.includes('state/probe');
+    });
+    const name = cluster.memberNames[0]!;
+    await cluster.kill(name);
+    for (let i = 0; i < 5; i++) await writer.put(`state/missed${i}`, i);
+    const restartedAt = performance.now();
+    await cluster.restart(name);
+    await eventually('missed changes delivered', () => [...Array(5).keys()].every((i) => seen.includes(`state/missed${i}`)));
+    t.diagnostic(`the 5 changes made while the watcher's member was down arrived ${(performance.now() - restartedAt).toFixed(0)} ms after its restart began`);
+    await eventually('resync called', () => resyncs > 0);
+  });
+
   test('with the leader killed (SIGKILL), reads, writes, CAS, watch, publish and lock keep working; it catches up on restart', async (t) => {
     const prefix = unique('ha');
     const a = await opened.open({ endpoints: cluster.endpoints, prefix });
