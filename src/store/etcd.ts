@@ -62,6 +62,8 @@ export class EtcdStore implements Store {
   private readonly heldLocks = new Set<EtcdLock>();
   private readonly watchers = new Set<() => Promise<void>>();
   private closed = false;
+  /** The last error etcd calls failed with, quoted when the circuit breaker refuses calls outright. */
+  private lastFailure: string | undefined;
 
   private constructor(private readonly options: EtcdStoreOptions) {
     if (options.endpoints.length === 0) throw new StoreUnavailableError('etcd store: no endpoints configured');
@@ -292,7 +294,12 @@ export class EtcdStore implements Store {
       return await Promise.race([run(), timeout]);
     } catch (err) {
       if (err instanceof StoreUnavailableError || err instanceof StoreConflictError || err instanceof LockHeldError) throw err;
-      throw new StoreUnavailableError(`${where}: ${what} failed: ${explain(err)}`, { cause: err });
+      if (isBrokenCircuitError(err)) {
+        // The client did not even try: say why the endpoints were given up on.
+        throw new StoreUnavailableError(`${where}: ${what} failed: every endpoint failed just before (${this.lastFailure ?? 'no error recorded'}); each is tried again after 1 s`, { cause: err });
+      }
+      this.lastFailure = explain(err);
+      throw new StoreUnavailableError(`${where}: ${what} failed: ${this.lastFailure}`, { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -388,7 +395,6 @@ function isRecoverable(err: unknown): boolean {
 
 function explain(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  if (isBrokenCircuitError(err)) return 'every endpoint failed recently (circuit breaker open; retried after 1 s)';
   // etcd3's error classes keep the name "Error"; the class name says more (GRPCUnavailableError...).
   return `${err.constructor.name}: ${err.message}`;
 }
