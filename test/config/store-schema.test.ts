@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile } from '../../src/config/load.js';
 import { storeSchema } from '../../src/config/store-schema.js';
 
 test('an etcd store gets its defaults and durations in milliseconds', () => {
@@ -21,4 +23,10 @@ test('bad etcd settings are refused with the reason', () => {
   assert.match(problems({ type: 'etcd', endpoints: [] }), /at least one etcd endpoint/);
   assert.match(problems({ type: 'etcd', endpoints: ['http://a:2379'], prefix: 'no-slash' }), /key prefix/);
   assert.match(problems({ type: 'redis' }), /type/);
+});
+
+test('the multi-instance example loads with its etcd store', async () => {
+  const { config } = await loadConfigFile(fileURLToPath(new URL('../../../examples/multi-instance/dayshift.yaml', import.meta.url)));
+  assert.equal(config.store?.type, 'etcd');
+  assert.ok(config.store?.type === 'etcd' && config.store.endpoints.length === 3 && config.store.lease_ttl === 10_000);
 });
