@@ -69,7 +69,13 @@ export class EtcdStore implements Store {
     if (options.endpoints.length === 0) throw new StoreUnavailableError('etcd store: no endpoints configured');
     this.root = options.prefix.endsWith('/') ? options.prefix : `${options.prefix}/`;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.client = new Etcd3(clientOptions(options, this.requestTimeoutMs));
+    try {
+      this.client = new Etcd3(clientOptions(options, this.requestTimeoutMs));
+    } catch (err) {
+      // e.g. a mix of http:// and https:// endpoints, which the client refuses.
+      if (err instanceof StoreUnavailableError) throw err;
+      throw new StoreUnavailableError(`etcd store (${options.endpoints.join(', ')}): ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Connects, trying again until etcd answers or the dial timeout has passed. */

@@ -79,6 +79,15 @@ async function rejectsUnavailable(what: string, call: () => Promise<unknown>, en
   return performance.now() - started;
 }
 
+test('bad client settings fail as StoreUnavailableError before any connection', async () => {
+  await assert.rejects(EtcdStore.open({ endpoints: ['http://127.0.0.1:1', 'https://127.0.0.1:2'], prefix: '/x/' }), (err: unknown) => {
+    assert.ok(err instanceof StoreUnavailableError);
+    assert.match(err.message, /mix of secure and insecure hosts/);
+    return true;
+  });
+  await assert.rejects(EtcdStore.open({ endpoints: [], prefix: '/x/' }), /no endpoints configured/);
+});
+
 describe('etcd store, single node', { skip: etcd.skip }, () => {
   let cluster: EtcdCluster;
   const opened = new Opened();
