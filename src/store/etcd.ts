@@ -228,7 +228,12 @@ export class EtcdStore implements Store {
       await lease.revoke({ deadline: Date.now() + this.requestTimeoutMs }).catch(() => undefined);
       throw err;
     }
-    const lock = new EtcdLock(name, holder, lease, this.requestTimeoutMs, () => this.heldLocks.delete(lock));
+    const leaseId = await lease.grant();
+    const held = async (): Promise<boolean> => {
+      const response = await this.call(`lock ${name}: check`, this.callBudget(), () => this.client.get(full).exec());
+      return response.kvs[0]?.lease === leaseId;
+    };
+    const lock = new EtcdLock(name, holder, lease, this.requestTimeoutMs, held, () => this.heldLocks.delete(lock));
     this.heldLocks.add(lock);
     return lock;
   }
@@ -319,8 +324,14 @@ class EtcdLock implements StoreLock {
     readonly holder: string,
     private readonly lease: Lease,
     private readonly timeoutMs: number,
+    private readonly check: () => Promise<boolean>,
     private readonly onRelease: () => void,
   ) {}
+
+  /** True while the lock key exists and belongs to this lock's lease. */
+  async held(): Promise<boolean> {
+    return !this.released && (await this.check());
+  }
 
   /** Revokes the lease, which deletes the lock key; if etcd is unreachable the lease simply expires. */
   async release(): Promise<void> {

@@ -18,6 +18,11 @@ export interface StoreLock {
   readonly holder: string;
   /** Gives the lock up. Safe to call twice. */
   release(): Promise<void>;
+  /**
+   * Whether this holder still has the lock, asked of the store itself. A lock can be lost without
+   * release(): its lease expired while the store was out of reach. A conductor checks before each step.
+   */
+  held?(): Promise<boolean>;
 }
 
 export type Unsubscribe = () => void;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
 import { instanceTotals, publishInstance } from '../../src/control/instances.js';
 import { EtcdStore, type EtcdStoreOptions } from '../../src/store/etcd.js';
 import { FileStore } from '../../src/store/file.js';
@@ -152,6 +153,27 @@ describe('etcd store, single node', { skip: etcd.skip }, () => {
       child.kill('SIGKILL');
       await exited;
     }
+  });
+
+  test('held() tells a lock holder whether etcd still has its lock', async () => {
+    const prefix = unique('held');
+    const store = await opened.open({ endpoints: cluster.endpoints, prefix });
+    const lock = await store.lock('release', 'proxy-a', 30);
+    assert.equal(await lock.held!(), true);
+    // What a lease expiring during an etcd outage leaves behind: the lock key is gone.
+    const raw = new Etcd3({ hosts: cluster.endpoints });
+    try {
+      await raw.delete().key(`${prefix}locks/release`);
+    } finally {
+      raw.close();
+    }
+    assert.equal(await lock.held!(), false);
+    const other = await store.lock('release', 'proxy-b', 30);
+    assert.equal(await lock.held!(), false, 'another holder now has it');
+    assert.equal(await other.held!(), true);
+    await other.release();
+    assert.equal(await other.held!(), false);
+    await lock.release();
   });
 
   test('migrate copies every key from the file store to etcd, skips live figures, never overwrites', async () => {
