@@ -371,6 +371,39 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
     await eventually('resync called', () => resyncs > 0);
   });
 
+  test('a watcher whose missed history was compacted away starts over and resyncs', async () => {
+    const prefix = unique('compacted');
+    const [first, ...others] = cluster.endpoints;
+    const watching = await opened.open({ endpoints: [first!], prefix });
+    const writer = await opened.open({ endpoints: others, prefix });
+    const seen: string[] = [];
+    let resyncs = 0;
+    watching.watch('state/', (key) => seen.push(key), () => resyncs++);
+    await eventually('watch registered', async () => {
+      await writer.put('state/probe', 1);
+      return seen.includes('state/probe');
+    });
+    const name = cluster.memberNames[0]!;
+    await cluster.kill(name);
+    await writer.put('state/missed', 1);
+    // Compacting at a later revision than the watcher's next one leaves it nothing to resume from.
+    const revision = await writer.put('state/missed', 2);
+    const raw = new Etcd3({ hosts: others });
+    try {
+      await raw.kv.compact({ revision: String(revision), physical: true });
+    } finally {
+      raw.close();
+    }
+    await cluster.restart(name);
+    await eventually('resync called', () => resyncs > 0);
+    // The caller reloads after a resync; the change it could not be told about is there.
+    assert.deepEqual((await watching.list('state/')).map((v) => v.key), ['state/missed', 'state/probe']);
+    await eventually('the new watch delivers', async () => {
+      await writer.put('state/later', Date.now());
+      return seen.includes('state/later');
+    });
+  });
+
   test('with the leader killed (SIGKILL), reads, writes, CAS, watch, publish and lock keep working; it catches up on restart', async (t) => {
     const prefix = unique('ha');
     const a = await opened.open({ endpoints: cluster.endpoints, prefix });
