@@ -244,7 +244,7 @@ export class EtcdStore implements Store {
     this.closed = true;
     const deadline = Date.now() + this.requestTimeoutMs;
     // Cancelling a watch waits for etcd to confirm; an etcd that does not answer must not hold close() up.
-    await Promise.race([Promise.all([...this.watchers].map((stop) => stop())), delay(this.requestTimeoutMs)]);
+    await Promise.race([Promise.all([...this.watchers].map((stop) => stop())), delay(this.requestTimeoutMs, undefined, { ref: false })]);
     await Promise.all([...this.heldLocks].map((lock) => lock.release().catch(() => undefined)));
     await Promise.all([...this.publishLeases.values()].map((lease) => lease.revoke({ deadline }).catch(() => undefined)));
     this.publishLeases.clear();
