@@ -1,14 +1,14 @@
 // Opens the store the configuration names: the embedded file store under state_dir (the default) or etcd.
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import type { DayshiftConfig } from '../config/schema.js';
 import type { EtcdStoreConfig } from '../config/store-schema.js';
 import { EtcdStore } from './etcd.js';
 import { FileStore } from './file.js';
 import type { Store } from './store.js';
 
-/** The file store's directory inside state_dir. */
+/** The file store's directory: state_dir itself (it keeps its kv/ and locks/ there), as the control plane opens it. */
 export function fileStoreDir(config: Pick<DayshiftConfig, 'state_dir'>, baseDir: string): string {
-  return join(resolve(baseDir, config.state_dir), 'store');
+  return resolve(baseDir, config.state_dir);
 }
 
 /** `baseDir` is the config file's directory: relative paths (state_dir, TLS files) are resolved against it. */
