@@ -8,7 +8,7 @@ import type { ClusterConfig } from '../config/schema.js';
 import type { AdminState, Health, TrafficState } from '../model.js';
 import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
 import { DriverUnsupportedError, type ClusterStatus, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
-import { matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
+import { clusterTraffic, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { Serial } from './serial.js';
 
 /** httpd's accepted loadfactor range (w_lf); values outside it are ignored silently by httpd. */
@@ -216,11 +216,4 @@ function memberStatus(planned: PlannedMember, worker: Worker): MemberStatus {
     weight: worker.loadfactor,
     inFlight: worker.busy,
   };
-}
-
-/** out: no member takes requests; draining: none takes new sessions; live otherwise. */
-export function clusterTraffic(members: Pick<MemberStatus, 'admin'>[]): TrafficState {
-  if (members.length > 0 && members.every((m) => m.admin === 'disabled')) return 'out';
-  if (members.length > 0 && members.every((m) => m.admin === 'disabled' || m.admin === 'draining')) return 'draining';
-  return 'live';
 }

@@ -2,6 +2,8 @@
 // flat list (Apache's BalancerMembers, HAProxy's servers) and Dayshift groups it into clusters.
 import type { ClusterConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
+import type { TrafficState } from '../model.js';
+import type { MemberStatus } from './driver.js';
 
 export interface PlannedMember {
   cluster: string;
@@ -51,4 +53,11 @@ export function matchMembers<T>(planned: PlannedMember[], found: T[], key: (p: P
     return { planned: p, found: f };
   });
   return { pairs, unclaimed: found.filter((f) => !claimed.has(f)) };
+}
+
+/** A cluster's traffic state read from its members: out when none takes requests, draining when none takes new sessions. */
+export function clusterTraffic(members: Pick<MemberStatus, 'admin'>[]): TrafficState {
+  if (members.length > 0 && members.every((m) => m.admin === 'disabled')) return 'out';
+  if (members.length > 0 && members.every((m) => m.admin === 'disabled' || m.admin === 'draining')) return 'draining';
+  return 'live';
 }

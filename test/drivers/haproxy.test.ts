@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { DriverUnsupportedError } from '../../src/drivers/driver.js';
+import { HaproxyDriver } from '../../src/drivers/haproxy.js';
+import { waitUntilIdle } from '../../src/drivers/wait.js';
+import { startBackend, startLoad, type Backend } from '../support/backends.js';
+import { startBalancedHaproxy, type BalancedHaproxy } from '../support/haproxy.js';
+import { findExecutable } from '../support/peers.js';
+import { waitFor } from '../support/process.js';
+
+const haproxy = findExecutable('haproxy');
+
+describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, () => {
+  let backends: Backend[] = [];
+  let lb: BalancedHaproxy;
+  let driver: HaproxyDriver;
+
+  before(async () => {
+    backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
+    lb = await startBalancedHaproxy(haproxy!, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) });
+    driver = new HaproxyDriver({ ...lb.driver, state_file: lb.haproxy.stateFile }, lb.clusters);
+    await waitFor('every server to pass its health check', async () =>
+      (await driver.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined,
+    );
+  });
+  after(async () => {
+    await driver?.close();
+    await lb?.haproxy.stop();
+    await Promise.all(backends.map((b) => b.close()));
+  });
+
+  async function member(cluster: string, id: string) {
+    return (await driver.status()).clusters.find((c) => c.name === cluster)?.members.find((m) => m.id === id);
+  }
+
+  test('status maps the backend servers onto clusters, with health from the checks', async () => {
+    const status = await driver.status();
+    assert.deepEqual(status.warnings, []);
+    assert.deepEqual(
+      status.clusters.map((c) => [c.name, c.traffic, c.members.map((m) => `${m.id}:${m.admin}:${m.health}:${m.weight}`)]),
+      [
+        ['prod-a', 'live', ['a1:ready:up:1', 'a2:ready:up:1']],
+        ['prod-b', 'live', ['b1:ready:up:1', 'b2:ready:up:1']],
+      ],
+    );
+  });
+
+  test('member states are set with "set server state" and read back; standby is refused', async () => {
+    for (const state of ['draining', 'disabled', 'ready'] as const) {
+      await driver.setMemberState('prod-a', 'a1', state);
+      assert.equal((await member('prod-a', 'a1'))?.admin, state);
+    }
+    await assert.rejects(driver.setMemberState('prod-a', 'a1', 'standby'), DriverUnsupportedError);
+    await assert.rejects(driver.setClusterTraffic('prod-a', 'live', 3), DriverUnsupportedError);
+  });
+
+  test('cluster traffic applies to all its servers: draining = drain, out = maint, live = ready', async () => {
+    await driver.setClusterTraffic('prod-b', 'draining');
+    assert.equal((await driver.status()).clusters[1]!.traffic, 'draining');
+    await driver.setClusterTraffic('prod-b', 'out');
+    const out = await driver.status();
+    assert.deepEqual(out.clusters[1]!.members.map((m) => m.admin), ['disabled', 'disabled']);
+    assert.equal(out.clusters[0]!.traffic, 'live');
+    await driver.setClusterTraffic('prod-b', 'live');
+    assert.equal((await driver.status()).clusters[1]!.traffic, 'live');
+  });
+
+  test('weights are set and read back; out-of-range weights are refused', async () => {
+    await driver.setMemberWeight('prod-b', 'b2', 50);
+    assert.equal((await member('prod-b', 'b2'))?.weight, 50);
+    await driver.setMemberWeight('prod-b', 'b2', 1);
+    await assert.rejects(driver.setMemberWeight('prod-b', 'b2', 257), DriverUnsupportedError);
+  });
+
+  test('a drain saved to the server-state-file survives a reload', async () => {
+    await driver.setMemberState('prod-b', 'b1', 'draining');
+    assert.match(await readFile(lb.haproxy.stateFile, 'utf8'), /web-prod \d+ b1 127\.0\.0\.1 \d+ 8 /);
+    await lb.haproxy.reload();
+    assert.equal((await member('prod-b', 'b1'))?.admin, 'draining');
+    await driver.setMemberState('prod-b', 'b1', 'ready');
+  });
+
+  test('drain sees requests in flight through scur and waits for them', async () => {
+    const slow = [1, 2, 3].map(() =>
+      request(`${lb.haproxy.url}/?sleep=1500`, { headers: { cookie: 'SRVID=a1' } }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() })),
+    );
+    await waitFor('a1 to have 3 sessions', async () => ((await member('prod-a', 'a1'))?.inFlight === 3 ? true : undefined));
+    await driver.setClusterTraffic('prod-a', 'draining');
+    assert.equal((await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 100 })).idle, true);
+    assert.deepEqual(await Promise.all(slow), [1, 2, 3].map(() => ({ status: 200, body: 'a1' })));
+    await driver.setClusterTraffic('prod-a', 'live');
+  });
+
+  test('a drain of prod-a under load: 0 failed requests, and no new request reaches prod-a after the change', async () => {
+    const load = startLoad(`${lb.haproxy.url}/`, { concurrency: 4, maxRequests: 3000, maxMs: 30_000 });
+    await load.completed(100);
+    await driver.setClusterTraffic('prod-a', 'draining');
+    const changed = Date.now();
+    await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 50 });
+    await driver.setClusterTraffic('prod-a', 'out');
+    const before = backends[2]!.received.length + backends[3]!.received.length;
+    await waitFor('prod-b to serve 200 more requests', async () => (backends[2]!.received.length + backends[3]!.received.length >= before + 200 ? true : undefined), 20_000);
+    const result = await load.stop();
+    assert.deepEqual(result.errors, []);
+    assert.equal(result.failed, 0);
+    const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed).map((r) => `${b.name} #${r.seq}`));
+    assert.deepEqual(late, [], 'requests started after the drain took effect reached prod-a');
+    assert.ok((result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0, 'both clusters served before the drain');
+    await driver.setClusterTraffic('prod-a', 'live');
+  });
+
+  test('a backend that does not exist is named in the error', async () => {
+    const wrong = new HaproxyDriver({ ...lb.driver, backend: 'nope' }, lb.clusters);
+    await assert.rejects(wrong.status(), /show servers state nope: Can't find backend/);
+  });
+});
+
+function skipMessage(): string | false {
+  if (haproxy) return false;
+  if (process.env.CI === 'true') throw new Error('haproxy not found: install the Debian package haproxy');
+  return 'haproxy not found: install the Debian package haproxy (apt-get install haproxy) to run this test';
+}
