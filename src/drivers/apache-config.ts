@@ -25,7 +25,7 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
   if (ajp) modules.push('proxy_ajp');
   const tls = Object.values(config.sites).some((s) => s.tls) || config.listen.tls !== undefined;
   if (tls || Object.values(config.clusters).some((c) => c.members.some((m) => m.url.startsWith('https:')))) modules.push('ssl');
-  if (health.enabled) modules.push('watchdog', 'proxy_hcheck');
+  if (health.enabled) modules.push('proxy_hcheck');
   if (cookieRoutes) modules.push('headers');
 
   out.push(
