@@ -15,10 +15,10 @@ import { createDriver } from '../../src/drivers/factory.js';
 import { exportHaproxy } from '../../src/drivers/haproxy-config.js';
 import { waitUntilIdle } from '../../src/drivers/wait.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
-import { preamble, startHttpd } from '../support/httpd.js';
-import { startHaproxy } from '../support/haproxy.js';
+import { preamble } from '../support/httpd.js';
+import { startExportedHaproxy, startExportedHttpd } from '../support/load-balancers.js';
 import { requirePeer } from '../support/peers.js';
-import { freePort, waitFor } from '../support/process.js';
+import { waitFor } from '../support/process.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -96,25 +96,6 @@ describe('exported configs are accepted by the real programs', () => {
   });
 });
 
-/** A Dayshift config of two clusters of two backends each, a public site and a QA site per cluster. */
-function liveConfig(port: number, backends: Backend[], driver: string): DayshiftConfig {
-  const member = (b: Backend) => `{ url: "${b.url}", route: ${b.name} }`;
-  return parseConfig(`
-listen: { http: 127.0.0.1:${port} }
-health: { path: /health, interval: 1s }
-clusters:
-  prod-a: { members: [${backends.slice(0, 2).map(member).join(', ')}] }
-  prod-b: { members: [${backends.slice(2).map(member).join(', ')}] }
-sites:
-  public:
-    hosts: [example.com]
-    routes: [{ clusters: [prod-a, prod-b], sticky: { mode: route, cookie: JSESSIONID, path_param: jsessionid } }]
-  qa-a: { hosts: [prod-a.example.com], routes: [{ clusters: [prod-a] }] }
-  qa-b: { hosts: [prod-b.example.com], routes: [{ clusters: [prod-b] }] }
-driver: ${driver}
-`).config;
-}
-
 /**
  * Runs the release step the conductor will run through a driver: drain prod-a under load, wait until
  * it is idle, take it out; QA still reaches it; put it back. 0 failed requests, and no request started
@@ -159,39 +140,23 @@ describe('an exported config, run by the real program and driven by Dayshift', (
   test('apache: export, start httpd with it, drain prod-a under load through the driver', async (t) => {
     const apache2 = requirePeer(t, 'apache2', 'apache2');
     if (!apache2) return;
-    const port = await freePort();
-    const manager = await freePort();
-    const config = liveConfig(port, backends, `{ type: apache, url: "http://127.0.0.1:${manager}/balancer-manager", balancer: public }`);
-    const exported = exportApache(config, { manager: `127.0.0.1:${manager}`, source: 'test' });
-    assert.deepEqual(exported.driver, { type: 'apache', url: `http://127.0.0.1:${manager}/balancer-manager`, balancer: 'public' });
-    const httpd = await startHttpd(apache2, { body: exported.text, modules: ['proxy_hcheck'] });
+    const lb = await startExportedHttpd(apache2, backends);
     try {
-      await drainUnderLoad(config, `http://127.0.0.1:${port}/`, backends);
+      assert.equal(lb.config.driver?.type, 'apache');
+      await drainUnderLoad(lb.config, lb.url, backends);
     } finally {
-      await httpd.stop();
+      await lb.stop();
     }
   });
 
   test('haproxy: export, start haproxy with it, drain prod-a under load through the driver', async (t) => {
     const haproxy = requirePeer(t, 'haproxy', 'haproxy');
     if (!haproxy) return;
-    const port = await freePort();
-    const dir = await mkdtemp(join(tmpdir(), 'dayshift-export-haproxy-'));
+    const lb = await startExportedHaproxy(haproxy, backends);
     try {
-      const socket = join(dir, 'admin.sock');
-      const config = liveConfig(port, backends, `{ type: haproxy, socket: "${socket}", backend: public, state_file: "${join(dir, 'state')}" }`);
-      const exported = exportHaproxy(config, { socket, stateFile: join(dir, 'state'), source: 'test' });
-      // The harness adds its own global section (sockets in its own directory); keep the rest.
-      const body = exported.text.slice(exported.text.indexOf('defaults')).replace(/^defaults[\s\S]*?\n\n/m, '');
-      const lb = await startHaproxy(haproxy, body);
-      try {
-        const driven = { ...config, driver: { ...config.driver!, socket: lb.socket, state_file: lb.stateFile } } as DayshiftConfig;
-        await drainUnderLoad(driven, `http://127.0.0.1:${port}/`, backends);
-      } finally {
-        await lb.stop();
-      }
+      await drainUnderLoad(lb.config, lb.url, backends);
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await lb.stop();
     }
   });
 });

@@ -8,7 +8,7 @@ import { waitUntilIdle } from '../../src/drivers/wait.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHaproxy, type BalancedHaproxy } from '../support/haproxy.js';
 import { findExecutable } from '../support/peers.js';
-import { waitFor } from '../support/process.js';
+import { freePort, waitFor } from '../support/process.js';
 
 const haproxy = findExecutable('haproxy');
 
@@ -16,10 +16,12 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
   let backends: Backend[] = [];
   let lb: BalancedHaproxy;
   let driver: HaproxyDriver;
+  let tcpPort: number;
 
   before(async () => {
     backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
-    lb = await startBalancedHaproxy(haproxy!, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) });
+    tcpPort = await freePort();
+    lb = await startBalancedHaproxy(haproxy!, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) }, { global: [`stats socket ipv4@127.0.0.1:${tcpPort} level admin`] });
     driver = new HaproxyDriver({ ...lb.driver, state_file: lb.haproxy.stateFile }, lb.clusters);
     await waitFor('every server to pass its health check', async () =>
       (await driver.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined,
@@ -109,6 +111,14 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
     assert.deepEqual(late, [], 'requests started after the drain took effect reached prod-a');
     assert.ok((result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0, 'both clusters served before the drain');
     await driver.setClusterTraffic('prod-a', 'live');
+  });
+
+  test('the Runtime API is reached over TCP as well as a unix socket', async () => {
+    const { socket: _unix, ...rest } = lb.driver;
+    const tcp = new HaproxyDriver({ ...rest, address: { host: '127.0.0.1', port: tcpPort } }, lb.clusters);
+    await tcp.setMemberWeight('prod-b', 'b1', 3);
+    assert.equal((await member('prod-b', 'b1'))?.weight, 3);
+    await tcp.setMemberWeight('prod-b', 'b1', 1);
   });
 
   test('a backend that does not exist is named in the error', async () => {

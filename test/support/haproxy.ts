@@ -26,7 +26,7 @@ export interface Haproxy {
 }
 
 /** `body` holds frontends and backends; {PORT} is replaced by the frontend port. */
-export async function startHaproxy(binary: string, body: string): Promise<Haproxy> {
+export async function startHaproxy(binary: string, body: string, options: { global?: string[] } = {}): Promise<Haproxy> {
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-haproxy-'));
   const port = await freePort();
   const socket = join(dir, 'admin.sock');
@@ -39,6 +39,7 @@ export async function startHaproxy(binary: string, body: string): Promise<Haprox
       'global',
       `    stats socket ${socket} mode 600 level admin expose-fd listeners`,
       `    server-state-file ${stateFile}`,
+      ...(options.global ?? []).map((line) => `    ${line}`),
       'defaults',
       '    mode http',
       '    timeout connect 2s',
@@ -102,13 +103,14 @@ export interface BalancedHaproxy {
  * HAProxy with one public backend "web-prod" over every backend of every cluster (server name = route =
  * backend name, cookie SRVID stickiness, health checks), the layout `dayshift export haproxy` writes.
  */
-export async function startBalancedHaproxy(binary: string, clusters: Record<string, Backend[]>): Promise<BalancedHaproxy> {
+export async function startBalancedHaproxy(binary: string, clusters: Record<string, Backend[]>, options: { global?: string[] } = {}): Promise<BalancedHaproxy> {
   const servers = Object.values(clusters)
     .flat()
     .map((b) => `    server ${b.name} 127.0.0.1:${b.port} cookie ${b.name} check inter 1s`);
   const haproxy = await startHaproxy(
     binary,
     ['frontend fe', '    bind 127.0.0.1:{PORT}', '    default_backend web-prod', 'backend web-prod', '    balance roundrobin', '    cookie SRVID insert indirect nocache', '    option httpchk GET /health', ...servers].join('\n'),
+    options,
   );
   return {
     haproxy,
