@@ -4,7 +4,7 @@
 // per site and listener, BalancerPersist On, and the balancer-manager on its own loopback listener.
 import type { DayshiftConfig, MemberConfig, RouteConfig, SiteConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
-import type { ExportNote, ExportResult } from './export-notes.js';
+import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
 
 export interface ApacheExportOptions {
   /** host:port of the balancer-manager listener. */
@@ -105,7 +105,7 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
   const publicBalancer = [...balancerOf.entries()].find(([route]) => route.clusters.length > 1)?.[1] ?? [...balancerOf.values()][0] ?? '';
   const driver = { type: 'apache', url: `http://${managerHost}:${managerPort}/balancer-manager`, balancer: publicBalancer };
   out.push(`# In dayshift.yaml:\n# driver: { type: apache, url: "${driver.url}", balancer: ${driver.balancer} }`, '');
-  return { text: out.join('\n'), notes, driver };
+  return { text: out.join('\n'), notes: uniqueNotes(notes), driver };
 }
 
 function balancerMember(m: MemberConfig, cluster: string, index: number, traffic: string, route: RouteConfig, config: DayshiftConfig, notes: ExportNote[], path: string): string {

@@ -11,3 +11,14 @@ export interface ExportResult {
   /** The `driver:` section that drives the exported load balancer. */
   driver: Record<string, unknown>;
 }
+
+/** A member in several routes is exported several times: report each thing once. */
+export function uniqueNotes(notes: ExportNote[]): ExportNote[] {
+  const seen = new Set<string>();
+  return notes.filter((n) => {
+    const key = `${n.path}\n${n.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

@@ -5,7 +5,7 @@
 // server-state-file so that runtime changes survive reloads.
 import type { DayshiftConfig, MemberConfig, RouteConfig, SiteConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
-import type { ExportNote, ExportResult } from './export-notes.js';
+import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
 import { serverName } from './haproxy.js';
 
 export interface HaproxyExportOptions {
@@ -39,6 +39,8 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
     `    timeout server ${ms(config.timeouts.first_byte)}`,
     `    timeout http-keep-alive ${ms(config.timeouts.client_keepalive)}`,
     '    load-server-state-from-file global',
+    '    # Start even when a member\'s host name does not resolve yet (it is marked down until it does).',
+    '    default-server init-addr last,libc,none',
     '',
   ];
 
@@ -99,7 +101,7 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
 
   for (const [siteName, site] of sites) site.routes.forEach((route, i) => out.push(...backend(siteName, site, route, i, backendOf.get(route)!, config, notes), ''));
   out.push(`# In dayshift.yaml:\n# driver: { type: haproxy, socket: ${options.socket}, backend: ${publicBackend(config, backendOf)}, state_file: ${options.stateFile} }`, '');
-  return { text: out.join('\n'), notes, driver: { type: 'haproxy', socket: options.socket, backend: publicBackend(config, backendOf), state_file: options.stateFile } };
+  return { text: out.join('\n'), notes: uniqueNotes(notes), driver: { type: 'haproxy', socket: options.socket, backend: publicBackend(config, backendOf), state_file: options.stateFile } };
 }
 
 function publicBackend(config: DayshiftConfig, backendOf: Map<RouteConfig, string>): string {

@@ -55,6 +55,8 @@ sites:
   return {
     origin: parseConfig(await readFile(join(root, 'examples/origin/dayshift.yaml'), 'utf8')).config,
     shop: configSchema.parse(shop),
+    // Host names that do not resolve here, and AJP members.
+    'origin-import': configSchema.parse(importApacheFile(join(root, 'examples/apache-origin/httpd.conf')).config),
     corners,
   };
 }
