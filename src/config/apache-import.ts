@@ -209,7 +209,7 @@ class Importer {
         }
         break;
     }
-    if (SKIPPED.has(name) && !(vhost && ['servername'].includes(name))) {
+    if (SKIPPED.has(name)) {
       return this.note(d, 'skipped', SKIP_REASON[name] ?? 'no meaning for a Dayshift configuration');
     }
     if (name.startsWith('ssl') && vhost) return this.note(d, 'untranslated', "Dayshift's TLS settings are not configurable per site (protocols and ciphers are Node's defaults)");

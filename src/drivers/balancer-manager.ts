@@ -16,7 +16,6 @@ export interface Worker {
   status: string[];
   /** Requests in flight on this member now. */
   busy: number;
-  elected: number;
 }
 
 export interface Balancer {
@@ -151,7 +150,6 @@ export function parseManagerXml(xml: string): Balancer[] {
         loadfactor: Number(tag(w, 'loadfactor') ?? '1'),
         status: (tag(w, 'status') ?? '').trim().split(/\s+/).filter(Boolean),
         busy: Number(tag(w, 'busy') ?? '0'),
-        elected: Number(tag(w, 'elected') ?? '0'),
       }));
     balancers.push({
       name: (tag(head!, 'name') ?? '').replace(/^balancer:\/\//, ''),

@@ -3,7 +3,7 @@
 // one backend per route (a shared route holds all its clusters' members, named as the haproxy driver
 // expects: route, else CLUSTER-ID), health checks, stickiness, an admin stats socket and a
 // server-state-file so that runtime changes survive reloads.
-import type { DayshiftConfig, MemberConfig, RouteConfig, SiteConfig } from '../config/schema.js';
+import type { DayshiftConfig, MemberConfig, RouteConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
 import { serverName } from './haproxy.js';
@@ -99,7 +99,7 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
     out.push('');
   }
 
-  for (const [siteName, site] of sites) site.routes.forEach((route, i) => out.push(...backend(siteName, site, route, i, backendOf.get(route)!, config, notes), ''));
+  for (const [siteName, site] of sites) site.routes.forEach((route, i) => out.push(...backend(siteName, route, i, backendOf.get(route)!, config, notes), ''));
   out.push(`# In dayshift.yaml:\n# driver: { type: haproxy, socket: ${options.socket}, backend: ${publicBackend(config, backendOf)}, state_file: ${options.stateFile} }`, '');
   return { text: out.join('\n'), notes: uniqueNotes(notes), driver: { type: 'haproxy', socket: options.socket, backend: publicBackend(config, backendOf), state_file: options.stateFile } };
 }
@@ -109,7 +109,7 @@ function publicBackend(config: DayshiftConfig, backendOf: Map<RouteConfig, strin
   return (shared ? backendOf.get(shared) : [...backendOf.values()][0]) ?? '';
 }
 
-function backend(siteName: string, _site: SiteConfig, route: RouteConfig, index: number, name: string, config: DayshiftConfig, notes: ExportNote[]): string[] {
+function backend(siteName: string, route: RouteConfig, index: number, name: string, config: DayshiftConfig, notes: ExportNote[]): string[] {
   const where = `sites.${siteName}.routes[${index}]`;
   const lines = [`backend ${name}`, `    balance ${route.balance === 'round-robin' ? 'roundrobin' : 'leastconn'}`];
   if (route.balance === 'p2c-ewma') notes.push({ path: `${where}.balance`, message: 'p2c-ewma has no HAProxy equivalent: leastconn is used' });

@@ -185,7 +185,9 @@ export class HaproxyDriver implements Driver {
       const s = servers.get(e.server);
       if (!s) return [`${e.server} has gone`];
       const problems: string[] = [];
-      if (e.admin !== undefined && adminState(s) !== e.admin) problems.push(`${e.server} is ${adminState(s)}, expected ${e.admin}`);
+      // A backup server that is ready reads back as standby: that is the ready it can be.
+      const actual = adminState(s);
+      if (e.admin !== undefined && actual !== e.admin && !(e.admin === 'ready' && actual === 'standby')) problems.push(`${e.server} is ${actual}, expected ${e.admin}`);
       if (e.weight !== undefined && s.weight !== e.weight) problems.push(`${e.server} weight is ${s.weight}, expected ${e.weight}`);
       return problems;
     });

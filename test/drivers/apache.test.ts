@@ -44,6 +44,11 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
     );
   });
 
+  test('members are found by route as well as by URL', async () => {
+    const byRoute = new ApacheDriver({ ...lb.driver, match: 'route' }, lb.clusters);
+    assert.deepEqual(await byRoute.status(), await driver.status());
+  });
+
   test('each member state is set as its httpd flag and read back', async () => {
     for (const state of ['draining', 'disabled', 'standby', 'ready'] as const) {
       await driver.setMemberState('prod-a', 'a1', state);

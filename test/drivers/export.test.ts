@@ -99,9 +99,9 @@ describe('exported configs are accepted by the real programs', () => {
 });
 
 /**
- * Runs the release step the conductor will run through a driver: drain prod-a under load, wait until
- * it is idle, take it out; QA still reaches it; put it back. 0 failed requests, and no request started
- * after the drain took effect reached prod-a on the public site.
+ * Runs the release step the conductor will run through a driver: drain prod-a under load (its bound
+ * sessions still reach it), wait until it is idle, take it out; QA still reaches it; put it back. 0 failed
+ * requests, and no load request started after the drain took effect reached prod-a on the public site.
  */
 async function drainUnderLoad(config: DayshiftConfig, publicUrl: string, backends: Backend[]): Promise<void> {
   const driver = createDriver(config);
@@ -111,6 +111,9 @@ async function drainUnderLoad(config: DayshiftConfig, publicUrl: string, backend
     await load.completed(100);
     await driver.setClusterTraffic('prod-a', 'draining');
     const changed = Date.now();
+    // A session bound to a1 still reaches it while prod-a drains; a new one does not.
+    const bound = await request(publicUrl, { headers: { host: 'example.com', cookie: 'JSESSIONID=0123456789.a1' } });
+    assert.equal(await bound.body.text(), 'a1');
     assert.equal((await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 50 })).idle, true);
     await driver.setClusterTraffic('prod-a', 'out');
     const served = () => backends[2]!.received.length + backends[3]!.received.length;

@@ -127,6 +127,29 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
   });
 });
 
+describe('HAProxy driver: backup servers and matching by address', { skip: skipMessage() }, () => {
+  let backends: Backend[] = [];
+  let lb: BalancedHaproxy;
+  before(async () => {
+    backends = await Promise.all(['a1', 'spare'].map(startBackend));
+    lb = await startBalancedHaproxy(haproxy!, { 'prod-a': backends }, { backup: ['spare'] });
+  });
+  after(async () => {
+    await lb?.haproxy.stop();
+    await Promise.all(backends.map((b) => b.close()));
+  });
+
+  test('a backup server reads as standby, and a cluster with one goes out and live again', async () => {
+    const driver = new HaproxyDriver({ ...lb.driver, match: 'address' }, lb.clusters);
+    const admins = async () => (await driver.status()).clusters[0]!.members.map((m) => `${m.id}:${m.admin}`);
+    assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
+    await driver.setClusterTraffic('prod-a', 'out');
+    assert.deepEqual(await admins(), ['a1:disabled', 'spare:disabled']);
+    await driver.setClusterTraffic('prod-a', 'live');
+    assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
+  });
+});
+
 function skipMessage(): string | false {
   if (haproxy) return false;
   if (process.env.CI === 'true') throw new Error('haproxy not found: install the Debian package haproxy');

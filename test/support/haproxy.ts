@@ -103,14 +103,18 @@ export interface BalancedHaproxy {
  * HAProxy with one public backend "web-prod" over every backend of every cluster (server name = route =
  * backend name, cookie SRVID stickiness, health checks), the layout `dayshift export haproxy` writes.
  */
-export async function startBalancedHaproxy(binary: string, clusters: Record<string, Backend[]>, options: { global?: string[] } = {}): Promise<BalancedHaproxy> {
+export async function startBalancedHaproxy(
+  binary: string,
+  clusters: Record<string, Backend[]>,
+  options: { global?: string[]; backup?: string[] } = {},
+): Promise<BalancedHaproxy> {
   const servers = Object.values(clusters)
     .flat()
-    .map((b) => `    server ${b.name} 127.0.0.1:${b.port} cookie ${b.name} check inter 1s`);
+    .map((b) => `    server ${b.name} 127.0.0.1:${b.port} cookie ${b.name} check inter 1s${options.backup?.includes(b.name) ? ' backup' : ''}`);
   const haproxy = await startHaproxy(
     binary,
     ['frontend fe', '    bind 127.0.0.1:{PORT}', '    default_backend web-prod', 'backend web-prod', '    balance roundrobin', '    cookie SRVID insert indirect nocache', '    option httpchk GET /health', ...servers].join('\n'),
-    options,
+    options.global ? { global: options.global } : {},
   );
   return {
     haproxy,
