@@ -3,9 +3,17 @@ import type { Command } from 'commander';
 import { register as check } from './check.js';
 import { register as exportConfig } from './export.js';
 import { register as importConfig } from './import.js';
+import { register as sites } from './sites.js';
+import { register as start } from './start.js';
+import { register as status } from './status.js';
+import { register as traffic } from './traffic.js';
 
 export function registerCommands(program: Command): void {
+  start(program);
   check(program);
+  status(program);
+  traffic(program);
+  sites(program);
   importConfig(program);
   exportConfig(program);
 }
