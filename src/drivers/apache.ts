@@ -5,8 +5,10 @@
 // a change it ignored, so every change is read back from `?xml=1` and an unapplied change throws.
 import type { ApacheDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
+import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health, TrafficState } from '../model.js';
 import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
+import { applyStateDiff } from './diff.js';
 import { DriverUnsupportedError, type ClusterStatus, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterTraffic, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { Serial } from './serial.js';
@@ -34,6 +36,11 @@ export class ApacheDriver implements Driver {
     this.planned = plannedMembers(clusters);
   }
 
+  /** Desired state → the member changes that differ from `previous` (all of them at start). */
+  apply(next: DesiredState, previous: DesiredState | undefined): Promise<void> {
+    return applyStateDiff(this, next, previous);
+  }
+
   setClusterTraffic(cluster: string, state: TrafficState, weight?: number): Promise<void> {
     if (weight !== undefined) {
       return Promise.reject(new DriverUnsupportedError('apache', `set a cluster weight (httpd balances members by loadfactor: set member weights instead)`));
@@ -42,7 +49,7 @@ export class ApacheDriver implements Driver {
       const plan = await this.plan();
       const workers = this.clusterWorkers(plan, cluster);
       const changes = workers.map((w) => ({ worker: w, flags: this.trafficFlags(w, state) }));
-      await this.apply(plan, changes, `put cluster ${cluster} ${state}`);
+      await this.applyChanges(plan, changes, `put cluster ${cluster} ${state}`);
     });
   }
 
@@ -50,7 +57,7 @@ export class ApacheDriver implements Driver {
     return this.serial.run(async () => {
       const plan = await this.plan();
       const worker = this.memberWorker(plan, cluster, member);
-      await this.apply(plan, [{ worker, flags: this.adminFlags(state) }], `set member ${cluster}/${member} ${state}`);
+      await this.applyChanges(plan, [{ worker, flags: this.adminFlags(state) }], `set member ${cluster}/${member} ${state}`);
     });
   }
 
@@ -61,7 +68,7 @@ export class ApacheDriver implements Driver {
     return this.serial.run(async () => {
       const plan = await this.plan();
       const worker = this.memberWorker(plan, cluster, member);
-      await this.apply(plan, [{ worker, loadfactor: weight }], `set member ${cluster}/${member} weight ${weight}`);
+      await this.applyChanges(plan, [{ worker, loadfactor: weight }], `set member ${cluster}/${member} weight ${weight}`);
     });
   }
 
@@ -164,7 +171,7 @@ export class ApacheDriver implements Driver {
     }
   }
 
-  private async apply(plan: Planned, changes: ({ worker: Worker } & WorkerChange)[], what: string): Promise<void> {
+  private async applyChanges(plan: Planned, changes: ({ worker: Worker } & WorkerChange)[], what: string): Promise<void> {
     for (const { worker, flags, loadfactor } of changes) {
       if ((flags === undefined || Object.keys(flags).length === 0) && loadfactor === undefined) continue;
       await this.client.update(plan.balancer, worker.name, { ...(flags ? { flags } : {}), ...(loadfactor === undefined ? {} : { loadfactor }) });

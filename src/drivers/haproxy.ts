@@ -6,7 +6,9 @@
 import { rename, writeFile } from 'node:fs/promises';
 import type { HaproxyDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
+import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health, TrafficState } from '../model.js';
+import { applyStateDiff } from './diff.js';
 import { DriverUnsupportedError, type ClusterStatus, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterTraffic, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } from './runtime-api.js';
@@ -50,6 +52,11 @@ export class HaproxyDriver implements Driver {
     this.planned = plannedMembers(clusters);
   }
 
+  /** Desired state → the server changes that differ from `previous` (all of them at start). */
+  apply(next: DesiredState, previous: DesiredState | undefined): Promise<void> {
+    return applyStateDiff(this, next, previous);
+  }
+
   setClusterTraffic(cluster: string, state: TrafficState, weight?: number): Promise<void> {
     if (weight !== undefined) {
       return Promise.reject(new DriverUnsupportedError('haproxy', 'set a cluster weight (HAProxy balances servers by weight: set member weights instead)'));
@@ -73,12 +80,13 @@ export class HaproxyDriver implements Driver {
   }
 
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void> {
-    if (state === 'standby') {
-      return Promise.reject(new DriverUnsupportedError('haproxy', 'make a server standby at run time (declare it "backup" in haproxy.cfg)'));
-    }
     return this.serial.run(async () => {
       const server = this.memberServer(await this.match(), cluster, member);
-      const haproxyState = state === 'ready' ? 'ready' : state === 'draining' ? 'drain' : 'maint';
+      // Standby is HAProxy's `backup`, fixed in haproxy.cfg: a backup server can be made ready (standby).
+      if (state === 'standby' && !server.backup) {
+        throw new DriverUnsupportedError('haproxy', `make ${cluster}/${member} standby at run time (declare its server "backup" in haproxy.cfg)`);
+      }
+      const haproxyState = state === 'ready' || state === 'standby' ? 'ready' : state === 'draining' ? 'drain' : 'maint';
       await this.client.change(`set server ${this.options.backend}/${server.name} state ${haproxyState}`);
       await this.verify([{ server: server.name, admin: state }], `set member ${cluster}/${member} ${state}`);
     });
@@ -187,7 +195,8 @@ export class HaproxyDriver implements Driver {
       const problems: string[] = [];
       // A backup server that is ready reads back as standby: that is the ready it can be.
       const actual = adminState(s);
-      if (e.admin !== undefined && actual !== e.admin && !(e.admin === 'ready' && actual === 'standby')) problems.push(`${e.server} is ${actual}, expected ${e.admin}`);
+      const same = actual === e.admin || (e.admin === 'ready' && actual === 'standby');
+      if (e.admin !== undefined && !same) problems.push(`${e.server} is ${actual}, expected ${e.admin}`);
       if (e.weight !== undefined && s.weight !== e.weight) problems.push(`${e.server} weight is ${s.weight}, expected ${e.weight}`);
       return problems;
     });

@@ -4,6 +4,7 @@ import { request } from 'undici';
 import { ApacheDriver } from '../../src/drivers/apache.js';
 import { DriverUnsupportedError } from '../../src/drivers/driver.js';
 import { waitUntilIdle } from '../../src/drivers/wait.js';
+import { desiredState } from '../support/load-balancers.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHttpd, type BalancedHttpd } from '../support/httpd.js';
 import { findExecutable } from '../support/peers.js';
@@ -86,6 +87,26 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
   test('unknown clusters and members are named in the error', async () => {
     await assert.rejects(driver.setMemberState('prod-c', '1', 'ready'), /unknown member "prod-c\/1"/);
     await assert.rejects(driver.setClusterTraffic('prod-c', 'out'), /unknown cluster "prod-c"/);
+  });
+
+  test('apply sets a desired state, then changes only what differs; maintenance is refused', async () => {
+    const start = desiredState(lb.clusters);
+    await driver.apply(start, undefined);
+    const next = structuredClone(start);
+    next.clusters['prod-a']!.traffic = 'draining';
+    next.members['prod-b/b2']!.weight = 3;
+    await driver.apply(next, start);
+    let status = await driver.status();
+    assert.deepEqual(status.clusters.map((c) => [c.traffic, c.members.map((m) => `${m.admin}:${m.weight}`)]), [
+      ['draining', ['draining:1', 'draining:1']],
+      ['live', ['ready:1', 'ready:3']],
+    ]);
+    await driver.apply(start, next);
+    status = await driver.status();
+    assert.deepEqual(status.clusters.map((c) => c.traffic), ['live', 'live']);
+    assert.equal(status.clusters[1]!.members[1]!.weight, 1);
+    const maintenance = { ...start, sites: { public: { maintenance: { message: 'back soon' } } } };
+    await assert.rejects(driver.apply(maintenance, start), DriverUnsupportedError);
   });
 
   test('drain sees requests in flight through busy and waits for them', async () => {

@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { DriverUnsupportedError } from '../../src/drivers/driver.js';
 import { HaproxyDriver } from '../../src/drivers/haproxy.js';
 import { waitUntilIdle } from '../../src/drivers/wait.js';
+import { desiredState } from '../support/load-balancers.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHaproxy, type BalancedHaproxy } from '../support/haproxy.js';
 import { findExecutable } from '../support/peers.js';
@@ -49,12 +50,12 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
     );
   });
 
-  test('member states are set with "set server state" and read back; standby is refused', async () => {
+  test('member states are set with "set server state" and read back; standby is refused for a non-backup server', async () => {
     for (const state of ['draining', 'disabled', 'ready'] as const) {
       await driver.setMemberState('prod-a', 'a1', state);
       assert.equal((await member('prod-a', 'a1'))?.admin, state);
     }
-    await assert.rejects(driver.setMemberState('prod-a', 'a1', 'standby'), DriverUnsupportedError);
+    await assert.rejects(driver.setMemberState('prod-a', 'a1', 'standby'), /cannot make prod-a\/a1 standby/);
     await assert.rejects(driver.setClusterTraffic('prod-a', 'live', 3), DriverUnsupportedError);
   });
 
@@ -82,6 +83,26 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
     await lb.haproxy.reload();
     assert.equal((await member('prod-b', 'b1'))?.admin, 'draining');
     await driver.setMemberState('prod-b', 'b1', 'ready');
+  });
+
+  test('apply sets a desired state, then changes only what differs; maintenance is refused', async () => {
+    const start = desiredState(lb.clusters);
+    await driver.apply(start, undefined);
+    const next = structuredClone(start);
+    next.clusters['prod-a']!.traffic = 'draining';
+    next.members['prod-b/b2']!.weight = 3;
+    await driver.apply(next, start);
+    let status = await driver.status();
+    assert.deepEqual(status.clusters.map((c) => [c.traffic, c.members.map((m) => `${m.admin}:${m.weight}`)]), [
+      ['draining', ['draining:1', 'draining:1']],
+      ['live', ['ready:1', 'ready:3']],
+    ]);
+    await driver.apply(start, next);
+    status = await driver.status();
+    assert.deepEqual(status.clusters.map((c) => c.traffic), ['live', 'live']);
+    assert.equal(status.clusters[1]!.members[1]!.weight, 1);
+    const maintenance = { ...start, sites: { public: { maintenance: { message: 'back soon' } } } };
+    await assert.rejects(driver.apply(maintenance, start), DriverUnsupportedError);
   });
 
   test('drain sees requests in flight through scur and waits for them', async () => {
@@ -146,6 +167,10 @@ describe('HAProxy driver: backup servers and matching by address', { skip: skipM
     await driver.setClusterTraffic('prod-a', 'out');
     assert.deepEqual(await admins(), ['a1:disabled', 'spare:disabled']);
     await driver.setClusterTraffic('prod-a', 'live');
+    assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
+    await driver.setMemberState('prod-a', 'spare', 'standby');
+    await assert.rejects(driver.setMemberState('prod-a', 'a1', 'standby'), DriverUnsupportedError);
+    await driver.apply(desiredState(lb.clusters), undefined);
     assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
   });
 });

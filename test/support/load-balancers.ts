@@ -3,7 +3,9 @@
 // release through the apache or haproxy driver runs against. `config` carries the `driver:` section, so
 // `createDriver(lb.config)` drives it.
 import { parseConfig } from '../../src/config/load.js';
-import type { DayshiftConfig } from '../../src/config/schema.js';
+import type { ClusterConfig, DayshiftConfig } from '../../src/config/schema.js';
+import { memberId, type DesiredState } from '../../src/control/state.js';
+import { memberKey } from '../../src/model.js';
 import { exportApache } from '../../src/drivers/apache-config.js';
 import { exportHaproxy } from '../../src/drivers/haproxy-config.js';
 import type { Backend } from './backends.js';
@@ -57,4 +59,16 @@ export async function startExportedHaproxy(binary: string, backends: Backend[]):
   const lb = await startHaproxy(binary, body);
   const config = { ...draft, driver: { type: 'haproxy' as const, socket: lb.socket, backend: 'public', match: 'name' as const, state_file: lb.stateFile, timeout: 5000 } };
   return { config, url: `http://127.0.0.1:${port}/`, stop: () => lb.stop() };
+}
+
+/** The desired state a fresh installation of these clusters starts from (what initialState gives). */
+export function desiredState(clusters: Record<string, ClusterConfig>): DesiredState {
+  const state: DesiredState = { clusters: {}, members: {}, sites: {} };
+  for (const [name, cluster] of Object.entries(clusters)) {
+    state.clusters[name] = { traffic: cluster.traffic, weight: cluster.weight };
+    cluster.members.forEach((m, i) => {
+      state.members[memberKey(name, memberId(m.route, i))] = { admin: m.state, weight: m.weight };
+    });
+  }
+  return state;
 }
