@@ -61,6 +61,25 @@ sites:
   };
 }
 
+test('dayshift export writes the file, prints the driver section, and refuses an unknown target', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dayshift-export-cli-'));
+  const main = join(root, 'dist/src/cli/main.js');
+  const config = join(root, 'examples/origin/dayshift.yaml');
+  try {
+    const out = join(dir, 'haproxy.cfg');
+    const { stdout } = await run(process.execPath, [main, 'export', 'haproxy', '-c', config, '-o', out, '--socket', '/run/haproxy/admin.sock']);
+    assert.match(stdout, /^wrote .*haproxy\.cfg \(haproxy\); \d+ note\(s\)/);
+    assert.match(stdout, /driver section for dayshift\.yaml: \{"type":"haproxy","socket":"\/run\/haproxy\/admin\.sock","backend":"public"/);
+    assert.match(await readFile(out, 'utf8'), /^backend public$/m);
+    const json = JSON.parse((await run(process.execPath, [main, 'export', 'apache', '-c', config, '--json'])).stdout) as { driver: unknown; text: string };
+    assert.deepEqual(json.driver, { type: 'apache', url: 'http://127.0.0.1:8099/balancer-manager', balancer: 'public' });
+    assert.match(json.text, /^BalancerPersist On$/m);
+    await assert.rejects(run(process.execPath, [main, 'export', 'nginx', '-c', config]), (err: { code: number; stderr: string }) => err.code === 2 && /expected apache or haproxy/.test(err.stderr));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 describe('exported configs are accepted by the real programs', () => {
   let dir: string;
   let all: Record<string, DayshiftConfig>;
