@@ -140,7 +140,8 @@ export class HaproxyDriver implements Driver {
 
   private async servers(): Promise<Server[]> {
     const backend = this.options.backend;
-    const [stateText, statText] = await Promise.all([this.client.command(`show servers state ${backend}`), this.client.command('show stat')]);
+    // `show stat PROXY 4 -1`: this backend's servers only (type 4), not every proxy of a large setup.
+    const [stateText, statText] = await Promise.all([this.client.command(`show servers state ${backend}`), this.client.command(`show stat ${backend} 4 -1`)]);
     if (!stateText.startsWith('1')) throw new RuntimeApiError(`HAProxy at ${this.client.where}: show servers state ${backend}: ${stateText.trim()} (driver.backend)`);
     const stats = new Map(parseStatCsv(statText).filter((r) => r.pxname === backend).map((r) => [r.svname, r]));
     return parseServersState(stateText).map((r) => {
