@@ -71,12 +71,14 @@ export interface ParseOptions {
 }
 
 export function parseApacheConf(file: string, options: ParseOptions = {}): Directive[] {
-  const state = { serverRoot: options.serverRoot ?? dirname(resolve(file)), fixedRoot: options.serverRoot !== undefined, seen: new Set<string>() };
+  const state = { serverRoot: options.serverRoot ?? dirname(resolve(file)), fixedRoot: options.serverRoot !== undefined, defines: new Map<string, string>(), seen: new Set<string>() };
   return parseFile(resolve(file), state);
 }
 
 interface ParseState {
   serverRoot: string;
+  /** Define NAME VALUE, substituted as ${NAME} in later directives, as httpd does. */
+  defines: Map<string, string>;
   /** Set by the caller (a copy of another machine's config): ServerRoot directives do not move it. */
   fixedRoot: boolean;
   /** Files on the current include chain: an include loop is an error, not a hang. */
@@ -88,7 +90,9 @@ function parseFile(file: string, state: ParseState): Directive[] {
   state.seen.add(file);
   const root: Directive[] = [];
   const stack: Directive[] = [];
-  for (const { text, line } of logicalLines(readFileSync(file, 'utf8'))) {
+  for (const { text: raw, line } of logicalLines(readFileSync(file, 'utf8'))) {
+    // Only names defined earlier are replaced; others (${APACHE_LOG_DIR} from the environment) stay.
+    const text = raw.replace(/\$\{([A-Za-z0-9_]+)\}/g, (whole, name: string) => state.defines.get(name) ?? whole);
     const close = /^<\/([^>\s]+)\s*>$/.exec(text);
     if (close) {
       const open = stack.pop();
@@ -108,6 +112,8 @@ function parseFile(file: string, state: ParseState): Directive[] {
     const [name = '', ...args] = splitArgs(text);
     const lower = name.toLowerCase();
     if (lower === 'serverroot' && args[0] && !state.fixedRoot) state.serverRoot = args[0];
+    if (lower === 'define' && args[0]) state.defines.set(args[0], args[1] ?? '');
+    if (lower === 'undefine' && args[0]) state.defines.delete(args[0]);
     if (lower === 'include' || lower === 'includeoptional') {
       const pattern = args[0];
       if (!pattern) throw new ApacheConfError(file, line, `${name} needs a path`);

@@ -96,12 +96,14 @@ const SKIPPED = new Set(
     'ThreadLimit', 'ThreadsPerChild', 'MaxRequestWorkers', 'MaxClients', 'MaxConnectionsPerChild', 'MaxRequestsPerChild', 'ServerLimit',
     'EnableSendfile', 'EnableMMAP', 'Options', 'AllowOverride', 'BalancerPersist', 'BalancerGrowth', 'BalancerInherit', 'ProxyStatus',
     'SSLRandomSeed', 'SSLSessionCache', 'SSLSessionCacheTimeout', 'SSLPassPhraseDialog', 'SSLMutex', 'SSLStaplingCache', 'ExtendedStatus',
-    'ServerName', 'Timeout', 'KeepAlive', 'MaxKeepAliveRequests', 'KeepAliveTimeout', 'ProxyVia',
+    'ServerName', 'Timeout', 'KeepAlive', 'MaxKeepAliveRequests', 'KeepAliveTimeout', 'ProxyVia', 'Define', 'UnDefine',
   ].map((d) => d.toLowerCase()),
 );
 
 const SKIP_REASON: Record<string, string> = {
   balancerpersist: "Dayshift's store keeps runtime state across restarts",
+  define: 'its ${NAME} uses were substituted while reading the files',
+  undefine: 'its ${NAME} uses were substituted while reading the files',
   servername: 'the main server name; sites take their names from VirtualHost ServerName',
   timeout: 'client timeouts are set under timeouts: in Dayshift',
   keepalive: 'client keep-alive is timeouts.client_keepalive in Dayshift',

@@ -79,7 +79,7 @@ test('a larger config: Include of a glob and a directory, SSL vhost merged with 
   assert.ok(where(notes, 'skipped').includes('httpd.conf:7 LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so'));
 });
 
-test('Include: sorted globs without dot files, continued lines, IncludeOptional of nothing, errors with file:line', async () => {
+test('Include: sorted globs without dot files, continued lines, Define, IncludeOptional of nothing, errors with file:line', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-import-'));
   try {
     await mkdir(join(dir, 'parts'));
@@ -88,14 +88,15 @@ test('Include: sorted globs without dot files, continued lines, IncludeOptional 
     await writeFile(join(dir, 'parts', '.hidden.conf'), 'ServerAlias hidden.example\n');
     await writeFile(
       join(dir, 'main.conf'),
-      '<VirtualHost *:8080>\n  ServerName x.example\n  Include parts/*.conf\n  IncludeOptional nothing/*.conf\n  ProxyPass / \\\n    http://127.0.0.1:9001/\n</VirtualHost>\n',
+      'Define APP http://127.0.0.1:9001\n<VirtualHost *:8080>\n  ServerName x.example\n  Include parts/*.conf\n  IncludeOptional nothing/*.conf\n  ProxyPass / \\\n    ${APP}/\n  ErrorLog ${APACHE_LOG_DIR}/x.log\n</VirtualHost>\n',
     );
-    const vhost = parseApacheConf(join(dir, 'main.conf'))[0]!;
+    const vhost = parseApacheConf(join(dir, 'main.conf'))[1]!;
     assert.deepEqual(vhost.children!.map((d) => `${d.file.split('/').pop()}:${d.line} ${d.name} ${d.args.join(' ')}`), [
-      'main.conf:2 ServerName x.example',
+      'main.conf:3 ServerName x.example',
       'a.conf:1 ServerAlias a.example',
       'b.conf:1 ServerAlias b.example',
-      'main.conf:5 ProxyPass / http://127.0.0.1:9001/',
+      'main.conf:6 ProxyPass / http://127.0.0.1:9001/',
+      'main.conf:8 ErrorLog ${APACHE_LOG_DIR}/x.log',
     ]);
     const { config } = importApacheFile(join(dir, 'main.conf'));
     assert.deepEqual((config.sites as Record<string, { hosts: string[] }>)['x.example']!.hosts, ['x.example', 'a.example', 'b.example']);
