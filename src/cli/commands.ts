@@ -1,6 +1,8 @@
 // Every command of the `dayshift` executable, one module each. Add a command by adding its line here.
 import type { Command } from 'commander';
 import { register as check } from './check.js';
+import { register as exportConfig } from './export.js';
+import { register as importConfig } from './import.js';
 import { register as sites } from './sites.js';
 import { register as start } from './start.js';
 import { register as status } from './status.js';
@@ -14,4 +16,6 @@ export function registerCommands(program: Command): void {
   traffic(program);
   sites(program);
   store(program);
+  importConfig(program);
+  exportConfig(program);
 }

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
+import { driverSchema } from './driver-schema.js';
 import { storeSchema } from './store-schema.js';
 import { address, duration, size } from './units.js';
 
@@ -242,6 +243,8 @@ export const configSchema = z
     access_log: accessLogSchema.prefault({}),
     log: logSchema.prefault({}),
     sites: z.record(name, siteSchema),
+    /** What applies traffic states: the built-in proxy (default), Apache httpd or HAProxy (docs/drivers.md). */
+    driver: driverSchema.optional(),
   })
   .superRefine((config, ctx) => {
     for (const [siteName, site] of Object.entries(config.sites)) {
