@@ -80,6 +80,8 @@ export interface Dialect {
   waitFor(pos: string, timeoutMs: number): Check<boolean>;
   /** Whether a replica has applied `pos` (checked again after the wait). */
   reached(pos: string): Check<boolean>;
+  /** Whether everything this server has written or applied is within `pos` (nothing new since). */
+  within(pos: string): Check<boolean>;
   /**
    * Transactions the would-be primary has that its primary lacks (text, empty = none). `on` says which
    * server runs it; `targetExecuted` is the would-be primary's `positions.executed`, read before this.
@@ -160,6 +162,9 @@ class MariaDbDialect implements Dialect {
   reached(pos: string): Check<boolean> {
     return { sql: 'SELECT @@global.gtid_slave_pos AS applied', read: (row) => mariaDbCovers(str(row.applied), pos) };
   }
+  within(pos: string): Check<boolean> {
+    return { sql: 'SELECT @@global.gtid_binlog_pos AS pos', read: (row) => mariaDbCovers(pos, str(row.pos)) };
+  }
   errant(): Check<string> & { on: 'target' } {
     // With log_slave_updates every replicated event is in the binlog too, so anything in gtid_binlog_pos
     // beyond gtid_slave_pos was written locally.
@@ -194,6 +199,8 @@ class MariaDbDialect implements Dialect {
     { need: 'SLAVE MONITOR', alsoBy: ['ALL PRIVILEGES'] },
     { need: 'CONNECTION ADMIN', alsoBy: ['ALL PRIVILEGES'] },
     { need: 'PROCESS', alsoBy: ['ALL PRIVILEGES'] },
+    // RESET SLAVE ALL needs RELOAD.
+    { need: 'RELOAD', alsoBy: ['ALL PRIVILEGES'] },
   ];
 }
 
@@ -238,6 +245,9 @@ class MySqlDialect implements Dialect {
   reached(pos: string): Check<boolean> {
     return { sql: `SELECT GTID_SUBSET(${escape(pos)}, @@global.gtid_executed) AS ok`, read: (row) => Number(row.ok) === 1 };
   }
+  within(pos: string): Check<boolean> {
+    return { sql: `SELECT GTID_SUBSET(@@global.gtid_executed, ${escape(pos)}) AS ok`, read: (row) => Number(row.ok) === 1 };
+  }
   errant(targetExecuted: string): Check<string> & { on: 'primary' } {
     // Run on the primary after reading the replica's set: the primary's set can only have grown since,
     // so anything left over really is the replica's own.
@@ -269,6 +279,7 @@ class MySqlDialect implements Dialect {
     { need: 'REPLICATION CLIENT', alsoBy: ['ALL PRIVILEGES'] },
     { need: 'CONNECTION_ADMIN', alsoBy: ['SUPER', 'ALL PRIVILEGES'] },
     { need: 'PROCESS', alsoBy: ['ALL PRIVILEGES'] },
+    { need: 'RELOAD', alsoBy: ['ALL PRIVILEGES'] },
   ];
 }
 

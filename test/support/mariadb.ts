@@ -143,7 +143,7 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
       `CREATE USER ${USERS.app.user}@'127.0.0.1' IDENTIFIED BY '${USERS.app.password}'`,
       `GRANT SELECT, INSERT, UPDATE, DELETE ON appdb.* TO ${USERS.app.user}@'127.0.0.1'`,
       `CREATE USER ${USERS.tool.user}@'127.0.0.1' IDENTIFIED BY '${USERS.tool.password}'`,
-      `GRANT READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR, BINLOG MONITOR, CONNECTION ADMIN, PROCESS ON *.* TO ${USERS.tool.user}@'127.0.0.1'`,
+      `GRANT READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR, BINLOG MONITOR, CONNECTION ADMIN, PROCESS, RELOAD ON *.* TO ${USERS.tool.user}@'127.0.0.1'`,
       'CREATE DATABASE appdb',
       'CREATE TABLE appdb.writes (id BIGINT NOT NULL PRIMARY KEY, payload VARCHAR(64) NOT NULL) ENGINE=InnoDB',
     );
@@ -193,4 +193,59 @@ export function databaseYaml(pair: MariaDbPair, extra: Record<string, string | n
   lines.push(`  replication: {user: ${USERS.repl.user}, password: ${USERS.repl.password}}`);
   for (const [key, value] of Object.entries(extra)) lines.push(`  ${key}: ${value}`);
   return `${lines.join('\n')}\n`;
+}
+
+export interface Writer {
+  /** Ids whose INSERT was acknowledged. */
+  acked: number[];
+  /** Failed attempts by error code. */
+  errors: Map<string, number>;
+  /** Longest time between two consecutive acknowledgements: the outage the application saw. */
+  maxGapMs(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * An application writer: autocommit INSERTs into appdb.writes as `app` through host:port (the writer
+ * endpoint), one fresh id per attempt, reconnecting after any error. Bounded by maxMs.
+ */
+export function startWriter(host: string, port: number, maxMs = 60_000): Writer {
+  const acked: number[] = [];
+  const ackTimes: number[] = [];
+  const errors = new Map<string, number>();
+  let stopped = false;
+  const end = Date.now() + maxMs;
+  const loop = (async () => {
+    let conn: Connection | undefined;
+    let id = 1;
+    while (!stopped && Date.now() < end) {
+      const attempt = id++;
+      try {
+        if (!conn) {
+          conn = await createConnection({ host, port, user: USERS.app.user, password: USERS.app.password, database: 'appdb', connectTimeout: 2000 });
+          conn.on('error', () => undefined);
+        }
+        await conn.query({ sql: 'INSERT INTO writes (id, payload) VALUES (?, ?)', values: [attempt, `w${attempt}`], timeout: 5000 });
+        acked.push(attempt);
+        ackTimes.push(performance.now());
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? (err as Error).message;
+        errors.set(code, (errors.get(code) ?? 0) + 1);
+        conn?.destroy();
+        conn = undefined;
+        // Back off briefly so a refused endpoint is not hammered.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+    conn?.destroy();
+  })();
+  return {
+    acked,
+    errors,
+    maxGapMs: () => ackTimes.slice(1).reduce((max, t, i) => Math.max(max, t - ackTimes[i]!), 0),
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
 }
