@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { databaseSchema, type DatabaseConfig } from '../config/database-schema.js';
 import { ConfigError, parseYamlWith, readConfigSource } from '../config/load.js';
+import type { DayshiftConfig } from '../config/schema.js';
 
 const dbFileSchema = z.object({
   state_dir: z.string().default('.dayshift'),
@@ -59,4 +60,10 @@ export function findServer(settings: DbSettings, name: string): DbServer {
   const server = settings.servers.find((s) => s.name === name);
   if (!server) throw new Error(`unknown server "${name}"; configured servers: ${settings.servers.map((s) => s.name).join(', ')}`);
   return server;
+}
+
+/** For callers holding the full configuration (the release conductor): its `database` section as settings. */
+export async function dbSettingsFromConfig(config: DayshiftConfig, baseDir: string, file = '<inline>'): Promise<DbSettings> {
+  if (!config.database) throw new ConfigError([{ file, line: 0, column: 0, path: 'database', message: 'no database section: add database.servers and database.replication' }]);
+  return resolveDbSettings({ state_dir: config.state_dir, database: config.database }, baseDir, file);
 }

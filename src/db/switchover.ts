@@ -79,7 +79,7 @@ export interface SwitchoverOptions {
   store?: Store;
   /** Called as each step ends, for live output. */
   onStep?: (step: StepRecord) => void;
-  /** Test seam (DAYSHIFT_DB_PAUSE_AT): stop before this step, after journaling, until killed. */
+  /** Test seam (DAYSHIFT_DB_PAUSE_AT): stop before this step (journal already written) until killed. */
   pauseAt?: string;
   onPause?: (step: string) => void;
 }
@@ -166,6 +166,7 @@ class Run {
   }
 
   private async step<T>(name: StepName, action: () => Promise<{ value: T; detail: string }>): Promise<T> {
+    await this.pause(name);
     const started = performance.now();
     try {
       const { value, detail } = await action();
@@ -183,10 +184,9 @@ class Run {
     this.options.onStep?.(record);
   }
 
-  private async enter(phase: Phase, next: StepName): Promise<void> {
+  private async enter(phase: Phase): Promise<void> {
     this.journal = { ...this.journal!, phase };
     await writeJournal(this.settings.stateDir, this.journal);
-    await this.pause(next);
   }
 
   private async pause(step: StepName): Promise<void> {
@@ -228,7 +228,7 @@ class Run {
     }
     if (dryRun) return this.result('dry-run', targetName, `preflight passed: ${this.journal!.from} → ${targetName} can be switched`);
 
-    await this.enter('fencing', 'fence');
+    await this.enter('fencing');
     let pos: string;
     try {
       this.outageStart = performance.now();
@@ -251,7 +251,7 @@ class Run {
       return this.rollbackA(err as Error);
     }
 
-    await this.enter('promoting', 'promote');
+    await this.enter('promoting');
     try {
       await this.step('promote', async () => {
         const statements = [to.dialect.stopReplica, to.dialect.resetReplicaAll, ...to.dialect.unfence];
@@ -267,7 +267,7 @@ class Run {
   /** Publishes (unless already past it), then re-attaches and verifies. */
   private async finish(to: DbServer, from: DbServer, phase: 'publishing' | 'published'): Promise<SwitchoverResult> {
     if (phase === 'publishing') {
-      await this.enter('publishing', 'publish');
+      await this.enter('publishing');
       try {
         await this.step('publish', async () => {
           const done = await this.endpoint.publish(to, from);
@@ -279,7 +279,7 @@ class Run {
       } catch (err) {
         return this.publishFailed(err as Error, to, from);
       }
-      await this.enter('published', 'reattach');
+      await this.enter('published');
     }
     try {
       const fromSession = await this.step('reattach', async () => {
