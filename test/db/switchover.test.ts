@@ -111,6 +111,31 @@ test('rollback A: the replica cannot catch up in time → old primary writable a
   assert.ok(!existsSync(journalPath(stateDir)));
 });
 
+test('rollback A: read_only cannot be set within lock_wait behind a running write', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  const s = await settings(p, { lock_wait: '1s' });
+  const { createConnection } = await import('mysql2/promise');
+  const app = await createConnection({ host: '127.0.0.1', port: p.a.port, user: 'app', password: 'app-pw', database: 'appdb' });
+  try {
+    const slow = app.query("INSERT INTO writes SELECT 4000001, IF(SLEEP(4) = 0, 'slow', 'x')");
+    await pollUntil('the slow INSERT to run', 5000, async () => {
+      const rows = await p.a.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO writes SELECT 4000001%'");
+      return rows.length > 0 ? true : undefined;
+    });
+    const result = await switchover(s, 'b', { front });
+    printSteps('rollback A (lock wait)', result);
+    assert.equal(result.outcome, 'rolled-back', result.message);
+    assert.deepEqual(result.steps.map((x) => [x.name, x.ok]), [['preflight', true], ['fence', false], ['rollback-a', true]]);
+    assert.match(result.message, /Lock wait timeout/);
+    await slow;
+    const [a] = await p.a.sql('SELECT @@global.read_only AS ro, COUNT(*) AS n FROM appdb.writes WHERE id = 4000001');
+    assert.deepEqual([Number(a!.ro), Number(a!.n)], [0, 1], 'a writable, and the slow write committed');
+  } finally {
+    await app.end();
+  }
+});
+
 test('rollback B: the endpoint cannot be moved → b demoted again and re-attached, a writable', async (t) => {
   const p = need(t);
   if (!p) return;
