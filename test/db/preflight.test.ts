@@ -5,14 +5,11 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, test, type TestContext } from 'node:test';
-import { z } from 'zod';
-import { databaseSchema } from '../../src/config/database-schema.js';
-import { parseYamlWith } from '../../src/config/load.js';
-import { resolveDbSettings, type DbSettings } from '../../src/db/config.js';
+import type { DbSettings } from '../../src/db/config.js';
 import { dbStatus } from '../../src/db/status.js';
 import { checkReplication, switchover, type SwitchoverResult } from '../../src/db/switchover.js';
 import { requirePeer } from '../support/peers.js';
-import { databaseYaml, pollUntil, startMariaDbPair, USERS, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, pollUntil, pairSettings, startMariaDbPair, USERS, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 
 let pair: MariaDbPair | undefined;
 let stateDir: string;
@@ -32,9 +29,8 @@ function need(t: TestContext): MariaDbPair | undefined {
   return pair;
 }
 
-async function settings(p: MariaDbPair, extra: Record<string, string | number> = {}, yaml = databaseYaml(p, extra)): Promise<DbSettings> {
-  const parsed = parseYamlWith(`state_dir: ${JSON.stringify(stateDir)}\n${yaml}`, 'test.yaml', z.object({ state_dir: z.string(), database: databaseSchema }));
-  return resolveDbSettings(parsed, p.dir);
+function settings(p: MariaDbPair, extra: Record<string, string | number> = {}, yaml = databaseYaml(p, extra)): Promise<DbSettings> {
+  return pairSettings(p, stateDir, extra, yaml);
 }
 
 /** Asserts a refusal by exactly the named checks, and that the servers are as they were. */

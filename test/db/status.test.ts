@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { resolveDbSettings, type DbSettings } from '../../src/db/config.js';
+import { join } from 'node:path';
+import { after, before, test, type TestContext } from 'node:test';
 import { dbStatus } from '../../src/db/status.js';
-import { parseYamlWith } from '../../src/config/load.js';
-import { databaseSchema } from '../../src/config/database-schema.js';
-import { z } from 'zod';
 import { requirePeer } from '../support/peers.js';
-import { databaseYaml, startMariaDbPair, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, pairSettings, startMariaDbPair, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 
 let pair: MariaDbPair | undefined;
 before(async () => {
@@ -16,17 +13,29 @@ after(async () => {
   await pair?.stop();
 });
 
-async function settings(p: MariaDbPair): Promise<DbSettings> {
-  const parsed = parseYamlWith(databaseYaml(p), 'test.yaml', z.object({ state_dir: z.string().default('.dayshift'), database: databaseSchema }));
-  return resolveDbSettings(parsed, p.dir);
+function need(t: TestContext): MariaDbPair | undefined {
+  if (!pair) requirePeer(t, 'mariadbd', 'mariadb-server');
+  return pair;
 }
 
-test('status names the primary and the replica with its threads, lag and GTID positions', async (t) => {
-  if (!pair) return void requirePeer(t, 'mariadbd', 'mariadb-server');
-  const status = await dbStatus(await settings(pair));
-  assert.equal(status[0]!.role, 'primary');
-  assert.equal(status[1]!.role, 'replica');
-  assert.equal(status[1]!.replicaOf, 'a');
-  assert.equal(status[1]!.replication?.ioRunning, 'Yes');
-  console.log(status);
+test('status names the primary and the replica with its threads, lag, read_only and GTID positions', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  await p.a.sql("INSERT INTO appdb.writes VALUES (1, 'status')");
+  await waitForReplica(p.a, p.b);
+  const [a, b] = await dbStatus(await pairSettings(p, join(p.dir, 'state')));
+  assert.deepEqual([a!.name, a!.role, a!.readOnly, a!.flavour, a!.serverId], ['a', 'primary', false, 'mariadb', 1]);
+  assert.deepEqual([b!.name, b!.role, b!.readOnly, b!.replicaOf, b!.serverId], ['b', 'replica', true, 'a', 2]);
+  assert.deepEqual([b!.replication?.ioRunning, b!.replication?.sqlRunning, b!.replication?.lagSeconds, b!.replication?.gtidMode], ['Yes', 'Yes', 0, 'Slave_Pos']);
+  assert.match(a!.executed!, /^0-1-\d+$/);
+  assert.equal(b!.applied, a!.executed, 'the replica applied everything the primary wrote');
+});
+
+test('an unreachable server is reported, not thrown', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  const yaml = databaseYaml(p).replace(`port: ${p.b.port}`, 'port: 1');
+  const [, b] = await dbStatus(await pairSettings(p, join(p.dir, 'state'), {}, yaml));
+  assert.equal(b!.role, 'unreachable');
+  assert.match(b!.error ?? '', /ECONNREFUSED/);
 });

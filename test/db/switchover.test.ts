@@ -5,16 +5,13 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, test, type TestContext } from 'node:test';
-import { z } from 'zod';
-import { databaseSchema } from '../../src/config/database-schema.js';
-import { parseYamlWith } from '../../src/config/load.js';
-import { resolveDbSettings, type DbSettings } from '../../src/db/config.js';
+import type { DbSettings } from '../../src/db/config.js';
 import { journalPath } from '../../src/db/journal.js';
 import { dbStatus } from '../../src/db/status.js';
 import { switchover, type SwitchoverResult } from '../../src/db/switchover.js';
 import { TcpFront } from '../../src/tcp/front.js';
 import { requirePeer } from '../support/peers.js';
-import { databaseYaml, pollUntil, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { pairSettings, pollUntil, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 
 let pair: MariaDbPair | undefined;
 let front: TcpFront;
@@ -40,10 +37,8 @@ function need(t: TestContext): MariaDbPair | undefined {
   return pair;
 }
 
-async function settings(p: MariaDbPair, extra: Record<string, string | number> = {}): Promise<DbSettings> {
-  const yaml = databaseYaml(p, { writer: `{listen: "127.0.0.1:${front.address().port}"}`, ...extra });
-  const parsed = parseYamlWith(`state_dir: ${JSON.stringify(stateDir)}\n${yaml}`, 'test.yaml', z.object({ state_dir: z.string(), database: databaseSchema }));
-  return resolveDbSettings(parsed, p.dir);
+function settings(p: MariaDbPair, extra: Record<string, string | number> = {}): Promise<DbSettings> {
+  return pairSettings(p, stateDir, { writer: `{listen: "127.0.0.1:${front.address().port}"}`, ...extra });
 }
 
 function printSteps(label: string, result: SwitchoverResult): void {

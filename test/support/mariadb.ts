@@ -8,6 +8,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
+import { z } from 'zod';
+import { databaseSchema } from '../../src/config/database-schema.js';
+import { parseYamlWith } from '../../src/config/load.js';
+import { resolveDbSettings, type DbSettings } from '../../src/db/config.js';
 import { findExecutable } from './peers.js';
 
 export const USERS = {
@@ -248,4 +252,10 @@ export function startWriter(host: string, port: number, maxMs = 60_000): Writer 
       await loop;
     },
   };
+}
+
+/** Settings for this pair as `dayshift db` would load them, with extra `database:` keys (YAML values). */
+export async function pairSettings(pair: MariaDbPair, stateDir: string, extra: Record<string, string | number> = {}, yaml = databaseYaml(pair, extra)): Promise<DbSettings> {
+  const parsed = parseYamlWith(`state_dir: ${JSON.stringify(stateDir)}\n${yaml}`, 'test.yaml', z.object({ state_dir: z.string(), database: databaseSchema }));
+  return resolveDbSettings(parsed, pair.dir);
 }
