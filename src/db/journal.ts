@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 /**
  * fencing: the old primary may be read-only; the replica is untouched → rollback A.
- * promoting: the replica may be promoted; nothing published → rollback B if nothing was written to it.
+ * promoting: the replica may be promoted; the endpoint has not moved → rollback B.
  * publishing: the endpoint may have moved → forward if anything was written to the new primary, else B.
  * published: point of no return passed → forward (re-attach the old primary).
  */

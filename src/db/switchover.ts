@@ -467,6 +467,9 @@ class Run {
       case 'fencing':
         return this.rollbackA(cause);
       case 'promoting':
+        // The endpoint never moved, so no client wrote to the new primary: roll back even if it is down
+        // (the rollback then fails with repair steps rather than guessing).
+        return this.rollbackB(cause, 'promoting');
       case 'publishing':
         // The endpoint may or may not have moved; if anything was written to the new primary it did.
         if (await this.untouched(to)) return this.rollbackB(cause, 'publishing');

@@ -110,6 +110,16 @@ test('kill -9 after promotion, before publishing: --resume sees no write on b an
   assert.deepEqual(front.currentTarget(), { host: pair!.a.host, port: pair!.a.port });
 });
 
+test('kill -9 before promotion: --resume rolls back (rollback B, the endpoint never moved)', async (t) => {
+  if (!need(t)) return;
+  await killAt('b', 'promote');
+  assert.equal((await readJournal(settings.stateDir))?.phase, 'promoting');
+  const resumed = await dayshift(['switchover', '--resume', '--yes', '--json']).done;
+  assert.equal(resumed.code, 6, resumed.stdout + resumed.stderr);
+  assert.deepEqual((JSON.parse(resumed.stdout) as { steps: { name: string }[] }).steps.map((x) => x.name), ['rollback-b']);
+  assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
+});
+
 test('kill -9 after the point of no return: --resume re-attaches the old primary; then switch back', async (t) => {
   if (!need(t)) return;
   await killAt('b', 'reattach');
@@ -135,4 +145,26 @@ test('without a terminal and without --yes the switchover is refused', async (t)
   assert.equal(ran.code, 3);
   assert.match(ran.stderr, /add --yes/);
   assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
+});
+
+test('dayshift db front forwards clients to the primary and reports its counters on SIGTERM', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  const run = dayshift(['front', '--listen', '127.0.0.1:0']);
+  let out = '';
+  run.child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const port = await pollUntil('the front to listen', 10_000, async () => {
+    if (run.child.exitCode !== null) throw new Error(`exited early: ${run.stderr()}`);
+    const match = /listening on 127\.0\.0\.1:(\d+) → a /.exec(out);
+    return match ? Number(match[1]) : undefined;
+  });
+  const { createConnection } = await import('mysql2/promise');
+  const conn = await createConnection({ host: '127.0.0.1', port, user: 'app', password: 'app-pw' });
+  const [rows] = await conn.query<import('mysql2/promise').RowDataPacket[]>('SELECT @@server_id AS id');
+  await conn.end();
+  assert.equal(Number(rows[0]!.id), p.a.serverId);
+  run.child.kill('SIGTERM');
+  const ended = await run.done;
+  assert.equal(ended.code, 0, ended.stderr);
+  assert.match(ended.stdout, /stopped: 1 connection\(s\)/);
 });

@@ -1,7 +1,7 @@
 // Switchover against two real MariaDB servers, with an application writer going through the TCP front.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, test, type TestContext } from 'node:test';
@@ -11,7 +11,7 @@ import { dbStatus } from '../../src/db/status.js';
 import { switchover, type SwitchoverResult } from '../../src/db/switchover.js';
 import { TcpFront } from '../../src/tcp/front.js';
 import { requirePeer } from '../support/peers.js';
-import { pairSettings, pollUntil, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, pairSettings, pollUntil, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 
 let pair: MariaDbPair | undefined;
 let front: TcpFront;
@@ -57,7 +57,10 @@ async function checksum(db: MariaDbPair['a']): Promise<string> {
 test('switchover a → b → a under a writer through the TCP front: no acknowledged write lost, checksums equal', async (t) => {
   const p = need(t);
   if (!p) return;
-  const s = await settings(p);
+  // The hook records what it was told, to check the variables other endpoints (DNS, ProxySQL) get.
+  const hookLog = join(stateDir, 'hook.log');
+  const hook = `echo "$DAYSHIFT_DB_OLD_PRIMARY:$DAYSHIFT_DB_OLD_PRIMARY_PORT>$DAYSHIFT_DB_NEW_PRIMARY:$DAYSHIFT_DB_NEW_PRIMARY_HOST:$DAYSHIFT_DB_NEW_PRIMARY_PORT" >> ${JSON.stringify(hookLog)}`;
+  const s = await settings(p, { writer: `{listen: "127.0.0.1:${front.address().port}", hook: ${JSON.stringify(hook)}}` });
   const writer = startWriter('127.0.0.1', front.address().port);
   try {
     await pollUntil('writes before the switchover', 10_000, async () => (writer.acked.length >= 50 ? true : undefined));
@@ -83,6 +86,7 @@ test('switchover a → b → a under a writer through the TCP front: no acknowle
     assert.deepEqual(lost, [], `acknowledged writes missing on ${db.name}`);
   }
   assert.equal(await checksum(p.a), await checksum(p.b));
+  assert.equal(await readFile(hookLog, 'utf8'), `a:${p.a.port}>b:127.0.0.1:${p.b.port}\nb:${p.b.port}>a:127.0.0.1:${p.a.port}\n`);
   const status = await dbStatus(s);
   assert.deepEqual(status.map((x) => [x.name, x.role, x.replicaOf]), [['a', 'primary', undefined], ['b', 'replica', 'a']]);
   assert.ok(!existsSync(journalPath(stateDir)), 'journal cleared');
@@ -144,6 +148,28 @@ test('rollback B: the endpoint cannot be moved → b demoted again and re-attach
   const status = await dbStatus(s);
   assert.deepEqual(status.map((x) => [x.name, x.role, x.readOnly, x.replicaOf]), [['a', 'primary', false, undefined], ['b', 'replica', true, 'a']]);
   assert.equal(status[1]!.replication?.sqlRunning, 'Yes');
+});
+
+test('failure after the point of no return: exit 7 with repair steps; --resume after the fix finishes', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  // A wrong replication password is only noticed when the old primary tries to replicate from b.
+  const extra = { writer: `{listen: "127.0.0.1:${front.address().port}"}`, catchup: '2s' };
+  const broken = await pairSettings(p, stateDir, extra, databaseYaml(p, extra).replace('password: repl-pw', 'password: wrong'));
+  const failed = await switchover(broken, 'b', { front });
+  printSteps('after the point of no return', failed);
+  assert.equal(failed.outcome, 'repair-needed', failed.message);
+  assert.deepEqual(failed.steps.map((x) => [x.name, x.ok]).slice(-3), [['publish', true], ['reattach', true], ['verify', false]]);
+  assert.match(failed.message, /b is the primary and serving writes, but a is not replicating from it: .*1045/);
+  assert.match(failed.repair!.join('\n'), /on a \(127\.0\.0\.1:\d+\): SET GLOBAL read_only=ON; STOP SLAVE;[\s\S]*MASTER_DEMOTE_TO_SLAVE=1[\s\S]*--resume/);
+  assert.deepEqual(front.currentTarget(), { host: p.b.host, port: p.b.port }, 'writers stay on the new primary');
+  assert.ok(existsSync(journalPath(stateDir)), 'the journal is kept for --resume');
+
+  const resumed = await switchover(await settings(p), '', { resume: true, front });
+  assert.equal(resumed.outcome, 'done', resumed.message);
+  assert.deepEqual(resumed.steps.map((x) => x.name), ['reattach', 'verify']);
+  const back = await switchover(await settings(p), 'a', { front });
+  assert.equal(back.outcome, 'done', back.message);
 });
 
 test('dry run: preflight passes and nothing changes', async (t) => {
