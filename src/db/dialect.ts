@@ -66,12 +66,13 @@ export interface Dialect {
   parseReplicaStatus(row: Record<string, unknown>): ReplicaStatus;
   readonly stopReplica: string;
   readonly startReplica: string;
-  readonly resetReplicaAll: string;
   /**
    * Points this server at a source by GTID. `demote` is for a server that was a primary until now: its
    * own writes must count as applied (MariaDB MASTER_DEMOTE_TO_SLAVE; MySQL's auto-position needs nothing).
    */
   changeSource(source: Source, demote: boolean): string;
+  /** Turns a caught-up replica into a writable primary, one statement per call. */
+  readonly promote: string[];
   /** Everything this server has in its binlog (the position a replica must reach). Column `pos`. */
   readonly position: string;
   /** GTID positions for status output. Columns `executed` and `applied`. */
@@ -145,13 +146,13 @@ class MariaDbDialect implements Dialect {
   }
   readonly stopReplica = 'STOP SLAVE';
   readonly startReplica = 'START SLAVE';
-  readonly resetReplicaAll = 'RESET SLAVE ALL';
   changeSource(source: Source, demote: boolean): string {
     const clauses = changeSourceClauses(source, { host: 'MASTER_HOST', port: 'MASTER_PORT', user: 'MASTER_USER', password: 'MASTER_PASSWORD', retry: 'MASTER_CONNECT_RETRY' });
     // slave_pos alone would resume an old primary from its stale gtid_slave_pos (error 1236 once the
     // binlogs are purged); DEMOTE copies its own writes into gtid_slave_pos first.
     return `CHANGE MASTER TO ${clauses}, MASTER_USE_GTID=slave_pos${demote ? ', MASTER_DEMOTE_TO_SLAVE=1' : ''}`;
   }
+  readonly promote = ['STOP SLAVE', 'RESET SLAVE ALL', 'SET GLOBAL read_only=OFF'];
   readonly position = 'SELECT @@global.gtid_binlog_pos AS pos';
   readonly positions = 'SELECT @@global.gtid_binlog_pos AS executed, @@global.gtid_slave_pos AS applied';
   waitFor(pos: string, timeoutMs: number): Check<boolean> {
@@ -209,8 +210,9 @@ class MySqlDialect implements Dialect {
   constructor(readonly version: ServerVersion) {}
   unsupported(): string | undefined {
     const { major, minor, patch } = this.version;
-    // CHANGE REPLICATION SOURCE TO exists from 8.0.23; only that syntax survives in 8.4.
-    if (major < 8 || (major === 8 && minor === 0 && patch < 23)) return `MySQL ${major}.${minor}.${patch} is too old: 8.0.23 or later is needed`;
+    // CHANGE REPLICATION SOURCE TO exists from 8.0.23 and log_replica_updates from 8.0.26; only the
+    // REPLICA/SOURCE syntax survives in 8.4.
+    if (major < 8 || (major === 8 && minor === 0 && patch < 26)) return `MySQL ${major}.${minor}.${patch} is too old: 8.0.26 or later is needed`;
     return undefined;
   }
   readonly replicaStatus = 'SHOW REPLICA STATUS';
@@ -230,12 +232,14 @@ class MySqlDialect implements Dialect {
   }
   readonly stopReplica = 'STOP REPLICA';
   readonly startReplica = 'START REPLICA';
-  readonly resetReplicaAll = 'RESET REPLICA ALL';
   changeSource(source: Source): string {
     const clauses = changeSourceClauses(source, { host: 'SOURCE_HOST', port: 'SOURCE_PORT', user: 'SOURCE_USER', password: 'SOURCE_PASSWORD', retry: 'SOURCE_CONNECT_RETRY' });
     // GET_SOURCE_PUBLIC_KEY lets a caching_sha2_password replication account connect without TLS.
     return `CHANGE REPLICATION SOURCE TO ${clauses}, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1`;
   }
+  // super_read_only goes first so that RESET REPLICA ALL can update the replication metadata tables,
+  // while read_only still keeps application users out until the last statement.
+  readonly promote = ['STOP REPLICA', 'SET GLOBAL super_read_only=OFF', 'RESET REPLICA ALL', 'SET GLOBAL read_only=OFF'];
   readonly position = 'SELECT @@global.gtid_executed AS pos';
   readonly positions = 'SELECT @@global.gtid_executed AS executed, @@global.gtid_executed AS applied';
   waitFor(pos: string, timeoutMs: number): Check<boolean> {

@@ -254,9 +254,8 @@ class Run {
     await this.enter('promoting');
     try {
       await this.step('promote', async () => {
-        const statements = [to.dialect.stopReplica, to.dialect.resetReplicaAll, ...to.dialect.unfence];
-        for (const sql of statements) await to.run(sql);
-        return { value: undefined, detail: statements.join('; ') };
+        for (const sql of to.dialect.promote) await to.run(sql);
+        return { value: undefined, detail: to.dialect.promote.join('; ') };
       });
     } catch (err) {
       return this.rollbackB(err as Error, 'promoting');

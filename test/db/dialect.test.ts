@@ -1,5 +1,5 @@
 // The statement dialects. MariaDB's statements also run against real servers in the other db tests;
-// MySQL 8 is not available here, so its statements are pinned by these tests (text from the MySQL 8.0.23+
+// MySQL 8 is not available here, so its statements are pinned by these tests (text from the MySQL 8.0.26+
 // and 8.4 reference manuals: REPLICA/SOURCE syntax, super_read_only, WAIT_FOR_EXECUTED_GTID_SET).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -17,7 +17,8 @@ test('flavour and version are read from @@version', () => {
 });
 
 test('versions without the needed statements are refused', () => {
-  assert.match(dialectFor(parseVersion('8.0.22')).unsupported() ?? '', /8\.0\.23 or later/);
+  assert.match(dialectFor(parseVersion('8.0.25')).unsupported() ?? '', /8\.0\.26 or later/);
+  assert.equal(dialectFor(parseVersion('8.0.26')).unsupported(), undefined);
   assert.equal(mysql.unsupported(), undefined);
   assert.equal(mysql84.unsupported(), undefined);
   assert.match(dialectFor(parseVersion('10.6.18-MariaDB')).unsupported() ?? '', /MASTER_DEMOTE_TO_SLAVE needs 10\.10/);
@@ -29,7 +30,6 @@ test('MySQL uses the REPLICA/SOURCE statements that 8.4 still accepts', () => {
     assert.equal(d.replicaStatus, 'SHOW REPLICA STATUS');
     assert.equal(d.stopReplica, 'STOP REPLICA');
     assert.equal(d.startReplica, 'START REPLICA');
-    assert.equal(d.resetReplicaAll, 'RESET REPLICA ALL');
   }
   assert.equal(
     mysql.changeSource(source, true),
@@ -44,6 +44,11 @@ test('MariaDB re-attaches a demoted primary with MASTER_DEMOTE_TO_SLAVE, a repli
     "CHANGE MASTER TO MASTER_HOST='10.0.0.5', MASTER_PORT=3307, MASTER_USER='repl', MASTER_PASSWORD='pa\\'ss', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos, MASTER_DEMOTE_TO_SLAVE=1",
   );
   assert.doesNotMatch(mariadb.changeSource(source, false), /DEMOTE/);
+});
+
+test('promotion: MySQL lifts super_read_only before RESET REPLICA ALL and read_only last', () => {
+  assert.deepEqual(mysql.promote, ['STOP REPLICA', 'SET GLOBAL super_read_only=OFF', 'RESET REPLICA ALL', 'SET GLOBAL read_only=OFF']);
+  assert.deepEqual(mariadb.promote, ['STOP SLAVE', 'RESET SLAVE ALL', 'SET GLOBAL read_only=OFF']);
 });
 
 test('MySQL fences with super_read_only and unfences in the order the server requires', () => {
