@@ -95,7 +95,7 @@ test('switchover a → b → a under a writer through the TCP front: no acknowle
 test('rollback A: the replica cannot catch up in time → old primary writable again, endpoint unchanged', async (t) => {
   const p = need(t);
   if (!p) return;
-  const s = await settings(p, { catchup: '1s' });
+  const s = await settings(p, { catchup: '1s', max_lag: '30s' });
   await p.b.sql('STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY=5', 'START SLAVE');
   await p.a.sql("INSERT INTO appdb.writes VALUES (1000001, 'delayed')");
   const result = await switchover(s, 'b', { front });
@@ -160,7 +160,7 @@ test('failure after the point of no return: exit 7 with repair steps; --resume a
   printSteps('after the point of no return', failed);
   assert.equal(failed.outcome, 'repair-needed', failed.message);
   assert.deepEqual(failed.steps.map((x) => [x.name, x.ok]).slice(-3), [['publish', true], ['reattach', true], ['verify', false]]);
-  assert.match(failed.message, /b is the primary and serving writes, but a is not replicating from it: .*1045/);
+  assert.match(failed.message, /b is the primary and serving writes, but a is not replicating from it: /);
   assert.match(failed.repair!.join('\n'), /on a \(127\.0\.0\.1:\d+\): SET GLOBAL read_only=ON; STOP SLAVE;[\s\S]*MASTER_DEMOTE_TO_SLAVE=1[\s\S]*--resume/);
   assert.deepEqual(front.currentTarget(), { host: p.b.host, port: p.b.port }, 'writers stay on the new primary');
   assert.ok(existsSync(journalPath(stateDir)), 'the journal is kept for --resume');
