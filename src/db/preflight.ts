@@ -85,11 +85,18 @@ export async function preflight(settings: DbSettings, from: DbSession, to: DbSes
     `IO ${status.ioRunning}, SQL ${status.sqlRunning}${status.ioError ? `, IO error ${status.ioError}` : ''}${status.sqlError ? `, SQL error ${status.sqlError}` : ''}`,
   );
   add(`${to.server.name}: replicates by GTID`, status.usingGtid, status.gtidMode);
+  // Seconds_Behind_Master alone is not enough: it reads 0 whenever the SQL thread has caught up with the
+  // relay log, e.g. while a delayed replica (MASTER_DELAY) waits. So the replica must also apply the
+  // primary's current position within max_lag.
   const maxLag = settings.max_lag / 1000;
+  const primaryPos = String((await from.row(from.dialect.position))?.pos ?? '');
+  const applied = threads && (await to.check(to.dialect.waitFor(primaryPos, settings.max_lag), settings.max_lag + settings.statement_timeout));
   add(
     `${to.server.name}: lag`,
-    status.lagSeconds !== null && status.lagSeconds <= maxLag,
-    status.lagSeconds === null ? 'unknown (SQL thread not running)' : `${status.lagSeconds}s (at most ${maxLag}s)`,
+    status.lagSeconds !== null && status.lagSeconds <= maxLag && applied,
+    status.lagSeconds === null
+      ? 'unknown (SQL thread not running)'
+      : `${status.lagSeconds}s behind; ${applied ? 'applied' : 'did not apply'} the primary's position ${primaryPos || '(empty)'} within ${maxLag}s`,
   );
 
   const toPositions = (await to.row(to.dialect.positions)) ?? {};

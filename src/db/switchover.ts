@@ -77,8 +77,8 @@ export interface SwitchoverOptions {
   endpoint?: WriterEndpoint;
   /** Lock through the store instead of a lock file. */
   store?: Store;
-  /** Called as each step ends, for live output. */
-  onStep?: (step: StepRecord) => void;
+  /** Called as each step ends, for live output; the next step waits for a returned promise. */
+  onStep?: (step: StepRecord) => void | Promise<void>;
   /** Test seam (DAYSHIFT_DB_PAUSE_AT): stop before this step (journal already written) until killed. */
   pauseAt?: string;
   onPause?: (step: string) => void;
@@ -170,18 +170,19 @@ class Run {
     const started = performance.now();
     try {
       const { value, detail } = await action();
-      this.record(name, started, true, detail);
+      await this.record(name, started, true, detail);
       return value;
     } catch (err) {
-      this.record(name, started, false, (err as Error).message);
+      if (err instanceof StepFailed) throw err;
+      await this.record(name, started, false, (err as Error).message);
       throw new StepFailed(`${name}: ${(err as Error).message}`);
     }
   }
 
-  private record(name: StepName, started: number, ok: boolean, detail: string): void {
+  private async record(name: StepName, started: number, ok: boolean, detail: string): Promise<void> {
     const record = { name, ms: Math.round((performance.now() - started) * 10) / 10, ok, detail };
     this.steps.push(record);
-    this.options.onStep?.(record);
+    await this.options.onStep?.(record);
   }
 
   private async enter(phase: Phase): Promise<void> {
