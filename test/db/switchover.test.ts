@@ -92,6 +92,28 @@ test('switchover a → b → a under a writer through the TCP front: no acknowle
   assert.ok(!existsSync(journalPath(stateDir)), 'journal cleared');
 });
 
+test('drain then kill: an idle session holding an uncommitted write is killed after the drain', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  const s = await settings(p, { drain: '300ms' });
+  const { createConnection } = await import('mysql2/promise');
+  const holder = await createConnection({ host: '127.0.0.1', port: front.address().port, user: 'app', password: 'app-pw', database: 'appdb' });
+  holder.on('error', () => undefined);
+  await holder.query('BEGIN');
+  await holder.query("INSERT INTO writes VALUES (5000001, 'uncommitted')");
+  const forth = await switchover(s, 'b', { front });
+  printSteps('drain and kill', forth);
+  assert.equal(forth.outcome, 'done', forth.message);
+  assert.equal(forth.sessionsKilled, 1);
+  assert.match(forth.steps.find((x) => x.name === 'drain')!.detail, /^1 open transaction\(s\) left after the drain; 1 session\(s\) killed$/);
+  await assert.rejects(holder.query('COMMIT'), 'the killed session cannot commit');
+  holder.destroy();
+  const back = await switchover(s, 'a', { front });
+  assert.equal(back.outcome, 'done', back.message);
+  await waitForReplica(p.a, p.b);
+  for (const db of [p.a, p.b]) assert.equal((await db.sql('SELECT id FROM appdb.writes WHERE id = 5000001')).length, 0, `no uncommitted row on ${db.name}`);
+});
+
 test('rollback A: the replica cannot catch up in time → old primary writable again, endpoint unchanged', async (t) => {
   const p = need(t);
   if (!p) return;
