@@ -41,6 +41,9 @@ export function register(program: Command): void {
     .action(async (opts: CommonOptions & { to?: string; dryRun?: boolean; yes?: boolean; resume?: boolean }) => {
       if (!opts.resume && !opts.to) throw new CliError('--to SERVER is required (or --resume)', EXIT.usage);
       const settings = await loadDbSettings(opts.config);
+      if (opts.to !== undefined && !settings.servers.some((s) => s.name === opts.to)) {
+        throw new CliError(`unknown server "${opts.to}"; configured servers: ${settings.servers.map((s) => s.name).join(', ')}`, EXIT.usage);
+      }
       const json = Boolean(opts.json);
       const live = (step: StepRecord) => {
         if (!json) process.stdout.write(`${renderStep(step)}\n`);

@@ -173,7 +173,6 @@ class Run {
       await this.record(name, started, true, detail);
       return value;
     } catch (err) {
-      if (err instanceof StepFailed) throw err;
       await this.record(name, started, false, (err as Error).message);
       throw new StepFailed(`${name}: ${(err as Error).message}`);
     }

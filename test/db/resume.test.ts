@@ -139,6 +139,13 @@ test('kill -9 after the point of no return: --resume re-attaches the old primary
   assert.deepEqual(front.currentTarget(), { host: pair!.a.host, port: pair!.a.port });
 });
 
+test('an unknown server is a usage error (exit 2) naming the configured ones', async (t) => {
+  if (!need(t)) return;
+  const ran = await dayshift(['switchover', '--to', 'c', '--yes']).done;
+  assert.equal(ran.code, 2);
+  assert.match(ran.stderr, /unknown server "c"; configured servers: a, b/);
+});
+
 test('without a terminal and without --yes the switchover is refused', async (t) => {
   if (!need(t)) return;
   const ran = await dayshift(['switchover', '--to', 'b']).done;
