@@ -57,6 +57,12 @@ export const databaseSchema = z
     long_transaction: duration.default(10_000),
     /** Fence: lock_wait_timeout for SET GLOBAL read_only (it waits behind running writes). */
     lock_wait: duration.default(2000),
+    /**
+     * Fence: `read_only` (MySQL: super_read_only), or `ftwrl` to also hold FLUSH TABLES WITH READ LOCK
+     * from the kill until re-attaching, which stops accounts that write through read_only (MariaDB
+     * READ_ONLY ADMIN) too.
+     */
+    fence: z.enum(['read_only', 'ftwrl']).default('read_only'),
     /** Fence: how long open transactions may finish before every client session is killed. */
     drain: duration.default(2000),
     /** How long the new primary may take to apply everything the old one wrote. */

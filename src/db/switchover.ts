@@ -84,7 +84,18 @@ export interface SwitchoverOptions {
   onPause?: (step: string) => void;
 }
 
-class StepFailed extends Error {}
+class StepFailed extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+  }
+}
+
+/** The old primary has transactions after the frozen position that the new primary lacks. */
+class LateWrites extends Error {
+  constructor(readonly server: string, readonly now: string, readonly frozen: string, to: string) {
+    super(`${server} took writes after the freeze (now at ${now}, frozen at ${frozen}); they are not on ${to}`);
+  }
+}
 
 /** Runs a switchover to `target` (a configured server name), or resumes an interrupted one. */
 export async function switchover(settings: DbSettings, target: string, options: SwitchoverOptions = {}): Promise<SwitchoverResult> {
@@ -131,6 +142,8 @@ class Run {
   private outageMs?: number;
   private sessionsKilled?: number;
   private journal?: Journal;
+  /** The old primary's session holding FLUSH TABLES WITH READ LOCK (fence: ftwrl). */
+  private readLock?: DbSession;
 
   constructor(
     private readonly settings: DbSettings,
@@ -174,7 +187,7 @@ class Run {
       return value;
     } catch (err) {
       await this.record(name, started, false, (err as Error).message);
-      throw new StepFailed(`${name}: ${(err as Error).message}`);
+      throw new StepFailed(`${name}: ${(err as Error).message}`, err);
     }
   }
 
@@ -282,6 +295,8 @@ class Run {
     }
     try {
       const fromSession = await this.step('reattach', async () => {
+        // CHANGE MASTER is refused under the read lock, and the SQL thread would block on it.
+        await this.releaseReadLock();
         const session = await this.connect(from);
         const sql = session.dialect.changeSource({ host: to.host, port: to.port, ...this.settings.replication }, true);
         try {
@@ -290,6 +305,13 @@ class Run {
           // Not configured as a replica yet: nothing to stop.
         }
         await session.run(sql);
+        // A write after the freeze (an account that bypasses read_only) is not on the new primary, and
+        // DEMOTE would have hidden it in the applied position: stop before replication starts.
+        const frozen = this.journal?.frozenPos;
+        if (frozen !== undefined && !(await session.check(session.dialect.within(frozen)))) {
+          const now = String((await session.row(session.dialect.position))?.pos ?? '');
+          throw new LateWrites(from.name, now, frozen, to.name);
+        }
         await session.run(session.dialect.startReplica);
         return { value: session, detail: `${maskSql(sql)}; ${session.dialect.startReplica}` };
       });
@@ -300,8 +322,9 @@ class Run {
         return { value: undefined, detail: `${from.name} replicates from ${to.name} (IO Yes, SQL Yes) and applied ${pos}` };
       });
     } catch (err) {
+      const late = (err as StepFailed).cause;
       return this.result('repair-needed', to.name, `${to.name} is the primary and serving writes, but ${from.name} is not replicating from it: ${(err as Error).message}`, {
-        repair: this.reattachRepair(to, from),
+        repair: late instanceof LateWrites ? this.lateWritesRepair(late, to, from) : this.reattachRepair(to, from),
       });
     }
     await clearJournal(this.settings.stateDir);
@@ -328,7 +351,14 @@ class Run {
         if ((err as { errno?: number }).errno !== 1094) throw err;
       }
     }
-    return { value: killed, detail: `${open} open transaction(s) left after the drain; ${killed} session(s) killed` };
+    let detail = `${open} open transaction(s) left after the drain; ${killed} session(s) killed`;
+    if (this.settings.fence === 'ftwrl') {
+      // Session-scoped: held on this dedicated connection until re-attach or rollback.
+      await from.run('FLUSH TABLES WITH READ LOCK', this.settings.lock_wait + this.settings.statement_timeout);
+      this.readLock = from;
+      detail += '; FLUSH TABLES WITH READ LOCK held';
+    }
+    return { value: killed, detail };
   }
 
   /** The old primary's position, read until two reads 50 ms apart agree (writes have really stopped). */
@@ -360,12 +390,23 @@ class Run {
     }
   }
 
+  private async releaseReadLock(): Promise<void> {
+    const holder = this.readLock;
+    this.readLock = undefined;
+    try {
+      await holder?.run('UNLOCK TABLES');
+    } catch {
+      // The connection is gone, and the lock went with it.
+    }
+  }
+
   /** Rollback A: only the old primary was touched; make it writable again. */
   private async rollbackA(cause: Error): Promise<SwitchoverResult> {
     const { from: fromName, to } = this.journal!;
     const from = findServer(this.settings, fromName);
     try {
       await this.step('rollback-a', async () => {
+        await this.releaseReadLock();
         const session = await this.connect(from);
         for (const sql of session.dialect.unfence) await session.run(sql);
         return { value: undefined, detail: `${from.name}: ${session.dialect.unfence.join('; ')}` };
@@ -399,6 +440,7 @@ class Run {
         await toSession.run(toSession.dialect.changeSource({ host: from.host, port: from.port, ...this.settings.replication }, false));
         await toSession.run(toSession.dialect.startReplica);
         if (phase === 'publishing') await this.endpoint.publish(from, to);
+        await this.releaseReadLock();
         const fromSession = await this.connect(from);
         for (const sql of fromSession.dialect.unfence) await fromSession.run(sql);
         const pos = String((await fromSession.row(fromSession.dialect.position))?.pos ?? '');
@@ -452,6 +494,15 @@ class Run {
       `on ${from.name}: START SLAVE;`,
       `check on ${from.name}: SHOW SLAVE STATUS → Slave_IO_Running=Yes, Slave_SQL_Running=Yes, no Last_*_Error`,
       'or, once the cause is fixed: dayshift db switchover --resume',
+    ];
+  }
+
+  private lateWritesRepair(late: LateWrites, to: DbServer, from: DbServer): string[] {
+    return [
+      `${from.name} has transactions after ${late.frozen} (now ${late.now}) written by an account that bypasses read_only (READ_ONLY ADMIN, SUPER, ALL)`,
+      `inspect them: mysqlbinlog --start-position/--read-from-remote-server on ${from.name}'s binlog after GTID ${late.frozen}; re-apply on ${to.name} what must be kept`,
+      `then rebuild ${from.name} as a replica of ${to.name} from a fresh copy (mariadb-backup), or remove the stray transactions and run: dayshift db switchover --resume`,
+      `remove READ_ONLY ADMIN/SUPER from application accounts, or set database.fence: ftwrl`,
     ];
   }
 

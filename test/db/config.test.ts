@@ -37,7 +37,7 @@ test('database errors name file, line, column and key path like every config err
   assert.ok(err instanceof ConfigError);
   assert.deepEqual(err.message.split('\n'), [
     `${path}:6:12: database.max_lag: expected a duration such as 500ms, 2s, 5m or 1h, found "soon"`,
-    `${path}:7:3: database.wirter: unknown key "wirter"; expected one of: servers, replication, writer, max_lag, long_transaction, lock_wait, drain, catchup, connect_timeout, statement_timeout`,
+    `${path}:7:3: database.wirter: unknown key "wirter"; expected one of: servers, replication, writer, max_lag, long_transaction, lock_wait, fence, drain, catchup, connect_timeout, statement_timeout`,
   ]);
 });
 

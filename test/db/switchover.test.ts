@@ -205,3 +205,58 @@ test('dry run: preflight passes and nothing changes', async (t) => {
   assert.ok(result.checks.length >= 10 && result.checks.every((c) => c.ok));
   assert.deepEqual(result.steps.map((x) => x.name), ['preflight']);
 });
+
+/** An account that writes through read_only (MariaDB READ_ONLY ADMIN): what application accounts must not be. */
+async function rogueInsert(p: MariaDbPair, id: number): Promise<string> {
+  const { createConnection } = await import('mysql2/promise');
+  const rogue = await createConnection({ host: '127.0.0.1', port: p.a.port, user: 'rogue', password: 'rogue-pw', database: 'appdb' });
+  try {
+    await rogue.query('SET SESSION lock_wait_timeout=1');
+    await rogue.query(`INSERT INTO writes VALUES (${id}, 'rogue')`);
+    return 'written';
+  } catch (err) {
+    return (err as { code?: string }).code ?? 'error';
+  } finally {
+    await rogue.end();
+  }
+}
+
+test('fence: ftwrl stops an account that writes through read_only, until the old primary is re-attached', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  await p.a.sql("CREATE USER rogue@'127.0.0.1' IDENTIFIED BY 'rogue-pw'", "GRANT READ_ONLY ADMIN ON *.* TO rogue@'127.0.0.1'", "GRANT INSERT ON appdb.* TO rogue@'127.0.0.1'");
+  await waitForReplica(p.a, p.b);
+  const s = await settings(p, { fence: 'ftwrl' });
+  let attempt = '';
+  const onStep = async (step: { name: string }) => {
+    if (step.name === 'freeze') attempt = await rogueInsert(p, 6000001);
+  };
+  const forth = await switchover(s, 'b', { front, onStep });
+  printSteps('ftwrl', forth);
+  assert.equal(forth.outcome, 'done', forth.message);
+  assert.equal(attempt, 'ER_LOCK_WAIT_TIMEOUT', 'the read lock held the write off');
+  assert.match(forth.steps.find((x) => x.name === 'drain')!.detail, /FLUSH TABLES WITH READ LOCK held/);
+  const back = await switchover(s, 'a', { front });
+  assert.equal(back.outcome, 'done', back.message);
+});
+
+// Last: leaves a with a stray transaction, so the pair is not reused.
+test('fence: read_only: a write through read_only after the freeze is caught before re-attaching (exit 7)', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  const s = await settings(p);
+  let attempt = '';
+  const onStep = async (step: { name: string }) => {
+    if (step.name === 'freeze') attempt = await rogueInsert(p, 6000002);
+  };
+  const result = await switchover(s, 'b', { front, onStep });
+  printSteps('late write', result);
+  assert.equal(attempt, 'written', 'read_only alone does not stop READ_ONLY ADMIN');
+  assert.equal(result.outcome, 'repair-needed', result.message);
+  assert.match(result.message, /a took writes after the freeze \(now at 0-1-\d+, frozen at 0-1-\d+\); they are not on b/);
+  assert.match(result.repair!.join('\n'), /database\.fence: ftwrl/);
+  const [a] = await p.a.sql('SHOW SLAVE STATUS');
+  assert.equal(a?.Slave_SQL_Running, 'No', 'replication was not started on top of the stray write');
+  pair = undefined;
+  await p.stop();
+});
