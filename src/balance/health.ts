@@ -1,0 +1,103 @@
+// Active health checks: one timer per member, a request (or the transport's ping, for AJP) every
+// interval; `rise` successes in a row mark a member up, `fall` failures down. Results land on the
+// member's runtime object, which the balancer reads without waiting on anything.
+import http from 'node:http';
+import https from 'node:https';
+import type { HealthCheckConfig } from '../config/schema.js';
+import type { MemberRuntime } from './member.js';
+
+export function statusExpected(status: number, expect: HealthCheckConfig['expect']): boolean {
+  for (const e of expect) {
+    if (typeof e === 'number' ? e === status : Number(e[0]) === Math.floor(status / 100)) return true;
+  }
+  return false;
+}
+
+/** One probe; resolves with the reason it failed, or undefined when healthy. */
+export function probe(member: MemberRuntime, check: HealthCheckConfig): Promise<string | undefined> {
+  if (member.url.protocol !== 'http:' && member.url.protocol !== 'https:') {
+    const ping = member.transport.ping?.bind(member.transport);
+    if (!ping) return Promise.resolve(undefined);
+    return ping(check.timeout).then(
+      () => undefined,
+      (error: Error) => `ping failed: ${error.message}`,
+    );
+  }
+  return new Promise((resolve) => {
+    const client = member.url.protocol === 'https:' ? https : http;
+    const request = client.request(
+      {
+        host: member.url.hostname,
+        port: member.url.port || (member.url.protocol === 'https:' ? 443 : 80),
+        method: check.method,
+        path: check.path,
+        agent: false,
+        headers: { host: check.host ?? member.url.host, 'user-agent': 'dayshift-health-check' },
+        rejectUnauthorized: member.config.tls_verify,
+        timeout: check.timeout,
+      },
+      (response) => {
+        response.resume();
+        const status = response.statusCode ?? 0;
+        resolve(statusExpected(status, check.expect) ? undefined : `${check.method} ${check.path} answered ${status}`);
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error(`no answer within ${check.timeout}ms`)));
+    request.on('error', (error) => resolve(`${check.method} ${check.path}: ${error.message}`));
+    request.end();
+  });
+}
+
+export class HealthChecker {
+  private timer: NodeJS.Timeout | undefined;
+  private successes = 0;
+  private failures = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly member: MemberRuntime,
+    readonly check: HealthCheckConfig,
+    private readonly onChange: (member: MemberRuntime, up: boolean, reason: string | undefined) => void,
+  ) {}
+
+  start(): void {
+    if (!this.check.enabled) return;
+    this.run();
+  }
+
+  private run(): void {
+    void probe(this.member, this.check).then((reason) => {
+      if (this.stopped) return;
+      this.record(reason);
+      this.timer = setTimeout(() => this.run(), this.check.interval);
+      this.timer.unref();
+    });
+  }
+
+  private record(reason: string | undefined): void {
+    const m = this.member;
+    if (reason === undefined) {
+      this.failures = 0;
+      this.successes++;
+      // The first check decides at once; afterwards `rise` successes in a row bring a down member back.
+      if (m.health === 'unknown' || (m.health === 'down' && this.successes >= this.check.rise)) {
+        m.health = 'up';
+        m.healthReason = undefined;
+        this.onChange(m, true, undefined);
+      }
+    } else {
+      this.successes = 0;
+      this.failures++;
+      m.healthReason = reason;
+      if (m.health === 'unknown' || (m.health === 'up' && this.failures >= this.check.fall)) {
+        m.health = 'down';
+        this.onChange(m, false, reason);
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+}

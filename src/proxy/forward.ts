@@ -1,0 +1,406 @@
+// One client request, from the listener to a member and back: site and route match, allow/deny,
+// maintenance and pause, member selection with stickiness, forwarding with retries, response header
+// rewriting, the drain notice, stats and the access log.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { MemberRuntime, PassivePolicy } from '../balance/member.js';
+import { select } from '../balance/select.js';
+import { cookieValue, DEFAULT_ROUTE_COOKIE, stickyCookie, type StickySigner } from '../balance/sticky.js';
+import type { AccessLog } from './access-log.js';
+import type { SessionObserver } from './api.js';
+import { BannerInjector, bannerHtml, minutesLeft } from './drain-notice.js';
+import { sendError } from './error-pages.js';
+import { connectionNamed, isHopByHop, requestId, reverseRefresh, reverseUrl, rewriteCookie, upstreamHeaders } from './headers.js';
+import { RequestBody } from './request-body.js';
+import { hostName, listHas, matchRoute, matchSite, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
+import { UpstreamError, type UpstreamResponse } from './transport.js';
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+export interface ForwardContext {
+  snapshot(): Snapshot;
+  signer: StickySigner;
+  sessions: SessionObserver | undefined;
+  accessLog: AccessLog | undefined;
+  logger: Logger;
+  passive(): PassivePolicy;
+  /** Requests being handled (for graceful close). */
+  active: { count: number };
+  hold(site: string, resume: () => void, reject: () => void): void;
+}
+
+export interface Target {
+  site: SiteSnapshot;
+  route: RouteSnapshot;
+  path: string;
+  host: string;
+  requestId: string;
+}
+
+function countStatus(site: SiteSnapshot | undefined, status: number): void {
+  if (site) site.counters.responses[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!++;
+}
+
+function plain(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/**
+ * Works out site, route and request target, or answers the request itself (400, 403, 404, 431) and
+ * returns undefined. Shared by plain requests and upgrades.
+ */
+export function resolveTarget(snap: Snapshot, req: IncomingMessage, reject: (status: number, site: SiteSnapshot | undefined) => void): Target | undefined {
+  const config = snap.config;
+  if (req.rawHeaders.length > config.limits.header_count * 2) {
+    reject(431, undefined);
+    return undefined;
+  }
+  let path = req.url ?? '/';
+  const host = hostName(req.headers.host);
+  if (path[0] !== '/') {
+    // Absolute-form (RFC 9112 §3.2.2) is accepted only when it names the same host as Host: a request
+    // for another authority is not ours to forward (it would make the proxy an open forward proxy).
+    let url: URL;
+    try {
+      url = new URL(path);
+    } catch {
+      reject(400, undefined);
+      return undefined;
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname.toLowerCase() !== host) {
+      reject(400, undefined);
+      return undefined;
+    }
+    path = url.pathname + url.search;
+  }
+  if (host === '' || /[^a-z0-9.\-:[\]_]/.test(host)) {
+    reject(400, undefined);
+    return undefined;
+  }
+  const site = matchSite(snap, host);
+  if (!site) {
+    reject(404, undefined);
+    return undefined;
+  }
+  const address = req.socket.remoteAddress ?? '';
+  if ((site.allow && !listHas(site.allow, address)) || (site.deny && listHas(site.deny, address))) {
+    reject(403, site);
+    return undefined;
+  }
+  const route = matchRoute(site, path);
+  if (!route) {
+    reject(404, site);
+    return undefined;
+  }
+  const idHeader = config.request_id_header.toLowerCase();
+  const incoming = req.headers[idHeader];
+  return { site, route, path, host, requestId: requestId(typeof incoming === 'string' ? incoming : undefined) };
+}
+
+export class Forwarder {
+  constructor(private readonly ctx: ForwardContext) {}
+
+  handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+    const snap = this.ctx.snapshot();
+    const started = Date.now();
+    const idHeader = snap.config.request_id_header.toLowerCase();
+    const reject = (status: number, site: SiteSnapshot | undefined) => {
+      countStatus(site, status);
+      if (status === 404 && !site) plain(res, 404, 'Not Found\n');
+      else if (status === 403 || status === 404) plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n');
+      else sendError(res, status, { accept: req.headers.accept, requestIdHeader: idHeader, requestId: requestId(undefined) });
+    };
+    const target = resolveTarget(snap, req, reject);
+    if (!target) return;
+    this.ctx.active.count++;
+    res.once('close', () => {
+      this.ctx.active.count--;
+      if (this.ctx.accessLog && target) this.log(req, res, target, started);
+    });
+    const site = target.site;
+    if (site.maintenance && (site.maintenance.until === undefined || site.maintenance.until > started)) {
+      const retry = site.maintenance.until === undefined ? 60 : Math.max(1, Math.ceil((site.maintenance.until - started) / 1000));
+      countStatus(site, 503);
+      sendError(res, 503, { accept: req.headers.accept, message: site.maintenance.message, page: site.errorPages.get(503), retryAfterSeconds: retry, requestIdHeader: idHeader, requestId: target.requestId });
+      return;
+    }
+    if (site.pause && site.pause.until > started) {
+      const t = target;
+      this.ctx.hold(
+        site.name,
+        () => {
+          if (res.destroyed) return;
+          // Released: route again on the snapshot in force now.
+          const now = this.ctx.snapshot();
+          const again = resolveTarget(now, req, reject);
+          if (again) void this.forward(req, res, again, expectContinue, now);
+        },
+        () => {
+          if (res.destroyed) return;
+          countStatus(site, 503);
+          sendError(res, 503, { accept: req.headers.accept, page: site.errorPages.get(503), retryAfterSeconds: 5, requestIdHeader: idHeader, requestId: t.requestId });
+        },
+      );
+      return;
+    }
+    void this.forward(req, res, target, expectContinue, snap);
+  }
+
+  private log(req: IncomingMessage, res: ServerResponse, target: Target, started: number): void {
+    const now = Date.now();
+    const length = res.getHeader('content-length');
+    this.ctx.accessLog!.write(
+      {
+        client: req.socket.remoteAddress ?? '-',
+        method: req.method ?? '-',
+        path: req.url ?? '-',
+        httpVersion: req.httpVersion,
+        status: res.statusCode,
+        bytes: typeof length === 'string' || typeof length === 'number' ? Number(length) : 0,
+        referer: req.headers.referer,
+        userAgent: req.headers['user-agent'],
+        host: target.host,
+        site: target.site.name,
+        member: (res as ServerResponse & { dayshiftMember?: string }).dayshiftMember,
+        durationMs: now - started,
+        requestId: target.requestId,
+      },
+      now,
+    );
+  }
+
+  private async forward(req: IncomingMessage, res: ServerResponse, target: Target, expectContinue: boolean, snap: Snapshot): Promise<void> {
+    const { site, route } = target;
+    const config = snap.config;
+    const idHeader = config.request_id_header.toLowerCase();
+    const secure = (req.socket as TLSSocket).encrypted === true;
+    const clientAddress = req.socket.remoteAddress ?? '';
+    const trusted = snap.trusted !== undefined && listHas(snap.trusted, clientAddress);
+    const method = req.method ?? 'GET';
+    const named = connectionNamed(req.headers.connection);
+    const headers = upstreamHeaders(req.rawHeaders, named, {
+      clientAddress,
+      trusted,
+      proto: secure ? 'https' : 'http',
+      host: req.headers.host ?? target.host,
+      upstreamHost: req.headers.host ?? target.host,
+      requestIdHeader: idHeader,
+      requestId: target.requestId,
+      upgrade: false,
+    });
+    const lengthHeader = req.headers['content-length'];
+    const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength > 0);
+    const body = hasBody ? new RequestBody(req) : null;
+    let path = target.path;
+    if (route.stripPrefix && route.prefix !== '/') {
+      path = path.slice(route.prefix.endsWith('/') ? route.prefix.length - 1 : route.prefix.length);
+      if (path[0] !== '/') path = `/${path}`;
+    }
+    const abort = new AbortController();
+    let finished = false;
+    res.once('close', () => {
+      if (!finished) abort.abort(new Error('client closed the connection'));
+    });
+    let totalTimer: NodeJS.Timeout | undefined;
+    if (config.timeouts.total > 0) {
+      totalTimer = setTimeout(() => abort.abort(new UpstreamError('total timeout', 'before-response', false, 'timeout')), config.timeouts.total);
+    }
+    const cookieHeader = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
+    const tried: MemberRuntime[] = [];
+    let staleRetried = false;
+    let lastError: UpstreamError | undefined;
+    let attempts = 0;
+    let continueSent = false;
+    const clientInfo = { address: clientAddress, port: req.socket.remotePort ?? 0, secure, serverName: target.host, serverPort: req.socket.localPort ?? 0 };
+    const done = () => {
+      finished = true;
+      if (totalTimer) clearTimeout(totalTimer);
+    };
+    while (true) {
+      const now = Date.now();
+      const choice = select(route, cookieHeader, target.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined);
+      if (typeof choice === 'string') {
+        done();
+        const status = lastError ? (lastError.kind === 'timeout' ? 504 : 502) : 503;
+        countStatus(site, status);
+        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), retryAfterSeconds: status === 503 ? 5 : undefined, requestIdHeader: idHeader, requestId: target.requestId });
+        return;
+      }
+      const member = choice.member;
+      if (expectContinue && !continueSent) {
+        continueSent = true;
+        res.writeContinue();
+      }
+      if (!site.config.preserve_host) headers[0]![1] = member.url.host;
+      attempts++;
+      member.inFlight++;
+      const t0 = performance.now();
+      let response: UpstreamResponse;
+      try {
+        response = await member.transport.request({
+          method,
+          path,
+          headers,
+          body,
+          contentLength,
+          client: clientInfo,
+          route: member.config.route,
+          signal: abort.signal,
+        });
+      } catch (caught) {
+        member.inFlight--;
+        const error = caught instanceof UpstreamError ? caught : new UpstreamError(String(caught), 'before-response', false, 'network', { cause: caught });
+        lastError = error;
+        if (abort.signal.aborted) {
+          done();
+          const timedOut = abort.signal.reason instanceof UpstreamError;
+          if (timedOut && !res.headersSent) {
+            countStatus(site, 504);
+            sendError(res, 504, { accept: req.headers.accept, page: site.errorPages.get(504), requestIdHeader: idHeader, requestId: target.requestId });
+          }
+          return;
+        }
+        const bodyIntact = body === null || !body.started;
+        // A member that cannot speak the protocol right (AJP: a wrong secret) is as broken as one that is down.
+        if (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol') member.failed(error.message, this.ctx.passive(), Date.now());
+        if (error.reusedConnection && !staleRetried && bodyIntact) {
+          staleRetried = true;
+          attempts--;
+          continue;
+        }
+        const safe = error.phase === 'connect' || error.phase === 'before-send' || (error.phase === 'before-response' && IDEMPOTENT.has(method));
+        if (safe && bodyIntact && attempts < config.retries.attempts) {
+          tried.push(member);
+          continue;
+        }
+        done();
+        const status = error.kind === 'timeout' ? 504 : 502;
+        this.ctx.logger.warn({ member: member.key, requestId: target.requestId, phase: error.phase, err: error.message }, 'member exchange failed');
+        countStatus(site, status);
+        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), requestIdHeader: idHeader, requestId: target.requestId });
+        return;
+      }
+      this.respond(req, res, target, snap, member, choice.session, choice.newBinding, response, performance.now() - t0, secure, done);
+      return;
+    }
+  }
+
+  private respond(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: Target,
+    snap: Snapshot,
+    member: MemberRuntime,
+    session: string | undefined,
+    newBinding: boolean,
+    response: UpstreamResponse,
+    latencyMs: number,
+    secure: boolean,
+    done: () => void,
+  ): void {
+    const { site, route } = target;
+    const config = snap.config;
+    const status = response.status;
+    member.observe(status, latencyMs);
+    if (config.passive.statuses.includes(status)) member.failed(`answered ${status}`, this.ctx.passive(), Date.now());
+    else member.succeeded();
+    (res as ServerResponse & { dayshiftMember?: string }).dayshiftMember = member.key;
+    const now = Date.now();
+    const sticky = route.sticky;
+    const sessions = this.ctx.sessions;
+    const out: string[] = [];
+    let named: Set<string> | undefined;
+    for (const [name, value] of response.headers) if (name === 'connection') named = connectionNamed(value);
+    const publicOrigin = `${secure ? 'https' : 'http'}://${req.headers.host ?? target.host}`;
+    const prefix = route.stripPrefix && route.prefix !== '/' ? route.prefix.replace(/\/$/, '') : '';
+    const memberOrigin = member.origin;
+    let contentLength: number | undefined;
+    let html = false;
+    let encoded = false;
+    for (const [name, value] of response.headers) {
+      if (isHopByHop(name, named)) continue;
+      switch (name) {
+        case 'location':
+        case 'content-location':
+          out.push(name, reverseUrl(value, memberOrigin, publicOrigin, prefix));
+          continue;
+        case 'refresh':
+          out.push(name, reverseRefresh(value, memberOrigin, publicOrigin, prefix));
+          continue;
+        case 'set-cookie': {
+          if (sessions && sticky?.mode === 'route') {
+            const sessionValue = cookieValue(value.split(';', 1)[0], sticky.cookie ?? DEFAULT_ROUTE_COOKIE);
+            if (sessionValue) sessions.seen(member.key, sessionValue, now);
+          }
+          out.push(name, site.config.cookie_domain || site.config.cookie_path ? rewriteCookie(value, site.config.cookie_domain, site.config.cookie_path) : value);
+          continue;
+        }
+        case 'content-length':
+          contentLength = Number(value);
+          continue;
+        case 'content-type':
+          html = value.startsWith('text/html');
+          break;
+        case 'content-encoding':
+          encoded = value !== 'identity';
+          break;
+      }
+      out.push(name, value);
+    }
+    out.push(config.request_id_header, target.requestId);
+    if (sticky?.mode === 'cookie') {
+      let bound = session;
+      if (newBinding || bound === undefined) {
+        const value = this.ctx.signer.issue(member.key);
+        bound = value.slice(value.indexOf('.') + 1, value.lastIndexOf('.'));
+        out.push('set-cookie', stickyCookie(sticky, value, secure));
+      }
+      sessions?.seen(member.key, bound, now);
+    } else if (session !== undefined) {
+      sessions?.seen(member.key, session, now);
+    }
+    let source = response.body;
+    const notice = config.drain.notice;
+    const group = notice.enabled ? route.clusters.get(member.cluster) : undefined;
+    if (group && group.shared && group.traffic === 'draining') {
+      const minutes = minutesLeft(config.drain.deadline, group.drainingSince, now);
+      out.push(notice.header, String(minutes));
+      if (html && !encoded && req.method !== 'HEAD' && status !== 204 && status !== 304) {
+        const banner = Buffer.from(bannerHtml(notice.banner.replaceAll('{minutes}', String(minutes))));
+        if (contentLength !== undefined) contentLength += banner.length;
+        source = source.pipe(new BannerInjector(banner));
+      }
+    }
+    if (contentLength !== undefined) out.push('content-length', String(contentLength));
+    countStatus(site, status);
+    if (res.destroyed) {
+      response.body.destroy();
+      member.inFlight--;
+      done();
+      return;
+    }
+    res.writeHead(status, response.statusMessage || undefined, out);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      member.inFlight--;
+      done();
+    };
+    response.body.once('end', release);
+    response.body.once('error', (error) => {
+      release();
+      this.ctx.logger.warn({ member: member.key, requestId: target.requestId, err: error.message }, 'response body failed');
+      res.destroy();
+    });
+    res.once('close', () => {
+      release();
+      if (!res.writableFinished) response.body.destroy();
+    });
+    source.pipe(res);
+  }
+}

@@ -1,0 +1,128 @@
+// Header work on the hot path: hop-by-hop removal (including names listed in Connection), X-Forwarded-*,
+// Host, the request id, and the reverse rewrites of Location/Content-Location/Refresh and Set-Cookie.
+import { randomBytes } from 'node:crypto';
+
+/** RFC 9110 §7.6.1 connection-specific headers, plus the non-standard ones proxies also drop. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
+
+/** Names listed in Connection headers (lower-case), or undefined when there are none beyond the usual. */
+export function connectionNamed(connection: string | string[] | undefined): Set<string> | undefined {
+  if (!connection) return undefined;
+  let named: Set<string> | undefined;
+  for (const value of Array.isArray(connection) ? connection : [connection]) {
+    for (const token of value.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
+      (named ??= new Set()).add(name);
+    }
+  }
+  return named;
+}
+
+export function isHopByHop(name: string, named: Set<string> | undefined): boolean {
+  return HOP_BY_HOP.has(name) || (named !== undefined && named.has(name));
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:+/=-]{1,128}$/;
+const idPrefix = randomBytes(6).toString('hex');
+let idCounter = 0;
+
+/** A valid incoming id, or a new one unique to this process. */
+export function requestId(incoming: string | undefined): string {
+  if (incoming !== undefined && REQUEST_ID.test(incoming)) return incoming;
+  return `${idPrefix}-${(++idCounter).toString(36)}`;
+}
+
+export interface ForwardedInfo {
+  clientAddress: string;
+  trusted: boolean;
+  proto: 'http' | 'https';
+  host: string;
+  /** Host header for the member. */
+  upstreamHost: string;
+  requestIdHeader: string;
+  requestId: string;
+  /** Keep Upgrade/Connection (tunnels). */
+  upgrade: boolean;
+}
+
+/**
+ * Builds the member-bound header list from the client's raw headers. Expect is answered by the proxy
+ * itself; Content-Length is passed through (the transport frames the body).
+ */
+export function upstreamHeaders(raw: string[], named: Set<string> | undefined, info: ForwardedInfo): [string, string][] {
+  const out: [string, string][] = [['host', info.upstreamHost]];
+  let xff: string | undefined;
+  let proto: string | undefined;
+  let fhost: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    switch (name) {
+      case 'host':
+      case 'expect':
+        continue;
+      case 'x-forwarded-for':
+        if (info.trusted) xff = xff === undefined ? value : `${xff}, ${value}`;
+        continue;
+      case 'x-forwarded-proto':
+        if (info.trusted) proto = value;
+        continue;
+      case 'x-forwarded-host':
+        if (info.trusted) fhost = value;
+        continue;
+      case 'connection':
+      case 'upgrade':
+        if (info.upgrade) out.push([name, value]);
+        continue;
+    }
+    if (name === info.requestIdHeader || isHopByHop(name, named)) continue;
+    out.push([name, value]);
+  }
+  out.push(
+    ['x-forwarded-for', xff === undefined ? info.clientAddress : `${xff}, ${info.clientAddress}`],
+    ['x-forwarded-proto', proto ?? info.proto],
+    ['x-forwarded-host', fhost ?? info.host],
+    [info.requestIdHeader, info.requestId],
+  );
+  return out;
+}
+
+/** Rewrites a URL that points at the member (its origin) to the public origin (ProxyPassReverse). */
+export function reverseUrl(value: string, memberOrigin: string, publicOrigin: string, prefix: string): string {
+  if (!value.startsWith(memberOrigin)) return value;
+  const rest = value.slice(memberOrigin.length);
+  if (rest !== '' && rest[0] !== '/' && rest[0] !== '?' && rest[0] !== '#') return value;
+  return publicOrigin + prefix + rest;
+}
+
+/** Refresh: "5; url=http://member/x" → the URL part rewritten. */
+export function reverseRefresh(value: string, memberOrigin: string, publicOrigin: string, prefix: string): string {
+  const match = /^(\s*\d+\s*[;,]\s*url\s*=\s*['"]?)(.*)$/i.exec(value);
+  if (!match) return value;
+  return match[1]! + reverseUrl(match[2]!, memberOrigin, publicOrigin, prefix);
+}
+
+/** Set-Cookie Domain/Path rewrite (ProxyPassReverseCookieDomain / ProxyPassReverseCookiePath). */
+export function rewriteCookie(value: string, domains: Record<string, string> | undefined, paths: Record<string, string> | undefined): string {
+  let result = value;
+  if (domains) {
+    result = result.replace(/(;\s*domain=)([^;]*)/i, (all, head: string, domain: string) => {
+      const to = domains[domain.trim()] ?? domains[domain.trim().replace(/^\./, '')];
+      return to === undefined ? all : head + to;
+    });
+  }
+  if (paths) {
+    result = result.replace(/(;\s*path=)([^;]*)/i, (all, head: string, path: string) => {
+      const p = path.trim();
+      for (const [from, to] of Object.entries(paths)) {
+        if (p === from || p.startsWith(from.endsWith('/') ? from : `${from}/`)) {
+          const rest = p.slice(from.length);
+          return head + (to.endsWith('/') && rest.startsWith('/') ? to + rest.slice(1) : to + rest);
+        }
+      }
+      return all;
+    });
+  }
+  return result;
+}

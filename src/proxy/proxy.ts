@@ -1,0 +1,330 @@
+// startProxy: listeners, the snapshot swap, member runtimes and their transports, health checkers,
+// held (paused) requests, tunnels, stats and graceful close. The request path itself is in forward.ts.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import tls, { type SecureContext } from 'node:tls';
+import type { LoadedConfig } from '../config/load.js';
+import type { DayshiftConfig, HealthCheckConfig } from '../config/schema.js';
+import type { DesiredState } from '../control/state.js';
+import { memberId } from '../control/state.js';
+import { memberKey, type MemberKey } from '../model.js';
+import { HealthChecker } from '../balance/health.js';
+import { MemberRuntime, type PassivePolicy } from '../balance/member.js';
+import { StickySigner } from '../balance/sticky.js';
+import { AccessLog } from './access-log.js';
+import type { ProxyHandle, ProxyOptions, ProxyStats } from './api.js';
+import { Forwarder } from './forward.js';
+import { buildSnapshot, loadErrorPages, type SiteCounters, type Snapshot } from './snapshot.js';
+import { createTransport, type TransportSettings } from './transports.js';
+import { handleUpgrade } from './tunnel.js';
+
+export type { ProxyHandle, ProxyOptions } from './api.js';
+
+interface Held {
+  site: string;
+  resume: () => void;
+  reject: () => void;
+}
+
+function addressList(value: DayshiftConfig['listen']['http']): { host: string; port: number }[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+function transportSettings(config: DayshiftConfig): TransportSettings {
+  return {
+    connectTimeoutMs: config.timeouts.connect,
+    firstByteTimeoutMs: config.timeouts.first_byte,
+    idleTimeoutMs: config.timeouts.idle,
+    poolIdle: config.limits.pool_idle,
+    poolMax: config.limits.pool_max,
+  };
+}
+
+function mergedCheck(config: DayshiftConfig, cluster: string, index: number): HealthCheckConfig {
+  const c = config.clusters[cluster]!;
+  return { ...config.health, ...c.health, ...c.members[index]!.health } as HealthCheckConfig;
+}
+
+/** SNI certificates: exact host → context, `*.x` → context by suffix. */
+interface TlsContexts {
+  exact: Map<string, SecureContext>;
+  wildcard: Map<string, SecureContext>;
+}
+
+function loadTls(loaded: LoadedConfig): TlsContexts {
+  const exact = new Map<string, SecureContext>();
+  const wildcard = new Map<string, SecureContext>();
+  for (const site of Object.values(loaded.config.sites)) {
+    if (!site.tls) continue;
+    const context = tls.createSecureContext({ cert: readFileSync(resolve(loaded.baseDir, site.tls.cert)), key: readFileSync(resolve(loaded.baseDir, site.tls.key)) });
+    for (const host of site.hosts) {
+      const h = host.toLowerCase();
+      if (h.startsWith('*.')) wildcard.set(h.slice(1), context);
+      else if (h !== '*') exact.set(h, context);
+    }
+  }
+  return { exact, wildcard };
+}
+
+export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
+  const logger = options.logger;
+  let loaded = options.config;
+  const members = new Map<MemberKey, MemberRuntime>();
+  const checkers = new Map<MemberKey, HealthChecker>();
+  const siteCounters = new Map<string, SiteCounters>();
+  const held: Held[] = [];
+  let holdTimer: NodeJS.Timeout | undefined;
+  const active = { count: 0 };
+  const secret = options.cookieSecret ?? loaded.config.cookie_secret;
+  if (secret === undefined) logger.warn('no cookie_secret configured: sticky cookies are signed with a per-process key and do not survive a restart');
+  const signer = new StickySigner(secret ?? randomBytes(32).toString('hex'));
+  let accessLog = AccessLog.open(loaded.config.access_log.target, loaded.config.access_log.format, loaded.baseDir);
+  let passive: PassivePolicy = { failures: 0, ejectionMs: 0, maxEjectionMs: 0 };
+  let tlsContexts = loadTls(loaded);
+
+  const onHealth = (member: MemberRuntime, up: boolean, reason: string | undefined) => {
+    if (up) logger.info({ member: member.key }, 'member is up');
+    else logger.warn({ member: member.key, reason }, 'member is down');
+  };
+
+  /** Brings member runtimes, transports and health checkers in line with a config. */
+  const syncMembers = (config: DayshiftConfig) => {
+    const settings = transportSettings(config);
+    const wanted = new Set<MemberKey>();
+    for (const [cluster, c] of Object.entries(config.clusters)) {
+      c.members.forEach((m, i) => {
+        const key = memberKey(cluster, memberId(m.route, i));
+        wanted.add(key);
+        let runtime = members.get(key);
+        if (runtime && (runtime.config.url !== m.url || JSON.stringify(runtime.config) !== JSON.stringify(m))) {
+          // A changed member gets a fresh runtime; requests in flight finish on the old transport.
+          const old = runtime;
+          setTimeout(() => void old.transport.close(), config.timeouts.shutdown).unref();
+          runtime = undefined;
+        }
+        if (!runtime) {
+          runtime = new MemberRuntime(key, cluster, memberId(m.route, i), m, createTransport(m, settings));
+          members.set(key, runtime);
+          checkers.get(key)?.stop();
+          checkers.delete(key);
+        }
+        const check = mergedCheck(config, cluster, i);
+        const checker = checkers.get(key);
+        if (!checker || JSON.stringify(checker.check) !== JSON.stringify(check)) {
+          checker?.stop();
+          const next = new HealthChecker(runtime, check, onHealth);
+          checkers.set(key, next);
+          next.start();
+        }
+      });
+    }
+    for (const [key, runtime] of members) {
+      if (wanted.has(key)) continue;
+      members.delete(key);
+      checkers.get(key)?.stop();
+      checkers.delete(key);
+      setTimeout(() => void runtime.transport.close(), config.timeouts.shutdown).unref();
+    }
+    passive = { failures: config.passive.failures, ejectionMs: config.passive.ejection, maxEjectionMs: config.passive.max_ejection };
+  };
+
+  const pages = loadErrorPages(loaded);
+  syncMembers(loaded.config);
+  let snapshot: Snapshot = buildSnapshot(loaded, options.state, members, siteCounters, pages);
+
+  /** Releases or rejects held requests whose site is no longer paused, and re-arms the timer. */
+  const reviewHeld = () => {
+    if (holdTimer) clearTimeout(holdTimer);
+    holdTimer = undefined;
+    const now = Date.now();
+    let next = Infinity;
+    for (let i = 0; i < held.length; ) {
+      const h = held[i]!;
+      const site = findSite(snapshot, h.site);
+      const pause = site?.pause;
+      if (pause && pause.until > now) {
+        next = Math.min(next, pause.until);
+        i++;
+        continue;
+      }
+      held.splice(i, 1);
+      if (pause && pause.then === 'reject') h.reject();
+      else h.resume();
+    }
+    if (next !== Infinity) holdTimer = setTimeout(reviewHeld, Math.max(1, next - now));
+  };
+
+  const forwarder = new Forwarder({
+    snapshot: () => snapshot,
+    signer,
+    sessions: options.sessions,
+    get accessLog() {
+      return accessLog;
+    },
+    logger,
+    passive: () => passive,
+    active,
+    hold(site, resumeHeld, rejectHeld) {
+      held.push({ site, resume: resumeHeld, reject: rejectHeld });
+      reviewHeld();
+    },
+  });
+  const tunnelContext = { snapshot: () => snapshot, signer, sessions: options.sessions, logger };
+
+  const serverOptions = (config: DayshiftConfig): http.ServerOptions => ({
+    maxHeaderSize: config.limits.header_size,
+    requireHostHeader: true,
+    keepAliveTimeout: config.timeouts.client_keepalive,
+    requestTimeout: 0,
+    headersTimeout: Math.max(1000, Math.min(60_000, config.timeouts.idle)),
+  });
+
+  const wire = (server: http.Server) => {
+    server.maxHeadersCount = loaded.config.limits.header_count + 1;
+    server.timeout = loaded.config.timeouts.idle;
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => forwarder.handle(req, res, false));
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => forwarder.handle(req, res, true));
+    server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => handleUpgrade(tunnelContext, req, socket, head));
+    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    });
+  };
+
+  const httpServers: http.Server[] = [];
+  const httpsServers: https.Server[] = [];
+  const listen = async (server: http.Server, address: { host: string; port: number }) => {
+    server.listen(address.port, address.host);
+    try {
+      await once(server, 'listening');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new Error(`cannot listen on ${address.host}:${address.port}: ${code === 'EADDRINUSE' ? 'address in use' : (error as Error).message}`, { cause: error });
+    }
+  };
+  const closeServers = () => {
+    for (const s of [...httpServers, ...httpsServers]) s.close();
+  };
+  try {
+    for (const address of addressList(loaded.config.listen.http)) {
+      const server = http.createServer(serverOptions(loaded.config));
+      wire(server);
+      httpServers.push(server);
+      await listen(server, address);
+    }
+    const httpsAddresses = addressList(loaded.config.listen.https);
+    if (httpsAddresses.length > 0) {
+      const fallback = loaded.config.listen.tls;
+      const defaults = fallback
+        ? { cert: readFileSync(resolve(loaded.baseDir, fallback.cert)), key: readFileSync(resolve(loaded.baseDir, fallback.key)) }
+        : {};
+      for (const address of httpsAddresses) {
+        const server = https.createServer({
+          ...serverOptions(loaded.config),
+          ...defaults,
+          SNICallback: (servername, callback) => {
+            const name = servername.toLowerCase();
+            const dot = name.indexOf('.');
+            const context = tlsContexts.exact.get(name) ?? (dot > 0 ? tlsContexts.wildcard.get(name.slice(dot)) : undefined);
+            callback(null, context);
+          },
+        });
+        wire(server);
+        httpsServers.push(server);
+        await listen(server, address);
+      }
+    }
+  } catch (error) {
+    closeServers();
+    for (const c of checkers.values()) c.stop();
+    throw error;
+  }
+  logger.info({ http: httpServers.map((s) => s.address()), https: httpsServers.map((s) => s.address()) }, 'proxy listening');
+
+  const handle: ProxyHandle = {
+    apply(config: LoadedConfig, state: DesiredState): void {
+      const next = config.config;
+      // Everything that reads files (and can throw) runs before anything changes: a failed apply()
+      // leaves the running snapshot as it was.
+      const contexts = next === loaded.config ? tlsContexts : loadTls(config);
+      const errorPages = loadErrorPages(config);
+      syncMembers(next);
+      const built = buildSnapshot(config, state, members, siteCounters, errorPages);
+      if (config.config.access_log.target !== loaded.config.access_log.target || config.config.access_log.format !== loaded.config.access_log.format) {
+        const old = accessLog;
+        accessLog = AccessLog.open(next.access_log.target, next.access_log.format, config.baseDir);
+        void old?.close();
+      }
+      if (JSON.stringify(next.listen) !== JSON.stringify(loaded.config.listen)) logger.warn('listen addresses changed: they take effect at the next start');
+      loaded = config;
+      tlsContexts = contexts;
+      snapshot = built;
+      reviewHeld();
+    },
+
+    stats(): ProxyStats {
+      const now = Date.now();
+      return {
+        members: [...members.values()].map((m) => m.stats(now)),
+        sites: Object.keys(loaded.config.sites).map((name) => ({ name, responses: [...(siteCounters.get(name)?.responses ?? [0, 0, 0, 0, 0])] as ProxyStats['sites'][number]['responses'] })),
+      };
+    },
+
+    async closeTunnels(keys: MemberKey[], options: { batch: number; intervalMs: number }): Promise<number> {
+      const sockets = keys.flatMap((k) => [...(members.get(k)?.tunnels ?? [])]);
+      let closed = 0;
+      for (let i = 0; i < sockets.length; i += Math.max(1, options.batch)) {
+        if (i > 0) await new Promise((r) => setTimeout(r, options.intervalMs));
+        for (const socket of sockets.slice(i, i + Math.max(1, options.batch))) {
+          if (socket.destroyed) continue;
+          socket.destroy();
+          closed++;
+        }
+      }
+      return closed;
+    },
+
+    addresses() {
+      return {
+        http: httpServers.map((s) => s.address() as AddressInfo),
+        https: httpsServers.map((s) => s.address() as AddressInfo),
+      };
+    },
+
+    async close(graceMs: number): Promise<void> {
+      const servers = [...httpServers, ...httpsServers];
+      const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+      for (const s of servers) s.closeIdleConnections();
+      for (const h of held.splice(0)) h.reject();
+      if (holdTimer) clearTimeout(holdTimer);
+      const deadline = Date.now() + graceMs;
+      while (active.count > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+        for (const s of servers) s.closeIdleConnections();
+      }
+      for (const s of servers) s.closeAllConnections();
+      for (const m of members.values()) for (const t of m.tunnels) t.destroy();
+      for (const c of checkers.values()) c.stop();
+      await Promise.all(closed);
+      await Promise.all([...members.values()].map((m) => m.transport.close().catch(() => undefined)));
+      await accessLog?.close();
+    },
+  };
+  return handle;
+}
+
+function findSite(snapshot: Snapshot, name: string) {
+  for (const site of snapshot.exact.values()) if (site.name === name) return site;
+  for (const site of snapshot.wildcard.values()) if (site.name === name) return site;
+  return snapshot.fallback?.name === name ? snapshot.fallback : undefined;
+}

@@ -1,0 +1,33 @@
+// Member transports by URL scheme. The forwarder never names a protocol: it asks this table.
+import type { MemberConfig } from '../config/schema.js';
+import type { Transport } from './transport.js';
+import { ajpTransportFactory } from './ajp/transport.js';
+import { createHttpTransport } from './http-transport.js';
+
+export interface TransportSettings {
+  connectTimeoutMs: number;
+  firstByteTimeoutMs: number;
+  idleTimeoutMs: number;
+  poolIdle: number;
+  poolMax: number;
+}
+
+export type TransportFactory = (url: URL, member: MemberConfig, settings: TransportSettings) => Transport;
+
+const factories = new Map<string, TransportFactory>([
+  ['http:', createHttpTransport],
+  ['https:', createHttpTransport],
+  ['ajp:', ajpTransportFactory],
+]);
+
+/** Replaces the transport for a scheme ("http:"): the benchmark uses it to compare engines. */
+export function registerTransport(protocol: string, factory: TransportFactory): void {
+  factories.set(protocol, factory);
+}
+
+export function createTransport(member: MemberConfig, settings: TransportSettings): Transport {
+  const url = new URL(member.url);
+  const factory = factories.get(url.protocol);
+  if (!factory) throw new Error(`no transport for ${url.protocol} members (${member.url})`);
+  return factory(url, member, settings);
+}

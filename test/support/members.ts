@@ -1,0 +1,95 @@
+// Loopback members for proxy tests: small node:http servers that answer with who they are and record
+// what they received, including the raw bytes off the socket (to prove nothing was smuggled through).
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { once } from 'node:events';
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  rawHeaders: string[];
+  bodyBytes: number;
+}
+
+export interface TestMember {
+  name: string;
+  url: string;
+  port: number;
+  server: http.Server;
+  received: Received[];
+  /** Every byte received on every connection, in order (the first RAW_LIMIT bytes). */
+  raw(): string;
+  connections: number;
+  close(): Promise<void>;
+}
+
+/** Raw bytes kept per member: enough for protocol tests, bounded for the 1 GB streaming tests. */
+const RAW_LIMIT = 4 * 1024 * 1024;
+
+export type MemberHandler = (req: http.IncomingMessage, res: http.ServerResponse, member: TestMember) => void;
+
+/** Default handler: drains the body, answers 200 with the member's name and the body length. */
+export const echoName: MemberHandler = (req, res, member) => {
+  let bytes = 0;
+  req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  req.on('end', () => {
+    const body = `${member.name} ${bytes}`;
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'x-member': member.name });
+    res.end(body);
+  });
+};
+
+export async function startMember(name: string, handler: MemberHandler = echoName, port = 0): Promise<TestMember> {
+  const rawChunks: Buffer[] = [];
+  let rawBytes = 0;
+  const sockets = new Set<Socket>();
+  const server = http.createServer();
+  const member: TestMember = {
+    name,
+    url: '',
+    port: 0,
+    server,
+    received: [],
+    raw: () => Buffer.concat(rawChunks).toString('latin1'),
+    connections: 0,
+    close: async () => {
+      const closed = once(server, 'close');
+      server.close();
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+  server.on('connection', (socket: Socket) => {
+    member.connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('data', (chunk: Buffer) => {
+      if (rawBytes >= RAW_LIMIT) return;
+      rawChunks.push(Buffer.from(chunk));
+      rawBytes += chunk.length;
+    });
+  });
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const entry: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: 0 };
+    member.received.push(entry);
+    req.on('data', (chunk: Buffer) => (entry.bodyBytes += chunk.length));
+    handler(req, res, member);
+  });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  member.port = (server.address() as AddressInfo).port;
+  member.url = `http://127.0.0.1:${member.port}`;
+  return member;
+}
+
+/** A port that was free a moment ago (bind 0, read, close): a member that refuses connections. */
+export async function freePort(): Promise<number> {
+  const server = http.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
