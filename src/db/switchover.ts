@@ -5,16 +5,19 @@
 // another switchover, so failures there end with exact repair steps. A journal records the phase before
 // each one starts, so `--resume` after a crash rolls back or finishes. Design: docs/database.md.
 import { randomUUID } from 'node:crypto';
-import type { Store } from '../store/store.js';
-import { LockHeldError } from '../store/store.js';
+import { hostname } from 'node:os';
+import { FileStore } from '../store/file.js';
+import { LockHeldError, type Store } from '../store/store.js';
 import type { TcpFront } from '../tcp/front.js';
 import { findServer, type DbServer, type DbSettings } from './config.js';
 import { verifyWriter, writerEndpoint, type WriterEndpoint } from './endpoint.js';
 import { clearJournal, readJournal, writeJournal, type Journal, type Phase } from './journal.js';
-import { takeLock } from './lock.js';
 import { clientSessionsSql, openTransactionsSql, preflight, sourceOf, toClientSession, type ClientSession, type PreflightCheck } from './preflight.js';
 import { DbSession, maskSql } from './session.js';
 import { serverAddress } from './status.js';
+
+/** The run lock's name in the store. */
+export const LOCK_NAME = 'db-switchover';
 
 /** Exit codes of `dayshift db switchover` (0 = done; 2 = bad usage or config, as every command). */
 export const SWITCHOVER_EXIT = {
@@ -100,18 +103,25 @@ class LateWrites extends Error {
 /** Runs a switchover to `target` (a configured server name), or resumes an interrupted one. */
 export async function switchover(settings: DbSettings, target: string, options: SwitchoverOptions = {}): Promise<SwitchoverResult> {
   const run = new Run(settings, options);
-  let lock;
+  // Without the caller's store, the embedded file store in state_dir holds the lock (it takes over a
+  // lock whose process died, e.g. after kill -9).
+  const store = options.store ?? (await FileStore.open(settings.stateDir));
   try {
-    lock = await takeLock(settings.stateDir, options.store);
-  } catch (err) {
-    if (!(err instanceof LockHeldError)) throw err;
-    return run.result('refused', target, `another switchover is running: ${err.holder}`);
-  }
-  try {
-    return options.resume ? await run.resume() : await run.start(target);
+    let lock;
+    try {
+      lock = await store.lock(LOCK_NAME, `dayshift db switchover (${hostname()}:${process.pid})`, 60);
+    } catch (err) {
+      if (!(err instanceof LockHeldError)) throw err;
+      return run.result('refused', target, `another switchover is running: ${err.holder}`);
+    }
+    try {
+      return options.resume ? await run.resume() : await run.start(target);
+    } finally {
+      await run.closeAll();
+      await lock.release();
+    }
   } finally {
-    await run.closeAll();
-    await lock.release();
+    if (store !== options.store) await store.close();
   }
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, test, type TestContext } from 'node:test';
 import type { DbSettings } from '../../src/db/config.js';
 import { dbStatus } from '../../src/db/status.js';
-import { checkReplication, switchover, type SwitchoverResult } from '../../src/db/switchover.js';
+import { checkReplication, LOCK_NAME, switchover, type SwitchoverResult } from '../../src/db/switchover.js';
 import { requirePeer } from '../support/peers.js';
 import { databaseYaml, pollUntil, pairSettings, startMariaDbPair, USERS, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 
@@ -119,14 +119,16 @@ test('refused: another run holds the lock', async (t) => {
   const p = need(t);
   if (!p) return;
   const s = await settings(p);
-  const { takeLock } = await import('../../src/db/lock.js');
-  const lock = await takeLock(stateDir);
+  const { FileStore } = await import('../../src/store/file.js');
+  const store = await FileStore.open(stateDir);
+  const lock = await store.lock(LOCK_NAME, 'another run', 60);
   try {
     const result = await switchover(s, 'b', {});
     assert.equal(result.outcome, 'refused');
-    assert.match(result.message, /another switchover is running/);
+    assert.match(result.message, /another switchover is running: another run/);
   } finally {
     await lock.release();
+    await store.close();
   }
 });
 
