@@ -146,6 +146,22 @@ test('an unknown server is a usage error (exit 2) naming the configured ones', a
   assert.match(ran.stderr, /unknown server "c"; configured servers: a, b/);
 });
 
+test('on a terminal without --yes the plan is shown and "n" changes nothing', async (t) => {
+  if (!need(t)) return;
+  // script(1) (util-linux, Essential in Debian) gives the CLI a pseudo-terminal.
+  const command = [process.execPath, cli, 'db', 'switchover', '--to', 'b', '-c', configFile].map((a) => `'${a}'`).join(' ');
+  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  await pollUntil('the confirmation question', 15_000, async () => (out.includes('Switch the primary to b? [y/N]') ? true : undefined));
+  child.stdin.end('n\n');
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  assert.equal(code, 3, out);
+  assert.match(out, /Plan: a → b/);
+  assert.match(out, /not confirmed; nothing changed/);
+  assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
+});
+
 test('without a terminal and without --yes the switchover is refused', async (t) => {
   if (!need(t)) return;
   const ran = await dayshift(['switchover', '--to', 'b']).done;
