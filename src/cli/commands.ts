@@ -1,6 +1,7 @@
 // Every command of the `dayshift` executable, one module each. Add a command by adding its line here.
 import type { Command } from 'commander';
 import { register as check } from './check.js';
+import { register as db } from './db.js';
 import { register as exportConfig } from './export.js';
 import { register as importConfig } from './import.js';
 import { register as sites } from './sites.js';
@@ -15,6 +16,7 @@ export function registerCommands(program: Command): void {
   status(program);
   traffic(program);
   sites(program);
+  db(program);
   store(program);
   importConfig(program);
   exportConfig(program);

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
+import { databaseSchema } from './database-schema.js';
 import { driverSchema } from './driver-schema.js';
 import { storeSchema } from './store-schema.js';
 import { address, duration, size } from './units.js';
@@ -245,6 +246,8 @@ export const configSchema = z
     sites: z.record(name, siteSchema),
     /** What applies traffic states: the built-in proxy (default), Apache httpd or HAProxy (docs/drivers.md). */
     driver: driverSchema.optional(),
+    /** MySQL/MariaDB servers for `dayshift db` (docs/database.md). */
+    database: databaseSchema.optional(),
   })
   .superRefine((config, ctx) => {
     for (const [siteName, site] of Object.entries(config.sites)) {
