@@ -7,9 +7,19 @@ import { parseAddress } from '../config/units.js';
 import { loadDbSettings, type DbSettings } from '../db/config.js';
 import { followWriterState, readWriterState } from '../db/endpoint.js';
 import { dbStatus, type ServerStatus } from '../db/status.js';
-import { OUTCOME_EXIT, STEPS, switchover, type StepRecord, type SwitchoverResult } from '../db/switchover.js';
+import { STEPS, switchover, type Outcome, type StepRecord, type SwitchoverResult } from '../db/switchover.js';
 import { TcpFront } from '../tcp/front.js';
 import { CliError, colour, duration, emit, EXIT, stateColour, table } from './output.js';
+
+/** refused: nothing changed; rolled-back: the old primary is writable again; repair-needed: steps printed. */
+const OUTCOME_EXIT: Record<Outcome, number> = {
+  done: EXIT.ok,
+  'dry-run': EXIT.ok,
+  'nothing-to-resume': EXIT.ok,
+  refused: EXIT.refused,
+  'rolled-back': EXIT.rolledBack,
+  'repair-needed': EXIT.repair,
+};
 
 interface CommonOptions {
   config: string;

@@ -20,26 +20,8 @@ import { serverAddress } from './status.js';
 export const LOCK_NAME = 'db-switchover';
 
 /** Exit codes of `dayshift db switchover` (0 = done; 2 = bad usage or config, as every command). */
-export const SWITCHOVER_EXIT = {
-  ok: 0,
-  /** Refused: preflight failed, another run holds the lock, or an interrupted run needs --resume. Nothing changed. */
-  refused: 3,
-  /** Aborted and rolled back: the old primary is writable again, the endpoint unchanged. */
-  rolledBack: 6,
-  /** Failed after the point of no return, or a rollback failed: the repair steps are printed. */
-  repair: 7,
-} as const;
 
 export type Outcome = 'done' | 'dry-run' | 'refused' | 'rolled-back' | 'repair-needed' | 'nothing-to-resume';
-
-export const OUTCOME_EXIT: Record<Outcome, number> = {
-  done: SWITCHOVER_EXIT.ok,
-  'dry-run': SWITCHOVER_EXIT.ok,
-  'nothing-to-resume': SWITCHOVER_EXIT.ok,
-  refused: SWITCHOVER_EXIT.refused,
-  'rolled-back': SWITCHOVER_EXIT.rolledBack,
-  'repair-needed': SWITCHOVER_EXIT.repair,
-};
 
 /** Step names, in order; DAYSHIFT_DB_PAUSE_AT (test seam) names one of them. */
 export const STEPS = ['preflight', 'fence', 'drain', 'freeze', 'catchup', 'promote', 'publish', 'reattach', 'verify'] as const;
