@@ -43,7 +43,7 @@ describe('balancing, traffic states and stickiness', () => {
   });
   beforeEach(() => proxy.reapply(proxy.raw, initialState(proxy.loaded.config)));
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     for (const m of Object.values(members)) await m.close();
   });
 

@@ -31,7 +31,7 @@ describe('retries, passive ejection and failover', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await live.close();
     await resetter.close();
   });
@@ -85,7 +85,7 @@ describe('a member dying under load', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await b.close();
   });
 
@@ -127,7 +127,7 @@ describe('active health checks', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await sick.close();
     await fine.close();
   });
