@@ -39,6 +39,7 @@ export function stateColour(state: string): string {
 
 /** Renders rows as an aligned table; widths ignore colour codes. */
 export function table(headers: string[], rows: (string | number)[][]): string {
+  // eslint-disable-next-line no-control-regex -- colour codes are escape sequences by definition
   const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
   const cells = [headers.map((h) => colour.dim(h)), ...rows.map((r) => r.map(String))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => visible(r[i] ?? ''))));

@@ -1,5 +1,6 @@
 // A driver applies traffic states to a load balancer: the built-in proxy, Apache httpd's
 // balancer-manager, or HAProxy's Runtime API. The release conductor, CLI and dashboard only see this.
+import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health, TrafficState } from '../model.js';
 
 export type DriverName = 'builtin' | 'apache' | 'haproxy';
@@ -49,6 +50,11 @@ export interface DriverStatus {
 export interface Driver {
   readonly name: DriverName;
   readonly capabilities: ReadonlySet<DriverCapability>;
+  /**
+   * Brings the load balancer to the desired state. `previous` is the state applied last (undefined at
+   * start): drivers of external load balancers change only what differs (see applyStateDiff).
+   */
+  apply(next: DesiredState, previous: DesiredState | undefined): Promise<void>;
   setClusterTraffic(cluster: string, state: TrafficState, weight?: number): Promise<void>;
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void>;
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void>;

@@ -22,7 +22,10 @@ export interface MemberStats {
   responses: StatusClassCounts;
   /** Exchanges that failed (connect error, timeout, reset): the proxy answered 502/504 or retried. */
   failures: number;
-  /** Latency to response headers, milliseconds: cumulative histogram over LATENCY_BUCKETS_MS. */
+  /**
+   * Latency to response headers since start: latencyBuckets[i] counts responses slower than bucket i-1's
+   * bound and at most LATENCY_BUCKETS_MS[i]; the extra last entry counts the slower ones (+Inf).
+   */
   latencyBuckets: number[];
   latencySumMs: number;
   openTunnels: number;

@@ -1,0 +1,61 @@
+// `dayshift start`: run the proxy and the control plane in the foreground.
+import type { Command } from 'commander';
+import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
+import { ConfigError } from '../config/load.js';
+import { createLogger } from '../control/logger.js';
+import { checkMembersResolve, startDayshift, VERSION } from '../control/server.js';
+import { CliError, EXIT } from './output.js';
+
+export function register(program: Command): void {
+  program
+    .command('start')
+    .description('run the proxy and the admin API in the foreground (SIGTERM: graceful stop; SIGHUP: reload)')
+    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
+    .action(async (opts: { config: string }) => {
+      const loaded = await loadConfigFile(opts.config);
+      const logger = createLogger(loaded.config.log);
+      try {
+        await checkMembersResolve(loaded.config);
+      } catch (err) {
+        throw new CliError((err as Error).message, EXIT.usage);
+      }
+      let dayshift;
+      try {
+        dayshift = await startDayshift(loaded, logger);
+      } catch (err) {
+        throw new CliError(`cannot start: ${(err as Error).message}`, EXIT.failed);
+      }
+      const { proxy, adminUrl, token } = dayshift;
+      const listeners = proxy ? [...proxy.addresses().http.map((a) => `http://${a.address}:${a.port}`), ...proxy.addresses().https.map((a) => `https://${a.address}:${a.port}`)] : [];
+      logger.info(
+        { version: VERSION, listeners, admin: adminUrl, token: token.source, state: dayshift.stateDir, store: dayshift.store.description },
+        `dayshift ${VERSION} started: proxy ${listeners.join(', ')}; admin ${adminUrl}` + (token.generated ? `; admin token generated in ${token.source}` : ''),
+      );
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stopping: no new connections, waiting for requests in flight');
+        dayshift.close().then(
+          () => {
+            logger.info('stopped');
+            logger.flush();
+            process.exit(EXIT.ok);
+          },
+          (err: unknown) => {
+            logger.error({ err }, 'error while stopping');
+            logger.flush();
+            process.exit(EXIT.failed);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', () => {
+        dayshift.plane.reload({ who: 'signal:SIGHUP', from: 'local' }).catch((err: unknown) => {
+          if (err instanceof ConfigError) logger.error({ problems: err.problems }, `configuration refused, the running one stays:\n${err.message}`);
+          else logger.error({ err }, 'reload failed');
+        });
+      });
+    });
+}

@@ -1,0 +1,90 @@
+// `dayshift status`: where traffic goes, member by member.
+import type { Command } from 'commander';
+import type { DrainProgress } from '../control/plane.js';
+import type { StatusReport } from '../control/status.js';
+import { AdminClient, apiCommand, type ApiOptions } from './client.js';
+import { colour, duration, emit, stateColour, table } from './output.js';
+
+export function register(program: Command): void {
+  apiCommand(program.command('status').description('show sites, clusters and members with live figures'))
+    .option('-w, --watch', 'refresh every second until Ctrl-C')
+    .action(async (opts: ApiOptions & { watch?: boolean }) => {
+      const client = await AdminClient.connect(opts);
+      if (!opts.watch) {
+        emit(Boolean(opts.json), await client.request<StatusReport>('GET', '/api/status'), renderStatus);
+        return;
+      }
+      await client.events('/api/events', (event, data) => {
+        if (event !== 'status') return;
+        if (opts.json) process.stdout.write(`${JSON.stringify(data)}\n`);
+        else process.stdout.write(`\x1b[2J\x1b[H${renderStatus(data as StatusReport)}\n`);
+      });
+    });
+}
+
+export function renderStatus(s: StatusReport): string {
+  const lines: string[] = [];
+  lines.push(`${colour.bold('Dayshift')}  driver ${s.driver} · store ${s.store} · ${s.config}`);
+  lines.push('');
+  lines.push(
+    table(
+      ['SITE', 'HOSTS', 'ROUTES', 'NOTE'],
+      s.sites.map((site) => [
+        site.name,
+        site.hosts.join(' '),
+        site.routes.map((r) => `${r.path} → ${r.clusters.join(', ')} (${r.traffic === 'pinned' ? 'pinned' : r.balance}${r.sticky ? `, sticky ${r.sticky}` : ''})`).join('; '),
+        [site.maintenance ? colour.red(`maintenance: ${site.maintenance.message}`) : '', site.pause ? colour.yellow(`paused until ${site.pause.until}`) : ''].filter(Boolean).join(' ') || '',
+      ]),
+    ),
+  );
+  lines.push('');
+  const rows: (string | number)[][] = [];
+  for (const c of s.clusters) {
+    rows.push([
+      colour.bold(c.name),
+      stateColour(c.traffic),
+      c.weight,
+      '',
+      rate(c.requestsPerSecond),
+      percent(c.errorRate),
+      ms(c.p50Ms),
+      ms(c.p99Ms),
+      c.members.reduce((n, m) => n + m.inFlight, 0),
+      c.members.reduce((n, m) => n + (m.boundSessions ?? 0), 0),
+      '',
+      c.members.reduce((n, m) => n + (m.openTunnels ?? 0), 0),
+      c.qaUrl ?? '',
+    ]);
+    for (const m of c.members) {
+      rows.push([
+        `  ${m.id}`,
+        stateColour(m.admin),
+        m.weight,
+        stateColour(m.health),
+        rate(m.requestsPerSecond),
+        percent(m.errorRate),
+        ms(m.p50Ms),
+        ms(m.p99Ms),
+        m.inFlight,
+        m.boundSessions ?? '-',
+        m.boundSessions ? duration(m.oldestIdleMs) : '-',
+        m.openTunnels ?? '-',
+        colour.dim(m.url),
+      ]);
+    }
+  }
+  lines.push(table(['CLUSTER/MEMBER', 'STATE', 'WEIGHT', 'HEALTH', 'REQ/S', 'ERR', 'P50', 'P99', 'IN FLIGHT', 'SESSIONS', 'OLDEST IDLE', 'TUNNELS', 'URL'], rows));
+  for (const c of s.clusters) if (c.drain) lines.push('', renderDrain(c.drain));
+  for (const w of s.warnings) lines.push(colour.yellow(`warning: ${w}`));
+  return lines.join('\n');
+}
+
+export function renderDrain(p: DrainProgress): string {
+  const head = p.drained ? colour.green(`${p.target} drained`) + (p.reason === 'deadline' ? colour.yellow(' (deadline reached)') : '') : colour.yellow(`${p.target} draining`);
+  return `${head}: ${p.inFlight} in flight, ${p.sessions} session(s) left, oldest idle ${duration(p.oldestIdleMs)}, ${p.tunnels} tunnel(s)` +
+    (p.remainingMs !== undefined && !p.drained ? `, deadline in ${duration(p.remainingMs)}` : '');
+}
+
+const rate = (n: number | undefined) => (n === undefined ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(1));
+const percent = (n: number | undefined) => (n === undefined ? '-' : `${(n * 100).toFixed(n > 0 && n < 0.01 ? 2 : 1)}%`);
+const ms = (n: number | undefined) => (n === undefined ? '-' : n < 10 ? `${n.toFixed(1)}ms` : `${Math.round(n)}ms`);

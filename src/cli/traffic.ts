@@ -1,0 +1,127 @@
+// Traffic commands: live, drain, out, disable, enable, standby, weight, wait.
+import type { Command } from 'commander';
+import type { DrainProgress } from '../control/plane.js';
+import type { DesiredState } from '../control/state.js';
+import { AdminClient, apiCommand, type ApiOptions } from './client.js';
+import { CliError, colour, EXIT, emit, Progress } from './output.js';
+import { renderDrain } from './status.js';
+
+interface ChangeOptions extends ApiOptions {
+  force?: boolean;
+  weight?: string;
+  wait?: boolean;
+  deadline?: string;
+}
+
+/** CLUSTER or CLUSTER/MEMBER → the API paths for it. */
+function paths(target: string): { cluster: string; member?: string } {
+  const [cluster, member, extra] = target.split('/');
+  if (!cluster || extra !== undefined || member === '') throw new CliError(`"${target}" is not a target: expected CLUSTER or CLUSTER/MEMBER`, EXIT.usage);
+  return member ? { cluster, member } : { cluster };
+}
+
+const enc = encodeURIComponent;
+
+async function change(target: string, opts: ChangeOptions, cluster: 'live' | 'draining' | 'out', member: 'ready' | 'draining' | 'disabled' | 'standby'): Promise<void> {
+  const client = await AdminClient.connect(opts);
+  const t = paths(target);
+  const weight = opts.weight === undefined ? undefined : parseWeight(opts.weight);
+  let state: DesiredState;
+  if (t.member) {
+    state = await client.request('POST', `/api/members/${enc(t.cluster)}/${enc(t.member)}/state`, { state: member, ...(opts.force ? { force: true } : {}) });
+  } else {
+    if (member === 'standby') throw new CliError('standby applies to members: use CLUSTER/MEMBER', EXIT.usage);
+    state = await client.request('POST', `/api/clusters/${enc(t.cluster)}/traffic`, { state: cluster, ...(weight !== undefined ? { weight } : {}), ...(opts.force ? { force: true } : {}) });
+  }
+  const word = t.member ? member : cluster;
+  if (!opts.wait) {
+    emit(Boolean(opts.json), { target, state: word, desired: state }, () => `${colour.bold(target)} is now ${word}`);
+    return;
+  }
+  if (!opts.json) process.stderr.write(`${colour.bold(target)} is now ${word}; waiting until drained…\n`);
+  await waitDrained(client, target, opts);
+}
+
+async function waitDrained(client: AdminClient, target: string, opts: ChangeOptions): Promise<void> {
+  const progress = new Progress();
+  let last: DrainProgress | undefined;
+  const query = opts.deadline ? `?deadline=${enc(opts.deadline)}` : '';
+  const stop = new AbortController();
+  const interrupt = () => stop.abort();
+  process.once('SIGINT', interrupt);
+  try {
+    await client.events(`/api/drain/${enc(target.replace('/', '~'))}${query}`, (_event, data) => {
+      last = data as DrainProgress;
+      if (!opts.json) progress.update(renderDrain(last));
+    }, { signal: stop.signal });
+  } catch (err) {
+    if (!stop.signal.aborted) throw err;
+  } finally {
+    process.off('SIGINT', interrupt);
+  }
+  progress.done();
+  if (!last) throw new CliError('the admin API closed the drain stream without progress', EXIT.failed);
+  emit(Boolean(opts.json), last, renderDrain);
+  if (stop.signal.aborted) throw new CliError('interrupted: the drain goes on; `dayshift wait` picks it up', EXIT.failed);
+  if (last.reason === 'not-draining') throw new CliError(`${target} is not draining: run \`dayshift drain ${target}\` first`, EXIT.usage);
+  if (last.reason === 'deadline') {
+    throw new CliError(`deadline reached with ${last.inFlight} in flight, ${last.sessions} session(s) and ${last.tunnels} tunnel(s) left`, EXIT.timeout);
+  }
+}
+
+function parseWeight(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new CliError(`weight must be an integer from 0 to 1000, got "${text}"`, EXIT.usage);
+  return n;
+}
+
+export function register(program: Command): void {
+  apiCommand(program.command('live <target>').description('send new sessions to a cluster again (or make a member ready)'))
+    .option('--weight <n>', "the cluster's weight among live clusters")
+    .option('--force', 'skip the safety checks')
+    .action((target: string, opts: ChangeOptions) => change(target, opts, 'live', 'ready'));
+
+  apiCommand(
+    program
+      .command('drain <target>')
+      .description('stop new sessions to a cluster or member; bound sessions finish there')
+      .addHelpText('after', '\nWith --wait: exits 0 when drained, 4 when the deadline passes first.'),
+  )
+    .option('--wait', 'wait until drained, showing progress')
+    .option('--deadline <duration>', 'with --wait: give up after this long (default: drain.deadline)')
+    .option('--force', 'allow leaving a site with no live cluster')
+    .action((target: string, opts: ChangeOptions) => change(target, opts, 'draining', 'draining'));
+
+  apiCommand(program.command('out <target>').description('take a cluster out of public traffic entirely (QA sites still reach it)'))
+    .option('--force', 'allow leaving a site with no live cluster')
+    .action((target: string, opts: ChangeOptions) => change(target, opts, 'out', 'disabled'));
+
+  apiCommand(program.command('disable <member>').description('send nothing to a member (Apache D, HAProxy maint)'))
+    .option('--force', 'allow leaving a site with no servable member')
+    .action((target: string, opts: ChangeOptions) => change(requireMember(target), opts, 'out', 'disabled'));
+
+  apiCommand(program.command('enable <member>').description('make a member ready again'))
+    .action((target: string, opts: ChangeOptions) => change(requireMember(target), opts, 'live', 'ready'));
+
+  apiCommand(program.command('standby <member>').description('use a member only when no ready member can serve (Apache H)'))
+    .action((target: string, opts: ChangeOptions) => change(requireMember(target), opts, 'live', 'standby'));
+
+  apiCommand(program.command('weight <target> <weight>').description("set a cluster's weight among live clusters, or a member's weight"))
+    .action(async (target: string, weightText: string, opts: ApiOptions) => {
+      const client = await AdminClient.connect(opts);
+      const t = paths(target);
+      const weight = parseWeight(weightText);
+      const path = t.member ? `/api/members/${enc(t.cluster)}/${enc(t.member)}/weight` : `/api/clusters/${enc(t.cluster)}/weight`;
+      const state = await client.request('POST', path, { weight });
+      emit(Boolean(opts.json), { target, weight, desired: state }, () => `${colour.bold(target)} weight is now ${weight}`);
+    });
+
+  apiCommand(program.command('wait <target>').description('wait until a draining cluster or member is drained (exit 4 at the deadline)'))
+    .option('--deadline <duration>', 'give up after this long (default: drain.deadline)')
+    .action(async (target: string, opts: ChangeOptions) => waitDrained(await AdminClient.connect(opts), target, opts));
+}
+
+function requireMember(target: string): string {
+  if (!paths(target).member) throw new CliError(`"${target}" is a cluster: this command takes CLUSTER/MEMBER (use drain/out/live for clusters)`, EXIT.usage);
+  return target;
+}

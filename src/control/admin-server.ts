@@ -1,0 +1,118 @@
+// The admin listener: JSON API under /api/, /healthz, /metrics, and whatever else registers a route
+// (the dashboard). Bearer-token auth on every route that does not opt out.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Actor } from './audit.js';
+import { HttpError, Router } from './router.js';
+import { tokenMatches } from './token.js';
+
+/** Returns who is calling, or undefined when this authenticator does not recognise the request. */
+export type Authenticator = (req: IncomingMessage) => Actor | undefined;
+
+export interface AdminServerOptions {
+  token: string;
+  logger: Logger;
+  version: string;
+}
+
+export class AdminServer {
+  readonly router = new Router();
+  private readonly authenticators: Authenticator[] = [];
+  private readonly server: Server;
+  private readonly sockets = new Set<import('node:net').Socket>();
+
+  constructor(private readonly options: AdminServerOptions) {
+    this.authenticators.push((req) => {
+      const header = req.headers.authorization;
+      if (!header?.startsWith('Bearer ')) return undefined;
+      return tokenMatches(header.slice(7).trim(), options.token) ? { who: 'token:admin', from: remote(req) } : undefined;
+    });
+    this.router.add({ method: 'GET', path: '/healthz', summary: 'Liveness of the Dayshift process', auth: false, tag: 'meta' }, () => ({ ok: true }));
+    this.router.add({ method: 'GET', path: '/api/openapi.json', summary: 'This OpenAPI document', tag: 'meta' }, () =>
+      this.router.openapi({ title: 'Dayshift admin API', version: options.version }),
+    );
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  /** Adds a way to authenticate (e.g. the dashboard's session cookie), tried after the bearer token. */
+  addAuthenticator(authenticator: Authenticator): void {
+    this.authenticators.push(authenticator);
+  }
+
+  authenticate(req: IncomingMessage): Actor | undefined {
+    for (const authenticate of this.authenticators) {
+      const actor = authenticate(req);
+      if (actor) return actor;
+    }
+    return undefined;
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    try {
+      const found = this.router.match(req.method ?? 'GET', url.pathname);
+      if (found === undefined) throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
+      if (found === 'method') throw new HttpError(405, `method ${req.method} not allowed on ${url.pathname}`);
+      let actor: Actor = { who: 'anonymous', from: remote(req) };
+      if (this.router.requiresAuth(found.route)) {
+        const known = this.authenticate(req);
+        if (!known) {
+          res.setHeader('WWW-Authenticate', 'Bearer realm="dayshift"');
+          throw new HttpError(401, 'missing or wrong admin token (send Authorization: Bearer TOKEN)');
+        }
+        actor = known;
+      }
+      const result = await this.router.run(found.route, { req, res, params: found.params, query: url.searchParams, actor });
+      if (result !== undefined && !res.headersSent) sendJson(res, 200, result);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const status = err instanceof HttpError ? err.status : typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
+      if (status >= 500) this.options.logger.error({ err }, 'admin API error');
+      sendJson(res, status, { error: (err as Error).message, ...(err instanceof HttpError && err.details ? { details: err.details } : {}) });
+    }
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Starts a server-sent events stream; returns a function that sends one event. */
+export function startEvents(req: IncomingMessage, res: ServerResponse, onClose: () => void): (event: string, data: unknown) => void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.write(': dayshift\n\n');
+  req.on('close', onClose);
+  return (event, data) => {
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+}
+
+function remote(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}

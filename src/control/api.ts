@@ -1,0 +1,184 @@
+// The control plane's admin API routes (under /api/). The CLI and the dashboard use exactly these.
+import { z } from 'zod';
+import { ConfigError } from '../config/load.js';
+import { parseDuration } from '../config/units.js';
+import { DriverUnsupportedError } from '../drivers/driver.js';
+import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';
+import { startEvents, type AdminServer } from './admin-server.js';
+import type { AuditLog } from './audit.js';
+import { RefusedError, type ControlPlane, type DrainProgress } from './plane.js';
+import { HttpError } from './router.js';
+import type { StatsSampler } from './sampler.js';
+import { statusReport } from './status.js';
+import { TargetError, type Target } from './targets.js';
+
+const durationText = z.string().refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30s, 10m or 1h');
+
+export function registerControlApi(server: AdminServer, plane: ControlPlane, audit: AuditLog, sampler?: StatsSampler): void {
+  const r = server.router;
+  const target = (text: string): Target => {
+    try {
+      return plane.target(text);
+    } catch (err) {
+      if (err instanceof TargetError) throw new HttpError(404, err.message);
+      throw err;
+    }
+  };
+
+  r.add({ method: 'GET', path: '/api/status', summary: 'Sites, clusters and members with live figures', tag: 'status' }, () => statusReport(plane, sampler));
+
+  r.add({ method: 'GET', path: '/api/history/:cluster', summary: 'Per-second requests/s, errors and latency of a cluster over the last minutes', tag: 'status' }, ({ params }) => {
+    if (!(params.cluster! in plane.config.clusters)) throw new HttpError(404, `unknown cluster ${params.cluster}`);
+    return sampler?.history(params.cluster!) ?? [];
+  });
+
+  r.add(
+    { method: 'GET', path: '/api/events', summary: 'Server-sent events: `status` every second and on every change', tag: 'status' },
+    async ({ req, res }) => {
+      const push = async () => send('status', await statusReport(plane, sampler));
+      const onChange = () => void push().catch(() => undefined);
+      const timer = setInterval(onChange, 1000);
+      const send = startEvents(req, res, () => {
+        clearInterval(timer);
+        plane.off('change', onChange);
+      });
+      plane.on('change', onChange);
+      await push();
+      return undefined;
+    },
+  );
+
+  r.add(
+    {
+      method: 'POST',
+      path: '/api/clusters/:cluster/traffic',
+      summary: 'Set a cluster\'s traffic state (live, draining, out) and optionally its weight',
+      body: z.strictObject({ state: z.enum(TRAFFIC_STATES), weight: z.number().int().min(0).max(1000).optional(), force: z.boolean().optional() }),
+      tag: 'traffic',
+    },
+    ({ params, body, actor }) => guard(() => plane.setTraffic(actor, target(params.cluster!), body.state, body)),
+  );
+
+  r.add(
+    { method: 'POST', path: '/api/clusters/:cluster/weight', summary: 'Set a cluster\'s weight among live clusters', body: z.strictObject({ weight: z.number().int().min(0).max(1000) }), tag: 'traffic' },
+    ({ params, body, actor }) => {
+      const t = target(params.cluster!);
+      return guard(() => plane.setClusterWeight(actor, t.cluster, body.weight));
+    },
+  );
+
+  r.add(
+    {
+      method: 'POST',
+      path: '/api/members/:cluster/:member/state',
+      summary: 'Set a member\'s admin state (ready, draining, disabled, standby)',
+      body: z.strictObject({ state: z.enum(ADMIN_STATES), force: z.boolean().optional() }),
+      tag: 'traffic',
+    },
+    ({ params, body, actor }) => guard(() => plane.setMemberState(actor, target(`${params.cluster}/${params.member}`), body.state, body)),
+  );
+
+  r.add(
+    { method: 'POST', path: '/api/members/:cluster/:member/weight', summary: 'Set a member\'s weight', body: z.strictObject({ weight: z.number().int().min(0).max(1000) }), tag: 'traffic' },
+    ({ params, body, actor }) => {
+      const t = target(`${params.cluster}/${params.member}`);
+      if (t.kind !== 'member') throw new HttpError(400, 'expected CLUSTER/MEMBER');
+      return guard(() => plane.setMemberWeight(actor, t.key, body.weight));
+    },
+  );
+
+  r.add(
+    {
+      method: 'GET',
+      path: '/api/drain/:target',
+      summary: 'Drain progress of CLUSTER or CLUSTER~MEMBER; ?wait=1 long-polls until drained (or deadline); Accept: text/event-stream streams progress',
+      query: { wait: '1 to wait until drained', deadline: 'override the drain deadline, e.g. 10m', timeout: 'long-poll time limit (default 60s)' },
+      tag: 'traffic',
+    },
+    async ({ req, res, params, query }) => {
+      const t = target(params.target!.replace('~', '/'));
+      const deadlineText = query.get('deadline');
+      const deadlineMs = deadlineText ? parseDuration(deadlineText) : undefined;
+      if (deadlineText && deadlineMs === undefined) throw new HttpError(400, `bad deadline "${deadlineText}": expected a duration such as 10m`);
+      const wantsStream = (req.headers.accept ?? '').includes('text/event-stream');
+      if (!wantsStream && query.get('wait') !== '1') return plane.drainProgress(t, deadlineMs);
+      const abort = new AbortController();
+      req.on('close', () => abort.abort(new Error('client went away')));
+      if (wantsStream) {
+        const send = startEvents(req, res, () => abort.abort());
+        const final = await plane.waitDrained(t, { ...(deadlineMs !== undefined ? { deadlineMs } : {}), signal: abort.signal, onProgress: (p) => send('progress', p) }).catch(() => undefined);
+        if (final) send('done', final);
+        res.end();
+        return undefined;
+      }
+      const limit = parseDuration(query.get('timeout') ?? '60s') ?? 60_000;
+      const timer = setTimeout(() => abort.abort(new Error('long-poll limit')), limit);
+      let last: DrainProgress | undefined;
+      try {
+        return await plane.waitDrained(t, { ...(deadlineMs !== undefined ? { deadlineMs } : {}), signal: abort.signal, onProgress: (p) => (last = p) });
+      } catch {
+        return last ?? (await plane.drainProgress(t, deadlineMs));
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  );
+
+  r.add(
+    {
+      method: 'POST',
+      path: '/api/sites/:site/maintenance',
+      summary: 'Maintenance mode: every request on the site gets a 503 page with this message',
+      body: z.strictObject({ message: z.string().min(1).max(2000), until: z.iso.datetime().optional(), for: durationText.optional() }),
+      tag: 'sites',
+    },
+    ({ params, body, actor }) => {
+      const until = body.until ?? (body.for ? new Date(Date.now() + parseDuration(body.for)!).toISOString() : undefined);
+      return guard(() => plane.setMaintenance(actor, params.site!, { message: body.message, ...(until ? { until } : {}) }));
+    },
+  );
+  r.add({ method: 'DELETE', path: '/api/sites/:site/maintenance', summary: 'End maintenance mode', tag: 'sites' }, ({ params, actor }) =>
+    guard(() => plane.setMaintenance(actor, params.site!, undefined)),
+  );
+
+  r.add(
+    {
+      method: 'POST',
+      path: '/api/sites/:site/pause',
+      summary: 'Hold new requests on the site for up to `for`; then serve them (then=serve) or answer 503 (then=reject)',
+      body: z.strictObject({ for: durationText.default('30s'), then: z.enum(['serve', 'reject']).default('serve') }),
+      tag: 'sites',
+    },
+    ({ params, body, actor }) =>
+      guard(() => plane.setPause(actor, params.site!, { until: new Date(Date.now() + parseDuration(body.for)!).toISOString(), then: body.then })),
+  );
+  r.add({ method: 'DELETE', path: '/api/sites/:site/pause', summary: 'Resume a paused site: held requests are served', tag: 'sites' }, ({ params, actor }) =>
+    guard(() => plane.setPause(actor, params.site!, undefined)),
+  );
+
+  r.add({ method: 'POST', path: '/api/reload', summary: 'Re-read the config file; a bad one is refused and the running one stays', tag: 'config' }, async ({ actor }) => {
+    try {
+      const loaded = await plane.reload(actor);
+      return { ok: true, file: loaded.file };
+    } catch (err) {
+      if (err instanceof ConfigError) throw new HttpError(422, `configuration refused, the running one stays:\n${err.message}`, err.problems);
+      throw err;
+    }
+  });
+
+  r.add({ method: 'GET', path: '/api/audit', summary: 'The most recent audit entries', query: { limit: 'how many (default 100)' }, tag: 'config' }, ({ query }) =>
+    audit.tail(Math.min(10_000, Number(query.get('limit') ?? 100) || 100)),
+  );
+}
+
+/** Maps the control plane's refusals to HTTP statuses the CLI turns into exit codes. */
+async function guard<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof RefusedError) throw new HttpError(409, err.message);
+    if (err instanceof DriverUnsupportedError) throw new HttpError(501, err.message);
+    if (err instanceof TargetError) throw new HttpError(404, err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,317 @@
+// The control plane: the one place where runtime state changes. Every change is checked against the
+// safety rules, written to the store before it is applied, applied through the driver, and audited.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { loadConfigFile, type LoadedConfig } from '../config/load.js';
+import type { DayshiftConfig } from '../config/schema.js';
+import type { Driver, DriverStatus } from '../drivers/driver.js';
+import type { AdminState, MemberKey, TrafficState } from '../model.js';
+import type { ProxyHandle } from '../proxy/api.js';
+import type { Store } from '../store/store.js';
+import type { Actor, AuditLog } from './audit.js';
+import { reconcileState, STATE_KEY, type DesiredState, type Maintenance, type Pause } from './state.js';
+import { formatTarget, parseTarget, targetMembers, type Target } from './targets.js';
+
+/** A change the safety rules refuse; nothing was changed. */
+export class RefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RefusedError';
+  }
+}
+
+export interface DrainProgress {
+  target: string;
+  /** `drained` also when the deadline passed (see `reason`). */
+  drained: boolean;
+  reason: 'idle' | 'deadline' | 'not-draining' | 'waiting';
+  inFlight: number;
+  sessions: number;
+  oldestIdleMs: number;
+  tunnels: number;
+  /** ISO times. */
+  since?: string;
+  deadline?: string;
+  remainingMs?: number;
+}
+
+export interface ControlPlaneOptions {
+  loaded: LoadedConfig;
+  store: Store;
+  driver: Driver;
+  audit: AuditLog;
+  logger: Logger;
+  /** Present with the built-in driver: closes tunnels at a drain deadline. */
+  proxy?: ProxyHandle;
+}
+
+export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload: [LoadedConfig] }> {
+  private loadedConfig: LoadedConfig;
+  private desired: DesiredState;
+  private readonly unwatch: () => void;
+  /** Serialises changes so that read-modify-write of the state never interleaves. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly options: ControlPlaneOptions, state: DesiredState) {
+    super();
+    this.loadedConfig = options.loaded;
+    this.desired = state;
+    // Another instance (etcd store) may change the state: adopt it.
+    this.unwatch = options.store.watch(STATE_KEY, (_key, value) => {
+      if (value && JSON.stringify(value) !== JSON.stringify(this.desired)) void this.adopt(value as DesiredState);
+    });
+  }
+
+  static async open(options: ControlPlaneOptions): Promise<ControlPlane> {
+    const stored = await options.store.get<DesiredState>(STATE_KEY);
+    const state = reconcileState(options.loaded.config, stored?.value);
+    if (JSON.stringify(state) !== JSON.stringify(stored?.value)) await options.store.put(STATE_KEY, state);
+    await options.driver.apply(state, undefined);
+    return new ControlPlane(options, state);
+  }
+
+  get loaded(): LoadedConfig {
+    return this.loadedConfig;
+  }
+
+  get config(): DayshiftConfig {
+    return this.loadedConfig.config;
+  }
+
+  get state(): DesiredState {
+    return structuredClone(this.desired);
+  }
+
+  get driver(): Driver {
+    return this.options.driver;
+  }
+
+  get store(): Store {
+    return this.options.store;
+  }
+
+  target(text: string): Target {
+    return parseTarget(this.config, text);
+  }
+
+  /** live / draining / out for a cluster; for a member, the matching admin state. */
+  setTraffic(actor: Actor, target: Target, traffic: TrafficState, options: { weight?: number; force?: boolean } = {}): Promise<DesiredState> {
+    if (target.kind === 'member') {
+      const admin: AdminState = traffic === 'live' ? 'ready' : traffic === 'draining' ? 'draining' : 'disabled';
+      return this.setMemberState(actor, target, admin, options);
+    }
+    return this.change(actor, traffic, target.cluster, { traffic, ...(options.weight !== undefined ? { weight: options.weight } : {}) }, (state) => {
+      const cluster = state.clusters[target.cluster]!;
+      const entering = traffic === 'draining' && cluster.traffic !== 'draining';
+      cluster.traffic = traffic;
+      if (options.weight !== undefined) cluster.weight = options.weight;
+      if (entering) cluster.drainingSince = new Date().toISOString();
+      if (traffic !== 'draining') delete cluster.drainingSince;
+      if (!options.force) this.assertEverySiteServed(state, `${traffic} ${target.cluster}`);
+    });
+  }
+
+  setClusterWeight(actor: Actor, cluster: string, weight: number): Promise<DesiredState> {
+    return this.change(actor, 'weight', cluster, { weight }, (state) => {
+      state.clusters[cluster]!.weight = weight;
+      this.assertEverySiteServed(state, `weight ${cluster} ${weight}`);
+    });
+  }
+
+  setMemberState(actor: Actor, target: Target, admin: AdminState, options: { force?: boolean } = {}): Promise<DesiredState> {
+    const members = targetMembers(this.config, target);
+    return this.change(actor, admin === 'ready' ? 'enable' : admin, formatTarget(target), { admin }, (state) => {
+      for (const key of members) {
+        const member = state.members[key]!;
+        if (admin === 'draining' && member.admin !== 'draining') member.drainingSince = new Date().toISOString();
+        if (admin !== 'draining') delete member.drainingSince;
+        member.admin = admin;
+      }
+      if (!options.force) this.assertEverySiteServed(state, `${admin} ${formatTarget(target)}`);
+    });
+  }
+
+  setMemberWeight(actor: Actor, key: MemberKey, weight: number): Promise<DesiredState> {
+    return this.change(actor, 'weight', key, { weight }, (state) => {
+      state.members[key]!.weight = weight;
+    });
+  }
+
+  setMaintenance(actor: Actor, site: string, maintenance: Maintenance | undefined): Promise<DesiredState> {
+    this.assertSite(site);
+    return this.change(actor, maintenance ? 'maintenance on' : 'maintenance off', site, maintenance ? { ...maintenance } : undefined, (state) => {
+      const entry = (state.sites[site] ??= {});
+      if (maintenance) entry.maintenance = maintenance;
+      else delete entry.maintenance;
+    });
+  }
+
+  setPause(actor: Actor, site: string, pause: Pause | undefined): Promise<DesiredState> {
+    this.assertSite(site);
+    return this.change(actor, pause ? 'pause' : 'resume', site, pause ? { ...pause } : undefined, (state) => {
+      const entry = (state.sites[site] ??= {});
+      if (pause) entry.pause = pause;
+      else delete entry.pause;
+    });
+  }
+
+  /**
+   * Re-reads the config file. A bad one throws ConfigError and the running config stays; a good one is
+   * applied with the operators' runtime state carried over.
+   */
+  reload(actor: Actor): Promise<LoadedConfig> {
+    return this.serialised(async () => {
+      const next = await loadConfigFile(this.loadedConfig.file);
+      const previous = this.desired;
+      const state = reconcileState(next.config, previous);
+      await this.options.store.put(STATE_KEY, state);
+      this.loadedConfig = next;
+      this.desired = state;
+      await this.options.driver.apply(state, previous);
+      await this.options.audit.record(actor, 'reload', next.file);
+      this.options.logger.info({ file: next.file }, 'configuration reloaded');
+      this.emit('reload', next);
+      this.emit('change', this.state);
+      return next;
+    });
+  }
+
+  status(): Promise<DriverStatus> {
+    return this.options.driver.status();
+  }
+
+  /** How far a drain of the target has come, from the driver's live figures. */
+  async drainProgress(target: Target, deadlineOverrideMs?: number): Promise<DrainProgress> {
+    const status = await this.options.driver.status();
+    const cluster = status.clusters.find((c) => c.name === target.cluster);
+    const members = (cluster?.members ?? []).filter((m) => target.kind === 'cluster' || m.id === target.member);
+    const inFlight = members.reduce((n, m) => n + m.inFlight, 0);
+    const sessions = members.reduce((n, m) => n + (m.boundSessions ?? 0), 0);
+    const tunnels = members.reduce((n, m) => n + (m.openTunnels ?? 0), 0);
+    const oldestIdleMs = Math.max(0, ...members.map((m) => m.oldestIdleMs ?? 0));
+    const since = target.kind === 'cluster' ? this.desired.clusters[target.cluster]?.drainingSince : this.desired.members[target.key]?.drainingSince;
+    const base = { target: formatTarget(target), inFlight, sessions, oldestIdleMs, tunnels };
+    if (!since) {
+      const stopped = target.kind === 'cluster' ? this.desired.clusters[target.cluster]?.traffic === 'out' : this.desired.members[target.key]?.admin === 'disabled';
+      return { ...base, drained: stopped && inFlight + tunnels === 0, reason: 'not-draining' };
+    }
+    const deadlineAt = Date.parse(since) + (deadlineOverrideMs ?? this.config.drain.deadline);
+    const remainingMs = Math.max(0, deadlineAt - Date.now());
+    const idle = inFlight === 0 && sessions === 0 && tunnels === 0;
+    return {
+      ...base,
+      drained: idle || remainingMs === 0,
+      reason: idle ? 'idle' : remainingMs === 0 ? 'deadline' : 'waiting',
+      since,
+      deadline: new Date(deadlineAt).toISOString(),
+      remainingMs,
+    };
+  }
+
+  /**
+   * Waits until the target is drained, reporting progress. At the deadline the target's open tunnels
+   * are closed in spread-out batches, so that reconnecting clients do not arrive all at once.
+   */
+  async waitDrained(
+    target: Target,
+    options: { deadlineMs?: number; signal?: AbortSignal; onProgress?: (p: DrainProgress) => void; pollMs?: number } = {},
+  ): Promise<DrainProgress> {
+    for (;;) {
+      const progress = await this.drainProgress(target, options.deadlineMs);
+      options.onProgress?.(progress);
+      if (progress.reason === 'not-draining') return progress;
+      if (progress.drained) {
+        if (progress.reason === 'deadline' && progress.tunnels > 0 && this.options.proxy) {
+          await this.options.proxy.closeTunnels(targetMembers(this.config, target), { batch: 50, intervalMs: 200 });
+        }
+        return progress;
+      }
+      await abortableDelay(options.pollMs ?? 250, options.signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.unwatch();
+    await this.queue.catch(() => undefined);
+  }
+
+  private change(
+    actor: Actor,
+    action: string,
+    target: string,
+    detail: Record<string, unknown> | undefined,
+    mutate: (state: DesiredState) => void,
+  ): Promise<DesiredState> {
+    return this.serialised(async () => {
+      const previous = this.desired;
+      const next = structuredClone(previous);
+      mutate(next);
+      // Written before it acts: a crash after this line re-applies the same state on start.
+      await this.options.store.put(STATE_KEY, next);
+      this.desired = next;
+      await this.options.driver.apply(next, previous);
+      await this.options.audit.record(actor, action, target, detail);
+      this.options.logger.info({ who: actor.who, from: actor.from, action, target, ...detail }, 'state changed');
+      this.emit('change', this.state);
+      return this.state;
+    });
+  }
+
+  private async adopt(state: DesiredState): Promise<void> {
+    await this.serialised(async () => {
+      const previous = this.desired;
+      this.desired = reconcileState(this.config, state);
+      await this.options.driver.apply(this.desired, previous);
+      this.emit('change', this.state);
+    });
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work, work);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private assertSite(site: string): void {
+    if (!(site in this.config.sites)) throw new RefusedError(`unknown site "${site}"; sites: ${Object.keys(this.config.sites).join(', ')}`);
+  }
+
+  /** No change may leave a shared route with no live cluster that has a servable member. */
+  private assertEverySiteServed(state: DesiredState, change: string): void {
+    for (const [siteName, site] of Object.entries(this.config.sites)) {
+      for (const route of site.routes) {
+        const shared = route.traffic === 'shared' || (route.traffic === undefined && route.clusters.length > 1);
+        if (!shared) continue;
+        const served = route.clusters.some((name) => {
+          const cluster = state.clusters[name];
+          if (!cluster || cluster.traffic !== 'live' || cluster.weight === 0) return false;
+          return targetMembers(this.config, { kind: 'cluster', cluster: name }).some((key) => {
+            const member = state.members[key];
+            return member !== undefined && member.admin !== 'disabled' && member.admin !== 'draining' && member.weight > 0;
+          });
+        });
+        if (!served) {
+          throw new RefusedError(
+            `refusing to ${change}: site ${siteName} (${route.path}) would have no live cluster to send new sessions to; ` +
+              `make another cluster live first, or use --force`,
+          );
+        }
+      }
+    }
+  }
+}
+
+function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,93 @@
+// The status report: one document for `dayshift status`, the dashboard and scripts.
+import type { ClusterStatus, MemberStatus } from '../drivers/driver.js';
+import { memberKey } from '../model.js';
+import type { ControlPlane, DrainProgress } from './plane.js';
+import type { Rates, StatsSampler } from './sampler.js';
+import type { SiteDesired } from './state.js';
+
+export interface MemberReport extends MemberStatus, Partial<Rates> {
+  key: string;
+}
+
+export interface ClusterReport extends Omit<ClusterStatus, 'members'>, Partial<Rates> {
+  members: MemberReport[];
+  drainingSince?: string;
+  /** Present while the cluster drains. */
+  drain?: DrainProgress;
+  /** Where QA reaches this cluster alone. */
+  qaUrl?: string;
+}
+
+export interface SiteReport extends SiteDesired {
+  name: string;
+  hosts: string[];
+  routes: { path: string; clusters: string[]; balance: string; traffic: 'shared' | 'pinned'; sticky?: string }[];
+}
+
+export interface StatusReport {
+  driver: string;
+  store: string;
+  config: string;
+  at: string;
+  sites: SiteReport[];
+  clusters: ClusterReport[];
+  warnings: string[];
+}
+
+export async function statusReport(plane: ControlPlane, sampler?: StatsSampler): Promise<StatusReport> {
+  const status = await plane.status();
+  const state = plane.state;
+  const config = plane.config;
+  const clusters: ClusterReport[] = [];
+  for (const cluster of status.clusters) {
+    const members = cluster.members.map((m) => {
+      const key = memberKey(cluster.name, m.id);
+      return { ...m, key, ...(sampler ? sampler.rates([key]) : {}) };
+    });
+    const drainingSince = state.clusters[cluster.name]?.drainingSince;
+    const report: ClusterReport = {
+      ...cluster,
+      members,
+      ...(sampler ? sampler.rates(members.map((m) => m.key as `${string}/${string}`)) : {}),
+      ...(drainingSince ? { drainingSince, drain: await plane.drainProgress({ kind: 'cluster', cluster: cluster.name }) } : {}),
+    };
+    const qaUrl = qaUrlOf(plane, cluster.name);
+    if (qaUrl) report.qaUrl = qaUrl;
+    clusters.push(report);
+  }
+  const sites: SiteReport[] = Object.entries(config.sites).map(([name, site]) => ({
+    name,
+    hosts: site.hosts,
+    routes: site.routes.map((r) => ({
+      path: r.path,
+      clusters: r.clusters,
+      balance: r.balance,
+      traffic: r.traffic ?? (r.clusters.length > 1 ? 'shared' : 'pinned'),
+      ...(r.sticky ? { sticky: r.sticky.mode } : {}),
+    })),
+    ...state.sites[name],
+  }));
+  return { driver: status.driver, store: plane.store.description, config: plane.loaded.file, at: new Date().toISOString(), sites, clusters, warnings: status.warnings };
+}
+
+/**
+ * The URL QA uses for a cluster: its `qa_url`, else the first host of the first site whose routes are
+ * pinned to it alone, on the first http listener.
+ */
+export function qaUrlOf(plane: ControlPlane, cluster: string): string | undefined {
+  const config = plane.config;
+  const explicit = config.clusters[cluster]?.qa_url;
+  if (explicit) return explicit;
+  for (const site of Object.values(config.sites)) {
+    const pinned = site.routes.every((r) => r.clusters.length === 1 && r.clusters[0] === cluster && r.traffic !== 'shared');
+    const host = site.hosts.find((h) => !h.includes('*'));
+    if (!pinned || !host) continue;
+    const http = config.listen.http;
+    const listener = Array.isArray(http) ? http[0] : http;
+    if (listener) return `http://${host}${listener.port === 80 ? '' : `:${listener.port}`}/`;
+    const https = config.listen.https;
+    const secure = Array.isArray(https) ? https[0] : https;
+    if (secure) return `https://${host}${secure.port === 443 ? '' : `:${secure.port}`}/`;
+  }
+  return undefined;
+}

@@ -1,0 +1,99 @@
+// The built-in proxy as a driver: applying desired state is one atomic snapshot swap.
+import type { LoadedConfig } from '../config/load.js';
+import type { SessionTracker } from '../control/sessions.js';
+import { memberId, type DesiredState } from '../control/state.js';
+import { memberKey, type AdminState, type TrafficState } from '../model.js';
+import type { ProxyHandle } from '../proxy/api.js';
+import type { ClusterStatus, Driver, DriverCapability, DriverStatus } from './driver.js';
+
+const CAPABILITIES: ReadonlySet<DriverCapability> = new Set<DriverCapability>([
+  'cluster-traffic',
+  'cluster-weight',
+  'member-state',
+  'member-weight',
+  'sessions',
+  'in-flight',
+  'maintenance',
+  'pause',
+]);
+
+export class BuiltinDriver implements Driver {
+  readonly name = 'builtin' as const;
+  readonly capabilities = CAPABILITIES;
+  private state: DesiredState | undefined;
+
+  constructor(
+    private readonly proxy: ProxyHandle,
+    private readonly config: () => LoadedConfig,
+    private readonly sessions: SessionTracker,
+  ) {}
+
+  async apply(next: DesiredState): Promise<void> {
+    this.proxy.apply(this.config(), next);
+    this.state = structuredClone(next);
+  }
+
+  async setClusterTraffic(cluster: string, traffic: TrafficState, weight?: number): Promise<void> {
+    const state = this.current();
+    const before = state.clusters[cluster];
+    if (!before) throw new Error(`unknown cluster ${cluster}`);
+    state.clusters[cluster] = { ...before, traffic, weight: weight ?? before.weight };
+    await this.apply(state);
+  }
+
+  async setMemberState(cluster: string, member: string, admin: AdminState): Promise<void> {
+    const state = this.current();
+    const key = memberKey(cluster, member);
+    const before = state.members[key];
+    if (!before) throw new Error(`unknown member ${key}`);
+    state.members[key] = { ...before, admin };
+    await this.apply(state);
+  }
+
+  async setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {
+    const state = this.current();
+    const key = memberKey(cluster, member);
+    const before = state.members[key];
+    if (!before) throw new Error(`unknown member ${key}`);
+    state.members[key] = { ...before, weight };
+    await this.apply(state);
+  }
+
+  async status(): Promise<DriverStatus> {
+    const { config } = this.config();
+    const state = this.current();
+    const stats = new Map(this.proxy.stats().members.map((m) => [m.key, m]));
+    const bound = this.sessions.byMember(Date.now(), config.drain.session_idle);
+    const clusters: ClusterStatus[] = Object.entries(config.clusters).map(([name, cluster]) => ({
+      name,
+      traffic: state.clusters[name]?.traffic ?? 'live',
+      weight: state.clusters[name]?.weight ?? cluster.weight,
+      members: cluster.members.map((member, i) => {
+        const id = memberId(member.route, i);
+        const key = memberKey(name, id);
+        const live = stats.get(key);
+        const sessions = bound.get(key);
+        return {
+          id,
+          url: member.url,
+          ...(member.route ? { route: member.route } : {}),
+          admin: state.members[key]?.admin ?? member.state,
+          health: live?.health ?? 'unknown',
+          weight: state.members[key]?.weight ?? member.weight,
+          inFlight: live?.inFlight ?? 0,
+          boundSessions: sessions?.active ?? 0,
+          oldestIdleMs: sessions?.oldestIdleMs ?? 0,
+          openTunnels: live?.openTunnels ?? 0,
+        };
+      }),
+    }));
+    return { driver: 'builtin', clusters, warnings: [] };
+  }
+
+  async close(): Promise<void> {}
+
+  private current(): DesiredState {
+    if (!this.state) throw new Error('the built-in driver has no state applied yet');
+    return structuredClone(this.state);
+  }
+}

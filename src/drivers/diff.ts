@@ -1,0 +1,47 @@
+// Turns a change of desired state into the fine-grained calls of a driver, for load balancers that are
+// told one member change at a time (Apache's balancer-manager, HAProxy's Runtime API). Those know no
+// clusters, so each member gets its effective state: the stricter of its own and its cluster's.
+import type { DesiredState } from '../control/state.js';
+import type { AdminState, MemberKey, TrafficState } from '../model.js';
+import { DriverUnsupportedError, type Driver } from './driver.js';
+
+export interface EffectiveMember {
+  admin: AdminState;
+  weight: number;
+}
+
+/** What a member must look like on a load balancer that has no notion of clusters. */
+export function effectiveMember(traffic: TrafficState, clusterWeight: number, admin: AdminState, weight: number): EffectiveMember {
+  if (traffic === 'out') return { admin: 'disabled', weight };
+  if (traffic === 'draining') return { admin: admin === 'disabled' ? 'disabled' : 'draining', weight };
+  return { admin, weight: weight * clusterWeight };
+}
+
+export function effectiveMembers(state: DesiredState): Map<MemberKey, EffectiveMember> {
+  const result = new Map<MemberKey, EffectiveMember>();
+  for (const [key, member] of Object.entries(state.members) as [MemberKey, DesiredState['members'][MemberKey]][]) {
+    const cluster = state.clusters[splitMemberKey(key)[0]];
+    result.set(key, cluster ? effectiveMember(cluster.traffic, cluster.weight, member.admin, member.weight) : member);
+  }
+  return result;
+}
+
+export async function applyStateDiff(driver: Driver, next: DesiredState, previous: DesiredState | undefined): Promise<void> {
+  for (const [name, site] of Object.entries(next.sites)) {
+    if ((site.maintenance || site.pause) && JSON.stringify(site) !== JSON.stringify(previous?.sites[name] ?? {})) {
+      throw new DriverUnsupportedError(driver.name, `put site ${name} in maintenance or pause it`);
+    }
+  }
+  const before = previous ? effectiveMembers(previous) : new Map<MemberKey, EffectiveMember>();
+  for (const [key, member] of effectiveMembers(next)) {
+    const [cluster, id] = splitMemberKey(key);
+    const old = before.get(key);
+    if (old?.weight !== member.weight) await driver.setMemberWeight(cluster, id, member.weight);
+    if (old?.admin !== member.admin) await driver.setMemberState(cluster, id, member.admin);
+  }
+}
+
+export function splitMemberKey(key: MemberKey): [cluster: string, member: string] {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}
