@@ -147,3 +147,54 @@ describe('active health checks', () => {
     assert.deepEqual([...seen].sort(), ['fine 0', 'sick 0']);
   });
 });
+
+describe('retry bounds', () => {
+  it('tries at most retries.attempts members, then answers 502', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const proxy = await startTestProxy({
+      clusters: { c: { members: ports.map((p) => ({ url: `http://127.0.0.1:${p}` })) } },
+      health: { enabled: false },
+      retries: { attempts: 2 },
+      passive: { failures: 10 },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+    try {
+      assert.equal((await request(proxy.port, {})).status, 502);
+      const failures = proxy.handle.stats().members.reduce((n, m) => n + m.failures, 0);
+      assert.equal(failures, 2);
+    } finally {
+      await proxy.handle.close(1000);
+    }
+  });
+});
+
+describe('least-busy through the proxy', () => {
+  it('sends new requests away from a member that is holding requests', async () => {
+    const held: (() => void)[] = [];
+    const slow = await startMember('slow', (req, res) => {
+      req.resume();
+      held.push(() => res.end('slow 0'));
+    });
+    const quick = await startMember('quick');
+    const proxy = await startTestProxy({
+      clusters: { c: { members: [{ url: slow.url }, { url: quick.url }] } },
+      health: { enabled: false },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'], balance: 'least-busy' }] } },
+    });
+    try {
+      const pending: Promise<unknown>[] = [];
+      // Round-robin tie-breaking sends one of the first two to each member; the slow one keeps its request.
+      pending.push(request(proxy.port, {}), request(proxy.port, {}));
+      await waitFor(() => held.length === 1, 5000, 'a request held by the slow member');
+      const bodies: string[] = [];
+      for (let i = 0; i < 6; i++) bodies.push((await request(proxy.port, {})).body);
+      assert.deepEqual(bodies, Array(6).fill('quick 0'));
+      for (const release of held) release();
+      await Promise.all(pending);
+    } finally {
+      await proxy.handle.close(1000);
+      await slow.close();
+      await quick.close();
+    }
+  });
+});
