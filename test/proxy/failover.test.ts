@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { freePort, startMember, type TestMember } from '../support/members.js';
 import { request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
@@ -195,6 +197,43 @@ describe('least-busy through the proxy', () => {
       await proxy.handle.close(1000);
       await slow.close();
       await quick.close();
+    }
+  });
+});
+
+describe('stale keep-alive connections', () => {
+  it('retries once on a fresh connection when a reused one is closed before any response byte', async () => {
+    // A member that answers the first request on each connection, keeps it alive, and drops the
+    // connection without a byte when a second request arrives on it (an idle close racing the reuse).
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections++;
+      let requests = 0;
+      socket.on('data', (data: Buffer) => {
+        if (!data.includes('\r\n\r\n')) return;
+        if (++requests === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=60\r\n\r\nok');
+        else socket.destroy();
+      });
+      socket.on('error', () => undefined);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const proxy = await startTestProxy({
+      clusters: { c: { members: [{ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }] } },
+      health: { enabled: false },
+      retries: { attempts: 1 },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const reply = await request(proxy.port, {});
+        assert.equal(reply.status, 200, `request ${i}`);
+        assert.equal(reply.body, 'ok');
+      }
+      assert.ok(connections >= 3, 'each retry used a fresh connection');
+    } finally {
+      await proxy.handle.close(1000);
+      server.close();
     }
   });
 });
