@@ -134,7 +134,7 @@ export const siteSchema = z.strictObject({
   cookie_domain: z.record(z.string(), z.string()).optional(),
   cookie_path: z.record(z.string(), z.string()).optional(),
   /** Files that replace the built-in 502/503/504 pages (HTML). */
-  error_pages: z.record(z.enum(['502', '503', '504']), z.string()).optional(),
+  error_pages: z.partialRecord(z.enum(['502', '503', '504']), z.string()).optional(),
 });
 export type SiteConfig = z.infer<typeof siteSchema>;
 
