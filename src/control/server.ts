@@ -1,13 +1,11 @@
 // One running Dayshift: store, proxy (built-in driver) or external driver, control plane, admin API,
 // metrics. `dayshift start`, `dayshift demo` and the tests all start it through here.
 import { randomBytes } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
-import type { DayshiftConfig } from '../config/schema.js';
 import { BuiltinDriver } from '../drivers/builtin.js';
 import type { Driver } from '../drivers/driver.js';
 import { createDriver } from '../drivers/factory.js';
@@ -44,22 +42,6 @@ export interface Dayshift {
 }
 
 export const VERSION = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')).version as string;
-
-/** Fails with a clear message when a member's host name does not resolve. */
-export async function checkMembersResolve(config: DayshiftConfig): Promise<void> {
-  const failures: string[] = [];
-  for (const [cluster, c] of Object.entries(config.clusters)) {
-    for (const member of c.members) {
-      const host = new URL(member.url).hostname.replace(/^\[|\]$/g, '');
-      try {
-        await lookup(host);
-      } catch {
-        failures.push(`${cluster}: member ${member.url}: host "${host}" does not resolve`);
-      }
-    }
-  }
-  if (failures.length > 0) throw new Error(`cannot start:\n  ${failures.join('\n  ')}`);
-}
 
 export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promise<Dayshift> {
   const { config } = loaded;
