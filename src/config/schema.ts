@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
+import { releaseSchema } from './release-schema.js';
 import { address, duration, size } from './units.js';
 
 const name = z
@@ -239,6 +240,8 @@ export const configSchema = z
     access_log: accessLogSchema.prefault({}),
     log: logSchema.prefault({}),
     sites: z.record(name, siteSchema),
+    /** The release plan (docs/releases.md). */
+    release: releaseSchema.optional(),
   })
   .superRefine((config, ctx) => {
     for (const [siteName, site] of Object.entries(config.sites)) {

@@ -11,6 +11,8 @@ import type { DayshiftConfig } from '../config/schema.js';
 import { BuiltinDriver } from '../drivers/builtin.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import { startProxy } from '../proxy/proxy.js';
+import { registerReleaseApi } from '../release/api.js';
+import { Conductor } from '../release/conductor.js';
 import { FileStore } from '../store/file.js';
 import type { Store } from '../store/store.js';
 import { AdminServer } from './admin-server.js';
@@ -34,6 +36,7 @@ export interface Dayshift {
   audit: AuditLog;
   sessions: SessionTracker;
   sampler: StatsSampler | undefined;
+  conductor: Conductor;
   stateDir: string;
   logger: Logger;
   /** Stops accepting, lets requests in flight finish within graceMs, closes everything. */
@@ -81,6 +84,15 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const admin = new AdminServer({ token: token.value, logger, version: VERSION });
     registerControlApi(admin, plane, audit, sampler);
     registerMetricsRoute(admin, createMetrics(plane, proxy, sessions), config.admin.metrics_auth);
+    const httpOrigin = () => {
+      const address = proxy.addresses().http[0];
+      if (!address) return undefined;
+      const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return `http://${host}:${address.port}`;
+    };
+    const conductor = await Conductor.open({ plane, logger, sampler, sessions, httpOrigin });
+    cleanup.unshift(() => conductor.close());
+    registerReleaseApi(admin, conductor);
     const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`admin listener ${config.admin.listen.host}:${config.admin.listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);
     });
@@ -99,10 +111,12 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       audit,
       sessions,
       sampler,
+      conductor,
       stateDir,
       logger,
       async close(graceMs = openPlane.config.timeouts.shutdown) {
         clearInterval(pruner);
+        await conductor.close();
         sampler.stop();
         await admin.close();
         await proxy.close(graceMs);
