@@ -14,6 +14,8 @@ const hookObject = z.strictObject({
    * repeats it after a crash.
    */
   repeatable: z.boolean().default(false),
+  /** What the step is called in status and history (default: the command). */
+  title: z.string().min(1).optional(),
 });
 
 /** A hook: a command string, or the full form. */

@@ -76,7 +76,7 @@ export function demoConfig(o: DemoConfigOptions): Record<string, unknown> {
       'qa-b': { hosts: ['qa-b.localhost'], routes: [{ path: '/', clusters: ['prod-b'] }] },
     },
     release: {
-      hooks: { deploy: { run: `${o.dayshiftCommand} demo-deploy`, per: 'member', timeout: '30s' } },
+      hooks: { deploy: { run: `${o.dayshiftCommand} demo-deploy`, per: 'member', timeout: '30s', title: 'restart the demo app servers with the new version' } },
       health: { timeout: '30s', stable: '1s' },
       qa: [
         { path: '/health', status: 200 },

@@ -61,6 +61,13 @@ export class LoadGenerator {
     return this;
   }
 
+  /** Waits until the users stop by themselves (maxCheckouts or maxDurationMs reached). */
+  async finished(): Promise<LoadResult> {
+    await Promise.all(this.users);
+    this.agent.destroy();
+    return this.result;
+  }
+
   /** Stops starting checkouts, lets the ones under way finish, and returns the figures. */
   async stop(): Promise<LoadResult> {
     this.stopping = true;

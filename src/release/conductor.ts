@@ -511,38 +511,52 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     return { detail: `${cluster} is live (weight ${weight}) after ${shift.steps.map((s) => `${s.percent}%`).join(', ')}${sampler ? ', analysis passed' : ' (no proxy figures: not analysed)'}` };
   }
 
-  /** Runs the rollback hooks and restores the traffic states recorded in `before`; returns notes. */
+  /**
+   * Runs the rollback hook for each cluster the release deployed to that is not live, then restores the
+   * traffic states recorded in `before`. A deployed cluster whose rollback failed, or that has no
+   * rollback hook, stays out: it may run the new version. A deployed cluster that is live already
+   * passed its gates and keeps serving (rolling it back would cut its users). Returns notes.
+   */
   private async rollBack(r: Release): Promise<string[]> {
     const notes: string[] = [];
     const plan = releaseConfig(this.plane.config);
     const touched = [...new Set(r.steps.filter((s) => s.kind === 'hook' && s.cluster && s.startedAt && s.hook !== 'rollback').map((s) => s.cluster!))];
-    const failedRollback = new Set<string>();
-    if (plan.hooks.rollback && touched.length > 0) {
-      for (const cluster of touched.reverse()) {
-        const step: ReleaseStep = { id: `${cluster}:rollback`, kind: 'hook', hook: 'rollback', cluster, title: `rollback ${cluster}: ${plan.hooks.rollback.run}`, state: 'running', repeatable: plan.hooks.rollback.repeatable, startedAt: new Date().toISOString() };
-        r.steps = r.steps.filter((s) => s.id !== step.id);
-        r.steps.push(step);
-        await this.save();
-        try {
-          step.detail = await this.runHookStep(r, step, 'rollback', cluster);
-          step.state = 'succeeded';
-        } catch (err) {
-          step.state = 'failed';
-          step.detail = (err as Error).message;
-          failedRollback.add(cluster);
-          notes.push(`rollback hook failed for ${cluster} (${step.detail}): it stays out of traffic`);
-        }
-        step.endedAt = new Date().toISOString();
-        await this.save();
+    const live = touched.filter((c) => this.plane.state.clusters[c]?.traffic === 'live');
+    const offline = touched.filter((c) => !live.includes(c));
+    for (const c of live) notes.push(`${c} is live with version ${r.version} (it passed its gates) and keeps serving`);
+    const keepOut = new Set<string>();
+    if (!plan.hooks.rollback) {
+      for (const c of offline) {
+        keepOut.add(c);
+        notes.push(`no rollback hook: ${c} was deployed to and stays out; make it live yourself once it runs the old version`);
       }
-    } else if (plan.hooks.rollback) {
-      notes.push('nothing was deployed yet: no rollback hook needed');
+    } else if (offline.length === 0) {
+      notes.push('no cluster out of traffic was deployed to: no rollback hook needed');
+    }
+    for (const cluster of plan.hooks.rollback ? offline.reverse() : []) {
+      const hook = plan.hooks.rollback!;
+      const step: ReleaseStep = { id: `${cluster}:rollback`, kind: 'hook', hook: 'rollback', cluster, title: `rollback ${cluster}: ${hook.title ?? hook.run}`, state: 'running', repeatable: hook.repeatable, startedAt: new Date().toISOString() };
+      r.steps = r.steps.filter((s) => s.id !== step.id);
+      r.steps.push(step);
+      await this.save();
+      try {
+        step.detail = await this.runHookStep(r, step, 'rollback', cluster);
+        step.state = 'succeeded';
+      } catch (err) {
+        step.state = 'failed';
+        step.detail = (err as Error).message;
+        if (err instanceof StepFailure && err.output) step.output = err.output.slice(-50);
+        keepOut.add(cluster);
+        notes.push(`rollback hook failed for ${cluster} (${step.detail}): it stays out of traffic`);
+      }
+      step.endedAt = new Date().toISOString();
+      await this.save();
     }
     const actor = this.actor(r);
     const entries = Object.entries(r.before);
     // Clusters live before go live first, so that the others can then be taken out safely.
     for (const [cluster, was] of entries.filter(([, b]) => b.traffic === 'live')) {
-      if (failedRollback.has(cluster)) continue;
+      if (keepOut.has(cluster)) continue;
       const now = this.plane.state.clusters[cluster];
       if (now && now.traffic === 'live' && now.weight === was.weight) continue;
       try {

@@ -70,7 +70,7 @@ function describeShift(shift: ShiftConfig): string {
 }
 
 function describeHook(hook: HookConfig): string {
-  return `${hook.per === 'member' ? 'per member: ' : ''}${hook.run}`;
+  return `${hook.per === 'member' ? 'per member: ' : ''}${hook.title ?? hook.run}`;
 }
 
 const step = (id: string, kind: ReleaseStep['kind'], title: string, repeatable: boolean, extra: Partial<ReleaseStep> = {}): ReleaseStep => ({

@@ -110,7 +110,7 @@ describe('a failing QA check', () => {
     await world?.close();
   });
 
-  it('fails the release naming the check, traffic stays on the old cluster; retry checks again; abort restores', async () => {
+  it('fails the release naming the check, traffic stays on the old cluster; retry checks again; abort keeps the deployed cluster out without a rollback hook', async () => {
     ({ world, dayshift } = await setUp({ qa: [{ path: '/health', status: 200 }, { path: '/health', body: 'version-that-is-not-there' }] }));
     await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' });
     const failed = await releaseIn(dayshift, ['failed', 'succeeded']);
@@ -127,8 +127,11 @@ describe('a failing QA check', () => {
     assert.equal(again.steps[again.current]?.id, 'prod-a:qa');
     assert.notEqual(again.steps[again.current]?.startedAt, step.startedAt, 'the step ran again');
 
+    // This plan has no rollback hook: prod-a, deployed to, must not come back with the new version.
     const aborted = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/abort', {});
     assert.equal(aborted.body.state, 'aborted');
-    assert.deepEqual(await servingClusters(world, 12), new Set(['prod-a', 'prod-b']));
+    assert.match(aborted.body.reason ?? '', /no rollback hook: prod-a was deployed to and stays out/);
+    assertOnOldCluster(dayshift);
+    assert.deepEqual(await servingClusters(world), new Set(['prod-b']));
   });
 });
