@@ -86,3 +86,35 @@ describe('one release at a time, with manual approval', () => {
     assert.equal(nothing.code, 3, 'nothing to approve: refused');
   });
 });
+
+describe('release windows', () => {
+  let world: World;
+  let dayshift: Dayshift;
+  after(async () => {
+    await dayshift?.close(1000);
+    await world?.close();
+  });
+
+  it('refuses a start outside the windows; --wait-window waits in a step that abort ends', async () => {
+    const days = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+    const tomorrow = days[(new Date().getUTCDay() + 1) % 7];
+    world = await makeWorld({ release: { windows: { timezone: 'UTC', allow: [{ days: [tomorrow], from: '09:00', to: '10:00' }] } } });
+    dayshift = await startInProcess(world);
+    const env = { DAYSHIFT_TOKEN: dayshift.token.value };
+    const refused = await cli(['release', 'start', '--version', '2.0', '--admin', dayshift.adminUrl], env);
+    assert.equal(refused.code, 3);
+    assert.match(refused.stderr, new RegExp(`outside the release windows ${tomorrow} 09:00-10:00 \\(UTC\\); the next one opens at .*--wait-window`));
+    assert.equal(dayshift.conductor.current(), undefined, 'nothing started');
+
+    const waiting = await cli(['release', 'start', '--version', '2.0', '--wait-window', '--admin', dayshift.adminUrl], env);
+    assert.equal(waiting.code, 0, waiting.stderr);
+    const r = await until('the window step', () => {
+      const current = dayshift.conductor.current();
+      return current?.steps[current.current]?.kind === 'window' && current.steps[current.current]?.state === 'running' ? current : undefined;
+    });
+    assert.equal(dayshift.plane.state.clusters['prod-a']?.traffic, 'live', 'nothing happens before the window opens');
+    const aborted = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/abort', {});
+    assert.equal(aborted.body.state, 'aborted');
+    assert.equal(aborted.body.id, r.id);
+  });
+});
