@@ -15,6 +15,7 @@ interface DemoFlags {
   think: string;
   warmup: string;
   drainIdle: string;
+  canary?: boolean;
 }
 
 export function register(program: Command): void {
@@ -28,8 +29,9 @@ export function register(program: Command): void {
     .option('--think <duration>', 'pause between the pages of a checkout', '200ms')
     .option('--warmup <duration>', 'load before the release starts', '2s')
     .option('--drain-idle <duration>', 'a session not seen for this long no longer holds a drain', '2s')
+    .option('--canary', 'shift traffic by canary steps (20%, 50%) watched by analysis, instead of a swap')
     .option('--json', 'print the result as JSON (progress goes to stderr)')
-    .addHelpText('after', '\nExit code 0 when the release succeeded with 0 failed requests and 0 sessions cut.\nTry --version 2.0-broken with a canary plan, or 2.0-unhealthy, to see a release stop.')
+    .addHelpText('after', '\nExit code 0 when the release succeeded with 0 failed requests and 0 sessions cut.\nTo see a release stop: --version 2.0-unhealthy (health gate), --version 2.0-broken (QA checks),\n--canary --version 2.0-broken (canary analysis rolls traffic back).')
     .action(async (flags: DemoFlags) => {
       const users = Number(flags.users);
       if (!Number.isInteger(users) || users < 1 || users > 500) throw new CliError(`--users must be 1-500, got "${flags.users}"`, EXIT.usage);
@@ -53,6 +55,7 @@ export function register(program: Command): void {
             warmupMs: ms('--warmup', flags.warmup),
             drainIdle: flags.drainIdle,
             keep: Boolean(flags.keep),
+            canary: Boolean(flags.canary),
           },
           { line: write },
           controller.signal,

@@ -23,7 +23,14 @@ export interface DemoOptions {
   warmupMs: number;
   drainIdle: string;
   keep: boolean;
+  /** Shift by canary steps with analysis instead of a swap (QA then checks /health only). */
+  canary?: boolean;
 }
+
+const CANARY_PLAN = {
+  qa: [{ path: '/health', status: 200 }],
+  shift: { mode: 'canary', steps: [{ percent: 20, pause: '5s' }, { percent: 50, pause: '5s' }], analysis: { window: '3s', max_error_rate: 0.02, min_requests: 5 } },
+};
 
 export interface DemoReport {
   urls: { public: string; qa: Record<string, string>; admin: string };
@@ -62,12 +69,13 @@ export async function runDemo(options: DemoOptions, out: DemoOutput, signal: Abo
       stateDir: join(dir, 'state'),
       dayshiftCommand: `${shellQuote(process.execPath)} ${shellQuote(main)}`,
       drainIdle: options.drainIdle,
+      ...(options.canary ? { release: CANARY_PLAN } : {}),
     });
     const file = join(dir, 'dayshift.yaml');
     await writeFile(file, stringify(config));
     // The deploy hook runs as a child of this process and finds the demo apps' control token here.
     process.env[DEMO_TOKEN_ENV] = apps.token;
-    const dayshift: Dayshift = await startDayshift(await loadConfigFile(file), pino({ level: 'error' }));
+    const dayshift: Dayshift = await startDayshift(await loadConfigFile(file), pino({ level: 'silent' }));
     cleanup.push(() => dayshift.close(1000));
 
     const urls = {
@@ -114,6 +122,7 @@ export async function runDemo(options: DemoOptions, out: DemoOutput, signal: Abo
     if (options.keep) {
       out.line('');
       out.line(`everything keeps running: open ${urls.public} or the QA sites; Ctrl-C stops it all`);
+      if (release.state === 'failed') out.line(`the release is failed: try \`dayshift release retry\` or \`dayshift release abort\` with --admin ${urls.admin} and DAYSHIFT_TOKEN`);
       await aborted(signal).catch(() => undefined);
     }
     return report;
