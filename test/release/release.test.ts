@@ -10,7 +10,9 @@ describe('a release under load', () => {
   let dayshift: Dayshift;
 
   before(async () => {
-    world = await makeWorld();
+    // The release's own drain idle window (counted by the conductor from the session tracker) differs
+    // from drain.session_idle (1s).
+    world = await makeWorld({ release: { drain: { session_idle: '1500ms' } } });
     dayshift = await startInProcess(world);
     await allUp(dayshift);
   });
@@ -29,6 +31,7 @@ describe('a release under load', () => {
     const result = await load.stop();
 
     assert.equal(done.state, 'succeeded', done.reason);
+    assert.equal(done.steps[0]?.title, 'drain prod-a (session idle 1.5s, deadline 1m00s)');
     assert.equal(result.failed, 0, result.problems.join('\n'));
     assert.equal(result.cut, 0, result.problems.join('\n'));
     assert.equal(result.checkoutsCompleted, result.checkoutsStarted);
@@ -52,6 +55,9 @@ describe('a release under load', () => {
     const status = await cli(['release', 'status', '--json', '--admin', dayshift.adminUrl], env);
     assert.equal(status.code, 0, status.stderr);
     assert.equal((JSON.parse(status.stdout) as Release).state, 'succeeded');
+    const watched = await cli(['release', 'status', '--watch', '--admin', dayshift.adminUrl], env);
+    assert.equal(watched.code, 0, 'watching an ended release shows it and exits');
+    assert.match(watched.stdout, /version 2\.0\s+succeeded/);
   });
 
   it('prints the plan of the next release without starting it', async () => {
