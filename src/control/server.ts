@@ -90,7 +90,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
       return `http://${host}:${address.port}`;
     };
-    const conductor = await Conductor.open({ plane, logger, sampler, sessions, httpOrigin });
+    const conductor = await Conductor.open({ plane, logger, sampler, sessions, httpOrigin, audit });
     cleanup.unshift(() => conductor.close());
     registerReleaseApi(admin, conductor);
     const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { HookConfig, HookName } from '../config/release-schema.js';
-import type { Actor } from '../control/audit.js';
+import type { Actor, AuditLog } from '../control/audit.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
 import type { StatsSampler } from '../control/sampler.js';
 import type { SessionTracker } from '../control/sessions.js';
@@ -36,6 +36,8 @@ export interface ConductorOptions {
   sessions?: SessionTracker;
   /** Where the proxy's http listener answers, e.g. http://127.0.0.1:8080 (QA checks connect there). */
   httpOrigin?: () => string | undefined;
+  /** Where operators' release commands are recorded (traffic changes are recorded by the plane). */
+  audit?: AuditLog;
   /** How often drains, gates and analysis look again. */
   pollMs?: number;
 }
@@ -135,6 +137,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       this.release = release;
       await this.save();
       await this.plane.store.put(CURRENT_RELEASE_KEY, { id });
+      await this.audit(actor, 'release start', release, { version });
       this.options.logger.info({ release: id, version, by: actor.who }, `release ${id} of version ${version} started`);
       this.launch();
       return structuredClone(release);
@@ -147,6 +150,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       const step = r.steps[r.current];
       if (r.state !== 'awaiting-approval' || step?.kind !== 'approval') throw new ReleaseRefusedError(`nothing awaits approval: release ${r.id} is ${r.state}${step ? ` at "${step.title}"` : ''}`);
       this.approvedBy = actor.who;
+      await this.audit(actor, 'release approve', r, { step: step.id });
       this.wakeApproval?.();
       return structuredClone(r);
     });
@@ -166,6 +170,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       await this.takeLock(r);
       if (step && step.state !== 'succeeded' && step.state !== 'skipped') this.resetStep(step);
       delete r.reason;
+      await this.audit(actor, 'release resume', r, { step: step?.id, yes: Boolean(options.yes) });
       this.options.logger.info({ release: r.id, by: actor.who, step: step?.id }, 'release resumed');
       this.launch();
       return structuredClone(r);
@@ -181,6 +186,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       this.resetStep(r.steps[r.current]!);
       delete r.reason;
       delete r.canary;
+      await this.audit(actor, 'release retry', r, { step: r.steps[r.current]?.id });
       this.options.logger.info({ release: r.id, by: actor.who, step: r.steps[r.current]?.id }, 'release step retried');
       this.launch();
       return structuredClone(r);
@@ -197,6 +203,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       if (isFinished(r)) throw new ReleaseRefusedError(`release ${r.id} is already ${r.state}`);
       await this.stopLoop();
       await this.takeLock(r);
+      await this.audit(actor, 'release abort', r, { step: r.steps[r.current]?.id });
       r.abortedBy = actor.who;
       const step = r.steps[r.current];
       if (step && (step.state === 'running' || step.state === 'waiting')) {
@@ -657,6 +664,10 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     delete step.output;
     delete step.approvesAt;
     if (step.kind !== 'approval') delete step.startedAt;
+  }
+
+  private async audit(actor: Actor, action: string, r: Release, detail: Record<string, unknown>): Promise<void> {
+    await this.options.audit?.record(actor, action, `release ${r.id}`, detail);
   }
 
   private actor(r: Release): Actor {

@@ -84,6 +84,10 @@ describe('one release at a time, with manual approval', () => {
     assert.equal(done.state, 'succeeded', done.reason);
     const nothing = await cli(['release', 'approve', '--admin', dayshift.adminUrl], env);
     assert.equal(nothing.code, 3, 'nothing to approve: refused');
+    const audit = await dayshift.audit.tail(100);
+    const mine = audit.filter((e) => e.target === `release ${first.body.id}`).map((e) => `${e.who} ${e.action}`);
+    assert.deepEqual(mine, ['token:admin release start', 'token:admin release approve', 'token:admin release approve']);
+    assert.ok(audit.some((e) => e.who === `release:${first.body.id}` && e.action === 'draining' && e.target === 'prod-a'), 'the traffic changes name the release');
   });
 });
 
