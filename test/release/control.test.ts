@@ -1,5 +1,9 @@
-// Operator control of a running release: abort during a drain, approval, one release at a time.
+// Operator control of a running release: abort during a drain or a hook, approval, one release at a
+// time, release windows.
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Dayshift } from '../../src/control/server.js';
 import { LoadGenerator } from '../../src/demo/load.js';
@@ -120,5 +124,39 @@ describe('release windows', () => {
     const aborted = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/abort', {});
     assert.equal(aborted.body.state, 'aborted');
     assert.equal(aborted.body.id, r.id);
+  });
+});
+
+describe('abort during a hook', () => {
+  let world: World;
+  let dayshift: Dayshift;
+  after(async () => {
+    await dayshift?.close(1000);
+    await world?.close();
+  });
+
+  it('stops the hook and everything it started, runs the rollback hook, and restores traffic', async () => {
+    const pidFile = join(tmpdir(), `dayshift-abort-hook-${process.pid}.pid`);
+    world = await makeWorld({
+      release: { hooks: { deploy: { run: `echo $$ > '${pidFile}'; exec sleep 120` }, rollback: { run: 'echo rolling back $DAYSHIFT_CLUSTER' } } },
+    });
+    dayshift = await startInProcess(world);
+    await allUp(dayshift);
+    try {
+      await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' });
+      await until('the deploy hook to run', () => (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '' ? true : undefined));
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      const aborted = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/abort', {});
+      assert.equal(aborted.body.state, 'aborted');
+      assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the hook process is gone');
+      const deploy = aborted.body.steps.find((s) => s.id === 'prod-a:deploy');
+      assert.equal(deploy?.state, 'failed');
+      assert.match(deploy?.detail ?? '', /aborted by token:admin/);
+      assert.deepEqual(aborted.body.steps.find((s) => s.id === 'prod-a:rollback')?.output, ['rolling back prod-a']);
+      const state = dayshift.plane.state.clusters;
+      assert.deepEqual([state['prod-a']?.traffic, state['prod-b']?.traffic], ['live', 'live']);
+    } finally {
+      rmSync(pidFile, { force: true });
+    }
   });
 });
