@@ -36,7 +36,7 @@ export function register(program: Command): void {
     });
 
   apiCommand(release.command('status').description('the current (or last) release: steps with durations, drain progress'))
-    .option('-w, --watch', 'follow live until the release ends (or stops to wait for you)')
+    .option('-w, --watch', 'follow live until the release succeeds, fails, is aborted or interrupted')
     .action(async (opts: ApiOptions & { watch?: boolean }) => {
       const client = await AdminClient.connect(opts);
       if (opts.watch) return watch(client, opts);

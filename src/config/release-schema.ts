@@ -170,3 +170,18 @@ export const releaseSchema = z.strictObject({
   windows: windowsSchema.optional(),
 });
 export type ReleaseConfig = z.infer<typeof releaseSchema>;
+
+/** Cross-checks the plan against the clusters (run by the config schema, so `dayshift check` reports it). */
+export function checkReleasePlan(release: ReleaseConfig | undefined, clusters: string[], ctx: z.RefinementCtx): void {
+  if (!release) return;
+  const unknown = (name: string) => `unknown cluster "${name}"; defined clusters: ${clusters.join(', ')}`;
+  const seen = new Set<string>();
+  release.order?.forEach((name, i) => {
+    if (!clusters.includes(name)) ctx.addIssue({ code: 'custom', path: ['release', 'order', i], message: unknown(name) });
+    else if (seen.has(name)) ctx.addIssue({ code: 'custom', path: ['release', 'order', i], message: `cluster "${name}" is listed twice` });
+    seen.add(name);
+  });
+  for (const name of Object.keys(release.clusters)) {
+    if (!clusters.includes(name)) ctx.addIssue({ code: 'custom', path: ['release', 'clusters', name], message: unknown(name) });
+  }
+}

@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
-import { releaseSchema } from './release-schema.js';
+import { checkReleasePlan, releaseSchema } from './release-schema.js';
 import { address, duration, size } from './units.js';
 
 const name = z
@@ -278,6 +278,7 @@ export const configSchema = z
         ids.add(id);
       });
     }
+    checkReleasePlan(config.release, Object.keys(config.clusters), ctx);
     if (config.listen.http === undefined && config.listen.https === undefined) {
       ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });
     }

@@ -29,7 +29,7 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Waits until every member of the cluster is up by active checks, and stays up for `stableMs` (so a
+ * Waits until every member of the cluster (but disabled ones) is up by active checks, and stays up for `stableMs` (so a
  * health state from before a restart does not pass the gate), within `timeoutMs`.
  */
 export async function healthGate(plane: ControlPlane, cluster: string, options: { timeoutMs: number; stableMs: number; signal?: AbortSignal; pollMs?: number }): Promise<string> {
@@ -37,7 +37,8 @@ export async function healthGate(plane: ControlPlane, cluster: string, options: 
   let upSince: number | undefined;
   for (;;) {
     const status = await plane.status();
-    const members = status.clusters.find((c) => c.name === cluster)?.members ?? [];
+    // A member an operator disabled is not part of the release; it would never come up.
+    const members = (status.clusters.find((c) => c.name === cluster)?.members ?? []).filter((m) => m.admin !== 'disabled');
     const notUp = members.filter((m) => m.health !== 'up');
     const now = Date.now();
     if (notUp.length === 0 && members.length > 0) {

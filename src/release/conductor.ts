@@ -15,7 +15,7 @@ import { targetMembers, type Target } from '../control/targets.js';
 import { LockHeldError, type StoreLock } from '../store/store.js';
 import { analyse, delay, healthGate, runQaChecks, StepFailure, type QaTarget } from './checks.js';
 import { commandFailure, runCommand } from './hooks.js';
-import { buildSteps, clusterPlan, PlanError, releaseConfig } from './plan.js';
+import { buildSteps, clusterPlan, releaseConfig } from './plan.js';
 import { CURRENT_RELEASE_KEY, RELEASE_KEY_PREFIX, type Release, type ReleaseStep } from './types.js';
 import { describeWindows, inWindow, nextWindowStart } from './window.js';
 
@@ -90,12 +90,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   /** The steps a release of this config would run; changes nothing. */
   plan(version: string): ReleaseStep[] {
     this.checkVersion(version);
-    try {
-      return buildSteps(this.plane.config);
-    } catch (err) {
-      if (err instanceof PlanError) throw new ReleaseRefusedError(err.message, 400);
-      throw err;
-    }
+    return buildSteps(this.plane.config);
   }
 
   start(actor: Actor, version: string, options: { waitWindow?: boolean } = {}): Promise<Release> {
@@ -111,13 +106,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
           `outside the release windows ${describeWindows(plan.windows!)}${next ? `; the next one opens at ${next.toISOString()}` : ''}: start later, or pass --wait-window`,
         );
       }
-      let steps: ReleaseStep[];
-      try {
-        steps = buildSteps(config, { waitWindow: outside });
-      } catch (err) {
-        if (err instanceof PlanError) throw new ReleaseRefusedError(err.message, 400);
-        throw err;
-      }
+      const steps = buildSteps(config, { waitWindow: outside });
       const now = new Date();
       const id = `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(2).toString('hex')}`;
       const previous = (await this.history()).find((r) => r.state === 'succeeded');

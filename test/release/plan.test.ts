@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
-import { buildSteps, clusterPlan, PlanError } from '../../src/release/plan.js';
+import { buildSteps, clusterPlan } from '../../src/release/plan.js';
 import { inWindow, nextWindowStart } from '../../src/release/window.js';
 
 function config(release: Record<string, unknown> | undefined) {
@@ -44,8 +44,14 @@ describe('release plan', () => {
     assert.equal(clusterPlan(c, 'prod-b').drainIdleMs, 30_000);
   });
 
-  it('refuses an order that names an unknown cluster', () => {
-    assert.throws(() => buildSteps(config({ order: ['prod-a', 'prod-c'] })), (err: unknown) => err instanceof PlanError && /prod-c/.test(err.message));
+  it('rejects an order or override that names an unknown cluster, with its place in the file', () => {
+    assert.throws(
+      () => config({ order: ['prod-a', 'prod-c'], clusters: { 'prod-x': { approval: 'auto' } } }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.problems.some((p) => p.path === 'release.order[1]' && /unknown cluster "prod-c"; defined clusters: prod-a, prod-b/.test(p.message)) &&
+        err.problems.some((p) => p.path === 'release.clusters.prod-x'),
+    );
   });
 
   it('rejects an approval it cannot read, saying what it expects', () => {
