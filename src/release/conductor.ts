@@ -61,6 +61,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   /** Serialises operator commands so that two never interleave. */
   private queue: Promise<unknown> = Promise.resolve();
   private lastEmit = 0;
+  private unwatch: (() => void) | undefined;
 
   private constructor(private readonly options: ConductorOptions) {
     super();
@@ -138,6 +139,11 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       const r = this.requireRelease();
       const step = r.steps[r.current];
       if (r.state !== 'awaiting-approval' || step?.kind !== 'approval') throw new ReleaseRefusedError(`nothing awaits approval: release ${r.id} is ${r.state}${step ? ` at "${step.title}"` : ''}`);
+      if (!this.running) {
+        // Run by another instance (refused, naming it), or by nobody since a failed recovery: carry on here.
+        await this.takeLock(r);
+        this.launch();
+      }
       this.approvedBy = actor.who;
       await this.audit(actor, 'release approve', r, { step: step.id });
       this.wakeApproval?.();
@@ -216,6 +222,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
 
   /** Stops the running step (the journal says interrupted) and gives the lock up. */
   async close(): Promise<void> {
+    this.unwatch?.();
     await this.serialised(async () => {
       const r = this.release;
       const wasRunning = r?.state === 'running';
@@ -232,27 +239,46 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   // --- the state machine -------------------------------------------------------------------------
 
   private async recover(): Promise<void> {
-    const pointer = await this.plane.store.get<{ id: string }>(CURRENT_RELEASE_KEY);
-    if (!pointer) return;
-    const stored = await this.plane.store.get<Release>(`${RELEASE_KEY_PREFIX}${pointer.value.id}`);
-    if (!stored) return;
-    this.release = stored.value;
-    const r = this.release;
+    const r = await this.readCurrent();
+    // Another Dayshift instance sharing the store may run releases: follow its journal.
+    this.unwatch = this.plane.store.watch('release', () => void this.follow());
+    if (!r) return;
+    this.release = r;
+    if (r.state !== 'running' && r.state !== 'awaiting-approval') return;
+    try {
+      await this.takeLock(r);
+    } catch (err) {
+      if (!(err instanceof ReleaseRefusedError)) throw err;
+      // A live instance holds the lock: the release is its to run.
+      this.options.logger.info({ release: r.id }, `release ${r.id} is run by another instance: ${err.message}`);
+      return;
+    }
     if (r.state === 'running') {
       r.state = 'interrupted';
       r.reason = `the conductor stopped during "${r.steps[r.current]?.title}" (crash or restart): resume or abort`;
       delete r.drain;
       await this.save();
+      await this.dropLock();
       this.options.logger.warn({ release: r.id }, `release ${r.id} was interrupted: \`dayshift release resume\` or \`dayshift release abort\``);
-    } else if (r.state === 'awaiting-approval') {
+    } else {
       // Waiting for approval acts on nothing: carry on waiting.
-      try {
-        await this.takeLock(r);
-        this.launch();
-      } catch (err) {
-        this.options.logger.warn({ err, release: r.id }, 'cannot continue the release waiting for approval');
-      }
+      this.launch();
     }
+  }
+
+  private async readCurrent(): Promise<Release | undefined> {
+    const pointer = await this.plane.store.get<{ id: string }>(CURRENT_RELEASE_KEY);
+    if (!pointer) return undefined;
+    return (await this.plane.store.get<Release>(`${RELEASE_KEY_PREFIX}${pointer.value.id}`))?.value;
+  }
+
+  /** Adopts the journal as another instance writes it, while this one runs nothing. */
+  private async follow(): Promise<void> {
+    if (this.lock) return;
+    const r = await this.readCurrent().catch(() => undefined);
+    if (!r || this.lock || JSON.stringify(r) === JSON.stringify(this.release)) return;
+    this.release = r;
+    this.emit('update', structuredClone(r));
   }
 
   private launch(): void {
