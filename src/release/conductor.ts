@@ -155,6 +155,13 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   resume(actor: Actor, options: { yes?: boolean } = {}): Promise<Release> {
     return this.serialised(async () => {
       const r = this.requireRelease();
+      if ((r.state === 'running' || r.state === 'awaiting-approval') && !this.running) {
+        // Run by another instance: refused, naming it, while that instance lives; once its lock has
+        // lapsed, the release is interrupted and this instance carries it on.
+        await this.takeLock(r);
+        r.state = 'interrupted';
+        await this.save();
+      }
       if (r.state !== 'interrupted') throw new ReleaseRefusedError(`release ${r.id} is ${r.state}, not interrupted${r.state === 'failed' ? ': use retry to re-run the failed step' : ''}`);
       const step = r.steps[r.current];
       if (step && step.state === 'running' && !step.repeatable && !options.yes) {
