@@ -1,5 +1,5 @@
 // Operator control of a running release: abort during a drain or a hook, approval, one release at a
-// time, release windows.
+// time, release windows, and the safety rule that keeps a site served.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -158,5 +158,29 @@ describe('abort during a hook', () => {
     } finally {
       rmSync(pidFile, { force: true });
     }
+  });
+});
+
+describe('the safety rule', () => {
+  let world: World;
+  let dayshift: Dayshift;
+  after(async () => {
+    await dayshift?.close(1000);
+    await world?.close();
+  });
+
+  it('fails a drain that would leave the public site with no live cluster, and changes nothing', async () => {
+    world = await makeWorld();
+    dayshift = await startInProcess(world);
+    await allUp(dayshift);
+    await dayshift.plane.setTraffic({ who: 'test', from: 'local' }, { kind: 'cluster', cluster: 'prod-b' }, 'out');
+    await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' });
+    const failed = await releaseIn(dayshift, ['failed', 'succeeded']);
+    assert.equal(failed.steps[failed.current]?.id, 'prod-a:drain');
+    assert.match(failed.reason ?? '', /refusing to draining prod-a: site public \(\/\) would have no live cluster/);
+    assert.equal(dayshift.plane.state.clusters['prod-a']?.traffic, 'live', 'prod-a keeps serving');
+    const aborted = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/abort', {});
+    assert.equal(aborted.body.state, 'aborted');
+    assert.deepEqual([dayshift.plane.state.clusters['prod-a']?.traffic, dayshift.plane.state.clusters['prod-b']?.traffic], ['live', 'out'], 'as before the release');
   });
 });
