@@ -2,8 +2,10 @@
 import type { Command } from 'commander';
 import { register as check } from './check.js';
 import { register as db } from './db.js';
+import { register as demo } from './demo.js';
 import { register as exportConfig } from './export.js';
 import { register as importConfig } from './import.js';
+import { register as release } from './release.js';
 import { register as sites } from './sites.js';
 import { register as start } from './start.js';
 import { register as status } from './status.js';
@@ -13,6 +15,8 @@ import { register as traffic } from './traffic.js';
 export function registerCommands(program: Command): void {
   start(program);
   check(program);
+  release(program);
+  demo(program);
   status(program);
   traffic(program);
   sites(program);

@@ -18,6 +18,8 @@ const program = new Command('dayshift')
   .description('Release web applications in the middle of the working day, with no downtime.')
   .version(pkg.version)
   .showHelpAfterError()
+  // Program options (--version) only before the command, so that `release start --version V` is the release's.
+  .enablePositionalOptions()
   .exitOverride();
 registerCommands(program);
 

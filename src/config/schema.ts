@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
 import { databaseSchema } from './database-schema.js';
 import { driverSchema } from './driver-schema.js';
+import { checkReleasePlan, releaseSchema } from './release-schema.js';
 import { storeSchema } from './store-schema.js';
 import { address, duration, size } from './units.js';
 
@@ -248,6 +249,8 @@ export const configSchema = z
     driver: driverSchema.optional(),
     /** MySQL/MariaDB servers for `dayshift db` (docs/database.md). */
     database: databaseSchema.optional(),
+    /** The release plan (docs/releases.md). */
+    release: releaseSchema.optional(),
   })
   .superRefine((config, ctx) => {
     for (const [siteName, site] of Object.entries(config.sites)) {
@@ -284,6 +287,7 @@ export const configSchema = z
         ids.add(id);
       });
     }
+    checkReleasePlan(config.release, Object.keys(config.clusters), ctx);
     if (config.listen.http === undefined && config.listen.https === undefined) {
       ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });
     }

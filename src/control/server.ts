@@ -11,6 +11,8 @@ import type { Driver } from '../drivers/driver.js';
 import { createDriver } from '../drivers/factory.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import { startProxy } from '../proxy/proxy.js';
+import { registerReleaseApi } from '../release/api.js';
+import { Conductor } from '../release/conductor.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { AdminServer } from './admin-server.js';
@@ -35,6 +37,7 @@ export interface Dayshift {
   audit: AuditLog;
   sessions: SessionTracker;
   sampler: StatsSampler | undefined;
+  conductor: Conductor;
   stateDir: string;
   logger: Logger;
   /** Stops accepting, lets requests in flight finish within graceMs, closes everything. */
@@ -99,6 +102,18 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const admin = new AdminServer({ token: token.value, logger, version: VERSION });
     registerControlApi(admin, plane, audit, sampler);
     registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined), config.admin.metrics_auth);
+    // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
+    const httpOrigin = () => {
+      const bound = proxy?.addresses().http[0];
+      const configured = [plane.config.listen.http].flat()[0];
+      const address = bound ? { host: bound.address, port: bound.port } : configured;
+      if (!address) return undefined;
+      const host = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host.includes(':') ? `[${address.host}]` : address.host;
+      return `http://${host}:${address.port}`;
+    };
+    const conductor = await Conductor.open({ plane, logger, sampler, sessions, httpOrigin, audit });
+    cleanup.unshift(() => conductor.close());
+    registerReleaseApi(admin, conductor);
     const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`admin listener ${config.admin.listen.host}:${config.admin.listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);
     });
@@ -116,10 +131,12 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       audit,
       sessions,
       sampler,
+      conductor,
       stateDir,
       logger,
       async close(graceMs = plane.config.timeouts.shutdown) {
         clearInterval(pruner);
+        await conductor.close();
         publisher?.stop();
         sampler?.stop();
         await admin.close();
