@@ -53,7 +53,7 @@ async function waitDrained(client: AdminClient, target: string, opts: ChangeOpti
     await client.events(`/api/drain/${enc(target.replace('/', '~'))}${query}`, (event, data) => {
       last = data as DrainProgress;
       // The final state is printed once below, after the progress line is cleared.
-      if (!opts.json && event === 'progress') progress.update(renderDrain(last));
+      if (!opts.json && event === 'progress' && !last.drained) progress.update(renderDrain(last));
     }, { signal: stop.signal });
   } catch (err) {
     if (!stop.signal.aborted) throw err;
