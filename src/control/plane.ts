@@ -1,6 +1,7 @@
 // The control plane: the one place where runtime state changes. Every change is checked against the
 // safety rules, written to the store before it is applied, applied through the driver, and audited.
 import { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import type { DayshiftConfig } from '../config/schema.js';
@@ -261,7 +262,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
         }
         return progress;
       }
-      await abortableDelay(options.pollMs ?? 250, options.signal);
+      await delay(options.pollMs ?? 250, undefined, options.signal ? { signal: options.signal } : {});
     }
   }
 
@@ -334,19 +335,4 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       }
     }
   }
-}
-
-function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

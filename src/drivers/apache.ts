@@ -9,8 +9,8 @@ import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health, TrafficState } from '../model.js';
 import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
 import { applyStateDiff } from './diff.js';
-import { DriverUnsupportedError, type ClusterStatus, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
-import { clusterTraffic, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
+import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
+import { clusterStatuses, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { Serial } from './serial.js';
 
 /** httpd's accepted loadfactor range (w_lf); values outside it are ignored silently by httpd. */
@@ -86,21 +86,7 @@ export class ApacheDriver implements Driver {
     for (const w of plan.matched.unclaimed) {
       warnings.push(`balancer://${plan.balancer.name} member ${w.name} belongs to no Dayshift cluster`);
     }
-    const clusters = new Map<string, ClusterStatus>();
-    for (const { planned, found } of plan.matched.pairs) {
-      let cluster = clusters.get(planned.cluster);
-      if (!cluster) {
-        cluster = { name: planned.cluster, traffic: 'live', weight: 0, members: [] };
-        clusters.set(planned.cluster, cluster);
-      }
-      if (found) cluster.members.push(memberStatus(planned, found));
-    }
-    for (const cluster of clusters.values()) {
-      cluster.traffic = clusterTraffic(cluster.members);
-      // httpd shares traffic by loadfactor over all members: a cluster's share is its members' sum.
-      cluster.weight = cluster.members.reduce((sum, m) => sum + m.weight, 0);
-    }
-    return { driver: 'apache', clusters: [...clusters.values()], warnings };
+    return { driver: 'apache', clusters: clusterStatuses(plan.matched, memberStatus), warnings };
   }
 
   async close(): Promise<void> {

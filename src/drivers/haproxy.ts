@@ -9,8 +9,8 @@ import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health, TrafficState } from '../model.js';
 import { applyStateDiff } from './diff.js';
-import { DriverUnsupportedError, type ClusterStatus, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
-import { clusterTraffic, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
+import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
+import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } from './runtime-api.js';
 import { Serial } from './serial.js';
 
@@ -113,21 +113,7 @@ export class HaproxyDriver implements Driver {
       warnings.push(`member ${planned.cluster}/${planned.id} (${this.expected(planned)}) is not a server of backend ${this.options.backend}`);
     }
     for (const s of matched.unclaimed) warnings.push(`backend ${this.options.backend} server ${s.name} belongs to no Dayshift cluster`);
-    const clusters = new Map<string, ClusterStatus>();
-    for (const { planned, found } of matched.pairs) {
-      let cluster = clusters.get(planned.cluster);
-      if (!cluster) {
-        cluster = { name: planned.cluster, traffic: 'live', weight: 0, members: [] };
-        clusters.set(planned.cluster, cluster);
-      }
-      if (found) cluster.members.push(memberStatus(planned, found));
-    }
-    for (const cluster of clusters.values()) {
-      cluster.traffic = clusterTraffic(cluster.members);
-      // HAProxy shares traffic by server weight: a cluster's share is its members' sum.
-      cluster.weight = cluster.members.reduce((sum, m) => sum + m.weight, 0);
-    }
-    return { driver: 'haproxy', clusters: [...clusters.values()], warnings };
+    return { driver: 'haproxy', clusters: clusterStatuses(matched, memberStatus), warnings };
   }
 
   async close(): Promise<void> {

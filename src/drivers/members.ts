@@ -3,7 +3,7 @@
 import type { ClusterConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
 import type { TrafficState } from '../model.js';
-import type { MemberStatus } from './driver.js';
+import type { ClusterStatus, MemberStatus } from './driver.js';
 
 export interface PlannedMember {
   cluster: string;
@@ -53,6 +53,27 @@ export function matchMembers<T>(planned: PlannedMember[], found: T[], key: (p: P
     return { planned: p, found: f };
   });
   return { pairs, unclaimed: found.filter((f) => !claimed.has(f)) };
+}
+
+/**
+ * Clusters as a load balancer that knows only members shows them: each cluster's traffic state is read
+ * from its members, and its weight is their weights' sum (the balancer shares traffic by member weight).
+ */
+export function clusterStatuses<T>(matched: Matched<T>, memberStatus: (planned: PlannedMember, found: T) => MemberStatus): ClusterStatus[] {
+  const clusters = new Map<string, ClusterStatus>();
+  for (const { planned, found } of matched.pairs) {
+    let cluster = clusters.get(planned.cluster);
+    if (!cluster) {
+      cluster = { name: planned.cluster, traffic: 'live', weight: 0, members: [] };
+      clusters.set(planned.cluster, cluster);
+    }
+    if (found !== undefined) cluster.members.push(memberStatus(planned, found));
+  }
+  for (const cluster of clusters.values()) {
+    cluster.traffic = clusterTraffic(cluster.members);
+    cluster.weight = cluster.members.reduce((sum, m) => sum + m.weight, 0);
+  }
+  return [...clusters.values()];
 }
 
 /** A cluster's traffic state read from its members: out when none takes requests, draining when none takes new sessions. */
