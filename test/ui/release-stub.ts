@@ -1,0 +1,75 @@
+// Stand-in for the release API routes (GET /api/release, GET /api/releases, POST /api/release/start,
+// approve, abort, resume, retry) while the conductor is not on this branch: the same paths and Release
+// documents, so the dashboard's release view is tested against the API as specified. Registered only
+// when the real routes are absent.
+import { z } from 'zod';
+import type { AdminServer } from '../../src/control/admin-server.js';
+import { HttpError } from '../../src/control/router.js';
+import type { Release, ReleaseStep } from '../../src/release/types.js';
+
+export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, string>): boolean {
+  if (server.router.match('GET', '/api/release') !== undefined) return false;
+  const history: Release[] = [];
+  let current: Release | null = null;
+  const active = () => current !== null && ['running', 'awaiting-approval', 'failed', 'interrupted'].includes(current.state);
+  const r = server.router;
+  r.add({ method: 'GET', path: '/api/release', summary: 'Current release (stub)', tag: 'release' }, () => current);
+  r.add({ method: 'GET', path: '/api/releases', summary: 'Release history (stub)', tag: 'release' }, () => history);
+  r.add({ method: 'POST', path: '/api/release/start', summary: 'Start (stub)', body: z.strictObject({ version: z.string().min(1) }), tag: 'release' }, ({ body, actor }) => {
+    if (active()) throw new HttpError(409, `release ${current!.version} is in progress (started by ${current!.startedBy})`);
+    const t = (seconds: number) => new Date(Date.now() - seconds * 1000).toISOString();
+    const step = (id: string, kind: ReleaseStep['kind'], title: string, state: ReleaseStep['state'], from?: number, to?: number, extra: Partial<ReleaseStep> = {}): ReleaseStep => ({
+      id,
+      kind,
+      cluster: 'prod-a',
+      title,
+      state,
+      repeatable: true,
+      ...(from !== undefined ? { startedAt: t(from) } : {}),
+      ...(to !== undefined ? { endedAt: t(to) } : {}),
+      ...extra,
+    });
+    current = {
+      id: `r${history.length + 1}`,
+      version: body.version,
+      state: 'awaiting-approval',
+      startedBy: actor.who,
+      startedAt: t(400),
+      before: { 'prod-a': { traffic: 'live', weight: 1 }, 'prod-b': { traffic: 'live', weight: 1 } },
+      steps: [
+        step('prod-a:drain', 'drain', 'drain prod-a (idle 5m, deadline 30m)', 'succeeded', 400, 250, { detail: 'drained: no session seen for 5m' }),
+        step('prod-a:out', 'out', 'take prod-a out', 'succeeded', 250, 249),
+        step('prod-a:deploy', 'hook', `deploy ${body.version} to prod-a`, 'succeeded', 249, 130, { output: ['copying app.war to a1', 'copying app.war to a2', 'done'] }),
+        step('prod-a:health', 'health-gate', 'health gate prod-a (all members up)', 'succeeded', 130, 100),
+        step('prod-a:qa', 'qa-checks', 'QA checks on prod-a', 'succeeded', 100, 90, { output: ['GET / → 200', 'GET /checkout → 200'] }),
+        step('prod-a:approval', 'approval', 'approval: manual', 'waiting', 90),
+        step('prod-a:shift', 'shift', 'shift traffic to prod-a (swap)', 'pending'),
+      ],
+      current: 5,
+      qaUrls,
+    };
+    history.push(current);
+    return current;
+  });
+  r.add({ method: 'POST', path: '/api/release/approve', summary: 'Approve (stub)', tag: 'release' }, () => {
+    if (current?.state !== 'awaiting-approval') throw new HttpError(409, 'no release is waiting for approval');
+    const now = new Date().toISOString();
+    for (const s of current.steps.slice(current.current)) Object.assign(s, { state: 'succeeded', startedAt: s.startedAt ?? now, endedAt: now });
+    Object.assign(current, { state: 'succeeded', endedAt: now, current: current.steps.length - 1 });
+    return current;
+  });
+  r.add({ method: 'POST', path: '/api/release/abort', summary: 'Abort (stub)', tag: 'release' }, ({ actor }) => {
+    if (!active()) throw new HttpError(409, 'no release in progress');
+    const now = new Date().toISOString();
+    const step = current!.steps[current!.current]!;
+    Object.assign(step, { state: 'failed', endedAt: now, detail: 'aborted' });
+    Object.assign(current!, { state: 'aborted', endedAt: now, reason: `aborted by ${actor.who}: traffic returned to prod-a, prod-b` });
+    return current;
+  });
+  for (const verb of ['resume', 'retry']) {
+    r.add({ method: 'POST', path: `/api/release/${verb}`, summary: `${verb} (stub)`, tag: 'release' }, () => {
+      throw new HttpError(409, `nothing to ${verb}`);
+    });
+  }
+  return true;
+}
