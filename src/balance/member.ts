@@ -78,9 +78,6 @@ export class MemberRuntime {
   }
 
   stats(now: number): MemberStats {
-    const buckets: number[] = [];
-    let sum = 0;
-    for (const n of this.latency) buckets.push((sum += n));
     const ejected = this.ejectedUntil > now;
     return {
       key: this.key,
@@ -92,7 +89,8 @@ export class MemberRuntime {
       inFlight: this.inFlight,
       responses: [...this.responses],
       failures: this.failures,
-      latencyBuckets: buckets,
+      // Per bucket, not cumulative: the MemberStats contract that metrics and the sampler read.
+      latencyBuckets: [...this.latency],
       latencySumMs: this.latencySum,
       openTunnels: this.tunnels.size,
     };
