@@ -79,7 +79,6 @@ function start() {
     // A refused stream (session gone) is not retried by the browser: find out why.
     if (events?.readyState === EventSource.CLOSED) void api('GET', '/api/status').then(() => window.setTimeout(restartEvents, 2000), report);
   });
-  void overview.refreshCharts().catch(report);
   timers = [
     window.setInterval(() => view === 'overview' && void overview.refreshCharts().catch(report), 5000),
     window.setInterval(() => void release.refresh().catch(report), 1000),

@@ -300,6 +300,19 @@ export function createOverview(root, announce) {
     };
   }
 
+  async function refreshCharts() {
+    if (!current) return;
+    await Promise.all(
+      [...clusters.entries()].map(async ([name, card]) => {
+        /** @type {{ at: number, requestsPerSecond: number, errorsPerSecond: number, p99Ms?: number }[]} */
+        const points = await api('GET', `/api/history/${encodeURIComponent(name)}`);
+        card.charts.requests.draw(points.map((p) => p.requestsPerSecond), (v) => `${num(v)} /s`);
+        card.charts.errors.draw(points.map((p) => p.errorsPerSecond), (v) => `${num(v, 2)} /s`);
+        card.charts.latency.draw(points.map((p) => p.p99Ms ?? undefined), ms);
+      }),
+    );
+  }
+
   return {
     /** @param {Status} status */
     update(status) {
@@ -309,7 +322,10 @@ export function createOverview(root, announce) {
       warnings.hidden = status.warnings.length === 0;
       warnings.replaceChildren(...status.warnings.map((w) => h('li', { text: w })));
       sync(sites, status.sites, sitesList, siteCard);
+      const known = clusters.size;
       sync(clusters, status.clusters, clustersList, clusterCard);
+      // New cluster cards get their charts at once rather than at the next periodic refresh.
+      if (clusters.size !== known) void refreshCharts().catch(() => undefined);
       if (previous) {
         for (const c of status.clusters) {
           const before = previous.clusters.find((p) => p.name === c.name);
@@ -323,18 +339,7 @@ export function createOverview(root, announce) {
         }
       }
     },
-    async refreshCharts() {
-      if (!current) return;
-      await Promise.all(
-        [...clusters.entries()].map(async ([name, card]) => {
-          /** @type {{ at: number, requestsPerSecond: number, errorsPerSecond: number, p99Ms?: number }[]} */
-          const points = await api('GET', `/api/history/${encodeURIComponent(name)}`);
-          card.charts.requests.draw(points.map((p) => p.requestsPerSecond), (v) => `${num(v)} /s`);
-          card.charts.errors.draw(points.map((p) => p.errorsPerSecond), (v) => `${num(v, 2)} /s`);
-          card.charts.latency.draw(points.map((p) => p.p99Ms ?? undefined), ms);
-        }),
-      );
-    },
+    refreshCharts,
   };
 }
 

@@ -65,7 +65,10 @@ async function setUp(chromium: string): Promise<Env> {
     listen: { http: '127.0.0.1:0' },
     admin: { listen: '127.0.0.1:0', token_file: join(dir, 'admin.token') },
     state_dir: join(dir, 'state'),
-    clusters: { 'prod-a': { members: [member('a1'), member('a2')] }, 'prod-b': { members: [member('b1'), member('b2')] } },
+    clusters: {
+      'prod-a': { members: [member('a1'), member('a2')], qa_url: 'http://prod-a.shop.example/' },
+      'prod-b': { members: [member('b1'), member('b2')], qa_url: 'http://prod-b.shop.example/' },
+    },
     health: { path: '/health', interval: '1s', timeout: '1s', rise: 1 },
     drain: { session_idle: '5m', deadline: '30m' },
     sites: {
@@ -328,6 +331,7 @@ describe('dashboard in Chromium', () => {
       const page = await context.newPage();
       await page.goto(`${e.dayshift.adminUrl}/#overview`);
       await page.locator('tr[data-member="prod-b/b2"] .badge', { hasText: /^up$/ }).waitFor();
+      await page.waitForFunction(() => ((globalThis as unknown as G).document.querySelector('[data-cluster="prod-b"] .chart-requests .chart-line')?.getAttribute('d') ?? '').includes('L'));
       // Nothing may stick out sideways on a phone: the page scrolls only vertically.
       assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.documentElement.scrollWidth <= (globalThis as unknown as G).innerWidth), true, `${name}: horizontal overflow`);
       await page.screenshot({ path: join(ARTIFACTS, `overview-${name}.png`), fullPage: true });
