@@ -52,6 +52,8 @@ window.addEventListener('hashchange', () => show(window.location.hash.slice(1), 
 let events;
 /** @type {number[]} */
 let timers = [];
+/** @type {(() => void) | undefined} */
+let unfollowRelease;
 
 function setConnection(/** @type {'live' | 'connecting' | 'lost'} */ state) {
   connection.className = `connection ${state}`;
@@ -79,9 +81,13 @@ function start() {
     // A refused stream (session gone) is not retried by the browser: find out why.
     if (events?.readyState === EventSource.CLOSED) void api('GET', '/api/status').then(() => window.setTimeout(restartEvents, 2000), report);
   });
+  unfollowRelease = release.follow();
+  let ticks = 0;
   timers = [
     window.setInterval(() => view === 'overview' && void overview.refreshCharts().catch(report), 5000),
-    window.setInterval(() => void release.refresh().catch(report), 1000),
+    // Every second on the release view (durations and the drain countdown move); elsewhere only for
+    // the navigation's state pill.
+    window.setInterval(() => (view === 'release' || ++ticks % 5 === 0) && void release.refresh().catch(report), 1000),
     window.setInterval(() => view === 'audit' && void audit.refresh().catch(report), 3000),
   ];
 }
@@ -95,6 +101,8 @@ function restartEvents() {
 function stop() {
   events?.close();
   events = undefined;
+  unfollowRelease?.();
+  unfollowRelease = undefined;
   timers.forEach((t) => window.clearInterval(t));
   timers = [];
 }

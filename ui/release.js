@@ -213,5 +213,18 @@ export function createReleaseView(root, announce, onState) {
     }
   }
 
-  return { refresh };
+  /**
+   * Follows /api/release/events: any event means the release changed, so it is read again at once
+   * (the timer in app.js still reads it every few seconds, and covers a Dayshift without the stream).
+   * @returns {() => void} closes the stream
+   */
+  function follow() {
+    const source = new EventSource('/api/release/events');
+    const changed = () => void refresh().catch(() => undefined);
+    source.addEventListener('message', changed);
+    source.addEventListener('release', changed);
+    return () => source.close();
+  }
+
+  return { refresh, follow };
 }
