@@ -122,7 +122,7 @@ export function createOverview(root, announce) {
     const traffic = badge(cluster.traffic);
     const weight = h('span', { class: 'weight' });
     const figures = h('span', { class: 'figures muted' });
-    const drain = h('p', { class: 'drain', hidden: true, role: 'status' });
+    const drain = h('p', { class: 'drain', hidden: true });
     const qa = h('p', { class: 'qa', hidden: true });
     const button = (/** @type {string} */ text, /** @type {string} */ label) => h('button', { type: 'button', text, 'aria-label': `${label} cluster ${name}` });
     const live = button('Live', 'Make live');

@@ -31,7 +31,7 @@ export function createReleaseView(root, announce, onState) {
   const state = badge('none');
   const meta = h('p', { class: 'muted' });
   const reason = h('p', { class: 'reason', hidden: true, role: 'alert' });
-  const drain = h('div', { class: 'drain', hidden: true, role: 'status' });
+  const drain = h('div', { class: 'drain', hidden: true });
   const qa = h('div', { class: 'qa', hidden: true });
   const buttons = {
     approve: h('button', { type: 'button', class: 'primary', text: 'Approve' }),

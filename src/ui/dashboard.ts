@@ -18,8 +18,8 @@ export const SESSION_COOKIE = 'dayshift_session';
 export const CSRF_HEADER = 'x-csrf-token';
 
 export interface DashboardOptions {
-  /** The admin token; a function so that a token changed at reload is honoured. */
-  token: string | (() => string);
+  /** The admin token (the bearer token of the API). */
+  token: string;
   logger?: Logger;
   sessions?: Partial<SessionOptions>;
   /** Where the page's files are; defaults to the package's ui/ folder. */
@@ -55,13 +55,8 @@ interface Asset {
   type: string;
 }
 
-export interface Dashboard {
-  sessions: SessionStore;
-}
-
-export function registerDashboard(server: AdminServer, options: DashboardOptions): Dashboard {
-  const token = typeof options.token === 'string' ? () => options.token as string : options.token;
-  const sessions = new SessionStore(token, { ...DEFAULT_SESSION_OPTIONS, ...options.sessions });
+export function registerDashboard(server: AdminServer, options: DashboardOptions): void {
+  const sessions = new SessionStore(options.token, { ...DEFAULT_SESSION_OPTIONS, ...options.sessions });
   const uiDir = options.uiDir ?? UI_DIR;
   const assets = new Map<string, Promise<Asset | undefined>>();
   const asset = (name: string): Promise<Asset | undefined> => {
@@ -145,8 +140,6 @@ export function registerDashboard(server: AdminServer, options: DashboardOptions
     sendJson(res, 200, { ok: true });
     return undefined;
   });
-
-  return { sessions };
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);

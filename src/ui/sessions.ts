@@ -34,7 +34,7 @@ export class SessionStore {
   private readonly sessions = new Map<string, Session>();
   private readonly failures = new Map<string, number[]>();
 
-  constructor(private readonly token: () => string, private readonly options: SessionOptions = DEFAULT_SESSION_OPTIONS, private readonly now: () => number = Date.now) {}
+  constructor(private readonly token: string, private readonly options: SessionOptions = DEFAULT_SESSION_OPTIONS, private readonly now: () => number = Date.now) {}
 
   signIn(presented: string, from: string): SignInResult {
     const now = this.now();
@@ -43,7 +43,7 @@ export class SessionStore {
     if (recent.length >= this.options.maxFailures) {
       return { ok: false, reason: 'rate-limited', retryAfterSeconds: Math.max(1, Math.ceil((recent[0]! + this.options.failureWindowMs - now) / 1000)) };
     }
-    if (!tokenMatches(presented, this.token())) {
+    if (!tokenMatches(presented, this.token)) {
       recent.push(now);
       this.failures.delete(from);
       if (this.failures.size >= MAX_TRACKED_ADDRESSES) this.failures.delete(this.failures.keys().next().value!);

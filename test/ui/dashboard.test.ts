@@ -15,7 +15,7 @@ import { launchChromium } from '../support/chromium.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { requirePeer } from '../support/peers.js';
 import { loadObject } from '../support/proxy.js';
-import { registerReleaseStub } from './release-stub.js';
+import { registerReleaseStub, type ReleaseStub } from './release-stub.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 const TOKEN = 'dashboard-test-token-0123456789';
@@ -28,6 +28,8 @@ interface Env {
   context: BrowserContext;
   page: Page;
   stopLoad: () => Promise<void>;
+  /** Set while the release API is the stand-in (see release-stub.ts). */
+  releaseStub: ReleaseStub | undefined;
   api: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: unknown }>;
 }
 
@@ -79,7 +81,7 @@ async function setUp(chromium: string): Promise<Env> {
   });
   const dayshift = await startDayshift(loaded, pino({ level: 'silent' }));
   registerDashboard(dayshift.admin, { token: dayshift.token.value });
-  registerReleaseStub(dayshift.admin, { 'prod-a': 'http://prod-a.shop.example/', 'prod-b': 'http://prod-b.shop.example/' });
+  const releaseStub = registerReleaseStub(dayshift.admin, { 'prod-a': 'http://prod-a.shop.example/', 'prod-b': 'http://prod-b.shop.example/' });
   const stopLoad = startLoad(dayshift.proxy!.addresses().http[0]!.port);
   const browser = await launchChromium(chromium);
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
@@ -93,7 +95,7 @@ async function setUp(chromium: string): Promise<Env> {
     });
     return { status: res.status, body: await res.json() };
   };
-  return { dir, dayshift, members, browser, context, page, stopLoad, api };
+  return { dir, dayshift, members, browser, context, page, stopLoad, releaseStub, api };
 }
 
 /**
@@ -280,6 +282,11 @@ describe('dashboard in Chromium', () => {
     await page.getByRole('button', { name: 'Start release…' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Start release' }).click();
     const current = page.locator('.current-release');
+    await current.locator('header .badge', { hasText: /^running$/ }).waitFor();
+    await current.locator('.drain', { hasText: /^Draining prod-a: 4 sessions left, 1 in flight, oldest idle 12s · deadline in 29m/ }).waitFor();
+    assert.equal(await current.locator('li.step[aria-current="step"] .step-title').textContent(), 'drain prod-a (idle 5m, deadline 30m)');
+    await page.screenshot({ path: join(ARTIFACTS, 'release-draining.png'), fullPage: true });
+    e.releaseStub?.reachApproval();
     await current.locator('header .badge', { hasText: /^awaiting-approval$/ }).waitFor();
     assert.equal(await current.locator('li.step').count(), 7);
     assert.equal(await current.locator('li.step[aria-current="step"] .step-title').textContent(), 'approval: manual');
@@ -295,7 +302,7 @@ describe('dashboard in Chromium', () => {
     await page.getByRole('textbox', { name: 'Version' }).fill('2.0.1');
     await page.getByRole('button', { name: 'Start release…' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Start release' }).click();
-    await current.locator('header .badge', { hasText: /^awaiting-approval$/ }).waitFor();
+    await current.locator('header .badge', { hasText: /^running$/ }).waitFor();
     await current.getByRole('button', { name: 'Abort' }).click();
     const abort = page.getByRole('dialog', { name: 'Abort release 2.0.1' });
     await abort.getByText('Traffic returns to the clusters that were live before it: prod-a (weight 1), prod-b (weight 1).').waitFor();

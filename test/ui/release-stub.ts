@@ -7,8 +7,16 @@ import type { AdminServer } from '../../src/control/admin-server.js';
 import { HttpError } from '../../src/control/router.js';
 import type { Release, ReleaseStep } from '../../src/release/types.js';
 
-export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, string>): boolean {
-  if (server.router.match('GET', '/api/release') !== undefined) return false;
+export interface ReleaseStub {
+  /** Moves the current release from its drain to the approval gate, as the conductor would. */
+  reachApproval(): void;
+}
+
+const step = (id: string, kind: ReleaseStep['kind'], title: string): ReleaseStep => ({ id, kind, cluster: 'prod-a', title, state: 'pending', repeatable: true });
+
+/** Undefined when the real release API is registered (then the tests drive the real conductor). */
+export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, string>): ReleaseStub | undefined {
+  if (server.router.match('GET', '/api/release') !== undefined) return undefined;
   const history: Release[] = [];
   let current: Release | null = null;
   const active = () => current !== null && ['running', 'awaiting-approval', 'failed', 'interrupted'].includes(current.state);
@@ -17,37 +25,27 @@ export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, 
   r.add({ method: 'GET', path: '/api/releases', summary: 'Release history (stub)', tag: 'release' }, () => history);
   r.add({ method: 'POST', path: '/api/release/start', summary: 'Start (stub)', body: z.strictObject({ version: z.string().min(1) }), tag: 'release' }, ({ body, actor }) => {
     if (active()) throw new HttpError(409, `release ${current!.version} is in progress (started by ${current!.startedBy})`);
-    const t = (seconds: number) => new Date(Date.now() - seconds * 1000).toISOString();
-    const step = (id: string, kind: ReleaseStep['kind'], title: string, state: ReleaseStep['state'], from?: number, to?: number, extra: Partial<ReleaseStep> = {}): ReleaseStep => ({
-      id,
-      kind,
-      cluster: 'prod-a',
-      title,
-      state,
-      repeatable: true,
-      ...(from !== undefined ? { startedAt: t(from) } : {}),
-      ...(to !== undefined ? { endedAt: t(to) } : {}),
-      ...extra,
-    });
     current = {
       id: `r${history.length + 1}`,
       version: body.version,
-      state: 'awaiting-approval',
+      state: 'running',
       startedBy: actor.who,
-      startedAt: t(400),
+      startedAt: new Date().toISOString(),
       before: { 'prod-a': { traffic: 'live', weight: 1 }, 'prod-b': { traffic: 'live', weight: 1 } },
       steps: [
-        step('prod-a:drain', 'drain', 'drain prod-a (idle 5m, deadline 30m)', 'succeeded', 400, 250, { detail: 'drained: no session seen for 5m' }),
-        step('prod-a:out', 'out', 'take prod-a out', 'succeeded', 250, 249),
-        step('prod-a:deploy', 'hook', `deploy ${body.version} to prod-a`, 'succeeded', 249, 130, { output: ['copying app.war to a1', 'copying app.war to a2', 'done'] }),
-        step('prod-a:health', 'health-gate', 'health gate prod-a (all members up)', 'succeeded', 130, 100),
-        step('prod-a:qa', 'qa-checks', 'QA checks on prod-a', 'succeeded', 100, 90, { output: ['GET / → 200', 'GET /checkout → 200'] }),
-        step('prod-a:approval', 'approval', 'approval: manual', 'waiting', 90),
-        step('prod-a:shift', 'shift', 'shift traffic to prod-a (swap)', 'pending'),
+        step('prod-a:drain', 'drain', 'drain prod-a (idle 5m, deadline 30m)'),
+        step('prod-a:out', 'out', 'take prod-a out'),
+        step('prod-a:deploy', 'hook', `deploy ${body.version} to prod-a`),
+        step('prod-a:health', 'health-gate', 'health gate prod-a (all members up)'),
+        step('prod-a:qa', 'qa-checks', 'QA checks on prod-a'),
+        step('prod-a:approval', 'approval', 'approval: manual'),
+        step('prod-a:shift', 'shift', 'shift traffic to prod-a (swap)'),
       ],
-      current: 5,
+      current: 0,
+      drain: { target: 'prod-a', drained: false, reason: 'waiting', inFlight: 1, sessions: 4, oldestIdleMs: 12_000, tunnels: 0, since: new Date().toISOString(), remainingMs: 1_790_000 },
       qaUrls,
     };
+    Object.assign(current.steps[0]!, { state: 'running', startedAt: current.startedAt });
     history.push(current);
     return current;
   });
@@ -71,5 +69,20 @@ export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, 
       throw new HttpError(409, `nothing to ${verb}`);
     });
   }
-  return true;
+  return {
+    reachApproval() {
+      if (current?.state !== 'running') throw new Error('no running release');
+      const at = (secondsAgo: number) => new Date(Date.now() - secondsAgo * 1000).toISOString();
+      const done: [number, number, Partial<ReleaseStep>][] = [
+        [400, 250, { detail: 'drained: no session seen for 5m' }],
+        [250, 249, {}],
+        [249, 130, { output: ['copying app.war to a1', 'copying app.war to a2', 'done'] }],
+        [130, 100, {}],
+        [100, 90, { output: ['GET / → 200', 'GET /checkout → 200'] }],
+      ];
+      done.forEach(([from, to, extra], i) => Object.assign(current!.steps[i]!, { state: 'succeeded', startedAt: at(from), endedAt: at(to), ...extra }));
+      Object.assign(current.steps[5]!, { state: 'waiting', startedAt: at(90) });
+      Object.assign(current, { state: 'awaiting-approval', current: 5, startedAt: at(400), drain: { ...current.drain!, drained: true, reason: 'idle', sessions: 0, inFlight: 0 } });
+    },
+  };
 }
