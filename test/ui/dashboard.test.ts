@@ -14,7 +14,7 @@ import { registerDashboard } from '../../src/ui/dashboard.js';
 import { launchChromium } from '../support/chromium.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { requirePeer } from '../support/peers.js';
-import { loadObject } from '../support/proxy.js';
+import { loadObject, request } from '../support/proxy.js';
 import { registerReleaseStub, type ReleaseStub } from './release-stub.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
@@ -80,7 +80,8 @@ async function setUp(chromium: string): Promise<Env> {
     },
   });
   const dayshift = await startDayshift(loaded, pino({ level: 'silent' }));
-  registerDashboard(dayshift.admin, { token: dayshift.token.value });
+  // Once startDayshift registers the dashboard itself, the test uses that registration.
+  if (dayshift.admin.router.match('GET', '/') === undefined) registerDashboard(dayshift.admin, { token: dayshift.token.value });
   const releaseStub = registerReleaseStub(dayshift.admin, { 'prod-a': 'http://prod-a.shop.example/', 'prod-b': 'http://prod-b.shop.example/' });
   const stopLoad = startLoad(dayshift.proxy!.addresses().http[0]!.port);
   const browser = await launchChromium(chromium);
@@ -247,6 +248,35 @@ describe('dashboard in Chromium', () => {
     await page.getByRole('button', { name: 'Make live cluster prod-a' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Make prod-a live' }).click();
     await trafficBadge(page, 'prod-a', 'live').waitFor();
+  });
+
+  it('puts a site in maintenance and pauses it, with the message and duration given in the dialog', async (t) => {
+    const e = await ready(t);
+    if (!e) return;
+    const { page } = e;
+    const site = page.locator('.site', { has: page.locator('h4', { hasText: /^qa-b$/ }) });
+    await page.getByRole('button', { name: 'Start maintenance of site qa-b' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Maintenance for qa-b' });
+    await dialog.getByLabel('Message shown to users').fill('Back at 14:00');
+    await dialog.getByLabel('For how long (optional)').fill('30m');
+    await dialog.getByRole('button', { name: 'Start maintenance' }).click();
+    await site.locator('.site-state', { hasText: /^Maintenance: “Back at 14:00” until / }).waitFor();
+    const qaB = await request(e.dayshift.proxy!.addresses().http[0]!.port, { host: 'prod-b.shop.example' });
+    assert.equal(qaB.status, 503);
+    assert.match(qaB.body, /Back at 14:00/);
+    await page.getByRole('button', { name: 'End maintenance of site qa-b' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'End maintenance' }).click();
+    await site.locator('.site-state', { hasText: /^Serving$/ }).waitFor();
+
+    await page.getByRole('button', { name: 'Pause site qa-b' }).click();
+    const pause = page.getByRole('dialog', { name: 'Pause qa-b' });
+    await pause.getByLabel('Hold for').fill('2m');
+    await pause.getByLabel('When the time is up').selectOption('reject');
+    await pause.getByRole('button', { name: 'Pause' }).click();
+    await site.locator('.site-state', { hasText: /^Paused until .*, then reject$/ }).waitFor();
+    await page.getByRole('button', { name: 'Resume site qa-b' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Resume' }).click();
+    await site.locator('.site-state', { hasText: /^Serving$/ }).waitFor();
   });
 
   it('refuses a change made with the cookie but without the CSRF token; bearer calls need none', async (t) => {
