@@ -141,6 +141,13 @@ after(async () => {
   await rm(e.dir, { recursive: true, force: true });
 });
 
+/** Presses the dialog's confirming button and waits until the dialog is gone, i.e. the API has answered. */
+async function confirmDialog(page: Page, button: string): Promise<void> {
+  const dialog = page.getByRole('dialog');
+  await dialog.getByRole('button', { name: button }).click();
+  await dialog.waitFor({ state: 'detached' });
+}
+
 const cluster = (page: Page, name: string) => page.locator(`[data-cluster="${name}"]`);
 const trafficBadge = (page: Page, name: string, state: string) => cluster(page, name).locator('header .badge', { hasText: new RegExp(`^${state}$`) });
 
@@ -198,9 +205,8 @@ describe('dashboard in Chromium', () => {
     await page.getByRole('button', { name: 'Drain cluster prod-a' }).click();
     const dialog = page.getByRole('dialog', { name: 'Drain prod-a' });
     await dialog.getByText('prod-b will receive all new sessions.').waitFor();
-    await dialog.getByRole('button', { name: 'Drain prod-a' }).click();
     // The live update may show the new state before the page has the API's answer: wait for both.
-    await dialog.waitFor({ state: 'detached' });
+    await confirmDialog(page, 'Drain prod-a');
     await trafficBadge(page, 'prod-a', 'draining').waitFor();
     await cluster(page, 'prod-a').locator('.drain', { hasText: /sessions? left/ }).waitFor();
     const status = (await e.api('GET', '/api/status')).body as { clusters: { name: string; traffic: string }[] };
@@ -240,14 +246,14 @@ describe('dashboard in Chromium', () => {
     if (!e) return;
     const { page } = e;
     await page.getByRole('button', { name: 'Disable member prod-b/b2' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Disable prod-b/b2' }).click();
+    await confirmDialog(page, 'Disable prod-b/b2');
     await page.locator('tr[data-member="prod-b/b2"] td[data-label="State"] .badge', { hasText: /^disabled$/ }).waitFor();
     await page.getByRole('button', { name: 'Enable member prod-b/b2' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Enable prod-b/b2' }).click();
+    await confirmDialog(page, 'Enable prod-b/b2');
     await page.locator('tr[data-member="prod-b/b2"] td[data-label="State"] .badge', { hasText: /^ready$/ }).waitFor();
 
     await page.getByRole('button', { name: 'Make live cluster prod-a' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Make prod-a live' }).click();
+    await confirmDialog(page, 'Make prod-a live');
     await trafficBadge(page, 'prod-a', 'live').waitFor();
   });
 
@@ -260,23 +266,23 @@ describe('dashboard in Chromium', () => {
     const dialog = page.getByRole('dialog', { name: 'Maintenance for qa-b' });
     await dialog.getByLabel('Message shown to users').fill('Back at 14:00');
     await dialog.getByLabel('For how long (optional)').fill('30m');
-    await dialog.getByRole('button', { name: 'Start maintenance' }).click();
+    await confirmDialog(page, 'Start maintenance');
     await site.locator('.site-state', { hasText: /^Maintenance: “Back at 14:00” until / }).waitFor();
     const qaB = await request(e.dayshift.proxy!.addresses().http[0]!.port, { host: 'prod-b.shop.example' });
     assert.equal(qaB.status, 503);
     assert.match(qaB.body, /Back at 14:00/);
     await page.getByRole('button', { name: 'End maintenance of site qa-b' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'End maintenance' }).click();
+    await confirmDialog(page, 'End maintenance');
     await site.locator('.site-state', { hasText: /^Serving$/ }).waitFor();
 
     await page.getByRole('button', { name: 'Pause site qa-b' }).click();
     const pause = page.getByRole('dialog', { name: 'Pause qa-b' });
     await pause.getByLabel('Hold for').fill('2m');
     await pause.getByLabel('When the time is up').selectOption('reject');
-    await pause.getByRole('button', { name: 'Pause' }).click();
+    await confirmDialog(page, 'Pause');
     await site.locator('.site-state', { hasText: /^Paused until .*, then reject$/ }).waitFor();
     await page.getByRole('button', { name: 'Resume site qa-b' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Resume' }).click();
+    await confirmDialog(page, 'Resume');
     await site.locator('.site-state', { hasText: /^Serving$/ }).waitFor();
   });
 
@@ -311,7 +317,7 @@ describe('dashboard in Chromium', () => {
     await page.getByRole('link', { name: /^Release/ }).click();
     await page.getByRole('textbox', { name: 'Version' }).fill('2.0.0');
     await page.getByRole('button', { name: 'Start release…' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Start release' }).click();
+    await confirmDialog(page, 'Start release');
     const current = page.locator('.current-release');
     await current.locator('header .badge', { hasText: /^running$/ }).waitFor();
     await current.locator('.drain', { hasText: /^Draining prod-a: 4 sessions left, 1 in flight, oldest idle 12s · deadline in 29m/ }).waitFor();
@@ -327,17 +333,17 @@ describe('dashboard in Chromium', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'release-awaiting-approval.png'), fullPage: true });
 
     await current.getByRole('button', { name: 'Approve' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Approve' }).click();
+    await confirmDialog(page, 'Approve');
     await current.locator('header .badge', { hasText: /^succeeded$/ }).waitFor();
 
     await page.getByRole('textbox', { name: 'Version' }).fill('2.0.1');
     await page.getByRole('button', { name: 'Start release…' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Start release' }).click();
+    await confirmDialog(page, 'Start release');
     await current.locator('header .badge', { hasText: /^running$/ }).waitFor();
     await current.getByRole('button', { name: 'Abort' }).click();
     const abort = page.getByRole('dialog', { name: 'Abort release 2.0.1' });
     await abort.getByText('Traffic returns to the clusters that were live before it: prod-a (weight 1), prod-b (weight 1).').waitFor();
-    await abort.getByRole('button', { name: 'Abort' }).click();
+    await confirmDialog(page, 'Abort');
     await current.locator('header .badge', { hasText: /^aborted$/ }).waitFor();
     await current.locator('.reason', { hasText: 'aborted by dashboard:admin' }).waitFor();
 
