@@ -109,6 +109,8 @@ function stop() {
 
 function showSignIn(/** @type {string} */ message) {
   stop();
+  // A dialog left open over the sign-in form would trap focus on an action that can no longer run.
+  document.querySelectorAll('dialog').forEach((dialog) => dialog.remove());
   appSection.hidden = true;
   signInSection.hidden = false;
   document.body.classList.add('signed-out');

@@ -27,6 +27,8 @@ interface Env {
   browser: Browser;
   context: BrowserContext;
   page: Page;
+  /** Uncaught exceptions and console errors in the page (a failed load is reported by its own test). */
+  pageErrors: string[];
   stopLoad: () => Promise<void>;
   /** Set while the release API is the stand-in (see release-stub.ts). */
   releaseStub: ReleaseStub | undefined;
@@ -88,6 +90,12 @@ async function setUp(chromium: string): Promise<Env> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
+  const pageErrors: string[] = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('console', (message) => {
+    // The stand-in has no /api/release/events; the browser logs that 404 and the page falls back to polling.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageErrors.push(message.text());
+  });
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${dayshift.adminUrl}${path}`, {
       method,
@@ -96,7 +104,7 @@ async function setUp(chromium: string): Promise<Env> {
     });
     return { status: res.status, body: await res.json() };
   };
-  return { dir, dayshift, members, browser, context, page, stopLoad, releaseStub, api };
+  return { dir, dayshift, members, browser, context, page, pageErrors, stopLoad, releaseStub, api };
 }
 
 /**
@@ -160,6 +168,7 @@ describe('dashboard in Chromium', () => {
     await page.getByLabel('Admin token').fill('not-the-token-at-all');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('#signin-error', { hasText: 'Wrong admin token.' }).waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'signin-refused.png') });
     assert.equal((await e.context.cookies()).length, 0, 'no cookie after a wrong token');
     assert.equal(await page.locator('#app').isHidden(), true);
 
@@ -392,5 +401,6 @@ describe('dashboard in Chromium', () => {
     assert.equal(await page.evaluate(async () => (await fetch('/api/status')).status), 401);
     await page.reload();
     await page.getByLabel('Admin token').waitFor();
+    assert.deepEqual(e.pageErrors, [], 'no script errors in the page during the whole session');
   });
 });
