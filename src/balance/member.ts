@@ -17,6 +17,8 @@ export interface PassivePolicy {
 
 export class MemberRuntime {
   readonly url: URL;
+  /** What the member calls itself in Location headers (ajp:// members answer with http:// URLs). */
+  readonly origin: string;
   inFlight = 0;
   ewmaMs = 0;
   /** Health from active checks; `unknown` until the first check (served optimistically meanwhile). */
@@ -40,6 +42,7 @@ export class MemberRuntime {
     public transport: Transport,
   ) {
     this.url = new URL(config.url);
+    this.origin = this.url.protocol === 'ajp:' ? `http://${this.url.host}` : this.url.origin;
   }
 
   /** Whether new requests may go here now: not down by checks and not ejected by passive checks. */
@@ -89,7 +92,6 @@ export class MemberRuntime {
       inFlight: this.inFlight,
       responses: [...this.responses],
       failures: this.failures,
-      // Per bucket, not cumulative: the MemberStats contract that metrics and the sampler read.
       latencyBuckets: [...this.latency],
       latencySumMs: this.latencySum,
       openTunnels: this.tunnels.size,

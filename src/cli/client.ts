@@ -3,7 +3,12 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { DEFAULT_CONFIG_FILE } from '../config/load.js';
+import { address } from '../config/units.js';
 import { readTokenFile } from '../control/token.js';
 import { CliError, EXIT } from './output.js';
 
@@ -35,7 +40,7 @@ export class AdminClient {
         throw new CliError(`no ${DEFAULT_CONFIG_FILE} here: pass --config FILE, or --admin URL with --token`, EXIT.usage);
       }
       if (existsSync(file) || options.config) {
-        const { config, baseDir } = await loadConfigFile(file);
+        const { config, baseDir } = await readAdminSettings(file);
         const { host, port } = config.admin.listen;
         base ??= `http://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
         if (!token) {
@@ -97,6 +102,33 @@ export class AdminClient {
       throw new CliError(`cannot reach the admin API at ${this.base} (${cause}): is Dayshift running?`, EXIT.unreachable);
     }
   }
+}
+
+const adminSettings = z.object({
+  admin: z.object({ listen: address.default({ host: '127.0.0.1', port: 9900 }), token_file: z.string().optional() }).prefault({}),
+  state_dir: z.string().default('.dayshift'),
+});
+
+/**
+ * Reads only what the CLI needs to reach the admin API. The rest of the file is not validated here: it
+ * may be the very config a `reload` is about to be refused for.
+ */
+async function readAdminSettings(file: string): Promise<{ config: z.infer<typeof adminSettings>; baseDir: string }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message}`, EXIT.usage);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parse(text);
+  } catch (err) {
+    throw new CliError(`${file}: not valid YAML (${(err as Error).message.split('\n')[0]}); pass --admin URL and --token instead`, EXIT.usage);
+  }
+  const result = adminSettings.safeParse(parsed ?? {});
+  if (!result.success) throw new CliError(`${file}: cannot read admin.listen / admin.token_file / state_dir: ${result.error.issues[0]?.message}`, EXIT.usage);
+  return { config: result.data, baseDir: dirname(file) };
 }
 
 function apiError(status: number, message: string): CliError {

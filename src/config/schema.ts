@@ -212,7 +212,7 @@ const accessLogSchema = z.strictObject({
 });
 
 const logSchema = z.strictObject({
-  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** auto: pretty on a terminal, JSON otherwise. */
   format: z.enum(['auto', 'json', 'pretty']).default('auto'),
 });

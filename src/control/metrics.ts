@@ -19,7 +19,8 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
   plane.on('change', () => changes.inc());
 
   if (proxy) {
-    const siteRequests = new Counter({ name: 'dayshift_requests_total', help: 'Responses sent to clients, by site and status class', labelNames: ['site', 'status_class'], registers: [registry] });
+    // The registry renders metrics in registration order: the first one's collect refreshes them all.
+    const siteRequests = new Counter({ name: 'dayshift_requests_total', help: 'Responses sent to clients, by site and status class', labelNames: ['site', 'status_class'], registers: [registry], collect: () => mirror() });
     const memberResponses = new Counter({ name: 'dayshift_member_responses_total', help: 'Responses from members, by status class', labelNames: ['cluster', 'member', 'status_class'], registers: [registry] });
     const failures = new Counter({ name: 'dayshift_member_failures_total', help: 'Exchanges with a member that failed (connect error, timeout, reset)', labelNames: ['cluster', 'member'], registers: [registry] });
     const inFlight = new Gauge({ name: 'dayshift_member_in_flight', help: 'Requests in flight to the member', labelNames: ['cluster', 'member'], registers: [registry] });
@@ -41,7 +42,6 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
         health.set(labels, m.health === 'up' ? 1 : 0);
       }
     };
-    registry.registerMetric(new Gauge({ name: 'dayshift_scrape_marker', help: 'Internal: refreshes proxy counters at scrape time', registers: [], collect: mirror }));
     registry.registerMetric(latencyHistogram(proxy));
   }
 
@@ -50,38 +50,32 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
     new Gauge({ name: 'dayshift_sessions_evicted', help: 'Sessions evicted from tracking because the bound was reached', registers: [registry], collect() { this.set(sessions.evictions); } });
   }
 
-  const bound = new Gauge({ name: 'dayshift_member_bound_sessions', help: 'Sessions bound to the member seen within the idle window', labelNames: ['cluster', 'member'], registers: [registry] });
+  const bound = new Gauge({ name: 'dayshift_member_bound_sessions', help: 'Sessions bound to the member seen within the idle window', labelNames: ['cluster', 'member'], registers: [registry], collect: () => refreshState() });
   const adminState = new Gauge({ name: 'dayshift_member_admin_state', help: 'Member admin state (1 for the current one)', labelNames: ['cluster', 'member', 'state'], registers: [registry] });
   const traffic = new Gauge({ name: 'dayshift_cluster_traffic_state', help: 'Cluster traffic state (1 for the current one)', labelNames: ['cluster', 'state'], registers: [registry] });
   const weight = new Gauge({ name: 'dayshift_cluster_weight', help: 'Cluster weight among live clusters', labelNames: ['cluster'], registers: [registry] });
   const drainLeft = new Gauge({ name: 'dayshift_drain_remaining_seconds', help: 'Seconds left until the drain deadline of a draining cluster', labelNames: ['cluster'], registers: [registry] });
   const drainBusy = new Gauge({ name: 'dayshift_drain_pending', help: 'What a draining cluster still waits for', labelNames: ['cluster', 'what'], registers: [registry] });
-  registry.registerMetric(
-    new Gauge({
-      name: 'dayshift_state_marker',
-      help: 'Internal: refreshes state gauges at scrape time',
-      registers: [],
-      async collect() {
-        const status = await plane.status();
-        for (const g of [bound, adminState, traffic, weight, drainLeft, drainBusy]) g.reset();
-        for (const cluster of status.clusters) {
-          for (const s of TRAFFIC_STATES) traffic.set({ cluster: cluster.name, state: s }, cluster.traffic === s ? 1 : 0);
-          weight.set({ cluster: cluster.name }, cluster.weight);
-          for (const m of cluster.members) {
-            bound.set({ cluster: cluster.name, member: m.id }, m.boundSessions ?? 0);
-            for (const s of ADMIN_STATES) adminState.set({ cluster: cluster.name, member: m.id, state: s }, m.admin === s ? 1 : 0);
-          }
-          if (cluster.traffic === 'draining') {
-            const p = await plane.drainProgress({ kind: 'cluster', cluster: cluster.name });
-            drainLeft.set({ cluster: cluster.name }, (p.remainingMs ?? 0) / 1000);
-            drainBusy.set({ cluster: cluster.name, what: 'in_flight' }, p.inFlight);
-            drainBusy.set({ cluster: cluster.name, what: 'sessions' }, p.sessions);
-            drainBusy.set({ cluster: cluster.name, what: 'tunnels' }, p.tunnels);
-          }
-        }
-      },
-    }),
-  );
+  // Read by the first state gauge's collect, before any of them is rendered.
+  const refreshState = async () => {
+    const status = await plane.status();
+    for (const g of [bound, adminState, traffic, weight, drainLeft, drainBusy]) g.reset();
+    for (const cluster of status.clusters) {
+      for (const s of TRAFFIC_STATES) traffic.set({ cluster: cluster.name, state: s }, cluster.traffic === s ? 1 : 0);
+      weight.set({ cluster: cluster.name }, cluster.weight);
+      for (const m of cluster.members) {
+        bound.set({ cluster: cluster.name, member: m.id }, m.boundSessions ?? 0);
+        for (const s of ADMIN_STATES) adminState.set({ cluster: cluster.name, member: m.id, state: s }, m.admin === s ? 1 : 0);
+      }
+      if (cluster.traffic === 'draining') {
+        const p = await plane.drainProgress({ kind: 'cluster', cluster: cluster.name });
+        drainLeft.set({ cluster: cluster.name }, (p.remainingMs ?? 0) / 1000);
+        drainBusy.set({ cluster: cluster.name, what: 'in_flight' }, p.inFlight);
+        drainBusy.set({ cluster: cluster.name, what: 'sessions' }, p.sessions);
+        drainBusy.set({ cluster: cluster.name, what: 'tunnels' }, p.tunnels);
+      }
+    }
+  };
   return registry;
 }
 

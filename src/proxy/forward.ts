@@ -265,7 +265,8 @@ export class Forwarder {
           return;
         }
         const bodyIntact = body === null || !body.started;
-        if (error.phase === 'connect' || error.kind === 'timeout') member.failed(error.message, this.ctx.passive(), Date.now());
+        // A member that cannot speak the protocol right (AJP: a wrong secret) is as broken as one that is down.
+        if (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol') member.failed(error.message, this.ctx.passive(), Date.now());
         if (error.reusedConnection && !staleRetried && bodyIntact) {
           staleRetried = true;
           attempts--;
@@ -316,7 +317,7 @@ export class Forwarder {
     for (const [name, value] of response.headers) if (name === 'connection') named = connectionNamed(value);
     const publicOrigin = `${secure ? 'https' : 'http'}://${req.headers.host ?? target.host}`;
     const prefix = route.stripPrefix && route.prefix !== '/' ? route.prefix.replace(/\/$/, '') : '';
-    const memberOrigin = member.url.origin;
+    const memberOrigin = member.origin;
     let contentLength: number | undefined;
     let html = false;
     let encoded = false;

@@ -116,7 +116,10 @@ export function rewriteCookie(value: string, domains: Record<string, string> | u
     result = result.replace(/(;\s*path=)([^;]*)/i, (all, head: string, path: string) => {
       const p = path.trim();
       for (const [from, to] of Object.entries(paths)) {
-        if (p === from || p.startsWith(from.endsWith('/') ? from : `${from}/`)) return head + to + p.slice(from.length);
+        if (p === from || p.startsWith(from.endsWith('/') ? from : `${from}/`)) {
+          const rest = p.slice(from.length);
+          return head + (to.endsWith('/') && rest.startsWith('/') ? to + rest.slice(1) : to + rest);
+        }
       }
       return all;
     });

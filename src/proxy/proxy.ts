@@ -19,7 +19,7 @@ import { StickySigner } from '../balance/sticky.js';
 import { AccessLog } from './access-log.js';
 import type { ProxyHandle, ProxyOptions, ProxyStats } from './api.js';
 import { Forwarder } from './forward.js';
-import { buildSnapshot, type SiteCounters, type Snapshot } from './snapshot.js';
+import { buildSnapshot, loadErrorPages, type SiteCounters, type Snapshot } from './snapshot.js';
 import { createTransport, type TransportSettings } from './transports.js';
 import { handleUpgrade } from './tunnel.js';
 
@@ -134,8 +134,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     passive = { failures: config.passive.failures, ejectionMs: config.passive.ejection, maxEjectionMs: config.passive.max_ejection };
   };
 
+  const pages = loadErrorPages(loaded);
   syncMembers(loaded.config);
-  let snapshot: Snapshot = buildSnapshot(loaded, options.state, members, siteCounters);
+  let snapshot: Snapshot = buildSnapshot(loaded, options.state, members, siteCounters, pages);
 
   /** Releases or rejects held requests whose site is no longer paused, and re-arms the timer. */
   const reviewHeld = () => {
@@ -253,9 +254,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const handle: ProxyHandle = {
     apply(config: LoadedConfig, state: DesiredState): void {
       const next = config.config;
+      // Everything that reads files (and can throw) runs before anything changes: a failed apply()
+      // leaves the running snapshot as it was.
       const contexts = next === loaded.config ? tlsContexts : loadTls(config);
+      const errorPages = loadErrorPages(config);
       syncMembers(next);
-      const built = buildSnapshot(config, state, members, siteCounters);
+      const built = buildSnapshot(config, state, members, siteCounters, errorPages);
       if (config.config.access_log.target !== loaded.config.access_log.target || config.config.access_log.format !== loaded.config.access_log.format) {
         const old = accessLog;
         accessLog = AccessLog.open(next.access_log.target, next.access_log.format, config.baseDir);

@@ -107,11 +107,30 @@ function isoMs(value: string | undefined): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+/** Reads every site's replacement error pages; throws (naming the file) before anything is swapped. */
+export function loadErrorPages(loaded: LoadedConfig): Map<string, Map<number, string>> {
+  const pages = new Map<string, Map<number, string>>();
+  for (const [name, site] of Object.entries(loaded.config.sites)) {
+    const byStatus = new Map<number, string>();
+    for (const [status, file] of Object.entries(site.error_pages ?? {})) {
+      const path = resolve(loaded.baseDir, file);
+      try {
+        byStatus.set(Number(status), readFileSync(path, 'utf8'));
+      } catch (error) {
+        throw new Error(`sites.${name}.error_pages.${status}: cannot read ${path}: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    pages.set(name, byStatus);
+  }
+  return pages;
+}
+
 export function buildSnapshot(
   loaded: LoadedConfig,
   state: DesiredState,
   members: Map<MemberKey, MemberRuntime>,
   siteCounters: Map<string, SiteCounters>,
+  errorPages: Map<string, Map<number, string>>,
 ): Snapshot {
   const config = loaded.config;
   const memberOfCluster = new Map<string, MemberRuntime[]>();
@@ -182,10 +201,6 @@ export function buildSnapshot(
     let counters = siteCounters.get(name);
     if (!counters) siteCounters.set(name, (counters = { responses: [0, 0, 0, 0, 0] }));
     const desired = state.sites[name];
-    const errorPages = new Map<number, string>();
-    for (const [status, file] of Object.entries(site.error_pages ?? {})) {
-      errorPages.set(Number(status), readFileSync(resolve(loaded.baseDir, file), 'utf8'));
-    }
     const snapshot: SiteSnapshot = {
       name,
       config: site,
@@ -194,7 +209,7 @@ export function buildSnapshot(
       routes: site.routes.map(buildRoute).sort((a, b) => b.prefix.length - a.prefix.length),
       maintenance: desired?.maintenance ? { message: desired.maintenance.message, until: isoMs(desired.maintenance.until) } : undefined,
       pause: desired?.pause ? { until: isoMs(desired.pause.until) ?? 0, then: desired.pause.then } : undefined,
-      errorPages,
+      errorPages: errorPages.get(name) ?? new Map(),
       counters,
     };
     for (const host of site.hosts) {

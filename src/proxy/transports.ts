@@ -1,7 +1,7 @@
-// Member transports by URL scheme. The forwarder never names a protocol: it asks this registry, so the
-// AJP transport (src/proxy/ajp/) plugs in with one registerTransport('ajp:', …) call.
+// Member transports by URL scheme. The forwarder never names a protocol: it asks this table.
 import type { MemberConfig } from '../config/schema.js';
 import type { Transport } from './transport.js';
+import { ajpTransportFactory } from './ajp/transport.js';
 import { createHttpTransport } from './http-transport.js';
 
 export interface TransportSettings {
@@ -17,9 +17,10 @@ export type TransportFactory = (url: URL, member: MemberConfig, settings: Transp
 const factories = new Map<string, TransportFactory>([
   ['http:', createHttpTransport],
   ['https:', createHttpTransport],
+  ['ajp:', ajpTransportFactory],
 ]);
 
-/** Makes `protocol` (with its colon, as URL.protocol gives it: "ajp:") usable in member URLs. */
+/** Replaces the transport for a scheme ("http:"): the benchmark uses it to compare engines. */
 export function registerTransport(protocol: string, factory: TransportFactory): void {
   factories.set(protocol, factory);
 }

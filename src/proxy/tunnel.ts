@@ -14,6 +14,8 @@ import { connectionNamed, upstreamHeaders } from './headers.js';
 import { resolveTarget } from './forward.js';
 import { listHas, type Snapshot } from './snapshot.js';
 
+const HALF_CLOSE_MS = 1000;
+
 function refuse(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\nConnection: close\r\n\r\n${text}\n`);
 }
@@ -112,6 +114,10 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     }
     close();
   });
+  // A half-closed tunnel (one side sent FIN) gets a moment to flush the other way, then goes.
+  const halfClosed = () => setTimeout(close, HALF_CLOSE_MS).unref();
+  upstream.on('end', halfClosed);
+  client.on('end', halfClosed);
   upstream.on('close', close);
   client.on('error', close);
   client.on('close', close);

@@ -18,11 +18,14 @@ export interface TestMember {
   port: number;
   server: http.Server;
   received: Received[];
-  /** Every byte received on every connection, in order. */
+  /** Every byte received on every connection, in order (the first RAW_LIMIT bytes). */
   raw(): string;
   connections: number;
   close(): Promise<void>;
 }
+
+/** Raw bytes kept per member: enough for protocol tests, bounded for the 1 GB streaming tests. */
+const RAW_LIMIT = 4 * 1024 * 1024;
 
 export type MemberHandler = (req: http.IncomingMessage, res: http.ServerResponse, member: TestMember) => void;
 
@@ -39,6 +42,7 @@ export const echoName: MemberHandler = (req, res, member) => {
 
 export async function startMember(name: string, handler: MemberHandler = echoName, port = 0): Promise<TestMember> {
   const rawChunks: Buffer[] = [];
+  let rawBytes = 0;
   const sockets = new Set<Socket>();
   const server = http.createServer();
   const member: TestMember = {
@@ -60,7 +64,11 @@ export async function startMember(name: string, handler: MemberHandler = echoNam
     member.connections++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    socket.on('data', (chunk: Buffer) => rawChunks.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      if (rawBytes >= RAW_LIMIT) return;
+      rawChunks.push(Buffer.from(chunk));
+      rawBytes += chunk.length;
+    });
   });
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const entry: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: 0 };

@@ -1,0 +1,23 @@
+// Dayshift's proxy for the benchmark, in its own process: round-robin over the members given as ports.
+// Arguments: member ports (comma-separated), balance policy, engine (undici or node-http).
+import pino from 'pino';
+import { parseConfig } from '../src/config/load.js';
+import { initialState } from '../src/control/state.js';
+import { startProxy } from '../src/proxy/proxy.js';
+import { registerTransport } from '../src/proxy/transports.js';
+import { createNodeHttpTransport } from './node-http-transport.js';
+
+// `node-http` swaps the engine for the comparison; the default is the one Dayshift ships (undici).
+if (process.argv[4] === 'node-http') registerTransport('http:', createNodeHttpTransport);
+
+const ports = (process.argv[2] ?? '').split(',').map(Number);
+const config = {
+  listen: { http: '127.0.0.1:0' },
+  clusters: { bench: { members: ports.map((port) => ({ url: `http://127.0.0.1:${port}` })) } },
+  health: { enabled: false },
+  sites: { bench: { hosts: ['*'], routes: [{ path: '/', clusters: ['bench'], balance: process.argv[3] ?? 'round-robin' }] } },
+};
+const loaded = { ...parseConfig(JSON.stringify(config)), baseDir: process.cwd() };
+const proxy = await startProxy({ config: loaded, state: initialState(loaded.config), logger: pino({ level: 'silent' }) });
+process.stdout.write(`${JSON.stringify({ port: proxy.addresses().http[0]!.port })}\n`);
+process.on('SIGTERM', () => void proxy.close(1000).then(() => process.exit(0)));

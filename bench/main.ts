@@ -1,0 +1,238 @@
+// `npm run bench`: loopback load through Dayshift, directly to the members, through the `http-proxy`
+// package, and through HAProxy and nginx when installed — same members, interleaved rounds, bounded
+// time. Two figures: peak throughput at fixed concurrency and latency at a fixed moderate rate (wrk,
+// paced by bench/pace.lua; else autocannon and its overallRate). Settings by environment: BENCH_ROUNDS (2), BENCH_SECONDS (5),
+// BENCH_CONNECTIONS (50), BENCH_RATE (2000), BENCH_MEMBERS (2), BENCH_ENGINES=1 to add Dayshift on
+// node:http's client (the engine comparison).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { findExecutable } from '../test/support/peers.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const RATE = Number(process.env.BENCH_RATE ?? 2000);
+const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 2);
+/** Also run Dayshift with node:http's client as its engine (how undici was chosen). */
+const ENGINES = process.env.BENCH_ENGINES === '1';
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+interface Target {
+  name: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+interface Sample {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+const children: ChildProcess[] = [];
+
+function log(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+/** Spawns a node script and reads the JSON line it prints when ready. */
+async function spawnNode<T>(script: string, args: string[]): Promise<{ child: ChildProcess; info: T }> {
+  const child = spawn(process.execPath, [join(here, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const lines = createInterface({ input: child.stdout! });
+  const [line] = (await once(lines, 'line')) as [string];
+  return { child, info: JSON.parse(line) as T };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function freePort(): Promise<number> {
+  const server = http.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Polls GET / until it answers 200, or fails after 10 s. */
+async function ready(port: number, name: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      http.get({ port, host: '127.0.0.1', path: '/', agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      }).on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${name} did not become ready on port ${port}`);
+}
+
+async function startHaproxy(binary: string, ports: number[], dir: string): Promise<Target> {
+  const port = await freePort();
+  const file = join(dir, 'haproxy.cfg');
+  await writeFile(
+    file,
+    `global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  http-reuse always\n` +
+      `frontend fe\n  bind 127.0.0.1:${port}\n  option forwardfor\n  default_backend be\nbackend be\n  balance roundrobin\n` +
+      ports.map((p, i) => `  server m${i} 127.0.0.1:${p}\n`).join(''),
+  );
+  const child = spawn(binary, ['-db', '-f', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  await ready(port, 'haproxy');
+  return { name: 'haproxy', port, stop: () => stopChild(child) };
+}
+
+async function startNginx(binary: string, ports: number[], dir: string): Promise<Target> {
+  const port = await freePort();
+  const file = join(dir, 'nginx.conf');
+  await writeFile(
+    file,
+    `daemon off;\nmaster_process off;\nworker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/nginx-error.log;\nevents { worker_connections 4096; }\n` +
+      `http {\n  access_log off;\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;\n  fastcgi_temp_path ${dir}/fcgi;\n  uwsgi_temp_path ${dir}/uwsgi;\n  scgi_temp_path ${dir}/scgi;\n` +
+      `  upstream members {\n${ports.map((p) => `    server 127.0.0.1:${p};\n`).join('')}    keepalive 64;\n  }\n` +
+      `  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass http://members;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }\n  }\n}\n`,
+  );
+  const child = spawn(binary, ['-c', file, '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  await ready(port, 'nginx');
+  return { name: 'nginx', port, stop: () => stopChild(child) };
+}
+
+/** Milliseconds from wrk's "1.23ms" / "456.00us" / "1.20s". */
+function wrkMs(text: string): number {
+  const match = /^([\d.]+)(us|ms|s)$/.exec(text.trim());
+  if (!match) return NaN;
+  const n = Number(match[1]);
+  return match[2] === 'us' ? n / 1000 : match[2] === 's' ? n * 1000 : n;
+}
+
+/** Connections of the fixed-rate runs; each is paced by bench/pace.lua to RATE / RATE_CONNECTIONS req/s. */
+const RATE_CONNECTIONS = 20;
+const PACE_SCRIPT = join(here, '..', '..', 'bench', 'pace.lua');
+
+function runWrk(binary: string, port: number, rate?: number): Promise<Sample> {
+  const args = rate
+    ? ['-t1', `-c${RATE_CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-s', PACE_SCRIPT, `http://127.0.0.1:${port}/`]
+    : ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`];
+  const env = rate ? { ...process.env, BENCH_DELAY_MS: String((RATE_CONNECTIONS * 1000) / rate) } : process.env;
+  return new Promise((resolve, reject) => {
+    execFile(binary, args, { env }, (error, stdout) => {
+      if (error) return reject(error);
+      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
+      const p50 = wrkMs(/^\s+50%\s+(\S+)/m.exec(stdout)?.[1] ?? '');
+      const p99 = wrkMs(/^\s+99%\s+(\S+)/m.exec(stdout)?.[1] ?? '');
+      const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+      const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+      const errors = non2xx + (socket ? socket.slice(1).reduce((n, v) => n + Number(v), 0) : 0);
+      resolve({ rps, p50, p99, errors });
+    });
+  });
+}
+
+async function runAutocannon(port: number, rate?: number): Promise<Sample> {
+  const result = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: rate ? 20 : CONNECTIONS, duration: SECONDS, ...(rate ? { overallRate: rate } : {}) });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function summarise(samples: Sample[]): Sample {
+  return { rps: median(samples.map((s) => s.rps)), p50: median(samples.map((s) => s.p50)), p99: median(samples.map((s) => s.p99)), errors: samples.reduce((n, s) => n + s.errors, 0) };
+}
+
+function table(title: string, rows: [string, Sample][], extra: (name: string, s: Sample) => string): void {
+  console.log(`\n${title}`);
+  console.log(`${'target'.padEnd(12)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(8)}  notes`);
+  for (const [name, s] of rows) {
+    console.log(`${name.padEnd(12)}${s.rps.toFixed(0).padStart(10)}${s.p50.toFixed(2).padStart(10)}${s.p99.toFixed(2).padStart(10)}${String(s.errors).padStart(8)}  ${extra(name, s)}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'dayshift-bench-'));
+  const wrk = findExecutable('wrk');
+  const haproxy = findExecutable('haproxy');
+  const nginx = findExecutable('nginx');
+  log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}; load: ${wrk ? 'wrk (fixed rate paced by bench/pace.lua)' : 'autocannon'}`);
+  log(`rounds ${ROUNDS}, ${SECONDS}s per run, ${CONNECTIONS} connections, fixed rate ${RATE} req/s, ${MEMBERS} members`);
+  try {
+    const members = await spawnNode<{ ports: number[] }>('members.js', [String(MEMBERS)]);
+    const ports = members.info.ports;
+    const targets: Target[] = [{ name: 'direct', port: ports[0]!, stop: () => Promise.resolve() }];
+    const dayshift = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'undici']);
+    targets.push({ name: 'dayshift', port: dayshift.info.port, stop: () => stopChild(dayshift.child) });
+    if (ENGINES) {
+      const nodeHttp = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'node-http']);
+      targets.push({ name: 'ds-nodehttp', port: nodeHttp.info.port, stop: () => stopChild(nodeHttp.child) });
+    }
+    const hp = await spawnNode<{ port: number }>('http-proxy-server.js', [ports.join(',')]);
+    targets.push({ name: 'http-proxy', port: hp.info.port, stop: () => stopChild(hp.child) });
+    if (haproxy) targets.push(await startHaproxy(haproxy, ports, dir));
+    else log('haproxy not installed (Debian package haproxy): skipped');
+    if (nginx) targets.push(await startNginx(nginx, ports, dir));
+    else log('nginx not installed (Debian package nginx-light): skipped');
+    for (const t of targets) await ready(t.port, t.name);
+
+    const peak = new Map<string, Sample[]>();
+    const rate = new Map<string, Sample[]>();
+    // Warm-up: JIT and connection pools, not measured.
+    for (const t of targets) await runAutocannon(t.port, 1000).catch(() => undefined);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const t of targets) {
+        const s = wrk ? await runWrk(wrk, t.port) : await runAutocannon(t.port);
+        (peak.get(t.name) ?? peak.set(t.name, []).get(t.name)!).push(s);
+        log(`[round ${round}/${ROUNDS}] peak  ${t.name.padEnd(10)} ${s.rps.toFixed(0)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms  errors ${s.errors}`);
+      }
+      for (const t of targets) {
+        const s = wrk ? await runWrk(wrk, t.port, RATE) : await runAutocannon(t.port, RATE);
+        (rate.get(t.name) ?? rate.set(t.name, []).get(t.name)!).push(s);
+        log(`[round ${round}/${ROUNDS}] rate  ${t.name.padEnd(10)} ${s.rps.toFixed(0)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms  errors ${s.errors}`);
+      }
+    }
+    const peaks = targets.map((t) => [t.name, summarise(peak.get(t.name)!)] as [string, Sample]);
+    const rates = targets.map((t) => [t.name, summarise(rate.get(t.name)!)] as [string, Sample]);
+    const byName = (rows: [string, Sample][], name: string) => rows.find(([n]) => n === name)?.[1];
+    const hpPeak = byName(peaks, 'http-proxy')!;
+    const directPeak = byName(peaks, 'direct')!;
+    table(`Peak throughput, ${CONNECTIONS} connections (median of ${ROUNDS})`, peaks, (name, s) =>
+      name === 'direct' ? '' : `${(s.rps / hpPeak.rps).toFixed(2)}× http-proxy, ${((100 * s.rps) / directPeak.rps).toFixed(0)}% of direct`,
+    );
+    const direct = byName(rates, 'direct')!;
+    const ha = byName(rates, 'haproxy');
+    table(`Fixed rate ${RATE} req/s (median of ${ROUNDS})`, rates, (name, s) => {
+      if (name === 'direct') return '';
+      const added = `adds p99 ${(s.p99 - direct.p99).toFixed(2)} ms over direct`;
+      return ha && name !== 'haproxy' ? `${added}, ${(s.p99 - ha.p99).toFixed(2)} ms over haproxy` : added;
+    });
+    for (const t of targets) await t.stop();
+    await stopChild(members.child);
+  } finally {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

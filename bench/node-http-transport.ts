@@ -1,0 +1,34 @@
+// The forwarding engine the benchmark compares undici against: node:http's client with a keep-alive
+// Agent, registered for http: through the transport registry (bench only; Dayshift ships undici).
+import http from 'node:http';
+import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../src/proxy/transport.js';
+import type { TransportSettings } from '../src/proxy/transports.js';
+
+export function createNodeHttpTransport(url: URL, _member: unknown, settings: TransportSettings): Transport {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: settings.poolMax, maxFreeSockets: settings.poolIdle });
+  const port = Number(url.port) || 80;
+  return {
+    request(request: UpstreamRequest): Promise<UpstreamResponse> {
+      return new Promise((resolve, reject) => {
+        const headers: string[] = [];
+        for (const [name, value] of request.headers) headers.push(name, value);
+        const req = http.request({ host: url.hostname, port, method: request.method, path: request.path, headers, agent, signal: request.signal });
+        req.on('response', (res) => {
+          const pairs: [string, string][] = [];
+          for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
+          resolve({ status: res.statusCode ?? 502, statusMessage: res.statusMessage ?? '', headers: pairs, body: res });
+        });
+        req.on('error', (error: NodeJS.ErrnoException) => {
+          const phase = error.code === 'ECONNREFUSED' ? 'connect' : 'before-response';
+          reject(new UpstreamError(error.message, phase, req.reusedSocket, 'network', { cause: error }));
+        });
+        if (request.body) request.body.pipe(req);
+        else req.end();
+      });
+    },
+    close: () => {
+      agent.destroy();
+      return Promise.resolve();
+    },
+  };
+}

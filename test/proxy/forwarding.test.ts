@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { freePort, startMember, type TestMember } from '../support/members.js';
+import { request, startTestProxy, type TestProxy } from '../support/proxy.js';
+
+describe('forwarding', () => {
+  let member: TestMember;
+  let proxy: TestProxy;
+  let refused: number;
+
+  before(async () => {
+    member = await startMember('m1', (req, res, self) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const url = new URL(req.url ?? '/', 'http://x');
+        switch (url.pathname) {
+          case '/redirect':
+            res.writeHead(302, { location: `${self.url}/next?a=1`, 'content-location': `${self.url}/here`, refresh: `3; url=${self.url}/later` });
+            res.end();
+            return;
+          case '/cookie':
+            res.setHeader('set-cookie', ['a=1; Domain=internal.local; Path=/app/x', 'b=2; Path=/other']);
+            res.end('ok');
+            return;
+          case '/nocontent':
+            res.writeHead(204);
+            res.end();
+            return;
+          case '/notmodified':
+            res.writeHead(304, { etag: '"x"' });
+            res.end();
+            return;
+          case '/hop':
+            res.writeHead(200, { connection: 'x-secret, keep-alive', 'x-secret': 'member-only', 'keep-alive': 'timeout=5', 'content-type': 'text/plain' });
+            res.end('hop');
+            return;
+          case '/slow':
+            setTimeout(() => res.end('late'), 2000).unref();
+            return;
+          default: {
+            const body = Buffer.concat(chunks).toString();
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
+          }
+        }
+      });
+    });
+    refused = await freePort();
+    proxy = await startTestProxy({
+      clusters: { c: { members: [{ url: member.url }] }, dead: { members: [{ url: `http://127.0.0.1:${refused}` }] } },
+      health: { enabled: false },
+      timeouts: { first_byte: '300ms' },
+      retries: { attempts: 1 },
+      trusted_proxies: ['10.9.9.9'],
+      sites: {
+        pub: { hosts: ['example.com'], cookie_domain: { 'internal.local': 'example.com' }, cookie_path: { '/app': '/' }, routes: [{ path: '/', clusters: ['c'] }] },
+        kept: { hosts: ['kept.example.com'], preserve_host: true, routes: [{ path: '/', clusters: ['c'] }] },
+        down: { hosts: ['down.example.com'], routes: [{ path: '/', clusters: ['dead'] }] },
+      },
+    });
+  });
+  after(async () => {
+    await proxy.handle.close(1000);
+    await member.close();
+  });
+
+  type Echo = { method: string; url: string; headers: Record<string, string>; body: string };
+  const echo = async (options: Parameters<typeof request>[1]) => JSON.parse((await request(proxy.port, options)).body) as Echo;
+
+  it('removes hop-by-hop headers, including those named in Connection', async () => {
+    const seen = await echo({ headers: { connection: 'keep-alive, x-hop', 'x-hop': 'secret', 'keep-alive': 'timeout=5', te: 'trailers', 'x-end': 'kept' } });
+    assert.equal(seen.headers['x-hop'], undefined);
+    assert.equal(seen.headers.te, undefined);
+    assert.equal(seen.headers['keep-alive'], undefined);
+    assert.equal(seen.headers['x-end'], 'kept');
+    const reply = await request(proxy.port, { path: '/hop' });
+    assert.equal(reply.headers['x-secret'], undefined);
+    assert.equal(reply.body, 'hop');
+  });
+
+  it('sets X-Forwarded-* and ignores incoming ones from untrusted clients', async () => {
+    const seen = await echo({ headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil', 'x-forwarded-proto': 'https' } });
+    assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(seen.headers['x-forwarded-host'], 'example.com');
+    assert.equal(seen.headers['x-forwarded-proto'], 'http');
+  });
+
+  it('sends the member host by default and the client host with preserve_host', async () => {
+    assert.equal((await echo({})).headers.host, `127.0.0.1:${member.port}`);
+    assert.equal((await echo({ host: 'kept.example.com' })).headers.host, 'kept.example.com');
+  });
+
+  it('keeps a valid request id and replaces an invalid one', async () => {
+    const reply = await request(proxy.port, { headers: { 'x-request-id': 'abc-123' } });
+    assert.equal(reply.headers['x-request-id'], 'abc-123');
+    assert.equal((JSON.parse(reply.body) as Echo).headers['x-request-id'], 'abc-123');
+    const bad = await request(proxy.port, { headers: { 'x-request-id': 'has space' } });
+    assert.notEqual(bad.headers['x-request-id'], 'has space');
+    assert.match(String(bad.headers['x-request-id']), /^[a-z0-9]+-[a-z0-9]+$/);
+  });
+
+  it('rewrites Location, Content-Location and Refresh that point at the member', async () => {
+    const reply = await request(proxy.port, { path: '/redirect' });
+    assert.equal(reply.status, 302);
+    assert.equal(reply.headers.location, 'http://example.com/next?a=1');
+    assert.equal(reply.headers['content-location'], 'http://example.com/here');
+    assert.equal(reply.headers.refresh, '3; url=http://example.com/later');
+  });
+
+  it('rewrites Set-Cookie domain and path', async () => {
+    const reply = await request(proxy.port, { path: '/cookie' });
+    assert.deepEqual(reply.headers['set-cookie'], ['a=1; Domain=example.com; Path=/x', 'b=2; Path=/other']);
+  });
+
+  it('handles HEAD, 204 and 304 without bodies', async () => {
+    const head = await request(proxy.port, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '');
+    assert.equal((await request(proxy.port, { path: '/nocontent' })).status, 204);
+    const nm = await request(proxy.port, { path: '/notmodified' });
+    assert.equal(nm.status, 304);
+    assert.equal(nm.headers.etag, '"x"');
+  });
+
+  it('forwards a chunked request body', async () => {
+    const reply = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ port: proxy.port, host: '127.0.0.1', method: 'POST', headers: { host: 'example.com' }, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.write('hello ');
+      req.end('world');
+    });
+    const seen = JSON.parse(reply) as Echo;
+    assert.equal(seen.body, 'hello world');
+    assert.equal(seen.headers['transfer-encoding'], 'chunked');
+  });
+
+  it('answers Expect: 100-continue and then forwards the body', async () => {
+    const reply = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ port: proxy.port, host: '127.0.0.1', method: 'PUT', headers: { host: 'example.com', expect: '100-continue', 'content-length': '4' }, agent: false });
+      req.on('continue', () => req.end('data'));
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+    });
+    const seen = JSON.parse(reply) as Echo;
+    assert.equal(seen.body, 'data');
+    assert.equal(seen.headers.expect, undefined);
+  });
+
+  it('answers 502 in JSON or HTML by Accept when the member refuses', async () => {
+    const json = await request(proxy.port, { host: 'down.example.com', headers: { accept: 'application/json' } });
+    assert.equal(json.status, 502);
+    assert.match(String(json.headers['content-type']), /application\/json/);
+    assert.equal((JSON.parse(json.body) as { status: number }).status, 502);
+    const html = await request(proxy.port, { host: 'down.example.com', headers: { accept: 'text/html' } });
+    assert.equal(html.status, 502);
+    assert.match(html.body, /<h1>Bad Gateway<\/h1>/);
+    assert.ok(!html.body.includes(String(refused)), 'the page must not name the member');
+  });
+
+  it('answers 504 when the member sends nothing within first_byte', async () => {
+    const reply = await request(proxy.port, { path: '/slow' });
+    assert.equal(reply.status, 504);
+  });
+
+  it('keeps connections to the member alive across requests', async () => {
+    const before = member.connections;
+    for (let i = 0; i < 5; i++) await request(proxy.port, {});
+    assert.ok(member.connections - before <= 1, `opened ${member.connections - before} connections for 5 sequential requests`);
+  });
+
+  it('serves pipelined requests on one client connection in order', async () => {
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('GET /a HTTP/1.1\r\nHost: example.com\r\n\r\nGET /b HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n');
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString()));
+    await once(socket, 'end');
+    const urls = [...text.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(urls, ['/a', '/b']);
+  });
+});

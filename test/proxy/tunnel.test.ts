@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { startMember, type TestMember } from '../support/members.js';
+import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** A masked WebSocket text frame (client to server), payload under 126 bytes. */
+function frame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
+}
+
+/** Unmasks one client frame, as a WebSocket echo server does. */
+function unmask(data: Buffer): string {
+  const length = data[1]! & 0x7f;
+  const mask = data.subarray(2, 6);
+  return Buffer.from(data.subarray(6, 6 + length).map((b, i) => b ^ mask[i % 4]!)).toString();
+}
+
+describe('WebSocket and Upgrade tunnels', () => {
+  let member: TestMember;
+  let proxy: TestProxy;
+  const upgrades: Record<string, string | string[] | undefined>[] = [];
+
+  before(async () => {
+    member = await startMember('ws');
+    // A WebSocket echo server: answers the handshake, then sends every text frame back unmasked.
+    member.server.on('upgrade', (req, socket) => {
+      upgrades.push(req.headers);
+      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}${GUID}`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      socket.on('data', (data: Buffer) => {
+        const text = unmask(data);
+        socket.write(Buffer.concat([Buffer.from([0x81, text.length]), Buffer.from(text)]));
+      });
+    });
+    proxy = await startTestProxy({
+      clusters: { c: { members: [{ url: member.url, route: 'w1' }] } },
+      health: { enabled: false },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+  });
+  after(async () => {
+    await proxy.handle.close(1000);
+    await member.close();
+  });
+
+  async function open(): Promise<{ socket: net.Socket; next: () => Promise<Buffer>; head: string }> {
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    const key = Buffer.from('0123456789abcdef').toString('base64');
+    socket.write(`GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    const queue: Buffer[] = [];
+    let waiting: ((b: Buffer) => void) | undefined;
+    let buffered = Buffer.alloc(0);
+    let head = '';
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (!head) {
+        const end = buffered.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        head = buffered.subarray(0, end).toString();
+        buffered = buffered.subarray(end + 4);
+      }
+      while (buffered.length >= 2 && buffered.length >= 2 + buffered[1]!) {
+        const f = buffered.subarray(0, 2 + buffered[1]!);
+        buffered = buffered.subarray(2 + buffered[1]!);
+        if (waiting) {
+          const w = waiting;
+          waiting = undefined;
+          w(f);
+        } else queue.push(f);
+      }
+    });
+    const next = () => (queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise<Buffer>((r) => (waiting = r)));
+    await waitFor(() => head !== '', 5000, 'handshake');
+    return { socket, next, head };
+  }
+
+  it('tunnels a WebSocket handshake and echoes frames both ways', async () => {
+    const { socket, next, head } = await open();
+    assert.match(head, /^HTTP\/1\.1 101/);
+    assert.match(head, /Sec-WebSocket-Accept: /i);
+    assert.equal(upgrades.at(-1)!.upgrade, 'websocket');
+    assert.equal(upgrades.at(-1)!['x-forwarded-for'], '127.0.0.1');
+    socket.write(frame('hello'));
+    assert.equal((await next()).subarray(2).toString(), 'hello');
+    socket.write(frame('again'));
+    assert.equal((await next()).subarray(2).toString(), 'again');
+    socket.destroy();
+    await waitFor(() => proxy.handle.stats().members[0]!.openTunnels === 0, 5000, 'the tunnel to close');
+  });
+
+  it('counts open tunnels per member and closes them on request', async () => {
+    const a = await open();
+    const b = await open();
+    const tunnels = () => proxy.handle.stats().members.find((m) => m.key === 'c/w1')!.openTunnels;
+    await waitFor(() => tunnels() === 2, 5000, 'two tunnels');
+    const closed = Promise.all([once(a.socket, 'close'), once(b.socket, 'close')]);
+    assert.equal(await proxy.handle.closeTunnels(['c/w1'], { batch: 1, intervalMs: 10 }), 2);
+    await closed;
+    await waitFor(() => tunnels() === 0, 5000, 'tunnels gone');
+  });
+});
