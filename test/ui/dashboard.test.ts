@@ -39,6 +39,7 @@ let env: Promise<Env> | undefined;
 
 /** The browser globals the in-page callbacks use (this project compiles without the DOM library). */
 interface PageElement {
+  tagName: string;
   textContent: string | null;
   getAttribute(name: string): string | null;
   closest(selector: string): PageElement | null;
@@ -295,6 +296,25 @@ describe('dashboard in Chromium', () => {
     await site.locator('.site-state', { hasText: /^Serving$/ }).waitFor();
   });
 
+  it('sets a cluster weight with the keyboard alone', async (t) => {
+    const e = await ready(t);
+    if (!e) return;
+    const { page } = e;
+    await page.getByRole('button', { name: 'Set weight of cluster prod-b' }).focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Weight of prod-b' });
+    await dialog.getByText('Now: prod-b 1, prod-a 1.').waitFor();
+    // Focus starts in the field; typing and Enter confirm.
+    assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.activeElement?.getAttribute('name')), 'weight');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('2');
+    await page.keyboard.press('Enter');
+    await dialog.waitFor({ state: 'detached' });
+    await cluster(page, 'prod-b').locator('.weight', { hasText: /^weight 2$/ }).waitFor();
+    assert.equal((await e.api('POST', '/api/clusters/prod-b/weight', { weight: 1 })).status, 200);
+    await cluster(page, 'prod-b').locator('.weight', { hasText: /^weight 1$/ }).waitFor();
+  });
+
   it('refuses a change made with the cookie but without the CSRF token; bearer calls need none', async (t) => {
     const e = await ready(t);
     if (!e) return;
@@ -367,6 +387,11 @@ describe('dashboard in Chromium', () => {
     if (!e) return;
     const { page } = e;
     await page.getByRole('link', { name: 'Audit log' }).click();
+    // Switching views puts focus on the new view's heading.
+    await page.waitForFunction(() => {
+      const focused = (globalThis as unknown as G).document.activeElement;
+      return focused?.tagName === 'H2' && focused.textContent === 'Audit log';
+    });
     const rows = page.getByRole('region', { name: 'Audit log entries' }).locator('tbody tr');
     await rows.filter({ hasText: 'dashboard:admin' }).filter({ hasText: 'prod-a' }).first().waitFor();
     assert.ok((await rows.filter({ hasText: 'dashboard:admin' }).count()) >= 4);
