@@ -2,13 +2,16 @@
 // output, QA links, Approve / Abort / Resume / Retry; starting a release; the history.
 import { api, ApiError } from './api.js';
 import { confirmAction } from './dialog.js';
-import { badge, duration, elapsed, h, setBadge, setText, time } from './dom.js';
+import { badge, duration, elapsed, h, ms, num, percent, setBadge, setText, time } from './dom.js';
 
 /**
- * @typedef {{ id: string, kind: string, cluster?: string, title: string, state: string, repeatable: boolean, startedAt?: string, endedAt?: string, detail?: string, output?: string[] }} Step
+ * @typedef {{ id: string, kind: string, cluster?: string, title: string, state: string, repeatable: boolean, startedAt?: string, endedAt?: string, detail?: string, output?: string[],
+ *   approvesAt?: string, approvedBy?: string }} Step
+ * @typedef {{ requestsPerSecond: number, errorRate: number, p99Ms?: number }} Figures
+ * @typedef {{ cluster: string, percent: number, released: Figures, baseline: Figures, breach?: string }} Canary
  * @typedef {{ id: string, version: string, state: string, startedBy: string, startedAt: string, endedAt?: string, steps: Step[], current: number,
  *   before: Record<string, { traffic: string, weight: number }>,
- *   drain?: import('./overview.js').Drain & { target: string }, qaUrls: Record<string, string>, reason?: string }} Release
+ *   drain?: import('./overview.js').Drain & { target: string }, canary?: Canary, qaUrls: Record<string, string>, reason?: string, abortedBy?: string }} Release
  */
 
 const ACTIVE = new Set(['running', 'awaiting-approval', 'failed', 'interrupted']);
@@ -32,6 +35,7 @@ export function createReleaseView(root, announce, onState) {
   const meta = h('p', { class: 'muted' });
   const reason = h('p', { class: 'reason', hidden: true, role: 'alert' });
   const drain = h('div', { class: 'drain', hidden: true });
+  const canary = h('div', { class: 'drain', hidden: true });
   const qa = h('div', { class: 'qa', hidden: true });
   const buttons = {
     approve: h('button', { type: 'button', class: 'primary', text: 'Approve' }),
@@ -47,6 +51,7 @@ export function createReleaseView(root, announce, onState) {
     meta,
     reason,
     drain,
+    canary,
     qa,
     h('div', { class: 'actions', role: 'group', 'aria-label': 'Release actions' }, ...Object.values(buttons)),
     h('h4', { text: 'Steps' }),
@@ -70,10 +75,10 @@ export function createReleaseView(root, announce, onState) {
   /** @type {Map<string, { li: HTMLElement, state: HTMLElement, took: HTMLElement, detail: HTMLElement, output: HTMLElement, pre: HTMLElement }>} */
   const stepItems = new Map();
 
-  const run = (/** @type {string} */ verb, /** @type {string} */ label, /** @type {string[]} */ what, /** @type {boolean} */ danger) => {
+  const run = (/** @type {string} */ verb, /** @type {string} */ label, /** @type {string[]} */ what, /** @type {boolean} */ danger, body = {}) => {
     if (!release) return;
     const version = release.version;
-    confirmAction({ title: `${label} release ${version}`, what, confirm: label, danger, run: () => api('POST', `/api/release/${verb}`) }).then(async (ok) => {
+    confirmAction({ title: `${label} release ${version}`, what, confirm: label, danger, run: () => api('POST', `/api/release/${verb}`, body) }).then(async (ok) => {
       if (!ok) return;
       announce(`Release ${version}: ${verb} sent`);
       await refresh();
@@ -87,7 +92,18 @@ export function createReleaseView(root, announce, onState) {
     const before = Object.entries(release?.before ?? {}).filter(([, v]) => v.traffic === 'live').map(([k, v]) => `${k} (weight ${v.weight})`);
     run('abort', 'Abort', ['The release stops now and the rollback hook runs.', `Traffic returns to the clusters that were live before it${before.length ? `: ${before.join(', ')}` : ''}.`], true);
   });
-  buttons.resume.addEventListener('click', () => run('resume', 'Resume', [`The release continues at the interrupted step “${release?.steps[release.current]?.title ?? ''}”.`], false));
+  buttons.resume.addEventListener('click', () => {
+    const step = release?.steps[release.current];
+    // The conductor asks before repeating a step that is not safe to repeat: this dialog is that question.
+    const unsafe = step !== undefined && !step.repeatable && step.state !== 'pending';
+    run(
+      'resume',
+      'Resume',
+      [`The release continues at the interrupted step “${step?.title ?? ''}”.`, ...(unsafe ? ['That step may have partly run and is not marked safe to repeat: resuming runs it again.'] : [])],
+      unsafe,
+      unsafe ? { yes: true } : {},
+    );
+  });
   buttons.retry.addEventListener('click', () => run('retry', 'Retry', [`The failed step “${release?.steps[release.current]?.title ?? ''}” runs again.`], false));
 
   startForm.addEventListener('submit', (event) => {
@@ -127,7 +143,8 @@ export function createReleaseView(root, announce, onState) {
     if (previous && previous.id === next.id && previous.state !== next.state) announce(`Release ${next.version} is now ${next.state}`);
     setText(title, `Version ${next.version}`);
     setBadge(state, next.state);
-    setText(meta, `Started by ${next.startedBy} at ${time(next.startedAt)} · ${next.endedAt ? `took ${elapsed(next.startedAt, next.endedAt)}` : `running for ${elapsed(next.startedAt)}`}`);
+    const took = next.endedAt ? `took ${elapsed(next.startedAt, next.endedAt)}` : next.state === 'running' || next.state === 'awaiting-approval' ? `running for ${elapsed(next.startedAt)}` : `started ${elapsed(next.startedAt)} ago`;
+    setText(meta, `Started by ${next.startedBy} at ${time(next.startedAt)} · ${took}${next.abortedBy ? ` · aborted by ${next.abortedBy}` : ''}`);
     reason.hidden = !next.reason;
     setText(reason, next.reason ?? '');
     buttons.approve.hidden = next.state !== 'awaiting-approval';
@@ -143,6 +160,12 @@ export function createReleaseView(root, announce, onState) {
           ? `${d.target} drained${d.reason === 'deadline' ? ' (deadline reached)' : ''}.`
           : `Draining ${d.target}: ${d.sessions} session${d.sessions === 1 ? '' : 's'} left, ${d.inFlight} in flight, oldest idle ${duration(d.oldestIdleMs)}${d.remainingMs !== undefined ? ` · deadline in ${duration(d.remainingMs)}` : ''}`,
       );
+    }
+    const c = next.canary;
+    canary.hidden = !c || !ACTIVE.has(next.state);
+    if (c) {
+      const figures = (/** @type {Figures} */ f) => `${num(f.requestsPerSecond)} req/s, ${percent(f.errorRate)} errors, p99 ${ms(f.p99Ms)}`;
+      setText(canary, `Canary: ${c.cluster} takes ${c.percent}% of new sessions · ${figures(c.released)}; the others ${figures(c.baseline)}${c.breach ? ` · rolled back: ${c.breach}` : ''}`);
     }
     const qaEntries = Object.entries(next.qaUrls ?? {});
     qa.hidden = qaEntries.length === 0;
@@ -163,18 +186,24 @@ export function createReleaseView(root, announce, onState) {
       if (i === next.current && ACTIVE.has(next.state)) item.li.setAttribute('aria-current', 'step');
       else item.li.removeAttribute('aria-current');
       setText(item.took, step.startedAt ? (step.endedAt ? elapsed(step.startedAt, step.endedAt) : `${elapsed(step.startedAt)}…`) : '');
-      item.detail.hidden = !step.detail;
-      setText(item.detail, step.detail ?? '');
+      const notes = [
+        step.detail,
+        step.approvedBy ? `approved by ${step.approvedBy}` : undefined,
+        step.approvesAt && step.state === 'waiting' ? `approves automatically at ${time(step.approvesAt)} (in ${duration(Date.parse(step.approvesAt) - Date.now())})` : undefined,
+      ].filter(Boolean);
+      item.detail.hidden = notes.length === 0;
+      setText(item.detail, notes.join(' · '));
       item.output.hidden = !step.output?.length;
       setText(item.pre, (step.output ?? []).join('\n'));
     });
   }
 
-  function renderHistory(/** @type {Release[]} */ list) {
+  /** @param {Release[]} list newest first */
+  function renderHistory(list) {
     historyBody.replaceChildren(
       ...(list.length === 0
         ? [h('tr', {}, h('td', { colspan: '7', class: 'muted', text: 'No releases yet.' }))]
-        : [...list].reverse().map((r) =>
+        : list.map((r) =>
             h(
               'tr',
               {},
@@ -192,25 +221,31 @@ export function createReleaseView(root, announce, onState) {
 
   let historyVersion = '';
   async function refresh() {
+    /** @type {Release | null} */
+    let next = null;
     try {
-      const next = /** @type {Release | null} */ (await api('GET', '/api/release'));
-      unavailable.hidden = true;
-      render(next);
-      // The history only changes when a release starts or ends.
-      const key = `${next?.id ?? ''}:${next?.state ?? ''}`;
-      if (key !== historyVersion) {
-        historyVersion = key;
-        renderHistory(await api('GET', '/api/releases'));
-      }
+      next = await api('GET', '/api/release');
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
-        setText(unavailable, 'This Dayshift has no release conductor configured (no release API).');
+      // 404: no release yet (or no release API at all, which the history call below tells apart).
+      if (!(err instanceof ApiError && err.status === 404)) throw err;
+    }
+    // The history only changes when a release starts or changes state.
+    const key = `${next?.id ?? ''}:${next?.state ?? ''}`;
+    if (key !== historyVersion) {
+      try {
+        renderHistory(await api('GET', '/api/releases'));
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 404)) throw err;
+        setText(unavailable, 'This Dayshift has no release API.');
         unavailable.hidden = false;
         startForm.hidden = true;
+        currentCard.hidden = true;
         return;
       }
-      throw err;
+      historyVersion = key;
     }
+    unavailable.hidden = true;
+    render(next);
   }
 
   /**

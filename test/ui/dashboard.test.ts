@@ -344,6 +344,9 @@ describe('dashboard in Chromium', () => {
     if (!e) return;
     const { page } = e;
     await page.getByRole('link', { name: /^Release/ }).click();
+    // Before any release (GET /api/release answers 404): the start form and an empty history.
+    await page.getByRole('region', { name: 'Release history' }).getByText('No releases yet.').waitFor();
+    assert.equal(await page.locator('.current-release').isHidden(), true);
     await page.getByRole('textbox', { name: 'Version' }).fill('2.0.0');
     await page.getByRole('button', { name: 'Start release…' }).click();
     await confirmDialog(page, 'Start release');
@@ -364,6 +367,7 @@ describe('dashboard in Chromium', () => {
     await current.getByRole('button', { name: 'Approve' }).click();
     await confirmDialog(page, 'Approve');
     await current.locator('header .badge', { hasText: /^succeeded$/ }).waitFor();
+    await current.locator('li[data-step="prod-a:approval"] .detail', { hasText: 'approved by dashboard:admin' }).waitFor();
 
     await page.getByRole('textbox', { name: 'Version' }).fill('2.0.1');
     await page.getByRole('button', { name: 'Start release…' }).click();

@@ -12,17 +12,24 @@ export interface ReleaseStub {
   reachApproval(): void;
 }
 
-const step = (id: string, kind: ReleaseStep['kind'], title: string): ReleaseStep => ({ id, kind, cluster: 'prod-a', title, state: 'pending', repeatable: true });
+/** Fields the conductor branch adds to the shared Release type (who approved, who aborted). */
+type StubStep = ReleaseStep & { approvedBy?: string };
+type StubRelease = Omit<Release, 'steps'> & { steps: StubStep[]; abortedBy?: string };
+
+const step = (id: string, kind: ReleaseStep['kind'], title: string): StubStep => ({ id, kind, cluster: 'prod-a', title, state: 'pending', repeatable: true });
 
 /** Undefined when the real release API is registered (then the tests drive the real conductor). */
 export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, string>): ReleaseStub | undefined {
   if (server.router.match('GET', '/api/release') !== undefined) return undefined;
-  const history: Release[] = [];
-  let current: Release | null = null;
+  const history: StubRelease[] = [];
+  let current: StubRelease | null = null;
   const active = () => current !== null && ['running', 'awaiting-approval', 'failed', 'interrupted'].includes(current.state);
   const r = server.router;
-  r.add({ method: 'GET', path: '/api/release', summary: 'Current release (stub)', tag: 'release' }, () => current);
-  r.add({ method: 'GET', path: '/api/releases', summary: 'Release history (stub)', tag: 'release' }, () => history);
+  r.add({ method: 'GET', path: '/api/release', summary: 'Current (or last) release (stub)', tag: 'release' }, () => {
+    if (!current) throw new HttpError(404, 'there has been no release yet');
+    return current;
+  });
+  r.add({ method: 'GET', path: '/api/releases', summary: 'Release history, newest first (stub)', tag: 'release' }, () => [...history].reverse());
   r.add({ method: 'POST', path: '/api/release/start', summary: 'Start (stub)', body: z.strictObject({ version: z.string().min(1) }), tag: 'release' }, ({ body, actor }) => {
     if (active()) throw new HttpError(409, `release ${current!.version} is in progress (started by ${current!.startedBy})`);
     current = {
@@ -49,19 +56,20 @@ export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, 
     history.push(current);
     return current;
   });
-  r.add({ method: 'POST', path: '/api/release/approve', summary: 'Approve (stub)', tag: 'release' }, () => {
+  r.add({ method: 'POST', path: '/api/release/approve', summary: 'Approve (stub)', body: z.strictObject({}), tag: 'release' }, ({ actor }) => {
     if (current?.state !== 'awaiting-approval') throw new HttpError(409, 'no release is waiting for approval');
     const now = new Date().toISOString();
     for (const s of current.steps.slice(current.current)) Object.assign(s, { state: 'succeeded', startedAt: s.startedAt ?? now, endedAt: now });
+    current.steps[current.current]!.approvedBy = actor.who;
     Object.assign(current, { state: 'succeeded', endedAt: now, current: current.steps.length - 1 });
     return current;
   });
-  r.add({ method: 'POST', path: '/api/release/abort', summary: 'Abort (stub)', tag: 'release' }, ({ actor }) => {
+  r.add({ method: 'POST', path: '/api/release/abort', summary: 'Abort (stub)', body: z.strictObject({}), tag: 'release' }, ({ actor }) => {
     if (!active()) throw new HttpError(409, 'no release in progress');
     const now = new Date().toISOString();
     const step = current!.steps[current!.current]!;
     Object.assign(step, { state: 'failed', endedAt: now, detail: 'aborted' });
-    Object.assign(current!, { state: 'aborted', endedAt: now, reason: `aborted by ${actor.who}: traffic returned to prod-a, prod-b` });
+    Object.assign(current!, { state: 'aborted', endedAt: now, abortedBy: actor.who, reason: `aborted by ${actor.who}: traffic returned to prod-a, prod-b` });
     return current;
   });
   for (const verb of ['resume', 'retry']) {
