@@ -4,6 +4,7 @@ import { register as check } from './check.js';
 import { register as sites } from './sites.js';
 import { register as start } from './start.js';
 import { register as status } from './status.js';
+import { register as store } from './store.js';
 import { register as traffic } from './traffic.js';
 
 export function registerCommands(program: Command): void {
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   status(program);
   traffic(program);
   sites(program);
+  store(program);
 }

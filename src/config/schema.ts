@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
+import { storeSchema } from './store-schema.js';
 import { address, duration, size } from './units.js';
 
 const name = z
@@ -223,6 +224,8 @@ export const configSchema = z
     admin: adminSchema.prefault({}),
     /** Where the embedded store, the admin token and the audit log live (relative to the config file). */
     state_dir: z.string().default('.dayshift'),
+    /** Where desired state lives: `{type: file}` (default, in state_dir) or `{type: etcd, ...}` shared by several instances. */
+    store: storeSchema.optional(),
     clusters: z.record(name, clusterSchema),
     health: healthCheck.prefault({}),
     passive: passiveSchema.prefault({}),

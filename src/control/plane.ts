@@ -9,6 +9,7 @@ import type { AdminState, MemberKey, TrafficState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import type { Store } from '../store/store.js';
 import type { Actor, AuditLog } from './audit.js';
+import { aggregateInstances, worstHealth, type InstanceFigures } from './instances.js';
 import { reconcileState, STATE_KEY, type DesiredState, type Maintenance, type Pause } from './state.js';
 import { formatTarget, parseTarget, targetMembers, type Target } from './targets.js';
 
@@ -43,6 +44,8 @@ export interface ControlPlaneOptions {
   logger: Logger;
   /** Present with the built-in driver: closes tunnels at a drain deadline. */
   proxy?: ProxyHandle;
+  /** Other Dayshift instances' live figures (shared etcd store), added to this one's. */
+  peers?: () => Promise<InstanceFigures[]>;
 }
 
 export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload: [LoadedConfig] }> {
@@ -57,9 +60,20 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     this.loadedConfig = options.loaded;
     this.desired = state;
     // Another instance (etcd store) may change the state: adopt it.
-    this.unwatch = options.store.watch(STATE_KEY, (_key, value) => {
-      if (value && JSON.stringify(value) !== JSON.stringify(this.desired)) void this.adopt(value as DesiredState);
-    });
+    this.unwatch = options.store.watch(
+      STATE_KEY,
+      (_key, value) => {
+        if (value && JSON.stringify(value) !== JSON.stringify(this.desired)) void this.adopt(value as DesiredState);
+      },
+      // The store was out of reach and changes may have been missed: read the state again.
+      () =>
+        void options.store.get<DesiredState>(STATE_KEY).then(
+          (stored) => {
+            if (stored && JSON.stringify(stored.value) !== JSON.stringify(this.desired)) void this.adopt(stored.value);
+          },
+          (err: unknown) => options.logger.warn({ err }, 'could not re-read the state after the store came back'),
+        ),
+    );
   }
 
   static async open(options: ControlPlaneOptions): Promise<ControlPlane> {
@@ -176,13 +190,34 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     });
   }
 
-  status(): Promise<DriverStatus> {
-    return this.options.driver.status();
+  /** The driver's status; with several instances, in flight, sessions and tunnels are everyone's. */
+  async status(): Promise<DriverStatus> {
+    const status = await this.options.driver.status();
+    if (!this.options.peers) return status;
+    let peers: InstanceFigures[];
+    try {
+      peers = await this.options.peers();
+    } catch (err) {
+      status.warnings.push(`other instances' figures are unavailable (${(err as Error).message}): showing this instance only`);
+      return status;
+    }
+    const totals = aggregateInstances(peers);
+    for (const cluster of status.clusters) {
+      for (const member of cluster.members) {
+        const other = totals.members[`${cluster.name}/${member.id}`];
+        if (!other) continue;
+        member.inFlight += other.inFlight;
+        member.boundSessions = (member.boundSessions ?? 0) + other.sessions;
+        member.openTunnels = (member.openTunnels ?? 0) + other.tunnels;
+        member.health = worstHealth(member.health, other.health);
+      }
+    }
+    return status;
   }
 
   /** How far a drain of the target has come, from the driver's live figures. */
   async drainProgress(target: Target, deadlineOverrideMs?: number): Promise<DrainProgress> {
-    const status = await this.options.driver.status();
+    const status = await this.status();
     const cluster = status.clusters.find((c) => c.name === target.cluster);
     const members = (cluster?.members ?? []).filter((m) => target.kind === 'cluster' || m.id === target.member);
     const inFlight = members.reduce((n, m) => n + m.inFlight, 0);

@@ -11,11 +11,12 @@ import type { DayshiftConfig } from '../config/schema.js';
 import { BuiltinDriver } from '../drivers/builtin.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import { startProxy } from '../proxy/proxy.js';
-import { FileStore } from '../store/file.js';
+import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { AdminServer } from './admin-server.js';
 import { registerControlApi } from './api.js';
 import { AuditLog } from './audit.js';
+import { defaultInstanceId, instanceFigures, listInstances, startPublishing } from './instances.js';
 import { createMetrics, registerMetricsRoute } from './metrics.js';
 import { ControlPlane } from './plane.js';
 import { StatsSampler } from './sampler.js';
@@ -62,7 +63,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
   const { config } = loaded;
   const stateDir = resolve(loaded.baseDir, config.state_dir);
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const store: Store = await FileStore.open(stateDir);
+  const store: Store = await openStore(config, loaded.baseDir);
   const token = await loadAdminToken(config.admin.token_file, stateDir, loaded.baseDir);
   const audit = new AuditLog(stateDir);
   const sessions = new SessionTracker(config.drain.max_sessions);
@@ -75,7 +76,22 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
   const driver = new BuiltinDriver(proxy, () => plane?.loaded ?? loaded, sessions);
   const cleanup: (() => Promise<void>)[] = [() => proxy.close(0), () => store.close()];
   try {
-    plane = await ControlPlane.open({ loaded, store, driver, audit, logger, proxy });
+    // Several instances share an etcd store: each publishes its live figures, and status and drain
+    // waiting add up everyone's.
+    // host-pid plus a random part: unique even for two instances in one process (as in tests).
+    const instanceId = `${defaultInstanceId()}-${randomBytes(3).toString('hex')}`;
+    const shared = config.store?.type === 'etcd';
+    const publisher = shared
+      ? startPublishing(store, () => instanceFigures({ id: instanceId, version: VERSION }, proxy.stats(), sessions.byMember(Date.now(), (plane ?? { config }).config.drain.session_idle)), {
+          // Twice a second: drain waiting on another instance sees this one's requests in flight quickly.
+          intervalMs: 500,
+          onError: (err) => logger.warn({ err }, 'could not publish this instance\'s figures to the store'),
+        })
+      : undefined;
+    if (publisher) cleanup.push(async () => publisher.stop());
+    await publisher?.publishNow().catch(() => undefined);
+    const peers = shared ? async () => (await listInstances(store)).filter((i) => i.id !== instanceId) : undefined;
+    plane = await ControlPlane.open({ loaded, store, driver, audit, logger, proxy, ...(peers ? { peers } : {}) });
     const sampler = new StatsSampler(() => proxy.stats(), (key) => key.slice(0, key.indexOf('/')));
     sampler.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION });
@@ -103,6 +119,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       logger,
       async close(graceMs = openPlane.config.timeouts.shutdown) {
         clearInterval(pruner);
+        publisher?.stop();
         sampler.stop();
         await admin.close();
         await proxy.close(graceMs);

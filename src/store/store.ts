@@ -18,6 +18,11 @@ export interface StoreLock {
   readonly holder: string;
   /** Gives the lock up. Safe to call twice. */
   release(): Promise<void>;
+  /**
+   * Whether this holder still has the lock, asked of the store itself. A lock can be lost without
+   * release(): its lease expired while the store was out of reach. A conductor checks before each step.
+   */
+  held?(): Promise<boolean>;
 }
 
 export type Unsubscribe = () => void;
@@ -30,8 +35,12 @@ export interface Store {
   put(key: string, value: unknown, options?: PutOptions): Promise<number>;
   delete(key: string): Promise<void>;
   list<T>(prefix: string): Promise<Versioned<T>[]>;
-  /** Calls back on every change under prefix (value undefined = deleted), from this or another process. */
-  watch(prefix: string, onChange: (key: string, value: unknown) => void): Unsubscribe;
+  /**
+   * Calls back on every change under prefix (value undefined = deleted), from this or another process.
+   * `onResync` is called after the store was out of reach and the watch is live again: changes may have
+   * been missed, so the caller reloads what it needs with list().
+   */
+  watch(prefix: string, onChange: (key: string, value: unknown) => void, onResync?: () => void): Unsubscribe;
   /**
    * Writes a value that disappears when this process stops renewing it (an etcd lease, or an expiry
    * time in the file store). Used for each instance's live figures.
