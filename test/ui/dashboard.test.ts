@@ -417,6 +417,10 @@ describe('dashboard in Chromium', () => {
       // Nothing may stick out sideways on a phone: the page scrolls only vertically.
       assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.documentElement.scrollWidth <= (globalThis as unknown as G).innerWidth), true, `${name}: horizontal overflow`);
       await page.screenshot({ path: join(ARTIFACTS, `overview-${name}.png`), fullPage: true });
+      await page.getByRole('link', { name: /^Release/ }).click();
+      await page.locator('.current-release header .badge').waitFor();
+      assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.documentElement.scrollWidth <= (globalThis as unknown as G).innerWidth), true, `${name}: release view overflows`);
+      await page.screenshot({ path: join(ARTIFACTS, `release-${name}.png`), fullPage: true });
       await context.close();
     }
   });
