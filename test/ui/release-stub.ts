@@ -42,7 +42,7 @@ export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, 
       steps: [
         step('prod-a:drain', 'drain', 'drain prod-a (idle 5m, deadline 30m)'),
         step('prod-a:out', 'out', 'take prod-a out'),
-        step('prod-a:deploy', 'hook', `deploy ${body.version} to prod-a`),
+        step('prod-a:deploy', 'hook', 'deploy prod-a: echo deploying $DAYSHIFT_VERSION to $DAYSHIFT_CLUSTER'),
         step('prod-a:health', 'health-gate', 'health gate prod-a (all members up)'),
         step('prod-a:qa', 'qa-checks', 'QA checks on prod-a'),
         step('prod-a:approval', 'approval', 'approval: manual'),
@@ -69,7 +69,7 @@ export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, 
     const now = new Date().toISOString();
     const step = current!.steps[current!.current]!;
     Object.assign(step, { state: 'failed', endedAt: now, detail: 'aborted' });
-    Object.assign(current!, { state: 'aborted', endedAt: now, abortedBy: actor.who, reason: `aborted by ${actor.who}: traffic returned to prod-a, prod-b` });
+    Object.assign(current!, { state: 'aborted', endedAt: now, abortedBy: actor.who, reason: 'aborted: traffic returned to the clusters live before the release' });
     return current;
   });
   for (const verb of ['resume', 'retry']) {
@@ -84,7 +84,7 @@ export function registerReleaseStub(server: AdminServer, qaUrls: Record<string, 
       const done: [number, number, Partial<ReleaseStep>][] = [
         [400, 250, { detail: 'drained: no session seen for 5m' }],
         [250, 249, {}],
-        [249, 130, { output: ['copying app.war to a1', 'copying app.war to a2', 'done'] }],
+        [249, 130, { output: [`deploying ${current.version} to prod-a`] }],
         [130, 100, {}],
         [100, 90, { output: ['GET / → 200', 'GET /checkout → 200'] }],
       ];
