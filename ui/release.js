@@ -220,7 +220,33 @@ export function createReleaseView(root, announce, onState) {
   }
 
   let historyVersion = '';
-  async function refresh() {
+  /** @type {Promise<void> | undefined} */
+  let inFlight;
+  let again = false;
+  /**
+   * Reads the release and, when it changed, the history. Calls never overlap: one that comes while a read
+   * is under way asks for another read after it, so an older answer can never be drawn over a newer one.
+   * @returns {Promise<void>}
+   */
+  function refresh() {
+    if (inFlight) {
+      again = true;
+      return inFlight;
+    }
+    inFlight = (async () => {
+      try {
+        do {
+          again = false;
+          await read();
+        } while (again);
+      } finally {
+        inFlight = undefined;
+      }
+    })();
+    return inFlight;
+  }
+
+  async function read() {
     /** @type {Release | null} */
     let next = null;
     try {

@@ -22,8 +22,6 @@ export interface DashboardOptions {
   token: string;
   logger?: Logger;
   sessions?: Partial<SessionOptions>;
-  /** Where the page's files are; defaults to the package's ui/ folder. */
-  uiDir?: string;
 }
 
 /** The package's ui/ folder, found from this compiled file (dist/src/ui/) so no absolute path is stored. */
@@ -43,7 +41,7 @@ const ASSET_NAME = /^[a-z0-9][a-z0-9-]*\.(js|css|svg|png|ico)$/;
 
 // The page needs nothing from elsewhere; the policy makes any injected script or outside request fail.
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -57,14 +55,13 @@ interface Asset {
 
 export function registerDashboard(server: AdminServer, options: DashboardOptions): void {
   const sessions = new SessionStore(options.token, { ...DEFAULT_SESSION_OPTIONS, ...options.sessions });
-  const uiDir = options.uiDir ?? UI_DIR;
-  const assets = new Map<string, Promise<Asset | undefined>>();
-  const asset = (name: string): Promise<Asset | undefined> => {
-    let found = assets.get(name);
-    if (!found) {
-      found = loadAsset(join(uiDir, name));
-      assets.set(name, found);
-    }
+  // Only files that exist are kept, so asking for made-up names cannot grow the cache.
+  const assets = new Map<string, Asset>();
+  const asset = async (name: string): Promise<Asset | undefined> => {
+    const cached = assets.get(name);
+    if (cached) return cached;
+    const found = await loadAsset(join(UI_DIR, name));
+    if (found) assets.set(name, found);
     return found;
   };
 

@@ -381,7 +381,7 @@ describe('dashboard in Chromium', () => {
     await current.getByText(/aborted by dashboard:admin/).first().waitFor();
 
     const history = page.getByRole('region', { name: 'Release history' });
-    await history.locator('tbody tr').nth(1).waitFor();
+    await history.locator('tbody tr').nth(0).locator('.badge', { hasText: /^aborted$/ }).waitFor();
     assert.deepEqual(await history.locator('tbody tr th').allTextContents(), ['2.0.1', '2.0.0']);
     assert.deepEqual(await history.locator('tbody tr .badge').allTextContents(), ['aborted', 'succeeded']);
   });
