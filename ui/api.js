@@ -63,3 +63,32 @@ export async function signOut() {
   await api('DELETE', '/ui/session').catch(() => undefined);
   csrf = '';
 }
+
+/**
+ * Wraps a read-and-draw function so that calls never overlap: a call that comes while one runs asks for
+ * one more run after it, so an older answer is never drawn over a newer one.
+ * @param {() => Promise<void>} read
+ * @returns {() => Promise<void>}
+ */
+export function oneAtATime(read) {
+  /** @type {Promise<void> | undefined} */
+  let running;
+  let again = false;
+  return () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          await read();
+        } while (again);
+      } finally {
+        running = undefined;
+      }
+    })();
+    return running;
+  };
+}

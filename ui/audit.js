@@ -1,5 +1,5 @@
 // The audit log view: every change, who made it, from where, newest first.
-import { api } from './api.js';
+import { api, oneAtATime } from './api.js';
 import { h, time } from './dom.js';
 
 /** @param {HTMLElement} root */
@@ -15,7 +15,8 @@ export function createAuditView(root) {
     ),
   );
   let last = '';
-  async function refresh() {
+  const refresh = oneAtATime(read);
+  async function read() {
     /** @type {{ at: string, who: string, from: string, action: string, target: string, detail?: Record<string, unknown> }[]} */
     const entries = await api('GET', '/api/audit?limit=200');
     const key = JSON.stringify(entries.at(-1) ?? null) + entries.length;

@@ -1,6 +1,6 @@
 // The release view: the current release's steps with states and durations, the drain countdown, hook
 // output, QA links, Approve / Abort / Resume / Retry; starting a release; the history.
-import { api, ApiError } from './api.js';
+import { api, ApiError, oneAtATime } from './api.js';
 import { confirmAction } from './dialog.js';
 import { badge, duration, elapsed, h, ms, num, percent, setBadge, setText, time } from './dom.js';
 
@@ -220,31 +220,8 @@ export function createReleaseView(root, announce, onState) {
   }
 
   let historyVersion = '';
-  /** @type {Promise<void> | undefined} */
-  let inFlight;
-  let again = false;
-  /**
-   * Reads the release and, when it changed, the history. Calls never overlap: one that comes while a read
-   * is under way asks for another read after it, so an older answer can never be drawn over a newer one.
-   * @returns {Promise<void>}
-   */
-  function refresh() {
-    if (inFlight) {
-      again = true;
-      return inFlight;
-    }
-    inFlight = (async () => {
-      try {
-        do {
-          again = false;
-          await read();
-        } while (again);
-      } finally {
-        inFlight = undefined;
-      }
-    })();
-    return inFlight;
-  }
+  // Reads never overlap, so an older answer is never drawn over a newer one.
+  const refresh = oneAtATime(read);
 
   async function read() {
     /** @type {Release | null} */
