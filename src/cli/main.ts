@@ -8,10 +8,18 @@ import { CliError, colour, EXIT } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+// `dayshift status | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(EXIT.ok);
+  throw err;
+});
+
 const program = new Command('dayshift')
   .description('Release web applications in the middle of the working day, with no downtime.')
   .version(pkg.version)
   .showHelpAfterError()
+  // Program options (--version) only before the command, so that `release start --version V` is the release's.
+  .enablePositionalOptions()
   .exitOverride();
 registerCommands(program);
 

@@ -12,8 +12,12 @@ export const EXIT = {
   refused: 3,
   /** A wait ended at its deadline without the condition being met. */
   timeout: 4,
-  /** The admin API could not be reached or rejected the token. */
+  /** The admin API (or a database server) could not be reached, or the token was refused. */
   unreachable: 5,
+  /** A switchover or release was aborted and rolled back: the old state is back. */
+  rolledBack: 6,
+  /** Failed past the point of no return: repair steps were printed. */
+  repair: 7,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../config/load.js';
 import { createLogger } from '../control/logger.js';
-import { checkMembersResolve, startDayshift, VERSION } from '../control/server.js';
+import { startDayshift, VERSION } from '../control/server.js';
 import { CliError, EXIT } from './output.js';
 
 export function register(program: Command): void {
@@ -14,11 +14,6 @@ export function register(program: Command): void {
     .action(async (opts: { config: string }) => {
       const loaded = await loadConfigFile(opts.config);
       const logger = createLogger(loaded.config.log);
-      try {
-        await checkMembersResolve(loaded.config);
-      } catch (err) {
-        throw new CliError((err as Error).message, EXIT.usage);
-      }
       let dayshift;
       try {
         dayshift = await startDayshift(loaded, logger);

@@ -40,19 +40,21 @@ export interface LoadedConfig {
 }
 
 export async function loadConfigFile(file: string): Promise<LoadedConfig> {
-  const absolute = resolve(file);
-  let source: string;
-  try {
-    source = await readFile(absolute, 'utf8');
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
-    throw new ConfigError([{ file: absolute, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }]);
-  }
+  const { absolute, source } = await readConfigSource(file);
   return { ...parseConfig(source, absolute), baseDir: dirname(absolute) };
 }
 
 /** Parses YAML text; `file` is used in messages only. */
 export function parseConfig(source: string, file = '<inline>'): LoadedConfig {
+  const config = parseYamlWith(source, file, configSchema);
+  return { config, file, baseDir: file === '<inline>' ? process.cwd() : dirname(file), source };
+}
+
+/**
+ * Parses YAML text and validates it with any schema, reporting problems as parseConfig does. Commands
+ * that need only one section of the file (e.g. `dayshift db`) pass a schema that ignores the rest.
+ */
+export function parseYamlWith<S extends z.ZodType>(source: string, file: string, schema: S): z.output<S> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -64,20 +66,31 @@ export function parseConfig(source: string, file = '<inline>'): LoadedConfig {
     );
   }
   const raw: unknown = doc.toJS() ?? {};
-  const result = configSchema.safeParse(raw);
+  const result = schema.safeParse(raw);
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map((issue) => toProblem(issue, doc, lineCounter, file, raw)));
+    throw new ConfigError(result.error.issues.map((issue) => toProblem(schema, issue, doc, lineCounter, file, raw)));
   }
-  return { config: result.data, file, baseDir: file === '<inline>' ? process.cwd() : dirname(file), source };
+  return result.data;
 }
 
-function toProblem(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, file: string, raw: unknown): ConfigProblem {
+/** Reads a file for parsing, turning a missing or unreadable file into a ConfigError. */
+export async function readConfigSource(file: string): Promise<{ absolute: string; source: string }> {
+  const absolute = resolve(file);
+  try {
+    return { absolute, source: await readFile(absolute, 'utf8') };
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new ConfigError([{ file: absolute, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }]);
+  }
+}
+
+function toProblem(root: z.ZodType, issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, file: string, raw: unknown): ConfigProblem {
   let path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0]!;
     path = [...path, key];
-    message = `unknown key "${key}"${issue.keys.length > 1 ? ` (and ${issue.keys.slice(1).join(', ')})` : ''}; expected one of: ${knownKeys(issue, raw)}`;
+    message = `unknown key "${key}"${issue.keys.length > 1 ? ` (and ${issue.keys.slice(1).join(', ')})` : ''}; expected one of: ${knownKeys(root, issue, raw)}`;
   } else if (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union') {
     const found = valueAt(raw, path);
     message = `${message}, found ${describe(found)}`;
@@ -87,17 +100,17 @@ function toProblem(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, f
 }
 
 /** Keys the schema accepts where an unknown key was found (read back from the schema by path). */
-function knownKeys(issue: z.core.$ZodIssue, raw: unknown): string {
+function knownKeys(root: z.ZodType, issue: z.core.$ZodIssue, raw: unknown): string {
   const found = valueAt(raw, issue.path as (string | number)[]);
   const given = found && typeof found === 'object' ? Object.keys(found) : [];
   const unknown = new Set((issue as { keys: string[] }).keys);
-  const shape = shapeAt(issue.path as (string | number)[]);
+  const shape = shapeAt(root, issue.path as (string | number)[]);
   const known = shape ?? given.filter((k) => !unknown.has(k));
   return known.join(', ') || '(none)';
 }
 
-function shapeAt(path: (string | number)[]): string[] | undefined {
-  let schema: unknown = configSchema;
+function shapeAt(root: z.ZodType, path: (string | number)[]): string[] | undefined {
+  let schema: unknown = root;
   for (const key of [...path, null]) {
     // Unwrap pipes, defaults, optionals and unions until an object, array or record is reached.
     for (let guard = 0; guard < 10; guard++) {

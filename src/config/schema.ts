@@ -3,6 +3,9 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
+import { databaseSchema } from './database-schema.js';
+import { driverSchema } from './driver-schema.js';
+import { checkReleasePlan, releaseSchema } from './release-schema.js';
 import { storeSchema } from './store-schema.js';
 import { address, duration, size } from './units.js';
 
@@ -132,7 +135,7 @@ export const siteSchema = z.strictObject({
   cookie_domain: z.record(z.string(), z.string()).optional(),
   cookie_path: z.record(z.string(), z.string()).optional(),
   /** Files that replace the built-in 502/503/504 pages (HTML). */
-  error_pages: z.record(z.enum(['502', '503', '504']), z.string()).optional(),
+  error_pages: z.partialRecord(z.enum(['502', '503', '504']), z.string()).optional(),
 });
 export type SiteConfig = z.infer<typeof siteSchema>;
 
@@ -242,6 +245,12 @@ export const configSchema = z
     access_log: accessLogSchema.prefault({}),
     log: logSchema.prefault({}),
     sites: z.record(name, siteSchema),
+    /** What applies traffic states: the built-in proxy (default), Apache httpd or HAProxy (docs/drivers.md). */
+    driver: driverSchema.optional(),
+    /** MySQL/MariaDB servers for `dayshift db` (docs/database.md). */
+    database: databaseSchema.optional(),
+    /** The release plan (docs/releases.md). */
+    release: releaseSchema.optional(),
   })
   .superRefine((config, ctx) => {
     for (const [siteName, site] of Object.entries(config.sites)) {
@@ -278,6 +287,7 @@ export const configSchema = z
         ids.add(id);
       });
     }
+    checkReleasePlan(config.release, Object.keys(config.clusters), ctx);
     if (config.listen.http === undefined && config.listen.https === undefined) {
       ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });
     }

@@ -1,16 +1,18 @@
 // One running Dayshift: store, proxy (built-in driver) or external driver, control plane, admin API,
 // metrics. `dayshift start`, `dayshift demo` and the tests all start it through here.
 import { randomBytes } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
-import type { DayshiftConfig } from '../config/schema.js';
 import { BuiltinDriver } from '../drivers/builtin.js';
+import type { Driver } from '../drivers/driver.js';
+import { createDriver } from '../drivers/factory.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import { startProxy } from '../proxy/proxy.js';
+import { registerReleaseApi } from '../release/api.js';
+import { Conductor } from '../release/conductor.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { AdminServer } from './admin-server.js';
@@ -35,6 +37,7 @@ export interface Dayshift {
   audit: AuditLog;
   sessions: SessionTracker;
   sampler: StatsSampler | undefined;
+  conductor: Conductor;
   stateDir: string;
   logger: Logger;
   /** Stops accepting, lets requests in flight finish within graceMs, closes everything. */
@@ -43,69 +46,82 @@ export interface Dayshift {
 
 export const VERSION = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')).version as string;
 
-/** Fails with a clear message when a member's host name does not resolve. */
-export async function checkMembersResolve(config: DayshiftConfig): Promise<void> {
-  const failures: string[] = [];
-  for (const [cluster, c] of Object.entries(config.clusters)) {
-    for (const member of c.members) {
-      const host = new URL(member.url).hostname.replace(/^\[|\]$/g, '');
-      try {
-        await lookup(host);
-      } catch {
-        failures.push(`${cluster}: member ${member.url}: host "${host}" does not resolve`);
-      }
-    }
-  }
-  if (failures.length > 0) throw new Error(`cannot start:\n  ${failures.join('\n  ')}`);
-}
-
 export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promise<Dayshift> {
   const { config } = loaded;
   const stateDir = resolve(loaded.baseDir, config.state_dir);
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const store: Store = await openStore(config, loaded.baseDir);
-  const token = await loadAdminToken(config.admin.token_file, stateDir, loaded.baseDir);
-  const audit = new AuditLog(stateDir);
-  const sessions = new SessionTracker(config.drain.max_sessions);
-  const cookieSecret = config.cookie_secret ?? (await cookieSecretIn(stateDir));
-
-  const stored = await store.get<DesiredState>(STATE_KEY);
-  const initial = reconcileState(config, stored?.value);
-  const proxy = await startProxy({ config: loaded, state: initial, logger, sessions, cookieSecret });
-  let plane: ControlPlane | undefined;
-  const driver = new BuiltinDriver(proxy, () => plane?.loaded ?? loaded, sessions);
-  const cleanup: (() => Promise<void>)[] = [() => proxy.close(0), () => store.close()];
+  const cleanup: (() => Promise<void>)[] = [() => store.close()];
   try {
+    const token = await loadAdminToken(config.admin.token_file, stateDir, loaded.baseDir);
+    const audit = new AuditLog(stateDir);
+    const sessions = new SessionTracker(config.drain.max_sessions);
+    // The config in force, as the control plane holds it (a reload replaces it before applying state).
+    const opened: { plane?: ControlPlane } = {};
+    const current = () => opened.plane?.loaded ?? loaded;
+
+    // The built-in driver runs Dayshift's own proxy; with Apache or HAProxy, Dayshift is the control
+    // plane only and their listeners serve the traffic.
+    let proxy: ProxyHandle | undefined;
+    let driver: Driver;
+    if ((config.driver?.type ?? 'builtin') === 'builtin') {
+      const stored = await store.get<DesiredState>(STATE_KEY);
+      const cookieSecret = config.cookie_secret ?? (await cookieSecretIn(stateDir));
+      const started = await startProxy({ config: loaded, state: reconcileState(config, stored?.value), logger, sessions, cookieSecret });
+      proxy = started;
+      cleanup.unshift(() => started.close(0));
+      driver = new BuiltinDriver(started, current, sessions);
+    } else {
+      driver = createDriver(config, { baseDir: loaded.baseDir });
+      cleanup.unshift(() => driver.close());
+    }
+
     // Several instances share an etcd store: each publishes its live figures, and status and drain
-    // waiting add up everyone's.
-    // host-pid plus a random part: unique even for two instances in one process (as in tests).
+    // waiting add up everyone's. host-pid plus a random part keeps two instances in one process apart.
     const instanceId = `${defaultInstanceId()}-${randomBytes(3).toString('hex')}`;
-    const shared = config.store?.type === 'etcd';
-    const publisher = shared
-      ? startPublishing(store, () => instanceFigures({ id: instanceId, version: VERSION }, proxy.stats(), sessions.byMember(Date.now(), (plane ?? { config }).config.drain.session_idle)), {
-          // Twice a second: drain waiting on another instance sees this one's requests in flight quickly.
-          intervalMs: 500,
-          onError: (err) => logger.warn({ err }, 'could not publish this instance\'s figures to the store'),
-        })
-      : undefined;
-    if (publisher) cleanup.push(async () => publisher.stop());
-    await publisher?.publishNow().catch(() => undefined);
-    const peers = shared ? async () => (await listInstances(store)).filter((i) => i.id !== instanceId) : undefined;
-    plane = await ControlPlane.open({ loaded, store, driver, audit, logger, proxy, ...(peers ? { peers } : {}) });
-    const sampler = new StatsSampler(() => proxy.stats(), (key) => key.slice(0, key.indexOf('/')));
-    sampler.start();
+    const publisher =
+      config.store?.type === 'etcd' && proxy
+        ? startPublishing(store, () => instanceFigures({ id: instanceId, version: VERSION }, proxy.stats(), sessions.byMember(Date.now(), current().config.drain.session_idle)), {
+            // Twice a second: drain waiting on another instance sees this one's requests in flight quickly.
+            intervalMs: 500,
+            onError: (err) => logger.warn({ err }, "could not publish this instance's figures to the store"),
+          })
+        : undefined;
+    if (publisher) {
+      cleanup.unshift(async () => publisher.stop());
+      await publisher.publishNow().catch(() => undefined);
+    }
+    const peers = publisher ? async () => (await listInstances(store)).filter((i) => i.id !== instanceId) : undefined;
+
+    const plane = await ControlPlane.open({ loaded, store, driver, audit, logger, ...(proxy ? { proxy } : {}), ...(peers ? { peers } : {}) });
+    opened.plane = plane;
+    cleanup.unshift(() => plane.close());
+    const statsOf = proxy;
+    const sampler = statsOf ? new StatsSampler(() => statsOf.stats(), (key) => key.slice(0, key.indexOf('/'))) : undefined;
+    sampler?.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION });
     registerControlApi(admin, plane, audit, sampler);
-    registerMetricsRoute(admin, createMetrics(plane, proxy, sessions), config.admin.metrics_auth);
+    registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined), config.admin.metrics_auth);
+    // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
+    const httpOrigin = () => {
+      const bound = proxy?.addresses().http[0];
+      const configured = [plane.config.listen.http].flat()[0];
+      const address = bound ? { host: bound.address, port: bound.port } : configured;
+      if (!address) return undefined;
+      const host = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host.includes(':') ? `[${address.host}]` : address.host;
+      return `http://${host}:${address.port}`;
+    };
+    const conductor = await Conductor.open({ plane, logger, sampler, sessions, httpOrigin, audit });
+    cleanup.unshift(() => conductor.close());
+    registerReleaseApi(admin, conductor);
     const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`admin listener ${config.admin.listen.host}:${config.admin.listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);
     });
-    const pruner = setInterval(() => sessions.prune(Date.now(), plane!.config.drain.session_idle), 30_000);
+    const pruner = setInterval(() => sessions.prune(Date.now(), current().config.drain.session_idle), 30_000);
     pruner.unref();
     const host = adminAddress.family === 'IPv6' ? `[${adminAddress.address}]` : adminAddress.address;
-    const openPlane = plane;
     return {
-      plane: openPlane,
+      plane,
       proxy,
       admin,
       adminAddress,
@@ -115,15 +131,18 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       audit,
       sessions,
       sampler,
+      conductor,
       stateDir,
       logger,
-      async close(graceMs = openPlane.config.timeouts.shutdown) {
+      async close(graceMs = plane.config.timeouts.shutdown) {
         clearInterval(pruner);
+        await conductor.close();
         publisher?.stop();
-        sampler.stop();
+        sampler?.stop();
         await admin.close();
-        await proxy.close(graceMs);
-        await openPlane.close();
+        await proxy?.close(graceMs);
+        if (!proxy) await driver.close();
+        await plane.close();
         await store.close();
       },
     };

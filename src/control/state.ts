@@ -44,7 +44,7 @@ export interface DesiredState {
 export const STATE_KEY = 'state';
 
 /** The state a fresh installation starts from: what the config file says. */
-export function initialState(config: DayshiftConfig): DesiredState {
+export function initialState(config: Pick<DayshiftConfig, 'clusters'>): DesiredState {
   const state: DesiredState = { clusters: {}, members: {}, sites: {} };
   for (const [name, cluster] of Object.entries(config.clusters)) {
     state.clusters[name] = { traffic: cluster.traffic, weight: cluster.weight };

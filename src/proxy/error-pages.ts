@@ -34,7 +34,7 @@ export interface ErrorPageOptions {
   accept: string | undefined;
   /** Replaces the default text (maintenance message). */
   message?: string;
-  /** Replacement HTML page (site.error_pages). */
+  /** Replacement HTML page (site.error_pages); `{message}` in it is replaced by the message. */
   page?: string;
   retryAfterSeconds?: number;
   requestIdHeader: string;
@@ -54,7 +54,7 @@ export function sendError(res: ServerResponse, status: number, options: ErrorPag
     body = JSON.stringify({ status, error: title, message: text, requestId: options.requestId });
     type = 'application/json';
   } else if (options.page !== undefined) {
-    body = options.page;
+    body = options.page.replaceAll('{message}', escapeHtml(text));
     type = 'text/html; charset=utf-8';
   } else {
     body = `<!doctype html><html><head><meta charset="utf-8"><title>${status} ${title}</title></head><body><h1>${title}</h1><p>${escapeHtml(text)}</p></body></html>\n`;

@@ -136,7 +136,7 @@ export class Forwarder {
           // Released: route again on the snapshot in force now.
           const now = this.ctx.snapshot();
           const again = resolveTarget(now, req, reject);
-          if (again) void this.forward(req, res, again, expectContinue, now);
+          if (again) this.run(req, res, again, expectContinue, now);
         },
         () => {
           if (res.destroyed) return;
@@ -146,7 +146,16 @@ export class Forwarder {
       );
       return;
     }
-    void this.forward(req, res, target, expectContinue, snap);
+    this.run(req, res, target, expectContinue, snap);
+  }
+
+  /** Forwards, and turns anything unexpected into a 502 (or a cut connection) rather than a crash. */
+  private run(req: IncomingMessage, res: ServerResponse, target: Target, expectContinue: boolean, snap: Snapshot): void {
+    this.forward(req, res, target, expectContinue, snap).catch((error: unknown) => {
+      this.ctx.logger.error({ err: error, requestId: target.requestId }, 'request failed unexpectedly');
+      if (res.headersSent || res.destroyed) res.destroy();
+      else sendError(res, 502, { accept: req.headers.accept, requestIdHeader: snap.config.request_id_header.toLowerCase(), requestId: target.requestId });
+    });
   }
 
   private log(req: IncomingMessage, res: ServerResponse, target: Target, started: number): void {
@@ -376,14 +385,25 @@ export class Forwarder {
       }
     }
     if (contentLength !== undefined) out.push('content-length', String(contentLength));
-    countStatus(site, status);
     if (res.destroyed) {
       response.body.destroy();
       member.inFlight--;
       done();
       return;
     }
-    res.writeHead(status, response.statusMessage || undefined, out);
+    try {
+      res.writeHead(status, response.statusMessage || undefined, out);
+    } catch (error) {
+      // A header Node refuses to send (bad characters from the member): answer 502 instead.
+      response.body.destroy();
+      member.inFlight--;
+      done();
+      this.ctx.logger.warn({ member: member.key, requestId: target.requestId, err: (error as Error).message }, 'member response headers refused');
+      countStatus(site, 502);
+      sendError(res, 502, { accept: req.headers.accept, page: site.errorPages.get(502), requestIdHeader: config.request_id_header.toLowerCase(), requestId: target.requestId });
+      return;
+    }
+    countStatus(site, status);
     let released = false;
     const release = () => {
       if (released) return;

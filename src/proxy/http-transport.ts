@@ -7,18 +7,23 @@ import type { MemberConfig } from '../config/schema.js';
 import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from './transport.js';
 import type { TransportSettings } from './transports.js';
 
-type Controller = Dispatcher.DispatchController;
-
 class ResponseBody extends Readable {
   ended = false;
-  constructor(private readonly controller: Controller) {
+  paused = false;
+  constructor(
+    private readonly resumeMember: () => void,
+    private readonly abort: (error: Error) => void,
+  ) {
     super();
   }
   override _read(): void {
-    if (this.controller.paused) this.controller.resume();
+    if (this.paused) {
+      this.paused = false;
+      this.resumeMember();
+    }
   }
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (!this.ended && !this.controller.aborted) this.controller.abort(error ?? new Error('response body destroyed'));
+    if (!this.ended) this.abort(error ?? new Error('response body destroyed'));
     callback(error);
   }
 }
@@ -38,44 +43,53 @@ function toUpstreamError(error: Error, responded: boolean): UpstreamError {
   return new UpstreamError(error.message, 'before-response', stale, code.startsWith('UND_ERR_INVALID') || code === 'HPE_INVALID' ? 'protocol' : 'network', { cause: error });
 }
 
+/**
+ * One exchange, on undici's raw handler callbacks (onConnect/onHeaders/onData/onComplete/onError): they
+ * hand over raw header buffers and take backpressure as a return value, with no header object built and
+ * re-flattened on the way (the newer controller API wraps these same callbacks).
+ */
 class Exchange implements Dispatcher.DispatchHandler {
   body: ResponseBody | undefined;
-  controller: Controller | undefined;
+  abortExchange: ((error: Error) => void) | undefined;
+  done = false;
   constructor(
     private readonly resolve: (response: UpstreamResponse) => void,
     private readonly reject: (error: UpstreamError) => void,
     private readonly signal: AbortSignal,
   ) {}
 
-  onRequestStart(controller: Controller): void {
-    this.controller = controller;
-    if (this.signal.aborted) controller.abort(this.signal.reason as Error);
+  onConnect(abort: (error?: Error) => void): void {
+    this.abortExchange = abort;
+    if (this.signal.aborted) abort(this.signal.reason as Error);
   }
 
-  onResponseStart(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
-    if (statusCode < 200) return;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true;
     const pairs: [string, string][] = [];
-    for (const name in headers) {
-      const value = headers[name];
-      if (value === undefined) continue;
-      if (typeof value === 'string') pairs.push([name, value]);
-      else for (const v of value) pairs.push([name, v]);
-    }
-    this.body = new ResponseBody(controller);
-    this.resolve({ status: statusCode, statusMessage: statusMessage ?? '', headers: pairs, body: this.body });
+    for (let i = 0; i < rawHeaders.length; i += 2) pairs.push([rawHeaders[i]!.toString('latin1').toLowerCase(), rawHeaders[i + 1]!.toString('latin1')]);
+    this.body = new ResponseBody(resume, (error) => {
+      if (!this.done) this.abortExchange?.(error);
+    });
+    this.resolve({ status: statusCode, statusMessage: statusText, headers: pairs, body: this.body });
+    return true;
   }
 
-  onResponseData(controller: Controller, chunk: Buffer): void {
-    if (this.body && !this.body.push(chunk)) controller.pause();
+  onData(chunk: Buffer): boolean {
+    const body = this.body!;
+    if (body.push(chunk)) return true;
+    body.paused = true;
+    return false;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
+    this.done = true;
     if (!this.body) return;
     this.body.ended = true;
     this.body.push(null);
   }
 
-  onResponseError(_controller: Controller, error: Error): void {
+  onError(error: Error): void {
+    this.done = true;
     if (this.body) {
       this.body.ended = true;
       this.body.destroy(toUpstreamError(error, true));
@@ -102,7 +116,7 @@ export function createHttpTransport(url: URL, member: MemberConfig, settings: Tr
         request.signal.addEventListener(
           'abort',
           () => {
-            if (exchange.controller && !exchange.controller.aborted) exchange.controller.abort(request.signal.reason as Error);
+            if (!exchange.done) exchange.abortExchange?.(request.signal.reason as Error);
           },
           { once: true },
         );

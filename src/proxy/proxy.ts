@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { isIP, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import tls, { type SecureContext } from 'node:tls';
 import type { LoadedConfig } from '../config/load.js';
@@ -57,12 +58,51 @@ interface TlsContexts {
   wildcard: Map<string, SecureContext>;
 }
 
+/** Reads a certificate or key file, with an error that names the config key and the file. */
+function readPem(loaded: LoadedConfig, file: string, key: string): Buffer {
+  const path = resolve(loaded.baseDir, file);
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new Error(`${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+}
+
+function secureContext(loaded: LoadedConfig, pair: { cert: string; key: string }, where: string): { cert: Buffer; key: Buffer } {
+  const material = { cert: readPem(loaded, pair.cert, `${where}.cert`), key: readPem(loaded, pair.key, `${where}.key`) };
+  try {
+    tls.createSecureContext(material);
+  } catch (error) {
+    throw new Error(`${where}: certificate or key not usable: ${(error as Error).message}`, { cause: error });
+  }
+  return material;
+}
+
+/** Fails with a clear message when a member's host name does not resolve. */
+async function checkMembersResolve(config: DayshiftConfig): Promise<void> {
+  const problems: string[] = [];
+  await Promise.all(
+    Object.entries(config.clusters).flatMap(([cluster, c]) =>
+      c.members.map(async (m, i) => {
+        const host = new URL(m.url).hostname.replace(/^\[|\]$/g, '');
+        if (isIP(host)) return;
+        try {
+          await lookup(host);
+        } catch (error) {
+          problems.push(`clusters.${cluster}.members[${i}]: cannot resolve ${host} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+      }),
+    ),
+  );
+  if (problems.length > 0) throw new Error(problems.join('\n'));
+}
+
 function loadTls(loaded: LoadedConfig): TlsContexts {
   const exact = new Map<string, SecureContext>();
   const wildcard = new Map<string, SecureContext>();
-  for (const site of Object.values(loaded.config.sites)) {
+  for (const [name, site] of Object.entries(loaded.config.sites)) {
     if (!site.tls) continue;
-    const context = tls.createSecureContext({ cert: readFileSync(resolve(loaded.baseDir, site.tls.cert)), key: readFileSync(resolve(loaded.baseDir, site.tls.key)) });
+    const context = tls.createSecureContext(secureContext(loaded, site.tls, `sites.${name}.tls`));
     for (const host of site.hosts) {
       const h = host.toLowerCase();
       if (h.startsWith('*.')) wildcard.set(h.slice(1), context);
@@ -134,6 +174,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     passive = { failures: config.passive.failures, ejectionMs: config.passive.ejection, maxEjectionMs: config.passive.max_ejection };
   };
 
+  await checkMembersResolve(loaded.config);
   const pages = loadErrorPages(loaded);
   syncMembers(loaded.config);
   let snapshot: Snapshot = buildSnapshot(loaded, options.state, members, siteCounters, pages);
@@ -226,7 +267,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     if (httpsAddresses.length > 0) {
       const fallback = loaded.config.listen.tls;
       const defaults = fallback
-        ? { cert: readFileSync(resolve(loaded.baseDir, fallback.cert)), key: readFileSync(resolve(loaded.baseDir, fallback.key)) }
+        ? secureContext(loaded, fallback, 'listen.tls')
         : {};
       for (const address of httpsAddresses) {
         const server = https.createServer({

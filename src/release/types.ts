@@ -1,4 +1,5 @@
 // A release as it is stored in the journal and shown by the CLI, the API and the dashboard.
+import type { HookName } from '../config/release-schema.js';
 import type { DrainProgress } from '../control/plane.js';
 
 export type ReleaseState =
@@ -17,6 +18,7 @@ export type ReleaseState =
 export type StepState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'waiting';
 
 export type StepKind =
+  | 'window'
   | 'hook'
   | 'drain'
   | 'out'
@@ -33,6 +35,8 @@ export interface ReleaseStep {
   kind: StepKind;
   /** The cluster the step acts on, if any. */
   cluster?: string;
+  /** For hook steps: which hook. */
+  hook?: HookName;
   /** Human title: "drain prod-a (idle 5m, deadline 30m)". */
   title: string;
   state: StepState;
@@ -44,6 +48,21 @@ export interface ReleaseStep {
   detail?: string;
   /** Captured output of hooks and checks (last lines). */
   output?: string[];
+  /** Approval steps: when an automatic approval happens (ISO time). */
+  approvesAt?: string;
+  /** Who approved an approval step. */
+  approvedBy?: string;
+}
+
+/** Live figures of a canary shift, shown while it runs. */
+export interface CanaryProgress {
+  cluster: string;
+  percent: number;
+  /** The released cluster's and the other live clusters' figures over the analysis window. */
+  released: { requestsPerSecond: number; errorRate: number; p99Ms?: number };
+  baseline: { requestsPerSecond: number; errorRate: number; p99Ms?: number };
+  /** Why analysis rolled the shift back, if it did. */
+  breach?: string;
 }
 
 export interface Release {
@@ -65,4 +84,14 @@ export interface Release {
   qaUrls: Record<string, string>;
   /** Why the release failed or was aborted. */
   reason?: string;
+  /** The version the last successful release installed, if any (given to the rollback hook). */
+  previousVersion?: string;
+  /** Live canary figures while a canary shift runs. */
+  canary?: CanaryProgress;
+  /** Who aborted it. */
+  abortedBy?: string;
 }
+
+/** Store keys of the release journal. */
+export const RELEASE_KEY_PREFIX = 'releases/';
+export const CURRENT_RELEASE_KEY = 'release/current';

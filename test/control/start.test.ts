@@ -121,8 +121,8 @@ describe('dayshift start', () => {
 
     await writeConfig({ clusters: { 'prod-a': { members: [{ url: 'http://no-such-host.invalid:80' }] }, 'prod-b': { members: [{ url: members[1]!.url }] } } });
     const unresolvable = await runCli(['start', '--config', join(dir, 'dayshift.yaml')]);
-    assert.equal(unresolvable.code, 2);
-    assert.match(unresolvable.stderr, /prod-a: member http:\/\/no-such-host\.invalid:80: host "no-such-host\.invalid" does not resolve/);
+    assert.equal(unresolvable.code, 1);
+    assert.match(unresolvable.stderr, /cannot start: clusters\.prod-a\.members\[0\]: cannot resolve no-such-host\.invalid/);
 
     await writeFile(join(dir, 'bad.yaml'), 'listen: {http: 8080}\nclusters: {}\nsites: {}\nfoo: 1\n');
     const bad = await runCli(['start', '--config', join(dir, 'bad.yaml')]);

@@ -43,7 +43,7 @@ describe('balancing, traffic states and stickiness', () => {
   });
   beforeEach(() => proxy.reapply(proxy.raw, initialState(proxy.loaded.config)));
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     for (const m of Object.values(members)) await m.close();
   });
 
@@ -110,6 +110,8 @@ describe('balancing, traffic states and stickiness', () => {
     assert.deepEqual(again, { [member]: 6 });
     const repeat = await request(proxy.port, { host: 'cookie.test', headers: { cookie } });
     assert.equal(repeat.headers['set-cookie'], undefined, 'a valid binding is not re-issued');
+    const key = `${member[0]}/${member}` as const;
+    assert.ok((sessions.byMember(Date.now(), 60_000).get(key)?.active ?? 0) >= 1, 'the bound session was reported');
   });
 
   it('cookie mode: a forged or tampered cookie is ignored', async () => {

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { freePort, startMember, type TestMember } from '../support/members.js';
 import { request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
@@ -31,7 +33,7 @@ describe('retries, passive ejection and failover', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await live.close();
     await resetter.close();
   });
@@ -85,7 +87,7 @@ describe('a member dying under load', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await b.close();
   });
 
@@ -127,7 +129,7 @@ describe('active health checks', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await sick.close();
     await fine.close();
   });
@@ -145,5 +147,93 @@ describe('active health checks', () => {
     const seen = new Set<string>();
     for (let i = 0; i < 4; i++) seen.add((await request(proxy.port, {})).body);
     assert.deepEqual([...seen].sort(), ['fine 0', 'sick 0']);
+  });
+});
+
+describe('retry bounds', () => {
+  it('tries at most retries.attempts members, then answers 502', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const proxy = await startTestProxy({
+      clusters: { c: { members: ports.map((p) => ({ url: `http://127.0.0.1:${p}` })) } },
+      health: { enabled: false },
+      retries: { attempts: 2 },
+      passive: { failures: 10 },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+    try {
+      assert.equal((await request(proxy.port, {})).status, 502);
+      const failures = proxy.handle.stats().members.reduce((n, m) => n + m.failures, 0);
+      assert.equal(failures, 2);
+    } finally {
+      await proxy.handle.close(1000);
+    }
+  });
+});
+
+describe('least-busy through the proxy', () => {
+  it('sends new requests away from a member that is holding requests', async () => {
+    const held: (() => void)[] = [];
+    const slow = await startMember('slow', (req, res) => {
+      req.resume();
+      held.push(() => res.end('slow 0'));
+    });
+    const quick = await startMember('quick');
+    const proxy = await startTestProxy({
+      clusters: { c: { members: [{ url: slow.url }, { url: quick.url }] } },
+      health: { enabled: false },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'], balance: 'least-busy' }] } },
+    });
+    try {
+      const pending: Promise<unknown>[] = [];
+      // Round-robin tie-breaking sends one of the first two to each member; the slow one keeps its request.
+      pending.push(request(proxy.port, {}), request(proxy.port, {}));
+      await waitFor(() => held.length === 1, 5000, 'a request held by the slow member');
+      const bodies: string[] = [];
+      for (let i = 0; i < 6; i++) bodies.push((await request(proxy.port, {})).body);
+      assert.deepEqual(bodies, Array(6).fill('quick 0'));
+      for (const release of held) release();
+      await Promise.all(pending);
+    } finally {
+      await proxy.handle.close(1000);
+      await slow.close();
+      await quick.close();
+    }
+  });
+});
+
+describe('stale keep-alive connections', () => {
+  it('retries once on a fresh connection when a reused one is closed before any response byte', async () => {
+    // A member that answers the first request on each connection, keeps it alive, and drops the
+    // connection without a byte when a second request arrives on it (an idle close racing the reuse).
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections++;
+      let requests = 0;
+      socket.on('data', (data: Buffer) => {
+        if (!data.includes('\r\n\r\n')) return;
+        if (++requests === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=60\r\n\r\nok');
+        else socket.destroy();
+      });
+      socket.on('error', () => undefined);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const proxy = await startTestProxy({
+      clusters: { c: { members: [{ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }] } },
+      health: { enabled: false },
+      retries: { attempts: 1 },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const reply = await request(proxy.port, {});
+        assert.equal(reply.status, 200, `request ${i}`);
+        assert.equal(reply.body, 'ok');
+      }
+      assert.ok(connections >= 3, 'each retry used a fresh connection');
+    } finally {
+      await proxy.handle.close(1000);
+      server.close();
+    }
   });
 });

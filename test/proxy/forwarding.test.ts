@@ -64,7 +64,7 @@ describe('forwarding', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await member.close();
   });
 

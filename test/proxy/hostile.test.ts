@@ -40,7 +40,7 @@ describe('malformed and hostile requests', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await member.close();
   });
 

@@ -76,3 +76,43 @@ describe('https listener', () => {
     assert.deepEqual(JSON.parse(body), { proto: 'https' });
   });
 });
+
+describe('start-up errors', () => {
+  it('names the config key and file of an unreadable certificate', async () => {
+    const { startTestProxy: start } = await import('../support/proxy.js');
+    await assert.rejects(
+      start({
+        listen: { https: '127.0.0.1:0' },
+        clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
+        health: { enabled: false },
+        sites: { s: { hosts: ['a.test'], tls: { cert: 'no/such.crt', key: 'no/such.key' }, routes: [{ path: '/', clusters: ['c'] }] } },
+      }),
+      /sites\.s\.tls\.cert: cannot read .*no\/such\.crt: ENOENT/,
+    );
+  });
+
+  it('names a member whose host does not resolve', async () => {
+    const { startTestProxy: start } = await import('../support/proxy.js');
+    await assert.rejects(
+      start({
+        clusters: { c: { members: [{ url: 'http://no-such-host.invalid:8080' }] } },
+        health: { enabled: false },
+        sites: { s: { hosts: ['a.test'], routes: [{ path: '/', clusters: ['c'] }] } },
+      }),
+      /clusters\.c\.members\[0\]: cannot resolve no-such-host\.invalid/,
+    );
+  });
+
+  it('says which address is in use', async () => {
+    const { startTestProxy: start } = await import('../support/proxy.js');
+    const first = await start({ clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } }, health: { enabled: false }, sites: { s: { hosts: ['a.test'], routes: [{ path: '/', clusters: ['c'] }] } } });
+    try {
+      await assert.rejects(
+        start({ listen: { http: `127.0.0.1:${first.port}` }, clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } }, health: { enabled: false }, sites: { s: { hosts: ['a.test'], routes: [{ path: '/', clusters: ['c'] }] } } }),
+        new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: address in use`),
+      );
+    } finally {
+      await first.handle.close(100);
+    }
+  });
+});

@@ -21,7 +21,7 @@ describe('site and route matching', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     for (const m of Object.values(members)) await m.close();
   });
 

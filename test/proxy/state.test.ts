@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -17,6 +17,7 @@ describe('maintenance, pause, drain notice and live state changes', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dayshift-state-'));
+    await writeFile(join(dir, '503.html'), '<html><body><h1>Our own page</h1><p>{message}</p></body></html>');
     const page = '<html><body><main>Hello</main></body></html>';
     const handler = (name: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
       req.resume();
@@ -46,12 +47,15 @@ describe('maintenance, pause, drain notice and live state changes', () => {
       health: { enabled: false },
       drain: { deadline: '30m', notice: { enabled: true, banner: 'Updating: {minutes} minutes left' } },
       access_log: { target: join(dir, 'access.log'), format: 'json' },
-      sites: { pub: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['a', 'b'], sticky: { mode: 'route' } }] } },
+      sites: {
+        pub: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['a', 'b'], sticky: { mode: 'route' } }] },
+        own: { hosts: ['own.example.com'], error_pages: { '503': join(dir, '503.html') }, routes: [{ path: '/', clusters: ['a'] }] },
+      },
     });
   });
   beforeEach(() => proxy.reapply(proxy.raw, initialState(proxy.loaded.config)));
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await a.close();
     await b.close();
     await rm(dir, { recursive: true, force: true });
@@ -67,6 +71,15 @@ describe('maintenance, pause, drain notice and live state changes', () => {
     assert.ok(reply.headers['retry-after']);
     const json = await request(proxy.port, { headers: { accept: 'application/json' } });
     assert.equal((JSON.parse(json.body) as { message: string }).message, 'Back at 14:00');
+  });
+
+  it('serves the site\'s own 503 page, with the message in it', async () => {
+    const state = initialState(proxy.loaded.config);
+    state.sites.own = { maintenance: { message: 'Back <soon>' } };
+    proxy.reapply(proxy.raw, state);
+    const reply = await request(proxy.port, { host: 'own.example.com', headers: { accept: 'text/html' } });
+    assert.equal(reply.status, 503);
+    assert.equal(reply.body, '<html><body><h1>Our own page</h1><p>Back &#60;soon&#62;</p></body></html>');
   });
 
   it('holds requests during a pause and serves them on resume', async () => {

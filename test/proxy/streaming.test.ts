@@ -71,7 +71,7 @@ describe('streaming bodies', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await member.close();
   });
 

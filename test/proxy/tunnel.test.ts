@@ -47,7 +47,7 @@ describe('WebSocket and Upgrade tunnels', () => {
     });
   });
   after(async () => {
-    await proxy.handle.close(1000);
+    await proxy?.handle.close(1000);
     await member.close();
   });
 

@@ -13,7 +13,7 @@ export interface TestDayshift {
   dayshift: Dayshift;
   dir: string;
   configFile: string;
-  /** Public listener port. */
+  /** Public listener port of the built-in proxy (0 with an external driver). */
   port: number;
   adminUrl: string;
   token: string;
@@ -41,7 +41,7 @@ export async function startTestDayshift(config: Record<string, unknown>, existin
     dayshift,
     dir,
     configFile,
-    port: dayshift.proxy!.addresses().http[0]!.port,
+    port: dayshift.proxy?.addresses().http[0]?.port ?? 0,
     adminUrl,
     token,
     async api<T>(method: string, path: string, body?: unknown) {

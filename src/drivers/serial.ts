@@ -1,0 +1,16 @@
+// Runs async operations one at a time, in call order: two changes to the same load balancer must not
+// interleave their read-change-read-back sequences.
+export class Serial {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(operation, operation);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Resolves once every operation started so far has ended. */
+  async idle(): Promise<void> {
+    await this.tail;
+  }
+}

@@ -1,0 +1,134 @@
+// The gates between deploying a cluster and giving it traffic: the health gate (every member up by the
+// proxy's active checks) and the QA checks (HTTP requests through the cluster's QA site, and commands).
+import { request } from 'undici';
+import type { AnalysisConfig, QaCheckConfig } from '../config/release-schema.js';
+import type { ControlPlane } from '../control/plane.js';
+import type { Rates } from '../control/sampler.js';
+import { commandFailure, runCommand } from './hooks.js';
+
+export class StepFailure extends Error {
+  constructor(message: string, readonly output?: string[]) {
+    super(message);
+    this.name = 'StepFailure';
+  }
+}
+
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Waits until every member of the cluster (but disabled ones) is up by active checks, and stays up for `stableMs` (so a
+ * health state from before a restart does not pass the gate), within `timeoutMs`.
+ */
+export async function healthGate(plane: ControlPlane, cluster: string, options: { timeoutMs: number; stableMs: number; signal?: AbortSignal; pollMs?: number }): Promise<string> {
+  const deadline = Date.now() + options.timeoutMs;
+  let upSince: number | undefined;
+  for (;;) {
+    const status = await plane.status();
+    // A member an operator disabled is not part of the release; it would never come up.
+    const members = (status.clusters.find((c) => c.name === cluster)?.members ?? []).filter((m) => m.admin !== 'disabled');
+    const notUp = members.filter((m) => m.health !== 'up');
+    const now = Date.now();
+    if (notUp.length === 0 && members.length > 0) {
+      upSince ??= now;
+      if (now - upSince >= options.stableMs) return `all ${members.length} member(s) up`;
+    } else {
+      upSince = undefined;
+    }
+    if (now >= deadline) {
+      const which = notUp.map((m) => `${m.id} (${m.url}) is ${m.health}`).join(', ');
+      throw new StepFailure(`health gate timed out after ${Math.round(options.timeoutMs / 1000)}s: ${which || 'members did not stay up'}`);
+    }
+    await delay(options.pollMs ?? 250, options.signal);
+  }
+}
+
+/** How to reach a cluster's QA site: the URL people use, and where to connect with which Host. */
+export interface QaTarget {
+  url: string;
+  origin: string;
+  host: string;
+}
+
+export interface QaContext {
+  target: QaTarget;
+  cwd: string;
+  env: Record<string, string>;
+  signal?: AbortSignal;
+  onLine?: (line: string) => void;
+}
+
+/** Runs the checks in order; the first failure stops them. Returns the lines for the step's output. */
+export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Promise<string[]> {
+  const lines: string[] = [];
+  const note = (line: string) => {
+    lines.push(line);
+    ctx.onLine?.(line);
+  };
+  for (const check of checks) {
+    if ('path' in check) {
+      const url = new URL(check.path, ctx.target.url).toString();
+      let status: number;
+      let body: string;
+      try {
+        const response = await request(new URL(check.path, ctx.target.origin), {
+          method: 'GET',
+          headers: { host: ctx.target.host, 'user-agent': 'dayshift-qa' },
+          headersTimeout: check.timeout,
+          bodyTimeout: check.timeout,
+          ...(ctx.signal ? { signal: ctx.signal } : {}),
+        });
+        status = response.statusCode;
+        body = await response.body.text();
+      } catch (err) {
+        if (ctx.signal?.aborted) throw err;
+        note(`GET ${url}: ${(err as Error).message}`);
+        throw new StepFailure(`QA check GET ${url} failed: ${(err as Error).message}`, lines);
+      }
+      const statusOk = check.status === undefined ? status >= 200 && status < 300 : status === check.status;
+      const bodyOk = check.body === undefined || body.includes(check.body);
+      note(`GET ${url} → ${status}${check.body !== undefined ? (bodyOk ? `, body has "${check.body}"` : `, body lacks "${check.body}"`) : ''}`);
+      if (!statusOk) throw new StepFailure(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, lines);
+      if (!bodyOk) throw new StepFailure(`QA check GET ${url}: the body does not contain "${check.body}"`, lines);
+    } else {
+      note(`$ ${check.run}`);
+      const result = await runCommand(check.run, {
+        cwd: ctx.cwd,
+        env: { ...ctx.env, DAYSHIFT_QA_URL: ctx.target.url, DAYSHIFT_QA_ORIGIN: ctx.target.origin, DAYSHIFT_QA_HOST: ctx.target.host },
+        timeoutMs: check.timeout,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onLine: note,
+      });
+      const failure = commandFailure(`QA command "${check.run}"`, result, check.timeout);
+      if (failure) throw new StepFailure(failure, lines);
+    }
+  }
+  return lines;
+}
+
+/** Judges a canary: the released cluster's rates against the other live clusters'. Undefined = fine. */
+export function analyse(released: Rates, baseline: Rates, windowSeconds: number, a: AnalysisConfig): string | undefined {
+  const requests = released.requestsPerSecond * windowSeconds;
+  if (requests >= a.min_requests && released.errorRate > a.max_error_rate) {
+    return `error rate ${(released.errorRate * 100).toFixed(1)}% over ${windowSeconds}s is above ${(a.max_error_rate * 100).toFixed(1)}%`;
+  }
+  if (released.p99Ms !== undefined && released.p99Ms > a.min_p99 && baseline.p99Ms !== undefined && requests >= a.min_requests) {
+    const ratio = released.p99Ms / Math.max(baseline.p99Ms, 1);
+    if (ratio > a.max_p99_ratio) {
+      return `p99 ${Math.round(released.p99Ms)}ms is ${ratio.toFixed(1)}× the other clusters' ${Math.round(baseline.p99Ms)}ms (limit ${a.max_p99_ratio}×)`;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,92 @@
+// Turns the `release:` config and a version into the steps of a release. The steps are what the
+// conductor runs, the journal records and `release start --plan` prints.
+import { releaseSchema, CLUSTER_HOOKS, type ClusterHookName, type HookConfig, type QaCheckConfig, type ReleaseConfig, type ShiftConfig, type Approval } from '../config/release-schema.js';
+import type { DayshiftConfig } from '../config/schema.js';
+import { formatDuration } from '../config/units.js';
+import type { ReleaseStep } from './types.js';
+import { describeWindows } from './window.js';
+
+/** The release plan of a config; a config without `release:` gets the defaults (no hooks, manual approval). */
+export function releaseConfig(config: DayshiftConfig): ReleaseConfig {
+  return config.release ?? releaseSchema.parse({});
+}
+
+/** Clusters in release order (the config schema has checked that `order` names known clusters). */
+export function clusterOrder(config: DayshiftConfig): string[] {
+  return releaseConfig(config).order ?? Object.keys(config.clusters);
+}
+
+/** What one cluster's part of the release does, after per-cluster overrides. */
+export interface ClusterPlan {
+  drainIdleMs: number;
+  drainDeadlineMs: number;
+  hooks: Partial<Record<ClusterHookName, HookConfig>>;
+  qa: QaCheckConfig[];
+  approval: Approval;
+  shift: ShiftConfig;
+}
+
+export function clusterPlan(config: DayshiftConfig, cluster: string): ClusterPlan {
+  const plan = releaseConfig(config);
+  const own = plan.clusters[cluster] ?? {};
+  const hooks: Partial<Record<ClusterHookName, HookConfig>> = {};
+  for (const name of CLUSTER_HOOKS) {
+    const hook = own.hooks?.[name] ?? plan.hooks[name];
+    if (hook) hooks[name] = hook;
+  }
+  return {
+    drainIdleMs: own.drain?.session_idle ?? plan.drain.session_idle ?? config.drain.session_idle,
+    drainDeadlineMs: own.drain?.deadline ?? plan.drain.deadline ?? config.drain.deadline,
+    hooks,
+    qa: own.qa ?? plan.qa,
+    approval: own.approval ?? plan.approval,
+    shift: own.shift ?? plan.shift,
+  };
+}
+
+export function describeApproval(approval: Approval): string {
+  if (approval.mode === 'manual') return 'manual approval (`dayshift release approve`)';
+  return approval.afterMs === 0 ? 'automatic approval' : `approval (automatic after ${formatDuration(approval.afterMs)})`;
+}
+
+function describeShift(shift: ShiftConfig): string {
+  if (shift.mode === 'swap') return 'swap';
+  const a = shift.analysis;
+  return `canary ${shift.steps.map((s) => `${s.percent}%/${formatDuration(s.pause)}`).join(' → ')} → 100% (analysis: error rate ≤ ${a.max_error_rate}, p99 ≤ ${a.max_p99_ratio}× over ${formatDuration(a.window)})`;
+}
+
+function describeHook(hook: HookConfig): string {
+  return `${hook.per === 'member' ? 'per member: ' : ''}${hook.title ?? hook.run}`;
+}
+
+const step = (id: string, kind: ReleaseStep['kind'], title: string, repeatable: boolean, extra: Partial<ReleaseStep> = {}): ReleaseStep => ({
+  id,
+  kind,
+  title,
+  state: 'pending',
+  repeatable,
+  ...extra,
+});
+
+export function buildSteps(config: DayshiftConfig, options: { waitWindow?: boolean } = {}): ReleaseStep[] {
+  const plan = releaseConfig(config);
+  const order = clusterOrder(config);
+  const steps: ReleaseStep[] = [];
+  if (plan.windows && options.waitWindow) steps.push(step('window', 'window', `wait for the release window: ${describeWindows(plan.windows)}`, true));
+  if (plan.hooks.before) steps.push(step('before', 'hook', `hook before: ${describeHook(plan.hooks.before)}`, plan.hooks.before.repeatable, { hook: 'before' }));
+  for (const cluster of order) {
+    const p = clusterPlan(config, cluster);
+    steps.push(step(`${cluster}:drain`, 'drain', `drain ${cluster} (session idle ${formatDuration(p.drainIdleMs)}, deadline ${formatDuration(p.drainDeadlineMs)})`, true, { cluster }));
+    steps.push(step(`${cluster}:out`, 'out', `take ${cluster} out of public traffic`, true, { cluster }));
+    for (const name of CLUSTER_HOOKS) {
+      const hook = p.hooks[name];
+      if (hook) steps.push(step(`${cluster}:${name}`, 'hook', `${name} ${cluster}: ${describeHook(hook)}`, hook.repeatable, { cluster, hook: name }));
+    }
+    steps.push(step(`${cluster}:health`, 'health-gate', `health gate ${cluster} (all members up within ${formatDuration(plan.health.timeout)})`, true, { cluster }));
+    if (p.qa.length > 0) steps.push(step(`${cluster}:qa`, 'qa-checks', `QA checks on ${cluster} (${p.qa.length})`, true, { cluster }));
+    steps.push(step(`${cluster}:approval`, 'approval', `${describeApproval(p.approval)} for ${cluster}`, true, { cluster }));
+    steps.push(step(`${cluster}:shift`, 'shift', `shift traffic to ${cluster}: ${describeShift(p.shift)}`, true, { cluster }));
+  }
+  if (plan.hooks.after) steps.push(step('after', 'hook', `hook after: ${describeHook(plan.hooks.after)}`, plan.hooks.after.repeatable, { hook: 'after' }));
+  return steps;
+}

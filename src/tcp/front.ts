@@ -1,0 +1,138 @@
+// A layer-4 TCP front: accepts connections and splices each one to the current target. It knows
+// nothing about the protocol inside, so it serves a database writer endpoint as well as any other TCP
+// service (the LVS point in the origin comments). Switching is two calls: setTarget() sends new
+// connections to the new target; closeConnectionsTo(old) ends the connections still on the old one.
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+
+export interface TcpTarget {
+  host: string;
+  port: number;
+}
+
+export interface TcpFrontOptions {
+  listen: { host: string; port: number };
+  target: TcpTarget;
+  /** How long connecting to the target may take before the client is disconnected. */
+  connectTimeout?: number;
+}
+
+export interface TcpFrontStats {
+  target: TcpTarget;
+  /** Client connections currently spliced to a target. */
+  open: number;
+  total: number;
+  /** Target connections that failed (refused, timed out). */
+  failed: number;
+  /** Bytes from clients to targets, and back. */
+  bytesIn: number;
+  bytesOut: number;
+}
+
+interface Splice {
+  client: Socket;
+  upstream: Socket;
+  target: TcpTarget;
+}
+
+const sameTarget = (a: TcpTarget, b: TcpTarget) => a.host === b.host && a.port === b.port;
+
+export class TcpFront {
+  private readonly server: Server;
+  private target: TcpTarget;
+  private readonly splices = new Set<Splice>();
+  private readonly counters = { total: 0, failed: 0, bytesIn: 0, bytesOut: 0 };
+
+  constructor(private readonly options: TcpFrontOptions) {
+    this.target = { ...options.target };
+    this.server = createServer({ noDelay: true }, (client) => this.accept(client));
+  }
+
+  async start(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.listen.port, this.options.listen.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.address();
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  currentTarget(): TcpTarget {
+    return { ...this.target };
+  }
+
+  /** New connections go to `target` from now on; open ones stay where they are. */
+  setTarget(target: TcpTarget): void {
+    this.target = { ...target };
+  }
+
+  /** Ends every connection spliced to `target`; returns how many. */
+  closeConnectionsTo(target: TcpTarget): number {
+    let closed = 0;
+    for (const splice of this.splices) {
+      if (!sameTarget(splice.target, target)) continue;
+      splice.client.destroy();
+      splice.upstream.destroy();
+      this.splices.delete(splice);
+      closed++;
+    }
+    return closed;
+  }
+
+  stats(): TcpFrontStats {
+    return { target: this.currentTarget(), open: this.splices.size, ...this.counters };
+  }
+
+  /** Stops listening and closes every connection. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const splice of this.splices) {
+      splice.client.destroy();
+      splice.upstream.destroy();
+    }
+    this.splices.clear();
+    await closed;
+  }
+
+  private accept(client: Socket): void {
+    this.counters.total++;
+    const target = this.currentTarget();
+    const upstream = connect({ host: target.host, port: target.port, noDelay: true });
+    const splice: Splice = { client, upstream, target };
+    this.splices.add(splice);
+    let connected = false;
+    const end = () => {
+      this.splices.delete(splice);
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.setTimeout(this.options.connectTimeout ?? 5000, () => {
+      if (!connected) end();
+    });
+    upstream.once('connect', () => {
+      connected = true;
+      upstream.setTimeout(0);
+    });
+    upstream.on('error', () => {
+      if (!connected) this.counters.failed++;
+      end();
+    });
+    client.on('error', end);
+    client.on('close', end);
+    upstream.on('close', end);
+    client.on('data', (chunk: Buffer) => {
+      this.counters.bytesIn += chunk.length;
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      this.counters.bytesOut += chunk.length;
+    });
+    // Bytes a client sends before the target answers are buffered by the upstream socket until connect.
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+}

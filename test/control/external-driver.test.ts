@@ -1,0 +1,65 @@
+// `dayshift start` with `driver: haproxy`: Dayshift runs as the control plane only, and the CLI's drain
+// and status work on the HAProxy that serves the traffic.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { StatusReport } from '../../src/control/status.js';
+import { startBackend, type Backend } from '../support/backends.js';
+import { runCli } from '../support/cli.js';
+import { findExecutable } from '../support/peers.js';
+import { startExportedHaproxy, type RunningLoadBalancer } from '../support/load-balancers.js';
+import { request } from '../support/proxy.js';
+import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
+
+const haproxy = findExecutable('haproxy');
+const missing = haproxy ? false : 'haproxy not found: install the Debian package haproxy to run this test';
+if (missing && process.env.CI === 'true') throw new Error(missing);
+
+describe('dayshift with the haproxy driver', { skip: missing }, () => {
+  let backends: Backend[] = [];
+  let lb: RunningLoadBalancer;
+  let ds: TestDayshift;
+
+  before(async () => {
+    backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
+    lb = await startExportedHaproxy(haproxy!, backends);
+    const driver = lb.config.driver as { socket: string; backend: string; state_file: string };
+    ds = await startTestDayshift({
+      driver: { type: 'haproxy', socket: driver.socket, backend: driver.backend, match: 'name', state_file: driver.state_file, timeout: '5s' },
+      listen: { http: new URL(lb.url).host },
+      clusters: {
+        'prod-a': { members: backends.slice(0, 2).map((b) => ({ url: b.url, route: b.name })) },
+        'prod-b': { members: backends.slice(2).map((b) => ({ url: b.url, route: b.name })) },
+      },
+      sites: { public: { hosts: ['example.com'], routes: [{ clusters: ['prod-a', 'prod-b'] }] } },
+    });
+  });
+  after(async () => {
+    await ds?.stop();
+    await lb?.stop();
+    await Promise.all(backends.map((b) => b.close()));
+  });
+
+  test('no built-in proxy starts; status comes from HAProxy', async () => {
+    assert.equal(ds.dayshift.proxy, undefined);
+    const { body } = await ds.api<StatusReport>('GET', '/api/status');
+    assert.equal(body.driver, 'haproxy');
+    assert.deepEqual(body.clusters.map((c) => c.members.map((m) => m.admin)), [['ready', 'ready'], ['ready', 'ready']]);
+  });
+
+  test('drain --wait and out through the CLI take prod-a out of HAProxy\'s traffic', async () => {
+    const port = Number(new URL(lb.url).port);
+    const drain = await runCli(['drain', 'prod-a', '--wait', '--deadline', '20s', '--admin', ds.adminUrl, '--token', ds.token]);
+    assert.equal(drain.code, 0, drain.stderr);
+    assert.equal((await runCli(['out', 'prod-a', '--admin', ds.adminUrl, '--token', ds.token])).code, 0);
+    for (let i = 0; i < 10; i++) assert.match((await request(port)).body, /^b[12]$/);
+    const { body } = await ds.api<StatusReport>('GET', '/api/status');
+    assert.deepEqual(body.clusters[0]!.members.map((m) => m.admin), ['disabled', 'disabled']);
+    assert.equal((await runCli(['live', 'prod-a', '--admin', ds.adminUrl, '--token', ds.token])).code, 0);
+  });
+
+  test('what HAProxy cannot do is refused with a clear error', async () => {
+    const refused = await ds.api<{ error: string }>('POST', '/api/sites/public/maintenance', { message: 'later' });
+    assert.equal(refused.status, 501);
+    assert.match(refused.body.error, /the haproxy driver cannot/);
+  });
+});

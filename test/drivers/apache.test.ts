@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { ApacheDriver } from '../../src/drivers/apache.js';
+import { DriverUnsupportedError } from '../../src/drivers/driver.js';
+import { waitUntilIdle } from '../../src/drivers/wait.js';
+import { initialState } from '../../src/control/state.js';
+import { startBackend, startLoad, type Backend } from '../support/backends.js';
+import { startBalancedHttpd, type BalancedHttpd } from '../support/httpd.js';
+import { findExecutable } from '../support/peers.js';
+import { waitFor } from '../support/process.js';
+
+const apache2 = findExecutable('apache2');
+
+describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMessage() }, () => {
+  let backends: Backend[] = [];
+  let lb: BalancedHttpd;
+  let driver: ApacheDriver;
+
+  before(async () => {
+    backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
+    lb = await startBalancedHttpd(apache2!, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) });
+    driver = new ApacheDriver(lb.driver, lb.clusters);
+  });
+  after(async () => {
+    await driver?.close();
+    await lb?.httpd.stop();
+    await Promise.all(backends.map((b) => b.close()));
+  });
+
+  async function admin(cluster: string, member: string) {
+    const status = await driver.status();
+    return status.clusters.find((c) => c.name === cluster)?.members.find((m) => m.id === member);
+  }
+
+  test('status maps balancer members onto clusters, with BalancerPersist on and no warnings', async () => {
+    const status = await driver.status();
+    assert.deepEqual(status.warnings, []);
+    assert.deepEqual(
+      status.clusters.map((c) => [c.name, c.traffic, c.members.map((m) => `${m.id}:${m.admin}:${m.weight}`)]),
+      [
+        ['prod-a', 'live', ['a1:ready:1', 'a2:ready:1']],
+        ['prod-b', 'live', ['b1:ready:1', 'b2:ready:1']],
+      ],
+    );
+  });
+
+  test('members are found by route as well as by URL', async () => {
+    const byRoute = new ApacheDriver({ ...lb.driver, match: 'route' }, lb.clusters);
+    assert.deepEqual(await byRoute.status(), await driver.status());
+  });
+
+  test('each member state is set as its httpd flag and read back', async () => {
+    for (const state of ['draining', 'disabled', 'standby', 'ready'] as const) {
+      await driver.setMemberState('prod-a', 'a1', state);
+      assert.equal((await admin('prod-a', 'a1'))?.admin, state);
+    }
+    const xml = await (await request(`${lb.httpd.managerUrl}?xml=1`, { headers: { referer: lb.httpd.managerUrl } })).body.text();
+    assert.match(xml, /<httpd:name>http:\/\/127\.0\.0\.1:\d+<\/httpd:name>[\s\S]*?<httpd:status>Init Ok <\/httpd:status>/);
+  });
+
+  test('cluster traffic states apply to all its members: draining = N, out = D, live clears them', async () => {
+    await driver.setClusterTraffic('prod-b', 'draining');
+    let status = await driver.status();
+    assert.equal(status.clusters[1]!.traffic, 'draining');
+    assert.deepEqual(status.clusters[1]!.members.map((m) => m.admin), ['draining', 'draining']);
+    await driver.setClusterTraffic('prod-b', 'out');
+    status = await driver.status();
+    assert.equal(status.clusters[1]!.traffic, 'out');
+    assert.equal(status.clusters[0]!.traffic, 'live');
+    await driver.setClusterTraffic('prod-b', 'live');
+    status = await driver.status();
+    assert.deepEqual(status.clusters[1]!.members.map((m) => m.admin), ['ready', 'ready']);
+  });
+
+  test('weight is the loadfactor; out-of-range weights and cluster weights are refused', async () => {
+    await driver.setMemberWeight('prod-b', 'b2', 7);
+    assert.equal((await admin('prod-b', 'b2'))?.weight, 7);
+    await driver.setMemberWeight('prod-b', 'b2', 1);
+    await assert.rejects(driver.setMemberWeight('prod-b', 'b2', 0), DriverUnsupportedError);
+    await assert.rejects(driver.setMemberWeight('prod-b', 'b2', 101), DriverUnsupportedError);
+    await assert.rejects(driver.setClusterTraffic('prod-b', 'live', 2), DriverUnsupportedError);
+    assert.equal(driver.capabilities.has('sessions'), false);
+    assert.equal(driver.capabilities.has('cluster-weight'), false);
+  });
+
+  test('unknown clusters and members are named in the error', async () => {
+    await assert.rejects(driver.setMemberState('prod-c', '1', 'ready'), /unknown member "prod-c\/1"/);
+    await assert.rejects(driver.setClusterTraffic('prod-c', 'out'), /unknown cluster "prod-c"/);
+  });
+
+  test('apply sets a desired state, then changes only what differs; maintenance is refused', async () => {
+    const start = initialState({ clusters: lb.clusters });
+    await driver.apply(start, undefined);
+    const next = structuredClone(start);
+    next.clusters['prod-a']!.traffic = 'draining';
+    next.members['prod-b/b2']!.weight = 3;
+    await driver.apply(next, start);
+    let status = await driver.status();
+    assert.deepEqual(status.clusters.map((c) => [c.traffic, c.members.map((m) => `${m.admin}:${m.weight}`)]), [
+      ['draining', ['draining:1', 'draining:1']],
+      ['live', ['ready:1', 'ready:3']],
+    ]);
+    await driver.apply(start, next);
+    status = await driver.status();
+    assert.deepEqual(status.clusters.map((c) => c.traffic), ['live', 'live']);
+    assert.equal(status.clusters[1]!.members[1]!.weight, 1);
+    const maintenance = { ...start, sites: { public: { maintenance: { message: 'back soon' } } } };
+    await assert.rejects(driver.apply(maintenance, start), DriverUnsupportedError);
+  });
+
+  test('drain sees requests in flight through busy and waits for them', async () => {
+    // Three slow requests pinned to a1 by its route; a1 drains but keeps serving them.
+    const slow = [1, 2, 3].map(() =>
+      request(`${lb.httpd.url}/?sleep=1500`, { headers: { cookie: 'ROUTEID=.a1' } }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() })),
+    );
+    await waitFor('a1 to have 3 requests in flight', async () => ((await admin('prod-a', 'a1'))?.inFlight === 3 ? true : undefined));
+    await driver.setClusterTraffic('prod-a', 'draining');
+    const idle = await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 100 });
+    assert.equal(idle.idle, true);
+    assert.deepEqual(await Promise.all(slow), [1, 2, 3].map(() => ({ status: 200, body: 'a1' })));
+    await driver.setClusterTraffic('prod-a', 'live');
+  });
+
+  test('a drain of prod-a under load: 0 failed requests, and no new request reaches prod-a after the change', async () => {
+    const load = startLoad(`${lb.httpd.url}/`, { concurrency: 4, maxRequests: 3000, maxMs: 30_000 });
+    await load.completed(100);
+    await driver.setClusterTraffic('prod-a', 'draining');
+    const changed = Date.now();
+    await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 50 });
+    await driver.setClusterTraffic('prod-a', 'out');
+    const before = backends[2]!.received.length + backends[3]!.received.length;
+    await waitFor('prod-b to serve 200 more requests', async () => (backends[2]!.received.length + backends[3]!.received.length >= before + 200 ? true : undefined), 20_000);
+    const result = await load.stop();
+    assert.deepEqual(result.errors, []);
+    assert.equal(result.failed, 0);
+    const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed).map((r) => `${b.name} #${r.seq}`));
+    assert.deepEqual(late, [], 'requests started after the drain took effect reached prod-a');
+    assert.ok((result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0, 'both clusters served before the drain');
+    await driver.setClusterTraffic('prod-a', 'live');
+  });
+});
+
+describe('Apache httpd driver with BalancerPersist Off and changes locked (ProxySet nonce=None)', { skip: skipMessage() }, () => {
+  let backend: Backend;
+  let lb: BalancedHttpd;
+  before(async () => {
+    backend = await startBackend('a1');
+    lb = await startBalancedHttpd(apache2!, { 'prod-a': [backend] }, { persist: false, proxySet: 'nonce=None' });
+  });
+  after(async () => {
+    await lb?.httpd.stop();
+    await backend?.close();
+  });
+
+  test('status warns that changes are lost on a graceful restart', async () => {
+    const status = await new ApacheDriver(lb.driver, lb.clusters).status();
+    assert.deepEqual(status.warnings.filter((w) => w.startsWith('BalancerPersist is off')).length, 1);
+  });
+
+  test('a change httpd ignores while answering 200 is detected by reading it back', async () => {
+    const driver = new ApacheDriver(lb.driver, lb.clusters);
+    await assert.rejects(driver.setMemberState('prod-a', 'a1', 'disabled'), /httpd did not apply "set member prod-a\/a1 disabled"/);
+    const status = await driver.status();
+    assert.equal(status.clusters[0]!.members[0]!.admin, 'ready');
+  });
+});
+
+function skipMessage(): string | false {
+  if (apache2) return false;
+  if (process.env.CI === 'true') throw new Error('apache2 not found: install the Debian package apache2');
+  return 'apache2 not found: install the Debian package apache2 (apt-get install apache2) to run this test';
+}

@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { importApacheFile } from '../../src/config/apache-import.js';
+import { parseConfig } from '../../src/config/load.js';
+import { configSchema, type DayshiftConfig } from '../../src/config/schema.js';
+import { exportApache } from '../../src/drivers/apache-config.js';
+import { createDriver } from '../../src/drivers/factory.js';
+import { exportHaproxy } from '../../src/drivers/haproxy-config.js';
+import { waitUntilIdle } from '../../src/drivers/wait.js';
+import { startBackend, startLoad, type Backend } from '../support/backends.js';
+import { preamble } from '../support/httpd.js';
+import { startExportedHaproxy, startExportedHttpd } from '../support/load-balancers.js';
+import { requirePeer } from '../support/peers.js';
+import { waitFor } from '../support/process.js';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const EXTRA_MODULES = ['ssl', 'proxy_hcheck'];
+
+/** Configs that exercise every exported feature: the origin example, the imported shop, and odd corners. */
+async function configs(dir: string): Promise<Record<string, DayshiftConfig>> {
+  // A self-signed certificate, and the same as one PEM for HAProxy (which wants the key beside the cert).
+  const cert = join(dir, 'site.crt');
+  const key = join(dir, 'site.key');
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=shop.example', '-days', '2', '-keyout', key, '-out', cert]);
+  await writeFile(`${cert}.key`, await readFile(key));
+  const shop = importApacheFile(join(root, 'test/fixtures/apache-shop/httpd.conf'), { serverRoot: join(root, 'test/fixtures/apache-shop') }).config as {
+    sites: Record<string, { tls?: { cert: string; key: string } }>;
+  };
+  shop.sites.public!.tls = { cert, key };
+  const corners = parseConfig(`
+listen: { http: [127.0.0.1:18080, 127.0.0.1:18081], https: 127.0.0.1:18443, tls: { cert: ${cert}, key: ${key} } }
+clusters:
+  blue: { members: [{ url: "http://127.0.0.1:9001" }, { url: "https://127.0.0.1:9443", tls_verify: false, weight: 300 }], traffic: draining }
+  green: { members: [{ url: "http://127.0.0.1:9002", state: standby }, { url: "http://127.0.0.1:9003", weight: 0 }], traffic: out }
+sites:
+  app:
+    hosts: [app.example, "*.app.example"]
+    allow: [10.0.0.0/8]
+    deny: [10.9.9.9]
+    routes:
+      - { path: /, clusters: [blue, green], sticky: { mode: cookie, max_age: 1h }, balance: p2c-ewma }
+      - { path: /static/, clusters: [green], strip_prefix: true }
+  fallback:
+    hosts: ["*"]
+    routes: [{ clusters: [blue] }]
+`).config;
+  return {
+    origin: parseConfig(await readFile(join(root, 'examples/origin/dayshift.yaml'), 'utf8')).config,
+    shop: configSchema.parse(shop),
+    // Host names that do not resolve here, and AJP members.
+    'origin-import': configSchema.parse(importApacheFile(join(root, 'examples/apache-origin/httpd.conf')).config),
+    corners,
+  };
+}
+
+test('dayshift export writes the file, prints the driver section, and refuses an unknown target', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dayshift-export-cli-'));
+  const main = join(root, 'dist/src/cli/main.js');
+  const config = join(root, 'examples/origin/dayshift.yaml');
+  try {
+    const out = join(dir, 'haproxy.cfg');
+    const { stdout } = await run(process.execPath, [main, 'export', 'haproxy', '-c', config, '-o', out, '--socket', '/run/haproxy/admin.sock']);
+    assert.match(stdout, /^wrote .*haproxy\.cfg \(haproxy\); \d+ note\(s\)/);
+    assert.match(stdout, /driver section for dayshift\.yaml: \{"type":"haproxy","socket":"\/run\/haproxy\/admin\.sock","backend":"public"/);
+    assert.match(await readFile(out, 'utf8'), /^backend public$/m);
+    const json = JSON.parse((await run(process.execPath, [main, 'export', 'apache', '-c', config, '--json'])).stdout) as { driver: unknown; text: string };
+    assert.deepEqual(json.driver, { type: 'apache', url: 'http://127.0.0.1:8099/balancer-manager', balancer: 'public' });
+    assert.match(json.text, /^BalancerPersist On$/m);
+    await assert.rejects(run(process.execPath, [main, 'export', 'nginx', '-c', config]), (err: { code: number; stderr: string }) => err.code === 2 && /expected apache or haproxy/.test(err.stderr));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+describe('exported configs are accepted by the real programs', () => {
+  let dir: string;
+  let all: Record<string, DayshiftConfig>;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dayshift-export-'));
+    await mkdir(join(dir, 'run'));
+    all = await configs(dir);
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('apache2 -t accepts the httpd.conf export of each config', async (t) => {
+    const apache2 = requirePeer(t, 'apache2', 'apache2');
+    if (!apache2) return;
+    for (const [name, config] of Object.entries(all)) {
+      const { text } = exportApache(config, { manager: '127.0.0.1:18099', source: `${name}.yaml` });
+      const file = join(dir, `${name}-httpd.conf`);
+      await writeFile(file, `${preamble(18098, dir, EXTRA_MODULES)}\n${text}`);
+      const result = await run(apache2, ['-t', '-f', file]).catch((err: { stderr: string }) => assert.fail(`${name}: ${err.stderr}\n${text}`));
+      assert.match(result.stderr, /Syntax OK/, name);
+    }
+  });
+
+  test('haproxy -c accepts the haproxy.cfg export of each config', async (t) => {
+    const haproxy = requirePeer(t, 'haproxy', 'haproxy');
+    if (!haproxy) return;
+    for (const [name, config] of Object.entries(all)) {
+      const { text } = exportHaproxy(config, { socket: join(dir, 'admin.sock'), stateFile: join(dir, 'state'), source: `${name}.yaml` });
+      const file = join(dir, `${name}-haproxy.cfg`);
+      await writeFile(file, text);
+      const result = await run(haproxy, ['-c', '-f', file]).catch((err: { stdout: string; stderr: string }) => assert.fail(`${name}: ${err.stdout}${err.stderr}\n${text}`));
+      assert.match(result.stdout + result.stderr, /Configuration file is valid/, name);
+    }
+  });
+});
+
+/**
+ * Runs the release step the conductor will run through a driver: drain prod-a under load (its bound
+ * sessions still reach it), wait until it is idle, take it out; QA still reaches it; put it back. 0 failed
+ * requests, and no load request started after the drain took effect reached prod-a on the public site.
+ */
+async function drainUnderLoad(config: DayshiftConfig, publicUrl: string, backends: Backend[]): Promise<void> {
+  const driver = createDriver(config);
+  try {
+    await waitFor('all members up', async () => ((await driver.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined));
+    const load = startLoad(publicUrl, { concurrency: 4, maxRequests: 3000, maxMs: 30_000, headers: { host: 'example.com' } });
+    await load.completed(100);
+    await driver.setClusterTraffic('prod-a', 'draining');
+    const changed = Date.now();
+    // A session bound to a1 still reaches it while prod-a drains; a new one does not.
+    const bound = await request(publicUrl, { headers: { host: 'example.com', cookie: 'JSESSIONID=0123456789.a1' } });
+    assert.equal(await bound.body.text(), 'a1');
+    assert.equal((await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 50 })).idle, true);
+    await driver.setClusterTraffic('prod-a', 'out');
+    const served = () => backends[2]!.received.length + backends[3]!.received.length;
+    const before = served();
+    await waitFor('prod-b to serve 200 more requests', async () => (served() >= before + 200 ? true : undefined), 20_000);
+    const qa = await request(publicUrl, { headers: { host: 'prod-a.example.com' } });
+    assert.equal(qa.statusCode, 200, 'the QA site reaches prod-a while it is out');
+    assert.match(await qa.body.text(), /^a[12]$/);
+    const result = await load.stop();
+    assert.deepEqual(result.errors, []);
+    const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed && r.seq >= 0).map((r) => `${b.name} #${r.seq}`));
+    assert.deepEqual(late, []);
+    await driver.setClusterTraffic('prod-a', 'live');
+    assert.deepEqual((await driver.status()).clusters.map((c) => c.traffic), ['live', 'live']);
+  } finally {
+    await driver.close();
+  }
+}
+
+describe('an exported config, run by the real program and driven by Dayshift', () => {
+  let backends: Backend[] = [];
+  before(async () => {
+    backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
+  });
+  after(async () => {
+    await Promise.all(backends.map((b) => b.close()));
+  });
+
+  test('apache: export, start httpd with it, drain prod-a under load through the driver', async (t) => {
+    const apache2 = requirePeer(t, 'apache2', 'apache2');
+    if (!apache2) return;
+    const lb = await startExportedHttpd(apache2, backends);
+    try {
+      assert.equal(lb.config.driver?.type, 'apache');
+      await drainUnderLoad(lb.config, lb.url, backends);
+    } finally {
+      await lb.stop();
+    }
+  });
+
+  test('haproxy: export, start haproxy with it, drain prod-a under load through the driver', async (t) => {
+    const haproxy = requirePeer(t, 'haproxy', 'haproxy');
+    if (!haproxy) return;
+    const lb = await startExportedHaproxy(haproxy, backends);
+    try {
+      await drainUnderLoad(lb.config, lb.url, backends);
+    } finally {
+      await lb.stop();
+    }
+  });
+});

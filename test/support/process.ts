@@ -1,0 +1,72 @@
+// What the peer harnesses share: free loopback ports, a foreground child stopped by its PID, and polling
+// with a deadline instead of sleeps.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+
+/** A free TCP port on 127.0.0.1: bind port 0, read it, close. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Calls `probe` until it returns a value other than undefined, or throws at the deadline with `what`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  const reason = lastError instanceof Error ? `: ${lastError.message}` : '';
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${reason}`);
+}
+
+/** A child process in the foreground whose output is kept for error messages. */
+export class Foreground {
+  readonly child: ChildProcess;
+  private output = '';
+  private exited = false;
+
+  constructor(command: string, args: string[], cwd: string) {
+    this.child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (chunk: Buffer) => {
+      this.output = (this.output + chunk.toString()).slice(-8000);
+    };
+    this.child.stdout?.on('data', keep);
+    this.child.stderr?.on('data', keep);
+    this.child.once('exit', () => {
+      this.exited = true;
+    });
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  get running(): boolean {
+    return !this.exited;
+  }
+
+  /** SIGTERM by PID, then waits for the exit (SIGKILL if it has not gone after 5 s). */
+  async stop(): Promise<void> {
+    if (this.exited || this.child.pid === undefined) return;
+    const exit = once(this.child, 'exit');
+    process.kill(this.child.pid, 'SIGTERM');
+    const timer = setTimeout(() => {
+      if (!this.exited && this.child.pid !== undefined) process.kill(this.child.pid, 'SIGKILL');
+    }, 5000);
+    await exit;
+    clearTimeout(timer);
+  }
+}
