@@ -1,5 +1,5 @@
-// The dashboard end to end in a real headless Chromium: a real Dayshift (built-in proxy, control plane,
-// admin API) in front of four loopback members with sticky and anonymous users, driven through the page.
+// The dashboard end to end in a real headless Chromium: a real Dayshift (built-in proxy, control plane, release
+// conductor, admin API) in front of four loopback members with sticky and anonymous users, driven through the page.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +15,6 @@ import { launchChromium } from '../support/chromium.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { requirePeer } from '../support/peers.js';
 import { loadObject, request } from '../support/proxy.js';
-import { registerReleaseStub, type ReleaseStub } from './release-stub.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 const TOKEN = 'dashboard-test-token-0123456789';
@@ -30,8 +29,6 @@ interface Env {
   /** Uncaught exceptions and console errors in the page (a failed load is reported by its own test). */
   pageErrors: string[];
   stopLoad: () => Promise<void>;
-  /** Set while the release API is the stand-in (see release-stub.ts). */
-  releaseStub: ReleaseStub | undefined;
   api: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: unknown }>;
 }
 
@@ -76,6 +73,14 @@ async function setUp(chromium: string): Promise<Env> {
     },
     health: { path: '/health', interval: '1s', timeout: '1s', rise: 1 },
     drain: { session_idle: '5m', deadline: '30m' },
+    // A short release: the sticky users keep prod-a's sessions alive, so its drain ends at the deadline.
+    release: {
+      drain: { session_idle: '1s', deadline: '4s' },
+      health: { timeout: '20s', stable: '500ms' },
+      hooks: { deploy: 'echo deploying $DAYSHIFT_VERSION to $DAYSHIFT_CLUSTER' },
+      approval: 'manual',
+      clusters: { 'prod-b': { approval: 'auto' } },
+    },
     sites: {
       public: { hosts: ['shop.example'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], sticky: { mode: 'route', cookie: 'JSESSIONID' } }] },
       'qa-a': { hosts: ['prod-a.shop.example'], routes: [{ path: '/', clusters: ['prod-a'] }] },
@@ -85,7 +90,6 @@ async function setUp(chromium: string): Promise<Env> {
   const dayshift = await startDayshift(loaded, pino({ level: 'silent' }));
   // Once startDayshift registers the dashboard itself, the test uses that registration.
   if (dayshift.admin.router.match('GET', '/') === undefined) registerDashboard(dayshift.admin, { token: dayshift.token.value });
-  const releaseStub = registerReleaseStub(dayshift.admin, { 'prod-a': 'http://prod-a.shop.example/', 'prod-b': 'http://prod-b.shop.example/' });
   const stopLoad = startLoad(dayshift.proxy!.addresses().http[0]!.port);
   const browser = await launchChromium(chromium);
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
@@ -94,7 +98,7 @@ async function setUp(chromium: string): Promise<Env> {
   const pageErrors: string[] = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
   page.on('console', (message) => {
-    // The stand-in has no /api/release/events; the browser logs that 404 and the page falls back to polling.
+    // The browser logs every 4xx answer (the wrong token, the refusals) as a failed load: those are expected.
     if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageErrors.push(message.text());
   });
   const api = async (method: string, path: string, body?: unknown) => {
@@ -105,7 +109,7 @@ async function setUp(chromium: string): Promise<Env> {
     });
     return { status: res.status, body: await res.json() };
   };
-  return { dir, dayshift, members, browser, context, page, pageErrors, stopLoad, releaseStub, api };
+  return { dir, dayshift, members, browser, context, page, pageErrors, stopLoad, api };
 }
 
 /**
@@ -355,7 +359,6 @@ describe('dashboard in Chromium', () => {
     await current.locator('li.step[data-step="prod-a:drain"][aria-current="step"]').waitFor();
     await current.locator('.drain', { hasText: /^Draining prod-a: \d+ sessions? left, \d+ in flight, oldest idle \d+s · deadline in / }).waitFor();
     await page.screenshot({ path: join(ARTIFACTS, 'release-draining.png'), fullPage: true });
-    e.releaseStub?.reachApproval();
     await current.locator('header .badge', { hasText: /^awaiting-approval$/ }).waitFor();
     await current.locator('li.step[data-step="prod-a:approval"][aria-current="step"]').waitFor();
     assert.deepEqual(await current.locator('li.step[data-step^="prod-a:"] .badge').allTextContents().then((states) => states.slice(0, 3)), ['succeeded', 'succeeded', 'succeeded']);
