@@ -22,7 +22,6 @@ const ACTIVE = new Set(['running', 'awaiting-approval', 'failed', 'interrupted']
  * @param {(state: string | undefined) => void} onState tells the navigation what the release is doing
  */
 export function createReleaseView(root, announce, onState) {
-  const unavailable = h('p', { class: 'notice', hidden: true, role: 'status' });
   const versionInput = h('input', { id: 'release-version', name: 'version', required: true, maxlength: 100, placeholder: '2.4.1', autocomplete: 'off' });
   const startForm = h(
     'form',
@@ -68,7 +67,7 @@ export function createReleaseView(root, announce, onState) {
       h('table', {}, h('thead', {}, h('tr', {}, ...['Version', 'Outcome', 'Started by', 'Started', 'Ended', 'Took', 'Steps'].map((t) => h('th', { scope: 'col', text: t })))), historyBody),
     ),
   );
-  root.append(h('div', { class: 'section-head' }, h('h2', { text: 'Release' })), unavailable, currentCard, startForm, history);
+  root.append(h('div', { class: 'section-head' }, h('h2', { text: 'Release' })), currentCard, startForm, history);
 
   /** @type {Release | null} */
   let release = null;
@@ -229,31 +228,21 @@ export function createReleaseView(root, announce, onState) {
     try {
       next = await api('GET', '/api/release');
     } catch (err) {
-      // 404: no release yet (or no release API at all, which the history call below tells apart).
+      // 404: there has been no release yet.
       if (!(err instanceof ApiError && err.status === 404)) throw err;
     }
     // The history only changes when a release starts or changes state.
     const key = `${next?.id ?? ''}:${next?.state ?? ''}`;
     if (key !== historyVersion) {
-      try {
-        renderHistory(await api('GET', '/api/releases'));
-      } catch (err) {
-        if (!(err instanceof ApiError && err.status === 404)) throw err;
-        setText(unavailable, 'This Dayshift has no release API.');
-        unavailable.hidden = false;
-        startForm.hidden = true;
-        currentCard.hidden = true;
-        return;
-      }
+      renderHistory(await api('GET', '/api/releases'));
       historyVersion = key;
     }
-    unavailable.hidden = true;
     render(next);
   }
 
   /**
    * Follows /api/release/events: any event means the release changed, so it is read again at once
-   * (the timer in app.js still reads it every few seconds, and covers a Dayshift without the stream).
+   * (the timer in app.js still reads it every second on this view, for the durations and countdowns).
    * @returns {() => void} closes the stream
    */
   function follow() {
