@@ -143,7 +143,7 @@ export function createReleaseView(root, announce, onState) {
     setText(title, `Version ${next.version}`);
     setBadge(state, next.state);
     const took = next.endedAt ? `took ${elapsed(next.startedAt, next.endedAt)}` : next.state === 'running' || next.state === 'awaiting-approval' ? `running for ${elapsed(next.startedAt)}` : `started ${elapsed(next.startedAt)} ago`;
-    setText(meta, `Started by ${next.startedBy} at ${time(next.startedAt)} · ${took}${next.abortedBy ? ` · aborted by ${next.abortedBy}` : ''}`);
+    setText(meta, `Started by ${next.startedBy} at ${time(next.startedAt)} · ${took}${next.abortedBy && !next.reason?.includes(next.abortedBy) ? ` · aborted by ${next.abortedBy}` : ''}`);
     reason.hidden = !next.reason;
     setText(reason, next.reason ?? '');
     buttons.approve.hidden = next.state !== 'awaiting-approval';
