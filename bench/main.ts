@@ -3,7 +3,8 @@
 // time. Two figures: peak throughput at fixed concurrency and latency at a fixed moderate rate (wrk,
 // paced by bench/pace.lua; else autocannon and its overallRate). Settings by environment: BENCH_ROUNDS (2), BENCH_SECONDS (5),
 // BENCH_CONNECTIONS (50), BENCH_RATE (2000), BENCH_MEMBERS (2), BENCH_ENGINES=1 to add Dayshift on
-// node:http's client (the engine comparison).
+// node:http's client (the engine comparison), BENCH_SWAP=0 / BENCH_AJP=0 to leave out the origin
+// procedure under load (bench/swap.ts) and AJP against HTTP to Tomcat (bench/ajp.ts).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +16,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { findExecutable } from '../test/support/peers.js';
+import { runAjpBench } from './ajp.js';
+import { runSwapBench } from './swap.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -236,3 +239,6 @@ async function main(): Promise<void> {
 }
 
 await main();
+// Then the release-shaped figures: the origin procedure under load, and AJP against HTTP to Tomcat.
+if (process.env.BENCH_SWAP !== '0') await runSwapBench(log);
+if (process.env.BENCH_AJP !== '0') await runAjpBench({ seconds: SECONDS, rounds: 1 });

@@ -50,9 +50,10 @@ async function waitDrained(client: AdminClient, target: string, opts: ChangeOpti
   const interrupt = () => stop.abort();
   process.once('SIGINT', interrupt);
   try {
-    await client.events(`/api/drain/${enc(target.replace('/', '~'))}${query}`, (_event, data) => {
+    await client.events(`/api/drain/${enc(target.replace('/', '~'))}${query}`, (event, data) => {
       last = data as DrainProgress;
-      if (!opts.json) progress.update(renderDrain(last));
+      // The final state is printed once below, after the progress line is cleared.
+      if (!opts.json && event === 'progress' && !last.drained) progress.update(renderDrain(last));
     }, { signal: stop.signal });
   } catch (err) {
     if (!stop.signal.aborted) throw err;
