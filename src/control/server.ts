@@ -14,6 +14,7 @@ import { startProxy } from '../proxy/proxy.js';
 import { registerReleaseApi } from '../release/api.js';
 import { Conductor } from '../release/conductor.js';
 import { openStore } from '../store/open.js';
+import { registerDashboard } from '../ui/dashboard.js';
 import type { Store } from '../store/store.js';
 import { AdminServer } from './admin-server.js';
 import { registerControlApi } from './api.js';
@@ -114,6 +115,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const conductor = await Conductor.open({ plane, logger, sampler, sessions, httpOrigin, audit });
     cleanup.unshift(() => conductor.close());
     registerReleaseApi(admin, conductor);
+    registerDashboard(admin, { token: token.value, logger });
     const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`admin listener ${config.admin.listen.host}:${config.admin.listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);
     });

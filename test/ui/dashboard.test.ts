@@ -10,7 +10,6 @@ import { after, describe, it, type TestContext } from 'node:test';
 import pino from 'pino';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startDayshift, type Dayshift } from '../../src/control/server.js';
-import { registerDashboard } from '../../src/ui/dashboard.js';
 import { launchChromium } from '../support/chromium.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { requirePeer } from '../support/peers.js';
@@ -88,8 +87,6 @@ async function setUp(chromium: string): Promise<Env> {
     },
   });
   const dayshift = await startDayshift(loaded, pino({ level: 'silent' }));
-  // Once startDayshift registers the dashboard itself, the test uses that registration.
-  if (dayshift.admin.router.match('GET', '/') === undefined) registerDashboard(dayshift.admin, { token: dayshift.token.value });
   const stopLoad = startLoad(dayshift.proxy!.addresses().http[0]!.port);
   const browser = await launchChromium(chromium);
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
