@@ -86,6 +86,7 @@ export async function runDemo(options: DemoOptions, out: DemoOutput, signal: Abo
     out.line(`Dayshift demo: two clusters (prod-a: a1 a2, prod-b: b1 b2) running version ${options.fromVersion}`);
     out.line(`  public site   ${urls.public}`);
     out.line(`  QA sites      ${urls.qa['prod-a']}  ${urls.qa['prod-b']}`);
+    out.line(`  dashboard     ${urls.admin}/   (sign in with the token)`);
     out.line(`  admin API     ${urls.admin}   token ${dayshift.token.value}`);
     out.line(`  config        ${file}`);
     out.line(`  watch it:     DAYSHIFT_TOKEN=${dayshift.token.value} dayshift release status --watch --admin ${urls.admin}`);
