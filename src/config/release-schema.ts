@@ -133,6 +133,29 @@ const windowsSchema = z.strictObject({
 });
 export type WindowsConfig = z.infer<typeof windowsSchema>;
 
+/**
+ * A step of the release's database part, run before the first cluster (docs/database.md):
+ * `check-replication`, `switchover` (to the one replica, or `{ switchover: { to: NAME } }`), and
+ * `{ migrate: { run, on: replica | primary } }`, a command for the server that has that role now.
+ */
+const migrateSchema = z.strictObject({
+  run: z.string().min(1),
+  /** Which server the command is for: DAYSHIFT_DB_HOST/PORT/NAME name the one in that role now. */
+  on: z.enum(['replica', 'primary']).default('replica'),
+  timeout: duration.default(60 * 60_000),
+  repeatable: z.boolean().default(false),
+  title: z.string().min(1).optional(),
+});
+export type MigrateConfig = z.infer<typeof migrateSchema>;
+
+export const dbStepSchema = z.union([
+  z.literal('check-replication').transform(() => ({ kind: 'check-replication' as const })),
+  z.literal('switchover').transform(() => ({ kind: 'switchover' as const, to: undefined as string | undefined })),
+  z.strictObject({ switchover: z.strictObject({ to: z.string().min(1) }) }).transform((s) => ({ kind: 'switchover' as const, to: s.switchover.to as string | undefined })),
+  z.strictObject({ migrate: migrateSchema }).transform((s) => ({ kind: 'migrate' as const, ...s.migrate })),
+]);
+export type DbStepConfig = z.infer<typeof dbStepSchema>;
+
 const drainOverride = z.strictObject({
   /** A bound session not seen for this long no longer holds the drain (default: drain.session_idle). */
   session_idle: duration.optional(),
@@ -168,12 +191,20 @@ export const releaseSchema = z.strictObject({
   /** Per-cluster overrides of drain, hooks, qa, approval and shift. */
   clusters: z.record(z.string(), clusterPlan).default({}),
   windows: windowsSchema.optional(),
+  /** Database steps, in order, before the first cluster: the origin comment's ALTER-on-the-replica and switch. */
+  database: z.array(dbStepSchema).default([]),
 });
 export type ReleaseConfig = z.infer<typeof releaseSchema>;
 
 /** Cross-checks the plan against the clusters (run by the config schema, so `dayshift check` reports it). */
-export function checkReleasePlan(release: ReleaseConfig | undefined, clusters: string[], ctx: z.RefinementCtx): void {
+export function checkReleasePlan(release: ReleaseConfig | undefined, clusters: string[], databaseServers: string[] | undefined, ctx: z.RefinementCtx): void {
   if (!release) return;
+  release.database.forEach((step, i) => {
+    if (!databaseServers) ctx.addIssue({ code: 'custom', path: ['release', 'database', i], message: 'database steps need a database: section naming the servers' });
+    else if (step.kind === 'switchover' && step.to !== undefined && !databaseServers.includes(step.to)) {
+      ctx.addIssue({ code: 'custom', path: ['release', 'database', i, 'switchover', 'to'], message: `unknown database server "${step.to}"; servers: ${databaseServers.join(', ')}` });
+    }
+  });
   const unknown = (name: string) => `unknown cluster "${name}"; defined clusters: ${clusters.join(', ')}`;
   const seen = new Set<string>();
   release.order?.forEach((name, i) => {

@@ -287,7 +287,7 @@ export const configSchema = z
         ids.add(id);
       });
     }
-    checkReleasePlan(config.release, Object.keys(config.clusters), ctx);
+    checkReleasePlan(config.release, Object.keys(config.clusters), config.database?.servers.map((s) => s.name), ctx);
     if (config.listen.http === undefined && config.listen.https === undefined) {
       ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });
     }

@@ -13,6 +13,7 @@ import type { SessionTracker } from '../control/sessions.js';
 import { qaUrlOf } from '../control/status.js';
 import { targetMembers, type Target } from '../control/targets.js';
 import { LockHeldError, type StoreLock } from '../store/store.js';
+import { runDbStep } from './database.js';
 import { analyse, delay, healthGate, runQaChecks, StepFailure, type QaTarget } from './checks.js';
 import { commandFailure, runCommand } from './hooks.js';
 import { buildSteps, clusterPlan, releaseConfig } from './plan.js';
@@ -392,6 +393,19 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         return this.awaitApproval(step, signal);
       case 'shift':
         return this.shift(r, cluster!, signal);
+      case 'db-check-replication':
+      case 'db-switchover':
+      case 'db-migrate': {
+        const output: string[] = [];
+        step.output = output;
+        return runDbStep(releaseConfig(this.plane.config).database[step.dbStep!]!, {
+          loaded: this.plane.loaded,
+          store: this.plane.store,
+          env: this.env(r, undefined),
+          signal,
+          onLine: (line) => this.captured(step, output, line),
+        });
+      }
       default:
         throw new StepFailure(`the conductor cannot run ${step.kind} steps`);
     }

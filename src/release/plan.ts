@@ -74,6 +74,13 @@ export function buildSteps(config: DayshiftConfig, options: { waitWindow?: boole
   const steps: ReleaseStep[] = [];
   if (plan.windows && options.waitWindow) steps.push(step('window', 'window', `wait for the release window: ${describeWindows(plan.windows)}`, true));
   if (plan.hooks.before) steps.push(step('before', 'hook', `hook before: ${describeHook(plan.hooks.before)}`, plan.hooks.before.repeatable, { hook: 'before' }));
+  plan.database.forEach((db, i) => {
+    const id = `db:${i + 1}`;
+    if (db.kind === 'check-replication') steps.push(step(id, 'db-check-replication', 'db: check replication (running, caught up, no errant transactions)', true, { dbStep: i }));
+    // A switchover journals itself; the step finds a finished one and does not switch back.
+    else if (db.kind === 'switchover') steps.push(step(id, 'db-switchover', `db: switchover to ${db.to ?? 'the replica'}`, true, { dbStep: i }));
+    else steps.push(step(id, 'db-migrate', `db: migrate on the ${db.on}: ${db.title ?? db.run}`, db.repeatable, { dbStep: i }));
+  });
   for (const cluster of order) {
     const p = clusterPlan(config, cluster);
     steps.push(step(`${cluster}:drain`, 'drain', `drain ${cluster} (session idle ${formatDuration(p.drainIdleMs)}, deadline ${formatDuration(p.drainDeadlineMs)})`, true, { cluster }));

@@ -27,7 +27,8 @@ export type StepKind =
   | 'approval'
   | 'shift'
   | 'db-check-replication'
-  | 'db-switchover';
+  | 'db-switchover'
+  | 'db-migrate';
 
 export interface ReleaseStep {
   /** Stable id within the release, e.g. "prod-a:drain". */
@@ -37,6 +38,8 @@ export interface ReleaseStep {
   cluster?: string;
   /** For hook steps: which hook. */
   hook?: HookName;
+  /** For db-* steps: the index of the step in release.database. */
+  dbStep?: number;
   /** Human title: "drain prod-a (idle 5m, deadline 30m)". */
   title: string;
   state: StepState;
