@@ -3,7 +3,8 @@
 // member's runtime object, which the balancer reads without waiting on anything.
 import http from 'node:http';
 import https from 'node:https';
-import type { HealthCheckConfig } from '../config/schema.js';
+import type { DayshiftConfig, HealthCheckConfig, MemberConfig } from '../config/schema.js';
+import { createTransport } from '../proxy/transports.js';
 import type { MemberRuntime } from './member.js';
 
 export function statusExpected(status: number, expect: HealthCheckConfig['expect']): boolean {
@@ -13,10 +14,38 @@ export function statusExpected(status: number, expect: HealthCheckConfig['expect
   return false;
 }
 
+/** A member's health check: the global one, overridden by its cluster's, overridden by its own. */
+export function healthCheckFor(config: DayshiftConfig, cluster: string, index: number): HealthCheckConfig {
+  const c = config.clusters[cluster]!;
+  return { ...config.health, ...c.health, ...c.members[index]!.health } as HealthCheckConfig;
+}
+
+/** What a probe needs of a member: where it is, and the transport's ping for non-HTTP members (AJP). */
+export interface ProbeTarget {
+  url: URL;
+  tlsVerify: boolean;
+  ping?: (timeoutMs: number) => Promise<void>;
+}
+
+/**
+ * One probe of a member the proxy is not running (the release's health gate with an external load
+ * balancer, which stops checking members it took out of traffic).
+ */
+export async function probeMember(member: MemberConfig, check: HealthCheckConfig): Promise<string | undefined> {
+  const url = new URL(member.url);
+  if (url.protocol === 'http:' || url.protocol === 'https:') return probe({ url, tlsVerify: member.tls_verify }, check);
+  const transport = createTransport(member, { connectTimeoutMs: check.timeout, firstByteTimeoutMs: check.timeout, idleTimeoutMs: check.timeout, poolIdle: 1, poolMax: 1 });
+  try {
+    return await probe({ url, tlsVerify: member.tls_verify, ...(transport.ping ? { ping: (ms: number) => transport.ping!(ms) } : {}) }, check);
+  } finally {
+    await transport.close();
+  }
+}
+
 /** One probe; resolves with the reason it failed, or undefined when healthy. */
-export function probe(member: MemberRuntime, check: HealthCheckConfig): Promise<string | undefined> {
+export function probe(member: ProbeTarget, check: HealthCheckConfig): Promise<string | undefined> {
   if (member.url.protocol !== 'http:' && member.url.protocol !== 'https:') {
-    const ping = member.transport.ping?.bind(member.transport);
+    const ping = member.ping;
     if (!ping) return Promise.resolve(undefined);
     return ping(check.timeout).then(
       () => undefined,
@@ -33,7 +62,7 @@ export function probe(member: MemberRuntime, check: HealthCheckConfig): Promise<
         path: check.path,
         agent: false,
         headers: { host: check.host ?? member.url.host, 'user-agent': 'dayshift-health-check' },
-        rejectUnauthorized: member.config.tls_verify,
+        rejectUnauthorized: member.tlsVerify,
         timeout: check.timeout,
       },
       (response) => {
@@ -66,7 +95,8 @@ export class HealthChecker {
   }
 
   private run(): void {
-    void probe(this.member, this.check).then((reason) => {
+    const m = this.member;
+    void probe({ url: m.url, tlsVerify: m.config.tls_verify, ...(m.transport.ping ? { ping: (ms: number) => m.transport.ping!(ms) } : {}) }, this.check).then((reason) => {
       if (this.stopped) return;
       this.record(reason);
       this.timer = setTimeout(() => this.run(), this.check.interval);

@@ -10,11 +10,11 @@ import { isIP, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import tls, { type SecureContext } from 'node:tls';
 import type { LoadedConfig } from '../config/load.js';
-import type { DayshiftConfig, HealthCheckConfig } from '../config/schema.js';
+import type { DayshiftConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import { memberId } from '../control/state.js';
 import { memberKey, type MemberKey } from '../model.js';
-import { HealthChecker } from '../balance/health.js';
+import { HealthChecker, healthCheckFor } from '../balance/health.js';
 import { MemberRuntime, type PassivePolicy } from '../balance/member.js';
 import { StickySigner } from '../balance/sticky.js';
 import { AccessLog } from './access-log.js';
@@ -47,10 +47,6 @@ function transportSettings(config: DayshiftConfig): TransportSettings {
   };
 }
 
-function mergedCheck(config: DayshiftConfig, cluster: string, index: number): HealthCheckConfig {
-  const c = config.clusters[cluster]!;
-  return { ...config.health, ...c.health, ...c.members[index]!.health } as HealthCheckConfig;
-}
 
 /** SNI certificates: exact host → context, `*.x` → context by suffix. */
 interface TlsContexts {
@@ -154,7 +150,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
           checkers.get(key)?.stop();
           checkers.delete(key);
         }
-        const check = mergedCheck(config, cluster, i);
+        const check = healthCheckFor(config, cluster, i);
         const checker = checkers.get(key);
         if (!checker || JSON.stringify(checker.check) !== JSON.stringify(check)) {
           checker?.stop();

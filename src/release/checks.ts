@@ -1,8 +1,12 @@
 // The gates between deploying a cluster and giving it traffic: the health gate (every member up by the
-// proxy's active checks) and the QA checks (HTTP requests through the cluster's QA site, and commands).
+// proxy's active checks, or by Dayshift's own probes with an external load balancer) and the QA checks
+// (HTTP requests through the cluster's QA site, and commands).
 import { request } from 'undici';
+import { healthCheckFor, probeMember } from '../balance/health.js';
 import type { AnalysisConfig, QaCheckConfig } from '../config/release-schema.js';
 import type { ControlPlane } from '../control/plane.js';
+import { memberId } from '../control/state.js';
+import type { Health } from '../model.js';
 import type { Rates } from '../control/sampler.js';
 import { commandFailure, runCommand } from './hooks.js';
 
@@ -36,9 +40,7 @@ export async function healthGate(plane: ControlPlane, cluster: string, options: 
   const deadline = Date.now() + options.timeoutMs;
   let upSince: number | undefined;
   for (;;) {
-    const status = await plane.status();
-    // A member an operator disabled is not part of the release; it would never come up.
-    const members = (status.clusters.find((c) => c.name === cluster)?.members ?? []).filter((m) => m.admin !== 'disabled');
+    const members = await memberHealth(plane, cluster);
     const notUp = members.filter((m) => m.health !== 'up');
     const now = Date.now();
     if (notUp.length === 0 && members.length > 0) {
@@ -48,11 +50,36 @@ export async function healthGate(plane: ControlPlane, cluster: string, options: 
       upSince = undefined;
     }
     if (now >= deadline) {
-      const which = notUp.map((m) => `${m.id} (${m.url}) is ${m.health}`).join(', ');
+      const which = notUp.map((m) => `${m.id} (${m.url}) is ${m.health}${m.reason ? `: ${m.reason}` : ''}`).join(', ');
       throw new StepFailure(`health gate timed out after ${Math.round(options.timeoutMs / 1000)}s: ${which || 'members did not stay up'}`);
     }
     await delay(options.pollMs ?? 250, options.signal);
   }
+}
+
+/**
+ * The health of a cluster's members, but those an operator disabled (not part of the release: they would
+ * never come up). The built-in proxy checks members whatever their traffic state; Apache and HAProxy stop
+ * checking members they took out of traffic, so with them the gate probes each member itself.
+ */
+async function memberHealth(plane: ControlPlane, cluster: string): Promise<{ id: string; url: string; health: Health; reason?: string }[]> {
+  const desired = plane.state.members;
+  const enabled = (id: string) => desired[`${cluster}/${id}`]?.admin !== 'disabled';
+  if (plane.driver.name === 'builtin') {
+    const status = await plane.status();
+    return (status.clusters.find((c) => c.name === cluster)?.members ?? []).filter((m) => enabled(m.id));
+  }
+  const config = plane.config;
+  const members = config.clusters[cluster]?.members ?? [];
+  const probed = await Promise.all(
+    members.map(async (member, i) => {
+      const id = memberId(member.route, i);
+      if (!enabled(id)) return undefined;
+      const reason = await probeMember(member, healthCheckFor(config, cluster, i));
+      return { id, url: member.url, health: reason === undefined ? ('up' as const) : ('down' as const), ...(reason ? { reason } : {}) };
+    }),
+  );
+  return probed.filter((m) => m !== undefined);
 }
 
 /** How to reach a cluster's QA site: the URL people use, and where to connect with which Host. */

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { ApacheDriver } from '../../src/drivers/apache.js';
 import { DriverUnsupportedError } from '../../src/drivers/driver.js';
-import { waitUntilIdle } from '../../src/drivers/wait.js';
+import { waitUntilIdle } from '../support/driver-wait.js';
 import { initialState } from '../../src/control/state.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHttpd, type BalancedHttpd } from '../support/httpd.js';

@@ -13,7 +13,7 @@ import { configSchema, type DayshiftConfig } from '../../src/config/schema.js';
 import { exportApache } from '../../src/drivers/apache-config.js';
 import { createDriver } from '../../src/drivers/factory.js';
 import { exportHaproxy } from '../../src/drivers/haproxy-config.js';
-import { waitUntilIdle } from '../../src/drivers/wait.js';
+import { waitUntilIdle } from '../support/driver-wait.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { preamble } from '../support/httpd.js';
 import { startExportedHaproxy, startExportedHttpd } from '../support/load-balancers.js';

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { DriverUnsupportedError } from '../../src/drivers/driver.js';
 import { HaproxyDriver } from '../../src/drivers/haproxy.js';
-import { waitUntilIdle } from '../../src/drivers/wait.js';
+import { waitUntilIdle } from '../support/driver-wait.js';
 import { initialState } from '../../src/control/state.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHaproxy, type BalancedHaproxy } from '../support/haproxy.js';

@@ -1,7 +1,6 @@
-// Waiting for a cluster to have no request in flight, through any driver that can count them (Apache:
-// busy, HAProxy: scur). The release conductor combines it with its own session-idle rule.
-import type { Driver } from './driver.js';
-import { DriverUnsupportedError } from './driver.js';
+// Waiting for a cluster to have no request in flight through a bare driver that can count them (Apache:
+// busy, HAProxy: scur), for driver tests; Dayshift itself waits through ControlPlane.waitDrained.
+import { DriverUnsupportedError, type Driver } from '../../src/drivers/driver.js';
 
 export interface IdleWait {
   /** Give up after this long; resolves with idle=false then. */
