@@ -95,8 +95,7 @@ export function resolveTarget(snap: Snapshot, req: IncomingMessage, reject: (sta
     reject(404, site);
     return undefined;
   }
-  const idHeader = config.request_id_header.toLowerCase();
-  const incoming = req.headers[idHeader];
+  const incoming = req.headers[snap.requestIdHeader];
   return { site, route, path, host, requestId: requestId(typeof incoming === 'string' ? incoming : undefined) };
 }
 
@@ -106,7 +105,7 @@ export class Forwarder {
   handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
     const snap = this.ctx.snapshot();
     const started = Date.now();
-    const idHeader = snap.config.request_id_header.toLowerCase();
+    const idHeader = snap.requestIdHeader;
     const reject = (status: number, site: SiteSnapshot | undefined) => {
       countStatus(site, status);
       if (status === 404 && !site) plain(res, 404, 'Not Found\n');
@@ -154,7 +153,7 @@ export class Forwarder {
     this.forward(req, res, target, expectContinue, snap).catch((error: unknown) => {
       this.ctx.logger.error({ err: error, requestId: target.requestId }, 'request failed unexpectedly');
       if (res.headersSent || res.destroyed) res.destroy();
-      else sendError(res, 502, { accept: req.headers.accept, requestIdHeader: snap.config.request_id_header.toLowerCase(), requestId: target.requestId });
+      else sendError(res, 502, { accept: req.headers.accept, requestIdHeader: snap.requestIdHeader, requestId: target.requestId });
     });
   }
 
@@ -184,7 +183,7 @@ export class Forwarder {
   private async forward(req: IncomingMessage, res: ServerResponse, target: Target, expectContinue: boolean, snap: Snapshot): Promise<void> {
     const { site, route } = target;
     const config = snap.config;
-    const idHeader = config.request_id_header.toLowerCase();
+    const idHeader = snap.requestIdHeader;
     const secure = (req.socket as TLSSocket).encrypted === true;
     const clientAddress = req.socket.remoteAddress ?? '';
     const trusted = snap.trusted !== undefined && listHas(snap.trusted, clientAddress);
@@ -400,7 +399,7 @@ export class Forwarder {
       done();
       this.ctx.logger.warn({ member: member.key, requestId: target.requestId, err: (error as Error).message }, 'member response headers refused');
       countStatus(site, 502);
-      sendError(res, 502, { accept: req.headers.accept, page: site.errorPages.get(502), requestIdHeader: config.request_id_header.toLowerCase(), requestId: target.requestId });
+      sendError(res, 502, { accept: req.headers.accept, page: site.errorPages.get(502), requestIdHeader: snap.requestIdHeader, requestId: target.requestId });
       return;
     }
     countStatus(site, status);

@@ -46,6 +46,8 @@ export interface Snapshot {
   fallback: SiteSnapshot | undefined;
   trusted: BlockList | undefined;
   memberOfCluster: Map<string, MemberRuntime[]>;
+  /** config.request_id_header in lower case, as node:http names incoming headers. */
+  requestIdHeader: string;
 }
 
 function blockList(entries: string[] | undefined): BlockList | undefined {
@@ -219,5 +221,5 @@ export function buildSnapshot(
       else exact.set(h, snapshot);
     }
   }
-  return { config, exact, wildcard, fallback, trusted: blockList(config.trusted_proxies), memberOfCluster };
+  return { config, exact, wildcard, fallback, trusted: blockList(config.trusted_proxies), memberOfCluster, requestIdHeader: config.request_id_header.toLowerCase() };
 }

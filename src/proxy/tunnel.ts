@@ -61,7 +61,7 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     proto: secure ? 'https' : 'http',
     host: req.headers.host ?? target.host,
     upstreamHost: site.config.preserve_host ? (req.headers.host ?? target.host) : member.url.host,
-    requestIdHeader: snap.config.request_id_header.toLowerCase(),
+    requestIdHeader: snap.requestIdHeader,
     requestId: target.requestId,
     upgrade: true,
   });
