@@ -84,7 +84,9 @@ test('refused: replica lag over max_lag', async (t) => {
 test('refused: a long transaction on the primary', async (t) => {
   const p = need(t);
   if (!p) return;
-  const s = await settings(p, { long_transaction: '1s' });
+  // Only the transaction may fail the preflight: let the replica catch up first, and allow it time.
+  await waitForReplica(p.a, p.b);
+  const s = await settings(p, { long_transaction: '1s', max_lag: '30s' });
   const app = await (await import('mysql2/promise')).createConnection({ host: '127.0.0.1', port: p.a.port, user: USERS.app.user, password: USERS.app.password, database: 'appdb' });
   try {
     await app.query('BEGIN');
