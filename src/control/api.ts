@@ -4,6 +4,7 @@ import { ConfigError } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
 import { DriverUnsupportedError } from '../drivers/driver.js';
 import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';
+import { StoreUnavailableError } from '../store/store.js';
 import { startEvents, type AdminServer } from './admin-server.js';
 import type { AuditLog } from './audit.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from './plane.js';
@@ -179,6 +180,8 @@ async function guard<T>(work: () => Promise<T>): Promise<T> {
     if (err instanceof RefusedError) throw new HttpError(409, err.message);
     if (err instanceof DriverUnsupportedError) throw new HttpError(501, err.message);
     if (err instanceof TargetError) throw new HttpError(404, err.message);
+    // Nothing was applied: a change is acknowledged only once the store has it.
+    if (err instanceof StoreUnavailableError) throw new HttpError(503, `the change was not made: ${err.message}`);
     throw err;
   }
 }

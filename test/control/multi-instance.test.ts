@@ -29,7 +29,7 @@ describe('several instances through etcd', { skip: etcd.skip }, () => {
       }, slow);
     })));
     const config = {
-      store: { type: 'etcd', endpoints: cluster.endpoints, prefix: `/dayshift/multi-${process.pid}/`, lease_ttl: '2s' },
+      store: { type: 'etcd', endpoints: cluster.endpoints, prefix: `/dayshift/multi-${process.pid}/`, lease_ttl: '2s', request_timeout: '500ms', dial_timeout: '1s' },
       clusters: { 'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
       health: { enabled: false },
       drain: { session_idle: '1s' },
@@ -71,5 +71,21 @@ describe('several instances through etcd', { skip: etcd.skip }, () => {
     assert.equal(done.body.drained, true);
     assert.equal(done.body.reason, 'idle');
     await one.api('POST', '/api/clusters/prod-a/traffic', { state: 'live' });
+  });
+
+  test('etcd away: proxies keep serving the last state, changes fail clearly, and instances resynchronise when it returns', async () => {
+    const [name] = cluster.memberNames;
+    await cluster.kill(name!);
+    for (let i = 0; i < 5; i++) assert.equal((await request(one.port)).status, 200, 'still serving');
+    const refused = await one.api<{ error: string }>('POST', '/api/clusters/prod-b/traffic', { state: 'draining' });
+    assert.equal(refused.status, 503);
+    assert.match(refused.body.error, /^the change was not made: .*etcd/i);
+    assert.equal((await one.api<StatusReport>('GET', '/api/status')).body.clusters[1]!.traffic, 'live', 'nothing applied');
+
+    await cluster.restart(name!);
+    // A change made once etcd is back reaches the other instance through its re-established watch.
+    await waitFor(async () => (await one.api('POST', '/api/clusters/prod-b/traffic', { state: 'draining' })).status === 200, 20_000, 'etcd to accept changes again');
+    await waitFor(async () => (await two.api<StatusReport>('GET', '/api/status')).body.clusters[1]!.traffic === 'draining', 20_000, 'instance two to resynchronise');
+    assert.equal((await one.api('POST', '/api/clusters/prod-b/traffic', { state: 'live' })).status, 200);
   });
 });
