@@ -69,8 +69,13 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
     try {
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://admin');
+      } catch {
+        throw new HttpError(400, 'bad request target');
+      }
       const found = this.router.match(req.method ?? 'GET', url.pathname);
       if (found === undefined) throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
       if (found === 'method') throw new HttpError(405, `method ${req.method} not allowed on ${url.pathname}`);

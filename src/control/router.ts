@@ -72,7 +72,11 @@ export class Router {
         continue;
       }
       const params: Record<string, string> = {};
-      route.names.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1]!)));
+      try {
+        route.names.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1]!)));
+      } catch {
+        throw new HttpError(400, `bad percent-encoding in ${path}`);
+      }
       return { route, params };
     }
     return methodMismatch ? 'method' : undefined;

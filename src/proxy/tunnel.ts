@@ -28,6 +28,9 @@ export interface TunnelContext {
 }
 
 export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: Duplex, head: Buffer): void {
+  // node:http hands the socket over without its own error handler: a reset while we refuse or connect
+  // must not become an uncaught 'error' event.
+  client.on('error', () => client.destroy());
   const snap = ctx.snapshot();
   let rejected = false;
   const target = resolveTarget(snap, req, (status) => {

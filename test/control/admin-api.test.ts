@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { StatusReport } from '../../src/control/status.js';
 import { startMember, type TestMember } from '../support/members.js';
@@ -40,6 +42,20 @@ describe('admin API', () => {
     assert.equal(wrong.status, 401);
     const post = await fetch(`${ds.adminUrl}/api/clusters/prod-a/traffic`, { method: 'POST', body: '{"state":"out"}' });
     assert.equal(post.status, 401);
+  });
+
+  test('malformed request targets get 400 and the listener lives on', async () => {
+    const port = Number(new URL(ds.adminUrl).port);
+    for (const [method, target] of [['GET', '//'], ['POST', '/api/clusters/%E0%A4%A/traffic']] as const) {
+      const socket = net.connect(port, '127.0.0.1');
+      await once(socket, 'connect');
+      socket.end(`${method} ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      await once(socket, 'close');
+      assert.match(answer, /^HTTP\/1\.1 400 /, `${method} ${target}`);
+    }
+    assert.equal((await fetch(`${ds.adminUrl}/healthz`)).status, 200);
   });
 
   test('the generated token file is private (0600)', async () => {

@@ -97,6 +97,21 @@ describe('WebSocket and Upgrade tunnels', () => {
     await waitFor(() => proxy.handle.stats().members[0]!.openTunnels === 0, 5000, 'the tunnel to close');
   });
 
+  it('a client that resets the connection while its upgrade is refused does not bring the proxy down', async () => {
+    for (let i = 0; i < 5; i++) {
+      const socket = net.connect(proxy.port, '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write('GET /chat HTTP/1.1\r\nHost: nobody.invalid\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      socket.resetAndDestroy();
+    }
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('GET /chat HTTP/1.1\r\nHost: nobody.invalid\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    const [answer] = (await once(socket, 'data')) as [Buffer];
+    assert.match(answer.toString(), /^HTTP\/1\.1 404 /);
+    socket.destroy();
+  });
+
   it('counts open tunnels per member and closes them on request', async () => {
     const a = await open();
     const b = await open();
