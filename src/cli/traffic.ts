@@ -108,12 +108,13 @@ export function register(program: Command): void {
     .action((target: string, opts: ChangeOptions) => change(requireMember(target), opts, 'live', 'standby'));
 
   apiCommand(program.command('weight <target> <weight>').description("set a cluster's weight among live clusters, or a member's weight"))
-    .action(async (target: string, weightText: string, opts: ApiOptions) => {
+    .option('--force', 'allow leaving a site with no servable member')
+    .action(async (target: string, weightText: string, opts: ApiOptions & { force?: boolean }) => {
       const client = await AdminClient.connect(opts);
       const t = paths(target);
       const weight = parseWeight(weightText);
       const path = t.member ? `/api/members/${enc(t.cluster)}/${enc(t.member)}/weight` : `/api/clusters/${enc(t.cluster)}/weight`;
-      const state = await client.request('POST', path, { weight });
+      const state = await client.request('POST', path, { weight, ...(opts.force ? { force: true } : {}) });
       emit(Boolean(opts.json), { target, weight, desired: state }, () => `${colour.bold(target)} weight is now ${weight}`);
     });
 

@@ -256,7 +256,7 @@ export const configSchema = z
     for (const [siteName, site] of Object.entries(config.sites)) {
       site.routes.forEach((route, i) => {
         route.clusters.forEach((cluster, j) => {
-          if (!(cluster in config.clusters)) {
+          if (!Object.hasOwn(config.clusters, cluster)) {
             ctx.addIssue({
               code: 'custom',
               path: ['sites', siteName, 'routes', i, 'clusters', j],

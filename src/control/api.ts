@@ -29,7 +29,7 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
   r.add({ method: 'GET', path: '/api/status', summary: 'Sites, clusters and members with live figures', tag: 'status' }, () => statusReport(plane, sampler));
 
   r.add({ method: 'GET', path: '/api/history/:cluster', summary: 'Per-second requests/s, errors and latency of a cluster over the last minutes', tag: 'status' }, ({ params }) => {
-    if (!(params.cluster! in plane.config.clusters)) throw new HttpError(404, `unknown cluster ${params.cluster}`);
+    if (!Object.hasOwn(plane.config.clusters, params.cluster!)) throw new HttpError(404, `unknown cluster ${params.cluster}`);
     return sampler?.history(params.cluster!) ?? [];
   });
 
@@ -61,10 +61,10 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
   );
 
   r.add(
-    { method: 'POST', path: '/api/clusters/:cluster/weight', summary: 'Set a cluster\'s weight among live clusters', body: z.strictObject({ weight: z.number().int().min(0).max(1000) }), tag: 'traffic' },
+    { method: 'POST', path: '/api/clusters/:cluster/weight', summary: 'Set a cluster\'s weight among live clusters', body: z.strictObject({ weight: z.number().int().min(0).max(1000), force: z.boolean().optional() }), tag: 'traffic' },
     ({ params, body, actor }) => {
       const t = target(params.cluster!);
-      return guard(() => plane.setClusterWeight(actor, t.cluster, body.weight));
+      return guard(() => plane.setClusterWeight(actor, t.cluster, body.weight, body));
     },
   );
 
@@ -80,11 +80,11 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
   );
 
   r.add(
-    { method: 'POST', path: '/api/members/:cluster/:member/weight', summary: 'Set a member\'s weight', body: z.strictObject({ weight: z.number().int().min(0).max(1000) }), tag: 'traffic' },
+    { method: 'POST', path: '/api/members/:cluster/:member/weight', summary: 'Set a member\'s weight', body: z.strictObject({ weight: z.number().int().min(0).max(1000), force: z.boolean().optional() }), tag: 'traffic' },
     ({ params, body, actor }) => {
       const t = target(`${params.cluster}/${params.member}`);
       if (t.kind !== 'member') throw new HttpError(400, 'expected CLUSTER/MEMBER');
-      return guard(() => plane.setMemberWeight(actor, t.key, body.weight));
+      return guard(() => plane.setMemberWeight(actor, t.key, body.weight, body));
     },
   );
 
@@ -93,7 +93,7 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
       method: 'GET',
       path: '/api/drain/:target',
       summary: 'Drain progress of CLUSTER or CLUSTER~MEMBER; ?wait=1 long-polls until drained (or deadline); Accept: text/event-stream streams progress',
-      query: { wait: '1 to wait until drained', deadline: 'override the drain deadline, e.g. 10m', timeout: 'long-poll time limit (default 60s)' },
+      query: { wait: '1 to wait until drained', deadline: 'override the drain deadline, e.g. 10m', timeout: 'long-poll time limit (default 60s, at most 10m)' },
       tag: 'traffic',
     },
     async ({ req, res, params, query }) => {
@@ -112,7 +112,7 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
         res.end();
         return undefined;
       }
-      const limit = parseDuration(query.get('timeout') ?? '60s') ?? 60_000;
+      const limit = Math.min(parseDuration(query.get('timeout') ?? '60s') ?? 60_000, 10 * 60_000);
       const timer = setTimeout(() => abort.abort(new Error('long-poll limit')), limit);
       let last: DrainProgress | undefined;
       try {

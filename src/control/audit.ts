@@ -30,8 +30,10 @@ export class AuditLog {
 
   record(actor: Actor, action: string, target: string, detail?: Record<string, unknown>): Promise<void> {
     const entry: AuditEntry = { at: new Date().toISOString(), who: actor.who, from: actor.from, action, target, ...(detail ? { detail } : {}) };
-    this.pending = this.pending.then(() => appendFile(this.path, `${JSON.stringify(entry)}\n`, { mode: 0o600 }));
-    return this.pending;
+    const written = this.pending.then(() => appendFile(this.path, `${JSON.stringify(entry)}\n`, { mode: 0o600 }));
+    // One failed write (a full disk) fails that record, not every later one.
+    this.pending = written.catch(() => undefined);
+    return written;
   }
 
   /** The most recent entries, newest last. */

@@ -12,7 +12,7 @@ import type { Store } from '../store/store.js';
 import type { Actor, AuditLog } from './audit.js';
 import { aggregateInstances, worstHealth, type InstanceFigures } from './instances.js';
 import { reconcileState, STATE_KEY, type DesiredState, type Maintenance, type Pause } from './state.js';
-import { formatTarget, parseTarget, targetMembers, type Target } from './targets.js';
+import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';
 
 /** A change the safety rules refuse; nothing was changed. */
 export class RefusedError extends Error {
@@ -126,10 +126,10 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     });
   }
 
-  setClusterWeight(actor: Actor, cluster: string, weight: number): Promise<DesiredState> {
+  setClusterWeight(actor: Actor, cluster: string, weight: number, options: { force?: boolean } = {}): Promise<DesiredState> {
     return this.change(actor, 'weight', cluster, { weight }, (state) => {
       state.clusters[cluster]!.weight = weight;
-      this.assertEverySiteServed(state, `weight ${cluster} ${weight}`);
+      if (!options.force) this.assertEverySiteServed(state, `weight ${cluster} ${weight}`);
     });
   }
 
@@ -146,9 +146,10 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     });
   }
 
-  setMemberWeight(actor: Actor, key: MemberKey, weight: number): Promise<DesiredState> {
+  setMemberWeight(actor: Actor, key: MemberKey, weight: number, options: { force?: boolean } = {}): Promise<DesiredState> {
     return this.change(actor, 'weight', key, { weight }, (state) => {
       state.members[key]!.weight = weight;
+      if (!options.force) this.assertEverySiteServed(state, `weight ${key} ${weight}`);
     });
   }
 
@@ -296,7 +297,10 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   private async adopt(state: DesiredState): Promise<void> {
     await this.serialised(async () => {
       const previous = this.desired;
-      this.desired = reconcileState(this.config, state);
+      const next = reconcileState(this.config, state);
+      // The store echoes this process's own writes too; by now they are applied.
+      if (JSON.stringify(next) === JSON.stringify(previous)) return;
+      this.desired = next;
       await this.options.driver.apply(this.desired, previous);
       this.emit('change', this.state);
     });
@@ -309,7 +313,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   private assertSite(site: string): void {
-    if (!(site in this.config.sites)) throw new RefusedError(`unknown site "${site}"; sites: ${Object.keys(this.config.sites).join(', ')}`);
+    if (!Object.hasOwn(this.config.sites, site)) throw new TargetError(`unknown site "${site}"; sites: ${Object.keys(this.config.sites).join(', ')}`);
   }
 
   /** No change may leave a shared route with no live cluster that has a servable member. */

@@ -15,7 +15,7 @@ export class TargetError extends Error {
 export function parseTarget(config: DayshiftConfig, text: string): Target {
   const [clusterName, member, extra] = text.split('/');
   if (!clusterName || extra !== undefined) throw new TargetError(`"${text}" is not a target: expected CLUSTER or CLUSTER/MEMBER`);
-  const cluster = config.clusters[clusterName];
+  const cluster = Object.hasOwn(config.clusters, clusterName) ? config.clusters[clusterName] : undefined;
   if (!cluster) throw new TargetError(`unknown cluster "${clusterName}"; clusters: ${Object.keys(config.clusters).join(', ')}`);
   if (member === undefined || member === '') return { kind: 'cluster', cluster: clusterName };
   const ids = cluster.members.map((m, i) => memberId(m.route, i));

@@ -113,6 +113,24 @@ describe('admin API', () => {
     assert.match(entries[0]!.from, /127\.0\.0\.1/);
   });
 
+  test('names that are not the config\'s own (__proto__, constructor) are unknown targets', async () => {
+    assert.equal((await ds.api('POST', '/api/sites/__proto__/maintenance', { message: 'x' })).status, 404);
+    assert.equal((await ds.api('POST', '/api/clusters/constructor/traffic', { state: 'out' })).status, 404);
+    assert.equal((await ds.api('GET', '/api/history/__proto__')).status, 404);
+    assert.equal(({} as { maintenance?: unknown }).maintenance, undefined);
+  });
+
+  test('weights that would leave the public site with nothing to serve new sessions are refused', async () => {
+    assert.equal((await ds.api('POST', '/api/clusters/prod-a/traffic', { state: 'out' })).status, 200);
+    assert.equal((await ds.api('POST', '/api/members/prod-b/b1/weight', { weight: 0 })).status, 200);
+    const refused = await ds.api<{ error: string }>('POST', '/api/members/prod-b/b2/weight', { weight: 0 });
+    assert.equal(refused.status, 409);
+    assert.match(refused.body.error, /weight prod-b\/b2 0: site public .* no live cluster/);
+    assert.equal((await ds.api('POST', '/api/clusters/prod-b/weight', { weight: 0 })).status, 409);
+    assert.equal((await ds.api('POST', '/api/members/prod-b/b1/weight', { weight: 1 })).status, 200);
+    assert.equal((await ds.api('POST', '/api/clusters/prod-a/traffic', { state: 'live' })).status, 200);
+  });
+
   test('member admin state and weight', async () => {
     assert.equal((await ds.api('POST', '/api/members/prod-b/b1/state', { state: 'disabled' })).status, 200);
     assert.equal((await ds.api('POST', '/api/members/prod-b/2/weight', { weight: 3 })).status, 200, 'member by index');
