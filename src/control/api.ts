@@ -102,7 +102,7 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
       const deadlineMs = deadlineText ? parseDuration(deadlineText) : undefined;
       if (deadlineText && deadlineMs === undefined) throw new HttpError(400, `bad deadline "${deadlineText}": expected a duration such as 10m`);
       const wantsStream = (req.headers.accept ?? '').includes('text/event-stream');
-      if (!wantsStream && query.get('wait') !== '1') return plane.drainProgress(t, deadlineMs);
+      if (!wantsStream && query.get('wait') !== '1') return plane.drainProgress(t, deadlineMs !== undefined ? { deadlineMs } : {});
       const abort = new AbortController();
       req.on('close', () => abort.abort(new Error('client went away')));
       if (wantsStream) {
@@ -118,7 +118,7 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
       try {
         return await plane.waitDrained(t, { ...(deadlineMs !== undefined ? { deadlineMs } : {}), signal: abort.signal, onProgress: (p) => (last = p) });
       } catch {
-        return last ?? (await plane.drainProgress(t, deadlineMs));
+        return last ?? (await plane.drainProgress(t, deadlineMs !== undefined ? { deadlineMs } : {}));
       } finally {
         clearTimeout(timer);
       }

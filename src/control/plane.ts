@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import type { DayshiftConfig } from '../config/schema.js';
-import type { Driver, DriverStatus } from '../drivers/driver.js';
+import type { Driver, DriverStatus, StatusOptions } from '../drivers/driver.js';
 import type { AdminState, MemberKey, TrafficState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import type { Store } from '../store/store.js';
@@ -35,6 +35,11 @@ export interface DrainProgress {
   since?: string;
   deadline?: string;
   remainingMs?: number;
+}
+
+export interface DrainWindow {
+  deadlineMs?: number;
+  idleMs?: number;
 }
 
 export interface ControlPlaneOptions {
@@ -193,8 +198,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   /** The driver's status; with several instances, in flight, sessions and tunnels are everyone's. */
-  async status(): Promise<DriverStatus> {
-    const status = await this.options.driver.status();
+  async status(options: StatusOptions = {}): Promise<DriverStatus> {
+    const status = await this.options.driver.status(options);
     if (!this.options.peers) return status;
     let peers: InstanceFigures[];
     try {
@@ -217,9 +222,12 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     return status;
   }
 
-  /** How far a drain of the target has come, from the driver's live figures. */
-  async drainProgress(target: Target, deadlineOverrideMs?: number): Promise<DrainProgress> {
-    const status = await this.status();
+  /**
+   * How far a drain of the target has come, from the driver's live figures. `deadlineMs` and `idleMs`
+   * override drain.deadline and drain.session_idle (a release plan may set its own).
+   */
+  async drainProgress(target: Target, options: DrainWindow = {}): Promise<DrainProgress> {
+    const status = await this.status(options.idleMs !== undefined ? { sessionIdleMs: options.idleMs } : {});
     const cluster = status.clusters.find((c) => c.name === target.cluster);
     const members = (cluster?.members ?? []).filter((m) => target.kind === 'cluster' || m.id === target.member);
     const inFlight = members.reduce((n, m) => n + m.inFlight, 0);
@@ -232,7 +240,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const stopped = target.kind === 'cluster' ? this.desired.clusters[target.cluster]?.traffic === 'out' : this.desired.members[target.key]?.admin === 'disabled';
       return { ...base, drained: stopped && inFlight + tunnels === 0, reason: 'not-draining' };
     }
-    const deadlineAt = Date.parse(since) + (deadlineOverrideMs ?? this.config.drain.deadline);
+    const deadlineAt = Date.parse(since) + (options.deadlineMs ?? this.config.drain.deadline);
     const remainingMs = Math.max(0, deadlineAt - Date.now());
     const idle = inFlight === 0 && sessions === 0 && tunnels === 0;
     return {
@@ -251,10 +259,10 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
    */
   async waitDrained(
     target: Target,
-    options: { deadlineMs?: number; signal?: AbortSignal; onProgress?: (p: DrainProgress) => void; pollMs?: number } = {},
+    options: DrainWindow & { signal?: AbortSignal; onProgress?: (p: DrainProgress) => void; pollMs?: number } = {},
   ): Promise<DrainProgress> {
     for (;;) {
-      const progress = await this.drainProgress(target, options.deadlineMs);
+      const progress = await this.drainProgress(target, options);
       options.onProgress?.(progress);
       if (progress.reason === 'not-draining') return progress;
       if (progress.drained) {

@@ -112,7 +112,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       const host = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host.includes(':') ? `[${address.host}]` : address.host;
       return `http://${host}:${address.port}`;
     };
-    const conductor = await Conductor.open({ plane, logger, sampler, sessions, httpOrigin, audit });
+    const conductor = await Conductor.open({ plane, logger, sampler, httpOrigin, audit });
     cleanup.unshift(() => conductor.close());
     registerReleaseApi(admin, conductor);
     registerDashboard(admin, { token: token.value, logger });

@@ -4,7 +4,7 @@ import type { SessionTracker } from '../control/sessions.js';
 import { memberId, type DesiredState } from '../control/state.js';
 import { memberKey, type AdminState, type TrafficState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
-import type { ClusterStatus, Driver, DriverCapability, DriverStatus } from './driver.js';
+import type { ClusterStatus, Driver, DriverCapability, DriverStatus, StatusOptions } from './driver.js';
 
 const CAPABILITIES: ReadonlySet<DriverCapability> = new Set<DriverCapability>([
   'cluster-traffic',
@@ -59,11 +59,11 @@ export class BuiltinDriver implements Driver {
     await this.apply(state);
   }
 
-  async status(): Promise<DriverStatus> {
+  async status(options: StatusOptions = {}): Promise<DriverStatus> {
     const { config } = this.config();
     const state = this.current();
     const stats = new Map(this.proxy.stats().members.map((m) => [m.key, m]));
-    const bound = this.sessions.byMember(Date.now(), config.drain.session_idle);
+    const bound = this.sessions.byMember(Date.now(), options.sessionIdleMs ?? config.drain.session_idle);
     const clusters: ClusterStatus[] = Object.entries(config.clusters).map(([name, cluster]) => ({
       name,
       traffic: state.clusters[name]?.traffic ?? 'live',

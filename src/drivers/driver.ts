@@ -47,6 +47,10 @@ export interface DriverStatus {
   warnings: string[];
 }
 
+export interface StatusOptions {
+  sessionIdleMs?: number;
+}
+
 export interface Driver {
   readonly name: DriverName;
   readonly capabilities: ReadonlySet<DriverCapability>;
@@ -58,7 +62,8 @@ export interface Driver {
   setClusterTraffic(cluster: string, state: TrafficState, weight?: number): Promise<void>;
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void>;
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void>;
-  status(): Promise<DriverStatus>;
+  /** `sessionIdleMs`: count bound sessions seen within this window (default drain.session_idle). */
+  status(options?: StatusOptions): Promise<DriverStatus>;
   close(): Promise<void>;
 }
 

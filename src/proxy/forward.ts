@@ -14,7 +14,7 @@ import { BannerInjector, bannerHtml, minutesLeft } from './drain-notice.js';
 import { sendError } from './error-pages.js';
 import { connectionNamed, isHopByHop, requestId, reverseRefresh, reverseUrl, rewriteCookie, upstreamHeaders } from './headers.js';
 import { RequestBody } from './request-body.js';
-import { hostName, listHas, matchRoute, matchSite, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
+import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { UpstreamError, type UpstreamResponse } from './transport.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -120,13 +120,13 @@ export class Forwarder {
       if (this.ctx.accessLog && target) this.log(req, res, target, started);
     });
     const site = target.site;
-    if (site.maintenance && (site.maintenance.until === undefined || site.maintenance.until > started)) {
+    if (site.maintenance && inMaintenance(site, started)) {
       const retry = site.maintenance.until === undefined ? 60 : Math.max(1, Math.ceil((site.maintenance.until - started) / 1000));
       countStatus(site, 503);
       sendError(res, 503, { accept: req.headers.accept, message: site.maintenance.message, page: site.errorPages.get(503), retryAfterSeconds: retry, requestIdHeader: idHeader, requestId: target.requestId });
       return;
     }
-    if (site.pause && site.pause.until > started) {
+    if (isPaused(site, started)) {
       const t = target;
       this.ctx.hold(
         site.name,
@@ -203,11 +203,7 @@ export class Forwarder {
     const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
     const hasBody = req.headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength > 0);
     const body = hasBody ? new RequestBody(req) : null;
-    let path = target.path;
-    if (route.stripPrefix && route.prefix !== '/') {
-      path = path.slice(route.prefix.endsWith('/') ? route.prefix.length - 1 : route.prefix.length);
-      if (path[0] !== '/') path = `/${path}`;
-    }
+    const path = memberPath(route, target.path);
     const abort = new AbortController();
     let finished = false;
     res.once('close', () => {
@@ -324,7 +320,7 @@ export class Forwarder {
     let named: Set<string> | undefined;
     for (const [name, value] of response.headers) if (name === 'connection') named = connectionNamed(value);
     const publicOrigin = `${secure ? 'https' : 'http'}://${req.headers.host ?? target.host}`;
-    const prefix = route.stripPrefix && route.prefix !== '/' ? route.prefix.replace(/\/$/, '') : '';
+    const prefix = route.stripped;
     const memberOrigin = member.origin;
     let contentLength: number | undefined;
     let html = false;

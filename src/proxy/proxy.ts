@@ -212,7 +212,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       reviewHeld();
     },
   });
-  const tunnelContext = { snapshot: () => snapshot, signer, sessions: options.sessions, logger };
+  const tunnelContext = { snapshot: () => snapshot, signer, sessions: options.sessions, logger, passive: () => passive };
 
   const serverOptions = (config: DayshiftConfig): http.ServerOptions => ({
     maxHeaderSize: config.limits.header_size,

@@ -16,7 +16,8 @@ import type { StatusClassCounts } from './api.js';
 
 export interface RouteSnapshot extends RouteTable {
   prefix: string;
-  stripPrefix: boolean;
+  /** With strip_prefix: the prefix the member does not see, without its trailing "/"; else "". */
+  stripped: string;
   /** Cluster name → traffic state and drain start, for the drain notice. */
   clusters: Map<string, ClusterGroup & { drainingSince: number | undefined }>;
 }
@@ -48,6 +49,23 @@ export interface Snapshot {
   memberOfCluster: Map<string, MemberRuntime[]>;
   /** config.request_id_header in lower case, as node:http names incoming headers. */
   requestIdHeader: string;
+}
+
+/** The path as the member sees it: without the route's prefix when strip_prefix is set. */
+export function memberPath(route: RouteSnapshot, path: string): string {
+  if (route.stripped === '') return path;
+  const rest = path.slice(route.stripped.length);
+  return rest[0] === '/' ? rest : `/${rest}`;
+}
+
+/** Whether the site answers with its maintenance page at `now` (a timed maintenance ends by itself). */
+export function inMaintenance(site: SiteSnapshot, now: number): boolean {
+  return site.maintenance !== undefined && (site.maintenance.until === undefined || site.maintenance.until > now);
+}
+
+/** Whether new requests on the site are held at `now`. */
+export function isPaused(site: SiteSnapshot, now: number): boolean {
+  return site.pause !== undefined && site.pause.until > now;
 }
 
 function blockList(entries: string[] | undefined): BlockList | undefined {
@@ -185,7 +203,7 @@ export function buildSnapshot(
     }
     return {
       prefix: route.path,
-      stripPrefix: route.strip_prefix,
+      stripped: route.strip_prefix && route.path !== '/' ? route.path.replace(/\/$/, '') : '',
       policy: createPolicy(route.balance),
       sticky,
       fresh,

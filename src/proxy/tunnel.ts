@@ -7,12 +7,13 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import type { PassivePolicy } from '../balance/member.js';
 import { select } from '../balance/select.js';
 import type { StickySigner } from '../balance/sticky.js';
 import type { SessionObserver } from './api.js';
 import { connectionNamed, upstreamHeaders } from './headers.js';
 import { resolveTarget } from './forward.js';
-import { listHas, type Snapshot } from './snapshot.js';
+import { inMaintenance, isPaused, listHas, memberPath, type Snapshot } from './snapshot.js';
 
 const HALF_CLOSE_MS = 1000;
 
@@ -25,6 +26,7 @@ export interface TunnelContext {
   signer: StickySigner;
   sessions: SessionObserver | undefined;
   logger: Logger;
+  passive(): PassivePolicy;
 }
 
 export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: Duplex, head: Buffer): void {
@@ -39,7 +41,8 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
   });
   if (!target || rejected) return;
   const { route, site } = target;
-  if (site.maintenance || (site.pause && site.pause.until > Date.now())) {
+  const now = Date.now();
+  if (inMaintenance(site, now) || isPaused(site, now)) {
     refuse(client, 503, 'Service Unavailable');
     return;
   }
@@ -68,11 +71,7 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     requestId: target.requestId,
     upgrade: true,
   });
-  let path = target.path;
-  if (route.stripPrefix && route.prefix !== '/') {
-    path = path.slice(route.prefix.replace(/\/$/, '').length) || '/';
-    if (path[0] !== '/') path = `/${path}`;
-  }
+  const path = memberPath(route, target.path);
   let headText = `${req.method} ${path} HTTP/1.1\r\n`;
   for (const [name, value] of headers) headText += `${name}: ${value}\r\n`;
   headText += '\r\n';
@@ -104,7 +103,7 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     client.pipe(upstream);
   });
   upstream.on('timeout', () => {
-    if (!connected) member.failed('connect timeout (upgrade)', { failures: snap.config.passive.failures, ejectionMs: snap.config.passive.ejection, maxEjectionMs: snap.config.passive.max_ejection }, Date.now());
+    if (!connected) member.failed('connect timeout (upgrade)', ctx.passive(), Date.now());
     close();
   });
   upstream.on('error', (error) => {

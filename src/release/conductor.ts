@@ -9,7 +9,6 @@ import type { HookConfig, HookName } from '../config/release-schema.js';
 import type { Actor, AuditLog } from '../control/audit.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
 import type { StatsSampler } from '../control/sampler.js';
-import type { SessionTracker } from '../control/sessions.js';
 import { qaUrlOf } from '../control/status.js';
 import { targetMembers, type Target } from '../control/targets.js';
 import { LockHeldError, type StoreLock } from '../store/store.js';
@@ -33,8 +32,6 @@ export interface ConductorOptions {
   logger: Logger;
   /** The proxy's figures, for canary analysis (absent with external drivers: canaries run unanalysed). */
   sampler?: StatsSampler;
-  /** Bound sessions, for drains whose session idle window differs from drain.session_idle. */
-  sessions?: SessionTracker;
   /** Where the proxy's http listener answers, e.g. http://127.0.0.1:8080 (QA checks connect there). */
   httpOrigin?: () => string | undefined;
   /** Where operators' release commands are recorded (traffic changes are recorded by the plane). */
@@ -430,29 +427,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       r.drain = p;
       this.emitThrottled();
     };
-    let final: DrainProgress;
-    const sessions = this.options.sessions;
-    if (!sessions || plan.drainIdleMs === this.plane.config.drain.session_idle) {
-      final = await this.plane.waitDrained(target, { deadlineMs: plan.drainDeadlineMs, signal, onProgress, pollMs: this.pollMs(250) });
-    } else {
-      // A release-specific idle window: count the sessions seen within it ourselves.
-      const members = new Set<string>(targetMembers(this.plane.config, target));
-      for (;;) {
-        const p = await this.plane.drainProgress(target, plan.drainDeadlineMs);
-        let active = 0;
-        let oldest = 0;
-        for (const [key, bound] of sessions.byMember(Date.now(), plan.drainIdleMs)) {
-          if (!members.has(key)) continue;
-          active += bound.active;
-          oldest = Math.max(oldest, bound.oldestIdleMs);
-        }
-        const idle = p.inFlight === 0 && active === 0 && p.tunnels === 0;
-        final = { ...p, sessions: active, oldestIdleMs: oldest, drained: idle || p.remainingMs === 0, reason: idle ? 'idle' : p.remainingMs === 0 ? 'deadline' : 'waiting' };
-        onProgress(final);
-        if (final.drained || final.reason === 'not-draining') break;
-        await delay(this.pollMs(250), signal);
-      }
-    }
+    const final = await this.plane.waitDrained(target, { deadlineMs: plan.drainDeadlineMs, idleMs: plan.drainIdleMs, signal, onProgress, pollMs: this.pollMs(250) });
     if (final.reason === 'deadline') return { detail: `deadline reached with ${final.inFlight} in flight and ${final.sessions} session(s) left` };
     return { detail: 'drained: nothing in flight, no bound session active' };
   }
