@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Actor } from './audit.js';
+import { FailureLimiter } from './failures.js';
 import { HttpError, Router } from './router.js';
 import { tokenMatches } from './token.js';
 
@@ -21,12 +22,14 @@ export class AdminServer {
   private readonly authenticators: Authenticator[] = [];
   private readonly server: Server;
   private readonly sockets = new Set<import('node:net').Socket>();
+  /** Wrong bearer tokens per address: ten a minute, then 429 until the window passes. */
+  private readonly wrongTokens = new FailureLimiter(10, 60_000);
 
   constructor(private readonly options: AdminServerOptions) {
     this.authenticators.push((req) => {
       const header = req.headers.authorization;
       if (!header?.startsWith('Bearer ')) return undefined;
-      return tokenMatches(header.slice(7).trim(), options.token) ? { who: 'token:admin', from: remote(req) } : undefined;
+      return tokenMatches(header.slice(7).trim(), options.token) ? { who: 'token:admin', from: remoteAddress(req) } : undefined;
     });
     this.router.add({ method: 'GET', path: '/healthz', summary: 'Liveness of the Dayshift process', auth: false, tag: 'meta' }, () => ({ ok: true }));
     this.router.add({ method: 'GET', path: '/api/openapi.json', summary: 'This OpenAPI document', tag: 'meta' }, () =>
@@ -79,9 +82,16 @@ export class AdminServer {
       const found = this.router.match(req.method ?? 'GET', url.pathname);
       if (found === undefined) throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
       if (found === 'method') throw new HttpError(405, `method ${req.method} not allowed on ${url.pathname}`);
-      let actor: Actor = { who: 'anonymous', from: remote(req) };
+      let actor: Actor = { who: 'anonymous', from: remoteAddress(req) };
       if (this.router.requiresAuth(found.route)) {
+        const from = remoteAddress(req);
+        const retryAfter = this.wrongTokens.retryAfter(from);
+        if (retryAfter !== undefined) {
+          res.setHeader('Retry-After', String(retryAfter));
+          throw new HttpError(429, `too many wrong tokens from ${from}: try again in ${retryAfter}s`);
+        }
         const known = this.authenticate(req);
+        if (!known && req.headers.authorization !== undefined) this.wrongTokens.failed(from);
         if (!known) {
           res.setHeader('WWW-Authenticate', 'Bearer realm="dayshift"');
           throw new HttpError(401, 'missing or wrong admin token (send Authorization: Bearer TOKEN)');
@@ -118,6 +128,7 @@ export function startEvents(req: IncomingMessage, res: ServerResponse, onClose: 
   };
 }
 
-function remote(req: IncomingMessage): string {
+/** The client's address, for the audit log and rate limits. */
+export function remoteAddress(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';
 }

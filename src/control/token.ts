@@ -24,7 +24,10 @@ export async function loadAdminToken(tokenFile: string | undefined, stateDir: st
     return { value: await readTokenFile(path), source: path, generated: false };
   }
   const fromEnv = process.env.DAYSHIFT_TOKEN;
-  if (fromEnv) return { value: fromEnv, source: 'DAYSHIFT_TOKEN', generated: false };
+  if (fromEnv) {
+    if (fromEnv.length < 16) throw new Error('DAYSHIFT_TOKEN is shorter than 16 characters: use a long random token (e.g. openssl rand -base64 24)');
+    return { value: fromEnv, source: 'DAYSHIFT_TOKEN', generated: false };
+  }
   const path = join(stateDir, 'admin.token');
   try {
     return { value: await readTokenFile(path), source: path, generated: false };

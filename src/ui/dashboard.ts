@@ -2,16 +2,18 @@
 // sign-in with the admin token into an HttpOnly SameSite=Strict session cookie, and a cookie
 // authenticator so the page calls the same /api/ routes as the CLI. State-changing calls made with the
 // cookie must carry the session's CSRF token in a header; bearer-token calls are unaffected.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { sendJson, type AdminServer } from '../control/admin-server.js';
+import { cookieValue } from '../balance/sticky.js';
+import { remoteAddress, sendJson, type AdminServer } from '../control/admin-server.js';
 import type { Actor } from '../control/audit.js';
 import { HttpError } from '../control/router.js';
+import { tokenMatches } from '../control/token.js';
 import { DEFAULT_SESSION_OPTIONS, SessionStore, type Session, type SessionOptions } from './sessions.js';
 
 export const SESSION_COOKIE = 'dayshift_session';
@@ -66,17 +68,17 @@ export function registerDashboard(server: AdminServer, options: DashboardOptions
   };
 
   server.addAuthenticator((req) => {
-    const session = sessions.get(cookie(req, SESSION_COOKIE));
+    const session = sessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE));
     if (!session) return undefined;
     if (!SAFE_METHODS.has(req.method ?? 'GET')) checkCsrf(req, session);
-    return { who: 'dashboard:admin', from: remote(req) } satisfies Actor;
+    return { who: 'dashboard:admin', from: remoteAddress(req) } satisfies Actor;
   });
 
   const r = server.router;
   r.add({ method: 'GET', path: '/', summary: 'The dashboard page', auth: false, tag: 'dashboard', response: 'HTML' }, async ({ req, res }) => {
     const page = await asset('index.html');
     if (!page) throw new HttpError(500, 'the dashboard files are missing from the ui/ folder');
-    const session = sessions.get(cookie(req, SESSION_COOKIE));
+    const session = sessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE));
     // The CSRF token rides in a meta tag, so the page is per-session and never cached.
     const html = page.body.toString('utf8').replace('<meta name="csrf-token" content="">', `<meta name="csrf-token" content="${session?.csrf ?? ''}">`);
     res.writeHead(200, { 'content-type': page.type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html), ...SECURITY_HEADERS });
@@ -110,7 +112,7 @@ export function registerDashboard(server: AdminServer, options: DashboardOptions
       tag: 'dashboard',
     },
     ({ req, res, body }) => {
-      const from = remote(req);
+      const from = remoteAddress(req);
       const result = sessions.signIn(body.token, from);
       if (!result.ok) {
         if (result.reason === 'rate-limited') {
@@ -128,7 +130,7 @@ export function registerDashboard(server: AdminServer, options: DashboardOptions
   );
 
   r.add({ method: 'DELETE', path: '/ui/session', summary: 'Sign out of the dashboard', auth: false, tag: 'dashboard' }, ({ req, res }) => {
-    const session = sessions.get(cookie(req, SESSION_COOKIE));
+    const session = sessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE));
     if (session) {
       checkCsrf(req, session);
       sessions.signOut(session.id);
@@ -143,7 +145,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 function checkCsrf(req: IncomingMessage, session: Session): void {
   const presented = req.headers[CSRF_HEADER];
-  if (typeof presented !== 'string' || !sameSecret(presented, session.csrf)) {
+  if (typeof presented !== 'string' || !tokenMatches(presented, session.csrf)) {
     throw new HttpError(403, `missing or wrong CSRF token: a change made with the dashboard cookie needs the ${CSRF_HEADER} header`);
   }
   // Belt and braces: a browser names the page that sent a request; it must be this listener.
@@ -161,26 +163,9 @@ function hostOf(origin: string): string | undefined {
   }
 }
 
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 function sessionCookie(req: IncomingMessage, value: string, maxAgeSeconds: number): string {
   const secure = 'encrypted' in req.socket ? '; Secure' : '';
   return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure}`;
-}
-
-/** One cookie's value from the Cookie header. */
-export function cookie(req: IncomingMessage, name: string): string | undefined {
-  const header = req.headers.cookie;
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }
 
 async function loadAsset(path: string): Promise<Asset | undefined> {
@@ -193,6 +178,3 @@ async function loadAsset(path: string): Promise<Asset | undefined> {
   }
 }
 
-function remote(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
-}

@@ -2,6 +2,7 @@
 // HttpOnly cookie, so the token itself never sits in the browser's storage. Each session carries its own
 // CSRF token, which the page sends back in a header on every state-changing request.
 import { randomBytes } from 'node:crypto';
+import { FailureLimiter } from '../control/failures.js';
 import { tokenMatches } from '../control/token.js';
 
 export interface Session {
@@ -25,32 +26,26 @@ export interface SessionOptions {
 
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = { ttlMs: 12 * 3600_000, maxFailures: 5, failureWindowMs: 60_000, maxSessions: 1000 };
 
-/** Bounds the failure table too, so a flood of addresses cannot grow it without limit. */
-const MAX_TRACKED_ADDRESSES = 10_000;
-
 export type SignInResult = { ok: true; session: Session } | { ok: false; reason: 'wrong-token' } | { ok: false; reason: 'rate-limited'; retryAfterSeconds: number };
 
 export class SessionStore {
   private readonly sessions = new Map<string, Session>();
-  private readonly failures = new Map<string, number[]>();
+  private readonly failures: FailureLimiter;
 
-  constructor(private readonly token: string, private readonly options: SessionOptions = DEFAULT_SESSION_OPTIONS, private readonly now: () => number = Date.now) {}
+  constructor(private readonly token: string, private readonly options: SessionOptions = DEFAULT_SESSION_OPTIONS, private readonly now: () => number = Date.now) {
+    this.failures = new FailureLimiter(options.maxFailures, options.failureWindowMs, now);
+  }
 
   signIn(presented: string, from: string): SignInResult {
     const now = this.now();
-    const recent = (this.failures.get(from) ?? []).filter((at) => now - at < this.options.failureWindowMs);
     // Refused before the token is even compared, so guessing stays slow however good the guess.
-    if (recent.length >= this.options.maxFailures) {
-      return { ok: false, reason: 'rate-limited', retryAfterSeconds: Math.max(1, Math.ceil((recent[0]! + this.options.failureWindowMs - now) / 1000)) };
-    }
+    const retryAfterSeconds = this.failures.retryAfter(from);
+    if (retryAfterSeconds !== undefined) return { ok: false, reason: 'rate-limited', retryAfterSeconds };
     if (!tokenMatches(presented, this.token)) {
-      recent.push(now);
-      this.failures.delete(from);
-      if (this.failures.size >= MAX_TRACKED_ADDRESSES) this.failures.delete(this.failures.keys().next().value!);
-      this.failures.set(from, recent);
+      this.failures.failed(from);
       return { ok: false, reason: 'wrong-token' };
     }
-    this.failures.delete(from);
+    this.failures.succeeded(from);
     this.prune(now);
     if (this.sessions.size >= this.options.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
     const session: Session = { id: randomBytes(32).toString('base64url'), csrf: randomBytes(32).toString('base64url'), expires: now + this.options.ttlMs, from };
@@ -80,6 +75,6 @@ export class SessionStore {
 
   private prune(now: number): void {
     for (const [id, session] of this.sessions) if (session.expires <= now) this.sessions.delete(id);
-    for (const [from, times] of this.failures) if (times.every((at) => now - at >= this.options.failureWindowMs)) this.failures.delete(from);
+    this.failures.prune();
   }
 }

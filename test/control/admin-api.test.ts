@@ -190,4 +190,16 @@ describe('admin API', () => {
     assert.match(text, /dayshift_state_changes_total \d+/);
     assert.match(text, /dayshift_reloads_total 1/);
   });
+
+  // Last: it locks this address out of the API for a minute.
+  test('wrong tokens are rate-limited per address: after ten, even the right one waits', async () => {
+    // (The first test already spent one wrong token.)
+    let refused = 0;
+    while (refused < 20 && (await fetch(`${ds.adminUrl}/api/status`, { headers: { authorization: `Bearer wrong-${refused}` } })).status === 401) refused++;
+    assert.equal(refused, 9);
+    const limited = await ds.api<{ error: string }>('GET', '/api/status');
+    assert.equal(limited.status, 429);
+    assert.match(limited.body.error, /too many wrong tokens from .*: try again in \d+s/);
+    assert.equal((await fetch(`${ds.adminUrl}/healthz`)).status, 200, '/healthz needs no token and stays open');
+  });
 });
