@@ -36,7 +36,18 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
   r.add(
     { method: 'GET', path: '/api/events', summary: 'Server-sent events: `status` every second and on every change', tag: 'status' },
     async ({ req, res }) => {
-      const push = async () => send('status', await statusReport(plane, sampler));
+      // One report at a time, and none while the client has not read the last: a slow reader or a
+      // slow driver must not pile up reports in memory.
+      let busy = false;
+      const push = async () => {
+        if (busy || res.writableNeedDrain) return;
+        busy = true;
+        try {
+          send('status', await statusReport(plane, sampler));
+        } finally {
+          busy = false;
+        }
+      };
       const onChange = () => void push().catch(() => undefined);
       const timer = setInterval(onChange, 1000);
       const send = startEvents(req, res, () => {

@@ -28,7 +28,8 @@ export interface ForwardContext {
   passive(): PassivePolicy;
   /** Requests being handled (for graceful close). */
   active: { count: number };
-  hold(site: string, resume: () => void, reject: () => void): void;
+  /** Holds a request of a paused site until `until` (or a resume / state change). */
+  hold(site: string, until: number, resume: () => void, reject: () => void): void;
 }
 
 export interface Target {
@@ -130,6 +131,7 @@ export class Forwarder {
       const t = target;
       this.ctx.hold(
         site.name,
+        site.pause.until,
         () => {
           if (res.destroyed) return;
           // Released: route again on the snapshot in force now.

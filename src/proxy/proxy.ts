@@ -20,7 +20,7 @@ import { StickySigner } from '../balance/sticky.js';
 import { AccessLog } from './access-log.js';
 import type { ProxyHandle, ProxyOptions, ProxyStats } from './api.js';
 import { Forwarder } from './forward.js';
-import { buildSnapshot, loadErrorPages, type SiteCounters, type Snapshot } from './snapshot.js';
+import { buildSnapshot, loadErrorPages, type SiteCounters, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { createTransport, type TransportSettings } from './transports.js';
 import { handleUpgrade } from './tunnel.js';
 
@@ -108,6 +108,9 @@ function loadTls(loaded: LoadedConfig): TlsContexts {
   return { exact, wildcard };
 }
 
+/** Requests a paused proxy holds at most; more are answered 503 at once. */
+const MAX_HELD = 10_000;
+
 export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const logger = options.logger;
   let loaded = options.config;
@@ -175,26 +178,34 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   syncMembers(loaded.config);
   let snapshot: Snapshot = buildSnapshot(loaded, options.state, members, siteCounters, pages);
 
+  /** When the hold timer fires next (Infinity: not armed). */
+  let holdAt = Infinity;
+  const armHold = (at: number) => {
+    if (at >= holdAt) return;
+    if (holdTimer) clearTimeout(holdTimer);
+    holdAt = at;
+    holdTimer = setTimeout(reviewHeld, Math.max(1, at - Date.now()));
+  };
+
   /** Releases or rejects held requests whose site is no longer paused, and re-arms the timer. */
   const reviewHeld = () => {
     if (holdTimer) clearTimeout(holdTimer);
     holdTimer = undefined;
+    holdAt = Infinity;
     const now = Date.now();
+    const sites = sitesByName(snapshot);
     let next = Infinity;
-    for (let i = 0; i < held.length; ) {
-      const h = held[i]!;
-      const site = findSite(snapshot, h.site);
-      const pause = site?.pause;
+    const waiting: Held[] = [];
+    for (const h of held.splice(0)) {
+      const pause = sites.get(h.site)?.pause;
       if (pause && pause.until > now) {
         next = Math.min(next, pause.until);
-        i++;
-        continue;
-      }
-      held.splice(i, 1);
-      if (pause && pause.then === 'reject') h.reject();
+        waiting.push(h);
+      } else if (pause && pause.then === 'reject') h.reject();
       else h.resume();
     }
-    if (next !== Infinity) holdTimer = setTimeout(reviewHeld, Math.max(1, next - now));
+    held.push(...waiting);
+    if (next !== Infinity) armHold(next);
   };
 
   const forwarder = new Forwarder({
@@ -207,9 +218,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     logger,
     passive: () => passive,
     active,
-    hold(site, resumeHeld, rejectHeld) {
+    hold(site, until, resumeHeld, rejectHeld) {
+      // Bounded: past MAX_HELD, a paused site answers 503 at once rather than queueing without limit.
+      if (held.length >= MAX_HELD) return rejectHeld();
       held.push({ site, resume: resumeHeld, reject: rejectHeld });
-      reviewHeld();
+      armHold(until);
     },
   });
   const tunnelContext = { snapshot: () => snapshot, signer, sessions: options.sessions, logger, passive: () => passive };
@@ -360,8 +373,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   return handle;
 }
 
-function findSite(snapshot: Snapshot, name: string) {
-  for (const site of snapshot.exact.values()) if (site.name === name) return site;
-  for (const site of snapshot.wildcard.values()) if (site.name === name) return site;
-  return snapshot.fallback?.name === name ? snapshot.fallback : undefined;
+function sitesByName(snapshot: Snapshot): Map<string, SiteSnapshot> {
+  const sites = new Map<string, SiteSnapshot>();
+  for (const site of [...snapshot.exact.values(), ...snapshot.wildcard.values(), ...(snapshot.fallback ? [snapshot.fallback] : [])]) sites.set(site.name, site);
+  return sites;
 }

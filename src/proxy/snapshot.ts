@@ -64,7 +64,7 @@ export function inMaintenance(site: SiteSnapshot, now: number): boolean {
 }
 
 /** Whether new requests on the site are held at `now`. */
-export function isPaused(site: SiteSnapshot, now: number): boolean {
+export function isPaused(site: SiteSnapshot, now: number): site is SiteSnapshot & { pause: NonNullable<SiteSnapshot['pause']> } {
   return site.pause !== undefined && site.pause.until > now;
 }
 
