@@ -13,6 +13,7 @@ import type { Actor, AuditLog } from './audit.js';
 import { aggregateInstances, worstHealth, type InstanceFigures } from './instances.js';
 import { reconcileState, STATE_KEY, type DesiredState, type Maintenance, type Pause } from './state.js';
 import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';
+import { Serial } from '../serial.js';
 
 /** A change the safety rules refuse; nothing was changed. */
 export class RefusedError extends Error {
@@ -59,7 +60,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   private desired: DesiredState;
   private readonly unwatch: () => void;
   /** Serialises changes so that read-modify-write of the state never interleaves. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
 
   private constructor(private readonly options: ControlPlaneOptions, state: DesiredState) {
     super();
@@ -181,7 +182,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
    * applied with the operators' runtime state carried over.
    */
   reload(actor: Actor): Promise<LoadedConfig> {
-    return this.serialised(async () => {
+    return this.serial.run(async () => {
       const next = await loadConfigFile(this.loadedConfig.file);
       const previous = this.desired;
       const state = reconcileState(next.config, previous);
@@ -277,7 +278,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
 
   async close(): Promise<void> {
     this.unwatch();
-    await this.queue.catch(() => undefined);
+    await this.serial.idle();
   }
 
   private change(
@@ -287,7 +288,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     detail: Record<string, unknown> | undefined,
     mutate: (state: DesiredState) => void,
   ): Promise<DesiredState> {
-    return this.serialised(async () => {
+    return this.serial.run(async () => {
       const previous = this.desired;
       const next = structuredClone(previous);
       mutate(next);
@@ -303,7 +304,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   private async adopt(state: DesiredState): Promise<void> {
-    await this.serialised(async () => {
+    await this.serial.run(async () => {
       const previous = this.desired;
       const next = reconcileState(this.config, state);
       // The store echoes this process's own writes too; by now they are applied.
@@ -314,11 +315,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     });
   }
 
-  private serialised<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(work, work);
-    this.queue = result.catch(() => undefined);
-    return result;
-  }
+
 
   private assertSite(site: string): void {
     if (!Object.hasOwn(this.config.sites, site)) throw new TargetError(`unknown site "${site}"; sites: ${Object.keys(this.config.sites).join(', ')}`);

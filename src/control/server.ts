@@ -23,6 +23,7 @@ import { defaultInstanceId, instanceFigures, listInstances, startPublishing } fr
 import { createMetrics, registerMetricsRoute } from './metrics.js';
 import { ControlPlane } from './plane.js';
 import { StatsSampler } from './sampler.js';
+import { listenerOrigin } from './status.js';
 import { SessionTracker } from './sessions.js';
 import { reconcileState, STATE_KEY, type DesiredState } from './state.js';
 import { loadAdminToken, type AdminToken } from './token.js';
@@ -106,11 +107,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
     const httpOrigin = () => {
       const bound = proxy?.addresses().http[0];
-      const configured = [plane.config.listen.http].flat()[0];
-      const address = bound ? { host: bound.address, port: bound.port } : configured;
-      if (!address) return undefined;
-      const host = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host.includes(':') ? `[${address.host}]` : address.host;
-      return `http://${host}:${address.port}`;
+      return listenerOrigin(bound ? { host: bound.address, port: bound.port } : [plane.config.listen.http].flat()[0]);
     };
     const conductor = await Conductor.open({ plane, logger, sampler, httpOrigin, audit });
     cleanup.unshift(() => conductor.close());

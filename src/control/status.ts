@@ -91,3 +91,11 @@ export function qaUrlOf(plane: ControlPlane, cluster: string): string | undefine
   }
   return undefined;
 }
+
+/** Where a listener answers on this machine: a wildcard address is reached on loopback. */
+export function listenerOrigin(address: { host: string; port: number } | undefined, scheme = 'http'): string | undefined {
+  if (!address) return undefined;
+  const { host, port } = address;
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  return `${scheme}://${reachable}:${port}`;
+}

@@ -11,7 +11,7 @@ import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, ty
 import { applyStateDiff } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
-import { Serial } from './serial.js';
+import { Serial } from '../serial.js';
 
 /** httpd's accepted loadfactor range (w_lf); values outside it are ignored silently by httpd. */
 const LOADFACTOR_MIN = 1;

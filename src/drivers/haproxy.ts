@@ -12,7 +12,7 @@ import { applyStateDiff } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } from './runtime-api.js';
-import { Serial } from './serial.js';
+import { Serial } from '../serial.js';
 
 /** HAProxy's weight range (`set server ... weight`). */
 const WEIGHT_MAX = 256;

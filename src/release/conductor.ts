@@ -9,7 +9,7 @@ import type { HookConfig, HookName } from '../config/release-schema.js';
 import type { Actor, AuditLog } from '../control/audit.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
 import type { StatsSampler } from '../control/sampler.js';
-import { qaUrlOf } from '../control/status.js';
+import { listenerOrigin, qaUrlOf } from '../control/status.js';
 import { targetMembers, type Target } from '../control/targets.js';
 import { LockHeldError, type StoreLock } from '../store/store.js';
 import { runDbStep } from './database.js';
@@ -18,6 +18,7 @@ import { commandFailure, runCommand } from './hooks.js';
 import { buildSteps, clusterPlan, releaseConfig } from './plan.js';
 import { CURRENT_RELEASE_KEY, RELEASE_KEY_PREFIX, type Release, type ReleaseStep } from './types.js';
 import { describeWindows, inWindow, nextWindowStart } from './window.js';
+import { Serial } from '../serial.js';
 
 /** A request the conductor turns down; nothing was changed. `status` is the HTTP status the API answers. */
 export class ReleaseRefusedError extends Error {
@@ -57,7 +58,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   private approvedBy: string | undefined;
   private wakeApproval: (() => void) | undefined;
   /** Serialises operator commands so that two never interleave. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
   private lastEmit = 0;
   private unwatch: (() => void) | undefined;
 
@@ -93,7 +94,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   }
 
   start(actor: Actor, version: string, options: { waitWindow?: boolean } = {}): Promise<Release> {
-    return this.serialised(async () => {
+    return this.serial.run(async () => {
       this.checkVersion(version);
       if (this.release && !isFinished(this.release)) throw new ReleaseRefusedError(`${this.holderText(this.release)} is ${this.release.state}: resume, retry or abort it first`);
       const config = this.plane.config;
@@ -133,7 +134,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   }
 
   approve(actor: Actor): Promise<Release> {
-    return this.serialised(async () => {
+    return this.serial.run(async () => {
       const r = this.requireRelease();
       const step = r.steps[r.current];
       if (r.state !== 'awaiting-approval' || step?.kind !== 'approval') throw new ReleaseRefusedError(`nothing awaits approval: release ${r.id} is ${r.state}${step ? ` at "${step.title}"` : ''}`);
@@ -151,7 +152,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
 
   /** Continues an interrupted release at the step it stopped in. */
   resume(actor: Actor, options: { yes?: boolean } = {}): Promise<Release> {
-    return this.serialised(async () => {
+    return this.serial.run(async () => {
       const r = this.requireRelease();
       if ((r.state === 'running' || r.state === 'awaiting-approval') && !this.running) {
         // Run by another instance: refused, naming it, while that instance lives; once its lock has
@@ -179,7 +180,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
 
   /** Re-runs the failed step. */
   retry(actor: Actor): Promise<Release> {
-    return this.serialised(async () => {
+    return this.serial.run(async () => {
       const r = this.requireRelease();
       if (r.state !== 'failed') throw new ReleaseRefusedError(`release ${r.id} is ${r.state}, not failed${r.state === 'interrupted' ? ': use resume' : ''}`);
       await this.takeLock(r);
@@ -198,7 +199,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
    * rollback hook for every cluster the release deployed to first.
    */
   abort(actor: Actor): Promise<Release> {
-    return this.serialised(async () => {
+    return this.serial.run(async () => {
       const r = this.requireRelease();
       if (isFinished(r)) throw new ReleaseRefusedError(`release ${r.id} is already ${r.state}`);
       await this.stopLoop();
@@ -228,7 +229,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   /** Stops the running step (the journal says interrupted) and gives the lock up. */
   async close(): Promise<void> {
     this.unwatch?.();
-    await this.serialised(async () => {
+    await this.serial.run(async () => {
       const r = this.release;
       const wasRunning = r?.state === 'running';
       await this.stopLoop();
@@ -647,7 +648,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     if (!url) throw new StepFailure(`cluster ${cluster} has no QA site: add a site whose routes are pinned to it, or set clusters.${cluster}.qa_url`);
     const parsed = new URL(url);
     if (this.plane.config.clusters[cluster]?.qa_url) return { url, origin: parsed.origin, host: parsed.host };
-    const origin = this.options.httpOrigin?.() ?? listenerOrigin(this.plane);
+    const origin = this.options.httpOrigin?.() ?? listenerOrigin([this.plane.config.listen.http].flat()[0]);
     if (!origin) throw new StepFailure('no http listener to send QA checks to');
     return { url, origin, host: parsed.host };
   }
@@ -733,11 +734,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     this.emit('update', structuredClone(this.release));
   }
 
-  private serialised<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(work, work);
-    this.queue = result.catch(() => undefined);
-    return result;
-  }
+
 }
 
 function clusterTarget(cluster: string): Target {
@@ -749,10 +746,3 @@ function figures(rates: { requestsPerSecond: number; errorRate: number; p99Ms: n
 }
 
 /** The first http listener of the config, as a loopback origin when it listens on every address. */
-function listenerOrigin(plane: ControlPlane): string | undefined {
-  const http = plane.config.listen.http;
-  const listener = Array.isArray(http) ? http[0] : http;
-  if (!listener) return undefined;
-  const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '[::1]' : listener.host.includes(':') ? `[${listener.host}]` : listener.host;
-  return `http://${host}:${listener.port}`;
-}

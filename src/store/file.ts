@@ -6,6 +6,7 @@ import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/p
 import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { LockHeldError, StoreConflictError, type PutOptions, type Store, type StoreLock, type Unsubscribe, type Versioned } from './store.js';
+import { Serial } from '../serial.js';
 
 interface Stored {
   revision: number;
@@ -26,7 +27,7 @@ const KEY = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
 export class FileStore implements Store {
   private readonly changes = new EventEmitter();
   /** Serialises writes so that compare-and-set is atomic within this process. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
   private readonly renewals = new Set<NodeJS.Timeout>();
   private readonly heldLocks = new Set<FileLock>();
 
@@ -50,7 +51,7 @@ export class FileStore implements Store {
   }
 
   put(key: string, value: unknown, options: PutOptions = {}): Promise<number> {
-    return this.serialised(async () => {
+    return this.serial.run(async () => {
       const current = await this.read(key);
       const revision = current?.revision ?? 0;
       if (options.ifRevision !== undefined && options.ifRevision !== revision) {
@@ -63,7 +64,7 @@ export class FileStore implements Store {
   }
 
   delete(key: string): Promise<void> {
-    return this.serialised(async () => {
+    return this.serial.run(async () => {
       await rm(this.path(key), { force: true });
       this.changes.emit('change', key, undefined);
     });
@@ -104,7 +105,7 @@ export class FileStore implements Store {
   }
 
   async publish(key: string, value: unknown, ttlSeconds: number): Promise<void> {
-    await this.serialised(async () => {
+    await this.serial.run(async () => {
       const current = await this.read(key);
       await this.write(key, { revision: (current?.revision ?? 0) + 1, value, expiresAt: Date.now() + ttlSeconds * 1000 });
     });
@@ -147,14 +148,10 @@ export class FileStore implements Store {
 
   async close(): Promise<void> {
     await Promise.all([...this.heldLocks].map((l) => l.release()));
-    await this.queue.catch(() => undefined);
+    await this.serial.idle();
   }
 
-  private serialised<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(work, work);
-    this.queue = result.catch(() => undefined);
-    return result;
-  }
+
 
   private path(key: string): string {
     assertKey(key);

@@ -1,5 +1,5 @@
-// Runs async operations one at a time, in call order: two changes to the same load balancer must not
-// interleave their read-change-read-back sequences.
+// Runs async operations one at a time, in call order: read-modify-write sequences (a state change, a
+// store write, a load balancer's change and read-back) must not interleave.
 export class Serial {
   private tail: Promise<unknown> = Promise.resolve();
 
