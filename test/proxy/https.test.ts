@@ -30,7 +30,9 @@ describe('https listener', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** Starts the https proxy once (with openssl-made certificates); both tests use it. */
   async function start(): Promise<void> {
+    if (proxy) return;
     const shop = selfSigned(dir, 'shop', 'shop.test');
     const fallback = selfSigned(dir, 'default', 'default.test');
     const wild = selfSigned(dir, 'wild', '*.apps.test');
@@ -63,7 +65,8 @@ describe('https listener', () => {
   });
 
   it('forwards over TLS with X-Forwarded-Proto https', async (t) => {
-    if (!proxy) return t.skip('needs the certificates of the previous test');
+    if (!requirePeer(t, 'openssl', 'openssl')) return;
+    await start();
     const body = await new Promise<string>((resolve, reject) => {
       https
         .get({ port, host: '127.0.0.1', servername: 'shop.test', headers: { host: 'shop.test' }, rejectUnauthorized: false, agent: false }, (res) => {
