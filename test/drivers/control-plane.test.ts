@@ -1,18 +1,10 @@
 // The control plane (what the admin API, CLI and release conductor use) driving a real Apache httpd and
 // a real HAProxy: one release step of the origin procedure under load, through each driver.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import pino from 'pino';
 import { request } from 'undici';
-import { AuditLog } from '../../src/control/audit.js';
-import { ControlPlane } from '../../src/control/plane.js';
-import { createDriver } from '../../src/drivers/factory.js';
-import { FileStore } from '../../src/store/file.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
-import { startExportedHaproxy, startExportedHttpd, type RunningLoadBalancer } from '../support/load-balancers.js';
+import { openPlaneOn, startExportedHaproxy, startExportedHttpd, type RunningLoadBalancer } from '../support/load-balancers.js';
 import { requirePeer } from '../support/peers.js';
 import { waitFor } from '../support/process.js';
 
@@ -24,19 +16,8 @@ const actor = { who: 'test', from: '127.0.0.1' };
  * drain took effect reached prod-a; the audit log has every step.
  */
 async function releaseStep(lb: RunningLoadBalancer, backends: Backend[]): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'dayshift-plane-'));
-  const store = await FileStore.open(dir);
-  const driver = createDriver(lb.config);
-  const audit = new AuditLog(dir);
-  const plane = await ControlPlane.open({
-    loaded: { config: lb.config, file: join(dir, 'dayshift.yaml'), baseDir: dir, source: '' },
-    store,
-    driver,
-    audit,
-    logger: pino({ level: 'silent' }),
-  });
+  const { plane, audit, close } = await openPlaneOn(lb);
   try {
-    await waitFor('all members up', async () => ((await plane.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined));
     const load = startLoad(lb.url, { concurrency: 4, maxRequests: 3000, maxMs: 30_000, headers: { host: 'example.com' } });
     await load.completed(100);
     const prodA = plane.target('prod-a');
@@ -63,10 +44,7 @@ async function releaseStep(lb: RunningLoadBalancer, backends: Backend[]): Promis
     assert.deepEqual((await plane.status()).clusters.map((c) => c.traffic), ['live', 'live']);
     assert.deepEqual((await audit.tail(3)).map((e) => `${e.action} ${e.target}`), ['draining prod-a', 'out prod-a', 'live prod-a']);
   } finally {
-    await plane.close();
-    await driver.close();
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }
 

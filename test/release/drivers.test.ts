@@ -2,38 +2,26 @@
 // both clusters drained, taken out, deployed, gated and put back under load, with 0 failed requests
 // and no new request reaching a cluster between its drain and its return.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import pino from 'pino';
 import { releaseSchema } from '../../src/config/release-schema.js';
-import { AuditLog } from '../../src/control/audit.js';
-import { ControlPlane } from '../../src/control/plane.js';
-import { createDriver } from '../../src/drivers/factory.js';
 import { Conductor } from '../../src/release/conductor.js';
 import type { Release } from '../../src/release/types.js';
-import { FileStore } from '../../src/store/file.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
-import { startExportedHaproxy, startExportedHttpd, type RunningLoadBalancer } from '../support/load-balancers.js';
+import { openPlaneOn, startExportedHaproxy, startExportedHttpd, type RunningLoadBalancer } from '../support/load-balancers.js';
 import { requirePeer } from '../support/peers.js';
 import { waitFor } from '../support/process.js';
 
 const actor = { who: 'test', from: '127.0.0.1' };
 
 async function releaseThrough(lb: RunningLoadBalancer, backends: Backend[]): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'dayshift-release-driver-'));
-  const store = await FileStore.open(dir);
-  const driver = createDriver(lb.config);
-  const audit = new AuditLog(dir);
   const config = {
     ...lb.config,
     release: releaseSchema.parse({ approval: 'auto', drain: { session_idle: '1s' }, health: { timeout: '20s', stable: '500ms' }, hooks: { deploy: 'echo deploying $DAYSHIFT_VERSION to $DAYSHIFT_CLUSTER' } }),
   };
-  const plane = await ControlPlane.open({ loaded: { config, file: join(dir, 'dayshift.yaml'), baseDir: dir, source: '' }, store, driver, audit, logger: pino({ level: 'silent' }) });
+  const { plane, audit, close } = await openPlaneOn(lb, config);
   const conductor = await Conductor.open({ plane, logger: pino({ level: 'silent' }), audit, pollMs: 50 });
   try {
-    await waitFor('all members up', async () => ((await plane.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined));
     const load = startLoad(lb.url, { concurrency: 4, maxRequests: 20_000, maxMs: 60_000, headers: { host: 'example.com' } });
     await load.completed(100);
     // Every traffic change, with when it was asked for and when it took effect, from the conductor's journal.
@@ -56,10 +44,7 @@ async function releaseThrough(lb: RunningLoadBalancer, backends: Backend[]): Pro
     assert.deepEqual(deploy?.output, ['deploying 2.0 to prod-a']);
   } finally {
     await conductor.close();
-    await plane.close();
-    await driver.close();
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await close();
   }
 }
 

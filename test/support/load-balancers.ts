@@ -2,14 +2,22 @@
 // QA site per cluster, exported to Apache httpd or HAProxy and run by the real program: the setup a
 // release through the apache or haproxy driver runs against. `config` carries the `driver:` section, so
 // `createDriver(lb.config)` drives it.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
 import { parseConfig } from '../../src/config/load.js';
+import { AuditLog } from '../../src/control/audit.js';
+import { ControlPlane } from '../../src/control/plane.js';
+import { createDriver } from '../../src/drivers/factory.js';
+import { FileStore } from '../../src/store/file.js';
 import type { DayshiftConfig } from '../../src/config/schema.js';
 import { exportApache } from '../../src/drivers/apache-config.js';
 import { exportHaproxy } from '../../src/drivers/haproxy-config.js';
 import type { Backend } from './backends.js';
 import { startHttpd } from './httpd.js';
 import { startHaproxy } from './haproxy.js';
-import { freePort } from './process.js';
+import { freePort, waitFor } from './process.js';
 
 export interface RunningLoadBalancer {
   config: DayshiftConfig;
@@ -57,4 +65,36 @@ export async function startExportedHaproxy(binary: string, backends: Backend[]):
   const lb = await startHaproxy(binary, body);
   const config = { ...draft, driver: { type: 'haproxy' as const, socket: lb.socket, backend: 'public', match: 'name' as const, state_file: lb.stateFile, timeout: 5000 } };
   return { config, url: `http://127.0.0.1:${port}/`, stop: () => lb.stop() };
+}
+
+export interface PlaneOnLoadBalancer {
+  plane: ControlPlane;
+  audit: AuditLog;
+  /** Closes the plane, the driver and the store, and removes the state directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * A control plane driving a running load balancer through its configured driver, with a file store in a
+ * temp dir, once every member is up. `config` defaults to the load balancer's own.
+ */
+export async function openPlaneOn(lb: RunningLoadBalancer, config: DayshiftConfig = lb.config): Promise<PlaneOnLoadBalancer> {
+  const dir = await mkdtemp(join(tmpdir(), 'dayshift-plane-'));
+  const store = await FileStore.open(dir);
+  const driver = createDriver(config);
+  const audit = new AuditLog(dir);
+  const plane = await ControlPlane.open({ loaded: { config, file: join(dir, 'dayshift.yaml'), baseDir: dir, source: '' }, store, driver, audit, logger: pino({ level: 'silent' }) });
+  const close = async () => {
+    await plane.close();
+    await driver.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor('all members up', async () => ((await plane.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { plane, audit, close };
 }
