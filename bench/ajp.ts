@@ -5,18 +5,16 @@
 // Scenarios run in alternating rounds and the median is printed: the machine is shared, and a slow
 // minute must not land on one scenario only.
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { createAjpTransport, type AjpTransport } from '../src/proxy/ajp/transport.js';
+import { startHttpd } from '../test/support/httpd.js';
 import { findExecutable } from '../test/support/peers.js';
-import { freePort, httpStatus, startTomcat, type Tomcat } from '../test/support/tomcat.js';
+import { startTomcat, type Tomcat } from '../test/support/tomcat.js';
 
 export interface AjpBenchOptions {
   /** Seconds per measured run (default 2). */
@@ -31,7 +29,6 @@ const settings = { seconds: 2, rounds: 3, concurrency: 8 };
 /** A cap on requests per run, whatever the duration. */
 const MAX_REQUESTS = 500_000;
 const PATHS = ['/index.html', '/big.jsp?size=65536'];
-const APACHE_MODULES_DIR = '/usr/lib/apache2/modules';
 
 interface Result {
   requests: number;
@@ -144,46 +141,15 @@ async function startFront(tomcat: Tomcat): Promise<{ port: number; stop: () => P
   };
 }
 
-async function startHttpd(tomcat: Tomcat): Promise<{ port: number; stop: () => Promise<void> } | undefined> {
+/** httpd with mod_proxy_ajp in front of the Tomcat (the shared test harness's httpd), when installed. */
+async function startAjpHttpd(tomcat: Tomcat): Promise<{ port: number; stop: () => Promise<void> } | undefined> {
   const binary = findExecutable('apache2');
   if (!binary) return undefined;
-  const dir = await mkdtemp(join(tmpdir(), 'dayshift-bench-httpd-'));
-  await chmod(dir, 0o755);
-  await mkdir(join(dir, 'run'), { mode: 0o777 });
-  const port = await freePort();
-  const modules = ['mpm_event', 'authz_core', 'proxy', 'proxy_ajp'];
-  await writeFile(
-    join(dir, 'httpd.conf'),
-    [
-      `Listen 127.0.0.1:${port}`,
-      'ServerName 127.0.0.1',
-      `ServerRoot "${dir}"`,
-      `DefaultRuntimeDir "${dir}/run"`,
-      `PidFile "${dir}/run/httpd.pid"`,
-      `ErrorLog "${dir}/error.log"`,
-      'LogLevel warn',
-      'User www-data',
-      'Group www-data',
-      ...modules.map((m) => `LoadModule ${m}_module ${APACHE_MODULES_DIR}/mod_${m}.so`),
-      `ProxyPass / ajp://127.0.0.1:${tomcat.ajpPort}/ secret=${tomcat.secret}`,
-      'ProxyPreserveHost On',
-      '',
-    ].join('\n'),
-  );
-  const child = spawn(binary, ['-f', join(dir, 'httpd.conf'), '-DFOREGROUND'], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    child.kill('SIGTERM');
-    await exited;
-    await rm(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if ((await httpStatus(port, '/index.html').catch(() => 0)) === 200) return { port, stop };
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  await stop();
-  throw new Error('httpd with mod_proxy_ajp did not answer within 10 s');
+  const httpd = await startHttpd(binary, {
+    body: `ProxyPass / ajp://127.0.0.1:${tomcat.ajpPort}/ secret=${tomcat.secret}\nProxyPreserveHost On`,
+    modules: ['proxy_ajp'],
+  });
+  return { port: httpd.port, stop: () => httpd.stop() };
 }
 
 function line(name: string, result: Result, baseline?: { name: string; result: Result }): string {
@@ -213,7 +179,7 @@ export async function runAjpBench(options: AjpBenchOptions = {}): Promise<void> 
   const ajp = createAjpTransport(ajpUrl, { secret: tomcat.secret, maxConnections: settings.concurrency });
   const front = await startFront(tomcat);
   const viaNode = httpClient(front.port);
-  const httpd = await startHttpd(tomcat).catch((err: Error) => {
+  const httpd = await startAjpHttpd(tomcat).catch((err: Error) => {
     console.error(`bench/ajp: httpd not used: ${err.message}`);
     return undefined;
   });

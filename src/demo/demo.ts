@@ -12,8 +12,9 @@ import { formatDuration } from '../config/units.js';
 import { startDayshift, type Dayshift } from '../control/server.js';
 import { isFinished } from '../release/conductor.js';
 import type { Release } from '../release/types.js';
-import { DEMO_TOKEN_ENV, demoConfig, freePort, shellQuote, startDemoApps, type DemoApps } from './environment.js';
+import { DEMO_TOKEN_ENV, demoConfig, shellQuote, startDemoApps, type DemoApps } from './environment.js';
 import { LoadGenerator, type LoadResult } from './load.js';
+import { freePort } from '../ports.js';
 
 export interface DemoOptions {
   fromVersion: string;

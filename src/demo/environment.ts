@@ -2,7 +2,6 @@
 // balances them (a public site, one QA site per cluster, a release plan whose deploy hook restarts the
 // demo app servers with the new version). `dayshift demo` and the release tests both build it here.
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { DemoApp } from './app.js';
 
 export const DEMO_CLUSTERS = { 'prod-a': ['a1', 'a2'], 'prod-b': ['b1', 'b2'] } as const;
@@ -10,17 +9,6 @@ export const DEMO_CLUSTERS = { 'prod-a': ['a1', 'a2'], 'prod-b': ['b1', 'b2'] } 
 /** Env var the deploy hook reads the demo app servers' control token from. */
 export const DEMO_TOKEN_ENV = 'DAYSHIFT_DEMO_TOKEN';
 
-/** A free loopback port: bind port 0, read it, close it. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface DemoApps {
   apps: DemoApp[];

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { CLI, runCli } from '../support/cli.js';
-import { freePort, startMember, type TestMember } from '../support/members.js';
+import { startMember, type TestMember } from '../support/members.js';
 import { request, waitFor } from '../support/proxy.js';
+import { freePort } from '../../src/ports.js';
 
 describe('dayshift start', () => {
   let dir: string;

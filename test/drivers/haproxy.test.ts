@@ -9,7 +9,8 @@ import { initialState } from '../../src/control/state.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHaproxy, type BalancedHaproxy } from '../support/haproxy.js';
 import { findExecutable } from '../support/peers.js';
-import { freePort, waitFor } from '../support/process.js';
+import { waitFor } from '../support/process.js';
+import { freePort } from '../../src/ports.js';
 
 const haproxy = findExecutable('haproxy');
 

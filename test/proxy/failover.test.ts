@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { freePort, startMember, type TestMember } from '../support/members.js';
+import { startMember, type TestMember } from '../support/members.js';
 import { request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
+import { freePort } from '../../src/ports.js';
 
 describe('retries, passive ejection and failover', () => {
   let live: TestMember;

@@ -3,8 +3,9 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { freePort, startMember, type TestMember } from '../support/members.js';
+import { startMember, type TestMember } from '../support/members.js';
 import { request, startTestProxy, type TestProxy } from '../support/proxy.js';
+import { freePort } from '../../src/ports.js';
 
 describe('forwarding', () => {
   let member: TestMember;

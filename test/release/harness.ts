@@ -10,8 +10,9 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
 import { startDayshift, type Dayshift } from '../../src/control/server.js';
-import { DEMO_TOKEN_ENV, demoConfig, freePort, shellQuote, startDemoApps, type DemoApps } from '../../src/demo/environment.js';
+import { DEMO_TOKEN_ENV, demoConfig, shellQuote, startDemoApps, type DemoApps } from '../../src/demo/environment.js';
 import type { Release } from '../../src/release/types.js';
+import { freePort } from '../../src/ports.js';
 
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 export const DAYSHIFT = `${shellQuote(process.execPath)} ${shellQuote(MAIN)}`;

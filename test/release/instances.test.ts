@@ -14,8 +14,8 @@ import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 import { EtcdCluster, etcdBinary } from '../support/etcd.js';
 import { stringify } from 'yaml';
 import { baseConfig } from '../support/dayshift.js';
-import { freePort } from '../support/members.js';
 import { MAIN, until } from './harness.js';
+import { freePort } from '../../src/ports.js';
 
 const etcd = etcdBinary();
 

@@ -17,8 +17,9 @@ import { FileStore } from '../../src/store/file.js';
 import { MigrationConflictError, migrateStore } from '../../src/store/migrate.js';
 import { fileStoreDir } from '../../src/store/open.js';
 import { LockHeldError, StoreUnavailableError, type Store } from '../../src/store/store.js';
-import { EtcdCluster, etcdBinary, freePort } from '../support/etcd.js';
+import { EtcdCluster, etcdBinary } from '../support/etcd.js';
 import { eventually, storeContract } from './store-contract.js';
+import { freePort } from '../../src/ports.js';
 
 const etcd = etcdBinary();
 const childScript = fileURLToPath(new URL('../support/etcd-child.js', import.meta.url));

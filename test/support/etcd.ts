@@ -4,11 +4,11 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findExecutable } from './peers.js';
+import { freePort } from '../../src/ports.js';
 
 const READY_TIMEOUT_MS = 30_000;
 
@@ -24,18 +24,6 @@ export function etcdBinary(): { binary: string; skip: false } | { binary: undefi
   return { binary: undefined, skip: message };
 }
 
-/** A free TCP port on 127.0.0.1: bind port 0, read it, close. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** PEM files of a throw-away CA, a server certificate for 127.0.0.1 and a client certificate. */
 export interface TestCertificates {

@@ -8,7 +8,8 @@ import { haproxyDriverSchema, type HaproxyDriverConfig } from '../../src/config/
 import { clusterSchema, type ClusterConfig } from '../../src/config/schema.js';
 import { RuntimeApiClient } from '../../src/drivers/runtime-api.js';
 import type { Backend } from './backends.js';
-import { Foreground, freePort, waitFor } from './process.js';
+import { Foreground, waitFor } from './process.js';
+import { freePort } from '../../src/ports.js';
 
 export interface Haproxy {
   port: number;

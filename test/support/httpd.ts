@@ -7,7 +7,8 @@ import { request } from 'undici';
 import { apacheDriverSchema, type ApacheDriverConfig } from '../../src/config/driver-schema.js';
 import { clusterSchema, type ClusterConfig } from '../../src/config/schema.js';
 import type { Backend } from './backends.js';
-import { Foreground, freePort, waitFor } from './process.js';
+import { Foreground, waitFor } from './process.js';
+import { freePort } from '../../src/ports.js';
 
 export const APACHE_MODULES_DIR = '/usr/lib/apache2/modules';
 

@@ -17,7 +17,8 @@ import { exportHaproxy } from '../../src/drivers/haproxy-config.js';
 import type { Backend } from './backends.js';
 import { startHttpd } from './httpd.js';
 import { startHaproxy } from './haproxy.js';
-import { freePort, waitFor } from './process.js';
+import { waitFor } from './process.js';
+import { freePort } from '../../src/ports.js';
 
 export interface RunningLoadBalancer {
   config: DayshiftConfig;

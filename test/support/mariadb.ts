@@ -4,7 +4,6 @@
 // grants, `repl` only REPLICATION SLAVE, `app` only DML on appdb.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
@@ -13,6 +12,7 @@ import { databaseSchema } from '../../src/config/database-schema.js';
 import { parseYamlWith } from '../../src/config/load.js';
 import { resolveDbSettings, type DbSettings } from '../../src/db/config.js';
 import { findExecutable } from './peers.js';
+import { freePort } from '../../src/ports.js';
 
 export const USERS = {
   tool: { user: 'switcher', password: 'switcher-pw' },
@@ -41,13 +41,6 @@ export interface MariaDbPair {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function waitFor<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + deadlineMs;

@@ -83,13 +83,3 @@ export async function startMember(name: string, handler: MemberHandler = echoNam
   return member;
 }
 
-/** A port that was free a moment ago (bind 0, read, close): a member that refuses connections. */
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  server.close();
-  await once(server, 'close');
-  return port;
-}

@@ -7,12 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { findExecutable, requirePeer } from './peers.js';
+import { freePort } from '../../src/ports.js';
 
 export const TOMCAT_HOME = '/usr/share/tomcat10';
 const WEBAPP = fileURLToPath(new URL('../../../test/support/tomcat-webapp/', import.meta.url));
@@ -51,16 +52,6 @@ export function requireTomcat(t: TestContext): boolean {
   );
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export async function startTomcat(options: TomcatOptions): Promise<Tomcat> {
   const catalina = findExecutable('catalina.sh', [join(TOMCAT_HOME, 'bin')]);
@@ -204,7 +195,7 @@ export function cping(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
-export function httpStatus(port: number, path: string): Promise<number> {
+function httpStatus(port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, path, timeout: 10_000 }, (res) => {
       res.resume();

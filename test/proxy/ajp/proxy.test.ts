@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { test } from 'node:test';
 import { request, startTestProxy, waitFor } from '../../support/proxy.js';
-import { freePort, requireTomcat, startTomcat } from '../../support/tomcat.js';
+import { requireTomcat, startTomcat } from '../../support/tomcat.js';
 import { pattern } from './requests.js';
+import { freePort } from '../../../src/ports.js';
 
 interface Echo {
   serverName: string;

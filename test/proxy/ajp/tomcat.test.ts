@@ -5,8 +5,9 @@ import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { createAjpTransport, type AjpTransport, type AjpTransportOptions } from '../../../src/proxy/ajp/transport.js';
 import { UpstreamError } from '../../../src/proxy/transport.js';
-import { freePort, requireTomcat, startTomcat, type Tomcat } from '../../support/tomcat.js';
+import { requireTomcat, startTomcat, type Tomcat } from '../../support/tomcat.js';
 import { generatedBody, plainClient, readAll, readJson, upstreamRequest } from './requests.js';
+import { freePort } from '../../../src/ports.js';
 
 interface Echo {
   method: string;
