@@ -12,7 +12,8 @@ export function createNodeHttpTransport(url: URL, _member: unknown, settings: Tr
       return new Promise((resolve, reject) => {
         const headers: string[] = [];
         for (const [name, value] of request.headers) headers.push(name, value);
-        const req = http.request({ host: url.hostname, port, method: request.method, path: request.path, headers, agent, signal: request.signal });
+        const req = http.request({ host: url.hostname, port, method: request.method, path: request.path, headers, agent });
+        request.signal.addEventListener('abort', () => req.destroy(request.signal.reason as Error));
         req.on('response', (res) => {
           const pairs: [string, string][] = [];
           for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);

@@ -27,7 +27,44 @@ export interface UpstreamRequest {
   client: ClientInfo;
   /** The member's route id (AJP sends it as the jvm route attribute). */
   route?: string;
-  signal: AbortSignal;
+  /** Fires when the client has gone or a timeout ran out: the transport drops the exchange. */
+  signal: Cancellation;
+}
+
+/**
+ * The part of AbortSignal a transport listens to. The forwarder passes a lighter object of its own (an
+ * AbortController per request was a measurable share of the hot path); AbortSignal fits too.
+ */
+export interface Cancellation {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** A Cancellation that keeps its listeners in an array and fires them once. */
+export class Cancel implements Cancellation {
+  aborted = false;
+  reason: unknown;
+  private listeners: (() => void)[] | undefined;
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (!this.aborted) (this.listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const i = this.listeners?.indexOf(listener) ?? -1;
+    if (i >= 0) this.listeners!.splice(i, 1);
+  }
 }
 
 export interface UpstreamResponse {
@@ -35,7 +72,13 @@ export interface UpstreamResponse {
   statusMessage: string;
   /** Lower-case names; repeated headers (Set-Cookie) as separate entries. */
   headers: [name: string, value: string][];
-  body: Readable;
+  /** The body as a stream (a transport may make it on first access). */
+  readonly body: Readable;
+  /**
+   * The whole body, when it has already arrived complete and `body` was never touched: the forwarder
+   * then answers in one write. Undefined means stream it; a transport may leave this out.
+   */
+  whole?(): Buffer | undefined;
 }
 
 /** Where an upstream exchange failed: decides whether a retry is safe. */

@@ -5,7 +5,7 @@
 import { STATUS_CODES } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { UpstreamError, type FailurePhase, type UpstreamResponse } from '../transport.js';
+import { UpstreamError, type Cancellation, type FailurePhase, type UpstreamResponse } from '../transport.js';
 import { BodySource } from './body-source.js';
 import { AjpProtocolError, decodeContainerMessage, PacketReader, type ContainerMessage } from './decoder.js';
 import { CPING, encodeBodyChunk, encodeForwardRequest, END_OF_BODY, type ForwardRequest } from './encoder.js';
@@ -14,7 +14,7 @@ import { maxRequestChunk } from './protocol.js';
 export interface ExchangeOptions {
   /** The connection was taken idle from the pool (reported in UpstreamError.reusedConnection). */
   reused: boolean;
-  signal: AbortSignal;
+  signal: Cancellation;
   /** From the request sent to the response headers; 0 = no limit. */
   firstByteTimeoutMs: number;
   /** No bytes either way on the socket for this long fails the exchange; 0 = no limit. */
@@ -81,7 +81,7 @@ export class AjpConnection {
   static open(
     host: string,
     port: number,
-    options: { packetSize: number; connectTimeoutMs: number; signal?: AbortSignal; onClose: (connection: AjpConnection) => void },
+    options: { packetSize: number; connectTimeoutMs: number; signal?: Cancellation; onClose: (connection: AjpConnection) => void },
   ): Promise<AjpConnection> {
     return new Promise((resolve, reject) => {
       // The signal is watched only while connecting: the socket outlives this request in the pool.
@@ -109,7 +109,7 @@ export class AjpConnection {
         onAbort();
         return;
       }
-      options.signal?.addEventListener('abort', onAbort, { once: true });
+      options.signal?.addEventListener('abort', onAbort);
       socket.once('error', onError);
       socket.once('connect', () => settle(null));
     });
@@ -166,7 +166,7 @@ export class AjpConnection {
         if (!ex) return;
         this.failExchange(abortError(options.signal, externalPhase(ex.phase), ex.reused));
       };
-      options.signal.addEventListener('abort', onAbort, { once: true });
+      options.signal.addEventListener('abort', onAbort);
       const ex: Exchange = {
         phase: 'sending',
         reused: options.reused,
@@ -419,7 +419,7 @@ function externalPhase(phase: Phase): FailurePhase {
   return phase === 'sending' ? 'before-send' : phase === 'waiting' ? 'before-response' : 'during-response';
 }
 
-function abortError(signal: AbortSignal, phase: FailurePhase, reused: boolean): UpstreamError {
+function abortError(signal: Cancellation, phase: FailurePhase, reused: boolean): UpstreamError {
   const reason: unknown = signal.reason;
   if (reason instanceof UpstreamError) return reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';

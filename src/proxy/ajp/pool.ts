@@ -1,7 +1,7 @@
 // A bounded pool of AJP connections to one member. Idle connections are reused newest first (the ones
 // least likely to have been dropped), checked with CPing/CPong before reuse when they sat idle long enough,
 // and closed after idleConnectionTimeoutMs. Beyond maxConnections, requests wait in line.
-import { UpstreamError } from '../transport.js';
+import { UpstreamError, type Cancellation } from '../transport.js';
 import { AjpConnection } from './connection.js';
 
 export interface PoolOptions {
@@ -51,7 +51,7 @@ export class AjpPool {
    * A connection for one exchange. `check: false` skips the CPing (the caller pings itself). Rejects with
    * an UpstreamError of phase 'connect' when none can be had.
    */
-  async acquire(signal: AbortSignal, check = true): Promise<{ connection: AjpConnection; reused: boolean }> {
+  async acquire(signal: Cancellation, check = true): Promise<{ connection: AjpConnection; reused: boolean }> {
     while (true) {
       if (this.closed) throw new UpstreamError('the AJP transport is closed', 'connect', false, 'refused');
       if (signal.aborted) throw waitAborted(signal);
@@ -151,7 +151,7 @@ export class AjpPool {
     this.waiters.shift()?.wake();
   }
 
-  private waitForRoom(signal: AbortSignal): Promise<void> {
+  private waitForRoom(signal: Cancellation): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         const i = this.waiters.indexOf(waiter);
@@ -164,13 +164,13 @@ export class AjpPool {
           resolve();
         },
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', onAbort);
       this.waiters.push(waiter);
     });
   }
 }
 
-function waitAborted(signal: AbortSignal): UpstreamError {
+function waitAborted(signal: Cancellation): UpstreamError {
   const reason: unknown = signal.reason;
   if (reason instanceof UpstreamError) return reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';
