@@ -42,6 +42,8 @@ export interface ForwardContext {
  */
 class Flight {
   readonly cancel = new Cancel();
+  /** The member that answered, for the access log. */
+  servedBy: string | undefined;
   /** The member exchange is over: answered, failed, or given up. */
   private finished = false;
   private totalTimer: NodeJS.Timeout | undefined;
@@ -98,6 +100,11 @@ export interface Target {
 
 function countStatus(site: SiteSnapshot | undefined, status: number): void {
   if (site) site.counters.responses[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!++;
+}
+
+/** Where the client reached us, for rewriting member URLs (ProxyPassReverse). */
+function publicOrigin(secure: boolean, req: IncomingMessage, target: Target): string {
+  return `${secure ? 'https' : 'http'}://${req.headers.host ?? target.host}`;
 }
 
 function plain(res: ServerResponse, status: number, text: string): void {
@@ -176,7 +183,7 @@ export class Forwarder {
     res.once('close', () => {
       this.ctx.active.count--;
       flight.clientClosed(res);
-      if (this.ctx.accessLog) this.log(req, res, target, started);
+      if (this.ctx.accessLog) this.log(req, res, target, started, flight);
     });
     const site = target.site;
     if (site.maintenance && inMaintenance(site, started)) {
@@ -217,7 +224,7 @@ export class Forwarder {
     });
   }
 
-  private log(req: IncomingMessage, res: ServerResponse, target: Target, started: number): void {
+  private log(req: IncomingMessage, res: ServerResponse, target: Target, started: number, flight: Flight): void {
     const now = Date.now();
     const length = res.getHeader('content-length');
     this.ctx.accessLog!.write(
@@ -232,7 +239,7 @@ export class Forwarder {
         userAgent: req.headers['user-agent'],
         host: target.host,
         site: target.site.name,
-        member: (res as ServerResponse & { dayshiftMember?: string }).dayshiftMember,
+        member: flight.servedBy,
         durationMs: now - started,
         requestId: target.requestId,
       },
@@ -361,14 +368,13 @@ export class Forwarder {
     member.observe(status, latencyMs);
     if (config.passive.statuses.includes(status)) member.failed(`answered ${status}`, this.ctx.passive(), Date.now());
     else member.succeeded();
-    (res as ServerResponse & { dayshiftMember?: string }).dayshiftMember = member.key;
+    flight.servedBy = member.key;
     const now = Date.now();
     const sticky = route.sticky;
     const sessions = this.ctx.sessions;
     const out: string[] = [];
     let named: Set<string> | undefined;
     for (const [name, value] of response.headers) if (name === 'connection') named = connectionNamed(value);
-    const publicOrigin = `${secure ? 'https' : 'http'}://${req.headers.host ?? target.host}`;
     const prefix = route.stripped;
     const memberOrigin = member.origin;
     let contentLength: number | undefined;
@@ -379,10 +385,10 @@ export class Forwarder {
       switch (name) {
         case 'location':
         case 'content-location':
-          out.push(name, reverseUrl(value, memberOrigin, publicOrigin, prefix));
+          out.push(name, reverseUrl(value, memberOrigin, publicOrigin(secure, req, target), prefix));
           continue;
         case 'refresh':
-          out.push(name, reverseRefresh(value, memberOrigin, publicOrigin, prefix));
+          out.push(name, reverseRefresh(value, memberOrigin, publicOrigin(secure, req, target), prefix));
           continue;
         case 'set-cookie': {
           if (sessions && sticky?.mode === 'route') {

@@ -8,6 +8,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 /** Names listed in Connection headers (lower-case), or undefined when there are none beyond the usual. */
 export function connectionNamed(connection: string | string[] | undefined): Set<string> | undefined {
   if (!connection) return undefined;
+  // The usual values, answered without splitting (this runs on every response).
+  if (connection === 'keep-alive' || connection === 'close' || connection === 'Keep-Alive' || connection === 'Close') return undefined;
   let named: Set<string> | undefined;
   for (const value of Array.isArray(connection) ? connection : [connection]) {
     for (const token of value.split(',')) {

@@ -26,6 +26,9 @@ class ResponseBody extends Readable {
   }
 }
 
+/** How often idle connections are checked against their keep-alive time (which has a second's margin). */
+const SWEEP_MS = 250;
+
 /** Bytes held before the forwarder takes the body: past this, the member's socket is paused. */
 const HELD_BYTES = 64 * 1024;
 
@@ -130,6 +133,8 @@ class MemberPool {
   /** Connections open or opening. */
   private open = 0;
   private closed = false;
+  /** Closes idle connections past their keep-alive time; runs while any are idle. */
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly url: URL,
@@ -166,6 +171,7 @@ class MemberPool {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.sweeper);
     for (const connection of this.idle.splice(0)) connection.close();
     for (const waiter of this.waiting.splice(0)) waiter.fail(new UpstreamError('transport closed', 'before-send', false));
   }
@@ -185,8 +191,19 @@ class MemberPool {
       connection.close();
       return;
     }
-    connection.idle();
+    connection.idleSince = Date.now();
     this.idle.push(connection);
+    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    // Oldest first: connections are taken from and given back to the end.
+    for (const connection of this.idle.slice()) if (now - connection.idleSince >= connection.keepAliveMs) connection.close();
+    if (this.idle.length === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   /** Room for another connection: opens one for the longest waiter. */

@@ -44,8 +44,10 @@ export class MemberConnection implements ResponseEvents {
   private keepAlive = false;
   /** Idle lifetime from the member's Keep-Alive: timeout=N, else the default. */
   keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
+  /** When the connection last went idle (Date.now()); the pool closes it after keepAliveMs. */
+  idleSince = 0;
   private timeoutMs = 0;
-  private timeoutKind: 'first byte' | 'idle' | 'keep-alive' = 'first byte';
+  private timeoutKind: 'first byte' | 'idle' = 'first byte';
   private readonly parser: ResponseParser;
   closed = false;
 
@@ -114,6 +116,8 @@ export class MemberConnection implements ResponseEvents {
     const chunked = body !== null && !framed && request.contentLength === undefined;
     if (chunked) head += 'transfer-encoding: chunked\r\n';
     else if (body === null && !framed && BODY_METHODS.has(request.method)) head += 'content-length: 0\r\n';
+    // Timers are re-armed only when the value changes (both default to a minute): a re-armed socket
+    // timer per request was measurable; keep-alive expiry is the pool's sweep, not a socket timer.
     this.setTimeout(this.settings.firstByteTimeoutMs, 'first byte');
     head += '\r\n';
     if (body) this.writeBody(head, body, chunked);
@@ -134,10 +138,6 @@ export class MemberConnection implements ResponseEvents {
     this.socket.resume();
   }
 
-  /** Keeps the connection idle for at most its keep-alive time, then closes it. */
-  idle(): void {
-    this.setTimeout(this.keepAliveMs, 'keep-alive');
-  }
 
   /** Closes the connection; the pool hears of it once, through onFree. */
   close(): void {
@@ -206,7 +206,7 @@ export class MemberConnection implements ResponseEvents {
 
   private read(data: Buffer): void {
     const error = this.parser.execute(data);
-    if (error !== undefined) this.fail(`invalid response from member: ${error}`, undefined, 'protocol');
+    if (typeof error === 'string') this.fail(`invalid response from member: ${error}`, undefined, 'protocol');
   }
 
   private ended(): void {
@@ -281,9 +281,6 @@ export class MemberConnection implements ResponseEvents {
     else this.onFree(this, true);
   }
 
-  unexpected(): boolean {
-    return false;
-  }
 }
 
 /** Idle lifetime from `Keep-Alive: timeout=N`, a second early; the default without one. */

@@ -1,24 +1,15 @@
-// HTTP/1.1 response parsing with llhttp, the parser inside Node's own http module, in the WebAssembly
-// build that undici ships (undici is a dependency already; the build and its constants are loaded from
-// its package, pinned by package-lock.json). One wasm instance serves every parser in the process: a
-// parser is a pointer into its memory, and the callbacks find their parser through `current`.
+// HTTP/1.1 parsing with llhttp, the parser inside Node's own http module, in the WebAssembly build that
+// undici ships (undici is a dependency already; the build and its constants are loaded from its
+// package, pinned by package-lock.json). One wasm instance serves every parser in the process: a parser
+// is a pointer into its memory, and the callbacks find their parser through `current`. The build is
+// strict (no lenient flags), as Node's is by default.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const constants = require('undici/lib/llhttp/constants.js') as { ERROR: Record<string, number>; TYPE: Record<string, number> };
-
-/** What a response parser reports. Header names and values arrive whole (pieces are joined here). */
-export interface ResponseEvents {
-  /**
-   * Status line and headers are in. Return true to skip the body (a response to HEAD): llhttp cannot
-   * tell from the response alone. `keepAlive`: the connection may carry another exchange.
-   */
-  headersComplete(status: number, statusText: string, headers: string[], upgrade: boolean, keepAlive: boolean): boolean;
-  body(chunk: Buffer): void;
-  messageComplete(): void;
-  /** A message starts while nobody expects one (bytes after a complete response): a protocol error. */
-  unexpected(): boolean;
-}
+const OK = constants.ERROR.OK!;
+/** Returned by a callback to stop after the current message; execute() then reports where it stopped. */
+const PAUSED = constants.ERROR.PAUSED!;
 
 // The few WebAssembly globals used here (the project's TypeScript libs leave out the DOM ones).
 declare const WebAssembly: {
@@ -34,18 +25,23 @@ interface LlhttpExports {
   llhttp_free(parser: number): void;
   llhttp_execute(parser: number, data: number, length: number): number;
   llhttp_finish(parser: number): number;
+  llhttp_resume(parser: number): void;
   llhttp_get_error_reason(parser: number): number;
+  llhttp_get_error_pos(parser: number): number;
+  llhttp_get_method(parser: number): number;
+  llhttp_method_name(method: number): number;
+  llhttp_get_http_major(parser: number): number;
+  llhttp_get_http_minor(parser: number): number;
 }
 
-let current: ResponseParser | undefined;
+let current: Parser | undefined;
 /** The chunk being parsed, and where its copy sits in wasm memory. */
 let chunk: Buffer | undefined;
-let chunkPointer = 0;
 let bufferPointer = 0;
 let bufferSize = 0;
 
 function text(at: number, length: number): string {
-  const start = at - chunkPointer;
+  const start = at - bufferPointer;
   return chunk!.toString('latin1', start, start + length);
 }
 
@@ -60,57 +56,43 @@ function instance(): LlhttpExports {
     module = new WebAssembly.Module(require('undici/lib/llhttp/llhttp-wasm.js') as Buffer);
   }
   const env = {
-    wasm_on_url: () => 0,
-    wasm_on_status: (_p: number, at: number, length: number) => {
-      current!.statusText += text(at, length);
-      return 0;
-    },
-    wasm_on_message_begin: () => (current!.begin() ? 0 : -1),
-    wasm_on_header_field: (_p: number, at: number, length: number) => {
-      current!.field(text(at, length));
-      return 0;
-    },
-    wasm_on_header_value: (_p: number, at: number, length: number) => {
-      current!.value(text(at, length));
-      return 0;
-    },
-    wasm_on_headers_complete: (_p: number, status: number, upgrade: number, keepAlive: number) => current!.headersComplete(status, upgrade === 1, keepAlive === 1),
+    wasm_on_url: (_p: number, at: number, length: number) => current!.onUrl(text(at, length)),
+    wasm_on_status: (_p: number, at: number, length: number) => current!.onStatus(text(at, length)),
+    wasm_on_message_begin: () => current!.onBegin(),
+    wasm_on_header_field: (_p: number, at: number, length: number) => current!.onField(text(at, length)),
+    wasm_on_header_value: (_p: number, at: number, length: number) => current!.onValue(text(at, length)),
+    wasm_on_headers_complete: (_p: number, status: number, upgrade: number, keepAlive: number) => current!.onHeadersComplete(status, upgrade === 1, keepAlive === 1),
     wasm_on_body: (_p: number, at: number, length: number) => {
-      const start = at - chunkPointer;
-      current!.events.body(chunk!.subarray(start, start + length));
-      return 0;
+      const start = at - bufferPointer;
+      return current!.onBody(chunk!.subarray(start, start + length));
     },
-    wasm_on_message_complete: () => {
-      current!.messageComplete();
-      return 0;
-    },
+    wasm_on_message_complete: () => current!.onMessageComplete(),
   };
   wasm = new WebAssembly.Instance(module, { env }).exports as unknown as LlhttpExports;
   return wasm;
 }
 
-export class ResponseParser {
-  statusText = '';
-  private headers: string[] = [];
-  private readonly pointer: number;
-  private readonly llhttp: LlhttpExports;
-  private expecting = true;
+/** One llhttp parser, and the header bookkeeping requests and responses share. */
+abstract class Parser {
+  protected headers: string[] = [];
+  /** Bytes of start line and headers so far (for header size limits). */
+  protected headerBytes = 0;
+  protected readonly llhttp: LlhttpExports;
+  protected readonly pointer: number;
   /** Inside llhttp_execute/finish: a free() then waits until it returns (the parser is still in use). */
   private busy = false;
   private freed = false;
 
-  constructor(readonly events: ResponseEvents) {
+  constructor(type: number) {
     this.llhttp = instance();
-    this.pointer = this.llhttp.llhttp_alloc(constants.TYPE.RESPONSE!);
+    this.pointer = this.llhttp.llhttp_alloc(type);
   }
 
-  /** The next response is expected (a request was sent). */
-  expect(): void {
-    this.expecting = true;
-  }
-
-  /** Parses one chunk from the socket; returns an error message when the bytes are not valid HTTP. */
-  execute(data: Buffer): string | undefined {
+  /**
+   * Parses one chunk from the socket. Returns undefined when all of it was taken, the offset where a
+   * callback paused the parser, or an error message when the bytes are not valid HTTP.
+   */
+  execute(data: Buffer): number | string | undefined {
     if (this.freed) return undefined;
     const llhttp = this.llhttp;
     if (data.length > bufferSize) {
@@ -122,7 +104,6 @@ export class ResponseParser {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wasm callbacks find their parser here
     current = this;
     chunk = data;
-    chunkPointer = bufferPointer;
     this.busy = true;
     let code: number;
     try {
@@ -132,10 +113,16 @@ export class ResponseParser {
       current = undefined;
       chunk = undefined;
     }
+    if (code === PAUSED && !this.freed) return llhttp.llhttp_get_error_pos(this.pointer) - bufferPointer;
     return this.settle(code);
   }
 
-  /** The member closed the connection: completes a response delimited by the close, or reports one cut short. */
+  /** Lets a parser paused at the end of a message go on to the next one. */
+  resume(): void {
+    if (!this.freed) this.llhttp.llhttp_resume(this.pointer);
+  }
+
+  /** The peer closed the connection: completes a message delimited by the close, or reports one cut short. */
   finish(): string | undefined {
     if (this.freed) return undefined;
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- as in execute()
@@ -160,54 +147,180 @@ export class ResponseParser {
   /** After a call into llhttp: frees a parser released meanwhile, else reads the error, if any. */
   private settle(code: number): string | undefined {
     if (this.freed) {
-      this.llhttp.llhttp_free(this.pointer);
+      if (!this.busy) this.llhttp.llhttp_free(this.pointer);
       return undefined;
     }
-    return code === constants.ERROR.OK ? undefined : this.reason(code);
-  }
-
-  /** @internal callbacks from the wasm instance */
-  begin(): boolean {
-    if (!this.expecting) return this.events.unexpected();
-    this.statusText = '';
-    this.headers = [];
-    return true;
-  }
-
-  /** @internal Names sit at even indexes and values at odd ones; a piece continues the last entry. */
-  field(piece: string): void {
-    const headers = this.headers;
-    if (headers.length % 2 === 0) headers.push(piece);
-    else headers[headers.length - 1] += piece;
-  }
-
-  /** @internal */
-  value(piece: string): void {
-    const headers = this.headers;
-    if (headers.length % 2 === 1) headers.push(piece);
-    else headers[headers.length - 1] += piece;
-  }
-
-  /** @internal */
-  headersComplete(status: number, upgrade: boolean, keepAlive: boolean): number {
-    // 1xx interim responses (100 Continue, 103 Early Hints) are parsed and dropped: the final one follows.
-    if (status < 200) return 1;
-    this.expecting = false;
-    // A header whose value was empty never got a value callback: give it its empty value.
-    if (this.headers.length % 2 === 1) this.headers.push('');
-    return this.events.headersComplete(status, this.statusText, this.headers, upgrade, keepAlive) ? 1 : 0;
-  }
-
-  /** @internal */
-  messageComplete(): void {
-    if (this.expecting) return;
-    this.events.messageComplete();
-  }
-
-  private reason(code: number): string {
+    if (code === OK) return undefined;
     const pointer = this.llhttp.llhttp_get_error_reason(this.pointer);
     if (!pointer) return `parse error ${code}`;
     const bytes = new Uint8Array(this.llhttp.memory.buffer, pointer);
     return Buffer.from(bytes.subarray(0, bytes.indexOf(0))).toString('latin1');
+  }
+
+  /** @internal The callbacks, called by the wasm instance; 0 goes on, -1 fails, PAUSED stops. */
+  onBegin(): number {
+    this.headers = [];
+    this.headerBytes = 0;
+    return 0;
+  }
+  onUrl(_piece: string): number {
+    return 0;
+  }
+  onStatus(_piece: string): number {
+    return 0;
+  }
+  /** Names sit at even indexes and values at odd ones; a piece continues the last entry. */
+  onField(piece: string): number {
+    const headers = this.headers;
+    if (headers.length % 2 === 0) headers.push(piece);
+    else headers[headers.length - 1] += piece;
+    this.headerBytes += piece.length;
+    return 0;
+  }
+  onValue(piece: string): number {
+    const headers = this.headers;
+    if (headers.length % 2 === 1) headers.push(piece);
+    else headers[headers.length - 1] += piece;
+    this.headerBytes += piece.length;
+    return 0;
+  }
+  /** A header whose value was empty never got a value callback: gives it its empty value. */
+  protected completeHeaders(): string[] {
+    if (this.headers.length % 2 === 1) this.headers.push('');
+    return this.headers;
+  }
+  abstract onHeadersComplete(status: number, upgrade: boolean, keepAlive: boolean): number;
+  abstract onBody(chunk: Buffer): number;
+  abstract onMessageComplete(): number;
+}
+
+/** What a response parser reports. */
+export interface ResponseEvents {
+  /**
+   * Status line and headers are in. Return true to skip the body (a response to HEAD): llhttp cannot
+   * tell from the response alone. `keepAlive`: the connection may carry another exchange.
+   */
+  headersComplete(status: number, statusText: string, headers: string[], upgrade: boolean, keepAlive: boolean): boolean;
+  body(chunk: Buffer): void;
+  messageComplete(): void;
+}
+
+export class ResponseParser extends Parser {
+  private statusText = '';
+  private expecting = true;
+
+  constructor(private readonly events: ResponseEvents) {
+    super(constants.TYPE.RESPONSE!);
+  }
+
+  /** The next response is expected (a request was sent). */
+  expect(): void {
+    this.expecting = true;
+  }
+
+  override onBegin(): number {
+    // A message while nobody expects one (bytes after a complete response) is a protocol error.
+    if (!this.expecting) return -1;
+    this.statusText = '';
+    return super.onBegin();
+  }
+
+  override onStatus(piece: string): number {
+    this.statusText += piece;
+    return 0;
+  }
+
+  onHeadersComplete(status: number, upgrade: boolean, keepAlive: boolean): number {
+    // 1xx interim responses (100 Continue, 103 Early Hints) are parsed and dropped: the final one follows.
+    if (status < 200) return 1;
+    this.expecting = false;
+    return this.events.headersComplete(status, this.statusText, this.completeHeaders(), upgrade, keepAlive) ? 1 : 0;
+  }
+
+  onBody(data: Buffer): number {
+    this.events.body(data);
+    return 0;
+  }
+
+  onMessageComplete(): number {
+    if (!this.expecting) this.events.messageComplete();
+    return 0;
+  }
+}
+
+/** A request's start line and headers, as the request parser hands them over. */
+export interface RequestHead {
+  method: string;
+  url: string;
+  httpMajor: number;
+  httpMinor: number;
+  /** Raw names and values, alternating, as the client wrote them. */
+  headers: string[];
+  /** Bytes of request target and headers. */
+  headerBytes: number;
+  upgrade: boolean;
+  keepAlive: boolean;
+}
+
+/** What a request parser reports: the parser stops after each message, until resume(). */
+export interface RequestEvents {
+  /** Return false to stop parsing here (the request is not one to take). */
+  head(head: RequestHead): boolean;
+  body(chunk: Buffer): void;
+  complete(): void;
+}
+
+const methodNames: string[] = [];
+
+function methodName(llhttp: LlhttpExports, method: number): string {
+  let name = methodNames[method];
+  if (name === undefined) {
+    const bytes = new Uint8Array(llhttp.memory.buffer, llhttp.llhttp_method_name(method));
+    name = methodNames[method] = Buffer.from(bytes.subarray(0, bytes.indexOf(0))).toString('latin1');
+  }
+  return name;
+}
+
+export class RequestParser extends Parser {
+  private url = '';
+
+  constructor(private readonly events: RequestEvents) {
+    super(constants.TYPE.REQUEST!);
+  }
+
+  override onBegin(): number {
+    this.url = '';
+    return super.onBegin();
+  }
+
+  override onUrl(piece: string): number {
+    this.url += piece;
+    this.headerBytes += piece.length;
+    return 0;
+  }
+
+  onHeadersComplete(_status: number, upgrade: boolean, keepAlive: boolean): number {
+    const llhttp = this.llhttp;
+    const head: RequestHead = {
+      method: methodName(llhttp, llhttp.llhttp_get_method(this.pointer)),
+      url: this.url,
+      httpMajor: llhttp.llhttp_get_http_major(this.pointer),
+      httpMinor: llhttp.llhttp_get_http_minor(this.pointer),
+      headers: this.completeHeaders(),
+      headerBytes: this.headerBytes,
+      upgrade,
+      keepAlive,
+    };
+    return this.events.head(head) ? 0 : PAUSED;
+  }
+
+  onBody(data: Buffer): number {
+    this.events.body(data);
+    return 0;
+  }
+
+  onMessageComplete(): number {
+    this.events.complete();
+    return PAUSED;
   }
 }
