@@ -1,6 +1,6 @@
 // The proxy's own answers (404, 403, 400, 431, 502, 503, 504): short, revealing nothing about members,
 // HTML or JSON by Accept; 502/503/504 replaceable per site by a file (HTML).
-import type { ServerResponse } from 'node:http';
+import type { ClientResponse } from './forward.js';
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
@@ -41,7 +41,7 @@ export interface ErrorPageOptions {
   requestId: string;
 }
 
-export function sendError(res: ServerResponse, status: number, options: ErrorPageOptions): void {
+export function sendError(res: ClientResponse, status: number, options: ErrorPageOptions): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -69,5 +69,6 @@ export function sendError(res: ServerResponse, status: number, options: ErrorPag
   if (options.retryAfterSeconds !== undefined) headers['retry-after'] = options.retryAfterSeconds;
   if (status === 400 || status === 431) headers.connection = 'close';
   res.writeHead(status, headers);
-  res.end(res.req.method === 'HEAD' ? undefined : body);
+  if (res.req.method === 'HEAD') res.end();
+  else res.end(body);
 }

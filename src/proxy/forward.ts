@@ -1,7 +1,7 @@
 // One client request, from the listener to a member and back: site and route match, allow/deny,
 // maintenance and pause, member selection with stickiness, forwarding with retries, response header
 // rewriting, the drain notice, stats and the access log.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -14,9 +14,26 @@ import type { SessionObserver } from './api.js';
 import { BannerInjector, bannerHtml, minutesLeft } from './drain-notice.js';
 import { sendError } from './error-pages.js';
 import { connectionNamed, isHopByHop, requestId, reverseRefresh, reverseUrl, rewriteCookie, upstreamHeaders } from './headers.js';
+import type { LaneRequest } from './lane.js';
 import { RequestBody } from './request-body.js';
 import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { Cancel, UpstreamError, type UpstreamResponse } from './transport.js';
+
+/** A client request as the forwarder sees it: Node's, or the fast lane's (lane.ts). */
+export type ClientRequest = IncomingMessage | LaneRequest;
+/** What the forwarder and the error pages do with a response: ServerResponse and LaneResponse both fit. */
+export interface ClientResponse extends NodeJS.WritableStream {
+  statusCode: number;
+  headersSent: boolean;
+  destroyed: boolean;
+  writableFinished: boolean;
+  readonly req: { method?: string };
+  writeHead(status: number, reason?: string, headers?: OutgoingHttpHeaders | string[]): this;
+  writeHead(status: number, headers?: OutgoingHttpHeaders | string[]): this;
+  getHeader(name: string): number | string | string[] | undefined;
+  writeContinue(): void;
+  destroy(): void;
+}
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -76,7 +93,7 @@ class Flight {
     this.finish();
   }
 
-  clientClosed(res: ServerResponse): void {
+  clientClosed(res: ClientResponse): void {
     if (this.body) {
       this.release();
       if (!res.writableFinished) this.body.destroy();
@@ -103,11 +120,11 @@ function countStatus(site: SiteSnapshot | undefined, status: number): void {
 }
 
 /** Where the client reached us, for rewriting member URLs (ProxyPassReverse). */
-function publicOrigin(secure: boolean, req: IncomingMessage, target: Target): string {
+function publicOrigin(secure: boolean, req: ClientRequest, target: Target): string {
   return `${secure ? 'https' : 'http'}://${req.headers.host ?? target.host}`;
 }
 
-function plain(res: ServerResponse, status: number, text: string): void {
+function plain(res: ClientResponse, status: number, text: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(text);
 }
@@ -116,7 +133,7 @@ function plain(res: ServerResponse, status: number, text: string): void {
  * Works out site, route and request target, or answers the request itself (400, 403, 404, 431) and
  * returns undefined. Shared by plain requests and upgrades.
  */
-export function resolveTarget(snap: Snapshot, req: IncomingMessage, reject: (status: number, site: SiteSnapshot | undefined) => void): Target | undefined {
+export function resolveTarget(snap: Snapshot, req: ClientRequest, reject: (status: number, site: SiteSnapshot | undefined) => void): Target | undefined {
   const config = snap.config;
   if (req.rawHeaders.length > config.limits.header_count * 2) {
     reject(431, undefined);
@@ -166,7 +183,7 @@ export function resolveTarget(snap: Snapshot, req: IncomingMessage, reject: (sta
 export class Forwarder {
   constructor(private readonly ctx: ForwardContext) {}
 
-  handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+  handle(req: ClientRequest, res: ClientResponse, expectContinue: boolean): void {
     const snap = this.ctx.snapshot();
     const started = Date.now();
     const idHeader = snap.requestIdHeader;
@@ -216,7 +233,7 @@ export class Forwarder {
   }
 
   /** Forwards, and turns anything unexpected into a 502 (or a cut connection) rather than a crash. */
-  private run(req: IncomingMessage, res: ServerResponse, target: Target, expectContinue: boolean, snap: Snapshot, flight: Flight): void {
+  private run(req: ClientRequest, res: ClientResponse, target: Target, expectContinue: boolean, snap: Snapshot, flight: Flight): void {
     this.forward(req, res, target, expectContinue, snap, flight).catch((error: unknown) => {
       this.ctx.logger.error({ err: error, requestId: target.requestId }, 'request failed unexpectedly');
       if (res.headersSent || res.destroyed) res.destroy();
@@ -224,7 +241,7 @@ export class Forwarder {
     });
   }
 
-  private log(req: IncomingMessage, res: ServerResponse, target: Target, started: number, flight: Flight): void {
+  private log(req: ClientRequest, res: ClientResponse, target: Target, started: number, flight: Flight): void {
     const now = Date.now();
     const length = res.getHeader('content-length');
     this.ctx.accessLog!.write(
@@ -247,7 +264,7 @@ export class Forwarder {
     );
   }
 
-  private async forward(req: IncomingMessage, res: ServerResponse, target: Target, expectContinue: boolean, snap: Snapshot, flight: Flight): Promise<void> {
+  private async forward(req: ClientRequest, res: ClientResponse, target: Target, expectContinue: boolean, snap: Snapshot, flight: Flight): Promise<void> {
     const { site, route } = target;
     const config = snap.config;
     const idHeader = snap.requestIdHeader;
@@ -269,7 +286,8 @@ export class Forwarder {
     const lengthHeader = req.headers['content-length'];
     const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
     const hasBody = req.headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength > 0);
-    const body = hasBody ? new RequestBody(req) : null;
+    // The lane hands requests with a body to Node's server, so a body always comes on an IncomingMessage.
+    const body = hasBody && req instanceof IncomingMessage ? new RequestBody(req) : null;
     const path = memberPath(route, target.path);
     const abort = flight.cancel;
     if (config.timeouts.total > 0) flight.limit(config.timeouts.total);
@@ -350,8 +368,8 @@ export class Forwarder {
   }
 
   private respond(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: ClientRequest,
+    res: ClientResponse,
     target: Target,
     snap: Snapshot,
     member: MemberRuntime,

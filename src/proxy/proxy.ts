@@ -22,6 +22,7 @@ import type { ProxyHandle, ProxyOptions, ProxyStats } from './api.js';
 import { Forwarder } from './forward.js';
 import { buildSnapshot, loadErrorPages, type SiteCounters, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { createTransport, type TransportSettings } from './transports.js';
+import { Lane, type LaneHandler, type LaneLimits } from './lane.js';
 import { handleUpgrade } from './tunnel.js';
 
 export type { ProxyHandle, ProxyOptions } from './api.js';
@@ -232,7 +233,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     requireHostHeader: true,
     keepAliveTimeout: config.timeouts.client_keepalive,
     requestTimeout: 0,
-    headersTimeout: Math.max(1000, Math.min(60_000, config.timeouts.idle)),
+    headersTimeout: headersTimeout(config),
   });
 
   const wire = (server: http.Server) => {
@@ -252,6 +253,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   };
 
   const httpServers: http.Server[] = [];
+  const lanes: Lane[] = [];
+  let laneLimits = laneLimitsOf(loaded.config);
+  const laneHandler: LaneHandler = {
+    request: (req, res) => forwarder.handle(req, res, false),
+    limits: () => laneLimits,
+  };
   const httpsServers: https.Server[] = [];
   const listen = async (server: http.Server, address: { host: string; port: number }) => {
     server.listen(address.port, address.host);
@@ -269,6 +276,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     for (const address of addressList(loaded.config.listen.http)) {
       const server = http.createServer(serverOptions(loaded.config));
       wire(server);
+      lanes.push(new Lane(server, laneHandler));
       httpServers.push(server);
       await listen(server, address);
     }
@@ -317,6 +325,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       }
       if (JSON.stringify(next.listen) !== JSON.stringify(loaded.config.listen)) logger.warn('listen addresses changed: they take effect at the next start');
       loaded = config;
+      laneLimits = laneLimitsOf(next);
       tlsContexts = contexts;
       snapshot = built;
       reviewHeld();
@@ -355,6 +364,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       const servers = [...httpServers, ...httpsServers];
       const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
       for (const s of servers) s.closeIdleConnections();
+      for (const lane of lanes) lane.closeIdle();
       for (const h of held.splice(0)) h.reject();
       if (holdTimer) clearTimeout(holdTimer);
       const deadline = Date.now() + graceMs;
@@ -363,6 +373,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         for (const s of servers) s.closeIdleConnections();
       }
       for (const s of servers) s.closeAllConnections();
+      for (const lane of lanes) lane.closeAll();
       for (const m of members.values()) for (const t of m.tunnels) t.destroy();
       for (const c of checkers.values()) c.stop();
       await Promise.all(closed);
@@ -371,6 +382,20 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     },
   };
   return handle;
+}
+
+function laneLimitsOf(config: DayshiftConfig): LaneLimits {
+  return {
+    headerBytes: config.limits.header_size,
+    headerCount: config.limits.header_count,
+    keepAliveMs: config.timeouts.client_keepalive,
+    headersMs: headersTimeout(config),
+  };
+}
+
+/** How long a client may take to send a request's head (Node's headersTimeout, and the lane's). */
+function headersTimeout(config: DayshiftConfig): number {
+  return Math.max(1000, Math.min(60_000, config.timeouts.idle));
 }
 
 function sitesByName(snapshot: Snapshot): Map<string, SiteSnapshot> {

@@ -1,0 +1,460 @@
+// The fast lane of a plain-HTTP listener: requests without a body are parsed with llhttp and answered
+// here, without Node's IncomingMessage/ServerResponse streams, which cost more than everything else the
+// proxy does per request (docs/benchmarks.md). Anything else — a body, Expect, an upgrade, HTTP/1.0,
+// an absolute-form target, a parse error, headers over the limits — hands the connection, with the
+// bytes of that request, to Node's http server on the same listener, which keeps it from then on. So
+// the lane only ever handles requests Node's strict parser would also accept, and every refusal
+// (400, 408, 431) is still Node's.
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { RequestParser, type RequestEvents, type RequestHead } from './http1/llhttp.js';
+
+export interface LaneLimits {
+  /** Bytes of request target and headers (limits.header_size). */
+  headerBytes: number;
+  headerCount: number;
+  /** How long a connection may wait for its next request (timeouts.client_keepalive). */
+  keepAliveMs: number;
+  /** How long a request's head may take to arrive. */
+  headersMs: number;
+}
+
+export interface LaneHandler {
+  request(req: LaneRequest, res: LaneResponse): void;
+  limits(): LaneLimits;
+}
+
+/** Pipelined bytes held while a response is in flight; past this, reading from the client pauses. */
+const PIPELINE_BYTES = 64 * 1024;
+/** How often deadlines (head and keep-alive) are checked. */
+const SWEEP_MS = 500;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** A request taken by the lane: the parts of IncomingMessage the forwarder reads. */
+export class LaneRequest {
+  readonly httpVersion = '1.1';
+  readonly headers: IncomingHttpHeaders = {};
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly rawHeaders: string[],
+    readonly socket: Socket,
+  ) {
+    const headers = this.headers;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toLowerCase();
+      const value = rawHeaders[i + 1]!;
+      const seen = headers[name];
+      // As Node joins repeated headers: cookies with "; ", the rest with ", ".
+      headers[name] = seen === undefined ? value : `${seen as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+    }
+  }
+}
+
+let dateSecond = 0;
+let dateText = '';
+
+function httpDate(): string {
+  const now = Date.now();
+  if (now - dateSecond >= 1000) {
+    dateSecond = now - (now % 1000);
+    dateText = new Date(dateSecond).toUTCString();
+  }
+  return dateText;
+}
+
+/**
+ * A response on the lane: the parts of ServerResponse the forwarder and error pages use (writeHead,
+ * write, end, destroy, 'close'), and enough of a Writable for a body stream to pipe into it.
+ */
+export class LaneResponse extends EventEmitter {
+  statusCode = 200;
+  /** For Readable.pipe(): whether writes are still taken. */
+  writable = true;
+  headersSent = false;
+  destroyed = false;
+  writableFinished = false;
+  private head: string | undefined;
+  private closeEmitted = false;
+  private contentLength: string | undefined;
+  private chunked = false;
+  private readonly bodyless: boolean;
+
+  constructor(
+    private readonly connection: LaneConnection,
+    readonly req: LaneRequest,
+    /** The connection carries on after this response. */
+    private keepAlive: boolean,
+  ) {
+    super();
+    this.bodyless = req.method === 'HEAD';
+  }
+
+  /** Status, optional reason, and headers as an object or as alternating names and values. */
+  writeHead(status: number, reason?: string | OutgoingHttpHeaders | string[], headers?: OutgoingHttpHeaders | string[]): this {
+    if (typeof reason !== 'string') {
+      headers = reason;
+      reason = undefined;
+    }
+    let head = `HTTP/1.1 ${status} ${reason ?? STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let date = false;
+    let length: string | undefined;
+    const add = (name: string, value: string) => {
+      if (!TOKEN.test(name) || BAD_VALUE.test(value)) throw new TypeError(`invalid header ${JSON.stringify(name)}`);
+      const lower = name.length === 4 || name.length === 10 || name.length === 14 ? name.toLowerCase() : '';
+      if (lower === 'date') date = true;
+      else if (lower === 'content-length') length = value;
+      else if (lower === 'connection') {
+        // Only the proxy's own pages set it ("close" after a 400 or 431): the lane adds it otherwise.
+        if (value.toLowerCase() === 'close') this.keepAlive = false;
+        return;
+      }
+      head += `${name}: ${value}\r\n`;
+    };
+    if (Array.isArray(headers)) {
+      for (let i = 0; i < headers.length; i += 2) add(headers[i]!, headers[i + 1]!);
+    } else if (headers) {
+      for (const [name, value] of Object.entries(headers)) {
+        if (value === undefined) continue;
+        if (Array.isArray(value)) for (const v of value) add(name, v);
+        else add(name, String(value));
+      }
+    }
+    if (!date) head += `date: ${httpDate()}\r\n`;
+    this.statusCode = status;
+    this.contentLength = length;
+    this.head = head;
+    return this;
+  }
+
+  getHeader(name: string): string | undefined {
+    return name.toLowerCase() === 'content-length' ? this.contentLength : undefined;
+  }
+
+  writeContinue(): void {
+    this.connection.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+  }
+
+  write(chunk: Uint8Array | string, encodingOrDone?: BufferEncoding | (() => void), done?: () => void): boolean {
+    if (this.writableFinished || this.destroyed) return false;
+    const callback = typeof encodingOrDone === 'function' ? encodingOrDone : done;
+    if (callback) process.nextTick(callback);
+    const socket = this.connection.socket;
+    if (!this.headersSent) this.sendHead(undefined);
+    if (this.bodyless || chunk.length === 0) return true;
+    if (!this.chunked) return socket.write(chunk);
+    socket.cork();
+    socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n`);
+    socket.write(chunk);
+    const ok = socket.write('\r\n');
+    socket.uncork();
+    return ok;
+  }
+
+  end(data?: Uint8Array | string | (() => void), encodingOrDone?: BufferEncoding | (() => void), done?: () => void): this {
+    if (typeof data === 'function') return this.end(undefined, undefined, data);
+    const callback = typeof encodingOrDone === 'function' ? encodingOrDone : done;
+    if (callback) this.once('finish', callback);
+    if (this.writableFinished || this.destroyed) return this;
+    const socket = this.connection.socket;
+    socket.cork();
+    if (!this.headersSent) this.sendHead(data);
+    if (data !== undefined && data.length > 0) this.write(data);
+    if (this.chunked) socket.write('0\r\n\r\n');
+    socket.uncork();
+    this.writableFinished = true;
+    this.writable = false;
+    this.emit('finish');
+    this.connection.finished(this, this.keepAlive);
+    this.emitClose();
+    return this;
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.connection.socket.destroy();
+  }
+
+  /** The client's connection closed (before the response finished, or after). */
+  closed(): void {
+    this.destroyed = true;
+    this.writable = false;
+    this.emitClose();
+  }
+
+  private emitClose(): void {
+    if (this.closeEmitted) return;
+    this.closeEmitted = true;
+    this.emit('close');
+  }
+
+  /** Makes this the connection's last response. */
+  lastOnConnection(): void {
+    this.keepAlive = false;
+  }
+
+  private sendHead(data: Uint8Array | string | undefined): void {
+    if (this.head === undefined) this.writeHead(this.statusCode);
+    let head = this.head!;
+    const status = this.statusCode;
+    const noBody = this.bodyless || status === 204 || status === 304 || status < 200;
+    if (this.contentLength === undefined && !noBody) {
+      if (data !== undefined) head += `content-length: ${Buffer.byteLength(data)}\r\n`;
+      else {
+        this.chunked = true;
+        head += 'transfer-encoding: chunked\r\n';
+      }
+    }
+    head += this.keepAlive ? this.connection.keepAliveHeader : 'connection: close\r\n';
+    this.headersSent = true;
+    this.connection.socket.write(`${head}\r\n`, 'latin1');
+  }
+}
+
+type Phase = 'idle' | 'head' | 'busy';
+
+/** One client connection while the lane has it. */
+class LaneConnection implements RequestEvents {
+  private readonly parser: RequestParser;
+  private phase: Phase = 'idle';
+  /** When the current phase times out (Date.now() ms); 0 for none. */
+  deadline = 0;
+  /** Bytes of the request being parsed, from its first byte (handed to Node's server on hand-off). */
+  private requestBytes: Buffer[] = [];
+  private requestLength = 0;
+  /** Bytes after a complete request, waiting for its response to finish (pipelining). */
+  private pending: Buffer | undefined;
+  private request: LaneRequest | undefined;
+  private keepAlive = false;
+  private handingOff = false;
+  private response: LaneResponse | undefined;
+  keepAliveHeader: string;
+  private readonly onData = (data: Buffer) => this.received(data);
+  private readonly onDrain = () => this.response?.emit('drain');
+  private readonly onClose = () => this.closed();
+  private readonly onError = () => this.socket.destroy();
+  /** The client sent FIN: answer what is in flight, then close (the listener allows half-open sockets). */
+  private readonly onEnd = () => {
+    if (this.response) this.response.lastOnConnection();
+    else this.socket.destroy();
+  };
+
+  constructor(
+    readonly socket: Socket,
+    private readonly lane: Lane,
+  ) {
+    this.parser = new RequestParser(this);
+    this.keepAliveHeader = `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(lane.handler.limits().keepAliveMs / 1000)}\r\n`;
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+    socket.on('close', this.onClose);
+    socket.on('error', this.onError);
+    socket.on('end', this.onEnd);
+    this.waitForRequest();
+  }
+
+  /** No request in flight (the server is closing, or the connection is idle). */
+  get idle(): boolean {
+    return this.phase === 'idle';
+  }
+
+  /** Past its deadline: an idle connection closes, a head still incomplete gets 408 (as Node answers). */
+  expire(now: number): void {
+    if (this.deadline === 0 || now < this.deadline) return;
+    if (this.phase === 'head') this.socket.end('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    else this.socket.destroy();
+    this.deadline = 0;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  /** After the current response (if any), close. */
+  closeAfterResponse(): void {
+    this.response?.lastOnConnection();
+    if (this.phase === 'idle') this.socket.destroy();
+  }
+
+  finished(response: LaneResponse, keepAlive: boolean): void {
+    if (this.response !== response) return;
+    this.response = undefined;
+    if (!keepAlive || this.lane.closing) {
+      this.socket.end();
+      this.phase = 'busy';
+      this.deadline = 0;
+      return;
+    }
+    this.waitForRequest();
+    this.parser.resume();
+    const pending = this.pending;
+    if (pending) {
+      this.pending = undefined;
+      this.socket.resume();
+      // On the next tick: a client pipelining many requests must not grow the stack.
+      process.nextTick(() => {
+        if (!this.socket.destroyed && this.response === undefined) this.received(pending);
+      });
+    }
+  }
+
+  // RequestEvents, from the parser.
+
+  head(head: RequestHead): boolean {
+    const limits = this.lane.handler.limits();
+    const raw = head.headers;
+    let hosts = 0;
+    let take = head.httpMajor === 1 && head.httpMinor === 1 && !head.upgrade && head.url[0] === '/' && head.headerBytes <= limits.headerBytes && raw.length <= limits.headerCount * 2;
+    for (let i = 0; take && i < raw.length; i += 2) {
+      const name = raw[i]!;
+      switch (name.length) {
+        case 4:
+          if (name.toLowerCase() === 'host') hosts++;
+          break;
+        case 6:
+          if (name.toLowerCase() === 'expect') take = false;
+          break;
+        case 14:
+          if (name.toLowerCase() === 'content-length' && raw[i + 1] !== '0') take = false;
+          break;
+        case 17:
+          if (name.toLowerCase() === 'transfer-encoding') take = false;
+          break;
+      }
+    }
+    if (!take || hosts !== 1 || head.method === 'CONNECT') {
+      this.handingOff = true;
+      return false;
+    }
+    this.request = new LaneRequest(head.method, head.url, raw, this.socket);
+    this.keepAlive = head.keepAlive;
+    return true;
+  }
+
+  body(): void {
+    // No body reaches here: requests with one are handed off at their head.
+  }
+
+  complete(): void {
+    // The request is dispatched once the parser has returned (see received()).
+  }
+
+  private waitForRequest(): void {
+    this.phase = 'idle';
+    this.deadline = Date.now() + this.lane.handler.limits().keepAliveMs;
+    this.requestBytes = [];
+    this.requestLength = 0;
+  }
+
+  private received(data: Buffer): void {
+    if (this.response || this.phase === 'busy') {
+      // Pipelined: parsed after the current response.
+      this.pending = this.pending ? Buffer.concat([this.pending, data]) : data;
+      if (this.pending.length > PIPELINE_BYTES) this.socket.pause();
+      return;
+    }
+    if (this.phase === 'idle') {
+      this.phase = 'head';
+      this.deadline = Date.now() + this.lane.handler.limits().headersMs;
+    }
+    this.requestBytes.push(data);
+    this.requestLength += data.length;
+    const result = this.parser.execute(data);
+    if (this.handingOff || typeof result === 'string') {
+      this.handOff();
+      return;
+    }
+    if (result === undefined) {
+      // Head not complete yet: a head past the limit goes to Node, which answers 431.
+      if (this.requestLength > this.lane.handler.limits().headerBytes + 1024) this.handOff();
+      return;
+    }
+    if (result < data.length) this.pending = data.subarray(result);
+    this.dispatch();
+  }
+
+  private dispatch(): void {
+    const request = this.request!;
+    this.request = undefined;
+    this.phase = 'busy';
+    this.deadline = 0;
+    const response = new LaneResponse(this, request, this.keepAlive && !this.lane.closing);
+    this.response = response;
+    this.lane.handler.request(request, response);
+  }
+
+  /** Gives the connection, and the bytes of the request in progress, to Node's http server. */
+  private handOff(): void {
+    const socket = this.socket;
+    socket.off('data', this.onData);
+    socket.off('drain', this.onDrain);
+    socket.off('close', this.onClose);
+    socket.off('error', this.onError);
+    socket.off('end', this.onEnd);
+    this.parser.free();
+    this.lane.release(this);
+    const bytes = this.requestBytes.length === 1 ? this.requestBytes[0]! : Buffer.concat(this.requestBytes);
+    this.lane.nodeConnection(socket);
+    socket.emit('data', bytes);
+    if (this.pending) socket.emit('data', this.pending);
+    socket.resume();
+  }
+
+  private closed(): void {
+    this.parser.free();
+    this.lane.release(this);
+    this.response?.closed();
+  }
+}
+
+/**
+ * The lane on one http.Server: takes its connections in place of Node's connection listener, and gives
+ * that listener the ones it hands off.
+ */
+export class Lane {
+  closing = false;
+  private readonly connections = new Set<LaneConnection>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly nodeListener: (socket: Socket) => void;
+
+  constructor(
+    private readonly server: Server,
+    readonly handler: LaneHandler,
+  ) {
+    const [listener] = server.listeners('connection') as ((socket: Socket) => void)[];
+    if (!listener) throw new Error('http server without a connection listener');
+    this.nodeListener = listener;
+    server.off('connection', listener);
+    server.on('connection', (socket: Socket) => this.connections.add(new LaneConnection(socket, this)));
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const connection of this.connections) connection.expire(now);
+    }, SWEEP_MS).unref();
+  }
+
+  /** Node's http server takes this connection from now on. */
+  nodeConnection(socket: Socket): void {
+    this.nodeListener.call(this.server, socket);
+  }
+
+  release(connection: LaneConnection): void {
+    this.connections.delete(connection);
+  }
+
+  /** Closes connections waiting for a request; the others close after their response. */
+  closeIdle(): void {
+    this.closing = true;
+    for (const connection of this.connections) connection.closeAfterResponse();
+  }
+
+  closeAll(): void {
+    clearInterval(this.sweeper);
+    for (const connection of this.connections) connection.close();
+  }
+}
