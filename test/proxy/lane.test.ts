@@ -1,0 +1,117 @@
+// The fast lane of plain-HTTP listeners (src/proxy/lane.ts): what it answers itself, what it hands to
+// Node's http server, and its connection lifecycle (pipelining, keep-alive, timeouts, half-close).
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { startMember, type TestMember } from '../support/members.js';
+import { startTestProxy, type TestProxy } from '../support/proxy.js';
+
+/** Writes raw bytes (then FIN when `end`), resolves with everything received until the proxy closed. */
+async function exchange(port: number, bytes: string, end = false): Promise<string> {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  let text = '';
+  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  socket.on('error', () => undefined);
+  socket.setTimeout(5000, () => socket.destroy());
+  if (end) socket.end(bytes);
+  else socket.write(bytes);
+  await once(socket, 'close');
+  return text;
+}
+
+/** Status codes of the responses in a reply (one follows the previous body without a line break). */
+function statuses(reply: string): number[] {
+  return [...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+}
+
+describe('the fast lane', () => {
+  let member: TestMember;
+  let proxy: TestProxy;
+
+  before(async () => {
+    member = await startMember('m');
+    proxy = await startTestProxy({
+      clusters: { c: { members: [{ url: member.url }] } },
+      health: { enabled: false },
+      timeouts: { client_keepalive: '1s', idle: '1s' },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+  });
+  after(async () => {
+    await proxy?.handle.close(1000);
+    await member.close();
+  });
+
+  it('answers pipelined requests on one connection in order', async () => {
+    const seen = member.received.length;
+    const reply = await exchange(
+      proxy.port,
+      'GET /a HTTP/1.1\r\nHost: example.com\r\n\r\nGET /b HTTP/1.1\r\nHost: example.com\r\n\r\nGET /c HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n',
+    );
+    assert.deepEqual(statuses(reply), [200, 200, 200]);
+    assert.deepEqual(member.received.slice(seen).map((r) => r.url), ['/a', '/b', '/c']);
+    assert.match(reply, /connection: close\r\n/);
+  });
+
+  it("hands a connection to Node's server at a request with a body, which goes on serving it", async () => {
+    const seen = member.received.length;
+    const reply = await exchange(
+      proxy.port,
+      'GET /one HTTP/1.1\r\nHost: example.com\r\n\r\n' +
+        'POST /two HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello' +
+        'GET /three HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n',
+    );
+    assert.deepEqual(statuses(reply), [200, 200, 200]);
+    const received = member.received.slice(seen);
+    assert.deepEqual(received.map((r) => [r.method, r.url, r.bodyBytes]), [['GET', '/one', 0], ['POST', '/two', 5], ['GET', '/three', 0]]);
+  });
+
+  it('answers HEAD with the headers and no body', async () => {
+    const reply = await exchange(proxy.port, 'HEAD / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n');
+    assert.deepEqual(statuses(reply), [200]);
+    assert.match(reply, /content-length: \d+\r\n/i);
+    assert.ok(reply.endsWith('\r\n\r\n'), 'bytes after the head of a HEAD answer');
+  });
+
+  it("gives HTTP/1.0 requests to Node's server", async () => {
+    const reply = await exchange(proxy.port, 'GET /old HTTP/1.0\r\nHost: example.com\r\n\r\n');
+    assert.deepEqual(statuses(reply), [200]);
+    assert.equal(member.received.at(-1)!.url, '/old');
+  });
+
+  it('answers a client that half-closes after its request', async () => {
+    const reply = await exchange(proxy.port, 'GET /fin HTTP/1.1\r\nHost: example.com\r\n\r\n', true);
+    assert.deepEqual(statuses(reply), [200]);
+    assert.equal(member.received.at(-1)!.url, '/fin');
+  });
+
+  it('keeps a connection for the next request, and closes it after client_keepalive', async () => {
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let text = '';
+    const answered = async (count: number) => {
+      while (statuses(text).length < count) await once(socket, 'data');
+    };
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    socket.write('GET /first HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    await answered(1);
+    socket.write('GET /second HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    await answered(2);
+    assert.deepEqual(statuses(text), [200, 200]);
+    assert.match(text, /keep-alive: timeout=1\r\n/);
+    // Idle now: the lane's sweep closes it past the 1 s keep-alive (checked every half second).
+    const idleSince = Date.now();
+    const closed = once(socket, 'close');
+    await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('still open after 5 s')), 5000).unref())]);
+    assert.ok(Date.now() - idleSince >= 900, 'closed before the keep-alive time');
+  });
+
+  it('answers 408 to a head that does not arrive in time', async () => {
+    const seen = member.received.length;
+    const reply = await exchange(proxy.port, 'GET / HTTP/1.1\r\nHost: exam');
+    assert.deepEqual(statuses(reply), [408]);
+    assert.equal(member.received.length, seen);
+  });
+});
