@@ -1,14 +1,17 @@
 // Dayshift's proxy for the benchmark, in its own process: round-robin over the members given as ports.
-// Arguments: member ports (comma-separated), balance policy, engine (undici or node-http).
+// Arguments: member ports (comma-separated), balance policy, member-side engine (dayshift, undici or
+// node-http).
 import pino from 'pino';
 import { parseConfig } from '../src/config/load.js';
 import { initialState } from '../src/control/state.js';
 import { startProxy } from '../src/proxy/proxy.js';
 import { registerTransport } from '../src/proxy/transports.js';
 import { createNodeHttpTransport } from './node-http-transport.js';
+import { createUndiciTransport } from './undici-transport.js';
 
-// `node-http` swaps the engine for the comparison; the default is the one Dayshift ships (undici).
+// `undici` and `node-http` swap the member-side engine for the comparison; the default is Dayshift's own.
 if (process.argv[4] === 'node-http') registerTransport('http:', createNodeHttpTransport);
+if (process.argv[4] === 'undici') registerTransport('http:', createUndiciTransport);
 
 const ports = (process.argv[2] ?? '').split(',').map(Number);
 const config = {

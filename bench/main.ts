@@ -3,7 +3,7 @@
 // time. Two figures: peak throughput at fixed concurrency and latency at a fixed moderate rate (wrk,
 // paced by bench/pace.lua; else autocannon and its overallRate). Settings by environment: BENCH_ROUNDS (2), BENCH_SECONDS (5),
 // BENCH_CONNECTIONS (50), BENCH_RATE (2000), BENCH_MEMBERS (2), BENCH_ENGINES=1 to add Dayshift on
-// node:http's client (the engine comparison), BENCH_SWAP=0 / BENCH_AJP=0 to leave out the origin
+// undici's and on node:http's client (the engine comparison), BENCH_SWAP=0 / BENCH_AJP=0 to leave out the origin
 // procedure under load (bench/swap.ts) and AJP against HTTP to Tomcat (bench/ajp.ts).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -24,7 +24,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 2);
-/** Also run Dayshift with node:http's client as its engine (how undici was chosen). */
+/** Also run Dayshift with undici and with node:http's client as its member-side engine (how it was chosen). */
 const ENGINES = process.env.BENCH_ENGINES === '1';
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -176,9 +176,11 @@ async function main(): Promise<void> {
     const members = await spawnNode<{ ports: number[] }>('members.js', [String(MEMBERS)]);
     const ports = members.info.ports;
     const targets: Target[] = [{ name: 'direct', port: ports[0]!, stop: () => Promise.resolve() }];
-    const dayshift = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'undici']);
+    const dayshift = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'dayshift']);
     targets.push({ name: 'dayshift', port: dayshift.info.port, stop: () => stopChild(dayshift.child) });
     if (ENGINES) {
+      const undici = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'undici']);
+      targets.push({ name: 'ds-undici', port: undici.info.port, stop: () => stopChild(undici.child) });
       const nodeHttp = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'node-http']);
       targets.push({ name: 'ds-nodehttp', port: nodeHttp.info.port, stop: () => stopChild(nodeHttp.child) });
     }

@@ -42,7 +42,7 @@ export interface MariaDbPair {
 }
 
 
-async function waitFor<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+async function waitFor<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + deadlineMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -52,12 +52,12 @@ async function waitFor<T>(what: string, deadlineMs: number, probe: () => Promise
     } catch (err) {
       last = err;
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-/** Polls `probe` every 50 ms until it returns a value, or throws at the deadline. */
+/** Polls `probe` every `intervalMs` (50) until it returns a value, or throws at the deadline. */
 export const pollUntil = waitFor;
 
 function server(name: string, dir: string, port: number, serverId: number): MariaDb {
