@@ -82,7 +82,8 @@ export class LaneResponse extends EventEmitter {
   private closeEmitted = false;
   private contentLength: string | undefined;
   private chunked = false;
-  private readonly bodyless: boolean;
+  /** No body goes out: a HEAD request, or a status that has none (1xx, 204, 304). */
+  private bodyless: boolean;
 
   constructor(
     private readonly connection: LaneConnection,
@@ -202,8 +203,8 @@ export class LaneResponse extends EventEmitter {
     if (this.head === undefined) this.writeHead(this.statusCode);
     let head = this.head!;
     const status = this.statusCode;
-    const noBody = this.bodyless || status === 204 || status === 304 || status < 200;
-    if (this.contentLength === undefined && !noBody) {
+    if (status === 204 || status === 304 || status < 200) this.bodyless = true;
+    if (this.contentLength === undefined && !this.bodyless) {
       if (data !== undefined) head += `content-length: ${Buffer.byteLength(data)}\r\n`;
       else {
         this.chunked = true;
@@ -232,16 +233,20 @@ class LaneConnection implements RequestEvents {
   private request: LaneRequest | undefined;
   private keepAlive = false;
   private handingOff = false;
+  /** The client sent FIN: what it sent is answered, then the connection closes. */
+  private clientEnded = false;
   private response: LaneResponse | undefined;
   keepAliveHeader: string;
   private readonly onData = (data: Buffer) => this.received(data);
   private readonly onDrain = () => this.response?.emit('drain');
   private readonly onClose = () => this.closed();
   private readonly onError = () => this.socket.destroy();
-  /** The client sent FIN: answer what is in flight, then close (the listener allows half-open sockets). */
+  /** The client sent FIN (the listener allows half-open sockets): close once nothing is left to answer. */
   private readonly onEnd = () => {
-    if (this.response) this.response.lastOnConnection();
-    else this.socket.destroy();
+    this.clientEnded = true;
+    if (this.response !== undefined || this.pending !== undefined) return;
+    if (this.phase === 'head') this.socket.destroy();
+    else this.socket.end();
   };
 
   constructor(
@@ -269,6 +274,7 @@ class LaneConnection implements RequestEvents {
     if (this.deadline === 0 || now < this.deadline) return;
     if (this.phase === 'head') this.socket.end('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     else this.socket.destroy();
+    this.phase = 'busy';
     this.deadline = 0;
   }
 
@@ -285,7 +291,7 @@ class LaneConnection implements RequestEvents {
   finished(response: LaneResponse, keepAlive: boolean): void {
     if (this.response !== response) return;
     this.response = undefined;
-    if (!keepAlive || this.lane.closing) {
+    if (!keepAlive || this.lane.closing || (this.clientEnded && this.pending === undefined)) {
       this.socket.end();
       this.phase = 'busy';
       this.deadline = 0;
@@ -293,13 +299,13 @@ class LaneConnection implements RequestEvents {
     }
     this.waitForRequest();
     this.parser.resume();
-    const pending = this.pending;
-    if (pending) {
-      this.pending = undefined;
+    if (this.pending) {
       this.socket.resume();
       // On the next tick: a client pipelining many requests must not grow the stack.
       process.nextTick(() => {
-        if (!this.socket.destroyed && this.response === undefined) this.received(pending);
+        const pending = this.pending;
+        this.pending = undefined;
+        if (pending && !this.socket.destroyed && this.response === undefined) this.parse(pending);
       });
     }
   }
@@ -353,12 +359,16 @@ class LaneConnection implements RequestEvents {
   }
 
   private received(data: Buffer): void {
-    if (this.response || this.phase === 'busy') {
-      // Pipelined: parsed after the current response.
+    if (this.response || this.phase === 'busy' || this.pending) {
+      // Pipelined: parsed after the current response (and after the bytes already waiting).
       this.pending = this.pending ? Buffer.concat([this.pending, data]) : data;
       if (this.pending.length > PIPELINE_BYTES) this.socket.pause();
       return;
     }
+    this.parse(data);
+  }
+
+  private parse(data: Buffer): void {
     if (this.phase === 'idle') {
       this.phase = 'head';
       this.deadline = Date.now() + this.lane.handler.limits().headersMs;

@@ -33,7 +33,7 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 export class MemberConnection implements ResponseEvents {
-  /** Exchanges this connection has completed (0: fresh, so a failure is not a stale keep-alive). */
+  /** Exchanges this connection has completed (0: fresh, so a failure cannot be a stale keep-alive). */
   private served = 0;
   private exchange: ExchangeEvents | undefined;
   private method = '';
@@ -93,11 +93,6 @@ export class MemberConnection implements ResponseEvents {
     });
   }
 
-  /** Whether a failure before any response byte may be a keep-alive connection the member had closed. */
-  get reused(): boolean {
-    return this.served > 0;
-  }
-
   /** Sends one request; the exchange hears the response. */
   send(request: UpstreamRequest, exchange: ExchangeEvents): void {
     this.exchange = exchange;
@@ -106,8 +101,9 @@ export class MemberConnection implements ResponseEvents {
     this.parser.expect();
     let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
     let framed = false;
-    // Names and values come from Node's parser of the client's request or from the proxy itself, so
-    // they hold no CR or LF; latin1 writes header bytes back exactly as they were read.
+    // Target, names and values come from llhttp's strict parse of the client's request (in Node's
+    // server or the lane) or from the proxy itself, so they hold no CR or LF; latin1 writes header
+    // bytes back exactly as they were read.
     for (const [name, value] of request.headers) {
       if (name === 'content-length') framed = true;
       head += `${name}: ${value}\r\n`;
@@ -280,7 +276,6 @@ export class MemberConnection implements ResponseEvents {
     if (this.stopBody || !this.keepAlive || this.keepAliveMs <= 0) this.close();
     else this.onFree(this, true);
   }
-
 }
 
 /** Idle lifetime from `Keep-Alive: timeout=N`, a second early; the default without one. */
