@@ -28,6 +28,8 @@ export interface LaneHandler {
 
 /** Pipelined bytes held while a response is in flight; past this, reading from the client pauses. */
 const PIPELINE_BYTES = 64 * 1024;
+/** Answers up to this size go out as one string with their head. */
+const ONE_WRITE_BYTES = 16 * 1024;
 /** How often deadlines (head and keep-alive) are checked. */
 const SWEEP_MS = 500;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -145,7 +147,7 @@ export class LaneResponse extends EventEmitter {
     const callback = typeof encodingOrDone === 'function' ? encodingOrDone : done;
     if (callback) process.nextTick(callback);
     const socket = this.connection.socket;
-    if (!this.headersSent) this.sendHead(undefined);
+    if (!this.headersSent) socket.write(this.headFor(undefined), 'latin1');
     if (this.bodyless || chunk.length === 0) return true;
     if (!this.chunked) return socket.write(chunk);
     socket.cork();
@@ -162,11 +164,18 @@ export class LaneResponse extends EventEmitter {
     if (callback) this.once('finish', callback);
     if (this.writableFinished || this.destroyed) return this;
     const socket = this.connection.socket;
-    socket.cork();
-    if (!this.headersSent) this.sendHead(data);
-    if (data !== undefined && data.length > 0) this.write(data);
-    if (this.chunked) socket.write('0\r\n\r\n');
-    socket.uncork();
+    if (!this.headersSent && Buffer.isBuffer(data) && data.length <= ONE_WRITE_BYTES) {
+      // A whole small answer: head and body as one latin1 string, one write (a writev of two
+      // buffers costs measurably more per request).
+      const head = this.headFor(data);
+      socket.write(this.bodyless ? head : head + data.toString('latin1'), 'latin1');
+    } else {
+      socket.cork();
+      if (!this.headersSent) socket.write(this.headFor(data), 'latin1');
+      if (data !== undefined && data.length > 0) this.write(data);
+      if (this.chunked) socket.write('0\r\n\r\n');
+      socket.uncork();
+    }
     this.writableFinished = true;
     this.writable = false;
     this.emit('finish');
@@ -199,7 +208,8 @@ export class LaneResponse extends EventEmitter {
     this.keepAlive = false;
   }
 
-  private sendHead(data: Uint8Array | string | undefined): void {
+  /** The head to send, framed for `data` when it is the whole body (else chunked, without a length). */
+  private headFor(data: Uint8Array | string | undefined): string {
     if (this.head === undefined) this.writeHead(this.statusCode);
     let head = this.head!;
     const status = this.statusCode;
@@ -213,7 +223,7 @@ export class LaneResponse extends EventEmitter {
     }
     head += this.keepAlive ? this.connection.keepAliveHeader : 'connection: close\r\n';
     this.headersSent = true;
-    this.connection.socket.write(`${head}\r\n`, 'latin1');
+    return `${head}\r\n`;
   }
 }
 

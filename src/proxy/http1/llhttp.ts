@@ -39,6 +39,8 @@ let current: Parser | undefined;
 let chunk: Buffer | undefined;
 let bufferPointer = 0;
 let bufferSize = 0;
+/** A view of the wasm memory, made again when the memory grows (which detaches the old buffer). */
+let memory: Uint8Array | undefined;
 
 function text(at: number, length: number): string {
   const start = at - bufferPointer;
@@ -100,7 +102,8 @@ abstract class Parser {
       bufferSize = Math.ceil(data.length / 4096) * 4096;
       bufferPointer = llhttp.malloc(bufferSize);
     }
-    new Uint8Array(llhttp.memory.buffer, bufferPointer, data.length).set(data);
+    if (memory?.buffer !== llhttp.memory.buffer) memory = new Uint8Array(llhttp.memory.buffer);
+    memory.set(data, bufferPointer);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wasm callbacks find their parser here
     current = this;
     chunk = data;
