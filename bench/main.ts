@@ -1,7 +1,7 @@
 // `npm run bench`: loopback load through Dayshift, directly to the members, through the `http-proxy`
 // package, and through HAProxy and nginx when installed — same members, interleaved rounds, bounded
 // time. Two figures: peak throughput at fixed concurrency and latency at a fixed moderate rate (wrk,
-// paced by bench/pace.lua; else autocannon and its overallRate). Settings by environment: BENCH_ROUNDS (2), BENCH_SECONDS (5),
+// paced by bench/pace.lua; else autocannon and its overallRate). Settings by environment: BENCH_ROUNDS (3), BENCH_SECONDS (5),
 // BENCH_CONNECTIONS (50), BENCH_RATE (2000), BENCH_MEMBERS (2), BENCH_ENGINES=1 to add Dayshift on
 // undici's and on node:http's client (the engine comparison), BENCH_SWAP=0 / BENCH_AJP=0 to leave out the origin
 // procedure under load (bench/swap.ts) and AJP against HTTP to Tomcat (bench/ajp.ts).
@@ -19,7 +19,7 @@ import { runAjpBench } from './ajp.js';
 import { runSwapBench } from './swap.js';
 import { freePort } from '../src/ports.js';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
