@@ -1,29 +1,12 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { startMember, type TestMember } from '../support/members.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
+import { rawExchange as raw, statuses } from '../support/raw-http.js';
 
-/**
- * Sends raw bytes on a fresh connection; resolves with everything the proxy sent back before it closed
- * the connection (every case here ends in a close: an error answer or Connection: close). A proxy that
- * keeps the connection open is cut after 5 s, and the test then fails on the missing answer.
- */
-async function raw(port: number, bytes: string): Promise<string> {
-  const socket = net.connect(port, '127.0.0.1');
-  await once(socket, 'connect');
-  let text = '';
-  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
-  socket.on('error', () => undefined);
-  socket.setTimeout(5000, () => socket.destroy());
-  socket.write(bytes);
-  await once(socket, 'close');
-  return text;
-}
-
+/** The status of a reply's first response. */
 function status(reply: string): number {
-  return Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1] ?? 0);
+  return statuses(reply)[0] ?? 0;
 }
 
 describe('malformed and hostile requests', () => {

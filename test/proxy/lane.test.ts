@@ -6,25 +6,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startMember, type TestMember } from '../support/members.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-
-/** Writes raw bytes (then FIN when `end`), resolves with everything received until the proxy closed. */
-async function exchange(port: number, bytes: string, end = false): Promise<string> {
-  const socket = net.connect(port, '127.0.0.1');
-  await once(socket, 'connect');
-  let text = '';
-  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
-  socket.on('error', () => undefined);
-  socket.setTimeout(5000, () => socket.destroy());
-  if (end) socket.end(bytes);
-  else socket.write(bytes);
-  await once(socket, 'close');
-  return text;
-}
-
-/** Status codes of the responses in a reply (one follows the previous body without a line break). */
-function statuses(reply: string): number[] {
-  return [...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
-}
+import { rawExchange as exchange, statuses } from '../support/raw-http.js';
 
 describe('the fast lane', () => {
   let member: TestMember;
@@ -83,7 +65,7 @@ describe('the fast lane', () => {
 
   it('answers every request of a client that half-closes after sending them', async () => {
     const seen = member.received.length;
-    const reply = await exchange(proxy.port, 'GET /fin1 HTTP/1.1\r\nHost: example.com\r\n\r\nGET /fin2 HTTP/1.1\r\nHost: example.com\r\n\r\n', true);
+    const reply = await exchange(proxy.port, 'GET /fin1 HTTP/1.1\r\nHost: example.com\r\n\r\nGET /fin2 HTTP/1.1\r\nHost: example.com\r\n\r\n', { end: true });
     assert.deepEqual(statuses(reply), [200, 200]);
     assert.deepEqual(member.received.slice(seen).map((r) => r.url), ['/fin1', '/fin2']);
   });
