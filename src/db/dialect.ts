@@ -167,12 +167,17 @@ class MariaDbDialect implements Dialect {
     return { sql: 'SELECT @@global.gtid_binlog_pos AS pos', read: (row) => mariaDbCovers(pos, str(row.pos)) };
   }
   errant(): Check<string> & { on: 'target' } {
-    // With log_slave_updates every replicated event is in the binlog too, so anything in gtid_binlog_pos
-    // beyond gtid_slave_pos was written locally.
+    // With log_slave_updates every replicated event is in the binlog too, so a GTID in gtid_binlog_pos
+    // beyond gtid_slave_pos that carries this server's own server_id was written locally. One with
+    // another server's id is a replicated transaction being committed right now: the binlog position
+    // moves before gtid_slave_pos does, so it is not an errant write.
     return {
       on: 'target',
-      sql: 'SELECT @@global.gtid_binlog_pos AS executed, @@global.gtid_slave_pos AS applied',
-      read: (row) => (mariaDbCovers(str(row.applied), str(row.executed)) ? '' : `gtid_binlog_pos ${str(row.executed)} is ahead of gtid_slave_pos ${str(row.applied) || '(empty)'}`),
+      sql: 'SELECT @@global.gtid_binlog_pos AS executed, @@global.gtid_slave_pos AS applied, @@global.server_id AS server_id',
+      read: (row) => {
+        const local = mariaDbWrittenLocally(str(row.executed), str(row.applied), str(row.server_id));
+        return local === '' ? '' : `gtid_binlog_pos ${local} is ahead of gtid_slave_pos ${str(row.applied) || '(empty)'}`;
+      },
     };
   }
   // MariaDB has no super_read_only; READ_ONLY ADMIN holders still write, hence the session kill.
@@ -300,6 +305,19 @@ function parseMariaDbPos(pos: string): Map<string, bigint> {
     map.set(domain, BigInt(seq));
   }
   return map;
+}
+
+/** The GTIDs of `executed` written by `serverId` and past `applied` in their domain (comma-separated). */
+export function mariaDbWrittenLocally(executed: string, applied: string, serverId: string): string {
+  const have = parseMariaDbPos(applied);
+  const local: string[] = [];
+  for (const gtid of executed.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [domain, server, seq] = gtid.split('-');
+    if (domain === undefined || seq === undefined) throw new Error(`malformed GTID position "${executed}"`);
+    const got = have.get(domain);
+    if (server === serverId && (got === undefined || got < BigInt(seq))) local.push(gtid);
+  }
+  return local.join(',');
 }
 
 /** Whether `have` is at or past `want` in every replication domain of `want`. */
