@@ -1,7 +1,7 @@
 // HTTP/1.1 transport to http:// and https:// members: a pool of keep-alive connections per member
 // (bounded: pool_max open, pool_idle kept idle; requests past pool_max wait their turn), each parsing
 // with llhttp (http1/). Chosen over undici's Pool by measurement: the same parser without a general
-// client's bookkeeping costs about a quarter less CPU per request (docs/benchmarks.md).
+// client's bookkeeping cost about a fifth less CPU per request (docs/benchmarks.md).
 import { Readable } from 'node:stream';
 import type { MemberConfig } from '../config/schema.js';
 import { MemberConnection, type ConnectionSettings, type ExchangeEvents } from './http1/connection.js';

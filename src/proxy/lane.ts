@@ -3,8 +3,9 @@
 // proxy does per request (docs/benchmarks.md). Anything else — a body, Expect, an upgrade, HTTP/1.0,
 // an absolute-form target, a parse error, headers over the limits — hands the connection, with the
 // bytes of that request, to Node's http server on the same listener, which keeps it from then on. So
-// the lane only ever handles requests Node's strict parser would also accept, and every refusal
-// (400, 408, 431) is still Node's.
+// the lane only ever handles requests Node's strict parser would also accept, and every refusal of a
+// malformed or oversized request (400, 431) is still Node's; a head too slow to arrive gets 408 here,
+// as from Node.
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server } from 'node:http';
 import { STATUS_CODES } from 'node:http';
@@ -35,6 +36,9 @@ const SWEEP_MS = 500;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
+/** Request headers of which Node keeps the first when repeated (among those the forwarder reads). */
+const FIRST_ONLY = new Set(['user-agent', 'referer', 'authorization', 'proxy-authorization', 'content-type', 'host']);
+
 /** A request taken by the lane: the parts of IncomingMessage the forwarder reads. */
 export class LaneRequest {
   readonly httpVersion = '1.1';
@@ -51,8 +55,9 @@ export class LaneRequest {
       const name = rawHeaders[i]!.toLowerCase();
       const value = rawHeaders[i + 1]!;
       const seen = headers[name];
-      // As Node joins repeated headers: cookies with "; ", the rest with ", ".
-      headers[name] = seen === undefined ? value : `${seen as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+      if (seen === undefined) headers[name] = value;
+      // Repeated headers as Node has them: cookies joined with "; ", a few kept first, the rest ", ".
+      else if (!FIRST_ONLY.has(name)) headers[name] = `${seen as string}${name === 'cookie' ? '; ' : ', '}${value}`;
     }
   }
 }
