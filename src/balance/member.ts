@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import type { MemberConfig } from '../config/schema.js';
 import type { Health, MemberKey } from '../model.js';
-import { LATENCY_BUCKETS_MS, type MemberStats, type StatusClassCounts } from '../proxy/api.js';
+import { LATENCY_BUCKETS_MS, statusClass, type MemberStats, type StatusClassCounts } from '../proxy/api.js';
 import type { Transport } from '../proxy/transport.js';
 
 /** Weight of the newest sample in the latency EWMA. */
@@ -51,8 +51,7 @@ export class MemberRuntime {
   }
 
   observe(status: number, latencyMs: number): void {
-    const cls = Math.min(4, Math.max(0, Math.floor(status / 100) - 1));
-    this.responses[cls]!++;
+    this.responses[statusClass(status)]!++;
     this.ewmaMs = this.ewmaMs === 0 ? latencyMs : this.ewmaMs + EWMA_ALPHA * (latencyMs - this.ewmaMs);
     let i = 0;
     while (i < LATENCY_BUCKETS_MS.length && latencyMs > LATENCY_BUCKETS_MS[i]!) i++;

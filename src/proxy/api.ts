@@ -9,6 +9,11 @@ import type { Health, MemberKey } from '../model.js';
 /** Counts by status class: index 0 = 1xx … 4 = 5xx. */
 export type StatusClassCounts = [number, number, number, number, number];
 
+/** Index of a status in StatusClassCounts: 1xx → 0 … 5xx → 4 (anything outside clamped to the ends). */
+export function statusClass(status: number): number {
+  return Math.min(4, Math.max(0, Math.floor(status / 100) - 1));
+}
+
 export interface MemberStats {
   key: MemberKey;
   cluster: string;

@@ -10,7 +10,7 @@ import type { MemberRuntime, PassivePolicy } from '../balance/member.js';
 import { select } from '../balance/select.js';
 import { cookieValue, DEFAULT_ROUTE_COOKIE, stickyCookie, type StickySigner } from '../balance/sticky.js';
 import type { AccessLog } from './access-log.js';
-import type { SessionObserver } from './api.js';
+import { statusClass, type SessionObserver } from './api.js';
 import { BannerInjector, bannerHtml, minutesLeft } from './drain-notice.js';
 import { sendError } from './error-pages.js';
 import { connectionNamed, isHopByHop, requestId, reverseRefresh, reverseUrl, rewriteCookie, upstreamHeaders } from './headers.js';
@@ -116,7 +116,7 @@ export interface Target {
 }
 
 function countStatus(site: SiteSnapshot | undefined, status: number): void {
-  if (site) site.counters.responses[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!++;
+  if (site) site.counters.responses[statusClass(status)]!++;
 }
 
 /** Where the client reached us, for rewriting member URLs (ProxyPassReverse). */
@@ -129,16 +129,27 @@ function plain(res: ClientResponse, status: number, text: string): void {
   res.end(text);
 }
 
-/**
- * Works out site, route and request target, or answers the request itself (400, 403, 404, 431) and
- * returns undefined. Shared by plain requests and upgrades.
- */
-export function resolveTarget(snap: Snapshot, req: ClientRequest, reject: (status: number, site: SiteSnapshot | undefined) => void): Target | undefined {
+/** Answers a refused request: 403 and 404 in plain text naming nothing, 400 and 431 as error pages. */
+function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site }: Refusal, requestIdHeader: string): void {
+  countStatus(site, status);
+  if (status === 403 || status === 404) plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n');
+  else sendError(res, status, { accept: req.headers.accept, requestIdHeader, requestId: requestId(undefined) });
+}
+
+/** Why a request is not forwarded: the status to answer, and its site when one matched. */
+export interface Refusal {
+  refused: 400 | 403 | 404 | 431;
+  site: SiteSnapshot | undefined;
+}
+
+function refusal(refused: Refusal['refused'], site?: SiteSnapshot): Refusal {
+  return { refused, site };
+}
+
+/** Works out site, route and request target, or why the request is refused. Shared by plain requests and upgrades. */
+export function resolveTarget(snap: Snapshot, req: ClientRequest): Target | Refusal {
   const config = snap.config;
-  if (req.rawHeaders.length > config.limits.header_count * 2) {
-    reject(431, undefined);
-    return undefined;
-  }
+  if (req.rawHeaders.length > config.limits.header_count * 2) return refusal(431);
   let path = req.url ?? '/';
   const host = hostName(req.headers.host);
   if (path[0] !== '/') {
@@ -148,34 +159,18 @@ export function resolveTarget(snap: Snapshot, req: ClientRequest, reject: (statu
     try {
       url = new URL(path);
     } catch {
-      reject(400, undefined);
-      return undefined;
+      return refusal(400);
     }
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname.toLowerCase() !== host) {
-      reject(400, undefined);
-      return undefined;
-    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname.toLowerCase() !== host) return refusal(400);
     path = url.pathname + url.search;
   }
-  if (host === '' || /[^a-z0-9.\-:[\]_]/.test(host)) {
-    reject(400, undefined);
-    return undefined;
-  }
+  if (host === '' || /[^a-z0-9.\-:[\]_]/.test(host)) return refusal(400);
   const site = matchSite(snap, host);
-  if (!site) {
-    reject(404, undefined);
-    return undefined;
-  }
+  if (!site) return refusal(404);
   const address = req.socket.remoteAddress ?? '';
-  if ((site.allow && !listHas(site.allow, address)) || (site.deny && listHas(site.deny, address))) {
-    reject(403, site);
-    return undefined;
-  }
+  if ((site.allow && !listHas(site.allow, address)) || (site.deny && listHas(site.deny, address))) return refusal(403, site);
   const route = matchRoute(site, path);
-  if (!route) {
-    reject(404, site);
-    return undefined;
-  }
+  if (!route) return refusal(404, site);
   const incoming = req.headers[snap.requestIdHeader];
   return { site, route, path, host, requestId: requestId(typeof incoming === 'string' ? incoming : undefined) };
 }
@@ -187,14 +182,8 @@ export class Forwarder {
     const snap = this.ctx.snapshot();
     const started = Date.now();
     const idHeader = snap.requestIdHeader;
-    const reject = (status: number, site: SiteSnapshot | undefined) => {
-      countStatus(site, status);
-      if (status === 404 && !site) plain(res, 404, 'Not Found\n');
-      else if (status === 403 || status === 404) plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n');
-      else sendError(res, status, { accept: req.headers.accept, requestIdHeader: idHeader, requestId: requestId(undefined) });
-    };
-    const target = resolveTarget(snap, req, reject);
-    if (!target) return;
+    const target = resolveTarget(snap, req);
+    if ('refused' in target) return refuse(req, res, target, idHeader);
     this.ctx.active.count++;
     const flight = new Flight();
     res.once('close', () => {
@@ -218,8 +207,9 @@ export class Forwarder {
           if (res.destroyed) return;
           // Released: route again on the snapshot in force now.
           const now = this.ctx.snapshot();
-          const again = resolveTarget(now, req, reject);
-          if (again) this.run(req, res, again, expectContinue, now, flight);
+          const again = resolveTarget(now, req);
+          if ('refused' in again) refuse(req, res, again, now.requestIdHeader);
+          else this.run(req, res, again, expectContinue, now, flight);
         },
         () => {
           if (res.destroyed) return;

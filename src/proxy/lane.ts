@@ -8,7 +8,7 @@
 // as from Node.
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server } from 'node:http';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Socket } from 'node:net';
 import { RequestParser, type RequestEvents, type RequestHead } from './http1/llhttp.js';
 
@@ -33,8 +33,6 @@ const PIPELINE_BYTES = 64 * 1024;
 const ONE_WRITE_BYTES = 16 * 1024;
 /** How often deadlines (head and keep-alive) are checked. */
 const SWEEP_MS = 500;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 /** Request headers of which Node keeps the first when repeated (among those the forwarder reads). */
 const FIRST_ONLY = new Set(['user-agent', 'referer', 'authorization', 'proxy-authorization', 'content-type', 'host']);
@@ -112,7 +110,9 @@ export class LaneResponse extends EventEmitter {
     let date = false;
     let length: string | undefined;
     const add = (name: string, value: string) => {
-      if (!TOKEN.test(name) || BAD_VALUE.test(value)) throw new TypeError(`invalid header ${JSON.stringify(name)}`);
+      // Node's own checks (what ServerResponse.writeHead runs): they throw on a bad name or value.
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
       const lower = name.length === 4 || name.length === 10 || name.length === 14 ? name.toLowerCase() : '';
       if (lower === 'date') date = true;
       else if (lower === 'content-length') length = value;

@@ -1,7 +1,7 @@
 // Upgrade requests (WebSocket and others): the request head goes to the chosen member on a fresh
 // connection, then bytes are piped both ways. Each tunnel is counted on its member so a drain can see
 // and close them.
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -17,7 +17,8 @@ import { inMaintenance, isPaused, listHas, memberPath, type Snapshot } from './s
 
 const HALF_CLOSE_MS = 1000;
 
-function refuse(socket: Duplex, status: number, text: string): void {
+function refuse(socket: Duplex, status: number): void {
+  const text = STATUS_CODES[status]!;
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\nConnection: close\r\n\r\n${text}\n`);
 }
 
@@ -34,29 +35,28 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
   // must not become an uncaught 'error' event.
   client.on('error', () => client.destroy());
   const snap = ctx.snapshot();
-  let rejected = false;
-  const target = resolveTarget(snap, req, (status) => {
-    rejected = true;
-    refuse(client, status, status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request');
-  });
-  if (!target || rejected) return;
+  const target = resolveTarget(snap, req);
+  if ('refused' in target) {
+    refuse(client, target.refused);
+    return;
+  }
   const { route, site } = target;
   const now = Date.now();
   if (inMaintenance(site, now) || isPaused(site, now)) {
-    refuse(client, 503, 'Service Unavailable');
+    refuse(client, 503);
     return;
   }
   const cookie = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
   const choice = select(route, cookie, target.path, ctx.signer, Date.now(), undefined);
   if (typeof choice === 'string') {
-    refuse(client, 503, 'Service Unavailable');
+    refuse(client, 503);
     return;
   }
   const member = choice.member;
   if (choice.session !== undefined) ctx.sessions?.seen(member.key, choice.session, Date.now());
   const protocol = member.url.protocol;
   if (protocol !== 'http:' && protocol !== 'https:') {
-    refuse(client, 502, 'Bad Gateway');
+    refuse(client, 502);
     return;
   }
   const secure = (req.socket as TLSSocket).encrypted === true;
@@ -109,7 +109,7 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
   upstream.on('error', (error) => {
     if (!connected) {
       ctx.logger.warn({ member: member.key, err: error.message }, 'upgrade connect failed');
-      if (!closed) refuse(client, 502, 'Bad Gateway');
+      if (!closed) refuse(client, 502);
       closed = true;
       tunnels.delete(clientSocket);
       return;
