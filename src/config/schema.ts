@@ -118,6 +118,11 @@ export const routeSchema = z.strictObject({
 });
 export type RouteConfig = z.infer<typeof routeSchema>;
 
+/** Whether cluster traffic states apply on a route: `traffic`, else shared with several clusters, pinned with one. */
+export function routeTraffic(route: Pick<RouteConfig, 'traffic' | 'clusters'>): 'shared' | 'pinned' {
+  return route.traffic ?? (route.clusters.length > 1 ? 'shared' : 'pinned');
+}
+
 const tlsSchema = z.strictObject({ cert: z.string(), key: z.string() });
 
 export const siteSchema = z.strictObject({

@@ -68,7 +68,7 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
         for (const s of ADMIN_STATES) adminState.set({ cluster: cluster.name, member: m.id, state: s }, m.admin === s ? 1 : 0);
       }
       if (cluster.traffic === 'draining') {
-        const p = await plane.drainProgress({ kind: 'cluster', cluster: cluster.name });
+        const p = await plane.drainProgress({ kind: 'cluster', cluster: cluster.name }, { status });
         drainLeft.set({ cluster: cluster.name }, (p.remainingMs ?? 0) / 1000);
         drainBusy.set({ cluster: cluster.name, what: 'in_flight' }, p.inFlight);
         drainBusy.set({ cluster: cluster.name, what: 'sessions' }, p.sessions);

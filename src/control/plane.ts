@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
-import type { DayshiftConfig } from '../config/schema.js';
+import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 import type { Driver, DriverStatus, StatusOptions } from '../drivers/driver.js';
 import type { AdminState, MemberKey, TrafficState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
@@ -225,10 +225,11 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
 
   /**
    * How far a drain of the target has come, from the driver's live figures. `deadlineMs` and `idleMs`
-   * override drain.deadline and drain.session_idle (a release plan may set its own).
+   * override drain.deadline and drain.session_idle (a release plan may set its own). A caller that has
+   * just read status() passes it (`status`) rather than have the figures gathered again.
    */
-  async drainProgress(target: Target, options: DrainWindow = {}): Promise<DrainProgress> {
-    const status = await this.status(options.idleMs !== undefined ? { sessionIdleMs: options.idleMs } : {});
+  async drainProgress(target: Target, options: DrainWindow & { status?: DriverStatus } = {}): Promise<DrainProgress> {
+    const status = options.status ?? (await this.status(options.idleMs !== undefined ? { sessionIdleMs: options.idleMs } : {}));
     const cluster = status.clusters.find((c) => c.name === target.cluster);
     const members = (cluster?.members ?? []).filter((m) => target.kind === 'cluster' || m.id === target.member);
     const inFlight = members.reduce((n, m) => n + m.inFlight, 0);
@@ -325,7 +326,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   private assertEverySiteServed(state: DesiredState, change: string): void {
     for (const [siteName, site] of Object.entries(this.config.sites)) {
       for (const route of site.routes) {
-        const shared = route.traffic === 'shared' || (route.traffic === undefined && route.clusters.length > 1);
+        const shared = routeTraffic(route) === 'shared';
         if (!shared) continue;
         const served = route.clusters.some((name) => {
           const cluster = state.clusters[name];

@@ -1,5 +1,6 @@
 // A small JSON router for the admin listener. Routes carry their zod schemas, which both validate
 // requests and generate the OpenAPI document, so the two cannot drift apart.
+import { escapeRegex } from '../regex.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Actor } from './audit.js';
@@ -53,7 +54,7 @@ export class Router {
   add<S extends z.ZodType>(spec: RouteSpec<S>, handler: Handler<z.infer<S>>): void {
     const names: string[] = [];
     const pattern = new RegExp(
-      `^${spec.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:([a-zA-Z]+)/g, (_m, name: string) => {
+      `^${escapeRegex(spec.path).replace(/:([a-zA-Z]+)/g, (_m, name: string) => {
         names.push(name);
         return '([^/]+)';
       })}$`,

@@ -4,6 +4,7 @@ import { memberKey } from '../model.js';
 import type { ControlPlane, DrainProgress } from './plane.js';
 import type { Rates, StatsSampler } from './sampler.js';
 import type { SiteDesired } from './state.js';
+import { routeTraffic } from '../config/schema.js';
 
 export interface MemberReport extends MemberStatus, Partial<Rates> {
   key: string;
@@ -49,7 +50,7 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler):
       ...cluster,
       members,
       ...(sampler ? sampler.rates(members.map((m) => m.key as `${string}/${string}`)) : {}),
-      ...(drainingSince ? { drainingSince, drain: await plane.drainProgress({ kind: 'cluster', cluster: cluster.name }) } : {}),
+      ...(drainingSince ? { drainingSince, drain: await plane.drainProgress({ kind: 'cluster', cluster: cluster.name }, { status }) } : {}),
     };
     const qaUrl = qaUrlOf(plane, cluster.name);
     if (qaUrl) report.qaUrl = qaUrl;
@@ -62,7 +63,7 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler):
       path: r.path,
       clusters: r.clusters,
       balance: r.balance,
-      traffic: r.traffic ?? (r.clusters.length > 1 ? 'shared' : 'pinned'),
+      traffic: routeTraffic(r),
       ...(r.sticky ? { sticky: r.sticky.mode } : {}),
     })),
     ...state.sites[name],
@@ -79,7 +80,7 @@ export function qaUrlOf(plane: ControlPlane, cluster: string): string | undefine
   const explicit = config.clusters[cluster]?.qa_url;
   if (explicit) return explicit;
   for (const site of Object.values(config.sites)) {
-    const pinned = site.routes.every((r) => r.clusters.length === 1 && r.clusters[0] === cluster && r.traffic !== 'shared');
+    const pinned = site.routes.every((r) => r.clusters.length === 1 && r.clusters[0] === cluster && routeTraffic(r) === 'pinned');
     const host = site.hosts.find((h) => !h.includes('*'));
     if (!pinned || !host) continue;
     const http = config.listen.http;

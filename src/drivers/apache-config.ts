@@ -2,9 +2,11 @@
 // keep Apache httpd and let Dayshift drive it through the balancer-manager. One balancer per route
 // (a shared route balances over all its clusters' members, like the origin's web-prod), one VirtualHost
 // per site and listener, BalancerPersist On, and the balancer-manager on its own loopback listener.
-import type { DayshiftConfig, MemberConfig, RouteConfig, SiteConfig } from '../config/schema.js';
+import { routeTraffic, type DayshiftConfig, type MemberConfig, type RouteConfig, type SiteConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
+import { LOADFACTOR_MAX } from './apache.js';
+import { healthCheckFor } from '../balance/health.js';
 
 export interface ApacheExportOptions {
   /** host:port of the balancer-manager listener. */
@@ -53,7 +55,7 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
     site.routes.forEach((route, i) => {
       const name = site.routes.length === 1 ? siteName : `${siteName}-${i + 1}`;
       balancerOf.set(route, name);
-      const shared = (route.traffic ?? (route.clusters.length > 1 ? 'shared' : 'pinned')) === 'shared';
+      const shared = routeTraffic(route) === 'shared';
       out.push(`<Proxy balancer://${name}>`);
       for (const clusterName of route.clusters) {
         const cluster = config.clusters[clusterName]!;
@@ -113,8 +115,8 @@ function balancerMember(m: MemberConfig, cluster: string, index: number, traffic
   const id = memberId(m.route, index);
   const routeId = m.route ?? (route.sticky?.mode === 'cookie' ? `${cluster}-${id}` : undefined);
   if (routeId) params.push(`route=${routeId}`);
-  if (m.weight > 100) notes.push({ path: `${path}.weight`, message: `weight ${m.weight} is above httpd's loadfactor limit: 100 is used` });
-  if (m.weight !== 1) params.push(`loadfactor=${Math.min(100, Math.max(1, m.weight))}`);
+  if (m.weight > LOADFACTOR_MAX) notes.push({ path: `${path}.weight`, message: `weight ${m.weight} is above httpd's loadfactor limit: ${LOADFACTOR_MAX} is used` });
+  if (m.weight !== 1) params.push(`loadfactor=${Math.min(LOADFACTOR_MAX, Math.max(1, m.weight))}`);
   const flags = new Set<string>();
   if (m.weight === 0) {
     flags.add('D');
@@ -127,7 +129,7 @@ function balancerMember(m: MemberConfig, cluster: string, index: number, traffic
   if (flags.size > 0) params.push(`status=${[...flags].map((f) => `+${f}`).join('')}`);
   if (m.secret) params.push(`secret=${m.secret}`);
   if (m.url.startsWith('ajp:') && m.packet_size !== 8192) notes.push({ path: `${path}.packet_size`, message: 'set ProxyIOBufferSize for a larger AJP packet size' });
-  const health = { ...config.health, ...config.clusters[cluster]?.health, ...m.health };
+  const health = healthCheckFor(config, cluster, index);
   if (health.enabled) {
     if (m.url.startsWith('ajp:')) params.push('hcmethod=CPING');
     else params.push(`hcmethod=${health.method}`, `hcuri=${health.path}`);

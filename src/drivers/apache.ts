@@ -15,7 +15,7 @@ import { Serial } from '../serial.js';
 
 /** httpd's accepted loadfactor range (w_lf); values outside it are ignored silently by httpd. */
 const LOADFACTOR_MIN = 1;
-const LOADFACTOR_MAX = 100;
+export const LOADFACTOR_MAX = 100;
 
 type Flags = Partial<Record<WorkerFlag, boolean>>;
 

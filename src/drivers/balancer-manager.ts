@@ -3,6 +3,7 @@
 // the request's host, or httpd drops all parameters and still answers 200; changes carry the balancer's
 // nonce, read from `?xml=1`. httpd answers 200 to changes it ignored, so callers read the result back.
 import { request } from 'undici';
+import { escapeRegex } from '../regex.js';
 
 /** The member flags the manager can set (w_status_X). */
 export type WorkerFlag = 'D' | 'N' | 'H' | 'S' | 'I' | 'R';
@@ -79,7 +80,7 @@ export class BalancerManagerClient {
       // httpd before 2.4.(mid) has no <httpd:nonce>; the HTML page links carry it.
       const html = await this.send('GET', '');
       for (const b of balancers) {
-        const escaped = b.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        const escaped = escapeRegex(b.name);
         b.nonce ||= new RegExp(`[?&]b=${escaped}&amp;nonce=([^"&]+)`).exec(html)?.[1] ?? '';
       }
     }

@@ -3,10 +3,12 @@
 // one backend per route (a shared route holds all its clusters' members, named as the haproxy driver
 // expects: route, else CLUSTER-ID), health checks, stickiness, an admin stats socket and a
 // server-state-file so that runtime changes survive reloads.
-import type { DayshiftConfig, MemberConfig, RouteConfig } from '../config/schema.js';
+import { routeTraffic, type DayshiftConfig, type MemberConfig, type RouteConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
-import { serverName } from './haproxy.js';
+import { serverName, WEIGHT_MAX } from './haproxy.js';
+import { healthCheckFor } from '../balance/health.js';
+import { escapeRegex } from '../regex.js';
 
 export interface HaproxyExportOptions {
   /** The admin-level Runtime API socket path. */
@@ -16,7 +18,6 @@ export interface HaproxyExportOptions {
   source: string;
 }
 
-const WEIGHT_MAX = 256;
 
 export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOptions): ExportResult {
   const notes: ExportNote[] = [];
@@ -119,7 +120,7 @@ function backend(siteName: string, route: RouteConfig, index: number, name: stri
     lines.push(`    option httpchk ${health.method} ${health.path}${health.host ? ` HTTP/1.1\\r\\nHost:\\ ${health.host}` : ''}`);
     lines.push(`    http-check expect ${expectRule(health.expect)}`);
   }
-  const shared = (route.traffic ?? (route.clusters.length > 1 ? 'shared' : 'pinned')) === 'shared';
+  const shared = routeTraffic(route) === 'shared';
   const members = route.clusters.flatMap((c) => config.clusters[c]!.members.map((m, j) => ({ cluster: c, m, j })));
   const routeMode = route.sticky?.mode === 'route';
   if (route.sticky?.mode === 'cookie') {
@@ -163,7 +164,7 @@ function server(m: MemberConfig, cluster: string, index: number, traffic: string
   parts.push(`weight ${Math.min(WEIGHT_MAX, m.weight)}`);
   if (url.protocol === 'https:') parts.push(m.tls_verify ? 'ssl verify required ca-file @system-ca' : 'ssl verify none');
   if (route.sticky?.mode === 'cookie') parts.push(`cookie ${name}`);
-  const health = { ...config.health, ...config.clusters[cluster]?.health, ...m.health };
+  const health = healthCheckFor(config, cluster, index);
   if (health.enabled) parts.push(`check inter ${health.interval}ms rise ${health.rise} fall ${health.fall}`);
   if (m.state === 'standby') parts.push('backup');
   if (m.state === 'disabled' || traffic === 'out') parts.push('disabled');
@@ -184,8 +185,4 @@ function bindAddress(a: { host: string; port: number }): string {
 
 function aclName(text: string): string {
   return text.replace(/[^A-Za-z0-9_]/g, '_');
-}
-
-function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -15,7 +15,7 @@ import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } fr
 import { Serial } from '../serial.js';
 
 /** HAProxy's weight range (`set server ... weight`). */
-const WEIGHT_MAX = 256;
+export const WEIGHT_MAX = 256;
 
 /** srv_admin_state bits (HAProxy's SRV_ADMF_*): forced, inherited, configured, resolver and hostname maintenance; drain. */
 const ADMIN_MAINT = 0x01 | 0x02 | 0x04 | 0x20 | 0x40;

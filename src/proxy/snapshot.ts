@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
-import type { DayshiftConfig, SiteConfig, StickyConfig } from '../config/schema.js';
+import { routeTraffic, type DayshiftConfig, type SiteConfig, type StickyConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import { memberId } from '../control/state.js';
 import { memberKey, type MemberKey, type TrafficState } from '../model.js';
@@ -162,7 +162,7 @@ export function buildSnapshot(
   }
 
   const buildRoute = (route: SiteConfig['routes'][number]): RouteSnapshot => {
-    const shared = route.traffic ? route.traffic === 'shared' : route.clusters.length > 1;
+    const shared = routeTraffic(route) === 'shared';
     const sticky: StickyConfig | undefined = route.sticky;
     const fresh: Candidate[] = [];
     const standby: Candidate[] = [];
