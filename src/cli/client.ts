@@ -9,6 +9,7 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_CONFIG_FILE } from '../config/load.js';
 import { address } from '../config/units.js';
+import { listenerOrigin } from '../control/status.js';
 import { readTokenFile } from '../control/token.js';
 import { CliError, EXIT } from './output.js';
 
@@ -41,8 +42,7 @@ export class AdminClient {
       }
       if (existsSync(file) || options.config) {
         const { config, baseDir } = await readAdminSettings(file);
-        const { host, port } = config.admin.listen;
-        base ??= `http://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
+        base ??= listenerOrigin(config.admin.listen);
         if (!token) {
           const tokenFile = config.admin.token_file ? resolve(baseDir, config.admin.token_file) : resolve(baseDir, config.state_dir, 'admin.token');
           try {
@@ -60,15 +60,14 @@ export class AdminClient {
   async request<T>(method: string, path: string, body?: unknown, init: { signal?: AbortSignal } = {}): Promise<T> {
     const response = await this.fetch(method, path, body, init);
     const text = await response.text();
-    const value = text ? (JSON.parse(text) as unknown) : undefined;
-    if (!response.ok) throw apiError(response.status, (value as { error?: string } | undefined)?.error ?? text);
-    return value as T;
+    if (!response.ok) throw apiError(response.status, errorOf(text));
+    return (text ? JSON.parse(text) : undefined) as T;
   }
 
   /** Reads a server-sent events stream, calling back per event until it ends. */
   async events(path: string, onEvent: (event: string, data: unknown) => void, init: { signal?: AbortSignal } = {}): Promise<void> {
     const response = await this.fetch('GET', path, undefined, { ...init, accept: 'text/event-stream' });
-    if (!response.ok || !response.body) throw apiError(response.status, await response.text());
+    if (!response.ok || !response.body) throw apiError(response.status, errorOf(await response.text()));
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of response.body) {
@@ -131,8 +130,19 @@ async function readAdminSettings(file: string): Promise<{ config: z.infer<typeof
   return { config: result.data, baseDir: dirname(file) };
 }
 
+/** The `error` of a JSON error body; the text itself when it is not one (e.g. a proxy's HTML page). */
+function errorOf(text: string): string {
+  try {
+    const error = (JSON.parse(text) as { error?: unknown } | null)?.error;
+    return typeof error === 'string' ? error : text;
+  } catch {
+    return text;
+  }
+}
+
 function apiError(status: number, message: string): CliError {
-  if (status === 401) return new CliError(`the admin API refused the token: ${message}`, EXIT.unreachable);
+  // 429: this address sent too many wrong tokens, so any token is refused for now (exit 5 as documented).
+  if (status === 401 || status === 429) return new CliError(`the admin API refused the token: ${message}`, EXIT.unreachable);
   if (status === 409) return new CliError(message, EXIT.refused);
   if (status === 400 || status === 404 || status === 422) return new CliError(message, EXIT.usage);
   return new CliError(`${message} (HTTP ${status})`, EXIT.failed);

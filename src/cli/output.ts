@@ -1,7 +1,7 @@
 // What every command shares: --json or human output, tables, colours on a terminal, and exit codes.
 import { formatDuration } from '../config/units.js';
 
-/** Exit codes. Scripts can rely on them; they are listed in docs/cli.md. */
+/** Exit codes. Scripts can rely on them; they are listed in README.md (exit code table) and docs/control-plane.md. */
 export const EXIT = {
   ok: 0,
   /** Something failed at run time (a peer refused, a step failed). */
@@ -31,7 +31,7 @@ export class CliError extends Error {
 
 const useColour = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
 const paint = (code: number) => (text: string) => (useColour ? `\x1b[${code}m${text}\x1b[0m` : text);
-export const colour = { red: paint(31), green: paint(32), yellow: paint(33), blue: paint(34), dim: paint(2), bold: paint(1) };
+export const colour = { red: paint(31), green: paint(32), yellow: paint(33), dim: paint(2), bold: paint(1) };
 
 /** Colours the words operators scan for: states and health. */
 export function stateColour(state: string): string {

@@ -16,7 +16,7 @@ export function register(program: Command): void {
   const release = program
     .command('release')
     .description('run the release plan: drain, deploy, check, approve and shift traffic, cluster by cluster')
-    .addHelpText('after', '\nExit codes: 0 ok, 1 the release failed or was aborted, 2 bad usage, 3 refused (another release, outside the window, nothing to approve), 5 admin API unreachable.');
+    .addHelpText('after', '\nExit codes: 0 ok, 1 the release failed or was aborted (or, when watched, was interrupted), 2 bad usage (or no release to watch), 3 refused (another release, outside the window, nothing to approve), 5 admin API unreachable.');
 
   apiCommand(release.command('start').description('start a release of a version (with --plan: print the steps, change nothing)'))
     .requiredOption('--version <v>', 'the version to release (given to hooks as DAYSHIFT_VERSION)')
@@ -36,11 +36,15 @@ export function register(program: Command): void {
     });
 
   apiCommand(release.command('status').description('the current (or last) release: steps with durations, drain progress'))
-    .option('-w, --watch', 'follow live until the release succeeds, fails, is aborted or interrupted')
+    .option('-w, --watch', 'follow live until the release succeeds (exit 0), fails, is aborted or is interrupted (exit 1)')
     .action(async (opts: ApiOptions & { watch?: boolean }) => {
       const client = await AdminClient.connect(opts);
+      // The event stream stays open without a release (it waits for one), so ask first.
+      const r = await client.request<Release>('GET', '/api/release').catch((err: unknown) => {
+        if (opts.watch && err instanceof CliError && err.exitCode === EXIT.usage) throw new CliError('there is no release to watch: start one with `dayshift release start --version V`', EXIT.usage);
+        throw err;
+      });
       if (opts.watch) return watch(client, opts);
-      const r = await client.request<Release>('GET', '/api/release');
       emit(Boolean(opts.json), r, renderRelease);
     });
 
@@ -82,7 +86,10 @@ function stepAt(r: Release): string {
   return r.steps[r.current]?.title ?? 'the end';
 }
 
-/** Follows /api/release/events, redrawing; ends when the release ends or needs the operator. */
+/**
+ * Follows /api/release/events, redrawing; ends when the release succeeds, fails, is aborted or is
+ * interrupted. Waiting for approval does not end it: the approval may come from elsewhere.
+ */
 async function watch(client: AdminClient, opts: ApiOptions): Promise<void> {
   const stop = new AbortController();
   const interrupt = () => stop.abort();
@@ -105,16 +112,19 @@ async function watch(client: AdminClient, opts: ApiOptions): Promise<void> {
   } finally {
     process.off('SIGINT', interrupt);
   }
-  if (!last) throw new CliError('there is no release to watch', EXIT.usage);
-  if (last.state === 'failed' || last.state === 'aborted') throw new CliError(`release ${last.id} ${last.state}${last.reason ? `: ${last.reason}` : ''}`, EXIT.failed);
+  if (!last) throw new CliError('there is no release to watch: start one with `dayshift release start --version V`', EXIT.usage);
+  // Interrupted is not done: it waits for `resume` or `abort`, so a script must not read it as success.
+  if (last.state === 'failed' || last.state === 'aborted' || last.state === 'interrupted') {
+    throw new CliError(`release ${last.id} ${last.state}${last.reason ? `: ${last.reason}` : ''}`, EXIT.failed);
+  }
 }
 
-export function stepDuration(s: ReleaseStep, now = Date.now()): number | undefined {
+function stepDuration(s: ReleaseStep, now = Date.now()): number | undefined {
   if (!s.startedAt) return undefined;
   return (s.endedAt ? Date.parse(s.endedAt) : now) - Date.parse(s.startedAt);
 }
 
-export function renderRelease(r: Release): string {
+function renderRelease(r: Release): string {
   const lines: string[] = [];
   const end = r.endedAt ? Date.parse(r.endedAt) : Date.now();
   lines.push(`${colour.bold(`release ${r.id}`)}  version ${colour.bold(r.version)}  ${stateColour(r.state)}  by ${r.startedBy}  ${duration(end - Date.parse(r.startedAt))}`);

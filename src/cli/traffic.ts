@@ -1,5 +1,6 @@
 // Traffic commands: live, drain, out, disable, enable, standby, weight, wait.
 import type { Command } from 'commander';
+import { parseDuration } from '../config/units.js';
 import type { DrainProgress } from '../control/plane.js';
 import type { DesiredState } from '../control/state.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
@@ -23,14 +24,17 @@ function paths(target: string): { cluster: string; member?: string } {
 const enc = encodeURIComponent;
 
 async function change(target: string, opts: ChangeOptions, cluster: 'live' | 'draining' | 'out', member: 'ready' | 'draining' | 'disabled' | 'standby'): Promise<void> {
-  const client = await AdminClient.connect(opts);
+  // Every usage check before the first request: exit 2 promises that nothing was changed.
   const t = paths(target);
   const weight = opts.weight === undefined ? undefined : parseWeight(opts.weight);
+  if (t.member && weight !== undefined) throw new CliError(`--weight applies to clusters: for a member use \`dayshift weight ${target} ${weight}\``, EXIT.usage);
+  if (!t.member && member === 'standby') throw new CliError('standby applies to members: use CLUSTER/MEMBER', EXIT.usage);
+  checkDeadline(opts.deadline);
+  const client = await AdminClient.connect(opts);
   let state: DesiredState;
   if (t.member) {
     state = await client.request('POST', `/api/members/${enc(t.cluster)}/${enc(t.member)}/state`, { state: member, ...(opts.force ? { force: true } : {}) });
   } else {
-    if (member === 'standby') throw new CliError('standby applies to members: use CLUSTER/MEMBER', EXIT.usage);
     state = await client.request('POST', `/api/clusters/${enc(t.cluster)}/traffic`, { state: cluster, ...(weight !== undefined ? { weight } : {}), ...(opts.force ? { force: true } : {}) });
   }
   const word = t.member ? member : cluster;
@@ -70,11 +74,20 @@ async function waitDrained(client: AdminClient, target: string, opts: ChangeOpti
   }
 }
 
+function checkDeadline(text: string | undefined): void {
+  if (text !== undefined && parseDuration(text) === undefined) throw new CliError(`bad --deadline "${text}": expected a duration such as 10m`, EXIT.usage);
+}
+
 function parseWeight(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > 1000) throw new CliError(`weight must be an integer from 0 to 1000, got "${text}"`, EXIT.usage);
   return n;
 }
+
+// The server's drain deadline, not a client timeout: reaching it ends the drain and closes the target's tunnels.
+const DEADLINE_HELP =
+  'exits 0 when drained.\nThe deadline (--deadline, default drain.deadline) counts from when the drain started, not from\n' +
+  'this command; when it passes, the open tunnels (WebSocket/upgrade) to the target are closed and it exits 4.';
 
 export function register(program: Command): void {
   apiCommand(program.command('live <target>').description('send new sessions to a cluster again (or make a member ready)'))
@@ -86,10 +99,10 @@ export function register(program: Command): void {
     program
       .command('drain <target>')
       .description('stop new sessions to a cluster or member; bound sessions finish there')
-      .addHelpText('after', '\nWith --wait: exits 0 when drained, 4 when the deadline passes first.'),
+      .addHelpText('after', `\nWith --wait, it ${DEADLINE_HELP}`),
   )
     .option('--wait', 'wait until drained, showing progress')
-    .option('--deadline <duration>', 'with --wait: give up after this long (default: drain.deadline)')
+    .option('--deadline <duration>', 'with --wait: the drain deadline, counted from when the drain started (default: drain.deadline)')
     .option('--force', 'allow leaving a site with no live cluster')
     .action((target: string, opts: ChangeOptions) => change(target, opts, 'draining', 'draining'));
 
@@ -118,9 +131,12 @@ export function register(program: Command): void {
       emit(Boolean(opts.json), { target, weight, desired: state }, () => `${colour.bold(target)} weight is now ${weight}`);
     });
 
-  apiCommand(program.command('wait <target>').description('wait until a draining cluster or member is drained (exit 4 at the deadline)'))
-    .option('--deadline <duration>', 'give up after this long (default: drain.deadline)')
-    .action(async (target: string, opts: ChangeOptions) => waitDrained(await AdminClient.connect(opts), target, opts));
+  apiCommand(program.command('wait <target>').description('wait until a draining cluster or member is drained (exit 4 at the deadline)').addHelpText('after', `\nIt ${DEADLINE_HELP}`))
+    .option('--deadline <duration>', 'the drain deadline, counted from when the drain started (default: drain.deadline)')
+    .action(async (target: string, opts: ChangeOptions) => {
+      checkDeadline(opts.deadline);
+      await waitDrained(await AdminClient.connect(opts), target, opts);
+    });
 }
 
 function requireMember(target: string): string {

@@ -118,13 +118,12 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     });
     const pruner = setInterval(() => sessions.prune(Date.now(), current().config.drain.session_idle), 30_000);
     pruner.unref();
-    const host = adminAddress.family === 'IPv6' ? `[${adminAddress.address}]` : adminAddress.address;
     return {
       plane,
       proxy,
       admin,
       adminAddress,
-      adminUrl: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${adminAddress.port}`,
+      adminUrl: listenerOrigin({ host: adminAddress.address, port: adminAddress.port })!,
       token,
       store,
       audit,

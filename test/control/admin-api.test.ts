@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { StatusReport } from '../../src/control/status.js';
+import { runCli } from '../support/cli.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { request } from '../support/proxy.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
@@ -201,5 +202,11 @@ describe('admin API', () => {
     assert.equal(limited.status, 429);
     assert.match(limited.body.error, /too many wrong tokens from .*: try again in \d+s/);
     assert.equal((await fetch(`${ds.adminUrl}/healthz`)).status, 200, '/healthz needs no token and stays open');
+  });
+
+  test('the CLI reports a locked-out address as a refused token (exit 5)', async () => {
+    const locked = await runCli(['status', '--admin', ds.adminUrl, '--token', ds.token]);
+    assert.equal(locked.code, 5);
+    assert.match(locked.stderr, /refused the token: too many wrong tokens from .*: try again in \d+s/);
   });
 });

@@ -120,6 +120,22 @@ describe('session-aware drain', () => {
     assert.match(wrong.stderr, /refused the token/);
   });
 
+  test('usage errors are found before anything is sent: a bad --deadline drains nothing, --weight on a member is refused', async () => {
+    const bad = await cli('drain', 'prod-a', '--wait', '--deadline', 'soon');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /bad --deadline "soon": expected a duration/);
+    assert.equal((await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body.reason, 'not-draining', 'prod-a was not drained');
+    const member = await cli('live', 'prod-a/a1', '--weight', '2');
+    assert.equal(member.code, 2);
+    assert.match(member.stderr, /`dayshift weight prod-a\/a1 2`/);
+  });
+
+  test('release status --watch with no release is a usage error, not an endless wait', async () => {
+    const watch = await cli('release', 'status', '--watch');
+    assert.equal(watch.code, 2);
+    assert.match(watch.stderr, /there is no release to watch/);
+  });
+
   test('status prints a table for people and JSON for scripts', async () => {
     const human = await cli('status');
     assert.equal(human.code, 0);
