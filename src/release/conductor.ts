@@ -312,6 +312,9 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         r.current++;
         continue;
       }
+      // A lease that lapsed while the store was out of reach lets another instance take the release:
+      // acting on without the lock could run a step twice at once.
+      if ((await this.lock?.held?.()) === false) return this.lockLost(r, step);
       if (step.kind === 'approval') {
         step.state = 'waiting';
         r.state = 'awaiting-approval';
@@ -355,6 +358,16 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     await this.save();
     await this.dropLock();
     this.options.logger.info({ release: r.id, version: r.version }, `release ${r.id} of version ${r.version} succeeded`);
+  }
+
+  private async lockLost(r: Release, step: ReleaseStep): Promise<void> {
+    r.state = 'interrupted';
+    r.reason = `the release lock was lost (its lease lapsed) before "${step.title}": resume or abort`;
+    delete r.drain;
+    await this.save();
+    await this.audit(this.actor(r), 'release interrupted', r, { step: step.id, reason: 'release lock lost' });
+    await this.dropLock();
+    this.options.logger.warn({ release: r.id, step: step.id }, `release ${r.id} stopped: ${r.reason}`);
   }
 
   private async execute(r: Release, step: ReleaseStep, signal: AbortSignal): Promise<{ detail: string; skipped?: boolean }> {
