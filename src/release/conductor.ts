@@ -415,6 +415,11 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
           env: this.env(r, undefined),
           signal,
           onLine: (line) => this.captured(step, output, line),
+          ...(step.dbTarget ? { target: step.dbTarget } : {}),
+          recordTarget: async (target) => {
+            step.dbTarget = target;
+            await this.save();
+          },
         });
       }
       default:
