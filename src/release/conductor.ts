@@ -9,6 +9,7 @@ import type { HookConfig, HookName } from '../config/release-schema.js';
 import type { Actor, AuditLog } from '../control/audit.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
 import type { StatsSampler } from '../control/sampler.js';
+import { memberId } from '../control/state.js';
 import { listenerOrigin, qaUrlOf } from '../control/status.js';
 import { targetMembers, type Target } from '../control/targets.js';
 import { LockHeldError, type StoreLock } from '../store/store.js';
@@ -626,7 +627,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     if (hook.per === 'member' && cluster) {
       const members = this.plane.config.clusters[cluster]!.members;
       members.forEach((m, i) => {
-        const id = m.route ?? String(i + 1);
+        const id = memberId(m.route, i);
         runs.push({ env: { ...base, DAYSHIFT_MEMBER: id, DAYSHIFT_MEMBER_URL: m.url }, label: `${cluster}/${id}` });
       });
     } else {
@@ -751,8 +752,6 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     this.lastEmit = now;
     this.emit('update', structuredClone(this.release));
   }
-
-
 }
 
 function clusterTarget(cluster: string): Target {
@@ -762,5 +761,3 @@ function clusterTarget(cluster: string): Target {
 function figures(rates: { requestsPerSecond: number; errorRate: number; p99Ms: number | undefined }): { requestsPerSecond: number; errorRate: number; p99Ms?: number } {
   return { requestsPerSecond: rates.requestsPerSecond, errorRate: rates.errorRate, ...(rates.p99Ms !== undefined ? { p99Ms: rates.p99Ms } : {}) };
 }
-
-/** The first http listener of the config, as a loopback origin when it listens on every address. */
