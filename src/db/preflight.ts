@@ -3,6 +3,7 @@
 import type { DbServer, DbSettings } from './config.js';
 import { missingGrants, type ReplicaStatus } from './dialect.js';
 import type { DbSession, Row } from './session.js';
+import { serverAt } from './status.js';
 
 export interface PreflightCheck {
   name: string;
@@ -19,12 +20,9 @@ export interface ClientSession {
 }
 
 export interface PreflightReport {
-  ok: boolean;
   checks: PreflightCheck[];
   /** Client sessions on the old primary now: these are killed after the drain. */
   sessions: ClientSession[];
-  lagSeconds: number | null;
-  fromPosition: string;
 }
 
 const SYSTEM_USERS = "'system user', 'event_scheduler'";
@@ -53,7 +51,7 @@ export async function sourceOf(settings: DbSettings, to: DbSession): Promise<{ s
   const row = await to.row(to.dialect.replicaStatus);
   if (!row) return {};
   const status = to.dialect.parseReplicaStatus(row);
-  return { status, from: settings.servers.find((s) => s.host === status.sourceHost && s.port === status.sourcePort) };
+  return { status, from: serverAt(settings, status.sourceHost, status.sourcePort) };
 }
 
 export async function preflight(settings: DbSettings, from: DbSession, to: DbSession, status: ReplicaStatus): Promise<PreflightReport> {
@@ -117,7 +115,6 @@ export async function preflight(settings: DbSettings, from: DbSession, to: DbSes
   add(`${from.server.name}: no long statements`, longQueries.length === 0, longQueries.length ? longQueries.map((r) => `session ${String(r.id)} (${String(r.user)}) running ${String(r.time)}s`).join(', ') : `none over ${bound}s`);
 
   const sessions = (await from.rows(clientSessionsSql(settings, from))).map(toClientSession);
-  const fromPosition = String((await from.row(from.dialect.position))?.pos ?? '');
-  return { ok: checks.every((c) => c.ok), checks, sessions, lagSeconds: status.lagSeconds, fromPosition };
+  return { checks, sessions };
 }
 

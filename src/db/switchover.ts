@@ -14,12 +14,10 @@ import { verifyWriter, writerEndpoint, type WriterEndpoint } from './endpoint.js
 import { clearJournal, readJournal, writeJournal, type Journal, type Phase } from './journal.js';
 import { clientSessionsSql, openTransactionsSql, preflight, sourceOf, toClientSession, type ClientSession, type PreflightCheck } from './preflight.js';
 import { DbSession, maskSql } from './session.js';
-import { serverAddress } from './status.js';
+import { dbStatus, serverAddress } from './status.js';
 
 /** The run lock's name in the store. */
 export const LOCK_NAME = 'db-switchover';
-
-/** Exit codes of `dayshift db switchover` (0 = done; 2 = bad usage or config, as every command). */
 
 export type Outcome = 'done' | 'dry-run' | 'refused' | 'rolled-back' | 'repair-needed' | 'nothing-to-resume';
 
@@ -110,13 +108,12 @@ export async function switchover(settings: DbSettings, target: string, options: 
 /** The release conductor's `db: check-replication` step: preflight every replica as a switchover target. */
 export async function checkReplication(settings: DbSettings): Promise<{ ok: boolean; targets: SwitchoverResult[] }> {
   const targets: SwitchoverResult[] = [];
-  for (const server of settings.servers) {
+  // A server that is not a replica (the primary itself) is no target; one out of reach may be, and fails.
+  const candidates = (await dbStatus(settings)).filter((s) => s.role === 'replica' || s.role === 'unreachable');
+  for (const server of candidates) {
     const run = new Run(settings, {});
     try {
-      const result = await run.start(server.name, true);
-      // A server that is not a replica (the primary itself) is not a target.
-      if (result.outcome === 'refused' && result.checks.length === 0 && /not a replica/.test(result.message)) continue;
-      targets.push(result);
+      targets.push(await run.start(server.name, true));
     } finally {
       await run.closeAll();
     }

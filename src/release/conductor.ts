@@ -9,6 +9,7 @@ import type { HookConfig, HookName } from '../config/release-schema.js';
 import type { Actor, AuditLog } from '../control/audit.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
 import type { StatsSampler } from '../control/sampler.js';
+import { memberId } from '../control/state.js';
 import { listenerOrigin, qaUrlOf } from '../control/status.js';
 import { targetMembers, type Target } from '../control/targets.js';
 import { LockHeldError, type StoreLock } from '../store/store.js';
@@ -312,6 +313,9 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         r.current++;
         continue;
       }
+      // A lease that lapsed while the store was out of reach lets another instance take the release:
+      // acting on without the lock could run a step twice at once.
+      if ((await this.lock?.held?.()) === false) return this.lockLost(r, step);
       if (step.kind === 'approval') {
         step.state = 'waiting';
         r.state = 'awaiting-approval';
@@ -355,6 +359,16 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     await this.save();
     await this.dropLock();
     this.options.logger.info({ release: r.id, version: r.version }, `release ${r.id} of version ${r.version} succeeded`);
+  }
+
+  private async lockLost(r: Release, step: ReleaseStep): Promise<void> {
+    r.state = 'interrupted';
+    r.reason = `the release lock was lost (its lease lapsed) before "${step.title}": resume or abort`;
+    delete r.drain;
+    await this.save();
+    await this.audit(this.actor(r), 'release interrupted', r, { step: step.id, reason: 'release lock lost' });
+    await this.dropLock();
+    this.options.logger.warn({ release: r.id, step: step.id }, `release ${r.id} stopped: ${r.reason}`);
   }
 
   private async execute(r: Release, step: ReleaseStep, signal: AbortSignal): Promise<{ detail: string; skipped?: boolean }> {
@@ -402,6 +416,11 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
           env: this.env(r, undefined),
           signal,
           onLine: (line) => this.captured(step, output, line),
+          ...(step.dbTarget ? { target: step.dbTarget } : {}),
+          recordTarget: async (target) => {
+            step.dbTarget = target;
+            await this.save();
+          },
         });
       }
       default:
@@ -608,7 +627,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     if (hook.per === 'member' && cluster) {
       const members = this.plane.config.clusters[cluster]!.members;
       members.forEach((m, i) => {
-        const id = m.route ?? String(i + 1);
+        const id = memberId(m.route, i);
         runs.push({ env: { ...base, DAYSHIFT_MEMBER: id, DAYSHIFT_MEMBER_URL: m.url }, label: `${cluster}/${id}` });
       });
     } else {
@@ -733,8 +752,6 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     this.lastEmit = now;
     this.emit('update', structuredClone(this.release));
   }
-
-
 }
 
 function clusterTarget(cluster: string): Target {
@@ -744,5 +761,3 @@ function clusterTarget(cluster: string): Target {
 function figures(rates: { requestsPerSecond: number; errorRate: number; p99Ms: number | undefined }): { requestsPerSecond: number; errorRate: number; p99Ms?: number } {
   return { requestsPerSecond: rates.requestsPerSecond, errorRate: rates.errorRate, ...(rates.p99Ms !== undefined ? { p99Ms: rates.p99Ms } : {}) };
 }
-
-/** The first http listener of the config, as a loopback origin when it listens on every address. */

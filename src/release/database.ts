@@ -18,6 +18,10 @@ export interface DbStepContext {
   env: Record<string, string>;
   signal?: AbortSignal;
   onLine: (line: string) => void;
+  /** The switchover target an earlier run of this step chose. */
+  target?: string;
+  /** Persists the chosen switchover target before the switchover acts. */
+  recordTarget?: (target: string) => Promise<void>;
 }
 
 export async function runDbStep(db: DbStepConfig, ctx: DbStepContext): Promise<{ detail: string }> {
@@ -46,7 +50,9 @@ async function switchoverStep(settings: DbSettings, to: string | undefined, ctx:
   // A switchover interrupted by a crash finishes (or rolls back) from its journal before anything else.
   const resume = (await readJournal(settings.stateDir)) !== undefined;
   const status = await dbStatus(settings);
-  const target = to ?? onlyReplica(status);
+  // Chosen once: after a switchover the old primary is the only replica, and choosing again would switch back.
+  const target = to ?? ctx.target ?? onlyReplica(status);
+  if (target !== ctx.target) await ctx.recordTarget?.(target);
   if (!resume && status.find((s) => s.name === target)?.role === 'primary') {
     return { detail: `${target} is already the primary (a finished switchover is not repeated)` };
   }

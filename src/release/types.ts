@@ -40,6 +40,11 @@ export interface ReleaseStep {
   hook?: HookName;
   /** For db-* steps: the index of the step in release.database. */
   dbStep?: number;
+  /**
+   * For a db-switchover step without `to`: the server it chose on its first run. A resume reuses it, so a
+   * switchover that finished before the crash is found done instead of switching back to the old primary.
+   */
+  dbTarget?: string;
   /** Human title: "drain prod-a (idle 5m, deadline 30m)". */
   title: string;
   state: StepState;

@@ -1,7 +1,7 @@
 // Operator control of a running release: abort during a drain or a hook, approval, one release at a
 // time, release windows, and the safety rule that keeps a site served.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -182,5 +182,51 @@ describe('the safety rule', () => {
     const aborted = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/abort', {});
     assert.equal(aborted.body.state, 'aborted');
     assert.deepEqual([dayshift.plane.state.clusters['prod-a']?.traffic, dayshift.plane.state.clusters['prod-b']?.traffic], ['live', 'out'], 'as before the release');
+  });
+});
+
+describe('a lost release lock', () => {
+  let world: World;
+  let dayshift: Dayshift;
+  after(async () => {
+    await dayshift?.close(1000);
+    await world?.close();
+  });
+
+  it('stops before the next step, leaving the release interrupted and resumable', async () => {
+    const gate = join(tmpdir(), `dayshift-lock-lost-${process.pid}`);
+    world = await makeWorld({ release: { approval: 'auto', hooks: { deploy: { run: `while [ ! -e '${gate}' ]; do sleep 0.05; done` } } } });
+    dayshift = await startInProcess(world);
+    await allUp(dayshift);
+    // The file store's lock cannot lapse; this one says it did, as an etcd lock whose lease expired would.
+    let lost = false;
+    const store = dayshift.store;
+    const lock = store.lock.bind(store);
+    store.lock = async (name, holder, ttl) => {
+      const taken = await lock(name, holder, ttl);
+      return { name: taken.name, holder: taken.holder, release: () => taken.release(), held: async () => !lost };
+    };
+    try {
+      await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' });
+      await until('the deploy hook to run', () => (dayshift.conductor.current()?.steps.find((s) => s.id === 'prod-a:deploy')?.state === 'running' ? true : undefined));
+      lost = true;
+      writeFileSync(gate, '');
+      const stopped = await releaseIn(dayshift, ['interrupted', 'failed', 'succeeded']);
+      assert.equal(stopped.state, 'interrupted');
+      assert.match(stopped.reason ?? '', /release lock was lost .*: resume or abort/);
+      const deploy = stopped.steps.findIndex((s) => s.id === 'prod-a:deploy');
+      assert.equal(stopped.steps[deploy]?.state, 'succeeded');
+      assert.equal(stopped.current, deploy + 1);
+      assert.equal(stopped.steps[deploy + 1]?.state, 'pending', 'the next step never started');
+      assert.ok((await dayshift.audit.tail(100)).some((e) => e.action === 'release interrupted' && e.target === `release ${stopped.id}`));
+
+      lost = false;
+      const resumed = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/resume', {});
+      assert.equal(resumed.status, 200);
+      const done = await releaseIn(dayshift, ['succeeded', 'failed']);
+      assert.equal(done.state, 'succeeded', done.reason);
+    } finally {
+      rmSync(gate, { force: true });
+    }
   });
 });

@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, test, type TestContext } from 'node:test';
 import { parse, stringify } from 'yaml';
+import { loadConfigFile } from '../../src/config/load.js';
 import type { Dayshift } from '../../src/control/server.js';
+import { runDbStep } from '../../src/release/database.js';
+import { releaseConfig } from '../../src/release/plan.js';
 import { allUp, api, makeWorld, releaseIn, startInProcess, type World } from './harness.js';
 import { databaseYaml, startMariaDbPair, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 import { findExecutable, requirePeer } from '../support/peers.js';
@@ -61,6 +64,7 @@ test('release.database: migrate the replica, check replication, switch over, mig
   assert.deepEqual(db.map((s) => s.kind), ['db-migrate', 'db-check-replication', 'db-switchover', 'db-migrate']);
   assert.match(db[0]!.detail!, /^ran on b \(replica/);
   assert.match(db[2]!.detail!, /^b is the primary; write outage \d+ ms/);
+  assert.equal(db[2]!.dbTarget, 'b', 'the chosen target is journalled for a resume');
   assert.match(db[3]!.detail!, /^ran on a \(replica/);
   // The database part came before the first cluster was touched.
   assert.ok(release.steps.findIndex((s) => s.kind === 'drain') > release.steps.indexOf(db[3]!));
@@ -73,4 +77,17 @@ test('release.database: migrate the replica, check replication, switch over, mig
     assert.equal(columns.length, 1, `${server.name} has the new column`);
   }
   await waitForReplica(p.b, p.a);
+});
+
+test('a resumed switchover step keeps the target it chose: after a finished switchover it does not switch back', async (t) => {
+  const p = need(t);
+  if (!p || !dayshift || !world) return;
+  // As after a crash between the switchover and its step's success: b is the primary, a the only replica.
+  const loaded = await loadConfigFile(world.configFile);
+  const switchover = releaseConfig(loaded.config).database[2]!;
+  const lines: string[] = [];
+  const again = await runDbStep(switchover, { loaded, store: dayshift.store, env: {}, onLine: (line) => lines.push(line), target: 'b' });
+  assert.match(again.detail, /^b is already the primary/);
+  const [b] = await p.b.sql('SELECT @@global.read_only AS ro');
+  assert.equal(Number(b!.ro), 0, 'b stays writable');
 });
