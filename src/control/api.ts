@@ -25,6 +25,12 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
       throw err;
     }
   };
+  /** A cluster route's :cluster, which must name a cluster (a decoded "%2F" would name a member). */
+  const clusterOf = (text: string): string => {
+    const t = target(text);
+    if (t.kind !== 'cluster') throw new HttpError(400, `expected CLUSTER, got the member ${t.key}: members have /api/members/CLUSTER/MEMBER/state and /weight`);
+    return t.cluster;
+  };
 
   r.add({ method: 'GET', path: '/api/status', summary: 'Sites, clusters and members with live figures', tag: 'status' }, () => statusReport(plane, sampler));
 
@@ -68,14 +74,13 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
       body: z.strictObject({ state: z.enum(TRAFFIC_STATES), weight: z.number().int().min(0).max(1000).optional(), force: z.boolean().optional() }),
       tag: 'traffic',
     },
-    ({ params, body, actor }) => guard(() => plane.setTraffic(actor, target(params.cluster!), body.state, body)),
+    ({ params, body, actor }) => guard(() => plane.setTraffic(actor, clusterOf(params.cluster!), body.state, body)),
   );
 
   r.add(
     { method: 'POST', path: '/api/clusters/:cluster/weight', summary: 'Set a cluster\'s weight among live clusters', body: z.strictObject({ weight: z.number().int().min(0).max(1000), force: z.boolean().optional() }), tag: 'traffic' },
     ({ params, body, actor }) => {
-      const t = target(params.cluster!);
-      return guard(() => plane.setClusterWeight(actor, t.cluster, body.weight, body));
+      return guard(() => plane.setClusterWeight(actor, clusterOf(params.cluster!), body.weight, body));
     },
   );
 

@@ -115,20 +115,16 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     return parseTarget(this.config, text);
   }
 
-  /** live / draining / out for a cluster; for a member, the matching admin state. */
-  setTraffic(actor: Actor, target: Target, traffic: TrafficState, options: { weight?: number; force?: boolean } = {}): Promise<DesiredState> {
-    if (target.kind === 'member') {
-      const admin: AdminState = traffic === 'live' ? 'ready' : traffic === 'draining' ? 'draining' : 'disabled';
-      return this.setMemberState(actor, target, admin, options);
-    }
-    return this.change(actor, traffic, target.cluster, { traffic, ...(options.weight !== undefined ? { weight: options.weight } : {}) }, (state) => {
-      const cluster = state.clusters[target.cluster]!;
+  /** live / draining / out for a cluster (members have admin states: setMemberState). */
+  setTraffic(actor: Actor, clusterName: string, traffic: TrafficState, options: { weight?: number; force?: boolean } = {}): Promise<DesiredState> {
+    return this.change(actor, traffic, clusterName, { traffic, ...(options.weight !== undefined ? { weight: options.weight } : {}) }, (state) => {
+      const cluster = state.clusters[clusterName]!;
       const entering = traffic === 'draining' && cluster.traffic !== 'draining';
       cluster.traffic = traffic;
       if (options.weight !== undefined) cluster.weight = options.weight;
       if (entering) cluster.drainingSince = new Date().toISOString();
       if (traffic !== 'draining') delete cluster.drainingSince;
-      if (!options.force) this.assertEverySiteServed(state, `${traffic} ${target.cluster}`);
+      if (!options.force) this.assertEverySiteServed(state, `${traffic} ${clusterName}`);
     });
   }
 

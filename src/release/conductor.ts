@@ -382,7 +382,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         return this.drain(r, cluster!, signal);
       case 'out': {
         if (this.plane.state.clusters[cluster!]?.traffic === 'out') return { detail: 'already out' };
-        await this.change(() => this.plane.setTraffic(this.actor(r), clusterTarget(cluster!), 'out'));
+        await this.change(() => this.plane.setTraffic(this.actor(r), cluster!, 'out'));
         return { detail: `${cluster} is out of public traffic; its QA site still reaches it` };
       }
       case 'health-gate': {
@@ -440,7 +440,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   private async drain(r: Release, cluster: string, signal: AbortSignal): Promise<{ detail: string; skipped?: boolean }> {
     const current = this.plane.state.clusters[cluster]!;
     if (current.traffic === 'out') return { detail: `${cluster} was already out of public traffic`, skipped: true };
-    if (current.traffic === 'live') await this.change(() => this.plane.setTraffic(this.actor(r), clusterTarget(cluster), 'draining'));
+    if (current.traffic === 'live') await this.change(() => this.plane.setTraffic(this.actor(r), cluster, 'draining'));
     const plan = clusterPlan(this.plane.config, cluster);
     const target = clusterTarget(cluster);
     const onProgress = (p: DrainProgress) => {
@@ -497,7 +497,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     const shift = clusterPlan(this.plane.config, cluster).shift;
     const actor = this.actor(r);
     if (shift.mode === 'swap') {
-      await this.change(() => this.plane.setTraffic(actor, clusterTarget(cluster), 'live', { weight }));
+      await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight }));
       return { detail: `${cluster} is live (weight ${weight})` };
     }
     const others = Object.entries(this.plane.state.clusters)
@@ -514,13 +514,13 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     const started = Date.now();
     for (const s of shift.steps) {
       if (others.length > 0 && s.percent < 100) {
-        await this.change(() => this.plane.setTraffic(actor, clusterTarget(cluster), 'live', { weight: s.percent }));
+        await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight: s.percent }));
         for (const o of others) {
           const w = Math.max(1, Math.round(((100 - s.percent) * o.weight) / otherTotal));
           await this.change(() => this.plane.setClusterWeight(actor, o.name, w));
         }
       } else {
-        await this.change(() => this.plane.setTraffic(actor, clusterTarget(cluster), 'live', { weight }));
+        await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight }));
         await restoreOthers();
       }
       r.canary = { cluster, percent: s.percent, released: { requestsPerSecond: 0, errorRate: 0 }, baseline: { requestsPerSecond: 0, errorRate: 0 } };
@@ -538,13 +538,13 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
           r.canary.breach = breach;
           // Roll back: the other clusters get their weights back first, so a live cluster always serves.
           await restoreOthers();
-          await this.change(() => this.plane.setTraffic(actor, clusterTarget(cluster), 'out'));
+          await this.change(() => this.plane.setTraffic(actor, cluster, 'out'));
           throw new StepFailure(`canary analysis at ${s.percent}%: ${breach}; traffic rolled back (${cluster} is out again)`);
         }
         this.emitThrottled();
       }
     }
-    await this.change(() => this.plane.setTraffic(actor, clusterTarget(cluster), 'live', { weight }));
+    await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight }));
     await restoreOthers();
     return { detail: `${cluster} is live (weight ${weight}) after ${shift.steps.map((s) => `${s.percent}%`).join(', ')}${sampler ? ', analysis passed' : ' (no proxy figures: not analysed)'}` };
   }
@@ -598,7 +598,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       const now = this.plane.state.clusters[cluster];
       if (now && now.traffic === 'live' && now.weight === was.weight) continue;
       try {
-        await this.change(() => this.plane.setTraffic(actor, clusterTarget(cluster), 'live', { weight: was.weight }));
+        await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight: was.weight }));
       } catch (err) {
         notes.push(`could not make ${cluster} live again: ${(err as Error).message}`);
       }
@@ -606,7 +606,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     for (const [cluster, was] of entries.filter(([, b]) => b.traffic !== 'live')) {
       if (this.plane.state.clusters[cluster]?.traffic === was.traffic) continue;
       try {
-        await this.change(() => this.plane.setTraffic(actor, clusterTarget(cluster), was.traffic as 'draining' | 'out', { weight: was.weight }));
+        await this.change(() => this.plane.setTraffic(actor, cluster, was.traffic as 'draining' | 'out', { weight: was.weight }));
       } catch (err) {
         notes.push(`left ${cluster} as it is: ${(err as Error).message}`);
       }

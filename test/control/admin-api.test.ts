@@ -94,6 +94,18 @@ describe('admin API', () => {
     assert.equal(member.status, 404);
   });
 
+  test('a cluster route refuses a member named through an encoded slash', async () => {
+    for (const path of ['/api/clusters/prod-a%2Fa1/traffic', '/api/clusters/prod-a%2Fa1/weight']) {
+      const refused = await ds.api<{ error: string }>('POST', path, path.endsWith('weight') ? { weight: 5 } : { state: 'out' });
+      assert.equal(refused.status, 400, path);
+      assert.match(refused.body.error, /expected CLUSTER, got the member prod-a\/a1/);
+    }
+    const status = (await ds.api<StatusReport>('GET', '/api/status')).body;
+    const prodA = status.clusters.find((c) => c.name === 'prod-a')!;
+    assert.equal(prodA.traffic, 'live');
+    assert.notEqual(prodA.weight, 5);
+  });
+
   test('taking a cluster out applies to the next request and is audited with who and from where', async () => {
     const out = await ds.api('POST', '/api/clusters/prod-a/traffic', { state: 'out' });
     assert.equal(out.status, 200);

@@ -21,11 +21,11 @@ async function releaseStep(lb: RunningLoadBalancer, backends: Backend[]): Promis
     const load = startLoad(lb.url, { concurrency: 4, maxRequests: 3000, maxMs: 30_000, headers: { host: 'example.com' } });
     await load.completed(100);
     const prodA = plane.target('prod-a');
-    await plane.setTraffic(actor, prodA, 'draining');
+    await plane.setTraffic(actor, prodA.cluster, 'draining');
     const changed = Date.now();
     const drained = await plane.waitDrained(prodA, { pollMs: 50 });
     assert.equal(drained.reason, 'idle');
-    await plane.setTraffic(actor, prodA, 'out');
+    await plane.setTraffic(actor, prodA.cluster, 'out');
     assert.deepEqual((await plane.status()).clusters.map((c) => c.traffic), ['out', 'live']);
     const served = () => backends[2]!.received.length + backends[3]!.received.length;
     const before = served();
@@ -35,7 +35,7 @@ async function releaseStep(lb: RunningLoadBalancer, backends: Backend[]): Promis
     assert.match(await qa.body.text(), /^a[12]$/);
     // Requests started once prod-a is live again may reach it: only those before count.
     const liveAt = Date.now();
-    await plane.setTraffic(actor, prodA, 'live');
+    await plane.setTraffic(actor, prodA.cluster, 'live');
     await waitFor('prod-a to serve again', async () => (backends[0]!.received.some((r) => r.start > liveAt) ? true : undefined), 20_000);
     const result = await load.stop();
     assert.deepEqual(result.errors, []);

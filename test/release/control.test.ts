@@ -173,7 +173,7 @@ describe('the safety rule', () => {
     world = await makeWorld();
     dayshift = await startInProcess(world);
     await allUp(dayshift);
-    await dayshift.plane.setTraffic({ who: 'test', from: 'local' }, { kind: 'cluster', cluster: 'prod-b' }, 'out');
+    await dayshift.plane.setTraffic({ who: 'test', from: 'local' }, 'prod-b', 'out');
     await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' });
     const failed = await releaseIn(dayshift, ['failed', 'succeeded']);
     assert.equal(failed.steps[failed.current]?.id, 'prod-a:drain');
