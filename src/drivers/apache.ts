@@ -8,7 +8,7 @@ import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health, TrafficState } from '../model.js';
 import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
-import { applyStateDiff } from './diff.js';
+import { applyStateDiff, checkWeights } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { Serial } from '../serial.js';
@@ -59,6 +59,10 @@ export class ApacheDriver implements Driver {
       const worker = this.memberWorker(plan, cluster, member);
       await this.applyChanges(plan, [{ worker, flags: this.adminFlags(state) }], `set member ${cluster}/${member} ${state}`);
     });
+  }
+
+  check(next: DesiredState): void {
+    checkWeights(this, next, { min: LOADFACTOR_MIN, max: LOADFACTOR_MAX, what: "httpd's loadfactor" });
   }
 
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {

@@ -26,6 +26,17 @@ export function effectiveMembers(state: DesiredState): Map<MemberKey, EffectiveM
   return result;
 }
 
+/**
+ * Refuses a state whose effective member weights (member weight × cluster weight: a canary's shares)
+ * fall outside what the load balancer accepts.
+ */
+export function checkWeights(driver: Driver, next: DesiredState, range: { min: number; max: number; what: string }): void {
+  const outside = [...effectiveMembers(next)].filter(([, m]) => !Number.isInteger(m.weight) || m.weight < range.min || m.weight > range.max);
+  if (outside.length === 0) return;
+  const list = outside.map(([key, m]) => `${key} ${m.weight}`).join(', ');
+  throw new DriverUnsupportedError(driver.name, `give ${list}: ${range.what} is ${range.min} to ${range.max} (member weight × cluster weight; lower the member weights or the cluster's share)`);
+}
+
 export async function applyStateDiff(driver: Driver, next: DesiredState, previous: DesiredState | undefined): Promise<void> {
   for (const [name, site] of Object.entries(next.sites)) {
     if ((site.maintenance || site.pause) && JSON.stringify(site) !== JSON.stringify(previous?.sites[name] ?? {})) {

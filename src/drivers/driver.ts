@@ -59,6 +59,11 @@ export interface Driver {
    * start): drivers of external load balancers change only what differs (see applyStateDiff).
    */
   apply(next: DesiredState, previous: DesiredState | undefined): Promise<void>;
+  /**
+   * Throws DriverUnsupportedError for a desired state this load balancer cannot take, so that the
+   * control plane refuses it before storing it rather than fail halfway through apply().
+   */
+  check?(next: DesiredState): void;
   setClusterTraffic(cluster: string, state: TrafficState, weight?: number): Promise<void>;
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void>;
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void>;

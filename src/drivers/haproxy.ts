@@ -8,7 +8,7 @@ import type { HaproxyDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health, TrafficState } from '../model.js';
-import { applyStateDiff } from './diff.js';
+import { applyStateDiff, checkWeights } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } from './runtime-api.js';
@@ -90,6 +90,10 @@ export class HaproxyDriver implements Driver {
       await this.client.change(`set server ${this.options.backend}/${server.name} state ${haproxyState}`);
       await this.verify([{ server: server.name, admin: state }], `set member ${cluster}/${member} ${state}`);
     });
+  }
+
+  check(next: DesiredState): void {
+    checkWeights(this, next, { min: 0, max: WEIGHT_MAX, what: "HAProxy's weight" });
   }
 
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {

@@ -62,4 +62,13 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     assert.equal(refused.status, 501);
     assert.match(refused.body.error, /the haproxy driver cannot/);
   });
+
+  test('a weight beyond HAProxy\'s range is refused before anything is stored or applied', async () => {
+    const weightOfProdB = async () => (await ds.api<StatusReport>('GET', '/api/status')).body.clusters.find((c) => c.name === 'prod-b')!.weight;
+    const before = await weightOfProdB();
+    const refused = await ds.api<{ error: string }>('POST', '/api/clusters/prod-b/weight', { weight: 300 });
+    assert.equal(refused.status, 501);
+    assert.match(refused.body.error, /prod-b\/b1 300, prod-b\/b2 300: HAProxy's weight is 0 to 256/);
+    assert.equal(await weightOfProdB(), before);
+  });
 });
