@@ -30,6 +30,7 @@ async function change(target: string, opts: ChangeOptions, cluster: 'live' | 'dr
   if (t.member && weight !== undefined) throw new CliError(`--weight applies to clusters: for a member use \`dayshift weight ${target} ${weight}\``, EXIT.usage);
   if (!t.member && member === 'standby') throw new CliError('standby applies to members: use CLUSTER/MEMBER', EXIT.usage);
   checkDeadline(opts.deadline);
+  if (opts.deadline !== undefined && !opts.wait) throw new CliError('--deadline only applies with --wait', EXIT.usage);
   const client = await AdminClient.connect(opts);
   let state: DesiredState;
   if (t.member) {

@@ -125,6 +125,10 @@ describe('session-aware drain', () => {
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /bad --deadline "soon": expected a duration/);
     assert.equal((await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body.reason, 'not-draining', 'prod-a was not drained');
+    const noWait = await cli('drain', 'prod-a', '--deadline', '10m');
+    assert.equal(noWait.code, 2);
+    assert.match(noWait.stderr, /--deadline only applies with --wait/);
+    assert.equal((await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body.reason, 'not-draining', 'prod-a was not drained');
     const member = await cli('live', 'prod-a/a1', '--weight', '2');
     assert.equal(member.code, 2);
     assert.match(member.stderr, /`dayshift weight prod-a\/a1 2`/);
