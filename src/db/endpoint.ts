@@ -3,8 +3,9 @@
 // A flip is verified by connecting through the endpoint and asking the server who it is, because a
 // promotion whose endpoint silently did not move leaves the application writing to the old primary.
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { TcpFront } from '../tcp/front.js';
 import type { DbServer, DbSettings } from './config.js';
 import { DbSession } from './session.js';
@@ -27,15 +28,12 @@ export async function readWriterState(stateDir: string): Promise<WriterState | u
   }
 }
 
+// Durable, the directory included: a front that restarts after a power cut must follow the new primary,
+// not send writes back to the fenced old one.
 async function writeWriterState(stateDir: string, server: DbServer): Promise<void> {
   await mkdir(stateDir, { recursive: true });
-  const path = writerStatePath(stateDir);
   const state: WriterState = { primary: server.name, host: server.host, port: server.port, at: new Date().toISOString() };
-  const handle = await open(`${path}.tmp`, 'w');
-  await handle.writeFile(`${JSON.stringify(state)}\n`);
-  await handle.sync();
-  await handle.close();
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(writerStatePath(stateDir), `${JSON.stringify(state)}\n`);
 }
 
 export interface WriterEndpoint {

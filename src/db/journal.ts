@@ -1,7 +1,8 @@
 // The switchover journal: which phase a run reached, written and fsynced before each phase starts, so
 // that `--resume` after a crash knows whether to roll back or to finish.
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 
 /**
  * fencing: the old primary may be read-only; the replica is untouched → rollback A.
@@ -32,19 +33,10 @@ export async function readJournal(stateDir: string): Promise<Journal | undefined
   }
 }
 
-/** Atomic and durable: write a temporary file, fsync it, rename it over the journal, fsync the directory. */
+/** Atomic and durable: `--resume` after a crash or a power cut must find the phase the run reached. */
 export async function writeJournal(stateDir: string, journal: Journal): Promise<void> {
   await mkdir(stateDir, { recursive: true });
-  const path = journalPath(stateDir);
-  const tmp = `${path}.tmp`;
-  const handle = await open(tmp, 'w');
-  await handle.writeFile(`${JSON.stringify(journal, null, 2)}\n`);
-  await handle.sync();
-  await handle.close();
-  await rename(tmp, path);
-  const dir = await open(stateDir, 'r');
-  await dir.sync();
-  await dir.close();
+  await writeFileAtomic(journalPath(stateDir), `${JSON.stringify(journal, null, 2)}\n`);
 }
 
 export async function clearJournal(stateDir: string): Promise<void> {

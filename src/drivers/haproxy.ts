@@ -3,7 +3,7 @@
 // `set server B/S weight N`; in-flight = `show stat` scur; admin state and health are read back from
 // `show servers state`. Runtime changes are lost on a reload unless they are saved to the
 // server-state-file HAProxy loads at start (option state_file; docs/drivers.md).
-import { rename, writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { HaproxyDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
@@ -200,9 +200,10 @@ export class HaproxyDriver implements Driver {
     if (file === undefined) return;
     const state = await this.client.command('show servers state');
     if (!state.startsWith('1')) throw new RuntimeApiError(`cannot save server state: show servers state answered ${state.trim()}`);
-    // Written beside and renamed, so a reload never loads half a file.
-    await writeFile(`${file}.tmp`, state);
-    await rename(`${file}.tmp`, file);
+    // Atomic, so a reload never loads half a file; durable, so HAProxy starting after a power cut does not
+    // load an empty file and bring drained servers back into traffic. The file keeps the mode the operator
+    // gave it (HAProxy may read it as another user).
+    await writeFileAtomic(file, state);
   }
 }
 

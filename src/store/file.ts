@@ -2,11 +2,12 @@
 // fsync, rename, fsync of the directory), so the state is intact after `kill -9` or a power cut.
 // Revisions are kept inside each file, so compare-and-set works across restarts.
 import { EventEmitter } from 'node:events';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { LockHeldError, StoreConflictError, type PutOptions, type Store, type StoreLock, type Unsubscribe, type Versioned } from './store.js';
 import { Serial } from '../serial.js';
+import { writeFileAtomic } from '../atomic-file.js';
 
 interface Stored {
   revision: number;
@@ -174,21 +175,8 @@ export class FileStore implements Store {
   private async write(key: string, stored: Stored): Promise<void> {
     const path = this.path(key);
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    const temp = `${path}.${process.pid}.tmp`;
-    const handle = await open(temp, 'w', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(stored));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-    const dir = await open(dirname(path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    // Owner-only like the state directory (0o700), whatever the umask: the store is Dayshift's own state.
+    await writeFileAtomic(path, JSON.stringify(stored), { mode: 0o600 });
   }
 }
 
