@@ -1,7 +1,8 @@
 // `npm run bench`: loopback load through Dayshift, directly to the members, through the `http-proxy`
 // package, and through HAProxy and nginx when installed — same members, interleaved rounds, bounded
-// time. Two figures: peak throughput at fixed concurrency and latency at a fixed moderate rate (wrk,
-// paced by bench/pace.lua; else autocannon and its overallRate). Settings by environment: BENCH_ROUNDS (3), BENCH_SECONDS (5),
+// time. Two figures: peak throughput at fixed concurrency and latency at a fixed moderate rate, evenly
+// spaced (wrk scheduled by bench/fixed-rate.lua; else autocannon and its overallRate); with wrk also the
+// same rate in bursts (bench/burst.lua). Settings by environment: BENCH_ROUNDS (3), BENCH_SECONDS (5),
 // BENCH_CONNECTIONS (50), BENCH_RATE (2000), BENCH_MEMBERS (2), BENCH_ENGINES=1 to add Dayshift on
 // undici's and on node:http's client (the engine comparison), BENCH_SWAP=0 / BENCH_AJP=0 to leave out the origin
 // procedure under load (bench/swap.ts) and AJP against HTTP to Tomcat (bench/ajp.ts).
@@ -119,15 +120,22 @@ function wrkMs(text: string): number {
   return match[2] === 'us' ? n / 1000 : match[2] === 's' ? n * 1000 : n;
 }
 
-/** Connections of the fixed-rate runs; each is paced by bench/pace.lua to RATE / RATE_CONNECTIONS req/s. */
-const RATE_CONNECTIONS = 20;
-const PACE_SCRIPT = join(here, '..', '..', 'bench', 'pace.lua');
+/**
+ * What a run asks of a target: as much as 50 connections can carry; RATE req/s evenly spaced; or RATE
+ * req/s as bursts of RATE_CONNECTIONS requests at once.
+ */
+type Load = 'peak' | 'rate' | 'burst';
 
-function runWrk(binary: string, port: number, rate?: number): Promise<Sample> {
-  const args = rate
-    ? ['-t1', `-c${RATE_CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-s', PACE_SCRIPT, `http://127.0.0.1:${port}/`]
-    : ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`];
-  const env = rate ? { ...process.env, BENCH_DELAY_MS: String((RATE_CONNECTIONS * 1000) / rate) } : process.env;
+/** Connections of the rate and burst runs: enough that requests go out on schedule while others wait. */
+const RATE_CONNECTIONS = 20;
+const LOAD_SCRIPTS = { rate: 'fixed-rate.lua', burst: 'burst.lua' };
+
+function runWrk(binary: string, port: number, load: Load): Promise<Sample> {
+  const args =
+    load === 'peak'
+      ? ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`]
+      : ['-t1', `-c${RATE_CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-s', join(here, '..', '..', 'bench', LOAD_SCRIPTS[load]), `http://127.0.0.1:${port}/`];
+  const env = { ...process.env, BENCH_RATE: String(RATE), BENCH_DELAY_MS: String((RATE_CONNECTIONS * 1000) / RATE) };
   return new Promise((resolve, reject) => {
     execFile(binary, args, { env }, (error, stdout) => {
       if (error) return reject(error);
@@ -170,7 +178,7 @@ async function main(): Promise<void> {
   const wrk = findExecutable('wrk');
   const haproxy = findExecutable('haproxy');
   const nginx = findExecutable('nginx');
-  log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}; load: ${wrk ? 'wrk (fixed rate paced by bench/pace.lua)' : 'autocannon'}`);
+  log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}; load: ${wrk ? 'wrk (bench/fixed-rate.lua, bench/burst.lua)' : 'autocannon (no burst runs without wrk)'}`);
   log(`rounds ${ROUNDS}, ${SECONDS}s per run, ${CONNECTIONS} connections, fixed rate ${RATE} req/s, ${MEMBERS} members`);
   try {
     const members = await spawnNode<{ ports: number[] }>('members.js', [String(MEMBERS)]);
@@ -192,37 +200,39 @@ async function main(): Promise<void> {
     else log('nginx not installed (Debian package nginx-light): skipped');
     for (const t of targets) await ready(t.port, t.name);
 
-    const peak = new Map<string, Sample[]>();
-    const rate = new Map<string, Sample[]>();
+    const loads: Load[] = wrk ? ['peak', 'rate', 'burst'] : ['peak', 'rate'];
+    const samples = new Map<Load, Map<string, Sample[]>>(loads.map((load) => [load, new Map()]));
     // Warm-up: JIT and connection pools, not measured.
     for (const t of targets) await runAutocannon(t.port, 1000).catch(() => undefined);
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const t of targets) {
-        const s = wrk ? await runWrk(wrk, t.port) : await runAutocannon(t.port);
-        (peak.get(t.name) ?? peak.set(t.name, []).get(t.name)!).push(s);
-        log(`[round ${round}/${ROUNDS}] peak  ${t.name.padEnd(10)} ${s.rps.toFixed(0)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms  errors ${s.errors}`);
-      }
-      for (const t of targets) {
-        const s = wrk ? await runWrk(wrk, t.port, RATE) : await runAutocannon(t.port, RATE);
-        (rate.get(t.name) ?? rate.set(t.name, []).get(t.name)!).push(s);
-        log(`[round ${round}/${ROUNDS}] rate  ${t.name.padEnd(10)} ${s.rps.toFixed(0)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms  errors ${s.errors}`);
+      for (const load of loads) {
+        for (const t of targets) {
+          const s = wrk ? await runWrk(wrk, t.port, load) : await runAutocannon(t.port, load === 'peak' ? undefined : RATE);
+          const byTarget = samples.get(load)!;
+          (byTarget.get(t.name) ?? byTarget.set(t.name, []).get(t.name)!).push(s);
+          log(`[round ${round}/${ROUNDS}] ${load.padEnd(5)} ${t.name.padEnd(11)} ${s.rps.toFixed(0)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms  errors ${s.errors}`);
+        }
       }
     }
-    const peaks = targets.map((t) => [t.name, summarise(peak.get(t.name)!)] as [string, Sample]);
-    const rates = targets.map((t) => [t.name, summarise(rate.get(t.name)!)] as [string, Sample]);
+    const medians = (load: Load) => targets.map((t) => [t.name, summarise(samples.get(load)!.get(t.name)!)] as [string, Sample]);
     const byName = (rows: [string, Sample][], name: string) => rows.find(([n]) => n === name)?.[1];
+    const peaks = medians('peak');
     const hpPeak = byName(peaks, 'http-proxy')!;
     const directPeak = byName(peaks, 'direct')!;
     table(`Peak throughput, ${CONNECTIONS} connections (median of ${ROUNDS})`, peaks, (name, s) =>
       name === 'direct' ? '' : `${(s.rps / hpPeak.rps).toFixed(2)}× http-proxy, ${((100 * s.rps) / directPeak.rps).toFixed(0)}% of direct`,
     );
-    const direct = byName(rates, 'direct')!;
-    const ha = byName(rates, 'haproxy');
-    table(`Fixed rate ${RATE} req/s (median of ${ROUNDS})`, rates, (name, s) => {
-      if (name === 'direct') return '';
-      const added = `adds p99 ${(s.p99 - direct.p99).toFixed(2)} ms over direct`;
-      return ha && name !== 'haproxy' ? `${added}, ${(s.p99 - ha.p99).toFixed(2)} ms over haproxy` : added;
-    });
+    const latencyTable = (title: string, rows: [string, Sample][]) => {
+      const direct = byName(rows, 'direct')!;
+      const ha = byName(rows, 'haproxy');
+      table(title, rows, (name, s) => {
+        if (name === 'direct') return '';
+        const added = `adds p99 ${(s.p99 - direct.p99).toFixed(2)} ms over direct`;
+        return ha && name !== 'haproxy' ? `${added}, ${(s.p99 - ha.p99).toFixed(2)} ms over haproxy` : added;
+      });
+    };
+    latencyTable(`Fixed rate ${RATE} req/s, evenly spaced (median of ${ROUNDS})`, medians('rate'));
+    if (wrk) latencyTable(`Bursts: ${RATE_CONNECTIONS} requests at once every ${(RATE_CONNECTIONS * 1000) / RATE} ms (median of ${ROUNDS})`, medians('burst'));
     for (const t of targets) await t.stop();
     await stopChild(members.child);
   } finally {
