@@ -1,12 +1,13 @@
 // The Apache httpd 2.4 driver: applies Dayshift traffic states to the members of one balancer (the public
 // one) through the balancer-manager. Dayshift states map onto httpd's member flags (docs/drivers.md):
 // ready = no flag, draining = N (Drain: only sticky sessions), disabled = D (or S), standby = H; weight =
-// loadfactor. A cluster's traffic state is applied to every one of its members. httpd answers 200 even to
-// a change it ignored, so every change is read back from `?xml=1` and an unapplied change throws.
+// loadfactor. httpd knows no clusters: apply() gives each member the stricter of its own state and its
+// cluster's (diff.ts). httpd answers 200 even to a change it ignored, so every change is read back from
+// `?xml=1` and an unapplied change throws.
 import type { ApacheDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
-import type { AdminState, Health, TrafficState } from '../model.js';
+import type { AdminState, Health } from '../model.js';
 import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
 import { applyStateDiff, checkWeights } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
@@ -39,18 +40,6 @@ export class ApacheDriver implements Driver {
   /** Desired state → the member changes that differ from `previous` (all of them at start). */
   apply(next: DesiredState, previous: DesiredState | undefined): Promise<void> {
     return applyStateDiff(this, next, previous);
-  }
-
-  setClusterTraffic(cluster: string, state: TrafficState, weight?: number): Promise<void> {
-    if (weight !== undefined) {
-      return Promise.reject(new DriverUnsupportedError('apache', `set a cluster weight (httpd balances members by loadfactor: set member weights instead)`));
-    }
-    return this.serial.run(async () => {
-      const plan = await this.plan();
-      const workers = this.clusterWorkers(plan, cluster);
-      const changes = workers.map((w) => ({ worker: w, flags: this.trafficFlags(w, state) }));
-      await this.applyChanges(plan, changes, `put cluster ${cluster} ${state}`);
-    });
   }
 
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void> {
@@ -115,18 +104,6 @@ export class ApacheDriver implements Driver {
     return this.options.match === 'route' ? `route ${p.route ?? '(none)'}` : p.url;
   }
 
-  private clusterWorkers(plan: Planned, cluster: string): Worker[] {
-    const pairs = plan.matched.pairs.filter((p) => p.planned.cluster === cluster);
-    if (pairs.length === 0) throw new Error(`unknown cluster "${cluster}"`);
-    const missing = pairs.filter((p) => p.found === undefined);
-    if (missing.length > 0) {
-      throw new BalancerManagerError(
-        `cluster ${cluster}: ${missing.map((p) => `${p.planned.id} (${this.describe(p.planned)})`).join(', ')} not found in balancer://${plan.balancer.name}`,
-      );
-    }
-    return pairs.map((p) => p.found!);
-  }
-
   private memberWorker(plan: Planned, cluster: string, member: string): Worker {
     const pair = plan.matched.pairs.find((p) => p.planned.cluster === cluster && p.planned.id === member);
     if (!pair) throw new Error(`unknown member "${cluster}/${member}"`);
@@ -145,19 +122,6 @@ export class ApacheDriver implements Driver {
         return { D: disabled === 'D', S: disabled === 'S', N: false, H: false };
       case 'standby':
         return { D: false, S: false, N: false, H: true };
-    }
-  }
-
-  /** A cluster state over the member flags: live clears D/S/N (standby members stay standby). */
-  private trafficFlags(worker: Worker, state: TrafficState): Flags {
-    switch (state) {
-      case 'live':
-        return { D: false, S: false, N: false };
-      case 'draining':
-        // A member already out stays out: draining would let its sticky sessions back in.
-        return isOut(worker) ? {} : { N: true };
-      case 'out':
-        return { ...this.adminFlags('disabled') };
     }
   }
 

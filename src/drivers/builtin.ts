@@ -2,7 +2,7 @@
 import type { LoadedConfig } from '../config/load.js';
 import type { SessionTracker } from '../control/sessions.js';
 import { memberId, type DesiredState } from '../control/state.js';
-import { memberKey, type AdminState, type TrafficState } from '../model.js';
+import { memberKey, type AdminState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import type { ClusterStatus, Driver, DriverCapability, DriverStatus, StatusOptions } from './driver.js';
 
@@ -31,14 +31,6 @@ export class BuiltinDriver implements Driver {
   async apply(next: DesiredState): Promise<void> {
     this.proxy.apply(this.config(), next);
     this.state = structuredClone(next);
-  }
-
-  async setClusterTraffic(cluster: string, traffic: TrafficState, weight?: number): Promise<void> {
-    const state = this.current();
-    const before = state.clusters[cluster];
-    if (!before) throw new Error(`unknown cluster ${cluster}`);
-    state.clusters[cluster] = { ...before, traffic, weight: weight ?? before.weight };
-    await this.apply(state);
   }
 
   async setMemberState(cluster: string, member: string, admin: AdminState): Promise<void> {

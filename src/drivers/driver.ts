@@ -64,7 +64,6 @@ export interface Driver {
    * control plane refuses it before storing it rather than fail halfway through apply().
    */
   check?(next: DesiredState): void;
-  setClusterTraffic(cluster: string, state: TrafficState, weight?: number): Promise<void>;
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void>;
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void>;
   /** `sessionIdleMs`: count bound sessions seen within this window (default drain.session_idle). */

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import type { HaproxyDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
-import type { AdminState, Health, TrafficState } from '../model.js';
+import type { AdminState, Health } from '../model.js';
 import { applyStateDiff, checkWeights } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
@@ -55,28 +55,6 @@ export class HaproxyDriver implements Driver {
   /** Desired state → the server changes that differ from `previous` (all of them at start). */
   apply(next: DesiredState, previous: DesiredState | undefined): Promise<void> {
     return applyStateDiff(this, next, previous);
-  }
-
-  setClusterTraffic(cluster: string, state: TrafficState, weight?: number): Promise<void> {
-    if (weight !== undefined) {
-      return Promise.reject(new DriverUnsupportedError('haproxy', 'set a cluster weight (HAProxy balances servers by weight: set member weights instead)'));
-    }
-    return this.serial.run(async () => {
-      const matched = await this.match();
-      const servers = this.clusterServers(matched, cluster);
-      const target = (s: Server): 'ready' | 'drain' | 'maint' | undefined => {
-        if (state === 'live') return 'ready';
-        if (state === 'out') return 'maint';
-        // A server already in maintenance stays there: drain would let its sticky sessions back in.
-        return s.adminBits & ADMIN_MAINT ? undefined : 'drain';
-      };
-      const changes = servers.flatMap((s) => {
-        const t = target(s);
-        return t === undefined ? [] : [{ server: s.name, state: t }];
-      });
-      for (const c of changes) await this.client.change(`set server ${this.options.backend}/${c.server} state ${c.state}`);
-      await this.verify(changes.map((c) => ({ server: c.server, admin: haproxyToAdmin(c.state) })), `put cluster ${cluster} ${state}`);
-    });
   }
 
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void> {
@@ -160,16 +138,6 @@ export class HaproxyDriver implements Driver {
     return { pairs, unclaimed: servers.filter((s) => !claimed.has(s)) };
   }
 
-  private clusterServers(matched: Matched<Server>, cluster: string): Server[] {
-    const pairs = matched.pairs.filter((p) => p.planned.cluster === cluster);
-    if (pairs.length === 0) throw new Error(`unknown cluster "${cluster}"`);
-    const missing = pairs.filter((p) => p.found === undefined);
-    if (missing.length > 0) {
-      throw new RuntimeApiError(`cluster ${cluster}: ${missing.map((p) => `${p.planned.id} (${this.expected(p.planned)})`).join(', ')} not found in backend ${this.options.backend}`);
-    }
-    return pairs.map((p) => p.found!);
-  }
-
   private memberServer(matched: Matched<Server>, cluster: string, member: string): Server {
     const pair = matched.pairs.find((p) => p.planned.cluster === cluster && p.planned.id === member);
     if (!pair) throw new Error(`unknown member "${cluster}/${member}"`);
@@ -220,10 +188,6 @@ function hostPort(p: PlannedMember): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function haproxyToAdmin(state: 'ready' | 'drain' | 'maint'): AdminState {
-  return state === 'ready' ? 'ready' : state === 'drain' ? 'draining' : 'disabled';
 }
 
 function adminState(s: Server): AdminState {

@@ -5,6 +5,7 @@ import { ApacheDriver } from '../../src/drivers/apache.js';
 import { DriverUnsupportedError } from '../../src/drivers/driver.js';
 import { waitUntilIdle } from '../support/driver-wait.js';
 import { initialState } from '../../src/control/state.js';
+import { AppliedState } from '../support/applied-state.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHttpd, type BalancedHttpd } from '../support/httpd.js';
 import { findExecutable } from '../support/peers.js';
@@ -33,6 +34,21 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
     return status.clusters.find((c) => c.name === cluster)?.members.find((m) => m.id === member);
   }
 
+  /** Brings httpd to the config's state, then takes changes as the control plane makes them. */
+  function fromConfig(): Promise<AppliedState> {
+    return AppliedState.open(driver, initialState({ clusters: lb.clusters }));
+  }
+
+  async function managerXml(): Promise<string> {
+    return (await request(`${lb.httpd.managerUrl}?xml=1`, { headers: { referer: lb.httpd.managerUrl } })).body.text();
+  }
+
+  /** A member's status tokens as httpd prints them (Init Ok Stby ...), found by its route. */
+  async function httpdStatus(route: string): Promise<string[]> {
+    const worker = (await managerXml()).split('<httpd:worker>').find((w) => w.includes(`<httpd:route>${route}</httpd:route>`));
+    return worker?.match(/<httpd:status>([^<]*)<\/httpd:status>/)?.[1]?.trim().split(/\s+/) ?? [];
+  }
+
   test('status maps balancer members onto clusters, with BalancerPersist on and no warnings', async () => {
     const status = await driver.status();
     assert.deepEqual(status.warnings, []);
@@ -55,38 +71,76 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
       await driver.setMemberState('prod-a', 'a1', state);
       assert.equal((await admin('prod-a', 'a1'))?.admin, state);
     }
-    const xml = await (await request(`${lb.httpd.managerUrl}?xml=1`, { headers: { referer: lb.httpd.managerUrl } })).body.text();
-    assert.match(xml, /<httpd:name>http:\/\/127\.0\.0\.1:\d+<\/httpd:name>[\s\S]*?<httpd:status>Init Ok <\/httpd:status>/);
+    assert.match(await managerXml(), /<httpd:name>http:\/\/127\.0\.0\.1:\d+<\/httpd:name>[\s\S]*?<httpd:status>Init Ok <\/httpd:status>/);
   });
 
-  test('cluster traffic states apply to all its members: draining = N, out = D, live clears them', async () => {
-    await driver.setClusterTraffic('prod-b', 'draining');
+  test('a cluster traffic state reaches all its members: draining = N, out = D, live clears them', async () => {
+    const state = await fromConfig();
+    await state.setTraffic('prod-b', 'draining');
     let status = await driver.status();
     assert.equal(status.clusters[1]!.traffic, 'draining');
     assert.deepEqual(status.clusters[1]!.members.map((m) => m.admin), ['draining', 'draining']);
-    await driver.setClusterTraffic('prod-b', 'out');
+    assert.ok((await httpdStatus('b1')).includes('Drn'));
+    await state.setTraffic('prod-b', 'out');
     status = await driver.status();
     assert.equal(status.clusters[1]!.traffic, 'out');
     assert.equal(status.clusters[0]!.traffic, 'live');
-    await driver.setClusterTraffic('prod-b', 'live');
+    assert.ok((await httpdStatus('b1')).includes('Dis'));
+    await state.setTraffic('prod-b', 'live');
     status = await driver.status();
     assert.deepEqual(status.clusters[1]!.members.map((m) => m.admin), ['ready', 'ready']);
+    assert.deepEqual(await httpdStatus('b1'), ['Init', 'Ok']);
   });
 
-  test('weight is the loadfactor; out-of-range weights and cluster weights are refused', async () => {
+  test('members keep their own state through their cluster going out and live: standby keeps H, disabled keeps D', async () => {
+    const state = await fromConfig();
+    await state.setMemberState('prod-b/b1', 'disabled');
+    await state.setMemberState('prod-b/b2', 'standby');
+    const admins = async () => (await driver.status()).clusters[1]!.members.map((m) => `${m.id}:${m.admin}`);
+    assert.deepEqual(await admins(), ['b1:disabled', 'b2:standby']);
+    await state.setTraffic('prod-b', 'draining');
+    assert.deepEqual(await admins(), ['b1:disabled', 'b2:draining']);
+    await state.setTraffic('prod-b', 'out');
+    assert.deepEqual(await admins(), ['b1:disabled', 'b2:disabled']);
+    await state.setTraffic('prod-b', 'live');
+    assert.deepEqual(await admins(), ['b1:disabled', 'b2:standby']);
+    assert.ok((await httpdStatus('b2')).includes('Stby'), 'b2 has its H flag again');
+    assert.ok(!(await httpdStatus('b2')).includes('Dis'));
+    // Straight from out to live, without draining in between, too.
+    await state.setTraffic('prod-b', 'out');
+    await state.setTraffic('prod-b', 'live');
+    assert.deepEqual(await admins(), ['b1:disabled', 'b2:standby']);
+    await state.setMemberState('prod-b/b1', 'ready');
+    await state.setMemberState('prod-b/b2', 'ready');
+  });
+
+  test('weight is the loadfactor, a cluster weight multiplies it; out-of-range weights are refused before anything changes', async () => {
     await driver.setMemberWeight('prod-b', 'b2', 7);
     assert.equal((await admin('prod-b', 'b2'))?.weight, 7);
     await driver.setMemberWeight('prod-b', 'b2', 1);
     await assert.rejects(driver.setMemberWeight('prod-b', 'b2', 0), DriverUnsupportedError);
     await assert.rejects(driver.setMemberWeight('prod-b', 'b2', 101), DriverUnsupportedError);
-    await assert.rejects(driver.setClusterTraffic('prod-b', 'live', 2), DriverUnsupportedError);
+    const state = await fromConfig();
+    await state.setMemberWeight('prod-b/b2', 30);
+    await state.setClusterWeight('prod-b', 2);
+    const weights = async () => (await driver.status()).clusters.map((c) => c.members.map((m) => `${m.id}:${m.weight}`));
+    assert.deepEqual(await weights(), [['a1:1', 'a2:1'], ['b1:2', 'b2:60']]);
+    // 30 × 4 = 120: past httpd's loadfactor range, so check() refuses the whole state.
+    await assert.rejects(state.setClusterWeight('prod-b', 4), /cannot give prod-b\/b2 120/);
+    assert.deepEqual(await weights(), [['a1:1', 'a2:1'], ['b1:2', 'b2:60']]);
+    assert.equal(state.state.clusters['prod-b']!.weight, 2);
+    await state.setClusterWeight('prod-b', 1);
+    await state.setMemberWeight('prod-b/b2', 1);
     assert.equal(driver.capabilities.has('sessions'), false);
-    assert.equal(driver.capabilities.has('cluster-weight'), false);
   });
 
-  test('unknown clusters and members are named in the error', async () => {
+  test('unknown members are named in the error', async () => {
     await assert.rejects(driver.setMemberState('prod-c', '1', 'ready'), /unknown member "prod-c\/1"/);
-    await assert.rejects(driver.setClusterTraffic('prod-c', 'out'), /unknown cluster "prod-c"/);
+    const start = initialState({ clusters: lb.clusters });
+    const extra = structuredClone(start);
+    extra.clusters['prod-c'] = { traffic: 'out', weight: 1 };
+    extra.members['prod-c/1'] = { admin: 'ready', weight: 1 };
+    await assert.rejects(driver.apply(extra, start), /unknown member "prod-c\/1"/);
   });
 
   test('apply sets a desired state, then changes only what differs; maintenance is refused', async () => {
@@ -110,25 +164,27 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
   });
 
   test('drain sees requests in flight through busy and waits for them', async () => {
+    const state = await fromConfig();
     // Three slow requests pinned to a1 by its route; a1 drains but keeps serving them.
     const slow = [1, 2, 3].map(() =>
       request(`${lb.httpd.url}/?sleep=1500`, { headers: { cookie: 'ROUTEID=.a1' } }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() })),
     );
     await waitFor('a1 to have 3 requests in flight', async () => ((await admin('prod-a', 'a1'))?.inFlight === 3 ? true : undefined));
-    await driver.setClusterTraffic('prod-a', 'draining');
+    await state.setTraffic('prod-a', 'draining');
     const idle = await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 100 });
     assert.equal(idle.idle, true);
     assert.deepEqual(await Promise.all(slow), [1, 2, 3].map(() => ({ status: 200, body: 'a1' })));
-    await driver.setClusterTraffic('prod-a', 'live');
+    await state.setTraffic('prod-a', 'live');
   });
 
   test('a drain of prod-a under load: 0 failed requests, and no new request reaches prod-a after the change', async () => {
+    const state = await fromConfig();
     const load = startLoad(`${lb.httpd.url}/`, { concurrency: 4, maxRequests: 3000, maxMs: 30_000 });
     await load.completed(100);
-    await driver.setClusterTraffic('prod-a', 'draining');
+    await state.setTraffic('prod-a', 'draining');
     const changed = Date.now();
     await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 50 });
-    await driver.setClusterTraffic('prod-a', 'out');
+    await state.setTraffic('prod-a', 'out');
     const before = backends[2]!.received.length + backends[3]!.received.length;
     await waitFor('prod-b to serve 200 more requests', async () => (backends[2]!.received.length + backends[3]!.received.length >= before + 200 ? true : undefined), 20_000);
     const result = await load.stop();
@@ -137,7 +193,7 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
     const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed).map((r) => `${b.name} #${r.seq}`));
     assert.deepEqual(late, [], 'requests started after the drain took effect reached prod-a');
     assert.ok((result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0, 'both clusters served before the drain');
-    await driver.setClusterTraffic('prod-a', 'live');
+    await state.setTraffic('prod-a', 'live');
   });
 });
 

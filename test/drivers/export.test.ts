@@ -10,9 +10,11 @@ import { request } from 'undici';
 import { importApacheFile } from '../../src/config/apache-import.js';
 import { parseConfig } from '../../src/config/load.js';
 import { configSchema, type DayshiftConfig } from '../../src/config/schema.js';
+import { initialState } from '../../src/control/state.js';
 import { exportApache } from '../../src/drivers/apache-config.js';
 import { createDriver } from '../../src/drivers/factory.js';
 import { exportHaproxy } from '../../src/drivers/haproxy-config.js';
+import { AppliedState } from '../support/applied-state.js';
 import { waitUntilIdle } from '../support/driver-wait.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { preamble } from '../support/httpd.js';
@@ -118,23 +120,25 @@ describe('exported configs are accepted by the real programs', () => {
 });
 
 /**
- * Runs the release step the conductor will run through a driver: drain prod-a under load (its bound
- * sessions still reach it), wait until it is idle, take it out; QA still reaches it; put it back. 0 failed
- * requests, and no load request started after the drain took effect reached prod-a on the public site.
+ * Runs the release step the conductor runs, as desired states the driver applies (the control plane's
+ * path): drain prod-a under load (its bound sessions still reach it), wait until it is idle, take it out;
+ * QA still reaches it; put it back. 0 failed requests, and no load request started after the drain took
+ * effect reached prod-a on the public site.
  */
 async function drainUnderLoad(config: DayshiftConfig, publicUrl: string, backends: Backend[]): Promise<void> {
   const driver = createDriver(config);
   try {
     await waitFor('all members up', async () => ((await driver.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined));
+    const state = await AppliedState.open(driver, initialState(config));
     const load = startLoad(publicUrl, { concurrency: 4, maxRequests: 3000, maxMs: 30_000, headers: { host: 'example.com' } });
     await load.completed(100);
-    await driver.setClusterTraffic('prod-a', 'draining');
+    await state.setTraffic('prod-a', 'draining');
     const changed = Date.now();
     // A session bound to a1 still reaches it while prod-a drains; a new one does not.
     const bound = await request(publicUrl, { headers: { host: 'example.com', cookie: 'JSESSIONID=0123456789.a1' } });
     assert.equal(await bound.body.text(), 'a1');
     assert.equal((await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 50 })).idle, true);
-    await driver.setClusterTraffic('prod-a', 'out');
+    await state.setTraffic('prod-a', 'out');
     const served = () => backends[2]!.received.length + backends[3]!.received.length;
     const before = served();
     await waitFor('prod-b to serve 200 more requests', async () => (served() >= before + 200 ? true : undefined), 20_000);
@@ -145,7 +149,7 @@ async function drainUnderLoad(config: DayshiftConfig, publicUrl: string, backend
     assert.deepEqual(result.errors, []);
     const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed && r.seq >= 0).map((r) => `${b.name} #${r.seq}`));
     assert.deepEqual(late, []);
-    await driver.setClusterTraffic('prod-a', 'live');
+    await state.setTraffic('prod-a', 'live');
     assert.deepEqual((await driver.status()).clusters.map((c) => c.traffic), ['live', 'live']);
   } finally {
     await driver.close();

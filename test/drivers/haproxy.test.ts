@@ -6,6 +6,7 @@ import { DriverUnsupportedError } from '../../src/drivers/driver.js';
 import { HaproxyDriver } from '../../src/drivers/haproxy.js';
 import { waitUntilIdle } from '../support/driver-wait.js';
 import { initialState } from '../../src/control/state.js';
+import { AppliedState } from '../support/applied-state.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHaproxy, type BalancedHaproxy } from '../support/haproxy.js';
 import { findExecutable } from '../support/peers.js';
@@ -39,6 +40,11 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
     return (await driver.status()).clusters.find((c) => c.name === cluster)?.members.find((m) => m.id === id);
   }
 
+  /** Brings HAProxy to the config's state, then takes changes as the control plane makes them. */
+  function fromConfig(): Promise<AppliedState> {
+    return AppliedState.open(driver, initialState({ clusters: lb.clusters }));
+  }
+
   test('status maps the backend servers onto clusters, with health from the checks', async () => {
     const status = await driver.status();
     assert.deepEqual(status.warnings, []);
@@ -57,25 +63,50 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
       assert.equal((await member('prod-a', 'a1'))?.admin, state);
     }
     await assert.rejects(driver.setMemberState('prod-a', 'a1', 'standby'), /cannot make prod-a\/a1 standby/);
-    await assert.rejects(driver.setClusterTraffic('prod-a', 'live', 3), DriverUnsupportedError);
   });
 
-  test('cluster traffic applies to all its servers: draining = drain, out = maint, live = ready', async () => {
-    await driver.setClusterTraffic('prod-b', 'draining');
-    assert.equal((await driver.status()).clusters[1]!.traffic, 'draining');
-    await driver.setClusterTraffic('prod-b', 'out');
+  test('a cluster traffic state reaches all its servers: draining = drain, out = maint, live = ready', async () => {
+    const state = await fromConfig();
+    await state.setTraffic('prod-b', 'draining');
+    const draining = await driver.status();
+    assert.equal(draining.clusters[1]!.traffic, 'draining');
+    assert.deepEqual(draining.clusters[1]!.members.map((m) => m.admin), ['draining', 'draining']);
+    await state.setTraffic('prod-b', 'out');
     const out = await driver.status();
     assert.deepEqual(out.clusters[1]!.members.map((m) => m.admin), ['disabled', 'disabled']);
     assert.equal(out.clusters[0]!.traffic, 'live');
-    await driver.setClusterTraffic('prod-b', 'live');
-    assert.equal((await driver.status()).clusters[1]!.traffic, 'live');
+    await state.setTraffic('prod-b', 'live');
+    assert.deepEqual((await driver.status()).clusters[1]!.members.map((m) => m.admin), ['ready', 'ready']);
   });
 
-  test('weights are set and read back; out-of-range weights are refused', async () => {
+  test('a disabled server stays in maintenance through its cluster draining, going out and live', async () => {
+    const state = await fromConfig();
+    await state.setMemberState('prod-b/b1', 'disabled');
+    const admins = async () => (await driver.status()).clusters[1]!.members.map((m) => `${m.id}:${m.admin}`);
+    await state.setTraffic('prod-b', 'draining');
+    assert.deepEqual(await admins(), ['b1:disabled', 'b2:draining']);
+    await state.setTraffic('prod-b', 'out');
+    assert.deepEqual(await admins(), ['b1:disabled', 'b2:disabled']);
+    await state.setTraffic('prod-b', 'live');
+    assert.deepEqual(await admins(), ['b1:disabled', 'b2:ready']);
+    await state.setMemberState('prod-b/b1', 'ready');
+  });
+
+  test('weights are set and read back, a cluster weight multiplies them; out-of-range weights are refused before anything changes', async () => {
     await driver.setMemberWeight('prod-b', 'b2', 50);
     assert.equal((await member('prod-b', 'b2'))?.weight, 50);
     await driver.setMemberWeight('prod-b', 'b2', 1);
     await assert.rejects(driver.setMemberWeight('prod-b', 'b2', 257), DriverUnsupportedError);
+    const state = await fromConfig();
+    await state.setMemberWeight('prod-b/b2', 100);
+    await state.setClusterWeight('prod-b', 2);
+    const weights = async () => (await driver.status()).clusters.map((c) => c.members.map((m) => `${m.id}:${m.weight}`));
+    assert.deepEqual(await weights(), [['a1:1', 'a2:1'], ['b1:2', 'b2:200']]);
+    // 100 × 3 = 300: past HAProxy's weight range, so check() refuses the whole state.
+    await assert.rejects(state.setClusterWeight('prod-b', 3), /cannot give prod-b\/b2 300/);
+    assert.deepEqual(await weights(), [['a1:1', 'a2:1'], ['b1:2', 'b2:200']]);
+    await state.setClusterWeight('prod-b', 1);
+    await state.setMemberWeight('prod-b/b2', 1);
   });
 
   test('a drain saved to the server-state-file survives a reload', async () => {
@@ -107,23 +138,25 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
   });
 
   test('drain sees requests in flight through scur and waits for them', async () => {
+    const state = await fromConfig();
     const slow = [1, 2, 3].map(() =>
       request(`${lb.haproxy.url}/?sleep=1500`, { headers: { cookie: 'SRVID=a1' } }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() })),
     );
     await waitFor('a1 to have 3 sessions', async () => ((await member('prod-a', 'a1'))?.inFlight === 3 ? true : undefined));
-    await driver.setClusterTraffic('prod-a', 'draining');
+    await state.setTraffic('prod-a', 'draining');
     assert.equal((await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 100 })).idle, true);
     assert.deepEqual(await Promise.all(slow), [1, 2, 3].map(() => ({ status: 200, body: 'a1' })));
-    await driver.setClusterTraffic('prod-a', 'live');
+    await state.setTraffic('prod-a', 'live');
   });
 
   test('a drain of prod-a under load: 0 failed requests, and no new request reaches prod-a after the change', async () => {
+    const state = await fromConfig();
     const load = startLoad(`${lb.haproxy.url}/`, { concurrency: 4, maxRequests: 3000, maxMs: 30_000 });
     await load.completed(100);
-    await driver.setClusterTraffic('prod-a', 'draining');
+    await state.setTraffic('prod-a', 'draining');
     const changed = Date.now();
     await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 50 });
-    await driver.setClusterTraffic('prod-a', 'out');
+    await state.setTraffic('prod-a', 'out');
     const before = backends[2]!.received.length + backends[3]!.received.length;
     await waitFor('prod-b to serve 200 more requests', async () => (backends[2]!.received.length + backends[3]!.received.length >= before + 200 ? true : undefined), 20_000);
     const result = await load.stop();
@@ -132,7 +165,7 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
     const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed).map((r) => `${b.name} #${r.seq}`));
     assert.deepEqual(late, [], 'requests started after the drain took effect reached prod-a');
     assert.ok((result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0, 'both clusters served before the drain');
-    await driver.setClusterTraffic('prod-a', 'live');
+    await state.setTraffic('prod-a', 'live');
   });
 
   test('the Runtime API is reached over TCP as well as a unix socket', async () => {
@@ -161,17 +194,24 @@ describe('HAProxy driver: backup servers and matching by address', { skip: skipM
     await Promise.all(backends.map((b) => b.close()));
   });
 
-  test('a backup server reads as standby, and a cluster with one goes out and live again', async () => {
+  test('a backup server reads as standby, and stays standby after its cluster goes out and live again', async () => {
     const driver = new HaproxyDriver({ ...lb.driver, match: 'address' }, lb.clusters);
     const admins = async () => (await driver.status()).clusters[0]!.members.map((m) => `${m.id}:${m.admin}`);
     assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
-    await driver.setClusterTraffic('prod-a', 'out');
-    assert.deepEqual(await admins(), ['a1:disabled', 'spare:disabled']);
-    await driver.setClusterTraffic('prod-a', 'live');
+    // A config that knows the spare is standby: the desired state says so, and HAProxy takes it.
+    const config = initialState({ clusters: lb.clusters });
+    config.members['prod-a/spare']!.admin = 'standby';
+    const state = await AppliedState.open(driver, config);
     assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
-    await driver.setMemberState('prod-a', 'spare', 'standby');
-    await assert.rejects(driver.setMemberState('prod-a', 'a1', 'standby'), DriverUnsupportedError);
-    await driver.apply(initialState({ clusters: lb.clusters }), undefined);
+    await state.setTraffic('prod-a', 'draining');
+    assert.deepEqual(await admins(), ['a1:draining', 'spare:draining']);
+    await state.setTraffic('prod-a', 'out');
+    assert.deepEqual(await admins(), ['a1:disabled', 'spare:disabled']);
+    await state.setTraffic('prod-a', 'live');
+    assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
+    await assert.rejects(state.setMemberState('prod-a/a1', 'standby'), DriverUnsupportedError);
+    // A config that leaves the spare ready (the default) is applied too: ready is what a backup server can be.
+    await AppliedState.open(driver, initialState({ clusters: lb.clusters }));
     assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
   });
 });
