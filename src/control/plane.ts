@@ -289,7 +289,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const previous = this.desired;
       const next = structuredClone(previous);
       mutate(next);
-      this.options.driver.check?.(next);
+      await this.options.driver.check?.(next);
       // Written before it acts: a crash after this line re-applies the same state on start.
       await this.options.store.put(STATE_KEY, next);
       this.desired = next;

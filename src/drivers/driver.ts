@@ -61,9 +61,10 @@ export interface Driver {
   apply(next: DesiredState, previous: DesiredState | undefined): Promise<void>;
   /**
    * Throws DriverUnsupportedError for a desired state this load balancer cannot take, so that the
-   * control plane refuses it before storing it rather than fail halfway through apply().
+   * control plane refuses it before storing it rather than fail halfway through apply(). May ask the
+   * load balancer (HAProxy: which servers are backups).
    */
-  check?(next: DesiredState): void;
+  check?(next: DesiredState): void | Promise<void>;
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void>;
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void>;
   /** `sessionIdleMs`: count bound sessions seen within this window (default drain.session_idle). */

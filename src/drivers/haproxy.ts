@@ -8,7 +8,7 @@ import type { HaproxyDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health } from '../model.js';
-import { applyStateDiff, checkWeights } from './diff.js';
+import { applyStateDiff, checkWeights, effectiveMembers, splitMemberKey } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } from './runtime-api.js';
@@ -41,7 +41,7 @@ export interface HaproxyDriverOptions extends HaproxyDriverConfig {
 
 export class HaproxyDriver implements Driver {
   readonly name = 'haproxy' as const;
-  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'member-state', 'member-weight', 'in-flight']);
+  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'cluster-weight', 'member-state', 'member-weight', 'in-flight']);
   private readonly client: RuntimeApiClient;
   private readonly planned: PlannedMember[];
   private readonly serial = new Serial();
@@ -60,18 +60,22 @@ export class HaproxyDriver implements Driver {
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void> {
     return this.serial.run(async () => {
       const server = this.memberServer(await this.match(), cluster, member);
-      // Standby is HAProxy's `backup`, fixed in haproxy.cfg: a backup server can be made ready (standby).
-      if (state === 'standby' && !server.backup) {
-        throw new DriverUnsupportedError('haproxy', `make ${cluster}/${member} standby at run time (declare its server "backup" in haproxy.cfg)`);
-      }
+      if (state === 'standby') this.standbyAllowed(server, cluster, member);
       const haproxyState = state === 'ready' || state === 'standby' ? 'ready' : state === 'draining' ? 'drain' : 'maint';
       await this.client.change(`set server ${this.options.backend}/${server.name} state ${haproxyState}`);
       await this.verify([{ server: server.name, admin: state }], `set member ${cluster}/${member} ${state}`);
     });
   }
 
-  check(next: DesiredState): void {
+  async check(next: DesiredState): Promise<void> {
     checkWeights(this, next, { min: 0, max: WEIGHT_MAX, what: "HAProxy's weight" });
+    const standby = [...effectiveMembers(next)].filter(([, m]) => m.admin === 'standby');
+    if (standby.length === 0) return;
+    const matched = await this.match();
+    for (const [key] of standby) {
+      const [cluster, member] = splitMemberKey(key);
+      this.standbyAllowed(this.memberServer(matched, cluster, member), cluster, member);
+    }
   }
 
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {
@@ -136,6 +140,11 @@ export class HaproxyDriver implements Driver {
     const pairs = byAddress.pairs.map((pair) => pair.found ? pair : { ...pair, found: servers.find((s) => s.fqdn !== '' && `${s.fqdn}:${s.port}` === hostPort(pair.planned)) });
     const claimed = new Set(pairs.map((p) => p.found));
     return { pairs, unclaimed: servers.filter((s) => !claimed.has(s)) };
+  }
+
+  /** Standby is HAProxy's `backup`, fixed in haproxy.cfg: only a backup server can be made ready (standby). */
+  private standbyAllowed(server: Server, cluster: string, member: string): void {
+    if (!server.backup) throw new DriverUnsupportedError('haproxy', `make ${cluster}/${member} standby at run time (declare its server "backup" in haproxy.cfg)`);
   }
 
   private memberServer(matched: Matched<Server>, cluster: string, member: string): Server {

@@ -209,7 +209,10 @@ describe('HAProxy driver: backup servers and matching by address', { skip: skipM
     assert.deepEqual(await admins(), ['a1:disabled', 'spare:disabled']);
     await state.setTraffic('prod-a', 'live');
     assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
-    await assert.rejects(state.setMemberState('prod-a/a1', 'standby'), DriverUnsupportedError);
+    // Refused by check(), before the state is taken: nothing changed.
+    await assert.rejects(state.setMemberState('prod-a/a1', 'standby'), /cannot make prod-a\/a1 standby at run time/);
+    assert.equal(state.state.members['prod-a/a1']!.admin, 'ready');
+    assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
     // A config that leaves the spare ready (the default) is applied too: ready is what a backup server can be.
     await AppliedState.open(driver, initialState({ clusters: lb.clusters }));
     assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);

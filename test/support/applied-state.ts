@@ -24,7 +24,7 @@ export class AppliedState {
     const previous = this.current;
     const next = structuredClone(previous);
     mutate(next);
-    this.driver.check?.(next);
+    await this.driver.check?.(next);
     this.current = next;
     await this.driver.apply(next, previous);
   }
