@@ -10,12 +10,14 @@ import type { AuditLog } from './audit.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from './plane.js';
 import { HttpError } from './router.js';
 import type { StatsSampler } from './sampler.js';
-import { statusReport } from './status.js';
+import { statusReport, type StatusReport } from './status.js';
+import { StatusFeed, type FeedClient } from './status-feed.js';
 import { TargetError, type Target } from './targets.js';
 
 const durationText = z.string().refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30s, 10m or 1h');
 
-export function registerControlApi(server: AdminServer, plane: ControlPlane, audit: AuditLog, sampler?: StatsSampler): void {
+/** Registers the routes; returns the feed behind /api/events (tests count its reports). */
+export function registerControlApi(server: AdminServer, plane: ControlPlane, audit: AuditLog, sampler?: StatsSampler): StatusFeed<StatusReport> {
   const r = server.router;
   const target = (text: string): Target => {
     try {
@@ -39,32 +41,21 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
     return sampler?.history(params.cluster!) ?? [];
   });
 
-  r.add(
-    { method: 'GET', path: '/api/events', summary: 'Server-sent events: `status` every second and on every change', tag: 'status' },
-    async ({ req, res }) => {
-      // One report at a time, and none while the client has not read the last: a slow reader or a
-      // slow driver must not pile up reports in memory.
-      let busy = false;
-      const push = async () => {
-        if (busy || res.writableNeedDrain) return;
-        busy = true;
-        try {
-          send('status', await statusReport(plane, sampler));
-        } finally {
-          busy = false;
-        }
-      };
-      const onChange = () => void push().catch(() => undefined);
-      const timer = setInterval(onChange, 1000);
-      const send = startEvents(req, res, () => {
-        clearInterval(timer);
-        plane.off('change', onChange);
-      });
-      plane.on('change', onChange);
-      await push();
-      return undefined;
+  const feed = new StatusFeed({
+    build: () => statusReport(plane, sampler),
+    watch: (listener) => {
+      plane.on('change', listener);
+      return () => plane.off('change', listener);
     },
-  );
+    intervalMs: 1000,
+  });
+  r.add({ method: 'GET', path: '/api/events', summary: 'Server-sent events: `status` every second and on every change', tag: 'status' }, ({ req, res }) => {
+    const write = startEvents(req, res, () => feed.leave(client));
+    // A slow reader skips reports rather than have them pile up in memory.
+    const client: FeedClient<StatusReport> = { send: (report) => write('status', report), blocked: () => res.writableNeedDrain };
+    feed.join(client);
+    return undefined;
+  });
 
   r.add(
     {
@@ -186,6 +177,7 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
   r.add({ method: 'GET', path: '/api/audit', summary: 'The most recent audit entries', query: { limit: 'how many (default 100)' }, tag: 'config' }, ({ query }) =>
     audit.tail(Math.min(10_000, Number(query.get('limit') ?? 100) || 100)),
   );
+  return feed;
 }
 
 /** Maps the control plane's refusals to HTTP statuses the CLI turns into exit codes. */
