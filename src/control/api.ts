@@ -15,6 +15,10 @@ import { StatusFeed, type FeedClient } from './status-feed.js';
 import { TargetError, type Target } from './targets.js';
 
 const durationText = z.string().refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30s, 10m or 1h');
+/** A drain's own deadline, counted from when it started: when it passes, the target's open tunnels are closed (audited). */
+const drainDeadline = durationText.optional().describe("with draining: the drain's deadline, counted from when it started; at it the open tunnels are closed");
+const deadlineOnlyWhenDraining = { message: 'deadline applies to state "draining" only', path: ['deadline'] };
+const deadlineMsOf = (body: { deadline?: string | undefined }) => (body.deadline !== undefined ? { deadlineMs: parseDuration(body.deadline)! } : {});
 
 /** Registers the routes; returns the feed behind /api/events (tests count its reports). */
 export function registerControlApi(server: AdminServer, plane: ControlPlane, audit: AuditLog, sampler?: StatsSampler): StatusFeed<StatusReport> {
@@ -61,11 +65,20 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
     {
       method: 'POST',
       path: '/api/clusters/:cluster/traffic',
-      summary: 'Set a cluster\'s traffic state (live, draining, out) and optionally its weight',
-      body: z.strictObject({ state: z.enum(TRAFFIC_STATES), weight: z.number().int().min(0).max(1000).optional(), force: z.boolean().optional() }),
+      summary: 'Set a cluster\'s traffic state (live, draining, out) and optionally its weight; a drain may have a deadline that closes its open tunnels',
+      body: z
+        .strictObject({ state: z.enum(TRAFFIC_STATES), weight: z.number().int().min(0).max(1000).optional(), force: z.boolean().optional(), deadline: drainDeadline })
+        .refine((b) => b.deadline === undefined || b.state === 'draining', deadlineOnlyWhenDraining),
       tag: 'traffic',
     },
-    ({ params, body, actor }) => guard(() => plane.setTraffic(actor, clusterOf(params.cluster!), body.state, body)),
+    ({ params, body, actor }) =>
+      guard(() =>
+        plane.setTraffic(actor, clusterOf(params.cluster!), body.state, {
+          ...(body.weight !== undefined ? { weight: body.weight } : {}),
+          ...(body.force !== undefined ? { force: body.force } : {}),
+          ...deadlineMsOf(body),
+        }),
+      ),
   );
 
   r.add(
@@ -79,11 +92,16 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
     {
       method: 'POST',
       path: '/api/members/:cluster/:member/state',
-      summary: 'Set a member\'s admin state (ready, draining, disabled, standby)',
-      body: z.strictObject({ state: z.enum(ADMIN_STATES), force: z.boolean().optional() }),
+      summary: 'Set a member\'s admin state (ready, draining, disabled, standby); a drain may have a deadline that closes its open tunnels',
+      body: z
+        .strictObject({ state: z.enum(ADMIN_STATES), force: z.boolean().optional(), deadline: drainDeadline })
+        .refine((b) => b.deadline === undefined || b.state === 'draining', deadlineOnlyWhenDraining),
       tag: 'traffic',
     },
-    ({ params, body, actor }) => guard(() => plane.setMemberState(actor, target(`${params.cluster}/${params.member}`), body.state, body)),
+    ({ params, body, actor }) =>
+      guard(() =>
+        plane.setMemberState(actor, target(`${params.cluster}/${params.member}`), body.state, { ...(body.force !== undefined ? { force: body.force } : {}), ...deadlineMsOf(body) }),
+      ),
   );
 
   r.add(
@@ -99,8 +117,13 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
     {
       method: 'GET',
       path: '/api/drain/:target',
-      summary: 'Drain progress of CLUSTER or CLUSTER~MEMBER; ?wait=1 long-polls until drained (or deadline); Accept: text/event-stream streams progress',
-      query: { wait: '1 to wait until drained', deadline: 'override the drain deadline, e.g. 10m', timeout: 'long-poll time limit (default 60s, at most 10m)' },
+      summary:
+        'Drain progress of CLUSTER or CLUSTER~MEMBER; ?wait=1 long-polls until drained (or deadline); Accept: text/event-stream streams progress. It only reports: tunnels are closed by the deadline the drain was started with',
+      query: {
+        wait: '1 to wait until drained',
+        deadline: "report against this deadline (counted from the drain's start, e.g. 10m) instead of the drain's own; nothing is closed at it",
+        timeout: 'long-poll time limit (default 60s, at most 10m)',
+      },
       tag: 'traffic',
     },
     async ({ req, res, params, query }) => {
