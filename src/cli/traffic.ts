@@ -101,8 +101,8 @@ const DRAIN_HELP =
   '\nWith --wait, it exits 0 when drained, and 4 when the deadline passes first.\n' +
   'The deadline counts from when the drain started, not from this command. With --deadline the drain\n' +
   'owns it: when it passes, Dayshift closes the open tunnels (WebSocket/upgrade) to the target and records\n' +
-  'that in the audit log, even if this command was interrupted. Without it, the wait ends at drain.deadline\n' +
-  'and open tunnels are left open.';
+  'that in the audit log, even if this command was interrupted. Without it, a drain that has no deadline\n' +
+  'of its own yet is drained at drain.deadline and leaves its open tunnels open.';
 const WAIT_HELP =
   '\nIt exits 0 when drained, and 4 when the deadline passes first. The deadline (--deadline, else the one\n' +
   'the drain was started with, else drain.deadline) counts from when the drain started. It only watches:\n' +

@@ -130,7 +130,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     const detail: Record<string, unknown> = { traffic, ...(options.weight !== undefined ? { weight: options.weight } : {}) };
     return this.change(actor, traffic, clusterName, detail, (state) => {
       const cluster = state.clusters[clusterName]!;
-      const entering = traffic === 'draining' && cluster.traffic !== 'draining';
+      // A cluster the config file starts as draining has no start time yet: its drain starts now.
+      const entering = traffic === 'draining' && (cluster.traffic !== 'draining' || !cluster.drainingSince);
       cluster.traffic = traffic;
       if (options.weight !== undefined) cluster.weight = options.weight;
       if (entering) cluster.drainingSince = new Date().toISOString();
@@ -159,7 +160,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     return this.change(actor, admin === 'ready' ? 'enable' : admin, formatTarget(target), detail, (state) => {
       for (const key of members) {
         const member = state.members[key]!;
-        if (admin === 'draining' && member.admin !== 'draining') member.drainingSince = new Date().toISOString();
+        if (admin === 'draining' && (member.admin !== 'draining' || !member.drainingSince)) member.drainingSince = new Date().toISOString();
         if (admin !== 'draining') {
           delete member.drainingSince;
           delete member.drainDeadline;
