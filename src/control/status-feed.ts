@@ -31,10 +31,14 @@ export class StatusFeed<T> {
   private building = false;
   /** A change came while a report was being built: that report may predate it, so build another. */
   private stale = false;
-  /** Reports started since this feed was created (whether or not they succeeded). */
-  builds = 0;
+  private started = 0;
 
   constructor(private readonly options: StatusFeedOptions<T>) {}
+
+  /** Reports started since this feed was created (whether or not they succeeded). */
+  get builds(): number {
+    return this.started;
+  }
 
   /** Whether the timer runs, that is, whether any client is connected. */
   get running(): boolean {
@@ -78,7 +82,7 @@ export class StatusFeed<T> {
     try {
       do {
         this.stale = false;
-        this.builds++;
+        this.started++;
         let report: T;
         try {
           report = await this.options.build();

@@ -156,3 +156,22 @@ test('a deadline applies to a drain only', async () => {
   assert.equal(bad.status, 400);
   assert.match(bad.body.error, /expected a duration/);
 });
+
+test('a cluster the config starts as draining gets its deadline counted from when it is drained again', async () => {
+  const other = await startTestDayshift({
+    clusters: { 'prod-a': { traffic: 'draining', members: [{ url: members[0]!.url, route: 'a1' }] }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
+    health: { enabled: false },
+    sites: { public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
+  });
+  try {
+    const before = Date.now();
+    assert.equal((await other.api('POST', '/api/clusters/prod-a/traffic', { state: 'draining', deadline: '10m' })).status, 200);
+    const progress = (await other.api<DrainProgress>('GET', '/api/drain/prod-a')).body;
+    assert.equal(progress.reason, 'idle', 'a drain with nothing left, no longer "not-draining"');
+    assert.ok(Date.parse(progress.since!) >= before - 1000, `the drain starts now, not at ${progress.since}`);
+    assert.equal(Date.parse(progress.deadline!) - Date.parse(progress.since!), 600_000);
+  } finally {
+    await other.stop();
+  }
+});
+
