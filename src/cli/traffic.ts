@@ -32,11 +32,19 @@ async function change(target: string, opts: ChangeOptions, cluster: 'live' | 'dr
   checkDeadline(opts.deadline);
   if (opts.deadline !== undefined && !opts.wait) throw new CliError('--deadline only applies with --wait', EXIT.usage);
   const client = await AdminClient.connect(opts);
+  // The drain owns its deadline: the server closes the tunnels left at it, and audits that, whether or
+  // not this command is still waiting.
+  const deadline = opts.deadline !== undefined ? { deadline: opts.deadline } : {};
   let state: DesiredState;
   if (t.member) {
-    state = await client.request('POST', `/api/members/${enc(t.cluster)}/${enc(t.member)}/state`, { state: member, ...(opts.force ? { force: true } : {}) });
+    state = await client.request('POST', `/api/members/${enc(t.cluster)}/${enc(t.member)}/state`, { state: member, ...(opts.force ? { force: true } : {}), ...deadline });
   } else {
-    state = await client.request('POST', `/api/clusters/${enc(t.cluster)}/traffic`, { state: cluster, ...(weight !== undefined ? { weight } : {}), ...(opts.force ? { force: true } : {}) });
+    state = await client.request('POST', `/api/clusters/${enc(t.cluster)}/traffic`, {
+      state: cluster,
+      ...(weight !== undefined ? { weight } : {}),
+      ...(opts.force ? { force: true } : {}),
+      ...deadline,
+    });
   }
   const word = t.member ? member : cluster;
   if (!opts.wait) {
@@ -44,13 +52,15 @@ async function change(target: string, opts: ChangeOptions, cluster: 'live' | 'dr
     return;
   }
   if (!opts.json) process.stderr.write(`${colour.bold(target)} is now ${word}; waiting until drained…\n`);
-  await waitDrained(client, target, opts);
+  // The progress reports the deadline just set (or the drain's earlier one, or drain.deadline).
+  await waitDrained(client, target, Boolean(opts.json));
 }
 
-async function waitDrained(client: AdminClient, target: string, opts: ChangeOptions): Promise<void> {
+/** Watches a drain until it is drained or past its deadline; `readerDeadline` ends the wait earlier or later, closing nothing. */
+async function waitDrained(client: AdminClient, target: string, json: boolean, readerDeadline?: string): Promise<void> {
   const progress = new Progress();
   let last: DrainProgress | undefined;
-  const query = opts.deadline ? `?deadline=${enc(opts.deadline)}` : '';
+  const query = readerDeadline ? `?deadline=${enc(readerDeadline)}` : '';
   const stop = new AbortController();
   const interrupt = () => stop.abort();
   process.once('SIGINT', interrupt);
@@ -58,7 +68,7 @@ async function waitDrained(client: AdminClient, target: string, opts: ChangeOpti
     await client.events(`/api/drain/${enc(target.replace('/', '~'))}${query}`, (event, data) => {
       last = data as DrainProgress;
       // The final state is printed once below, after the progress line is cleared.
-      if (!opts.json && event === 'progress' && !last.drained) progress.update(renderDrain(last));
+      if (!json && event === 'progress' && !last.drained) progress.update(renderDrain(last));
     }, { signal: stop.signal });
   } catch (err) {
     if (!stop.signal.aborted) throw err;
@@ -67,7 +77,7 @@ async function waitDrained(client: AdminClient, target: string, opts: ChangeOpti
   }
   progress.done();
   if (!last) throw new CliError('the admin API closed the drain stream without progress', EXIT.failed);
-  emit(Boolean(opts.json), last, renderDrain);
+  emit(json, last, renderDrain);
   if (stop.signal.aborted) throw new CliError('interrupted: the drain goes on; `dayshift wait` picks it up', EXIT.failed);
   if (last.reason === 'not-draining') throw new CliError(`${target} is not draining: run \`dayshift drain ${target}\` first`, EXIT.usage);
   if (last.reason === 'deadline') {
@@ -85,10 +95,18 @@ function parseWeight(text: string): number {
   return n;
 }
 
-// The server's drain deadline, not a client timeout: reaching it ends the drain and closes the target's tunnels.
-const DEADLINE_HELP =
-  'exits 0 when drained.\nThe deadline (--deadline, default drain.deadline) counts from when the drain started, not from\n' +
-  'this command; when it passes, the open tunnels (WebSocket/upgrade) to the target are closed and it exits 4.';
+// Deadlines are the drain's, counted from its start, not client timeouts. Only the one a drain is started
+// with closes tunnels; a wait merely watches.
+const DRAIN_HELP =
+  '\nWith --wait, it exits 0 when drained, and 4 when the deadline passes first.\n' +
+  'The deadline counts from when the drain started, not from this command. With --deadline the drain\n' +
+  'owns it: when it passes, Dayshift closes the open tunnels (WebSocket/upgrade) to the target and records\n' +
+  'that in the audit log, even if this command was interrupted. Without it, a drain that has no deadline\n' +
+  'of its own yet is drained at drain.deadline and leaves its open tunnels open.';
+const WAIT_HELP =
+  '\nIt exits 0 when drained, and 4 when the deadline passes first. The deadline (--deadline, else the one\n' +
+  'the drain was started with, else drain.deadline) counts from when the drain started. It only watches:\n' +
+  'it closes nothing (`dayshift drain TARGET --wait --deadline D` closes the tunnels left at D).';
 
 export function register(program: Command): void {
   apiCommand(program.command('live <target>').description('send new sessions to a cluster again (or make a member ready)'))
@@ -100,10 +118,10 @@ export function register(program: Command): void {
     program
       .command('drain <target>')
       .description('stop new sessions to a cluster or member; bound sessions finish there')
-      .addHelpText('after', `\nWith --wait, it ${DEADLINE_HELP}`),
+      .addHelpText('after', DRAIN_HELP),
   )
     .option('--wait', 'wait until drained, showing progress')
-    .option('--deadline <duration>', 'with --wait: the drain deadline, counted from when the drain started (default: drain.deadline)')
+    .option('--deadline <duration>', "with --wait: the drain's own deadline, counted from when it started; the tunnels left then are closed")
     .option('--force', 'allow leaving a site with no live cluster')
     .action((target: string, opts: ChangeOptions) => change(target, opts, 'draining', 'draining'));
 
@@ -132,11 +150,11 @@ export function register(program: Command): void {
       emit(Boolean(opts.json), { target, weight, desired: state }, () => `${colour.bold(target)} weight is now ${weight}`);
     });
 
-  apiCommand(program.command('wait <target>').description('wait until a draining cluster or member is drained (exit 4 at the deadline)').addHelpText('after', `\nIt ${DEADLINE_HELP}`))
-    .option('--deadline <duration>', 'the drain deadline, counted from when the drain started (default: drain.deadline)')
+  apiCommand(program.command('wait <target>').description('wait until a draining cluster or member is drained (exit 4 at the deadline)').addHelpText('after', WAIT_HELP))
+    .option('--deadline <duration>', "wait until this long after the drain started at most, instead of the drain's deadline (closes nothing)")
     .action(async (target: string, opts: ChangeOptions) => {
       checkDeadline(opts.deadline);
-      await waitDrained(await AdminClient.connect(opts), target, opts);
+      await waitDrained(await AdminClient.connect(opts), target, Boolean(opts.json), opts.deadline);
     });
 }
 

@@ -10,12 +10,18 @@ import type { AuditLog } from './audit.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from './plane.js';
 import { HttpError } from './router.js';
 import type { StatsSampler } from './sampler.js';
-import { statusReport } from './status.js';
+import { statusReport, type StatusReport } from './status.js';
+import { StatusFeed, type FeedClient } from './status-feed.js';
 import { TargetError, type Target } from './targets.js';
 
 const durationText = z.string().refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30s, 10m or 1h');
+/** A drain's own deadline, counted from when it started: when it passes, the target's open tunnels are closed (audited). */
+const drainDeadline = durationText.optional().describe("with draining: the drain's deadline, counted from when it started; at it the open tunnels are closed");
+const deadlineOnlyWhenDraining = { message: 'deadline applies to state "draining" only', path: ['deadline'] };
+const deadlineMsOf = (body: { deadline?: string | undefined }) => (body.deadline !== undefined ? { deadlineMs: parseDuration(body.deadline)! } : {});
 
-export function registerControlApi(server: AdminServer, plane: ControlPlane, audit: AuditLog, sampler?: StatsSampler): void {
+/** Registers the routes; returns the feed behind /api/events (tests count its reports). */
+export function registerControlApi(server: AdminServer, plane: ControlPlane, audit: AuditLog, sampler?: StatsSampler): StatusFeed<StatusReport> {
   const r = server.router;
   const target = (text: string): Target => {
     try {
@@ -39,42 +45,40 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
     return sampler?.history(params.cluster!) ?? [];
   });
 
-  r.add(
-    { method: 'GET', path: '/api/events', summary: 'Server-sent events: `status` every second and on every change', tag: 'status' },
-    async ({ req, res }) => {
-      // One report at a time, and none while the client has not read the last: a slow reader or a
-      // slow driver must not pile up reports in memory.
-      let busy = false;
-      const push = async () => {
-        if (busy || res.writableNeedDrain) return;
-        busy = true;
-        try {
-          send('status', await statusReport(plane, sampler));
-        } finally {
-          busy = false;
-        }
-      };
-      const onChange = () => void push().catch(() => undefined);
-      const timer = setInterval(onChange, 1000);
-      const send = startEvents(req, res, () => {
-        clearInterval(timer);
-        plane.off('change', onChange);
-      });
-      plane.on('change', onChange);
-      await push();
-      return undefined;
+  const feed = new StatusFeed({
+    build: () => statusReport(plane, sampler),
+    watch: (listener) => {
+      plane.on('change', listener);
+      return () => plane.off('change', listener);
     },
-  );
+    intervalMs: 1000,
+  });
+  r.add({ method: 'GET', path: '/api/events', summary: 'Server-sent events: `status` every second and on every change', tag: 'status' }, ({ req, res }) => {
+    const write = startEvents(req, res, () => feed.leave(client));
+    // A slow reader skips reports rather than have them pile up in memory.
+    const client: FeedClient<StatusReport> = { send: (report) => write('status', report), blocked: () => res.writableNeedDrain };
+    feed.join(client);
+    return undefined;
+  });
 
   r.add(
     {
       method: 'POST',
       path: '/api/clusters/:cluster/traffic',
-      summary: 'Set a cluster\'s traffic state (live, draining, out) and optionally its weight',
-      body: z.strictObject({ state: z.enum(TRAFFIC_STATES), weight: z.number().int().min(0).max(1000).optional(), force: z.boolean().optional() }),
+      summary: 'Set a cluster\'s traffic state (live, draining, out) and optionally its weight; a drain may have a deadline that closes its open tunnels',
+      body: z
+        .strictObject({ state: z.enum(TRAFFIC_STATES), weight: z.number().int().min(0).max(1000).optional(), force: z.boolean().optional(), deadline: drainDeadline })
+        .refine((b) => b.deadline === undefined || b.state === 'draining', deadlineOnlyWhenDraining),
       tag: 'traffic',
     },
-    ({ params, body, actor }) => guard(() => plane.setTraffic(actor, clusterOf(params.cluster!), body.state, body)),
+    ({ params, body, actor }) =>
+      guard(() =>
+        plane.setTraffic(actor, clusterOf(params.cluster!), body.state, {
+          ...(body.weight !== undefined ? { weight: body.weight } : {}),
+          ...(body.force !== undefined ? { force: body.force } : {}),
+          ...deadlineMsOf(body),
+        }),
+      ),
   );
 
   r.add(
@@ -88,11 +92,16 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
     {
       method: 'POST',
       path: '/api/members/:cluster/:member/state',
-      summary: 'Set a member\'s admin state (ready, draining, disabled, standby)',
-      body: z.strictObject({ state: z.enum(ADMIN_STATES), force: z.boolean().optional() }),
+      summary: 'Set a member\'s admin state (ready, draining, disabled, standby); a drain may have a deadline that closes its open tunnels',
+      body: z
+        .strictObject({ state: z.enum(ADMIN_STATES), force: z.boolean().optional(), deadline: drainDeadline })
+        .refine((b) => b.deadline === undefined || b.state === 'draining', deadlineOnlyWhenDraining),
       tag: 'traffic',
     },
-    ({ params, body, actor }) => guard(() => plane.setMemberState(actor, target(`${params.cluster}/${params.member}`), body.state, body)),
+    ({ params, body, actor }) =>
+      guard(() =>
+        plane.setMemberState(actor, target(`${params.cluster}/${params.member}`), body.state, { ...(body.force !== undefined ? { force: body.force } : {}), ...deadlineMsOf(body) }),
+      ),
   );
 
   r.add(
@@ -108,8 +117,13 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
     {
       method: 'GET',
       path: '/api/drain/:target',
-      summary: 'Drain progress of CLUSTER or CLUSTER~MEMBER; ?wait=1 long-polls until drained (or deadline); Accept: text/event-stream streams progress',
-      query: { wait: '1 to wait until drained', deadline: 'override the drain deadline, e.g. 10m', timeout: 'long-poll time limit (default 60s, at most 10m)' },
+      summary:
+        'Drain progress of CLUSTER or CLUSTER~MEMBER; ?wait=1 long-polls until drained (or deadline); Accept: text/event-stream streams progress. It only reports: tunnels are closed by the deadline the drain was started with',
+      query: {
+        wait: '1 to wait until drained',
+        deadline: "report against this deadline (counted from the drain's start, e.g. 10m) instead of the drain's own; nothing is closed at it",
+        timeout: 'long-poll time limit (default 60s, at most 10m)',
+      },
       tag: 'traffic',
     },
     async ({ req, res, params, query }) => {
@@ -186,6 +200,7 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
   r.add({ method: 'GET', path: '/api/audit', summary: 'The most recent audit entries', query: { limit: 'how many (default 100)' }, tag: 'config' }, ({ query }) =>
     audit.tail(Math.min(10_000, Number(query.get('limit') ?? 100) || 100)),
   );
+  return feed;
 }
 
 /** Maps the control plane's refusals to HTTP statuses the CLI turns into exit codes. */

@@ -11,7 +11,8 @@ import type { ProxyHandle } from '../proxy/api.js';
 import type { Store } from '../store/store.js';
 import type { Actor, AuditLog } from './audit.js';
 import { aggregateInstances, worstHealth, type InstanceFigures } from './instances.js';
-import { reconcileState, STATE_KEY, type DesiredState, type Maintenance, type Pause } from './state.js';
+import { DrainDeadlines, type OwnedDeadline } from './drain-deadlines.js';
+import { reconcileState, STATE_KEY, type DesiredState, type DrainDeadline, type Maintenance, type Pause } from './state.js';
 import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';
 import { Serial } from '../serial.js';
 
@@ -49,7 +50,7 @@ export interface ControlPlaneOptions {
   driver: Driver;
   audit: AuditLog;
   logger: Logger;
-  /** Present with the built-in driver: closes tunnels at a drain deadline. */
+  /** Present with the built-in driver: closes tunnels at the deadline a drain was started with. */
   proxy?: ProxyHandle;
   /** Other Dayshift instances' live figures (shared etcd store), added to this one's. */
   peers?: () => Promise<InstanceFigures[]>;
@@ -61,11 +62,15 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   private readonly unwatch: () => void;
   /** Serialises changes so that read-modify-write of the state never interleaves. */
   private readonly serial = new Serial();
+  private readonly deadlines = new DrainDeadlines((owned) => void this.closeTunnelsAtDeadline(owned));
 
   private constructor(private readonly options: ControlPlaneOptions, state: DesiredState) {
     super();
     this.loadedConfig = options.loaded;
     this.desired = state;
+    // Every state change (this instance's or one adopted from the store) passes here.
+    this.deadlines.sync(state);
+    this.on('change', (changed) => this.deadlines.sync(changed));
     // Another instance (etcd store) may change the state: adopt it.
     this.unwatch = options.store.watch(
       STATE_KEY,
@@ -115,15 +120,28 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     return parseTarget(this.config, text);
   }
 
-  /** live / draining / out for a cluster (members have admin states: setMemberState). */
-  setTraffic(actor: Actor, clusterName: string, traffic: TrafficState, options: { weight?: number; force?: boolean } = {}): Promise<DesiredState> {
-    return this.change(actor, traffic, clusterName, { traffic, ...(options.weight !== undefined ? { weight: options.weight } : {}) }, (state) => {
+  /**
+   * live / draining / out for a cluster (members have admin states: setMemberState). With `draining`,
+   * `deadlineMs` (counted from when the drain started) gives the drain a deadline of its own: when it
+   * passes, the cluster's open tunnels are closed in the actor's name. Without it, a drain that had one
+   * keeps it.
+   */
+  setTraffic(actor: Actor, clusterName: string, traffic: TrafficState, options: { weight?: number; force?: boolean; deadlineMs?: number } = {}): Promise<DesiredState> {
+    const detail: Record<string, unknown> = { traffic, ...(options.weight !== undefined ? { weight: options.weight } : {}) };
+    return this.change(actor, traffic, clusterName, detail, (state) => {
       const cluster = state.clusters[clusterName]!;
-      const entering = traffic === 'draining' && cluster.traffic !== 'draining';
+      // A cluster the config file starts as draining has no start time yet: its drain starts now.
+      const entering = traffic === 'draining' && (cluster.traffic !== 'draining' || !cluster.drainingSince);
       cluster.traffic = traffic;
       if (options.weight !== undefined) cluster.weight = options.weight;
       if (entering) cluster.drainingSince = new Date().toISOString();
-      if (traffic !== 'draining') delete cluster.drainingSince;
+      if (traffic !== 'draining') {
+        delete cluster.drainingSince;
+        delete cluster.drainDeadline;
+      } else if (options.deadlineMs !== undefined) {
+        cluster.drainDeadline = ownDeadline(actor, cluster.drainingSince!, options.deadlineMs);
+        detail.deadline = cluster.drainDeadline.at;
+      }
       if (!options.force) this.assertEverySiteServed(state, `${traffic} ${clusterName}`);
     });
   }
@@ -135,13 +153,21 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     });
   }
 
-  setMemberState(actor: Actor, target: Target, admin: AdminState, options: { force?: boolean } = {}): Promise<DesiredState> {
+  /** A member's admin state; `deadlineMs` with `draining` as for setTraffic. */
+  setMemberState(actor: Actor, target: Target, admin: AdminState, options: { force?: boolean; deadlineMs?: number } = {}): Promise<DesiredState> {
     const members = targetMembers(this.config, target);
-    return this.change(actor, admin === 'ready' ? 'enable' : admin, formatTarget(target), { admin }, (state) => {
+    const detail: Record<string, unknown> = { admin };
+    return this.change(actor, admin === 'ready' ? 'enable' : admin, formatTarget(target), detail, (state) => {
       for (const key of members) {
         const member = state.members[key]!;
-        if (admin === 'draining' && member.admin !== 'draining') member.drainingSince = new Date().toISOString();
-        if (admin !== 'draining') delete member.drainingSince;
+        if (admin === 'draining' && (member.admin !== 'draining' || !member.drainingSince)) member.drainingSince = new Date().toISOString();
+        if (admin !== 'draining') {
+          delete member.drainingSince;
+          delete member.drainDeadline;
+        } else if (options.deadlineMs !== undefined) {
+          member.drainDeadline = ownDeadline(actor, member.drainingSince!, options.deadlineMs);
+          detail.deadline = member.drainDeadline.at;
+        }
         member.admin = admin;
       }
       if (!options.force) this.assertEverySiteServed(state, `${admin} ${formatTarget(target)}`);
@@ -220,9 +246,10 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   /**
-   * How far a drain of the target has come, from the driver's live figures. `deadlineMs` and `idleMs`
-   * override drain.deadline and drain.session_idle (a release plan may set its own). A caller that has
-   * just read status() passes it (`status`) rather than have the figures gathered again.
+   * How far a drain of the target has come, from the driver's live figures. The deadline is the one the
+   * drain was started with, else drain.deadline; `deadlineMs` and `idleMs` override it and
+   * drain.session_idle for this report only (a release plan, or a reader who waits less long). A caller
+   * that has just read status() passes it (`status`) rather than have the figures gathered again.
    */
   async drainProgress(target: Target, options: DrainWindow & { status?: DriverStatus } = {}): Promise<DrainProgress> {
     const status = options.status ?? (await this.status(options.idleMs !== undefined ? { sessionIdleMs: options.idleMs } : {}));
@@ -232,19 +259,27 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     const sessions = members.reduce((n, m) => n + (m.boundSessions ?? 0), 0);
     const tunnels = members.reduce((n, m) => n + (m.openTunnels ?? 0), 0);
     const oldestIdleMs = Math.max(0, ...members.map((m) => m.oldestIdleMs ?? 0));
-    const since = target.kind === 'cluster' ? this.desired.clusters[target.cluster]?.drainingSince : this.desired.members[target.key]?.drainingSince;
+    const desired = target.kind === 'cluster' ? this.desired.clusters[target.cluster] : this.desired.members[target.key];
+    const since = desired?.drainingSince;
     const base = { target: formatTarget(target), inFlight, sessions, oldestIdleMs, tunnels };
     if (!since) {
       const stopped = target.kind === 'cluster' ? this.desired.clusters[target.cluster]?.traffic === 'out' : this.desired.members[target.key]?.admin === 'disabled';
       return { ...base, drained: stopped && inFlight + tunnels === 0, reason: 'not-draining' };
     }
-    const deadlineAt = Date.parse(since) + (options.deadlineMs ?? this.config.drain.deadline);
+    const deadlineAt =
+      options.deadlineMs !== undefined
+        ? Date.parse(since) + options.deadlineMs
+        : desired?.drainDeadline
+          ? Date.parse(desired.drainDeadline.at)
+          : Date.parse(since) + this.config.drain.deadline;
     const remainingMs = Math.max(0, deadlineAt - Date.now());
     const idle = inFlight === 0 && sessions === 0 && tunnels === 0;
+    // Idle because the deadline closed the tunnels that were left is still an end by the deadline.
+    const cut = remainingMs === 0 && this.deadlines.hasClosedTunnels(target, new Date(deadlineAt).toISOString());
     return {
       ...base,
       drained: idle || remainingMs === 0,
-      reason: idle ? 'idle' : remainingMs === 0 ? 'deadline' : 'waiting',
+      reason: idle && !cut ? 'idle' : remainingMs === 0 ? 'deadline' : 'waiting',
       since,
       deadline: new Date(deadlineAt).toISOString(),
       remainingMs,
@@ -252,8 +287,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   /**
-   * Waits until the target is drained, reporting progress. At the deadline the target's open tunnels
-   * are closed in spread-out batches, so that reconnecting clients do not arrive all at once.
+   * Waits until the target is drained (or its deadline passed), reporting progress. It only watches:
+   * closing tunnels at a deadline is the drain's own doing (closeTunnelsAtDeadline), and audited.
    */
   async waitDrained(
     target: Target,
@@ -262,19 +297,14 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     for (;;) {
       const progress = await this.drainProgress(target, options);
       options.onProgress?.(progress);
-      if (progress.reason === 'not-draining') return progress;
-      if (progress.drained) {
-        if (progress.reason === 'deadline' && progress.tunnels > 0 && this.options.proxy) {
-          await this.options.proxy.closeTunnels(targetMembers(this.config, target), { batch: 50, intervalMs: 200 });
-        }
-        return progress;
-      }
+      if (progress.reason === 'not-draining' || progress.drained) return progress;
       await delay(options.pollMs ?? 250, undefined, options.signal ? { signal: options.signal } : {});
     }
   }
 
   async close(): Promise<void> {
     this.unwatch();
+    this.deadlines.close();
     await this.serial.idle();
   }
 
@@ -299,6 +329,31 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       this.emit('change', this.state);
       return this.state;
     });
+  }
+
+  /**
+   * A drain's own deadline passed: its target's open tunnels are closed in spread-out batches, so that
+   * reconnecting clients do not arrive all at once, and the audit log records it in the name of whoever
+   * set the deadline.
+   */
+  private async closeTunnelsAtDeadline(owned: OwnedDeadline): Promise<void> {
+    const { target, deadline } = owned;
+    // With Apache or HAProxy, their listeners hold the tunnels: Dayshift has none to close.
+    const proxy = this.options.proxy;
+    if (!proxy) return;
+    const name = formatTarget(target);
+    try {
+      const members = new Set(targetMembers(this.config, target));
+      if (!proxy.stats().members.some((m) => members.has(m.key) && m.openTunnels > 0)) return;
+      // Before the first one closes: a reader must not take the drain for idle.
+      this.deadlines.closedTunnels(owned);
+      const closed = await proxy.closeTunnels([...members], { batch: 50, intervalMs: 200 });
+      if (closed === 0) return;
+      await this.options.audit.record({ who: deadline.who, from: deadline.from }, 'close tunnels', name, { tunnels: closed, deadline: deadline.at });
+      this.options.logger.info({ who: deadline.who, from: deadline.from, action: 'close tunnels', target: name, tunnels: closed, deadline: deadline.at }, 'drain deadline passed: tunnels closed');
+    } catch (err) {
+      this.options.logger.error({ err, target: name }, 'could not close the tunnels at the drain deadline');
+    }
   }
 
   private async adopt(state: DesiredState): Promise<void> {
@@ -342,4 +397,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       }
     }
   }
+}
+
+function ownDeadline(actor: Actor, drainingSince: string, deadlineMs: number): DrainDeadline {
+  return { at: new Date(Date.parse(drainingSince) + deadlineMs).toISOString(), who: actor.who, from: actor.from };
 }

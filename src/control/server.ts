@@ -23,7 +23,8 @@ import { defaultInstanceId, instanceFigures, listInstances, startPublishing } fr
 import { createMetrics, registerMetricsRoute } from './metrics.js';
 import { ControlPlane } from './plane.js';
 import { StatsSampler } from './sampler.js';
-import { listenerOrigin } from './status.js';
+import { listenerOrigin, type StatusReport } from './status.js';
+import type { StatusFeed } from './status-feed.js';
 import { SessionTracker } from './sessions.js';
 import { reconcileState, STATE_KEY, type DesiredState } from './state.js';
 import { loadAdminToken, type AdminToken } from './token.js';
@@ -39,6 +40,8 @@ export interface Dayshift {
   audit: AuditLog;
   sessions: SessionTracker;
   sampler: StatsSampler | undefined;
+  /** The shared report behind /api/events. */
+  statusFeed: StatusFeed<StatusReport>;
   conductor: Conductor;
   stateDir: string;
   logger: Logger;
@@ -102,7 +105,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const sampler = statsOf ? new StatsSampler(() => statsOf.stats(), (key) => key.slice(0, key.indexOf('/'))) : undefined;
     sampler?.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION });
-    registerControlApi(admin, plane, audit, sampler);
+    const statusFeed = registerControlApi(admin, plane, audit, sampler);
     registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined), config.admin.metrics_auth);
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
     const httpOrigin = () => {
@@ -129,6 +132,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       audit,
       sessions,
       sampler,
+      statusFeed,
       conductor,
       stateDir,
       logger,

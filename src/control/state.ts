@@ -9,12 +9,25 @@ export interface ClusterDesired {
   weight: number;
   /** ISO time the cluster entered `draining` (drain deadline counts from it). */
   drainingSince?: string;
+  drainDeadline?: DrainDeadline;
+}
+
+/**
+ * The deadline a drain was started with. When it passes, the target's open tunnels are closed, and the
+ * audit log says so in the name of whoever set it.
+ */
+export interface DrainDeadline {
+  /** ISO time. */
+  at: string;
+  who: string;
+  from: string;
 }
 
 export interface MemberDesired {
   admin: AdminState;
   weight: number;
   drainingSince?: string;
+  drainDeadline?: DrainDeadline;
 }
 
 export interface Maintenance {

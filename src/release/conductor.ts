@@ -440,14 +440,18 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   private async drain(r: Release, cluster: string, signal: AbortSignal): Promise<{ detail: string; skipped?: boolean }> {
     const current = this.plane.state.clusters[cluster]!;
     if (current.traffic === 'out') return { detail: `${cluster} was already out of public traffic`, skipped: true };
-    if (current.traffic === 'live') await this.change(() => this.plane.setTraffic(this.actor(r), cluster, 'draining'));
     const plan = clusterPlan(this.plane.config, cluster);
+    // The release owns its drain's deadline (tunnels left then are closed in its name), unless the drain
+    // already has one: an operator's, or this release's before a restart. The wait ends at that one.
+    if (current.traffic === 'live' || !current.drainDeadline) {
+      await this.change(() => this.plane.setTraffic(this.actor(r), cluster, 'draining', { deadlineMs: plan.drainDeadlineMs }));
+    }
     const target = clusterTarget(cluster);
     const onProgress = (p: DrainProgress) => {
       r.drain = p;
       this.emitThrottled();
     };
-    const final = await this.plane.waitDrained(target, { deadlineMs: plan.drainDeadlineMs, idleMs: plan.drainIdleMs, signal, onProgress, pollMs: this.pollMs(250) });
+    const final = await this.plane.waitDrained(target, { idleMs: plan.drainIdleMs, signal, onProgress, pollMs: this.pollMs(250) });
     if (final.reason === 'deadline') return { detail: `deadline reached with ${final.inFlight} in flight and ${final.sessions} session(s) left` };
     return { detail: 'drained: nothing in flight, no bound session active' };
   }
