@@ -30,10 +30,9 @@ async function change(target: string, opts: ChangeOptions, cluster: 'live' | 'dr
   if (t.member && weight !== undefined) throw new CliError(`--weight applies to clusters: for a member use \`dayshift weight ${target} ${weight}\``, EXIT.usage);
   if (!t.member && member === 'standby') throw new CliError('standby applies to members: use CLUSTER/MEMBER', EXIT.usage);
   checkDeadline(opts.deadline);
-  if (opts.deadline !== undefined && !opts.wait) throw new CliError('--deadline only applies with --wait', EXIT.usage);
   const client = await AdminClient.connect(opts);
-  // The drain owns its deadline: the server closes the tunnels left at it, and audits that, whether or
-  // not this command is still waiting.
+  // The drain owns its deadline (drain.deadline unless given): the server closes the tunnels left at it,
+  // and audits that, whether or not this command is still waiting.
   const deadline = opts.deadline !== undefined ? { deadline: opts.deadline } : {};
   let state: DesiredState;
   if (t.member) {
@@ -95,18 +94,17 @@ function parseWeight(text: string): number {
   return n;
 }
 
-// Deadlines are the drain's, counted from its start, not client timeouts. Only the one a drain is started
-// with closes tunnels; a wait merely watches.
+// Deadlines are the drain's, counted from its start, not client timeouts: the drain closes the tunnels
+// left at its deadline; a wait merely watches.
 const DRAIN_HELP =
-  '\nWith --wait, it exits 0 when drained, and 4 when the deadline passes first.\n' +
-  'The deadline counts from when the drain started, not from this command. With --deadline the drain\n' +
-  'owns it: when it passes, Dayshift closes the open tunnels (WebSocket/upgrade) to the target and records\n' +
-  'that in the audit log, even if this command was interrupted. Without it, a drain that has no deadline\n' +
-  'of its own yet is drained at drain.deadline and leaves its open tunnels open.';
+  '\nEvery drain has a deadline, counted from when it started, not from this command: --deadline, else\n' +
+  'the one it already has, else drain.deadline. When it passes, Dayshift closes the open tunnels\n' +
+  '(WebSocket/upgrade) to the target and records that in the audit log, whether or not anyone waits.\n' +
+  'With --wait, it exits 0 when drained, and 4 when the deadline passes first.';
 const WAIT_HELP =
-  '\nIt exits 0 when drained, and 4 when the deadline passes first. The deadline (--deadline, else the one\n' +
-  'the drain was started with, else drain.deadline) counts from when the drain started. It only watches:\n' +
-  'it closes nothing (`dayshift drain TARGET --wait --deadline D` closes the tunnels left at D).';
+  "\nIt exits 0 when drained, and 4 when the deadline passes first. The deadline (--deadline, else the\n" +
+  "drain's own) counts from when the drain started. It only watches: it closes nothing (the drain\n" +
+  'closes the tunnels left at its own deadline).';
 
 export function register(program: Command): void {
   apiCommand(program.command('live <target>').description('send new sessions to a cluster again (or make a member ready)'))
@@ -121,7 +119,7 @@ export function register(program: Command): void {
       .addHelpText('after', DRAIN_HELP),
   )
     .option('--wait', 'wait until drained, showing progress')
-    .option('--deadline <duration>', "with --wait: the drain's own deadline, counted from when it started; the tunnels left then are closed")
+    .option('--deadline <duration>', "the drain's deadline, counted from when it started (default: drain.deadline); the tunnels left then are closed")
     .option('--force', 'allow leaving a site with no live cluster')
     .action((target: string, opts: ChangeOptions) => change(target, opts, 'draining', 'draining'));
 

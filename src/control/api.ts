@@ -15,8 +15,8 @@ import { StatusFeed, type FeedClient } from './status-feed.js';
 import { TargetError, type Target } from './targets.js';
 
 const durationText = z.string().refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30s, 10m or 1h');
-/** A drain's own deadline, counted from when it started: when it passes, the target's open tunnels are closed (audited). */
-const drainDeadline = durationText.optional().describe("with draining: the drain's deadline, counted from when it started; at it the open tunnels are closed");
+/** A drain's deadline (default drain.deadline), counted from when it started: when it passes, the target's open tunnels are closed (audited). */
+const drainDeadline = durationText.optional().describe("with draining: the drain's deadline (default drain.deadline), counted from when it started; at it the open tunnels are closed");
 const deadlineOnlyWhenDraining = { message: 'deadline applies to state "draining" only', path: ['deadline'] };
 const deadlineMsOf = (body: { deadline?: string | undefined }) => (body.deadline !== undefined ? { deadlineMs: parseDuration(body.deadline)! } : {});
 

@@ -121,10 +121,9 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   /**
-   * live / draining / out for a cluster (members have admin states: setMemberState). With `draining`,
-   * `deadlineMs` (counted from when the drain started) gives the drain a deadline of its own: when it
-   * passes, the cluster's open tunnels are closed in the actor's name. Without it, a drain that had one
-   * keeps it.
+   * live / draining / out for a cluster (members have admin states: setMemberState). Every drain has a
+   * deadline: `deadlineMs` (counted from when the drain started), else the one it had, else
+   * drain.deadline. When it passes, the cluster's open tunnels are closed in the actor's name.
    */
   setTraffic(actor: Actor, clusterName: string, traffic: TrafficState, options: { weight?: number; force?: boolean; deadlineMs?: number } = {}): Promise<DesiredState> {
     const detail: Record<string, unknown> = { traffic, ...(options.weight !== undefined ? { weight: options.weight } : {}) };
@@ -138,8 +137,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       if (traffic !== 'draining') {
         delete cluster.drainingSince;
         delete cluster.drainDeadline;
-      } else if (options.deadlineMs !== undefined) {
-        cluster.drainDeadline = ownDeadline(actor, cluster.drainingSince!, options.deadlineMs);
+      } else {
+        cluster.drainDeadline = this.drainDeadline(actor, cluster, options.deadlineMs);
         detail.deadline = cluster.drainDeadline.at;
       }
       if (!options.force) this.assertEverySiteServed(state, `${traffic} ${clusterName}`);
@@ -164,8 +163,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
         if (admin !== 'draining') {
           delete member.drainingSince;
           delete member.drainDeadline;
-        } else if (options.deadlineMs !== undefined) {
-          member.drainDeadline = ownDeadline(actor, member.drainingSince!, options.deadlineMs);
+        } else {
+          member.drainDeadline = this.drainDeadline(actor, member, options.deadlineMs);
           detail.deadline = member.drainDeadline.at;
         }
         member.admin = admin;
@@ -332,7 +331,17 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   /**
-   * A drain's own deadline passed: its target's open tunnels are closed in spread-out batches, so that
+   * The deadline of a drain that has started: the one asked for (counted from the drain's start), else
+   * the one it has, else drain.deadline, each in the name of whoever asked for the drain.
+   */
+  private drainDeadline(actor: Actor, drain: { drainingSince?: string; drainDeadline?: DrainDeadline }, deadlineMs: number | undefined): DrainDeadline {
+    if (deadlineMs === undefined && drain.drainDeadline) return drain.drainDeadline;
+    const at = Date.parse(drain.drainingSince!) + (deadlineMs ?? this.config.drain.deadline);
+    return { at: new Date(at).toISOString(), who: actor.who, from: actor.from };
+  }
+
+  /**
+   * A drain's deadline passed: its target's open tunnels are closed in spread-out batches, so that
    * reconnecting clients do not arrive all at once, and the audit log records it in the name of whoever
    * set the deadline.
    */
@@ -399,6 +408,4 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 }
 
-function ownDeadline(actor: Actor, drainingSince: string, deadlineMs: number): DrainDeadline {
-  return { at: new Date(Date.parse(drainingSince) + deadlineMs).toISOString(), who: actor.who, from: actor.from };
-}
+

@@ -13,9 +13,9 @@ export function bannerHtml(text: string): string {
   return `<div role="status" style="position:sticky;top:0;z-index:2147483647;padding:8px 12px;background:#fff3cd;color:#664d03;font:14px/1.4 system-ui,sans-serif;border-bottom:1px solid #ffe69c">${escapeHtml(text)}</div>`;
 }
 
-export function minutesLeft(deadlineMs: number, drainingSince: number | undefined, now: number): number {
-  const elapsed = drainingSince === undefined ? 0 : now - drainingSince;
-  return Math.max(0, Math.ceil((deadlineMs - elapsed) / 60_000));
+/** Whole minutes until the drain's deadline; a drain with none yet (started by the config file) has all of `fullMs`. */
+export function minutesLeft(deadline: number | undefined, fullMs: number, now: number): number {
+  return Math.max(0, Math.ceil((deadline === undefined ? fullMs : deadline - now) / 60_000));
 }
 
 export class BannerInjector extends Transform {

@@ -434,7 +434,7 @@ export class Forwarder {
     const notice = config.drain.notice;
     const group = notice.enabled ? route.clusters.get(member.cluster) : undefined;
     if (group && group.shared && group.traffic === 'draining') {
-      const minutes = minutesLeft(config.drain.deadline, group.drainingSince, now);
+      const minutes = minutesLeft(group.drainDeadline, config.drain.deadline, now);
       out.push(notice.header, String(minutes));
       if (html && !encoded && req.method !== 'HEAD' && status !== 204 && status !== 304) {
         banner = Buffer.from(bannerHtml(notice.banner.replaceAll('{minutes}', String(minutes))));

@@ -18,8 +18,8 @@ export interface RouteSnapshot extends RouteTable {
   prefix: string;
   /** With strip_prefix: the prefix the member does not see, without its trailing "/"; else "". */
   stripped: string;
-  /** Cluster name → traffic state and drain start, for the drain notice. */
-  clusters: Map<string, ClusterGroup & { drainingSince: number | undefined }>;
+  /** Cluster name → traffic state and, while draining, its deadline (ms), for the drain notice. */
+  clusters: Map<string, ClusterGroup & { drainDeadline: number | undefined }>;
 }
 
 export interface SiteCounters {
@@ -173,13 +173,15 @@ export function buildSnapshot(
       const desired = state.clusters[clusterName];
       const traffic: TrafficState = desired?.traffic ?? cluster.traffic;
       const clusterWeight = desired?.weight ?? cluster.weight;
-      const group: ClusterGroup & { drainingSince: number | undefined } = {
+      const since = isoMs(desired?.drainingSince);
+      const group: ClusterGroup & { drainDeadline: number | undefined } = {
         name: clusterName,
         traffic,
         ready: [],
         failover: new RoundRobin(),
         shared,
-        drainingSince: isoMs(desired?.drainingSince),
+        // The drain's own; a state stored before drains had one counts drain.deadline from the start.
+        drainDeadline: isoMs(desired?.drainDeadline?.at) ?? (since === undefined ? undefined : since + config.drain.deadline),
       };
       clusters.set(clusterName, group);
       const runtimes = memberOfCluster.get(clusterName)!;

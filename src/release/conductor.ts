@@ -441,10 +441,11 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     const current = this.plane.state.clusters[cluster]!;
     if (current.traffic === 'out') return { detail: `${cluster} was already out of public traffic`, skipped: true };
     const plan = clusterPlan(this.plane.config, cluster);
-    // The release owns its drain's deadline (tunnels left then are closed in its name), unless the drain
-    // already has one: an operator's, or this release's before a restart. The wait ends at that one.
-    if (current.traffic === 'live' || !current.drainDeadline) {
-      await this.change(() => this.plane.setTraffic(this.actor(r), cluster, 'draining', { deadlineMs: plan.drainDeadlineMs }));
+    // The release owns its drain and the plan's deadline (tunnels left then are closed in its name), also
+    // when an operator drained the cluster before it; after a restart it already does.
+    const actor = this.actor(r);
+    if (current.traffic === 'live' || current.drainDeadline?.who !== actor.who) {
+      await this.change(() => this.plane.setTraffic(actor, cluster, 'draining', { deadlineMs: plan.drainDeadlineMs }));
     }
     const target = clusterTarget(cluster);
     const onProgress = (p: DrainProgress) => {

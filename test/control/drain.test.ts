@@ -120,14 +120,22 @@ describe('session-aware drain', () => {
     assert.match(wrong.stderr, /refused the token/);
   });
 
+  test('every drain has a deadline from its start: drain.deadline, or --deadline with or without --wait', async () => {
+    assert.equal((await cli('drain', 'prod-a')).code, 0);
+    const plain = (await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body;
+    assert.equal(Date.parse(plain.deadline!) - Date.parse(plain.since!), 60_000, 'drain.deadline of this config');
+    const given = await cli('drain', 'prod-a', '--deadline', '10m');
+    assert.equal(given.code, 0, given.stderr);
+    const moved = (await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body;
+    assert.equal(moved.since, plain.since, 'the same drain');
+    assert.equal(Date.parse(moved.deadline!) - Date.parse(moved.since!), 600_000);
+    assert.equal((await cli('live', 'prod-a')).code, 0);
+  });
+
   test('usage errors are found before anything is sent: a bad --deadline drains nothing, --weight on a member is refused', async () => {
     const bad = await cli('drain', 'prod-a', '--wait', '--deadline', 'soon');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /bad --deadline "soon": expected a duration/);
-    assert.equal((await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body.reason, 'not-draining', 'prod-a was not drained');
-    const noWait = await cli('drain', 'prod-a', '--deadline', '10m');
-    assert.equal(noWait.code, 2);
-    assert.match(noWait.stderr, /--deadline only applies with --wait/);
     assert.equal((await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body.reason, 'not-draining', 'prod-a was not drained');
     const member = await cli('live', 'prod-a/a1', '--weight', '2');
     assert.equal(member.code, 2);

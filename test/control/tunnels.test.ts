@@ -43,18 +43,18 @@ after(async () => {
   await Promise.all(members.map((m) => m.close()));
 });
 
-const openTunnels = (member: string) => ds.dayshift.proxy!.stats().members.find((m) => m.id === member)!.openTunnels;
+const openTunnels = (member: string, on = ds) => on.dayshift.proxy!.stats().members.find((m) => m.id === member)!.openTunnels;
 
-/** Opens upgrade tunnels until `count` of them go to the wanted member. */
-async function tunnelsTo(member: string, count: number): Promise<net.Socket[]> {
+/** Opens upgrade tunnels (through `on`) until `count` of them go to the wanted member. */
+async function tunnelsTo(member: string, count: number, on = ds): Promise<net.Socket[]> {
   const kept: net.Socket[] = [];
   for (let i = 0; kept.length < count && i < 100; i++) {
-    const socket = net.connect(ds.port, '127.0.0.1');
+    const socket = net.connect(on.port, '127.0.0.1');
     await once(socket, 'connect');
     socket.write('GET /chat HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: chat\r\n\r\n');
     const [head] = (await once(socket, 'data')) as [Buffer];
     assert.match(head.toString(), /^HTTP\/1\.1 101/);
-    if (openTunnels(member) > kept.length) kept.push(socket);
+    if (openTunnels(member, on) > kept.length) kept.push(socket);
     else socket.destroy();
   }
   opened.push(...kept);
@@ -83,7 +83,7 @@ async function echoes(socket: net.Socket): Promise<boolean> {
   return reply;
 }
 
-const closings = async () => (await ds.api<AuditEntry[]>('GET', '/api/audit?limit=1000')).body.filter((e) => e.action === 'close tunnels');
+const closings = async (on = ds) => (await on.api<AuditEntry[]>('GET', '/api/audit?limit=1000')).body.filter((e) => e.action === 'close tunnels');
 
 test('watching a drain past its deadline (GET, long poll or stream) closes no tunnel', async () => {
   const sockets = await tunnelsTo('a1', 2);
@@ -144,6 +144,31 @@ test('a drain owns its deadline: with nobody watching, its tunnels are closed wh
   await waitFor(() => openTunnels('a1') === 0, 5000, 'the tunnels to be counted closed');
   const drained = (await ds.api<DrainProgress>('GET', '/api/drain/prod-a~a1')).body;
   assert.deepEqual([drained.drained, drained.reason, drained.tunnels], [true, 'deadline', 0], 'ended by its deadline, though idle now');
+});
+
+test('a drain started without a deadline owns drain.deadline: its tunnels are closed then, in the name of who drained', async () => {
+  const other = await startTestDayshift({
+    clusters: { 'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
+    health: { enabled: false },
+    drain: { deadline: '1s' },
+    sites: { public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
+  });
+  try {
+    const [socket] = await tunnelsTo('a1', 1, other);
+    assert.ok(socket);
+    const closed = once(socket, 'close');
+    // `dayshift drain prod-a`, nobody waiting.
+    const drain = await runCli(['drain', 'prod-a', '--json', '--admin', other.adminUrl, '--token', other.token]);
+    assert.equal(drain.code, 0, drain.stderr);
+    const progress = (await other.api<DrainProgress>('GET', '/api/drain/prod-a')).body;
+    assert.equal(Date.parse(progress.deadline!) - Date.parse(progress.since!), 1000, 'the deadline is drain.deadline from the start');
+    await closed;
+    await waitFor(async () => (await closings(other)).length === 1, 5000, 'the closing in the audit log');
+    const entry = (await closings(other))[0]!;
+    assert.deepEqual([entry.who, entry.target, entry.detail?.tunnels, entry.detail?.deadline], ['token:admin', 'prod-a', 1, progress.deadline]);
+  } finally {
+    await other.stop();
+  }
 });
 
 test('a deadline applies to a drain only', async () => {

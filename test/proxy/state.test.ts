@@ -108,7 +108,7 @@ describe('maintenance, pause, drain notice and live state changes', () => {
     assert.equal(reply.status, 503);
   });
 
-  it('injects the drain banner into HTML from a draining cluster, with the header and a correct length', async () => {
+  it('injects the drain banner into HTML from a draining cluster, with the header (minutes to its deadline) and a correct length', async () => {
     const state = initialState(proxy.loaded.config);
     state.clusters.b = { traffic: 'draining', weight: 1, drainingSince: new Date(Date.now() - 10 * 60_000).toISOString() };
     proxy.reapply(proxy.raw, state);
@@ -121,6 +121,12 @@ describe('maintenance, pause, drain notice and live state changes', () => {
     const live = await request(proxy.port, { headers: { cookie: 'JSESSIONID=s.a1' } });
     assert.equal(live.headers['dayshift-draining'], undefined);
     assert.doesNotMatch(live.body, /Updating/);
+    // A drain with a deadline of its own (given to the drain, not drain.deadline) counts down to that one.
+    state.clusters.b.drainDeadline = { at: new Date(Date.now() + 4.5 * 60_000).toISOString(), who: 'token:admin', from: '127.0.0.1' };
+    proxy.reapply(proxy.raw, state);
+    const own = await request(proxy.port, { headers: { cookie: 'JSESSIONID=s.b1' } });
+    assert.equal(own.headers['dayshift-draining'], '5');
+    assert.match(own.body, /Updating: 5 minutes left/);
   });
 
   it('leaves compressed and non-HTML responses of a draining cluster untouched', async () => {
