@@ -50,7 +50,7 @@ export interface ControlPlaneOptions {
   driver: Driver;
   audit: AuditLog;
   logger: Logger;
-  /** Present with the built-in driver: closes tunnels at the deadline a drain was started with. */
+  /** Present with the built-in driver: closes a drain's tunnels at its deadline. */
   proxy?: ProxyHandle;
   /** Other Dayshift instances' live figures (shared etcd store), added to this one's. */
   peers?: () => Promise<InstanceFigures[]>;
@@ -245,8 +245,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   /**
-   * How far a drain of the target has come, from the driver's live figures. The deadline is the one the
-   * drain was started with, else drain.deadline; `deadlineMs` and `idleMs` override it and
+   * How far a drain of the target has come, from the driver's live figures. The deadline is the drain's
+   * (drain.deadline for a state stored before drains had their own); `deadlineMs` and `idleMs` override it and
    * drain.session_idle for this report only (a release plan, or a reader who waits less long). A caller
    * that has just read status() passes it (`status`) rather than have the figures gathered again.
    */
