@@ -129,18 +129,9 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     const detail: Record<string, unknown> = { traffic, ...(options.weight !== undefined ? { weight: options.weight } : {}) };
     return this.change(actor, traffic, clusterName, detail, (state) => {
       const cluster = state.clusters[clusterName]!;
-      // A cluster the config file starts as draining has no start time yet: its drain starts now.
-      const entering = traffic === 'draining' && (cluster.traffic !== 'draining' || !cluster.drainingSince);
+      this.trackDrain(cluster, cluster.traffic === 'draining', traffic === 'draining', actor, options.deadlineMs, detail);
       cluster.traffic = traffic;
       if (options.weight !== undefined) cluster.weight = options.weight;
-      if (entering) cluster.drainingSince = new Date().toISOString();
-      if (traffic !== 'draining') {
-        delete cluster.drainingSince;
-        delete cluster.drainDeadline;
-      } else {
-        cluster.drainDeadline = this.drainDeadline(actor, cluster, options.deadlineMs);
-        detail.deadline = cluster.drainDeadline.at;
-      }
       if (!options.force) this.assertEverySiteServed(state, `${traffic} ${clusterName}`);
     });
   }
@@ -159,14 +150,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     return this.change(actor, admin === 'ready' ? 'enable' : admin, formatTarget(target), detail, (state) => {
       for (const key of members) {
         const member = state.members[key]!;
-        if (admin === 'draining' && (member.admin !== 'draining' || !member.drainingSince)) member.drainingSince = new Date().toISOString();
-        if (admin !== 'draining') {
-          delete member.drainingSince;
-          delete member.drainDeadline;
-        } else {
-          member.drainDeadline = this.drainDeadline(actor, member, options.deadlineMs);
-          detail.deadline = member.drainDeadline.at;
-        }
+        this.trackDrain(member, member.admin === 'draining', admin === 'draining', actor, options.deadlineMs, detail);
         member.admin = admin;
       }
       if (!options.force) this.assertEverySiteServed(state, `${admin} ${formatTarget(target)}`);
@@ -331,13 +315,33 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   /**
-   * The deadline of a drain that has started: the one asked for (counted from the drain's start), else
-   * the one it has, else drain.deadline, each in the name of whoever asked for the drain.
+   * A cluster's or member's drain start and deadline, as it goes to (or stays in) `draining` or leaves
+   * it. The deadline is the one asked for (counted from the drain's start), else the one the drain has,
+   * else drain.deadline, in the name of whoever asked; `detail` (the audit entry's) records it.
    */
-  private drainDeadline(actor: Actor, drain: { drainingSince?: string; drainDeadline?: DrainDeadline }, deadlineMs: number | undefined): DrainDeadline {
-    if (deadlineMs === undefined && drain.drainDeadline) return drain.drainDeadline;
-    const at = Date.parse(drain.drainingSince!) + (deadlineMs ?? this.config.drain.deadline);
-    return { at: new Date(at).toISOString(), who: actor.who, from: actor.from };
+  private trackDrain(
+    drain: { drainingSince?: string; drainDeadline?: DrainDeadline },
+    wasDraining: boolean,
+    draining: boolean,
+    actor: Actor,
+    deadlineMs: number | undefined,
+    detail: Record<string, unknown>,
+  ): void {
+    if (!draining) {
+      delete drain.drainingSince;
+      delete drain.drainDeadline;
+      return;
+    }
+    // A target the config file starts as draining has no start time yet: its drain starts now.
+    if (!wasDraining || !drain.drainingSince) {
+      drain.drainingSince = new Date().toISOString();
+      delete drain.drainDeadline;
+    }
+    if (deadlineMs !== undefined || !drain.drainDeadline) {
+      const at = Date.parse(drain.drainingSince) + (deadlineMs ?? this.config.drain.deadline);
+      drain.drainDeadline = { at: new Date(at).toISOString(), who: actor.who, from: actor.from };
+    }
+    detail.deadline = drain.drainDeadline.at;
   }
 
   /**
