@@ -358,14 +358,6 @@ class LaneConnection implements RequestEvents {
     return true;
   }
 
-  body(): void {
-    // No body reaches here: requests with one are handed off at their head.
-  }
-
-  complete(): void {
-    // The request is dispatched once the parser has returned (see received()).
-  }
-
   private waitForRequest(): void {
     this.phase = 'idle';
     this.deadline = Date.now() + this.lane.handler.limits().keepAliveMs;
@@ -400,6 +392,7 @@ class LaneConnection implements RequestEvents {
       if (this.requestLength > this.lane.handler.limits().headerBytes + 1024) this.handOff();
       return;
     }
+    // The parser paused at the end of a request: dispatched now that llhttp has returned.
     if (result < data.length) this.pending = data.subarray(result);
     this.dispatch();
   }

@@ -265,12 +265,13 @@ export interface RequestHead {
   keepAlive: boolean;
 }
 
-/** What a request parser reports: the parser stops after each message, until resume(). */
+/**
+ * What a request parser reports: each request's head. The parser stops after each message, until
+ * resume(). Bodies are not reported: the one user, the fast lane, takes only requests without one.
+ */
 export interface RequestEvents {
   /** Return false to stop parsing here (the request is not one to take). */
   head(head: RequestHead): boolean;
-  body(chunk: Buffer): void;
-  complete(): void;
 }
 
 const methodNames: string[] = [];
@@ -317,13 +318,11 @@ export class RequestParser extends Parser {
     return this.events.head(head) ? 0 : PAUSED;
   }
 
-  onBody(data: Buffer): number {
-    this.events.body(data);
+  onBody(): number {
     return 0;
   }
 
   onMessageComplete(): number {
-    this.events.complete();
     return PAUSED;
   }
 }
