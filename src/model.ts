@@ -23,3 +23,9 @@ export type MemberKey = `${string}/${string}`;
 export function memberKey(cluster: string, memberId: string): MemberKey {
   return `${cluster}/${memberId}`;
 }
+
+/** A member key's cluster and member id (a cluster name holds no "/"; an id may). */
+export function splitMemberKey(key: MemberKey): [cluster: string, member: string] {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}

@@ -1,7 +1,7 @@
 // The deadlines drains were started with. Each fires once when it passes, as long as the drain that
 // owns it goes on; the control plane then closes the target's open tunnels and audits it. They live in
 // the desired state, so they survive a restart and every instance sharing the store closes its own.
-import type { MemberKey } from '../model.js';
+import { splitMemberKey, type MemberKey } from '../model.js';
 import type { DesiredState, DrainDeadline } from './state.js';
 import { formatTarget, type Target } from './targets.js';
 
@@ -21,14 +21,15 @@ export function ownedDeadlines(state: DesiredState): OwnedDeadline[] {
   }
   for (const [key, desired] of Object.entries(state.members)) {
     if (desired.admin !== 'draining' || !desired.drainDeadline) continue;
-    const slash = key.indexOf('/');
-    owned.push({ target: { kind: 'member', cluster: key.slice(0, slash), member: key.slice(slash + 1), key: key as MemberKey }, deadline: desired.drainDeadline });
+    const [cluster, member] = splitMemberKey(key as MemberKey);
+    owned.push({ target: { kind: 'member', cluster, member, key: key as MemberKey }, deadline: desired.drainDeadline });
   }
   return owned;
 }
 
 export class DrainDeadlines {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; owned: OwnedDeadline }>();
+  private closed = false;
   /** Deadlines that have fired (each acts once, though its drain stays in the state): true when they closed tunnels. */
   private readonly fired = new Map<string, boolean>();
 
@@ -36,11 +37,16 @@ export class DrainDeadlines {
 
   /** Schedules the deadlines of the state's drains and cancels those whose drain ended or changed. */
   sync(state: DesiredState): void {
+    if (this.closed) return;
     const wanted = new Map(ownedDeadlines(state).map((owned) => [keyOf(owned.target, owned.deadline.at), owned]));
-    for (const [key, timer] of this.timers) {
+    const now = Date.now();
+    for (const [key, { timer, owned }] of this.timers) {
       if (wanted.has(key)) continue;
       clearTimeout(timer);
       this.timers.delete(key);
+      // The drain ended at or after its deadline, before the timer ran (a reader saw the deadline pass
+      // and moved on): the deadline still acts.
+      if (Date.parse(owned.deadline.at) <= now) this.fire(key, owned);
     }
     for (const key of this.fired.keys()) if (!wanted.has(key)) this.fired.delete(key);
     for (const [key, owned] of wanted) if (!this.timers.has(key) && !this.fired.has(key)) this.schedule(key, owned);
@@ -57,8 +63,10 @@ export class DrainDeadlines {
     return this.fired.get(keyOf(target, at)) === true;
   }
 
+  /** Stops every timer; later syncs schedule nothing. */
   close(): void {
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.closed = true;
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
   }
 
@@ -68,12 +76,16 @@ export class DrainDeadlines {
       this.timers.delete(key);
       // Early: the delay was capped, or the timer ran a moment before the wall clock reached `at`.
       if (Date.now() < at) return this.schedule(key, owned);
-      this.fired.set(key, false);
-      this.onDeadline(owned);
+      this.fire(key, owned);
     }, Math.min(Math.max(0, at - Date.now()), MAX_DELAY_MS));
     // A pending deadline does not keep the process alive; the plane closes its timers on stop.
     timer.unref();
-    this.timers.set(key, timer);
+    this.timers.set(key, { timer, owned });
+  }
+
+  private fire(key: string, owned: OwnedDeadline): void {
+    this.fired.set(key, false);
+    this.onDeadline(owned);
   }
 }
 

@@ -62,15 +62,15 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   private readonly unwatch: () => void;
   /** Serialises changes so that read-modify-write of the state never interleaves. */
   private readonly serial = new Serial();
-  private readonly deadlines = new DrainDeadlines((owned) => void this.closeTunnelsAtDeadline(owned));
+  private readonly deadlines = new DrainDeadlines((owned) => this.track(this.closeTunnelsAtDeadline(owned)));
+  /** Tunnel closings under way (close() waits for them). */
+  private readonly closings = new Set<Promise<void>>();
 
   private constructor(private readonly options: ControlPlaneOptions, state: DesiredState) {
     super();
     this.loadedConfig = options.loaded;
     this.desired = state;
-    // Every state change (this instance's or one adopted from the store) passes here.
     this.deadlines.sync(state);
-    this.on('change', (changed) => this.deadlines.sync(changed));
     // Another instance (etcd store) may change the state: adopt it.
     this.unwatch = options.store.watch(
       STATE_KEY,
@@ -193,7 +193,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const state = reconcileState(next.config, previous);
       await this.options.store.put(STATE_KEY, state);
       this.loadedConfig = next;
-      this.desired = state;
+      this.setDesired(state);
       await this.options.driver.apply(state, previous);
       await this.options.audit.record(actor, 'reload', next.file);
       this.options.logger.info({ file: next.file }, 'configuration reloaded');
@@ -287,8 +287,23 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
 
   async close(): Promise<void> {
     this.unwatch();
-    this.deadlines.close();
     await this.serial.idle();
+    this.deadlines.close();
+    await Promise.all(this.closings);
+  }
+
+  /**
+   * The state in force from now on, and the drain deadlines it holds: scheduled here rather than on
+   * 'change', which a failed apply or audit write never emits for a state already taken.
+   */
+  private setDesired(state: DesiredState): void {
+    this.desired = state;
+    this.deadlines.sync(state);
+  }
+
+  private track(closing: Promise<void>): void {
+    this.closings.add(closing);
+    void closing.finally(() => this.closings.delete(closing));
   }
 
   private change(
@@ -305,7 +320,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       await this.options.driver.check?.(next);
       // Written before it acts: a crash after this line re-applies the same state on start.
       await this.options.store.put(STATE_KEY, next);
-      this.desired = next;
+      this.setDesired(next);
       await this.options.driver.apply(next, previous);
       await this.options.audit.record(actor, action, target, detail);
       this.options.logger.info({ who: actor.who, from: actor.from, action, target, ...detail }, 'state changed');
@@ -375,7 +390,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const next = reconcileState(this.config, state);
       // The store echoes this process's own writes too; by now they are applied.
       if (JSON.stringify(next) === JSON.stringify(previous)) return;
-      this.desired = next;
+      this.setDesired(next);
       await this.options.driver.apply(this.desired, previous);
       this.emit('change', this.state);
     });

@@ -9,6 +9,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { BuiltinDriver } from '../drivers/builtin.js';
 import type { Driver } from '../drivers/driver.js';
 import { createDriver } from '../drivers/factory.js';
+import { splitMemberKey } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import { startProxy } from '../proxy/proxy.js';
 import { registerReleaseApi } from '../release/api.js';
@@ -102,7 +103,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     opened.plane = plane;
     cleanup.unshift(() => plane.close());
     const statsOf = proxy;
-    const sampler = statsOf ? new StatsSampler(() => statsOf.stats(), (key) => key.slice(0, key.indexOf('/'))) : undefined;
+    const sampler = statsOf ? new StatsSampler(() => statsOf.stats(), (key) => splitMemberKey(key)[0]) : undefined;
     sampler?.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION });
     const statusFeed = registerControlApi(admin, plane, audit, sampler);

@@ -2,7 +2,7 @@
 // told one member change at a time (Apache's balancer-manager, HAProxy's Runtime API). Those know no
 // clusters, so each member gets its effective state: the stricter of its own and its cluster's.
 import type { DesiredState } from '../control/state.js';
-import type { AdminState, MemberKey, TrafficState } from '../model.js';
+import { splitMemberKey, type AdminState, type MemberKey, type TrafficState } from '../model.js';
 import { DriverUnsupportedError, type Driver } from './driver.js';
 
 export interface EffectiveMember {
@@ -52,7 +52,3 @@ export async function applyStateDiff(driver: Driver, next: DesiredState, previou
   }
 }
 
-export function splitMemberKey(key: MemberKey): [cluster: string, member: string] {
-  const slash = key.indexOf('/');
-  return [key.slice(0, slash), key.slice(slash + 1)];
-}

@@ -445,7 +445,9 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     // when an operator drained the cluster before it; after a restart it already does.
     const actor = this.actor(r);
     if (current.traffic === 'live' || current.drainDeadline?.who !== actor.who) {
-      await this.change(() => this.plane.setTraffic(actor, cluster, 'draining', { deadlineMs: plan.drainDeadlineMs }));
+      // Taking over a drain changes only its deadline: the safety rules were applied when it started.
+      const takeOver = current.traffic === 'draining';
+      await this.change(() => this.plane.setTraffic(actor, cluster, 'draining', { deadlineMs: plan.drainDeadlineMs, force: takeOver }));
     }
     const target = clusterTarget(cluster);
     const onProgress = (p: DrainProgress) => {

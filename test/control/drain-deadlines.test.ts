@@ -46,9 +46,9 @@ test('a deadline fires once for its drain, and again only when the drain gets a 
 
 test('a drain that ends before its deadline closes nothing; a member drain has its own', async () => {
   const { fired, deadlines, names } = recorder();
-  deadlines.sync(state('draining', inMs(50)));
+  deadlines.sync(state('draining', inMs(200)));
   // The cluster goes live again; a member of another cluster drains with a later deadline.
-  const later = inMs(150);
+  const later = inMs(400);
   deadlines.sync(state('live', undefined, later));
   await waitFor(() => fired.length > 0, 5000, "the member's deadline to fire");
   // Had the cluster's timer survived, it would have fired first.
@@ -69,4 +69,25 @@ test('closed tunnels are remembered for the deadline that closed them, until its
   deadlines.sync(state('live'));
   assert.equal(deadlines.hasClosedTunnels(target, at), false);
   deadlines.close();
+});
+
+test('a drain that ends after its deadline, before its timer ran, still has the deadline act, once', () => {
+  const { deadlines, names } = recorder();
+  const at = inMs(-10);
+  deadlines.sync(state('draining', at));
+  // In the same tick (a reader saw the deadline pass and took the cluster out): the timer has not run.
+  deadlines.sync(state('live'));
+  assert.deepEqual(names(), [`a ${at}`]);
+  deadlines.sync(state('live'));
+  assert.deepEqual(names(), [`a ${at}`]);
+  deadlines.close();
+});
+
+test('once closed, a sync schedules and fires nothing', () => {
+  const { fired, deadlines } = recorder();
+  deadlines.close();
+  deadlines.sync(state('draining', inMs(-10)));
+  // Had the first sync scheduled it, ending the drain now would fire it (the test above).
+  deadlines.sync(state('live'));
+  assert.equal(fired.length, 0);
 });

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { AuditEntry } from '../../src/control/audit.js';
 import type { Dayshift } from '../../src/control/server.js';
 import { LoadGenerator } from '../../src/demo/load.js';
 import { allUp, api, cli, makeWorld, releaseIn, startInProcess, until, type World } from './harness.js';
@@ -44,6 +45,37 @@ describe('abort during a drain', () => {
     const result = await load.stop();
     assert.equal(result.failed, 0, result.problems.join('\n'));
     assert.equal(result.cut, 0, result.problems.join('\n'));
+  });
+});
+
+describe("a release takes over an operator's drain", () => {
+  let world: World;
+  let dayshift: Dayshift;
+  after(async () => {
+    await dayshift?.close(1000);
+    await world?.close();
+  });
+
+  it("gives it the plan's deadline in the release's name, also when the operator forced the drain", async () => {
+    world = await makeWorld({ drainDeadline: '45s', release: { approval: 'manual', hooks: {} } });
+    dayshift = await startInProcess(world);
+    await allUp(dayshift);
+    const call = (method: string, path: string, body?: unknown) => api<unknown>(dayshift.adminUrl, dayshift.token.value, method, path, body);
+    // prod-b out, then prod-a drained past the safety rule: the site keeps no cluster taking new users.
+    assert.equal((await call('POST', '/api/clusters/prod-b/traffic', { state: 'out' })).status, 200);
+    assert.equal((await call('POST', '/api/clusters/prod-a/traffic', { state: 'draining', deadline: '10m', force: true })).status, 200);
+    const since = dayshift.plane.state.clusters['prod-a']!.drainingSince!;
+    const started = (await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' })).body;
+    const r = await until('the drain step done', () => {
+      const step = dayshift.conductor.current()?.steps.find((s) => s.id === 'prod-a:drain');
+      return step && step.state !== 'pending' && step.state !== 'running' ? step : undefined;
+    });
+    assert.equal(r.state, 'succeeded', r.detail);
+    const audit = (await call('GET', '/api/audit?limit=100')).body as AuditEntry[];
+    const takeOver = audit.find((e) => e.action === 'draining' && e.who === `release:${started.id}`);
+    assert.ok(takeOver, 'the release audited taking over the drain');
+    assert.equal(Date.parse(String(takeOver.detail?.deadline)) - Date.parse(since), 45_000, "the plan's deadline, from the operator's drain start");
+    await cli(['release', 'abort', '--admin', dayshift.adminUrl], { DAYSHIFT_TOKEN: dayshift.token.value });
   });
 });
 
