@@ -193,6 +193,8 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
       return { ok: true, file: loaded.file };
     } catch (err) {
       if (err instanceof ConfigError) throw new HttpError(422, `configuration refused, the running one stays:\n${err.message}`, err.problems);
+      // A config the load balancer cannot take (weights out of its range, say) is as bad as an invalid one.
+      if (err instanceof DriverUnsupportedError) throw new HttpError(422, `configuration refused, the running one stays: ${err.message}`);
       throw err;
     }
   });

@@ -91,6 +91,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   static async open(options: ControlPlaneOptions): Promise<ControlPlane> {
     const stored = await options.store.get<DesiredState>(STATE_KEY);
     const state = reconcileState(options.loaded.config, stored?.value);
+    // A config whose state the load balancer cannot take is refused before anything is stored or applied.
+    await options.driver.check?.(state);
     if (JSON.stringify(state) !== JSON.stringify(stored?.value)) await options.store.put(STATE_KEY, state);
     await options.driver.apply(state, undefined);
     return new ControlPlane(options, state);
@@ -191,6 +193,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const next = await loadConfigFile(this.loadedConfig.file);
       const previous = this.desired;
       const state = reconcileState(next.config, previous);
+      await this.options.driver.check?.(state);
       await this.options.store.put(STATE_KEY, state);
       this.loadedConfig = next;
       this.setDesired(state);
@@ -384,16 +387,25 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     }
   }
 
+  /**
+   * Takes a state another instance stored. Nobody waits for this: a state the load balancer refuses
+   * keeps the previous one, and a failure to apply is logged (the next change or resync tries again).
+   */
   private async adopt(state: DesiredState): Promise<void> {
-    await this.serial.run(async () => {
-      const previous = this.desired;
-      const next = reconcileState(this.config, state);
-      // The store echoes this process's own writes too; by now they are applied.
-      if (JSON.stringify(next) === JSON.stringify(previous)) return;
-      this.setDesired(next);
-      await this.options.driver.apply(this.desired, previous);
-      this.emit('change', this.state);
-    });
+    try {
+      await this.serial.run(async () => {
+        const previous = this.desired;
+        const next = reconcileState(this.config, state);
+        // The store echoes this process's own writes too; by now they are applied.
+        if (JSON.stringify(next) === JSON.stringify(previous)) return;
+        await this.options.driver.check?.(next);
+        this.setDesired(next);
+        await this.options.driver.apply(next, previous);
+        this.emit('change', this.state);
+      });
+    } catch (err) {
+      this.options.logger.error({ err }, 'could not take the state another instance stored');
+    }
   }
 
 

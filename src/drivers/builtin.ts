@@ -2,7 +2,7 @@
 import type { LoadedConfig } from '../config/load.js';
 import type { SessionTracker } from '../control/sessions.js';
 import { memberId, type DesiredState } from '../control/state.js';
-import { memberKey, type AdminState } from '../model.js';
+import { memberKey } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import type { ClusterStatus, Driver, DriverCapability, DriverStatus, StatusOptions } from './driver.js';
 
@@ -31,24 +31,6 @@ export class BuiltinDriver implements Driver {
   async apply(next: DesiredState): Promise<void> {
     this.proxy.apply(this.config(), next);
     this.state = structuredClone(next);
-  }
-
-  async setMemberState(cluster: string, member: string, admin: AdminState): Promise<void> {
-    const state = this.current();
-    const key = memberKey(cluster, member);
-    const before = state.members[key];
-    if (!before) throw new Error(`unknown member ${key}`);
-    state.members[key] = { ...before, admin };
-    await this.apply(state);
-  }
-
-  async setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {
-    const state = this.current();
-    const key = memberKey(cluster, member);
-    const before = state.members[key];
-    if (!before) throw new Error(`unknown member ${key}`);
-    state.members[key] = { ...before, weight };
-    await this.apply(state);
   }
 
   async status(options: StatusOptions = {}): Promise<DriverStatus> {

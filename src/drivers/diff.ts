@@ -3,7 +3,7 @@
 // clusters, so each member gets its effective state: the stricter of its own and its cluster's.
 import type { DesiredState } from '../control/state.js';
 import { splitMemberKey, type AdminState, type MemberKey, type TrafficState } from '../model.js';
-import { DriverUnsupportedError, type Driver } from './driver.js';
+import { DriverUnsupportedError, type DriverName } from './driver.js';
 
 export interface EffectiveMember {
   admin: AdminState;
@@ -27,17 +27,27 @@ export function effectiveMembers(state: DesiredState): Map<MemberKey, EffectiveM
 }
 
 /**
- * Refuses a state whose effective member weights (member weight × cluster weight: a canary's shares)
- * fall outside what the load balancer accepts.
+ * Refuses a state in which a member's weight × its cluster's weight (a canary's share) falls outside what
+ * the load balancer accepts: whatever the cluster's traffic now, since it is applied once the cluster is
+ * live again, and refusing then would stop a release halfway.
  */
-export function checkWeights(driver: Driver, next: DesiredState, range: { min: number; max: number; what: string }): void {
-  const outside = [...effectiveMembers(next)].filter(([, m]) => !Number.isInteger(m.weight) || m.weight < range.min || m.weight > range.max);
+export function checkWeights(driver: { readonly name: DriverName }, next: DesiredState, range: { min: number; max: number; what: string }): void {
+  const outside = (Object.entries(next.members) as [MemberKey, DesiredState['members'][MemberKey]][])
+    .map(([key, member]) => [key, member.weight * (next.clusters[splitMemberKey(key)[0]]?.weight ?? 1)] as const)
+    .filter(([, weight]) => !Number.isInteger(weight) || weight < range.min || weight > range.max);
   if (outside.length === 0) return;
-  const list = outside.map(([key, m]) => `${key} ${m.weight}`).join(', ');
-  throw new DriverUnsupportedError(driver.name, `give ${list}: ${range.what} is ${range.min} to ${range.max} (member weight × cluster weight; lower the member weights or the cluster's share)`);
+  const list = outside.map(([key, weight]) => `${key} ${weight}`).join(', ');
+  throw new DriverUnsupportedError(driver.name, `give ${list}: ${range.what} is ${range.min} to ${range.max}, and member weight × cluster weight must fit it`);
 }
 
-export async function applyStateDiff(driver: Driver, next: DesiredState, previous: DesiredState | undefined): Promise<void> {
+/** A load balancer that is told one member change at a time. */
+export interface MemberChanges {
+  readonly name: DriverName;
+  setMemberState(cluster: string, member: string, state: AdminState): Promise<void>;
+  setMemberWeight(cluster: string, member: string, weight: number): Promise<void>;
+}
+
+export async function applyStateDiff(driver: MemberChanges, next: DesiredState, previous: DesiredState | undefined): Promise<void> {
   for (const [name, site] of Object.entries(next.sites)) {
     if ((site.maintenance || site.pause) && JSON.stringify(site) !== JSON.stringify(previous?.sites[name] ?? {})) {
       throw new DriverUnsupportedError(driver.name, `put site ${name} in maintenance or pause it`);

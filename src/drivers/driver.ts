@@ -65,8 +65,6 @@ export interface Driver {
    * load balancer (HAProxy: which servers are backups).
    */
   check?(next: DesiredState): void | Promise<void>;
-  setMemberState(cluster: string, member: string, state: AdminState): Promise<void>;
-  setMemberWeight(cluster: string, member: string, weight: number): Promise<void>;
   /** `sessionIdleMs`: count bound sessions seen within this window (default drain.session_idle). */
   status(options?: StatusOptions): Promise<DriverStatus>;
   close(): Promise<void>;

@@ -7,8 +7,8 @@ import { writeFileAtomic } from '../atomic-file.js';
 import type { HaproxyDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
-import { splitMemberKey, type AdminState, type Health } from '../model.js';
-import { applyStateDiff, checkWeights, effectiveMembers } from './diff.js';
+import { splitMemberKey, type AdminState, type Health, type MemberKey } from '../model.js';
+import { applyStateDiff, checkWeights } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } from './runtime-api.js';
@@ -69,7 +69,8 @@ export class HaproxyDriver implements Driver {
 
   async check(next: DesiredState): Promise<void> {
     checkWeights(this, next, { min: 0, max: WEIGHT_MAX, what: "HAProxy's weight" });
-    const standby = [...effectiveMembers(next)].filter(([, m]) => m.admin === 'standby');
+    // Every member meant to be standby, also in a cluster that is out now: refused at "live" would be too late.
+    const standby = (Object.entries(next.members) as [MemberKey, DesiredState['members'][MemberKey]][]).filter(([, m]) => m.admin === 'standby');
     if (standby.length === 0) return;
     const matched = await this.match();
     for (const [key] of standby) {

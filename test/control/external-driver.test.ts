@@ -2,6 +2,7 @@
 // and status work on the HAProxy that serves the traffic.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { STATE_KEY } from '../../src/control/state.js';
 import type { StatusReport } from '../../src/control/status.js';
 import { startBackend, type Backend } from '../support/backends.js';
 import { runCli } from '../support/cli.js';
@@ -18,12 +19,13 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
   let backends: Backend[] = [];
   let lb: RunningLoadBalancer;
   let ds: TestDayshift;
+  let config: Record<string, unknown>;
 
   before(async () => {
     backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
     lb = await startExportedHaproxy(haproxy!, backends);
     const driver = lb.config.driver as { socket: string; backend: string; state_file: string };
-    ds = await startTestDayshift({
+    config = {
       driver: { type: 'haproxy', socket: driver.socket, backend: driver.backend, match: 'name', state_file: driver.state_file, timeout: '5s' },
       listen: { http: new URL(lb.url).host },
       clusters: {
@@ -31,7 +33,8 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
         'prod-b': { members: backends.slice(2).map((b) => ({ url: b.url, route: b.name })) },
       },
       sites: { public: { hosts: ['example.com'], routes: [{ clusters: ['prod-a', 'prod-b'] }] } },
-    });
+    };
+    ds = await startTestDayshift(config);
   });
   after(async () => {
     await ds?.stop();
@@ -70,5 +73,33 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     assert.equal(refused.status, 501);
     assert.match(refused.body.error, /prod-b\/b1 300, prod-b\/b2 300: HAProxy's weight is 0 to 256/);
     assert.equal(await weightOfProdB(), before);
+  });
+
+  test('a state another instance stored that HAProxy cannot take is not taken, and nothing crashes', async () => {
+    const plane = ds.dayshift.plane;
+    const foreign = plane.state;
+    // prod-a/a1 is not a backup server: HAProxy cannot make it standby (as another instance's plane would
+    // have refused; a store written by hand or by an older version can still hold it).
+    foreign.members['prod-a/a1']!.admin = 'standby';
+    await ds.dayshift.store.put(STATE_KEY, foreign);
+    // A change goes through the plane's queue after the adoption: once it is answered, that has run.
+    assert.equal((await ds.api('POST', '/api/clusters/prod-b/weight', { weight: 1 })).status, 200);
+    assert.equal(plane.state.members['prod-a/a1']!.admin, 'ready');
+    const { body } = await ds.api<StatusReport>('GET', '/api/status');
+    assert.equal(body.clusters[0]!.members[0]!.admin, 'ready');
+  });
+
+  test('a reloaded config HAProxy cannot take is refused, and the running one stays', async () => {
+    const clusters = config.clusters as Record<string, { members: { url: string; route: string; weight?: number }[] }>;
+    const heavy = { ...clusters, 'prod-b': { members: [...clusters['prod-b']!.members, { url: backends[3]!.url, route: 'b3', weight: 300 }] } };
+    await ds.writeConfig({ ...config, clusters: heavy });
+    try {
+      const refused = await ds.api<{ error: string }>('POST', '/api/reload');
+      assert.equal(refused.status, 422);
+      assert.match(refused.body.error, /configuration refused, the running one stays: the haproxy driver cannot give prod-b\/b3 300/);
+      assert.equal(ds.dayshift.plane.config.clusters['prod-b']!.members.length, 2);
+    } finally {
+      await ds.writeConfig(config);
+    }
   });
 });

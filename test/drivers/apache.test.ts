@@ -129,6 +129,11 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
     await assert.rejects(state.setClusterWeight('prod-b', 4), /cannot give prod-b\/b2 120/);
     assert.deepEqual(await weights(), [['a1:1', 'a2:1'], ['b1:2', 'b2:60']]);
     assert.equal(state.state.clusters['prod-b']!.weight, 2);
+    // While prod-b is out its members carry no cluster weight, but a weight that could not be applied once
+    // it is live again is refused now, not at "live" halfway through a release.
+    await state.setTraffic('prod-b', 'out');
+    await assert.rejects(state.setMemberWeight('prod-b/b2', 60), /cannot give prod-b\/b2 120/);
+    await state.setTraffic('prod-b', 'live');
     await state.setClusterWeight('prod-b', 1);
     await state.setMemberWeight('prod-b/b2', 1);
     assert.equal(driver.capabilities.has('sessions'), false);

@@ -209,9 +209,14 @@ describe('HAProxy driver: backup servers and matching by address', { skip: skipM
     assert.deepEqual(await admins(), ['a1:disabled', 'spare:disabled']);
     await state.setTraffic('prod-a', 'live');
     assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
-    // Refused by check(), before the state is taken: nothing changed.
+    // Refused by check(), before the state is taken: nothing changed. Also while its cluster is out,
+    // where it would only fail when the cluster goes live again.
     await assert.rejects(state.setMemberState('prod-a/a1', 'standby'), /cannot make prod-a\/a1 standby at run time/);
     assert.equal(state.state.members['prod-a/a1']!.admin, 'ready');
+    assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
+    await state.setTraffic('prod-a', 'out');
+    await assert.rejects(state.setMemberState('prod-a/a1', 'standby'), /cannot make prod-a\/a1 standby at run time/);
+    await state.setTraffic('prod-a', 'live');
     assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
     // A config that leaves the spare ready (the default) is applied too: ready is what a backup server can be.
     await AppliedState.open(driver, initialState({ clusters: lb.clusters }));
