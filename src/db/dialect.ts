@@ -296,14 +296,28 @@ export function dialectFor(version: ServerVersion): Dialect {
   return version.flavour === 'mariadb' ? new MariaDbDialect(version) : new MySqlDialect(version);
 }
 
-/** MariaDB GTID position "0-1-100,1-2-7" as domain → [server, seq]. */
+interface MariaDbGtid {
+  /** The GTID as written, e.g. "0-1-100". */
+  text: string;
+  domain: string;
+  server: string;
+  /** Text: each caller converts it with BigInt only where it compares it, so a GTID it skips never throws. */
+  seq: string;
+}
+
+/** The GTIDs of a MariaDB GTID position "0-1-100,1-2-7", in order, each checked as it is reached. */
+function* mariaDbGtids(pos: string): Generator<MariaDbGtid> {
+  for (const text of pos.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [domain, server, seq] = text.split('-');
+    if (domain === undefined || server === undefined || seq === undefined) throw new Error(`malformed GTID position "${pos}"`);
+    yield { text, domain, server, seq };
+  }
+}
+
+/** MariaDB GTID position "0-1-100,1-2-7" as domain → seq. */
 function parseMariaDbPos(pos: string): Map<string, bigint> {
   const map = new Map<string, bigint>();
-  for (const part of pos.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const [domain, , seq] = part.split('-');
-    if (domain === undefined || seq === undefined) throw new Error(`malformed GTID position "${pos}"`);
-    map.set(domain, BigInt(seq));
-  }
+  for (const gtid of mariaDbGtids(pos)) map.set(gtid.domain, BigInt(gtid.seq));
   return map;
 }
 
@@ -311,11 +325,9 @@ function parseMariaDbPos(pos: string): Map<string, bigint> {
 export function mariaDbWrittenLocally(executed: string, applied: string, serverId: string): string {
   const have = parseMariaDbPos(applied);
   const local: string[] = [];
-  for (const gtid of executed.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const [domain, server, seq] = gtid.split('-');
-    if (domain === undefined || seq === undefined) throw new Error(`malformed GTID position "${executed}"`);
-    const got = have.get(domain);
-    if (server === serverId && (got === undefined || got < BigInt(seq))) local.push(gtid);
+  for (const gtid of mariaDbGtids(executed)) {
+    const got = have.get(gtid.domain);
+    if (gtid.server === serverId && (got === undefined || got < BigInt(gtid.seq))) local.push(gtid.text);
   }
   return local.join(',');
 }

@@ -9,7 +9,8 @@ import type { DbSettings } from '../../src/db/config.js';
 import { dbStatus } from '../../src/db/status.js';
 import { checkReplication, LOCK_NAME, switchover, type SwitchoverResult } from '../../src/db/switchover.js';
 import { requirePeer } from '../support/peers.js';
-import { databaseYaml, pollUntil, pairSettings, startMariaDbPair, USERS, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, pairSettings, startMariaDbPair, USERS, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { waitFor } from '../support/process.js';
 
 let pair: MariaDbPair | undefined;
 let stateDir: string;
@@ -93,13 +94,13 @@ test('refused: a long transaction on the primary', async (t) => {
     await app.query("INSERT INTO writes VALUES (3000001, 'open')");
     // InnoDB serves INNODB_TRX from a cache it refreshes only when the last read is over 0.1 s old:
     // polling faster than that can keep the cache from before the transaction forever.
-    await pollUntil(
+    await waitFor(
       'the transaction to be 2s old',
-      10_000,
       async () => {
         const [row] = await p.a.sql('SELECT MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())) AS age FROM information_schema.INNODB_TRX');
         return Number(row?.age ?? 0) >= 2 ? true : undefined;
       },
+      10_000,
       250,
     );
     await assertRefused(s, await switchover(s, 'b', {}), ['a: no long transactions']);

@@ -14,7 +14,8 @@ import { journalPath, readJournal } from '../../src/db/journal.js';
 import { dbStatus } from '../../src/db/status.js';
 import { TcpFront } from '../../src/tcp/front.js';
 import { requirePeer } from '../support/peers.js';
-import { databaseYaml, pollUntil, startMariaDbPair, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, startMariaDbPair, type MariaDbPair } from '../support/mariadb.js';
+import { waitFor } from '../support/process.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -68,10 +69,14 @@ function dayshift(args: string[], env: Record<string, string> = {}): { child: Ch
 /** Runs the switchover to `to`, paused before `step`, and kills it with SIGKILL there. */
 async function killAt(to: string, step: string): Promise<void> {
   const run = dayshift(['switchover', '--to', to, '--yes'], { DAYSHIFT_DB_PAUSE_AT: step });
-  await pollUntil(`the CLI to pause before ${step}`, 15_000, async () => {
-    if (run.child.exitCode !== null) throw new Error(`exited early: ${run.stderr()}`);
-    return run.stderr().includes(`paused before ${step}`) ? true : undefined;
-  });
+  await waitFor(
+    `the CLI to pause before ${step}`,
+    async () => {
+      if (run.child.exitCode !== null) throw new Error(`exited early: ${run.stderr()}`);
+      return run.stderr().includes(`paused before ${step}`) ? true : undefined;
+    },
+    15_000,
+  );
   run.child.kill('SIGKILL');
   const ended = await run.done;
   assert.equal(ended.code, null, 'killed by a signal');
@@ -124,7 +129,7 @@ test('kill -9 after the point of no return: --resume re-attaches the old primary
   if (!need(t)) return;
   await killAt('b', 'reattach');
   assert.equal((await readJournal(settings.stateDir))?.phase, 'published');
-  await pollUntil('the front to follow b', 5000, async () => (front.currentTarget().port === pair!.b.port ? true : undefined));
+  await waitFor('the front to follow b', async () => (front.currentTarget().port === pair!.b.port ? true : undefined), 5000);
 
   const resumed = await dayshift(['switchover', '--resume', '--yes']).done;
   assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
@@ -153,7 +158,7 @@ test('on a terminal without --yes the plan is shown and "n" changes nothing', as
   const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  await pollUntil('the confirmation question', 15_000, async () => (out.includes('Switch the primary to b? [y/N]') ? true : undefined));
+  await waitFor('the confirmation question', async () => (out.includes('Switch the primary to b? [y/N]') ? true : undefined), 15_000);
   child.stdin.end('n\n');
   const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
   assert.equal(code, 3, out);
@@ -176,11 +181,15 @@ test('dayshift db front forwards clients to the primary and reports its counters
   const run = dayshift(['front', '--listen', '127.0.0.1:0']);
   let out = '';
   run.child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const port = await pollUntil('the front to listen', 10_000, async () => {
-    if (run.child.exitCode !== null) throw new Error(`exited early: ${run.stderr()}`);
-    const match = /listening on 127\.0\.0\.1:(\d+) → a /.exec(out);
-    return match ? Number(match[1]) : undefined;
-  });
+  const port = await waitFor(
+    'the front to listen',
+    async () => {
+      if (run.child.exitCode !== null) throw new Error(`exited early: ${run.stderr()}`);
+      const match = /listening on 127\.0\.0\.1:(\d+) → a /.exec(out);
+      return match ? Number(match[1]) : undefined;
+    },
+    10_000,
+  );
   const { createConnection } = await import('mysql2/promise');
   const conn = await createConnection({ host: '127.0.0.1', port, user: 'app', password: 'app-pw' });
   const [rows] = await conn.query<import('mysql2/promise').RowDataPacket[]>('SELECT @@server_id AS id');

@@ -11,7 +11,8 @@ import { dbStatus } from '../../src/db/status.js';
 import { switchover, type SwitchoverResult } from '../../src/db/switchover.js';
 import { TcpFront } from '../../src/tcp/front.js';
 import { requirePeer } from '../support/peers.js';
-import { databaseYaml, pairSettings, pollUntil, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, pairSettings, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { waitFor } from '../support/process.js';
 
 let pair: MariaDbPair | undefined;
 let front: TcpFront;
@@ -63,18 +64,18 @@ test('switchover a → b → a under a writer through the TCP front: no acknowle
   const s = await settings(p, { writer: `{listen: "127.0.0.1:${front.address().port}", hook: ${JSON.stringify(hook)}}` });
   const writer = startWriter('127.0.0.1', front.address().port);
   try {
-    await pollUntil('writes before the switchover', 10_000, async () => (writer.acked.length >= 50 ? true : undefined));
+    await waitFor('writes before the switchover', async () => (writer.acked.length >= 50 ? true : undefined), 10_000);
     const forth = await switchover(s, 'b', { front });
     printSteps('a → b', forth);
     assert.equal(forth.outcome, 'done', forth.message);
     assert.deepEqual(front.currentTarget(), { host: p.b.host, port: p.b.port });
     const mid = writer.acked.length;
-    await pollUntil('writes on b', 10_000, async () => (writer.acked.length >= mid + 50 ? true : undefined));
+    await waitFor('writes on b', async () => (writer.acked.length >= mid + 50 ? true : undefined), 10_000);
     const back = await switchover(s, 'a', { front });
     printSteps('b → a', back);
     assert.equal(back.outcome, 'done', back.message);
     const end = writer.acked.length;
-    await pollUntil('writes on a again', 10_000, async () => (writer.acked.length >= end + 50 ? true : undefined));
+    await waitFor('writes on a again', async () => (writer.acked.length >= end + 50 ? true : undefined), 10_000);
   } finally {
     await writer.stop();
   }
@@ -143,10 +144,14 @@ test('rollback A: read_only cannot be set within lock_wait behind a running writ
   const app = await createConnection({ host: '127.0.0.1', port: p.a.port, user: 'app', password: 'app-pw', database: 'appdb' });
   try {
     const slow = app.query("INSERT INTO writes SELECT 4000001, IF(SLEEP(4) = 0, 'slow', 'x')");
-    await pollUntil('the slow INSERT to run', 5000, async () => {
-      const rows = await p.a.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO writes SELECT 4000001%'");
-      return rows.length > 0 ? true : undefined;
-    });
+    await waitFor(
+      'the slow INSERT to run',
+      async () => {
+        const rows = await p.a.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO writes SELECT 4000001%'");
+        return rows.length > 0 ? true : undefined;
+      },
+      5000,
+    );
     const result = await switchover(s, 'b', { front });
     printSteps('rollback A (lock wait)', result);
     assert.equal(result.outcome, 'rolled-back', result.message);

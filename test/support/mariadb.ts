@@ -12,6 +12,7 @@ import { databaseSchema } from '../../src/config/database-schema.js';
 import { parseYamlWith } from '../../src/config/load.js';
 import { resolveDbSettings, type DbSettings } from '../../src/db/config.js';
 import { findExecutable } from './peers.js';
+import { waitFor } from './process.js';
 import { freePort } from '../../src/ports.js';
 
 export const USERS = {
@@ -40,25 +41,6 @@ export interface MariaDbPair {
   heal(): Promise<void>;
   stop(): Promise<void>;
 }
-
-
-async function waitFor<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
-
-/** Polls `probe` every `intervalMs` (50) until it returns a value, or throws at the deadline. */
-export const pollUntil = waitFor;
 
 function server(name: string, dir: string, port: number, serverId: number): MariaDb {
   const socket = join(dir, 'mysqld.sock');
@@ -126,11 +108,15 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
         { stdio: 'ignore' },
       );
       children.push(child);
-      await waitFor(`mariadbd ${name} on port ${port}`, 60_000, async () => {
-        if (child.exitCode !== null) throw new Error(`mariadbd ${name} exited with ${child.exitCode}; see its error.log`);
-        await db.sql('SELECT 1');
-        return true;
-      });
+      await waitFor(
+        `mariadbd ${name} on port ${port}`,
+        async () => {
+          if (child.exitCode !== null) throw new Error(`mariadbd ${name} exited with ${child.exitCode}; see its error.log`);
+          await db.sql('SELECT 1');
+          return true;
+        },
+        60_000,
+      );
       servers.push(db);
     }
     const [a, b] = servers as [MariaDb, MariaDb];
@@ -174,11 +160,15 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
 export async function waitForReplica(primary: MariaDb, replica: MariaDb): Promise<void> {
   const [row] = await primary.sql('SELECT @@global.gtid_binlog_pos AS pos');
   const pos = String(row!.pos);
-  await waitFor(`${replica.name} to reach ${pos}`, 30_000, async () => {
-    const [status] = await replica.sql('SHOW SLAVE STATUS');
-    const [done] = await replica.sql(`SELECT MASTER_GTID_WAIT('${pos}', 1) AS r`);
-    return status?.Slave_IO_Running === 'Yes' && status.Slave_SQL_Running === 'Yes' && Number(done!.r) === 0 ? true : undefined;
-  });
+  await waitFor(
+    `${replica.name} to reach ${pos}`,
+    async () => {
+      const [status] = await replica.sql('SHOW SLAVE STATUS');
+      const [done] = await replica.sql(`SELECT MASTER_GTID_WAIT('${pos}', 1) AS r`);
+      return status?.Slave_IO_Running === 'Yes' && status.Slave_SQL_Running === 'Yes' && Number(done!.r) === 0 ? true : undefined;
+    },
+    30_000,
+  );
 }
 
 /** The `database:` section for this pair, as YAML (servers a and b, tool and replication accounts). */

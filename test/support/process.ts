@@ -1,10 +1,10 @@
-// What the peer harnesses share: free loopback ports, a foreground child stopped by its PID, and polling
-// with a deadline instead of sleeps.
+// What the peer harnesses share: a foreground child stopped by its PID, and polling with a deadline
+// instead of sleeps. (Free loopback ports come from src/ports.ts.)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 
 
-/** Calls `probe` until it returns a value other than undefined, or throws at the deadline with `what`. */
+/** Calls `probe` every `intervalMs` until it returns a value other than undefined, or throws at the deadline with `what`. */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
