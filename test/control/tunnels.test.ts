@@ -85,7 +85,7 @@ async function echoes(socket: net.Socket): Promise<boolean> {
 
 const closings = async (on = ds) => (await on.api<AuditEntry[]>('GET', '/api/audit?limit=1000')).body.filter((e) => e.action === 'close tunnels');
 
-test('watching a drain past its deadline (GET, long poll or stream) closes no tunnel', async () => {
+test('watching a drain past its deadline (GET, long poll, stream or `dayshift wait`) closes no tunnel', async () => {
   const sockets = await tunnelsTo('a1', 2);
   assert.equal(sockets.length, 2);
   const audited = (await closings()).length;
@@ -98,6 +98,10 @@ test('watching a drain past its deadline (GET, long poll or stream) closes no tu
   const events = await streamed.text();
   const done = JSON.parse(/^event: done\ndata: (.*)$/m.exec(events)![1]!) as DrainProgress;
   assert.deepEqual([done.reason, done.tunnels], ['deadline', 2]);
+  // `dayshift wait --deadline` is such a reader: past it, exit 4, and nothing closed.
+  const waited = await runCli(['wait', 'prod-a', '--deadline', '1ms', '--json', '--admin', ds.adminUrl, '--token', ds.token]);
+  assert.equal(waited.code, 4, waited.stderr);
+  assert.deepEqual([(JSON.parse(waited.stdout) as DrainProgress).reason, (JSON.parse(waited.stdout) as DrainProgress).tunnels], ['deadline', 2]);
 
   for (const socket of sockets) assert.equal(await echoes(socket), true, 'the tunnel still carries data');
   assert.equal(openTunnels('a1'), 2);
