@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { constants, cpus, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import autocannon from 'autocannon';
 import { findExecutable } from '../test/support/peers.js';
 import { Foreground, waitFor } from '../test/support/process.js';
 import { runAjpBench } from './ajp.js';
+import { handleInterrupts, interrupted, onInterrupt } from './interrupt.js';
 import { runSwapBench } from './swap.js';
 import { freePort } from '../src/ports.js';
 
@@ -180,21 +181,13 @@ function table(title: string, rows: [string, Sample][], extra: (name: string, s:
   }
 }
 
-/** Set by SIGINT or SIGTERM: stops every child, removes the directory and exits 128 + the signal's number. */
-let interruption: Promise<never> | undefined;
-
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-bench-'));
-  const onSignal = (signal: NodeJS.Signals) => {
-    interruption ??= (async () => {
-      log(`${signal}: stopping the bench's processes`);
-      wrkAbort.abort();
-      await Promise.allSettled([wrkRun, stopAll()]);
-      await rm(dir, { recursive: true, force: true });
-      process.exit(128 + constants.signals[signal]);
-    })();
-  };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  const forget = onInterrupt(async () => {
+    wrkAbort.abort();
+    await Promise.allSettled([wrkRun, stopAll()]);
+    await rm(dir, { recursive: true, force: true });
+  });
   const wrk = findExecutable('wrk');
   const haproxy = findExecutable('haproxy');
   const nginx = findExecutable('nginx');
@@ -253,16 +246,17 @@ async function main(): Promise<void> {
   } finally {
     await stopAll();
     await rm(dir, { recursive: true, force: true });
-    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    forget();
   }
 }
 
+handleInterrupts(log);
 try {
   await main();
+  // Then the release-shaped figures: the origin procedure under load, and AJP against HTTP to Tomcat.
+  if (process.env.BENCH_SWAP !== '0') await runSwapBench(log);
+  if (process.env.BENCH_AJP !== '0') await runAjpBench({ seconds: SECONDS, rounds: 1 });
 } finally {
   // An interrupted run fails wherever it was: it ends with the interruption's exit code, not that error.
-  if (interruption) await interruption;
+  await interrupted();
 }
-// Then the release-shaped figures: the origin procedure under load, and AJP against HTTP to Tomcat.
-if (process.env.BENCH_SWAP !== '0') await runSwapBench(log);
-if (process.env.BENCH_AJP !== '0') await runAjpBench({ seconds: SECONDS, rounds: 1 });
