@@ -15,6 +15,7 @@ import { createAjpTransport, type AjpTransport } from '../src/proxy/ajp/transpor
 import { startHttpd } from '../test/support/httpd.js';
 import { findExecutable } from '../test/support/peers.js';
 import { startTomcat, type Tomcat } from '../test/support/tomcat.js';
+import { handleInterrupts, interrupted, onInterrupt } from './interrupt.js';
 
 export interface AjpBenchOptions {
   /** Seconds per measured run (default 2). */
@@ -173,16 +174,21 @@ export async function runAjpBench(options: AjpBenchOptions = {}): Promise<void> 
     return;
   }
   const tomcat = await startTomcat({ jvmRoute: 'bench' });
+  // What an interruption stops (the Node front end also ends by itself when this process goes).
+  const started: (() => Promise<void>)[] = [() => tomcat.stop()];
+  const forget = onInterrupt(() => Promise.all(started.map((stop) => stop())));
   const ajpUrl = new URL(`ajp://127.0.0.1:${tomcat.ajpPort}`);
   const direct = httpClient(tomcat.httpPort);
   const ajpEveryReuse = createAjpTransport(ajpUrl, { secret: tomcat.secret, maxConnections: settings.concurrency, cpingAfterIdleMs: 0 });
   const ajp = createAjpTransport(ajpUrl, { secret: tomcat.secret, maxConnections: settings.concurrency });
   const front = await startFront(tomcat);
+  started.push(front.stop);
   const viaNode = httpClient(front.port);
   const httpd = await startAjpHttpd(tomcat).catch((err: Error) => {
     console.error(`bench/ajp: httpd not used: ${err.message}`);
     return undefined;
   });
+  if (httpd) started.push(httpd.stop);
   const viaHttpd = httpd ? httpClient(httpd.port) : undefined;
   const scenarios: Scenario[] = [
     { name: 'HTTP/1.1 direct (undici)', run: direct.get },
@@ -211,6 +217,7 @@ export async function runAjpBench(options: AjpBenchOptions = {}): Promise<void> 
     await front.stop();
     await httpd?.stop();
     await tomcat.stop();
+    forget();
   }
 }
 
@@ -227,5 +234,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   });
   const concurrency = Number(values.concurrency);
   if (values.front) await serveFront(Number(values.front), values.secret ?? '', concurrency);
-  else await runAjpBench({ seconds: Number(values.seconds), rounds: Number(values.rounds), concurrency });
+  else {
+    handleInterrupts((text) => console.error(text));
+    try {
+      await runAjpBench({ seconds: Number(values.seconds), rounds: Number(values.rounds), concurrency });
+    } finally {
+      await interrupted();
+    }
+  }
 }

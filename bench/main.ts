@@ -1,12 +1,12 @@
 // `npm run bench`: loopback load through Dayshift, directly to the members, through the `http-proxy`
 // package, and through HAProxy and nginx when installed — same members, interleaved rounds, bounded
-// time. Two figures: peak throughput at fixed concurrency and latency at a fixed moderate rate, evenly
-// spaced (wrk scheduled by bench/fixed-rate.lua; else autocannon and its overallRate); with wrk also the
+// time. Two figures: peak throughput at fixed concurrency and latency at a fixed moderate rate, spread
+// on 1 ms ticks (wrk scheduled by bench/fixed-rate.lua; else autocannon and its overallRate); with wrk also the
 // same rate in bursts (bench/burst.lua). Settings by environment: BENCH_ROUNDS (3), BENCH_SECONDS (5),
 // BENCH_CONNECTIONS (50), BENCH_RATE (2000), BENCH_MEMBERS (2), BENCH_ENGINES=1 to add Dayshift on
 // undici's and on node:http's client (the engine comparison), BENCH_SWAP=0 / BENCH_AJP=0 to leave out the origin
 // procedure under load (bench/swap.ts) and AJP against HTTP to Tomcat (bench/ajp.ts).
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -16,7 +16,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { findExecutable } from '../test/support/peers.js';
+import { Foreground, waitFor } from '../test/support/process.js';
 import { runAjpBench } from './ajp.js';
+import { handleInterrupts, interrupted, onInterrupt } from './interrupt.js';
 import { runSwapBench } from './swap.js';
 import { freePort } from '../src/ports.js';
 
@@ -32,7 +34,6 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 interface Target {
   name: string;
   port: number;
-  stop(): Promise<void>;
 }
 
 interface Sample {
@@ -42,43 +43,50 @@ interface Sample {
   errors: number;
 }
 
-const children: ChildProcess[] = [];
+/** Every process the bench starts but wrk: each is stopped and waited for before its directory goes. */
+const children: Foreground[] = [];
+/** Ends a wrk run (SIGTERM) when the bench is interrupted. */
+const wrkAbort = new AbortController();
+let wrkRun: Promise<Sample> | undefined;
 
 function log(text: string): void {
   process.stderr.write(`${text}\n`);
 }
 
-/** Spawns a node script and reads the JSON line it prints when ready. */
-async function spawnNode<T>(script: string, args: string[]): Promise<{ child: ChildProcess; info: T }> {
-  const child = spawn(process.execPath, [join(here, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  const lines = createInterface({ input: child.stdout! });
-  const [line] = (await once(lines, 'line')) as [string];
-  return { child, info: JSON.parse(line) as T };
+/** Starts a child in `dir`, in the foreground; its output is kept for error messages. */
+function start(command: string, args: string[], dir: string): Foreground {
+  const proc = new Foreground(command, args, dir);
+  children.push(proc);
+  return proc;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await exited;
+/** SIGTERM to every child, SIGKILL to any still there after 5 s, and waits until all have exited. */
+async function stopAll(): Promise<void> {
+  await Promise.all(children.map((proc) => proc.stop()));
 }
 
+/** Spawns a node script and reads the JSON line it prints when ready; fails if the script exits first. */
+async function spawnNode<T>(script: string, args: string[], dir: string): Promise<{ proc: Foreground; info: T }> {
+  const proc = start(process.execPath, [join(here, script), ...args], dir);
+  const line = once(createInterface({ input: proc.child.stdout! }), 'line').then(([text]) => String(text));
+  const exit = once(proc.child, 'exit').then(([code, signal]) => `${script} exited (${signal ? `signal ${String(signal)}` : `code ${String(code)}`}) before it was ready`);
+  const first = await Promise.race([line.then((text) => ({ text })), exit.then((error) => ({ error }))]);
+  if ('error' in first) throw new Error(proc.log ? `${first.error}:\n${proc.log}` : first.error);
+  return { proc, info: JSON.parse(first.text) as T };
+}
 
-/** Polls GET / until it answers 200, or fails after 10 s. */
-async function ready(port: number, name: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
+/** Polls GET / until it answers 200, or fails after 10 s (with the child's last output when there is one). */
+async function ready(port: number, name: string, proc?: Foreground): Promise<void> {
+  await waitFor(`${name} to answer on port ${port}`, async () => {
+    if (proc && !proc.running) throw new Error(`${name} exited: ${proc.log}`);
     const ok = await new Promise<boolean>((resolve) => {
       http.get({ port, host: '127.0.0.1', path: '/', agent: false }, (res) => {
         res.resume();
         resolve(res.statusCode === 200);
       }).on('error', () => resolve(false));
     });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${name} did not become ready on port ${port}`);
+    return ok ? true : undefined;
+  });
 }
 
 async function startHaproxy(binary: string, ports: number[], dir: string): Promise<Target> {
@@ -90,10 +98,9 @@ async function startHaproxy(binary: string, ports: number[], dir: string): Promi
       `frontend fe\n  bind 127.0.0.1:${port}\n  option forwardfor\n  default_backend be\nbackend be\n  balance roundrobin\n` +
       ports.map((p, i) => `  server m${i} 127.0.0.1:${p}\n`).join(''),
   );
-  const child = spawn(binary, ['-db', '-f', file], { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(child);
-  await ready(port, 'haproxy');
-  return { name: 'haproxy', port, stop: () => stopChild(child) };
+  const proc = start(binary, ['-db', '-f', file], dir);
+  await ready(port, 'haproxy', proc);
+  return { name: 'haproxy', port };
 }
 
 async function startNginx(binary: string, ports: number[], dir: string): Promise<Target> {
@@ -106,10 +113,9 @@ async function startNginx(binary: string, ports: number[], dir: string): Promise
       `  upstream members {\n${ports.map((p) => `    server 127.0.0.1:${p};\n`).join('')}    keepalive 64;\n  }\n` +
       `  server {\n    listen 127.0.0.1:${port};\n    location / {\n      proxy_pass http://members;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }\n  }\n}\n`,
   );
-  const child = spawn(binary, ['-c', file, '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(child);
-  await ready(port, 'nginx');
-  return { name: 'nginx', port, stop: () => stopChild(child) };
+  const proc = start(binary, ['-c', file, '-p', dir], dir);
+  await ready(port, 'nginx', proc);
+  return { name: 'nginx', port };
 }
 
 /** Milliseconds from wrk's "1.23ms" / "456.00us" / "1.20s". */
@@ -129,15 +135,17 @@ type Load = 'peak' | 'rate' | 'burst';
 /** Connections of the rate and burst runs: enough that requests go out on schedule while others wait. */
 const RATE_CONNECTIONS = 20;
 const LOAD_SCRIPTS = { rate: 'fixed-rate.lua', burst: 'burst.lua' };
+/** The burst run's pause: wrk waits whole milliseconds, so the rate it gives is RATE_CONNECTIONS × 1000 / this. */
+const BURST_DELAY_MS = Math.max(1, Math.round((RATE_CONNECTIONS * 1000) / RATE));
 
 function runWrk(binary: string, port: number, load: Load): Promise<Sample> {
   const args =
     load === 'peak'
       ? ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`]
       : ['-t1', `-c${RATE_CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-s', join(here, '..', '..', 'bench', LOAD_SCRIPTS[load]), `http://127.0.0.1:${port}/`];
-  const env = { ...process.env, BENCH_RATE: String(RATE), BENCH_DELAY_MS: String((RATE_CONNECTIONS * 1000) / RATE) };
+  const env = { ...process.env, BENCH_RATE: String(RATE), BENCH_DELAY_MS: String(BURST_DELAY_MS) };
   return new Promise((resolve, reject) => {
-    execFile(binary, args, { env }, (error, stdout) => {
+    execFile(binary, args, { env, signal: wrkAbort.signal }, (error, stdout) => {
       if (error) return reject(error);
       const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
       const p50 = wrkMs(/^\s+50%\s+(\S+)/m.exec(stdout)?.[1] ?? '');
@@ -175,25 +183,27 @@ function table(title: string, rows: [string, Sample][], extra: (name: string, s:
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-bench-'));
+  const forget = onInterrupt(async () => {
+    wrkAbort.abort();
+    await Promise.allSettled([wrkRun, stopAll()]);
+    await rm(dir, { recursive: true, force: true });
+  });
   const wrk = findExecutable('wrk');
   const haproxy = findExecutable('haproxy');
   const nginx = findExecutable('nginx');
   log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}; load: ${wrk ? 'wrk (bench/fixed-rate.lua, bench/burst.lua)' : 'autocannon (no burst runs without wrk)'}`);
   log(`rounds ${ROUNDS}, ${SECONDS}s per run, ${CONNECTIONS} connections, fixed rate ${RATE} req/s, ${MEMBERS} members`);
   try {
-    const members = await spawnNode<{ ports: number[] }>('members.js', [String(MEMBERS)]);
+    const members = await spawnNode<{ ports: number[] }>('members.js', [String(MEMBERS)], dir);
     const ports = members.info.ports;
-    const targets: Target[] = [{ name: 'direct', port: ports[0]!, stop: () => Promise.resolve() }];
-    const dayshift = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'dayshift']);
-    targets.push({ name: 'dayshift', port: dayshift.info.port, stop: () => stopChild(dayshift.child) });
+    const targets: Target[] = [{ name: 'direct', port: ports[0]! }];
+    const proxies: [string, string[]][] = [['dayshift', ['dayshift-server.js', ports.join(','), 'round-robin', 'dayshift']]];
     if (ENGINES) {
-      const undici = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'undici']);
-      targets.push({ name: 'ds-undici', port: undici.info.port, stop: () => stopChild(undici.child) });
-      const nodeHttp = await spawnNode<{ port: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'node-http']);
-      targets.push({ name: 'ds-nodehttp', port: nodeHttp.info.port, stop: () => stopChild(nodeHttp.child) });
+      proxies.push(['ds-undici', ['dayshift-server.js', ports.join(','), 'round-robin', 'undici']]);
+      proxies.push(['ds-nodehttp', ['dayshift-server.js', ports.join(','), 'round-robin', 'node-http']]);
     }
-    const hp = await spawnNode<{ port: number }>('http-proxy-server.js', [ports.join(',')]);
-    targets.push({ name: 'http-proxy', port: hp.info.port, stop: () => stopChild(hp.child) });
+    proxies.push(['http-proxy', ['http-proxy-server.js', ports.join(',')]]);
+    for (const [name, [script, ...args]] of proxies) targets.push({ name, port: (await spawnNode<{ port: number }>(script!, args, dir)).info.port });
     if (haproxy) targets.push(await startHaproxy(haproxy, ports, dir));
     else log('haproxy not installed (Debian package haproxy): skipped');
     if (nginx) targets.push(await startNginx(nginx, ports, dir));
@@ -207,7 +217,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const load of loads) {
         for (const t of targets) {
-          const s = wrk ? await runWrk(wrk, t.port, load) : await runAutocannon(t.port, load === 'peak' ? undefined : RATE);
+          const s = wrk ? await (wrkRun = runWrk(wrk, t.port, load)) : await runAutocannon(t.port, load === 'peak' ? undefined : RATE);
           const byTarget = samples.get(load)!;
           (byTarget.get(t.name) ?? byTarget.set(t.name, []).get(t.name)!).push(s);
           log(`[round ${round}/${ROUNDS}] ${load.padEnd(5)} ${t.name.padEnd(11)} ${s.rps.toFixed(0)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms  errors ${s.errors}`);
@@ -232,16 +242,21 @@ async function main(): Promise<void> {
       });
     };
     latencyTable(`Fixed rate ${RATE} req/s, evenly spaced (median of ${ROUNDS})`, medians('rate'));
-    if (wrk) latencyTable(`Bursts: ${RATE_CONNECTIONS} requests at once every ${(RATE_CONNECTIONS * 1000) / RATE} ms (median of ${ROUNDS})`, medians('burst'));
-    for (const t of targets) await t.stop();
-    await stopChild(members.child);
+    if (wrk) latencyTable(`Bursts: ${RATE_CONNECTIONS} requests at once every ${BURST_DELAY_MS} ms (median of ${ROUNDS})`, medians('burst'));
   } finally {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await stopAll();
     await rm(dir, { recursive: true, force: true });
+    forget();
   }
 }
 
-await main();
-// Then the release-shaped figures: the origin procedure under load, and AJP against HTTP to Tomcat.
-if (process.env.BENCH_SWAP !== '0') await runSwapBench(log);
-if (process.env.BENCH_AJP !== '0') await runAjpBench({ seconds: SECONDS, rounds: 1 });
+handleInterrupts(log);
+try {
+  await main();
+  // Then the release-shaped figures: the origin procedure under load, and AJP against HTTP to Tomcat.
+  if (process.env.BENCH_SWAP !== '0') await runSwapBench(log);
+  if (process.env.BENCH_AJP !== '0') await runAjpBench({ seconds: SECONDS, rounds: 1 });
+} finally {
+  // An interrupted run fails wherever it was: it ends with the interruption's exit code, not that error.
+  await interrupted();
+}

@@ -13,7 +13,6 @@ export function createNodeHttpTransport(url: URL, _member: unknown, settings: Tr
         const headers: string[] = [];
         for (const [name, value] of request.headers) headers.push(name, value);
         const req = http.request({ host: url.hostname, port, method: request.method, path: request.path, headers, agent });
-        request.signal.addEventListener('abort', () => req.destroy(request.signal.reason as Error));
         req.on('response', (res) => {
           const pairs: [string, string][] = [];
           for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
@@ -23,6 +22,13 @@ export function createNodeHttpTransport(url: URL, _member: unknown, settings: Tr
           const phase = error.code === 'ECONNREFUSED' ? 'connect' : 'before-response';
           reject(new UpstreamError(error.message, phase, req.reusedSocket, 'network', { cause: error }));
         });
+        // A listener added to a signal that has already fired is never called.
+        const cancel = () => req.destroy(request.signal.reason as Error);
+        if (request.signal.aborted) {
+          cancel();
+          return;
+        }
+        request.signal.addEventListener('abort', cancel);
         if (request.body) request.body.pipe(req);
         else req.end();
       });
