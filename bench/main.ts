@@ -127,7 +127,7 @@ function wrkMs(text: string): number {
 }
 
 /**
- * What a run asks of a target: as much as 50 connections can carry; RATE req/s evenly spaced; or RATE
+ * What a run asks of a target: as much as 50 connections can carry; RATE req/s spread over time (bench/fixed-rate.lua); or RATE
  * req/s as bursts of RATE_CONNECTIONS requests at once.
  */
 type Load = 'peak' | 'rate' | 'burst';
@@ -241,7 +241,7 @@ async function main(): Promise<void> {
         return ha && name !== 'haproxy' ? `${added}, ${(s.p99 - ha.p99).toFixed(2)} ms over haproxy` : added;
       });
     };
-    latencyTable(`Fixed rate ${RATE} req/s, evenly spaced (median of ${ROUNDS})`, medians('rate'));
+    latencyTable(`Fixed rate ${RATE} req/s, spread on 1 ms ticks (median of ${ROUNDS})`, medians('rate'));
     if (wrk) latencyTable(`Bursts: ${RATE_CONNECTIONS} requests at once every ${BURST_DELAY_MS} ms (median of ${ROUNDS})`, medians('burst'));
   } finally {
     await stopAll();
