@@ -1,13 +1,14 @@
 // docs/configuration.md is the configuration reference: these tests keep it in step with the schema, so
 // that a key added to src/config/*schema.ts without a row in the reference fails the suite, and so do a
-// row left behind by a renamed key and an example the schema refuses.
+// row left behind by a renamed key, a default that is not the schema's and an example it refuses.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { configSchema } from '../../src/config/schema.js';
-import { displayPath, documentedKeys, schemaKeys, undocumentedKeys, unknownDocumentedKeys } from '../support/config-reference.js';
+import { duration, size } from '../../src/config/units.js';
+import { displayPath, documentedKeys, schemaKeys, undocumentedKeys, unknownDocumentedKeys, wrongDefaults } from '../support/config-reference.js';
 
 const REFERENCE = 'docs/configuration.md';
 const reference = readFileSync(new URL(`../../../${REFERENCE}`, import.meta.url), 'utf8');
@@ -30,6 +31,11 @@ test('every key docs/configuration.md documents exists in the schema', () => {
     [],
     `${REFERENCE} documents keys the schema does not have (renamed or removed?):\n${stale.map((s) => `  ${REFERENCE}:${s.line}: ${displayPath(s.path)}`).join('\n')}`,
   );
+});
+
+test("every default in docs/configuration.md is the schema's", () => {
+  const wrong = wrongDefaults(schemaKeys(configSchema), documentedKeys(reference));
+  assert.deepEqual(wrong, [], `defaults in ${REFERENCE} that differ from the schema's:\n${wrong.map((w) => `  ${REFERENCE} ${w}`).join('\n')}`);
 });
 
 test('the examples in docs/configuration.md pass the schema, each as part of the minimal file', () => {
@@ -135,6 +141,8 @@ Prose that mentions \`timeouts.tunnel\` does not document it, nor does code:
 
 ### \`clusters.<cluster>.members[0].url\`
 
+| Key | Meaning |
+| --- | --- |
 | \`clusters\` | | |
 | \`clusters.<name>\` | | |
 | \`clusters.<name>.members\` | | |
@@ -161,6 +169,30 @@ test('a key without a row is reported, an alias covers the keys of its target, a
   // clusters.<>.health.path is covered through health.path; clusters.<>.health.rise is left to health.rise,
   // whose row would cover both; hook.per, tags and nested have no row.
   assert.deepEqual(undocumentedKeys(keys, doc), ['timeouts.tunnel', 'hook.per', 'health.rise', 'tags', 'nested', 'nested.deep']);
-  assert.deepEqual(unknownDocumentedKeys(keys, doc), [{ path: 'health.interval', line: 30 }]);
+  assert.deepEqual(unknownDocumentedKeys(keys, doc), [{ path: 'health.interval', line: 32 }]);
   assert.equal(displayPath('clusters.<>.members[].url'), 'clusters.<name>.members[].url');
+});
+
+test('a default is read through its key’s schema, units included, and a wrong or unquoted one is reported', () => {
+  const schema = z.strictObject({
+    connect: duration.default(5000),
+    size: size.default(16 * 1024),
+    path: z.string().default('/'),
+    rise: z.number().default(2),
+    expect: z.array(z.string()).default(['2xx', '3xx']),
+    kind: z.union([z.strictObject({ match: z.enum(['url', 'route']).default('url') }), z.strictObject({ match: z.enum(['name']).default('name') })]).optional(),
+  });
+  const doc = documentedKeys(`| Key | Type | Default |
+| --- | --- | --- |
+| \`connect\` | duration | \`5s\` |
+| \`size\` | size | \`16k\` |
+| \`path\` | string | \`/health\` |
+| \`rise\` | integer | two |
+| \`expect\` | list | \`[2xx, 3xx]\` |
+| \`kind.match\` | | \`url\` (a); \`name\` (b) |
+`);
+  assert.deepEqual(wrongDefaults(schemaKeys(schema), doc), [
+    'line 5: path: the schema\'s default is "/", the reference has Default cell "`/health`"',
+    'line 6: rise: the schema\'s default is 2, the reference has Default cell "two"',
+  ]);
 });

@@ -3,7 +3,10 @@
 // docs/configuration.md: a key is documented where it is written as a dotted path in backticks in a
 // heading, in the first cell of a table row, or at the start of a list item; `[]` stands for a list
 // element and `<name>` for a key the user chooses (a record); a row that names `Q.*` in another cell says
-// that its key takes the keys of Q, documented once under Q.
+// that its key takes the keys of Q, documented once under Q; a table's Default column gives, in
+// backticks, each default the schema has for the key.
+import { isDeepStrictEqual } from 'node:util';
+import { parse } from 'yaml';
 import type { z } from 'zod';
 
 /** What the schema accepts, as normalised paths (`clusters.<>.members[].url`). */
@@ -12,6 +15,8 @@ export interface SchemaKeys {
   required: Set<string>;
   /** Every path a document may name: the required ones, their list elements and user-chosen keys. */
   known: Set<string>;
+  /** `.default()` values by path (several when union options differ), with the schema they default. */
+  defaults: Map<string, { schema: z.ZodType; value: unknown }[]>;
 }
 
 interface Def {
@@ -29,7 +34,7 @@ const join = (path: string, key: string) => (key === '[]' ? `${path}[]` : path =
  * (`<>`). A record key is required only when its value has keys of its own.
  */
 export function schemaKeys(root: z.ZodType): SchemaKeys {
-  const keys: SchemaKeys = { required: new Set(), known: new Set() };
+  const keys: SchemaKeys = { required: new Set(), known: new Set(), defaults: new Map() };
   const walking = new Set<unknown>();
   const walk = (schema: unknown, path: string): boolean => {
     const def = defOf(schema);
@@ -76,6 +81,10 @@ export function schemaKeys(root: z.ZodType): SchemaKeys {
         return walk((def.getter as () => unknown)(), path);
       default:
         // optional, nullable, default, prefault, nonoptional, readonly, catch: one wrapped schema.
+        if (def.type === 'default') {
+          const found = keys.defaults.get(path) ?? [];
+          keys.defaults.set(path, [...found, { schema: def.innerType as z.ZodType, value: def.defaultValue }]);
+        }
         return def.innerType !== undefined && walk(def.innerType, path);
     }
   };
@@ -97,6 +106,8 @@ export interface DocumentedKeys {
   keys: Map<string, number>;
   /** `P` takes the keys of `Q` (a row for P that names `Q.*`). */
   aliases: Map<string, string>;
+  /** The Default cell of each key documented in a table that has a Default column. */
+  defaults: Map<string, string>;
 }
 
 const codeSpans = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!.trim());
@@ -110,25 +121,39 @@ const cells = (line: string) =>
     .split(/(?<!\\)\|/);
 
 export function documentedKeys(markdown: string): DocumentedKeys {
-  const found: DocumentedKeys = { keys: new Map(), aliases: new Map() };
+  const found: DocumentedKeys = { keys: new Map(), aliases: new Map(), defaults: new Map() };
   let fenced = false;
+  // The Default column of the table being read (-1: none), known from its header row.
+  let defaultColumn: number | undefined;
   markdown.split('\n').forEach((line, index) => {
     if (/^\s*(```|~~~)/.test(line)) fenced = !fenced;
     if (fenced) return;
     let defining: string[] = [];
     let rest: string[] = [];
+    let defaultCell: string | undefined;
+    if (!/^\s*\|/.test(line)) defaultColumn = undefined;
     if (/^#{1,6}\s/.test(line)) defining = codeSpans(line);
     else if (/^\s*\|/.test(line)) {
-      const [first = '', ...others] = cells(line);
+      const row = cells(line);
+      if (defaultColumn === undefined) {
+        defaultColumn = row.findIndex((cell) => cell.trim().toLowerCase() === 'default');
+        return;
+      }
+      const [first = '', ...others] = row;
       defining = codeSpans(first);
       rest = others.flatMap(codeSpans);
+      if (defaultColumn > 0) defaultCell = row[defaultColumn]?.trim() ?? '';
     } else {
       // A list item that starts with its key(s): "- `a.b` / `a.c`: ...".
       const item = /^\s*[-*+]\s+((?:`[^`]+`[\s,/]*)+)/.exec(line);
       if (item) defining = codeSpans(item[1]!);
     }
     const paths = defining.filter((span) => KEY_PATH.test(span)).map(normalisePath);
-    for (const path of paths) if (!found.keys.has(path)) found.keys.set(path, index + 1);
+    for (const path of paths) {
+      if (!found.keys.has(path)) found.keys.set(path, index + 1);
+      // A heading may name the key before its table row does: the first Default cell counts.
+      if (defaultCell !== undefined && !found.defaults.has(path)) found.defaults.set(path, defaultCell);
+    }
     const target = rest.map((span) => ALIAS.exec(span)?.[1]).find((t) => t !== undefined);
     if (target !== undefined) for (const path of paths) found.aliases.set(path, normalisePath(target));
   });
@@ -141,16 +166,19 @@ function restAfter(path: string, prefix: string): string | undefined {
   return path.startsWith(`${prefix}.`) || path.startsWith(`${prefix}[]`) ? path.slice(prefix.length) : undefined;
 }
 
-/** Whether a schema key is documented, directly or through the keys of an alias. */
-function covered(path: string, doc: DocumentedKeys, depth = 0): boolean {
-  if (doc.keys.has(path)) return true;
-  if (depth > 8) return false;
+/** The documented key that covers a schema key: itself, or its counterpart under an alias's target. */
+function rowOf(path: string, doc: DocumentedKeys, depth = 0): string | undefined {
+  if (doc.keys.has(path)) return path;
+  if (depth > 8) return undefined;
   for (const [alias, target] of doc.aliases) {
     const rest = restAfter(path, alias);
-    if (rest && covered(target + rest, doc, depth + 1)) return true;
+    const row = rest ? rowOf(target + rest, doc, depth + 1) : undefined;
+    if (row !== undefined) return row;
   }
-  return false;
+  return undefined;
 }
+
+const covered = (path: string, doc: DocumentedKeys) => rowOf(path, doc) !== undefined;
 
 /**
  * Schema keys the document does not cover, in schema order. A key under an alias whose counterpart under
@@ -186,6 +214,39 @@ export function unknownDocumentedKeys(schema: SchemaKeys, doc: DocumentedKeys): 
   return [...doc.keys]
     .filter(([path]) => topLevel.has(path.split(/[.[]/)[0]!) && !exists(path, schema, doc))
     .map(([path, line]) => ({ path, line }));
+}
+
+/** A Default cell's code span read as the YAML it stands for (or as plain text), through the key's schema. */
+function readsAs(schema: z.ZodType, span: string, value: unknown): boolean {
+  const candidates: unknown[] = [span];
+  try {
+    candidates.unshift(parse(span));
+  } catch {
+    // not YAML: plain text only
+  }
+  return candidates.some((candidate) => {
+    const result = schema.safeParse(candidate);
+    return result.success && isDeepStrictEqual(result.data, value);
+  });
+}
+
+/**
+ * Rows whose Default cell does not give a default the schema has: each default must be written as a code
+ * span (`5s`, `[2xx, 3xx]`, `manual`) that the key's own schema reads as that value.
+ */
+export function wrongDefaults(schema: SchemaKeys, doc: DocumentedKeys): string[] {
+  const problems = new Set<string>();
+  for (const [path, defaults] of schema.defaults) {
+    const row = rowOf(path, doc);
+    if (row === undefined) continue;
+    const cell = doc.defaults.get(row);
+    for (const { schema: field, value } of defaults) {
+      if (cell !== undefined && codeSpans(cell).some((span) => readsAs(field, span, value))) continue;
+      const said = cell === undefined ? 'no Default cell' : `Default cell ${JSON.stringify(cell)}`;
+      problems.add(`line ${doc.keys.get(row)}: ${displayPath(row)}: the schema's default is ${JSON.stringify(value)}, the reference has ${said}`);
+    }
+  }
+  return [...problems];
 }
 
 /** Renders a normalised path back in the document's convention: `<>` as `<name>`. */
