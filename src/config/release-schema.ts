@@ -140,7 +140,7 @@ export type WindowsConfig = z.infer<typeof windowsSchema>;
  */
 const migrateSchema = z.strictObject({
   run: z.string().min(1),
-  /** Which server the command is for: DAYSHIFT_DB_HOST/PORT/NAME name the one in that role now. */
+  /** Which server the command is for: DAYSHIFT_DB_SERVER/HOST/PORT name the one in that role now. */
   on: z.enum(['replica', 'primary']).default('replica'),
   timeout: duration.default(60 * 60_000),
   repeatable: z.boolean().default(false),
