@@ -19,7 +19,7 @@ test('every key of the config schema has a row in docs/configuration.md', () => 
     missing.map(displayPath),
     [],
     `${missing.length} config key(s) have no entry in ${REFERENCE}:\n${missing.map((p) => `  ${displayPath(p)}`).join('\n')}\n` +
-      `Add a row to the table of each key's section in ${REFERENCE}: | \`${displayPath(missing[0] ?? 'section.key')}\` | type | default | meaning | ` +
+      `Add a row to the table of each key's section in ${REFERENCE}: | \`${displayPath(missing[0] ?? 'section.key')}\` | type | \`default\` | meaning | ` +
       '(the conventions are at the top of that file).',
   );
 });
