@@ -61,10 +61,10 @@ describe('etcd stopped and restarted under a running instance', { skip: etcd.ski
     await waitFor(() => about(/store is unreachable/).length > 0, 10_000, 'the outage to be logged');
 
     const admin = ['--admin', dayshift.adminUrl, '--token', dayshift.token];
-    for (const command of [['out', 'prod-b'], ['drain', 'prod-b']]) {
+    for (const command of [['out', 'prod-b'], ['drain', 'prod-b'], ['release', 'start', '--version', '2']]) {
       const ran = await runCli([...command, ...admin]);
       assert.equal(ran.code, 5, `${command.join(' ')}: ${ran.stdout}${ran.stderr}`);
-      assert.match(ran.stderr, /the change was not made: etcd \(http:\/\/127\.0\.0\.1:\d+\)/);
+      assert.match(ran.stderr, /^error: (the change was not made|the store is unreachable): etcd \(http:\/\/127\.0\.0\.1:\d+\): \w+ .* failed: /);
       assert.match(ran.stderr, /The store is unreachable: Dayshift keeps serving with the state it has/);
     }
     // The file store → etcd migration names the store as unreachable too.
