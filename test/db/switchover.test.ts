@@ -94,7 +94,7 @@ test('switchover a → b → a under a writer through the TCP front: no acknowle
   assert.ok(!existsSync(journalPath(stateDir)), 'journal cleared');
 });
 
-test('drain then kill: an idle session holding an uncommitted write is killed after the drain', async (t) => {
+test('drain then kill: an idle session holding an uncommitted write, and one with no transaction, are killed after the drain', async (t) => {
   const p = need(t);
   if (!p) return;
   const s = await settings(p, { drain: '300ms' });
@@ -103,13 +103,18 @@ test('drain then kill: an idle session holding an uncommitted write is killed af
   holder.on('error', () => undefined);
   await holder.query('BEGIN');
   await holder.query("INSERT INTO writes VALUES (5000001, 'uncommitted')");
+  // Straight to a, not through the front: only the kill can close it (docs/database.md "Clients are disconnected").
+  const idle = await createConnection({ host: '127.0.0.1', port: p.a.port, user: 'app', password: 'app-pw', database: 'appdb' });
+  idle.on('error', () => undefined);
   const forth = await switchover(s, 'b', { front });
   printSteps('drain and kill', forth);
   assert.equal(forth.outcome, 'done', forth.message);
-  assert.equal(forth.sessionsKilled, 1);
-  assert.match(forth.steps.find((x) => x.name === 'drain')!.detail, /^1 open transaction\(s\) left after the drain; 1 session\(s\) killed$/);
+  assert.equal(forth.sessionsKilled, 2);
+  assert.match(forth.steps.find((x) => x.name === 'drain')!.detail, /^1 open transaction\(s\) left after the drain; 2 session\(s\) killed$/);
   await assert.rejects(holder.query('COMMIT'), 'the killed session cannot commit');
+  await assert.rejects(idle.query('SELECT 1'), 'the idle session was disconnected too');
   holder.destroy();
+  idle.destroy();
   const back = await switchover(s, 'a', { front });
   assert.equal(back.outcome, 'done', back.message);
   await waitForReplica(p.a, p.b);
