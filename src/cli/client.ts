@@ -143,6 +143,10 @@ function errorOf(text: string): string {
 function apiError(status: number, message: string): CliError {
   // 429: this address sent too many wrong tokens, so any token is refused for now (exit 5 as documented).
   if (status === 401 || status === 429) return new CliError(`the admin API refused the token: ${message}`, EXIT.unreachable);
+  // 503: the admin API answers but its store (etcd) does not; nothing was changed (exit 5 as documented).
+  if (status === 503) {
+    return new CliError(`${message}\nThe store is unreachable: Dayshift keeps serving with the state it has, but takes no change until the store answers again. Check etcd, then retry.`, EXIT.unreachable);
+  }
   if (status === 409) return new CliError(message, EXIT.refused);
   if (status === 400 || status === 404 || status === 422) return new CliError(message, EXIT.usage);
   return new CliError(`${message} (HTTP ${status})`, EXIT.failed);

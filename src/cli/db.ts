@@ -144,17 +144,28 @@ function renderPlan(result: SwitchoverResult, settings: DbSettings): string {
   return lines.join('\n');
 }
 
-function renderSummary(result: SwitchoverResult): string {
-  const lines = [`${stateColour(result.outcome === 'done' || result.outcome === 'dry-run' ? 'ok' : result.outcome === 'rolled-back' ? 'paused' : 'failed')} ${result.outcome}: ${result.message}`];
-  if (result.outageMs !== undefined) lines.push(`write outage: ${duration(result.outageMs)} (fence → ${result.outcome === 'done' ? 'endpoint verified on the new primary' : 'rollback done'})`);
+/** The summary's first words: what happened, in the colour an operator scans for. */
+const HEADLINE: Record<Outcome, string> = {
+  done: `${colour.green('ok')} done`,
+  'dry-run': `${colour.green('ok')} dry run`,
+  'nothing-to-resume': `${colour.green('ok')} nothing to resume`,
+  refused: `${colour.red('refused')}, nothing changed`,
+  'rolled-back': colour.yellow('aborted and rolled back'),
+  'repair-needed': `${colour.red('FAILED')} past the point of no return, repair needed`,
+};
+
+export function renderSummary(result: SwitchoverResult): string {
+  const lines = [`${HEADLINE[result.outcome]}: ${result.message}`];
+  if (result.outageMs !== undefined) lines.push(`write outage: ${duration(result.outageMs)} (fence → ${result.outageEnd})`);
   if (result.frozenPosition) lines.push(`old primary stopped at GTID ${result.frozenPosition}`);
   if (result.sessionsKilled !== undefined) lines.push(`sessions killed: ${result.sessionsKilled}`);
   if (result.repair?.length) lines.push(colour.bold('repair steps:'), ...result.repair.map((r, i) => `  ${i + 1}. ${r}`));
   return lines.join('\n');
 }
 
-function renderStatus(status: ServerStatus[]): string {
-  return table(
+export function renderStatus(status: ServerStatus[]): string {
+  const warnings = status.flatMap((s) => s.warnings ?? []).map((w) => `${colour.yellow('warning')}: ${w}`);
+  return [table(
     ['SERVER', 'ADDRESS', 'ROLE', 'REPLICA OF', 'IO/SQL', 'LAG', 'READ_ONLY', 'GTID EXECUTED', 'GTID APPLIED'],
     status.map((s) => [
       s.name,
@@ -163,9 +174,9 @@ function renderStatus(status: ServerStatus[]): string {
       s.replicaOf ?? '-',
       s.replication ? `${s.replication.ioRunning}/${s.replication.sqlRunning}` : '-',
       s.replication ? (s.replication.lagSeconds === null ? '?' : `${s.replication.lagSeconds}s`) : '-',
-      s.readOnly === undefined ? '-' : s.superReadOnly ? 'ON (super)' : s.readOnly ? 'ON' : 'OFF',
+      s.readOnly === undefined ? '-' : s.superReadOnly ? 'ON (super)' : s.readOnly ? 'ON' : s.role === 'replica' ? colour.red('OFF (writable replica)') : 'OFF',
       s.executed || '-',
       s.applied || '-',
     ]),
-  );
+  ), ...warnings].join('\n');
 }

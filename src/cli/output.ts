@@ -12,7 +12,7 @@ export const EXIT = {
   refused: 3,
   /** A wait ended at its deadline without the condition being met. */
   timeout: 4,
-  /** The admin API (or a database server) could not be reached, or the token was refused. */
+  /** The admin API, its store (etcd) or a database server could not be reached, or the token was refused. */
   unreachable: 5,
   /** A switchover or release was aborted and rolled back: the old state is back. */
   rolledBack: 6,

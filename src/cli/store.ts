@@ -44,7 +44,7 @@ export function register(program: Command): void {
         emit(Boolean(opts.json), result, human);
       } catch (err) {
         if (err instanceof MigrationConflictError) throw new CliError(err.message, EXIT.refused, { keys: err.keys });
-        if (err instanceof StoreUnavailableError) throw new CliError(err.message, EXIT.failed);
+        if (err instanceof StoreUnavailableError) throw new CliError(err.message, EXIT.unreachable);
         throw err;
       } finally {
         await Promise.all(stores.map((s) => s.close()));

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Actor } from './audit.js';
 import { FailureLimiter } from './failures.js';
+import { StoreUnavailableError } from '../store/store.js';
 import { HttpError, Router } from './router.js';
 import { tokenMatches } from './token.js';
 
@@ -105,9 +106,12 @@ export class AdminServer {
         res.destroy();
         return;
       }
-      const status = err instanceof HttpError ? err.status : typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
+      // The store (etcd) out of reach is the documented "unreachable" answer (the CLI exits 5), from any route.
+      const unreachable = err instanceof StoreUnavailableError;
+      const status = err instanceof HttpError ? err.status : unreachable ? 503 : typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
       if (status >= 500) this.options.logger.error({ err }, 'admin API error');
-      sendJson(res, status, { error: (err as Error).message, ...(err instanceof HttpError && err.details ? { details: err.details } : {}) });
+      const message = unreachable ? `the store is unreachable: ${(err as Error).message}` : (err as Error).message;
+      sendJson(res, status, { error: message, ...(err instanceof HttpError && err.details ? { details: err.details } : {}) });
     }
   }
 }

@@ -74,17 +74,38 @@ export interface Publisher {
 
 /**
  * Republishes `collect()` every intervalMs (default a third of the TTL, so that a missed round or two
- * does not make a live instance vanish). Failures (etcd away) go to onError and the next round retries.
+ * does not make a live instance vanish). When rounds fail (etcd away), onOutage hears of the first
+ * failure only and onRecovered of the first success after it, with the outage's length: an outage is
+ * two log lines, not one per round. A round still running when the next is due is not doubled.
  */
 export function startPublishing(
   store: Store,
   collect: () => InstanceFigures,
-  options: { ttlSeconds?: number; intervalMs?: number; onError?: (err: unknown) => void } = {},
+  options: { ttlSeconds?: number; intervalMs?: number; onOutage?: (err: unknown) => void; onRecovered?: (outage: { ms: number; failedRounds: number }) => void } = {},
 ): Publisher {
   const ttl = options.ttlSeconds ?? DEFAULT_FIGURES_TTL_SECONDS;
   const interval = options.intervalMs ?? (ttl * 1000) / 3;
   const publishNow = () => publishInstance(store, collect(), ttl);
-  const timer = setInterval(() => void publishNow().catch((err: unknown) => options.onError?.(err)), interval);
+  let running = false;
+  let outage: { since: number; failedRounds: number } | undefined;
+  const round = async (): Promise<void> => {
+    try {
+      await publishNow();
+      if (outage) options.onRecovered?.({ ms: Date.now() - outage.since, failedRounds: outage.failedRounds });
+      outage = undefined;
+    } catch (err) {
+      if (!outage) {
+        outage = { since: Date.now(), failedRounds: 0 };
+        options.onOutage?.(err);
+      }
+      outage.failedRounds++;
+    }
+  };
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    void round().finally(() => (running = false));
+  }, interval);
   timer.unref();
   return { publishNow, stop: () => clearInterval(timer) };
 }

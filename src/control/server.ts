@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
+import { formatDuration } from '../config/units.js';
 import { BuiltinDriver } from '../drivers/builtin.js';
 import type { Driver } from '../drivers/driver.js';
 import { createDriver } from '../drivers/factory.js';
@@ -90,7 +91,10 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
         ? startPublishing(store, () => instanceFigures({ id: instanceId, version: VERSION }, proxy.stats(), sessions.byMember(Date.now(), current().config.drain.session_idle)), {
             // Twice a second: drain waiting on another instance sees this one's requests in flight quickly.
             intervalMs: 500,
-            onError: (err) => logger.warn({ err }, "could not publish this instance's figures to the store"),
+            onOutage: (err) =>
+              logger.warn({ err }, "the store is unreachable: this instance keeps serving with the state it has, but cannot publish its figures or take changes; next message when it is back"),
+            onRecovered: ({ ms, failedRounds }) =>
+              logger.info({ outageMs: ms, failedRounds }, `the store is reachable again after ${formatDuration(ms)}: figures published, changes accepted`),
           })
         : undefined;
     if (publisher) {

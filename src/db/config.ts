@@ -56,6 +56,11 @@ export async function resolveDbSettings(
   return { ...rest, servers, replication, stateDir: resolve(baseDir, parsed.state_dir) };
 }
 
+/** host:port as clients write it (IPv6 in brackets). */
+export function serverAddress(server: { host: string; port: number }): string {
+  return server.host.includes(':') ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`;
+}
+
 export function findServer(settings: DbSettings, name: string): DbServer {
   const server = settings.servers.find((s) => s.name === name);
   if (!server) throw new Error(`unknown server "${name}"; configured servers: ${settings.servers.map((s) => s.name).join(', ')}`);

@@ -93,6 +93,10 @@ export interface Dialect {
   readonly unfence: string[];
   /** Columns `read_only` (0/1) and `super_read_only` (0/1, always 0 on MariaDB). */
   readonly readOnly: string;
+  /** Whether a `readOnly` row shows the server closed to writes as far as the flavour can close it. */
+  fenced(row: Record<string, unknown>): boolean;
+  /** How to make a replica read-only now and after a restart (read_only set with SET GLOBAL is lost then). */
+  readonly keepReadOnly: string;
   /** lock_wait_timeout for this session; SET GLOBAL read_only waits this long behind running writes. */
   lockWait(ms: number): string;
   /** Replication settings; `read` lists what is wrong for a GTID switchover. */
@@ -184,6 +188,11 @@ class MariaDbDialect implements Dialect {
   readonly fence = ['SET GLOBAL read_only=ON'];
   readonly unfence = ['SET GLOBAL read_only=OFF'];
   readonly readOnly = 'SELECT @@global.read_only AS read_only, 0 AS super_read_only';
+  fenced(row: Record<string, unknown>): boolean {
+    return flag(row.read_only);
+  }
+  // MariaDB has no SET PERSIST: only the option file survives a restart.
+  readonly keepReadOnly = 'run SET GLOBAL read_only=ON on it, and put read_only=ON under [mariadbd] in its my.cnf so that a restart keeps it';
   lockWait(ms: number): string {
     // Inlined: a bound number is sent as DOUBLE and refused (1232).
     return `SET SESSION lock_wait_timeout=${seconds(ms)}`;
@@ -244,7 +253,7 @@ class MySqlDialect implements Dialect {
   }
   // super_read_only goes first so that RESET REPLICA ALL can update the replication metadata tables,
   // while read_only still keeps application users out until the last statement.
-  readonly promote = ['STOP REPLICA', 'SET GLOBAL super_read_only=OFF', 'RESET REPLICA ALL', 'SET GLOBAL read_only=OFF'];
+  readonly promote = ['STOP REPLICA', 'SET PERSIST super_read_only=OFF', 'RESET REPLICA ALL', 'SET PERSIST read_only=OFF'];
   readonly position = 'SELECT @@global.gtid_executed AS pos';
   readonly positions = 'SELECT @@global.gtid_executed AS executed, @@global.gtid_executed AS applied';
   waitFor(pos: string, timeoutMs: number): Check<boolean> {
@@ -263,10 +272,16 @@ class MySqlDialect implements Dialect {
     return { on: 'primary', sql: `SELECT GTID_SUBTRACT(${escape(targetExecuted)}, @@global.gtid_executed) AS errant`, read: (row) => str(row.errant).replace(/\s+/g, '') };
   }
   // super_read_only also stops SUPER/CONNECTION_ADMIN users and implies read_only; OFF must be undone in
-  // that order (read_only=OFF alone is refused while super_read_only is ON).
-  readonly fence = ['SET GLOBAL super_read_only=ON'];
-  readonly unfence = ['SET GLOBAL super_read_only=OFF', 'SET GLOBAL read_only=OFF'];
+  // that order (read_only=OFF alone is refused while super_read_only is ON). SET PERSIST (8.0+, needs only
+  // SYSTEM_VARIABLES_ADMIN for these dynamic variables) also writes mysqld-auto.cnf, which is read after
+  // my.cnf: a restarted server keeps the role the switchover gave it.
+  readonly fence = ['SET PERSIST super_read_only=ON'];
+  readonly unfence = ['SET PERSIST super_read_only=OFF', 'SET PERSIST read_only=OFF'];
   readonly readOnly = 'SELECT @@global.read_only AS read_only, @@global.super_read_only AS super_read_only';
+  fenced(row: Record<string, unknown>): boolean {
+    return flag(row.super_read_only);
+  }
+  readonly keepReadOnly = 'run SET PERSIST super_read_only=ON on it (kept in mysqld-auto.cnf across restarts)';
   lockWait(ms: number): string {
     return `SET SESSION lock_wait_timeout=${seconds(ms)}`;
   }

@@ -1,8 +1,8 @@
 // Preflight: everything the switchover needs to be true, read without changing anything. Each check is
 // named and explained so that a refusal says what to fix.
 import type { DbServer, DbSettings } from './config.js';
-import { missingGrants, type ReplicaStatus } from './dialect.js';
-import type { DbSession, Row } from './session.js';
+import { globalPrivileges, missingGrants, type ReplicaStatus } from './dialect.js';
+import { DbSession, type Row } from './session.js';
 import { serverAt } from './status.js';
 
 export interface PreflightCheck {
@@ -72,6 +72,14 @@ export async function preflight(settings: DbSettings, from: DbSession, to: DbSes
     add(`${s.server.name}: replication settings`, wrong.length === 0, wrong.join('; ') || 'log_bin, log updates, ROW, GTID');
   }
 
+  // The replication account is only used after the fence: by the old primary to replicate from the new
+  // one (reattach), and by the replica to replicate from the old one again (rollback B). A wrong password
+  // would surface past the point of no return, so log in with it now, on both.
+  for (const s of [to, from]) {
+    const [ok, detail] = await replicationLogin(settings, s);
+    add(`${s.server.name}: replication account`, ok, detail);
+  }
+
   const fromRo = (await from.row(from.dialect.readOnly)) ?? {};
   const fromReplica = await from.row(from.dialect.replicaStatus);
   add(`${from.server.name}: is a writable primary`, Number(fromRo.read_only) === 0 && !fromReplica, fromReplica ? 'it is itself a replica' : Number(fromRo.read_only) === 1 ? 'read_only is ON' : 'ok');
@@ -83,19 +91,17 @@ export async function preflight(settings: DbSettings, from: DbSession, to: DbSes
     `IO ${status.ioRunning}, SQL ${status.sqlRunning}${status.ioError ? `, IO error ${status.ioError}` : ''}${status.sqlError ? `, SQL error ${status.sqlError}` : ''}`,
   );
   add(`${to.server.name}: replicates by GTID`, status.usingGtid, status.gtidMode);
+  // A writable replica takes writes that are not on the primary (errant transactions), and during the
+  // switchover it would take writes before it has caught up. SET GLOBAL read_only is lost on a restart.
+  const toRo = (await to.row(to.dialect.readOnly)) ?? {};
+  add(`${to.server.name}: replica is read-only`, to.dialect.fenced(toRo), to.dialect.fenced(toRo) ? 'yes' : `no, it is writable: ${to.dialect.keepReadOnly}`);
   // Seconds_Behind_Master alone is not enough: it reads 0 whenever the SQL thread has caught up with the
   // relay log, e.g. while a delayed replica (MASTER_DELAY) waits. So the replica must also apply the
   // primary's current position within max_lag.
   const maxLag = settings.max_lag / 1000;
   const primaryPos = String((await from.row(from.dialect.position))?.pos ?? '');
   const applied = threads && (await to.check(to.dialect.waitFor(primaryPos, settings.max_lag), settings.max_lag + settings.statement_timeout));
-  add(
-    `${to.server.name}: lag`,
-    status.lagSeconds !== null && status.lagSeconds <= maxLag && applied,
-    status.lagSeconds === null
-      ? 'unknown (SQL thread not running)'
-      : `${status.lagSeconds}s behind; ${applied ? 'applied' : 'did not apply'} the primary's position ${primaryPos || '(empty)'} within ${maxLag}s`,
-  );
+  add(`${to.server.name}: lag`, ...lagCheck(status.lagSeconds, applied, primaryPos, maxLag));
 
   const toPositions = (await to.row(to.dialect.positions)) ?? {};
   const errantCheck = to.dialect.errant(String(toPositions.executed ?? ''));
@@ -118,3 +124,29 @@ export async function preflight(settings: DbSettings, from: DbSession, to: DbSes
   return { checks, sessions };
 }
 
+
+/** The lag verdict; a refusal names only what failed, so the reason printed is the real one. */
+export function lagCheck(lagSeconds: number | null, applied: boolean, primaryPos: string, maxLagSeconds: number): [boolean, string] {
+  if (lagSeconds === null) return [false, 'unknown (SQL thread not running)'];
+  const pos = primaryPos || '(empty)';
+  const behind = lagSeconds > maxLagSeconds ? `${lagSeconds}s behind, over max_lag ${maxLagSeconds}s` : undefined;
+  const notApplied = applied ? undefined : `did not apply the primary's position ${pos} within ${maxLagSeconds}s`;
+  if (behind || notApplied) return [false, [behind, notApplied].filter(Boolean).join('; ')];
+  return [true, `${lagSeconds}s behind; applied the primary's position ${pos} within ${maxLagSeconds}s`];
+}
+
+/** Logs in to `s`'s server with the replication account, as a replica will, and checks its grant. */
+async function replicationLogin(settings: DbSettings, s: DbSession): Promise<[boolean, string]> {
+  const { user, password } = settings.replication;
+  let session: DbSession | undefined;
+  try {
+    session = await DbSession.open({ ...s.server, user, password }, { connectTimeout: settings.connect_timeout, statementTimeout: settings.statement_timeout, credentials: 'database.replication' });
+    const have = globalPrivileges((await session.rows('SHOW GRANTS')).map((r) => String(Object.values(r)[0])));
+    if (!have.has('REPLICATION SLAVE') && !have.has('ALL PRIVILEGES')) return [false, `${user} lacks REPLICATION SLAVE ON *.* on ${s.server.name}`];
+    return [true, `${user} logs in and holds REPLICATION SLAVE`];
+  } catch (err) {
+    return [false, (err as Error).message];
+  } finally {
+    await session?.close();
+  }
+}

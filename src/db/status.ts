@@ -1,7 +1,9 @@
 // `dayshift db status`: what each configured server is right now, read from the servers themselves.
-import type { DbServer, DbSettings } from './config.js';
+import { serverAddress, type DbServer, type DbSettings } from './config.js';
 import type { Flavour, ReplicaStatus } from './dialect.js';
-import { DbSession } from './session.js';
+import { DbConnectError, DbSession } from './session.js';
+
+export { serverAddress };
 
 export type Role = 'primary' | 'replica' | 'read-only' | 'unreachable';
 
@@ -21,11 +23,9 @@ export interface ServerStatus {
   /** GTIDs applied by replication (MariaDB gtid_slave_pos). */
   applied?: string;
   replication?: ReplicaStatus;
+  /** What an operator should fix, e.g. a replica that takes writes. */
+  warnings?: string[];
   error?: string;
-}
-
-export function serverAddress(server: { host: string; port: number }): string {
-  return server.host.includes(':') ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`;
 }
 
 /** The configured server at host:port, matched as written in the config. */
@@ -55,6 +55,8 @@ export async function readStatus(settings: DbSettings, session: DbSession): Prom
   if (replication) {
     status.replication = replication;
     status.replicaOf = serverAt(settings, replication.sourceHost, replication.sourcePort)?.name ?? serverAddress({ host: replication.sourceHost, port: replication.sourcePort });
+    // E.g. restarted after a switchover that set read_only with SET GLOBAL only.
+    if (!dialect.fenced(ro)) status.warnings = [`${status.name} is a replica but writable: ${dialect.keepReadOnly}`];
   }
   return status;
 }
@@ -67,7 +69,8 @@ export async function dbStatus(settings: DbSettings): Promise<ServerStatus[]> {
         session = await DbSession.open(server, { connectTimeout: settings.connect_timeout, statementTimeout: settings.statement_timeout });
         return await readStatus(settings, session);
       } catch (err) {
-        return { name: server.name, address: serverAddress(server), role: 'unreachable', error: (err as Error).message };
+        // The row names the server and its address already.
+        return { name: server.name, address: serverAddress(server), role: 'unreachable', error: err instanceof DbConnectError ? err.reason : (err as Error).message };
       } finally {
         await session?.close();
       }

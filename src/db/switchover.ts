@@ -19,6 +19,9 @@ import { dbStatus, serverAddress } from './status.js';
 /** The run lock's name in the store. */
 export const LOCK_NAME = 'db-switchover';
 
+/** What ended the write outage: a verified or unverified endpoint move, or a rollback. */
+export type OutageEnd = 'endpoint verified on the new primary' | 'endpoint moved (not verified)' | 'rollback done';
+
 export type Outcome = 'done' | 'dry-run' | 'refused' | 'rolled-back' | 'repair-needed' | 'nothing-to-resume';
 
 /** Step names, in order; DAYSHIFT_DB_PAUSE_AT (test seam) names one of them. */
@@ -41,8 +44,10 @@ export interface SwitchoverResult {
   checks: PreflightCheck[];
   /** Client sessions on the old primary at preflight (killed after the drain). */
   sessions: ClientSession[];
-  /** Write outage: from the fence until the endpoint verifiably reached the new primary (or the rollback). */
+  /** Write outage: from the fence until the endpoint moved to the new primary, or the rollback ended. */
   outageMs?: number;
+  /** What ended the outage, as the summary prints it. */
+  outageEnd?: OutageEnd;
   /** The old primary's GTID position when writes stopped. */
   frozenPosition?: string;
   sessionsKilled?: number;
@@ -129,6 +134,7 @@ class Run {
   private readonly endpoint: WriterEndpoint;
   private outageStart?: number;
   private outageMs?: number;
+  private outageEnd?: OutageEnd;
   private sessionsKilled?: number;
   private journal?: Journal;
   /** The old primary's session holding FLUSH TABLES WITH READ LOCK (fence: ftwrl). */
@@ -151,6 +157,7 @@ class Run {
       checks: this.checks,
       sessions: this.sessions,
       outageMs: this.outageMs,
+      outageEnd: this.outageEnd,
       frozenPosition: this.journal?.frozenPos,
       sessionsKilled: this.sessionsKilled,
       ...extra,
@@ -270,13 +277,13 @@ class Run {
     if (phase === 'publishing') {
       await this.enter('publishing');
       try {
-        await this.step('publish', async () => {
+        const verified = await this.step('publish', async () => {
           const done = await this.endpoint.publish(to, from);
           const toSession = await this.connect(to);
-          const verified = await verifyWriter(this.settings, to, toSession.serverId);
-          return { value: undefined, detail: `${done.join(', ')}; ${verified}` };
+          const verdict = await verifyWriter(this.settings, to, toSession.serverId);
+          return { value: verdict.startsWith('verified'), detail: `${done.join(', ')}; ${verdict}` };
         });
-        if (this.outageStart !== undefined) this.outageMs = Math.round(performance.now() - this.outageStart);
+        this.endOutage(verified ? 'endpoint verified on the new primary' : 'endpoint moved (not verified)');
       } catch (err) {
         return this.publishFailed(err as Error, to, from);
       }
@@ -318,6 +325,13 @@ class Run {
     }
     await clearJournal(this.settings.stateDir);
     return this.result('done', to.name, `${to.name} is the primary; ${from.name} replicates from it`);
+  }
+
+  /** Only a run that fenced has an outage to report (a resumed run did not see the fence). */
+  private endOutage(end: OutageEnd): void {
+    if (this.outageStart === undefined) return;
+    this.outageMs = Math.round(performance.now() - this.outageStart);
+    this.outageEnd = end;
   }
 
   private async drain(from: DbSession): Promise<{ value: number; detail: string }> {
@@ -405,9 +419,9 @@ class Run {
         repair: [`on ${from.name} (${serverAddress(from)}): SET GLOBAL read_only=OFF  -- MySQL: SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF`, 'then: dayshift db status'],
       });
     }
-    if (this.outageStart !== undefined) this.outageMs = Math.round(performance.now() - this.outageStart);
+    this.endOutage('rollback done');
     await clearJournal(this.settings.stateDir);
-    return this.result('rolled-back', to, `${cause.message}; rolled back: ${from.name} is the writable primary again`);
+    return this.result('rolled-back', to, `${cause.message}; ${from.name} is the writable primary again`);
   }
 
   /**
@@ -447,9 +461,9 @@ class Run {
         ],
       });
     }
-    if (this.outageStart !== undefined) this.outageMs = Math.round(performance.now() - this.outageStart);
+    this.endOutage('rollback done');
     await clearJournal(this.settings.stateDir);
-    return this.result('rolled-back', to.name, `${cause.message}; rolled back: ${from.name} is the writable primary again, ${to.name} its replica`);
+    return this.result('rolled-back', to.name, `${cause.message}; ${from.name} is the writable primary again, ${to.name} its replica`);
   }
 
   /** The endpoint flip failed or was not verified: roll back only if nothing has been written to `to`. */

@@ -47,15 +47,24 @@ test('MariaDB re-attaches a demoted primary with MASTER_DEMOTE_TO_SLAVE, a repli
 });
 
 test('promotion: MySQL lifts super_read_only before RESET REPLICA ALL and read_only last', () => {
-  assert.deepEqual(mysql.promote, ['STOP REPLICA', 'SET GLOBAL super_read_only=OFF', 'RESET REPLICA ALL', 'SET GLOBAL read_only=OFF']);
+  assert.deepEqual(mysql.promote, ['STOP REPLICA', 'SET PERSIST super_read_only=OFF', 'RESET REPLICA ALL', 'SET PERSIST read_only=OFF']);
   assert.deepEqual(mariadb.promote, ['STOP SLAVE', 'RESET SLAVE ALL', 'SET GLOBAL read_only=OFF']);
 });
 
-test('MySQL fences with super_read_only and unfences in the order the server requires', () => {
-  assert.deepEqual(mysql.fence, ['SET GLOBAL super_read_only=ON']);
-  assert.deepEqual(mysql.unfence, ['SET GLOBAL super_read_only=OFF', 'SET GLOBAL read_only=OFF']);
+test('MySQL fences with super_read_only, persisted across restarts, and unfences in the order the server requires', () => {
+  assert.deepEqual(mysql.fence, ['SET PERSIST super_read_only=ON']);
+  assert.deepEqual(mysql.unfence, ['SET PERSIST super_read_only=OFF', 'SET PERSIST read_only=OFF']);
   assert.deepEqual(mariadb.fence, ['SET GLOBAL read_only=ON']);
   assert.equal(mysql.readOnly, 'SELECT @@global.read_only AS read_only, @@global.super_read_only AS super_read_only');
+});
+
+test('a replica counts as read-only only as far as the flavour can close it: MySQL needs super_read_only', () => {
+  assert.equal(mysql.fenced({ read_only: 1, super_read_only: 0 }), false, 'SUPER users still write');
+  assert.equal(mysql.fenced({ read_only: 1, super_read_only: 1 }), true);
+  assert.equal(mariadb.fenced({ read_only: 1, super_read_only: 0 }), true);
+  assert.equal(mariadb.fenced({ read_only: 0, super_read_only: 0 }), false);
+  assert.match(mysql.keepReadOnly, /SET PERSIST super_read_only=ON/);
+  assert.match(mariadb.keepReadOnly, /read_only=ON under \[mariadbd\] in its my\.cnf/);
 });
 
 test('lock_wait_timeout is an inlined whole number of seconds, at least 1', () => {

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { after, afterEach, before, test, type TestContext } from 'node:test';
 import type { DbSettings } from '../../src/db/config.js';
 import { dbStatus } from '../../src/db/status.js';
+import { renderSummary } from '../../src/cli/db.js';
+import { lagCheck } from '../../src/db/preflight.js';
 import { checkReplication, LOCK_NAME, switchover, type SwitchoverResult } from '../../src/db/switchover.js';
 import { requirePeer } from '../support/peers.js';
 import { databaseYaml, pairSettings, startMariaDbPair, USERS, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
@@ -80,6 +82,77 @@ test('refused: replica lag over max_lag', async (t) => {
   const result = await switchover(s, 'b', {});
   await assertRefused(s, result, ['b: lag']);
   assert.match(result.checks.find((c) => c.name === 'b: lag')!.detail, /did not apply the primary's position 0-1-\d+ within 1s/);
+  // The printed reason is what failed, never the part that passed.
+  assert.match(renderSummary(result), /^refused, nothing changed: b: lag: (\d+s behind, over max_lag 1s; )?did not apply the primary's position 0-1-\d+ within 1s$/m);
+});
+
+test('lag: a refusal names only the failing part', () => {
+  assert.deepEqual(lagCheck(12, true, '0-1-9', 5), [false, '12s behind, over max_lag 5s']);
+  assert.deepEqual(lagCheck(0, false, '0-1-9', 5), [false, "did not apply the primary's position 0-1-9 within 5s"]);
+  assert.deepEqual(lagCheck(9, false, '', 5), [false, "9s behind, over max_lag 5s; did not apply the primary's position (empty) within 5s"]);
+  assert.deepEqual(lagCheck(null, false, '0-1-9', 5), [false, 'unknown (SQL thread not running)']);
+  assert.deepEqual(lagCheck(2, true, '0-1-9', 5), [true, "2s behind; applied the primary's position 0-1-9 within 5s"]);
+});
+
+test('refused before anything changes: a wrong replication password (dry run and real run), naming each server', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  const s = await settings(p, {}, databaseYaml(p).replace(`password: ${USERS.repl.password}`, 'password: wrong'));
+  for (const dryRun of [true, false]) {
+    const result = await switchover(s, 'b', { dryRun });
+    await assertRefused(s, result, ['b: replication account', 'a: replication account']);
+    const failed = result.checks.filter((c) => !c.ok).map((c) => c.detail);
+    assert.match(failed[0]!, new RegExp(`^cannot connect to b \\(127\\.0\\.0\\.1:${p.b.port}\\) as repl: Access denied for user 'repl'@'127\\.0\\.0\\.1' \\(using password: YES\\)`));
+    assert.match(failed[1]!, new RegExp(`^cannot connect to a \\(127\\.0\\.0\\.1:${p.a.port}\\) as repl: Access denied .*\\(check the user and password in database\\.replication, `));
+  }
+  const ok = await switchover(await settings(p), 'b', { dryRun: true });
+  assert.deepEqual(ok.checks.filter((c) => c.name.endsWith('replication account')).map((c) => [c.name, c.ok, c.detail]), [
+    ['b: replication account', true, 'repl logs in and holds REPLICATION SLAVE'],
+    ['a: replication account', true, 'repl logs in and holds REPLICATION SLAVE'],
+  ]);
+});
+
+test('refused: the replication account lacks REPLICATION SLAVE', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  await p.a.sql("CREATE USER norepl@'127.0.0.1' IDENTIFIED BY 'norepl-pw'");
+  await waitForReplica(p.a, p.b);
+  const s = await settings(p, {}, databaseYaml(p).replace(`replication: {user: ${USERS.repl.user}, password: ${USERS.repl.password}}`, 'replication: {user: norepl, password: norepl-pw}'));
+  const result = await switchover(s, 'b', { dryRun: true });
+  assert.deepEqual(result.checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]), [
+    ['b: replication account', 'norepl lacks REPLICATION SLAVE ON *.* on b'],
+    ['a: replication account', 'norepl lacks REPLICATION SLAVE ON *.* on a'],
+  ]);
+});
+
+test('refused: the target replica is writable (read_only OFF), with how to keep it read-only', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  const s = await settings(p);
+  await p.b.sql('SET GLOBAL read_only=OFF');
+  const result = await switchover(s, 'b', {});
+  assert.equal(result.outcome, 'refused', result.message);
+  assert.deepEqual(result.checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]), [
+    ['b: replica is read-only', 'no, it is writable: run SET GLOBAL read_only=ON on it, and put read_only=ON under [mariadbd] in its my.cnf so that a restart keeps it'],
+  ]);
+  assert.deepEqual(result.steps.map((x) => x.name), ['preflight']);
+});
+
+test('a wrong password or a stopped server: the refusal names the server and its address', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  const wrongA = databaseYaml(p).replace(`port: ${p.a.port}, user: ${USERS.tool.user}, password: ${USERS.tool.password}`, `port: ${p.a.port}, user: ${USERS.tool.user}, password: wrong`);
+  const denied = await switchover(await settings(p, {}, wrongA), 'b', {});
+  assert.equal(denied.outcome, 'refused');
+  assert.match(
+    renderSummary(denied),
+    new RegExp(`^refused, nothing changed: cannot connect to a \\(127\\.0\\.0\\.1:${p.a.port}\\) as switcher: Access denied for user 'switcher'@'127\\.0\\.0\\.1' \\(using password: YES\\) \\(check the user and password in database\\.servers \\(a\\), and the host part of the account's grant\\)$`, 'm'),
+  );
+  const { freePort } = await import('../../src/ports.js');
+  const stopped = await freePort();
+  const down = await switchover(await settings(p, {}, databaseYaml(p).replace(`port: ${p.b.port}`, `port: ${stopped}`)), 'b', {});
+  assert.equal(down.outcome, 'refused');
+  assert.match(renderSummary(down), new RegExp(`^refused, nothing changed: cannot connect to b \\(127\\.0\\.0\\.1:${stopped}\\) as switcher: .*ECONNREFUSED.* \\(is the server running and listening there\\?\\)$`, 'm'));
 });
 
 test('refused: a long transaction on the primary', async (t) => {

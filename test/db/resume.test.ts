@@ -111,6 +111,9 @@ test('kill -9 after promotion, before publishing: --resume sees no write on b an
 
   const resumed = await dayshift(['switchover', '--resume', '--yes']).done;
   assert.equal(resumed.code, 6, resumed.stdout + resumed.stderr);
+  // Says what happened: rolled back (not "paused"), and why.
+  assert.match(resumed.stdout, /^aborted and rolled back: resumed an interrupted switchover a → b at phase publishing; a is the writable primary again, b its replica$/m);
+  assert.doesNotMatch(resumed.stdout, /paused/);
   assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
   assert.deepEqual(front.currentTarget(), { host: pair!.a.host, port: pair!.a.port });
 });

@@ -1,17 +1,18 @@
 // Switchover against two real MariaDB servers, with an application writer going through the TCP front.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, test, type TestContext } from 'node:test';
+import { renderSummary } from '../../src/cli/db.js';
 import type { DbSettings } from '../../src/db/config.js';
 import { journalPath } from '../../src/db/journal.js';
 import { dbStatus } from '../../src/db/status.js';
 import { switchover, type SwitchoverResult } from '../../src/db/switchover.js';
 import { TcpFront } from '../../src/tcp/front.js';
 import { requirePeer } from '../support/peers.js';
-import { databaseYaml, pairSettings, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { pairSettings, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 import { waitFor } from '../support/process.js';
 
 let pair: MariaDbPair | undefined;
@@ -93,7 +94,7 @@ test('switchover a → b → a under a writer through the TCP front: no acknowle
   assert.ok(!existsSync(journalPath(stateDir)), 'journal cleared');
 });
 
-test('drain then kill: an idle session holding an uncommitted write is killed after the drain', async (t) => {
+test('drain then kill: an idle session holding an uncommitted write, and one with no transaction, are killed after the drain', async (t) => {
   const p = need(t);
   if (!p) return;
   const s = await settings(p, { drain: '300ms' });
@@ -102,13 +103,18 @@ test('drain then kill: an idle session holding an uncommitted write is killed af
   holder.on('error', () => undefined);
   await holder.query('BEGIN');
   await holder.query("INSERT INTO writes VALUES (5000001, 'uncommitted')");
+  // Straight to a, not through the front: only the kill can close it (docs/database.md "Clients are disconnected").
+  const idle = await createConnection({ host: '127.0.0.1', port: p.a.port, user: 'app', password: 'app-pw', database: 'appdb' });
+  idle.on('error', () => undefined);
   const forth = await switchover(s, 'b', { front });
   printSteps('drain and kill', forth);
   assert.equal(forth.outcome, 'done', forth.message);
-  assert.equal(forth.sessionsKilled, 1);
-  assert.match(forth.steps.find((x) => x.name === 'drain')!.detail, /^1 open transaction\(s\) left after the drain; 1 session\(s\) killed$/);
+  assert.equal(forth.sessionsKilled, 2);
+  assert.match(forth.steps.find((x) => x.name === 'drain')!.detail, /^1 open transaction\(s\) left after the drain; 2 session\(s\) killed$/);
   await assert.rejects(holder.query('COMMIT'), 'the killed session cannot commit');
+  await assert.rejects(idle.query('SELECT 1'), 'the idle session was disconnected too');
   holder.destroy();
+  idle.destroy();
   const back = await switchover(s, 'a', { front });
   assert.equal(back.outcome, 'done', back.message);
   await waitForReplica(p.a, p.b);
@@ -180,13 +186,17 @@ test('rollback B: the endpoint cannot be moved → b demoted again and re-attach
   assert.equal(status[1]!.replication?.sqlRunning, 'Yes');
 });
 
-test('failure after the point of no return: exit 7 with repair steps; --resume after the fix finishes', async (t) => {
+test('failure after the point of no return: exit 7 with repair steps and a true summary; --resume after the fix finishes', async (t) => {
   const p = need(t);
   if (!p) return;
-  // A wrong replication password is only noticed when the old primary tries to replicate from b.
-  const extra = { writer: `{listen: "127.0.0.1:${front.address().port}"}`, catchup: '2s' };
-  const broken = await pairSettings(p, stateDir, extra, databaseYaml(p, extra).replace('password: repl-pw', 'password: wrong'));
-  const failed = await switchover(broken, 'b', { front });
+  const s = await settings(p, { catchup: '2s' });
+  // Preflight logs in with the replication account, so break it after that: once b is published, its
+  // account is renamed (not binlogged), and the old primary cannot replicate from b.
+  const rename = (from: string, to: string) => p.b.sql('SET SESSION sql_log_bin=0', `RENAME USER ${from}@'127.0.0.1' TO ${to}@'127.0.0.1'`);
+  const onStep = async (step: { name: string }) => {
+    if (step.name === 'publish') await rename('repl', 'repl_gone');
+  };
+  const failed = await switchover(s, 'b', { front, onStep });
   printSteps('after the point of no return', failed);
   assert.equal(failed.outcome, 'repair-needed', failed.message);
   assert.deepEqual(failed.steps.map((x) => [x.name, x.ok]).slice(-3), [['publish', true], ['reattach', true], ['verify', false]]);
@@ -194,11 +204,46 @@ test('failure after the point of no return: exit 7 with repair steps; --resume a
   assert.match(failed.repair!.join('\n'), /on a \(127\.0\.0\.1:\d+\): SET GLOBAL read_only=ON; STOP SLAVE;[\s\S]*MASTER_DEMOTE_TO_SLAVE=1[\s\S]*--resume/);
   assert.deepEqual(front.currentTarget(), { host: p.b.host, port: p.b.port }, 'writers stay on the new primary');
   assert.ok(existsSync(journalPath(stateDir)), 'the journal is kept for --resume');
+  // The summary says what happened: the outage ended at the verified endpoint; nothing was rolled back.
+  const summary = renderSummary(failed).split('\n');
+  assert.match(summary[0]!, /^FAILED past the point of no return, repair needed: b is the primary and serving writes, but a is not replicating from it: verify: /);
+  assert.match(summary[1]!, /^write outage: \d+(\.\d+)?(ms|s) \(fence → endpoint verified on the new primary\)$/);
+  assert.doesNotMatch(renderSummary(failed), /rollback|rolled back/);
 
-  const resumed = await switchover(await settings(p), '', { resume: true, front });
+  await rename('repl_gone', 'repl');
+  const resumed = await switchover(s, '', { resume: true, front });
   assert.equal(resumed.outcome, 'done', resumed.message);
   assert.deepEqual(resumed.steps.map((x) => x.name), ['reattach', 'verify']);
-  const back = await switchover(await settings(p), 'a', { front });
+  assert.equal(resumed.outageMs, undefined, 'a resumed run did not see the fence, so it reports no outage');
+  const back = await switchover(s, 'a', { front });
+  assert.equal(back.outcome, 'done', back.message);
+  assert.match(renderSummary(back), /^ok done: a is the primary; b replicates from it\nwrite outage: \d+(\.\d+)?(ms|s) \(fence → endpoint verified on the new primary\)$/m);
+});
+
+test('a replica restarted after a switchover comes back writable: status and preflight flag it; read_only=ON in my.cnf keeps it read-only', async (t) => {
+  const p = need(t);
+  if (!p) return;
+  const s = await settings(p);
+  const forth = await switchover(s, 'b', { front });
+  assert.equal(forth.outcome, 'done', forth.message);
+  // The switchover fenced a with SET GLOBAL read_only=ON; MariaDB forgets it on a restart.
+  await p.restart(p.a);
+  await waitForReplica(p.b, p.a);
+  const [a] = await dbStatus(s);
+  assert.deepEqual([a!.role, a!.readOnly, a!.replicaOf], ['replica', false, 'b']);
+  assert.match(a!.warnings?.join() ?? '', /^a is a replica but writable: .*read_only=ON under \[mariadbd\] in its my\.cnf/);
+  const refused = await switchover(s, 'a', { front });
+  assert.equal(refused.outcome, 'refused', refused.message);
+  assert.deepEqual(refused.checks.filter((c) => !c.ok).map((c) => c.name), ['a: replica is read-only']);
+
+  // What docs/database.md says to put in my.cnf.
+  const cnf = join(p.dir, 'a-my.cnf');
+  await writeFile(cnf, '[mariadbd]\nread_only=ON\n');
+  await p.restart(p.a, { cnf });
+  await waitForReplica(p.b, p.a);
+  const [again] = await dbStatus(s);
+  assert.deepEqual([again!.role, again!.readOnly, again!.warnings], ['replica', true, undefined]);
+  const back = await switchover(s, 'a', { front });
   assert.equal(back.outcome, 'done', back.message);
 });
 

@@ -4,7 +4,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
 import { startDayshift, type Dayshift } from '../../src/control/server.js';
@@ -28,13 +28,14 @@ export function baseConfig(dir: string, config: Record<string, unknown>): Record
   return { listen: { http: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, state_dir: join(dir, 'state'), log: { level: 'silent' }, ...config };
 }
 
-export async function startTestDayshift(config: Record<string, unknown>, existingDir?: string): Promise<TestDayshift> {
+/** `logger` replaces the silent one, for tests that assert what Dayshift logs. */
+export async function startTestDayshift(config: Record<string, unknown>, existingDir?: string, logger: Logger = pino({ level: 'silent' })): Promise<TestDayshift> {
   const dir = existingDir ?? (await mkdtemp(join(tmpdir(), 'dayshift-test-')));
   const configFile = join(dir, 'dayshift.yaml');
   const writeConfig = (c: Record<string, unknown>) => writeFile(configFile, stringify(baseConfig(dir, c)));
   await writeConfig(config);
   const loaded = await loadConfigFile(configFile);
-  const dayshift = await startDayshift(loaded, pino({ level: 'silent' }));
+  const dayshift = await startDayshift(loaded, logger);
   const token = dayshift.token.value;
   const adminUrl = dayshift.adminUrl;
   return {

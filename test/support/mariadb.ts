@@ -39,6 +39,11 @@ export interface MariaDbPair {
   dir: string;
   /** Restores a primary / b replica of a, writable / read-only, replication running without delay. */
   heal(): Promise<void>;
+  /**
+   * Stops one server (SIGTERM, as systemd does) and starts it again on its datadir. With `cnf`, the
+   * server also reads that option file (`[mariadbd]` settings such as read_only=ON), as from my.cnf.
+   */
+  restart(db: MariaDb, options?: { cnf?: string }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -71,10 +76,10 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
   const installDb = findExecutable('mariadb-install-db');
   if (!mariadbd || !installDb) return undefined;
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-mariadb-'));
-  const children: ChildProcess[] = [];
+  const children = new Map<string, ChildProcess>();
   const stop = async () => {
     await Promise.all(
-      children.map(
+      [...children.values()].map(
         (child) =>
           new Promise<void>((resolve) => {
             if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -91,23 +96,21 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
     const install = spawnSync(installDb, ['--no-defaults', `--datadir=${template}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--user=root'], { encoding: 'utf8' });
     if (install.status !== 0) throw new Error(`mariadb-install-db failed: ${install.stderr}`);
     const servers: MariaDb[] = [];
-    for (const [i, name] of ['a', 'b'].entries()) {
+    const launch = async (db: MariaDb, defaults = '--no-defaults') => {
+      const { name, port } = db;
       const home = join(dir, name);
-      await cp(template, join(home, 'data'), { recursive: true });
-      const port = await freePort();
-      const db = server(name, home, port, i + 1);
       const child = spawn(
         mariadbd,
         [
-          '--no-defaults', '--user=root', `--datadir=${join(home, 'data')}`, `--socket=${db.socket}`, `--pid-file=${join(home, 'mysqld.pid')}`,
+          defaults, '--user=root', `--datadir=${join(home, 'data')}`, `--socket=${db.socket}`, `--pid-file=${join(home, 'mysqld.pid')}`,
           `--log-error=${join(home, 'error.log')}`, `--port=${port}`, '--bind-address=127.0.0.1', '--skip-name-resolve',
-          `--server-id=${i + 1}`, '--log-bin=mysql-bin', '--relay-log=relay-bin', '--binlog-format=ROW', '--log-slave-updates=ON',
+          `--server-id=${db.serverId}`, '--log-bin=mysql-bin', '--relay-log=relay-bin', '--binlog-format=ROW', '--log-slave-updates=ON',
           '--gtid-strict-mode=ON', '--gtid-domain-id=0', '--innodb-buffer-pool-size=32M', '--innodb-log-file-size=16M',
           '--performance-schema=OFF',
         ],
         { stdio: 'ignore' },
       );
-      children.push(child);
+      children.set(name, child);
       await waitFor(
         `mariadbd ${name} on port ${port}`,
         async () => {
@@ -117,6 +120,12 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
         },
         60_000,
       );
+    };
+    for (const [i, name] of ['a', 'b'].entries()) {
+      const home = join(dir, name);
+      await cp(template, join(home, 'data'), { recursive: true });
+      const db = server(name, home, await freePort(), i + 1);
+      await launch(db);
       servers.push(db);
     }
     const [a, b] = servers as [MariaDb, MariaDb];
@@ -140,6 +149,14 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
       b,
       dir,
       stop,
+      async restart(db, options = {}) {
+        const child = children.get(db.name)!;
+        await new Promise<void>((resolve) => {
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+        });
+        await launch(db, options.cnf === undefined ? '--no-defaults' : `--defaults-file=${options.cnf}`);
+      },
       async heal() {
         const [status] = await b.sql('SHOW SLAVE STATUS');
         if (!status || Number(status.Master_Port) !== a.port) throw new Error('heal: b no longer replicates from a; a test left the pair switched');
