@@ -14,20 +14,13 @@ import { listenerOrigin, qaUrlOf } from '../control/status.js';
 import { targetMembers, type Target } from '../control/targets.js';
 import { LockHeldError, type StoreLock } from '../store/store.js';
 import { runDbStep } from './database.js';
-import { analyse, delay, healthGate, runQaChecks, StepFailure, type QaTarget } from './checks.js';
+import { analyse, delay, healthGate, runQaChecks, type QaTarget } from './checks.js';
+import { ReleaseRefusedError, ReleaseStepError } from './errors.js';
 import { commandFailure, runCommand } from './hooks.js';
 import { buildSteps, clusterPlan, releaseConfig } from './plan.js';
 import { CURRENT_RELEASE_KEY, RELEASE_KEY_PREFIX, type Release, type ReleaseStep } from './types.js';
 import { describeWindows, inWindow, nextWindowStart } from './window.js';
 import { Serial } from '../serial.js';
-
-/** A request the conductor turns down; nothing was changed. `status` is the HTTP status the API answers. */
-export class ReleaseRefusedError extends Error {
-  constructor(message: string, readonly status: 400 | 404 | 409 = 409) {
-    super(message);
-    this.name = 'ReleaseRefusedError';
-  }
-}
 
 export interface ConductorOptions {
   plane: ControlPlane;
@@ -335,7 +328,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         step.state = 'failed';
         step.endedAt = new Date().toISOString();
         step.detail = (err as Error).message;
-        if (err instanceof StepFailure && err.output) step.output = err.output.slice(-50);
+        if (err instanceof ReleaseStepError && err.output) step.output = err.output.slice(-50);
         r.state = 'failed';
         r.reason = `${step.title}: ${step.detail}`;
         delete r.drain;
@@ -424,7 +417,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         });
       }
       default:
-        throw new StepFailure(`the conductor cannot run ${step.kind} steps`);
+        throw new ReleaseStepError(`the conductor cannot run ${step.kind} steps`);
     }
   }
 
@@ -546,7 +539,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
           // Roll back: the other clusters get their weights back first, so a live cluster always serves.
           await restoreOthers();
           await this.change(() => this.plane.setTraffic(actor, cluster, 'out'));
-          throw new StepFailure(`canary analysis at ${s.percent}%: ${breach}; traffic rolled back (${cluster} is out again)`);
+          throw new ReleaseStepError(`canary analysis at ${s.percent}%: ${breach}; traffic rolled back (${cluster} is out again)`);
         }
         this.emitThrottled();
       }
@@ -590,7 +583,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       } catch (err) {
         step.state = 'failed';
         step.detail = (err as Error).message;
-        if (err instanceof StepFailure && err.output) step.output = err.output.slice(-50);
+        if (err instanceof ReleaseStepError && err.output) step.output = err.output.slice(-50);
         keepOut.add(cluster);
         notes.push(`rollback hook failed for ${cluster} (${step.detail}): it stays out of traffic`);
       }
@@ -653,7 +646,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         },
       });
       const failure = commandFailure(`hook ${name}${runs.length > 1 ? ` for ${run.label}` : ''}`, result, hook.timeout);
-      if (failure) throw new StepFailure(failure, output);
+      if (failure) throw new ReleaseStepError(failure, output);
     }
     return runs.length > 1 ? `ran for ${runs.length} members` : 'exited with 0';
   }
@@ -671,11 +664,11 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
 
   private qaTarget(cluster: string): QaTarget {
     const url = qaUrlOf(this.plane, cluster);
-    if (!url) throw new StepFailure(`cluster ${cluster} has no QA site: add a site whose routes are pinned to it, or set clusters.${cluster}.qa_url`);
+    if (!url) throw new ReleaseStepError(`cluster ${cluster} has no QA site: add a site whose routes are pinned to it, or set clusters.${cluster}.qa_url`);
     const parsed = new URL(url);
     if (this.plane.config.clusters[cluster]?.qa_url) return { url, origin: parsed.origin, host: parsed.host };
     const origin = this.options.httpOrigin?.() ?? listenerOrigin([this.plane.config.listen.http].flat()[0]);
-    if (!origin) throw new StepFailure('no http listener to send QA checks to');
+    if (!origin) throw new ReleaseStepError('no http listener to send QA checks to');
     return { url, origin, host: parsed.host };
   }
 
@@ -690,7 +683,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     try {
       await work();
     } catch (err) {
-      if (err instanceof RefusedError) throw new StepFailure(err.message);
+      if (err instanceof RefusedError) throw new ReleaseStepError(err.message);
       throw err;
     }
   }
