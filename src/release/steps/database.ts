@@ -1,15 +1,35 @@
-// The release's database part (release.database): the origin comment's recipe — run the long ALTER on
-// the replica, check that replication caught up, switch the roles, then migrate the old primary —
-// as plan steps. The switchover itself is src/db's, with its own journal, lock and rollbacks.
-import type { DbStepConfig } from '../config/release-schema.js';
-import { dbSettingsFromConfig, type DbServer, type DbSettings } from '../db/config.js';
-import { dbStatus, serverAddress, type ServerStatus } from '../db/status.js';
-import { checkReplication, switchover, type SwitchoverResult } from '../db/switchover.js';
-import { readJournal } from '../db/journal.js';
-import type { LoadedConfig } from '../config/load.js';
-import type { Store } from '../store/store.js';
-import { ReleaseStepError } from './errors.js';
-import { commandFailure, runCommand } from './hooks.js';
+// The release's database steps (release.database): the origin comment's recipe — run the long ALTER on
+// the replica, check that replication caught up, switch the roles, then migrate the old primary — as plan
+// steps. The switchover itself is src/db's, with its own journal, lock and rollbacks.
+import type { DbStepConfig } from '../../config/release-schema.js';
+import { dbSettingsFromConfig, type DbServer, type DbSettings } from '../../db/config.js';
+import { dbStatus, serverAddress, type ServerStatus } from '../../db/status.js';
+import { checkReplication, switchover, type SwitchoverResult } from '../../db/switchover.js';
+import { readJournal } from '../../db/journal.js';
+import type { LoadedConfig } from '../../config/load.js';
+import type { Store } from '../../store/store.js';
+import { ReleaseStepError } from '../errors.js';
+import { commandFailure, runCommand } from '../hooks.js';
+import { releaseConfig } from '../plan.js';
+import type { DbStep } from '../types.js';
+import { captureOutput, releaseEnv, type StepRunner } from './step.js';
+
+export const databaseStep: StepRunner<DbStep> = async (step, ctx) => {
+  const { plane } = ctx;
+  const { onLine } = captureOutput(step, ctx);
+  return runDbStep(releaseConfig(plane.config).database[step.dbStep]!, {
+    loaded: plane.loaded,
+    store: plane.store,
+    env: releaseEnv(plane, ctx.release, undefined),
+    signal: ctx.signal,
+    onLine,
+    ...(step.dbTarget ? { target: step.dbTarget } : {}),
+    recordTarget: async (target) => {
+      step.dbTarget = target;
+      await ctx.save();
+    },
+  });
+};
 
 export interface DbStepContext {
   loaded: LoadedConfig;
@@ -24,6 +44,7 @@ export interface DbStepContext {
   recordTarget?: (target: string) => Promise<void>;
 }
 
+/** Runs one entry of release.database. */
 export async function runDbStep(db: DbStepConfig, ctx: DbStepContext): Promise<{ detail: string }> {
   const settings = await dbSettingsFromConfig(ctx.loaded.config, ctx.loaded.baseDir, ctx.loaded.file);
   switch (db.kind) {
