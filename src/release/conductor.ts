@@ -13,11 +13,11 @@ import { LockHeldError, type StoreLock } from '../store/store.js';
 import { Serial } from '../serial.js';
 import { ReleaseRefusedError } from './errors.js';
 import { buildSteps, releaseConfig } from './plan.js';
+import { rollBack } from './rollback.js';
 import { ApprovalGate } from './steps/approval.js';
 import { runStepBody } from './steps/runners.js';
-import { runHook } from './steps/hook.js';
-import { change, releaseActor, settle, type StepContext } from './steps/step.js';
-import { CURRENT_RELEASE_KEY, RELEASE_KEY_PREFIX, type HookStep, type Release, type ReleaseStep } from './types.js';
+import { releaseActor, settle, type StepContext } from './steps/step.js';
+import { CURRENT_RELEASE_KEY, RELEASE_KEY_PREFIX, type Release, type ReleaseStep } from './types.js';
 import { describeWindows, inWindow, nextWindowStart } from './window.js';
 
 export interface ConductorOptions {
@@ -206,7 +206,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       r.reason = `aborting (by ${actor.who})`;
       delete r.drain;
       await this.save();
-      const notes = await this.rollBack(r);
+      const notes = await rollBack(this.context(r));
       r.state = 'aborted';
       r.endedAt = new Date().toISOString();
       r.reason = [`aborted by ${actor.who}`, ...notes].join('; ');
@@ -349,66 +349,6 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     await this.audit(releaseActor(r), 'release interrupted', r, { step: step.id, reason: 'release lock lost' });
     await this.dropLock();
     this.options.logger.warn({ release: r.id, step: step.id }, `release ${r.id} stopped: ${r.reason}`);
-  }
-
-  /**
-   * Runs the rollback hook for each cluster the release deployed to that is not live, then restores the
-   * traffic states recorded in `before`. A deployed cluster whose rollback failed, or that has no
-   * rollback hook, stays out: it may run the new version. A deployed cluster that is live already
-   * passed its gates and keeps serving (rolling it back would cut its users). Returns notes.
-   */
-  private async rollBack(r: Release): Promise<string[]> {
-    const notes: string[] = [];
-    const plan = releaseConfig(this.plane.config);
-    const touched = [...new Set(r.steps.flatMap((s) => (s.kind === 'hook' && s.cluster && s.startedAt && s.hook !== 'rollback' ? [s.cluster] : [])))];
-    const live = touched.filter((c) => this.plane.state.clusters[c]?.traffic === 'live');
-    const offline = touched.filter((c) => !live.includes(c));
-    for (const c of live) notes.push(`${c} is live with version ${r.version} (it passed its gates) and keeps serving`);
-    const keepOut = new Set<string>();
-    if (!plan.hooks.rollback) {
-      for (const c of offline) {
-        keepOut.add(c);
-        notes.push(`no rollback hook: ${c} was deployed to and stays out; make it live yourself once it runs the old version`);
-      }
-    } else if (offline.length === 0) {
-      notes.push('no cluster out of traffic was deployed to: no rollback hook needed');
-    }
-    for (const cluster of plan.hooks.rollback ? offline.reverse() : []) {
-      const hook = plan.hooks.rollback!;
-      const step: HookStep = { id: `${cluster}:rollback`, kind: 'hook', hook: 'rollback', cluster, title: `rollback ${cluster}: ${hook.title ?? hook.run}`, state: 'running', repeatable: hook.repeatable, startedAt: new Date().toISOString() };
-      r.steps = r.steps.filter((s) => s.id !== step.id);
-      r.steps.push(step);
-      await this.save();
-      if (!(await settle(step, () => runHook(step, this.context(r))))) {
-        keepOut.add(cluster);
-        notes.push(`rollback hook failed for ${cluster} (${step.detail}): it stays out of traffic`);
-      }
-      await this.save();
-    }
-    const actor = releaseActor(r);
-    const entries = Object.entries(r.before);
-    // Clusters live before go live first, so that the others can then be taken out safely.
-    for (const [cluster, was] of entries.filter(([, b]) => b.traffic === 'live')) {
-      if (keepOut.has(cluster)) continue;
-      const now = this.plane.state.clusters[cluster];
-      if (now && now.traffic === 'live' && now.weight === was.weight) continue;
-      try {
-        await change(() => this.plane.setTraffic(actor, cluster, 'live', { weight: was.weight }));
-      } catch (err) {
-        notes.push(`could not make ${cluster} live again: ${(err as Error).message}`);
-      }
-    }
-    for (const [cluster, was] of entries.filter(([, b]) => b.traffic !== 'live')) {
-      if (this.plane.state.clusters[cluster]?.traffic === was.traffic) continue;
-      try {
-        await change(() => this.plane.setTraffic(actor, cluster, was.traffic, { weight: was.weight }));
-      } catch (err) {
-        notes.push(`left ${cluster} as it is: ${(err as Error).message}`);
-      }
-    }
-    delete r.canary;
-    notes.push(`traffic restored: ${entries.map(([c]) => `${c} ${this.plane.state.clusters[c]?.traffic}`).join(', ')}`);
-    return notes;
   }
 
   /** What a step (or the rollback) gets to act with. */

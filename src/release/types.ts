@@ -102,6 +102,12 @@ export interface CanaryProgress {
   breach?: string;
 }
 
+/** A cluster's traffic state and weight. */
+export interface ClusterTraffic {
+  traffic: TrafficState;
+  weight: number;
+}
+
 export interface Release {
   id: string;
   version: string;
@@ -111,7 +117,7 @@ export interface Release {
   startedAt: string;
   endedAt?: string;
   /** Traffic state before the release, restored by abort. */
-  before: Record<string, { traffic: TrafficState; weight: number }>;
+  before: Record<string, ClusterTraffic>;
   steps: ReleaseStep[];
   /** Index of the current (or failed / interrupted) step. */
   current: number;
