@@ -2,6 +2,8 @@
 // transition is written to the store before it acts, so a crash (kill -9) leaves a journal that says
 // exactly where to resume. One release at a time, guarded by a store lock. It changes traffic only
 // through the ControlPlane, whose safety rules refuse any change that leaves a site with no live cluster.
+// Here: the operator commands and the step loop; each step kind's body is in steps/, an abort's rollback
+// in rollback.ts.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
