@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DesiredState, SiteDesired } from '../../src/control/state.js';
-import { hostName, inMaintenance, isPaused, matchRoute, matchSite, memberPath, type SiteSnapshot } from '../../src/proxy/snapshot.js';
+import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type SiteSnapshot } from '../../src/proxy/snapshot.js';
 import type { Candidate } from '../../src/balance/policy.js';
 import { snapshotOf } from '../support/snapshot.js';
 
@@ -120,6 +120,32 @@ describe('snapshot: the path the member sees', () => {
   for (const c of cases) {
     it(c.name, () => assert.equal(memberPath(route(c.prefix), c.path), c.expected));
   }
+});
+
+describe('snapshot: client address lists (allow, deny, trusted proxies)', () => {
+  const snap = snapshotOf({
+    clusters: { c: { members: [url(9001)] } },
+    sites: { s: { hosts: ['example.com'], allow: ['10.0.0.0/8', '192.0.2.7', 'fd00::/8'], routes: [{ path: '/', clusters: ['c'] }] } },
+  });
+  const allow = snap.exact.get('example.com')!.allow!;
+  const cases: { name: string; address: string; listed: boolean }[] = [
+    { name: 'an address in a subnet', address: '10.1.2.3', listed: true },
+    { name: 'an address beside the subnet', address: '11.0.0.1', listed: false },
+    { name: 'a single address', address: '192.0.2.7', listed: true },
+    { name: 'the next address to a single one', address: '192.0.2.8', listed: false },
+    { name: 'an IPv6 address in an IPv6 subnet', address: 'fd12::1', listed: true },
+    { name: 'an IPv6 address outside it', address: '2001:db8::1', listed: false },
+    { name: 'an IPv4-mapped IPv6 address counts as IPv4', address: '::ffff:10.1.2.3', listed: true },
+    { name: 'an IPv4-mapped address outside counts as IPv4 too', address: '::ffff:11.0.0.1', listed: false },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.equal(listHas(allow, c.address), c.listed));
+  }
+
+  it('no list when none is configured', () => {
+    assert.equal(snap.exact.get('example.com')!.deny, undefined);
+    assert.equal(snap.trusted, undefined);
+  });
 });
 
 /** Member ids of a candidate list, with their weights: "a1:1". */
