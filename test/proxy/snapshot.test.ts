@@ -120,6 +120,17 @@ describe('snapshot: the path the member sees', () => {
   for (const c of cases) {
     it(c.name, () => assert.equal(memberPath(route(c.prefix), c.path), c.expected));
   }
+
+  // The prefix put back into Location and Refresh headers: without its trailing "/", none for "/".
+  const prefixes: { name: string; prefix: string; stripped: string }[] = [
+    { name: 'the stripped prefix is put back as written', prefix: '/app', stripped: '/app' },
+    { name: 'the stripped prefix is put back without its trailing "/"', prefix: '/static/', stripped: '/static' },
+    { name: 'a stripped "/" puts nothing back', prefix: '/', stripped: '' },
+    { name: 'nothing stripped, nothing put back', prefix: '/kept', stripped: '' },
+  ];
+  for (const c of prefixes) {
+    it(c.name, () => assert.equal(route(c.prefix).stripped, c.stripped));
+  }
 });
 
 describe('snapshot: client address lists (allow, deny, trusted proxies)', () => {
