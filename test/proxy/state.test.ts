@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { initialState } from '../../src/control/state.js';
-import { routes, startMember, type TestMember } from '../support/members.js';
+import { routes, startMember, type MemberHandler, type TestMember } from '../support/members.js';
 import { request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 
 describe('maintenance, pause, drain notice and live state changes', () => {
@@ -17,7 +17,13 @@ describe('maintenance, pause, drain notice and live state changes', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dayshift-state-'));
     await writeFile(join(dir, '503.html'), '<html><body><h1>Our own page</h1><p>{message}</p></body></html>');
-    const page = '<html><body><main>Hello</main></body></html>';
+    const page =
+      (type: string): MemberHandler =>
+      (_req, res) => {
+        const body = '<html><body><main>Hello</main></body></html>';
+        res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      };
     const handler = (name: string) =>
       routes(
         {
@@ -34,11 +40,9 @@ describe('maintenance, pause, drain notice and live state changes', () => {
             res.write('<html><bo');
             res.end(`dy class="x">${name}</body></html>`);
           },
+          '/json': page('application/json'),
         },
-        (req, res) => {
-          res.writeHead(200, { 'content-type': req.url === '/json' ? 'application/json' : 'text/html', 'content-length': Buffer.byteLength(page) });
-          res.end(page);
-        },
+        page('text/html'),
       );
     a = await startMember('a', handler('a'));
     b = await startMember('b', handler('b'));
