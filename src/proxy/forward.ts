@@ -161,7 +161,7 @@ export function resolveTarget(snap: Snapshot, req: ClientRequest): Target | Refu
     } catch {
       return refusal(400);
     }
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname.toLowerCase() !== host) return refusal(400);
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || hostName(url.host) !== host) return refusal(400);
     path = url.pathname + url.search;
   }
   if (host === '' || /[^a-z0-9.\-:[\]_]/.test(host)) return refusal(400);

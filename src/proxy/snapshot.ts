@@ -86,14 +86,25 @@ export function listHas(list: BlockList, address: string): boolean {
   return list.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
 }
 
-/** Host header → lower-case host without port. */
+/**
+ * Host header → the name sites are matched on: lower case, without port and without the trailing dot of
+ * an absolute name, so that `Internal.Local.:80` and `internal.local` are one site (and one allow/deny).
+ * '' for a malformed authority (empty, an unclosed or unbracketed IPv6 literal, empty labels): answered 400.
+ */
 export function hostName(host: string | undefined): string {
   if (!host) return '';
   let end = host.length;
-  if (host[0] === '[') end = host.indexOf(']') + 1 || end;
-  else {
-    const colon = host.lastIndexOf(':');
-    if (colon >= 0) end = colon;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    end = host.indexOf(']') + 1;
+    if (end === 0 || (end < host.length && host.charCodeAt(end) !== 58 /* : */)) return '';
+  } else {
+    const colon = host.indexOf(':');
+    if (colon >= 0) {
+      if (host.indexOf(':', colon + 1) >= 0) return '';
+      end = colon;
+    }
+    if (end > 0 && host.charCodeAt(end - 1) === 46 /* . */) end--;
+    if (end === 0 || host.charCodeAt(0) === 46 || host.charCodeAt(end - 1) === 46 || host.includes('..')) return '';
   }
   return host.slice(0, end).toLowerCase();
 }
@@ -235,7 +246,7 @@ export function buildSnapshot(
       counters,
     };
     for (const host of site.hosts) {
-      const h = host.toLowerCase();
+      const h = host === '*' || host.startsWith('*.') ? host.toLowerCase().replace(/\.$/, '') : hostName(host);
       if (h === '*') fallback = snapshot;
       else if (h.startsWith('*.')) wildcard.set(h.slice(1), snapshot);
       else exact.set(h, snapshot);
