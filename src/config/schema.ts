@@ -192,6 +192,18 @@ const passiveSchema = z.strictObject({
   max_ejection: duration.default(120_000),
 });
 
+/**
+ * Client-address headers Dayshift writes besides X-Forwarded-For/-Proto/-Host. Off: a client's own copy
+ * is removed (kept only from trusted_proxies). On: Dayshift writes its own, appended to a trusted one.
+ */
+const forwardHeadersSchema = z.strictObject({
+  /** RFC 7239 `Forwarded: for=…;proto=…;host=…` (HAProxy `option forwarded`). */
+  forwarded: z.boolean().default(false),
+  /** `X-Real-IP: <client address>` (nginx `proxy_set_header X-Real-IP $remote_addr`). */
+  x_real_ip: z.boolean().default(false),
+});
+export type ForwardHeadersConfig = z.infer<typeof forwardHeadersSchema>;
+
 const retriesSchema = z.strictObject({
   /** Attempts in total for a request (first try included). */
   attempts: z.number().int().min(1).max(10).default(3),
@@ -240,8 +252,9 @@ export const configSchema = z
     retries: retriesSchema.prefault({}),
     timeouts: timeoutsSchema.prefault({}),
     limits: limitsSchema.prefault({}),
-    /** Proxies whose X-Forwarded-* headers are believed. */
+    /** Proxies whose X-Forwarded-*, Forwarded and X-Real-IP headers are believed. */
     trusted_proxies: z.array(cidr).default([]),
+    forward_headers: forwardHeadersSchema.prefault({}),
     /** Header carrying the request id; a valid incoming one is kept. */
     request_id_header: z.string().default('X-Request-Id'),
     /** Secret for signing sticky cookies (cookie mode); generated into state_dir if unset. */

@@ -272,6 +272,7 @@ export class Forwarder {
       requestIdHeader: idHeader,
       requestId: target.requestId,
       upgrade: false,
+      write: config.forward_headers,
     });
     const lengthHeader = req.headers['content-length'];
     const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);

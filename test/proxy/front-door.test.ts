@@ -72,3 +72,55 @@ describe('host spelling: one site per name, however it is written', () => {
     });
   }
 });
+
+describe('Forwarded and X-Real-IP, like X-Forwarded-*', () => {
+  let member: TestMember;
+  const proxies: Record<string, TestProxy> = {};
+  const spoof = 'Forwarded: for=6.6.6.6;proto=https\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\n';
+
+  before(async () => {
+    member = await startMember('m');
+    const base = {
+      clusters: { c: { members: [{ url: member.url }] } },
+      health: { enabled: false },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    };
+    proxies.untrusted = await startTestProxy({ ...base, trusted_proxies: ['10.0.0.0/8'] });
+    proxies.writing = await startTestProxy({ ...base, trusted_proxies: ['10.0.0.0/8'], forward_headers: { forwarded: true, x_real_ip: true } });
+    proxies.trusted = await startTestProxy({ ...base, trusted_proxies: ['127.0.0.0/8'], forward_headers: { forwarded: true } });
+  });
+  after(async () => {
+    for (const proxy of Object.values(proxies)) await proxy.handle.close(1000);
+    await member.close();
+  });
+
+  /** The values of one header in the last request the member received, from its raw header lines. */
+  async function received(proxy: TestProxy, path: 'lane' | 'node', name: string): Promise<string[]> {
+    const seen = member.received.length;
+    const reply = await raw(proxy.port, bytes(path, 'example.com', spoof));
+    assert.deepEqual(statuses(reply), [200], reply.slice(0, 200));
+    assert.equal(member.received.length, seen + 1);
+    const rawHeaders = member.received.at(-1)!.rawHeaders;
+    const values: string[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) values.push(rawHeaders[i + 1]!);
+    return values;
+  }
+
+  for (const path of PATHS) {
+    it(`removes a client's Forwarded and X-Real-IP when it is not a trusted proxy (${path})`, async () => {
+      assert.deepEqual(await received(proxies.untrusted!, path, 'forwarded'), []);
+      assert.deepEqual(await received(proxies.untrusted!, path, 'x-real-ip'), []);
+      assert.deepEqual(await received(proxies.untrusted!, path, 'x-forwarded-for'), ['127.0.0.1']);
+    });
+
+    it(`writes its own Forwarded and X-Real-IP instead when forward_headers asks (${path})`, async () => {
+      assert.deepEqual(await received(proxies.writing!, path, 'forwarded'), ['for=127.0.0.1;proto=http;host="example.com"']);
+      assert.deepEqual(await received(proxies.writing!, path, 'x-real-ip'), ['127.0.0.1']);
+    });
+
+    it(`keeps a trusted proxy's Forwarded and X-Real-IP, appending its own element (${path})`, async () => {
+      assert.deepEqual(await received(proxies.trusted!, path, 'forwarded'), ['for=6.6.6.6;proto=https, for=127.0.0.1;proto=http;host="example.com"']);
+      assert.deepEqual(await received(proxies.trusted!, path, 'x-real-ip'), ['6.6.6.6']);
+    });
+  }
+});
