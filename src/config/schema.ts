@@ -2,7 +2,7 @@
 // docs/configuration.md. Parsing turns durations into milliseconds and sizes into bytes.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
+import { ADMIN_STATES, BALANCE_POLICIES, RETRY_CONDITIONS, TRAFFIC_STATES } from '../model.js';
 import { databaseSchema } from './database-schema.js';
 import { driverSchema } from './driver-schema.js';
 import { checkReleasePlan, releaseSchema } from './release-schema.js';
@@ -207,6 +207,17 @@ export type ForwardHeadersConfig = z.infer<typeof forwardHeadersSchema>;
 const retriesSchema = z.strictObject({
   /** Attempts in total for a request (first try included). */
   attempts: z.number().int().min(1).max(10).default(3),
+  /**
+   * Failures worth another member (HAProxy `retry-on`): `conn-failure` (any method), and for idempotent
+   * methods only `empty-response`, `junk-response`, `response-timeout`. A first-byte timeout is not
+   * retried by default: the request may be running, and a hung member would cost attempts × first_byte.
+   */
+  on: z.array(z.enum(RETRY_CONDITIONS)).default(['conn-failure', 'empty-response']),
+  /**
+   * All attempts of one request together, until response headers (nginx `proxy_next_upstream_timeout`):
+   * no attempt starts past it, and the one running is cut (504). Default: timeouts.connect + first_byte.
+   */
+  budget: duration.optional(),
 });
 
 const drainNoticeSchema = z.strictObject({

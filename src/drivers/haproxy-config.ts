@@ -35,6 +35,7 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
     '    option forwardfor',
     '    option redispatch',
     `    retries ${config.retries.attempts - 1}`,
+    `    retry-on ${config.retries.on.length > 0 ? config.retries.on.join(' ') : 'none'}`,
     `    timeout connect ${ms(config.timeouts.connect)}`,
     `    timeout client ${ms(config.timeouts.idle)}`,
     `    timeout server ${ms(config.timeouts.first_byte)}`,

@@ -16,6 +16,7 @@ import { sendError } from './error-pages.js';
 import { connectionNamed, isHopByHop, requestId, reverseRefresh, reverseUrl, rewriteCookie, upstreamHeaders } from './headers.js';
 import type { LaneRequest } from './lane.js';
 import { RequestBody } from './request-body.js';
+import { retryDecision } from './retry.js';
 import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { Cancel, UpstreamError, type UpstreamResponse } from './transport.js';
 
@@ -34,8 +35,6 @@ export interface ClientResponse extends NodeJS.WritableStream {
   writeContinue(): void;
   destroy(): void;
 }
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 export interface ForwardContext {
   snapshot(): Snapshot;
@@ -64,6 +63,8 @@ class Flight {
   /** The member exchange is over: answered, failed, or given up. */
   private finished = false;
   private totalTimer: NodeJS.Timeout | undefined;
+  /** Armed only when an attempt could outlast the retry budget (a retry, or a budget under one attempt). */
+  private budgetTimer: NodeJS.Timeout | undefined;
   /** While a member's body streams: the member whose in-flight slot this holds, and the body. */
   private member: MemberRuntime | undefined;
   private body: Readable | undefined;
@@ -73,10 +74,21 @@ class Flight {
     this.totalTimer = setTimeout(timeOut, ms, this);
   }
 
+  /** Gives up waiting for response headers `ms` from now (retries.budget), answered as a timeout. */
+  budget(ms: number): void {
+    this.budgetTimer ??= setTimeout(budgetSpent, ms, this);
+  }
+
+  /** Response headers arrived: the retry budget no longer applies. */
+  answered(): void {
+    if (this.budgetTimer) clearTimeout(this.budgetTimer);
+  }
+
   finish(): void {
     if (this.finished) return;
     this.finished = true;
     if (this.totalTimer) clearTimeout(this.totalTimer);
+    if (this.budgetTimer) clearTimeout(this.budgetTimer);
   }
 
   /** The member's body streams to the client; the member's slot is given back by release(). */
@@ -105,6 +117,10 @@ class Flight {
 
 function timeOut(flight: Flight): void {
   flight.cancel.abort(new UpstreamError('total timeout', 'before-response', false, 'timeout'));
+}
+
+function budgetSpent(flight: Flight): void {
+  flight.cancel.abort(new UpstreamError('retry budget spent', 'before-response', false, 'timeout'));
 }
 
 export interface Target {
@@ -288,6 +304,9 @@ export class Forwarder {
     let lastError: UpstreamError | undefined;
     let attempts = 0;
     let continueSent = false;
+    const retry = snap.retry;
+    const budgetEnd = Date.now() + retry.budgetMs;
+    if (retry.timeFirst) flight.budget(retry.budgetMs);
     const clientInfo = { address: clientAddress, port: req.socket.remotePort ?? 0, secure, serverName: target.host, serverPort: req.socket.localPort ?? 0 };
     while (true) {
       const now = Date.now();
@@ -333,17 +352,18 @@ export class Forwarder {
           }
           return;
         }
-        const bodyIntact = body === null || !body.started;
         // A member that cannot speak the protocol right (AJP: a wrong secret) is as broken as one that is down.
         if (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol') member.failed(error.message, this.ctx.passive(), Date.now());
-        if (error.reusedConnection && !staleRetried && bodyIntact) {
-          staleRetried = true;
-          attempts--;
-          continue;
-        }
-        const safe = error.phase === 'connect' || error.phase === 'before-send' || (error.phase === 'before-response' && IDEMPOTENT.has(method));
-        if (safe && bodyIntact && attempts < config.retries.attempts) {
-          tried.push(member);
+        const msLeft = budgetEnd - Date.now();
+        const verdict = retryDecision(retry, { error, method, bodyIntact: body === null || !body.started, attempts, staleRetried, msLeft });
+        if (verdict !== 'stop') {
+          if (verdict === 'stale') {
+            staleRetried = true;
+            attempts--;
+          } else {
+            tried.push(member);
+          }
+          flight.budget(msLeft);
           continue;
         }
         flight.finish();
@@ -353,6 +373,7 @@ export class Forwarder {
         sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), requestIdHeader: idHeader, requestId: target.requestId });
         return;
       }
+      flight.answered();
       this.respond(req, res, target, snap, member, choice.session, choice.newBinding, response, performance.now() - t0, secure, flight);
       return;
     }

@@ -13,6 +13,7 @@ import type { MemberRuntime } from '../balance/member.js';
 import { createPolicy, RoundRobin, type Candidate } from '../balance/policy.js';
 import type { BoundEntry, ClusterGroup, RouteTable } from '../balance/select.js';
 import type { StatusClassCounts } from './api.js';
+import type { RetryPolicy } from './retry.js';
 
 export interface RouteSnapshot extends RouteTable {
   prefix: string;
@@ -49,6 +50,8 @@ export interface Snapshot {
   memberOfCluster: Map<string, MemberRuntime[]>;
   /** config.request_id_header in lower case, as node:http names incoming headers. */
   requestIdHeader: string;
+  /** retries.*, with the budget resolved; `timeFirst`: the budget is shorter than one attempt may take. */
+  retry: RetryPolicy & { budgetMs: number; timeFirst: boolean };
 }
 
 /** The path as the member sees it: without the route's prefix when strip_prefix is set. */
@@ -252,5 +255,8 @@ export function buildSnapshot(
       else exact.set(h, snapshot);
     }
   }
-  return { config, exact, wildcard, fallback, trusted: blockList(config.trusted_proxies), memberOfCluster, requestIdHeader: config.request_id_header.toLowerCase() };
+  const attemptMs = config.timeouts.connect + config.timeouts.first_byte;
+  const budgetMs = config.retries.budget ?? attemptMs;
+  const retry = { attempts: config.retries.attempts, on: new Set(config.retries.on), budgetMs, timeFirst: budgetMs < attemptMs };
+  return { config, exact, wildcard, fallback, trusted: blockList(config.trusted_proxies), memberOfCluster, requestIdHeader: config.request_id_header.toLowerCase(), retry };
 }
