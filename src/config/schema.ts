@@ -161,7 +161,7 @@ const adminSchema = z.strictObject({
 
 const timeoutsSchema = z.strictObject({
   connect: duration.default(5000),
-  /** From the request sent to the first response byte. */
+  /** From the request sent until the member's whole response head is in (bytes trickling do not extend it). */
   first_byte: duration.default(60_000),
   /** No bytes either way for this long closes the exchange. */
   idle: duration.default(60_000),
@@ -173,8 +173,13 @@ const timeoutsSchema = z.strictObject({
   client_keepalive: duration.default(5000),
 });
 
+/** limits.response_head's default: HAProxy's whole buffer is 16k, nginx's proxy_buffer_size 4-8k; big CSP and cookie heads fit. */
+export const RESPONSE_HEAD_DEFAULT = 64 * 1024;
+
 const limitsSchema = z.strictObject({
   header_size: size.default(16 * 1024),
+  /** A member's response head (status line and headers): larger is a 502 and a closed member connection. */
+  response_head: size.default(RESPONSE_HEAD_DEFAULT),
   header_count: z.number().int().min(8).default(100),
   /** Idle keep-alive connections kept per member. */
   pool_idle: z.number().int().min(0).default(64),
