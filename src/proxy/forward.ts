@@ -423,7 +423,7 @@ export class Forwarder {
         case 'set-cookie': {
           if (sessions && sticky?.mode === 'route') {
             const sessionValue = cookieValue(value.split(';', 1)[0], sticky.cookie ?? DEFAULT_ROUTE_COOKIE);
-            if (sessionValue) sessions.seen(member.key, sessionValue, now);
+            if (sessionValue) sessions.issued(member.key, sessionValue, now);
           }
           out.push(name, site.config.cookie_domain || site.config.cookie_path ? rewriteCookie(value, site.config.cookie_domain, site.config.cookie_path) : value);
           continue;
@@ -448,7 +448,8 @@ export class Forwarder {
         bound = value.slice(value.indexOf('.') + 1, value.lastIndexOf('.'));
         out.push('set-cookie', stickyCookie(sticky, value, secure));
       }
-      sessions?.seen(member.key, bound, now);
+      // Signed by this proxy: issued by it, whether now or before (another instance, a restart).
+      sessions?.issued(member.key, bound, now);
     } else if (session !== undefined) {
       sessions?.seen(member.key, session, now);
     }
