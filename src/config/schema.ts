@@ -222,7 +222,7 @@ const retriesSchema = z.strictObject({
    * All attempts of one request together, until response headers (nginx `proxy_next_upstream_timeout`):
    * no attempt starts past it, and the one running is cut (504). Default: timeouts.connect + first_byte.
    */
-  budget: duration.optional(),
+  budget: duration.refine((ms) => ms > 0, 'must be more than 0 (leave it out for connect + first_byte)').optional(),
 });
 
 const drainNoticeSchema = z.strictObject({

@@ -305,11 +305,12 @@ export class Forwarder {
     let attempts = 0;
     let continueSent = false;
     const retry = snap.retry;
-    const budgetEnd = Date.now() + retry.budgetMs;
+    let budgetEnd = 0;
     if (retry.timeFirst) flight.budget(retry.budgetMs);
     const clientInfo = { address: clientAddress, port: req.socket.remotePort ?? 0, secure, serverName: target.host, serverPort: req.socket.localPort ?? 0 };
     while (true) {
       const now = Date.now();
+      budgetEnd ||= now + retry.budgetMs;
       const choice = select(route, cookieHeader, target.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined);
       if (typeof choice === 'string') {
         flight.finish();
