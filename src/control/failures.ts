@@ -11,7 +11,7 @@ export type WrongToken = { retryAfter: number } | { failures: number; throttled:
 export class FailureLimiter {
   private readonly failures = new Map<string, number[]>();
 
-  constructor(readonly maxFailures: number, private readonly windowMs: number, private readonly now: () => number = Date.now) {}
+  constructor(private readonly maxFailures: number, private readonly windowMs: number, private readonly now: () => number = Date.now) {}
 
   /** Seconds `from` must wait before its next attempt, or undefined when it may try now. */
   retryAfter(from: string): number | undefined {

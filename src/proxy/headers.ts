@@ -1,5 +1,6 @@
 // Header work on the hot path: hop-by-hop removal (including names listed in Connection), X-Forwarded-*,
-// Forwarded and X-Real-IP, Host, the request id, and the reverse rewrites of Location/Content-Location/Refresh and Set-Cookie.
+// Forwarded and X-Real-IP, Host, the request id, and the reverse rewrites of Location/Content-Location/
+// Refresh and Set-Cookie.
 import { randomBytes } from 'node:crypto';
 import type { ForwardHeadersConfig } from '../config/schema.js';
 
