@@ -119,8 +119,11 @@ function timeOut(flight: Flight): void {
   flight.cancel.abort(new UpstreamError('total timeout', 'before-response', false, 'timeout'));
 }
 
+/** The retry budget ran out while a member still had the request: that member timed out. */
+const BUDGET_SPENT = new UpstreamError('no response head within retries.budget', 'before-response', false, 'timeout');
+
 function budgetSpent(flight: Flight): void {
-  flight.cancel.abort(new UpstreamError('retry budget spent', 'before-response', false, 'timeout'));
+  flight.cancel.abort(BUDGET_SPENT);
 }
 
 export interface Target {
@@ -346,6 +349,10 @@ export class Forwarder {
         lastError = error;
         if (abort.aborted) {
           flight.finish();
+          if (abort.reason === BUDGET_SPENT) {
+            member.failed(BUDGET_SPENT.message, this.ctx.passive(), Date.now());
+            this.ctx.logger.warn({ member: member.key, requestId: target.requestId, attempts, err: BUDGET_SPENT.message }, 'member exchange failed');
+          }
           const timedOut = abort.reason instanceof UpstreamError;
           if (timedOut && !res.headersSent) {
             countStatus(site, 504);

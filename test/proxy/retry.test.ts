@@ -80,14 +80,17 @@ describe('a hung member', () => {
       assert.ok(Date.now() - started < 2900, `answered after ${Date.now() - started} ms`);
     });
 
-    it(`stops retrying first-byte timeouts at retries.budget (${path})`, async () => {
+    it(`stops retrying first-byte timeouts at retries.budget, counting the cut attempt as a failure (${path})`, async () => {
       const seen = received();
+      const failures = () => proxies.budgeted!.handle.stats().members.reduce((sum, m) => sum + m.failures, 0);
+      const failed = failures();
       const started = Date.now();
       const reply = await raw(proxies.budgeted!.port, bytes);
       const elapsed = Date.now() - started;
       assert.deepEqual(statuses(reply), [504], reply.slice(0, 200));
       // Attempt one times out at 2 s, attempt two is cut by the 3 s budget; a third never starts.
       assert.equal(received() - seen, 2);
+      assert.equal(failures() - failed, 2, 'the timed-out attempt and the one the budget cut');
       assert.ok(elapsed >= 2900 && elapsed < 5500, `answered after ${elapsed} ms`);
     });
   }
