@@ -11,6 +11,19 @@ export const TRAFFIC_STATES: readonly TrafficState[] = ['live', 'draining', 'out
 export type AdminState = 'ready' | 'draining' | 'disabled' | 'standby';
 export const ADMIN_STATES: readonly AdminState[] = ['ready', 'draining', 'disabled', 'standby'];
 
+/** Why a member exchange failed, in HAProxy's `retry-on` words (config retries.on, src/proxy/retry.ts). */
+export type RetryCondition =
+  /** Never connected, or nothing of the request was sent: the member cannot have run it. */
+  | 'conn-failure'
+  /** The member closed or reset the connection after the request, before any response byte. */
+  | 'empty-response'
+  /** The member answered something that is not HTTP (or not valid AJP). */
+  | 'junk-response'
+  /** No response head within timeouts.first_byte: the request may well be running. */
+  | 'response-timeout';
+
+export const RETRY_CONDITIONS = ['conn-failure', 'empty-response', 'junk-response', 'response-timeout'] as const satisfies readonly RetryCondition[];
+
 /** Health as active and passive checks see it. `unknown` until the first check has run. */
 export type Health = 'up' | 'down' | 'unknown';
 

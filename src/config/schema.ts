@@ -2,7 +2,7 @@
 // docs/configuration.md. Parsing turns durations into milliseconds and sizes into bytes.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ADMIN_STATES, BALANCE_POLICIES, TRAFFIC_STATES } from '../model.js';
+import { ADMIN_STATES, BALANCE_POLICIES, RETRY_CONDITIONS, TRAFFIC_STATES } from '../model.js';
 import { databaseSchema } from './database-schema.js';
 import { driverSchema } from './driver-schema.js';
 import { checkReleasePlan, releaseSchema } from './release-schema.js';
@@ -161,7 +161,7 @@ const adminSchema = z.strictObject({
 
 const timeoutsSchema = z.strictObject({
   connect: duration.default(5000),
-  /** From the request sent to the first response byte. */
+  /** From the request sent until the member's whole response head is in (bytes trickling do not extend it). */
   first_byte: duration.default(60_000),
   /** No bytes either way for this long closes the exchange. */
   idle: duration.default(60_000),
@@ -173,8 +173,13 @@ const timeoutsSchema = z.strictObject({
   client_keepalive: duration.default(5000),
 });
 
+/** limits.response_head's default: HAProxy's whole buffer is 16k, nginx's proxy_buffer_size 4-8k; big CSP and cookie heads fit. */
+export const RESPONSE_HEAD_DEFAULT = 64 * 1024;
+
 const limitsSchema = z.strictObject({
   header_size: size.default(16 * 1024),
+  /** A member's response head (status line and headers): larger is a 502 and a closed member connection. */
+  response_head: size.default(RESPONSE_HEAD_DEFAULT),
   header_count: z.number().int().min(8).default(100),
   /** Idle keep-alive connections kept per member. */
   pool_idle: z.number().int().min(0).default(64),
@@ -192,9 +197,32 @@ const passiveSchema = z.strictObject({
   max_ejection: duration.default(120_000),
 });
 
+/**
+ * Client-address headers Dayshift writes besides X-Forwarded-For/-Proto/-Host. Off: a client's own copy
+ * is removed (kept only from trusted_proxies). On: Dayshift writes its own, appended to a trusted one.
+ */
+const forwardHeadersSchema = z.strictObject({
+  /** RFC 7239 `Forwarded: for=…;proto=…;host=…` (HAProxy `option forwarded`). */
+  forwarded: z.boolean().default(false),
+  /** `X-Real-IP: <client address>` (nginx `proxy_set_header X-Real-IP $remote_addr`). */
+  x_real_ip: z.boolean().default(false),
+});
+export type ForwardHeadersConfig = z.infer<typeof forwardHeadersSchema>;
+
 const retriesSchema = z.strictObject({
   /** Attempts in total for a request (first try included). */
   attempts: z.number().int().min(1).max(10).default(3),
+  /**
+   * Failures worth another member (HAProxy `retry-on`): `conn-failure` (any method), and for idempotent
+   * methods only `empty-response`, `junk-response`, `response-timeout`. A first-byte timeout is not
+   * retried by default: the request may be running, and a hung member would cost attempts × first_byte.
+   */
+  on: z.array(z.enum(RETRY_CONDITIONS)).default(['conn-failure', 'empty-response']),
+  /**
+   * All attempts of one request together, until response headers (nginx `proxy_next_upstream_timeout`):
+   * no attempt starts past it, and the one running is cut (504). Default: timeouts.connect + first_byte.
+   */
+  budget: duration.refine((ms) => ms > 0, 'must be more than 0 (leave it out for connect + first_byte)').optional(),
 });
 
 const drainNoticeSchema = z.strictObject({
@@ -240,8 +268,9 @@ export const configSchema = z
     retries: retriesSchema.prefault({}),
     timeouts: timeoutsSchema.prefault({}),
     limits: limitsSchema.prefault({}),
-    /** Proxies whose X-Forwarded-* headers are believed. */
+    /** Proxies whose X-Forwarded-*, Forwarded and X-Real-IP headers are believed. */
     trusted_proxies: z.array(cidr).default([]),
+    forward_headers: forwardHeadersSchema.prefault({}),
     /** Header carrying the request id; a valid incoming one is kept. */
     request_id_header: z.string().default('X-Request-Id'),
     /** Secret for signing sticky cookies (cookie mode); generated into state_dir if unset. */

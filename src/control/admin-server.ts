@@ -3,8 +3,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Actor } from './audit.js';
-import { FailureLimiter } from './failures.js';
+import type { Actor, AuditLog } from './audit.js';
+import { FailureLimiter, type WrongToken } from './failures.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { HttpError, Router } from './router.js';
 import { tokenMatches } from './token.js';
@@ -16,6 +16,8 @@ export interface AdminServerOptions {
   token: string;
   logger: Logger;
   version: string;
+  /** Where wrong tokens are recorded (up to the rate limit per address and window). */
+  audit?: AuditLog;
 }
 
 export class AdminServer {
@@ -23,7 +25,7 @@ export class AdminServer {
   private readonly authenticators: Authenticator[] = [];
   private readonly server: Server;
   private readonly sockets = new Set<import('node:net').Socket>();
-  /** Wrong bearer tokens per address: ten a minute, then 429 until the window passes. */
+  /** Wrong bearer tokens per address: ten a minute, then 429 for wrong ones until the window passes. */
   private readonly wrongTokens = new FailureLimiter(10, 60_000);
 
   constructor(private readonly options: AdminServerOptions) {
@@ -85,14 +87,11 @@ export class AdminServer {
       if (found === 'method') throw new HttpError(405, `method ${req.method} not allowed on ${url.pathname}`);
       let actor: Actor = { who: 'anonymous', from: remoteAddress(req) };
       if (this.router.requiresAuth(found.route)) {
-        const from = remoteAddress(req);
-        const retryAfter = this.wrongTokens.retryAfter(from);
-        if (retryAfter !== undefined) {
-          res.setHeader('Retry-After', String(retryAfter));
-          throw new HttpError(429, `too many wrong tokens from ${from}: try again in ${retryAfter}s`);
-        }
         const known = this.authenticate(req);
-        if (!known && req.headers.authorization !== undefined) this.wrongTokens.failed(from);
+        if (!known && req.headers.authorization !== undefined) {
+          const from = remoteAddress(req);
+          answerWrongToken(this.wrongTokens.wrong(from), from, 'admin API', res, this.options);
+        }
         if (!known) {
           res.setHeader('WWW-Authenticate', 'Bearer realm="dayshift"');
           throw new HttpError(401, 'missing or wrong admin token (send Authorization: Bearer TOKEN)');
@@ -114,6 +113,22 @@ export class AdminServer {
       sendJson(res, status, { error: message, ...(err instanceof HttpError && err.details ? { details: err.details } : {}) });
     }
   }
+}
+
+/**
+ * After a wrong token (FailureLimiter.wrong): throws 429 when the address is over its limit, else logs
+ * and audits the failure — at most the limit's worth per address and window, so a flood of guesses
+ * cannot fill the disk. The right token is never refused (failures.ts).
+ */
+export function answerWrongToken(verdict: WrongToken, from: string, where: string, res: ServerResponse, { audit, logger }: { audit?: AuditLog; logger?: Logger }): void {
+  if ('retryAfter' in verdict) {
+    res.setHeader('Retry-After', String(verdict.retryAfter));
+    throw new HttpError(429, `too many wrong tokens from ${from}: try again in ${verdict.retryAfter}s`);
+  }
+  logger?.warn({ from, where, failures: verdict.failures }, 'wrong admin token');
+  audit?.record({ who: 'anonymous', from }, 'wrong token', where, { failures: verdict.failures, ...(verdict.throttled ? { throttled: true } : {}) }).catch((err: unknown) => {
+    logger?.error({ err }, 'cannot write the audit log');
+  });
 }
 
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {

@@ -109,7 +109,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const statsOf = proxy;
     const sampler = statsOf ? new StatsSampler(() => statsOf.stats(), (key) => splitMemberKey(key)[0]) : undefined;
     sampler?.start();
-    const admin = new AdminServer({ token: token.value, logger, version: VERSION });
+    const admin = new AdminServer({ token: token.value, logger, version: VERSION, audit });
     const statusFeed = registerControlApi(admin, plane, audit, sampler);
     registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined), config.admin.metrics_auth);
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
@@ -120,7 +120,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const conductor = await Conductor.open({ plane, logger, sampler, httpOrigin, audit });
     cleanup.unshift(() => conductor.close());
     registerReleaseApi(admin, conductor);
-    registerDashboard(admin, { token: token.value, logger });
+    registerDashboard(admin, { token: token.value, logger, audit });
     const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`admin listener ${config.admin.listen.host}:${config.admin.listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);
     });

@@ -1,4 +1,5 @@
-// Sessions bound to members, with last-seen times, so a drain can wait for users to finish. Memory is
+// Sessions bound to members, with last-seen times, so a drain can wait for users to finish. A session is
+// tracked from when its member issued it (SessionObserver), never from a client's say-so. Memory is
 // bounded: past `max` entries the least recently seen session is evicted (and counted).
 import type { MemberKey } from '../model.js';
 import type { SessionObserver } from '../proxy/api.js';
@@ -25,10 +26,14 @@ export class SessionTracker implements SessionObserver {
   seen(member: MemberKey, session: string, now: number): void {
     const key = `${member}\n${session}`;
     const binding = this.sessions.get(key);
+    if (binding) this.refresh(key, binding, now);
+  }
+
+  issued(member: MemberKey, session: string, now: number): void {
+    const key = `${member}\n${session}`;
+    const binding = this.sessions.get(key);
     if (binding) {
-      this.sessions.delete(key);
-      binding.lastSeen = now;
-      this.sessions.set(key, binding);
+      this.refresh(key, binding, now);
       return;
     }
     this.sessions.set(key, { member, lastSeen: now });
@@ -37,6 +42,13 @@ export class SessionTracker implements SessionObserver {
       this.sessions.delete(oldest);
       this.evictions++;
     }
+  }
+
+  /** Moves a seen session to the end (the most recently seen). */
+  private refresh(key: string, binding: Binding, now: number): void {
+    this.sessions.delete(key);
+    binding.lastSeen = now;
+    this.sessions.set(key, binding);
   }
 
   get size(): number {

@@ -35,6 +35,7 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
     '    option forwardfor',
     '    option redispatch',
     `    retries ${config.retries.attempts - 1}`,
+    `    retry-on ${config.retries.on.length > 0 ? config.retries.on.join(' ') : 'none'}`,
     `    timeout connect ${ms(config.timeouts.connect)}`,
     `    timeout client ${ms(config.timeouts.idle)}`,
     `    timeout server ${ms(config.timeouts.first_byte)}`,
@@ -71,8 +72,8 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
       const exact = site.hosts.filter((h) => !h.includes('*'));
       const wild = site.hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
       const any = site.hosts.includes('*');
-      if (exact.length) out.push(`    acl ${acl} hdr(host),field(1,:) -i ${exact.join(' ')}`);
-      if (wild.length) out.push(`    acl ${acl} hdr(host),field(1,:) -m end -i ${wild.join(' ')}`);
+      if (exact.length) out.push(`    acl ${acl} hdr(host),field(1,:),regsub(\\.$,) -i ${exact.join(' ')}`);
+      if (wild.length) out.push(`    acl ${acl} hdr(host),field(1,:),regsub(\\.$,) -m end -i ${wild.join(' ')}`);
       const cond = any && !exact.length && !wild.length ? '' : ` ${acl}`;
       if (any) fallback ??= siteName;
       if (site.allow?.length) out.push(`    acl ${acl}_allowed src ${site.allow.join(' ')}`, `    http-request deny deny_status 403 if${cond || ' TRUE'} !${acl}_allowed`);

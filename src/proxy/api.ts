@@ -50,8 +50,15 @@ export interface ProxyStats {
 /** Upper bounds (ms) of the latency histogram buckets; the last bucket is +Inf. */
 export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000] as const;
 
-/** Told about every request that carries a bound session, so drains can wait for sessions. */
+/**
+ * Told about sessions, so drains can wait for them. Only sessions a member really issued count: a client
+ * can put any id with any route suffix in its cookie, and such a session must neither hold a drain open
+ * nor push real sessions out of the bounded tracker.
+ */
 export interface SessionObserver {
+  /** A session issued to `member`: its Set-Cookie (route mode), or the proxy's signed cookie (cookie mode). */
+  issued(member: MemberKey, session: string, now: number): void;
+  /** A request of a session bound to `member`: refreshes it when it was issued; otherwise nothing. */
   seen(member: MemberKey, session: string, now: number): void;
 }
 

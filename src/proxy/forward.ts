@@ -16,6 +16,7 @@ import { sendError } from './error-pages.js';
 import { connectionNamed, isHopByHop, requestId, reverseRefresh, reverseUrl, rewriteCookie, upstreamHeaders } from './headers.js';
 import type { LaneRequest } from './lane.js';
 import { RequestBody } from './request-body.js';
+import { retryDecision } from './retry.js';
 import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { Cancel, UpstreamError, type UpstreamResponse } from './transport.js';
 
@@ -34,8 +35,6 @@ export interface ClientResponse extends NodeJS.WritableStream {
   writeContinue(): void;
   destroy(): void;
 }
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 export interface ForwardContext {
   snapshot(): Snapshot;
@@ -64,6 +63,8 @@ class Flight {
   /** The member exchange is over: answered, failed, or given up. */
   private finished = false;
   private totalTimer: NodeJS.Timeout | undefined;
+  /** Armed only when an attempt could outlast the retry budget (a retry, or a budget under one attempt). */
+  private budgetTimer: NodeJS.Timeout | undefined;
   /** While a member's body streams: the member whose in-flight slot this holds, and the body. */
   private member: MemberRuntime | undefined;
   private body: Readable | undefined;
@@ -73,10 +74,21 @@ class Flight {
     this.totalTimer = setTimeout(timeOut, ms, this);
   }
 
+  /** Gives up waiting for response headers `ms` from now (retries.budget), answered as a timeout. */
+  budget(ms: number): void {
+    this.budgetTimer ??= setTimeout(budgetSpent, ms, this);
+  }
+
+  /** Response headers arrived: the retry budget no longer applies. */
+  answered(): void {
+    if (this.budgetTimer) clearTimeout(this.budgetTimer);
+  }
+
   finish(): void {
     if (this.finished) return;
     this.finished = true;
     if (this.totalTimer) clearTimeout(this.totalTimer);
+    if (this.budgetTimer) clearTimeout(this.budgetTimer);
   }
 
   /** The member's body streams to the client; the member's slot is given back by release(). */
@@ -105,6 +117,13 @@ class Flight {
 
 function timeOut(flight: Flight): void {
   flight.cancel.abort(new UpstreamError('total timeout', 'before-response', false, 'timeout'));
+}
+
+/** The retry budget ran out while a member still had the request: that member timed out. */
+const BUDGET_SPENT = new UpstreamError('no response head within retries.budget', 'before-response', false, 'timeout');
+
+function budgetSpent(flight: Flight): void {
+  flight.cancel.abort(BUDGET_SPENT);
 }
 
 export interface Target {
@@ -161,7 +180,7 @@ export function resolveTarget(snap: Snapshot, req: ClientRequest): Target | Refu
     } catch {
       return refusal(400);
     }
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname.toLowerCase() !== host) return refusal(400);
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || hostName(url.host) !== host) return refusal(400);
     path = url.pathname + url.search;
   }
   if (host === '' || /[^a-z0-9.\-:[\]_]/.test(host)) return refusal(400);
@@ -272,6 +291,7 @@ export class Forwarder {
       requestIdHeader: idHeader,
       requestId: target.requestId,
       upgrade: false,
+      write: config.forward_headers,
     });
     const lengthHeader = req.headers['content-length'];
     const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
@@ -287,9 +307,13 @@ export class Forwarder {
     let lastError: UpstreamError | undefined;
     let attempts = 0;
     let continueSent = false;
+    const retry = snap.retry;
+    let budgetEnd = 0;
+    if (retry.timeFirst) flight.budget(retry.budgetMs);
     const clientInfo = { address: clientAddress, port: req.socket.remotePort ?? 0, secure, serverName: target.host, serverPort: req.socket.localPort ?? 0 };
     while (true) {
       const now = Date.now();
+      budgetEnd ||= now + retry.budgetMs;
       const choice = select(route, cookieHeader, target.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined);
       if (typeof choice === 'string') {
         flight.finish();
@@ -325,6 +349,10 @@ export class Forwarder {
         lastError = error;
         if (abort.aborted) {
           flight.finish();
+          if (abort.reason === BUDGET_SPENT) {
+            member.failed(BUDGET_SPENT.message, this.ctx.passive(), Date.now());
+            this.ctx.logger.warn({ member: member.key, requestId: target.requestId, attempts, err: BUDGET_SPENT.message }, 'member exchange failed');
+          }
           const timedOut = abort.reason instanceof UpstreamError;
           if (timedOut && !res.headersSent) {
             countStatus(site, 504);
@@ -332,17 +360,18 @@ export class Forwarder {
           }
           return;
         }
-        const bodyIntact = body === null || !body.started;
         // A member that cannot speak the protocol right (AJP: a wrong secret) is as broken as one that is down.
         if (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol') member.failed(error.message, this.ctx.passive(), Date.now());
-        if (error.reusedConnection && !staleRetried && bodyIntact) {
-          staleRetried = true;
-          attempts--;
-          continue;
-        }
-        const safe = error.phase === 'connect' || error.phase === 'before-send' || (error.phase === 'before-response' && IDEMPOTENT.has(method));
-        if (safe && bodyIntact && attempts < config.retries.attempts) {
-          tried.push(member);
+        const msLeft = budgetEnd - Date.now();
+        const verdict = retryDecision(retry, { error, method, bodyIntact: body === null || !body.started, attempts, staleRetried, msLeft });
+        if (verdict !== 'stop') {
+          if (verdict === 'stale') {
+            staleRetried = true;
+            attempts--;
+          } else {
+            tried.push(member);
+          }
+          flight.budget(msLeft);
           continue;
         }
         flight.finish();
@@ -352,6 +381,7 @@ export class Forwarder {
         sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), requestIdHeader: idHeader, requestId: target.requestId });
         return;
       }
+      flight.answered();
       this.respond(req, res, target, snap, member, choice.session, choice.newBinding, response, performance.now() - t0, secure, flight);
       return;
     }
@@ -401,7 +431,7 @@ export class Forwarder {
         case 'set-cookie': {
           if (sessions && sticky?.mode === 'route') {
             const sessionValue = cookieValue(value.split(';', 1)[0], sticky.cookie ?? DEFAULT_ROUTE_COOKIE);
-            if (sessionValue) sessions.seen(member.key, sessionValue, now);
+            if (sessionValue) sessions.issued(member.key, sessionValue, now);
           }
           out.push(name, site.config.cookie_domain || site.config.cookie_path ? rewriteCookie(value, site.config.cookie_domain, site.config.cookie_path) : value);
           continue;
@@ -426,7 +456,8 @@ export class Forwarder {
         bound = value.slice(value.indexOf('.') + 1, value.lastIndexOf('.'));
         out.push('set-cookie', stickyCookie(sticky, value, secure));
       }
-      sessions?.seen(member.key, bound, now);
+      // Signed by this proxy: issued by it, whether now or before (another instance, a restart).
+      sessions?.issued(member.key, bound, now);
     } else if (session !== undefined) {
       sessions?.seen(member.key, session, now);
     }

@@ -1,6 +1,8 @@
 // Header work on the hot path: hop-by-hop removal (including names listed in Connection), X-Forwarded-*,
-// Host, the request id, and the reverse rewrites of Location/Content-Location/Refresh and Set-Cookie.
+// Forwarded and X-Real-IP, Host, the request id, and the reverse rewrites of Location/Content-Location/
+// Refresh and Set-Cookie.
 import { randomBytes } from 'node:crypto';
+import type { ForwardHeadersConfig } from '../config/schema.js';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the non-standard ones proxies also drop. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
@@ -46,6 +48,15 @@ export interface ForwardedInfo {
   requestId: string;
   /** Keep Upgrade/Connection (tunnels). */
   upgrade: boolean;
+  /** Which of Forwarded and X-Real-IP Dayshift writes (config forward_headers). */
+  write: ForwardHeadersConfig;
+}
+
+/** RFC 7239 §6 node and host values: an IPv6 address is bracketed, and anything but a token quoted. */
+function forwardedElement(info: ForwardedInfo): string {
+  const address = info.clientAddress;
+  const node = address.includes(':') ? `"[${address}]"` : address;
+  return `for=${node};proto=${info.proto};host="${info.host.replace(/["\\]/g, '')}"`;
 }
 
 /**
@@ -57,6 +68,8 @@ export function upstreamHeaders(raw: string[], named: Set<string> | undefined, i
   let xff: string | undefined;
   let proto: string | undefined;
   let fhost: string | undefined;
+  let forwarded: string | undefined;
+  let realIp: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const value = raw[i + 1]!;
@@ -73,6 +86,13 @@ export function upstreamHeaders(raw: string[], named: Set<string> | undefined, i
       case 'x-forwarded-host':
         if (info.trusted) fhost = value;
         continue;
+      // Client-address headers, like X-Forwarded-*: believed only from trusted proxies.
+      case 'forwarded':
+        if (info.trusted) forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+        continue;
+      case 'x-real-ip':
+        if (info.trusted) realIp ??= value;
+        continue;
       case 'connection':
       case 'upgrade':
         if (info.upgrade) out.push([name, value]);
@@ -87,6 +107,10 @@ export function upstreamHeaders(raw: string[], named: Set<string> | undefined, i
     ['x-forwarded-host', fhost ?? info.host],
     [info.requestIdHeader, info.requestId],
   );
+  if (info.write.forwarded) forwarded = forwarded === undefined ? forwardedElement(info) : `${forwarded}, ${forwardedElement(info)}`;
+  if (forwarded !== undefined) out.push(['forwarded', forwarded]);
+  if (info.write.x_real_ip) realIp ??= info.clientAddress;
+  if (realIp !== undefined) out.push(['x-real-ip', realIp]);
   return out;
 }
 

@@ -216,7 +216,7 @@ class MemberPool {
 export function createHttpTransport(url: URL, member: MemberConfig, settings: TransportSettings): Transport {
   const pool = new MemberPool(
     url,
-    { connectTimeoutMs: settings.connectTimeoutMs, firstByteTimeoutMs: settings.firstByteTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, verify: member.tls_verify },
+    { connectTimeoutMs: settings.connectTimeoutMs, firstByteTimeoutMs: settings.firstByteTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, responseHeadBytes: settings.responseHeadBytes, verify: member.tls_verify },
     settings.poolMax,
     settings.poolIdle,
   );

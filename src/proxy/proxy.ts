@@ -43,6 +43,7 @@ function transportSettings(config: DayshiftConfig): TransportSettings {
     connectTimeoutMs: config.timeouts.connect,
     firstByteTimeoutMs: config.timeouts.first_byte,
     idleTimeoutMs: config.timeouts.idle,
+    responseHeadBytes: config.limits.response_head,
     poolIdle: config.limits.pool_idle,
     poolMax: config.limits.pool_max,
   };

@@ -13,6 +13,7 @@ import type { MemberRuntime } from '../balance/member.js';
 import { createPolicy, RoundRobin, type Candidate } from '../balance/policy.js';
 import type { BoundEntry, ClusterGroup, RouteTable } from '../balance/select.js';
 import type { StatusClassCounts } from './api.js';
+import type { RetryPolicy } from './retry.js';
 
 export interface RouteSnapshot extends RouteTable {
   prefix: string;
@@ -49,6 +50,8 @@ export interface Snapshot {
   memberOfCluster: Map<string, MemberRuntime[]>;
   /** config.request_id_header in lower case, as node:http names incoming headers. */
   requestIdHeader: string;
+  /** retries.*, with the budget resolved; `timeFirst`: the budget is shorter than one attempt may take. */
+  retry: RetryPolicy & { budgetMs: number; timeFirst: boolean };
 }
 
 /** The path as the member sees it: without the route's prefix when strip_prefix is set. */
@@ -86,14 +89,25 @@ export function listHas(list: BlockList, address: string): boolean {
   return list.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
 }
 
-/** Host header → lower-case host without port. */
+/**
+ * Host header → the name sites are matched on: lower case, without port and without the trailing dot of
+ * an absolute name, so that `Internal.Local.:80` and `internal.local` are one site (and one allow/deny).
+ * '' for a malformed authority (empty, an unclosed or unbracketed IPv6 literal, empty labels): answered 400.
+ */
 export function hostName(host: string | undefined): string {
   if (!host) return '';
   let end = host.length;
-  if (host[0] === '[') end = host.indexOf(']') + 1 || end;
-  else {
-    const colon = host.lastIndexOf(':');
-    if (colon >= 0) end = colon;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    end = host.indexOf(']') + 1;
+    if (end === 0 || (end < host.length && host.charCodeAt(end) !== 58 /* : */)) return '';
+  } else {
+    const colon = host.indexOf(':');
+    if (colon >= 0) {
+      if (host.indexOf(':', colon + 1) >= 0) return '';
+      end = colon;
+    }
+    if (end > 0 && host.charCodeAt(end - 1) === 46 /* . */) end--;
+    if (end === 0 || host.charCodeAt(0) === 46 || host.charCodeAt(end - 1) === 46 || host.includes('..')) return '';
   }
   return host.slice(0, end).toLowerCase();
 }
@@ -235,11 +249,14 @@ export function buildSnapshot(
       counters,
     };
     for (const host of site.hosts) {
-      const h = host.toLowerCase();
+      const h = host === '*' || host.startsWith('*.') ? host.toLowerCase().replace(/\.$/, '') : hostName(host);
       if (h === '*') fallback = snapshot;
       else if (h.startsWith('*.')) wildcard.set(h.slice(1), snapshot);
       else exact.set(h, snapshot);
     }
   }
-  return { config, exact, wildcard, fallback, trusted: blockList(config.trusted_proxies), memberOfCluster, requestIdHeader: config.request_id_header.toLowerCase() };
+  const attemptMs = config.timeouts.connect + config.timeouts.first_byte;
+  const budgetMs = config.retries.budget ?? attemptMs;
+  const retry = { attempts: config.retries.attempts, on: new Set(config.retries.on), budgetMs, timeFirst: budgetMs < attemptMs };
+  return { config, exact, wildcard, fallback, trusted: blockList(config.trusted_proxies), memberOfCluster, requestIdHeader: config.request_id_header.toLowerCase(), retry };
 }

@@ -8,6 +8,8 @@ export interface TransportSettings {
   connectTimeoutMs: number;
   firstByteTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Bytes of a response head at most (limits.response_head). */
+  responseHeadBytes: number;
   poolIdle: number;
   poolMax: number;
 }

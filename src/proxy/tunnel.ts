@@ -70,6 +70,7 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     requestIdHeader: snap.requestIdHeader,
     requestId: target.requestId,
     upgrade: true,
+    write: snap.config.forward_headers,
   });
   const path = memberPath(route, target.path);
   let headText = `${req.method} ${path} HTTP/1.1\r\n`;

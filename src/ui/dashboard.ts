@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { cookieValue } from '../balance/sticky.js';
-import { remoteAddress, sendJson, type AdminServer } from '../control/admin-server.js';
-import type { Actor } from '../control/audit.js';
+import { answerWrongToken, remoteAddress, sendJson, type AdminServer } from '../control/admin-server.js';
+import type { Actor, AuditLog } from '../control/audit.js';
 import { HttpError } from '../control/router.js';
 import { tokenMatches } from '../control/token.js';
 import { DEFAULT_SESSION_OPTIONS, SessionStore, type Session, type SessionOptions } from './sessions.js';
@@ -23,6 +23,8 @@ export interface DashboardOptions {
   /** The admin token (the bearer token of the API). */
   token: string;
   logger?: Logger;
+  /** Where wrong sign-in tokens are recorded. */
+  audit?: AuditLog;
   sessions?: Partial<SessionOptions>;
 }
 
@@ -115,11 +117,7 @@ export function registerDashboard(server: AdminServer, options: DashboardOptions
       const from = remoteAddress(req);
       const result = sessions.signIn(body.token, from);
       if (!result.ok) {
-        if (result.reason === 'rate-limited') {
-          res.setHeader('retry-after', String(result.retryAfterSeconds));
-          throw new HttpError(429, `too many wrong tokens from ${from}: try again in ${result.retryAfterSeconds}s`);
-        }
-        options.logger?.warn({ from }, 'dashboard sign-in with a wrong token');
+        answerWrongToken(result.wrong, from, 'dashboard sign-in', res, options);
         throw new HttpError(401, 'wrong admin token');
       }
       const { session } = result;

@@ -2,7 +2,7 @@
 // HttpOnly cookie, so the token itself never sits in the browser's storage. Each session carries its own
 // CSRF token, which the page sends back in a header on every state-changing request.
 import { randomBytes } from 'node:crypto';
-import { FailureLimiter } from '../control/failures.js';
+import { FailureLimiter, type WrongToken } from '../control/failures.js';
 import { tokenMatches } from '../control/token.js';
 
 export interface Session {
@@ -17,7 +17,7 @@ export interface Session {
 export interface SessionOptions {
   /** How long a session lasts after sign-in. */
   ttlMs: number;
-  /** Failed sign-ins per address within `failureWindowMs` before further attempts are refused. */
+  /** Failed sign-ins per address within `failureWindowMs` before further wrong tokens are refused. */
   maxFailures: number;
   failureWindowMs: number;
   /** Bounds memory: the oldest sessions are dropped beyond this. */
@@ -26,7 +26,7 @@ export interface SessionOptions {
 
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = { ttlMs: 12 * 3600_000, maxFailures: 5, failureWindowMs: 60_000, maxSessions: 1000 };
 
-export type SignInResult = { ok: true; session: Session } | { ok: false; reason: 'wrong-token' } | { ok: false; reason: 'rate-limited'; retryAfterSeconds: number };
+export type SignInResult = { ok: true; session: Session } | { ok: false; wrong: WrongToken };
 
 export class SessionStore {
   private readonly sessions = new Map<string, Session>();
@@ -38,14 +38,8 @@ export class SessionStore {
 
   signIn(presented: string, from: string): SignInResult {
     const now = this.now();
-    // Refused before the token is even compared, so guessing stays slow however good the guess.
-    const retryAfterSeconds = this.failures.retryAfter(from);
-    if (retryAfterSeconds !== undefined) return { ok: false, reason: 'rate-limited', retryAfterSeconds };
-    if (!tokenMatches(presented, this.token)) {
-      this.failures.failed(from);
-      return { ok: false, reason: 'wrong-token' };
-    }
-    this.failures.succeeded(from);
+    // Only wrong tokens are throttled: the right one always signs in (failures.ts).
+    if (!tokenMatches(presented, this.token)) return { ok: false, wrong: this.failures.wrong(from) };
     this.prune(now);
     if (this.sessions.size >= this.options.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
     const session: Session = { id: randomBytes(32).toString('base64url'), csrf: randomBytes(32).toString('base64url'), expires: now + this.options.ttlMs, from };

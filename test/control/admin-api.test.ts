@@ -204,21 +204,29 @@ describe('admin API', () => {
     assert.match(text, /dayshift_reloads_total 1/);
   });
 
-  // Last: it locks this address out of the API for a minute.
-  test('wrong tokens are rate-limited per address: after ten, even the right one waits', async () => {
+  // Last: it throttles this address's wrong tokens for a minute.
+  test('wrong tokens are rate-limited per address and audited; the right one always works', async () => {
     // (The first test already spent one wrong token.)
     let refused = 0;
     while (refused < 20 && (await fetch(`${ds.adminUrl}/api/status`, { headers: { authorization: `Bearer wrong-${refused}` } })).status === 401) refused++;
     assert.equal(refused, 9);
-    const limited = await ds.api<{ error: string }>('GET', '/api/status');
+    const limited = await fetch(`${ds.adminUrl}/api/status`, { headers: { authorization: 'Bearer wrong-again' } });
     assert.equal(limited.status, 429);
-    assert.match(limited.body.error, /too many wrong tokens from .*: try again in \d+s/);
+    assert.match(((await limited.json()) as { error: string }).error, /too many wrong tokens from .*: try again in \d+s/);
+    assert.equal((await ds.api('GET', '/api/status')).status, 200, 'the right token was refused');
     assert.equal((await fetch(`${ds.adminUrl}/healthz`)).status, 200, '/healthz needs no token and stays open');
+    const audit = await ds.api<{ who: string; from: string; action: string; target: string; detail?: { failures: number; throttled?: boolean } }[]>('GET', '/api/audit?limit=100');
+    const wrong = audit.body.filter((e) => e.action === 'wrong token');
+    assert.deepEqual(wrong.map((e) => e.detail?.failures), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'one entry per counted failure, none past the limit');
+    assert.equal(wrong.at(-1)!.detail?.throttled, true);
+    assert.deepEqual(new Set(wrong.map((e) => `${e.who} ${e.target}`)), new Set(['anonymous admin API']));
+    assert.match(wrong[0]!.from, /127\.0\.0\.1/);
   });
 
-  test('the CLI reports a locked-out address as a refused token (exit 5)', async () => {
-    const locked = await runCli(['status', '--admin', ds.adminUrl, '--token', ds.token]);
+  test('the CLI reports a throttled wrong token as a refused token (exit 5), and works with the right one', async () => {
+    const locked = await runCli(['status', '--admin', ds.adminUrl, '--token', 'wrong-token-wrong-token']);
     assert.equal(locked.code, 5);
     assert.match(locked.stderr, /refused the token: too many wrong tokens from .*: try again in \d+s/);
+    assert.equal((await runCli(['status', '--admin', ds.adminUrl, '--token', ds.token])).code, 0);
   });
 });

@@ -4,7 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import type { DrainProgress } from '../../src/control/plane.js';
 import { runCli } from '../support/cli.js';
 import { startMember, type TestMember } from '../support/members.js';
-import { request, waitFor } from '../support/proxy.js';
+import { SessionTracker } from '../../src/control/sessions.js';
+import { request, startTestProxy, waitFor } from '../support/proxy.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 
 /** A Tomcat-like member: a request without a session gets JSESSIONID=<id>.<route>. */
@@ -76,6 +77,19 @@ describe('session-aware drain', () => {
     const done = JSON.parse(wait.stdout) as DrainProgress;
     assert.deepEqual([done.drained, done.reason, done.sessions, done.inFlight], [true, 'idle', 0, 0]);
 
+    assert.equal((await cli('live', 'prod-a')).code, 0);
+  });
+
+  test('a session id a client made up routes to its member but holds no drain open (both request paths)', async () => {
+    const drain = await cli('drain', 'prod-a', '--json');
+    assert.equal(drain.code, 0, drain.stderr);
+    for (let i = 0; i < 10; i++) {
+      const cookie = `JSESSIONID=made-up-${i}.a1`;
+      assert.equal((await request(ds.port, { headers: { cookie } })).body, 'a1', 'lane');
+      assert.equal((await request(ds.port, { method: 'POST', body: 'abc', headers: { cookie, 'content-length': '3' } })).body, 'a1', "Node's path");
+    }
+    const progress = (await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body;
+    assert.deepEqual([progress.sessions, progress.drained], [0, true]);
     assert.equal((await cli('live', 'prod-a')).code, 0);
   });
 
@@ -155,5 +169,36 @@ describe('session-aware drain', () => {
     assert.match(human.stdout, /prod-a\s+live/);
     const json = JSON.parse((await cli('status', '--json')).stdout);
     assert.deepEqual(json.clusters.map((c: { name: string }) => c.name), ['prod-a', 'prod-b']);
+  });
+});
+
+describe('session tracking', () => {
+  test('made-up session ids neither enter the tracker nor evict the sessions members issued', async () => {
+    const member = await sessionMember('a1');
+    const sessions = new SessionTracker(10);
+    const proxy = await startTestProxy(
+      {
+        clusters: { c: { members: [{ url: member.url, route: 'a1' }] } },
+        health: { enabled: false },
+        sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'], sticky: { mode: 'route' } }] } },
+      },
+      { sessions },
+    );
+    try {
+      const issued = String((await request(proxy.port)).headers['set-cookie']).split(';')[0]!;
+      assert.equal(sessions.size, 1, 'the issued session is tracked');
+      for (let i = 0; i < 30; i++) {
+        const cookie = `JSESSIONID=flood-${i}.a1`;
+        await request(proxy.port, { headers: { cookie } });
+        await request(proxy.port, { method: 'POST', body: 'abc', headers: { cookie, 'content-length': '3' } });
+      }
+      assert.deepEqual([sessions.size, sessions.evictions], [1, 0]);
+      const before = sessions.byMember(Date.now(), 60_000).get('c/a1')!.oldestIdleMs;
+      await request(proxy.port, { headers: { cookie: issued } });
+      assert.ok(sessions.byMember(Date.now(), 60_000).get('c/a1')!.oldestIdleMs < before, 'a request of the issued session refreshes it');
+    } finally {
+      await proxy.handle.close(1000);
+      await member.close();
+    }
   });
 });

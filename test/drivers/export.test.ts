@@ -145,6 +145,10 @@ async function drainUnderLoad(config: DayshiftConfig, publicUrl: string, backend
     const qa = await request(publicUrl, { headers: { host: 'prod-a.example.com' } });
     assert.equal(qa.statusCode, 200, 'the QA site reaches prod-a while it is out');
     assert.match(await qa.body.text(), /^a[12]$/);
+    // However the name is spelled (case, port, the trailing dot of an absolute name), it is the same site.
+    const spelled = await request(publicUrl, { headers: { host: 'PROD-A.example.com.:80' } });
+    assert.equal(spelled.statusCode, 200);
+    assert.match(await spelled.body.text(), /^a[12]$/, 'another spelling of the QA host reached another site');
     const result = await load.stop();
     assert.deepEqual(result.errors, []);
     const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed && r.seq >= 0).map((r) => `${b.name} #${r.seq}`));

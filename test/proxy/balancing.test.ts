@@ -74,10 +74,10 @@ describe('balancing, traffic states and stickiness', () => {
   it('route mode: the JSESSIONID suffix or ;jsessionid path parameter picks the member', async () => {
     assert.deepEqual(await tally(proxy.port, 5, { host: 'route.test', headers: { cookie: 'x=1; JSESSIONID=ABC.b1' } }), { b1: 5 });
     assert.deepEqual(await tally(proxy.port, 5, { host: 'route.test', path: '/cart;jsessionid=XYZ.a2?x=1' }), { a2: 5 });
-    const now = Date.now();
-    const bound = sessions.byMember(now, 60_000);
-    assert.ok((bound.get('b/b1')?.active ?? 0) >= 1);
-    assert.ok((bound.get('a/a2')?.active ?? 0) >= 1);
+    // These members issued no session: ids the client made up route, but hold no drain (drain.test.ts).
+    const bound = sessions.byMember(Date.now(), 60_000);
+    assert.equal(bound.get('b/b1'), undefined);
+    assert.equal(bound.get('a/a2'), undefined);
   });
 
   it('route mode: a draining cluster keeps its sessions and gets no new ones', async () => {

@@ -11,7 +11,7 @@ import pino from 'pino';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startDayshift, type Dayshift } from '../../src/control/server.js';
 import { launchChromium } from '../support/chromium.js';
-import { startMember, type TestMember } from '../support/members.js';
+import { echoName, startMember, type TestMember } from '../support/members.js';
 import { requirePeer } from '../support/peers.js';
 import { loadObject, request } from '../support/proxy.js';
 
@@ -60,7 +60,7 @@ async function setUp(chromium: string): Promise<Env> {
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-ui-'));
   await writeFile(join(dir, 'admin.token'), `${TOKEN}\n`, { mode: 0o600 });
   const members: TestMember[] = [];
-  for (const name of ['a1', 'a2', 'b1', 'b2']) members.push(await startMember(name));
+  for (const name of ['a1', 'a2', 'b1', 'b2']) members.push(await sessionMember(name));
   const member = (name: string) => ({ url: members.find((m) => m.name === name)!.url, route: name });
   const loaded = loadObject({
     listen: { http: '127.0.0.1:0' },
@@ -109,27 +109,46 @@ async function setUp(chromium: string): Promise<Env> {
   return { dir, dayshift, members, browser, context, page, pageErrors, stopLoad, api };
 }
 
+/** A Tomcat-like member: GET /login without a session issues JSESSIONID=uN.<route>; it answers as echoName. */
+function sessionMember(name: string): Promise<TestMember> {
+  let next = 0;
+  return startMember(name, (req, res, member) => {
+    if (req.url === '/login' && !/JSESSIONID=/.test(req.headers.cookie ?? '')) res.setHeader('set-cookie', `JSESSIONID=u${next++}.${name}; Path=/`);
+    echoName(req, res, member);
+  });
+}
+
 /**
- * Bounded loopback load: eight sticky users (JSESSIONID=uN.<route>, two per member) and anonymous
- * requests, one round every 100 ms, at most 3 minutes or 20 000 requests.
+ * Bounded loopback load: eight sticky users (two per member, each logs in until its member issued it a
+ * session, then keeps that JSESSIONID) and anonymous requests, one round every 100 ms, at most 3 minutes
+ * or 20 000 requests.
  */
 function startLoad(port: number): () => Promise<void> {
   let stopped = false;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  const one = (cookie?: string) =>
-    new Promise<void>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, path: '/', agent, headers: { host: 'shop.example', ...(cookie ? { cookie } : {}) } }, (res) => {
+  /** One request; resolves with the session cookie it was issued, if any. */
+  const one = (path: string, cookie?: string) =>
+    new Promise<string | undefined>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path, agent, headers: { host: 'shop.example', ...(cookie ? { cookie } : {}) } }, (res) => {
         res.resume();
-        res.on('end', resolve);
+        res.on('end', () => resolve(res.headers['set-cookie']?.[0]?.split(';')[0]));
       });
-      req.on('error', () => resolve());
+      req.on('error', () => resolve(undefined));
     });
+  const wanted = ['a1', 'a2', 'b1', 'b2', 'a1', 'a2', 'b1', 'b2'];
+  const sessions: (string | undefined)[] = wanted.map(() => undefined);
+  const user = async (i: number): Promise<unknown> => {
+    if (sessions[i] !== undefined) return one('/', sessions[i]);
+    const issued = await one('/login');
+    if (issued?.endsWith(`.${wanted[i]}`)) sessions[i] = issued;
+    return undefined;
+  };
   const done = (async () => {
     const until = Date.now() + 180_000;
     let sent = 0;
     while (!stopped && Date.now() < until && sent < 20_000) {
-      const round = ['a1', 'a2', 'b1', 'b2', 'a1', 'a2', 'b1', 'b2'].map((route, i) => one(`JSESSIONID=u${i}.${route}`));
-      round.push(one(), one());
+      const round: Promise<unknown>[] = wanted.map((_, i) => user(i));
+      round.push(one('/'), one('/'));
       sent += round.length;
       await Promise.all([...round, new Promise((r) => setTimeout(r, 100))]);
     }

@@ -21,6 +21,8 @@ export interface ConnectionSettings {
   connectTimeoutMs: number;
   firstByteTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Bytes of a response head at most: past it the exchange fails (502). */
+  responseHeadBytes: number;
   /** Verify an https member's certificate. */
   verify: boolean;
 }
@@ -46,6 +48,8 @@ export class MemberConnection implements ResponseEvents {
   keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
   /** When the connection last went idle (Date.now()); the pool closes it after keepAliveMs. */
   idleSince = 0;
+  /** When the current exchange's response head must be complete (first_byte after the request). */
+  private headDeadline = 0;
   private timeoutMs = 0;
   private timeoutKind: 'first byte' | 'idle' = 'first byte';
   private readonly parser: ResponseParser;
@@ -57,7 +61,7 @@ export class MemberConnection implements ResponseEvents {
     /** Called once the connection can carry another exchange, or when it closed. */
     private readonly onFree: (connection: MemberConnection, reusable: boolean) => void,
   ) {
-    this.parser = new ResponseParser(this);
+    this.parser = new ResponseParser(this, settings.responseHeadBytes);
     socket.setNoDelay(true);
     socket.on('data', (data: Buffer) => this.read(data));
     socket.on('end', () => this.ended());
@@ -115,6 +119,7 @@ export class MemberConnection implements ResponseEvents {
     // Timers are re-armed only when the value changes (both default to a minute): a re-armed socket
     // timer per request was measurable; keep-alive expiry is the pool's sweep, not a socket timer.
     this.setTimeout(this.settings.firstByteTimeoutMs, 'first byte');
+    this.headDeadline = Date.now() + this.settings.firstByteTimeoutMs;
     head += '\r\n';
     if (body) this.writeBody(head, body, chunked);
     else this.socket.write(head, 'latin1');
@@ -202,7 +207,18 @@ export class MemberConnection implements ResponseEvents {
 
   private read(data: Buffer): void {
     const error = this.parser.execute(data);
-    if (typeof error === 'string') this.fail(`invalid response from member: ${error}`, undefined, 'protocol');
+    if (typeof error === 'string') {
+      const tooLarge = this.parser.headTooLarge;
+      this.fail(tooLarge ? `response head over limits.response_head (${this.settings.responseHeadBytes} bytes)` : `invalid response from member: ${error}`, undefined, 'protocol');
+      return;
+    }
+    // Part of a head (split, or an interim 1xx) is in: the rest must come by the deadline, however the
+    // bytes trickle, so the socket's inactivity timer is shortened to what is left of it.
+    if (this.exchange !== undefined && !this.responded) {
+      const left = this.headDeadline - Date.now();
+      if (left <= 0) this.timedOut();
+      else this.setTimeout(left, 'first byte');
+    }
   }
 
   private ended(): void {
@@ -220,8 +236,8 @@ export class MemberConnection implements ResponseEvents {
       this.close();
       return;
     }
-    const kind = this.timeoutKind;
-    this.fail(`${kind} timeout after ${this.timeoutMs}ms`, undefined, 'timeout');
+    if (this.timeoutKind === 'first byte') this.fail(`no complete response head within ${this.settings.firstByteTimeoutMs}ms`, undefined, 'timeout');
+    else this.fail(`idle timeout after ${this.timeoutMs}ms`, undefined, 'timeout');
   }
 
   private setTimeout(ms: number, kind: MemberConnection['timeoutKind']): void {

@@ -211,8 +211,14 @@ export interface ResponseEvents {
 export class ResponseParser extends Parser {
   private statusText = '';
   private expecting = true;
+  /** The parse failed because the head grew past maxHeadBytes. */
+  headTooLarge = false;
 
-  constructor(private readonly events: ResponseEvents) {
+  constructor(
+    private readonly events: ResponseEvents,
+    /** Bytes of status text, header names and values at most: the heap a member's head may take. */
+    private readonly maxHeadBytes: number,
+  ) {
     super(constants.TYPE.RESPONSE!);
   }
 
@@ -230,7 +236,23 @@ export class ResponseParser extends Parser {
 
   override onStatus(piece: string): number {
     this.statusText += piece;
-    return 0;
+    this.headerBytes += piece.length;
+    return this.headerBytes > this.maxHeadBytes ? this.tooLarge() : 0;
+  }
+
+  override onField(piece: string): number {
+    super.onField(piece);
+    return this.headerBytes > this.maxHeadBytes ? this.tooLarge() : 0;
+  }
+
+  override onValue(piece: string): number {
+    super.onValue(piece);
+    return this.headerBytes > this.maxHeadBytes ? this.tooLarge() : 0;
+  }
+
+  private tooLarge(): number {
+    this.headTooLarge = true;
+    return -1;
   }
 
   onHeadersComplete(status: number, upgrade: boolean, keepAlive: boolean): number {

@@ -14,6 +14,7 @@ test('the Tomcat/AJP example loads, and each member becomes an AJP transport wit
     connectTimeoutMs: config.timeouts.connect,
     firstByteTimeoutMs: config.timeouts.first_byte,
     idleTimeoutMs: config.timeouts.idle,
+    responseHeadBytes: config.limits.response_head,
     poolIdle: config.limits.pool_idle,
     poolMax: config.limits.pool_max,
   };
