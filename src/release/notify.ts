@@ -97,7 +97,7 @@ function slackText(n: ReleaseNotification): string {
     case 'started':
       return `${release} started (${escape(n.clusters.join(', '))}).`;
     case 'awaiting-approval':
-      return `${release} waits for approval: ${step}.${n.approvesAt ? ` It approves itself at ${n.approvesAt}.` : ''} Approve it in the dashboard or with \`dayshift release approve\`.`;
+      return `${release} waits for approval: ${escape(n.step?.title ?? '')}.${n.approvesAt ? ` It approves itself at ${n.approvesAt}.` : ''}`;
     case 'step-failed':
       return `${release} failed at ${step}: ${escape(n.step?.detail ?? n.reason ?? 'no detail')}. Traffic stays on the old version: retry or abort.`;
     case 'succeeded':

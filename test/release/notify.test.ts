@@ -6,6 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import type { Dayshift } from '../../src/control/server.js';
+import { startDemoApps, type DemoApps } from '../../src/demo/environment.js';
+import type { Release } from '../../src/release/types.js';
+import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
+import { EtcdCluster, etcdBinary } from '../support/etcd.js';
 import { freePort } from '../../src/ports.js';
 import type { ReleaseNotification } from '../../src/release/notify.js';
 import { allUp, api, makeWorld, releaseIn, startInProcess, until, type World } from './harness.js';
@@ -143,7 +147,7 @@ describe('release notifications', () => {
       assert.equal(m.blocks[0]?.type, 'section');
     }
     assert.match(messages[0]!.text, /Release of version \*2\.0\* started \(prod-a, prod-b\)/);
-    assert.match(messages[1]!.text, /waits for approval: "manual approval .* for prod-b"\. Approve it in the dashboard/);
+    assert.match(messages[1]!.text, /waits for approval: manual approval \(`dayshift release approve`\) for prod-b\. https:\/\/dayshift\.example\.test\/ops\/#release$/);
     assert.match(messages[1]!.blocks[0]!.text!.text, /<https:\/\/dayshift\.example\.test\/ops\/#release\|Approve in the dashboard>/);
     assert.match(messages[2]!.text, /succeeded/);
   });
@@ -251,5 +255,56 @@ describe('release notifications to a receiver that hangs or is down', () => {
     await dayshift.close(1000);
     assert.ok(Date.now() - stopping < 15_000, `stopping took ${Date.now() - stopping} ms`);
     assert.equal(dayshift.webhooks.counts.dropped, 2, 'the message in flight and the one behind it, dropped at the stop');
+  });
+});
+
+const etcd = etcdBinary();
+
+describe('release notifications with several instances through etcd', { skip: etcd.skip }, () => {
+  let cluster: EtcdCluster;
+  let apps: DemoApps;
+  let json: Receiver;
+  const instances: TestDayshift[] = [];
+
+  before(async () => {
+    cluster = await EtcdCluster.start(etcd.binary!, 1);
+    apps = await startDemoApps('1.0');
+    json = await startReceiver();
+  });
+  after(async () => {
+    for (const instance of instances) await instance.stop();
+    await apps?.close();
+    await cluster?.stop();
+    await json?.close();
+  });
+
+  it('sends each event once, from the instance that runs the release, also when another one takes it over', async () => {
+    const members = (name: string) => apps.apps.filter((a) => a.options.cluster === name).map((a) => ({ url: a.url, route: a.options.member }));
+    const config = {
+      store: { type: 'etcd', endpoints: cluster.endpoints, prefix: `/dayshift/notify-${process.pid}/`, lease_ttl: '2s' },
+      health: { path: '/health', interval: '250ms', rise: 1, fall: 1 },
+      drain: { session_idle: '500ms' },
+      clusters: { 'prod-a': { members: members('prod-a') }, 'prod-b': { members: members('prod-b') } },
+      sites: { public: { hosts: ['localhost'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
+      release: { health: { timeout: '20s', stable: '300ms' }, approval: 'auto', clusters: { 'prod-b': { approval: 'manual' } }, notify: [{ url: json.url }] },
+    };
+    const a = await startTestDayshift(config);
+    instances.push(a);
+    const b = await startTestDayshift(config);
+    instances.push(b);
+
+    const started = await a.api<Release>('POST', '/api/release/start', { version: '2.0' });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const id = started.body.id;
+    await noticeOf(json, id, 'awaiting-approval');
+    await until('instance b to follow the wait', async () => ((await b.api<Release>('GET', '/api/release')).body.state === 'awaiting-approval' ? true : undefined));
+    // a stops; b takes the waiting release over: the journal says interrupted, then it waits again.
+    instances.splice(instances.indexOf(a), 1);
+    await a.stop();
+    await until('instance b to take the release over', async () => ((await b.api('POST', '/api/release/resume')).status === 200 ? true : undefined), 20_000);
+    await until('the wait on instance b', async () => ((await b.api<Release>('GET', '/api/release')).body.state === 'awaiting-approval' ? true : undefined));
+    assert.equal((await b.api('POST', '/api/release/approve')).status, 200);
+    await noticeOf(json, id, 'succeeded');
+    assert.deepEqual(eventsOf(json, id), ['started', 'awaiting-approval', 'interrupted', 'succeeded'], 'the wait is not told again after the takeover');
   });
 });
