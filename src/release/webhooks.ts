@@ -21,7 +21,7 @@ export interface WebhookMessage {
 export type DeliveryResult = 'sent' | 'failed' | 'dropped';
 export const DELIVERY_RESULTS: readonly DeliveryResult[] = ['sent', 'failed', 'dropped'];
 
-/** Messages waiting, all receivers together; more are dropped. */
+/** Messages waiting per receiver; more are dropped, so a stuck receiver cannot grow without bound. */
 const QUEUE_LIMIT = 100;
 const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;
@@ -34,20 +34,18 @@ export class WebhookSender {
   retries = 0;
   private readonly queues = new Map<string, WebhookMessage[]>();
   private readonly workers = new Set<Promise<void>>();
-  private waiting = 0;
   private readonly stopping = new AbortController();
 
   constructor(private readonly logger: Logger) {}
 
   /** Queues the message; returns at once. */
   send(message: WebhookMessage): void {
-    if (this.stopping.signal.aborted || this.waiting >= QUEUE_LIMIT) {
+    const queue = this.queues.get(message.url);
+    if (this.stopping.signal.aborted || (queue?.length ?? 0) >= QUEUE_LIMIT) {
       this.counts.dropped++;
-      this.logger.warn({ webhook: redact(message.url), about: message.about }, `webhook ${redact(message.url)}: ${message.about} dropped: ${this.stopping.signal.aborted ? 'Dayshift is stopping' : `${QUEUE_LIMIT} messages already wait`}`);
+      this.logger.warn({ webhook: redact(message.url), about: message.about }, `webhook ${redact(message.url)}: ${message.about} dropped: ${this.stopping.signal.aborted ? 'Dayshift is stopping' : `${QUEUE_LIMIT} messages already wait for this receiver`}`);
       return;
     }
-    this.waiting++;
-    const queue = this.queues.get(message.url);
     if (queue) {
       queue.push(message);
       return;
@@ -70,7 +68,6 @@ export class WebhookSender {
   private async drain(url: string): Promise<void> {
     const queue = this.queues.get(url)!;
     for (let message = queue.shift(); message; message = queue.shift()) {
-      this.waiting--;
       if (this.stopping.signal.aborted) this.counts.dropped++;
       else this.counts[await this.deliver(message)]++;
     }
