@@ -134,16 +134,14 @@ export class ReleaseNotifier {
    * a release it finds cut short by a crash is told as interrupted. The listener runs inside the
    * conductor's journal writes: it only queues, and nothing it does can throw into them.
    */
-  watch(conductor: Conductor): () => void {
-    const onUpdate = (next: Release) => {
+  watch(conductor: Conductor): void {
+    conductor.on('update', (next) => {
       try {
         this.updated(next, conductor.runsRelease);
       } catch (err) {
         this.options.logger.error({ err }, 'release notifications: could not queue an event');
       }
-    };
-    conductor.on('update', onUpdate);
-    return () => conductor.off('update', onUpdate);
+    });
   }
 
   /**
