@@ -154,7 +154,8 @@ function renderRelease(r: Release): string {
         ` · others ${c.baseline.requestsPerSecond.toFixed(1)} req/s, errors ${pct(c.baseline.errorRate)}, p99 ${duration(c.baseline.p99Ms)}${c.breach ? colour.red(` · breach: ${c.breach}`) : ''}`,
     );
   }
-  if (r.state === 'awaiting-approval') lines.push('', `  waiting for approval${step?.approvesAt ? ` (automatic at ${step.approvesAt})` : ''}: dayshift release approve`);
+  const approvesAt = step?.kind === 'approval' ? step.approvesAt : undefined;
+  if (r.state === 'awaiting-approval') lines.push('', `  waiting for approval${approvesAt ? ` (automatic at ${approvesAt})` : ''}: dayshift release approve`);
   if (r.state === 'failed') lines.push('', '  fix the cause, then: dayshift release retry   (or: dayshift release abort)');
   if (r.state === 'interrupted') lines.push('', `  dayshift release resume${step && !step.repeatable && step.state === 'running' ? ' --yes   (the interrupted step is not safe to repeat: check it first)' : ''}   (or: dayshift release abort)`);
   const output = step?.output?.slice(-5) ?? [];
@@ -165,7 +166,7 @@ function renderRelease(r: Release): string {
 }
 
 function detailOf(s: ReleaseStep): string {
-  const text = s.detail ?? (s.approvesAt && s.state === 'waiting' ? `approves itself at ${s.approvesAt}` : '');
+  const text = s.detail ?? (s.kind === 'approval' && s.approvesAt && s.state === 'waiting' ? `approves itself at ${s.approvesAt}` : '');
   return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 }
 

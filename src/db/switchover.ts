@@ -72,7 +72,8 @@ export interface SwitchoverOptions {
   onPause?: (step: string) => void;
 }
 
-class StepFailed extends Error {
+/** One step of the switchover failed; `cause` is what went wrong in it. */
+class SwitchoverStepError extends Error {
   constructor(message: string, cause: unknown) {
     super(message, { cause });
   }
@@ -183,7 +184,7 @@ class Run {
       return value;
     } catch (err) {
       await this.record(name, started, false, (err as Error).message);
-      throw new StepFailed(`${name}: ${(err as Error).message}`, err);
+      throw new SwitchoverStepError(`${name}: ${(err as Error).message}`, err);
     }
   }
 
@@ -318,7 +319,7 @@ class Run {
         return { value: undefined, detail: `${from.name} replicates from ${to.name} (IO Yes, SQL Yes) and applied ${pos}` };
       });
     } catch (err) {
-      const late = (err as StepFailed).cause;
+      const late = (err as SwitchoverStepError).cause;
       return this.result('repair-needed', to.name, `${to.name} is the primary and serving writes, but ${from.name} is not replicating from it: ${(err as Error).message}`, {
         repair: late instanceof LateWrites ? this.lateWritesRepair(late, to, from) : this.reattachRepair(to, from),
       });

@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { startEvents, type AdminServer } from '../control/admin-server.js';
 import { HttpError } from '../control/router.js';
-import { ReleaseRefusedError, type Conductor } from './conductor.js';
+import type { Conductor } from './conductor.js';
+import { ReleaseRefusedError } from './errors.js';
 import type { Release } from './types.js';
 
 export function registerReleaseApi(server: AdminServer, conductor: Conductor): void {

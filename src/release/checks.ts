@@ -8,14 +8,8 @@ import type { ControlPlane } from '../control/plane.js';
 import { memberId } from '../control/state.js';
 import type { Health } from '../model.js';
 import type { Rates } from '../control/sampler.js';
+import { ReleaseStepError } from './errors.js';
 import { commandFailure, runCommand } from './hooks.js';
-
-export class StepFailure extends Error {
-  constructor(message: string, readonly output?: string[]) {
-    super(message);
-    this.name = 'StepFailure';
-  }
-}
 
 export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -51,7 +45,7 @@ export async function healthGate(plane: ControlPlane, cluster: string, options: 
     }
     if (now >= deadline) {
       const which = notUp.map((m) => `${m.id} (${m.url}) is ${m.health}${m.reason ? `: ${m.reason}` : ''}`).join(', ');
-      throw new StepFailure(`health gate timed out after ${Math.round(options.timeoutMs / 1000)}s: ${which || 'members did not stay up'}`);
+      throw new ReleaseStepError(`health gate timed out after ${Math.round(options.timeoutMs / 1000)}s: ${which || 'members did not stay up'}`);
     }
     await delay(options.pollMs ?? 250, options.signal);
   }
@@ -122,13 +116,13 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
       } catch (err) {
         if (ctx.signal?.aborted) throw err;
         note(`GET ${url}: ${(err as Error).message}`);
-        throw new StepFailure(`QA check GET ${url} failed: ${(err as Error).message}`, lines);
+        throw new ReleaseStepError(`QA check GET ${url} failed: ${(err as Error).message}`, lines);
       }
       const statusOk = check.status === undefined ? status >= 200 && status < 300 : status === check.status;
       const bodyOk = check.body === undefined || body.includes(check.body);
       note(`GET ${url} → ${status}${check.body !== undefined ? (bodyOk ? `, body has "${check.body}"` : `, body lacks "${check.body}"`) : ''}`);
-      if (!statusOk) throw new StepFailure(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, lines);
-      if (!bodyOk) throw new StepFailure(`QA check GET ${url}: the body does not contain "${check.body}"`, lines);
+      if (!statusOk) throw new ReleaseStepError(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, lines);
+      if (!bodyOk) throw new ReleaseStepError(`QA check GET ${url}: the body does not contain "${check.body}"`, lines);
     } else {
       note(`$ ${check.run}`);
       const result = await runCommand(check.run, {
@@ -139,7 +133,7 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
         onLine: note,
       });
       const failure = commandFailure(`QA command "${check.run}"`, result, check.timeout);
-      if (failure) throw new StepFailure(failure, lines);
+      if (failure) throw new ReleaseStepError(failure, lines);
     }
   }
   return lines;

@@ -2,32 +2,25 @@
 // transition is written to the store before it acts, so a crash (kill -9) leaves a journal that says
 // exactly where to resume. One release at a time, guarded by a store lock. It changes traffic only
 // through the ControlPlane, whose safety rules refuse any change that leaves a site with no live cluster.
+// Here: the operator commands and the step loop; each step kind's body is in steps/, an abort's rollback
+// in rollback.ts.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { HookConfig, HookName } from '../config/release-schema.js';
 import type { Actor, AuditLog } from '../control/audit.js';
-import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
+import type { ControlPlane } from '../control/plane.js';
 import type { StatsSampler } from '../control/sampler.js';
-import { memberId } from '../control/state.js';
-import { listenerOrigin, qaUrlOf } from '../control/status.js';
-import { targetMembers, type Target } from '../control/targets.js';
+import { qaUrlOf } from '../control/status.js';
 import { LockHeldError, type StoreLock } from '../store/store.js';
-import { runDbStep } from './database.js';
-import { analyse, delay, healthGate, runQaChecks, StepFailure, type QaTarget } from './checks.js';
-import { commandFailure, runCommand } from './hooks.js';
-import { buildSteps, clusterPlan, releaseConfig } from './plan.js';
+import { Serial } from '../serial.js';
+import { ReleaseRefusedError } from './errors.js';
+import { buildSteps, releaseConfig } from './plan.js';
+import { rollBack } from './rollback.js';
+import { ApprovalGate } from './steps/approval.js';
+import { runStepBody } from './steps/runners.js';
+import { releaseActor, settle, type StepContext } from './steps/step.js';
 import { CURRENT_RELEASE_KEY, RELEASE_KEY_PREFIX, type Release, type ReleaseStep } from './types.js';
 import { describeWindows, inWindow, nextWindowStart } from './window.js';
-import { Serial } from '../serial.js';
-
-/** A request the conductor turns down; nothing was changed. `status` is the HTTP status the API answers. */
-export class ReleaseRefusedError extends Error {
-  constructor(message: string, readonly status: 400 | 404 | 409 = 409) {
-    super(message);
-    this.name = 'ReleaseRefusedError';
-  }
-}
 
 export interface ConductorOptions {
   plane: ControlPlane;
@@ -55,9 +48,8 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   private release: Release | undefined;
   private lock: StoreLock | undefined;
   private running: { controller: AbortController; done: Promise<void> } | undefined;
-  /** Set by approve() while an approval step waits (or is about to). */
-  private approvedBy: string | undefined;
-  private wakeApproval: (() => void) | undefined;
+  /** Carries approve() to the approval step that waits (or is about to). */
+  private readonly approvals = new ApprovalGate();
   /** Serialises operator commands so that two never interleave. */
   private readonly serial = new Serial();
   private lastEmit = 0;
@@ -153,9 +145,9 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         await this.takeLock(r);
         this.launch();
       }
-      this.approvedBy = actor.who;
+      this.approvals.approve(actor.who);
       await this.audit(actor, 'release approve', r, { step: step.id });
-      this.wakeApproval?.();
+      this.approvals.wake();
       return structuredClone(r);
     });
   }
@@ -225,7 +217,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       r.reason = `aborting (by ${actor.who})`;
       delete r.drain;
       await this.save();
-      const notes = await this.rollBack(r);
+      const notes = await rollBack(this.context(r));
       r.state = 'aborted';
       r.endedAt = new Date().toISOString();
       r.reason = [`aborted by ${actor.who}`, ...notes].join('; ');
@@ -331,20 +323,14 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       } else {
         step.state = 'running';
         r.state = 'running';
-        this.approvedBy = undefined;
+        this.approvals.clear();
       }
       if (step.kind !== 'approval' || !step.startedAt) step.startedAt = new Date().toISOString();
       // Written before it acts: after a crash the journal names this step as the interrupted one.
       await this.save();
-      let outcome: { detail: string; skipped?: boolean };
-      try {
-        outcome = await this.execute(r, step, signal);
-      } catch (err) {
-        if (signal.aborted) return;
-        step.state = 'failed';
-        step.endedAt = new Date().toISOString();
-        step.detail = (err as Error).message;
-        if (err instanceof StepFailure && err.output) step.output = err.output.slice(-50);
+      const ok = await settle(step, () => runStepBody(step, this.context(r, signal)), signal);
+      if (signal.aborted) return;
+      if (!ok) {
         r.state = 'failed';
         r.reason = `${step.title}: ${step.detail}`;
         delete r.drain;
@@ -352,15 +338,11 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         this.options.logger.error({ release: r.id, step: step.id }, `release step failed: ${step.detail}`);
         return;
       }
-      if (signal.aborted) return;
-      step.state = outcome.skipped ? 'skipped' : 'succeeded';
-      step.endedAt = new Date().toISOString();
-      step.detail = outcome.detail;
       delete r.drain;
       r.current++;
       r.state = 'running';
       await this.save();
-      this.options.logger.info({ release: r.id, step: step.id }, `${step.title}: ${outcome.detail}`);
+      this.options.logger.info({ release: r.id, step: step.id }, `${step.title}: ${step.detail}`);
     }
     r.state = 'succeeded';
     r.endedAt = new Date().toISOString();
@@ -375,333 +357,26 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     r.reason = `the release lock was lost (its lease lapsed) before "${step.title}": resume or abort`;
     delete r.drain;
     await this.save();
-    await this.audit(this.actor(r), 'release interrupted', r, { step: step.id, reason: 'release lock lost' });
+    await this.audit(releaseActor(r), 'release interrupted', r, { step: step.id, reason: 'release lock lost' });
     await this.dropLock();
     this.options.logger.warn({ release: r.id, step: step.id }, `release ${r.id} stopped: ${r.reason}`);
   }
 
-  private async execute(r: Release, step: ReleaseStep, signal: AbortSignal): Promise<{ detail: string; skipped?: boolean }> {
-    const cluster = step.cluster;
-    switch (step.kind) {
-      case 'window':
-        return this.waitWindow(signal);
-      case 'hook':
-        return { detail: await this.runHookStep(r, step, step.hook!, cluster, signal) };
-      case 'drain':
-        return this.drain(r, cluster!, signal);
-      case 'out': {
-        if (this.plane.state.clusters[cluster!]?.traffic === 'out') return { detail: 'already out' };
-        await this.change(() => this.plane.setTraffic(this.actor(r), cluster!, 'out'));
-        return { detail: `${cluster} is out of public traffic; its QA site still reaches it` };
-      }
-      case 'health-gate': {
-        const health = releaseConfig(this.plane.config).health;
-        return { detail: await healthGate(this.plane, cluster!, { timeoutMs: health.timeout, stableMs: Math.min(health.stable, health.timeout), signal, pollMs: this.pollMs(250) }) };
-      }
-      case 'qa-checks': {
-        const output: string[] = [];
-        step.output = output;
-        await runQaChecks(clusterPlan(this.plane.config, cluster!).qa, {
-          target: this.qaTarget(cluster!),
-          cwd: this.plane.loaded.baseDir,
-          env: this.env(r, cluster),
-          signal,
-          onLine: (line) => this.captured(step, output, line),
-        });
-        return { detail: `${output.filter((l) => l.startsWith('GET ') || l.startsWith('$ ')).length} check(s) passed` };
-      }
-      case 'approval':
-        return this.awaitApproval(step, signal);
-      case 'shift':
-        return this.shift(r, cluster!, signal);
-      case 'db-check-replication':
-      case 'db-switchover':
-      case 'db-migrate': {
-        const output: string[] = [];
-        step.output = output;
-        return runDbStep(releaseConfig(this.plane.config).database[step.dbStep!]!, {
-          loaded: this.plane.loaded,
-          store: this.plane.store,
-          env: this.env(r, undefined),
-          signal,
-          onLine: (line) => this.captured(step, output, line),
-          ...(step.dbTarget ? { target: step.dbTarget } : {}),
-          recordTarget: async (target) => {
-            step.dbTarget = target;
-            await this.save();
-          },
-        });
-      }
-      default:
-        throw new StepFailure(`the conductor cannot run ${step.kind} steps`);
-    }
-  }
-
-  private async waitWindow(signal: AbortSignal): Promise<{ detail: string }> {
-    for (;;) {
-      const windows = releaseConfig(this.plane.config).windows;
-      if (!windows || inWindow(windows)) return { detail: 'inside the release window' };
-      const next = nextWindowStart(windows);
-      await delay(Math.min(60_000, next ? Math.max(1000, next.getTime() - Date.now()) : 60_000), signal);
-    }
-  }
-
-  private async drain(r: Release, cluster: string, signal: AbortSignal): Promise<{ detail: string; skipped?: boolean }> {
-    const current = this.plane.state.clusters[cluster]!;
-    if (current.traffic === 'out') return { detail: `${cluster} was already out of public traffic`, skipped: true };
-    const plan = clusterPlan(this.plane.config, cluster);
-    // The release owns its drain and the plan's deadline (tunnels left then are closed in its name), also
-    // when an operator drained the cluster before it; after a restart it already does.
-    const actor = this.actor(r);
-    if (current.traffic === 'live' || current.drainDeadline?.who !== actor.who) {
-      // Taking over a drain changes only its deadline: the safety rules were applied when it started.
-      const takeOver = current.traffic === 'draining';
-      await this.change(() => this.plane.setTraffic(actor, cluster, 'draining', { deadlineMs: plan.drainDeadlineMs, force: takeOver }));
-    }
-    const target = clusterTarget(cluster);
-    const onProgress = (p: DrainProgress) => {
-      r.drain = p;
-      this.emitThrottled();
+  /** What a step (or the rollback) gets to act with. */
+  private context(r: Release, signal?: AbortSignal): StepContext {
+    const { plane, logger, sampler, httpOrigin } = this.options;
+    return {
+      plane,
+      release: r,
+      logger,
+      sampler,
+      httpOrigin,
+      approvals: this.approvals,
+      signal,
+      save: () => this.save(),
+      progress: () => this.emitThrottled(),
+      pollMs: (normal) => this.pollMs(normal),
     };
-    const final = await this.plane.waitDrained(target, { idleMs: plan.drainIdleMs, signal, onProgress, pollMs: this.pollMs(250) });
-    if (final.reason === 'deadline') return { detail: `deadline reached with ${final.inFlight} in flight and ${final.sessions} session(s) left` };
-    return { detail: 'drained: nothing in flight, no bound session active' };
-  }
-
-  private async awaitApproval(step: ReleaseStep, signal: AbortSignal): Promise<{ detail: string }> {
-    const approval = clusterPlan(this.plane.config, step.cluster!).approval;
-    if (approval.mode === 'auto' && approval.afterMs === 0) return { detail: 'approved automatically' };
-    if (approval.mode === 'auto') {
-      const at = Date.parse(step.startedAt!) + approval.afterMs;
-      if (step.approvesAt !== new Date(at).toISOString()) {
-        step.approvesAt = new Date(at).toISOString();
-        await this.save();
-      }
-    }
-    while (this.approvedBy === undefined) {
-      const wait = approval.mode === 'auto' ? Date.parse(step.approvesAt!) - Date.now() : 3_600_000;
-      if (wait <= 0) return { detail: 'approved automatically when the approval time came' };
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(done, Math.min(wait, 3_600_000));
-        const onAbort = () => {
-          clearTimeout(timer);
-          this.wakeApproval = undefined;
-          reject(signal.reason);
-        };
-        function done() {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        }
-        this.wakeApproval = () => {
-          clearTimeout(timer);
-          this.wakeApproval = undefined;
-          done();
-        };
-        if (signal.aborted) return onAbort();
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-    }
-    step.approvedBy = this.approvedBy;
-    this.approvedBy = undefined;
-    return { detail: `approved by ${step.approvedBy}` };
-  }
-
-  private async shift(r: Release, cluster: string, signal: AbortSignal): Promise<{ detail: string; skipped?: boolean }> {
-    const before = r.before[cluster];
-    if (!before || before.traffic !== 'live') return { detail: `${cluster} was ${before?.traffic ?? 'unknown'} before the release: left out`, skipped: true };
-    const weight = before.weight > 0 ? before.weight : 1;
-    const shift = clusterPlan(this.plane.config, cluster).shift;
-    const actor = this.actor(r);
-    if (shift.mode === 'swap') {
-      await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight }));
-      return { detail: `${cluster} is live (weight ${weight})` };
-    }
-    const others = Object.entries(this.plane.state.clusters)
-      .filter(([name, c]) => name !== cluster && c.traffic === 'live')
-      .map(([name]) => ({ name, weight: r.before[name]?.weight ?? 1 }));
-    const otherTotal = others.reduce((n, o) => n + o.weight, 0);
-    const restoreOthers = async () => {
-      for (const o of others) if (this.plane.state.clusters[o.name]?.weight !== o.weight) await this.change(() => this.plane.setClusterWeight(actor, o.name, o.weight));
-    };
-    const releasedMembers = targetMembers(this.plane.config, clusterTarget(cluster));
-    const baselineMembers = others.flatMap((o) => targetMembers(this.plane.config, clusterTarget(o.name)));
-    const analysis = shift.analysis;
-    const sampler = this.options.sampler;
-    const started = Date.now();
-    for (const s of shift.steps) {
-      if (others.length > 0 && s.percent < 100) {
-        await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight: s.percent }));
-        for (const o of others) {
-          const w = Math.max(1, Math.round(((100 - s.percent) * o.weight) / otherTotal));
-          await this.change(() => this.plane.setClusterWeight(actor, o.name, w));
-        }
-      } else {
-        await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight }));
-        await restoreOthers();
-      }
-      r.canary = { cluster, percent: s.percent, released: { requestsPerSecond: 0, errorRate: 0 }, baseline: { requestsPerSecond: 0, errorRate: 0 } };
-      await this.save();
-      const holdUntil = Date.now() + s.pause;
-      while (Date.now() < holdUntil) {
-        await delay(Math.min(this.pollMs(1000), Math.max(0, holdUntil - Date.now())), signal);
-        if (!sampler) continue;
-        const windowSeconds = Math.max(1, Math.min(Math.round(analysis.window / 1000), Math.floor((Date.now() - started) / 1000)));
-        const released = sampler.rates(releasedMembers, windowSeconds);
-        const baseline = sampler.rates(baselineMembers, windowSeconds);
-        r.canary = { cluster, percent: s.percent, released: figures(released), baseline: figures(baseline) };
-        const breach = analyse(released, baseline, windowSeconds, analysis);
-        if (breach) {
-          r.canary.breach = breach;
-          // Roll back: the other clusters get their weights back first, so a live cluster always serves.
-          await restoreOthers();
-          await this.change(() => this.plane.setTraffic(actor, cluster, 'out'));
-          throw new StepFailure(`canary analysis at ${s.percent}%: ${breach}; traffic rolled back (${cluster} is out again)`);
-        }
-        this.emitThrottled();
-      }
-    }
-    await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight }));
-    await restoreOthers();
-    return { detail: `${cluster} is live (weight ${weight}) after ${shift.steps.map((s) => `${s.percent}%`).join(', ')}${sampler ? ', analysis passed' : ' (no proxy figures: not analysed)'}` };
-  }
-
-  /**
-   * Runs the rollback hook for each cluster the release deployed to that is not live, then restores the
-   * traffic states recorded in `before`. A deployed cluster whose rollback failed, or that has no
-   * rollback hook, stays out: it may run the new version. A deployed cluster that is live already
-   * passed its gates and keeps serving (rolling it back would cut its users). Returns notes.
-   */
-  private async rollBack(r: Release): Promise<string[]> {
-    const notes: string[] = [];
-    const plan = releaseConfig(this.plane.config);
-    const touched = [...new Set(r.steps.filter((s) => s.kind === 'hook' && s.cluster && s.startedAt && s.hook !== 'rollback').map((s) => s.cluster!))];
-    const live = touched.filter((c) => this.plane.state.clusters[c]?.traffic === 'live');
-    const offline = touched.filter((c) => !live.includes(c));
-    for (const c of live) notes.push(`${c} is live with version ${r.version} (it passed its gates) and keeps serving`);
-    const keepOut = new Set<string>();
-    if (!plan.hooks.rollback) {
-      for (const c of offline) {
-        keepOut.add(c);
-        notes.push(`no rollback hook: ${c} was deployed to and stays out; make it live yourself once it runs the old version`);
-      }
-    } else if (offline.length === 0) {
-      notes.push('no cluster out of traffic was deployed to: no rollback hook needed');
-    }
-    for (const cluster of plan.hooks.rollback ? offline.reverse() : []) {
-      const hook = plan.hooks.rollback!;
-      const step: ReleaseStep = { id: `${cluster}:rollback`, kind: 'hook', hook: 'rollback', cluster, title: `rollback ${cluster}: ${hook.title ?? hook.run}`, state: 'running', repeatable: hook.repeatable, startedAt: new Date().toISOString() };
-      r.steps = r.steps.filter((s) => s.id !== step.id);
-      r.steps.push(step);
-      await this.save();
-      try {
-        step.detail = await this.runHookStep(r, step, 'rollback', cluster);
-        step.state = 'succeeded';
-      } catch (err) {
-        step.state = 'failed';
-        step.detail = (err as Error).message;
-        if (err instanceof StepFailure && err.output) step.output = err.output.slice(-50);
-        keepOut.add(cluster);
-        notes.push(`rollback hook failed for ${cluster} (${step.detail}): it stays out of traffic`);
-      }
-      step.endedAt = new Date().toISOString();
-      await this.save();
-    }
-    const actor = this.actor(r);
-    const entries = Object.entries(r.before);
-    // Clusters live before go live first, so that the others can then be taken out safely.
-    for (const [cluster, was] of entries.filter(([, b]) => b.traffic === 'live')) {
-      if (keepOut.has(cluster)) continue;
-      const now = this.plane.state.clusters[cluster];
-      if (now && now.traffic === 'live' && now.weight === was.weight) continue;
-      try {
-        await this.change(() => this.plane.setTraffic(actor, cluster, 'live', { weight: was.weight }));
-      } catch (err) {
-        notes.push(`could not make ${cluster} live again: ${(err as Error).message}`);
-      }
-    }
-    for (const [cluster, was] of entries.filter(([, b]) => b.traffic !== 'live')) {
-      if (this.plane.state.clusters[cluster]?.traffic === was.traffic) continue;
-      try {
-        await this.change(() => this.plane.setTraffic(actor, cluster, was.traffic as 'draining' | 'out', { weight: was.weight }));
-      } catch (err) {
-        notes.push(`left ${cluster} as it is: ${(err as Error).message}`);
-      }
-    }
-    delete r.canary;
-    notes.push(`traffic restored: ${entries.map(([c]) => `${c} ${this.plane.state.clusters[c]?.traffic}`).join(', ')}`);
-    return notes;
-  }
-
-  private async runHookStep(r: Release, step: ReleaseStep, name: HookName, cluster: string | undefined, signal?: AbortSignal): Promise<string> {
-    const plan = releaseConfig(this.plane.config);
-    const hook: HookConfig | undefined = cluster && (name === 'stop' || name === 'deploy' || name === 'start') ? clusterPlan(this.plane.config, cluster).hooks[name] : plan.hooks[name];
-    if (!hook) return 'no hook configured';
-    const output: string[] = [];
-    step.output = output;
-    const runs: { env: Record<string, string>; label: string }[] = [];
-    const base = this.env(r, cluster);
-    if (hook.per === 'member' && cluster) {
-      const members = this.plane.config.clusters[cluster]!.members;
-      members.forEach((m, i) => {
-        const id = memberId(m.route, i);
-        runs.push({ env: { ...base, DAYSHIFT_MEMBER: id, DAYSHIFT_MEMBER_URL: m.url }, label: `${cluster}/${id}` });
-      });
-    } else {
-      runs.push({ env: base, label: cluster ?? 'release' });
-    }
-    for (const run of runs) {
-      if (runs.length > 1) this.captured(step, output, `[${run.label}] $ ${hook.run}`);
-      const result = await runCommand(hook.run, {
-        cwd: this.plane.loaded.baseDir,
-        env: run.env,
-        timeoutMs: hook.timeout,
-        ...(signal ? { signal } : {}),
-        onLine: (line) => {
-          this.captured(step, output, line);
-          this.options.logger.info({ release: r.id, step: step.id, member: run.label }, `hook ${name}: ${line}`);
-        },
-      });
-      const failure = commandFailure(`hook ${name}${runs.length > 1 ? ` for ${run.label}` : ''}`, result, hook.timeout);
-      if (failure) throw new StepFailure(failure, output);
-    }
-    return runs.length > 1 ? `ran for ${runs.length} members` : 'exited with 0';
-  }
-
-  private env(r: Release, cluster: string | undefined): Record<string, string> {
-    const env: Record<string, string> = { DAYSHIFT_VERSION: r.version, DAYSHIFT_RELEASE: r.id };
-    if (r.previousVersion) env.DAYSHIFT_PREVIOUS_VERSION = r.previousVersion;
-    if (cluster) {
-      env.DAYSHIFT_CLUSTER = cluster;
-      const qa = qaUrlOf(this.plane, cluster);
-      if (qa) env.DAYSHIFT_QA_URL = qa;
-    }
-    return env;
-  }
-
-  private qaTarget(cluster: string): QaTarget {
-    const url = qaUrlOf(this.plane, cluster);
-    if (!url) throw new StepFailure(`cluster ${cluster} has no QA site: add a site whose routes are pinned to it, or set clusters.${cluster}.qa_url`);
-    const parsed = new URL(url);
-    if (this.plane.config.clusters[cluster]?.qa_url) return { url, origin: parsed.origin, host: parsed.host };
-    const origin = this.options.httpOrigin?.() ?? listenerOrigin([this.plane.config.listen.http].flat()[0]);
-    if (!origin) throw new StepFailure('no http listener to send QA checks to');
-    return { url, origin, host: parsed.host };
-  }
-
-  private captured(step: ReleaseStep, output: string[], line: string): void {
-    output.push(line);
-    if (output.length > 50) output.shift();
-    step.output = output;
-    this.emitThrottled();
-  }
-
-  private async change(work: () => Promise<unknown>): Promise<void> {
-    try {
-      await work();
-    } catch (err) {
-      if (err instanceof RefusedError) throw new StepFailure(err.message);
-      throw err;
-    }
   }
 
   private resetStep(step: ReleaseStep): void {
@@ -709,16 +384,13 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     delete step.endedAt;
     delete step.detail;
     delete step.output;
-    delete step.approvesAt;
-    if (step.kind !== 'approval') delete step.startedAt;
+    // An approval keeps its first start: the automatic approval time counts from it.
+    if (step.kind === 'approval') delete step.approvesAt;
+    else delete step.startedAt;
   }
 
   private async audit(actor: Actor, action: string, r: Release, detail: Record<string, unknown>): Promise<void> {
     await this.options.audit?.record(actor, action, `release ${r.id}`, detail);
-  }
-
-  private actor(r: Release): Actor {
-    return { who: `release:${r.id}`, from: 'conductor' };
   }
 
   private holderText(r: Release): string {
@@ -768,12 +440,4 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     this.lastEmit = now;
     this.emit('update', structuredClone(this.release));
   }
-}
-
-function clusterTarget(cluster: string): Target {
-  return { kind: 'cluster', cluster };
-}
-
-function figures(rates: { requestsPerSecond: number; errorRate: number; p99Ms: number | undefined }): { requestsPerSecond: number; errorRate: number; p99Ms?: number } {
-  return { requestsPerSecond: rates.requestsPerSecond, errorRate: rates.errorRate, ...(rates.p99Ms !== undefined ? { p99Ms: rates.p99Ms } : {}) };
 }

@@ -46,7 +46,7 @@ export function releaseEvents(previous: Release | undefined, next: Release, conf
   if (next.state === 'awaiting-approval' && current?.kind === 'approval') {
     // An approval step keeps its start time through a resume: the first wait is the one to tell.
     const before = previous.steps.find((s) => s.id === current.id);
-    const approval = clusterPlan(config, current.cluster!).approval;
+    const approval = clusterPlan(config, current.cluster).approval;
     if (!before?.startedAt && !(approval.mode === 'auto' && approval.afterMs === 0)) events.push({ event: 'awaiting-approval', step: current });
   }
   if (next.state === 'failed' && current) events.push({ event: 'step-failed', step: current });
@@ -57,8 +57,8 @@ export function releaseEvents(previous: Release | undefined, next: Release, conf
 
 export function notification(event: ReleaseEvent, r: Release, step: ReleaseStep | undefined, config: DayshiftConfig, dashboard: string): ReleaseNotification {
   let approvesAt: string | null = null;
-  if (event === 'awaiting-approval' && step?.startedAt) {
-    const approval = clusterPlan(config, step.cluster!).approval;
+  if (event === 'awaiting-approval' && step?.kind === 'approval' && step.startedAt) {
+    const approval = clusterPlan(config, step.cluster).approval;
     if (approval.mode === 'auto') approvesAt = new Date(Date.parse(step.startedAt) + approval.afterMs).toISOString();
   }
   return {
@@ -66,8 +66,8 @@ export function notification(event: ReleaseEvent, r: Release, step: ReleaseStep 
     release: r.id,
     version: r.version,
     status: r.state,
-    clusters: [...new Set(r.steps.flatMap((s) => (s.cluster ? [s.cluster] : [])))],
-    cluster: step?.cluster ?? null,
+    clusters: [...new Set(r.steps.flatMap((s) => clusterOf(s) ?? []))],
+    cluster: (step && clusterOf(step)) ?? null,
     step: step ? { id: step.id, title: step.title, state: step.state, detail: step.detail ?? null } : null,
     reason: r.reason ?? null,
     startedBy: r.startedBy,
@@ -75,6 +75,11 @@ export function notification(event: ReleaseEvent, r: Release, step: ReleaseStep 
     time: new Date().toISOString(),
     dashboard,
   };
+}
+
+/** The cluster a step acts on; release-wide steps (window, before and after hooks, database) have none. */
+function clusterOf(step: ReleaseStep): string | undefined {
+  return 'cluster' in step ? step.cluster : undefined;
 }
 
 /** The `slack` format: `text` for notifications and clients without blocks, and the same as blocks. */

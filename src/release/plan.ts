@@ -3,7 +3,7 @@
 import { releaseSchema, CLUSTER_HOOKS, type ClusterHookName, type HookConfig, type QaCheckConfig, type ReleaseConfig, type ShiftConfig, type Approval } from '../config/release-schema.js';
 import type { DayshiftConfig } from '../config/schema.js';
 import { formatDuration } from '../config/units.js';
-import type { ReleaseStep } from './types.js';
+import type { ReleaseStep, StepFields } from './types.js';
 import { describeWindows } from './window.js';
 
 /** The release plan of a config; a config without `release:` gets the defaults (no hooks, manual approval). */
@@ -59,41 +59,34 @@ function describeHook(hook: HookConfig): string {
   return `${hook.per === 'member' ? 'per member: ' : ''}${hook.title ?? hook.run}`;
 }
 
-const step = (id: string, kind: ReleaseStep['kind'], title: string, repeatable: boolean, extra: Partial<ReleaseStep> = {}): ReleaseStep => ({
-  id,
-  kind,
-  title,
-  state: 'pending',
-  repeatable,
-  ...extra,
-});
+const step = (id: string, title: string, repeatable: boolean, fields: StepFields): ReleaseStep => ({ id, ...fields, title, state: 'pending', repeatable });
 
 export function buildSteps(config: DayshiftConfig, options: { waitWindow?: boolean } = {}): ReleaseStep[] {
   const plan = releaseConfig(config);
   const order = clusterOrder(config);
   const steps: ReleaseStep[] = [];
-  if (plan.windows && options.waitWindow) steps.push(step('window', 'window', `wait for the release window: ${describeWindows(plan.windows)}`, true));
-  if (plan.hooks.before) steps.push(step('before', 'hook', `hook before: ${describeHook(plan.hooks.before)}`, plan.hooks.before.repeatable, { hook: 'before' }));
+  if (plan.windows && options.waitWindow) steps.push(step('window', `wait for the release window: ${describeWindows(plan.windows)}`, true, { kind: 'window' }));
+  if (plan.hooks.before) steps.push(step('before', `hook before: ${describeHook(plan.hooks.before)}`, plan.hooks.before.repeatable, { kind: 'hook', hook: 'before' }));
   plan.database.forEach((db, i) => {
     const id = `db:${i + 1}`;
-    if (db.kind === 'check-replication') steps.push(step(id, 'db-check-replication', 'db: check replication (running, caught up, no errant transactions)', true, { dbStep: i }));
+    if (db.kind === 'check-replication') steps.push(step(id, 'db: check replication (running, caught up, no errant transactions)', true, { kind: 'db-check-replication', dbStep: i }));
     // A switchover journals itself; the step finds a finished one and does not switch back.
-    else if (db.kind === 'switchover') steps.push(step(id, 'db-switchover', `db: switchover to ${db.to ?? 'the replica'}`, true, { dbStep: i }));
-    else steps.push(step(id, 'db-migrate', `db: migrate on the ${db.on}: ${db.title ?? db.run}`, db.repeatable, { dbStep: i }));
+    else if (db.kind === 'switchover') steps.push(step(id, `db: switchover to ${db.to ?? 'the replica'}`, true, { kind: 'db-switchover', dbStep: i }));
+    else steps.push(step(id, `db: migrate on the ${db.on}: ${db.title ?? db.run}`, db.repeatable, { kind: 'db-migrate', dbStep: i }));
   });
   for (const cluster of order) {
     const p = clusterPlan(config, cluster);
-    steps.push(step(`${cluster}:drain`, 'drain', `drain ${cluster} (session idle ${formatDuration(p.drainIdleMs)}, deadline ${formatDuration(p.drainDeadlineMs)})`, true, { cluster }));
-    steps.push(step(`${cluster}:out`, 'out', `take ${cluster} out of public traffic`, true, { cluster }));
+    steps.push(step(`${cluster}:drain`, `drain ${cluster} (session idle ${formatDuration(p.drainIdleMs)}, deadline ${formatDuration(p.drainDeadlineMs)})`, true, { kind: 'drain', cluster }));
+    steps.push(step(`${cluster}:out`, `take ${cluster} out of public traffic`, true, { kind: 'out', cluster }));
     for (const name of CLUSTER_HOOKS) {
       const hook = p.hooks[name];
-      if (hook) steps.push(step(`${cluster}:${name}`, 'hook', `${name} ${cluster}: ${describeHook(hook)}`, hook.repeatable, { cluster, hook: name }));
+      if (hook) steps.push(step(`${cluster}:${name}`, `${name} ${cluster}: ${describeHook(hook)}`, hook.repeatable, { kind: 'hook', cluster, hook: name }));
     }
-    steps.push(step(`${cluster}:health`, 'health-gate', `health gate ${cluster} (all members up within ${formatDuration(plan.health.timeout)})`, true, { cluster }));
-    if (p.qa.length > 0) steps.push(step(`${cluster}:qa`, 'qa-checks', `QA checks on ${cluster} (${p.qa.length})`, true, { cluster }));
-    steps.push(step(`${cluster}:approval`, 'approval', `${describeApproval(p.approval)} for ${cluster}`, true, { cluster }));
-    steps.push(step(`${cluster}:shift`, 'shift', `shift traffic to ${cluster}: ${describeShift(p.shift)}`, true, { cluster }));
+    steps.push(step(`${cluster}:health`, `health gate ${cluster} (all members up within ${formatDuration(plan.health.timeout)})`, true, { kind: 'health-gate', cluster }));
+    if (p.qa.length > 0) steps.push(step(`${cluster}:qa`, `QA checks on ${cluster} (${p.qa.length})`, true, { kind: 'qa-checks', cluster }));
+    steps.push(step(`${cluster}:approval`, `${describeApproval(p.approval)} for ${cluster}`, true, { kind: 'approval', cluster }));
+    steps.push(step(`${cluster}:shift`, `shift traffic to ${cluster}: ${describeShift(p.shift)}`, true, { kind: 'shift', cluster }));
   }
-  if (plan.hooks.after) steps.push(step('after', 'hook', `hook after: ${describeHook(plan.hooks.after)}`, plan.hooks.after.repeatable, { hook: 'after' }));
+  if (plan.hooks.after) steps.push(step('after', `hook after: ${describeHook(plan.hooks.after)}`, plan.hooks.after.repeatable, { kind: 'hook', hook: 'after' }));
   return steps;
 }

@@ -1,6 +1,7 @@
 // A release as it is stored in the journal and shown by the CLI, the API and the dashboard.
 import type { HookName } from '../config/release-schema.js';
 import type { DrainProgress } from '../control/plane.js';
+import type { TrafficState } from '../model.js';
 
 export type ReleaseState =
   /** A step is running. */
@@ -17,34 +18,10 @@ export type ReleaseState =
 
 export type StepState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'waiting';
 
-export type StepKind =
-  | 'window'
-  | 'hook'
-  | 'drain'
-  | 'out'
-  | 'health-gate'
-  | 'qa-checks'
-  | 'approval'
-  | 'shift'
-  | 'db-check-replication'
-  | 'db-switchover'
-  | 'db-migrate';
-
-export interface ReleaseStep {
+/** What every step records, whatever its kind. */
+interface StepCommon {
   /** Stable id within the release, e.g. "prod-a:drain". */
   id: string;
-  kind: StepKind;
-  /** The cluster the step acts on, if any. */
-  cluster?: string;
-  /** For hook steps: which hook. */
-  hook?: HookName;
-  /** For db-* steps: the index of the step in release.database. */
-  dbStep?: number;
-  /**
-   * For a db-switchover step without `to`: the server it chose on its first run. A resume reuses it, so a
-   * switchover that finished before the crash is found done instead of switching back to the old primary.
-   */
-  dbTarget?: string;
   /** Human title: "drain prod-a (idle 5m, deadline 30m)". */
   title: string;
   state: StepState;
@@ -56,11 +33,63 @@ export interface ReleaseStep {
   detail?: string;
   /** Captured output of hooks and checks (last lines). */
   output?: string[];
-  /** Approval steps: when an automatic approval happens (ISO time). */
+}
+
+/** A step that acts on one cluster. */
+interface ClusterStep<K extends string> extends StepCommon {
+  kind: K;
+  cluster: string;
+}
+
+/** Waits for the release window (planned when a release starts outside it with --wait-window). */
+export interface WindowStep extends StepCommon {
+  kind: 'window';
+}
+
+/** Runs a hook: a release-wide one (before, after) or one of a cluster (stop, deploy, start, rollback). */
+export interface HookStep extends StepCommon {
+  kind: 'hook';
+  hook: HookName;
+  /** The cluster the hook acts on; absent for the release-wide hooks. */
+  cluster?: string;
+}
+
+export type DrainStep = ClusterStep<'drain'>;
+export type OutStep = ClusterStep<'out'>;
+export type HealthGateStep = ClusterStep<'health-gate'>;
+export type QaChecksStep = ClusterStep<'qa-checks'>;
+export type ShiftStep = ClusterStep<'shift'>;
+
+export interface ApprovalStep extends ClusterStep<'approval'> {
+  /** When an automatic approval happens (ISO time). */
   approvesAt?: string;
-  /** Who approved an approval step. */
+  /** Who approved it. */
   approvedBy?: string;
 }
+
+/** One entry of release.database. */
+export interface DbStep extends StepCommon {
+  kind: 'db-check-replication' | 'db-switchover' | 'db-migrate';
+  /** The index of the step in release.database. */
+  dbStep: number;
+  /**
+   * For a db-switchover step without `to`: the server it chose on its first run. A resume reuses it, so a
+   * switchover that finished before the crash is found done instead of switching back to the old primary.
+   */
+  dbTarget?: string;
+}
+
+/** One step of a release, told apart by `kind`. A new kind is a member here, a runner in steps/, and a line in plan.ts. */
+export type ReleaseStep = WindowStep | HookStep | DrainStep | OutStep | HealthGateStep | QaChecksStep | ApprovalStep | ShiftStep | DbStep;
+
+export type StepKind = ReleaseStep['kind'];
+
+/** The step type of one kind. */
+export type StepOf<K extends StepKind> = Extract<ReleaseStep, { kind: K }>;
+
+/** The fields a plan gives a step besides its common ones: its kind and what that kind needs. */
+export type StepFields = FieldsOf<ReleaseStep>;
+type FieldsOf<S> = S extends ReleaseStep ? Omit<S, keyof StepCommon> : never;
 
 /** Live figures of a canary shift, shown while it runs. */
 export interface CanaryProgress {
@@ -73,6 +102,12 @@ export interface CanaryProgress {
   breach?: string;
 }
 
+/** A cluster's traffic state and weight. */
+export interface ClusterTraffic {
+  traffic: TrafficState;
+  weight: number;
+}
+
 export interface Release {
   id: string;
   version: string;
@@ -82,7 +117,7 @@ export interface Release {
   startedAt: string;
   endedAt?: string;
   /** Traffic state before the release, restored by abort. */
-  before: Record<string, { traffic: string; weight: number }>;
+  before: Record<string, ClusterTraffic>;
   steps: ReleaseStep[];
   /** Index of the current (or failed / interrupted) step. */
   current: number;

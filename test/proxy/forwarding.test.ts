@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { startMember, type TestMember } from '../support/members.js';
+import { routes, startMember, type TestMember } from '../support/members.js';
 import { request, startTestProxy, type TestProxy } from '../support/proxy.js';
 import { freePort } from '../../src/ports.js';
 
@@ -13,43 +13,45 @@ describe('forwarding', () => {
   let refused: number;
 
   before(async () => {
-    member = await startMember('m1', (req, res, self) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const url = new URL(req.url ?? '/', 'http://x');
-        switch (url.pathname) {
-          case '/redirect':
+    member = await startMember(
+      'm1',
+      routes(
+        {
+          '/redirect': (_req, res, self) => {
             res.writeHead(302, { location: `${self.url}/next?a=1`, 'content-location': `${self.url}/here`, refresh: `3; url=${self.url}/later` });
             res.end();
-            return;
-          case '/cookie':
+          },
+          '/cookie': (_req, res) => {
             res.setHeader('set-cookie', ['a=1; Domain=internal.local; Path=/app/x', 'b=2; Path=/other']);
             res.end('ok');
-            return;
-          case '/nocontent':
+          },
+          '/nocontent': (_req, res) => {
             res.writeHead(204);
             res.end();
-            return;
-          case '/notmodified':
+          },
+          '/notmodified': (_req, res) => {
             res.writeHead(304, { etag: '"x"' });
             res.end();
-            return;
-          case '/hop':
+          },
+          '/hop': (_req, res) => {
             res.writeHead(200, { connection: 'x-secret, keep-alive', 'x-secret': 'member-only', 'keep-alive': 'timeout=5', 'content-type': 'text/plain' });
             res.end('hop');
-            return;
-          case '/slow':
+          },
+          '/slow': (_req, res) => {
             setTimeout(() => res.end('late'), 2000).unref();
-            return;
-          default: {
-            const body = Buffer.concat(chunks).toString();
+          },
+        },
+        // Anything else: what the member received, as JSON.
+        (req, res) => {
+          const chunks: Buffer[] = [];
+          req.on('data', (c: Buffer) => chunks.push(c));
+          req.on('end', () => {
             res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
-          }
-        }
-      });
-    });
+            res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
+          });
+        },
+      ),
+    );
     refused = await freePort();
     proxy = await startTestProxy({
       clusters: { c: { members: [{ url: member.url }] }, dead: { members: [{ url: `http://127.0.0.1:${refused}` }] } },

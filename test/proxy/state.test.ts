@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { initialState } from '../../src/control/state.js';
-import { startMember, type TestMember } from '../support/members.js';
+import { routes, startMember, type MemberHandler, type TestMember } from '../support/members.js';
 import { request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 
 describe('maintenance, pause, drain notice and live state changes', () => {
@@ -18,28 +17,33 @@ describe('maintenance, pause, drain notice and live state changes', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dayshift-state-'));
     await writeFile(join(dir, '503.html'), '<html><body><h1>Our own page</h1><p>{message}</p></body></html>');
-    const page = '<html><body><main>Hello</main></body></html>';
-    const handler = (name: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
-      req.resume();
-      if (req.url === '/hold') {
-        // Answers only when the test says so: a request in flight across apply().
-        releases.push(() => res.end(`${name} held`));
-        return;
-      }
-      if (req.url === '/gzip') {
-        res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip', 'content-length': '3' });
-        res.end('abc');
-        return;
-      }
-      if (req.url === '/chunked') {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-        res.write('<html><bo');
-        res.end(`dy class="x">${name}</body></html>`);
-        return;
-      }
-      res.writeHead(200, { 'content-type': req.url === '/json' ? 'application/json' : 'text/html', 'content-length': Buffer.byteLength(page) });
-      res.end(page);
-    };
+    const page =
+      (type: string): MemberHandler =>
+      (_req, res) => {
+        const body = '<html><body><main>Hello</main></body></html>';
+        res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      };
+    const handler = (name: string) =>
+      routes(
+        {
+          // Answers only when the test says so: a request in flight across apply().
+          '/hold': (_req, res) => {
+            releases.push(() => res.end(`${name} held`));
+          },
+          '/gzip': (_req, res) => {
+            res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip', 'content-length': '3' });
+            res.end('abc');
+          },
+          '/chunked': (_req, res) => {
+            res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+            res.write('<html><bo');
+            res.end(`dy class="x">${name}</body></html>`);
+          },
+          '/json': page('application/json'),
+        },
+        page('text/html'),
+      );
     a = await startMember('a', handler('a'));
     b = await startMember('b', handler('b'));
     proxy = await startTestProxy({

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import type { AuditEntry } from '../../src/control/audit.js';
 import type { Dayshift } from '../../src/control/server.js';
 import { LoadGenerator } from '../../src/demo/load.js';
+import type { ApprovalStep } from '../../src/release/types.js';
 import { allUp, api, cli, makeWorld, releaseIn, startInProcess, until, type World } from './harness.js';
 
 describe('abort during a drain', () => {
@@ -38,7 +39,7 @@ describe('abort during a drain', () => {
     const r = dayshift.conductor.current()!;
     assert.equal(r.state, 'aborted');
     assert.equal(r.steps.find((s) => s.id === 'prod-a:drain')?.state, 'failed');
-    assert.ok(!r.steps.some((s) => s.hook === 'rollback'), 'nothing was deployed: no rollback hook ran');
+    assert.ok(!r.steps.some((s) => s.kind === 'hook' && s.hook === 'rollback'), 'nothing was deployed: no rollback hook ran');
     assert.match(r.reason ?? '', /aborted by token:admin/);
     const state = dayshift.plane.state.clusters;
     assert.deepEqual([state['prod-a']?.traffic, state['prod-a']?.weight, state['prod-b']?.traffic], ['live', 1, 'live']);
@@ -114,7 +115,7 @@ describe('one release at a time, with manual approval', () => {
       const r = dayshift.conductor.current();
       return r?.state === 'awaiting-approval' && r.steps[r.current]?.id === 'prod-b:approval' ? r : undefined;
     });
-    assert.equal(next.steps.find((s) => s.id === 'prod-a:approval')?.approvedBy, 'token:admin');
+    assert.equal(next.steps.find((s): s is ApprovalStep => s.id === 'prod-a:approval')?.approvedBy, 'token:admin');
     assert.equal((await cli(['release', 'approve', '--admin', dayshift.adminUrl], env)).code, 0);
     const done = await releaseIn(dayshift, ['succeeded', 'failed']);
     assert.equal(done.state, 'succeeded', done.reason);

@@ -40,6 +40,25 @@ export const echoName: MemberHandler = (req, res, member) => {
   });
 };
 
+/** Drains the body and answers 404: what a member says of a path it does not serve. */
+export const notFound: MemberHandler = (req, res) => {
+  req.resume();
+  res.writeHead(404, { 'content-type': 'text/plain' });
+  res.end('not found');
+};
+
+/**
+ * A member handler that chooses by path (the query does not count): `routes({ '/slow': slow }, echo)`.
+ * Paths not in the map go to `otherwise`, by default a 404.
+ */
+export function routes(byPath: Record<string, MemberHandler>, otherwise: MemberHandler = notFound): MemberHandler {
+  const handlers = new Map(Object.entries(byPath));
+  return (req, res, member) => {
+    const path = new URL(req.url ?? '/', 'http://member').pathname;
+    (handlers.get(path) ?? otherwise)(req, res, member);
+  };
+}
+
 export async function startMember(name: string, handler: MemberHandler = echoName, port = 0): Promise<TestMember> {
   const rawChunks: Buffer[] = [];
   let rawBytes = 0;

@@ -1,15 +1,35 @@
-// The release's database part (release.database): the origin comment's recipe — run the long ALTER on
-// the replica, check that replication caught up, switch the roles, then migrate the old primary —
-// as plan steps. The switchover itself is src/db's, with its own journal, lock and rollbacks.
-import type { DbStepConfig } from '../config/release-schema.js';
-import { dbSettingsFromConfig, type DbServer, type DbSettings } from '../db/config.js';
-import { dbStatus, serverAddress, type ServerStatus } from '../db/status.js';
-import { checkReplication, switchover, type SwitchoverResult } from '../db/switchover.js';
-import { readJournal } from '../db/journal.js';
-import type { LoadedConfig } from '../config/load.js';
-import type { Store } from '../store/store.js';
-import { StepFailure } from './checks.js';
-import { commandFailure, runCommand } from './hooks.js';
+// The release's database steps (release.database): the origin comment's recipe — run the long ALTER on
+// the replica, check that replication caught up, switch the roles, then migrate the old primary — as plan
+// steps. The switchover itself is src/db's, with its own journal, lock and rollbacks.
+import type { DbStepConfig } from '../../config/release-schema.js';
+import { dbSettingsFromConfig, type DbServer, type DbSettings } from '../../db/config.js';
+import { dbStatus, serverAddress, type ServerStatus } from '../../db/status.js';
+import { checkReplication, switchover, type SwitchoverResult } from '../../db/switchover.js';
+import { readJournal } from '../../db/journal.js';
+import type { LoadedConfig } from '../../config/load.js';
+import type { Store } from '../../store/store.js';
+import { ReleaseStepError } from '../errors.js';
+import { commandFailure, runCommand } from '../hooks.js';
+import { releaseConfig } from '../plan.js';
+import type { DbStep } from '../types.js';
+import { captureOutput, releaseEnv, type StepRunner } from './step.js';
+
+export const databaseStep: StepRunner<DbStep> = async (step, ctx) => {
+  const { plane } = ctx;
+  const { onLine } = captureOutput(step, ctx);
+  return runDbStep(releaseConfig(plane.config).database[step.dbStep]!, {
+    loaded: plane.loaded,
+    store: plane.store,
+    env: releaseEnv(plane, ctx.release, undefined),
+    signal: ctx.signal,
+    onLine,
+    ...(step.dbTarget ? { target: step.dbTarget } : {}),
+    recordTarget: async (target) => {
+      step.dbTarget = target;
+      await ctx.save();
+    },
+  });
+};
 
 export interface DbStepContext {
   loaded: LoadedConfig;
@@ -24,6 +44,7 @@ export interface DbStepContext {
   recordTarget?: (target: string) => Promise<void>;
 }
 
+/** Runs one entry of release.database. */
 export async function runDbStep(db: DbStepConfig, ctx: DbStepContext): Promise<{ detail: string }> {
   const settings = await dbSettingsFromConfig(ctx.loaded.config, ctx.loaded.baseDir, ctx.loaded.file);
   switch (db.kind) {
@@ -41,8 +62,8 @@ async function checkStep(settings: DbSettings, ctx: DbStepContext): Promise<{ de
   for (const target of targets) {
     for (const check of target.checks) ctx.onLine(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.detail ? `: ${check.detail}` : ''}`);
   }
-  if (targets.length === 0) throw new StepFailure('no replica to check: every server is a primary or unreachable (dayshift db status)');
-  if (!ok) throw new StepFailure(`replication is not healthy: ${failures(targets).join('; ')}`);
+  if (targets.length === 0) throw new ReleaseStepError('no replica to check: every server is a primary or unreachable (dayshift db status)');
+  if (!ok) throw new ReleaseStepError(`replication is not healthy: ${failures(targets).join('; ')}`);
   return { detail: `${targets.map((t) => t.to).join(', ')} replicating, caught up, no errant transactions` };
 }
 
@@ -66,7 +87,7 @@ async function switchoverStep(settings: DbSettings, to: string | undefined, ctx:
   }
   for (const line of result.repair ?? []) ctx.onLine(`repair: ${line}`);
   const why = result.outcome === 'refused' ? failures([result]).join('; ') || result.message : result.message;
-  throw new StepFailure(`switchover to ${target} ${result.outcome}: ${why}`);
+  throw new ReleaseStepError(`switchover to ${target} ${result.outcome}: ${why}`);
 }
 
 async function migrateStep(settings: DbSettings, db: Extract<DbStepConfig, { kind: 'migrate' }>, ctx: DbStepContext): Promise<{ detail: string }> {
@@ -82,7 +103,7 @@ async function migrateStep(settings: DbSettings, db: Extract<DbStepConfig, { kin
     onLine: ctx.onLine,
   });
   const failure = commandFailure(`migrate on ${name}`, result, db.timeout);
-  if (failure) throw new StepFailure(failure);
+  if (failure) throw new ReleaseStepError(failure);
   return { detail: `ran on ${name} (${db.on}, ${serverAddress(server)})` };
 }
 
@@ -92,13 +113,13 @@ function serverEnv(prefix: string, server: DbServer): Record<string, string> {
 
 function onlyReplica(status: ServerStatus[]): string {
   const replicas = status.filter((s) => s.role === 'replica');
-  if (replicas.length !== 1) throw new StepFailure(`expected one replica, found ${replicas.length} (${describe(status)}): name the target with { switchover: { to: NAME } }`);
+  if (replicas.length !== 1) throw new ReleaseStepError(`expected one replica, found ${replicas.length} (${describe(status)}): name the target with { switchover: { to: NAME } }`);
   return replicas[0]!.name;
 }
 
 function onlyPrimary(status: ServerStatus[]): string {
   const primaries = status.filter((s) => s.role === 'primary');
-  if (primaries.length !== 1) throw new StepFailure(`expected one primary, found ${primaries.length} (${describe(status)})`);
+  if (primaries.length !== 1) throw new ReleaseStepError(`expected one primary, found ${primaries.length} (${describe(status)})`);
   return primaries[0]!.name;
 }
 
