@@ -170,6 +170,33 @@ const healthGateSchema = z.strictObject({
   stable: duration.default(5000),
 });
 
+/** What a webhook is told about: the release's transitions (docs/releases.md#notifications). */
+export const RELEASE_EVENTS = ['started', 'awaiting-approval', 'step-failed', 'succeeded', 'rolled-back', 'interrupted'] as const;
+export type ReleaseEvent = (typeof RELEASE_EVENTS)[number];
+
+const webhookUrl = z.string().refine((value) => {
+  try {
+    return ['http:', 'https:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}, 'expected an http:// or https:// URL, such as https://hooks.slack.com/services/T000/B000/XXXX');
+
+const webhookSchema = z.strictObject({
+  url: webhookUrl,
+  /** `json`: Dayshift's own document. `slack`: `{ text, blocks }`, as Slack (and Mattermost) incoming webhooks take. */
+  format: z.enum(['json', 'slack']).default('json'),
+  /** Which events this webhook gets (default: all). */
+  events: z.array(z.enum(RELEASE_EVENTS)).min(1).optional(),
+  /** Extra request headers, e.g. an Authorization header the receiver wants. */
+  headers: z.record(z.string(), z.string()).default({}),
+  /** Time limit of one attempt. */
+  timeout: duration.refine((ms) => ms > 0, 'expected a duration above 0').default(5000),
+  /** Attempts after the first when the receiver is down, slow or answers 5xx or 429. */
+  retries: z.number().int().min(0).max(10).default(3),
+});
+export type WebhookConfig = z.infer<typeof webhookSchema>;
+
 const clusterPlan = z.strictObject({
   drain: drainOverride.optional(),
   hooks: clusterHooks.optional(),
@@ -193,6 +220,8 @@ export const releaseSchema = z.strictObject({
   windows: windowsSchema.optional(),
   /** Database steps, in order, before the first cluster: the origin comment's ALTER-on-the-replica and switch. */
   database: z.array(dbStepSchema).default([]),
+  /** Webhooks told about the release's events, sent beside the release: they never hold it up. */
+  notify: z.array(webhookSchema).default([]),
 });
 export type ReleaseConfig = z.infer<typeof releaseSchema>;
 

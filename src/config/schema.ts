@@ -157,6 +157,11 @@ const adminSchema = z.strictObject({
   token_file: z.string().optional(),
   /** Whether /metrics needs the token too. */
   metrics_auth: z.boolean().default(false),
+  /**
+   * The dashboard's address as people open it (a host name, a proxy in front), for the links in release
+   * notifications (default: the listen address).
+   */
+  public_url: z.string().url().optional(),
 });
 
 const timeoutsSchema = z.strictObject({

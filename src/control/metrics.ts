@@ -3,13 +3,14 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';
 import { LATENCY_BUCKETS_MS, type ProxyHandle } from '../proxy/api.js';
+import { DELIVERY_RESULTS, type WebhookSender } from '../release/webhooks.js';
 import type { AdminServer } from './admin-server.js';
 import type { ControlPlane } from './plane.js';
 import type { SessionTracker } from './sessions.js';
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
-export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions?: SessionTracker): Registry {
+export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions?: SessionTracker, webhooks?: Pick<WebhookSender, 'counts' | 'retries'>): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'dayshift_process_' });
 
@@ -48,6 +49,20 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
   if (sessions) {
     new Gauge({ name: 'dayshift_sessions_tracked', help: 'Sessions tracked for session-aware drain', registers: [registry], collect() { this.set(sessions.size); } });
     new Gauge({ name: 'dayshift_sessions_evicted', help: 'Sessions evicted from tracking because the bound was reached', registers: [registry], collect() { this.set(sessions.evictions); } });
+  }
+
+  if (webhooks) {
+    new Counter({
+      name: 'dayshift_notifications_total',
+      help: 'Release notifications by outcome: sent, failed (after the retries) or dropped (queue full, or Dayshift stopping)',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const result of DELIVERY_RESULTS) this.inc({ result }, webhooks.counts[result]);
+      },
+    });
+    new Counter({ name: 'dayshift_notification_retries_total', help: 'Release notification attempts after a failed one', registers: [registry], collect() { this.reset(); this.inc(webhooks.retries); } });
   }
 
   const bound = new Gauge({ name: 'dayshift_member_bound_sessions', help: 'Sessions bound to the member seen within the idle window', labelNames: ['cluster', 'member'], registers: [registry], collect: () => refreshState() });

@@ -15,6 +15,8 @@ import type { ProxyHandle } from '../proxy/api.js';
 import { startProxy } from '../proxy/proxy.js';
 import { registerReleaseApi } from '../release/api.js';
 import { Conductor } from '../release/conductor.js';
+import { ReleaseNotifier } from '../release/notify.js';
+import { WebhookSender } from '../release/webhooks.js';
 import { openStore } from '../store/open.js';
 import { registerDashboard } from '../ui/dashboard.js';
 import type { Store } from '../store/store.js';
@@ -45,6 +47,8 @@ export interface Dayshift {
   /** The shared report behind /api/events. */
   statusFeed: StatusFeed<StatusReport>;
   conductor: Conductor;
+  /** Delivers release notifications (release.notify); its counts are in /metrics. */
+  webhooks: WebhookSender;
   stateDir: string;
   logger: Logger;
   /** Stops accepting, lets requests in flight finish within graceMs, closes everything. */
@@ -111,19 +115,28 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     sampler?.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION, audit });
     const statusFeed = registerControlApi(admin, plane, audit, sampler);
-    registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined), config.admin.metrics_auth);
+    const webhooks = new WebhookSender(logger);
+    cleanup.unshift(() => webhooks.close(0));
+    registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined, webhooks), config.admin.metrics_auth);
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
     const httpOrigin = () => {
       const bound = proxy?.addresses().http[0];
       return listenerOrigin(bound ? { host: bound.address, port: bound.port } : [plane.config.listen.http].flat()[0]);
     };
-    const conductor = await Conductor.open({ plane, logger, sampler, httpOrigin, audit });
+    // Links in notifications point at the dashboard as people open it; by default, where the admin API
+    // listens (the bound address once known: port 0 picks one).
+    const bound: { adminUrl?: string } = {};
+    const notifier = new ReleaseNotifier({ config: () => plane.config, dashboardUrl: () => config.admin.public_url ?? bound.adminUrl ?? listenerOrigin(config.admin.listen)!, sender: webhooks, logger });
+    const conductor = await Conductor.open({ plane, logger, sampler, httpOrigin, audit }, (c) => notifier.watch(c));
+    notifier.baseline(conductor.current());
     cleanup.unshift(() => conductor.close());
     registerReleaseApi(admin, conductor);
     registerDashboard(admin, { token: token.value, logger, audit });
     const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`admin listener ${config.admin.listen.host}:${config.admin.listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);
     });
+    const adminUrl = listenerOrigin({ host: adminAddress.address, port: adminAddress.port })!;
+    bound.adminUrl = adminUrl;
     const pruner = setInterval(() => sessions.prune(Date.now(), current().config.drain.session_idle), 30_000);
     pruner.unref();
     return {
@@ -131,7 +144,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       proxy,
       admin,
       adminAddress,
-      adminUrl: listenerOrigin({ host: adminAddress.address, port: adminAddress.port })!,
+      adminUrl,
       token,
       store,
       audit,
@@ -139,11 +152,14 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       sampler,
       statusFeed,
       conductor,
+      webhooks,
       stateDir,
       logger,
       async close(graceMs = plane.config.timeouts.shutdown) {
         clearInterval(pruner);
         await conductor.close();
+        // A last event (the release interrupted by this stop) gets a moment to go out.
+        await webhooks.close();
         publisher?.stop();
         sampler?.stop();
         await admin.close();

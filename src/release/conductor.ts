@@ -59,15 +59,24 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     super();
   }
 
-  /** Opens the journal: a release that was running when the process died is marked interrupted. */
-  static async open(options: ConductorOptions): Promise<Conductor> {
+  /**
+   * Opens the journal: a release that was running when the process died is marked interrupted.
+   * `subscribe` is called before that, so that its listeners see the update.
+   */
+  static async open(options: ConductorOptions, subscribe?: (conductor: Conductor) => void): Promise<Conductor> {
     const conductor = new Conductor(options);
+    subscribe?.(conductor);
     await conductor.recover();
     return conductor;
   }
 
   private get plane(): ControlPlane {
     return this.options.plane;
+  }
+
+  /** Whether this instance runs the release (holds the release lock); the others follow its journal. */
+  get runsRelease(): boolean {
+    return this.lock !== undefined;
   }
 
   current(): Release | undefined {

@@ -50,3 +50,10 @@ test('durations and sizes are parsed, bad ones refused', () => {
   const lines = problems('listen: {http: 8080}\nclusters:\n  a:\n    members: [{url: "http://x:1"}]\nsites:\n  s:\n    hosts: [x]\n    routes: [{clusters: [a]}]\nhealth: {interval: fast}\n');
   assert.deepEqual(lines, ['bad.yaml:9:20: health.interval: expected a duration such as 500ms, 2s, 5m or 1h, found "fast"']);
 });
+
+test('a release webhook needs an http(s) URL and known event names, reported where they are', () => {
+  const base = 'listen: {http: 8080}\nclusters:\n  a:\n    members: [{url: "http://x:1"}]\nsites:\n  s:\n    hosts: [x]\n    routes: [{clusters: [a]}]\n';
+  const lines = problems(`${base}release:\n  notify:\n    - { url: "ftp://hooks.example.com/x", events: [started, deployed] }\n`);
+  assert.ok(lines.some((l) => /^bad\.yaml:11:\d+: release\.notify\[0\]\.url: expected an http:\/\/ or https:\/\/ URL/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /^bad\.yaml:11:\d+: release\.notify\[0\]\.events\[1\]: .*"started".*"interrupted"/.test(l)), lines.join('\n'));
+});
