@@ -8,8 +8,7 @@ import { after, afterEach, before, test, type TestContext } from 'node:test';
 import type { DbSettings } from '../../src/db/config.js';
 import { dbStatus } from '../../src/db/status.js';
 import { checkReplication, LOCK_NAME, switchover, type SwitchoverResult } from '../../src/db/switchover.js';
-import { requirePeer } from '../support/peers.js';
-import { databaseYaml, pairSettings, startMariaDbPair, USERS, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, pairFor, pairSettings, startMariaDbPair, USERS, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 import { waitFor } from '../support/process.js';
 
 let pair: MariaDbPair | undefined;
@@ -26,8 +25,7 @@ afterEach(async () => {
 });
 
 function need(t: TestContext): MariaDbPair | undefined {
-  if (!pair) requirePeer(t, 'mariadbd', 'mariadb-server');
-  return pair;
+  return pairFor(t, pair);
 }
 
 function settings(p: MariaDbPair, extra: Record<string, string | number> = {}, yaml = databaseYaml(p, extra)): Promise<DbSettings> {

@@ -10,8 +10,7 @@ import { journalPath } from '../../src/db/journal.js';
 import { dbStatus } from '../../src/db/status.js';
 import { switchover, type SwitchoverResult } from '../../src/db/switchover.js';
 import { TcpFront } from '../../src/tcp/front.js';
-import { requirePeer } from '../support/peers.js';
-import { databaseYaml, pairSettings, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, pairFor, pairSettings, startMariaDbPair, startWriter, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 import { waitFor } from '../support/process.js';
 
 let pair: MariaDbPair | undefined;
@@ -34,8 +33,7 @@ afterEach(async () => {
 });
 
 function need(t: TestContext): MariaDbPair | undefined {
-  if (!pair) requirePeer(t, 'mariadbd', 'mariadb-server');
-  return pair;
+  return pairFor(t, pair);
 }
 
 function settings(p: MariaDbPair, extra: Record<string, string | number> = {}): Promise<DbSettings> {
