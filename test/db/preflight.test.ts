@@ -73,6 +73,8 @@ test('refused: replica lag over max_lag', async (t) => {
   if (!p) return;
   const s = await settings(p, { max_lag: '1s' });
   await p.b.sql('STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY=30', 'START SLAVE');
+  // Only the lag may fail the preflight: wait for the IO thread to reconnect (slower on a busy machine).
+  await waitForReplica(p.a, p.b);
   // Seconds_Behind_Master of a delayed replica often reads 0; the position wait catches it anyway.
   await p.a.sql("INSERT INTO appdb.writes VALUES (2000001, 'lagging')");
   const result = await switchover(s, 'b', {});

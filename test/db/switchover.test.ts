@@ -118,6 +118,8 @@ test('rollback A: the replica cannot catch up in time → old primary writable a
   if (!p) return;
   const s = await settings(p, { catchup: '1s' });
   await p.b.sql('STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY=5', 'START SLAVE');
+  // The IO thread takes a moment to reconnect (longer on a busy machine): preflight must see it running.
+  await waitForReplica(p.a, p.b);
   // Written once preflight has passed (b had everything then), so only the catch-up meets the delay.
   const onStep = async (step: { name: string }) => {
     if (step.name === 'preflight') await p.a.sql("INSERT INTO appdb.writes VALUES (1000001, 'delayed')");
