@@ -250,7 +250,8 @@ describe('a lost release lock', () => {
       assert.equal(stopped.steps[deploy]?.state, 'succeeded');
       assert.equal(stopped.current, deploy + 1);
       assert.equal(stopped.steps[deploy + 1]?.state, 'pending', 'the next step never started');
-      assert.ok((await dayshift.audit.tail(100)).some((e) => e.action === 'release interrupted' && e.target === `release ${stopped.id}`));
+      // The state is interrupted before the journal and the audit log are written: wait for the entry.
+      await until('the interruption in the audit log', async () => ((await dayshift.audit.tail(100)).some((e) => e.action === 'release interrupted' && e.target === `release ${stopped.id}`) ? true : undefined));
 
       lost = false;
       const resumed = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/resume', {});
