@@ -169,7 +169,11 @@ export function pairFor(t: TestContext, pair: MariaDbPair | undefined): MariaDbP
   throw new Error('the MariaDB pair did not start: see the error of the before hook');
 }
 
-/** Waits until `replica` has applied everything `primary` has written and both threads run. */
+/**
+ * Waits until `replica` has applied everything `primary` has written, both threads run, and it reports
+ * no lag: right after applying, Seconds_Behind_Master can still show the age of the last event, which a
+ * following preflight would refuse (max_lag).
+ */
 export async function waitForReplica(primary: MariaDb, replica: MariaDb): Promise<void> {
   const [row] = await primary.sql('SELECT @@global.gtid_binlog_pos AS pos');
   const pos = String(row!.pos);
@@ -178,7 +182,8 @@ export async function waitForReplica(primary: MariaDb, replica: MariaDb): Promis
     async () => {
       const [status] = await replica.sql('SHOW SLAVE STATUS');
       const [done] = await replica.sql(`SELECT MASTER_GTID_WAIT('${pos}', 1) AS r`);
-      return status?.Slave_IO_Running === 'Yes' && status.Slave_SQL_Running === 'Yes' && Number(done!.r) === 0 ? true : undefined;
+      const running = status?.Slave_IO_Running === 'Yes' && status.Slave_SQL_Running === 'Yes';
+      return running && Number(done!.r) === 0 && Number(status.Seconds_Behind_Master) === 0 ? true : undefined;
     },
     30_000,
   );
