@@ -234,8 +234,11 @@ export function createReleaseView(root, announce, onState) {
     // The history only changes when a release starts or changes state.
     const key = `${next?.id ?? ''}:${next?.state ?? ''}`;
     if (key !== historyVersion) {
-      renderHistory(await api('GET', '/api/releases'));
-      historyVersion = key;
+      /** @type {Release[]} */
+      const list = await api('GET', '/api/releases');
+      renderHistory(list);
+      // The journal is written just after the state changes: until it shows this state, read it again.
+      if (!next || (list[0]?.id === next.id && list[0]?.state === next.state)) historyVersion = key;
     }
     render(next);
   }

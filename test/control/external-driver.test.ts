@@ -6,16 +6,14 @@ import { STATE_KEY } from '../../src/control/state.js';
 import type { StatusReport } from '../../src/control/status.js';
 import { startBackend, type Backend } from '../support/backends.js';
 import { runCli } from '../support/cli.js';
-import { findExecutable } from '../support/peers.js';
+import { findPeer } from '../support/peers.js';
 import { startExportedHaproxy, type RunningLoadBalancer } from '../support/load-balancers.js';
 import { request } from '../support/proxy.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 
-const haproxy = findExecutable('haproxy');
-const missing = haproxy ? false : 'haproxy not found: install the Debian package haproxy to run this test';
-if (missing && process.env.CI === 'true') throw new Error(missing);
+const haproxy = findPeer('haproxy', 'haproxy');
 
-describe('dayshift with the haproxy driver', { skip: missing }, () => {
+describe('dayshift with the haproxy driver', { skip: haproxy.skip }, () => {
   let backends: Backend[] = [];
   let lb: RunningLoadBalancer;
   let ds: TestDayshift;
@@ -23,7 +21,7 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
 
   before(async () => {
     backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
-    lb = await startExportedHaproxy(haproxy!, backends);
+    lb = await startExportedHaproxy(haproxy.path!, backends);
     const driver = lb.config.driver as { socket: string; backend: string; state_file: string };
     config = {
       driver: { type: 'haproxy', socket: driver.socket, backend: driver.backend, match: 'name', state_file: driver.state_file, timeout: '5s' },

@@ -19,7 +19,7 @@ describe('several instances through etcd', { skip: etcd.skip }, () => {
   let two: TestDayshift;
 
   before(async () => {
-    cluster = await EtcdCluster.start(etcd.binary!, 1);
+    cluster = await EtcdCluster.start(etcd.path!, 1);
     members = await Promise.all(['a1', 'b1'].map((route) => startMember(route, (req: http.IncomingMessage, res: http.ServerResponse) => {
       const slow = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('slow') ?? 0);
       req.resume();

@@ -28,7 +28,7 @@ describe('etcd stopped and restarted under a running instance', { skip: etcd.ski
   const logged: LogLine[] = [];
 
   before(async () => {
-    cluster = await EtcdCluster.start(etcd.binary!, 1);
+    cluster = await EtcdCluster.start(etcd.path!, 1);
     member = await startMember('a1', (_req, res) => res.end('a1'));
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {

@@ -13,8 +13,7 @@ import { followWriterState } from '../../src/db/endpoint.js';
 import { journalPath, readJournal } from '../../src/db/journal.js';
 import { dbStatus } from '../../src/db/status.js';
 import { TcpFront } from '../../src/tcp/front.js';
-import { requirePeer } from '../support/peers.js';
-import { databaseYaml, startMariaDbPair, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, pairFor, startMariaDbPair, type MariaDbPair } from '../support/mariadb.js';
 import { waitFor } from '../support/process.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -46,8 +45,7 @@ afterEach(async () => {
 });
 
 function need(t: TestContext): MariaDbPair | undefined {
-  if (!pair) requirePeer(t, 'mariadbd', 'mariadb-server');
-  return pair;
+  return pairFor(t, pair);
 }
 
 interface Ran {

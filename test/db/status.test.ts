@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { renderStatus } from '../../src/cli/db.js';
 import { dbStatus } from '../../src/db/status.js';
-import { requirePeer } from '../support/peers.js';
-import { databaseYaml, pairSettings, startMariaDbPair, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import { databaseYaml, pairFor, pairSettings, startMariaDbPair, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
 
 let pair: MariaDbPair | undefined;
 before(async () => {
@@ -15,8 +14,7 @@ after(async () => {
 });
 
 function need(t: TestContext): MariaDbPair | undefined {
-  if (!pair) requirePeer(t, 'mariadbd', 'mariadb-server');
-  return pair;
+  return pairFor(t, pair);
 }
 
 test('status names the primary and the replica with its threads, lag, read_only and GTID positions', async (t) => {

@@ -8,19 +8,19 @@ import { initialState } from '../../src/control/state.js';
 import { AppliedState } from '../support/applied-state.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHttpd, type BalancedHttpd } from '../support/httpd.js';
-import { findExecutable } from '../support/peers.js';
+import { findPeer } from '../support/peers.js';
 import { waitFor } from '../support/process.js';
 
-const apache2 = findExecutable('apache2');
+const apache2 = findPeer('apache2', 'apache2');
 
-describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMessage() }, () => {
+describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2.skip }, () => {
   let backends: Backend[] = [];
   let lb: BalancedHttpd;
   let driver: ApacheDriver;
 
   before(async () => {
     backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
-    lb = await startBalancedHttpd(apache2!, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) });
+    lb = await startBalancedHttpd(apache2.path!, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) });
     driver = new ApacheDriver(lb.driver, lb.clusters);
   });
   after(async () => {
@@ -202,12 +202,12 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
   });
 });
 
-describe('Apache httpd driver with BalancerPersist Off and changes locked (ProxySet nonce=None)', { skip: skipMessage() }, () => {
+describe('Apache httpd driver with BalancerPersist Off and changes locked (ProxySet nonce=None)', { skip: apache2.skip }, () => {
   let backend: Backend;
   let lb: BalancedHttpd;
   before(async () => {
     backend = await startBackend('a1');
-    lb = await startBalancedHttpd(apache2!, { 'prod-a': [backend] }, { persist: false, proxySet: 'nonce=None' });
+    lb = await startBalancedHttpd(apache2.path!, { 'prod-a': [backend] }, { persist: false, proxySet: 'nonce=None' });
   });
   after(async () => {
     await lb?.httpd.stop();
@@ -226,9 +226,3 @@ describe('Apache httpd driver with BalancerPersist Off and changes locked (Proxy
     assert.equal(status.clusters[0]!.members[0]!.admin, 'ready');
   });
 });
-
-function skipMessage(): string | false {
-  if (apache2) return false;
-  if (process.env.CI === 'true') throw new Error('apache2 not found: install the Debian package apache2');
-  return 'apache2 not found: install the Debian package apache2 (apt-get install apache2) to run this test';
-}

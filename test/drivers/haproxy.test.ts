@@ -9,13 +9,13 @@ import { initialState } from '../../src/control/state.js';
 import { AppliedState } from '../support/applied-state.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHaproxy, type BalancedHaproxy } from '../support/haproxy.js';
-import { findExecutable } from '../support/peers.js';
+import { findPeer } from '../support/peers.js';
 import { waitFor } from '../support/process.js';
 import { freePort } from '../../src/ports.js';
 
-const haproxy = findExecutable('haproxy');
+const haproxy = findPeer('haproxy', 'haproxy');
 
-describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, () => {
+describe('HAProxy driver (real haproxy, Runtime API)', { skip: haproxy.skip }, () => {
   let backends: Backend[] = [];
   let lb: BalancedHaproxy;
   let driver: HaproxyDriver;
@@ -24,7 +24,7 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
   before(async () => {
     backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
     tcpPort = await freePort();
-    lb = await startBalancedHaproxy(haproxy!, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) }, { global: [`stats socket ipv4@127.0.0.1:${tcpPort} level admin`] });
+    lb = await startBalancedHaproxy(haproxy.path!, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) }, { global: [`stats socket ipv4@127.0.0.1:${tcpPort} level admin`] });
     driver = new HaproxyDriver({ ...lb.driver, state_file: lb.haproxy.stateFile }, lb.clusters);
     await waitFor('every server to pass its health check', async () =>
       (await driver.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined,
@@ -182,12 +182,12 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: skipMessage() }, 
   });
 });
 
-describe('HAProxy driver: backup servers and matching by address', { skip: skipMessage() }, () => {
+describe('HAProxy driver: backup servers and matching by address', { skip: haproxy.skip }, () => {
   let backends: Backend[] = [];
   let lb: BalancedHaproxy;
   before(async () => {
     backends = await Promise.all(['a1', 'spare'].map(startBackend));
-    lb = await startBalancedHaproxy(haproxy!, { 'prod-a': backends }, { backup: ['spare'] });
+    lb = await startBalancedHaproxy(haproxy.path!, { 'prod-a': backends }, { backup: ['spare'] });
   });
   after(async () => {
     await lb?.haproxy.stop();
@@ -223,9 +223,3 @@ describe('HAProxy driver: backup servers and matching by address', { skip: skipM
     assert.deepEqual(await admins(), ['a1:ready', 'spare:standby']);
   });
 });
-
-function skipMessage(): string | false {
-  if (haproxy) return false;
-  if (process.env.CI === 'true') throw new Error('haproxy not found: install the Debian package haproxy');
-  return 'haproxy not found: install the Debian package haproxy (apt-get install haproxy) to run this test';
-}

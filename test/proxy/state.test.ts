@@ -106,10 +106,13 @@ describe('maintenance, pause, drain notice and live state changes', () => {
 
   it('answers 503 to held requests when a pause with then: reject runs out', async () => {
     const state = initialState(proxy.loaded.config);
-    state.sites.pub = { pause: { until: new Date(Date.now() + 150).toISOString(), then: 'reject' } };
+    // The request must arrive while the pause lasts (else it is served): 1.5 s leaves room on a busy machine.
+    const until = Date.now() + 1500;
+    state.sites.pub = { pause: { until: new Date(until).toISOString(), then: 'reject' } };
     proxy.reapply(proxy.raw, state);
     const reply = await request(proxy.port, {});
     assert.equal(reply.status, 503);
+    assert.ok(Date.now() >= until - 5, 'answered when the pause ran out, not before');
   });
 
   it('injects the drain banner into HTML from a draining cluster, with the header (minutes to its deadline) and a correct length', async () => {

@@ -25,7 +25,7 @@ describe('a release with several instances through etcd', { skip: etcd.skip }, (
   const instances: TestDayshift[] = [];
 
   before(async () => {
-    cluster = await EtcdCluster.start(etcd.binary!, 1);
+    cluster = await EtcdCluster.start(etcd.path!, 1);
     apps = await startDemoApps('1.0');
   });
   after(async () => {

@@ -267,7 +267,7 @@ describe('release notifications with several instances through etcd', { skip: et
   const instances: TestDayshift[] = [];
 
   before(async () => {
-    cluster = await EtcdCluster.start(etcd.binary!, 1);
+    cluster = await EtcdCluster.start(etcd.path!, 1);
     apps = await startDemoApps('1.0');
     json = await startReceiver();
   });

@@ -8,13 +8,11 @@ import { Etcd3, Range } from 'etcd3';
 import { EtcdStore } from '../../src/store/etcd.js';
 import { StoreUnavailableError, type Store } from '../../src/store/store.js';
 import { EtcdCluster, etcdBinary, makeTestCertificates, type TestCertificates } from '../support/etcd.js';
-import { findExecutable } from '../support/peers.js';
+import { findPeer } from '../support/peers.js';
 import { eventually } from './store-contract.js';
 
 const etcd = etcdBinary();
-const openssl = findExecutable('openssl');
-// Like a missing etcd: skipped on a developer machine, a failure in CI.
-if (!openssl && process.env.CI === 'true') throw new Error('openssl not found: install the Debian package openssl');
+const openssl = findPeer('openssl', 'openssl');
 
 /** What every working store must do here: write, read back, see its own write through a watch, lock. */
 async function exercise(store: Store): Promise<void> {
@@ -31,14 +29,14 @@ async function exercise(store: Store): Promise<void> {
   await lock.release();
 }
 
-describe('etcd store over TLS with client certificates', { skip: etcd.skip || (openssl ? false : 'openssl not found') }, () => {
+describe('etcd store over TLS with client certificates', { skip: etcd.skip || openssl.skip }, () => {
   let cluster: EtcdCluster;
   let certs: TestCertificates;
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dayshift-etcd-tls-'));
-    certs = await makeTestCertificates(openssl!, dir);
-    cluster = await EtcdCluster.start(etcd.binary!, 1, { tls: certs });
+    certs = await makeTestCertificates(openssl.path!, dir);
+    cluster = await EtcdCluster.start(etcd.path!, 1, { tls: certs });
   });
   after(async () => {
     await cluster?.stop();
@@ -75,7 +73,7 @@ describe('etcd store over TLS with client certificates', { skip: etcd.skip || (o
 describe('etcd store with user/password authentication', { skip: etcd.skip }, () => {
   let cluster: EtcdCluster;
   before(async () => {
-    cluster = await EtcdCluster.start(etcd.binary!, 1);
+    cluster = await EtcdCluster.start(etcd.path!, 1);
     // etcd's own set-up: a root user (required to turn auth on) and a user that may use one prefix only.
     const admin = new Etcd3({ hosts: cluster.endpoints });
     try {

@@ -94,7 +94,7 @@ describe('etcd store, single node', { skip: etcd.skip }, () => {
   let cluster: EtcdCluster;
   const opened = new Opened();
   before(async () => {
-    cluster = await EtcdCluster.start(etcd.binary!, 1);
+    cluster = await EtcdCluster.start(etcd.path!, 1);
   });
   after(async () => {
     await opened.closeAll();
@@ -319,7 +319,7 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
   let cluster: EtcdCluster;
   const opened = new Opened();
   before(async () => {
-    cluster = await EtcdCluster.start(etcd.binary!, 3);
+    cluster = await EtcdCluster.start(etcd.path!, 3);
   });
   after(async () => {
     await opened.closeAll();

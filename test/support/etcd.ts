@@ -7,21 +7,14 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { findExecutable } from './peers.js';
+import { findPeer, type Peer } from './peers.js';
 import { freePort } from '../../src/ports.js';
 
 const READY_TIMEOUT_MS = 30_000;
 
-/**
- * The etcd binary, or the reason to skip etcd tests: outside CI a missing etcd skips them with a
- * message; with CI=true it fails (as requirePeer does).
- */
-export function etcdBinary(): { binary: string; skip: false } | { binary: undefined; skip: string } {
-  const binary = findExecutable('etcd');
-  if (binary) return { binary, skip: false };
-  const message = 'etcd not found: install the Debian package etcd-server (apt-get install etcd-server) to run this test';
-  if (process.env.CI === 'true') throw new Error(message);
-  return { binary: undefined, skip: message };
+/** The etcd binary, or the reason to skip etcd tests (a missing etcd fails under CI=true). */
+export function etcdBinary(): Peer {
+  return findPeer('etcd', 'etcd-server');
 }
 
 

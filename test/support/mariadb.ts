@@ -11,7 +11,8 @@ import { z } from 'zod';
 import { databaseSchema } from '../../src/config/database-schema.js';
 import { parseYamlWith } from '../../src/config/load.js';
 import { resolveDbSettings, type DbSettings } from '../../src/db/config.js';
-import { findExecutable } from './peers.js';
+import type { TestContext } from 'node:test';
+import { findExecutable, requirePeer } from './peers.js';
 import { waitFor } from './process.js';
 import { freePort } from '../../src/ports.js';
 
@@ -70,10 +71,12 @@ function server(name: string, dir: string, port: number, serverId: number): Mari
   };
 }
 
-/** Starts the pair, or returns undefined when mariadbd is not installed (the caller skips via requirePeer). */
+/** The executables a pair runs, both from the Debian package mariadb-server. */
+const SERVER_BINARIES = ['mariadbd', 'mariadb-install-db'] as const;
+
+/** Starts the pair, or returns undefined when a server binary is missing (pairFor then skips the test). */
 export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
-  const mariadbd = findExecutable('mariadbd');
-  const installDb = findExecutable('mariadb-install-db');
+  const [mariadbd, installDb] = SERVER_BINARIES.map((name) => findExecutable(name));
   if (!mariadbd || !installDb) return undefined;
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-mariadb-'));
   const children = new Map<string, ChildProcess>();
@@ -173,7 +176,21 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
   }
 }
 
-/** Waits until `replica` has applied everything `primary` has written and both threads run. */
+/**
+ * The pair a file started in `before`, for test `t`. Without one, `t` is skipped when a server binary
+ * is missing (a failure under CI=true); with every binary there, a missing pair is an error, never a pass.
+ */
+export function pairFor(t: TestContext, pair: MariaDbPair | undefined): MariaDbPair | undefined {
+  if (pair) return pair;
+  for (const name of SERVER_BINARIES) if (!requirePeer(t, name, 'mariadb-server')) return undefined;
+  throw new Error('the MariaDB pair did not start: see the error of the before hook');
+}
+
+/**
+ * Waits until `replica` has applied everything `primary` has written, both threads run, and it reports
+ * no lag: right after applying, Seconds_Behind_Master can still show the age of the last event, which a
+ * following preflight would refuse (max_lag).
+ */
 export async function waitForReplica(primary: MariaDb, replica: MariaDb): Promise<void> {
   const [row] = await primary.sql('SELECT @@global.gtid_binlog_pos AS pos');
   const pos = String(row!.pos);
@@ -182,7 +199,8 @@ export async function waitForReplica(primary: MariaDb, replica: MariaDb): Promis
     async () => {
       const [status] = await replica.sql('SHOW SLAVE STATUS');
       const [done] = await replica.sql(`SELECT MASTER_GTID_WAIT('${pos}', 1) AS r`);
-      return status?.Slave_IO_Running === 'Yes' && status.Slave_SQL_Running === 'Yes' && Number(done!.r) === 0 ? true : undefined;
+      const running = status?.Slave_IO_Running === 'Yes' && status.Slave_SQL_Running === 'Yes';
+      return running && Number(done!.r) === 0 && Number(status.Seconds_Behind_Master) === 0 ? true : undefined;
     },
     30_000,
   );

@@ -20,6 +20,8 @@ export interface TestMember {
   received: Received[];
   /** Every byte received on every connection, in order (the first RAW_LIMIT bytes). */
   raw(): string;
+  /** The same bytes per connection, in the order the connections opened. */
+  rawByConnection(): string[];
   connections: number;
   close(): Promise<void>;
 }
@@ -61,6 +63,7 @@ export function routes(byPath: Record<string, MemberHandler>, otherwise: MemberH
 
 export async function startMember(name: string, handler: MemberHandler = echoName, port = 0): Promise<TestMember> {
   const rawChunks: Buffer[] = [];
+  const connectionChunks: Buffer[][] = [];
   let rawBytes = 0;
   const sockets = new Set<Socket>();
   const server = http.createServer();
@@ -71,6 +74,7 @@ export async function startMember(name: string, handler: MemberHandler = echoNam
     server,
     received: [],
     raw: () => Buffer.concat(rawChunks).toString('latin1'),
+    rawByConnection: () => connectionChunks.map((chunks) => Buffer.concat(chunks).toString('latin1')),
     connections: 0,
     close: async () => {
       const closed = once(server, 'close');
@@ -82,10 +86,14 @@ export async function startMember(name: string, handler: MemberHandler = echoNam
   server.on('connection', (socket: Socket) => {
     member.connections++;
     sockets.add(socket);
+    const chunks: Buffer[] = [];
+    connectionChunks.push(chunks);
     socket.on('close', () => sockets.delete(socket));
     socket.on('data', (chunk: Buffer) => {
       if (rawBytes >= RAW_LIMIT) return;
-      rawChunks.push(Buffer.from(chunk));
+      const copy = Buffer.from(chunk);
+      rawChunks.push(copy);
+      chunks.push(copy);
       rawBytes += chunk.length;
     });
   });

@@ -52,7 +52,9 @@ export class OriginSetup {
         'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }, { url: members[1]!.url, route: 'a2' }] },
         'prod-b': { members: [{ url: members[2]!.url, route: 'b1' }, { url: members[3]!.url, route: 'b2' }] },
       },
-      health: { path: '/health', interval: '200ms', timeout: '500ms', rise: 1, fall: 1 },
+      // Stopped members are refused at once, so a generous timeout costs nothing and a busy machine's slow
+      // check cannot mark a live member down (fall: 1).
+      health: { path: '/health', interval: '200ms', timeout: '2s', rise: 1, fall: 1 },
       drain: { session_idle: '500ms', deadline: '30s' },
       sites: {
         public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], balance: 'least-busy', sticky: { mode: 'route', cookie: 'JSESSIONID', path_param: 'jsessionid' } }] },

@@ -25,15 +25,25 @@ function isExecutable(path: string): boolean {
   }
 }
 
+/** A peer looked up for a test: its path, or why the test is skipped. */
+export type Peer = { path: string; skip: false } | { path: undefined; skip: string };
+
 /**
- * Returns the executable's path, or skips the test (outside CI) / throws (in CI) when it is missing.
- * `pkg` is the Debian package that provides it, named in the message.
+ * Looks up a peer's executable. Missing, it gives the skip message outside CI and throws under CI=true,
+ * so a missing peer can never make a test pass without running. `pkg` is the Debian package that
+ * provides it, named in the message.
  */
-export function requirePeer(t: TestContext, name: string, pkg: string, extraDirs: string[] = []): string | undefined {
-  const found = findExecutable(name, extraDirs);
-  if (found) return found;
+export function findPeer(name: string, pkg: string, extraDirs: string[] = []): Peer {
+  const path = findExecutable(name, extraDirs);
+  if (path) return { path, skip: false };
   const message = `${name} not found: install the Debian package ${pkg} (apt-get install ${pkg}) to run this test`;
   if (process.env.CI === 'true') throw new Error(message);
-  t.skip(message);
-  return undefined;
+  return { path: undefined, skip: message };
+}
+
+/** For one test: the executable's path, or undefined after skipping `t` (outside CI; throws in CI). */
+export function requirePeer(t: TestContext, name: string, pkg: string, extraDirs: string[] = []): string | undefined {
+  const peer = findPeer(name, pkg, extraDirs);
+  if (peer.skip) t.skip(peer.skip);
+  return peer.path;
 }
