@@ -6,9 +6,9 @@
 // BENCH_CONNECTIONS (50), BENCH_RATE (2000), BENCH_MEMBERS (2), BENCH_ENGINES=1 to add Dayshift on
 // undici's and on node:http's client (the engine comparison), BENCH_SWAP=0 / BENCH_AJP=0 to leave out the origin
 // procedure under load (bench/swap.ts) and AJP against HTTP to Tomcat (bench/ajp.ts). Every proxy's CPU
-// time per request is measured (bench/cpu.ts). With HAProxy, HTTPS rows against it follow (keep-alive, a
-// new connection per request, HTTP/2 by h2load: bench/https.ts), BENCH_TLS_SECONDS (3) each; BENCH_HTTP=0
-// / BENCH_TLS=0 leave out the plain-HTTP or the HTTPS tables.
+// time per request is measured (bench/cpu.ts). HTTPS rows follow, Dayshift against HAProxy (keep-alive, a
+// new connection with a full handshake per request, HTTP/2 by h2load: bench/https.ts), BENCH_TLS_SECONDS
+// (3) each; BENCH_HTTP=0 / BENCH_TLS=0 leave out the plain-HTTP or the HTTPS tables.
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -23,7 +23,7 @@ import { findExecutable } from '../test/support/peers.js';
 import { Foreground, waitFor } from '../test/support/process.js';
 import { runAjpBench } from './ajp.js';
 import { withCpu } from './cpu.js';
-import { newConnectionLoad, runH2load, type HttpsCount } from './https.js';
+import { resumptionOff, runH2load, sessionResumed, type H2Count } from './https.js';
 import { handleInterrupts, interrupted, onInterrupt } from './interrupt.js';
 import { runSwapBench } from './swap.js';
 import { freePort } from '../src/ports.js';
@@ -90,8 +90,8 @@ async function stopAll(): Promise<void> {
 }
 
 /** Spawns a node script and reads the JSON line it prints when ready; fails if the script exits first. */
-async function spawnNode<T>(script: string, args: string[], dir: string): Promise<{ proc: Foreground; info: T }> {
-  const proc = start(process.execPath, [join(here, script), ...args], dir);
+async function spawnNode<T>(script: string, args: string[], dir: string, nodeArgs: string[] = []): Promise<{ proc: Foreground; info: T }> {
+  const proc = start(process.execPath, [...nodeArgs, join(here, script), ...args], dir);
   const line = once(createInterface({ input: proc.child.stdout! }), 'line').then(([text]) => String(text));
   const exit = once(proc.child, 'exit').then(([code, signal]) => `${script} exited (${signal ? `signal ${String(signal)}` : `code ${String(code)}`}) before it was ready`);
   const first = await Promise.race([line.then((text) => ({ text })), exit.then((error) => ({ error }))]);
@@ -113,7 +113,10 @@ async function ready(port: number, name: string, proc?: Foreground): Promise<voi
   });
 }
 
-/** HAProxy on `threads` threads; with `pem` (certificate and key in one file), also an HTTPS frontend. */
+/**
+ * HAProxy on `threads` threads; with `pem` (certificate and key in one file), also an HTTPS frontend that
+ * resumes no session (no tickets, no session cache), as Dayshift in the bench.
+ */
 async function startHaproxy(binary: string, ports: number[], dir: string, threads: number, pem?: string): Promise<{ target: Target; httpsPort?: number }> {
   const name = threads === 1 ? 'haproxy' : `haproxy-${threads}t`;
   const port = await freePort();
@@ -121,9 +124,9 @@ async function startHaproxy(binary: string, ports: number[], dir: string, thread
   const file = join(dir, `${name}.cfg`);
   await writeFile(
     file,
-    `global\n  nbthread ${threads}\n  maxconn 4000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  http-reuse always\n` +
+    `global\n  nbthread ${threads}\n  maxconn 4000\n${pem ? '  tune.ssl.cachesize 0\n' : ''}defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  http-reuse always\n` +
       `frontend fe\n  bind 127.0.0.1:${port}\n  option forwardfor\n  default_backend be\n` +
-      (httpsPort ? `frontend fe_tls\n  bind 127.0.0.1:${httpsPort} ssl crt ${pem} alpn h2,http/1.1\n  option forwardfor\n  default_backend be\n` : '') +
+      (httpsPort ? `frontend fe_tls\n  bind 127.0.0.1:${httpsPort} ssl crt ${pem} alpn h2,http/1.1 no-tls-tickets\n  option forwardfor\n  default_backend be\n` : '') +
       `backend be\n  balance roundrobin\n` +
       ports.map((p, i) => `  server m${i} 127.0.0.1:${p}\n`).join(''),
   );
@@ -167,11 +170,11 @@ const LOAD_SCRIPTS = { rate: 'fixed-rate.lua', burst: 'burst.lua' };
 /** The burst run's pause: wrk waits whole milliseconds, so the rate it gives is RATE_CONNECTIONS × 1000 / this. */
 const BURST_DELAY_MS = Math.max(1, Math.round((RATE_CONNECTIONS * 1000) / RATE));
 
-/** wrk against `url` (http or https) for `seconds`. */
-function runWrk(binary: string, url: string, load: Load, seconds = SECONDS): Promise<Sample> {
+/** wrk against `url` (http or https) for `seconds`; `extra` adds options (a header) to a peak run. */
+function runWrk(binary: string, url: string, load: Load, seconds = SECONDS, extra: string[] = []): Promise<Sample> {
   const args =
     load === 'peak'
-      ? ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', url]
+      ? ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...extra, url]
       : ['-t1', `-c${RATE_CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', join(here, '..', '..', 'bench', LOAD_SCRIPTS[load]), url];
   const env = { ...process.env, BENCH_RATE: String(RATE), BENCH_DELAY_MS: String(BURST_DELAY_MS) };
   return new Promise((resolve, reject) => {
@@ -293,8 +296,8 @@ interface HttpsTarget {
 /** One row of the HTTPS table: a load, and why a target has no figure in it (when it has none). */
 interface HttpsLoad {
   label: string;
-  run: (port: number) => Promise<HttpsCount>;
-  missing?: Partial<Record<HttpsTarget['name'], string>>;
+  run: (port: number) => Promise<H2Count>;
+  missing: Partial<Record<HttpsTarget['name'], string>>;
 }
 
 /** Keep-alive, a new connection per request and HTTP/2, Dayshift against HAProxy, in interleaved rounds. */
@@ -302,30 +305,33 @@ async function runHttps(wrk: string | undefined, targets: HttpsTarget[]): Promis
   const h2load = findExecutable('h2load');
   const h2Connections = Math.max(1, Math.round(CONNECTIONS / H2_STREAMS));
   const loads: HttpsLoad[] = [];
-  if (wrk) loads.push({ label: `keep-alive, ${CONNECTIONS} connections`, run: (port) => runWrk(wrk, `https://127.0.0.1:${port}/`, 'peak', TLS_SECONDS) });
-  else log('https: wrk not installed (Debian package wrk): no keep-alive row');
-  loads.push({ label: `new connection per request, ${CONNECTIONS} at once`, run: (port) => newConnectionLoad(port, TLS_SECONDS, CONNECTIONS, wrkAbort.signal) });
+  if (wrk) {
+    loads.push({ label: `keep-alive, ${CONNECTIONS} connections`, run: (port) => runWrk(wrk, `https://127.0.0.1:${port}/`, 'peak', TLS_SECONDS), missing: {} });
+    // A full handshake per request: the servers resume no session (bench/https.ts says why), checked here.
+    const fresh: HttpsLoad = { label: `new connection per request, ${CONNECTIONS} at once`, run: (port) => runWrk(wrk, `https://127.0.0.1:${port}/`, 'peak', TLS_SECONDS, ['-H', 'Connection: close']), missing: {} };
+    for (const t of targets) if (await sessionResumed(t.port)) fresh.missing[t.name] = 'resumed a TLS session: no full-handshake figure';
+    loads.push(fresh);
+  } else log('https: wrk not installed (Debian package wrk): no keep-alive and new-connection rows');
   if (h2load) {
     loads.push({
       label: `HTTP/2 (h2load), ${h2Connections} conn × ${H2_STREAMS} streams`,
       run: (port) => runH2load(h2load, port, TLS_SECONDS, h2Connections, H2_STREAMS, wrkAbort.signal),
-      ...(DAYSHIFT_SPEAKS_H2 ? {} : { missing: { dayshift: 'no HTTP/2 yet' } }),
+      missing: DAYSHIFT_SPEAKS_H2 ? {} : { dayshift: 'no HTTP/2 yet' },
     });
   } else log('https: h2load not installed (Debian package nghttp2-client): no HTTP/2 row');
   log(`https: ${targets.map((t) => t.name).join(' and ')}, ${TLS_SECONDS}s per run`);
   // Warm-up: Dayshift's TLS path through the JIT, not measured.
   if (wrk) for (const t of targets) await runWrk(wrk, `https://127.0.0.1:${t.port}/`, 'peak', 1).catch(() => undefined);
-  const samples = new Map<string, (HttpsCount & { cpuUs?: number })[]>();
+  const samples = new Map<string, (H2Count & { cpuUs?: number })[]>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const load of loads) {
       for (const t of targets) {
-        if (load.missing?.[t.name]) continue;
+        if (load.missing[t.name]) continue;
         const s = await measured(t, () => load.run(t.port));
         const key = `${load.label}\n${t.name}`;
         (samples.get(key) ?? samples.set(key, []).get(key)!).push(s);
         const cpu = s.cpuUs === undefined ? '' : `  CPU ${s.cpuUs.toFixed(1)} µs/req`;
-        const resumed = s.resumed ? `  resumed ${s.resumed}` : '';
-        log(`[round ${round}/${ROUNDS}] https ${load.label}: ${t.name} ${s.rps.toFixed(0)} req/s  errors ${s.errors}${cpu}${resumed}`);
+        log(`[round ${round}/${ROUNDS}] https ${load.label}: ${t.name} ${s.rps.toFixed(0)} req/s  errors ${s.errors}${cpu}`);
       }
     }
   }
@@ -335,14 +341,14 @@ async function runHttps(wrk: string | undefined, targets: HttpsTarget[]): Promis
   for (const load of loads) {
     const figures = (name: string) => {
       const runs = samples.get(`${load.label}\n${name}`);
-      return runs && { rps: median(runs.map((s) => s.rps)), cpuUs: medianOf(runs.map((s) => s.cpuUs)), errors: runs.reduce((n, s) => n + s.errors, 0), resumed: runs.reduce((n, s) => n + (s.resumed ?? 0), 0) };
+      return runs && { rps: median(runs.map((s) => s.rps)), cpuUs: medianOf(runs.map((s) => s.cpuUs)), errors: runs.reduce((n, s) => n + s.errors, 0) };
     };
     const ha = figures('haproxy');
     targets.forEach((t, i) => {
       const label = (i === 0 ? load.label : '').padEnd(width) + t.name.padEnd(10);
       const s = figures(t.name);
-      if (!s) return console.log(`${label}${load.missing?.[t.name] ?? ''}`);
-      const notes = [t.name !== 'haproxy' && ha ? `${(s.rps / ha.rps).toFixed(2)}× haproxy` : '', t.name !== 'haproxy' ? cpuRatio(s.cpuUs, ha?.cpuUs) : '', s.resumed ? `${s.resumed} handshakes resumed` : ''];
+      if (!s) return console.log(`${label}${load.missing[t.name] ?? ''}`);
+      const notes = [t.name !== 'haproxy' && ha ? `${(s.rps / ha.rps).toFixed(2)}× haproxy` : '', t.name !== 'haproxy' ? cpuRatio(s.cpuUs, ha?.cpuUs) : ''];
       console.log(`${label}${s.rps.toFixed(0).padStart(10)}${cpuCell(s.cpuUs)}${String(s.errors).padStart(8)}  ${notes.filter(Boolean).join(', ')}`.trimEnd());
     });
   }
@@ -368,7 +374,7 @@ async function main(): Promise<void> {
     const pem = cert && join(dir, 'bench.pem');
     if (cert && pem) await writeFile(pem, Buffer.concat([await readFile(cert.cert), await readFile(cert.key)]));
     const targets: Target[] = [{ name: 'direct', port: ports[0]! }];
-    const dayshift = await spawnNode<{ port: number; httpsPort?: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'dayshift', ...(cert ? [cert.cert, cert.key] : [])], dir);
+    const dayshift = await spawnNode<{ port: number; httpsPort?: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'dayshift', ...(cert ? [cert.cert, cert.key] : [])], dir, cert ? [await resumptionOff(dir)] : []);
     targets.push({ name: 'dayshift', port: dayshift.info.port, pid: dayshift.proc.child.pid });
     // Dayshift with workers 1 and 2 (issue 16) goes here, peakOnly like haproxy-2t, with its main
     // process's and workers' CPU time added up.
