@@ -336,7 +336,8 @@ async function runHttps(wrk: string | undefined, targets: HttpsTarget[]): Promis
     }
   }
   const width = Math.max(...loads.map((l) => l.label.length)) + 2;
-  console.log(`\nHTTPS: Dayshift against HAProxy (1 thread, alpn h2,http/1.1), median of ${ROUNDS} runs of ${TLS_SECONDS} s`);
+  const against = targets.some((t) => t.name === 'haproxy') ? ' against HAProxy (1 thread, alpn h2,http/1.1)' : '';
+  console.log(`\nHTTPS: Dayshift${against}, median of ${ROUNDS} runs of ${TLS_SECONDS} s`);
   console.log(`${'load'.padEnd(width)}${'target'.padEnd(10)}${'req/s'.padStart(10)}${'CPU µs/req'.padStart(12)}${'errors'.padStart(8)}  notes`);
   for (const load of loads) {
     const figures = (name: string) => {
@@ -378,13 +379,13 @@ async function main(): Promise<void> {
     targets.push({ name: 'dayshift', port: dayshift.info.port, pid: dayshift.proc.child.pid });
     // Dayshift with workers 1 and 2 (issue 16) goes here, peakOnly like haproxy-2t, with its main
     // process's and workers' CPU time added up.
-    const proxies: [string, string[]][] = [];
-    if (ENGINES) {
-      proxies.push(['ds-undici', ['dayshift-server.js', ports.join(','), 'round-robin', 'undici']]);
-      proxies.push(['ds-nodehttp', ['dayshift-server.js', ports.join(','), 'round-robin', 'node-http']]);
-    }
-    proxies.push(['http-proxy', ['http-proxy-server.js', ports.join(',')]]);
     if (HTTP) {
+      const proxies: [string, string[]][] = [];
+      if (ENGINES) {
+        proxies.push(['ds-undici', ['dayshift-server.js', ports.join(','), 'round-robin', 'undici']]);
+        proxies.push(['ds-nodehttp', ['dayshift-server.js', ports.join(','), 'round-robin', 'node-http']]);
+      }
+      proxies.push(['http-proxy', ['http-proxy-server.js', ports.join(',')]]);
       for (const [name, [script, ...args]] of proxies) {
         const proxy = await spawnNode<{ port: number }>(script!, args, dir);
         targets.push({ name, port: proxy.info.port, pid: proxy.proc.child.pid });
