@@ -2,12 +2,12 @@
 import { api } from './api.js';
 import { createChart } from './charts.js';
 import { confirmAction, field, select } from './dialog.js';
-import { badge, duration, h, ms, num, percent, setBadge, setText, time } from './dom.js';
+import { badge, drainFigures, duration, h, ms, num, percent, setBadge, setText, time } from './dom.js';
 
 /**
  * @typedef {{ id: string, key: string, url: string, route?: string, admin: string, health: string, weight: number, inFlight: number,
  *   boundSessions?: number, oldestIdleMs?: number, openTunnels?: number, requestsPerSecond?: number, errorRate?: number, p99Ms?: number }} Member
- * @typedef {{ drained: boolean, reason: string, inFlight: number, sessions: number, oldestIdleMs: number, tunnels: number, since?: string, deadline?: string, remainingMs?: number }} Drain
+ * @typedef {{ drained: boolean, reason: string, basis: string, inFlight: number, sessions?: number, oldestIdleMs?: number, lastRequestMs?: number, idleMs: number, tunnels: number, since?: string, deadline?: string, remainingMs?: number }} Drain
  * @typedef {{ name: string, traffic: string, weight: number, members: Member[], drain?: Drain, drainingSince?: string, qaUrl?: string,
  *   requestsPerSecond?: number, errorRate?: number, p99Ms?: number }} Cluster
  * @typedef {{ name: string, hosts: string[], routes: { path: string, clusters: string[], traffic: string }[], maintenance?: { message: string, until?: string }, pause?: { until: string, then: string } }} Site
@@ -271,7 +271,7 @@ export function createOverview(root, announce) {
             drain,
             d.drained
               ? `Drained${d.reason === 'deadline' ? ' (deadline reached)' : ''} after ${duration(Date.now() - Date.parse(c.drainingSince ?? d.since ?? ''))} — safe to take out.`
-              : `Draining ${duration(Date.now() - Date.parse(c.drainingSince ?? d.since ?? ''))}: ${d.sessions} session${d.sessions === 1 ? '' : 's'} left, ${d.inFlight} in flight, oldest idle ${duration(d.oldestIdleMs)}${d.tunnels ? `, ${d.tunnels} tunnels` : ''}${d.remainingMs !== undefined ? ` · deadline in ${duration(d.remainingMs)}` : ''}`,
+              : `Draining ${duration(Date.now() - Date.parse(c.drainingSince ?? d.since ?? ''))}: ${drainFigures(d)}${d.remainingMs !== undefined ? ` · deadline in ${duration(d.remainingMs)}` : ''}`,
           );
         } else drain.hidden = true;
         qa.hidden = !c.qaUrl;

@@ -1,6 +1,7 @@
 // `dayshift release …`: start, watch, approve, abort, resume and retry releases, and list past ones.
 // The conductor runs inside the Dayshift server; these commands talk to it over the admin API.
 import type { Command } from 'commander';
+import { drainFigures } from '../control/drain-text.js';
 import type { Release, ReleaseStep } from '../release/types.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
 import { CliError, colour, duration, emit, EXIT, stateColour, table } from './output.js';
@@ -141,7 +142,7 @@ function renderRelease(r: Release): string {
     const d = r.drain;
     lines.push('');
     lines.push(
-      `  draining ${d.target}: ${d.inFlight} in flight, ${d.sessions} session(s) left, oldest idle ${duration(d.oldestIdleMs)}` +
+      `  draining ${d.target}: ${drainFigures(d)}` +
         (d.remainingMs !== undefined ? `, deadline in ${duration(d.remainingMs)}` : ''),
     );
   }

@@ -1,5 +1,6 @@
 // `dayshift status`: where traffic goes, member by member.
 import type { Command } from 'commander';
+import { drainFigures } from '../control/drain-text.js';
 import type { DrainProgress } from '../control/plane.js';
 import type { StatusReport } from '../control/status.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
@@ -81,7 +82,7 @@ export function renderStatus(s: StatusReport): string {
 
 export function renderDrain(p: DrainProgress): string {
   const head = p.drained ? colour.green(`${p.target} drained`) + (p.reason === 'deadline' ? colour.yellow(' (deadline reached)') : '') : colour.yellow(`${p.target} draining`);
-  return `${head}: ${p.inFlight} in flight, ${p.sessions} session(s) left, oldest idle ${duration(p.oldestIdleMs)}, ${p.tunnels} tunnel(s)` +
+  return `${head}: ${drainFigures(p)}` +
     (p.remainingMs !== undefined && !p.drained ? `, deadline in ${duration(p.remainingMs)}` : '');
 }
 

@@ -8,6 +8,14 @@ const builtinDriverSchema = z.strictObject({
   type: z.literal('builtin'),
 });
 
+/**
+ * How often Dayshift reads the load balancer's real state and applies its own again where they differ (a
+ * restart or reload resets members); also before every release step and after every change.
+ */
+const verifyInterval = duration
+  .default(10_000)
+  .refine((ms) => ms >= 1000, 'verify_interval must be at least 1s');
+
 const httpUrl = z.string().refine((value) => {
   try {
     return ['http:', 'https:'].includes(new URL(value).protocol);
@@ -31,6 +39,7 @@ export const apacheDriverSchema = z.strictObject({
   disabled_flag: z.enum(['D', 'S']).default('D'),
   /** Time limit of one balancer-manager request. */
   timeout: duration.default(5000),
+  verify_interval: verifyInterval,
 });
 export type ApacheDriverConfig = z.infer<typeof apacheDriverSchema>;
 
@@ -55,6 +64,7 @@ export const haproxyDriverSchema = z
     state_file: z.string().min(1).optional(),
     /** Time limit of one Runtime API command. */
     timeout: duration.default(5000),
+    verify_interval: verifyInterval,
   })
   .refine((d) => (d.socket === undefined) !== (d.address === undefined), {
     message: 'set exactly one of socket (a unix socket path) or address (host:port) for the Runtime API',

@@ -71,7 +71,7 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
         const p = await plane.drainProgress({ kind: 'cluster', cluster: cluster.name }, { status });
         drainLeft.set({ cluster: cluster.name }, (p.remainingMs ?? 0) / 1000);
         drainBusy.set({ cluster: cluster.name, what: 'in_flight' }, p.inFlight);
-        drainBusy.set({ cluster: cluster.name, what: 'sessions' }, p.sessions);
+        if (p.sessions !== undefined) drainBusy.set({ cluster: cluster.name, what: 'sessions' }, p.sessions);
         drainBusy.set({ cluster: cluster.name, what: 'tunnels' }, p.tunnels);
       }
     }

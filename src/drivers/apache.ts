@@ -9,9 +9,10 @@ import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health } from '../model.js';
 import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
-import { applyStateDiff, checkWeights } from './diff.js';
+import { applyStateDiff, checkWeights, repairDrift } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
+import { RequestCounts } from './request-counts.js';
 import { Serial } from '../serial.js';
 
 /** httpd's accepted loadfactor range (w_lf); values outside it are ignored silently by httpd. */
@@ -27,10 +28,11 @@ interface Planned {
 
 export class ApacheDriver implements Driver {
   readonly name = 'apache' as const;
-  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'cluster-weight', 'member-state', 'member-weight', 'in-flight']);
+  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'cluster-weight', 'member-state', 'member-weight', 'in-flight', 'request-count']);
   private readonly client: BalancerManagerClient;
   private readonly planned: PlannedMember[];
   private readonly serial = new Serial();
+  private readonly counts = new RequestCounts();
 
   constructor(private readonly options: ApacheDriverConfig, clusters: Record<string, ClusterConfig>) {
     this.client = new BalancerManagerClient(options.url, options.timeout);
@@ -40,6 +42,10 @@ export class ApacheDriver implements Driver {
   /** Desired state → the member changes that differ from `previous` (all of them at start). */
   apply(next: DesiredState, previous: DesiredState | undefined): Promise<void> {
     return applyStateDiff(this, next, previous);
+  }
+
+  repair(state: DesiredState): Promise<string[]> {
+    return repairDrift(this, state);
   }
 
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void> {
@@ -79,7 +85,13 @@ export class ApacheDriver implements Driver {
     for (const w of plan.matched.unclaimed) {
       warnings.push(`balancer://${plan.balancer.name} member ${w.name} belongs to no Dayshift cluster`);
     }
-    return { driver: 'apache', clusters: clusterStatuses(plan.matched, memberStatus), warnings };
+    const now = Date.now();
+    const clusters = clusterStatuses(plan.matched, (planned, worker) => ({
+      ...memberStatus(planned, worker),
+      requests: worker.elected,
+      lastRequestMs: this.counts.observe(worker.name, worker.elected, now),
+    }));
+    return { driver: 'apache', clusters, warnings };
   }
 
   async close(): Promise<void> {

@@ -17,6 +17,8 @@ export interface Worker {
   status: string[];
   /** Requests in flight on this member now. */
   busy: number;
+  /** Requests sent to this member since httpd started (sticky ones to a draining member included). */
+  elected: number;
 }
 
 export interface Balancer {
@@ -151,6 +153,7 @@ export function parseManagerXml(xml: string): Balancer[] {
         loadfactor: Number(tag(w, 'loadfactor') ?? '1'),
         status: (tag(w, 'status') ?? '').trim().split(/\s+/).filter(Boolean),
         busy: Number(tag(w, 'busy') ?? '0'),
+        elected: Number(tag(w, 'elected') ?? '0'),
       }));
     balancers.push({
       name: (tag(head!, 'name') ?? '').replace(/^balancer:\/\//, ''),

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { HookConfig, HookName } from '../config/release-schema.js';
 import type { Actor, AuditLog } from '../control/audit.js';
+import { drainOutcome } from '../control/drain-text.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
 import type { StatsSampler } from '../control/sampler.js';
 import { memberId } from '../control/state.js';
@@ -329,6 +330,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       await this.save();
       let outcome: { detail: string; skipped?: boolean };
       try {
+        await this.plane.verifyDriver(); // a load balancer restarted since the last step gets its state back first
         outcome = await this.execute(r, step, signal);
       } catch (err) {
         if (signal.aborted) return;
@@ -455,8 +457,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       this.emitThrottled();
     };
     const final = await this.plane.waitDrained(target, { idleMs: plan.drainIdleMs, signal, onProgress, pollMs: this.pollMs(250) });
-    if (final.reason === 'deadline') return { detail: `deadline reached with ${final.inFlight} in flight and ${final.sessions} session(s) left` };
-    return { detail: 'drained: nothing in flight, no bound session active' };
+    return { detail: drainOutcome(final) };
   }
 
   private async awaitApproval(step: ReleaseStep, signal: AbortSignal): Promise<{ detail: string }> {

@@ -28,6 +28,7 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     config = {
       driver: { type: 'haproxy', socket: driver.socket, backend: driver.backend, match: 'name', state_file: driver.state_file, timeout: '5s' },
       listen: { http: new URL(lb.url).host },
+      drain: { session_idle: '1s' },
       clusters: {
         'prod-a': { members: backends.slice(0, 2).map((b) => ({ url: b.url, route: b.name })) },
         'prod-b': { members: backends.slice(2).map((b) => ({ url: b.url, route: b.name })) },

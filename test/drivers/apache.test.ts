@@ -63,7 +63,9 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
 
   test('members are found by route as well as by URL', async () => {
     const byRoute = new ApacheDriver({ ...lb.driver, match: 'route' }, lb.clusters);
-    assert.deepEqual(await byRoute.status(), await driver.status());
+    // When each member last took a request is as each driver instance watched it: left out.
+    const members = async (d: ApacheDriver) => (await d.status()).clusters.map((c) => c.members.map(({ lastRequestMs: _, ...m }) => m));
+    assert.deepEqual(await members(byRoute), await members(driver));
   });
 
   test('each member state is set as its httpd flag and read back', async () => {
