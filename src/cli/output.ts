@@ -90,3 +90,8 @@ export class Progress {
     this.last = '';
   }
 }
+
+/** Warnings after a result (advice on a config: src/release/advice.ts), one "warning:" line each. */
+export function warningLines(warnings: string[] | undefined): string {
+  return (warnings ?? []).map((w) => `\n${colour.yellow(`warning: ${w}`)}`).join('');
+}

@@ -44,7 +44,7 @@ const qaCheck = z.union([
     path: z.string().startsWith('/'),
     /** Expected status code (default: any 2xx). */
     status: z.number().int().min(100).max(599).optional(),
-    /** A substring the body must contain. */
+    /** A substring the body must contain; $DAYSHIFT_VERSION and the other release variables are expanded. */
     body: z.string().optional(),
     timeout: duration.default(10_000),
   }),

@@ -4,7 +4,7 @@ import { memberKey } from '../model.js';
 import type { ControlPlane, DrainProgress } from './plane.js';
 import type { Rates, StatsSampler } from './sampler.js';
 import type { SiteDesired } from './state.js';
-import { routeTraffic } from '../config/schema.js';
+import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 
 export interface MemberReport extends MemberStatus, Partial<Rates> {
   key: string;
@@ -76,7 +76,10 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler):
  * pinned to it alone, on the first http listener.
  */
 export function qaUrlOf(plane: ControlPlane, cluster: string): string | undefined {
-  const config = plane.config;
+  return qaUrlFor(plane.config, cluster);
+}
+
+export function qaUrlFor(config: DayshiftConfig, cluster: string): string | undefined {
   const explicit = config.clusters[cluster]?.qa_url;
   if (explicit) return explicit;
   for (const site of Object.values(config.sites)) {

@@ -57,7 +57,7 @@ export class ApacheDriver implements Driver {
   }
 
   check(next: DesiredState): void {
-    checkWeights(this, next, { min: LOADFACTOR_MIN, max: LOADFACTOR_MAX, what: "httpd's loadfactor" });
+    checkWeights(this, next, { min: LOADFACTOR_MIN, max: LOADFACTOR_MAX, what: "httpd's loadfactor (to send a member nothing, use `dayshift disable`)" });
   }
 
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {

@@ -11,11 +11,11 @@ import { drainOutcome } from '../control/drain-text.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
 import type { StatsSampler } from '../control/sampler.js';
 import { memberId } from '../control/state.js';
-import { listenerOrigin, qaUrlOf } from '../control/status.js';
+import { qaUrlOf } from '../control/status.js';
 import { targetMembers, type Target } from '../control/targets.js';
 import { LockHeldError, type StoreLock } from '../store/store.js';
 import { runDbStep } from './database.js';
-import { analyse, delay, healthGate, runQaChecks, StepFailure, type QaTarget } from './checks.js';
+import { analyse, delay, healthGate, qaTargetFor, runQaChecks, StepFailure, type QaTarget } from './checks.js';
 import { commandFailure, runCommand } from './hooks.js';
 import { buildSteps, clusterPlan, releaseConfig } from './plan.js';
 import { CURRENT_RELEASE_KEY, RELEASE_KEY_PREFIX, type Release, type ReleaseStep } from './types.js';
@@ -671,13 +671,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   }
 
   private qaTarget(cluster: string): QaTarget {
-    const url = qaUrlOf(this.plane, cluster);
-    if (!url) throw new StepFailure(`cluster ${cluster} has no QA site: add a site whose routes are pinned to it, or set clusters.${cluster}.qa_url`);
-    const parsed = new URL(url);
-    if (this.plane.config.clusters[cluster]?.qa_url) return { url, origin: parsed.origin, host: parsed.host };
-    const origin = this.options.httpOrigin?.() ?? listenerOrigin([this.plane.config.listen.http].flat()[0]);
-    if (!origin) throw new StepFailure('no http listener to send QA checks to');
-    return { url, origin, host: parsed.host };
+    return qaTargetFor(this.plane.config, cluster, this.options.httpOrigin?.());
   }
 
   private captured(step: ReleaseStep, output: string[], line: string): void {
