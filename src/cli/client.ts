@@ -143,8 +143,7 @@ function errorOf(text: string): string {
 function apiError(status: number, message: string): CliError {
   // 429: this address sent too many wrong tokens, so any token is refused for now (exit 5 as documented).
   if (status === 401 || status === 429) return new CliError(`the admin API refused the token: ${message}`, EXIT.unreachable);
-  // 409: a safety rule; 501: the load balancer cannot take it (driver.check). Nothing was changed.
-  if (status === 409 || status === 501) return new CliError(message, EXIT.refused);
+  if (status === 409) return new CliError(message, EXIT.refused);
   if (status === 400 || status === 404 || status === 422) return new CliError(message, EXIT.usage);
   return new CliError(`${message} (HTTP ${status})`, EXIT.failed);
 }

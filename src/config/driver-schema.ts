@@ -31,6 +31,11 @@ export const apacheDriverSchema = z.strictObject({
   /** The public balancer's name, without balancer:// (web-prod for <Proxy balancer://web-prod>). */
   balancer: z.string().min(1),
   /**
+   * The Host header (and Referer host) of balancer-manager requests: the ServerName of the VirtualHost
+   * whose <Location /balancer-manager> sees the balancer, when url's host does not select it.
+   */
+  host: z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'expected a host name, such as example.com').optional(),
+  /**
    * How Dayshift members are found among the balancer's members: `url` (the member URL equals the
    * BalancerMember URL) or `route` (the member's route equals the BalancerMember's route=).
    */

@@ -38,7 +38,7 @@ const hooksSchema = clusterHooks.extend({
   rollback: hookSchema.optional(),
 });
 
-const qaCheck = z.union([
+export const qaCheckSchema = z.union([
   z.strictObject({
     /** Path requested through the cluster's QA site (or its qa_url). */
     path: z.string().startsWith('/'),
@@ -54,7 +54,7 @@ const qaCheck = z.union([
     timeout: duration.default(5 * 60_000),
   }),
 ]);
-export type QaCheckConfig = z.infer<typeof qaCheck>;
+export type QaCheckConfig = z.infer<typeof qaCheckSchema>;
 
 export type Approval = { mode: 'manual' } | { mode: 'auto'; afterMs: number };
 
@@ -173,7 +173,7 @@ const healthGateSchema = z.strictObject({
 const clusterPlan = z.strictObject({
   drain: drainOverride.optional(),
   hooks: clusterHooks.optional(),
-  qa: z.array(qaCheck).optional(),
+  qa: z.array(qaCheckSchema).optional(),
   approval: approvalSchema.optional(),
   shift: shiftSchema.optional(),
 });
@@ -185,7 +185,7 @@ export const releaseSchema = z.strictObject({
   drain: drainOverride.prefault({}),
   hooks: hooksSchema.prefault({}),
   health: healthGateSchema.prefault({}),
-  qa: z.array(qaCheck).default([]),
+  qa: z.array(qaCheckSchema).default([]),
   approval: approvalSchema.default({ mode: 'manual' }),
   shift: shiftSchema.prefault({}),
   /** Per-cluster overrides of drain, hooks, qa, approval and shift. */

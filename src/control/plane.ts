@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
-import type { Driver, DriverStatus, StatusOptions } from '../drivers/driver.js';
+import { DriverUnsupportedError, type Driver, type DriverStatus, type StatusOptions } from '../drivers/driver.js';
 import type { AdminState, MemberKey, TrafficState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import type { Store } from '../store/store.js';
@@ -400,7 +400,13 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const previous = this.desired;
       const next = structuredClone(previous);
       mutate(next);
-      await this.options.driver.check?.(next);
+      try {
+        await this.options.driver.check?.(next);
+      } catch (err) {
+        // Refused before anything was stored or applied, like a safety rule (exit 3).
+        if (err instanceof DriverUnsupportedError) throw new RefusedError(err.message);
+        throw err;
+      }
       // Written before it acts: a crash after this line re-applies the same state on start.
       await this.options.store.put(STATE_KEY, next);
       this.setDesired(next);

@@ -35,7 +35,7 @@ export class ApacheDriver implements Driver {
   private readonly counts = new RequestCounts();
 
   constructor(private readonly options: ApacheDriverConfig, clusters: Record<string, ClusterConfig>) {
-    this.client = new BalancerManagerClient(options.url, options.timeout);
+    this.client = new BalancerManagerClient(options.url, options.timeout, options.host);
     this.planned = plannedMembers(clusters);
   }
 
@@ -103,7 +103,12 @@ export class ApacheDriver implements Driver {
     const balancer = balancers.find((b) => b.name === this.options.balancer);
     if (!balancer) {
       const names = balancers.map((b) => b.name).join(', ') || '(none)';
-      throw new BalancerManagerError(`${this.client.url} has no balancer "${this.options.balancer}"; it has: ${names} (driver.balancer)`);
+      throw new BalancerManagerError(
+        `${this.client.url}${this.options.host ? ` (Host ${this.options.host})` : ''} has no balancer "${this.options.balancer}"; it has: ${names} (driver.balancer). ` +
+          `A balancer-manager sees only the balancers of its own server or VirtualHost: if <Proxy balancer://${this.options.balancer}> is inside a <VirtualHost>, ` +
+          'move it out to the server level (ProxyPass in the VirtualHost can still use it), or put <Location /balancer-manager> in that VirtualHost ' +
+          'and set driver.url to its address and driver.host to its ServerName',
+      );
     }
     const matched =
       this.options.match === 'route'

@@ -52,7 +52,8 @@ export class BalancerManagerClient {
   private readonly target: URL;
   private readonly headers: Record<string, string>;
 
-  constructor(url: string, private readonly timeoutMs: number) {
+  /** `host`: the Host header to send instead of url's (a name-based VirtualHost that holds the manager). */
+  constructor(url: string, private readonly timeoutMs: number, host?: string) {
     const parsed = new URL(url);
     this.headers = {};
     if (parsed.username !== '') {
@@ -64,8 +65,10 @@ export class BalancerManagerClient {
     parsed.search = '';
     parsed.hash = '';
     this.target = parsed;
-    // httpd compares the Referer's host with the request's server name; the manager's own URL passes.
-    this.headers.referer = parsed.toString();
+    // httpd drops every parameter (?xml=1 included) and logs AH10187 unless the Referer's host is the
+    // request's server name: the Host header's host, so the Referer names the same host.
+    if (host !== undefined) this.headers.host = host;
+    this.headers.referer = host === undefined ? parsed.toString() : `${parsed.protocol}//${host}${parsed.pathname}`;
   }
 
   get url(): string {

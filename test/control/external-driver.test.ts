@@ -54,6 +54,12 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     const port = Number(new URL(lb.url).port);
     const drain = await runCli(['drain', 'prod-a', '--wait', '--deadline', '20s', '--admin', ds.adminUrl, '--token', ds.token]);
     assert.equal(drain.code, 0, drain.stderr);
+    // HAProxy counts no sessions: the wait went by its request count for the idle window (1s), said so,
+    // and off a terminal printed its progress on change only, not every tick of the countdown.
+    assert.doesNotMatch(drain.stdout + drain.stderr, /session\(s\)/);
+    assert.match(drain.stdout, /prod-a drained: 0 in flight, no new request for [\d.]+s by the load balancer's count \(drained after 1(\.0)?s\)/);
+    const progress = drain.stderr.split('\n').filter((l) => l.startsWith('prod-a draining'));
+    assert.ok(progress.length <= 2, `progress printed ${progress.length} times:\n${drain.stderr}`);
     assert.equal((await runCli(['out', 'prod-a', '--admin', ds.adminUrl, '--token', ds.token])).code, 0);
     for (let i = 0; i < 10; i++) assert.match((await request(port)).body, /^b[12]$/);
     const { body } = await ds.api<StatusReport>('GET', '/api/status');
@@ -71,9 +77,19 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     const weightOfProdB = async () => (await ds.api<StatusReport>('GET', '/api/status')).body.clusters.find((c) => c.name === 'prod-b')!.weight;
     const before = await weightOfProdB();
     const refused = await ds.api<{ error: string }>('POST', '/api/clusters/prod-b/weight', { weight: 300 });
-    assert.equal(refused.status, 501);
+    assert.equal(refused.status, 409);
     assert.match(refused.body.error, /prod-b\/b1 300, prod-b\/b2 300: HAProxy's weight is 0 to 256/);
     assert.equal(await weightOfProdB(), before);
+    // The CLI calls it a refusal (exit 3: nothing changed), not a failure.
+    const cli = await runCli(['weight', 'prod-a/a1', '300', '--admin', ds.adminUrl, '--token', ds.token]);
+    assert.equal(cli.code, 3, cli.stderr);
+    assert.match(cli.stderr, /the haproxy driver cannot give prod-a\/a1 300: HAProxy's weight is 0 to 256/);
+    assert.doesNotMatch(cli.stderr, /HTTP 501/);
+  });
+
+  test("WEIGHT is the cluster's weight, as with the built-in proxy (not the sum of its members')", async () => {
+    const { body } = await ds.api<StatusReport>('GET', '/api/status');
+    assert.deepEqual(body.clusters.map((c) => [c.name, c.weight]), [['prod-a', 1], ['prod-b', 1]]);
   });
 
   test('a state another instance stored that HAProxy cannot take is not taken, and nothing crashes', async () => {

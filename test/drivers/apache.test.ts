@@ -202,6 +202,10 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: skipMes
     assert.ok((result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0, 'both clusters served before the drain');
     await state.setTraffic('prod-a', 'live');
   });
+
+  test("every read and change above was taken as the manager's own: no AH10187 in httpd's error log", async () => {
+    assert.doesNotMatch(await lb.httpd.log(), /AH10187/);
+  });
 });
 
 describe('Apache httpd driver with BalancerPersist Off and changes locked (ProxySet nonce=None)', { skip: skipMessage() }, () => {
