@@ -298,7 +298,8 @@ export const configSchema = z
       });
     }
     checkReleasePlan(config.release, Object.keys(config.clusters), config.database?.servers.map((s) => s.name), ctx);
-    if (config.listen.http === undefined && config.listen.https === undefined) {
+    // With Apache or HAProxy driven, Dayshift serves no traffic: its own listeners are optional.
+    if (config.listen.http === undefined && config.listen.https === undefined && (config.driver?.type ?? 'builtin') === 'builtin') {
       ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });
     }
   });

@@ -31,6 +31,14 @@ export function releaseAdvice(config: DayshiftConfig): string[] {
         'so a stopped application server passes it. Turn health checks on (health.enabled: true) with a health.path the application answers',
     );
   }
+  const isAjp = (cluster: string) => config.clusters[cluster]?.members.some((m) => m.url.startsWith('ajp:')) ?? false;
+  const unsticky = Object.entries(config.sites).filter(([, site]) => site.routes.some((r) => !r.sticky && r.clusters.some(isAjp) && (r.clusters.length > 1 || r.clusters.some((c) => (config.clusters[c]?.members.length ?? 0) > 1))));
+  if (unsticky.length > 0) {
+    advice.push(
+      `sites ${unsticky.map(([name]) => name).join(', ')}: ajp members without sticky sessions, so a Tomcat session (HttpSession) is lost when the next request goes to another member. ` +
+        'Give each member its route (the jvmRoute of its Tomcat: <Engine jvmRoute="web-1-a">) and the route sticky: { mode: route, cookie: JSESSIONID, path_param: jsessionid }',
+    );
+  }
   const stickyRoutes = Object.values(config.sites).flatMap((site) => site.routes.filter((r) => r.sticky?.mode === 'route'));
   if (stickyRoutes.length > 0) {
     const ajp = Object.values(config.clusters).some((c) => c.members.some((m) => m.url.startsWith('ajp:')));

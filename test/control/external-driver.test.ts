@@ -27,7 +27,7 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     const driver = lb.config.driver as { socket: string; backend: string; state_file: string };
     config = {
       driver: { type: 'haproxy', socket: driver.socket, backend: driver.backend, match: 'name', state_file: driver.state_file, timeout: '5s' },
-      listen: { http: new URL(lb.url).host },
+      // No listen: with HAProxy serving the traffic, Dayshift needs no proxy listener of its own.
       drain: { session_idle: '1s' },
       clusters: {
         'prod-a': { members: backends.slice(0, 2).map((b) => ({ url: b.url, route: b.name })) },
