@@ -15,7 +15,7 @@ export function releaseAdvice(config: DayshiftConfig): string[] {
   for (const cluster of clusterOrder(config)) {
     const plan = clusterPlan(config, cluster);
     if (!plan.qa.some((check) => 'path' in check)) continue;
-    if (!qaUrlFor(config, cluster)) {
+    if (driver === 'builtin' && !qaUrlFor(config, cluster)) {
       advice.push(`clusters.${cluster}: its QA checks have no QA site to go to: add a site pinned to ${cluster}, or set clusters.${cluster}.qa_url`);
     } else if (driver !== 'builtin' && !config.clusters[cluster]?.qa_url) {
       advice.push(

@@ -34,6 +34,7 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
         'prod-b': { members: backends.slice(2).map((b) => ({ url: b.url, route: b.name })) },
       },
       sites: { public: { hosts: ['example.com'], routes: [{ clusters: ['prod-a', 'prod-b'] }] } },
+      release: { qa: [{ path: '/health' }] },
     };
     ds = await startTestDayshift(config);
   });
@@ -65,6 +66,12 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     const { body } = await ds.api<StatusReport>('GET', '/api/status');
     assert.deepEqual(body.clusters[0]!.members.map((m) => m.admin), ['disabled', 'disabled']);
     assert.equal((await runCli(['live', 'prod-a', '--admin', ds.adminUrl, '--token', ds.token])).code, 0);
+  });
+
+  test('release start --plan warns that QA checks without qa_url can reach nothing here', async () => {
+    const plan = await runCli(['release', 'start', '--version', '2.0', '--plan', '--admin', ds.adminUrl, '--token', ds.token]);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /warning: clusters\.prod-a\.qa_url: with the haproxy driver Dayshift's own port serves nothing/);
   });
 
   test('what HAProxy cannot do is refused with a clear error', async () => {
