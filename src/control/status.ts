@@ -1,7 +1,7 @@
 // The status report: one document for `dayshift status`, the dashboard and scripts.
 import type { ClusterStatus, MemberStatus } from '../drivers/driver.js';
 import { memberKey } from '../model.js';
-import type { ControlPlane, DrainProgress } from './plane.js';
+import type { ControlPlane, DrainProgress, DriftRepair } from './plane.js';
 import type { Rates, StatsSampler } from './sampler.js';
 import type { SiteDesired } from './state.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
@@ -33,6 +33,8 @@ export interface StatusReport {
   sites: SiteReport[];
   clusters: ClusterReport[];
   warnings: string[];
+  /** The last time the load balancer had lost Dayshift's state and got it back (also in `warnings`). */
+  drift?: DriftRepair;
 }
 
 export async function statusReport(plane: ControlPlane, sampler?: StatsSampler): Promise<StatusReport> {
@@ -68,7 +70,8 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler):
     })),
     ...state.sites[name],
   }));
-  return { driver: status.driver, store: plane.store.description, config: plane.loaded.file, at: new Date().toISOString(), sites, clusters, warnings: status.warnings };
+  const drift = plane.drift;
+  return { driver: status.driver, store: plane.store.description, config: plane.loaded.file, at: new Date().toISOString(), sites, clusters, warnings: status.warnings, ...(drift ? { drift } : {}) };
 }
 
 /**

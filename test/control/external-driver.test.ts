@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { STATE_KEY } from '../../src/control/state.js';
+import { RuntimeApiClient } from '../../src/drivers/runtime-api.js';
 import type { StatusReport } from '../../src/control/status.js';
 import { startBackend, type Backend } from '../support/backends.js';
 import { runCli } from '../support/cli.js';
@@ -26,7 +27,7 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     lb = await startExportedHaproxy(haproxy!, backends);
     const driver = lb.config.driver as { socket: string; backend: string; state_file: string };
     config = {
-      driver: { type: 'haproxy', socket: driver.socket, backend: driver.backend, match: 'name', state_file: driver.state_file, timeout: '5s' },
+      driver: { type: 'haproxy', socket: driver.socket, backend: driver.backend, match: 'name', state_file: driver.state_file, timeout: '5s', verify_interval: '1h' },
       // No listen: with HAProxy serving the traffic, Dayshift needs no proxy listener of its own.
       drain: { session_idle: '1s' },
       clusters: {
@@ -66,6 +67,22 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     const { body } = await ds.api<StatusReport>('GET', '/api/status');
     assert.deepEqual(body.clusters[0]!.members.map((m) => m.admin), ['disabled', 'disabled']);
     assert.equal((await runCli(['live', 'prod-a', '--admin', ds.adminUrl, '--token', ds.token])).code, 0);
+  });
+
+  test('a change made behind Dayshift\'s back is repaired, audited and shown by status (API, CLI)', async () => {
+    const driver = lb.config.driver as { socket: string };
+    assert.equal((await runCli(['out', 'prod-a', '--admin', ds.adminUrl, '--token', ds.token])).code, 0);
+    try {
+      await new RuntimeApiClient({ socket: driver.socket }, 5000).change('set server public/a1 state ready');
+      assert.deepEqual(await ds.dayshift.plane.verifyDriver(), ['prod-a/a1 ready → disabled']);
+      const { body } = await ds.api<StatusReport>('GET', '/api/status');
+      assert.deepEqual(body.drift?.repaired, ['prod-a/a1 ready → disabled']);
+      assert.deepEqual(body.clusters[0]!.members.map((m) => m.admin), ['disabled', 'disabled']);
+      const status = await runCli(['status', '--admin', ds.adminUrl, '--token', ds.token]);
+      assert.match(status.stdout, /warning: drift repaired at .*prod-a\/a1 ready → disabled.*applied it again/);
+    } finally {
+      assert.equal((await runCli(['live', 'prod-a', '--admin', ds.adminUrl, '--token', ds.token])).code, 0);
+    }
   });
 
   test('release start --plan warns that QA checks without qa_url can reach nothing here', async () => {
