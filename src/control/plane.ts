@@ -300,7 +300,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     const figures =
       basis === 'sessions'
         ? { sessions: members.reduce((n, m) => n + (m.boundSessions ?? 0), 0), oldestIdleMs: Math.max(0, ...members.map((m) => m.oldestIdleMs ?? 0)) }
-        : { lastRequestMs: Math.min(...members.map((m) => m.lastRequestMs ?? 0)) };
+        : { lastRequestMs: members.length > 0 ? Math.min(...members.map((m) => m.lastRequestMs ?? 0)) : 0 };
     const quiet = figures.sessions !== undefined ? figures.sessions === 0 : figures.lastRequestMs! >= idleMs;
     const desired = target.kind === 'cluster' ? this.desired.clusters[target.cluster] : this.desired.members[target.key];
     const since = desired?.drainingSince;
