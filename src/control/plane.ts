@@ -295,7 +295,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     const inFlight = members.reduce((n, m) => n + m.inFlight, 0);
     const tunnels = members.reduce((n, m) => n + (m.openTunnels ?? 0), 0);
     const idleMs = options.idleMs ?? this.config.drain.session_idle;
-    // Dayshift's own proxy counts bound sessions; Apache and HAProxy count requests per member.
+    // Dayshift's own proxy counts bound sessions; Apache and HAProxy count requests per member
+    // (MemberStatus.requests, lastRequestMs).
     const basis = this.options.driver.capabilities.has('sessions') ? ('sessions' as const) : ('requests' as const);
     const figures =
       basis === 'sessions'

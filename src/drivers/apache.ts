@@ -28,7 +28,7 @@ interface Planned {
 
 export class ApacheDriver implements Driver {
   readonly name = 'apache' as const;
-  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'cluster-weight', 'member-state', 'member-weight', 'in-flight', 'request-count']);
+  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'cluster-weight', 'member-state', 'member-weight', 'in-flight']);
   private readonly client: BalancerManagerClient;
   private readonly planned: PlannedMember[];
   private readonly serial = new Serial();

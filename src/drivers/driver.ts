@@ -13,8 +13,6 @@ export type DriverCapability =
   | 'member-weight'
   | 'sessions'
   | 'in-flight'
-  /** Counts the requests it sends to each member (MemberStatus.requests). */
-  | 'request-count'
   | 'maintenance'
   | 'pause';
 

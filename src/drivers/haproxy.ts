@@ -44,7 +44,7 @@ export interface HaproxyDriverOptions extends HaproxyDriverConfig {
 
 export class HaproxyDriver implements Driver {
   readonly name = 'haproxy' as const;
-  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'cluster-weight', 'member-state', 'member-weight', 'in-flight', 'request-count']);
+  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'cluster-weight', 'member-state', 'member-weight', 'in-flight']);
   private readonly client: RuntimeApiClient;
   private readonly planned: PlannedMember[];
   private readonly serial = new Serial();
