@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { request } from 'undici';
 import type { DayshiftConfig } from '../../src/config/schema.js';
-import type { ControlPlane } from '../../src/control/plane.js';
+import { RefusedError, type ControlPlane } from '../../src/control/plane.js';
 import { freePort } from '../../src/ports.js';
 import { startBackend, type Backend } from '../support/backends.js';
 import { startBalancedHttpd, type BalancedHttpd } from '../support/httpd.js';
@@ -98,6 +98,18 @@ describe('drift and drains on real load balancers', () => {
       await env.plane.setTraffic(actor, 'prod-a', 'out');
       assert.deepEqual(await admins(env.plane), [['disabled', 'disabled'], ['ready', 'ready']]);
       assert.deepEqual((await env.audit.tail(2)).map((e) => e.action), ['drift repaired', 'out']);
+    } finally {
+      await env.close();
+    }
+  });
+
+  test('apache: weight 0 is refused as a refusal (nothing stored or applied), pointing at disable', async (t) => {
+    const env = await apache(t);
+    if (!env) return;
+    try {
+      await assert.rejects(env.plane.setMemberWeight(actor, 'prod-a/a1', 0), (err: unknown) => err instanceof RefusedError && /prod-a\/a1 0: httpd's loadfactor \(to send a member nothing, use `dayshift disable`\) is 1 to 100/.test(err.message));
+      assert.equal(env.plane.state.members['prod-a/a1']!.weight, 1);
+      assert.deepEqual((await env.plane.status()).clusters.map((c) => [c.weight, c.members.map((m) => m.weight)]), [[1, [1, 1]], [1, [1, 1]]], 'WEIGHT as with the built-in proxy');
     } finally {
       await env.close();
     }
