@@ -157,13 +157,17 @@ export function createOverview(root, announce) {
     drainButton.addEventListener('click', () => {
       const peers = livePeers();
       const c = me();
+      // Apache and HAProxy count no sessions (boundSessions absent): no number is made up for them.
+      const counted = c.members.some((m) => m.boundSessions !== undefined);
       const sessions = c.members.reduce((n, m) => n + (m.boundSessions ?? 0), 0);
       act(
         {
           title: `Drain ${name}`,
           what: [
             peers.length ? `${and(peers)} will receive all new sessions.` : `No other cluster is live on ${name}'s routes: new sessions would have nowhere to go (the API refuses this).`,
-            `${name} keeps serving the ${sessions} session${sessions === 1 ? '' : 's'} bound to it until they go idle or the drain deadline passes.`,
+            counted
+              ? `${name} keeps serving the ${sessions} session${sessions === 1 ? '' : 's'} bound to it until they go idle or the drain deadline passes.`
+              : `${name} keeps serving the sessions bound to it (the load balancer counts no sessions: the drain ends once it sent ${name} no new request for the idle window) or until the drain deadline passes.`,
           ],
           confirm: `Drain ${name}`,
           run: setTraffic('draining'),
