@@ -178,13 +178,15 @@ export function createOverview(root, announce) {
     out.addEventListener('click', () => {
       const peers = livePeers();
       const c = me();
+      const counted = c.members.some((m) => m.boundSessions !== undefined);
       const sessions = c.members.reduce((n, m) => n + (m.boundSessions ?? 0), 0);
       const inFlight = c.members.reduce((n, m) => n + m.inFlight, 0);
+      const bound = counted ? `the ${sessions} session${sessions === 1 ? '' : 's'}` : 'the sessions';
       act(
         {
           title: `Take ${name} out`,
           what: [
-            `${name} will receive no requests at all: requests of the ${sessions} session${sessions === 1 ? '' : 's'} still bound to it go elsewhere (${inFlight} in flight finish).`,
+            `${name} will receive no requests at all: requests of ${bound} still bound to it go elsewhere (${inFlight} in flight finish).`,
             peers.length ? `${and(peers)} will receive all traffic.` : `No other cluster is live: the site would be left without traffic (the API refuses this).`,
           ],
           confirm: `Take ${name} out`,
