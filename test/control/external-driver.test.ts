@@ -50,6 +50,10 @@ describe('dayshift with the haproxy driver', { skip: missing }, () => {
     const { body } = await ds.api<StatusReport>('GET', '/api/status');
     assert.equal(body.driver, 'haproxy');
     assert.deepEqual(body.clusters.map((c) => c.members.map((m) => m.admin)), [['ready', 'ready'], ['ready', 'ready']]);
+    // HAProxy counts no sessions: none is reported, in the API or the table (whose cluster rows said 0).
+    assert.ok(body.clusters.every((c) => c.members.every((m) => m.boundSessions === undefined)));
+    const table = (await runCli(['status', '--admin', ds.adminUrl, '--token', ds.token])).stdout;
+    assert.match(table, /^prod-a\s+live\s+1\s+.*\s-\s+-\s*$/m, table);
   });
 
   test('drain --wait and out through the CLI take prod-a out of HAProxy\'s traffic', async () => {
