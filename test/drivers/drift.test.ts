@@ -56,14 +56,15 @@ describe('drift and drains on real load balancers', () => {
     process.kill(pid, signal);
   }
 
-  for (const [kind, signal] of [['graceful', 'SIGUSR1'], ['hard', 'SIGHUP']] as const) {
+  for (const [kind, signal] of [['graceful', 'SIGUSR1'], ['hard', 'SIGHUP'], ['stop and start', undefined]] as const) {
     test(`apache: a ${kind} restart without BalancerPersist brings prod-a back; the next check takes it out again, audited`, async (t) => {
       const env = await apache(t);
       if (!env) return;
       try {
         await env.plane.setTraffic(actor, 'prod-a', 'out');
         assert.deepEqual(await admins(env.plane), [['disabled', 'disabled'], ['ready', 'ready']]);
-        await httpdSignal(env.lb, signal);
+        if (signal) await httpdSignal(env.lb, signal);
+        else await env.lb.httpd.restart();
         // httpd answers again with every member as httpd.conf has it: Dayshift's "out" is gone.
         await waitFor('httpd to restart with prod-a back', async () => {
           try {
