@@ -48,6 +48,19 @@ export function duration(ms) {
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
+/**
+ * What a drain still holds, saying what it rests on: the sessions Dayshift's proxy saw, or (Apache,
+ * HAProxy: no session count) the load balancer's count of new requests.
+ * @param {{ basis?: string, inFlight: number, sessions?: number, oldestIdleMs?: number, lastRequestMs?: number, idleMs?: number, tunnels: number }} d
+ */
+export function drainFigures(d) {
+  if (d.basis === 'requests') {
+    return `${d.inFlight} in flight, no new request for ${duration(d.lastRequestMs)} by the load balancer's count (drained after ${duration(d.idleMs)})`;
+  }
+  const sessions = d.sessions ?? 0;
+  return `${sessions} session${sessions === 1 ? '' : 's'} left, ${d.inFlight} in flight, oldest idle ${duration(d.oldestIdleMs)}${d.tunnels ? `, ${d.tunnels} tunnels` : ''}`;
+}
+
 /** @param {number | undefined | null} value @param {number} [digits] */
 export function num(value, digits = 1) {
   if (value === undefined || value === null || !Number.isFinite(value)) return '–';

@@ -2,12 +2,12 @@
 import { api } from './api.js';
 import { createChart } from './charts.js';
 import { confirmAction, field, select } from './dialog.js';
-import { badge, duration, h, ms, num, percent, setBadge, setText, time } from './dom.js';
+import { badge, drainFigures, duration, h, ms, num, percent, setBadge, setText, time } from './dom.js';
 
 /**
  * @typedef {{ id: string, key: string, url: string, route?: string, admin: string, health: string, weight: number, inFlight: number,
  *   boundSessions?: number, oldestIdleMs?: number, openTunnels?: number, requestsPerSecond?: number, errorRate?: number, p99Ms?: number }} Member
- * @typedef {{ drained: boolean, reason: string, inFlight: number, sessions: number, oldestIdleMs: number, tunnels: number, since?: string, deadline?: string, remainingMs?: number }} Drain
+ * @typedef {{ drained: boolean, reason: string, basis: string, inFlight: number, sessions?: number, oldestIdleMs?: number, lastRequestMs?: number, idleMs: number, tunnels: number, since?: string, deadline?: string, remainingMs?: number }} Drain
  * @typedef {{ name: string, traffic: string, weight: number, members: Member[], drain?: Drain, drainingSince?: string, qaUrl?: string,
  *   requestsPerSecond?: number, errorRate?: number, p99Ms?: number }} Cluster
  * @typedef {{ name: string, hosts: string[], routes: { path: string, clusters: string[], traffic: string }[], maintenance?: { message: string, until?: string }, pause?: { until: string, then: string } }} Site
@@ -157,13 +157,17 @@ export function createOverview(root, announce) {
     drainButton.addEventListener('click', () => {
       const peers = livePeers();
       const c = me();
+      // Apache and HAProxy count no sessions (boundSessions absent): no number is made up for them.
+      const counted = c.members.some((m) => m.boundSessions !== undefined);
       const sessions = c.members.reduce((n, m) => n + (m.boundSessions ?? 0), 0);
       act(
         {
           title: `Drain ${name}`,
           what: [
             peers.length ? `${and(peers)} will receive all new sessions.` : `No other cluster is live on ${name}'s routes: new sessions would have nowhere to go (the API refuses this).`,
-            `${name} keeps serving the ${sessions} session${sessions === 1 ? '' : 's'} bound to it until they go idle or the drain deadline passes.`,
+            counted
+              ? `${name} keeps serving the ${sessions} session${sessions === 1 ? '' : 's'} bound to it until they go idle or the drain deadline passes.`
+              : `${name} keeps serving the sessions bound to it (the load balancer counts no sessions: the drain ends once it sent ${name} no new request for the idle window) or until the drain deadline passes.`,
           ],
           confirm: `Drain ${name}`,
           run: setTraffic('draining'),
@@ -174,13 +178,15 @@ export function createOverview(root, announce) {
     out.addEventListener('click', () => {
       const peers = livePeers();
       const c = me();
+      const counted = c.members.some((m) => m.boundSessions !== undefined);
       const sessions = c.members.reduce((n, m) => n + (m.boundSessions ?? 0), 0);
       const inFlight = c.members.reduce((n, m) => n + m.inFlight, 0);
+      const bound = counted ? `the ${sessions} session${sessions === 1 ? '' : 's'}` : 'the sessions';
       act(
         {
           title: `Take ${name} out`,
           what: [
-            `${name} will receive no requests at all: requests of the ${sessions} session${sessions === 1 ? '' : 's'} still bound to it go elsewhere (${inFlight} in flight finish).`,
+            `${name} will receive no requests at all: requests of ${bound} still bound to it go elsewhere (${inFlight} in flight finish).`,
             peers.length ? `${and(peers)} will receive all traffic.` : `No other cluster is live: the site would be left without traffic (the API refuses this).`,
           ],
           confirm: `Take ${name} out`,
@@ -271,7 +277,7 @@ export function createOverview(root, announce) {
             drain,
             d.drained
               ? `Drained${d.reason === 'deadline' ? ' (deadline reached)' : ''} after ${duration(Date.now() - Date.parse(c.drainingSince ?? d.since ?? ''))} — safe to take out.`
-              : `Draining ${duration(Date.now() - Date.parse(c.drainingSince ?? d.since ?? ''))}: ${d.sessions} session${d.sessions === 1 ? '' : 's'} left, ${d.inFlight} in flight, oldest idle ${duration(d.oldestIdleMs)}${d.tunnels ? `, ${d.tunnels} tunnels` : ''}${d.remainingMs !== undefined ? ` · deadline in ${duration(d.remainingMs)}` : ''}`,
+              : `Draining ${duration(Date.now() - Date.parse(c.drainingSince ?? d.since ?? ''))}: ${drainFigures(d)}${d.remainingMs !== undefined ? ` · deadline in ${duration(d.remainingMs)}` : ''}`,
           );
         } else drain.hidden = true;
         qa.hidden = !c.qaUrl;

@@ -2,7 +2,7 @@
 // output, QA links, Approve / Abort / Resume / Retry; starting a release; the history.
 import { api, ApiError, oneAtATime } from './api.js';
 import { confirmAction } from './dialog.js';
-import { badge, duration, elapsed, h, ms, num, percent, setBadge, setText, time } from './dom.js';
+import { badge, drainFigures, duration, elapsed, h, ms, num, percent, setBadge, setText, time } from './dom.js';
 
 /**
  * @typedef {{ id: string, kind: string, cluster?: string, title: string, state: string, repeatable: boolean, startedAt?: string, endedAt?: string, detail?: string, output?: string[],
@@ -157,7 +157,7 @@ export function createReleaseView(root, announce, onState) {
         drain,
         d.drained
           ? `${d.target} drained${d.reason === 'deadline' ? ' (deadline reached)' : ''}.`
-          : `Draining ${d.target}: ${d.sessions} session${d.sessions === 1 ? '' : 's'} left, ${d.inFlight} in flight, oldest idle ${duration(d.oldestIdleMs)}${d.remainingMs !== undefined ? ` · deadline in ${duration(d.remainingMs)}` : ''}`,
+          : `Draining ${d.target}: ${drainFigures(d)}${d.remainingMs !== undefined ? ` · deadline in ${duration(d.remainingMs)}` : ''}`,
       );
     }
     const c = next.canary;

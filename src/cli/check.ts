@@ -1,7 +1,8 @@
 // `dayshift check`: validate a configuration file without starting anything.
 import type { Command } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
-import { colour, emit, EXIT } from './output.js';
+import { releaseAdvice } from '../release/advice.js';
+import { colour, emit, EXIT, warningLines } from './output.js';
 
 export function register(program: Command): void {
   program
@@ -17,10 +18,12 @@ export function register(program: Command): void {
           file,
           sites: Object.keys(config.sites),
           clusters: Object.fromEntries(Object.entries(config.clusters).map(([name, c]) => [name, c.members.length])),
+          // Valid, but a release would not do what it says (src/release/advice.ts): still exit 0.
+          warnings: releaseAdvice(config),
         };
         emit(Boolean(opts.json), summary, (s) =>
           `${colour.green('ok')} ${s.file}: ${s.sites.length} site(s), ${Object.keys(s.clusters).length} cluster(s), ` +
-          `${Object.values(s.clusters).reduce((a, b) => a + b, 0)} member(s)`,
+          `${Object.values(s.clusters).reduce((a, b) => a + b, 0)} member(s)${warningLines(s.warnings)}`,
         );
       } catch (err) {
         if (!(err instanceof ConfigError) || !opts.json) throw err;

@@ -16,6 +16,7 @@ interface DemoFlags {
   warmup: string;
   drainIdle: string;
   canary?: boolean;
+  port?: string;
 }
 
 export function register(program: Command): void {
@@ -29,6 +30,7 @@ export function register(program: Command): void {
     .option('--think <duration>', 'pause between the pages of a checkout', '200ms')
     .option('--warmup <duration>', 'load before the release starts', '2s')
     .option('--drain-idle <duration>', 'a session not seen for this long no longer holds a drain', '2s')
+    .option('--port <n>', 'the public port on 127.0.0.1 (default: a free one)')
     .option('--canary', 'shift traffic by canary steps (20%, 50%) watched by analysis, instead of a swap')
     .option('--json', 'print the result as JSON (progress goes to stderr)')
     .addHelpText('after', '\nExit code 0 when the release succeeded with 0 failed requests and 0 sessions cut.\nTo see a release stop: --version 2.0-unhealthy (health gate), --version 2.0-broken (QA checks),\n--canary --version 2.0-broken (canary analysis rolls traffic back).')
@@ -40,6 +42,8 @@ export function register(program: Command): void {
         if (value === undefined) throw new CliError(`${name} expects a duration such as 200ms or 2s, got "${text}"`, EXIT.usage);
         return value;
       };
+      const port = flags.port === undefined ? undefined : Number(flags.port);
+      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new CliError(`--port must be a port number 1-65535, got "${flags.port}"`, EXIT.usage);
       const controller = new AbortController();
       const interrupt = () => controller.abort(new Error('interrupted'));
       process.once('SIGINT', interrupt);
@@ -56,6 +60,7 @@ export function register(program: Command): void {
             drainIdle: flags.drainIdle,
             keep: Boolean(flags.keep),
             canary: Boolean(flags.canary),
+            ...(port === undefined ? {} : { port }),
           },
           { line: write },
           controller.signal,

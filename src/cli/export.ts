@@ -35,6 +35,9 @@ export function register(program: Command): void {
     .action(async (target: string, opts: ExportOptions) => {
       if (target !== 'apache' && target !== 'haproxy') throw new CliError(`unknown export target "${target}": expected apache or haproxy`, EXIT.usage);
       const { config, file } = await loadConfigFile(opts.config);
+      if (config.listen.http === undefined && config.listen.https === undefined) {
+        throw new CliError(`${file} has no listen.http or listen.https: export writes them as the addresses ${target} listens on; add them first`, EXIT.usage);
+      }
       let result: ExportResult;
       try {
         result =

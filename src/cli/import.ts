@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { ApacheConfError } from '../config/apache-conf.js';
 import { importApacheFile, type ImportNote } from '../config/apache-import.js';
 import { configSchema } from '../config/schema.js';
+import { releaseAdvice } from '../release/advice.js';
 import { CliError, colour, emit, EXIT } from './output.js';
 
 export function register(program: Command): void {
@@ -39,16 +40,19 @@ export function register(program: Command): void {
         if (existsSync(opts.output) && !opts.force) throw new CliError(`${opts.output} exists: choose another file or add --force`, EXIT.usage);
         await writeFile(opts.output, result.yaml);
       }
+      // What a release of the imported config would get wrong (no route for sticky AJP, session_idle).
+      const advice = releaseAdvice(checked.data);
       if (opts.json) {
-        emit(true, { ok: true, output: opts.output ?? null, untranslated, config: result.config, notes }, () => '');
+        emit(true, { ok: true, output: opts.output ?? null, untranslated, config: result.config, notes, advice }, () => '');
         return;
       }
+      const hints = advice.map((a) => `${colour.yellow('hint')}: ${a}\n`).join('');
       const summary = `${Object.keys(result.config.clusters as object).length} cluster(s), ${Object.keys(result.config.sites as object).length} site(s); ${untranslated} directive(s) not translated, ${notes.filter((n) => n.kind === 'approximated').length} approximated, ${notes.filter((n) => n.kind === 'skipped').length} skipped`;
       if (opts.output === undefined) {
         process.stdout.write(result.yaml);
-        process.stderr.write(`${report(notes)}${summary}\n`);
+        process.stderr.write(`${report(notes)}${hints}${summary}\n`);
       } else {
-        process.stdout.write(`${colour.green('wrote')} ${opts.output}: ${summary}\n${report(notes)}`);
+        process.stdout.write(`${colour.green('wrote')} ${opts.output}: ${summary}\n${report(notes)}${hints}`);
         process.stdout.write(`check it with: dayshift check -c ${opts.output}\n`);
       }
     });

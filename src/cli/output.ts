@@ -61,19 +61,37 @@ export function emit<T>(json: boolean, value: T, human: (value: T) => string): v
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human(value)}\n`);
 }
 
-/** A progress line that rewrites itself on a terminal and prints plain lines otherwise. */
+/**
+ * A progress line that rewrites itself on a terminal. Elsewhere (a log, a pipe) it prints a line when
+ * `key` changes (what the line means, without its countdowns; the line itself by default), and otherwise
+ * at most every `quietMs`, so a long wait does not fill a log with ticks.
+ */
 export class Progress {
   private last = '';
-  constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
-  update(line: string): void {
+  private lastKey = '';
+  private printedAt = 0;
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr, private readonly quietMs = 10_000) {}
+  update(line: string, key = line): void {
     if (line === this.last) return;
     this.last = line;
-    if (this.stream.isTTY) this.stream.write(`\r\x1b[2K${line}`);
-    else this.stream.write(`${line}\n`);
+    if (this.stream.isTTY) {
+      this.stream.write(`\r\x1b[2K${line}`);
+      return;
+    }
+    const now = Date.now();
+    if (key === this.lastKey && now - this.printedAt < this.quietMs) return;
+    this.lastKey = key;
+    this.printedAt = now;
+    this.stream.write(`${line}\n`);
   }
   done(line?: string): void {
     if (this.stream.isTTY && this.last) this.stream.write('\r\x1b[2K');
     if (line) this.stream.write(`${line}\n`);
     this.last = '';
   }
+}
+
+/** Warnings after a result (advice on a config: src/release/advice.ts), one "warning:" line each. */
+export function warningLines(warnings: string[] | undefined): string {
+  return (warnings ?? []).map((w) => `\n${colour.yellow(`warning: ${w}`)}`).join('');
 }

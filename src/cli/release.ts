@@ -1,9 +1,10 @@
 // `dayshift release …`: start, watch, approve, abort, resume and retry releases, and list past ones.
 // The conductor runs inside the Dayshift server; these commands talk to it over the admin API.
 import type { Command } from 'commander';
+import { drainFigures } from '../control/drain-text.js';
 import type { Release, ReleaseStep } from '../release/types.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
-import { CliError, colour, duration, emit, EXIT, stateColour, table } from './output.js';
+import { CliError, colour, duration, emit, EXIT, stateColour, table, warningLines } from './output.js';
 
 interface StartOptions extends ApiOptions {
   version?: string;
@@ -26,11 +27,12 @@ export function register(program: Command): void {
     .action(async (opts: StartOptions) => {
       const client = await AdminClient.connect(opts);
       if (opts.plan) {
-        const plan = await client.request<{ version: string; steps: ReleaseStep[] }>('POST', '/api/release/start', { version: opts.version, plan: true });
-        emit(Boolean(opts.json), plan, (p) => `${colour.bold(`release plan for version ${p.version}`)}\n${table(['#', 'STEP', 'REPEATABLE'], p.steps.map((s, i) => [i + 1, s.title, s.repeatable ? 'yes' : colour.yellow('asks first')]))}`);
+        const plan = await client.request<{ version: string; steps: ReleaseStep[]; warnings?: string[] }>('POST', '/api/release/start', { version: opts.version, plan: true });
+        emit(Boolean(opts.json), plan, (p) => `${colour.bold(`release plan for version ${p.version}`)}\n${table(['#', 'STEP', 'REPEATABLE'], p.steps.map((s, i) => [i + 1, s.title, s.repeatable ? 'yes' : colour.yellow('asks first')]))}${warningLines(p.warnings)}`);
         return;
       }
-      const started = await client.request<Release>('POST', '/api/release/start', { version: opts.version, waitWindow: Boolean(opts.waitWindow) });
+      const started = await client.request<Release & { warnings?: string[] }>('POST', '/api/release/start', { version: opts.version, waitWindow: Boolean(opts.waitWindow) });
+      if (!opts.json && started.warnings?.length) process.stderr.write(`${warningLines(started.warnings).trimStart()}\n`);
       if (opts.watch) return watch(client, opts);
       emit(Boolean(opts.json), started, (r) => `release ${colour.bold(r.id)} of version ${r.version} started (${r.steps.length} steps)\nfollow it with: dayshift release status --watch`);
     });
@@ -141,7 +143,7 @@ function renderRelease(r: Release): string {
     const d = r.drain;
     lines.push('');
     lines.push(
-      `  draining ${d.target}: ${d.inFlight} in flight, ${d.sessions} session(s) left, oldest idle ${duration(d.oldestIdleMs)}` +
+      `  draining ${d.target}: ${drainFigures(d)}` +
         (d.remainingMs !== undefined ? `, deadline in ${duration(d.remainingMs)}` : ''),
     );
   }

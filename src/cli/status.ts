@@ -1,5 +1,6 @@
 // `dayshift status`: where traffic goes, member by member.
 import type { Command } from 'commander';
+import { drainFigures } from '../control/drain-text.js';
 import type { DrainProgress } from '../control/plane.js';
 import type { StatusReport } from '../control/status.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
@@ -50,9 +51,9 @@ export function renderStatus(s: StatusReport): string {
       ms(c.p50Ms),
       ms(c.p99Ms),
       c.members.reduce((n, m) => n + m.inFlight, 0),
-      c.members.reduce((n, m) => n + (m.boundSessions ?? 0), 0),
+      total(c.members.map((m) => m.boundSessions)),
       '',
-      c.members.reduce((n, m) => n + (m.openTunnels ?? 0), 0),
+      total(c.members.map((m) => m.openTunnels)),
       c.qaUrl ?? '',
     ]);
     for (const m of c.members) {
@@ -81,10 +82,12 @@ export function renderStatus(s: StatusReport): string {
 
 export function renderDrain(p: DrainProgress): string {
   const head = p.drained ? colour.green(`${p.target} drained`) + (p.reason === 'deadline' ? colour.yellow(' (deadline reached)') : '') : colour.yellow(`${p.target} draining`);
-  return `${head}: ${p.inFlight} in flight, ${p.sessions} session(s) left, oldest idle ${duration(p.oldestIdleMs)}, ${p.tunnels} tunnel(s)` +
+  return `${head}: ${drainFigures(p)}` +
     (p.remainingMs !== undefined && !p.drained ? `, deadline in ${duration(p.remainingMs)}` : '');
 }
 
+/** A cluster's sum of a member figure; '-' when the driver does not count it (Apache, HAProxy: sessions). */
+const total = (figures: (number | undefined)[]) => (figures.every((n) => n === undefined) ? '-' : figures.reduce<number>((sum, n) => sum + (n ?? 0), 0));
 const rate = (n: number | undefined) => (n === undefined ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(1));
 const percent = (n: number | undefined) => (n === undefined ? '-' : `${(n * 100).toFixed(n > 0 && n < 0.01 ? 2 : 1)}%`);
 const ms = (n: number | undefined) => (n === undefined ? '-' : n < 10 ? `${n.toFixed(1)}ms` : `${Math.round(n)}ms`);

@@ -1,6 +1,7 @@
 // Traffic commands: live, drain, out, disable, enable, standby, weight, wait.
 import type { Command } from 'commander';
 import { parseDuration } from '../config/units.js';
+import { drainFigures } from '../control/drain-text.js';
 import type { DrainProgress } from '../control/plane.js';
 import type { DesiredState } from '../control/state.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
@@ -67,7 +68,8 @@ async function waitDrained(client: AdminClient, target: string, json: boolean, r
     await client.events(`/api/drain/${enc(target.replace('/', '~'))}${query}`, (event, data) => {
       last = data as DrainProgress;
       // The final state is printed once below, after the progress line is cleared.
-      if (!json && event === 'progress' && !last.drained) progress.update(renderDrain(last));
+      // Off a terminal a line is printed when the figures change (not the countdowns), or every 10 s.
+      if (!json && event === 'progress' && !last.drained) progress.update(renderDrain(last), `${last.inFlight} ${last.sessions} ${last.tunnels} ${last.reason}`);
     }, { signal: stop.signal });
   } catch (err) {
     if (!stop.signal.aborted) throw err;
@@ -80,7 +82,7 @@ async function waitDrained(client: AdminClient, target: string, json: boolean, r
   if (stop.signal.aborted) throw new CliError('interrupted: the drain goes on; `dayshift wait` picks it up', EXIT.failed);
   if (last.reason === 'not-draining') throw new CliError(`${target} is not draining: run \`dayshift drain ${target}\` first`, EXIT.usage);
   if (last.reason === 'deadline') {
-    throw new CliError(`deadline reached with ${last.inFlight} in flight, ${last.sessions} session(s) and ${last.tunnels} tunnel(s) left`, EXIT.timeout);
+    throw new CliError(`deadline reached with ${drainFigures(last)}`, EXIT.timeout);
   }
 }
 

@@ -716,10 +716,7 @@ function build(im: Importer, source: string): ImportResult {
   // Listeners: Listen directives (https where an SSL VirtualHost uses the port), else the vhosts' ports.
   const sslPorts = new Set(im.vhosts.filter((v) => v.ssl).flatMap((v) => v.addresses.map((a) => /:(\d+)$/.exec(a)?.[1]).filter(Boolean)));
   let listens = im.listens.map((l) => ({ address: l.address, https: l.https || sslPorts.has(/:(\d+)$/.exec(l.address)![1]!) }));
-  if (listens.length === 0) {
-    const ports = [...new Set(im.vhosts.flatMap((v) => v.addresses.map((a) => /:(\d+)$/.exec(a)?.[1] ?? '80')))];
-    listens = (ports.length ? ports : ['80']).map((p) => ({ address: `:${p}`, https: sslPorts.has(p) }));
-  }
+  if (listens.length === 0) listens = vhostListens(im.vhosts.flatMap((v) => v.addresses)).map((address) => ({ address, https: sslPorts.has(/:(\d+)$/.exec(address)![1]!) }));
   const http = listens.filter((l) => !l.https).map((l) => l.address);
   const https = listens.filter((l) => l.https).map((l) => l.address);
   const listen: Record<string, unknown> = {};
@@ -729,9 +726,9 @@ function build(im: Importer, source: string): ImportResult {
   const config: Record<string, unknown> = {
     listen,
     ...(im.proxyTimeout !== undefined ? { timeouts: { first_byte: `${im.proxyTimeout / 1000}s` } } : {}),
-    // httpd checks members only with mod_proxy_hcheck (hc* member parameters, which become per-member
-    // health overrides); without them it has no active checks, so neither does the import.
-    health: { enabled: false },
+    // httpd checks members only with mod_proxy_hcheck (hc* member parameters become per-member overrides).
+    // Dayshift checks every member: its health gate must not count a stopped server up.
+    health: { enabled: true, path: '/' },
     clusters,
     sites,
   };
@@ -740,10 +737,29 @@ function build(im: Importer, source: string): ImportResult {
   const header = [
     `Imported from ${source} by \`dayshift import apache\`.`,
     `${notes.filter((n) => n.kind === 'untranslated').length} directive(s) not translated, ${notes.filter((n) => n.kind === 'approximated').length} approximated: see the import report.`,
-    'Active health checks are off, as in httpd without mod_proxy_hcheck: set health.path and health.enabled to turn them on.',
+    'Active health checks are on: GET health.path (/) on http members, a CPing on ajp ones; set health.path to a page your application serves.',
   ];
   const yaml = `${header.map((l) => `# ${l}`).join('\n')}\n${toYaml(config)}`;
   return { config, yaml, notes };
+}
+
+/**
+ * Listeners from VirtualHost addresses when there is no Listen: a port keeps the addresses its
+ * VirtualHosts name (127.0.0.1:80 stays on loopback), and all interfaces when one of them is * or
+ * _default_.
+ */
+function vhostListens(addresses: string[]): string[] {
+  const byPort = new Map<string, Set<string>>();
+  for (const address of addresses) {
+    const m = /^(.*?)(?::(\d+))?$/.exec(address)!;
+    const port = m[2] ?? '80';
+    const host = m[1] === '*' || m[1] === '_default_' || m[1] === '' ? '' : m[1]!;
+    const hosts = byPort.get(port) ?? new Set<string>();
+    hosts.add(host);
+    byPort.set(port, hosts);
+  }
+  if (byPort.size === 0) return [':80'];
+  return [...byPort].flatMap(([port, hosts]) => (hosts.has('') ? [`:${port}`] : [...hosts].map((h) => `${h}:${port}`)));
 }
 
 function combineAccess(im: Importer, accesses: Access[]): { allow: string[]; deny: string[] } {

@@ -8,6 +8,14 @@ const builtinDriverSchema = z.strictObject({
   type: z.literal('builtin'),
 });
 
+/**
+ * How often Dayshift reads the load balancer's real state and applies its own again where they differ (a
+ * restart or reload resets members); also before every release step and after every change.
+ */
+const verifyInterval = duration
+  .default(10_000)
+  .refine((ms) => ms >= 1000, 'verify_interval must be at least 1s');
+
 const httpUrl = z.string().refine((value) => {
   try {
     return ['http:', 'https:'].includes(new URL(value).protocol);
@@ -23,6 +31,11 @@ export const apacheDriverSchema = z.strictObject({
   /** The public balancer's name, without balancer:// (web-prod for <Proxy balancer://web-prod>). */
   balancer: z.string().min(1),
   /**
+   * The Host header (and Referer host) of balancer-manager requests: the ServerName of the VirtualHost
+   * whose <Location /balancer-manager> sees the balancer, when url's host does not select it.
+   */
+  host: z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'expected a host name, such as example.com').optional(),
+  /**
    * How Dayshift members are found among the balancer's members: `url` (the member URL equals the
    * BalancerMember URL) or `route` (the member's route equals the BalancerMember's route=).
    */
@@ -31,6 +44,7 @@ export const apacheDriverSchema = z.strictObject({
   disabled_flag: z.enum(['D', 'S']).default('D'),
   /** Time limit of one balancer-manager request. */
   timeout: duration.default(5000),
+  verify_interval: verifyInterval,
 });
 export type ApacheDriverConfig = z.infer<typeof apacheDriverSchema>;
 
@@ -55,6 +69,7 @@ export const haproxyDriverSchema = z
     state_file: z.string().min(1).optional(),
     /** Time limit of one Runtime API command. */
     timeout: duration.default(5000),
+    verify_interval: verifyInterval,
   })
   .refine((d) => (d.socket === undefined) !== (d.address === undefined), {
     message: 'set exactly one of socket (a unix socket path) or address (host:port) for the Runtime API',

@@ -38,13 +38,13 @@ const hooksSchema = clusterHooks.extend({
   rollback: hookSchema.optional(),
 });
 
-const qaCheck = z.union([
+export const qaCheckSchema = z.union([
   z.strictObject({
     /** Path requested through the cluster's QA site (or its qa_url). */
     path: z.string().startsWith('/'),
     /** Expected status code (default: any 2xx). */
     status: z.number().int().min(100).max(599).optional(),
-    /** A substring the body must contain. */
+    /** A substring the body must contain; $DAYSHIFT_VERSION and the other release variables are expanded. */
     body: z.string().optional(),
     timeout: duration.default(10_000),
   }),
@@ -54,7 +54,7 @@ const qaCheck = z.union([
     timeout: duration.default(5 * 60_000),
   }),
 ]);
-export type QaCheckConfig = z.infer<typeof qaCheck>;
+export type QaCheckConfig = z.infer<typeof qaCheckSchema>;
 
 export type Approval = { mode: 'manual' } | { mode: 'auto'; afterMs: number };
 
@@ -200,7 +200,7 @@ export type WebhookConfig = z.infer<typeof webhookSchema>;
 const clusterPlan = z.strictObject({
   drain: drainOverride.optional(),
   hooks: clusterHooks.optional(),
-  qa: z.array(qaCheck).optional(),
+  qa: z.array(qaCheckSchema).optional(),
   approval: approvalSchema.optional(),
   shift: shiftSchema.optional(),
 });
@@ -212,7 +212,7 @@ export const releaseSchema = z.strictObject({
   drain: drainOverride.prefault({}),
   hooks: hooksSchema.prefault({}),
   health: healthGateSchema.prefault({}),
-  qa: z.array(qaCheck).default([]),
+  qa: z.array(qaCheckSchema).default([]),
   approval: approvalSchema.default({ mode: 'manual' }),
   shift: shiftSchema.prefault({}),
   /** Per-cluster overrides of drain, hooks, qa, approval and shift. */

@@ -79,6 +79,11 @@ export const clusterSchema = z.strictObject({
   weight: z.number().int().min(0).max(1000).default(1),
   /** The URL QA uses to reach this cluster alone (defaults to the first site pinned to it). */
   qa_url: z.string().url().optional(),
+  /**
+   * Where QA checks connect (host:port), sending qa_url's host as the Host header: the load balancer
+   * that serves the QA site, when its name does not resolve to it from here.
+   */
+  qa_connect: address.optional(),
 });
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 
@@ -327,7 +332,8 @@ export const configSchema = z
       });
     }
     checkReleasePlan(config.release, Object.keys(config.clusters), config.database?.servers.map((s) => s.name), ctx);
-    if (config.listen.http === undefined && config.listen.https === undefined) {
+    // With Apache or HAProxy driven, Dayshift serves no traffic: its own listeners are optional.
+    if (config.listen.http === undefined && config.listen.https === undefined && (config.driver?.type ?? 'builtin') === 'builtin') {
       ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });
     }
   });

@@ -79,14 +79,15 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
       for (const s of TRAFFIC_STATES) traffic.set({ cluster: cluster.name, state: s }, cluster.traffic === s ? 1 : 0);
       weight.set({ cluster: cluster.name }, cluster.weight);
       for (const m of cluster.members) {
-        bound.set({ cluster: cluster.name, member: m.id }, m.boundSessions ?? 0);
+        // Apache and HAProxy count no sessions: no series rather than a made-up 0.
+        if (m.boundSessions !== undefined) bound.set({ cluster: cluster.name, member: m.id }, m.boundSessions);
         for (const s of ADMIN_STATES) adminState.set({ cluster: cluster.name, member: m.id, state: s }, m.admin === s ? 1 : 0);
       }
       if (cluster.traffic === 'draining') {
         const p = await plane.drainProgress({ kind: 'cluster', cluster: cluster.name }, { status });
         drainLeft.set({ cluster: cluster.name }, (p.remainingMs ?? 0) / 1000);
         drainBusy.set({ cluster: cluster.name, what: 'in_flight' }, p.inFlight);
-        drainBusy.set({ cluster: cluster.name, what: 'sessions' }, p.sessions);
+        if (p.sessions !== undefined) drainBusy.set({ cluster: cluster.name, what: 'sessions' }, p.sessions);
         drainBusy.set({ cluster: cluster.name, what: 'tunnels' }, p.tunnels);
       }
     }

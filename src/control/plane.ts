@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
-import type { Driver, DriverStatus, StatusOptions } from '../drivers/driver.js';
+import { DriverUnsupportedError, type Driver, type DriverStatus, type StatusOptions } from '../drivers/driver.js';
 import type { AdminState, MemberKey, TrafficState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import type { Store } from '../store/store.js';
@@ -29,15 +29,38 @@ export interface DrainProgress {
   /** `drained` also when the deadline passed (see `reason`). */
   drained: boolean;
   reason: 'idle' | 'deadline' | 'not-draining' | 'waiting';
+  /**
+   * What `drained` is judged on: `sessions`, the bound sessions Dayshift's own proxy saw within the idle
+   * window; `requests`, the load balancer's count of requests sent to the target (Apache elected, HAProxy
+   * stot), still for the idle window. Apache and HAProxy count no sessions, so there is no session count.
+   */
+  basis: 'sessions' | 'requests';
   inFlight: number;
-  sessions: number;
-  oldestIdleMs: number;
+  /** Bound sessions seen within the idle window (basis `sessions` only). */
+  sessions?: number;
+  /** Since the least recently seen bound session (basis `sessions` only). */
+  oldestIdleMs?: number;
+  /** Since the load balancer last sent the target a request, as far as Dayshift watched (basis `requests`). */
+  lastRequestMs?: number;
+  /** The idle window: no session seen (or no new request) for this long counts as gone. */
+  idleMs: number;
   tunnels: number;
   /** ISO times. */
   since?: string;
   deadline?: string;
   remainingMs?: number;
 }
+
+/** A repair of the load balancer's state (ControlPlane.verifyDriver). */
+export interface DriftRepair {
+  /** ISO time. */
+  at: string;
+  /** One line per member: what it had, what it has again. */
+  repaired: string[];
+}
+
+/** Whom the audit log names for Dayshift's own repairs. */
+const SYSTEM: Actor = { who: 'system', from: 'local' };
 
 export interface DrainWindow {
   deadlineMs?: number;
@@ -65,6 +88,9 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   private readonly deadlines = new DrainDeadlines((owned) => this.track(this.closeTunnelsAtDeadline(owned)));
   /** Tunnel closings under way (close() waits for them). */
   private readonly closings = new Set<Promise<void>>();
+  private lastDrift: DriftRepair | undefined;
+  private verifier: NodeJS.Timeout | undefined;
+  private closed = false;
 
   private constructor(private readonly options: ControlPlaneOptions, state: DesiredState) {
     super();
@@ -86,6 +112,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
           (err: unknown) => options.logger.warn({ err }, 'could not re-read the state after the store came back'),
         ),
     );
+    this.scheduleVerify();
   }
 
   static async open(options: ControlPlaneOptions): Promise<ControlPlane> {
@@ -116,6 +143,21 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
 
   get store(): Store {
     return this.options.store;
+  }
+
+  /** The last time the load balancer had drifted from the desired state and was repaired. */
+  get drift(): DriftRepair | undefined {
+    return this.lastDrift;
+  }
+
+  /**
+   * Reads the load balancer's real state and applies the desired state again where it differs: an httpd
+   * restart without BalancerPersist or an HAProxy reload without a state file puts every member back as
+   * its config file says. Audited as "drift repaired". Runs every driver.verify_interval, after every
+   * change, and before every release step. The built-in proxy cannot drift: nothing to do.
+   */
+  verifyDriver(): Promise<string[]> {
+    return this.serial.run(() => this.repairDrift());
   }
 
   target(text: string): Target {
@@ -198,6 +240,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       this.loadedConfig = next;
       this.setDesired(state);
       await this.options.driver.apply(state, previous);
+      await this.repairDrift();
       await this.options.audit.record(actor, 'reload', next.file);
       this.options.logger.info({ file: next.file }, 'configuration reloaded');
       this.emit('reload', next);
@@ -209,6 +252,14 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   /** The driver's status; with several instances, in flight, sessions and tunnels are everyone's. */
   async status(options: StatusOptions = {}): Promise<DriverStatus> {
     const status = await this.options.driver.status(options);
+    if (this.options.driver.name !== 'builtin') {
+      // A load balancer has no cluster weight (each member's is multiplied by it): show Dayshift's, as the
+      // built-in proxy does, rather than the sum of the members'.
+      for (const cluster of status.clusters) cluster.weight = this.desired.clusters[cluster.name]?.weight ?? cluster.weight;
+    }
+    if (this.lastDrift) {
+      status.warnings.push(`drift repaired at ${this.lastDrift.at}: the load balancer had lost Dayshift's state (${this.lastDrift.repaired.join('; ')}); applied it again`);
+    }
     if (!this.options.peers) return status;
     let peers: InstanceFigures[];
     try {
@@ -242,12 +293,19 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     const cluster = status.clusters.find((c) => c.name === target.cluster);
     const members = (cluster?.members ?? []).filter((m) => target.kind === 'cluster' || m.id === target.member);
     const inFlight = members.reduce((n, m) => n + m.inFlight, 0);
-    const sessions = members.reduce((n, m) => n + (m.boundSessions ?? 0), 0);
     const tunnels = members.reduce((n, m) => n + (m.openTunnels ?? 0), 0);
-    const oldestIdleMs = Math.max(0, ...members.map((m) => m.oldestIdleMs ?? 0));
+    const idleMs = options.idleMs ?? this.config.drain.session_idle;
+    // Dayshift's own proxy counts bound sessions; Apache and HAProxy count requests per member
+    // (MemberStatus.requests, lastRequestMs).
+    const basis = this.options.driver.capabilities.has('sessions') ? ('sessions' as const) : ('requests' as const);
+    const figures =
+      basis === 'sessions'
+        ? { sessions: members.reduce((n, m) => n + (m.boundSessions ?? 0), 0), oldestIdleMs: Math.max(0, ...members.map((m) => m.oldestIdleMs ?? 0)) }
+        : { lastRequestMs: members.length > 0 ? Math.min(...members.map((m) => m.lastRequestMs ?? 0)) : 0 };
+    const quiet = figures.sessions !== undefined ? figures.sessions === 0 : figures.lastRequestMs! >= idleMs;
     const desired = target.kind === 'cluster' ? this.desired.clusters[target.cluster] : this.desired.members[target.key];
     const since = desired?.drainingSince;
-    const base = { target: formatTarget(target), inFlight, sessions, oldestIdleMs, tunnels };
+    const base = { target: formatTarget(target), basis, inFlight, ...figures, idleMs, tunnels };
     if (!since) {
       const stopped = target.kind === 'cluster' ? this.desired.clusters[target.cluster]?.traffic === 'out' : this.desired.members[target.key]?.admin === 'disabled';
       return { ...base, drained: stopped && inFlight + tunnels === 0, reason: 'not-draining' };
@@ -259,7 +317,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
           ? Date.parse(desired.drainDeadline.at)
           : Date.parse(since) + this.config.drain.deadline;
     const remainingMs = Math.max(0, deadlineAt - Date.now());
-    const idle = inFlight === 0 && sessions === 0 && tunnels === 0;
+    const idle = inFlight === 0 && quiet && tunnels === 0;
     // Idle because the deadline closed the tunnels that were left is still an end by the deadline.
     const cut = remainingMs === 0 && this.deadlines.hasClosedTunnels(target, new Date(deadlineAt).toISOString());
     return {
@@ -289,10 +347,33 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.verifier);
     this.unwatch();
     await this.serial.idle();
     this.deadlines.close();
     await Promise.all(this.closings);
+  }
+
+  private async repairDrift(): Promise<string[]> {
+    const repaired = (await this.options.driver.repair?.(this.desired)) ?? [];
+    if (repaired.length === 0) return repaired;
+    this.lastDrift = { at: new Date().toISOString(), repaired };
+    await this.options.audit.record(SYSTEM, 'drift repaired', this.options.driver.name, { repaired });
+    this.options.logger.warn({ driver: this.options.driver.name, repaired }, 'the load balancer had drifted from the desired state: applied it again');
+    return repaired;
+  }
+
+  /** The periodic drift check (driver.verify_interval), read from the config in force at each turn. */
+  private scheduleVerify(): void {
+    const driver = this.config.driver;
+    if (!this.options.driver.repair || this.closed || !driver || driver.type === 'builtin') return;
+    this.verifier = setTimeout(() => {
+      void this.verifyDriver()
+        .catch((err: unknown) => this.options.logger.warn({ err }, 'could not read the load balancer to check it still has the desired state'))
+        .finally(() => this.scheduleVerify());
+    }, driver.verify_interval);
+    this.verifier.unref();
   }
 
   /**
@@ -320,11 +401,19 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const previous = this.desired;
       const next = structuredClone(previous);
       mutate(next);
-      await this.options.driver.check?.(next);
+      try {
+        await this.options.driver.check?.(next);
+      } catch (err) {
+        // Refused before anything was stored or applied, like a safety rule (exit 3).
+        if (err instanceof DriverUnsupportedError) throw new RefusedError(err.message);
+        throw err;
+      }
       // Written before it acts: a crash after this line re-applies the same state on start.
       await this.options.store.put(STATE_KEY, next);
       this.setDesired(next);
       await this.options.driver.apply(next, previous);
+      // A change the state already held applies nothing: the load balancer may have lost it all the same.
+      await this.repairDrift();
       await this.options.audit.record(actor, action, target, detail);
       this.options.logger.info({ who: actor.who, from: actor.from, action, target, ...detail }, 'state changed');
       this.emit('change', this.state);

@@ -130,7 +130,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const conductor = await Conductor.open({ plane, logger, sampler, httpOrigin, audit }, (c) => notifier.watch(c));
     notifier.baseline(conductor.current());
     cleanup.unshift(() => conductor.close());
-    registerReleaseApi(admin, conductor);
+    registerReleaseApi(admin, conductor, () => plane.config);
     registerDashboard(admin, { token: token.value, logger, audit });
     const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`admin listener ${config.admin.listen.host}:${config.admin.listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);

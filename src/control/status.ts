@@ -1,10 +1,10 @@
 // The status report: one document for `dayshift status`, the dashboard and scripts.
 import type { ClusterStatus, MemberStatus } from '../drivers/driver.js';
 import { memberKey } from '../model.js';
-import type { ControlPlane, DrainProgress } from './plane.js';
+import type { ControlPlane, DrainProgress, DriftRepair } from './plane.js';
 import type { Rates, StatsSampler } from './sampler.js';
 import type { SiteDesired } from './state.js';
-import { routeTraffic } from '../config/schema.js';
+import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 
 export interface MemberReport extends MemberStatus, Partial<Rates> {
   key: string;
@@ -33,6 +33,8 @@ export interface StatusReport {
   sites: SiteReport[];
   clusters: ClusterReport[];
   warnings: string[];
+  /** The last time the load balancer had lost Dayshift's state and got it back (also in `warnings`). */
+  drift?: DriftRepair;
 }
 
 export async function statusReport(plane: ControlPlane, sampler?: StatsSampler): Promise<StatusReport> {
@@ -68,7 +70,8 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler):
     })),
     ...state.sites[name],
   }));
-  return { driver: status.driver, store: plane.store.description, config: plane.loaded.file, at: new Date().toISOString(), sites, clusters, warnings: status.warnings };
+  const drift = plane.drift;
+  return { driver: status.driver, store: plane.store.description, config: plane.loaded.file, at: new Date().toISOString(), sites, clusters, warnings: status.warnings, ...(drift ? { drift } : {}) };
 }
 
 /**
@@ -76,7 +79,10 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler):
  * pinned to it alone, on the first http listener.
  */
 export function qaUrlOf(plane: ControlPlane, cluster: string): string | undefined {
-  const config = plane.config;
+  return qaUrlFor(plane.config, cluster);
+}
+
+export function qaUrlFor(config: DayshiftConfig, cluster: string): string | undefined {
   const explicit = config.clusters[cluster]?.qa_url;
   if (explicit) return explicit;
   for (const site of Object.values(config.sites)) {

@@ -26,6 +26,8 @@ export interface DemoOptions {
   keep: boolean;
   /** Shift by canary steps with analysis instead of a swap (QA then checks /health only). */
   canary?: boolean;
+  /** The public (proxy) port on loopback; a free one when absent. */
+  port?: number;
 }
 
 const CANARY_PLAN = {
@@ -60,7 +62,7 @@ export async function runDemo(options: DemoOptions, out: DemoOutput, signal: Abo
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const apps: DemoApps = await startDemoApps(options.fromVersion);
     cleanup.push(() => apps.close());
-    const httpPort = await freePort();
+    const httpPort = options.port ?? (await freePort());
     const adminPort = await freePort();
     const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
     const config = demoConfig({

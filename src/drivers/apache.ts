@@ -9,9 +9,10 @@ import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import type { AdminState, Health } from '../model.js';
 import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
-import { applyStateDiff, checkWeights } from './diff.js';
+import { applyStateDiff, checkWeights, repairDrift } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
+import { RequestCounts } from './request-counts.js';
 import { Serial } from '../serial.js';
 
 /** httpd's accepted loadfactor range (w_lf); values outside it are ignored silently by httpd. */
@@ -31,15 +32,20 @@ export class ApacheDriver implements Driver {
   private readonly client: BalancerManagerClient;
   private readonly planned: PlannedMember[];
   private readonly serial = new Serial();
+  private readonly counts = new RequestCounts();
 
   constructor(private readonly options: ApacheDriverConfig, clusters: Record<string, ClusterConfig>) {
-    this.client = new BalancerManagerClient(options.url, options.timeout);
+    this.client = new BalancerManagerClient(options.url, options.timeout, options.host);
     this.planned = plannedMembers(clusters);
   }
 
   /** Desired state → the member changes that differ from `previous` (all of them at start). */
   apply(next: DesiredState, previous: DesiredState | undefined): Promise<void> {
     return applyStateDiff(this, next, previous);
+  }
+
+  repair(state: DesiredState): Promise<string[]> {
+    return repairDrift(this, state);
   }
 
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void> {
@@ -51,7 +57,7 @@ export class ApacheDriver implements Driver {
   }
 
   check(next: DesiredState): void {
-    checkWeights(this, next, { min: LOADFACTOR_MIN, max: LOADFACTOR_MAX, what: "httpd's loadfactor" });
+    checkWeights(this, next, { min: LOADFACTOR_MIN, max: LOADFACTOR_MAX, what: "httpd's loadfactor (to send a member nothing, use `dayshift disable`)" });
   }
 
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {
@@ -79,7 +85,13 @@ export class ApacheDriver implements Driver {
     for (const w of plan.matched.unclaimed) {
       warnings.push(`balancer://${plan.balancer.name} member ${w.name} belongs to no Dayshift cluster`);
     }
-    return { driver: 'apache', clusters: clusterStatuses(plan.matched, memberStatus), warnings };
+    const now = Date.now();
+    const clusters = clusterStatuses(plan.matched, (planned, worker) => ({
+      ...memberStatus(planned, worker),
+      requests: worker.elected,
+      lastRequestMs: this.counts.observe(worker.name, worker.elected, now),
+    }));
+    return { driver: 'apache', clusters, warnings };
   }
 
   async close(): Promise<void> {
@@ -91,7 +103,12 @@ export class ApacheDriver implements Driver {
     const balancer = balancers.find((b) => b.name === this.options.balancer);
     if (!balancer) {
       const names = balancers.map((b) => b.name).join(', ') || '(none)';
-      throw new BalancerManagerError(`${this.client.url} has no balancer "${this.options.balancer}"; it has: ${names} (driver.balancer)`);
+      throw new BalancerManagerError(
+        `${this.client.url}${this.options.host ? ` (Host ${this.options.host})` : ''} has no balancer "${this.options.balancer}"; it has: ${names} (driver.balancer). ` +
+          `A balancer-manager sees only the balancers of its own server or VirtualHost: if <Proxy balancer://${this.options.balancer}> is inside a <VirtualHost>, ` +
+          'move it out to the server level (ProxyPass in the VirtualHost can still use it), or put <Location /balancer-manager> in that VirtualHost ' +
+          'and set driver.url to its address and driver.host to its ServerName',
+      );
     }
     const matched =
       this.options.match === 'route'

@@ -17,6 +17,8 @@ export interface Worker {
   status: string[];
   /** Requests in flight on this member now. */
   busy: number;
+  /** Requests sent to this member since httpd started (sticky ones to a draining member included). */
+  elected: number;
 }
 
 export interface Balancer {
@@ -50,7 +52,8 @@ export class BalancerManagerClient {
   private readonly target: URL;
   private readonly headers: Record<string, string>;
 
-  constructor(url: string, private readonly timeoutMs: number) {
+  /** `host`: the Host header to send instead of url's (a name-based VirtualHost that holds the manager). */
+  constructor(url: string, private readonly timeoutMs: number, host?: string) {
     const parsed = new URL(url);
     this.headers = {};
     if (parsed.username !== '') {
@@ -62,8 +65,10 @@ export class BalancerManagerClient {
     parsed.search = '';
     parsed.hash = '';
     this.target = parsed;
-    // httpd compares the Referer's host with the request's server name; the manager's own URL passes.
-    this.headers.referer = parsed.toString();
+    // httpd drops every parameter (?xml=1 included) and logs AH10187 unless the Referer's host is the
+    // request's server name: the Host header's host, so the Referer names the same host.
+    if (host !== undefined) this.headers.host = host;
+    this.headers.referer = host === undefined ? parsed.toString() : `${parsed.protocol}//${host}${parsed.pathname}`;
   }
 
   get url(): string {
@@ -151,6 +156,7 @@ export function parseManagerXml(xml: string): Balancer[] {
         loadfactor: Number(tag(w, 'loadfactor') ?? '1'),
         status: (tag(w, 'status') ?? '').trim().split(/\s+/).filter(Boolean),
         busy: Number(tag(w, 'busy') ?? '0'),
+        elected: Number(tag(w, 'elected') ?? '0'),
       }));
     balancers.push({
       name: (tag(head!, 'name') ?? '').replace(/^balancer:\/\//, ''),

@@ -3,7 +3,7 @@
 // clusters, so each member gets its effective state: the stricter of its own and its cluster's.
 import type { DesiredState } from '../control/state.js';
 import { splitMemberKey, type AdminState, type MemberKey, type TrafficState } from '../model.js';
-import { DriverUnsupportedError, type DriverName } from './driver.js';
+import { DriverUnsupportedError, type DriverName, type DriverStatus } from './driver.js';
 
 export interface EffectiveMember {
   admin: AdminState;
@@ -62,3 +62,33 @@ export async function applyStateDiff(driver: MemberChanges, next: DesiredState, 
   }
 }
 
+
+/**
+ * Applies the desired state again to each member whose state on the load balancer differs from it, and
+ * says what it repaired. `same` tells a state read back that stands for the one wanted (HAProxy: a ready
+ * backup server reads as standby). Members missing from the balancer are left to status() warnings.
+ */
+export async function repairDrift(
+  driver: MemberChanges & { status(): Promise<DriverStatus> },
+  state: DesiredState,
+  same: (wanted: AdminState, found: AdminState) => boolean = (wanted, found) => wanted === found,
+): Promise<string[]> {
+  const found = new Map((await driver.status()).clusters.flatMap((c) => c.members.map((m) => [`${c.name}/${m.id}`, m] as const)));
+  const repaired: string[] = [];
+  for (const [key, wanted] of effectiveMembers(state)) {
+    const member = found.get(key);
+    if (!member) continue;
+    const [cluster, id] = splitMemberKey(key);
+    const changes: string[] = [];
+    if (Math.abs(member.weight - wanted.weight) > 0.005) {
+      await driver.setMemberWeight(cluster, id, wanted.weight);
+      changes.push(`weight ${member.weight} → ${wanted.weight}`);
+    }
+    if (!same(wanted.admin, member.admin)) {
+      await driver.setMemberState(cluster, id, wanted.admin);
+      changes.push(`${member.admin} → ${wanted.admin}`);
+    }
+    if (changes.length > 0) repaired.push(`${key} ${changes.join(', ')}`);
+  }
+  return repaired;
+}

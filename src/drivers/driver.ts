@@ -26,6 +26,13 @@ export interface MemberStatus {
   weight: number;
   /** Requests in flight now (Apache: busy; HAProxy: scur). */
   inFlight: number;
+  /**
+   * Requests the load balancer has sent to the member since it started (Apache: elected; HAProxy: stot).
+   * A draining member whose count stays still takes no more sticky requests.
+   */
+  requests?: number;
+  /** Milliseconds since `requests` last grew, as far as this Dayshift has watched it. */
+  lastRequestMs?: number;
   /** Sessions bound to the member and seen within the idle window, when the driver can tell. */
   boundSessions?: number;
   /** Milliseconds since the least recently seen bound session, when known. */
@@ -65,6 +72,12 @@ export interface Driver {
    * load balancer (HAProxy: which servers are backups).
    */
   check?(next: DesiredState): void | Promise<void>;
+  /**
+   * Reads the load balancer's real state and applies `state` again to every member where it differs (an
+   * httpd restart without BalancerPersist, an HAProxy reload without a state file); returns what it
+   * repaired, one line per member. Absent for the built-in proxy, which is the state itself.
+   */
+  repair?(state: DesiredState): Promise<string[]>;
   /** `sessionIdleMs`: count bound sessions seen within this window (default drain.session_idle). */
   status(options?: StatusOptions): Promise<DriverStatus>;
   close(): Promise<void>;

@@ -8,10 +8,11 @@ import type { HaproxyDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import { splitMemberKey, type AdminState, type Health, type MemberKey } from '../model.js';
-import { applyStateDiff, checkWeights } from './diff.js';
+import { applyStateDiff, checkWeights, repairDrift } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
 import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } from './runtime-api.js';
+import { RequestCounts } from './request-counts.js';
 import { Serial } from '../serial.js';
 
 /** HAProxy's weight range (`set server ... weight`). */
@@ -31,6 +32,8 @@ interface Server {
   weight: number;
   /** From show stat: sessions on the server now (requests in flight in mode http). */
   scur: number;
+  /** From show stat: sessions sent to the server since the worker started (one per HTTP request). */
+  stot: number;
   backup: boolean;
 }
 
@@ -45,6 +48,7 @@ export class HaproxyDriver implements Driver {
   private readonly client: RuntimeApiClient;
   private readonly planned: PlannedMember[];
   private readonly serial = new Serial();
+  private readonly counts = new RequestCounts();
 
   constructor(private readonly options: HaproxyDriverOptions, clusters: Record<string, ClusterConfig>) {
     const target = options.socket !== undefined ? { socket: options.socket } : { host: options.address!.host, port: options.address!.port };
@@ -55,6 +59,11 @@ export class HaproxyDriver implements Driver {
   /** Desired state → the server changes that differ from `previous` (all of them at start). */
   apply(next: DesiredState, previous: DesiredState | undefined): Promise<void> {
     return applyStateDiff(this, next, previous);
+  }
+
+  /** A ready backup server reads back as standby: that is the ready it can be. */
+  repair(state: DesiredState): Promise<string[]> {
+    return repairDrift(this, state, (wanted, found) => wanted === found || (wanted === 'ready' && found === 'standby'));
   }
 
   setMemberState(cluster: string, member: string, state: AdminState): Promise<void> {
@@ -100,7 +109,13 @@ export class HaproxyDriver implements Driver {
       warnings.push(`member ${planned.cluster}/${planned.id} (${this.expected(planned)}) is not a server of backend ${this.options.backend}`);
     }
     for (const s of matched.unclaimed) warnings.push(`backend ${this.options.backend} server ${s.name} belongs to no Dayshift cluster`);
-    return { driver: 'haproxy', clusters: clusterStatuses(matched, memberStatus), warnings };
+    const now = Date.now();
+    const clusters = clusterStatuses(matched, (planned, server) => ({
+      ...memberStatus(planned, server),
+      requests: server.stot,
+      lastRequestMs: this.counts.observe(server.name, server.stot, now),
+    }));
+    return { driver: 'haproxy', clusters, warnings };
   }
 
   async close(): Promise<void> {
@@ -128,6 +143,7 @@ export class HaproxyDriver implements Driver {
         opState: Number(r.srv_op_state),
         weight: Number(r.srv_uweight),
         scur: Number(stat?.scur ?? 0),
+        stot: Number(stat?.stot ?? 0),
         backup: stat?.bck === '1',
       };
     });

@@ -2,11 +2,14 @@
 import { z } from 'zod';
 import { startEvents, type AdminServer } from '../control/admin-server.js';
 import { HttpError } from '../control/router.js';
+import type { DayshiftConfig } from '../config/schema.js';
+import { releaseAdvice } from './advice.js';
 import type { Conductor } from './conductor.js';
 import { ReleaseRefusedError } from './errors.js';
 import type { Release } from './types.js';
 
-export function registerReleaseApi(server: AdminServer, conductor: Conductor): void {
+/** `config`: the configuration in force, for the advice a start or plan answers with (advice.ts). */
+export function registerReleaseApi(server: AdminServer, conductor: Conductor, config: () => DayshiftConfig): void {
   const r = server.router;
   const tag = 'release';
 
@@ -28,8 +31,9 @@ export function registerReleaseApi(server: AdminServer, conductor: Conductor): v
     },
     ({ body, actor }) =>
       guard(async () => {
-        if (body.plan) return { version: body.version, steps: conductor.plan(body.version) };
-        return conductor.start(actor, body.version, { waitWindow: body.waitWindow ?? false });
+        const warnings = releaseAdvice(config());
+        if (body.plan) return { version: body.version, steps: conductor.plan(body.version), warnings };
+        return { ...(await conductor.start(actor, body.version, { waitWindow: body.waitWindow ?? false })), warnings };
       }),
   );
 

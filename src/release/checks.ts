@@ -4,7 +4,9 @@
 import { request } from 'undici';
 import { healthCheckFor, probeMember } from '../balance/health.js';
 import type { AnalysisConfig, QaCheckConfig } from '../config/release-schema.js';
+import type { DayshiftConfig } from '../config/schema.js';
 import type { ControlPlane } from '../control/plane.js';
+import { listenerOrigin, qaUrlFor } from '../control/status.js';
 import { memberId } from '../control/state.js';
 import type { Health } from '../model.js';
 import type { Rates } from '../control/sampler.js';
@@ -54,17 +56,18 @@ export async function healthGate(plane: ControlPlane, cluster: string, options: 
 /**
  * The health of a cluster's members, but those an operator disabled (not part of the release: they would
  * never come up). The built-in proxy checks members whatever their traffic state; Apache and HAProxy stop
- * checking members they took out of traffic, so with them the gate probes each member itself.
+ * checking members they took out of traffic, so with them the gate probes each member itself, as it does
+ * when the proxy's active checks are off (health.enabled: false counts every member up unchecked).
  */
 async function memberHealth(plane: ControlPlane, cluster: string): Promise<{ id: string; url: string; health: Health; reason?: string }[]> {
   const desired = plane.state.members;
   const enabled = (id: string) => desired[`${cluster}/${id}`]?.admin !== 'disabled';
-  if (plane.driver.name === 'builtin') {
+  const config = plane.config;
+  const members = config.clusters[cluster]?.members ?? [];
+  if (plane.driver.name === 'builtin' && members.every((_, i) => healthCheckFor(config, cluster, i).enabled)) {
     const status = await plane.status();
     return (status.clusters.find((c) => c.name === cluster)?.members ?? []).filter((m) => enabled(m.id));
   }
-  const config = plane.config;
-  const members = config.clusters[cluster]?.members ?? [];
   const probed = await Promise.all(
     members.map(async (member, i) => {
       const id = memberId(member.route, i);
@@ -81,6 +84,33 @@ export interface QaTarget {
   url: string;
   origin: string;
   host: string;
+}
+
+/**
+ * Where a cluster's QA checks go: its qa_url (connecting to qa_connect when set, with qa_url's Host),
+ * else its QA site on Dayshift's own http listener (`httpOrigin`: where it answers). With Apache or
+ * HAProxy, Dayshift's listener serves nothing, so a cluster without qa_url has no QA target there.
+ */
+export function qaTargetFor(config: DayshiftConfig, cluster: string, httpOrigin?: string): QaTarget {
+  const url = qaUrlFor(config, cluster);
+  const own = config.clusters[cluster];
+  if (!url) throw new ReleaseStepError(`cluster ${cluster} has no QA site: add a site whose routes are pinned to it, or set clusters.${cluster}.qa_url`);
+  const parsed = new URL(url);
+  if (own?.qa_url) {
+    const connect = own.qa_connect;
+    const origin = connect ? `${parsed.protocol}//${connect.host.includes(':') ? `[${connect.host}]` : connect.host}:${connect.port}` : parsed.origin;
+    return { url, origin, host: parsed.host };
+  }
+  const driver = config.driver?.type ?? 'builtin';
+  if (driver !== 'builtin') {
+    throw new ReleaseStepError(
+      `QA checks on ${cluster} cannot reach it: with the ${driver} driver Dayshift's own port serves nothing; ` +
+        `set clusters.${cluster}.qa_url to its QA site on the load balancer (and qa_connect to connect to another address)`,
+    );
+  }
+  const origin = httpOrigin ?? listenerOrigin([config.listen.http].flat()[0]);
+  if (!origin) throw new ReleaseStepError('no http listener to send QA checks to');
+  return { url, origin, host: parsed.host };
 }
 
 export interface QaContext {
@@ -100,11 +130,13 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
   };
   for (const check of checks) {
     if ('path' in check) {
-      const url = new URL(check.path, ctx.target.url).toString();
+      const path = expandEnv(check.path, ctx.env);
+      const expected = check.body === undefined ? undefined : expandEnv(check.body, ctx.env);
+      const url = new URL(path, ctx.target.url).toString();
       let status: number;
       let body: string;
       try {
-        const response = await request(new URL(check.path, ctx.target.origin), {
+        const response = await request(new URL(path, ctx.target.origin), {
           method: 'GET',
           headers: { host: ctx.target.host, 'user-agent': 'dayshift-qa' },
           headersTimeout: check.timeout,
@@ -119,10 +151,10 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
         throw new ReleaseStepError(`QA check GET ${url} failed: ${(err as Error).message}`, lines);
       }
       const statusOk = check.status === undefined ? status >= 200 && status < 300 : status === check.status;
-      const bodyOk = check.body === undefined || body.includes(check.body);
-      note(`GET ${url} → ${status}${check.body !== undefined ? (bodyOk ? `, body has "${check.body}"` : `, body lacks "${check.body}"`) : ''}`);
+      const bodyOk = expected === undefined || body.includes(expected);
+      note(`GET ${url} → ${status}${expected !== undefined ? (bodyOk ? `, body has "${expected}"` : `, body lacks "${expected}"`) : ''}`);
       if (!statusOk) throw new ReleaseStepError(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, lines);
-      if (!bodyOk) throw new ReleaseStepError(`QA check GET ${url}: the body does not contain "${check.body}"`, lines);
+      if (!bodyOk) throw new ReleaseStepError(`QA check GET ${url}: the body does not contain "${expected}"`, lines);
     } else {
       note(`$ ${check.run}`);
       const result = await runCommand(check.run, {
@@ -137,6 +169,14 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
     }
   }
   return lines;
+}
+
+/**
+ * `$NAME` and `${NAME}` of the release's variables (DAYSHIFT_VERSION, DAYSHIFT_CLUSTER, ...) in a check's
+ * path or body, as a shell would expand them in a command check; other text is left as written.
+ */
+export function expandEnv(text: string, env: Record<string, string>): string {
+  return text.replace(/\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))/g, (whole, braced: string | undefined, bare: string | undefined) => env[(braced ?? bare)!] ?? whole);
 }
 
 /** Judges a canary: the released cluster's rates against the other live clusters'. Undefined = fine. */

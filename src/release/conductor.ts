@@ -328,7 +328,14 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       if (step.kind !== 'approval' || !step.startedAt) step.startedAt = new Date().toISOString();
       // Written before it acts: after a crash the journal names this step as the interrupted one.
       await this.save();
-      const ok = await settle(step, () => runStepBody(step, this.context(r, signal)), signal);
+      const ok = await settle(
+        step,
+        async () => {
+          await this.plane.verifyDriver(); // a load balancer restarted since the last step gets its state back first
+          return runStepBody(step, this.context(r, signal));
+        },
+        signal,
+      );
       if (signal.aborted) return;
       if (!ok) {
         r.state = 'failed';

@@ -127,8 +127,11 @@ test('dayshift import apache -o writes a file that dayshift check accepts, and -
     const out = join(dir, 'dayshift.yaml');
     const written = await run(process.execPath, [main, 'import', 'apache', origin, '-o', out]);
     assert.match(written.stdout, /wrote .*dayshift\.yaml: 2 cluster\(s\), 3 site\(s\); 0 directive\(s\) not translated/);
+    // The origin's AJP balancers have no stickiness: Tomcat sessions need routes (jvmRoute).
+    assert.match(written.stdout, /hint: sites qa-prod-a, qa-prod-b, public: ajp members without sticky sessions.*jvmRoute/);
     const checked = await run(process.execPath, [main, 'check', '-c', out]);
     assert.match(checked.stdout, /ok .*: 3 site\(s\), 2 cluster\(s\), 8 member\(s\)/);
+    assert.match(checked.stdout, /warning: sites qa-prod-a, qa-prod-b, public: ajp members without sticky sessions/);
     await assert.rejects(run(process.execPath, [main, 'import', 'apache', origin, '-o', out]), (err: { code: number; stderr: string }) => err.code === 2 && /exists/.test(err.stderr));
     const json = JSON.parse((await run(process.execPath, [main, 'import', 'apache', join(shop, 'httpd.conf'), '--server-root', shop, '--json'])).stdout) as { untranslated: number; notes: ImportNote[] };
     assert.equal(json.untranslated, 9);
@@ -136,4 +139,27 @@ test('dayshift import apache -o writes a file that dayshift check accepts, and -
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('without Listen, a VirtualHost address keeps its interface (127.0.0.1:80 stays on loopback); * listens on all', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dayshift-import-listen-'));
+  try {
+    const only = async (text: string) => {
+      await writeFile(join(dir, 'httpd.conf'), text);
+      return configSchema.parse(importApacheFile(join(dir, 'httpd.conf')).config).listen.http;
+    };
+    const vhost = (address: string, name: string) => `<VirtualHost ${address}>\n  ServerName ${name}\n  ProxyPass / http://10.0.0.1:8080/\n</VirtualHost>\n`;
+    assert.deepEqual(await only(vhost('127.0.0.1:80', 'a.example')), { host: '127.0.0.1', port: 80 });
+    assert.deepEqual(await only(vhost('127.0.0.1:80', 'a.example') + vhost('*:80', 'b.example')), { host: '0.0.0.0', port: 80 });
+    assert.deepEqual(await only(vhost('127.0.0.1:8080', 'a.example') + vhost('10.1.2.3:8080', 'b.example')), [{ host: '127.0.0.1', port: 8080 }, { host: '10.1.2.3', port: 8080 }]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the import turns active health checks on, on a path the config names', () => {
+  const { config, yaml } = importApacheFile(origin);
+  assert.deepEqual(configSchema.parse(config).health, { ...configSchema.parse(config).health, enabled: true, path: '/' });
+  assert.match(yaml, /^# Active health checks are on: GET health\.path \(\/\)/m);
+  assert.match(yaml, /^health:\n {2}enabled: true\n {2}path: \//m);
 });

@@ -18,7 +18,7 @@ const actor = { who: 'test', from: '127.0.0.1' };
 async function releaseStep(lb: RunningLoadBalancer, backends: Backend[]): Promise<void> {
   const { plane, audit, close } = await openPlaneOn(lb);
   try {
-    const load = startLoad(lb.url, { concurrency: 4, maxRequests: 3000, maxMs: 30_000, headers: { host: 'example.com' } });
+    const load = startLoad(lb.url, { concurrency: 4, maxRequests: 20_000, maxMs: 30_000, headers: { host: 'example.com' } });
     await load.completed(100);
     const prodA = plane.target('prod-a');
     await plane.setTraffic(actor, prodA.cluster, 'draining');

@@ -17,7 +17,7 @@ test('no driver section means the built-in driver the caller supplies', () => {
 
 test('driver sections make Apache and HAProxy drivers with their defaults', () => {
   const apache = parseConfig(`${base}driver: {type: apache, url: "http://127.0.0.1:8080/balancer-manager", balancer: web-prod}\n`).config;
-  assert.deepEqual(apache.driver, { type: 'apache', url: 'http://127.0.0.1:8080/balancer-manager', balancer: 'web-prod', match: 'url', disabled_flag: 'D', timeout: 5000 });
+  assert.deepEqual(apache.driver, { type: 'apache', url: 'http://127.0.0.1:8080/balancer-manager', balancer: 'web-prod', match: 'url', disabled_flag: 'D', timeout: 5000, verify_interval: 10_000 });
   assert.ok(createDriver(apache) instanceof ApacheDriver);
   const haproxy = parseConfig(`${base}driver: {type: haproxy, socket: run/admin.sock, backend: web-prod, state_file: run/state}\n`).config;
   assert.ok(createDriver(haproxy, { baseDir: '/etc/dayshift' }) instanceof HaproxyDriver);

@@ -29,7 +29,7 @@ describe('abort during a drain', () => {
     await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' });
     const draining = await until('prod-a draining with sessions', () => {
       const r = dayshift.conductor.current();
-      return r?.steps[r.current]?.id === 'prod-a:drain' && r.drain && r.drain.sessions > 0 ? r : undefined;
+      return r?.steps[r.current]?.id === 'prod-a:drain' && r.drain && (r.drain.sessions ?? 0) > 0 ? r : undefined;
     });
     assert.equal(dayshift.plane.state.clusters['prod-a']?.traffic, 'draining');
     assert.ok(draining.drain!.remainingMs! > 0);

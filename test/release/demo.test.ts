@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
 import type { DemoReport } from '../../src/demo/demo.js';
+import { freePort } from '../../src/ports.js';
 import { cli, MAIN, until } from './harness.js';
 
 const SHORT = ['--users', '5', '--think', '100ms', '--warmup', '500ms', '--drain-idle', '1s'];
@@ -23,14 +24,16 @@ describe('dayshift demo', () => {
     assert.match(run.stderr, /admin API\s+http:\/\/127\.0\.0\.1:\d+\s+token \S+/);
   });
 
-  it('with --keep stays up until Ctrl-C, then stops everything and removes its files', async () => {
-    const child = spawn(process.execPath, [MAIN, 'demo', ...SHORT, '--keep'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  it('with --keep (and --port) stays up on that port until Ctrl-C, then stops everything and removes its files', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [MAIN, 'demo', ...SHORT, '--keep', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
     let stdout = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     const exited = once(child, 'exit');
     try {
       await until('the demo to keep running', () => (stdout.includes('Ctrl-C stops it all') ? true : undefined), 90_000);
       const publicUrl = /public site\s+(\S+)/.exec(stdout)![1]!;
+      assert.equal(new URL(publicUrl).port, String(port));
       const page = await fetch(publicUrl.replace('localhost', '127.0.0.1'), { headers: { host: new URL(publicUrl).host } });
       assert.equal(page.status, 200, 'the proxy still serves');
       assert.match(await page.text(), /version <b>2\.0<\/b>/);

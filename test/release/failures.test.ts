@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { parse, stringify } from 'yaml';
 import type { Dayshift } from '../../src/control/server.js';
 import { allUp, api, DAYSHIFT, makeWorld, releaseIn, startInProcess, type World } from './harness.js';
 
@@ -99,6 +100,28 @@ describe('a failing health gate', () => {
     assert.deepEqual(apps.map((a) => a.version), ['1.0', '1.0'], 'the rollback hook put the old version back');
     const state = dayshift.plane.state.clusters;
     assert.deepEqual([state['prod-a']?.traffic, state['prod-a']?.weight, state['prod-b']?.traffic], ['live', 1, 'live']);
+  });
+});
+
+describe('a health gate with the proxy\'s active checks off (health.enabled: false, as imports once wrote)', () => {
+  let world: World;
+  let dayshift: Dayshift;
+  after(async () => {
+    await dayshift?.close(1000);
+    await world?.close();
+  });
+
+  it('probes the members itself: an unhealthy build fails it instead of counting as up unchecked', async () => {
+    world = await makeWorld({ release: { health: { timeout: '3s', stable: '500ms' }, hooks: { deploy: { run: `${DAYSHIFT} demo-deploy`, per: 'member' } } } });
+    const config = parse(await readFile(world.configFile, 'utf8')) as { health?: Record<string, unknown> };
+    config.health = { ...config.health, enabled: false };
+    await writeFile(world.configFile, stringify(config));
+    dayshift = await startInProcess(world);
+    await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0-unhealthy' });
+    const failed = await releaseIn(dayshift, ['failed', 'succeeded']);
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.steps[failed.current]?.id, 'prod-a:health');
+    assert.match(failed.reason ?? '', /health gate timed out .*a1 .* is down/);
   });
 });
 

@@ -47,6 +47,8 @@ export interface Httpd {
   managerUrl: string;
   /** httpd's output and error log, for failure messages. */
   log(): Promise<string>;
+  /** Stops httpd and starts it again on the same config and port (a full stop and start). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -85,15 +87,18 @@ export async function startHttpd(binary: string, options: HttpdOptions): Promise
   const port = await freePort();
   const conf = join(dir, 'httpd.conf');
   await writeFile(conf, `${preamble(port, dir, options.modules)}\n${options.body.replaceAll('{PORT}', String(port))}\n`);
-  const proc = new Foreground(binary, ['-f', conf, '-DFOREGROUND'], dir);
+  const run = () => new Foreground(binary, ['-f', conf, '-DFOREGROUND'], dir);
+  let proc = run();
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor('httpd to answer /server-status?auto', async () => {
+  const ready = () =>
+    waitFor('httpd to answer /server-status?auto', async () => {
       if (!proc.running) throw new Error(`httpd exited: ${proc.log}`);
       const res = await request(`${url}/server-status?auto`);
       const text = await res.body.text();
       return res.statusCode === 200 && text.includes('ServerVersion') ? true : undefined;
     });
+  try {
+    await ready();
   } catch (err) {
     await proc.stop();
     (err as Error).message += `\nhttpd output:\n${proc.log}\n${(await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')).slice(-3000)}`;
@@ -106,6 +111,11 @@ export async function startHttpd(binary: string, options: HttpdOptions): Promise
     url,
     managerUrl: `${url}/balancer-manager`,
     log: async () => `${proc.log}${await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')}`,
+    restart: async () => {
+      await proc.stop();
+      proc = run();
+      await ready();
+    },
     stop: async () => {
       await proc.stop();
       await rm(dir, { recursive: true, force: true });

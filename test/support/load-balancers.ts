@@ -33,6 +33,8 @@ export function twoClusterConfig(port: number, backends: Backend[], driver: Reco
   return parseConfig(`
 listen: { http: 127.0.0.1:${port} }
 health: { path: /health, interval: 1s }
+# Apache and HAProxy count requests, not sessions: a drain ends after this long without a new one.
+drain: { session_idle: 2s }
 clusters:
   prod-a: { members: [${backends.slice(0, 2).map(member).join(', ')}] }
   prod-b: { members: [${backends.slice(2, 4).map(member).join(', ')}] }
@@ -64,7 +66,7 @@ export async function startExportedHaproxy(binary: string, backends: Backend[]):
   const exported = exportHaproxy(draft, { socket: 'admin.sock', stateFile: 'state', source: 'test' });
   const body = exported.text.slice(exported.text.indexOf('\nfrontend ') + 1);
   const lb = await startHaproxy(binary, body);
-  const config = { ...draft, driver: { type: 'haproxy' as const, socket: lb.socket, backend: 'public', match: 'name' as const, state_file: lb.stateFile, timeout: 5000 } };
+  const config = { ...draft, driver: { type: 'haproxy' as const, socket: lb.socket, backend: 'public', match: 'name' as const, state_file: lb.stateFile, timeout: 5000, verify_interval: 10_000 } };
   return { config, url: `http://127.0.0.1:${port}/`, stop: () => lb.stop() };
 }
 

@@ -1,6 +1,7 @@
 // The drain step: the cluster stops taking new sessions and the step waits until its bound sessions went
 // idle, or the plan's deadline passed.
 import type { DrainProgress } from '../../control/plane.js';
+import { drainOutcome } from '../../control/drain-text.js';
 import { clusterPlan } from '../plan.js';
 import type { DrainStep } from '../types.js';
 import { change, clusterTarget, releaseActor, type StepRunner } from './step.js';
@@ -23,6 +24,5 @@ export const drain: StepRunner<DrainStep> = async ({ cluster }, ctx) => {
     ctx.progress();
   };
   const final = await plane.waitDrained(clusterTarget(cluster), { idleMs: plan.drainIdleMs, signal: ctx.signal, onProgress, pollMs: ctx.pollMs(250) });
-  if (final.reason === 'deadline') return { detail: `deadline reached with ${final.inFlight} in flight and ${final.sessions} session(s) left` };
-  return { detail: 'drained: nothing in flight, no bound session active' };
+  return { detail: drainOutcome(final) };
 };

@@ -5,6 +5,12 @@ import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { createAjpTransport, type AjpTransport, type AjpTransportOptions } from '../../../src/proxy/ajp/transport.js';
 import { UpstreamError } from '../../../src/proxy/transport.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { healthCheckFor, probeMember } from '../../../src/balance/health.js';
+import { importApacheFile } from '../../../src/config/apache-import.js';
+import { configSchema } from '../../../src/config/schema.js';
 import { requireTomcat, startTomcat, type Tomcat } from '../../support/tomcat.js';
 import { generatedBody, plainClient, readAll, readJson, upstreamRequest } from './requests.js';
 import { freePort } from '../../../src/ports.js';
@@ -250,5 +256,25 @@ test('AJP transport against real Tomcat 10', async (t) => {
     await assert.rejects(ajp2.ping(1000), (err: unknown) => err instanceof UpstreamError);
     // t1 is unaffected.
     assert.equal((await ajp1.request(upstreamRequest({ path: '/index.html' }))).status, 200);
+  });
+
+  await t.test("an imported httpd config checks its ajp members: the running Tomcat is up, the stopped one down (what the health gate probes)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dayshift-import-tomcat-'));
+    try {
+      const conf = join(dir, 'httpd.conf');
+      await writeFile(
+        conf,
+        ['<VirtualHost 127.0.0.1:80>', '  ServerName example.com', '  ProxyPass / balancer://web-prod/', '  <Proxy balancer://web-prod>',
+          `    BalancerMember ajp://127.0.0.1:${t1.ajpPort} secret=${t1.secret}`, `    BalancerMember ajp://127.0.0.1:${t2.ajpPort} secret=${t2.secret}`,
+          '  </Proxy>', '</VirtualHost>', ''].join('\n'),
+      );
+      const config = configSchema.parse(importApacheFile(conf).config);
+      const [cluster, { members }] = Object.entries(config.clusters)[0]!;
+      const probed = await Promise.all(members.map((m, i) => probeMember(m, healthCheckFor(config, cluster, i))));
+      assert.equal(probed[0], undefined, 'the running Tomcat is up');
+      assert.match(probed[1] ?? 'up', /ping failed/, 'the stopped Tomcat is down');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
