@@ -6,10 +6,11 @@ import { LATENCY_BUCKETS_MS, type ProxyHandle } from '../proxy/api.js';
 import type { AdminServer } from './admin-server.js';
 import type { ControlPlane } from './plane.js';
 import type { SessionTracker } from './sessions.js';
+import type { CertificateReport } from '../tls/certificates.js';
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
-export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions?: SessionTracker): Registry {
+export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions?: SessionTracker, certificates?: () => CertificateReport[]): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'dayshift_process_' });
 
@@ -48,6 +49,19 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
   if (sessions) {
     new Gauge({ name: 'dayshift_sessions_tracked', help: 'Sessions tracked for session-aware drain', registers: [registry], collect() { this.set(sessions.size); } });
     new Gauge({ name: 'dayshift_sessions_evicted', help: 'Sessions evicted from tracking because the bound was reached', registers: [registry], collect() { this.set(sessions.evictions); } });
+  }
+
+  if (certificates) {
+    new Gauge({
+      name: 'dayshift_certificate_expiry_seconds',
+      help: 'Unix time at which the ACME certificate in force for the host expires',
+      labelNames: ['site', 'host'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const c of certificates()) if (c.notAfter) for (const host of c.hosts) this.set({ site: c.site, host }, Date.parse(c.notAfter) / 1000);
+      },
+    });
   }
 
   const bound = new Gauge({ name: 'dayshift_member_bound_sessions', help: 'Sessions bound to the member seen within the idle window', labelNames: ['cluster', 'member'], registers: [registry], collect: () => refreshState() });

@@ -15,6 +15,8 @@ import { startProxy } from '../proxy/proxy.js';
 import { registerReleaseApi } from '../release/api.js';
 import { Conductor } from '../release/conductor.js';
 import { openStore } from '../store/open.js';
+import { AcmeManager, type ChallengeType } from '../tls/acme.js';
+import { CertificateTable } from '../tls/certificates.js';
 import { registerDashboard } from '../ui/dashboard.js';
 import type { Store } from '../store/store.js';
 import { AdminServer } from './admin-server.js';
@@ -70,10 +72,14 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     // plane only and their listeners serve the traffic.
     let proxy: ProxyHandle | undefined;
     let driver: Driver;
+    // Several instances share an etcd store: each publishes its live figures, and status and drain
+    // waiting add up everyone's. host-pid plus a random part keeps two instances in one process apart.
+    const instanceId = `${defaultInstanceId()}-${randomBytes(3).toString('hex')}`;
+    const certificates = config.acme ? new CertificateTable() : undefined;
     if ((config.driver?.type ?? 'builtin') === 'builtin') {
       const stored = await store.get<DesiredState>(STATE_KEY);
       const cookieSecret = config.cookie_secret ?? (await cookieSecretIn(stateDir));
-      const started = await startProxy({ config: loaded, state: reconcileState(config, stored?.value), logger, sessions, cookieSecret });
+      const started = await startProxy({ config: loaded, state: reconcileState(config, stored?.value), logger, sessions, cookieSecret, ...(certificates ? { certificates } : {}) });
       proxy = started;
       cleanup.unshift(() => started.close(0));
       driver = new BuiltinDriver(started, current, sessions);
@@ -82,9 +88,6 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       cleanup.unshift(() => driver.close());
     }
 
-    // Several instances share an etcd store: each publishes its live figures, and status and drain
-    // waiting add up everyone's. host-pid plus a random part keeps two instances in one process apart.
-    const instanceId = `${defaultInstanceId()}-${randomBytes(3).toString('hex')}`;
     const publisher =
       config.store?.type === 'etcd' && proxy
         ? startPublishing(store, () => instanceFigures({ id: instanceId, version: VERSION }, proxy.stats(), sessions.byMember(Date.now(), current().config.drain.session_idle)), {
@@ -102,12 +105,18 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const plane = await ControlPlane.open({ loaded, store, driver, audit, logger, ...(proxy ? { proxy } : {}), ...(peers ? { peers } : {}) });
     opened.plane = plane;
     cleanup.unshift(() => plane.close());
+    const acme = certificates && proxy ? startAcme(store, certificates, logger, current, proxy, instanceId) : undefined;
+    if (acme) {
+      cleanup.unshift(() => acme.close());
+      plane.on('reload', () => acme.refresh());
+    }
+    const certificateReport = acme ? () => acme.report() : undefined;
     const statsOf = proxy;
     const sampler = statsOf ? new StatsSampler(() => statsOf.stats(), (key) => splitMemberKey(key)[0]) : undefined;
     sampler?.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION });
-    const statusFeed = registerControlApi(admin, plane, audit, sampler);
-    registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined), config.admin.metrics_auth);
+    const statusFeed = registerControlApi(admin, plane, audit, sampler, certificateReport);
+    registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined, certificateReport), config.admin.metrics_auth);
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
     const httpOrigin = () => {
       const bound = proxy?.addresses().http[0];
@@ -140,6 +149,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       async close(graceMs = plane.config.timeouts.shutdown) {
         clearInterval(pruner);
         await conductor.close();
+        await acme?.close();
         publisher?.stop();
         sampler?.stop();
         await admin.close();
@@ -153,6 +163,15 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     for (const step of cleanup) await step().catch(() => undefined);
     throw err;
   }
+}
+
+/** Starts ordering and renewing certificates for the sites with tls.acme, by the challenges the listeners can answer. */
+function startAcme(store: Store, table: CertificateTable, logger: Logger, loaded: () => LoadedConfig, proxy: ProxyHandle, instance: string): AcmeManager {
+  const listeners = proxy.addresses();
+  const challenges: ChallengeType[] = [...(listeners.http.length > 0 ? (['http-01'] as const) : []), ...(listeners.https.length > 0 ? (['tls-alpn-01'] as const) : [])];
+  const manager = new AcmeManager({ store, table, logger, loaded, challenges, instance });
+  manager.start();
+  return manager;
 }
 
 /** The secret that signs sticky cookies: generated once, so cookies stay valid across restarts. */

@@ -5,6 +5,7 @@ import type { ControlPlane, DrainProgress } from './plane.js';
 import type { Rates, StatsSampler } from './sampler.js';
 import type { SiteDesired } from './state.js';
 import { routeTraffic } from '../config/schema.js';
+import type { CertificateReport } from '../tls/certificates.js';
 
 export interface MemberReport extends MemberStatus, Partial<Rates> {
   key: string;
@@ -32,10 +33,12 @@ export interface StatusReport {
   at: string;
   sites: SiteReport[];
   clusters: ClusterReport[];
+  /** Certificates of the sites with tls.acme (absent without ACME). */
+  certificates?: CertificateReport[];
   warnings: string[];
 }
 
-export async function statusReport(plane: ControlPlane, sampler?: StatsSampler): Promise<StatusReport> {
+export async function statusReport(plane: ControlPlane, sampler?: StatsSampler, certificates?: () => CertificateReport[]): Promise<StatusReport> {
   const status = await plane.status();
   const state = plane.state;
   const config = plane.config;
@@ -68,7 +71,16 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler):
     })),
     ...state.sites[name],
   }));
-  return { driver: status.driver, store: plane.store.description, config: plane.loaded.file, at: new Date().toISOString(), sites, clusters, warnings: status.warnings };
+  return {
+    driver: status.driver,
+    store: plane.store.description,
+    config: plane.loaded.file,
+    at: new Date().toISOString(),
+    sites,
+    clusters,
+    ...(certificates ? { certificates: certificates() } : {}),
+    warnings: status.warnings,
+  };
 }
 
 /**
