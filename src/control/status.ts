@@ -24,6 +24,8 @@ export interface SiteReport extends SiteDesired {
   name: string;
   hosts: string[];
   routes: { path: string; clusters: string[]; balance: string; traffic: 'shared' | 'pinned'; sticky?: string }[];
+  /** The certificate of a site on tls.acme: its expiry, or why it has none yet. */
+  certificate?: Omit<CertificateReport, 'site'>;
 }
 
 export interface StatusReport {
@@ -33,8 +35,6 @@ export interface StatusReport {
   at: string;
   sites: SiteReport[];
   clusters: ClusterReport[];
-  /** Certificates of the sites with tls.acme (absent without ACME). */
-  certificates?: CertificateReport[];
   warnings: string[];
 }
 
@@ -59,6 +59,7 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler, 
     if (qaUrl) report.qaUrl = qaUrl;
     clusters.push(report);
   }
+  const certificateOf = new Map((certificates?.() ?? []).map(({ site, ...c }) => [site, c]));
   const sites: SiteReport[] = Object.entries(config.sites).map(([name, site]) => ({
     name,
     hosts: site.hosts,
@@ -70,6 +71,7 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler, 
       ...(r.sticky ? { sticky: r.sticky.mode } : {}),
     })),
     ...state.sites[name],
+    ...(certificateOf.has(name) ? { certificate: certificateOf.get(name)! } : {}),
   }));
   return {
     driver: status.driver,
@@ -78,7 +80,6 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler, 
     at: new Date().toISOString(),
     sites,
     clusters,
-    ...(certificates ? { certificates: certificates() } : {}),
     warnings: status.warnings,
   };
 }

@@ -138,7 +138,7 @@ describe('certificates by ACME (pebble)', () => {
       assert.equal((await handshake(s.httpsPort, 'www.shop.test', await s.pebble.root())).authorized, true);
 
       const report = await status(d);
-      const cert = report.certificates?.find((c) => c.site === 'shop');
+      const cert = report.sites.find((site) => site.name === 'shop')?.certificate;
       assert.equal(cert?.notAfter, new Date(chain[0]!.validTo).toISOString());
       const metrics = await (await fetch(`${d.adminUrl}/metrics`)).text();
       const expiry = Date.parse(chain[0]!.validTo) / 1000;
@@ -210,7 +210,10 @@ describe('certificates by ACME (pebble)', () => {
     let d: TestDayshift | undefined;
     try {
       d = await startTestDayshift(s.config());
-      const failed = await waitFor('a failed ACME attempt in status', async () => (await status(d!)).certificates?.find((c) => c.site === 'shop' && c.lastError && c.retryAt), ISSUE_MS);
+      const failed = await waitFor('a failed ACME attempt in status', async () => {
+        const cert = (await status(d!)).sites.find((site) => site.name === 'shop')?.certificate;
+        return cert?.lastError && cert.retryAt ? cert : undefined;
+      }, ISSUE_MS);
       assert.equal(failed.notAfter, undefined);
       assert.equal((await get(s.httpPort, 'shop.test')).status, 200);
       const fallback = await handshake(s.httpsPort, 'shop.test');
@@ -218,7 +221,7 @@ describe('certificates by ACME (pebble)', () => {
 
       await s.pebble.start();
       await waitIssued(s.pebble, s.httpsPort, 'shop.test');
-      const report = (await status(d)).certificates?.find((c) => c.site === 'shop');
+      const report = (await status(d)).sites.find((site) => site.name === 'shop')?.certificate;
       assert.ok(report?.notAfter);
       assert.equal(report.lastError, undefined);
     } finally {
