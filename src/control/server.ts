@@ -110,6 +110,11 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       cleanup.unshift(() => acme.close());
       plane.on('reload', () => acme.refresh());
     }
+    else if (proxy) {
+      plane.on('reload', (next) => {
+        if (next.config.acme) logger.warn('acme was added to the configuration: certificates by ACME start at the next start');
+      });
+    }
     const certificateReport = acme ? () => acme.report() : undefined;
     const statsOf = proxy;
     const sampler = statsOf ? new StatsSampler(() => statsOf.stats(), (key) => splitMemberKey(key)[0]) : undefined;

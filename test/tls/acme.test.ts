@@ -19,7 +19,8 @@ import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 import { EtcdCluster, etcdBinary } from '../support/etcd.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { Pebble } from '../support/pebble.js';
-import { requirePeer } from '../support/peers.js';
+import { findExecutable, requirePeer } from '../support/peers.js';
+import { launchChromium } from '../support/chromium.js';
 import { waitFor } from '../support/process.js';
 
 /** Issuing waits on the CA: generous, for a loaded machine. */
@@ -219,11 +220,28 @@ describe('certificates by ACME (pebble)', () => {
       const fallback = await handshake(s.httpsPort, 'shop.test');
       assert.match(fallback.chain[0]!.subject, /CN=fallback\.test/);
 
-      await s.pebble.start();
-      await waitIssued(s.pebble, s.httpsPort, 'shop.test');
-      const report = (await status(d)).sites.find((site) => site.name === 'shop')?.certificate;
-      assert.ok(report?.notAfter);
-      assert.equal(report.lastError, undefined);
+      // The dashboard says so on the site's card, then shows the expiry once the certificate is there.
+      const chromium = findExecutable('chromium');
+      const browser = chromium ? await launchChromium(chromium) : undefined;
+      try {
+        const page = await browser?.newPage();
+        if (page) {
+          page.setDefaultTimeout(30_000);
+          await page.goto(`${d.adminUrl}/`);
+          await page.getByLabel('Admin token').fill(d.token);
+          await page.keyboard.press('Enter');
+          await page.locator('article.site .certificate', { hasText: /No certificate yet: .+; next try/ }).waitFor();
+        }
+
+        await s.pebble.start();
+        const chain = await waitIssued(s.pebble, s.httpsPort, 'shop.test');
+        const report = (await status(d)).sites.find((site) => site.name === 'shop')?.certificate;
+        assert.equal(report?.notAfter, new Date(chain[0]!.validTo).toISOString());
+        assert.equal(report.lastError, undefined);
+        await page?.locator('article.site .certificate', { hasText: /Certificate expires .+ \(\d+ days\), renews/ }).waitFor({ timeout: 30_000 });
+      } finally {
+        await browser?.close();
+      }
     } finally {
       await d?.stop();
       await s.cleanup();
