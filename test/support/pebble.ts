@@ -60,7 +60,14 @@ export class Pebble {
       ['-defaultIPv4', '127.0.0.1', '-defaultIPv6', '', '-dns01', `127.0.0.1:${ports.dns}`, '-management', `127.0.0.1:${ports.dnsManagement}`, '-http01', '', '-https01', '', '-tlsalpn01', ''],
       dir,
     );
-    if (start) await instance.start();
+    if (start) {
+      try {
+        await instance.start();
+      } catch (err) {
+        await instance.stop();
+        throw err;
+      }
+    }
     return instance;
   }
 

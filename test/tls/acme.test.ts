@@ -125,12 +125,13 @@ async function status(d: TestDayshift): Promise<StatusReport> {
 }
 
 describe('certificates by ACME (pebble)', () => {
-  it('issues over http-01, serves the full chain, shows the expiry, and certifies a site added by reload', async (t) => {
+  it('issues over http-01, serves the full chain, shows the expiry, certifies a site added by reload, and keeps it across a restart', async (t) => {
     const s = await setup(t, { challenge: 'http-01' });
     if (!s) return;
     let d: TestDayshift | undefined;
+    const dir = await mkdtemp(join(tmpdir(), 'dayshift-acme-'));
     try {
-      d = await startTestDayshift(s.config());
+      d = await startTestDayshift(s.config(), dir);
       const chain = await waitIssued(s.pebble, s.httpsPort, 'shop.test');
       // Pebble's root is all the client trusts: the handshake verified, so the intermediate was sent.
       assert.ok(chain.length >= 2, `expected leaf and intermediate, got ${chain.length} certificate(s)`);
@@ -146,13 +147,24 @@ describe('certificates by ACME (pebble)', () => {
       assert.match(metrics, new RegExp(`dayshift_certificate_expiry_seconds\\{site="shop",host="www\\.shop\\.test"\\} ${expiry}\\b`));
 
       // No restart: a site added to the config and reloaded gets its certificate too.
-      await d.writeConfig(s.config({ sites: { ...(s.config().sites as object), blog: { hosts: ['blog.test'], routes: [{ clusters: ['a'] }], tls: { acme: true } } } }));
+      const withBlog = s.config({ sites: { ...(s.config().sites as object), blog: { hosts: ['blog.test'], routes: [{ clusters: ['a'] }], tls: { acme: true } } } });
+      await d.writeConfig(withBlog);
       assert.equal((await d.api('POST', '/api/reload')).status, 200);
       const blog = await waitIssued(s.pebble, s.httpsPort, 'blog.test');
       assert.match(blog[0]!.subjectAltName ?? '', /DNS:blog\.test/);
+
+      // After a restart the stored certificates are served as they are: no new order.
+      const issued = s.pebble.log.match(/Issued certificate serial/g)?.length ?? 0;
+      assert.equal(issued, 2, 'one certificate per site');
+      await d.stop();
+      d = await startTestDayshift(withBlog, dir);
+      const again = await waitIssued(s.pebble, s.httpsPort, 'shop.test');
+      assert.equal(again[0]!.serialNumber, chain[0]!.serialNumber);
+      assert.equal(s.pebble.log.match(/Issued certificate serial/g)?.length ?? 0, issued, 'no certificate ordered after the restart');
     } finally {
       await d?.stop();
       await s.cleanup();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
