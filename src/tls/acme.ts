@@ -116,8 +116,12 @@ export class AcmeManager {
 
   /** After a reload: sites added, removed or renamed hosts. */
   refresh(): void {
+    const config = this.options.loaded().config;
     const sites = new Set(this.acmeSites());
-    for (const site of this.options.table.sites()) if (!sites.has(site)) this.options.table.remove(site);
+    for (const site of this.options.table.sites()) {
+      if (sites.has(site)) this.options.table.retain(site, acmeHosts(config, site));
+      else this.options.table.remove(site);
+    }
     for (const [site, s] of this.schedules) {
       if (sites.has(site)) continue;
       clearTimeout(s.timer);

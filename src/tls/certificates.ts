@@ -67,6 +67,13 @@ export class CertificateTable {
     for (const host of old.certificate.hosts) if (this.byHost.get(host) === old.context) this.byHost.delete(host);
   }
 
+  /** Stops serving a site's certificate for hosts the site no longer has (after a reload). */
+  retain(site: string, hosts: string[]): void {
+    const entry = this.bySite.get(site);
+    if (!entry) return;
+    for (const host of entry.certificate.hosts) if (!hosts.includes(host) && this.byHost.get(host) === entry.context) this.byHost.delete(host);
+  }
+
   certificate(site: string): IssuedCertificate | undefined {
     return this.bySite.get(site)?.certificate;
   }

@@ -125,7 +125,7 @@ async function status(d: TestDayshift): Promise<StatusReport> {
 }
 
 describe('certificates by ACME (pebble)', () => {
-  it('issues over http-01, serves the full chain, shows the expiry, certifies a site added by reload, and keeps it across a restart', async (t) => {
+  it('issues over http-01, serves the full chain, shows the expiry, certifies a site added by reload, keeps them across a restart, and drops a site removed', async (t) => {
     const s = await setup(t, { challenge: 'http-01' });
     if (!s) return;
     let d: TestDayshift | undefined;
@@ -161,6 +161,12 @@ describe('certificates by ACME (pebble)', () => {
       const again = await waitIssued(s.pebble, s.httpsPort, 'shop.test');
       assert.equal(again[0]!.serialNumber, chain[0]!.serialNumber);
       assert.equal(s.pebble.log.match(/Issued certificate serial/g)?.length ?? 0, issued, 'no certificate ordered after the restart');
+
+      // A site removed by reload is no longer served its certificate (there is no default one here).
+      await d.writeConfig(s.config());
+      assert.equal((await d.api('POST', '/api/reload')).status, 200);
+      await assert.rejects(handshake(s.httpsPort, 'blog.test'));
+      assert.equal((await handshake(s.httpsPort, 'shop.test', await s.pebble.root())).authorized, true);
     } finally {
       await d?.stop();
       await s.cleanup();
