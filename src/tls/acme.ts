@@ -5,6 +5,7 @@
 // through the store too, so whichever instance the CA reaches can answer.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { resolve } from 'node:path';
 import tls from 'node:tls';
@@ -42,9 +43,18 @@ type StoredChallenge = { type: 'http-01'; token: string; keyAuthorization: strin
 
 export type ChallengeType = 'http-01' | 'tls-alpn-01';
 
-/** Retry after a failed order: 5 s, doubling, at most an hour apart (never giving up). */
-const RETRY_FIRST_MS = 5000;
+/**
+ * Retry after a failed order, doubling, at most an hour apart (never giving up): from 5 s when the CA
+ * could not be reached (nothing counted against its rate limits), from a minute when it answered with
+ * a refusal or a failed challenge (Let's Encrypt allows 5 failed validations per host and hour).
+ */
+const RETRY_UNREACHABLE_MS = 5000;
+const RETRY_REFUSED_MS = 60_000;
 const RETRY_MAX_MS = 3600_000;
+/** Network errors that mean the CA was not reached. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'EPIPE']);
+/** How long the CA's directory may take to answer. */
+const DIRECTORY_TIMEOUT_MS = 10_000;
 /** Waiting for another instance that holds the order lock. */
 const LOCK_WAIT_MS = 2000;
 /** The order lock outlives a stuck order at most this long. */
@@ -208,7 +218,8 @@ export class AcmeManager {
     } catch (err) {
       if (this.closed) return;
       s.failures++;
-      const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (s.failures - 1));
+      const first = UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? '') ? RETRY_UNREACHABLE_MS : RETRY_REFUSED_MS;
+      const delay = Math.min(RETRY_MAX_MS, first * 2 ** (s.failures - 1));
       s.lastError = (err as Error).message;
       s.retryAt = Date.now() + delay;
       this.options.logger.warn({ site, err, attempt: s.failures, retryInMs: delay, directory: this.options.loaded().config.acme?.directory }, 'could not get an ACME certificate; retrying');
@@ -245,6 +256,7 @@ export class AcmeManager {
     const config = this.options.loaded().config;
     const settings = config.acme!;
     const hosts = acmeHosts(config, site);
+    await reachDirectory(settings.directory);
     const account = await this.account(settings.directory, settings.email);
     const client = new acme.Client({
       directoryUrl: settings.directory,
@@ -327,6 +339,24 @@ export class AcmeManager {
     const stored = await this.options.store.get<StoredAccount>(key);
     if (stored && !stored.value.url) await this.options.store.put(key, { ...stored.value, url }, { ifRevision: stored.revision }).catch(() => undefined);
   }
+}
+
+/**
+ * Fails with the network error when the CA's directory cannot be fetched. acme-client would report
+ * it as a TypeError from inside its HTTP client, which tells an operator nothing.
+ */
+function reachDirectory(url: string): Promise<void> {
+  const agent = (acme.axios.defaults.httpsAgent as https.Agent | undefined) ?? https.globalAgent;
+  return new Promise((resolvePromise, reject) => {
+    const fail = (err: NodeJS.ErrnoException) => reject(Object.assign(new Error(`cannot reach the ACME directory ${url}: ${err.code ?? err.message}`, { cause: err }), { code: err.code }));
+    const req = (url.startsWith('https:') ? https : http).get(url, { agent: url.startsWith('https:') ? agent : undefined, timeout: DIRECTORY_TIMEOUT_MS }, (res) => {
+      res.resume();
+      if (res.statusCode === 200) resolvePromise();
+      else reject(new Error(`the ACME directory ${url} answered ${res.statusCode}`));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', fail);
+  });
 }
 
 function accountKey(directory: string): string {

@@ -234,6 +234,7 @@ describe('certificates by ACME (pebble)', () => {
         return cert?.lastError && cert.retryAt ? cert : undefined;
       }, ISSUE_MS);
       assert.equal(failed.notAfter, undefined);
+      assert.match(failed.lastError!, new RegExp(`cannot reach the ACME directory ${s.pebble.directory.replace(/[.]/g, '\\.')}: ECONNREFUSED`));
       assert.equal((await get(s.httpPort, 'shop.test')).status, 200);
       const fallback = await handshake(s.httpsPort, 'shop.test');
       assert.match(fallback.chain[0]!.subject, /CN=fallback\.test/);
