@@ -53,6 +53,8 @@ const RETRY_REFUSED_MS = 60_000;
 const RETRY_MAX_MS = 3600_000;
 /** Network errors that mean the CA was not reached. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'EPIPE']);
+/** How long close() lets an order in flight finish. */
+const CLOSE_WAIT_MS = 5000;
 /** How long the CA's directory may take to answer. */
 const DIRECTORY_TIMEOUT_MS = 10_000;
 /** Waiting for another instance that holds the order lock. */
@@ -160,7 +162,10 @@ export class AcmeManager {
     this.closed = true;
     for (const u of this.unwatch) u();
     for (const s of this.schedules.values()) clearTimeout(s.timer);
-    await this.orders.idle();
+    // An order in flight may finish (and store its certificate) if it is quick; shutdown does not wait longer.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.orders.idle(), new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private acmeSites(): string[] {
