@@ -10,7 +10,8 @@ import { badge, drainFigures, duration, h, ms, num, percent, setBadge, setText, 
  * @typedef {{ drained: boolean, reason: string, basis: string, inFlight: number, sessions?: number, oldestIdleMs?: number, lastRequestMs?: number, idleMs: number, tunnels: number, since?: string, deadline?: string, remainingMs?: number }} Drain
  * @typedef {{ name: string, traffic: string, weight: number, members: Member[], drain?: Drain, drainingSince?: string, qaUrl?: string,
  *   requestsPerSecond?: number, errorRate?: number, p99Ms?: number }} Cluster
- * @typedef {{ name: string, hosts: string[], routes: { path: string, clusters: string[], traffic: string }[], maintenance?: { message: string, until?: string }, pause?: { until: string, then: string } }} Site
+ * @typedef {{ hosts: string[], notAfter?: string, issuer?: string, renewAt?: string, lastError?: string, retryAt?: string }} Certificate
+ * @typedef {{ name: string, hosts: string[], routes: { path: string, clusters: string[], traffic: string }[], maintenance?: { message: string, until?: string }, pause?: { until: string, then: string }, certificate?: Certificate }} Site
  * @typedef {{ at: string, driver: string, sites: Site[], clusters: Cluster[], warnings: string[] }} Status
  */
 
@@ -52,6 +53,7 @@ export function createOverview(root, announce) {
 
   function siteCard(/** @type {Site} */ site) {
     const state = h('p', { class: 'site-state' });
+    const certificate = h('p', { class: 'certificate', hidden: true });
     const maintenance = h('button', { type: 'button' });
     const pause = h('button', { type: 'button' });
     const card = h(
@@ -60,6 +62,7 @@ export function createOverview(root, announce) {
       h('header', {}, h('h4', { id: `site-${site.name}`, text: site.name }), h('span', { class: 'muted', text: site.hosts.join(', ') })),
       h('ul', { class: 'routes' }, ...site.routes.map((r) => h('li', {}, h('code', { text: r.path }), ` → ${r.clusters.join(', ')} (${r.traffic})`))),
       state,
+      certificate,
       h('div', { class: 'actions' }, maintenance, pause),
     );
     maintenance.addEventListener('click', () => {
@@ -108,6 +111,18 @@ export function createOverview(root, announce) {
         refs.site = next;
         setText(state, next.maintenance ? `Maintenance: “${next.maintenance.message}”${next.maintenance.until ? ` until ${time(next.maintenance.until)}` : ''}` : next.pause ? `Paused until ${time(next.pause.until)}, then ${next.pause.then}` : 'Serving');
         state.className = `site-state ${next.maintenance ? 'warn' : next.pause ? 'warn' : 'ok'}`;
+        const c = next.certificate;
+        certificate.hidden = !c;
+        if (c) {
+          const daysLeft = c.notAfter ? Math.floor((Date.parse(c.notAfter) - Date.now()) / 86_400_000) : undefined;
+          setText(
+            certificate,
+            c.notAfter
+              ? `Certificate expires ${time(c.notAfter)} (${daysLeft} days), renews ${time(c.renewAt)}${c.lastError ? ` · last try failed: ${c.lastError}` : ''}`
+              : `No certificate yet${c.lastError ? `: ${c.lastError}; next try ${time(c.retryAt)}` : ' (ordering)'}`,
+          );
+          certificate.className = `certificate ${c.notAfter && !c.lastError && (daysLeft ?? 0) >= 7 ? 'muted' : 'warn'}`;
+        }
         setText(maintenance, next.maintenance ? 'End maintenance' : 'Maintenance…');
         maintenance.setAttribute('aria-label', next.maintenance ? `End maintenance of site ${next.name}` : `Start maintenance of site ${next.name}`);
         setText(pause, next.pause ? 'Resume' : 'Pause…');

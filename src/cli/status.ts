@@ -38,6 +38,23 @@ export function renderStatus(s: StatusReport): string {
       ]),
     ),
   );
+  const certified = s.sites.filter((site) => site.certificate);
+  if (certified.length > 0) {
+    lines.push('');
+    lines.push(
+      table(
+        ['CERTIFICATE', 'HOSTS', 'EXPIRES', 'RENEWS', 'ISSUER', 'NOTE'],
+        certified.map(({ name, certificate: c }) => [
+          name,
+          c!.hosts.join(' '),
+          c!.notAfter ? expiry(c!.notAfter, s.at) : colour.yellow('none yet'),
+          c!.renewAt ?? '',
+          c!.issuer ?? '',
+          c!.lastError ? colour.red(`${c!.lastError}; next try ${c!.retryAt ?? 'soon'}`) : '',
+        ]),
+      ),
+    );
+  }
   lines.push('');
   const rows: (string | number)[][] = [];
   for (const c of s.clusters) {
@@ -84,6 +101,13 @@ export function renderDrain(p: DrainProgress): string {
   const head = p.drained ? colour.green(`${p.target} drained`) + (p.reason === 'deadline' ? colour.yellow(' (deadline reached)') : '') : colour.yellow(`${p.target} draining`);
   return `${head}: ${drainFigures(p)}` +
     (p.remainingMs !== undefined && !p.drained ? `, deadline in ${duration(p.remainingMs)}` : '');
+}
+
+/** An expiry date with the days left, red within a week. */
+function expiry(notAfter: string, now: string): string {
+  const days = Math.floor((Date.parse(notAfter) - Date.parse(now)) / 86_400_000);
+  const text = `${notAfter} (${days} d)`;
+  return days < 7 ? colour.red(text) : text;
 }
 
 /** A cluster's sum of a member figure; '-' when the driver does not count it (Apache, HAProxy: sessions). */

@@ -129,6 +129,19 @@ export function routeTraffic(route: Pick<RouteConfig, 'traffic' | 'clusters'>): 
 }
 
 const tlsSchema = z.strictObject({ cert: z.string(), key: z.string() });
+/** A site's certificate: files, or `{acme: true}` to have one issued and renewed (docs/https.md). */
+const siteTlsSchema = z.union([tlsSchema, z.strictObject({ acme: z.literal(true) })]);
+
+const acmeSchema = z.strictObject({
+  /** The CA's ACME directory URL, e.g. https://acme-v02.api.letsencrypt.org/directory. */
+  directory: z.string().url(),
+  /** Contact address of the ACME account (the CA's expiry and policy notices). */
+  email: z.string().email(),
+  /** PEM file of extra CAs to trust for the directory's own HTTPS (a private or test CA). */
+  ca_file: z.string().optional(),
+  /** Renew this long before a certificate expires. */
+  renew_before: duration.default(30 * 24 * 3600_000),
+});
 
 export const siteSchema = z.strictObject({
   /** Host names; `*.example.com` matches one label; `*` alone matches any host no other site names. */
@@ -139,8 +152,8 @@ export const siteSchema = z.strictObject({
   /** Send the client's Host to members (ProxyPreserveHost On); otherwise the member's host:port. */
   preserve_host: z.boolean().default(false),
   routes: z.array(routeSchema).min(1),
-  /** Certificate for this site's hosts on the https listener (chosen by SNI). */
-  tls: tlsSchema.optional(),
+  /** Certificate for this site's hosts on the https listener (chosen by SNI): files, or `{acme: true}`. */
+  tls: siteTlsSchema.optional(),
   /** Rewrite Set-Cookie Domain and Path from members (ProxyPassReverseCookieDomain/Path). */
   cookie_domain: z.record(z.string(), z.string()).optional(),
   cookie_path: z.record(z.string(), z.string()).optional(),
@@ -148,6 +161,16 @@ export const siteSchema = z.strictObject({
   error_pages: z.partialRecord(z.enum(['502', '503', '504']), z.string()).optional(),
 });
 export type SiteConfig = z.infer<typeof siteSchema>;
+
+/** The certificate files a site names, if it names files (not `acme: true`). */
+export function siteTlsFiles(site: SiteConfig): { cert: string; key: string } | undefined {
+  return site.tls && 'cert' in site.tls ? site.tls : undefined;
+}
+
+/** Whether a site gets its certificate by ACME. */
+export function siteUsesAcme(site: SiteConfig): boolean {
+  return site.tls !== undefined && 'acme' in site.tls;
+}
 
 const listenSchema = z.strictObject({
   http: z.union([address, z.array(address)]).optional(),
@@ -295,6 +318,8 @@ export const configSchema = z
     database: databaseSchema.optional(),
     /** The release plan (docs/releases.md). */
     release: releaseSchema.optional(),
+    /** The ACME CA that issues certificates to sites with `tls: {acme: true}` (docs/https.md). */
+    acme: acmeSchema.optional(),
   })
   .superRefine((config, ctx) => {
     for (const [siteName, site] of Object.entries(config.sites)) {
@@ -332,6 +357,16 @@ export const configSchema = z
       });
     }
     checkReleasePlan(config.release, Object.keys(config.clusters), config.database?.servers.map((s) => s.name), ctx);
+    for (const [siteName, site] of Object.entries(config.sites)) {
+      if (!siteUsesAcme(site)) continue;
+      if ((config.driver?.type ?? 'builtin') !== 'builtin') ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'tls', 'acme'], message: `tls.acme needs the built-in proxy: with driver ${config.driver?.type}, give the site tls: { cert, key } files` });
+      if (!config.acme) ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'tls', 'acme'], message: 'tls.acme needs the top-level acme section: acme: { directory: <ACME directory URL>, email: <contact> }' });
+      site.hosts.forEach((host, i) => {
+        if (host.includes('*')) {
+          ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'hosts', i], message: `host "${host}" cannot get a certificate by ACME (wildcards need the dns-01 challenge, which Dayshift does not answer): name the hosts exactly, or give this site tls: { cert, key } files` });
+        }
+      });
+    }
     // With Apache or HAProxy driven, Dayshift serves no traffic: its own listeners are optional.
     if (config.listen.http === undefined && config.listen.https === undefined && (config.driver?.type ?? 'builtin') === 'builtin') {
       ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });

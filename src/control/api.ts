@@ -11,6 +11,7 @@ import { RefusedError, type ControlPlane, type DrainProgress } from './plane.js'
 import { HttpError } from './router.js';
 import type { StatsSampler } from './sampler.js';
 import { statusReport, type StatusReport } from './status.js';
+import type { CertificateReport } from '../tls/certificates.js';
 import { StatusFeed, type FeedClient } from './status-feed.js';
 import { TargetError, type Target } from './targets.js';
 
@@ -21,7 +22,7 @@ const deadlineOnlyWhenDraining = { message: 'deadline applies to state "draining
 const deadlineMsOf = (body: { deadline?: string | undefined }) => (body.deadline !== undefined ? { deadlineMs: parseDuration(body.deadline)! } : {});
 
 /** Registers the routes; returns the feed behind /api/events (tests count its reports). */
-export function registerControlApi(server: AdminServer, plane: ControlPlane, audit: AuditLog, sampler?: StatsSampler): StatusFeed<StatusReport> {
+export function registerControlApi(server: AdminServer, plane: ControlPlane, audit: AuditLog, sampler?: StatsSampler, certificates?: () => CertificateReport[]): StatusFeed<StatusReport> {
   const r = server.router;
   const target = (text: string): Target => {
     try {
@@ -38,7 +39,7 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
     return t.cluster;
   };
 
-  r.add({ method: 'GET', path: '/api/status', summary: 'Sites, clusters and members with live figures', tag: 'status' }, () => statusReport(plane, sampler));
+  r.add({ method: 'GET', path: '/api/status', summary: 'Sites, clusters and members with live figures', tag: 'status' }, () => statusReport(plane, sampler, certificates));
 
   r.add({ method: 'GET', path: '/api/history/:cluster', summary: 'Per-second requests/s, errors and latency of a cluster over the last minutes', tag: 'status' }, ({ params }) => {
     if (!Object.hasOwn(plane.config.clusters, params.cluster!)) throw new HttpError(404, `unknown cluster ${params.cluster}`);
@@ -46,7 +47,7 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
   });
 
   const feed = new StatusFeed({
-    build: () => statusReport(plane, sampler),
+    build: () => statusReport(plane, sampler, certificates),
     watch: (listener) => {
       plane.on('change', listener);
       return () => plane.off('change', listener);

@@ -7,10 +7,17 @@ import { DELIVERY_RESULTS, type WebhookSender } from '../release/webhooks.js';
 import type { AdminServer } from './admin-server.js';
 import type { ControlPlane } from './plane.js';
 import type { SessionTracker } from './sessions.js';
+import type { CertificateReport } from '../tls/certificates.js';
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
-export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions?: SessionTracker, webhooks?: Pick<WebhookSender, 'counts' | 'retries'>): Registry {
+/** Figures kept outside the plane and the proxy: release notifications, ACME certificates. */
+export interface MetricSources {
+  webhooks?: Pick<WebhookSender, 'counts' | 'retries'>;
+  certificates?: () => CertificateReport[];
+}
+
+export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions?: SessionTracker, { webhooks, certificates }: MetricSources = {}): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'dayshift_process_' });
 
@@ -63,6 +70,18 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
       },
     });
     new Counter({ name: 'dayshift_notification_retries_total', help: 'Release notification attempts after a failed one', registers: [registry], collect() { this.reset(); this.inc(webhooks.retries); } });
+  }
+  if (certificates) {
+    new Gauge({
+      name: 'dayshift_certificate_expiry_seconds',
+      help: 'Unix time at which the ACME certificate in force for the host expires',
+      labelNames: ['site', 'host'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const c of certificates()) if (c.notAfter) for (const host of c.hosts) this.set({ site: c.site, host }, Date.parse(c.notAfter) / 1000);
+      },
+    });
   }
 
   const bound = new Gauge({ name: 'dayshift_member_bound_sessions', help: 'Sessions bound to the member seen within the idle window', labelNames: ['cluster', 'member'], registers: [registry], collect: () => refreshState() });

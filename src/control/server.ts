@@ -18,6 +18,8 @@ import { Conductor } from '../release/conductor.js';
 import { ReleaseNotifier } from '../release/notify.js';
 import { WebhookSender } from '../release/webhooks.js';
 import { openStore } from '../store/open.js';
+import { AcmeManager, type ChallengeType } from '../tls/acme.js';
+import { CertificateTable } from '../tls/certificates.js';
 import { registerDashboard } from '../ui/dashboard.js';
 import type { Store } from '../store/store.js';
 import { AdminServer } from './admin-server.js';
@@ -75,10 +77,14 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     // plane only and their listeners serve the traffic.
     let proxy: ProxyHandle | undefined;
     let driver: Driver;
+    // Several instances share an etcd store: each publishes its live figures, and status and drain
+    // waiting add up everyone's. host-pid plus a random part keeps two instances in one process apart.
+    const instanceId = `${defaultInstanceId()}-${randomBytes(3).toString('hex')}`;
+    const certificates = config.acme ? new CertificateTable() : undefined;
     if ((config.driver?.type ?? 'builtin') === 'builtin') {
       const stored = await store.get<DesiredState>(STATE_KEY);
       const cookieSecret = config.cookie_secret ?? (await cookieSecretIn(stateDir));
-      const started = await startProxy({ config: loaded, state: reconcileState(config, stored?.value), logger, sessions, cookieSecret });
+      const started = await startProxy({ config: loaded, state: reconcileState(config, stored?.value), logger, sessions, cookieSecret, ...(certificates ? { certificates } : {}) });
       proxy = started;
       cleanup.unshift(() => started.close(0));
       driver = new BuiltinDriver(started, current, sessions);
@@ -87,9 +93,6 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       cleanup.unshift(() => driver.close());
     }
 
-    // Several instances share an etcd store: each publishes its live figures, and status and drain
-    // waiting add up everyone's. host-pid plus a random part keeps two instances in one process apart.
-    const instanceId = `${defaultInstanceId()}-${randomBytes(3).toString('hex')}`;
     const publisher =
       config.store?.type === 'etcd' && proxy
         ? startPublishing(store, () => instanceFigures({ id: instanceId, version: VERSION }, proxy.stats(), sessions.byMember(Date.now(), current().config.drain.session_idle)), {
@@ -110,14 +113,25 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const plane = await ControlPlane.open({ loaded, store, driver, audit, logger, ...(proxy ? { proxy } : {}), ...(peers ? { peers } : {}) });
     opened.plane = plane;
     cleanup.unshift(() => plane.close());
+    const acme = certificates && proxy ? startAcme(store, certificates, logger, current, proxy, instanceId) : undefined;
+    if (acme) {
+      cleanup.unshift(() => acme.close());
+      plane.on('reload', () => acme.refresh());
+    }
+    else if (proxy) {
+      plane.on('reload', (next) => {
+        if (next.config.acme) logger.warn('acme was added to the configuration: certificates by ACME start at the next start');
+      });
+    }
+    const certificateReport = acme ? () => acme.report() : undefined;
     const statsOf = proxy;
     const sampler = statsOf ? new StatsSampler(() => statsOf.stats(), (key) => splitMemberKey(key)[0]) : undefined;
     sampler?.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION, audit });
-    const statusFeed = registerControlApi(admin, plane, audit, sampler);
+    const statusFeed = registerControlApi(admin, plane, audit, sampler, certificateReport);
     const webhooks = new WebhookSender(logger);
     cleanup.unshift(() => webhooks.close(0));
-    registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined, webhooks), config.admin.metrics_auth);
+    registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined, { webhooks, certificates: certificateReport }), config.admin.metrics_auth);
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
     const httpOrigin = () => {
       const bound = proxy?.addresses().http[0];
@@ -160,6 +174,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
         await conductor.close();
         // A last event (the release interrupted by this stop) gets a moment to go out.
         await webhooks.close();
+        await acme?.close();
         publisher?.stop();
         sampler?.stop();
         await admin.close();
@@ -173,6 +188,15 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     for (const step of cleanup) await step().catch(() => undefined);
     throw err;
   }
+}
+
+/** Starts ordering and renewing certificates for the sites with tls.acme, by the challenges the listeners can answer. */
+function startAcme(store: Store, table: CertificateTable, logger: Logger, loaded: () => LoadedConfig, proxy: ProxyHandle, instance: string): AcmeManager {
+  const listeners = proxy.addresses();
+  const challenges: ChallengeType[] = [...(listeners.http.length > 0 ? (['http-01'] as const) : []), ...(listeners.https.length > 0 ? (['tls-alpn-01'] as const) : [])];
+  const manager = new AcmeManager({ store, table, logger, loaded, challenges, instance });
+  manager.start();
+  return manager;
 }
 
 /** The secret that signs sticky cookies: generated once, so cookies stay valid across restarts. */

@@ -5,6 +5,7 @@ import type { ControlPlane, DrainProgress, DriftRepair } from './plane.js';
 import type { Rates, StatsSampler } from './sampler.js';
 import type { SiteDesired } from './state.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
+import type { CertificateReport } from '../tls/certificates.js';
 
 export interface MemberReport extends MemberStatus, Partial<Rates> {
   key: string;
@@ -23,6 +24,8 @@ export interface SiteReport extends SiteDesired {
   name: string;
   hosts: string[];
   routes: { path: string; clusters: string[]; balance: string; traffic: 'shared' | 'pinned'; sticky?: string }[];
+  /** The certificate of a site on tls.acme: its expiry, or why it has none yet. */
+  certificate?: Omit<CertificateReport, 'site'>;
 }
 
 export interface StatusReport {
@@ -37,7 +40,7 @@ export interface StatusReport {
   drift?: DriftRepair;
 }
 
-export async function statusReport(plane: ControlPlane, sampler?: StatsSampler): Promise<StatusReport> {
+export async function statusReport(plane: ControlPlane, sampler?: StatsSampler, certificates?: () => CertificateReport[]): Promise<StatusReport> {
   const status = await plane.status();
   const state = plane.state;
   const config = plane.config;
@@ -58,6 +61,7 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler):
     if (qaUrl) report.qaUrl = qaUrl;
     clusters.push(report);
   }
+  const certificateOf = new Map((certificates?.() ?? []).map(({ site, ...c }) => [site, c]));
   const sites: SiteReport[] = Object.entries(config.sites).map(([name, site]) => ({
     name,
     hosts: site.hosts,
@@ -69,6 +73,7 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler):
       ...(r.sticky ? { sticky: r.sticky.mode } : {}),
     })),
     ...state.sites[name],
+    ...(certificateOf.has(name) ? { certificate: certificateOf.get(name)! } : {}),
   }));
   const drift = plane.drift;
   return { driver: status.driver, store: plane.store.description, config: plane.loaded.file, at: new Date().toISOString(), sites, clusters, warnings: status.warnings, ...(drift ? { drift } : {}) };

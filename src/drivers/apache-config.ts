@@ -2,7 +2,7 @@
 // keep Apache httpd and let Dayshift drive it through the balancer-manager. One balancer per route
 // (a shared route balances over all its clusters' members, like the origin's web-prod), one VirtualHost
 // per site and listener, BalancerPersist On, and the balancer-manager on its own loopback listener.
-import { routeTraffic, type DayshiftConfig, type MemberConfig, type RouteConfig, type SiteConfig } from '../config/schema.js';
+import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig, type SiteConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
 import { LOADFACTOR_MAX } from './apache.js';
@@ -83,7 +83,7 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
   for (const [siteName, site] of sites) {
     for (const l of http) out.push(...virtualHost(siteName, site, l, false, balancerOf, config, notes), '');
     if (https.length > 0) {
-      const cert = site.tls ?? config.listen.tls;
+      const cert = siteTlsFiles(site) ?? config.listen.tls;
       if (!cert) {
         notes.push({ path: `sites.${siteName}.tls`, message: 'no certificate for this site: it is not served on the https listener' });
         continue;

@@ -3,7 +3,7 @@
 // one backend per route (a shared route holds all its clusters' members, named as the haproxy driver
 // expects: route, else CLUSTER-ID), health checks, stickiness, an admin stats socket and a
 // server-state-file so that runtime changes survive reloads.
-import { routeTraffic, type DayshiftConfig, type MemberConfig, type RouteConfig } from '../config/schema.js';
+import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
 import { serverName, WEIGHT_MAX } from './haproxy.js';
@@ -52,7 +52,7 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
   const frontends: { name: string; bind: string }[] = [];
   const addrs = (v: DayshiftConfig['listen']['http']) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
   addrs(config.listen.http).forEach((a, i) => frontends.push({ name: `http-${i + 1}`, bind: `    bind ${bindAddress(a)}` }));
-  const certs = [...new Set(Object.values(config.sites).flatMap((s) => (s.tls ? [s.tls.cert] : [])).concat(config.listen.tls ? [config.listen.tls.cert] : []))];
+  const certs = [...new Set(Object.values(config.sites).flatMap((s) => { const files = siteTlsFiles(s); return files ? [files.cert] : []; }).concat(config.listen.tls ? [config.listen.tls.cert] : []))];
   addrs(config.listen.https).forEach((a, i) => {
     if (certs.length === 0) {
       notes.push({ path: 'listen.https', message: 'no certificate configured: the https listener is not exported' });

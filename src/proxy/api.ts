@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import type { DesiredState } from '../control/state.js';
 import type { Health, MemberKey } from '../model.js';
+import type { CertificateTable } from '../tls/certificates.js';
 
 /** Counts by status class: index 0 = 1xx … 4 = 5xx. */
 export type StatusClassCounts = [number, number, number, number, number];
@@ -69,6 +70,8 @@ export interface ProxyOptions {
   sessions?: SessionObserver;
   /** Key for signing sticky cookies (cookie mode); else config cookie_secret, else a per-process key. */
   cookieSecret?: string;
+  /** Certificates and challenges from ACME (sites with tls.acme): served by SNI, http-01 answered before routing. */
+  certificates?: CertificateTable;
 }
 
 export interface ProxyHandle {

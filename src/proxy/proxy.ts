@@ -10,7 +10,7 @@ import { isIP, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import tls, { type SecureContext } from 'node:tls';
 import type { LoadedConfig } from '../config/load.js';
-import type { DayshiftConfig } from '../config/schema.js';
+import { siteTlsFiles, type DayshiftConfig } from '../config/schema.js';
 import type { DesiredState } from '../control/state.js';
 import { memberId } from '../control/state.js';
 import { memberKey, type MemberKey } from '../model.js';
@@ -22,7 +22,7 @@ import type { ProxyHandle, ProxyOptions, ProxyStats } from './api.js';
 import { Forwarder } from './forward.js';
 import { buildSnapshot, loadErrorPages, type SiteCounters, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { createTransport, type TransportSettings } from './transports.js';
-import { Lane, type LaneHandler, type LaneLimits } from './lane.js';
+import { Lane, type LaneHandler, type LaneLimits, type LaneRequest, type LaneResponse } from './lane.js';
 import { handleUpgrade } from './tunnel.js';
 
 export type { ProxyHandle, ProxyOptions } from './api.js';
@@ -99,8 +99,9 @@ function loadTls(loaded: LoadedConfig): TlsContexts {
   const exact = new Map<string, SecureContext>();
   const wildcard = new Map<string, SecureContext>();
   for (const [name, site] of Object.entries(loaded.config.sites)) {
-    if (!site.tls) continue;
-    const context = tls.createSecureContext(secureContext(loaded, site.tls, `sites.${name}.tls`));
+    const files = siteTlsFiles(site);
+    if (!files) continue;
+    const context = tls.createSecureContext(secureContext(loaded, files, `sites.${name}.tls`));
     for (const host of site.hosts) {
       const h = host.toLowerCase();
       if (h.startsWith('*.')) wildcard.set(h.slice(1), context);
@@ -109,6 +110,9 @@ function loadTls(loaded: LoadedConfig): TlsContexts {
   }
   return { exact, wildcard };
 }
+
+/** Application protocols the https listener speaks, for ALPN. */
+const SERVED_PROTOCOLS = ['http/1.1'] as const;
 
 /** Requests a paused proxy holds at most; more are answered 503 at once. */
 const MAX_HELD = 10_000;
@@ -227,6 +231,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       armHold(until);
     },
   });
+  // ACME http-01 challenges are answered before routing (one size check per request while none is pending).
+  const certificates = options.certificates;
+  const handleRequest = certificates
+    ? (req: http.IncomingMessage | LaneRequest, res: http.ServerResponse | LaneResponse, expectContinue: boolean) => certificates.answerHttp(req, res) || forwarder.handle(req, res, expectContinue)
+    : (req: http.IncomingMessage | LaneRequest, res: http.ServerResponse | LaneResponse, expectContinue: boolean) => forwarder.handle(req, res, expectContinue);
   const tunnelContext = { snapshot: () => snapshot, signer, sessions: options.sessions, logger, passive: () => passive };
 
   const serverOptions = (config: DayshiftConfig): http.ServerOptions => ({
@@ -240,8 +249,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const wire = (server: http.Server) => {
     server.maxHeadersCount = loaded.config.limits.header_count + 1;
     server.timeout = loaded.config.timeouts.idle;
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => forwarder.handle(req, res, false));
-    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => forwarder.handle(req, res, true));
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => handleRequest(req, res, false));
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => handleRequest(req, res, true));
     server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => handleUpgrade(tunnelContext, req, socket, head));
     server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) {
@@ -257,7 +266,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   const lanes: Lane[] = [];
   let laneLimits = laneLimitsOf(loaded.config);
   const laneHandler: LaneHandler = {
-    request: (req, res) => forwarder.handle(req, res, false),
+    request: (req, res) => handleRequest(req, res, false),
     limits: () => laneLimits,
   };
   const httpsServers: https.Server[] = [];
@@ -291,12 +300,20 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         const server = https.createServer({
           ...serverOptions(loaded.config),
           ...defaults,
-          SNICallback: (servername, callback) => {
+          // Node calls both with the TLS socket as `this`, ALPN first: tls-alpn-01 marks the socket there.
+          SNICallback(this: tls.TLSSocket, servername, callback) {
             const name = servername.toLowerCase();
             const dot = name.indexOf('.');
-            const context = tlsContexts.exact.get(name) ?? (dot > 0 ? tlsContexts.wildcard.get(name.slice(dot)) : undefined);
+            const context = certificates?.context(this, name) ?? tlsContexts.exact.get(name) ?? (dot > 0 ? tlsContexts.wildcard.get(name.slice(dot)) : undefined);
             callback(null, context);
           },
+          ...(certificates
+            ? {
+                ALPNCallback(this: tls.TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }) {
+                  return certificates.selectProtocol(this, servername, protocols, SERVED_PROTOCOLS);
+                },
+              }
+            : {}),
         });
         wire(server);
         httpsServers.push(server);

@@ -27,8 +27,8 @@ export class Foreground {
   private output = '';
   private exited = false;
 
-  constructor(command: string, args: string[], cwd: string) {
-    this.child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(command: string, args: string[], cwd: string, env?: NodeJS.ProcessEnv) {
+    this.child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     const keep = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-8000);
     };
