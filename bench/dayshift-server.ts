@@ -3,7 +3,7 @@
 // node-http), and optionally a certificate and key file for an HTTPS listener as well.
 import pino from 'pino';
 import { parseConfig } from '../src/config/load.js';
-import { initialState } from '../src/control/state.js';
+import { initialState } from '../src/control/desired-state.js';
 import { startProxy } from '../src/proxy/proxy.js';
 import { registerTransport } from '../src/proxy/transports.js';
 import { createNodeHttpTransport } from './node-http-transport.js';

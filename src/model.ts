@@ -42,3 +42,64 @@ export function splitMemberKey(key: MemberKey): [cluster: string, member: string
   const slash = key.indexOf('/');
   return [key.slice(0, slash), key.slice(slash + 1)];
 }
+
+/** A member's id within its cluster: its route, or its 1-based index. */
+export function memberId(route: string | undefined, index: number): string {
+  return route ?? String(index + 1);
+}
+
+/**
+ * Desired runtime state: what operators (CLI, API, dashboard, release conductor) have set. The control
+ * plane keeps it in the store (src/control/desired-state.ts) so it survives restarts; the proxy turns it
+ * into routing snapshots, and drivers apply it to Apache or HAProxy.
+ */
+export interface ClusterDesired {
+  traffic: TrafficState;
+  /** Share of new sessions among live clusters on shared routes. */
+  weight: number;
+  /** ISO time the cluster entered `draining` (drain deadline counts from it). */
+  drainingSince?: string;
+  drainDeadline?: DrainDeadline;
+}
+
+/**
+ * The deadline a drain was started with. When it passes, the target's open tunnels are closed, and the
+ * audit log says so in the name of whoever set it.
+ */
+export interface DrainDeadline {
+  /** ISO time. */
+  at: string;
+  who: string;
+  from: string;
+}
+
+export interface MemberDesired {
+  admin: AdminState;
+  weight: number;
+  drainingSince?: string;
+  drainDeadline?: DrainDeadline;
+}
+
+export interface Maintenance {
+  message: string;
+  /** ISO time maintenance ends by itself, if set. */
+  until?: string;
+}
+
+export interface Pause {
+  /** ISO time held requests are released. */
+  until: string;
+  /** What held requests get when the pause ends without `resume`: served, or 503. */
+  then: 'serve' | 'reject';
+}
+
+export interface SiteDesired {
+  maintenance?: Maintenance;
+  pause?: Pause;
+}
+
+export interface DesiredState {
+  clusters: Record<string, ClusterDesired>;
+  members: Record<MemberKey, MemberDesired>;
+  sites: Record<string, SiteDesired>;
+}

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { parseDuration } from '../config/units.js';
 import { drainFigures } from '../control/drain-text.js';
 import type { DrainProgress } from '../control/plane.js';
-import type { DesiredState } from '../control/state.js';
+import type { DesiredState } from '../model.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
 import { CliError, colour, EXIT, emit, Progress } from './output.js';
 import { renderDrain } from './status.js';

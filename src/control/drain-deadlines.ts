@@ -1,8 +1,7 @@
 // The deadlines drains were started with. Each fires once when it passes, as long as the drain that
 // owns it goes on; the control plane then closes the target's open tunnels and audits it. They live in
 // the desired state, so they survive a restart and every instance sharing the store closes its own.
-import { splitMemberKey, type MemberKey } from '../model.js';
-import type { DesiredState, DrainDeadline } from './state.js';
+import { splitMemberKey, type MemberKey, type DesiredState, type DrainDeadline } from '../model.js';
 import { formatTarget, type Target } from './targets.js';
 
 export interface OwnedDeadline {

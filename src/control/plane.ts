@@ -6,13 +6,13 @@ import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 import { DriverUnsupportedError, type Driver, type DriverStatus, type StatusOptions } from '../drivers/driver.js';
-import type { AdminState, MemberKey, TrafficState } from '../model.js';
+import type { AdminState, MemberKey, TrafficState, DesiredState, DrainDeadline, Maintenance, Pause } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import type { Store } from '../store/store.js';
 import type { Actor, AuditLog } from './audit.js';
 import { aggregateInstances, worstHealth, type InstanceFigures } from './instances.js';
 import { DrainDeadlines, type OwnedDeadline } from './drain-deadlines.js';
-import { reconcileState, STATE_KEY, type DesiredState, type DrainDeadline, type Maintenance, type Pause } from './state.js';
+import { reconcileState, STATE_KEY } from './desired-state.js';
 import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';
 import { Serial } from '../serial.js';
 

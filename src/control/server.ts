@@ -10,7 +10,7 @@ import { formatDuration } from '../config/units.js';
 import { BuiltinDriver } from '../drivers/builtin.js';
 import type { Driver } from '../drivers/driver.js';
 import { createDriver } from '../drivers/factory.js';
-import { splitMemberKey } from '../model.js';
+import { splitMemberKey, type DesiredState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import { startProxy } from '../proxy/proxy.js';
 import { registerReleaseApi } from '../release/api.js';
@@ -32,7 +32,7 @@ import { StatsSampler } from './sampler.js';
 import { listenerOrigin, type StatusReport } from './status.js';
 import type { StatusFeed } from './status-feed.js';
 import { SessionTracker } from './sessions.js';
-import { reconcileState, STATE_KEY, type DesiredState } from './state.js';
+import { reconcileState, STATE_KEY } from './desired-state.js';
 import { loadAdminToken, type AdminToken } from './token.js';
 
 export interface Dayshift {

@@ -1,7 +1,6 @@
 // Operators name what they act on as CLUSTER or CLUSTER/MEMBER (member by route or 1-based index).
 import type { DayshiftConfig } from '../config/schema.js';
-import { memberKey, type MemberKey } from '../model.js';
-import { memberId } from './state.js';
+import { memberKey, type MemberKey, memberId } from '../model.js';
 
 export type Target = { kind: 'cluster'; cluster: string } | { kind: 'member'; cluster: string; member: string; key: MemberKey };
 

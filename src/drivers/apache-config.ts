@@ -3,7 +3,7 @@
 // (a shared route balances over all its clusters' members, like the origin's web-prod), one VirtualHost
 // per site and listener, BalancerPersist On, and the balancer-manager on its own loopback listener.
 import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig, type SiteConfig } from '../config/schema.js';
-import { memberId } from '../control/state.js';
+import { memberId } from '../model.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
 import { LOADFACTOR_MAX } from './apache.js';
 import { healthCheckFor } from '../balance/health.js';

@@ -6,8 +6,7 @@
 // `?xml=1` and an unapplied change throws.
 import type { ApacheDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
-import type { DesiredState } from '../control/state.js';
-import type { AdminState, Health } from '../model.js';
+import type { AdminState, Health, DesiredState } from '../model.js';
 import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
 import { applyStateDiff, checkWeights, repairDrift } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';

@@ -1,8 +1,7 @@
 // The built-in proxy as a driver: applying desired state is one atomic snapshot swap.
 import type { LoadedConfig } from '../config/load.js';
 import type { SessionTracker } from '../control/sessions.js';
-import { memberId, type DesiredState } from '../control/state.js';
-import { memberKey } from '../model.js';
+import { memberKey, memberId, type DesiredState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import type { ClusterStatus, Driver, DriverCapability, DriverStatus, StatusOptions } from './driver.js';
 

@@ -1,8 +1,7 @@
 // Turns a change of desired state into the fine-grained calls of a driver, for load balancers that are
 // told one member change at a time (Apache's balancer-manager, HAProxy's Runtime API). Those know no
 // clusters, so each member gets its effective state: the stricter of its own and its cluster's.
-import type { DesiredState } from '../control/state.js';
-import { splitMemberKey, type AdminState, type MemberKey, type TrafficState } from '../model.js';
+import { splitMemberKey, type AdminState, type MemberKey, type TrafficState, type DesiredState } from '../model.js';
 import { DriverUnsupportedError, type DriverName, type DriverStatus } from './driver.js';
 
 export interface EffectiveMember {

@@ -1,7 +1,6 @@
 // A driver applies traffic states to a load balancer: the built-in proxy, Apache httpd's
 // balancer-manager, or HAProxy's Runtime API. The release conductor, CLI and dashboard only see this.
-import type { DesiredState } from '../control/state.js';
-import type { AdminState, Health, TrafficState } from '../model.js';
+import type { AdminState, Health, TrafficState, DesiredState } from '../model.js';
 
 export type DriverName = 'builtin' | 'apache' | 'haproxy';
 

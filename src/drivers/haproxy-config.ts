@@ -4,7 +4,7 @@
 // expects: route, else CLUSTER-ID), health checks, stickiness, an admin stats socket and a
 // server-state-file so that runtime changes survive reloads.
 import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig } from '../config/schema.js';
-import { memberId } from '../control/state.js';
+import { memberId } from '../model.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
 import { serverName, WEIGHT_MAX } from './haproxy.js';
 import { healthCheckFor } from '../balance/health.js';

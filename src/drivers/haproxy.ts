@@ -6,8 +6,7 @@
 import { writeFileAtomic } from '../atomic-file.js';
 import type { HaproxyDriverConfig } from '../config/driver-schema.js';
 import type { ClusterConfig } from '../config/schema.js';
-import type { DesiredState } from '../control/state.js';
-import { splitMemberKey, type AdminState, type Health, type MemberKey } from '../model.js';
+import { splitMemberKey, type AdminState, type Health, type MemberKey, type DesiredState } from '../model.js';
 import { applyStateDiff, checkWeights, repairDrift } from './diff.js';
 import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
 import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';

@@ -1,8 +1,7 @@
 // Finds Dayshift members among a load balancer's members. Both drivers share it: the balancer has one
 // flat list (Apache's BalancerMembers, HAProxy's servers) and Dayshift groups it into clusters.
 import type { ClusterConfig } from '../config/schema.js';
-import { memberId } from '../control/state.js';
-import type { TrafficState } from '../model.js';
+import { type TrafficState, memberId } from '../model.js';
 import type { ClusterStatus, MemberStatus } from './driver.js';
 
 export interface PlannedMember {

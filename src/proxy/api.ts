@@ -3,8 +3,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
-import type { DesiredState } from '../control/state.js';
-import type { Health, MemberKey } from '../model.js';
+import type { Health, MemberKey, DesiredState } from '../model.js';
 import type { CertificateTable } from '../tls/certificates.js';
 
 /** Counts by status class: index 0 = 1xx … 4 = 5xx. */

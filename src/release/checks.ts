@@ -7,8 +7,7 @@ import type { AnalysisConfig, QaCheckConfig } from '../config/release-schema.js'
 import type { DayshiftConfig } from '../config/schema.js';
 import type { ControlPlane } from '../control/plane.js';
 import { listenerOrigin, qaUrlFor } from '../control/status.js';
-import { memberId } from '../control/state.js';
-import type { Health } from '../model.js';
+import { type Health, memberId } from '../model.js';
 import type { Rates } from '../control/sampler.js';
 import { ReleaseStepError } from './errors.js';
 import { commandFailure, runCommand } from './hooks.js';

@@ -3,7 +3,7 @@
 // come from real config through buildSnapshot.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { DesiredState } from '../../src/control/state.js';
+import type { DesiredState } from '../../src/model.js';
 import { select, type SelectFailure } from '../../src/balance/select.js';
 import { StickySigner } from '../../src/balance/sticky.js';
 import { snapshotOf } from '../support/snapshot.js';

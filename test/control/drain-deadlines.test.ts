@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DrainDeadlines, type OwnedDeadline } from '../../src/control/drain-deadlines.js';
-import type { DesiredState } from '../../src/control/state.js';
+import type { DesiredState } from '../../src/model.js';
 import { formatTarget } from '../../src/control/targets.js';
 import { waitFor } from '../support/proxy.js';
 

@@ -2,7 +2,7 @@
 // and status work on the HAProxy that serves the traffic.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { STATE_KEY } from '../../src/control/state.js';
+import { STATE_KEY } from '../../src/control/desired-state.js';
 import { RuntimeApiClient } from '../../src/drivers/runtime-api.js';
 import type { StatusReport } from '../../src/control/status.js';
 import { startBackend, type Backend } from '../support/backends.js';

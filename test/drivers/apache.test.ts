@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { ApacheDriver } from '../../src/drivers/apache.js';
 import { DriverUnsupportedError } from '../../src/drivers/driver.js';
 import { waitUntilIdle } from '../support/driver-wait.js';
-import { initialState } from '../../src/control/state.js';
+import { initialState } from '../../src/control/desired-state.js';
 import { AppliedState } from '../support/applied-state.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHttpd, type BalancedHttpd } from '../support/httpd.js';

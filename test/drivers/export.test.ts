@@ -10,7 +10,7 @@ import { request } from 'undici';
 import { importApacheFile } from '../../src/config/apache-import.js';
 import { parseConfig } from '../../src/config/load.js';
 import { configSchema, type DayshiftConfig } from '../../src/config/schema.js';
-import { initialState } from '../../src/control/state.js';
+import { initialState } from '../../src/control/desired-state.js';
 import { exportApache } from '../../src/drivers/apache-config.js';
 import { createDriver } from '../../src/drivers/factory.js';
 import { exportHaproxy } from '../../src/drivers/haproxy-config.js';

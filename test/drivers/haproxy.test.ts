@@ -5,7 +5,7 @@ import { request } from 'undici';
 import { DriverUnsupportedError } from '../../src/drivers/driver.js';
 import { HaproxyDriver } from '../../src/drivers/haproxy.js';
 import { waitUntilIdle } from '../support/driver-wait.js';
-import { initialState } from '../../src/control/state.js';
+import { initialState } from '../../src/control/desired-state.js';
 import { AppliedState } from '../support/applied-state.js';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
 import { startBalancedHaproxy, type BalancedHaproxy } from '../support/haproxy.js';

@@ -3,7 +3,7 @@
 // for new sessions, standby, bound-session targets, weights, maintenance and pause).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { DesiredState, SiteDesired } from '../../src/control/state.js';
+import type { DesiredState, SiteDesired } from '../../src/model.js';
 import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type SiteSnapshot } from '../../src/proxy/snapshot.js';
 import type { Candidate } from '../../src/balance/policy.js';
 import { snapshotOf } from '../support/snapshot.js';

@@ -3,7 +3,7 @@ import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { initialState } from '../../src/control/state.js';
+import { initialState } from '../../src/control/desired-state.js';
 import { routes, startMember, type MemberHandler, type TestMember } from '../support/members.js';
 import { request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 

@@ -1,9 +1,8 @@
 // Drives a bare driver the way the control plane does (ControlPlane.change in src/control/plane.ts): every
 // change is a new desired state, checked by the driver, then applied as a diff against the state applied
 // before. Driver tests go through it so that they exercise the path Dayshift takes to a load balancer.
-import type { DesiredState } from '../../src/control/state.js';
 import type { Driver } from '../../src/drivers/driver.js';
-import type { AdminState, MemberKey, TrafficState } from '../../src/model.js';
+import type { AdminState, MemberKey, TrafficState, DesiredState } from '../../src/model.js';
 
 export class AppliedState {
   private constructor(private readonly driver: Driver, private current: DesiredState) {}

@@ -2,7 +2,8 @@
 import http from 'node:http';
 import pino from 'pino';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
-import { initialState, type DesiredState } from '../../src/control/state.js';
+import { initialState } from '../../src/control/desired-state.js';
+import type { DesiredState } from '../../src/model.js';
 import type { ProxyHandle, SessionObserver } from '../../src/proxy/api.js';
 import { startProxy } from '../../src/proxy/proxy.js';
 

@@ -1,9 +1,9 @@
 // Routing snapshots built from a config object without starting a proxy, for table tests of the pure
 // parts (site and route matching, candidate lists, member selection). Members get a transport that is
 // never used: nothing here sends a request.
-import { memberKey, type MemberKey } from '../../src/model.js';
+import { memberKey, type MemberKey, memberId, type DesiredState } from '../../src/model.js';
 import { MemberRuntime } from '../../src/balance/member.js';
-import { initialState, memberId, type DesiredState } from '../../src/control/state.js';
+import { initialState } from '../../src/control/desired-state.js';
 import { buildSnapshot, type Snapshot } from '../../src/proxy/snapshot.js';
 import type { Transport } from '../../src/proxy/transport.js';
 import { loadObject } from './proxy.js';

@@ -1,7 +1,7 @@
 // The hook step: runs a hook of the plan (before, after) or of a cluster (stop, deploy, start, and
 // rollback on abort), once or once per member, with the release's environment.
 import type { HookConfig } from '../../config/release-schema.js';
-import { memberId } from '../../control/state.js';
+import { memberId } from '../../model.js';
 import { ReleaseStepError } from '../errors.js';
 import { commandFailure, runCommand } from '../hooks.js';
 import { clusterPlan, releaseConfig } from '../plan.js';
