@@ -9,8 +9,8 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_CONFIG_FILE } from '../config/load.js';
 import { address } from '../config/units.js';
-import { listenerOrigin } from '../control/status.js';
-import { readTokenFile } from '../control/token.js';
+import { listenerOrigin } from '../observe/status-report.js';
+import { readTokenFile } from '../admin/token.js';
 import { CliError, EXIT } from './output.js';
 
 export interface ApiOptions {

@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../config/load.js';
-import { createLogger } from '../control/logger.js';
-import { startDayshift, VERSION } from '../control/server.js';
+import { createLogger } from '../logger.js';
+import { startDayshift, VERSION } from '../dayshift.js';
 import { CliError, EXIT } from './output.js';
 
 export function register(program: Command): void {

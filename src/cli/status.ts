@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { drainFigures } from '../control/drain-text.js';
 import type { DrainProgress } from '../control/plane.js';
-import type { StatusReport } from '../control/status.js';
+import type { StatusReport } from '../observe/status-report.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
 import { colour, duration, emit, stateColour, table } from './output.js';
 

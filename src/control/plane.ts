@@ -10,7 +10,7 @@ import type { AdminState, MemberKey, TrafficState, DesiredState, DrainDeadline, 
 import type { ProxyHandle } from '../proxy/api.js';
 import type { Store } from '../store/store.js';
 import type { Actor, AuditLog } from './audit.js';
-import { aggregateInstances, worstHealth, type InstanceFigures } from './instances.js';
+import { aggregateInstances, worstHealth, type InstanceFigures } from '../observe/instances.js';
 import { DrainDeadlines, type OwnedDeadline } from './drain-deadlines.js';
 import { reconcileState, STATE_KEY } from './desired-state.js';
 import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';

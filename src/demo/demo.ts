@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../config/load.js';
 import { formatDuration } from '../config/units.js';
-import { startDayshift, type Dayshift } from '../control/server.js';
+import { startDayshift, type Dayshift } from '../dayshift.js';
 import { isFinished } from '../release/conductor.js';
 import type { Release } from '../release/types.js';
 import { DEMO_TOKEN_ENV, demoConfig, shellQuote, startDemoApps, type DemoApps } from './environment.js';

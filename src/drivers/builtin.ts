@@ -1,6 +1,6 @@
 // The built-in proxy as a driver: applying desired state is one atomic snapshot swap.
 import type { LoadedConfig } from '../config/load.js';
-import type { SessionTracker } from '../control/sessions.js';
+import type { SessionTracker } from '../control/session-tracker.js';
 import { memberKey, memberId, type DesiredState } from '../model.js';
 import type { ProxyHandle } from '../proxy/api.js';
 import type { ClusterStatus, Driver, DriverCapability, DriverStatus, StatusOptions } from './driver.js';

@@ -3,7 +3,7 @@
 // keeps, sticky sessions with no route to follow. `dayshift check` and `dayshift release start` print it.
 import { formatDuration } from '../config/units.js';
 import type { DayshiftConfig } from '../config/schema.js';
-import { qaUrlFor } from '../control/status.js';
+import { qaUrlFor } from '../observe/status-report.js';
 import { clusterOrder, clusterPlan } from './plan.js';
 
 /** Tomcat's default session-timeout (conf/web.xml), the most common application timeout behind AJP. */

@@ -6,9 +6,9 @@ import { healthCheckFor, probeMember } from '../balance/health.js';
 import type { AnalysisConfig, QaCheckConfig } from '../config/release-schema.js';
 import type { DayshiftConfig } from '../config/schema.js';
 import type { ControlPlane } from '../control/plane.js';
-import { listenerOrigin, qaUrlFor } from '../control/status.js';
+import { listenerOrigin, qaUrlFor } from '../observe/status-report.js';
 import { type Health, memberId } from '../model.js';
-import type { Rates } from '../control/sampler.js';
+import type { Rates } from '../observe/sampler.js';
 import { ReleaseStepError } from './errors.js';
 import { commandFailure, runCommand } from './hooks.js';
 

@@ -2,7 +2,7 @@
 // Nothing is overwritten: a key that already exists in the target with another value stops the
 // migration before anything is written, and every copy is a create (compare-and-set on revision 0).
 import { isDeepStrictEqual } from 'node:util';
-import { INSTANCES_PREFIX } from '../control/instances.js';
+import { INSTANCES_PREFIX } from '../observe/instances.js';
 import type { Store } from './store.js';
 
 /** Keys that are not state: each running instance's live figures belong to the process that published them. */

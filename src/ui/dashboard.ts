@@ -10,10 +10,10 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { cookieValue } from '../balance/sticky.js';
-import { answerWrongToken, remoteAddress, sendJson, type AdminServer } from '../control/admin-server.js';
+import { answerWrongToken, remoteAddress, sendJson, type AdminServer } from '../admin/server.js';
 import type { Actor, AuditLog } from '../control/audit.js';
-import { HttpError } from '../control/router.js';
-import { tokenMatches } from '../control/token.js';
+import { HttpError } from '../admin/router.js';
+import { tokenMatches } from '../admin/token.js';
 import { DEFAULT_SESSION_OPTIONS, SessionStore, type Session, type SessionOptions } from './sessions.js';
 
 export const SESSION_COOKIE = 'dayshift_session';

@@ -2,8 +2,8 @@
 // HttpOnly cookie, so the token itself never sits in the browser's storage. Each session carries its own
 // CSRF token, which the page sends back in a header on every state-changing request.
 import { randomBytes } from 'node:crypto';
-import { FailureLimiter, type WrongToken } from '../control/failures.js';
-import { tokenMatches } from '../control/token.js';
+import { FailureLimiter, type WrongToken } from '../admin/failure-limiter.js';
+import { tokenMatches } from '../admin/token.js';
 
 export interface Session {
   id: string;
@@ -38,7 +38,7 @@ export class SessionStore {
 
   signIn(presented: string, from: string): SignInResult {
     const now = this.now();
-    // Only wrong tokens are throttled: the right one always signs in (failures.ts).
+    // Only wrong tokens are throttled: the right one always signs in (failure-limiter.ts).
     if (!tokenMatches(presented, this.token)) return { ok: false, wrong: this.failures.wrong(from) };
     this.prune(now);
     if (this.sessions.size >= this.options.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);

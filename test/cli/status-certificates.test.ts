@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { renderStatus } from '../../src/cli/status.js';
-import type { StatusReport } from '../../src/control/status.js';
+import type { StatusReport } from '../../src/observe/status-report.js';
 
 const site = (name: string, certificate?: StatusReport['sites'][number]['certificate']): StatusReport['sites'][number] => ({
   name,

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type { DrainProgress } from '../../src/control/plane.js';
 import { runCli } from '../support/cli.js';
 import { startMember, type TestMember } from '../support/members.js';
-import { SessionTracker } from '../../src/control/sessions.js';
+import { SessionTracker } from '../../src/control/session-tracker.js';
 import { request, startTestProxy, waitFor } from '../support/proxy.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 

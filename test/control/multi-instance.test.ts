@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { DrainProgress } from '../../src/control/plane.js';
-import type { StatusReport } from '../../src/control/status.js';
+import type { StatusReport } from '../../src/observe/status-report.js';
 import { EtcdCluster, etcdBinary } from '../support/etcd.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { request, waitFor } from '../support/proxy.js';

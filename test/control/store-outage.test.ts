@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import type { StatusReport } from '../../src/control/status.js';
+import type { StatusReport } from '../../src/observe/status-report.js';
 import { runCli } from '../support/cli.js';
 import { EtcdCluster, etcdBinary } from '../support/etcd.js';
 import { startMember, type TestMember } from '../support/members.js';

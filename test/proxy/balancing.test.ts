@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { SessionTracker } from '../../src/control/sessions.js';
+import { SessionTracker } from '../../src/control/session-tracker.js';
 import { initialState } from '../../src/control/desired-state.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { request, startTestProxy, type TestProxy } from '../support/proxy.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type { Dayshift } from '../../src/control/server.js';
+import type { Dayshift } from '../../src/dayshift.js';
 import { LoadGenerator } from '../../src/demo/load.js';
 import { allUp, api, DAYSHIFT, makeWorld, releaseIn, startInProcess, type World } from './harness.js';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { AuditEntry } from '../../src/control/audit.js';
-import type { Dayshift } from '../../src/control/server.js';
+import type { Dayshift } from '../../src/dayshift.js';
 import { LoadGenerator } from '../../src/demo/load.js';
 import type { ApprovalStep } from '../../src/release/types.js';
 import { allUp, api, cli, makeWorld, releaseIn, startInProcess, until, type World } from './harness.js';

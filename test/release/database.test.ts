@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, test, type TestContext } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
-import type { Dayshift } from '../../src/control/server.js';
+import type { Dayshift } from '../../src/dayshift.js';
 import { runDbStep } from '../../src/release/steps/database.js';
 import { releaseConfig } from '../../src/release/plan.js';
 import type { DbStep } from '../../src/release/types.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
-import type { Dayshift } from '../../src/control/server.js';
+import type { Dayshift } from '../../src/dayshift.js';
 import { allUp, api, DAYSHIFT, makeWorld, releaseIn, startInProcess, type World } from './harness.js';
 
 /** Who serves new sessions on the public site now. */

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
-import { startDayshift, type Dayshift } from '../../src/control/server.js';
+import { startDayshift, type Dayshift } from '../../src/dayshift.js';
 import { DEMO_TOKEN_ENV, demoConfig, shellQuote, startDemoApps, type DemoApps } from '../../src/demo/environment.js';
 import type { Release } from '../../src/release/types.js';
 import { freePort } from '../../src/ports.js';

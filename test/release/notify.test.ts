@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
-import type { Dayshift } from '../../src/control/server.js';
+import type { Dayshift } from '../../src/dayshift.js';
 import { startDemoApps, type DemoApps } from '../../src/demo/environment.js';
 import type { Release } from '../../src/release/types.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';

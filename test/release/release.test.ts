@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Dayshift } from '../../src/control/server.js';
+import type { Dayshift } from '../../src/dayshift.js';
 import { LoadGenerator } from '../../src/demo/load.js';
 import type { Release } from '../../src/release/types.js';
 import { allUp, api, cli, makeWorld, releaseIn, startInProcess, type World } from './harness.js';

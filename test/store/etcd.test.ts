@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
-import { instanceTotals, publishInstance } from '../../src/control/instances.js';
+import { instanceTotals, publishInstance } from '../../src/observe/instances.js';
 import { EtcdStore, type EtcdStoreOptions } from '../../src/store/etcd.js';
 import { FileStore } from '../../src/store/file.js';
 import { MigrationConflictError, migrateStore } from '../../src/store/migrate.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
-import { startDayshift, type Dayshift } from '../../src/control/server.js';
+import { startDayshift, type Dayshift } from '../../src/dayshift.js';
 
 export interface TestDayshift {
   dayshift: Dayshift;

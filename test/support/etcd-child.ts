@@ -1,7 +1,7 @@
 // A Dayshift-like process for etcd tests, run with `node etcd-child.js '<json>'`: it opens an EtcdStore,
 // publishes its instance figures, takes a lock, prints "ready" and then waits to be killed. Tests kill it
 // with SIGKILL to check that etcd drops what it held once its leases expire.
-import { publishInstance, type InstanceFigures } from '../../src/control/instances.js';
+import { publishInstance, type InstanceFigures } from '../../src/observe/instances.js';
 import { EtcdStore } from '../../src/store/etcd.js';
 
 interface ChildArgs {

@@ -2,7 +2,7 @@
 // out, stop and restart its members, make it live, drain prod-b and wait, take it out. Used by the
 // zero-drop test (which asserts on the result) and by `npm run bench` (which prints it).
 import http from 'node:http';
-import type { StatusReport } from '../../src/control/status.js';
+import type { StatusReport } from '../../src/observe/status-report.js';
 import { Load, type Sample } from './load.js';
 import { startMember, type TestMember } from './members.js';
 import { waitFor } from './proxy.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { describe, it, type TestContext } from 'node:test';
 import { freePort } from '../../src/ports.js';
-import type { StatusReport } from '../../src/control/status.js';
+import type { StatusReport } from '../../src/observe/status-report.js';
 import { selfSigned } from '../support/certs.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 import { EtcdCluster, etcdBinary } from '../support/etcd.js';

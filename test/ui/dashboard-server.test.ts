@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { z } from 'zod';
-import { AdminServer } from '../../src/control/admin-server.js';
+import { AdminServer } from '../../src/admin/server.js';
 import { registerDashboard, UI_DIR } from '../../src/ui/dashboard.js';
 import { SessionStore } from '../../src/ui/sessions.js';
 

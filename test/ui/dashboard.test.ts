@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it, type TestContext } from 'node:test';
 import pino from 'pino';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { startDayshift, type Dayshift } from '../../src/control/server.js';
+import { startDayshift, type Dayshift } from '../../src/dayshift.js';
 import { launchChromium } from '../support/chromium.js';
 import { echoName, startMember, type TestMember } from '../support/members.js';
 import { requirePeer } from '../support/peers.js';

@@ -1,6 +1,6 @@
 // The shift step: gives the deployed cluster its traffic back, at once (swap) or in canary steps whose
 // figures are compared with the other live clusters'; a breach rolls the shift back and fails the step.
-import type { Rates } from '../../control/sampler.js';
+import type { Rates } from '../../observe/sampler.js';
 import { targetMembers } from '../../control/targets.js';
 import { analyse, delay } from '../checks.js';
 import { ReleaseStepError } from '../errors.js';

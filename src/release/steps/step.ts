@@ -3,8 +3,8 @@
 import type { Logger } from 'pino';
 import type { Actor } from '../../control/audit.js';
 import { RefusedError, type ControlPlane } from '../../control/plane.js';
-import type { StatsSampler } from '../../control/sampler.js';
-import { qaUrlOf } from '../../control/status.js';
+import type { StatsSampler } from '../../observe/sampler.js';
+import { qaUrlOf } from '../../observe/status-report.js';
 import type { Target } from '../../control/targets.js';
 import { ReleaseStepError } from '../errors.js';
 import type { Release, ReleaseStep } from '../types.js';

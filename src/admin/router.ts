@@ -3,7 +3,7 @@
 import { escapeRegex } from '../regex.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { Actor } from './audit.js';
+import type { Actor } from '../control/audit.js';
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly details?: unknown) {

@@ -5,35 +5,35 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { LoadedConfig } from '../config/load.js';
-import { formatDuration } from '../config/units.js';
-import { BuiltinDriver } from '../drivers/builtin.js';
-import type { Driver } from '../drivers/driver.js';
-import { createDriver } from '../drivers/factory.js';
-import { splitMemberKey, type DesiredState } from '../model.js';
-import type { ProxyHandle } from '../proxy/api.js';
-import { startProxy } from '../proxy/proxy.js';
-import { registerReleaseApi } from '../release/api.js';
-import { Conductor } from '../release/conductor.js';
-import { ReleaseNotifier } from '../release/notify.js';
-import { WebhookSender } from '../release/webhooks.js';
-import { openStore } from '../store/open.js';
-import { AcmeManager, type ChallengeType } from '../tls/acme.js';
-import { CertificateTable } from '../tls/certificates.js';
-import { registerDashboard } from '../ui/dashboard.js';
-import type { Store } from '../store/store.js';
-import { AdminServer } from './admin-server.js';
-import { registerControlApi } from './api.js';
-import { AuditLog } from './audit.js';
-import { defaultInstanceId, instanceFigures, listInstances, startPublishing } from './instances.js';
-import { createMetrics, registerMetricsRoute } from './metrics.js';
-import { ControlPlane } from './plane.js';
-import { StatsSampler } from './sampler.js';
-import { listenerOrigin, type StatusReport } from './status.js';
-import type { StatusFeed } from './status-feed.js';
-import { SessionTracker } from './sessions.js';
-import { reconcileState, STATE_KEY } from './desired-state.js';
-import { loadAdminToken, type AdminToken } from './token.js';
+import type { LoadedConfig } from './config/load.js';
+import { formatDuration } from './config/units.js';
+import { BuiltinDriver } from './drivers/builtin.js';
+import type { Driver } from './drivers/driver.js';
+import { createDriver } from './drivers/factory.js';
+import { splitMemberKey, type DesiredState } from './model.js';
+import type { ProxyHandle } from './proxy/api.js';
+import { startProxy } from './proxy/proxy.js';
+import { registerReleaseApi } from './admin/release-routes.js';
+import { Conductor } from './release/conductor.js';
+import { ReleaseNotifier } from './release/notify.js';
+import { WebhookSender } from './release/webhooks.js';
+import { openStore } from './store/open.js';
+import { AcmeManager, type ChallengeType } from './tls/acme.js';
+import { CertificateTable } from './tls/certificates.js';
+import { registerDashboard } from './ui/dashboard.js';
+import type { Store } from './store/store.js';
+import { AdminServer } from './admin/server.js';
+import { registerControlApi } from './admin/control-routes.js';
+import { AuditLog } from './control/audit.js';
+import { defaultInstanceId, instanceFigures, listInstances, startPublishing } from './observe/instances.js';
+import { createMetrics, registerMetricsRoute } from './observe/metrics.js';
+import { ControlPlane } from './control/plane.js';
+import { StatsSampler } from './observe/sampler.js';
+import { listenerOrigin, type StatusReport } from './observe/status-report.js';
+import type { StatusFeed } from './observe/status-feed.js';
+import { SessionTracker } from './control/session-tracker.js';
+import { reconcileState, STATE_KEY } from './control/desired-state.js';
+import { loadAdminToken, type AdminToken } from './admin/token.js';
 
 export interface Dayshift {
   plane: ControlPlane;
@@ -57,7 +57,7 @@ export interface Dayshift {
   close(graceMs?: number): Promise<void>;
 }
 
-export const VERSION = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')).version as string;
+export const VERSION = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
 export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promise<Dayshift> {
   const { config } = loaded;

@@ -3,8 +3,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Actor, AuditLog } from './audit.js';
-import { FailureLimiter, type WrongToken } from './failures.js';
+import type { Actor, AuditLog } from '../control/audit.js';
+import { FailureLimiter, type WrongToken } from './failure-limiter.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { HttpError, Router } from './router.js';
 import { tokenMatches } from './token.js';
@@ -118,7 +118,7 @@ export class AdminServer {
 /**
  * After a wrong token (FailureLimiter.wrong): throws 429 when the address is over its limit, else logs
  * and audits the failure — at most the limit's worth per address and window, so a flood of guesses
- * cannot fill the disk. The right token is never refused (failures.ts).
+ * cannot fill the disk. The right token is never refused (failure-limiter.ts).
  */
 export function answerWrongToken(verdict: WrongToken, from: string, where: string, res: ServerResponse, { audit, logger }: { audit?: AuditLog; logger?: Logger }): void {
   if ('retryAfter' in verdict) {

@@ -11,7 +11,7 @@ import {
   startPublishing,
   worstHealth,
   type InstanceFigures,
-} from '../../src/control/instances.js';
+} from '../../src/observe/instances.js';
 import type { MemberStats } from '../../src/proxy/api.js';
 import { FileStore } from '../../src/store/file.js';
 import { eventually } from '../store/store-contract.js';

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadAdminToken } from '../../src/control/token.js';
+import { loadAdminToken } from '../../src/admin/token.js';
 
 test('a DAYSHIFT_TOKEN shorter than 16 characters is refused with the reason', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-token-'));

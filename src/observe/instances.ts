@@ -4,7 +4,7 @@
 // figures expire unless republished, which startPublishing() does.
 import { hostname } from 'node:os';
 import type { Health, MemberKey } from '../model.js';
-import type { BoundSessions } from './sessions.js';
+import type { BoundSessions } from '../control/session-tracker.js';
 import type { ProxyStats } from '../proxy/api.js';
 import type { Store } from '../store/store.js';
 

@@ -4,9 +4,9 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';
 import { LATENCY_BUCKETS_MS, type ProxyHandle } from '../proxy/api.js';
 import { DELIVERY_RESULTS, type WebhookSender } from '../release/webhooks.js';
-import type { AdminServer } from './admin-server.js';
-import type { ControlPlane } from './plane.js';
-import type { SessionTracker } from './sessions.js';
+import type { AdminServer } from '../admin/server.js';
+import type { ControlPlane } from '../control/plane.js';
+import type { SessionTracker } from '../control/session-tracker.js';
 import type { CertificateReport } from '../tls/certificates.js';
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;

@@ -1,7 +1,7 @@
 // The status report: one document for `dayshift status`, the dashboard and scripts.
 import type { ClusterStatus, MemberStatus } from '../drivers/driver.js';
 import { memberKey, type SiteDesired } from '../model.js';
-import type { ControlPlane, DrainProgress, DriftRepair } from './plane.js';
+import type { ControlPlane, DrainProgress, DriftRepair } from '../control/plane.js';
 import type { Rates, StatsSampler } from './sampler.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 import type { CertificateReport } from '../tls/certificates.js';

@@ -5,15 +5,15 @@ import { parseDuration } from '../config/units.js';
 import { DriverUnsupportedError } from '../drivers/driver.js';
 import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';
 import { StoreUnavailableError } from '../store/store.js';
-import { startEvents, type AdminServer } from './admin-server.js';
-import type { AuditLog } from './audit.js';
-import { RefusedError, type ControlPlane, type DrainProgress } from './plane.js';
+import { startEvents, type AdminServer } from './server.js';
+import type { AuditLog } from '../control/audit.js';
+import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
 import { HttpError } from './router.js';
-import type { StatsSampler } from './sampler.js';
-import { statusReport, type StatusReport } from './status.js';
+import type { StatsSampler } from '../observe/sampler.js';
+import { statusReport, type StatusReport } from '../observe/status-report.js';
 import type { CertificateReport } from '../tls/certificates.js';
-import { StatusFeed, type FeedClient } from './status-feed.js';
-import { TargetError, type Target } from './targets.js';
+import { StatusFeed, type FeedClient } from '../observe/status-feed.js';
+import { TargetError, type Target } from '../control/targets.js';
 
 const durationText = z.string().refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30s, 10m or 1h');
 /** A drain's deadline (default drain.deadline), counted from when it started: when it passes, the target's open tunnels are closed (audited). */

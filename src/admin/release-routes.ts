@@ -1,12 +1,12 @@
 // The release routes of the admin API: what `dayshift release …` and the dashboard call.
 import { z } from 'zod';
-import { startEvents, type AdminServer } from '../control/admin-server.js';
-import { HttpError } from '../control/router.js';
+import { startEvents, type AdminServer } from './server.js';
+import { HttpError } from './router.js';
 import type { DayshiftConfig } from '../config/schema.js';
-import { releaseAdvice } from './advice.js';
-import type { Conductor } from './conductor.js';
-import { ReleaseRefusedError } from './errors.js';
-import type { Release } from './types.js';
+import { releaseAdvice } from '../release/advice.js';
+import type { Conductor } from '../release/conductor.js';
+import { ReleaseRefusedError } from '../release/errors.js';
+import type { Release } from '../release/types.js';
 
 /** `config`: the configuration in force, for the advice a start or plan answers with (advice.ts). */
 export function registerReleaseApi(server: AdminServer, conductor: Conductor, config: () => DayshiftConfig): void {

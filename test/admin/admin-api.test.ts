@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { StatusReport } from '../../src/control/status.js';
+import type { StatusReport } from '../../src/observe/status-report.js';
 import { runCli } from '../support/cli.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { request } from '../support/proxy.js';
