@@ -1,7 +1,6 @@
 // The control plane: the one place where runtime state changes. Every change is checked against the
 // safety rules, written to the store before it is applied, applied through the driver, and audited.
 import { EventEmitter } from 'node:events';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
@@ -14,6 +13,7 @@ import { aggregateInstances, worstHealth, type InstanceFigures } from '../observ
 import { DrainDeadlines, type OwnedDeadline } from './drain-deadlines.js';
 import { reconcileState, STATE_KEY } from './desired-state.js';
 import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';
+import { delay } from '../delay.js';
 import { Serial } from '../serial.js';
 
 /** A change the safety rules refuse; nothing was changed. */
@@ -342,7 +342,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const progress = await this.drainProgress(target, options);
       options.onProgress?.(progress);
       if (progress.reason === 'not-draining' || progress.drained) return progress;
-      await delay(options.pollMs ?? 250, undefined, options.signal ? { signal: options.signal } : {});
+      await delay(options.pollMs ?? 250, options.signal);
     }
   }
 

@@ -14,6 +14,7 @@ import { isFinished } from '../release/conductor.js';
 import type { Release } from '../release/types.js';
 import { DEMO_TOKEN_ENV, demoConfig, shellQuote, startDemoApps, type DemoApps } from './environment.js';
 import { LoadGenerator, type LoadResult } from './load.js';
+import { delay } from '../delay.js';
 import { freePort } from '../ports.js';
 
 export interface DemoOptions {
@@ -102,7 +103,7 @@ export async function runDemo(options: DemoOptions, out: DemoOutput, signal: Abo
       if (!loadStopped) await load.stop();
     });
     out.line(`${options.users} synthetic users are walking through checkouts (cart → address → payment → done)`);
-    await sleep(options.warmupMs, signal);
+    await delay(options.warmupMs, signal);
 
     out.line(`releasing version ${options.version}:`);
     const finished = watchRelease(dayshift, out);
@@ -172,23 +173,8 @@ async function waitAllUp(dayshift: Dayshift, signal: AbortSignal): Promise<void>
     const status = await dayshift.plane.status();
     if (status.clusters.every((c) => c.members.every((m) => m.health === 'up'))) return;
     if (Date.now() > deadline) throw new Error('the demo app servers did not come up within 15s');
-    await sleep(100, signal);
+    await delay(100, signal);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function aborted(signal: AbortSignal): Promise<never> {

@@ -3,6 +3,7 @@
 // checkouts. Counts requests, failed requests (5xx or no answer) and cut sessions: checkouts that could
 // not complete.
 import http from 'node:http';
+import { delay } from '../delay.js';
 import { sessionCookie, SESSION_COOKIE } from './app.js';
 
 export interface LoadOptions {
@@ -84,7 +85,7 @@ export class LoadGenerator {
 
   private async user(index: number): Promise<void> {
     // Users start spread out, so the checkouts are at different steps at any moment.
-    await sleep((index * this.options.thinkMs) / Math.max(1, this.options.users));
+    await delay((index * this.options.thinkMs) / Math.max(1, this.options.users));
     while (this.more()) await this.checkout();
   }
 
@@ -98,7 +99,7 @@ export class LoadGenerator {
     ];
     let cookie: string | undefined;
     for (const [i, [method, path, body, title]] of steps.entries()) {
-      if (i > 0) await sleep(this.options.thinkMs);
+      if (i > 0) await delay(this.options.thinkMs);
       let answer: Answer;
       try {
         answer = await this.send(method, path, body, cookie);
@@ -162,6 +163,3 @@ function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

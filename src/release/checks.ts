@@ -11,21 +11,7 @@ import { type Health, memberId } from '../model.js';
 import type { Rates } from '../observe/sampler.js';
 import { ReleaseStepError } from './errors.js';
 import { commandFailure, runCommand } from './hooks.js';
-
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
+import { delay } from '../delay.js';
 
 /**
  * Waits until every member of the cluster (but disabled ones) is up by active checks, and stays up for `stableMs` (so a

@@ -3,7 +3,7 @@
 // itself. The queues are bounded, every attempt has a time limit, and retries back off within a bounded
 // count and time. Nothing here throws to the caller: failures are logged and counted.
 import type { Logger } from 'pino';
-import { delay } from './checks.js';
+import { delay } from '../delay.js';
 
 export interface WebhookMessage {
   url: string;

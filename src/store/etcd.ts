@@ -7,7 +7,8 @@
 // StoreUnavailableError naming the endpoints and the operation: a caller never waits forever.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { setTimeout as delay } from 'node:timers/promises';
+import { setTimeout as unrefTimeout } from 'node:timers/promises';
+import { delay } from '../delay.js';
 import { rootCertificates } from 'node:tls';
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
 import { Etcd3, EtcdLeaseInvalidError, isRecoverableError, type IKeyValue, type IOptions, type Lease, type Watcher } from 'etcd3';
@@ -244,7 +245,7 @@ export class EtcdStore implements Store {
     this.closed = true;
     const deadline = Date.now() + this.requestTimeoutMs;
     // Cancelling a watch waits for etcd to confirm; an etcd that does not answer must not hold close() up.
-    await Promise.race([Promise.all([...this.watchers].map((stop) => stop())), delay(this.requestTimeoutMs, undefined, { ref: false })]);
+    await Promise.race([Promise.all([...this.watchers].map((stop) => stop())), unrefTimeout(this.requestTimeoutMs, undefined, { ref: false })]);
     await Promise.all([...this.heldLocks].map((lock) => lock.release().catch(() => undefined)));
     await Promise.all([...this.publishLeases.values()].map((lease) => lease.revoke({ deadline }).catch(() => undefined)));
     this.publishLeases.clear();

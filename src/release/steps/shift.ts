@@ -2,7 +2,8 @@
 // figures are compared with the other live clusters'; a breach rolls the shift back and fails the step.
 import type { Rates } from '../../observe/sampler.js';
 import { targetMembers } from '../../control/targets.js';
-import { analyse, delay } from '../checks.js';
+import { analyse } from '../checks.js';
+import { delay } from '../../delay.js';
 import { ReleaseStepError } from '../errors.js';
 import { clusterPlan } from '../plan.js';
 import type { CanaryProgress, ShiftStep } from '../types.js';

@@ -1,5 +1,5 @@
 // The window step: waits until the release window opens (planned when a release started outside it).
-import { delay } from '../checks.js';
+import { delay } from '../../delay.js';
 import { releaseConfig } from '../plan.js';
 import type { WindowStep } from '../types.js';
 import { inWindow, nextWindowStart } from '../window.js';
