@@ -5,9 +5,9 @@ import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
-import { exportApache } from '../drivers/apache-config.js';
+import { exportApache } from '../drivers/apache/export.js';
 import type { ExportResult } from '../drivers/export-notes.js';
-import { exportHaproxy } from '../drivers/haproxy-config.js';
+import { exportHaproxy } from '../drivers/haproxy/export.js';
 import { CliError, colour, emit, EXIT } from './output.js';
 
 interface ExportOptions {

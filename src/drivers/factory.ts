@@ -2,9 +2,9 @@
 // caller supplies it; Apache and HAProxy drivers are built here.
 import { isAbsolute, resolve } from 'node:path';
 import type { DayshiftConfig } from '../config/schema.js';
-import { ApacheDriver } from './apache.js';
+import { ApacheDriver } from './apache/driver.js';
 import type { Driver } from './driver.js';
-import { HaproxyDriver } from './haproxy.js';
+import { HaproxyDriver } from './haproxy/driver.js';
 
 export interface DriverFactories {
   /** Makes the built-in proxy's driver; required when the config uses (or defaults to) `builtin`. */

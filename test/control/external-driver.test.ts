@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { STATE_KEY } from '../../src/control/desired-state.js';
-import { RuntimeApiClient } from '../../src/drivers/runtime-api.js';
+import { RuntimeApiClient } from '../../src/drivers/haproxy/runtime-api.js';
 import type { StatusReport } from '../../src/observe/status-report.js';
 import { startBackend, type Backend } from '../support/backends.js';
 import { runCli } from '../support/cli.js';

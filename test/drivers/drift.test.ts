@@ -16,7 +16,7 @@ import { startHaproxy, type Haproxy } from '../support/haproxy.js';
 import { openPlaneOn, twoClusterConfig } from '../support/load-balancers.js';
 import { requirePeer } from '../support/peers.js';
 import { waitFor } from '../support/process.js';
-import { exportHaproxy } from '../../src/drivers/haproxy-config.js';
+import { exportHaproxy } from '../../src/drivers/haproxy/export.js';
 
 const actor = { who: 'test', from: '127.0.0.1' };
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
-import { ApacheDriver } from '../../src/drivers/apache.js';
+import { ApacheDriver } from '../../src/drivers/apache/driver.js';
 import type { Driver } from '../../src/drivers/driver.js';
 import { createDriver } from '../../src/drivers/factory.js';
-import { HaproxyDriver } from '../../src/drivers/haproxy.js';
+import { HaproxyDriver } from '../../src/drivers/haproxy/driver.js';
 
 const base = 'listen: {http: 8080}\nclusters:\n  a:\n    members: [{url: "http://127.0.0.1:9001"}]\nsites:\n  s:\n    hosts: [x]\n    routes: [{clusters: [a]}]\n';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haproxyDriverSchema, type HaproxyDriverConfig } from '../../src/config/driver-schema.js';
 import { clusterSchema, type ClusterConfig } from '../../src/config/schema.js';
-import { RuntimeApiClient } from '../../src/drivers/runtime-api.js';
+import { RuntimeApiClient } from '../../src/drivers/haproxy/runtime-api.js';
 import type { Backend } from './backends.js';
 import { Foreground, waitFor } from './process.js';
 import { freePort } from '../../src/ports.js';

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { healthCheckFor, probeMember } from '../../../src/balance/health.js';
-import { importApacheFile } from '../../../src/config/apache-import.js';
+import { importApacheFile } from '../../../src/drivers/apache/import.js';
 import { configSchema } from '../../../src/config/schema.js';
 import { requireTomcat, startTomcat, type Tomcat } from '../../support/tomcat.js';
 import { generatedBody, plainClient, readAll, readJson, upstreamRequest } from './requests.js';

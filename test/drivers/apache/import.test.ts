@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ApacheConfError, parseApacheConf } from '../../src/config/apache-conf.js';
-import { importApacheFile, toCidr, type ImportNote } from '../../src/config/apache-import.js';
-import { parseConfig } from '../../src/config/load.js';
-import { configSchema } from '../../src/config/schema.js';
+import { ApacheConfError, parseApacheConf } from '../../../src/drivers/apache/conf-parser.js';
+import { importApacheFile, toCidr, type ImportNote } from '../../../src/drivers/apache/import.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { configSchema } from '../../../src/config/schema.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
+const root = fileURLToPath(new URL('../../../../', import.meta.url));
 const origin = join(root, 'examples/apache-origin/httpd.conf');
 const shop = join(root, 'test/fixtures/apache-shop');
 const run = promisify(execFile);

@@ -4,15 +4,15 @@
 // loadfactor. httpd knows no clusters: apply() gives each member the stricter of its own state and its
 // cluster's (diff.ts). httpd answers 200 even to a change it ignored, so every change is read back from
 // `?xml=1` and an unapplied change throws.
-import type { ApacheDriverConfig } from '../config/driver-schema.js';
-import type { ClusterConfig } from '../config/schema.js';
-import type { AdminState, Health, DesiredState } from '../model.js';
+import type { ApacheDriverConfig } from '../../config/driver-schema.js';
+import type { ClusterConfig } from '../../config/schema.js';
+import type { AdminState, Health, DesiredState } from '../../model.js';
 import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
-import { applyStateDiff, checkWeights, repairDrift } from './diff.js';
-import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
-import { clusterStatuses, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from './members.js';
-import { RequestCounts } from './request-counts.js';
-import { Serial } from '../serial.js';
+import { applyStateDiff, checkWeights, repairDrift } from '../diff.js';
+import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from '../driver.js';
+import { clusterStatuses, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from '../members.js';
+import { RequestCounts } from '../request-counts.js';
+import { Serial } from '../../serial.js';
 
 /** httpd's accepted loadfactor range (w_lf); values outside it are ignored silently by httpd. */
 const LOADFACTOR_MIN = 1;

@@ -3,12 +3,12 @@
 // driver.host it reaches the manager in that VirtualHost, sending a Referer httpd accepts (no AH10187).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apacheDriverSchema } from '../../src/config/driver-schema.js';
-import { clusterSchema } from '../../src/config/schema.js';
-import { ApacheDriver } from '../../src/drivers/apache.js';
-import { startBackend, type Backend } from '../support/backends.js';
-import { startHttpd, type Httpd } from '../support/httpd.js';
-import { findExecutable } from '../support/peers.js';
+import { apacheDriverSchema } from '../../../src/config/driver-schema.js';
+import { clusterSchema } from '../../../src/config/schema.js';
+import { ApacheDriver } from '../../../src/drivers/apache/driver.js';
+import { startBackend, type Backend } from '../../support/backends.js';
+import { startHttpd, type Httpd } from '../../support/httpd.js';
+import { findExecutable } from '../../support/peers.js';
 
 const apache2 = findExecutable('apache2');
 const missing = apache2 ? false : 'apache2 not found: install the Debian package apache2 (apt-get install apache2) to run this test';

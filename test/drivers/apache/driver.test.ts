@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { ApacheDriver } from '../../src/drivers/apache.js';
-import { DriverUnsupportedError } from '../../src/drivers/driver.js';
-import { waitUntilIdle } from '../support/driver-wait.js';
-import { initialState } from '../../src/control/desired-state.js';
-import { AppliedState } from '../support/applied-state.js';
-import { startBackend, startLoad, type Backend } from '../support/backends.js';
-import { startBalancedHttpd, type BalancedHttpd } from '../support/httpd.js';
-import { findPeer } from '../support/peers.js';
-import { waitFor } from '../support/process.js';
+import { ApacheDriver } from '../../../src/drivers/apache/driver.js';
+import { DriverUnsupportedError } from '../../../src/drivers/driver.js';
+import { waitUntilIdle } from '../../support/driver-wait.js';
+import { initialState } from '../../../src/control/desired-state.js';
+import { AppliedState } from '../../support/applied-state.js';
+import { startBackend, startLoad, type Backend } from '../../support/backends.js';
+import { startBalancedHttpd, type BalancedHttpd } from '../../support/httpd.js';
+import { findPeer } from '../../support/peers.js';
+import { waitFor } from '../../support/process.js';
 
 const apache2 = findPeer('apache2', 'apache2');
 

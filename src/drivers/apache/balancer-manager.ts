@@ -3,7 +3,7 @@
 // the request's host, or httpd drops all parameters and still answers 200; changes carry the balancer's
 // nonce, read from `?xml=1`. httpd answers 200 to changes it ignored, so callers read the result back.
 import { request } from 'undici';
-import { escapeRegex } from '../regex.js';
+import { escapeRegex } from '../../regex.js';
 
 /** The member flags the manager can set (w_status_X). */
 export type WorkerFlag = 'D' | 'N' | 'H' | 'S' | 'I' | 'R';

@@ -3,12 +3,12 @@
 // one backend per route (a shared route holds all its clusters' members, named as the haproxy driver
 // expects: route, else CLUSTER-ID), health checks, stickiness, an admin stats socket and a
 // server-state-file so that runtime changes survive reloads.
-import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig } from '../config/schema.js';
-import { memberId } from '../model.js';
-import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
-import { serverName, WEIGHT_MAX } from './haproxy.js';
-import { healthCheckFor } from '../balance/health.js';
-import { escapeRegex } from '../regex.js';
+import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig } from '../../config/schema.js';
+import { memberId } from '../../model.js';
+import { uniqueNotes, type ExportNote, type ExportResult } from '../export-notes.js';
+import { serverName, WEIGHT_MAX } from './driver.js';
+import { healthCheckFor } from '../../balance/health.js';
+import { escapeRegex } from '../../regex.js';
 
 export interface HaproxyExportOptions {
   /** The admin-level Runtime API socket path. */

@@ -2,11 +2,11 @@
 // keep Apache httpd and let Dayshift drive it through the balancer-manager. One balancer per route
 // (a shared route balances over all its clusters' members, like the origin's web-prod), one VirtualHost
 // per site and listener, BalancerPersist On, and the balancer-manager on its own loopback listener.
-import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig, type SiteConfig } from '../config/schema.js';
-import { memberId } from '../model.js';
-import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
-import { LOADFACTOR_MAX } from './apache.js';
-import { healthCheckFor } from '../balance/health.js';
+import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig, type SiteConfig } from '../../config/schema.js';
+import { memberId } from '../../model.js';
+import { uniqueNotes, type ExportNote, type ExportResult } from '../export-notes.js';
+import { LOADFACTOR_MAX } from './driver.js';
+import { healthCheckFor } from '../../balance/health.js';
 
 export interface ApacheExportOptions {
   /** host:port of the balancer-manager listener. */

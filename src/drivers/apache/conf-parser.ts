@@ -1,6 +1,6 @@
 // Reads an Apache httpd configuration into a tree of directives and sections, each with the file and line
 // it came from, following Include / IncludeOptional (with wildcards) as httpd does. Only the syntax is
-// read here; src/config/apache-import.ts decides what the directives mean for Dayshift.
+// read here; import.ts decides what the directives mean for Dayshift.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 

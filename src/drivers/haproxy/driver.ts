@@ -3,16 +3,16 @@
 // `set server B/S weight N`; in-flight = `show stat` scur; admin state and health are read back from
 // `show servers state`. Runtime changes are lost on a reload unless they are saved to the
 // server-state-file HAProxy loads at start (option state_file; docs/drivers.md).
-import { writeFileAtomic } from '../atomic-file.js';
-import type { HaproxyDriverConfig } from '../config/driver-schema.js';
-import type { ClusterConfig } from '../config/schema.js';
-import { splitMemberKey, type AdminState, type Health, type MemberKey, type DesiredState } from '../model.js';
-import { applyStateDiff, checkWeights, repairDrift } from './diff.js';
-import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from './driver.js';
-import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from './members.js';
+import { writeFileAtomic } from '../../atomic-file.js';
+import type { HaproxyDriverConfig } from '../../config/driver-schema.js';
+import type { ClusterConfig } from '../../config/schema.js';
+import { splitMemberKey, type AdminState, type Health, type MemberKey, type DesiredState } from '../../model.js';
+import { applyStateDiff, checkWeights, repairDrift } from '../diff.js';
+import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from '../driver.js';
+import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from '../members.js';
 import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } from './runtime-api.js';
-import { RequestCounts } from './request-counts.js';
-import { Serial } from '../serial.js';
+import { RequestCounts } from '../request-counts.js';
+import { Serial } from '../../serial.js';
 
 /** HAProxy's weight range (`set server ... weight`). */
 export const WEIGHT_MAX = 256;

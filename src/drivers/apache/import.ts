@@ -5,7 +5,7 @@
 // third cluster of the same servers. Every directive that is not translated is reported with file:line.
 import { isIP } from 'node:net';
 import { Document, isMap, isScalar, isSeq, visit } from 'yaml';
-import { parseApacheConf, type Directive, type ParseOptions } from './apache-conf.js';
+import { parseApacheConf, type Directive, type ParseOptions } from './conf-parser.js';
 
 export type NoteKind =
   /** Has a meaning Dayshift cannot express here; review it. */

@@ -2,16 +2,16 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { DriverUnsupportedError } from '../../src/drivers/driver.js';
-import { HaproxyDriver } from '../../src/drivers/haproxy.js';
-import { waitUntilIdle } from '../support/driver-wait.js';
-import { initialState } from '../../src/control/desired-state.js';
-import { AppliedState } from '../support/applied-state.js';
-import { startBackend, startLoad, type Backend } from '../support/backends.js';
-import { startBalancedHaproxy, type BalancedHaproxy } from '../support/haproxy.js';
-import { findPeer } from '../support/peers.js';
-import { waitFor } from '../support/process.js';
-import { freePort } from '../../src/ports.js';
+import { DriverUnsupportedError } from '../../../src/drivers/driver.js';
+import { HaproxyDriver } from '../../../src/drivers/haproxy/driver.js';
+import { waitUntilIdle } from '../../support/driver-wait.js';
+import { initialState } from '../../../src/control/desired-state.js';
+import { AppliedState } from '../../support/applied-state.js';
+import { startBackend, startLoad, type Backend } from '../../support/backends.js';
+import { startBalancedHaproxy, type BalancedHaproxy } from '../../support/haproxy.js';
+import { findPeer } from '../../support/peers.js';
+import { waitFor } from '../../support/process.js';
+import { freePort } from '../../../src/ports.js';
 
 const haproxy = findPeer('haproxy', 'haproxy');
 
