@@ -531,13 +531,58 @@ export function importApache(directives: Directive[], source = 'httpd.conf'): Im
   return build(im, source);
 }
 
+/**
+ * Builds the Dayshift config in passes, each adding one part: the balancers worth importing, how they
+ * group into clusters, the clusters' names, their members, the sites, the listeners. Notes are sorted by
+ * file and line at the end, so a pass only adds its own.
+ */
 function build(im: Importer, source: string): ImportResult {
+  const map = nameClusters(im, groupBalancers(im, balancersWithMembers(im)));
+  const clusters = importClusters(im, map);
+  const sites = nameSites(im, map, siteDrafts(im, map));
+  const config: Record<string, unknown> = {
+    listen: importListeners(im),
+    ...(im.proxyTimeout !== undefined ? { timeouts: { first_byte: `${im.proxyTimeout / 1000}s` } } : {}),
+    // httpd checks members only with mod_proxy_hcheck (hc* member parameters become per-member overrides).
+    // Dayshift checks every member: its health gate must not count a stopped server up.
+    health: { enabled: true, path: '/' },
+    clusters,
+    sites,
+  };
+
+  const notes = im.notes.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+  const header = [
+    `Imported from ${source} by \`dayshift import apache\`.`,
+    `${notes.filter((n) => n.kind === 'untranslated').length} directive(s) not translated, ${notes.filter((n) => n.kind === 'approximated').length} approximated: see the import report.`,
+    'Active health checks are on: GET health.path (/) on http members, a CPing on ajp ones; set health.path to a page your application serves.',
+  ];
+  const yaml = `${header.map((l) => `# ${l}`).join('\n')}\n${toYaml(config)}`;
+  return { config, yaml, notes };
+}
+
+/** Pass 1, the balancers worth importing: those with members. One a ProxyPass names without any is noted. */
+function balancersWithMembers(im: Importer): Balancer[] {
   const used = new Set(im.vhosts.flatMap((v) => v.passes.map((p) => p.balancer)));
   const all = [...im.balancers.values()].filter((b) => b.members.length > 0 || used.has(b.name));
   for (const b of all.filter((b) => b.members.length === 0)) im.note(b.at, 'untranslated', `balancer://${b.name} has no BalancerMember: routes to it are dropped`);
-  const withMembers = all.filter((b) => b.members.length > 0);
+  return all.filter((b) => b.members.length > 0);
+}
 
-  // A balancer made of exactly the members of other, disjoint balancers is a route over their clusters.
+/** How balancers become clusters. */
+interface Grouping {
+  /** Balancers made of other balancers' members: each is a route over those balancers' clusters. */
+  composedOf: Map<string, Balancer[]>;
+  /** Balancers with exactly the members of an earlier one: they route to its cluster. */
+  sameAs: Map<string, Balancer>;
+  /** The balancers that become clusters, with the "~rest" remainders of composites. */
+  bases: Balancer[];
+}
+
+/**
+ * Pass 2, the grouping: a balancer made of exactly the members of other, disjoint balancers is a route
+ * over their clusters (the origin's web-prod = web-prod-a + web-prod-b), not a third cluster.
+ */
+function groupBalancers(im: Importer, withMembers: Balancer[]): Grouping {
   const composedOf = new Map<string, Balancer[]>();
   const remainders = new Map<string, Balancer>();
   const sameAs = new Map<string, Balancer>();
@@ -572,10 +617,32 @@ function build(im: Importer, source: string): ImportResult {
   for (const [name, twin] of sameAs) {
     im.note(im.balancers.get(name)!.at, 'approximated', `balancer://${name} has the same members as balancer://${twin.name}: both are cluster ${twin.name}'s route`);
   }
+  return { composedOf, sameAs, bases };
+}
 
-  // Cluster names: the QA host name's first label when the balancer's name ends with it (web-prod-a
-  // served as prod-a.example.com → prod-a), else the balancer's name.
+/** The grouping with each cluster's name: what the later passes ask about a balancer. */
+interface ClusterMap extends Grouping {
+  clusterName: Map<string, string>;
+  /** The balancer whose cluster this one routes to (itself, or the earlier twin it copies). */
+  resolveBase(balancer: string): string;
+  /** The clusters a ProxyPass to this balancer routes over. */
+  clustersOf(balancer: string): string[];
+}
+
+/**
+ * Pass 3, cluster names: the QA host name's first label when the balancer's name ends with it (web-prod-a
+ * served as prod-a.example.com → prod-a), else the balancer's name.
+ */
+function nameClusters(im: Importer, grouping: Grouping): ClusterMap {
+  const { composedOf, sameAs, bases } = grouping;
   const clusterName = new Map<string, string>();
+  const resolveBase = (balancer: string): string => sameAs.get(balancer)?.name ?? balancer;
+  const clustersOf = (balancer: string): string[] => {
+    const parts = composedOf.get(balancer);
+    if (parts) return parts.map((p) => clusterName.get(p.name)!);
+    const name = clusterName.get(resolveBase(balancer));
+    return name ? [name] : [];
+  };
   const taken = new Set<string>();
   for (const b of bases) {
     const label = im.vhosts
@@ -591,17 +658,15 @@ function build(im: Importer, source: string): ImportResult {
     taken.add(name);
     clusterName.set(b.name, name);
   }
-  function resolveBase(balancer: string): string {
-    return sameAs.get(balancer)?.name ?? balancer;
-  }
-  function clustersOf(balancer: string): string[] {
-    const parts = composedOf.get(balancer);
-    if (parts) return parts.map((p) => clusterName.get(p.name)!);
-    const name = clusterName.get(resolveBase(balancer));
-    return name ? [name] : [];
-  }
+  return { ...grouping, clusterName, resolveBase, clustersOf };
+}
 
-  // Members: from the cluster's own balancer; the composite's route/loadfactor fill gaps or are noted.
+/**
+ * Pass 4, the clusters and their members: from the cluster's own balancer; a composite's route and
+ * loadfactor fill gaps or are noted.
+ */
+function importClusters(im: Importer, map: ClusterMap): Record<string, unknown> {
+  const { composedOf, bases, clusterName, clustersOf } = map;
   const tlsOff = new Set(im.vhosts.filter((v) => !v.tlsVerify).flatMap((v) => v.passes.flatMap((p) => clustersOf(p.balancer))));
   const clusters: Record<string, unknown> = {};
   for (const b of bases) {
@@ -631,19 +696,27 @@ function build(im: Importer, source: string): ImportResult {
     });
     clusters[name] = { members };
   }
+  return clusters;
+}
 
-  // Sites: one per ServerName (an :80 and a :443 VirtualHost of the same name are one site).
-  const sharedClusters = new Set(im.vhosts.flatMap((v) => v.passes.filter((p) => clustersOf(p.balancer).length > 1).flatMap((p) => clustersOf(p.balancer))));
-  interface SiteDraft {
-    key: string;
-    hosts: string[];
-    routes: Record<string, unknown>[];
-    vhost: Vhost;
-    tls?: { cert: string; key: string };
-    allow: string[];
-    deny: string[];
-    preserve: boolean;
-  }
+/** A site before it has its name: one per ServerName. */
+interface SiteDraft {
+  key: string;
+  hosts: string[];
+  routes: Record<string, unknown>[];
+  vhost: Vhost;
+  tls?: { cert: string; key: string };
+  allow: string[];
+  deny: string[];
+  preserve: boolean;
+}
+
+/**
+ * Pass 5, the sites' hosts, routes, access and TLS: one per ServerName (an :80 and a :443 VirtualHost of
+ * the same name are one site).
+ */
+function siteDrafts(im: Importer, map: ClusterMap): SiteDraft[] {
+  const { composedOf, resolveBase, clustersOf } = map;
   const drafts: SiteDraft[] = [];
   for (const v of im.vhosts) {
     const routes = v.passes.flatMap((p) => {
@@ -692,7 +765,16 @@ function build(im: Importer, source: string): ImportResult {
       for (const p of v.passes) im.note(p.at, 'untranslated', `VirtualHost ${key} at ${same.vhost.at.file}:${same.vhost.at.line} routes differently; Dayshift serves one set of routes per host on every listener`);
     }
   }
+  return drafts;
+}
 
+/**
+ * Pass 6, site names: `public` for the first site over several clusters, `qa-CLUSTER` for a site over one
+ * of those clusters alone, else the host name.
+ */
+function nameSites(im: Importer, map: ClusterMap, drafts: SiteDraft[]): Record<string, unknown> {
+  const { clustersOf } = map;
+  const sharedClusters = new Set(im.vhosts.flatMap((v) => v.passes.filter((p) => clustersOf(p.balancer).length > 1).flatMap((p) => clustersOf(p.balancer))));
   const sites: Record<string, unknown> = {};
   const siteNames = new Set<string>();
   for (const d of drafts) {
@@ -712,8 +794,11 @@ function build(im: Importer, source: string): ImportResult {
       routes: d.routes,
     };
   }
+  return sites;
+}
 
-  // Listeners: Listen directives (https where an SSL VirtualHost uses the port), else the vhosts' ports.
+/** Pass 7, the listeners: Listen directives (https where an SSL VirtualHost uses the port), else the vhosts' ports. */
+function importListeners(im: Importer): Record<string, unknown> {
   const sslPorts = new Set(im.vhosts.filter((v) => v.ssl).flatMap((v) => v.addresses.map((a) => /:(\d+)$/.exec(a)?.[1]).filter(Boolean)));
   let listens = im.listens.map((l) => ({ address: l.address, https: l.https || sslPorts.has(/:(\d+)$/.exec(l.address)![1]!) }));
   if (listens.length === 0) listens = vhostListens(im.vhosts.flatMap((v) => v.addresses)).map((address) => ({ address, https: sslPorts.has(/:(\d+)$/.exec(address)![1]!) }));
@@ -722,25 +807,7 @@ function build(im: Importer, source: string): ImportResult {
   const listen: Record<string, unknown> = {};
   if (http.length) listen.http = http.length === 1 ? http[0] : http;
   if (https.length) listen.https = https.length === 1 ? https[0] : https;
-
-  const config: Record<string, unknown> = {
-    listen,
-    ...(im.proxyTimeout !== undefined ? { timeouts: { first_byte: `${im.proxyTimeout / 1000}s` } } : {}),
-    // httpd checks members only with mod_proxy_hcheck (hc* member parameters become per-member overrides).
-    // Dayshift checks every member: its health gate must not count a stopped server up.
-    health: { enabled: true, path: '/' },
-    clusters,
-    sites,
-  };
-
-  const notes = im.notes.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
-  const header = [
-    `Imported from ${source} by \`dayshift import apache\`.`,
-    `${notes.filter((n) => n.kind === 'untranslated').length} directive(s) not translated, ${notes.filter((n) => n.kind === 'approximated').length} approximated: see the import report.`,
-    'Active health checks are on: GET health.path (/) on http members, a CPing on ajp ones; set health.path to a page your application serves.',
-  ];
-  const yaml = `${header.map((l) => `# ${l}`).join('\n')}\n${toYaml(config)}`;
-  return { config, yaml, notes };
+  return listen;
 }
 
 /**
