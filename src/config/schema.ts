@@ -171,6 +171,8 @@ const timeoutsSchema = z.strictObject({
   shutdown: duration.default(30_000),
   /** Keep-alive idle time of client connections. */
   client_keepalive: duration.default(5000),
+  /** An open tunnel (WebSocket) with no bytes either way for this long is closed; 0 = never (HAProxy's timeout tunnel). */
+  tunnel: duration.default(3_600_000),
 });
 
 const limitsSchema = z.strictObject({
