@@ -26,6 +26,8 @@ function unmask(data: Buffer): string {
 describe('WebSocket and Upgrade tunnels', () => {
   let member: TestMember;
   let proxy: TestProxy;
+  /** The same, with a 1 s tunnel idle timeout. */
+  let quiet: TestProxy;
   const upgrades: Record<string, string | string[] | undefined>[] = [];
 
   before(async () => {
@@ -45,14 +47,21 @@ describe('WebSocket and Upgrade tunnels', () => {
       health: { enabled: false },
       sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
     });
+    quiet = await startTestProxy({
+      clusters: { c: { members: [{ url: member.url, route: 'w1' }] } },
+      health: { enabled: false },
+      timeouts: { tunnel: '1s' },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
   });
   after(async () => {
     await proxy?.handle.close(1000);
+    await quiet?.handle.close(1000);
     await member.close();
   });
 
-  async function open(): Promise<{ socket: net.Socket; next: () => Promise<Buffer>; head: string }> {
-    const socket = net.connect(proxy.port, '127.0.0.1');
+  async function open(port = proxy.port): Promise<{ socket: net.Socket; next: () => Promise<Buffer>; head: string }> {
+    const socket = net.connect(port, '127.0.0.1');
     await once(socket, 'connect');
     const key = Buffer.from('0123456789abcdef').toString('base64');
     socket.write(`GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
@@ -121,5 +130,25 @@ describe('WebSocket and Upgrade tunnels', () => {
     assert.equal(await proxy.handle.closeTunnels(['c/w1'], { batch: 1, intervalMs: 10 }), 2);
     await closed;
     await waitFor(() => tunnels() === 0, 5000, 'tunnels gone');
+  });
+
+  it('closes a tunnel after timeouts.tunnel without a byte either way, and not while bytes flow', async () => {
+    const { socket, next, head } = await open(quiet.port);
+    assert.match(head, /^HTTP\/1\.1 101/);
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    // Twice the timeout of traffic, a frame each way every 300 ms: the tunnel stays open.
+    const until = Date.now() + 2000;
+    let lastByte = 0;
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 300));
+      socket.write(frame('ping'));
+      assert.equal((await next()).subarray(2).toString(), 'ping');
+      lastByte = Date.now();
+    }
+    assert.equal(closed, false, 'closed while bytes were flowing');
+    await waitFor(() => closed, 10_000, 'the idle tunnel to close');
+    assert.ok(Date.now() - lastByte >= 900, 'closed before the tunnel timeout');
+    await waitFor(() => quiet.handle.stats().members[0]!.openTunnels === 0, 5000, 'the tunnel to be uncounted');
   });
 });
