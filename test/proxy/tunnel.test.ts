@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { startMember, type TestMember } from '../support/members.js';
 import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
+import { rawExchange } from '../support/raw-http.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -150,5 +151,32 @@ describe('WebSocket and Upgrade tunnels', () => {
     await waitFor(() => closed, 10_000, 'the idle tunnel to close');
     assert.ok(Date.now() - lastByte >= 900, 'closed before the tunnel timeout');
     await waitFor(() => quiet.handle.stats().members[0]!.openTunnels === 0, 5000, 'the tunnel to be uncounted');
+  });
+
+  it('relays a refused upgrade as an ordinary answer (body decoded, hop-by-hop headers dropped) and closes', async () => {
+    // A member that refuses the upgrade with a chunked 404 and would keep the connection alive.
+    const refusing = net.createServer((socket) => {
+      socket.once('data', () => socket.write('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=60\r\nX-Why: no ws here\r\n\r\n5\r\nnope \r\n4\r\nhere\r\n0\r\n\r\n'));
+      socket.on('error', () => undefined);
+    });
+    refusing.listen(0, '127.0.0.1');
+    await once(refusing, 'listening');
+    const own = await startTestProxy({
+      clusters: { c: { members: [{ url: `http://127.0.0.1:${(refusing.address() as net.AddressInfo).port}` }] } },
+      health: { enabled: false },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+    try {
+      const reply = await rawExchange(own.port, 'GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      const [head, body] = reply.split('\r\n\r\n');
+      assert.match(head!, /^HTTP\/1\.1 404 Not Found\r\n/);
+      assert.match(head!, /\r\nX-Why: no ws here(\r\n|$)/);
+      assert.match(head!, /\r\nconnection: close(\r\n|$)/);
+      assert.doesNotMatch(head!, /transfer-encoding|keep-alive/i);
+      assert.equal(body, 'nope here');
+    } finally {
+      await own.handle.close(1000);
+      refusing.close();
+    }
   });
 });
