@@ -249,6 +249,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
    * complete, so it is abandoned (cut, if its answer had begun).
    */
   const refuseClient = (socket: Duplex, answer: string) => {
+    // Already answered and closing: what the client sends meanwhile (which Node's spent parser refuses
+    // again) is dropped until the close.
+    if (socket.writableEnded) return;
     const previous = lastResponse.get(socket);
     if (previous && !previous.writableFinished && !previous.destroyed) {
       if (previous.req.complete) {
