@@ -107,7 +107,7 @@ class Upgrade {
   private phase: 'connecting' | 'answer' | 'relay' | 'tunnel' | 'closed' = 'connecting';
   /** The member's answer so far, until its head is complete. */
   private answer: Buffer | undefined;
-  /** Bytes of the answer already sent to the client (a refusal, or a relayed head). */
+  /** Something of the member's answer has gone to the client (the 101, or a relayed head): too late for a status. */
   private answered = false;
   private parser: ResponseParser | undefined;
   private readonly onData = (data: Buffer) => this.fromMember(data);
