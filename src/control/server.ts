@@ -121,8 +121,8 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     cleanup.unshift(() => conductor.close());
     registerReleaseApi(admin, conductor);
     registerDashboard(admin, { token: token.value, logger });
-    const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {
-      throw new Error(`admin listener ${config.admin.listen.host}:${config.admin.listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);
+    const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: Error) => {
+      throw new Error(`admin listener: ${err.message}`);
     });
     const pruner = setInterval(() => sessions.prune(Date.now(), current().config.drain.session_idle), 30_000);
     pruner.unref();
