@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
@@ -112,6 +113,38 @@ describe('socket activation', () => {
     assert.equal(code, 2, run.output());
     assert.match(run.output(), new RegExp(`serve no configured listener: fd 3 named "http" on 127\\.0\\.0\\.1:${stray}`));
     assert.match(run.output(), new RegExp(`Configured: http 127\\.0\\.0\\.1:${http}, admin 127\\.0\\.0\\.1:${admin}`));
+  });
+
+  test('dayshift db front serves the writer endpoint on the socket named writer', async (t: TestContext) => {
+    const binary = requirePeer(t, 'systemd-socket-activate', 'systemd');
+    if (!binary) return;
+    // The front splices bytes to the primary in the writer state: an echo server stands in for it.
+    const primary = createServer((socket) => socket.pipe(socket));
+    primary.listen(0, '127.0.0.1');
+    await once(primary, 'listening');
+    t.after(() => primary.close());
+    const primaryPort = (primary.address() as AddressInfo).port;
+    const writer = await freePort();
+    const stateDir = join(dir, 'db-state');
+    await mkdir(stateDir, { recursive: true });
+    await writeFile(join(stateDir, 'db-writer.json'), JSON.stringify({ primary: 'a', host: '127.0.0.1', port: primaryPort, at: new Date().toISOString() }));
+    const config = join(dir, 'db.yaml');
+    await writeFile(config, stringify({
+      state_dir: stateDir,
+      database: {
+        servers: [{ name: 'a', host: '127.0.0.1', port: primaryPort, user: 'u', password: 'p' }, { name: 'b', host: '127.0.0.1', port: 1, user: 'u', password: 'p' }],
+        replication: { user: 'r', password: 'p' },
+        writer: { listen: `127.0.0.1:${writer}` },
+      },
+    }));
+    const run = activate(binary, [['writer', writer]], [process.execPath, CLI, 'db', 'front', '--config', config]);
+    await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
+    const client = connect(writer, '127.0.0.1');
+    client.write('ping');
+    const [echoed] = (await once(client, 'data')) as [Buffer];
+    client.destroy();
+    assert.equal(echoed.toString(), 'ping', run.output());
+    assert.match(run.output(), new RegExp(`writer endpoint listening on 127\\.0\\.0\\.1:${writer} → a`));
   });
 
   /** Restarts Dayshift once behind a socket held as systemd holds it, under a bounded load of new connections; returns how requests failed. */
