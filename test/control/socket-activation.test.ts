@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createSocket } from 'node:dgram';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,9 +63,12 @@ describe('socket activation', () => {
     return file;
   }
 
-  /** systemd-socket-activate listening on `sockets` (name → port), running `command` once a connection comes. */
-  function activate(binary: string, sockets: [string, number][], command: string[]): { child: ChildProcess; output: () => string } {
-    const args = [...sockets.flatMap(([, port]) => ['-l', `127.0.0.1:${port}`]), `--fdname=${sockets.map(([name]) => name).join(':')}`, ...command];
+  /** systemd-socket-activate listening on `sockets` (name → port, or its own options), running `command` once a connection comes. */
+  function activate(binary: string, sockets: [string, number][] | string[], command: string[]): { child: ChildProcess; output: () => string } {
+    const options = sockets.every((s) => typeof s === 'string')
+      ? sockets
+      : [...sockets.flatMap(([, port]) => ['-l', `127.0.0.1:${port}`]), `--fdname=${sockets.map(([name]) => name).join(':')}`];
+    const args = [...options, ...command];
     const child = spawn(binary, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     child.on('exit', () => children.delete(child));
@@ -101,19 +105,59 @@ describe('socket activation', () => {
     assert.equal(health.status, 200, 'the admin API answers on its inherited socket');
   });
 
-  test('an inherited socket that serves no configured listener stops the start with exit 2', async (t: TestContext) => {
-    const binary = requirePeer(t, 'systemd-socket-activate', 'systemd');
-    if (!binary) return;
-    const [http, admin, stray] = await Promise.all([freePort(), freePort(), freePort()]);
-    const config = await writeConfig({ http: `127.0.0.1:${http}` }, admin);
-    const run = activate(binary, [['http', stray]], [process.execPath, CLI, 'start', '--config', config]);
-    await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
-    await request(stray).catch(() => undefined);
-    const [code] = (await once(run.child, 'exit')) as [number];
-    assert.equal(code, 2, run.output());
-    assert.match(run.output(), new RegExp(`serve no configured listener: fd 3 named "http" on 127\\.0\\.0\\.1:${stray}`));
-    assert.match(run.output(), new RegExp(`Configured: http 127\\.0\\.0\\.1:${http}, admin 127\\.0\\.0\\.1:${admin}`));
-  });
+  // Each case: the sockets systemd-socket-activate passes (its options, given the configured http port
+  // and a port the config does not name), and what the refusal says.
+  // A socket that could be matched also names the configured listeners it was matched against.
+  const refusals: { name: string; options: (http: number, stray: number) => string[]; says: (http: number, stray: number) => RegExp; listsConfigured: boolean }[] = [
+    {
+      name: 'a port the config does not name',
+      options: (_http, stray) => ['-l', `127.0.0.1:${stray}`, '--fdname=http'],
+      says: (_http, stray) => new RegExp(`serve no configured listener: fd 3 named "http" on 127\\.0\\.0\\.1:${stray}`),
+      listsConfigured: true,
+    },
+    {
+      name: 'a name Dayshift does not serve',
+      options: (http) => ['-l', `127.0.0.1:${http}`, '--fdname=api'],
+      says: (http) => new RegExp(`serve no configured listener: fd 3 named "api" on 127\\.0\\.0\\.1:${http}`),
+      listsConfigured: true,
+    },
+    {
+      name: 'a socket without a name',
+      options: (http) => ['-l', `127.0.0.1:${http}`],
+      says: () => /1 inherited socket\(s\) but LISTEN_FDNAMES names 0: give each socket unit FileDescriptorName=/,
+      listsConfigured: false,
+    },
+    {
+      name: 'a datagram socket',
+      options: (http) => ['--datagram', '-l', `127.0.0.1:${http}`, '--fdname=http'],
+      says: () => /inherited fd 3 \(http\) is not a listening TCP socket/,
+      listsConfigured: false,
+    },
+  ];
+  for (const refusal of refusals) {
+    test(`an inherited socket that serves no configured listener stops the start with exit 2: ${refusal.name}`, async (t: TestContext) => {
+      const binary = requirePeer(t, 'systemd-socket-activate', 'systemd');
+      if (!binary) return;
+      const [http, admin, stray] = await Promise.all([freePort(), freePort(), freePort()]);
+      const config = await writeConfig({ http: `127.0.0.1:${http}` }, admin);
+      const run = activate(binary, refusal.options(http, stray), [process.execPath, CLI, 'start', '--config', config]);
+      await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
+      // systemd-socket-activate runs the command at the first connection (or datagram).
+      const port = Number(/Listening on 127\.0\.0\.1:(\d+)/.exec(run.output())![1]);
+      if (refusal.options(http, stray).includes('--datagram')) {
+        const udp = createSocket('udp4');
+        udp.send('x', port, '127.0.0.1', () => udp.close());
+      } else {
+        await request(port).catch(() => undefined);
+      }
+      const [code] = (await once(run.child, 'exit')) as [number];
+      assert.equal(code, 2, run.output());
+      assert.match(run.output(), refusal.says(http, stray));
+      if (refusal.listsConfigured) {
+        assert.match(run.output(), new RegExp(`Configured: http 127\\.0\\.0\\.1:${http}, admin 127\\.0\\.0\\.1:${admin}`));
+      }
+    });
+  }
 
   test('dayshift db front serves the writer endpoint on the socket named writer', async (t: TestContext) => {
     const binary = requirePeer(t, 'systemd-socket-activate', 'systemd');
