@@ -81,11 +81,18 @@ export function adoptInheritedSockets(wanted: WantedListener[], env: NodeJS.Proc
     if (!local) throw new SocketActivationError(`inherited fd ${fd} (${name}) is not a listening TCP socket: use ListenStream= with an address and a port`);
     inherited.push({ fd, name, local });
   }
-  const unmatched: string[] = [];
+  // Same name and port. Sockets on the configured host are matched first, so that with several
+  // addresses on one port (127.0.0.1:80 and 192.0.2.1:80) each socket gets its own.
+  const free = (socket: Inherited) => wanted.filter((w) => w.name === socket.name && w.address.port === socket.local.port && !adopted.has(keyOf(w.name, w.address)));
+  const rest: Inherited[] = [];
   for (const socket of inherited) {
-    // Same name and port; among several, the one whose host is the configured one.
-    const candidates = wanted.filter((w) => w.name === socket.name && w.address.port === socket.local.port && !adopted.has(keyOf(w.name, w.address)));
-    const match = candidates.find((w) => w.address.host === socket.local.host) ?? candidates[0];
+    const exact = free(socket).find((w) => w.address.host === socket.local.host);
+    if (exact) adopted.set(keyOf(exact.name, exact.address), socket.fd);
+    else rest.push(socket);
+  }
+  const unmatched: string[] = [];
+  for (const socket of rest) {
+    const [match] = free(socket);
     if (match) adopted.set(keyOf(match.name, match.address), socket.fd);
     else unmatched.push(`fd ${socket.fd} named "${socket.name}" on ${socket.local.host}:${socket.local.port}`);
   }
@@ -103,9 +110,12 @@ export function adoptInheritedSockets(wanted: WantedListener[], env: NodeJS.Proc
 /** Listens on the inherited socket adopted for this listener, or binds `address`. */
 export async function listenOn(server: Server, address: ListenAddress, name: ListenerName): Promise<void> {
   const fd = adopted.get(keyOf(name, address));
-  if (fd !== undefined) adopted.delete(keyOf(name, address));
-  if (fd !== undefined) server.listen({ fd });
-  else server.listen(address.port, address.host);
+  if (fd !== undefined) {
+    adopted.delete(keyOf(name, address));
+    server.listen({ fd });
+  } else {
+    server.listen(address.port, address.host);
+  }
   try {
     await once(server, 'listening');
   } catch (error) {

@@ -105,6 +105,20 @@ describe('socket activation', () => {
     assert.equal(health.status, 200, 'the admin API answers on its inherited socket');
   });
 
+  test('several addresses on one port each get the socket bound to their host', async (t: TestContext) => {
+    const binary = requirePeer(t, 'systemd-socket-activate', 'systemd');
+    if (!binary) return;
+    const [http, admin] = await Promise.all([freePort(), freePort()]);
+    const config = await writeConfig({ http: [`127.0.0.1:${http}`, `127.0.0.2:${http}`] }, admin);
+    // In the other order than the config's: matching by port alone would swap them.
+    const run = activate(binary, ['-l', `127.0.0.2:${http}`, '-l', `127.0.0.1:${http}`, '--fdname=http:http'], [process.execPath, CLI, 'start', '--config', config]);
+    await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
+    assert.equal((await request(http)).status, 200, run.output());
+    await waitFor(() => run.output().includes('started'), 20_000, 'the start to be logged');
+    assert.match(run.output(), new RegExp(`"listeners":\\["http://127\\.0\\.0\\.1:${http}","http://127\\.0\\.0\\.2:${http}"\\]`));
+    assert.match(run.output(), /"inheritedSockets":2/);
+  });
+
   // Each case: the sockets systemd-socket-activate passes (its options, given the configured http port
   // and a port the config does not name), and what the refusal says.
   // A socket that could be matched also names the configured listeners it was matched against.
