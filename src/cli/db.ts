@@ -84,6 +84,7 @@ export function register(program: Command): void {
     .description('run the writer endpoint: a TCP front to the current primary, following switchovers (foreground)')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
     .option('--listen <address>', 'host:port to listen on (default: database.writer.listen)')
+    .addHelpText('after', '\nUnder systemd socket activation (LISTEN_FDS), listens on the socket named writer instead of binding it.')
     .action(async (opts: CommonOptions & { listen?: string }) => {
       const settings = await loadDbSettings(opts.config);
       const listen = opts.listen !== undefined ? parseAddress(opts.listen) : settings.writer.listen;

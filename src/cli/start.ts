@@ -12,6 +12,12 @@ export function register(program: Command): void {
     .command('start')
     .description('run the proxy and the admin API in the foreground (SIGTERM: graceful stop; SIGHUP: reload)')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
+    .addHelpText(
+      'after',
+      '\nUnder systemd socket activation (LISTEN_FDS), listens on the sockets named http, https and admin instead of\n' +
+        'binding them (docs/operations.md). Exit codes: 1 could not start, 2 bad config or an inherited socket that\n' +
+        'serves no configured listener.',
+    )
     .action(async (opts: { config: string }) => {
       const loaded = await loadConfigFile(opts.config);
       const logger = createLogger(loaded.config.log);
