@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { request as httpsRequest } from 'node:https';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createSocket } from 'node:dgram';
 import { connect, createServer, type AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import { after, afterEach, before, describe, test, type TestContext } from 'node
 import { stringify } from 'yaml';
 import { adoptInheritedSockets } from '../../src/socket-activation.js';
 import { freePort } from '../../src/ports.js';
+import { selfSigned } from '../support/certs.js';
 import { CLI } from '../support/cli.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { requirePeer } from '../support/peers.js';
@@ -49,7 +51,7 @@ describe('socket activation', () => {
     return text.split('\n').filter(Boolean).map(Number);
   }
 
-  async function writeConfig(listen: { http: string | string[] }, adminPort: number): Promise<string> {
+  async function writeConfig(listen: Record<string, unknown>, adminPort: number): Promise<string> {
     const file = join(dir, 'dayshift.yaml');
     await writeFile(file, stringify({
       listen,
@@ -87,20 +89,30 @@ describe('socket activation', () => {
     assert.deepEqual(other, {});
   });
 
-  test('serves http and admin on the sockets systemd-socket-activate hands down, and binds a listener it does not', async (t: TestContext) => {
+  test('serves http, https and admin on the sockets systemd-socket-activate hands down, and binds a listener it does not', async (t: TestContext) => {
     const binary = requirePeer(t, 'systemd-socket-activate', 'systemd');
     if (!binary) return;
-    const [http, admin, bound] = await Promise.all([freePort(), freePort(), freePort()]);
-    const config = await writeConfig({ http: [`127.0.0.1:${http}`, `127.0.0.1:${bound}`] }, admin);
-    const run = activate(binary, [['http', http], ['admin', admin]], [process.execPath, CLI, 'start', '--config', config]);
+    const [http, https, admin, bound] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const tls = selfSigned(dir, 'fallback', 'shop.test');
+    const config = await writeConfig({ http: [`127.0.0.1:${http}`, `127.0.0.1:${bound}`], https: `127.0.0.1:${https}`, tls }, admin);
+    const run = activate(binary, [['http', http], ['https', https], ['admin', admin]], [process.execPath, CLI, 'start', '--config', config]);
     await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
     // systemd-socket-activate starts Dayshift at the first connection: that connection waits in the queue.
     const first = await request(http);
     assert.equal(first.status, 200, run.output());
     assert.equal(first.body.split(' ')[0], 'm1');
     await waitFor(() => run.output().includes('started'), 20_000, 'the start to be logged');
-    assert.match(run.output(), /"inheritedSockets":2/);
+    assert.match(run.output(), /"inheritedSockets":3/);
     assert.equal((await request(bound)).status, 200, 'the listener with no inherited socket is bound as usual');
+    const secure = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port: https, servername: 'shop.test', headers: { host: 'shop.test' }, rejectUnauthorized: false, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(secure, 200, 'the https listener serves TLS on its inherited socket');
     const health = await fetch(`http://127.0.0.1:${admin}/healthz`);
     assert.equal(health.status, 200, 'the admin API answers on its inherited socket');
   });
