@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { clientErrorAnswer, closeAfterFlush } from '../proxy/closing.js';
 import type { Actor, AuditLog } from './audit.js';
 import { FailureLimiter, type WrongToken } from './failures.js';
+import { listenOn } from '../socket-activation.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { HttpError, Router } from './router.js';
 import { tokenMatches } from './token.js';
@@ -74,14 +75,10 @@ export class AdminServer {
     return undefined;
   }
 
-  listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+  /** Binds the address, or listens on the socket systemd handed down for it (named admin). */
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await listenOn(this.server, { host, port }, 'admin');
+    return this.server.address() as AddressInfo;
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { once } from 'node:events';
 import { lookup } from 'node:dns/promises';
 import { isIP, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -18,6 +17,7 @@ import { memberKey, type MemberKey } from '../model.js';
 import { HealthChecker, healthCheckFor } from '../balance/health.js';
 import { MemberRuntime, type PassivePolicy } from '../balance/member.js';
 import { StickySigner } from '../balance/sticky.js';
+import { listenOn } from '../socket-activation.js';
 import { AccessLog } from './access-log.js';
 import type { ProxyHandle, ProxyOptions, ProxyStats } from './api.js';
 import { Forwarder } from './forward.js';
@@ -317,15 +317,6 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     limits: () => laneLimits,
   };
   const httpsServers: https.Server[] = [];
-  const listen = async (server: http.Server, address: { host: string; port: number }) => {
-    server.listen(address.port, address.host);
-    try {
-      await once(server, 'listening');
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new Error(`cannot listen on ${address.host}:${address.port}: ${code === 'EADDRINUSE' ? 'address in use' : (error as Error).message}`, { cause: error });
-    }
-  };
   const closeServers = () => {
     for (const s of [...httpServers, ...httpsServers]) s.close();
   };
@@ -335,7 +326,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       wire(server);
       lanes.push(new Lane(server, laneHandler));
       httpServers.push(server);
-      await listen(server, address);
+      await listenOn(server, address, 'http');
     }
     const httpsAddresses = addressList(loaded.config.listen.https);
     if (httpsAddresses.length > 0) {
@@ -365,7 +356,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         wire(server);
         server.on('secureConnection', watchRequestLine);
         httpsServers.push(server);
-        await listen(server, address);
+        await listenOn(server, address, 'https');
       }
     }
   } catch (error) {
