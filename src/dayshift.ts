@@ -146,8 +146,8 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     cleanup.unshift(() => conductor.close());
     registerReleaseApi(admin, conductor, () => plane.config);
     registerDashboard(admin, { token: token.value, logger, audit });
-    const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: NodeJS.ErrnoException) => {
-      throw new Error(`admin listener ${config.admin.listen.host}:${config.admin.listen.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);
+    const adminAddress = await admin.listen(config.admin.listen.host, config.admin.listen.port).catch((err: Error) => {
+      throw new Error(`admin listener: ${err.message}`);
     });
     const adminUrl = listenerOrigin({ host: adminAddress.address, port: adminAddress.port })!;
     bound.adminUrl = adminUrl;

@@ -3,14 +3,26 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { clientErrorAnswer, closeAfterFlush } from '../proxy/closing.js';
 import type { Actor, AuditLog } from '../control/audit.js';
 import { FailureLimiter, type WrongToken } from './failure-limiter.js';
+import { listenOn } from '../socket-activation.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { HttpError, Router } from './router.js';
 import { tokenMatches } from './token.js';
 
 /** Returns who is calling, or undefined when this authenticator does not recognise the request. */
 export type Authenticator = (req: IncomingMessage) => Actor | undefined;
+
+/**
+ * How long a request head may take on the admin listener, and how often that is checked: an operator's
+ * client sends its head at once, so a slow one is an attack on the file descriptors (Node's defaults
+ * are 60 s checked every 30 s).
+ */
+const HEADERS_TIMEOUT_MS = 10_000;
+const CHECK_INTERVAL_MS = 1000;
+/** How long a client may take to read an answer before its connection goes. */
+const FLUSH_MS = 30_000;
 
 export interface AdminServerOptions {
   token: string;
@@ -38,7 +50,12 @@ export class AdminServer {
     this.router.add({ method: 'GET', path: '/api/openapi.json', summary: 'This OpenAPI document', tag: 'meta' }, () =>
       this.router.openapi({ title: 'Dayshift admin API', version: options.version }),
     );
-    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: CHECK_INTERVAL_MS }, (req, res) => void this.handle(req, res));
+    // A head refused (400, 408, 431): answered, then the connection is released, not left half-open.
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) socket.destroy();
+      else closeAfterFlush(socket, clientErrorAnswer(error), FLUSH_MS);
+    });
     this.server.on('connection', (socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -58,14 +75,10 @@ export class AdminServer {
     return undefined;
   }
 
-  listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+  /** Binds the address, or listens on the socket systemd handed down for it (named admin). */
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await listenOn(this.server, { host, port }, 'admin');
+    return this.server.address() as AddressInfo;
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@ import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../config/load.js';
 import { createLogger } from '../logger.js';
 import { startDayshift, VERSION } from '../dayshift.js';
+import { adoptInheritedSockets, configuredListeners, SocketActivationError } from '../socket-activation.js';
 import { CliError, EXIT } from './output.js';
 
 export function register(program: Command): void {
@@ -11,9 +12,22 @@ export function register(program: Command): void {
     .command('start')
     .description('run the proxy and the admin API in the foreground (SIGTERM: graceful stop; SIGHUP: reload)')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
+    .addHelpText(
+      'after',
+      '\nUnder systemd socket activation (LISTEN_FDS), listens on the sockets named http, https and admin instead of\n' +
+        'binding them (docs/operations.md). Exit codes: 1 could not start, 2 bad config or an inherited socket that\n' +
+        'serves no configured listener.',
+    )
     .action(async (opts: { config: string }) => {
       const loaded = await loadConfigFile(opts.config);
       const logger = createLogger(loaded.config.log);
+      let inherited;
+      try {
+        inherited = adoptInheritedSockets(configuredListeners(loaded.config));
+      } catch (err) {
+        if (err instanceof SocketActivationError) throw new CliError(`cannot start: ${err.message}`, EXIT.usage);
+        throw err;
+      }
       let dayshift;
       try {
         dayshift = await startDayshift(loaded, logger);
@@ -23,7 +37,7 @@ export function register(program: Command): void {
       const { proxy, adminUrl, token } = dayshift;
       const listeners = proxy ? [...proxy.addresses().http.map((a) => `http://${a.address}:${a.port}`), ...proxy.addresses().https.map((a) => `https://${a.address}:${a.port}`)] : [];
       logger.info(
-        { version: VERSION, listeners, admin: adminUrl, token: token.source, state: dayshift.stateDir, store: dayshift.store.description },
+        { version: VERSION, listeners, inheritedSockets: inherited, admin: adminUrl, token: token.source, state: dayshift.stateDir, store: dayshift.store.description },
         `dayshift ${VERSION} started: proxy ${listeners.join(', ')}; admin ${adminUrl}` + (token.generated ? `; admin token generated in ${token.source}` : ''),
       );
       let stopping = false;

@@ -204,6 +204,8 @@ const timeoutsSchema = z.strictObject({
   shutdown: duration.default(30_000),
   /** Keep-alive idle time of client connections. */
   client_keepalive: duration.default(5000),
+  /** An open tunnel (WebSocket) with no bytes either way for this long is closed; 0 = never (HAProxy's timeout tunnel). */
+  tunnel: duration.default(3_600_000),
 });
 
 /** limits.response_head's default: HAProxy's whole buffer is 16k, nginx's proxy_buffer_size 4-8k; big CSP and cookie heads fit. */

@@ -165,11 +165,24 @@ function refusal(refused: Refusal['refused'], site?: SiteSnapshot): Refusal {
   return { refused, site };
 }
 
+function repeatsHost(raw: string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length !== 4 || raw[i]!.toLowerCase() !== 'host') continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}
+
 /** Works out site, route and request target, or why the request is refused. Shared by plain requests and upgrades. */
 export function resolveTarget(snap: Snapshot, req: ClientRequest): Target | Refusal {
   const config = snap.config;
   if (req.rawHeaders.length > config.limits.header_count * 2) return refusal(431);
   let path = req.url ?? '/';
+  // RFC 9112 §3.2: a fragment is never sent in a request target, and a second Host is a 400 (the lane
+  // takes only requests with one Host; Node's server keeps the first of several).
+  if (path.includes('#') || (req instanceof IncomingMessage && repeatsHost(req.rawHeaders))) return refusal(400);
   const host = hostName(req.headers.host);
   if (path[0] !== '/') {
     // Absolute-form (RFC 9112 §3.2.2) is accepted only when it names the same host as Host: a request

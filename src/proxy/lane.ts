@@ -5,12 +5,15 @@
 // bytes of that request, to Node's http server on the same listener, which keeps it from then on. So
 // the lane only ever handles requests Node's strict parser would also accept, and every refusal of a
 // malformed or oversized request (400, 431) is still Node's; a head too slow to arrive gets 408 here,
-// as from Node.
+// as from Node, and an HTTP/0.9 request line (which Node's parser would wait on) 400. A connection the
+// lane closes is released once its last bytes have left (closing.ts).
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server } from 'node:http';
 import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Socket } from 'node:net';
+import { closeAfterFlush } from './closing.js';
 import { RequestParser, type RequestEvents, type RequestHead } from './http1/llhttp.js';
+import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 
 export interface LaneLimits {
   /** Bytes of request target and headers (limits.header_size). */
@@ -20,6 +23,8 @@ export interface LaneLimits {
   keepAliveMs: number;
   /** How long a request's head may take to arrive. */
   headersMs: number;
+  /** How long queued answer bytes may sit without moving (timeouts.idle). */
+  idleMs: number;
 }
 
 export interface LaneHandler {
@@ -32,7 +37,7 @@ const PIPELINE_BYTES = 64 * 1024;
 /** Answers up to this size go out as one string with their head. */
 const ONE_WRITE_BYTES = 16 * 1024;
 /** How often deadlines (head and keep-alive) are checked. */
-const SWEEP_MS = 500;
+export const SWEEP_MS = 500;
 
 /** Request headers of which Node keeps the first when repeated (among those the forwarder reads). */
 const FIRST_ONLY = new Set(['user-agent', 'referer', 'authorization', 'proxy-authorization', 'content-type', 'host']);
@@ -250,12 +255,25 @@ class LaneConnection implements RequestEvents {
   private handingOff = false;
   /** The client sent FIN: what it sent is answered, then the connection closes. */
   private clientEnded = false;
+  /** The request line of the request being parsed is known to carry a version. */
+  private versioned = false;
+  /**
+   * Answer bytes still queued for the client when the connection went idle, as last seen (0: none).
+   * The keep-alive wait starts only once they have left.
+   */
+  private queued = 0;
   private response: LaneResponse | undefined;
   keepAliveHeader: string;
   private readonly onData = (data: Buffer) => this.received(data);
   private readonly onDrain = () => this.response?.emit('drain');
   private readonly onClose = () => this.closed();
   private readonly onError = () => this.socket.destroy();
+  /** The last answer has left (a write callback after it): the keep-alive wait starts now. */
+  private readonly onFlushed = () => {
+    if (this.queued === 0 || this.socket.writableLength > 0) return;
+    this.queued = 0;
+    if (this.phase === 'idle') this.deadline = Date.now() + this.lane.handler.limits().keepAliveMs;
+  };
   /** The client sent FIN (the listener allows half-open sockets): close once nothing is left to answer. */
   private readonly onEnd = () => {
     this.clientEnded = true;
@@ -284,13 +302,34 @@ class LaneConnection implements RequestEvents {
     return this.phase === 'idle';
   }
 
-  /** Past its deadline: an idle connection closes, a head still incomplete gets 408 (as Node answers). */
+  /**
+   * Past its deadline: an idle connection closes, a head still incomplete gets 408 (as Node answers).
+   * An answer still leaving for a slow client keeps the connection while its bytes move.
+   */
   expire(now: number): void {
     if (this.deadline === 0 || now < this.deadline) return;
-    if (this.phase === 'head') this.socket.end('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-    else this.socket.destroy();
+    if (this.queued > 0 && this.phase === 'idle') {
+      const queued = this.socket.writableLength;
+      if (queued > 0 && queued < this.queued) {
+        this.queued = queued;
+        this.deadline = now + this.lane.handler.limits().idleMs;
+        return;
+      }
+    }
+    if (this.phase === 'head') {
+      this.refuse('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    this.socket.destroy();
     this.phase = 'busy';
     this.deadline = 0;
+  }
+
+  /** Answers the request being parsed itself, and closes. */
+  private refuse(answer: string): void {
+    this.phase = 'busy';
+    this.deadline = 0;
+    closeAfterFlush(this.socket, answer, this.lane.handler.limits().idleMs);
   }
 
   close(): void {
@@ -300,16 +339,20 @@ class LaneConnection implements RequestEvents {
   /** After the current response (if any), close. */
   closeAfterResponse(): void {
     this.response?.lastOnConnection();
-    if (this.phase === 'idle') this.socket.destroy();
+    if (this.phase !== 'idle') return;
+    this.phase = 'busy';
+    this.deadline = 0;
+    // An answer may still be leaving for a slow client: it goes out before the close.
+    closeAfterFlush(this.socket, undefined, this.lane.handler.limits().idleMs);
   }
 
   finished(response: LaneResponse, keepAlive: boolean): void {
     if (this.response !== response) return;
     this.response = undefined;
     if (!keepAlive || this.lane.closing || (this.clientEnded && this.pending === undefined)) {
-      this.socket.end();
       this.phase = 'busy';
       this.deadline = 0;
+      closeAfterFlush(this.socket, undefined, this.lane.handler.limits().idleMs);
       return;
     }
     this.waitForRequest();
@@ -359,10 +402,21 @@ class LaneConnection implements RequestEvents {
   }
 
   private waitForRequest(): void {
+    const limits = this.lane.handler.limits();
     this.phase = 'idle';
-    this.deadline = Date.now() + this.lane.handler.limits().keepAliveMs;
     this.requestBytes = [];
     this.requestLength = 0;
+    this.versioned = false;
+    const queued = this.socket.writableLength;
+    if (queued === 0) {
+      this.deadline = Date.now() + limits.keepAliveMs;
+      return;
+    }
+    // A slow client is still taking the last answer: the keep-alive wait starts once it has left
+    // (onFlushed); until then the connection goes only if the bytes stop moving for the idle timeout.
+    this.queued = queued;
+    this.deadline = Date.now() + limits.idleMs;
+    this.socket.write('', this.onFlushed);
   }
 
   private received(data: Buffer): void {
@@ -378,6 +432,7 @@ class LaneConnection implements RequestEvents {
   private parse(data: Buffer): void {
     if (this.phase === 'idle') {
       this.phase = 'head';
+      this.queued = 0;
       this.deadline = Date.now() + this.lane.handler.limits().headersMs;
     }
     this.requestBytes.push(data);
@@ -390,6 +445,12 @@ class LaneConnection implements RequestEvents {
     if (result === undefined) {
       // Head not complete yet: a head past the limit goes to Node, which answers 431.
       if (this.requestLength > this.lane.handler.limits().headerBytes + 1024) this.handOff();
+      else if (!this.versioned) {
+        const bytes = this.requestBytes.length === 1 ? data : Buffer.concat(this.requestBytes);
+        const missing = versionless(bytes);
+        if (missing) this.refuse(VERSIONLESS_ANSWER);
+        else if (missing === false) this.versioned = true;
+      }
       return;
     }
     // The parser paused at the end of a request: dispatched now that llhttp has returned.

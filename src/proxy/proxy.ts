@@ -4,9 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { once } from 'node:events';
 import { lookup } from 'node:dns/promises';
 import { isIP, type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { resolve } from 'node:path';
 import tls, { type SecureContext } from 'node:tls';
 import type { LoadedConfig } from '../config/load.js';
@@ -15,13 +15,16 @@ import { memberKey, type MemberKey, type DesiredState, memberId } from '../model
 import { HealthChecker, healthCheckFor } from '../balance/health.js';
 import { MemberRuntime, type PassivePolicy } from '../balance/member.js';
 import { StickySigner } from '../balance/sticky.js';
+import { listenOn } from '../socket-activation.js';
 import { AccessLog } from './access-log.js';
 import type { ProxyHandle, ProxyOptions, ProxyStats } from './api.js';
 import { Forwarder } from './forward.js';
 import { buildSnapshot, loadErrorPages, type SiteCounters, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { createTransport, type TransportSettings } from './transports.js';
-import { Lane, type LaneHandler, type LaneLimits, type LaneRequest, type LaneResponse } from './lane.js';
-import { handleUpgrade } from './tunnel.js';
+import { Lane, SWEEP_MS, type LaneHandler, type LaneLimits, type LaneRequest, type LaneResponse } from './lane.js';
+import { clientErrorAnswer, closeAfterFlush } from './closing.js';
+import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
+import { handleUpgrade, refuseConnect } from './tunnel.js';
 
 export type { ProxyHandle, ProxyOptions } from './api.js';
 
@@ -242,22 +245,66 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     keepAliveTimeout: config.timeouts.client_keepalive,
     requestTimeout: 0,
     headersTimeout: headersTimeout(config),
+    // How often Node looks for heads past headersTimeout (30 s by default, which would add up to 30 s).
+    connectionsCheckingInterval: SWEEP_MS,
   });
+
+  /** Each connection's latest response on Node's server: a refusal waits for it (pipelining order). */
+  const lastResponse = new WeakMap<Duplex, http.ServerResponse>();
+  /**
+   * Answers a request Node's parser refused (400, 408, 431), and closes. A request read whole before it
+   * is answered first (pipelining order); one whose body was being read when the parser failed cannot
+   * complete, so it is abandoned (cut, if its answer had begun).
+   */
+  const refuseClient = (socket: Duplex, answer: string) => {
+    // Already answered and closing: what the client sends meanwhile (which Node's spent parser refuses
+    // again) is dropped until the close.
+    if (socket.writableEnded) return;
+    const previous = lastResponse.get(socket);
+    if (previous && !previous.writableFinished && !previous.destroyed) {
+      if (previous.req.complete) {
+        previous.once('close', () => refuseClient(socket, answer));
+        return;
+      }
+      if (previous.headersSent) {
+        socket.destroy();
+        return;
+      }
+    }
+    if (!socket.writable) socket.destroy();
+    else closeAfterFlush(socket, answer, loaded.config.timeouts.idle);
+  };
 
   const wire = (server: http.Server) => {
     server.maxHeadersCount = loaded.config.limits.header_count + 1;
     server.timeout = loaded.config.timeouts.idle;
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => handleRequest(req, res, false));
-    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => handleRequest(req, res, true));
-    server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => handleUpgrade(tunnelContext, req, socket, head));
-    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      if (!socket.writable) {
-        socket.destroy();
-        return;
-      }
-      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      lastResponse.set(req.socket, res);
+      handleRequest(req, res, false);
     });
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      lastResponse.set(req.socket, res);
+      handleRequest(req, res, true);
+    });
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(tunnelContext, req, socket, head));
+    server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => refuseConnect(socket, loaded.config.timeouts.idle));
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => refuseClient(socket, clientErrorAnswer(error)));
+  };
+
+  /**
+   * On a TLS listener (no lane in front of Node's parser): an HTTP/0.9 request line at the start of a
+   * connection is refused at once rather than left waiting for header lines (request-line.ts).
+   */
+  const watchRequestLine = (socket: Duplex) => {
+    let seen: Buffer | undefined;
+    const onData = (data: Buffer) => {
+      seen = seen ? Buffer.concat([seen, data]) : data;
+      const missing = versionless(seen);
+      if (missing === undefined && seen.length <= loaded.config.limits.header_size) return;
+      socket.off('data', onData);
+      if (missing) closeAfterFlush(socket, VERSIONLESS_ANSWER, loaded.config.timeouts.idle);
+    };
+    socket.on('data', onData);
   };
 
   const httpServers: http.Server[] = [];
@@ -268,15 +315,6 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     limits: () => laneLimits,
   };
   const httpsServers: https.Server[] = [];
-  const listen = async (server: http.Server, address: { host: string; port: number }) => {
-    server.listen(address.port, address.host);
-    try {
-      await once(server, 'listening');
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new Error(`cannot listen on ${address.host}:${address.port}: ${code === 'EADDRINUSE' ? 'address in use' : (error as Error).message}`, { cause: error });
-    }
-  };
   const closeServers = () => {
     for (const s of [...httpServers, ...httpsServers]) s.close();
   };
@@ -286,7 +324,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       wire(server);
       lanes.push(new Lane(server, laneHandler));
       httpServers.push(server);
-      await listen(server, address);
+      await listenOn(server, address, 'http');
     }
     const httpsAddresses = addressList(loaded.config.listen.https);
     if (httpsAddresses.length > 0) {
@@ -314,8 +352,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
             : {}),
         });
         wire(server);
+        server.on('secureConnection', watchRequestLine);
         httpsServers.push(server);
-        await listen(server, address);
+        await listenOn(server, address, 'https');
       }
     }
   } catch (error) {
@@ -406,6 +445,7 @@ function laneLimitsOf(config: DayshiftConfig): LaneLimits {
     headerCount: config.limits.header_count,
     keepAliveMs: config.timeouts.client_keepalive,
     headersMs: headersTimeout(config),
+    idleMs: config.timeouts.idle,
   };
 }
 

@@ -1,25 +1,40 @@
 // Upgrade requests (WebSocket and others): the request head goes to the chosen member on a fresh
-// connection, then bytes are piped both ways. Each tunnel is counted on its member so a drain can see
-// and close them.
+// connection. Only a 101 Switching Protocols makes a tunnel (bytes piped both ways, closed after
+// timeouts.tunnel without a byte either way). Any other answer is an ordinary response: relayed, then
+// the client's connection is closed, so that nothing the client sends after its upgrade request reaches
+// a member unparsed. Each tunnel is counted on its member so a drain can see and close them.
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { PassivePolicy } from '../balance/member.js';
+import type { MemberRuntime, PassivePolicy } from '../balance/member.js';
 import { select } from '../balance/select.js';
 import type { StickySigner } from '../balance/sticky.js';
 import type { SessionObserver } from './api.js';
-import { connectionNamed, upstreamHeaders } from './headers.js';
+import { closeAfterFlush } from './closing.js';
+import { connectionNamed, isHopByHop, upstreamHeaders } from './headers.js';
+import { ResponseParser, type ResponseEvents } from './http1/llhttp.js';
 import { resolveTarget } from './forward.js';
 import { inMaintenance, isPaused, listHas, memberPath, type Snapshot } from './snapshot.js';
 
 const HALF_CLOSE_MS = 1000;
+/** The only answer that switches a connection to a tunnel. */
+const SWITCHED = /^HTTP\/1\.1 101 /;
 
-function refuse(socket: Duplex, status: number): void {
+function refuse(socket: Duplex, status: number, flushMs: number): void {
   const text = STATUS_CODES[status]!;
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\nConnection: close\r\n\r\n${text}\n`);
+  closeAfterFlush(socket, `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\nConnection: close\r\n\r\n${text}\n`, flushMs);
+}
+
+/**
+ * CONNECT: Dayshift is a reverse proxy, not a forward one; the request gets a status line (405) and the
+ * connection closes, rather than a bare close.
+ */
+export function refuseConnect(socket: Duplex, flushMs: number): void {
+  socket.on('error', () => socket.destroy());
+  refuse(socket, 405, flushMs);
 }
 
 export interface TunnelContext {
@@ -37,26 +52,26 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
   const snap = ctx.snapshot();
   const target = resolveTarget(snap, req);
   if ('refused' in target) {
-    refuse(client, target.refused);
+    refuse(client, target.refused, snap.config.timeouts.idle);
     return;
   }
   const { route, site } = target;
   const now = Date.now();
   if (inMaintenance(site, now) || isPaused(site, now)) {
-    refuse(client, 503);
+    refuse(client, 503, snap.config.timeouts.idle);
     return;
   }
   const cookie = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
   const choice = select(route, cookie, target.path, ctx.signer, Date.now(), undefined);
   if (typeof choice === 'string') {
-    refuse(client, 503);
+    refuse(client, 503, snap.config.timeouts.idle);
     return;
   }
   const member = choice.member;
   if (choice.session !== undefined) ctx.sessions?.seen(member.key, choice.session, Date.now());
   const protocol = member.url.protocol;
   if (protocol !== 'http:' && protocol !== 'https:') {
-    refuse(client, 502);
+    refuse(client, 502, snap.config.timeouts.idle);
     return;
   }
   const secure = (req.socket as TLSSocket).encrypted === true;
@@ -81,47 +96,164 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     protocol === 'https:'
       ? tls.connect({ host: member.url.hostname, port, servername: member.url.hostname, rejectUnauthorized: member.config.tls_verify })
       : net.connect({ host: member.url.hostname, port });
-  upstream.setTimeout(snap.config.timeouts.connect);
-  let connected = false;
-  const tunnels = member.tunnels;
-  const clientSocket = client as Socket;
-  tunnels.add(clientSocket);
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    tunnels.delete(clientSocket);
-    upstream.destroy();
-    client.destroy();
-  };
-  upstream.once(protocol === 'https:' ? 'secureConnect' : 'connect', () => {
-    connected = true;
-    upstream.setTimeout(0);
-    upstream.setNoDelay(true);
-    upstream.write(headText);
-    if (head.length > 0) upstream.write(head);
-    upstream.pipe(client);
-    client.pipe(upstream);
-  });
-  upstream.on('timeout', () => {
-    if (!connected) member.failed('connect timeout (upgrade)', ctx.passive(), Date.now());
-    close();
-  });
-  upstream.on('error', (error) => {
-    if (!connected) {
-      ctx.logger.warn({ member: member.key, err: error.message }, 'upgrade connect failed');
-      if (!closed) refuse(client, 502);
-      closed = true;
-      tunnels.delete(clientSocket);
+  new Upgrade(ctx, snap.config.timeouts, snap.config.limits.response_head, member, req.method === 'HEAD', client as Socket, upstream, headText, head);
+}
+
+type Timeouts = Snapshot['config']['timeouts'];
+
+/** One upgrade request, from the member connection to a tunnel, or to an ordinary answer and a close. */
+class Upgrade {
+  private phase: 'connecting' | 'answer' | 'relay' | 'tunnel' | 'closed' = 'connecting';
+  /** The member's answer so far, until its head is complete. */
+  private answer: Buffer | undefined;
+  /** Something of the member's answer has gone to the client (the 101, or a relayed head): too late for a status. */
+  private answered = false;
+  private parser: ResponseParser | undefined;
+  private readonly onData = (data: Buffer) => this.fromMember(data);
+
+  constructor(
+    ctx: TunnelContext,
+    private readonly timeouts: Timeouts,
+    /** limits.response_head: the member's answer head, at most (past it: 502). */
+    private readonly headBytes: number,
+    private readonly member: MemberRuntime,
+    private readonly bodyless: boolean,
+    private readonly client: Socket,
+    private readonly upstream: Socket,
+    headText: string,
+    /** What the client sent after its request head: for the member only once it has switched. */
+    private readonly early: Buffer,
+  ) {
+    member.tunnels.add(client);
+    upstream.setTimeout(timeouts.connect);
+    upstream.once(upstream instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
+      this.phase = 'answer';
+      // The member's answer head gets first_byte, as an ordinary request does.
+      upstream.setTimeout(timeouts.first_byte);
+      upstream.setNoDelay(true);
+      upstream.write(headText);
+    });
+    upstream.on('data', this.onData);
+    upstream.on('timeout', () => {
+      if (this.phase === 'connecting') member.failed('connect timeout (upgrade)', ctx.passive(), Date.now());
+      this.fail(504);
+    });
+    upstream.on('error', (error) => {
+      if (this.phase === 'connecting') ctx.logger.warn({ member: member.key, err: error.message }, 'upgrade connect failed');
+      this.fail(502);
+    });
+    upstream.on('end', () => this.memberEnded());
+    upstream.on('close', () => this.fail(502));
+    client.on('error', () => this.close());
+    client.on('close', () => this.close());
+  }
+
+  private fromMember(data: Buffer): void {
+    if (this.phase === 'relay') {
+      this.relay(data);
       return;
     }
-    close();
-  });
-  // A half-closed tunnel (one side sent FIN) gets a moment to flush the other way, then goes.
-  const halfClosed = () => setTimeout(close, HALF_CLOSE_MS).unref();
-  upstream.on('end', halfClosed);
-  client.on('end', halfClosed);
-  upstream.on('close', close);
-  client.on('error', close);
-  client.on('close', close);
+    if (this.phase !== 'answer') return;
+    const answer = (this.answer = this.answer ? Buffer.concat([this.answer, data]) : data);
+    if (answer.indexOf('\r\n\r\n') < 0) {
+      if (answer.length > this.headBytes) this.fail(502);
+      return;
+    }
+    this.answer = undefined;
+    if (SWITCHED.test(answer.toString('latin1', 0, 13))) this.switch(answer);
+    else {
+      // Not switched: an ordinary answer, relayed; the client's connection closes after it.
+      this.phase = 'relay';
+      this.upstream.setTimeout(this.timeouts.idle);
+      this.parser = new ResponseParser(this.relayEvents(), this.headBytes);
+      this.relay(answer);
+    }
+  }
+
+  /** 101: the 101 and what follows go to the client, the client's bytes to the member, both ways from now on. */
+  private switch(answer: Buffer): void {
+    const { client, upstream } = this;
+    this.phase = 'tunnel';
+    this.answered = true;
+    upstream.setTimeout(0);
+    upstream.off('data', this.onData);
+    client.write(answer);
+    if (this.early.length > 0) upstream.write(this.early);
+    upstream.pipe(client);
+    client.pipe(upstream);
+    // No byte either way for timeouts.tunnel closes both sides (the client socket's timer sees both
+    // directions: it reads what the client sends and writes what the member sends).
+    client.setTimeout(this.timeouts.tunnel);
+    client.on('timeout', () => this.close());
+    // A half-closed tunnel (one side sent FIN) gets a moment to flush the other way, then goes.
+    const halfClosed = () => setTimeout(() => this.close(), HALF_CLOSE_MS).unref();
+    upstream.on('end', halfClosed);
+    client.on('end', halfClosed);
+  }
+
+  private relay(data: Buffer): void {
+    const error = this.parser!.execute(data);
+    if (typeof error === 'string') this.fail(502);
+  }
+
+  private relayEvents(): ResponseEvents {
+    const { client, upstream } = this;
+    return {
+      headersComplete: (status, statusText, headers) => {
+        let named: Set<string> | undefined;
+        for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === 'connection') named = connectionNamed(headers[i + 1]);
+        // The member's headers without its framing and hop-by-hop ones: the body goes out as it is
+        // decoded, delimited by the close (its Content-Length, when it has one, is kept).
+        let text = `HTTP/1.1 ${status} ${statusText}\r\n`;
+        for (let i = 0; i < headers.length; i += 2) if (!isHopByHop(headers[i]!.toLowerCase(), named)) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+        client.write(`${text}connection: close\r\n\r\n`, 'latin1');
+        this.answered = true;
+        return this.bodyless;
+      },
+      body: (chunk) => {
+        if (client.write(chunk)) return;
+        upstream.pause();
+        client.once('drain', () => upstream.resume());
+      },
+      messageComplete: () => this.done(),
+    };
+  }
+
+  private memberEnded(): void {
+    if (this.phase === 'tunnel') return;
+    // A body delimited by the member's close is complete now (done()); anything else was cut short.
+    if (this.phase === 'relay') this.parser!.finish();
+    this.fail(502);
+  }
+
+  /** The relayed answer is complete: the client's connection closes after it. */
+  private done(): void {
+    if (this.phase !== 'relay') return;
+    this.release();
+    closeAfterFlush(this.client, undefined, this.timeouts.idle);
+  }
+
+  /** The exchange failed: a status to the client when nothing was answered yet, else a cut connection. */
+  private fail(status: number): void {
+    if (this.phase === 'closed') return;
+    if (this.answered || this.client.destroyed) {
+      this.close();
+      return;
+    }
+    this.release();
+    refuse(this.client, status, this.timeouts.idle);
+  }
+
+  private release(): void {
+    this.phase = 'closed';
+    this.member.tunnels.delete(this.client);
+    this.parser?.free();
+    this.upstream.destroy();
+  }
+
+  close(): void {
+    if (this.phase === 'closed') return;
+    this.release();
+    this.client.destroy();
+  }
 }

@@ -3,6 +3,7 @@
 // service (the LVS point in the origin comments). Switching is two calls: setTarget() sends new
 // connections to the new target; closeConnectionsTo(old) ends the connections still on the old one.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { listenOn } from '../socket-activation.js';
 
 export interface TcpTarget {
   host: string;
@@ -48,13 +49,7 @@ export class TcpFront {
   }
 
   async start(): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.listen.port, this.options.listen.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(this.server, this.options.listen, 'writer');
     return this.address();
   }
 

@@ -72,7 +72,9 @@ test('dayshift export writes the file, prints the driver section, and refuses an
     const { stdout } = await run(process.execPath, [main, 'export', 'haproxy', '-c', config, '-o', out, '--socket', '/run/haproxy/admin.sock']);
     assert.match(stdout, /^wrote .*haproxy\.cfg \(haproxy\); \d+ note\(s\)/);
     assert.match(stdout, /driver section for dayshift\.yaml: \{"type":"haproxy","socket":"\/run\/haproxy\/admin\.sock","backend":"public"/);
-    assert.match(await readFile(out, 'utf8'), /^backend public$/m);
+    const exported = await readFile(out, 'utf8');
+    assert.match(exported, /^backend public$/m);
+    assert.match(exported, /^ {4}timeout tunnel 3600000ms$/m, 'timeouts.tunnel (default 1h) as timeout tunnel');
     const json = JSON.parse((await run(process.execPath, [main, 'export', 'apache', '-c', config, '--json'])).stdout) as { driver: unknown; text: string };
     assert.deepEqual(json.driver, { type: 'apache', url: 'http://127.0.0.1:8099/balancer-manager', balancer: 'public' });
     assert.match(json.text, /^BalancerPersist On$/m);

@@ -100,3 +100,72 @@ describe('the fast lane', () => {
     assert.equal(member.received.length, seen);
   });
 });
+
+describe('the fast lane and a slow client', () => {
+  /** Small enough that each answer arrives whole and goes out in one write, whatever the client reads. */
+  const SIZE = 60 * 1024;
+  /** 200 of them (12 MB) is more than the socket buffers hold: the last ones queue in the proxy. */
+  const COUNT = 200;
+  let member: TestMember;
+  let proxy: TestProxy;
+
+  before(async () => {
+    const body = Buffer.alloc(SIZE, 'a');
+    member = await startMember('big', (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-length': SIZE });
+      res.end(body);
+    });
+    proxy = await startTestProxy({
+      clusters: { c: { members: [{ url: member.url }] } },
+      health: { enabled: false },
+      timeouts: { client_keepalive: '1s', idle: '20s' },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+  });
+  after(async () => {
+    await proxy?.handle.close(1000);
+    await member.close();
+  });
+
+  it('starts the keep-alive wait when the answers have left, so a client reading slowly gets all of them', async () => {
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.pause();
+    socket.write('GET /chunk HTTP/1.1\r\nHost: example.com\r\n\r\n'.repeat(COUNT));
+    // The client takes nothing for three keep-alive times, then reads everything.
+    await new Promise((r) => setTimeout(r, 3000));
+    let bytes = 0;
+    let complete = 0;
+    // Each answer is a head and SIZE bytes: counts the complete ones as they arrive.
+    let head = '';
+    let body = -1;
+    const done = new Promise<void>((resolve) => {
+      socket.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        while (chunk.length > 0) {
+          if (body < 0) {
+            head += chunk.toString('latin1');
+            const end = head.indexOf('\r\n\r\n');
+            if (end < 0) return;
+            chunk = Buffer.from(head.slice(end + 4), 'latin1');
+            head = '';
+            body = SIZE;
+          }
+          const take = Math.min(body, chunk.length);
+          body -= take;
+          chunk = chunk.subarray(take);
+          if (body === 0) {
+            body = -1;
+            if (++complete === COUNT) resolve();
+          }
+        }
+      });
+      socket.on('close', () => resolve());
+    });
+    socket.resume();
+    await done;
+    socket.destroy();
+    assert.equal(complete, COUNT, `${complete} answers of ${COUNT} arrived whole (${bytes} bytes): the tail was cut`);
+  });
+});

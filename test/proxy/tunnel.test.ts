@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { startMember, type TestMember } from '../support/members.js';
 import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
+import { rawExchange } from '../support/raw-http.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -26,6 +27,8 @@ function unmask(data: Buffer): string {
 describe('WebSocket and Upgrade tunnels', () => {
   let member: TestMember;
   let proxy: TestProxy;
+  /** The same, with a 1 s tunnel idle timeout. */
+  let quiet: TestProxy;
   const upgrades: Record<string, string | string[] | undefined>[] = [];
 
   before(async () => {
@@ -45,14 +48,21 @@ describe('WebSocket and Upgrade tunnels', () => {
       health: { enabled: false },
       sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
     });
+    quiet = await startTestProxy({
+      clusters: { c: { members: [{ url: member.url, route: 'w1' }] } },
+      health: { enabled: false },
+      timeouts: { tunnel: '1s' },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
   });
   after(async () => {
     await proxy?.handle.close(1000);
+    await quiet?.handle.close(1000);
     await member.close();
   });
 
-  async function open(): Promise<{ socket: net.Socket; next: () => Promise<Buffer>; head: string }> {
-    const socket = net.connect(proxy.port, '127.0.0.1');
+  async function open(port = proxy.port): Promise<{ socket: net.Socket; next: () => Promise<Buffer>; head: string }> {
+    const socket = net.connect(port, '127.0.0.1');
     await once(socket, 'connect');
     const key = Buffer.from('0123456789abcdef').toString('base64');
     socket.write(`GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
@@ -121,5 +131,52 @@ describe('WebSocket and Upgrade tunnels', () => {
     assert.equal(await proxy.handle.closeTunnels(['c/w1'], { batch: 1, intervalMs: 10 }), 2);
     await closed;
     await waitFor(() => tunnels() === 0, 5000, 'tunnels gone');
+  });
+
+  it('closes a tunnel after timeouts.tunnel without a byte either way, and not while bytes flow', async () => {
+    const { socket, next, head } = await open(quiet.port);
+    assert.match(head, /^HTTP\/1\.1 101/);
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    // Twice the timeout of traffic, a frame each way every 300 ms: the tunnel stays open.
+    const until = Date.now() + 2000;
+    let lastByte = 0;
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 300));
+      socket.write(frame('ping'));
+      assert.equal((await next()).subarray(2).toString(), 'ping');
+      lastByte = Date.now();
+    }
+    assert.equal(closed, false, 'closed while bytes were flowing');
+    await waitFor(() => closed, 10_000, 'the idle tunnel to close');
+    assert.ok(Date.now() - lastByte >= 900, 'closed before the tunnel timeout');
+    await waitFor(() => quiet.handle.stats().members[0]!.openTunnels === 0, 5000, 'the tunnel to be uncounted');
+  });
+
+  it('relays a refused upgrade as an ordinary answer (body decoded, hop-by-hop headers dropped) and closes', async () => {
+    // A member that refuses the upgrade with a chunked 404 and would keep the connection alive.
+    const refusing = net.createServer((socket) => {
+      socket.once('data', () => socket.write('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=60\r\nX-Why: no ws here\r\n\r\n5\r\nnope \r\n4\r\nhere\r\n0\r\n\r\n'));
+      socket.on('error', () => undefined);
+    });
+    refusing.listen(0, '127.0.0.1');
+    await once(refusing, 'listening');
+    const own = await startTestProxy({
+      clusters: { c: { members: [{ url: `http://127.0.0.1:${(refusing.address() as net.AddressInfo).port}` }] } },
+      health: { enabled: false },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+    try {
+      const reply = await rawExchange(own.port, 'GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      const [head, body] = reply.split('\r\n\r\n');
+      assert.match(head!, /^HTTP\/1\.1 404 Not Found\r\n/);
+      assert.match(head!, /\r\nX-Why: no ws here(\r\n|$)/);
+      assert.match(head!, /\r\nconnection: close(\r\n|$)/);
+      assert.doesNotMatch(head!, /transfer-encoding|keep-alive/i);
+      assert.equal(body, 'nope here');
+    } finally {
+      await own.handle.close(1000);
+      refusing.close();
+    }
   });
 });

@@ -40,6 +40,8 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
     `    timeout client ${ms(config.timeouts.idle)}`,
     `    timeout server ${ms(config.timeouts.first_byte)}`,
     `    timeout http-keep-alive ${ms(config.timeouts.client_keepalive)}`,
+    // Dayshift's 0 (never) has no HAProxy spelling: without the line, tunnels get timeout client/server.
+    ...(config.timeouts.tunnel > 0 ? [`    timeout tunnel ${ms(config.timeouts.tunnel)}`] : []),
     '    load-server-state-from-file global',
     '    # Start even when a member\'s host name does not resolve yet (it is marked down until it does).',
     '    default-server init-addr last,libc,none',
