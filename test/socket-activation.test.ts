@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
-import { adoptInheritedSockets } from '../../src/socket-activation.js';
-import { freePort } from '../../src/ports.js';
-import { selfSigned } from '../support/certs.js';
-import { CLI } from '../support/cli.js';
-import { startMember, type TestMember } from '../support/members.js';
-import { requirePeer } from '../support/peers.js';
-import { request, waitFor } from '../support/proxy.js';
+import { adoptInheritedSockets } from '../src/socket-activation.js';
+import { freePort } from '../src/ports.js';
+import { selfSigned } from './support/certs.js';
+import { CLI } from './support/cli.js';
+import { startMember, type TestMember } from './support/members.js';
+import { requirePeer } from './support/peers.js';
+import { request, waitFor } from './support/proxy.js';
 
 describe('socket activation', () => {
   let dir: string;
