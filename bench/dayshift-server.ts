@@ -5,7 +5,7 @@ import pino from 'pino';
 import { parseConfig } from '../src/config/load.js';
 import { initialState } from '../src/control/desired-state.js';
 import { startProxy } from '../src/proxy/proxy.js';
-import { registerTransport } from '../src/proxy/transports.js';
+import { registerTransport } from '../src/proxy/transport-factory.js';
 import { createNodeHttpTransport } from './node-http-transport.js';
 import { createUndiciTransport } from './undici-transport.js';
 

@@ -1,8 +1,8 @@
 // The forwarding engine the benchmark compares undici against: node:http's client with a keep-alive
 // Agent, registered for http: through the transport registry (bench only; Dayshift ships undici).
 import http from 'node:http';
-import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../src/proxy/transport.js';
-import type { TransportSettings } from '../src/proxy/transports.js';
+import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../src/proxy/member-transport.js';
+import type { TransportSettings } from '../src/proxy/transport-factory.js';
 
 export function createNodeHttpTransport(url: URL, _member: unknown, settings: TransportSettings): Transport {
   const agent = new http.Agent({ keepAlive: true, maxSockets: settings.poolMax, maxFreeSockets: settings.poolIdle });

@@ -4,8 +4,8 @@
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { MemberConfig } from '../src/config/schema.js';
-import { UpstreamError, type Cancellation, type Transport, type UpstreamRequest, type UpstreamResponse } from '../src/proxy/transport.js';
-import type { TransportSettings } from '../src/proxy/transports.js';
+import { UpstreamError, type Cancellation, type Transport, type UpstreamRequest, type UpstreamResponse } from '../src/proxy/member-transport.js';
+import type { TransportSettings } from '../src/proxy/transport-factory.js';
 
 class ResponseBody extends Readable {
   ended = false;

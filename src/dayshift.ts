@@ -11,7 +11,7 @@ import { BuiltinDriver } from './drivers/builtin.js';
 import type { Driver } from './drivers/driver.js';
 import { createDriver } from './drivers/factory.js';
 import { splitMemberKey, type DesiredState } from './model.js';
-import type { ProxyHandle } from './proxy/api.js';
+import type { ProxyHandle } from './proxy/handle.js';
 import { startProxy } from './proxy/proxy.js';
 import { registerReleaseApi } from './admin/release-routes.js';
 import { Conductor } from './release/conductor.js';

@@ -4,7 +4,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { RESPONSE_HEAD_DEFAULT, type DayshiftConfig, type HealthCheckConfig, type MemberConfig } from '../config/schema.js';
-import { createTransport } from '../proxy/transports.js';
+import { createTransport } from '../proxy/transport-factory.js';
 import type { MemberRuntime } from './member.js';
 
 export function statusExpected(status: number, expect: HealthCheckConfig['expect']): boolean {

@@ -3,8 +3,8 @@
 import type { Socket } from 'node:net';
 import type { MemberConfig } from '../config/schema.js';
 import type { Health, MemberKey } from '../model.js';
-import { LATENCY_BUCKETS_MS, statusClass, type MemberStats, type StatusClassCounts } from '../proxy/api.js';
-import type { Transport } from '../proxy/transport.js';
+import { LATENCY_BUCKETS_MS, statusClass, type MemberStats, type StatusClassCounts } from '../proxy/handle.js';
+import type { Transport } from '../proxy/member-transport.js';
 
 /** Weight of the newest sample in the latency EWMA. */
 const EWMA_ALPHA = 0.3;

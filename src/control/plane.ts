@@ -6,7 +6,7 @@ import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 import { DriverUnsupportedError, type Driver, type DriverStatus, type StatusOptions } from '../drivers/driver.js';
 import type { AdminState, MemberKey, TrafficState, DesiredState, DrainDeadline, Maintenance, Pause } from '../model.js';
-import type { ProxyHandle } from '../proxy/api.js';
+import type { ProxyHandle } from '../proxy/handle.js';
 import type { Store } from '../store/store.js';
 import type { Actor, AuditLog } from './audit.js';
 import { aggregateInstances, worstHealth, type InstanceFigures } from '../observe/instances.js';

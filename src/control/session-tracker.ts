@@ -2,7 +2,7 @@
 // tracked from when its member issued it (SessionObserver), never from a client's say-so. Memory is
 // bounded: past `max` entries the least recently seen session is evicted (and counted).
 import type { MemberKey } from '../model.js';
-import type { SessionObserver } from '../proxy/api.js';
+import type { SessionObserver } from '../proxy/handle.js';
 
 interface Binding {
   member: MemberKey;

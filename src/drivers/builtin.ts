@@ -2,7 +2,7 @@
 import type { LoadedConfig } from '../config/load.js';
 import type { SessionTracker } from '../control/session-tracker.js';
 import { memberKey, memberId, type DesiredState } from '../model.js';
-import type { ProxyHandle } from '../proxy/api.js';
+import type { ProxyHandle } from '../proxy/handle.js';
 import type { ClusterStatus, Driver, DriverCapability, DriverStatus, StatusOptions } from './driver.js';
 
 const CAPABILITIES: ReadonlySet<DriverCapability> = new Set<DriverCapability>([

@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import type { Health, MemberKey } from '../model.js';
 import type { BoundSessions } from '../control/session-tracker.js';
-import type { ProxyStats } from '../proxy/api.js';
+import type { ProxyStats } from '../proxy/handle.js';
 import type { Store } from '../store/store.js';
 
 export const INSTANCES_PREFIX = 'instances/';

@@ -2,7 +2,7 @@
 // driver's status, so the hot path never touches prom-client.
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';
-import { LATENCY_BUCKETS_MS, type ProxyHandle } from '../proxy/api.js';
+import { LATENCY_BUCKETS_MS, type ProxyHandle } from '../proxy/handle.js';
 import { DELIVERY_RESULTS, type WebhookSender } from '../release/webhooks.js';
 import type { AdminServer } from '../admin/server.js';
 import type { ControlPlane } from '../control/plane.js';

@@ -1,6 +1,6 @@
 // Samples the proxy's counters once a second into rates, percentiles and a few minutes of history per
 // cluster: what `status`, the dashboard's charts and canary analysis read. Off the hot path entirely.
-import { LATENCY_BUCKETS_MS, type MemberStats, type ProxyStats } from '../proxy/api.js';
+import { LATENCY_BUCKETS_MS, type MemberStats, type ProxyStats } from '../proxy/handle.js';
 import type { MemberKey } from '../model.js';
 
 export interface Rates {

@@ -10,7 +10,7 @@ import type { MemberRuntime, PassivePolicy } from '../balance/member.js';
 import { select } from '../balance/select.js';
 import { cookieValue, DEFAULT_ROUTE_COOKIE, stickyCookie, type StickySigner } from '../balance/sticky.js';
 import type { AccessLog } from './access-log.js';
-import { statusClass, type SessionObserver } from './api.js';
+import { statusClass, type SessionObserver } from './handle.js';
 import { BannerInjector, bannerHtml, minutesLeft } from './drain-notice.js';
 import { sendError } from './error-pages.js';
 import { connectionNamed, isHopByHop, requestId, reverseRefresh, reverseUrl, rewriteCookie, upstreamHeaders } from './headers.js';
@@ -18,7 +18,7 @@ import type { LaneRequest } from './lane.js';
 import { RequestBody } from './request-body.js';
 import { retryDecision } from './retry.js';
 import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
-import { Cancel, UpstreamError, type UpstreamResponse } from './transport.js';
+import { Cancel, UpstreamError, type UpstreamResponse } from './member-transport.js';
 
 /** A client request as the forwarder sees it: Node's, or the fast lane's (lane.ts). */
 export type ClientRequest = IncomingMessage | LaneRequest;
@@ -126,7 +126,8 @@ function budgetSpent(flight: Flight): void {
   flight.cancel.abort(BUDGET_SPENT);
 }
 
-export interface Target {
+/** What a request matched: its site and route, the path and host it asked for, and its request id. */
+export interface RouteMatch {
   site: SiteSnapshot;
   route: RouteSnapshot;
   path: string;
@@ -139,8 +140,8 @@ function countStatus(site: SiteSnapshot | undefined, status: number): void {
 }
 
 /** Where the client reached us, for rewriting member URLs (ProxyPassReverse). */
-function publicOrigin(secure: boolean, req: ClientRequest, target: Target): string {
-  return `${secure ? 'https' : 'http'}://${req.headers.host ?? target.host}`;
+function publicOrigin(secure: boolean, req: ClientRequest, match: RouteMatch): string {
+  return `${secure ? 'https' : 'http'}://${req.headers.host ?? match.host}`;
 }
 
 function plain(res: ClientResponse, status: number, text: string): void {
@@ -175,8 +176,8 @@ function repeatsHost(raw: string[]): boolean {
   return false;
 }
 
-/** Works out site, route and request target, or why the request is refused. Shared by plain requests and upgrades. */
-export function resolveTarget(snap: Snapshot, req: ClientRequest): Target | Refusal {
+/** Matches the request to a site and route, or says why it is refused. Shared by plain requests and upgrades. */
+export function resolveRoute(snap: Snapshot, req: ClientRequest): RouteMatch | Refusal {
   const config = snap.config;
   if (req.rawHeaders.length > config.limits.header_count * 2) return refusal(431);
   let path = req.url ?? '/';
@@ -214,24 +215,24 @@ export class Forwarder {
     const snap = this.ctx.snapshot();
     const started = Date.now();
     const idHeader = snap.requestIdHeader;
-    const target = resolveTarget(snap, req);
-    if ('refused' in target) return refuse(req, res, target, idHeader);
+    const match = resolveRoute(snap, req);
+    if ('refused' in match) return refuse(req, res, match, idHeader);
     this.ctx.active.count++;
     const flight = new Flight();
     res.once('close', () => {
       this.ctx.active.count--;
       flight.clientClosed(res);
-      if (this.ctx.accessLog) this.log(req, res, target, started, flight);
+      if (this.ctx.accessLog) this.log(req, res, match, started, flight);
     });
-    const site = target.site;
+    const site = match.site;
     if (site.maintenance && inMaintenance(site, started)) {
       const retry = site.maintenance.until === undefined ? 60 : Math.max(1, Math.ceil((site.maintenance.until - started) / 1000));
       countStatus(site, 503);
-      sendError(res, 503, { accept: req.headers.accept, message: site.maintenance.message, page: site.errorPages.get(503), retryAfterSeconds: retry, requestIdHeader: idHeader, requestId: target.requestId });
+      sendError(res, 503, { accept: req.headers.accept, message: site.maintenance.message, page: site.errorPages.get(503), retryAfterSeconds: retry, requestIdHeader: idHeader, requestId: match.requestId });
       return;
     }
     if (isPaused(site, started)) {
-      const t = target;
+      const t = match;
       this.ctx.hold(
         site.name,
         site.pause.until,
@@ -239,7 +240,7 @@ export class Forwarder {
           if (res.destroyed) return;
           // Released: route again on the snapshot in force now.
           const now = this.ctx.snapshot();
-          const again = resolveTarget(now, req);
+          const again = resolveRoute(now, req);
           if ('refused' in again) refuse(req, res, again, now.requestIdHeader);
           else this.run(req, res, again, expectContinue, now, flight);
         },
@@ -251,19 +252,19 @@ export class Forwarder {
       );
       return;
     }
-    this.run(req, res, target, expectContinue, snap, flight);
+    this.run(req, res, match, expectContinue, snap, flight);
   }
 
   /** Forwards, and turns anything unexpected into a 502 (or a cut connection) rather than a crash. */
-  private run(req: ClientRequest, res: ClientResponse, target: Target, expectContinue: boolean, snap: Snapshot, flight: Flight): void {
-    this.forward(req, res, target, expectContinue, snap, flight).catch((error: unknown) => {
-      this.ctx.logger.error({ err: error, requestId: target.requestId }, 'request failed unexpectedly');
+  private run(req: ClientRequest, res: ClientResponse, match: RouteMatch, expectContinue: boolean, snap: Snapshot, flight: Flight): void {
+    this.forward(req, res, match, expectContinue, snap, flight).catch((error: unknown) => {
+      this.ctx.logger.error({ err: error, requestId: match.requestId }, 'request failed unexpectedly');
       if (res.headersSent || res.destroyed) res.destroy();
-      else sendError(res, 502, { accept: req.headers.accept, requestIdHeader: snap.requestIdHeader, requestId: target.requestId });
+      else sendError(res, 502, { accept: req.headers.accept, requestIdHeader: snap.requestIdHeader, requestId: match.requestId });
     });
   }
 
-  private log(req: ClientRequest, res: ClientResponse, target: Target, started: number, flight: Flight): void {
+  private log(req: ClientRequest, res: ClientResponse, match: RouteMatch, started: number, flight: Flight): void {
     const now = Date.now();
     const length = res.getHeader('content-length');
     this.ctx.accessLog!.write(
@@ -276,18 +277,18 @@ export class Forwarder {
         bytes: typeof length === 'string' || typeof length === 'number' ? Number(length) : 0,
         referer: req.headers.referer,
         userAgent: req.headers['user-agent'],
-        host: target.host,
-        site: target.site.name,
+        host: match.host,
+        site: match.site.name,
         member: flight.servedBy,
         durationMs: now - started,
-        requestId: target.requestId,
+        requestId: match.requestId,
       },
       now,
     );
   }
 
-  private async forward(req: ClientRequest, res: ClientResponse, target: Target, expectContinue: boolean, snap: Snapshot, flight: Flight): Promise<void> {
-    const { site, route } = target;
+  private async forward(req: ClientRequest, res: ClientResponse, match: RouteMatch, expectContinue: boolean, snap: Snapshot, flight: Flight): Promise<void> {
+    const { site, route } = match;
     const config = snap.config;
     const idHeader = snap.requestIdHeader;
     const secure = (req.socket as TLSSocket).encrypted === true;
@@ -299,10 +300,10 @@ export class Forwarder {
       clientAddress,
       trusted,
       proto: secure ? 'https' : 'http',
-      host: req.headers.host ?? target.host,
-      upstreamHost: req.headers.host ?? target.host,
+      host: req.headers.host ?? match.host,
+      upstreamHost: req.headers.host ?? match.host,
       requestIdHeader: idHeader,
-      requestId: target.requestId,
+      requestId: match.requestId,
       upgrade: false,
       write: config.forward_headers,
     });
@@ -311,7 +312,7 @@ export class Forwarder {
     const hasBody = req.headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength > 0);
     // The lane hands requests with a body to Node's server, so a body always comes on an IncomingMessage.
     const body = hasBody && req instanceof IncomingMessage ? new RequestBody(req) : null;
-    const path = memberPath(route, target.path);
+    const path = memberPath(route, match.path);
     const abort = flight.cancel;
     if (config.timeouts.total > 0) flight.limit(config.timeouts.total);
     const cookieHeader = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
@@ -323,16 +324,16 @@ export class Forwarder {
     const retry = snap.retry;
     let budgetEnd = 0;
     if (retry.timeFirst) flight.budget(retry.budgetMs);
-    const clientInfo = { address: clientAddress, port: req.socket.remotePort ?? 0, secure, serverName: target.host, serverPort: req.socket.localPort ?? 0 };
+    const clientInfo = { address: clientAddress, port: req.socket.remotePort ?? 0, secure, serverName: match.host, serverPort: req.socket.localPort ?? 0 };
     while (true) {
       const now = Date.now();
       budgetEnd ||= now + retry.budgetMs;
-      const choice = select(route, cookieHeader, target.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined);
+      const choice = select(route, cookieHeader, match.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined);
       if (typeof choice === 'string') {
         flight.finish();
         const status = lastError ? (lastError.kind === 'timeout' ? 504 : 502) : 503;
         countStatus(site, status);
-        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), retryAfterSeconds: status === 503 ? 5 : undefined, requestIdHeader: idHeader, requestId: target.requestId });
+        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), retryAfterSeconds: status === 503 ? 5 : undefined, requestIdHeader: idHeader, requestId: match.requestId });
         return;
       }
       const member = choice.member;
@@ -364,12 +365,12 @@ export class Forwarder {
           flight.finish();
           if (abort.reason === BUDGET_SPENT) {
             member.failed(BUDGET_SPENT.message, this.ctx.passive(), Date.now());
-            this.ctx.logger.warn({ member: member.key, requestId: target.requestId, attempts, err: BUDGET_SPENT.message }, 'member exchange failed');
+            this.ctx.logger.warn({ member: member.key, requestId: match.requestId, attempts, err: BUDGET_SPENT.message }, 'member exchange failed');
           }
           const timedOut = abort.reason instanceof UpstreamError;
           if (timedOut && !res.headersSent) {
             countStatus(site, 504);
-            sendError(res, 504, { accept: req.headers.accept, page: site.errorPages.get(504), requestIdHeader: idHeader, requestId: target.requestId });
+            sendError(res, 504, { accept: req.headers.accept, page: site.errorPages.get(504), requestIdHeader: idHeader, requestId: match.requestId });
           }
           return;
         }
@@ -389,13 +390,13 @@ export class Forwarder {
         }
         flight.finish();
         const status = error.kind === 'timeout' ? 504 : 502;
-        this.ctx.logger.warn({ member: member.key, requestId: target.requestId, phase: error.phase, err: error.message }, 'member exchange failed');
+        this.ctx.logger.warn({ member: member.key, requestId: match.requestId, phase: error.phase, err: error.message }, 'member exchange failed');
         countStatus(site, status);
-        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), requestIdHeader: idHeader, requestId: target.requestId });
+        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), requestIdHeader: idHeader, requestId: match.requestId });
         return;
       }
       flight.answered();
-      this.respond(req, res, target, snap, member, choice.session, choice.newBinding, response, performance.now() - t0, secure, flight);
+      this.respond(req, res, match, snap, member, choice.session, choice.newBinding, response, performance.now() - t0, secure, flight);
       return;
     }
   }
@@ -403,7 +404,7 @@ export class Forwarder {
   private respond(
     req: ClientRequest,
     res: ClientResponse,
-    target: Target,
+    match: RouteMatch,
     snap: Snapshot,
     member: MemberRuntime,
     session: string | undefined,
@@ -413,7 +414,7 @@ export class Forwarder {
     secure: boolean,
     flight: Flight,
   ): void {
-    const { site, route } = target;
+    const { site, route } = match;
     const config = snap.config;
     const status = response.status;
     member.observe(status, latencyMs);
@@ -436,10 +437,10 @@ export class Forwarder {
       switch (name) {
         case 'location':
         case 'content-location':
-          out.push(name, reverseUrl(value, memberOrigin, publicOrigin(secure, req, target), prefix));
+          out.push(name, reverseUrl(value, memberOrigin, publicOrigin(secure, req, match), prefix));
           continue;
         case 'refresh':
-          out.push(name, reverseRefresh(value, memberOrigin, publicOrigin(secure, req, target), prefix));
+          out.push(name, reverseRefresh(value, memberOrigin, publicOrigin(secure, req, match), prefix));
           continue;
         case 'set-cookie': {
           if (sessions && sticky?.mode === 'route') {
@@ -461,7 +462,7 @@ export class Forwarder {
       }
       out.push(name, value);
     }
-    out.push(config.request_id_header, target.requestId);
+    out.push(config.request_id_header, match.requestId);
     if (sticky?.mode === 'cookie') {
       let bound = session;
       if (newBinding || bound === undefined) {
@@ -501,9 +502,9 @@ export class Forwarder {
       if (whole === undefined) response.body.destroy();
       member.inFlight--;
       flight.finish();
-      this.ctx.logger.warn({ member: member.key, requestId: target.requestId, err: (error as Error).message }, 'member response headers refused');
+      this.ctx.logger.warn({ member: member.key, requestId: match.requestId, err: (error as Error).message }, 'member response headers refused');
       countStatus(site, 502);
-      sendError(res, 502, { accept: req.headers.accept, page: site.errorPages.get(502), requestIdHeader: snap.requestIdHeader, requestId: target.requestId });
+      sendError(res, 502, { accept: req.headers.accept, page: site.errorPages.get(502), requestIdHeader: snap.requestIdHeader, requestId: match.requestId });
       return;
     }
     countStatus(site, status);
@@ -517,7 +518,7 @@ export class Forwarder {
     response.body.once('end', () => flight.release());
     response.body.once('error', (error) => {
       flight.release();
-      this.ctx.logger.warn({ member: member.key, requestId: target.requestId, err: error.message }, 'response body failed');
+      this.ctx.logger.warn({ member: member.key, requestId: match.requestId, err: error.message }, 'response body failed');
       res.destroy();
     });
     (banner ? response.body.pipe(new BannerInjector(banner)) : response.body).pipe(res);

@@ -17,16 +17,16 @@ import { MemberRuntime, type PassivePolicy } from '../balance/member.js';
 import { StickySigner } from '../balance/sticky.js';
 import { listenOn } from '../socket-activation.js';
 import { AccessLog } from './access-log.js';
-import type { ProxyHandle, ProxyOptions, ProxyStats } from './api.js';
+import type { ProxyHandle, ProxyOptions, ProxyStats } from './handle.js';
 import { Forwarder } from './forward.js';
 import { buildSnapshot, loadErrorPages, type SiteCounters, type SiteSnapshot, type Snapshot } from './snapshot.js';
-import { createTransport, type TransportSettings } from './transports.js';
+import { createTransport, type TransportSettings } from './transport-factory.js';
 import { Lane, SWEEP_MS, type LaneHandler, type LaneLimits, type LaneRequest, type LaneResponse } from './lane.js';
 import { clientErrorAnswer, closeAfterFlush } from './closing.js';
 import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 import { handleUpgrade, refuseConnect } from './tunnel.js';
 
-export type { ProxyHandle, ProxyOptions } from './api.js';
+export type { ProxyHandle, ProxyOptions } from './handle.js';
 
 interface Held {
   site: string;

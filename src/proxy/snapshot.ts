@@ -10,7 +10,7 @@ import { memberKey, type MemberKey, type TrafficState, type DesiredState, member
 import type { MemberRuntime } from '../balance/member.js';
 import { createPolicy, RoundRobin, type Candidate } from '../balance/policy.js';
 import type { BoundEntry, ClusterGroup, RouteTable } from '../balance/select.js';
-import type { StatusClassCounts } from './api.js';
+import type { StatusClassCounts } from './handle.js';
 import type { RetryPolicy } from './retry.js';
 
 export interface RouteSnapshot extends RouteTable {

@@ -12,11 +12,11 @@ import type { Logger } from 'pino';
 import type { MemberRuntime, PassivePolicy } from '../balance/member.js';
 import { select } from '../balance/select.js';
 import type { StickySigner } from '../balance/sticky.js';
-import type { SessionObserver } from './api.js';
+import type { SessionObserver } from './handle.js';
 import { closeAfterFlush } from './closing.js';
 import { connectionNamed, isHopByHop, upstreamHeaders } from './headers.js';
 import { ResponseParser, type ResponseEvents } from './http1/llhttp.js';
-import { resolveTarget } from './forward.js';
+import { resolveRoute } from './forward.js';
 import { inMaintenance, isPaused, listHas, memberPath, type Snapshot } from './snapshot.js';
 
 const HALF_CLOSE_MS = 1000;
@@ -50,19 +50,19 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
   // must not become an uncaught 'error' event.
   client.on('error', () => client.destroy());
   const snap = ctx.snapshot();
-  const target = resolveTarget(snap, req);
-  if ('refused' in target) {
-    refuse(client, target.refused, snap.config.timeouts.idle);
+  const match = resolveRoute(snap, req);
+  if ('refused' in match) {
+    refuse(client, match.refused, snap.config.timeouts.idle);
     return;
   }
-  const { route, site } = target;
+  const { route, site } = match;
   const now = Date.now();
   if (inMaintenance(site, now) || isPaused(site, now)) {
     refuse(client, 503, snap.config.timeouts.idle);
     return;
   }
   const cookie = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
-  const choice = select(route, cookie, target.path, ctx.signer, Date.now(), undefined);
+  const choice = select(route, cookie, match.path, ctx.signer, Date.now(), undefined);
   if (typeof choice === 'string') {
     refuse(client, 503, snap.config.timeouts.idle);
     return;
@@ -80,14 +80,14 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     clientAddress: address,
     trusted: snap.trusted !== undefined && listHas(snap.trusted, address),
     proto: secure ? 'https' : 'http',
-    host: req.headers.host ?? target.host,
-    upstreamHost: site.config.preserve_host ? (req.headers.host ?? target.host) : member.url.host,
+    host: req.headers.host ?? match.host,
+    upstreamHost: site.config.preserve_host ? (req.headers.host ?? match.host) : member.url.host,
     requestIdHeader: snap.requestIdHeader,
-    requestId: target.requestId,
+    requestId: match.requestId,
     upgrade: true,
     write: snap.config.forward_headers,
   });
-  const path = memberPath(route, target.path);
+  const path = memberPath(route, match.path);
   let headText = `${req.method} ${path} HTTP/1.1\r\n`;
   for (const [name, value] of headers) headText += `${name}: ${value}\r\n`;
   headText += '\r\n';

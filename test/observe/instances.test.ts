@@ -12,7 +12,7 @@ import {
   worstHealth,
   type InstanceFigures,
 } from '../../src/observe/instances.js';
-import type { MemberStats } from '../../src/proxy/api.js';
+import type { MemberStats } from '../../src/proxy/handle.js';
 import { FileStore } from '../../src/store/file.js';
 import { eventually } from '../store/store-contract.js';
 

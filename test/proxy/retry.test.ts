@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RetryCondition } from '../../src/model.js';
 import { retryDecision, type FailedAttempt, type RetryVerdict } from '../../src/proxy/retry.js';
-import type { FailurePhase, UpstreamError } from '../../src/proxy/transport.js';
+import type { FailurePhase, UpstreamError } from '../../src/proxy/member-transport.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { rawExchange as raw, statuses } from '../support/raw-http.js';

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
 import { initialState } from '../../src/control/desired-state.js';
 import type { DesiredState } from '../../src/model.js';
-import type { ProxyHandle, SessionObserver } from '../../src/proxy/api.js';
+import type { ProxyHandle, SessionObserver } from '../../src/proxy/handle.js';
 import { startProxy } from '../../src/proxy/proxy.js';
 
 export interface TestProxy {

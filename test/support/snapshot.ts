@@ -5,7 +5,7 @@ import { memberKey, type MemberKey, memberId, type DesiredState } from '../../sr
 import { MemberRuntime } from '../../src/balance/member.js';
 import { initialState } from '../../src/control/desired-state.js';
 import { buildSnapshot, type Snapshot } from '../../src/proxy/snapshot.js';
-import type { Transport } from '../../src/proxy/transport.js';
+import type { Transport } from '../../src/proxy/member-transport.js';
 import { loadObject } from './proxy.js';
 
 export const idleTransport: Transport = { request: () => Promise.reject(new Error('unused')), close: () => Promise.resolve() };

@@ -5,7 +5,7 @@
 import { STATUS_CODES } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { UpstreamError, type Cancellation, type FailurePhase, type UpstreamResponse } from '../transport.js';
+import { UpstreamError, type Cancellation, type FailurePhase, type UpstreamResponse } from '../member-transport.js';
 import { BodySource } from './body-source.js';
 import { AjpProtocolError, decodeContainerMessage, PacketReader, type ContainerMessage } from './decoder.js';
 import { CPING, encodeBodyChunk, encodeForwardRequest, END_OF_BODY, type ForwardRequest } from './encoder.js';

@@ -1,7 +1,7 @@
 // A bounded pool of AJP connections to one member. Idle connections are reused newest first (the ones
 // least likely to have been dropped), checked with CPing/CPong before reuse when they sat idle long enough,
 // and closed after idleConnectionTimeoutMs. Beyond maxConnections, requests wait in line.
-import { UpstreamError, type Cancellation } from '../transport.js';
+import { UpstreamError, type Cancellation } from '../member-transport.js';
 import { AjpConnection } from './connection.js';
 
 export interface PoolOptions {

@@ -1,7 +1,7 @@
 // The Transport for ajp:// members: turns an UpstreamRequest into an AJP13 Forward Request on a pooled
-// connection. The proxy's transport table (src/proxy/transports.ts) uses it for ajp:// members.
-import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../transport.js';
-import type { TransportFactory, TransportSettings } from '../transports.js';
+// connection. The proxy's transport table (src/proxy/transport-factory.ts) uses it for ajp:// members.
+import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../member-transport.js';
+import type { TransportFactory, TransportSettings } from '../transport-factory.js';
 import type { ForwardRequest } from './encoder.js';
 import { AjpPool, type PoolStats } from './pool.js';
 import { DEFAULT_PACKET_SIZE, MAX_PACKET_SIZE, MIN_PACKET_SIZE } from './protocol.js';
@@ -155,5 +155,5 @@ export function createAjpTransport(url: URL, options: AjpTransportOptions = {}):
   return new AjpTransport(host, url.port === '' ? DEFAULT_AJP_PORT : Number(url.port), options);
 }
 
-/** For the proxy's transport table (src/proxy/transports.ts). */
+/** For the proxy's transport table (src/proxy/transport-factory.ts). */
 export const ajpTransportFactory: TransportFactory = (url, member, settings) => createAjpTransport(url, ajpOptionsFromMember(member, settings));

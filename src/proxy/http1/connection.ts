@@ -5,7 +5,7 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
-import { UpstreamError, type UpstreamRequest } from '../transport.js';
+import { UpstreamError, type UpstreamRequest } from '../member-transport.js';
 import { ResponseParser, type ResponseEvents } from './llhttp.js';
 
 /** What one exchange hears from its connection. */

@@ -1,6 +1,6 @@
 // Building UpstreamRequests and reading UpstreamResponses in the AJP tests.
 import { Readable } from 'node:stream';
-import type { ClientInfo, UpstreamRequest, UpstreamResponse } from '../../../src/proxy/transport.js';
+import type { ClientInfo, UpstreamRequest, UpstreamResponse } from '../../../src/proxy/member-transport.js';
 
 export const plainClient: ClientInfo = { address: '127.0.0.1', port: 44444, secure: false, serverName: 'example.test', serverPort: 80 };
 

@@ -1,5 +1,6 @@
-// How the forwarder talks to one member. HTTP(S) and AJP members each have a transport; the forwarder
-// picks by the member URL's scheme. Bodies are streams both ways, so backpressure reaches the peer.
+// How the forwarder talks to one member: the Transport interface and the exchange it carries. HTTP(S)
+// and AJP members each have a transport (http1/transport.ts, ajp/transport.ts), built by scheme in
+// transport-factory.ts. Bodies are streams both ways, so backpressure reaches the peer.
 import type { Readable } from 'node:stream';
 
 export interface ClientInfo {

@@ -1,8 +1,8 @@
 // Member transports by URL scheme. The forwarder never names a protocol: it asks this table.
 import type { MemberConfig } from '../config/schema.js';
-import type { Transport } from './transport.js';
+import type { Transport } from './member-transport.js';
 import { ajpTransportFactory } from './ajp/transport.js';
-import { createHttpTransport } from './http-transport.js';
+import { createHttpTransport } from './http1/transport.js';
 
 export interface TransportSettings {
   connectTimeoutMs: number;

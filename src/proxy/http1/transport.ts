@@ -1,12 +1,12 @@
 // HTTP/1.1 transport to http:// and https:// members: a pool of keep-alive connections per member
 // (bounded: pool_max open, pool_idle kept idle; requests past pool_max wait their turn), each parsing
-// with llhttp (http1/). Chosen over undici's Pool by measurement: the same parser without a general
+// with llhttp (connection.ts). Chosen over undici's Pool by measurement: the same parser without a general
 // client's bookkeeping cost about a fifth less CPU per request (docs/benchmarks.md).
 import { Readable } from 'node:stream';
-import type { MemberConfig } from '../config/schema.js';
-import { MemberConnection, type ConnectionSettings, type ExchangeEvents } from './http1/connection.js';
-import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from './transport.js';
-import type { TransportSettings } from './transports.js';
+import type { MemberConfig } from '../../config/schema.js';
+import { MemberConnection, type ConnectionSettings, type ExchangeEvents } from './connection.js';
+import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../member-transport.js';
+import type { TransportSettings } from '../transport-factory.js';
 
 class ResponseBody extends Readable {
   /** The member's socket was paused because this stream was full. */
