@@ -255,6 +255,8 @@ class LaneConnection implements RequestEvents {
   private handingOff = false;
   /** The client sent FIN: what it sent is answered, then the connection closes. */
   private clientEnded = false;
+  /** No request has begun on it yet: a client that just connected, whose request is on its way. */
+  private fresh = true;
   /** The request line of the request being parsed is known to carry a version. */
   private versioned = false;
   /**
@@ -339,7 +341,9 @@ class LaneConnection implements RequestEvents {
   /** After the current response (if any), close. */
   closeAfterResponse(): void {
     this.response?.lastOnConnection();
-    if (this.phase !== 'idle') return;
+    // A connection accepted just before the close has a request on its way: it is answered (and then
+    // closed, the lane being closing), or closed at its keep-alive deadline if nothing comes.
+    if (this.phase !== 'idle' || this.fresh) return;
     this.phase = 'busy';
     this.deadline = 0;
     // An answer may still be leaving for a slow client: it goes out before the close.
@@ -432,6 +436,7 @@ class LaneConnection implements RequestEvents {
   private parse(data: Buffer): void {
     if (this.phase === 'idle') {
       this.phase = 'head';
+      this.fresh = false;
       this.queued = 0;
       this.deadline = Date.now() + this.lane.handler.limits().headersMs;
     }
@@ -526,7 +531,15 @@ export class Lane {
     this.connections.delete(connection);
   }
 
-  /** Closes connections waiting for a request; the others close after their response. */
+  /** Connections the lane still holds. */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /**
+   * Closes connections waiting for their next request; the others close after their response, and
+   * those that have not sent a first request yet after it (or at their keep-alive deadline).
+   */
   closeIdle(): void {
     this.closing = true;
     for (const connection of this.connections) connection.closeAfterResponse();

@@ -423,7 +423,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       for (const h of held.splice(0)) h.reject();
       if (holdTimer) clearTimeout(holdTimer);
       const deadline = Date.now() + graceMs;
-      while (active.count > 0 && Date.now() < deadline) {
+      // Lane connections close themselves: at once when idle, after their answer when busy or new.
+      while ((active.count > 0 || lanes.some((lane) => lane.size > 0)) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
         for (const s of servers) s.closeIdleConnections();
       }
