@@ -172,9 +172,19 @@ export function siteUsesAcme(site: SiteConfig): boolean {
   return site.tls !== undefined && 'acme' in site.tls;
 }
 
+/**
+ * A listener: an address, or `{address, proxy_protocol: true}` for one behind an L4 balancer that opens
+ * each connection with a PROXY protocol header (v1 or v2), taken only from trusted_proxies (docs/https.md).
+ */
+const listener = z.union([
+  address,
+  z.strictObject({ address, proxy_protocol: z.boolean().default(false) }).transform(({ address, proxy_protocol }) => ({ ...address, proxy_protocol })),
+]);
+export type ListenerConfig = z.infer<typeof listener>;
+
 const listenSchema = z.strictObject({
-  http: z.union([address, z.array(address)]).optional(),
-  https: z.union([address, z.array(address)]).optional(),
+  http: z.union([listener, z.array(listener)]).optional(),
+  https: z.union([listener, z.array(listener)]).optional(),
   /** Default certificate on the https listener when no site's certificate matches the SNI name. */
   tls: tlsSchema.optional(),
 });
