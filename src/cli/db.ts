@@ -88,7 +88,7 @@ export function register(program: Command): void {
       const listen = opts.listen !== undefined ? parseAddress(opts.listen) : settings.writer.listen;
       if (!listen) throw new CliError('no address: set database.writer.listen or pass --listen host:port', EXIT.usage);
       const initial = await initialPrimary(settings);
-      const front = new TcpFront({ listen, target: { host: initial.host, port: initial.port }, connectTimeout: settings.connect_timeout });
+      const front = new TcpFront({ listen, target: { host: initial.host, port: initial.port }, connectTimeout: settings.connect_timeout, proxyProtocol: settings.writer.proxy_protocol });
       const address = await front.start();
       process.stdout.write(`writer endpoint listening on ${address.address}:${address.port} → ${initial.name} (${initial.host}:${initial.port})\n`);
       const stop = followWriterState(settings, front, (state) => {
