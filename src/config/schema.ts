@@ -66,6 +66,8 @@ export const memberSchema = z.strictObject({
   packet_size: z.number().int().min(8192).max(65536).default(8192),
   /** For https members: check the member's certificate (default true). */
   tls_verify: z.boolean().default(true),
+  /** Open each connection with a PROXY protocol header naming the client (HAProxy send-proxy / send-proxy-v2). */
+  proxy_protocol: z.enum(['v1', 'v2']).optional(),
   health: healthOverride.optional(),
 });
 export type MemberConfig = z.infer<typeof memberSchema>;
@@ -84,7 +86,11 @@ export const clusterSchema = z.strictObject({
    * that serves the QA site, when its name does not resolve to it from here.
    */
   qa_connect: address.optional(),
-});
+  /** proxy_protocol for the members that do not set their own. */
+  proxy_protocol: z.enum(['v1', 'v2']).optional(),
+})
+  // The cluster's proxy_protocol is its members' default: they carry the value in force.
+  .transform((c) => (c.proxy_protocol === undefined ? c : { ...c, members: c.members.map((m) => ({ ...m, proxy_protocol: m.proxy_protocol ?? c.proxy_protocol })) }));
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 
 export const stickySchema = z.strictObject({
@@ -366,6 +372,9 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'members', i, 'route'], message: `member id "${id}" is used twice in cluster ${clusterName}` });
         }
         ids.add(id);
+        if (member.proxy_protocol !== undefined && member.url.startsWith('ajp:')) {
+          ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'members', i, 'proxy_protocol'], message: 'proxy_protocol is for http and https members: AJP carries the client address in its own request (remote_addr)' });
+        }
       });
     }
     checkReleasePlan(config.release, Object.keys(config.clusters), config.database?.servers.map((s) => s.name), ctx);

@@ -1,7 +1,7 @@
 // The PROXY protocol (HAProxy's proxy-protocol.txt, versions 1 and 2): the header an L4 balancer (LVS,
 // a cloud network load balancer, HAProxy in TCP mode) puts at the start of a connection to say whom the
 // connection is really from. parseProxyHeader reads it, strictly; proxyHeader writes one for a member.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 
 /** One end of the original connection. */
 export interface Endpoint {
@@ -134,8 +134,12 @@ function ipv6Text(bytes: Buffer): string {
   return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLength).join(':')}`;
 }
 
-/** The v1 or v2 PROXY header that tells a member about `source` → `destination` (TCP). */
-export function proxyHeader(version: 'v1' | 'v2', source: Endpoint, destination: Endpoint): Buffer {
+/**
+ * The v1 or v2 PROXY header that tells a member about `source` → `destination` (TCP); without them
+ * (a client address no longer known), v1 UNKNOWN or v2 AF_UNSPEC: the member uses the connection's own.
+ */
+export function proxyHeader(version: 'v1' | 'v2', source?: Endpoint, destination?: Endpoint): Buffer {
+  if (!source || !destination) return version === 'v1' ? Buffer.from('PROXY UNKNOWN\r\n') : Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x00, 0x00, 0x00])]);
   // Both ends must be of one family: a mixed pair (an IPv6 client on an IPv4 listener) is written as v6.
   const six = source.family === 'IPv6' || destination.family === 'IPv6';
   const src = six ? asIPv6(source.address) : source.address;
@@ -159,6 +163,22 @@ export function proxyHeader(version: 'v1' | 'v2', source: Endpoint, destination:
     header.writeUInt16BE(destination.port, 26);
   }
   return header;
+}
+
+/** A client connection's two ends for proxyHeader; none when its address is not known (a socket already closed). */
+export function clientEnds(address: string | undefined, port: number | undefined, serverAddress: string | undefined, serverPort: number | undefined): [Endpoint, Endpoint] | [] {
+  if (!address || !isIP(address) || port === undefined) return [];
+  const family = (ip: string) => (isIPv6(ip) ? 'IPv6' : 'IPv4');
+  const server = serverAddress && isIP(serverAddress) ? serverAddress : isIPv6(address) ? '::' : '0.0.0.0';
+  return [
+    { address, port, family: family(address) },
+    { address: server, port: serverPort ?? 0, family: family(server) },
+  ];
+}
+
+/** The header of a connection the proxy makes for itself (a health check): v1 UNKNOWN, v2 LOCAL. */
+export function localHeader(version: 'v1' | 'v2'): Buffer {
+  return version === 'v1' ? Buffer.from('PROXY UNKNOWN\r\n') : Buffer.concat([V2_SIGNATURE, Buffer.from([0x20, 0x00, 0x00, 0x00])]);
 }
 
 function asIPv6(address: string): string {

@@ -3,7 +3,7 @@
 // service (the LVS point in the origin comments). Switching is two calls: setTarget() sends new
 // connections to the new target; closeConnectionsTo(old) ends the connections still on the old one.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { proxyHeader, type Endpoint } from '../proxy/proxy-protocol.js';
+import { clientEnds, proxyHeader } from '../proxy/proxy-protocol.js';
 
 export interface TcpTarget {
   host: string;
@@ -107,10 +107,6 @@ export class TcpFront {
 
   private accept(client: Socket): void {
     this.counters.total++;
-    const version = this.options.proxyProtocol;
-    const ends = version ? socketEnds(client) : undefined;
-    // Closed before it could be read: there is no address to tell the target.
-    if (version && !ends) return void client.destroy();
     const target = this.currentTarget();
     const upstream = connect({ host: target.host, port: target.port, noDelay: true });
     const splice: Splice = { client, upstream, target };
@@ -142,16 +138,10 @@ export class TcpFront {
       this.counters.bytesOut += chunk.length;
     });
     // Bytes a client sends before the target answers are buffered by the upstream socket until connect.
-    if (ends) upstream.write(proxyHeader(version!, ends.source, ends.destination));
+    const version = this.options.proxyProtocol;
+    if (version) upstream.write(proxyHeader(version, ...clientEnds(client.remoteAddress, client.remotePort, client.localAddress, client.localPort)));
     client.pipe(upstream);
     upstream.pipe(client);
   }
 }
 
-/** A connection's two ends, as a PROXY header gives them. */
-function socketEnds(socket: Socket): { source: Endpoint; destination: Endpoint } | undefined {
-  const { remoteAddress, remotePort, remoteFamily, localAddress, localPort } = socket;
-  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return undefined;
-  const family = remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4';
-  return { source: { address: remoteAddress, port: remotePort, family }, destination: { address: localAddress, port: localPort, family } };
-}
