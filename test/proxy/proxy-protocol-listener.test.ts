@@ -11,11 +11,12 @@ import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../src/ports.js';
 import { proxyHeader, V2_SIGNATURE } from '../../src/proxy/proxy-protocol.js';
+import { qaTargetFor } from '../../src/release/checks.js';
 import { selfSigned } from '../support/certs.js';
 import { startHaproxy } from '../support/haproxy.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { requirePeer } from '../support/peers.js';
-import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
+import { loadObject, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 import { statuses } from '../support/raw-http.js';
 
 const CLIENT = { address: '203.0.113.7', port: 40000, family: 'IPv4' } as const;
@@ -230,5 +231,18 @@ describe('HAProxy in TCP mode in front, with send-proxy and send-proxy-v2', () =
       await member.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('QA checks and proxy_protocol listeners', () => {
+  const config = (http: unknown) =>
+    loadObject({ listen: { http }, clusters: { a: { members: [{ url: 'http://127.0.0.1:1' }] } }, sites: { qa: { hosts: ['qa.test'], routes: [{ path: '/', clusters: ['a'] }] } } }).config;
+
+  it('connect to the first http listener without proxy_protocol, which takes them', () => {
+    assert.equal(qaTargetFor(config([{ address: '127.0.0.1:8081', proxy_protocol: true }, '127.0.0.1:8082']), 'a').origin, 'http://127.0.0.1:8082');
+  });
+
+  it('say what to do when every http listener takes the PROXY protocol', () => {
+    assert.throws(() => qaTargetFor(config({ address: '127.0.0.1:8081', proxy_protocol: true }), 'a'), /no http listener to send QA checks to .*qa_url and qa_connect/);
   });
 });
