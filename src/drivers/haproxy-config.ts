@@ -3,7 +3,7 @@
 // one backend per route (a shared route holds all its clusters' members, named as the haproxy driver
 // expects: route, else CLUSTER-ID), health checks, stickiness, an admin stats socket and a
 // server-state-file so that runtime changes survive reloads.
-import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig } from '../config/schema.js';
+import { routeTraffic, siteTlsFiles, type DayshiftConfig, type ListenerConfig, type MemberConfig, type RouteConfig } from '../config/schema.js';
 import { memberId } from '../control/state.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from './export-notes.js';
 import { serverName, WEIGHT_MAX } from './haproxy.js';
@@ -53,14 +53,19 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
 
   const frontends: { name: string; bind: string }[] = [];
   const addrs = (v: DayshiftConfig['listen']['http']) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-  addrs(config.listen.http).forEach((a, i) => frontends.push({ name: `http-${i + 1}`, bind: `    bind ${bindAddress(a)}` }));
+  const acceptProxy = (a: ListenerConfig, key: string) => {
+    if (!('proxy_protocol' in a) || !a.proxy_protocol) return '';
+    notes.push({ path: key, message: 'accept-proxy takes the PROXY header from any address: add tcp-request connection reject unless { src <trusted_proxies> } to the frontend' });
+    return ' accept-proxy';
+  };
+  addrs(config.listen.http).forEach((a, i) => frontends.push({ name: `http-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a, 'listen.http')}` }));
   const certs = [...new Set(Object.values(config.sites).flatMap((s) => { const files = siteTlsFiles(s); return files ? [files.cert] : []; }).concat(config.listen.tls ? [config.listen.tls.cert] : []))];
   addrs(config.listen.https).forEach((a, i) => {
     if (certs.length === 0) {
       notes.push({ path: 'listen.https', message: 'no certificate configured: the https listener is not exported' });
       return;
     }
-    frontends.push({ name: `https-${i + 1}`, bind: `    bind ${bindAddress(a)} ssl ${certs.map((c) => `crt ${c}`).join(' ')}` });
+    frontends.push({ name: `https-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a, 'listen.https')} ssl ${certs.map((c) => `crt ${c}`).join(' ')}` });
   });
   if (certs.length > 0) notes.push({ path: 'sites.*.tls', message: 'HAProxy reads the key from the crt file or from CRT.key beside it: combine or rename the key files' });
 
@@ -166,6 +171,7 @@ function server(m: MemberConfig, cluster: string, index: number, traffic: string
   if (m.weight > WEIGHT_MAX) notes.push({ path: `${path}.weight`, message: `weight above HAProxy's ${WEIGHT_MAX}: ${WEIGHT_MAX} is used` });
   parts.push(`weight ${Math.min(WEIGHT_MAX, m.weight)}`);
   if (url.protocol === 'https:') parts.push(m.tls_verify ? 'ssl verify required ca-file @system-ca' : 'ssl verify none');
+  if (m.proxy_protocol) parts.push(m.proxy_protocol === 'v2' ? 'send-proxy-v2' : 'send-proxy', 'check-send-proxy');
   if (route.sticky?.mode === 'cookie') parts.push(`cookie ${name}`);
   const health = healthCheckFor(config, cluster, index);
   if (health.enabled) parts.push(`check inter ${health.interval}ms rise ${health.rise} fall ${health.fall}`);
