@@ -388,6 +388,14 @@ export const configSchema = z
         }
       });
     }
+    for (const key of ['http', 'https'] as const) {
+      const listeners = config.listen[key];
+      [listeners ?? []].flat().forEach((l, i) => {
+        if (!('proxy_protocol' in l) || !l.proxy_protocol || config.trusted_proxies.length > 0) return;
+        const path = Array.isArray(listeners) ? ['listen', key, i, 'proxy_protocol'] : ['listen', key, 'proxy_protocol'];
+        ctx.addIssue({ code: 'custom', path, message: 'proxy_protocol takes the PROXY header only from trusted_proxies, which is empty: every connection would be refused; list the balancers in trusted_proxies' });
+      });
+    }
     // With Apache or HAProxy driven, Dayshift serves no traffic: its own listeners are optional.
     if (config.listen.http === undefined && config.listen.https === undefined && (config.driver?.type ?? 'builtin') === 'builtin') {
       ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });

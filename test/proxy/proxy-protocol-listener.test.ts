@@ -246,3 +246,10 @@ describe('QA checks and proxy_protocol listeners', () => {
     assert.throws(() => qaTargetFor(config({ address: '127.0.0.1:8081', proxy_protocol: true }), 'a'), /no http listener to send QA checks to .*qa_url and qa_connect/);
   });
 });
+
+it('refuses a proxy_protocol listener when trusted_proxies is empty, saying why', () => {
+  assert.throws(
+    () => loadObject({ listen: { http: [{ address: '127.0.0.1:0', proxy_protocol: true }] }, clusters: { a: { members: [{ url: 'http://127.0.0.1:1' }] } }, sites: { s: { hosts: ['*'], routes: [{ path: '/', clusters: ['a'] }] } } }),
+    /listen\.http\[0\]\.proxy_protocol: .*trusted_proxies, which is empty/,
+  );
+});
