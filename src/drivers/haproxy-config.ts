@@ -51,28 +51,27 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
   const backendOf = new Map<RouteConfig, string>();
   for (const [siteName, site] of Object.entries(config.sites)) site.routes.forEach((r, i) => backendOf.set(r, site.routes.length === 1 ? siteName : `${siteName}-${i + 1}`));
 
-  const frontends: { name: string; bind: string }[] = [];
+  const frontends: { name: string; bind: string; rules?: string[] }[] = [];
   const addrs = (v: DayshiftConfig['listen']['http']) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-  const acceptProxy = (a: ListenerConfig, key: string) => {
-    if (!('proxy_protocol' in a) || !a.proxy_protocol) return '';
-    notes.push({ path: key, message: 'accept-proxy takes the PROXY header from any address: add tcp-request connection reject unless { src <trusted_proxies> } to the frontend' });
-    return ' accept-proxy';
-  };
-  addrs(config.listen.http).forEach((a, i) => frontends.push({ name: `http-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a, 'listen.http')}` }));
+  // proxy_protocol: the PROXY header is required (accept-proxy), and taken only from trusted_proxies.
+  const proxied = (a: ListenerConfig) => 'proxy_protocol' in a && a.proxy_protocol;
+  const acceptProxy = (a: ListenerConfig) => (proxied(a) ? ' accept-proxy' : '');
+  const onlyTrusted = (a: ListenerConfig) => (proxied(a) ? { rules: [`    tcp-request connection reject unless { src ${config.trusted_proxies.join(' ')} }`] } : {});
+  addrs(config.listen.http).forEach((a, i) => frontends.push({ name: `http-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a)}`, ...onlyTrusted(a) }));
   const certs = [...new Set(Object.values(config.sites).flatMap((s) => { const files = siteTlsFiles(s); return files ? [files.cert] : []; }).concat(config.listen.tls ? [config.listen.tls.cert] : []))];
   addrs(config.listen.https).forEach((a, i) => {
     if (certs.length === 0) {
       notes.push({ path: 'listen.https', message: 'no certificate configured: the https listener is not exported' });
       return;
     }
-    frontends.push({ name: `https-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a, 'listen.https')} ssl ${certs.map((c) => `crt ${c}`).join(' ')}` });
+    frontends.push({ name: `https-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a)} ssl ${certs.map((c) => `crt ${c}`).join(' ')}`, ...onlyTrusted(a) });
   });
   if (certs.length > 0) notes.push({ path: 'sites.*.tls', message: 'HAProxy reads the key from the crt file or from CRT.key beside it: combine or rename the key files' });
 
   // Sites with named hosts first; the catch-all (`*`) site is the default backend.
   const sites = Object.entries(config.sites).sort(([, a], [, b]) => Number(a.hosts.includes('*')) - Number(b.hosts.includes('*')));
   for (const fe of frontends) {
-    out.push(`frontend ${fe.name}`, fe.bind);
+    out.push(`frontend ${fe.name}`, fe.bind, ...(fe.rules ?? []));
     let fallback: string | undefined;
     for (const [siteName, site] of sites) {
       const acl = `site_${aclName(siteName)}`;

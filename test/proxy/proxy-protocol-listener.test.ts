@@ -236,7 +236,7 @@ describe('HAProxy in TCP mode in front, with send-proxy and send-proxy-v2', () =
 
 describe('QA checks and proxy_protocol listeners', () => {
   const config = (http: unknown) =>
-    loadObject({ listen: { http }, clusters: { a: { members: [{ url: 'http://127.0.0.1:1' }] } }, sites: { qa: { hosts: ['qa.test'], routes: [{ path: '/', clusters: ['a'] }] } } }).config;
+    loadObject({ listen: { http }, trusted_proxies: ['10.0.0.5'], clusters: { a: { members: [{ url: 'http://127.0.0.1:1' }] } }, sites: { qa: { hosts: ['qa.test'], routes: [{ path: '/', clusters: ['a'] }] } } }).config;
 
   it('connect to the first http listener without proxy_protocol, which takes them', () => {
     assert.equal(qaTargetFor(config([{ address: '127.0.0.1:8081', proxy_protocol: true }, '127.0.0.1:8082']), 'a').origin, 'http://127.0.0.1:8082');
