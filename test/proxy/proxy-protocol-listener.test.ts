@@ -124,6 +124,17 @@ describe('a listener with proxy_protocol', () => {
     assert.equal(seen(text).xff, CLIENT.address);
   });
 
+  it('answers a request sent with the header and a FIN in one write', async () => {
+    const socket = net.connect(httpPort, '127.0.0.1');
+    await once(socket, 'connect');
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    socket.end(Buffer.concat([proxyHeader('v1', CLIENT, DEST), Buffer.from(GET)]));
+    await once(socket, 'close');
+    assert.deepEqual(statuses(text), [200], text);
+    assert.equal(seen(text).xff, CLIENT.address);
+  });
+
   it('writes the header address in the access log', async () => {
     await exchange(httpPort, Buffer.concat([proxyHeader('v1', { ...CLIENT, address: '203.0.113.99' }, DEST), Buffer.from(GET)]));
     await waitFor(async () => (await readFile(logFile, 'utf8').catch(() => '')).includes('203.0.113.99 - - ['), 5000, 'the access log line');
