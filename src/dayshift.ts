@@ -29,7 +29,7 @@ import { defaultInstanceId, instanceFigures, listInstances, startPublishing } fr
 import { createMetrics, registerMetricsRoute } from './observe/metrics.js';
 import { ControlPlane } from './control/plane.js';
 import { StatsSampler } from './observe/sampler.js';
-import { listenerOrigin, type StatusReport } from './observe/status-report.js';
+import { listenerOrigin, qaListenerIndex, type StatusReport } from './observe/status-report.js';
 import type { StatusFeed } from './observe/status-feed.js';
 import { SessionTracker } from './control/session-tracker.js';
 import { reconcileState, STATE_KEY } from './control/desired-state.js';
@@ -134,8 +134,9 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined, { webhooks, certificates: certificateReport }), config.admin.metrics_auth);
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
     const httpOrigin = () => {
-      const bound = proxy?.addresses().http[0];
-      return listenerOrigin(bound ? { host: bound.address, port: bound.port } : [plane.config.listen.http].flat()[0]);
+      const index = qaListenerIndex(plane.config);
+      const bound = proxy?.addresses().http[index];
+      return listenerOrigin(bound ? { host: bound.address, port: bound.port } : [plane.config.listen.http ?? []].flat()[index]);
     };
     // Links in notifications point at the dashboard as people open it; by default, where the admin API
     // listens (the bound address once known: port 0 picks one).

@@ -96,7 +96,7 @@ export function register(program: Command): void {
         throw err;
       }
       const initial = await initialPrimary(settings);
-      const front = new TcpFront({ listen, target: { host: initial.host, port: initial.port }, connectTimeout: settings.connect_timeout });
+      const front = new TcpFront({ listen, target: { host: initial.host, port: initial.port }, connectTimeout: settings.connect_timeout, proxyProtocol: settings.writer.proxy_protocol });
       const address = await front.start();
       process.stdout.write(`writer endpoint listening on ${address.address}:${address.port} → ${initial.name} (${initial.host}:${initial.port})\n`);
       const stop = followWriterState(settings, front, (state) => {

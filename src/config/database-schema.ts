@@ -35,6 +35,11 @@ const writerSchema = z.strictObject({
    * 0.0.0.0/:: read as loopback). The switchover connects through it to verify the flip.
    */
   verify: address.optional(),
+  /**
+   * `dayshift db front` opens each connection to the primary with a PROXY protocol header (v1 or v2), so
+   * the server sees clients' own addresses (MariaDB: proxy_protocol_networks naming the front's address).
+   */
+  proxy_protocol: z.enum(['v1', 'v2']).optional(),
   /** How long the verification may take (a front notices the change within ~100 ms). */
   verify_timeout: duration.default(5000),
   /**

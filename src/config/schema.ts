@@ -66,6 +66,8 @@ export const memberSchema = z.strictObject({
   packet_size: z.number().int().min(8192).max(65536).default(8192),
   /** For https members: check the member's certificate (default true). */
   tls_verify: z.boolean().default(true),
+  /** Open each connection with a PROXY protocol header naming the client (HAProxy send-proxy / send-proxy-v2). */
+  proxy_protocol: z.enum(['v1', 'v2']).optional(),
   health: healthOverride.optional(),
 });
 export type MemberConfig = z.infer<typeof memberSchema>;
@@ -84,7 +86,11 @@ export const clusterSchema = z.strictObject({
    * that serves the QA site, when its name does not resolve to it from here.
    */
   qa_connect: address.optional(),
-});
+  /** proxy_protocol for the members that do not set their own. */
+  proxy_protocol: z.enum(['v1', 'v2']).optional(),
+})
+  // The cluster's proxy_protocol is its members' default: they carry the value in force.
+  .transform((c) => (c.proxy_protocol === undefined ? c : { ...c, members: c.members.map((m) => ({ ...m, proxy_protocol: m.proxy_protocol ?? c.proxy_protocol })) }));
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 
 export const stickySchema = z.strictObject({
@@ -172,9 +178,19 @@ export function siteUsesAcme(site: SiteConfig): boolean {
   return site.tls !== undefined && 'acme' in site.tls;
 }
 
+/**
+ * A listener: an address, or `{address, proxy_protocol: true}` for one behind an L4 balancer that opens
+ * each connection with a PROXY protocol header (v1 or v2), taken only from trusted_proxies (docs/https.md).
+ */
+const listener = z.union([
+  address,
+  z.strictObject({ address, proxy_protocol: z.boolean().default(false) }).transform(({ address, proxy_protocol }) => ({ ...address, proxy_protocol })),
+]);
+export type ListenerConfig = z.infer<typeof listener>;
+
 const listenSchema = z.strictObject({
-  http: z.union([address, z.array(address)]).optional(),
-  https: z.union([address, z.array(address)]).optional(),
+  http: z.union([listener, z.array(listener)]).optional(),
+  https: z.union([listener, z.array(listener)]).optional(),
   /** Default certificate on the https listener when no site's certificate matches the SNI name. */
   tls: tlsSchema.optional(),
 });
@@ -356,6 +372,9 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'members', i, 'route'], message: `member id "${id}" is used twice in cluster ${clusterName}` });
         }
         ids.add(id);
+        if (member.proxy_protocol !== undefined && member.url.startsWith('ajp:')) {
+          ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'members', i, 'proxy_protocol'], message: 'proxy_protocol is for http and https members: AJP carries the client address in its own request (remote_addr)' });
+        }
       });
     }
     checkReleasePlan(config.release, Object.keys(config.clusters), config.database?.servers.map((s) => s.name), ctx);
@@ -367,6 +386,14 @@ export const configSchema = z
         if (host.includes('*')) {
           ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'hosts', i], message: `host "${host}" cannot get a certificate by ACME (wildcards need the dns-01 challenge, which Dayshift does not answer): name the hosts exactly, or give this site tls: { cert, key } files` });
         }
+      });
+    }
+    for (const key of ['http', 'https'] as const) {
+      const listeners = config.listen[key];
+      [listeners ?? []].flat().forEach((l, i) => {
+        if (!('proxy_protocol' in l) || !l.proxy_protocol || config.trusted_proxies.length > 0) return;
+        const path = Array.isArray(listeners) ? ['listen', key, i, 'proxy_protocol'] : ['listen', key, 'proxy_protocol'];
+        ctx.addIssue({ code: 'custom', path, message: 'proxy_protocol takes the PROXY header only from trusted_proxies, which is empty: every connection would be refused; list the balancers in trusted_proxies' });
       });
     }
     // With Apache or HAProxy driven, Dayshift serves no traffic: its own listeners are optional.

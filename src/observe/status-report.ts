@@ -103,6 +103,14 @@ export function qaUrlFor(config: DayshiftConfig, cluster: string): string | unde
   return undefined;
 }
 
+/**
+ * The http listener QA checks connect to: the first one that takes connections without a PROXY protocol
+ * header (-1: none does). Its index is also its place in the proxy's bound addresses.
+ */
+export function qaListenerIndex(config: DayshiftConfig): number {
+  return [config.listen.http ?? []].flat().findIndex((l) => !('proxy_protocol' in l && l.proxy_protocol));
+}
+
 /** Where a listener answers on this machine: a wildcard address is reached on loopback. */
 export function listenerOrigin(address: { host: string; port: number } | undefined, scheme = 'http'): string | undefined {
   if (!address) return undefined;

@@ -324,7 +324,7 @@ export class Forwarder {
     const retry = snap.retry;
     let budgetEnd = 0;
     if (retry.timeFirst) flight.budget(retry.budgetMs);
-    const clientInfo = { address: clientAddress, port: req.socket.remotePort ?? 0, secure, serverName: match.host, serverPort: req.socket.localPort ?? 0 };
+    const clientInfo = { address: clientAddress, port: req.socket.remotePort ?? 0, secure, serverName: match.host, serverAddress: req.socket.localAddress ?? '', serverPort: req.socket.localPort ?? 0 };
     while (true) {
       const now = Date.now();
       budgetEnd ||= now + retry.budgetMs;

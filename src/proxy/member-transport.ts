@@ -12,6 +12,8 @@ export interface ClientInfo {
   tls?: { cipher?: string; protocol?: string; sessionId?: string; keySize?: number; clientCert?: string };
   /** The listener's own address and port, and the Host the client asked for. */
   serverName: string;
+  /** The listener's address as the client reached it (a PROXY header's destination, for members that take one). */
+  serverAddress?: string;
   serverPort: number;
 }
 

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { resolve } from 'node:path';
 import tls, { type SecureContext } from 'node:tls';
 import type { LoadedConfig } from '../config/load.js';
-import { siteTlsFiles, type DayshiftConfig } from '../config/schema.js';
+import { siteTlsFiles, type DayshiftConfig, type ListenerConfig } from '../config/schema.js';
 import { memberKey, type MemberKey, type DesiredState, memberId } from '../model.js';
 import { HealthChecker, healthCheckFor } from '../balance/health.js';
 import { MemberRuntime, type PassivePolicy } from '../balance/member.js';
@@ -25,6 +25,7 @@ import { Lane, SWEEP_MS, type LaneHandler, type LaneLimits, type LaneRequest, ty
 import { clientErrorAnswer, closeAfterFlush } from './closing.js';
 import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 import { handleUpgrade, refuseConnect } from './tunnel.js';
+import { acceptProxyProtocol, adoptParentAddresses, type ProxyAcceptor } from './proxy-accept.js';
 
 export type { ProxyHandle, ProxyOptions } from './handle.js';
 
@@ -34,7 +35,7 @@ interface Held {
   reject: () => void;
 }
 
-function addressList(value: DayshiftConfig['listen']['http']): { host: string; port: number }[] {
+function addressList(value: DayshiftConfig['listen']['http']): ListenerConfig[] {
   if (value === undefined) return [];
   return Array.isArray(value) ? value : [value];
 }
@@ -315,6 +316,20 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     limits: () => laneLimits,
   };
   const httpsServers: https.Server[] = [];
+  const acceptors: ProxyAcceptor[] = [];
+  /** On a listener with proxy_protocol: the PROXY header comes first, before the lane or TLS (proxy-accept.ts). */
+  const proxyProtocol = (server: http.Server, address: ListenerConfig) => {
+    if (!('proxy_protocol' in address) || !address.proxy_protocol) return;
+    acceptors.push(
+      acceptProxyProtocol(server, {
+        trusted: () => snapshot.trusted,
+        headMs: () => headersTimeout(loaded.config),
+        maxBytes: () => loaded.config.limits.header_size,
+        refused: (peer, reason) => logger.debug({ peer, reason, listener: `${address.host}:${address.port}` }, 'PROXY protocol: connection refused'),
+      }),
+    );
+    if (server instanceof https.Server) server.prependListener('secureConnection', adoptParentAddresses);
+  };
   const closeServers = () => {
     for (const s of [...httpServers, ...httpsServers]) s.close();
   };
@@ -323,6 +338,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       const server = http.createServer(serverOptions(loaded.config));
       wire(server);
       lanes.push(new Lane(server, laneHandler));
+      proxyProtocol(server, address);
       httpServers.push(server);
       await listenOn(server, address, 'http');
     }
@@ -353,6 +369,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         });
         wire(server);
         server.on('secureConnection', watchRequestLine);
+        proxyProtocol(server, address);
         httpsServers.push(server);
         await listenOn(server, address, 'https');
       }
@@ -430,6 +447,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       }
       for (const s of servers) s.closeAllConnections();
       for (const lane of lanes) lane.closeAll();
+      for (const acceptor of acceptors) acceptor.closeAll();
       for (const m of members.values()) for (const t of m.tunnels) t.destroy();
       for (const c of checkers.values()) c.stop();
       await Promise.all(closed);

@@ -4,7 +4,7 @@
 // the client's connection is closed, so that nothing the client sends after its upgrade request reaches
 // a member unparsed. Each tunnel is counted on its member so a drain can see and close them.
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -17,6 +17,8 @@ import { closeAfterFlush } from './closing.js';
 import { connectionNamed, isHopByHop, upstreamHeaders } from './headers.js';
 import { ResponseParser, type ResponseEvents } from './http1/llhttp.js';
 import { resolveRoute } from './forward.js';
+import { connectMember } from './member-socket.js';
+import { clientEnds, proxyHeader } from './proxy-protocol.js';
 import { inMaintenance, isPaused, listHas, memberPath, type Snapshot } from './snapshot.js';
 
 const HALF_CLOSE_MS = 1000;
@@ -91,11 +93,9 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
   let headText = `${req.method} ${path} HTTP/1.1\r\n`;
   for (const [name, value] of headers) headText += `${name}: ${value}\r\n`;
   headText += '\r\n';
-  const port = Number(member.url.port) || (protocol === 'https:' ? 443 : 80);
-  const upstream: Socket =
-    protocol === 'https:'
-      ? tls.connect({ host: member.url.hostname, port, servername: member.url.hostname, rejectUnauthorized: member.config.tls_verify })
-      : net.connect({ host: member.url.hostname, port });
+  const version = member.config.proxy_protocol;
+  const header = version && proxyHeader(version, ...clientEnds(address, req.socket.remotePort, req.socket.localAddress, req.socket.localPort));
+  const upstream = connectMember({ url: member.url, rejectUnauthorized: member.config.tls_verify, header });
   new Upgrade(ctx, snap.config.timeouts, snap.config.limits.response_head, member, req.method === 'HEAD', client as Socket, upstream, headText, head);
 }
 

@@ -6,7 +6,7 @@ import { healthCheckFor, probeMember } from '../balance/health.js';
 import type { AnalysisConfig, QaCheckConfig } from '../config/release-schema.js';
 import type { DayshiftConfig } from '../config/schema.js';
 import type { ControlPlane } from '../control/plane.js';
-import { listenerOrigin, qaUrlFor } from '../observe/status-report.js';
+import { listenerOrigin, qaListenerIndex, qaUrlFor } from '../observe/status-report.js';
 import { type Health, memberId } from '../model.js';
 import type { Rates } from '../observe/sampler.js';
 import { ReleaseStepError } from './errors.js';
@@ -93,8 +93,8 @@ export function qaTargetFor(config: DayshiftConfig, cluster: string, httpOrigin?
         `set clusters.${cluster}.qa_url to its QA site on the load balancer (and qa_connect to connect to another address)`,
     );
   }
-  const origin = httpOrigin ?? listenerOrigin([config.listen.http].flat()[0]);
-  if (!origin) throw new ReleaseStepError('no http listener to send QA checks to');
+  const origin = httpOrigin ?? listenerOrigin([config.listen.http ?? []].flat()[qaListenerIndex(config)]);
+  if (!origin) throw new ReleaseStepError(`no http listener to send QA checks to (listeners with proxy_protocol take only the balancer): set clusters.${cluster}.qa_url and qa_connect to reach it through the balancer`);
   return { url, origin, host: parsed.host };
 }
 

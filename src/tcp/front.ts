@@ -4,6 +4,7 @@
 // connections to the new target; closeConnectionsTo(old) ends the connections still on the old one.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { listenOn } from '../socket-activation.js';
+import { clientEnds, proxyHeader } from '../proxy/proxy-protocol.js';
 
 export interface TcpTarget {
   host: string;
@@ -15,6 +16,11 @@ export interface TcpFrontOptions {
   target: TcpTarget;
   /** How long connecting to the target may take before the client is disconnected. */
   connectTimeout?: number;
+  /**
+   * Open each target connection with a PROXY protocol header (HAProxy `send-proxy`/`send-proxy-v2`), so
+   * the target sees the client's address (MariaDB: proxy_protocol_networks).
+   */
+  proxyProtocol?: 'v1' | 'v2';
 }
 
 export interface TcpFrontStats {
@@ -127,7 +133,10 @@ export class TcpFront {
       this.counters.bytesOut += chunk.length;
     });
     // Bytes a client sends before the target answers are buffered by the upstream socket until connect.
+    const version = this.options.proxyProtocol;
+    if (version) upstream.write(proxyHeader(version, ...clientEnds(client.remoteAddress, client.remotePort, client.localAddress, client.localPort)));
     client.pipe(upstream);
     upstream.pipe(client);
   }
 }
+

@@ -194,3 +194,30 @@ describe('an exported config, run by the real program and driven by Dayshift', (
     }
   });
 });
+
+test('proxy_protocol exports as accept-proxy and send-proxy(-v2) for HAProxy, and as notes for httpd', async (t) => {
+  const { config } = parseConfig(`
+listen: { http: [127.0.0.1:18080, { address: 127.0.0.1:18081, proxy_protocol: true }] }
+trusted_proxies: [10.0.0.5]
+clusters:
+  c: { proxy_protocol: v2, members: [{ url: "http://127.0.0.1:9001" }, { url: "http://127.0.0.1:9002", proxy_protocol: v1 }] }
+sites: { s: { hosts: ["*"], routes: [{ path: /, clusters: [c] }] } }
+`);
+  const dir = await mkdtemp(join(tmpdir(), 'dayshift-export-pp-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const haproxy = exportHaproxy(config, { socket: join(dir, 'admin.sock'), stateFile: join(dir, 'state'), source: 'pp.yaml' });
+  assert.match(haproxy.text, /bind 127\.0\.0\.1:18080\n/);
+  assert.match(haproxy.text, /bind 127\.0\.0\.1:18081 accept-proxy\n/);
+  assert.match(haproxy.text, /server \S+ 127\.0\.0\.1:9001 .*send-proxy-v2 check-send-proxy/);
+  assert.match(haproxy.text, /server \S+ 127\.0\.0\.1:9002 .*send-proxy check-send-proxy/);
+  assert.match(haproxy.text, /bind 127\.0\.0\.1:18081 accept-proxy\n {4}tcp-request connection reject unless \{ src 10\.0\.0\.5 \}\n/);
+  const binary = requirePeer(t, 'haproxy', 'haproxy');
+  if (binary) {
+    const file = join(dir, 'haproxy.cfg');
+    await writeFile(file, haproxy.text);
+    await run(binary, ['-c', '-f', file]).catch((err: { stdout: string; stderr: string }) => assert.fail(`${err.stdout}${err.stderr}\n${haproxy.text}`));
+  }
+  const apache = exportApache(config, { manager: '127.0.0.1:18099', source: 'pp.yaml' });
+  assert.ok(apache.notes.some((n) => n.path === 'listen.http' && /RemoteIPProxyProtocol On/.test(n.message)));
+  assert.ok(apache.notes.some((n) => /members\[0\]\.proxy_protocol$/.test(n.path) && /does not send the PROXY protocol/.test(n.message)));
+});

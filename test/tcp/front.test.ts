@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
+import { proxyHeader } from '../../src/proxy/proxy-protocol.js';
 import { TcpFront } from '../../src/tcp/front.js';
+import { waitFor } from '../support/proxy.js';
 
 // Two TCP services that answer every chunk with their own name, so a client can tell where it landed.
 async function namedService(name: string): Promise<{ server: Server; port: number }> {
@@ -88,3 +90,26 @@ test('a target that refuses closes the client and counts a failure', async () =>
     await front.close();
   }
 });
+
+for (const version of ['v1', 'v2'] as const) {
+  test(`proxyProtocol ${version}: each target connection opens with a PROXY header naming the client`, async () => {
+    let received = Buffer.alloc(0);
+    const target = createServer((socket) => socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk]))));
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    const front = new TcpFront({ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: (target.address() as { port: number }).port }, proxyProtocol: version });
+    const { port } = await front.start();
+    try {
+      const client = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+      await once(client, 'connect');
+      client.write('hello');
+      const header = proxyHeader(version, { address: '127.0.0.2', port: client.localPort!, family: 'IPv4' }, { address: '127.0.0.1', port, family: 'IPv4' });
+      await waitFor(() => received.length >= header.length + 5);
+      assert.deepEqual(received, Buffer.concat([header, Buffer.from('hello')]));
+      client.destroy();
+    } finally {
+      await front.close();
+      target.close();
+    }
+  });
+}

@@ -45,6 +45,11 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
 
   const http = listeners(config.listen.http);
   const https = listeners(config.listen.https);
+  for (const key of ['http', 'https'] as const) {
+    if ([config.listen[key] ?? []].flat().some((l) => 'proxy_protocol' in l && l.proxy_protocol)) {
+      notes.push({ path: `listen.${key}`, message: 'proxy_protocol is not exported: add RemoteIPProxyProtocol On (mod_remoteip) to the virtual hosts of that listener' });
+    }
+  }
   for (const l of http) out.push(`Listen ${l.listen}`);
   for (const l of https) out.push(`Listen ${l.listen} https`);
   out.push(`Listen ${options.manager}`, '');
@@ -128,6 +133,7 @@ function balancerMember(m: MemberConfig, cluster: string, index: number, traffic
   if (flags.has('D')) flags.delete('N');
   if (flags.size > 0) params.push(`status=${[...flags].map((f) => `+${f}`).join('')}`);
   if (m.secret) params.push(`secret=${m.secret}`);
+  if (m.proxy_protocol) notes.push({ path: `${path}.proxy_protocol`, message: 'mod_proxy does not send the PROXY protocol: the member gets the client address in X-Forwarded-For only' });
   if (m.url.startsWith('ajp:') && m.packet_size !== 8192) notes.push({ path: `${path}.packet_size`, message: 'set ProxyIOBufferSize for a larger AJP packet size' });
   const health = healthCheckFor(config, cluster, index);
   if (health.enabled) {

@@ -3,7 +3,7 @@
 // one backend per route (a shared route holds all its clusters' members, named as the haproxy driver
 // expects: route, else CLUSTER-ID), health checks, stickiness, an admin stats socket and a
 // server-state-file so that runtime changes survive reloads.
-import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig } from '../../config/schema.js';
+import { routeTraffic, siteTlsFiles, type DayshiftConfig, type ListenerConfig, type MemberConfig, type RouteConfig } from '../../config/schema.js';
 import { memberId } from '../../model.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from '../export-notes.js';
 import { serverName, WEIGHT_MAX } from './driver.js';
@@ -51,23 +51,27 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
   const backendOf = new Map<RouteConfig, string>();
   for (const [siteName, site] of Object.entries(config.sites)) site.routes.forEach((r, i) => backendOf.set(r, site.routes.length === 1 ? siteName : `${siteName}-${i + 1}`));
 
-  const frontends: { name: string; bind: string }[] = [];
+  const frontends: { name: string; bind: string; rules?: string[] }[] = [];
   const addrs = (v: DayshiftConfig['listen']['http']) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-  addrs(config.listen.http).forEach((a, i) => frontends.push({ name: `http-${i + 1}`, bind: `    bind ${bindAddress(a)}` }));
+  // proxy_protocol: the PROXY header is required (accept-proxy), and taken only from trusted_proxies.
+  const proxied = (a: ListenerConfig) => 'proxy_protocol' in a && a.proxy_protocol;
+  const acceptProxy = (a: ListenerConfig) => (proxied(a) ? ' accept-proxy' : '');
+  const onlyTrusted = (a: ListenerConfig) => (proxied(a) ? { rules: [`    tcp-request connection reject unless { src ${config.trusted_proxies.join(' ')} }`] } : {});
+  addrs(config.listen.http).forEach((a, i) => frontends.push({ name: `http-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a)}`, ...onlyTrusted(a) }));
   const certs = [...new Set(Object.values(config.sites).flatMap((s) => { const files = siteTlsFiles(s); return files ? [files.cert] : []; }).concat(config.listen.tls ? [config.listen.tls.cert] : []))];
   addrs(config.listen.https).forEach((a, i) => {
     if (certs.length === 0) {
       notes.push({ path: 'listen.https', message: 'no certificate configured: the https listener is not exported' });
       return;
     }
-    frontends.push({ name: `https-${i + 1}`, bind: `    bind ${bindAddress(a)} ssl ${certs.map((c) => `crt ${c}`).join(' ')}` });
+    frontends.push({ name: `https-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a)} ssl ${certs.map((c) => `crt ${c}`).join(' ')}`, ...onlyTrusted(a) });
   });
   if (certs.length > 0) notes.push({ path: 'sites.*.tls', message: 'HAProxy reads the key from the crt file or from CRT.key beside it: combine or rename the key files' });
 
   // Sites with named hosts first; the catch-all (`*`) site is the default backend.
   const sites = Object.entries(config.sites).sort(([, a], [, b]) => Number(a.hosts.includes('*')) - Number(b.hosts.includes('*')));
   for (const fe of frontends) {
-    out.push(`frontend ${fe.name}`, fe.bind);
+    out.push(`frontend ${fe.name}`, fe.bind, ...(fe.rules ?? []));
     let fallback: string | undefined;
     for (const [siteName, site] of sites) {
       const acl = `site_${aclName(siteName)}`;
@@ -166,6 +170,7 @@ function server(m: MemberConfig, cluster: string, index: number, traffic: string
   if (m.weight > WEIGHT_MAX) notes.push({ path: `${path}.weight`, message: `weight above HAProxy's ${WEIGHT_MAX}: ${WEIGHT_MAX} is used` });
   parts.push(`weight ${Math.min(WEIGHT_MAX, m.weight)}`);
   if (url.protocol === 'https:') parts.push(m.tls_verify ? 'ssl verify required ca-file @system-ca' : 'ssl verify none');
+  if (m.proxy_protocol) parts.push(m.proxy_protocol === 'v2' ? 'send-proxy-v2' : 'send-proxy', 'check-send-proxy');
   if (route.sticky?.mode === 'cookie') parts.push(`cookie ${name}`);
   const health = healthCheckFor(config, cluster, index);
   if (health.enabled) parts.push(`check inter ${health.interval}ms rise ${health.rise} fall ${health.fall}`);

@@ -2,9 +2,9 @@
 // the request head and body, parses the response with llhttp, and tells its pool whether it can carry
 // the next one. Errors are classified by how far the exchange got, which decides whether the forwarder
 // may retry it elsewhere.
-import { connect as connectTcp, isIP, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { connect as connectTls } from 'node:tls';
+import { connectMember } from '../member-socket.js';
 import { UpstreamError, type UpstreamRequest } from '../member-transport.js';
 import { ResponseParser, type ResponseEvents } from './llhttp.js';
 
@@ -48,6 +48,8 @@ export class MemberConnection implements ResponseEvents {
   keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
   /** When the connection last went idle (Date.now()); the pool closes it after keepAliveMs. */
   idleSince = 0;
+  /** The client connection whose PROXY header opened this one: it carries that client's requests only. */
+  proxyKey: string | undefined;
   /** When the current exchange's response head must be complete (first_byte after the request). */
   private headDeadline = 0;
   private timeoutMs = 0;
@@ -70,15 +72,14 @@ export class MemberConnection implements ResponseEvents {
     socket.on('timeout', () => this.timedOut());
   }
 
-  /** Opens a connection; rejects with a connect-phase UpstreamError. */
-  static open(url: URL, settings: ConnectionSettings, onFree: (connection: MemberConnection, reusable: boolean) => void): Promise<MemberConnection> {
+  /**
+   * Opens a connection (`header`: the PROXY protocol header to open it with); rejects with a
+   * connect-phase UpstreamError.
+   */
+  static open(url: URL, settings: ConnectionSettings, onFree: (connection: MemberConnection, reusable: boolean) => void, header?: Buffer): Promise<MemberConnection> {
     const secure = url.protocol === 'https:';
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const port = Number(url.port) || (secure ? 443 : 80);
     return new Promise((resolve, reject) => {
-      const socket = secure
-        ? connectTls({ host, port, servername: isIP(host) ? undefined : host, rejectUnauthorized: settings.verify, ALPNProtocols: ['http/1.1'] })
-        : connectTcp({ host, port });
+      const socket = connectMember({ url, rejectUnauthorized: settings.verify, ALPNProtocols: ['http/1.1'], header });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new UpstreamError(`connect timeout after ${settings.connectTimeoutMs}ms`, 'connect', false, 'timeout'));
@@ -88,7 +89,7 @@ export class MemberConnection implements ResponseEvents {
         const refused = CONNECT_CODES.has(error.code ?? '');
         reject(new UpstreamError(error.message, 'connect', false, refused ? 'refused' : secure ? 'protocol' : 'network', { cause: error }));
       };
-      socket.once('error', failed);
+      socket.on('error', failed);
       socket.once(secure ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         socket.off('error', failed);

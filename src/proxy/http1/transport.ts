@@ -5,7 +5,8 @@
 import { Readable } from 'node:stream';
 import type { MemberConfig } from '../../config/schema.js';
 import { MemberConnection, type ConnectionSettings, type ExchangeEvents } from './connection.js';
-import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../member-transport.js';
+import { clientEnds, proxyHeader } from '../proxy-protocol.js';
+import { UpstreamError, type ClientInfo, type Transport, type UpstreamRequest, type UpstreamResponse } from '../member-transport.js';
 import type { TransportSettings } from '../transport-factory.js';
 
 class ResponseBody extends Readable {
@@ -122,8 +123,21 @@ class Exchange implements ExchangeEvents, UpstreamResponse {
 }
 
 interface Waiter {
+  /** With proxy_protocol: the client connection this request came on (proxyKey). */
+  key?: string;
+  /** With proxy_protocol: the header that opens a connection for it. */
+  header?: () => Buffer;
   take(connection: MemberConnection): void;
   fail(error: UpstreamError): void;
+}
+
+/** One client connection's identity, as a PROXY header gives it (HAProxy reuses a connection only for the same header). */
+function proxyKey(client: ClientInfo): string {
+  return `${client.address} ${client.port} ${client.serverAddress ?? ''} ${client.serverPort}`;
+}
+
+function clientHeader(version: 'v1' | 'v2', client: ClientInfo): Buffer {
+  return proxyHeader(version, ...clientEnds(client.address, client.port, client.serverAddress, client.serverPort));
 }
 
 /** The keep-alive connections to one member. */
@@ -143,24 +157,39 @@ class MemberPool {
     private readonly maxIdle: number,
   ) {}
 
-  /** A connection for one exchange: an idle one (newest first), a new one, or the next one freed. */
+  /**
+   * A connection for one exchange: an idle one (newest first), a new one, or the next one freed. With
+   * proxy_protocol, only one opened for the same client connection: at pool_max, the oldest idle one of
+   * another client is closed to make room.
+   */
   acquire(waiter: Waiter): void {
     if (this.closed) return waiter.fail(new UpstreamError('transport closed', 'before-send', false));
-    const connection = this.idle.pop();
+    const key = waiter.key;
+    const connection = key === undefined ? this.idle.pop() : this.takeIdle(key);
     if (connection) return waiter.take(connection);
+    if (key !== undefined && this.open >= this.max) this.idle[0]?.close();
     if (this.open >= this.max) {
       this.waiting.push(waiter);
       return;
     }
     this.open++;
-    MemberConnection.open(this.url, this.settings, (c, reusable) => this.release(c, reusable)).then(
-      (fresh) => waiter.take(fresh),
+    MemberConnection.open(this.url, this.settings, (c, reusable) => this.release(c, reusable), waiter.header?.()).then(
+      (fresh) => {
+        fresh.proxyKey = key;
+        waiter.take(fresh);
+      },
       (error: UpstreamError) => {
         this.open--;
         waiter.fail(error);
         this.next();
       },
     );
+  }
+
+  /** The newest idle connection opened for `key`. */
+  private takeIdle(key: string): MemberConnection | undefined {
+    for (let i = this.idle.length - 1; i >= 0; i--) if (this.idle[i]!.proxyKey === key) return this.idle.splice(i, 1)[0];
+    return undefined;
   }
 
   /** Takes a waiter out of the queue (its request was cancelled). */
@@ -186,6 +215,12 @@ class MemberPool {
       return;
     }
     const waiter = this.waiting.shift();
+    if (waiter && waiter.key !== connection.proxyKey) {
+      // Another client's connection: closed, which makes room for one of the waiter's own.
+      this.waiting.unshift(waiter);
+      connection.close();
+      return;
+    }
     if (waiter) return waiter.take(connection);
     if (this.closed || this.idle.length >= this.maxIdle) {
       connection.close();
@@ -214,6 +249,7 @@ class MemberPool {
 }
 
 export function createHttpTransport(url: URL, member: MemberConfig, settings: TransportSettings): Transport {
+  const version = member.proxy_protocol;
   const pool = new MemberPool(
     url,
     { connectTimeoutMs: settings.connectTimeoutMs, firstByteTimeoutMs: settings.firstByteTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, responseHeadBytes: settings.responseHeadBytes, verify: member.tls_verify },
@@ -237,6 +273,10 @@ export function createHttpTransport(url: URL, member: MemberConfig, settings: Tr
           },
           fail: (error) => exchange.responseError(error),
         };
+        if (version !== undefined) {
+          waiter.key = proxyKey(request.client);
+          waiter.header = () => clientHeader(version, request.client);
+        }
         signal.addEventListener('abort', () => {
           if (exchange.done) return;
           if (exchange.connection) exchange.dropped(signal.reason as Error);
