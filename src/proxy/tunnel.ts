@@ -16,7 +16,7 @@ import type { SessionObserver } from './api.js';
 import { closeAfterFlush } from './closing.js';
 import { connectionNamed, isHopByHop, upstreamHeaders } from './headers.js';
 import { ResponseParser, type ResponseEvents } from './http1/llhttp.js';
-import { resolveTarget } from './forward.js';
+import { previewOf, resolveTarget } from './forward.js';
 import { inMaintenance, isPaused, listHas, memberPath, type Snapshot } from './snapshot.js';
 
 const HALF_CLOSE_MS = 1000;
@@ -62,7 +62,8 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     return;
   }
   const cookie = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
-  const choice = select(route, cookie, target.path, ctx.signer, Date.now(), undefined);
+  const preview = snap.previews.size > 0 ? previewOf(snap, ctx.signer, cookie, req.socket.remoteAddress ?? '', now) : undefined;
+  const choice = select(route, cookie, target.path, ctx.signer, now, undefined, preview && route.clusters.get(preview.cluster));
   if (typeof choice === 'string') {
     refuse(client, 503, snap.config.timeouts.idle);
     return;
