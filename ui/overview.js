@@ -139,11 +139,15 @@ export function createOverview(root, announce) {
     const figures = h('span', { class: 'figures muted' });
     const drain = h('p', { class: 'drain', hidden: true });
     const qa = h('p', { class: 'qa', hidden: true });
+    const preview = h('p', { class: 'qa preview-link', hidden: true });
     const button = (/** @type {string} */ text, /** @type {string} */ label) => h('button', { type: 'button', text, 'aria-label': `${label} cluster ${name}` });
     const live = button('Live', 'Make live');
     const drainButton = button('Drain', 'Drain');
     const out = button('Out', 'Take out');
     const weightButton = button('Weight…', 'Set weight of');
+    const previewButton = button('Preview…', 'Preview');
+    // Previews pin a browser among a public site's clusters: only for clusters on a shared route.
+    previewButton.hidden = !(current?.sites ?? []).some((s) => s.routes.some((r) => r.traffic === 'shared' && r.clusters.includes(name)));
     const charts = { requests: createChart('Requests/s', 'requests'), errors: createChart('Errors/s', 'errors'), latency: createChart('p99 latency', 'latency') };
     const rows = h('tbody');
     const table = h(
@@ -159,7 +163,8 @@ export function createOverview(root, announce) {
       h('header', {}, h('h4', { id: `cluster-${name}`, text: name }), traffic, weight, figures),
       drain,
       qa,
-      h('div', { class: 'actions', role: 'group', 'aria-label': `Traffic actions for ${name}` }, live, drainButton, out, weightButton),
+      preview,
+      h('div', { class: 'actions', role: 'group', 'aria-label': `Traffic actions for ${name}` }, live, drainButton, out, weightButton, previewButton),
       h('div', { class: 'charts' }, charts.requests.element, charts.errors.element, charts.latency.element),
       h('div', { class: 'table-wrap', role: 'region', 'aria-label': `Members of ${name}`, tabindex: '0' }, table),
     );
@@ -238,6 +243,26 @@ export function createOverview(root, announce) {
           run: (form) => api('POST', `/api/clusters/${encodeURIComponent(name)}/weight`, { weight: Number(form.get('weight')) }),
         },
         `${name}: weight changed`,
+      );
+    });
+
+    previewButton.addEventListener('click', () => {
+      act(
+        {
+          title: `Preview ${name}`,
+          what: [
+            `A signed link that shows ${name} on the public site to the browser opening it, even while ${name} is out, with a banner saying so.`,
+            'Anyone with the link can use it until it expires (or within preview.allow): `dayshift preview --revoke ID` ends it.',
+          ],
+          fields: [field('Lasts', { name: 'for', type: 'text', value: '1h', required: true, pattern: '\\d+(ms|s|m|h|d)' }, 'a duration such as 30m or 2h')],
+          confirm: 'Make link',
+          run: async (form) => {
+            const link = await api('POST', '/api/previews', { cluster: name, for: String(form.get('for')) });
+            preview.hidden = false;
+            preview.replaceChildren(`Preview link (until ${new Date(link.until).toLocaleTimeString()}, id ${link.id}): `, h('a', { href: link.url, target: '_blank', rel: 'noopener noreferrer', text: link.url }));
+          },
+        },
+        `${name}: preview link made`,
       );
     });
 
