@@ -69,6 +69,8 @@ export function demoConfig(o: DemoConfigOptions): Record<string, unknown> {
       qa: [
         { path: '/health', status: 200 },
         { path: '/cart', status: 200, body: 'served by cluster' },
+        // On the public host name, pinned to the cluster by a preview while it is out: the new version.
+        { path: '/cart', via: 'preview', status: 200, body: 'version <b>$DAYSHIFT_VERSION</b>' },
       ],
       approval: 'auto',
       shift: { mode: 'swap' },
