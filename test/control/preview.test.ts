@@ -3,6 +3,7 @@
 // what the proxy answers for tokens that are forged, revoked or not for this client.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { PreviewLink, PreviewReport } from '../../src/control/previews.js';
 import type { AuditEntry } from '../../src/control/audit.js';
@@ -11,13 +12,32 @@ import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { request } from '../support/proxy.js';
 
-/** A member whose pages say who it is, as HTML (so a preview banner can go in). */
-function page(name: string): Promise<TestMember> {
-  return startMember(name, (req: http.IncomingMessage, res: http.ServerResponse) => {
+/** A member whose pages say who it is, as HTML (so a preview banner can go in), and which accepts WebSocket upgrades. */
+async function page(name: string): Promise<TestMember> {
+  const member = await startMember(name, (req: http.IncomingMessage, res: http.ServerResponse) => {
     req.resume();
     const body = `<!doctype html><html><body><p>member ${name}</p></body></html>`;
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
+  });
+  member.server.on('upgrade', (_req, socket: net.Socket) => socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Member: ${name}\r\n\r\n`));
+  return member;
+}
+
+/** Opens a WebSocket upgrade through the proxy; resolves with the member that answered it. */
+function upgradeMember(port: number, cookie: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () =>
+      socket.write(`GET /ws HTTP/1.1\r\nHost: www.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nCookie: ${cookie}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`),
+    );
+    let head = '';
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.destroy();
+      resolve(/^x-member: (\S+)/im.exec(head)?.[1] ?? head);
+    });
+    socket.on('error', reject);
   });
 }
 
@@ -105,6 +125,13 @@ describe('previews through the admin API and the CLI', () => {
     assert.equal((await get(linkPath(open.url))).status, 303);
     await ds.api('DELETE', `/api/previews/${limited.id}`);
     await ds.api('DELETE', `/api/previews/${open.id}`);
+  });
+
+  test('a WebSocket upgrade with the preview cookie goes to the previewed cluster too', async () => {
+    const link = (await ds.api<PreviewLink>('POST', '/api/previews', { cluster: 'prod-a' })).body;
+    assert.equal(await upgradeMember(ds.port, `DAYSHIFT_PREVIEW=${link.token}`), 'a1');
+    assert.equal(await upgradeMember(ds.port, 'other=1'), 'b1');
+    await ds.api('DELETE', `/api/previews/${link.id}`);
   });
 
   test('paths under /.dayshift/ other than the preview ones go to the members', async () => {
