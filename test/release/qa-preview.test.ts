@@ -3,6 +3,7 @@
 // one, so only the pin can pass it). The release opens the preview itself and revokes it after.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { PreviewLink } from '../../src/control/previews.js';
 import type { Dayshift } from '../../src/control/server.js';
 import { allUp, api, makeWorld, releaseIn, startInProcess, type World } from './harness.js';
 
@@ -38,5 +39,11 @@ describe('QA checks through a preview on the public host', () => {
       audit.filter((e) => e.who === actor && e.action.startsWith('preview')).map((e) => `${e.action} ${e.target}`),
       ['preview prod-a', 'preview revoke prod-a', 'preview prod-b', 'preview revoke prod-b'],
     );
+  });
+
+  it('a preview made after the release names the version the release deployed', async () => {
+    const made = await api<PreviewLink>(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/previews', { cluster: 'prod-b' });
+    assert.equal(made.status, 200);
+    assert.equal(made.body.version, '2.0');
   });
 });
