@@ -169,6 +169,11 @@ describe('previews through the admin API and the CLI', () => {
     assert.ok(hours > 1.99 && hours <= 2.01, `--for 2h (${hours}h)`);
     assert.match((await cli('preview', '--list')).stdout, new RegExp(`${id}\\s+prod-a\\s+public`));
 
+    const status = await cli('status');
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`preview ${id} of prod-a on public until ${mine.until}, by token:admin`));
+    assert.ok(!status.stdout.includes(new URL(url!).searchParams.get('token')!), 'status shows no token');
+
     const revoked = await cli('preview', '--revoke', id);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.equal((await get(linkPath(url!))).status, 410);

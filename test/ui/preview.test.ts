@@ -86,16 +86,23 @@ async function reloadUntil(p: Page, member: string, what: string, timeoutMs = 20
   }, timeoutMs, 200);
 }
 
+/** The dashboard, signed in, in its own browser profile. */
+async function dashboard(e: Env): Promise<Page> {
+  const admin = await (await e.browser.newContext()).newPage();
+  admin.setDefaultTimeout(20_000);
+  await admin.goto(`${e.ds.adminUrl}/`);
+  await admin.getByLabel('Admin token').fill(e.ds.token);
+  await admin.keyboard.press('Enter');
+  await admin.locator('[data-cluster="prod-a"]').waitFor();
+  return admin;
+}
+
 describe('a preview in Chromium', () => {
   it('the dashboard makes the link; opening it pins the browser to the out cluster with a banner; "end preview" ends it', async (t) => {
     const e = await ready(t);
     if (!e) return;
     // The dashboard's button.
-    const admin = await (await e.browser.newContext()).newPage();
-    admin.setDefaultTimeout(20_000);
-    await admin.goto(`${e.ds.adminUrl}/`);
-    await admin.getByLabel('Admin token').fill(e.ds.token);
-    await admin.keyboard.press('Enter');
+    const admin = await dashboard(e);
     await admin.getByRole('button', { name: 'Preview cluster prod-a' }).click();
     const dialog = admin.getByRole('dialog');
     await dialog.getByLabel('Lasts').fill('1h');
@@ -154,14 +161,21 @@ describe('a preview in Chromium', () => {
     await context.close();
   });
 
-  it('a revoked preview ends at the next page', async (t) => {
+  it('a preview revoked on the dashboard ends at the next page', async (t) => {
     const e = await ready(t);
     if (!e) return;
     const link = (await e.ds.api<PreviewLink>('POST', '/api/previews', { cluster: 'prod-a', for: '1h' })).body;
     const { context, page: p } = await visitor(e);
     await p.goto(link.url);
     assert.equal(await memberShown(p), 'a1');
-    assert.equal((await e.ds.api('DELETE', `/api/previews/${link.id}`)).status, 200);
+
+    const admin = await dashboard(e);
+    await admin.getByRole('button', { name: `Revoke preview ${link.id}` }).click();
+    const dialog = admin.getByRole('dialog');
+    await dialog.getByRole('button', { name: 'Revoke' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await admin.getByRole('button', { name: `Revoke preview ${link.id}` }).waitFor({ state: 'detached' });
+    await admin.context().close();
     await p.reload();
     assert.equal(await memberShown(p), 'b1', 'revoked: public routing at once');
     assert.equal(await banner(p).count(), 0);
