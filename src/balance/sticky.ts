@@ -52,7 +52,7 @@ export function routeSession(sticky: StickyConfig, cookieHeader: string | undefi
   return { target: value.slice(dot + 1), session: value };
 }
 
-/** Signs and verifies the proxy's sticky cookie. */
+/** Signs and verifies the proxy's sticky cookie, and preview links (src/proxy/preview.ts). */
 export class StickySigner {
   constructor(private readonly secret: string) {}
 
@@ -60,7 +60,7 @@ export class StickySigner {
     return createHmac('sha256', this.secret).update(payload).digest('base64url').slice(0, 22);
   }
 
-  /** `payload` with its MAC appended; the payload must hold no "." in its last part's place (the MAC follows the last "."). */
+  /** `payload.MAC`: open() takes the MAC after the last ".", so the payload may hold dots of its own. */
   sign(payload: string): string {
     return `${payload}.${this.mac(payload)}`;
   }
