@@ -1,6 +1,6 @@
-// QA checks `via: preview`: the demo plan checks each cluster on the public host name, pinned to it by a
-// preview while it is out, and the body must name the new version (the live cluster still runs the old
-// one, so only the pin can pass it). The release opens the preview itself and revokes it after.
+// QA checks `via: preview`: each cluster is checked on the public host name, pinned to it by a preview
+// while it is out, and the body must name the new version and the cluster (the public gets the other
+// cluster, on the old version, so only the pin can pass it). The release opens the preview and revokes it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { PreviewLink } from '../../src/control/previews.js';
@@ -12,7 +12,14 @@ describe('QA checks through a preview on the public host', () => {
   let dayshift: Dayshift;
 
   before(async () => {
-    world = await makeWorld();
+    world = await makeWorld({
+      release: {
+        qa: [
+          { path: '/cart', via: 'preview', body: 'version <b>$DAYSHIFT_VERSION</b>' },
+          { path: '/cart', via: 'preview', body: 'served by cluster <b>$DAYSHIFT_CLUSTER</b>' },
+        ],
+      },
+    });
     dayshift = await startInProcess(world);
     await allUp(dayshift);
   });
@@ -27,9 +34,13 @@ describe('QA checks through a preview on the public host', () => {
     assert.equal(done.state, 'succeeded', done.reason);
     for (const cluster of ['prod-a', 'prod-b']) {
       const qa = done.steps.find((s) => s.kind === 'qa-checks' && s.cluster === cluster);
-      assert.ok(
-        qa?.output?.includes(`GET http://localhost:${world.httpPort}/cart → 200, body has "version <b>2.0</b>"`),
-        `${cluster}'s check went through the public host: ${JSON.stringify(qa?.output)}`,
+      assert.deepEqual(
+        qa?.output,
+        [
+          `GET http://localhost:${world.httpPort}/cart → 200, body has "version <b>2.0</b>"`,
+          `GET http://localhost:${world.httpPort}/cart → 200, body has "served by cluster <b>${cluster}</b>"`,
+        ],
+        `${cluster}'s checks went through the public host`,
       );
     }
     assert.deepEqual(dayshift.plane.state.previews ?? {}, {}, 'no preview is left behind');
