@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { parseDuration } from '../config/units.js';
-import { routeTraffic, SITE_ALLOW_PREFIX, type DayshiftConfig } from '../config/schema.js';
+import { cidr, routeTraffic, SITE_ALLOW_PREFIX, type DayshiftConfig } from '../config/schema.js';
 import { PREVIEW_PATH } from '../proxy/preview.js';
 import { CURRENT_RELEASE_KEY, RELEASE_KEY_PREFIX, type Release } from '../release/types.js';
 import { StoreUnavailableError, type Store } from '../store/store.js';
@@ -110,7 +110,8 @@ export function listPreviews(previews: Record<string, PreviewDesired> | undefine
     .sort((a, b) => a.created.localeCompare(b.created));
 }
 
-const allowEntry = z.string().regex(/^(site:[a-zA-Z0-9][a-zA-Z0-9_.-]*|[0-9a-fA-F.:]+(\/\d+)?)$/, 'expected an address, a CIDR block or site:NAME');
+/** Checked as the config's are: a stored entry the proxy cannot read would fail every snapshot build. */
+const allowEntry = z.union([cidr, z.string().regex(/^site:[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)], { error: 'expected an address, a CIDR block or site:NAME' });
 
 export function registerPreviewApi(server: AdminServer, plane: ControlPlane): void {
   const r = server.router;

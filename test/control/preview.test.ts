@@ -148,6 +148,9 @@ describe('previews through the admin API and the CLI', () => {
     assert.match(noShared.body.error, /site internal has no shared route over prod-a/);
     assert.equal((await ds.api('POST', '/api/previews', { cluster: 'prod-a', for: '30d' })).status, 422);
     assert.equal((await ds.api('POST', '/api/previews', { cluster: 'prod-a', allow: ['site:public'] })).status, 422, 'a site without an allow list');
+    assert.equal((await ds.api('POST', '/api/previews', { cluster: 'prod-a', allow: ['abc'] })).status, 400, 'not an address');
+    assert.equal((await ds.api('POST', '/api/previews', { cluster: 'prod-a', allow: ['10.0.0.0/33'] })).status, 400, 'not a CIDR block');
+    assert.match((await get('/')).body, /member b1/, 'the proxy still serves');
   });
 
   test('dayshift preview prints a link, lists it, revokes it, and the audit log has it all', async () => {
