@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from './config/load.js';
 import { formatDuration } from './config/units.js';
+import { StickySigner } from './balance/sticky.js';
 import { BuiltinDriver } from './drivers/builtin.js';
 import type { Driver } from './drivers/driver.js';
 import { createDriver } from './drivers/factory.js';
@@ -27,6 +28,7 @@ import { registerControlApi } from './admin/control-routes.js';
 import { AuditLog } from './control/audit.js';
 import { defaultInstanceId, instanceFigures, listInstances, startPublishing } from './observe/instances.js';
 import { createMetrics, registerMetricsRoute } from './observe/metrics.js';
+import { registerPreviewApi } from './admin/preview-routes.js';
 import { ControlPlane } from './control/plane.js';
 import { StatsSampler } from './observe/sampler.js';
 import { listenerOrigin, qaListenerIndex, type StatusReport } from './observe/status-report.js';
@@ -77,6 +79,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     // plane only and their listeners serve the traffic.
     let proxy: ProxyHandle | undefined;
     let driver: Driver;
+    let previewSigner: StickySigner | undefined;
     // Several instances share an etcd store: each publishes its live figures, and status and drain
     // waiting add up everyone's. host-pid plus a random part keeps two instances in one process apart.
     const instanceId = `${defaultInstanceId()}-${randomBytes(3).toString('hex')}`;
@@ -85,6 +88,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       const stored = await store.get<DesiredState>(STATE_KEY);
       const cookieSecret = config.cookie_secret ?? (await cookieSecretIn(stateDir));
       const started = await startProxy({ config: loaded, state: reconcileState(config, stored?.value), logger, sessions, cookieSecret, ...(certificates ? { certificates } : {}) });
+      previewSigner = new StickySigner(cookieSecret);
       proxy = started;
       cleanup.unshift(() => started.close(0));
       driver = new BuiltinDriver(started, current, sessions);
@@ -110,7 +114,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     }
     const peers = publisher ? async () => (await listInstances(store)).filter((i) => i.id !== instanceId) : undefined;
 
-    const plane = await ControlPlane.open({ loaded, store, driver, audit, logger, ...(proxy ? { proxy } : {}), ...(peers ? { peers } : {}) });
+    const plane = await ControlPlane.open({ loaded, store, driver, audit, logger, ...(proxy ? { proxy } : {}), ...(peers ? { peers } : {}), ...(previewSigner ? { previewSigner } : {}) });
     opened.plane = plane;
     cleanup.unshift(() => plane.close());
     const acme = certificates && proxy ? startAcme(store, certificates, logger, current, proxy, instanceId) : undefined;
@@ -129,6 +133,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     sampler?.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION, audit });
     const statusFeed = registerControlApi(admin, plane, audit, sampler, certificateReport);
+    registerPreviewApi(admin, plane);
     const webhooks = new WebhookSender(logger);
     cleanup.unshift(() => webhooks.close(0));
     registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined, { webhooks, certificates: certificateReport }), config.admin.metrics_auth);

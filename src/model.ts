@@ -98,8 +98,29 @@ export interface SiteDesired {
   pause?: Pause;
 }
 
+/**
+ * A preview: browsers holding its signed link's cookie are pinned to `cluster` on the public site until
+ * `until`, whatever its traffic state. Kept in the desired state so that a revocation reaches every instance.
+ */
+export interface PreviewDesired {
+  cluster: string;
+  /** The site the link was made for (its first host). */
+  site: string;
+  /** ISO times. */
+  created: string;
+  until: string;
+  who: string;
+  from: string;
+  /** Only clients in these addresses or CIDR blocks may open it; absent: anyone with the link. */
+  allow?: string[];
+  /** The version the cluster runs, when Dayshift knew it (shown in the banner). */
+  version?: string;
+}
+
 export interface DesiredState {
   clusters: Record<string, ClusterDesired>;
   members: Record<MemberKey, MemberDesired>;
   sites: Record<string, SiteDesired>;
+  /** Previews by id; absent in states stored before previews existed. */
+  previews?: Record<string, PreviewDesired>;
 }

@@ -12,7 +12,8 @@ import { badge, drainFigures, duration, h, ms, num, percent, setBadge, setText, 
  *   requestsPerSecond?: number, errorRate?: number, p99Ms?: number }} Cluster
  * @typedef {{ hosts: string[], notAfter?: string, issuer?: string, renewAt?: string, lastError?: string, retryAt?: string }} Certificate
  * @typedef {{ name: string, hosts: string[], routes: { path: string, clusters: string[], traffic: string }[], maintenance?: { message: string, until?: string }, pause?: { until: string, then: string }, certificate?: Certificate }} Site
- * @typedef {{ at: string, driver: string, sites: Site[], clusters: Cluster[], warnings: string[] }} Status
+ * @typedef {{ id: string, cluster: string, site: string, until: string, who: string, allow?: string[] }} Preview
+ * @typedef {{ at: string, driver: string, sites: Site[], clusters: Cluster[], warnings: string[], previews?: Preview[] }} Status
  */
 
 /** Clusters that share a route with `name` (the ones that take its traffic when it leaves). */
@@ -139,11 +140,19 @@ export function createOverview(root, announce) {
     const figures = h('span', { class: 'figures muted' });
     const drain = h('p', { class: 'drain', hidden: true });
     const qa = h('p', { class: 'qa', hidden: true });
+    const preview = h('p', { class: 'qa preview-link', hidden: true });
+    const previewList = h('ul', { class: 'previews', 'aria-label': `Previews of ${name}`, hidden: true });
+    /** The previews listed, and the one whose link is shown (hidden once it ends). */
+    let previewIds = '';
+    let linkId = '';
     const button = (/** @type {string} */ text, /** @type {string} */ label) => h('button', { type: 'button', text, 'aria-label': `${label} cluster ${name}` });
     const live = button('Live', 'Make live');
     const drainButton = button('Drain', 'Drain');
     const out = button('Out', 'Take out');
     const weightButton = button('Weight…', 'Set weight of');
+    const previewButton = button('Preview…', 'Preview');
+    // Previews pin a browser among a public site's clusters: only for clusters on a shared route.
+    previewButton.hidden = !(current?.sites ?? []).some((s) => s.routes.some((r) => r.traffic === 'shared' && r.clusters.includes(name)));
     const charts = { requests: createChart('Requests/s', 'requests'), errors: createChart('Errors/s', 'errors'), latency: createChart('p99 latency', 'latency') };
     const rows = h('tbody');
     const table = h(
@@ -159,7 +168,9 @@ export function createOverview(root, announce) {
       h('header', {}, h('h4', { id: `cluster-${name}`, text: name }), traffic, weight, figures),
       drain,
       qa,
-      h('div', { class: 'actions', role: 'group', 'aria-label': `Traffic actions for ${name}` }, live, drainButton, out, weightButton),
+      preview,
+      previewList,
+      h('div', { class: 'actions', role: 'group', 'aria-label': `Traffic actions for ${name}` }, live, drainButton, out, weightButton, previewButton),
       h('div', { class: 'charts' }, charts.requests.element, charts.errors.element, charts.latency.element),
       h('div', { class: 'table-wrap', role: 'region', 'aria-label': `Members of ${name}`, tabindex: '0' }, table),
     );
@@ -241,6 +252,44 @@ export function createOverview(root, announce) {
       );
     });
 
+    previewButton.addEventListener('click', () => {
+      act(
+        {
+          title: `Preview ${name}`,
+          what: [
+            `A signed link that shows ${name} on the public site to the browser opening it, even while ${name} is out, with a banner saying so.`,
+            'Anyone with the link can use it until it expires (or within preview.allow): `dayshift preview --revoke ID` ends it.',
+          ],
+          fields: [field('Lasts', { name: 'for', type: 'text', value: '1h', required: true, pattern: '\\d+(ms|s|m|h|d)' }, 'a duration such as 30m or 2h')],
+          confirm: 'Make link',
+          run: async (form) => {
+            const link = await api('POST', '/api/previews', { cluster: name, for: String(form.get('for')) });
+            linkId = link.id;
+            preview.hidden = false;
+            preview.replaceChildren(`Preview link (until ${new Date(link.until).toLocaleTimeString()}, id ${link.id}): `, h('a', { href: link.url, target: '_blank', rel: 'noopener noreferrer', text: link.url }));
+          },
+        },
+        `${name}: preview link made`,
+      );
+    });
+
+    function previewItem(/** @type {Preview} */ p) {
+      const revoke = h('button', { type: 'button', class: 'small', text: 'Revoke', 'aria-label': `Revoke preview ${p.id}` });
+      revoke.addEventListener('click', () =>
+        act(
+          {
+            title: `Revoke preview ${p.id}`,
+            what: [`Browsers previewing ${name} with this link go back to public routing, on every instance.`],
+            confirm: 'Revoke',
+            danger: true,
+            run: () => api('DELETE', `/api/previews/${encodeURIComponent(p.id)}`),
+          },
+          `preview ${p.id} revoked`,
+        ),
+      );
+      return h('li', {}, `Preview ${p.id} until ${new Date(p.until).toLocaleTimeString()} by ${p.who}${p.allow ? ` for ${p.allow.join(', ')}` : ''} `, revoke);
+    }
+
     /** @type {Map<string, { row: HTMLElement, cells: HTMLElement[], state: HTMLElement, health: HTMLElement, buttons: Record<string, HTMLElement> }>} */
     const memberRows = new Map();
     const MEMBER_ACTIONS = /** @type {const} */ ([
@@ -295,6 +344,15 @@ export function createOverview(root, announce) {
               : `Draining ${duration(Date.now() - Date.parse(c.drainingSince ?? d.since ?? ''))}: ${drainFigures(d)}${d.remainingMs !== undefined ? ` · deadline in ${duration(d.remainingMs)}` : ''}`,
           );
         } else drain.hidden = true;
+        // Rebuilt only when the previews change, so that a focused Revoke button stays put.
+        const mine = (now().previews ?? []).filter((p) => p.cluster === name);
+        const ids = mine.map((p) => p.id).join(' ');
+        if (ids !== previewIds) {
+          previewIds = ids;
+          previewList.hidden = mine.length === 0;
+          previewList.replaceChildren(...mine.map(previewItem));
+          if (linkId && !mine.some((p) => p.id === linkId)) preview.hidden = true;
+        }
         qa.hidden = !c.qaUrl;
         if (c.qaUrl && qa.querySelector('a')?.getAttribute('href') !== c.qaUrl) qa.replaceChildren('QA: ', h('a', { href: c.qaUrl, target: '_blank', rel: 'noopener noreferrer', text: c.qaUrl }));
         const seen = new Set();

@@ -44,6 +44,11 @@ export interface Selection {
 
 export type SelectFailure = 'none-available' | 'bound-unavailable';
 
+/**
+ * `pinned`: a preview pins the request to this cluster of the route, whatever its traffic state: a bound
+ * session stays with its member when that member is in the cluster, anything else goes to the cluster's
+ * ready members (never to another cluster).
+ */
 export function select(
   table: RouteTable,
   cookieHeader: string | undefined,
@@ -51,14 +56,16 @@ export function select(
   signer: StickySigner,
   now: number,
   exclude: readonly MemberRuntime[] | undefined,
+  pinned?: ClusterGroup,
 ): Selection | SelectFailure {
   const sticky = table.sticky;
   if (sticky) {
     const bound = sticky.mode === 'route' ? routeSession(sticky, cookieHeader, path) : signer.verify(cookieValue(cookieHeader, sticky.cookie ?? DEFAULT_PROXY_COOKIE));
-    const entry = bound && table.byTarget.get(bound.target);
-    if (entry) {
+    const found = bound && table.byTarget.get(bound.target);
+    const entry = pinned && found && found.group !== pinned ? undefined : found;
+    if (bound && entry) {
       const group = entry.group;
-      const clusterServes = !group.shared || group.traffic !== 'out';
+      const clusterServes = !group.shared || group.traffic !== 'out' || group === pinned;
       if (clusterServes && entry.admin !== 'disabled' && entry.member.usable(now) && (exclude === undefined || !exclude.includes(entry.member))) {
         return { member: entry.member, session: bound.session, newBinding: false };
       }
@@ -68,6 +75,10 @@ export function select(
         if (c) return { member: c.member, session: sticky.mode === 'route' ? bound.session : undefined, newBinding: true };
       }
     }
+  }
+  if (pinned) {
+    const c = pinned.failover.pick(pinned.ready, now, exclude);
+    return c ? { member: c.member, session: undefined, newBinding: sticky !== undefined } : 'none-available';
   }
   const c = table.policy.pick(table.fresh, now, exclude) ?? table.standbyPolicy.pick(table.standby, now, exclude);
   if (!c) return 'none-available';

@@ -52,7 +52,7 @@ export function routeSession(sticky: StickyConfig, cookieHeader: string | undefi
   return { target: value.slice(dot + 1), session: value };
 }
 
-/** Signs and verifies the proxy's sticky cookie. */
+/** Signs and verifies the proxy's sticky cookie, and preview links (src/proxy/preview.ts). */
 export class StickySigner {
   constructor(private readonly secret: string) {}
 
@@ -60,14 +60,13 @@ export class StickySigner {
     return createHmac('sha256', this.secret).update(payload).digest('base64url').slice(0, 22);
   }
 
-  /** A cookie value binding a new session to `member`. */
-  issue(member: MemberKey, session = randomBytes(12).toString('base64url')): string {
-    const payload = `${Buffer.from(member).toString('base64url')}.${session}`;
+  /** `payload.MAC`: open() takes the MAC after the last ".", so the payload may hold dots of its own. */
+  sign(payload: string): string {
     return `${payload}.${this.mac(payload)}`;
   }
 
-  /** The member and session of a valid cookie value; undefined when absent, malformed or forged. */
-  verify(value: string | undefined): BoundSession | undefined {
+  /** The payload of a value sign() made with this secret; undefined when absent, malformed or forged. */
+  open(value: string | undefined): string | undefined {
     if (!value) return undefined;
     const last = value.lastIndexOf('.');
     if (last < 0) return undefined;
@@ -75,6 +74,18 @@ export class StickySigner {
     const given = Buffer.from(value.slice(last + 1));
     const expected = Buffer.from(this.mac(payload));
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    return payload;
+  }
+
+  /** A cookie value binding a new session to `member`. */
+  issue(member: MemberKey, session = randomBytes(12).toString('base64url')): string {
+    return this.sign(`${Buffer.from(member).toString('base64url')}.${session}`);
+  }
+
+  /** The member and session of a valid cookie value; undefined when absent, malformed or forged. */
+  verify(value: string | undefined): BoundSession | undefined {
+    const payload = this.open(value);
+    if (payload === undefined) return undefined;
     const dot = payload.indexOf('.');
     if (dot < 0) return undefined;
     return { target: Buffer.from(payload.slice(0, dot), 'base64url').toString(), session: payload.slice(dot + 1) };

@@ -5,6 +5,7 @@ import { register as db } from './db.js';
 import { register as demo } from './demo.js';
 import { register as exportConfig } from './export.js';
 import { register as importConfig } from './import.js';
+import { register as preview } from './preview.js';
 import { register as release } from './release.js';
 import { register as sites } from './sites.js';
 import { register as start } from './start.js';
@@ -20,6 +21,7 @@ export function registerCommands(program: Command): void {
   status(program);
   traffic(program);
   sites(program);
+  preview(program);
   db(program);
   store(program);
   importConfig(program);

@@ -93,6 +93,7 @@ export function renderStatus(s: StatusReport): string {
   }
   lines.push(table(['CLUSTER/MEMBER', 'STATE', 'WEIGHT', 'HEALTH', 'REQ/S', 'ERR', 'P50', 'P99', 'IN FLIGHT', 'SESSIONS', 'OLDEST IDLE', 'TUNNELS', 'URL'], rows));
   for (const c of s.clusters) if (c.drain) lines.push('', renderDrain(c.drain));
+  for (const p of s.previews ?? []) lines.push('', `preview ${colour.bold(p.id)} of ${p.cluster} on ${p.site} until ${p.until}, by ${p.who}${p.allow ? ` for ${p.allow.join(', ')}` : ''}`);
   for (const w of s.warnings) lines.push(colour.yellow(`warning: ${w}`));
   return lines.join('\n');
 }

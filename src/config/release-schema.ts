@@ -38,10 +38,18 @@ const hooksSchema = clusterHooks.extend({
   rollback: hookSchema.optional(),
 });
 
+/**
+ * Where a QA check reaches the cluster: `qa`, its QA site (or qa_url); `preview`, the public site's host
+ * name with a preview pinning the request to the cluster (src/proxy/preview.ts), so that host-bound
+ * cookies, callbacks and CSP are tested as the public will meet them.
+ */
+const via = z.enum(['qa', 'preview']).default('qa');
+
 export const qaCheckSchema = z.union([
   z.strictObject({
     /** Path requested through the cluster's QA site (or its qa_url). */
     path: z.string().startsWith('/'),
+    via,
     /** Expected status code (default: any 2xx). */
     status: z.number().int().min(100).max(599).optional(),
     /** A substring the body must contain; $DAYSHIFT_VERSION and the other release variables are expanded. */
@@ -51,6 +59,7 @@ export const qaCheckSchema = z.union([
   z.strictObject({
     /** A command run with DAYSHIFT_QA_URL (and DAYSHIFT_QA_ORIGIN + DAYSHIFT_QA_HOST to reach it); exit 0 passes. */
     run: z.string().min(1),
+    via,
     timeout: duration.default(5 * 60_000),
   }),
 ]);

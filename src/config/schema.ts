@@ -293,6 +293,19 @@ const drainSchema = z.strictObject({
   notice: drainNoticeSchema.prefault({}),
 });
 
+/** `site:NAME` in preview.allow: the clients that site's `allow` list admits. */
+export const SITE_ALLOW_PREFIX = 'site:';
+
+const previewSchema = z.strictObject({
+  /** How long a preview lasts when `dayshift preview` is given no --for. */
+  for: duration.default(3600_000),
+  /**
+   * Who may open previews: addresses, CIDR blocks, or `site:NAME` for the clients that site's `allow`
+   * admits (an internal QA site's). Unset: anyone with the link. A preview may name its own list.
+   */
+  allow: z.array(z.union([cidr, z.string().regex(/^site:[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)])).optional(),
+});
+
 const accessLogSchema = z.strictObject({
   /** "stdout", "off" or a file path. */
   target: z.string().default('off'),
@@ -327,6 +340,8 @@ export const configSchema = z
     /** Secret for signing sticky cookies (cookie mode); generated into state_dir if unset. */
     cookie_secret: z.string().min(16).optional(),
     drain: drainSchema.prefault({}),
+    /** Preview links that pin a browser to one cluster on the public site (docs/releases.md, Previews). */
+    preview: previewSchema.prefault({}),
     access_log: accessLogSchema.prefault({}),
     log: logSchema.prefault({}),
     sites: z.record(name, siteSchema),
@@ -377,6 +392,13 @@ export const configSchema = z
         }
       });
     }
+    config.preview.allow?.forEach((entry, i) => {
+      if (!entry.startsWith(SITE_ALLOW_PREFIX)) return;
+      const site = config.sites[entry.slice(SITE_ALLOW_PREFIX.length)];
+      if (!site?.allow?.length) {
+        ctx.addIssue({ code: 'custom', path: ['preview', 'allow', i], message: `"${entry}" names no site with an allow list; sites with one: ${Object.entries(config.sites).filter(([, s]) => s.allow?.length).map(([n]) => n).join(', ') || 'none'}` });
+      }
+    });
     checkReleasePlan(config.release, Object.keys(config.clusters), config.database?.servers.map((s) => s.name), ctx);
     for (const [siteName, site] of Object.entries(config.sites)) {
       if (!siteUsesAcme(site)) continue;

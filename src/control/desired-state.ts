@@ -37,5 +37,8 @@ export function reconcileState(config: DayshiftConfig, stored: DesiredState | un
     const kept = stored.sites[name];
     if (kept) fresh.sites[name] = kept;
   }
+  for (const [id, preview] of Object.entries(stored.previews ?? {})) {
+    if (Object.hasOwn(config.clusters, preview.cluster)) (fresh.previews ??= {})[id] = preview;
+  }
   return fresh;
 }

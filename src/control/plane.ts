@@ -5,13 +5,16 @@ import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 import { DriverUnsupportedError, type Driver, type DriverStatus, type StatusOptions } from '../drivers/driver.js';
-import type { AdminState, MemberKey, TrafficState, DesiredState, DrainDeadline, Maintenance, Pause } from '../model.js';
+import type { AdminState, MemberKey, TrafficState, DesiredState, DrainDeadline, Maintenance, Pause, PreviewDesired } from '../model.js';
 import type { ProxyHandle } from '../proxy/handle.js';
 import type { Store } from '../store/store.js';
 import type { Actor, AuditLog } from './audit.js';
 import { aggregateInstances, worstHealth, type InstanceFigures } from '../observe/instances.js';
 import { DrainDeadlines, type OwnedDeadline } from './drain-deadlines.js';
 import { reconcileState, STATE_KEY } from './desired-state.js';
+import type { StickySigner } from '../balance/sticky.js';
+import { previewToken } from '../proxy/preview.js';
+import { MAX_PREVIEW_MS, newPreviewId, PreviewError, previewSite, previewUrl, resolveAllow, type PreviewLink, type PreviewRequest } from './previews.js';
 import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';
 import { delay } from '../delay.js';
 import { Serial } from '../serial.js';
@@ -77,6 +80,8 @@ export interface ControlPlaneOptions {
   proxy?: ProxyHandle;
   /** Other Dayshift instances' live figures (shared etcd store), added to this one's. */
   peers?: () => Promise<InstanceFigures[]>;
+  /** The built-in proxy's sticky cookie signer, which signs preview links too (none: no previews). */
+  previewSigner?: StickySigner;
 }
 
 export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload: [LoadedConfig] }> {
@@ -223,6 +228,51 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const entry = (state.sites[site] ??= {});
       if (pause) entry.pause = pause;
       else delete entry.pause;
+    });
+  }
+
+  /**
+   * A preview of a cluster on its public site: a signed link whose cookie pins the browser to the
+   * cluster until it expires or is revoked. Expired previews are dropped from the state on the way.
+   */
+  async openPreview(actor: Actor, request: PreviewRequest): Promise<PreviewLink> {
+    const signer = this.options.previewSigner;
+    if (!signer) throw new PreviewError(`previews need the built-in proxy: with the ${this.options.driver.name} driver, Dayshift serves no public traffic to pin`);
+    const config = this.config;
+    const site = previewSite(config, request.cluster, request.site);
+    const forMs = request.forMs ?? config.preview.for;
+    if (forMs <= 0 || forMs > MAX_PREVIEW_MS) throw new PreviewError(`a preview lasts more than 0 and at most 7 days; asked for ${Math.round(forMs / 1000)}s`);
+    const allow = resolveAllow(config, request.allow ?? config.preview.allow);
+    const now = Date.now();
+    // Whole seconds: the cookie's Max-Age and the token's expiry end together.
+    const until = Math.ceil((now + forMs) / 1000) * 1000;
+    const id = newPreviewId();
+    const preview: PreviewDesired = {
+      cluster: request.cluster,
+      site,
+      created: new Date(now).toISOString(),
+      until: new Date(until).toISOString(),
+      who: actor.who,
+      from: actor.from,
+      ...(allow ? { allow } : {}),
+      ...(request.version ? { version: request.version } : {}),
+    };
+    await this.change(actor, 'preview', request.cluster, { id, site, until: preview.until, ...(allow ? { allow } : {}) }, (state) => {
+      const kept = Object.entries(state.previews ?? {}).filter(([, p]) => Date.parse(p.until) > now);
+      state.previews = Object.fromEntries([...kept, [id, preview]]);
+    });
+    const token = previewToken(signer, { id, cluster: request.cluster, until });
+    const bound = this.options.proxy?.addresses();
+    const ports = { ...(bound?.http[0] ? { http: bound.http[0].port } : {}), ...(bound?.https[0] ? { https: bound.https[0].port } : {}) };
+    return { id, ...preview, url: previewUrl(config, site, token, ports), token };
+  }
+
+  /** Ends a preview on every instance: its browsers go back to public routing. */
+  revokePreview(actor: Actor, id: string): Promise<DesiredState> {
+    const preview = this.desired.previews?.[id];
+    if (!preview) throw new PreviewError(`no preview "${id}": \`dayshift preview --list\` lists the previews in force`);
+    return this.change(actor, 'preview revoke', preview.cluster, { id }, (state) => {
+      if (state.previews) delete state.previews[id];
     });
   }
 

@@ -69,6 +69,8 @@ export function demoConfig(o: DemoConfigOptions): Record<string, unknown> {
       qa: [
         { path: '/health', status: 200 },
         { path: '/cart', status: 200, body: 'served by cluster' },
+        // On the public host name, pinned by a preview to the cluster while it is out (the public gets the other).
+        { path: '/cart', via: 'preview', status: 200, body: 'served by cluster <b>$DAYSHIFT_CLUSTER</b>' },
       ],
       approval: 'auto',
       shift: { mode: 'swap' },

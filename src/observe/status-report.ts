@@ -3,6 +3,7 @@ import type { ClusterStatus, MemberStatus } from '../drivers/driver.js';
 import { memberKey, type SiteDesired } from '../model.js';
 import type { ControlPlane, DrainProgress, DriftRepair } from '../control/plane.js';
 import type { Rates, StatsSampler } from './sampler.js';
+import { listPreviews, type PreviewReport } from '../control/previews.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 import type { CertificateReport } from '../tls/certificates.js';
 
@@ -37,6 +38,8 @@ export interface StatusReport {
   warnings: string[];
   /** The last time the load balancer had lost Dayshift's state and got it back (also in `warnings`). */
   drift?: DriftRepair;
+  /** Previews in force (`dayshift preview`), when there are any. */
+  previews?: PreviewReport[];
 }
 
 export async function statusReport(plane: ControlPlane, sampler?: StatsSampler, certificates?: () => CertificateReport[]): Promise<StatusReport> {
@@ -75,7 +78,18 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler, 
     ...(certificateOf.has(name) ? { certificate: certificateOf.get(name)! } : {}),
   }));
   const drift = plane.drift;
-  return { driver: status.driver, store: plane.store.description, config: plane.loaded.file, at: new Date().toISOString(), sites, clusters, warnings: status.warnings, ...(drift ? { drift } : {}) };
+  const previews = listPreviews(state.previews, Date.now());
+  return {
+    driver: status.driver,
+    store: plane.store.description,
+    config: plane.loaded.file,
+    at: new Date().toISOString(),
+    sites,
+    clusters,
+    warnings: status.warnings,
+    ...(drift ? { drift } : {}),
+    ...(previews.length > 0 ? { previews } : {}),
+  };
 }
 
 /**

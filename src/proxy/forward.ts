@@ -12,6 +12,7 @@ import { cookieValue, DEFAULT_ROUTE_COOKIE, stickyCookie, type StickySigner } fr
 import type { AccessLog } from './access-log.js';
 import { statusClass, type SessionObserver } from './handle.js';
 import { BannerInjector, bannerHtml, minutesLeft } from './drain-notice.js';
+import { checkPreview, PREVIEW_COOKIE, PREVIEW_END_PATH, PREVIEW_PATH, previewCookie, type PreviewPin } from './preview.js';
 import { sendError } from './error-pages.js';
 import { connectionNamed, isHopByHop, requestId, reverseRefresh, reverseUrl, rewriteCookie, upstreamHeaders } from './headers.js';
 import type { LaneRequest } from './lane.js';
@@ -208,6 +209,14 @@ export function resolveRoute(snap: Snapshot, req: ClientRequest): RouteMatch | R
   return { site, route, path, host, requestId: requestId(typeof incoming === 'string' ? incoming : undefined) };
 }
 
+/** The preview the request's cookie pins it to, if any: call only while snap.previews has some. */
+export function previewOf(snap: Snapshot, signer: StickySigner, cookieHeader: string | undefined, address: string, now: number): PreviewPin | undefined {
+  const token = cookieValue(cookieHeader, PREVIEW_COOKIE);
+  if (!token) return undefined;
+  const pin = checkPreview(snap.previews, signer, token, now, (allow) => listHas(allow, address));
+  return typeof pin === 'number' ? undefined : pin;
+}
+
 export class Forwarder {
   constructor(private readonly ctx: ForwardContext) {}
 
@@ -217,6 +226,8 @@ export class Forwarder {
     const idHeader = snap.requestIdHeader;
     const match = resolveRoute(snap, req);
     if ('refused' in match) return refuse(req, res, match, idHeader);
+    // The proxy's own paths (/.dayshift/...): one character compared on every other request.
+    if (match.path.charCodeAt(1) === 46 /* . */ && this.answerPreviewPath(req, res, match, snap, started)) return;
     this.ctx.active.count++;
     const flight = new Flight();
     res.once('close', () => {
@@ -262,6 +273,38 @@ export class Forwarder {
       if (res.headersSent || res.destroyed) res.destroy();
       else sendError(res, 502, { accept: req.headers.accept, requestIdHeader: snap.requestIdHeader, requestId: match.requestId });
     });
+  }
+
+  /**
+   * The preview link (`/.dayshift/preview?token=…`: sets the cookie, then to `/`) and "end preview"
+   * (`/.dayshift/preview/end`: clears it). False for any other path, which goes to the members.
+   */
+  private answerPreviewPath(req: ClientRequest, res: ClientResponse, match: RouteMatch, snap: Snapshot, now: number): boolean {
+    const path = match.path;
+    const query = path.indexOf('?');
+    const bare = query < 0 ? path : path.slice(0, query);
+    if (bare !== PREVIEW_PATH && bare !== PREVIEW_END_PATH) return false;
+    const secure = (req.socket as TLSSocket).encrypted === true;
+    const home = (cookie: string) => {
+      countStatus(match.site, 303);
+      res.writeHead(303, { location: '/', 'set-cookie': cookie, 'cache-control': 'no-store', 'content-length': 0 });
+      res.end();
+    };
+    if (bare === PREVIEW_END_PATH) {
+      home(previewCookie(undefined, 0, secure));
+      return true;
+    }
+    const token = new URLSearchParams(query < 0 ? '' : path.slice(query + 1)).get('token') ?? undefined;
+    const address = req.socket.remoteAddress ?? '';
+    const pin = checkPreview(snap.previews, this.ctx.signer, token, now, (allow) => listHas(allow, address));
+    if (typeof pin === 'number') {
+      countStatus(match.site, pin);
+      const why = pin === 400 ? 'This preview link is not valid.' : pin === 403 ? 'This preview is not open to your address.' : 'This preview has ended or was revoked.';
+      plain(res, pin, `${why}\n`);
+      return true;
+    }
+    home(previewCookie(token, Math.floor((pin.until - now) / 1000), secure));
+    return true;
   }
 
   private log(req: ClientRequest, res: ClientResponse, match: RouteMatch, started: number, flight: Flight): void {
@@ -316,6 +359,9 @@ export class Forwarder {
     const abort = flight.cancel;
     if (config.timeouts.total > 0) flight.limit(config.timeouts.total);
     const cookieHeader = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
+    const preview = snap.previews.size > 0 ? previewOf(snap, this.ctx.signer, cookieHeader, clientAddress, Date.now()) : undefined;
+    // A preview of a cluster this route does not balance over leaves the route as it is.
+    const pinned = preview && route.clusters.get(preview.cluster);
     const tried: MemberRuntime[] = [];
     let staleRetried = false;
     let lastError: UpstreamError | undefined;
@@ -328,7 +374,7 @@ export class Forwarder {
     while (true) {
       const now = Date.now();
       budgetEnd ||= now + retry.budgetMs;
-      const choice = select(route, cookieHeader, match.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined);
+      const choice = select(route, cookieHeader, match.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined, pinned);
       if (typeof choice === 'string') {
         flight.finish();
         const status = lastError ? (lastError.kind === 'timeout' ? 504 : 502) : 503;
@@ -396,7 +442,7 @@ export class Forwarder {
         return;
       }
       flight.answered();
-      this.respond(req, res, match, snap, member, choice.session, choice.newBinding, response, performance.now() - t0, secure, flight);
+      this.respond(req, res, match, snap, member, choice.session, choice.newBinding, response, performance.now() - t0, secure, flight, pinned ? preview : undefined);
       return;
     }
   }
@@ -413,6 +459,7 @@ export class Forwarder {
     latencyMs: number,
     secure: boolean,
     flight: Flight,
+    preview: PreviewPin | undefined,
   ): void {
     const { site, route } = match;
     const config = snap.config;
@@ -477,11 +524,18 @@ export class Forwarder {
     }
     let banner: Buffer | undefined;
     const notice = config.drain.notice;
-    const group = notice.enabled ? route.clusters.get(member.cluster) : undefined;
-    if (group && group.shared && group.traffic === 'draining') {
+    const group = notice.enabled && !preview ? route.clusters.get(member.cluster) : undefined;
+    const injectable = html && !encoded && req.method !== 'HEAD' && status !== 204 && status !== 304;
+    if (preview) {
+      out.push('dayshift-preview', preview.cluster);
+      if (injectable) {
+        banner = preview.banner;
+        if (contentLength !== undefined) contentLength += banner.length;
+      }
+    } else if (group && group.shared && group.traffic === 'draining') {
       const minutes = minutesLeft(group.drainDeadline, config.drain.deadline, now);
       out.push(notice.header, String(minutes));
-      if (html && !encoded && req.method !== 'HEAD' && status !== 204 && status !== 304) {
+      if (injectable) {
         banner = Buffer.from(bannerHtml(notice.banner.replaceAll('{minutes}', String(minutes))));
         if (contentLength !== undefined) contentLength += banner.length;
       }

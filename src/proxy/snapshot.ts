@@ -11,6 +11,7 @@ import type { MemberRuntime } from '../balance/member.js';
 import { createPolicy, RoundRobin, type Candidate } from '../balance/policy.js';
 import type { BoundEntry, ClusterGroup, RouteTable } from '../balance/select.js';
 import type { StatusClassCounts } from './handle.js';
+import { buildPreviews, type PreviewPin } from './preview.js';
 import type { RetryPolicy } from './retry.js';
 
 export interface RouteSnapshot extends RouteTable {
@@ -50,6 +51,8 @@ export interface Snapshot {
   requestIdHeader: string;
   /** retries.*, with the budget resolved; `timeFirst`: the budget is shorter than one attempt may take. */
   retry: RetryPolicy & { budgetMs: number; timeFirst: boolean };
+  /** Previews by id (src/proxy/preview.ts); empty, the preview cookie is not even looked for. */
+  previews: Map<string, PreviewPin>;
 }
 
 /** The path as the member sees it: without the route's prefix when strip_prefix is set. */
@@ -256,5 +259,15 @@ export function buildSnapshot(
   const attemptMs = config.timeouts.connect + config.timeouts.first_byte;
   const budgetMs = config.retries.budget ?? attemptMs;
   const retry = { attempts: config.retries.attempts, on: new Set(config.retries.on), budgetMs, timeFirst: budgetMs < attemptMs };
-  return { config, exact, wildcard, fallback, trusted: blockList(config.trusted_proxies), memberOfCluster, requestIdHeader: config.request_id_header.toLowerCase(), retry };
+  return {
+    config,
+    exact,
+    wildcard,
+    fallback,
+    trusted: blockList(config.trusted_proxies),
+    memberOfCluster,
+    requestIdHeader: config.request_id_header.toLowerCase(),
+    retry,
+    previews: buildPreviews(state, blockList),
+  };
 }

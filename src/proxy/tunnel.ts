@@ -16,7 +16,7 @@ import type { SessionObserver } from './handle.js';
 import { closeAfterFlush } from './closing.js';
 import { connectionNamed, isHopByHop, upstreamHeaders } from './headers.js';
 import { ResponseParser, type ResponseEvents } from './http1/llhttp.js';
-import { resolveRoute } from './forward.js';
+import { previewOf, resolveRoute } from './forward.js';
 import { connectMember } from './member-socket.js';
 import { clientEnds, proxyHeader } from './proxy-protocol.js';
 import { inMaintenance, isPaused, listHas, memberPath, type Snapshot } from './snapshot.js';
@@ -64,7 +64,8 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     return;
   }
   const cookie = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
-  const choice = select(route, cookie, match.path, ctx.signer, Date.now(), undefined);
+  const preview = snap.previews.size > 0 ? previewOf(snap, ctx.signer, cookie, req.socket.remoteAddress ?? '', now) : undefined;
+  const choice = select(route, cookie, match.path, ctx.signer, now, undefined, preview && route.clusters.get(preview.cluster));
   if (typeof choice === 'string') {
     refuse(client, 503, snap.config.timeouts.idle);
     return;

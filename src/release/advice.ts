@@ -3,6 +3,7 @@
 // keeps, sticky sessions with no route to follow. `dayshift check` and `dayshift release start` print it.
 import { formatDuration } from '../config/units.js';
 import type { DayshiftConfig } from '../config/schema.js';
+import { previewSite } from '../control/previews.js';
 import { qaUrlFor } from '../observe/status-report.js';
 import { clusterOrder, clusterPlan } from './plan.js';
 
@@ -14,7 +15,18 @@ export function releaseAdvice(config: DayshiftConfig): string[] {
   const driver = config.driver?.type ?? 'builtin';
   for (const cluster of clusterOrder(config)) {
     const plan = clusterPlan(config, cluster);
-    if (!plan.qa.some((check) => 'path' in check)) continue;
+    if (plan.qa.some((check) => check.via === 'preview')) {
+      if (driver !== 'builtin') {
+        advice.push(`clusters.${cluster}: its QA checks via: preview need the built-in proxy (with the ${driver} driver Dayshift serves no public traffic to pin): use via: qa`);
+      } else {
+        try {
+          previewSite(config, cluster);
+        } catch (err) {
+          advice.push(`clusters.${cluster}: its QA checks via: preview cannot run: ${(err as Error).message}`);
+        }
+      }
+    }
+    if (!plan.qa.some((check) => 'path' in check && check.via === 'qa')) continue;
     if (driver === 'builtin' && !qaUrlFor(config, cluster)) {
       advice.push(`clusters.${cluster}: its QA checks have no QA site to go to: add a site pinned to ${cluster}, or set clusters.${cluster}.qa_url`);
     } else if (driver !== 'builtin' && !config.clusters[cluster]?.qa_url) {

@@ -69,6 +69,8 @@ export interface QaTarget {
   url: string;
   origin: string;
   host: string;
+  /** `via: preview`: the preview cookie pinning the requests to the cluster on the public site. */
+  cookie?: string;
 }
 
 /**
@@ -99,7 +101,10 @@ export function qaTargetFor(config: DayshiftConfig, cluster: string, httpOrigin?
 }
 
 export interface QaContext {
-  target: QaTarget;
+  /** The cluster's QA site, for checks `via: qa` (absent when none is). */
+  target?: QaTarget;
+  /** The public site with a preview cookie, for checks `via: preview` (absent when none is). */
+  preview?: QaTarget;
   cwd: string;
   env: Record<string, string>;
   signal?: AbortSignal;
@@ -114,16 +119,18 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
     ctx.onLine?.(line);
   };
   for (const check of checks) {
+    const target = check.via === 'preview' ? ctx.preview : ctx.target;
+    if (!target) throw new ReleaseStepError(`no ${check.via === 'preview' ? 'preview' : 'QA site'} to run the check through`, lines);
     if ('path' in check) {
       const path = expandEnv(check.path, ctx.env);
       const expected = check.body === undefined ? undefined : expandEnv(check.body, ctx.env);
-      const url = new URL(path, ctx.target.url).toString();
+      const url = new URL(path, target.url).toString();
       let status: number;
       let body: string;
       try {
-        const response = await request(new URL(path, ctx.target.origin), {
+        const response = await request(new URL(path, target.origin), {
           method: 'GET',
-          headers: { host: ctx.target.host, 'user-agent': 'dayshift-qa' },
+          headers: { host: target.host, 'user-agent': 'dayshift-qa', ...(target.cookie ? { cookie: target.cookie } : {}) },
           headersTimeout: check.timeout,
           bodyTimeout: check.timeout,
           ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -144,7 +151,7 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
       note(`$ ${check.run}`);
       const result = await runCommand(check.run, {
         cwd: ctx.cwd,
-        env: { ...ctx.env, DAYSHIFT_QA_URL: ctx.target.url, DAYSHIFT_QA_ORIGIN: ctx.target.origin, DAYSHIFT_QA_HOST: ctx.target.host },
+        env: { ...ctx.env, DAYSHIFT_QA_URL: target.url, DAYSHIFT_QA_ORIGIN: target.origin, DAYSHIFT_QA_HOST: target.host, ...(target.cookie ? { DAYSHIFT_QA_COOKIE: target.cookie } : {}) },
         timeoutMs: check.timeout,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         onLine: note,

@@ -23,6 +23,8 @@ interface Case {
   exclude?: string[];
   cookie?: string;
   path?: string;
+  /** A preview pins the request to this cluster of the route. */
+  preview?: string;
   /** The member picked (one of several for a new session), or the failure. */
   member: string | string[] | SelectFailure;
   session?: string;
@@ -50,7 +52,7 @@ function run(c: Case) {
   for (const id of c.down ?? []) runtime(id).health = 'down';
   for (const id of c.ejected ?? []) runtime(id).ejectedUntil = now + 60_000;
   const route = snap.exact.get('example.com')!.routes[0]!;
-  return select(route, c.cookie, c.path ?? '/', signer, now, c.exclude?.map(runtime));
+  return select(route, c.cookie, c.path ?? '/', signer, now, c.exclude?.map(runtime), c.preview === undefined ? undefined : route.clusters.get(c.preview));
 }
 
 const drained = (cluster: string, traffic: 'draining' | 'out') => (s: DesiredState) => (s.clusters[cluster]!.traffic = traffic);
@@ -102,6 +104,20 @@ describe('select: cookie-sticky sessions', () => {
     { name: 'failover drops the session id (a new cookie is set)', cookie: cookie(signer.issue('a/a1', 'S1')), down: ['a1'], member: 'a2', session: undefined, newBinding: true },
   ];
   for (const c of cases) it(c.name, () => check({ sticky: { mode: 'cookie' }, ...c }));
+});
+
+describe('select: a preview pins the request to its cluster', () => {
+  const out = drained('a', 'out');
+  const cases: Case[] = [
+    { name: 'a new session goes to the previewed cluster although it is out', state: out, preview: 'a', member: ['a1', 'a2'], session: undefined, newBinding: true },
+    { name: 'a session bound to the previewed cluster stays with its member while it is out', state: out, preview: 'a', cookie: 'JSESSIONID=S.a2', member: 'a2', session: 'S.a2', newBinding: false },
+    { name: 'a session bound to another cluster does not take the request away from the preview', preview: 'a', cookie: 'JSESSIONID=S.b1', member: ['a1', 'a2'], newBinding: true },
+    { name: 'a previewed member down: another member of the cluster', state: out, preview: 'a', cookie: 'JSESSIONID=S.a1', down: ['a1'], member: 'a2', newBinding: true },
+    { name: 'no previewed member can serve: none available, never another cluster', state: out, preview: 'a', down: ['a1', 'a2'], member: 'none-available' },
+    { name: 'a retry stays within the previewed cluster', state: out, preview: 'a', exclude: ['a1'], member: 'a2' },
+    { name: 'a draining previewed cluster takes new sessions for the preview', state: drained('a', 'draining'), preview: 'a', member: ['a1', 'a2'] },
+  ];
+  for (const c of cases) it(c.name, () => check(c));
 });
 
 function check(c: Case): void {

@@ -51,3 +51,10 @@ sites:
   ajp.sites.public!.routes[0]!.sticky = { mode: 'route', cookie: 'JSESSIONID' } as never;
   assert.match(releaseAdvice(ajp).join('\n'), /members of prod-a have none.*jvmRoute/);
 });
+
+test('QA checks via: preview need a public site over the cluster, and not a QA site', () => {
+  assert.equal(advice('release: { qa: [{ path: /, via: preview }] }'), '', 'the public site serves both clusters; no QA site is needed');
+  assert.match(advice('release: { qa: [{ path: /, via: qa }] }'), /clusters\.prod-a: its QA checks have no QA site to go to/);
+  const pinnedOnly = advice('release: { qa: [{ path: /, via: preview }] }', '', '{ clusters: [prod-a, prod-b], traffic: pinned }');
+  assert.match(pinnedOnly, /clusters\.prod-a: its QA checks via: preview cannot run: no site has a shared route over prod-a/);
+});
