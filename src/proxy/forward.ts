@@ -148,17 +148,22 @@ function plain(res: ClientResponse, status: number, text: string): void {
   res.end(text);
 }
 
-/** Answers a refused request: 403 and 404 in plain text naming nothing, 400 and 431 as error pages. */
-function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site }: Refusal, requestIdHeader: string): void {
+/** Answers a refused request: 403 and 404 in plain text naming nothing, 400 and 431 as error pages, 308 to HTTPS. */
+function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site, location }: Refusal, requestIdHeader: string): void {
   countStatus(site, status);
-  if (status === 403 || status === 404) plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n');
+  if (location !== undefined) {
+    res.writeHead(status, { location, 'content-length': 0 });
+    res.end();
+  } else if (status === 403 || status === 404) plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n');
   else sendError(res, status, { accept: req.headers.accept, requestIdHeader, requestId: requestId(undefined) });
 }
 
 /** Why a request is not forwarded: the status to answer, and its site when one matched. */
 export interface Refusal {
-  refused: 400 | 403 | 404 | 431;
+  refused: 308 | 400 | 403 | 404 | 431;
   site: SiteSnapshot | undefined;
+  /** 308 (redirect_https): the same URL on HTTPS. */
+  location?: string;
 }
 
 function refusal(refused: Refusal['refused'], site?: SiteSnapshot): Refusal {
@@ -199,6 +204,8 @@ export function resolveTarget(snap: Snapshot, req: ClientRequest): Target | Refu
   if (host === '' || /[^a-z0-9.\-:[\]_]/.test(host)) return refusal(400);
   const site = matchSite(snap, host);
   if (!site) return refusal(404);
+  // Before allow/deny and routes: those apply on HTTPS, where the client goes.
+  if (site.httpsPort !== undefined && (req.socket as TLSSocket).encrypted !== true) return { refused: 308, site, location: `https://${host}${site.httpsPort}${path}` };
   const address = req.socket.remoteAddress ?? '';
   if ((site.allow && !listHas(site.allow, address)) || (site.deny && listHas(site.deny, address))) return refusal(403, site);
   const route = matchRoute(site, path);
@@ -458,10 +465,14 @@ export class Forwarder {
         case 'content-encoding':
           encoded = value !== 'identity';
           break;
+        case 'strict-transport-security':
+          if (secure && site.hsts !== undefined) continue;
+          break;
       }
       out.push(name, value);
     }
     out.push(config.request_id_header, target.requestId);
+    if (secure && site.hsts !== undefined) out.push('strict-transport-security', site.hsts);
     if (sticky?.mode === 'cookie') {
       let bound = session;
       if (newBinding || bound === undefined) {
