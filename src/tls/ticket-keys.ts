@@ -13,6 +13,11 @@ export const TICKET_KEY = 'tls/ticket-key';
 const KEY_BYTES = 48;
 /** After a failed store read or write, try again this soon. */
 const RETRY_MS = 30_000;
+/**
+ * After writing a new key, read it back this soon: a store without an atomic compare-and-set across
+ * processes (the file store shared by two processes) may have kept another instance's write.
+ */
+const CONFIRM_MS = 5_000;
 
 interface StoredKey {
   /** base64 of the 48 bytes. */
@@ -64,7 +69,7 @@ export class TicketKeyRotation {
         try {
           await this.options.store.put(TICKET_KEY, fresh, { ifRevision: stored?.revision ?? 0 });
           this.use(fresh);
-          delay = this.options.rotationMs();
+          delay = Math.min(CONFIRM_MS, this.options.rotationMs());
         } catch (error) {
           // Another instance replaced it first: take theirs.
           if (!(error instanceof StoreConflictError)) throw error;

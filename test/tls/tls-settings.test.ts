@@ -15,7 +15,9 @@ import { parseConfig } from '../../src/config/load.js';
 import { initialState } from '../../src/control/state.js';
 import { freePort } from '../../src/ports.js';
 import { startProxy } from '../../src/proxy/proxy.js';
+import { FileStore } from '../../src/store/file.js';
 import { CertificateTable } from '../../src/tls/certificates.js';
+import { TICKET_KEY, TicketKeyRotation } from '../../src/tls/ticket-keys.js';
 import { selfSigned } from '../support/certs.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { requirePeer } from '../support/peers.js';
@@ -23,6 +25,7 @@ import { waitFor } from '../support/process.js';
 import { loadObject, request, startTestProxy, type TestProxy } from '../support/proxy.js';
 import { rawExchange } from '../support/raw-http.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
+import { EtcdCluster, etcdBinary } from '../support/etcd.js';
 
 /** One GET over HTTPS; status, headers and body. */
 function httpsGet(port: number, host: string, path = '/'): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
@@ -288,51 +291,104 @@ describe('certificate files reloaded when they change', () => {
   });
 });
 
-describe('session resumption across instances', () => {
-  const running: TestDayshift[] = [];
+const etcd = etcdBinary();
+
+for (const storeType of ['file', 'etcd'] as const) {
+  describe(`session resumption across instances (${storeType} store)`, { skip: storeType === 'etcd' ? etcd.skip : false }, () => {
+    const running: TestDayshift[] = [];
+    let dir: string;
+    let cluster: EtcdCluster | undefined;
+    let store: Record<string, unknown>;
+
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'dayshift-tickets-'));
+      if (storeType === 'etcd') {
+        cluster = await EtcdCluster.start(etcd.path!, 1);
+        store = { store: { type: 'etcd', endpoints: cluster.endpoints, prefix: `/dayshift/tickets-${process.pid}/` } };
+      } else {
+        // Two instances on one machine sharing state_dir share its file store.
+        store = { state_dir: join(dir, 'state') };
+      }
+    });
+    after(async () => {
+      for (const d of running) await d.stop();
+      await cluster?.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    async function instance(name: string): Promise<number> {
+      const d = await startTestDayshift({
+        listen: { https: '127.0.0.1:0', tls: selfSigned(dir, 'default', 'default.test') },
+        ...store,
+        clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
+        health: { enabled: false },
+        sites: { shop: { hosts: ['shop.test'], tls: selfSigned(dir, `shop-${name}`, 'shop.test'), routes: [{ path: '/', clusters: ['c'] }] } },
+      });
+      running.push(d);
+      return d.dayshift.proxy!.addresses().https[0]!.port;
+    }
+
+    /** A handshake offering `session`: whether it was resumed, and (on a new session) the ticket the server gave. */
+    async function connect(port: number, maxVersion: tls.SecureVersion, session?: Buffer): Promise<{ reused: boolean; session: Buffer | undefined }> {
+      const socket = tls.connect({ port, host: '127.0.0.1', servername: 'shop.test', rejectUnauthorized: false, maxVersion, ...(session ? { session } : {}) });
+      const ticket = once(socket, 'session');
+      await once(socket, 'secureConnect');
+      const reused = socket.isSessionReused();
+      // TLS 1.3 sends its tickets after the handshake.
+      const [received] = reused ? [undefined] : ((await ticket) as [Buffer]);
+      socket.destroy();
+      return { reused, session: received };
+    }
+
+    it('resumes on instance B a session from instance A, over TLS 1.3 and 1.2', async (t) => {
+      if (!requirePeer(t, 'openssl', 'openssl')) return;
+      const a = await instance('a');
+      const b = await instance('b');
+      for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+        const first = await connect(a, version);
+        assert.equal(first.reused, false);
+        const again = await connect(b, version, first.session);
+        assert.equal(again.reused, true, `a ${version} session from A resumes on B`);
+      }
+    });
+  });
+}
+
+describe('ticket key rotation', () => {
   let dir: string;
+  const rotations: TicketKeyRotation[] = [];
+  const stores: FileStore[] = [];
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'dayshift-tickets-'));
+    dir = await mkdtemp(join(tmpdir(), 'dayshift-ticket-rotation-'));
   });
   after(async () => {
-    for (const d of running) await d.stop();
+    for (const r of rotations) r.close();
+    for (const s of stores) await s.close();
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function instance(name: string): Promise<number> {
-    const d = await startTestDayshift({
-      listen: { https: '127.0.0.1:0', tls: selfSigned(dir, 'default', 'default.test') },
-      state_dir: join(dir, 'state'),
-      clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
-      health: { enabled: false },
-      sites: { shop: { hosts: ['shop.test'], tls: selfSigned(dir, `shop-${name}`, 'shop.test'), routes: [{ path: '/', clusters: ['c'] }] } },
-    });
-    running.push(d);
-    return d.dayshift.proxy!.addresses().https[0]!.port;
-  }
-
-  /** A handshake offering `session`: whether it was resumed, and (on a new session) the ticket the server gave. */
-  async function connect(port: number, maxVersion: tls.SecureVersion, session?: Buffer): Promise<{ reused: boolean; session: Buffer | undefined }> {
-    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'shop.test', rejectUnauthorized: false, maxVersion, ...(session ? { session } : {}) });
-    const ticket = once(socket, 'session');
-    await once(socket, 'secureConnect');
-    const reused = socket.isSessionReused();
-    // TLS 1.3 sends its tickets after the handshake.
-    const [received] = reused ? [undefined] : ((await ticket) as [Buffer]);
-    socket.destroy();
-    return { reused, session: received };
-  }
-
-  it('resumes on instance B a session from instance A (one file store), over TLS 1.3 and 1.2', async (t) => {
-    if (!requirePeer(t, 'openssl', 'openssl')) return;
-    const a = await instance('a');
-    const b = await instance('b');
-    for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
-      const first = await connect(a, version);
-      assert.equal(first.reused, false);
-      const again = await connect(b, version, first.session);
-      assert.equal(again.reused, true, `a ${version} session from A resumes on B`);
+  it('replaces the shared key when it is due, and every instance takes the new one', async () => {
+    const applied: Buffer[][] = [[], []];
+    for (const i of [0, 1]) {
+      // Two stores on one directory: two instances, each with its own view of the store.
+      const store = await FileStore.open(join(dir, 'store'));
+      stores.push(store);
+      const rotation = new TicketKeyRotation({ store, logger: pino({ level: 'silent' }), rotationMs: () => 1500, apply: (key) => applied[i]!.push(key) });
+      rotations.push(rotation);
+      await rotation.start();
     }
+    const first = applied[0]![0]!;
+    assert.equal(first.length, 48);
+    assert.deepEqual(applied[1]![0], first, 'the second instance took the first one’s key');
+    const stored = await stores[0]!.get<{ key: string }>(TICKET_KEY);
+    assert.equal(stored?.value.key, first.toString('base64'));
+    // Past the rotation, both are on one new key, which is the stored one.
+    const next = await waitFor('both instances on a new key', async () => {
+      const [a, b] = [applied[0]!.at(-1)!, applied[1]!.at(-1)!];
+      const now = await stores[1]!.get<{ key: string }>(TICKET_KEY);
+      return !a.equals(first) && a.equals(b) && now?.value.key === a.toString('base64') ? a : undefined;
+    }, 20_000, 100);
+    assert.equal(next.length, 48);
   });
 });
