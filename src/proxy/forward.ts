@@ -180,6 +180,17 @@ function repeatsHost(raw: string[]): boolean {
   return false;
 }
 
+/**
+ * Whether the client used HTTPS: to this listener, or to a trusted proxy in front that says so in
+ * X-Forwarded-Proto (its first value: the scheme the client used) — no redirect loop behind a load
+ * balancer that terminates TLS.
+ */
+function reachedOverHttps(snap: Snapshot, req: ClientRequest, address: string): boolean {
+  if ((req.socket as TLSSocket).encrypted === true) return true;
+  const proto = req.headers['x-forwarded-proto'];
+  return typeof proto === 'string' && /^\s*https\s*(,|$)/i.test(proto) && snap.trusted !== undefined && listHas(snap.trusted, address);
+}
+
 /** Works out site, route and request target, or why the request is refused. Shared by plain requests and upgrades. */
 export function resolveTarget(snap: Snapshot, req: ClientRequest): Target | Refusal {
   const config = snap.config;
@@ -204,9 +215,9 @@ export function resolveTarget(snap: Snapshot, req: ClientRequest): Target | Refu
   if (host === '' || /[^a-z0-9.\-:[\]_]/.test(host)) return refusal(400);
   const site = matchSite(snap, host);
   if (!site) return refusal(404);
-  // Before allow/deny and routes: those apply on HTTPS, where the client goes.
-  if (site.httpsPort !== undefined && (req.socket as TLSSocket).encrypted !== true) return { refused: 308, site, location: `https://${host}${site.httpsPort}${path}` };
   const address = req.socket.remoteAddress ?? '';
+  // Before allow/deny and routes: those apply on HTTPS, where the client goes.
+  if (site.httpsPort !== undefined && !reachedOverHttps(snap, req, address)) return { refused: 308, site, location: `https://${host}${site.httpsPort}${path}` };
   if ((site.allow && !listHas(site.allow, address)) || (site.deny && listHas(site.deny, address))) return refusal(403, site);
   const route = matchRoute(site, path);
   if (!route) return refusal(404, site);

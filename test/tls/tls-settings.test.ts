@@ -61,6 +61,7 @@ describe('redirect_https and hsts', () => {
   let httpPort = 0;
   let httpsPort = 0;
   const table = new CertificateTable();
+  let trustedConfig: Record<string, unknown>;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dayshift-tls-settings-'));
@@ -71,7 +72,7 @@ describe('redirect_https and hsts', () => {
       res.end(`${req.method} ${req.url}`);
     });
     httpsPort = await freePort();
-    const loaded = loadObject({
+    trustedConfig = {
       listen: { http: '127.0.0.1:0', https: `127.0.0.1:${httpsPort}` },
       clusters: { c: { members: [{ url: member.url }] } },
       health: { enabled: false },
@@ -79,7 +80,8 @@ describe('redirect_https and hsts', () => {
         shop: { hosts: ['shop.test'], tls: selfSigned(dir, 'shop', 'shop.test'), redirect_https: true, hsts: { max_age: '365d', include_subdomains: true }, routes: [{ path: '/', clusters: ['c'] }] },
         plain: { hosts: ['plain.test'], routes: [{ path: '/', clusters: ['c'] }] },
       },
-    });
+    };
+    const loaded = loadObject(trustedConfig);
     proxy = await startProxy({ config: loaded, state: initialState(loaded.config), logger: pino({ level: 'silent' }), certificates: table });
     httpPort = proxy.addresses().http[0]!.port;
   });
@@ -109,6 +111,24 @@ describe('redirect_https and hsts', () => {
     const upgrade = await rawExchange(httpPort, 'GET /ws HTTP/1.1\r\nHost: shop.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
     assert.match(upgrade, /^HTTP\/1\.1 308 /);
     assert.match(upgrade, new RegExp(`\r\nLocation: https://shop\\.test:${httpsPort}/ws\r\n`));
+  });
+
+  it('forwards rather than redirects what a trusted proxy says came over HTTPS', async (t) => {
+    if (!requirePeer(t, 'openssl', 'openssl')) return;
+    // 127.0.0.1 is not in trusted_proxies here: its X-Forwarded-Proto is not believed.
+    const untrusted = await request(httpPort, { host: 'shop.test', path: '/a', headers: { 'x-forwarded-proto': 'https' } });
+    assert.equal(untrusted.status, 308);
+    const loaded = loadObject({ ...trustedConfig, trusted_proxies: ['127.0.0.1'] });
+    proxy.apply(loaded, initialState(loaded.config));
+    try {
+      const trusted = await request(httpPort, { host: 'shop.test', path: '/a', headers: { 'x-forwarded-proto': 'https' } });
+      assert.equal(trusted.status, 200);
+      assert.equal(trusted.body, 'GET /a');
+      assert.equal((await request(httpPort, { host: 'shop.test', path: '/a', headers: { 'x-forwarded-proto': 'http' } })).status, 308);
+    } finally {
+      const back = loadObject(trustedConfig);
+      proxy.apply(back, initialState(back.config));
+    }
   });
 
   it('still answers ACME http-01 challenges over HTTP', async (t) => {
