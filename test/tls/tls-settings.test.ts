@@ -233,6 +233,20 @@ describe('tls settings', () => {
     assert.equal(parseConfig(config({ ciphers: 'TLS_AES_256_GCM_SHA384:ECDHE-RSA-AES256-GCM-SHA384', ecdh_curve: 'X25519:P-256' })).config.tls.min_version, 'TLSv1.2');
   });
 
+  it('resumes sessions by ticket, and not with session_tickets: false', async (t) => {
+    if (!requirePeer(t, 'openssl', 'openssl')) return;
+    for (const [tickets, expected] of [[true, true], [false, false]] as const) {
+      const port = await start({ session_tickets: tickets });
+      const first = tls.connect({ port, host: '127.0.0.1', servername: 'shop.test', rejectUnauthorized: false });
+      const [session] = (await once(first, 'session')) as [Buffer];
+      first.destroy();
+      const again = tls.connect({ port, host: '127.0.0.1', servername: 'shop.test', rejectUnauthorized: false, session });
+      await once(again, 'secureConnect');
+      assert.equal(again.isSessionReused(), expected, `session_tickets: ${tickets}`);
+      again.destroy();
+    }
+  });
+
   it('applies changed settings at a reload, to new connections', async (t) => {
     if (!requirePeer(t, 'openssl', 'openssl')) return;
     const port = await start({});
