@@ -432,6 +432,8 @@ export const configSchema = z
       }
       if (site.redirect_https === true && config.listen.https === undefined && (config.driver?.type ?? 'builtin') === 'builtin') {
         ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'redirect_https'], message: 'redirect_https: true needs an https listener (listen.https), or the port clients reach HTTPS on: redirect_https: 443' });
+      } else if (site.redirect_https === true && [config.listen.https ?? []].flat()[0]?.port === 0) {
+        ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'redirect_https'], message: 'redirect_https: true takes the port of the first listen.https address, which is 0 (any): give the port clients reach HTTPS on, e.g. redirect_https: 443' });
       }
     }
     // With Apache or HAProxy driven, Dayshift serves no traffic: its own listeners are optional.
