@@ -21,6 +21,7 @@ import { WebhookSender } from './release/webhooks.js';
 import { openStore } from './store/open.js';
 import { AcmeManager, type ChallengeType } from './tls/acme.js';
 import { CertificateTable } from './tls/certificates.js';
+import { TicketKeyRotation } from './tls/ticket-keys.js';
 import { registerDashboard } from './ui/dashboard.js';
 import type { Store } from './store/store.js';
 import { AdminServer } from './admin/server.js';
@@ -84,6 +85,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     // waiting add up everyone's. host-pid plus a random part keeps two instances in one process apart.
     const instanceId = `${defaultInstanceId()}-${randomBytes(3).toString('hex')}`;
     const certificates = config.acme ? new CertificateTable() : undefined;
+    let closeTickets = () => {};
     if ((config.driver?.type ?? 'builtin') === 'builtin') {
       const stored = await store.get<DesiredState>(STATE_KEY);
       const cookieSecret = config.cookie_secret ?? (await cookieSecretIn(stateDir));
@@ -126,6 +128,14 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       plane.on('reload', (next) => {
         if (next.config.acme) logger.warn('acme was added to the configuration: certificates by ACME start at the next start');
       });
+    }
+    // Session tickets one instance issues resume on the others: the key is shared through the store.
+    if (proxy && proxy.addresses().https.length > 0 && config.tls.session_tickets) {
+      const listeners = proxy;
+      const tickets = new TicketKeyRotation({ store, logger, rotationMs: () => current().config.tls.ticket_rotation, apply: (key) => listeners.setTicketKeys(key) });
+      await tickets.start();
+      cleanup.unshift(async () => tickets.close());
+      closeTickets = () => tickets.close();
     }
     const certificateReport = acme ? () => acme.report() : undefined;
     const statsOf = proxy;
@@ -181,6 +191,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
         // A last event (the release interrupted by this stop) gets a moment to go out.
         await webhooks.close();
         await acme?.close();
+        closeTickets();
         publisher?.stop();
         sampler?.stop();
         await admin.close();

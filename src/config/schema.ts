@@ -1,6 +1,7 @@
 // The configuration file's schema. Every field is documented here, next to its default, and in
 // docs/configuration.md. Parsing turns durations into milliseconds and sizes into bytes.
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { ADMIN_STATES, BALANCE_POLICIES, RETRY_CONDITIONS, TRAFFIC_STATES } from '../model.js';
 import { databaseSchema } from './database-schema.js';
@@ -149,6 +150,52 @@ const acmeSchema = z.strictObject({
   renew_before: duration.default(30 * 24 * 3600_000),
 });
 
+/** Strict-Transport-Security on a site's HTTPS responses (RFC 6797). */
+const hstsSchema = z
+  .strictObject({
+    /** How long browsers keep to HTTPS for the host (sent in whole seconds). */
+    max_age: duration.default(365 * 86_400_000),
+    include_subdomains: z.boolean().default(false),
+    /** Asks to be put on the browsers' preload list (hstspreload.org: a year or more, and include_subdomains). */
+    preload: z.boolean().default(false),
+  })
+  .superRefine((hsts, ctx) => {
+    if (hsts.preload && (!hsts.include_subdomains || hsts.max_age < 365 * 86_400_000)) {
+      ctx.addIssue({ code: 'custom', path: ['preload'], message: 'preload needs include_subdomains: true and a max_age of at least 365d (hstspreload.org refuses the host otherwise)' });
+    }
+  });
+
+/** TLS versions as OpenSSL and Node name them. */
+const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
+
+/** Protocol, cipher and session settings of the https listeners (docs/https.md#tls-settings). */
+const tlsSettingsSchema = z
+  .strictObject({
+    /** The oldest protocol version accepted. */
+    min_version: z.enum(TLS_VERSIONS).default('TLSv1.2'),
+    /** OpenSSL cipher list, TLS 1.2 ciphers and TLS 1.3 suites together (default: Node's). */
+    ciphers: z.string().min(1).optional(),
+    /** Key exchange groups, e.g. "X25519:P-256" (default: OpenSSL's). */
+    ecdh_curve: z.string().min(1).optional(),
+    /** Session resumption by tickets, with keys shared through the store. */
+    session_tickets: z.boolean().default(true),
+    /** How often the shared ticket key is replaced. */
+    ticket_rotation: duration.refine((ms) => ms >= 60_000, 'must be at least 1m').default(12 * 3_600_000),
+  })
+  .superRefine((settings, ctx) => {
+    // What OpenSSL will take is only known by asking it: the same call the listeners make.
+    for (const [key, option] of [['ciphers', 'ciphers'], ['ecdh_curve', 'ecdhCurve']] as const) {
+      const value = settings[key];
+      if (value === undefined) continue;
+      try {
+        createSecureContext({ [option]: value, minVersion: settings.min_version });
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `OpenSSL refuses ${JSON.stringify(value)}: ${(error as Error).message}` });
+      }
+    }
+  });
+export type TlsSettings = z.infer<typeof tlsSettingsSchema>;
+
 export const siteSchema = z.strictObject({
   /** Host names; `*.example.com` matches one label; `*` alone matches any host no other site names. */
   hosts: z.array(z.string().min(1)).min(1),
@@ -160,6 +207,13 @@ export const siteSchema = z.strictObject({
   routes: z.array(routeSchema).min(1),
   /** Certificate for this site's hosts on the https listener (chosen by SNI): files, or `{acme: true}`. */
   tls: siteTlsSchema.optional(),
+  /**
+   * Answer plain HTTP with a 308 to the same URL on HTTPS: `true` (the port of the first https
+   * listener) or the port clients reach HTTPS on (behind port forwarding).
+   */
+  redirect_https: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(false),
+  /** Strict-Transport-Security on the site's HTTPS responses. */
+  hsts: hstsSchema.optional(),
   /** Rewrite Set-Cookie Domain and Path from members (ProxyPassReverseCookieDomain/Path). */
   cookie_domain: z.record(z.string(), z.string()).optional(),
   cookie_path: z.record(z.string(), z.string()).optional(),
@@ -353,6 +407,8 @@ export const configSchema = z
     release: releaseSchema.optional(),
     /** The ACME CA that issues certificates to sites with `tls: {acme: true}` (docs/https.md). */
     acme: acmeSchema.optional(),
+    /** Protocol versions, ciphers and session resumption on the https listeners (docs/https.md). */
+    tls: tlsSettingsSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     for (const [siteName, site] of Object.entries(config.sites)) {
@@ -417,6 +473,17 @@ export const configSchema = z
         const path = Array.isArray(listeners) ? ['listen', key, i, 'proxy_protocol'] : ['listen', key, 'proxy_protocol'];
         ctx.addIssue({ code: 'custom', path, message: 'proxy_protocol takes the PROXY header only from trusted_proxies, which is empty: every connection would be refused; list the balancers in trusted_proxies' });
       });
+    }
+    for (const [siteName, site] of Object.entries(config.sites)) {
+      for (const key of ['redirect_https', 'hsts'] as const) {
+        if (!site[key]) continue;
+        if ((config.driver?.type ?? 'builtin') !== 'builtin') ctx.addIssue({ code: 'custom', path: ['sites', siteName, key], message: `${key} needs the built-in proxy: with driver ${config.driver?.type}, set it in ${config.driver?.type}'s own configuration` });
+      }
+      if (site.redirect_https === true && config.listen.https === undefined && (config.driver?.type ?? 'builtin') === 'builtin') {
+        ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'redirect_https'], message: 'redirect_https: true needs an https listener (listen.https), or the port clients reach HTTPS on: redirect_https: 443' });
+      } else if (site.redirect_https === true && [config.listen.https ?? []].flat()[0]?.port === 0) {
+        ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'redirect_https'], message: 'redirect_https: true takes the port of the first listen.https address, which is 0 (any): give the port clients reach HTTPS on, e.g. redirect_https: 443' });
+      }
     }
     // With Apache or HAProxy driven, Dayshift serves no traffic: its own listeners are optional.
     if (config.listen.http === undefined && config.listen.https === undefined && (config.driver?.type ?? 'builtin') === 'builtin') {

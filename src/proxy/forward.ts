@@ -150,17 +150,22 @@ function plain(res: ClientResponse, status: number, text: string): void {
   res.end(text);
 }
 
-/** Answers a refused request: 403 and 404 in plain text naming nothing, 400 and 431 as error pages. */
-function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site }: Refusal, requestIdHeader: string): void {
+/** Answers a refused request: 403 and 404 in plain text naming nothing, 400 and 431 as error pages, 308 to HTTPS. */
+function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site, location }: Refusal, requestIdHeader: string): void {
   countStatus(site, status);
-  if (status === 403 || status === 404) plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n');
+  if (location !== undefined) {
+    res.writeHead(status, { location, 'content-length': 0 });
+    res.end();
+  } else if (status === 403 || status === 404) plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n');
   else sendError(res, status, { accept: req.headers.accept, requestIdHeader, requestId: requestId(undefined) });
 }
 
 /** Why a request is not forwarded: the status to answer, and its site when one matched. */
 export interface Refusal {
-  refused: 400 | 403 | 404 | 431;
+  refused: 308 | 400 | 403 | 404 | 431;
   site: SiteSnapshot | undefined;
+  /** 308 (redirect_https): the same URL on HTTPS. */
+  location?: string;
 }
 
 function refusal(refused: Refusal['refused'], site?: SiteSnapshot): Refusal {
@@ -175,6 +180,17 @@ function repeatsHost(raw: string[]): boolean {
     seen = true;
   }
   return false;
+}
+
+/**
+ * Whether the client used HTTPS: to this listener, or to a trusted proxy in front that says so in
+ * X-Forwarded-Proto (its first value: the scheme the client used) — no redirect loop behind a load
+ * balancer that terminates TLS.
+ */
+function reachedOverHttps(snap: Snapshot, req: ClientRequest, address: string): boolean {
+  if ((req.socket as TLSSocket).encrypted === true) return true;
+  const proto = req.headers['x-forwarded-proto'];
+  return typeof proto === 'string' && /^\s*https\s*(,|$)/i.test(proto) && snap.trusted !== undefined && listHas(snap.trusted, address);
 }
 
 /** Matches the request to a site and route, or says why it is refused. Shared by plain requests and upgrades. */
@@ -202,6 +218,8 @@ export function resolveRoute(snap: Snapshot, req: ClientRequest): RouteMatch | R
   const site = matchSite(snap, host);
   if (!site) return refusal(404);
   const address = req.socket.remoteAddress ?? '';
+  // Before allow/deny and routes: those apply on HTTPS, where the client goes.
+  if (site.httpsPort !== undefined && !reachedOverHttps(snap, req, address)) return { refused: 308, site, location: `https://${host}${site.httpsPort}${path}` };
   if ((site.allow && !listHas(site.allow, address)) || (site.deny && listHas(site.deny, address))) return refusal(403, site);
   const route = matchRoute(site, path);
   if (!route) return refusal(404, site);
@@ -506,10 +524,14 @@ export class Forwarder {
         case 'content-encoding':
           encoded = value !== 'identity';
           break;
+        case 'strict-transport-security':
+          if (secure && site.hsts !== undefined) continue;
+          break;
       }
       out.push(name, value);
     }
     out.push(config.request_id_header, match.requestId);
+    if (secure && site.hsts !== undefined) out.push('strict-transport-security', site.hsts);
     if (sticky?.mode === 'cookie') {
       let bound = session;
       if (newBinding || bound === undefined) {

@@ -80,6 +80,8 @@ export interface ProxyHandle {
   /** Closes the open upgrade tunnels of these members, `batch` at a time every `intervalMs`. */
   closeTunnels(members: MemberKey[], options: { batch: number; intervalMs: number }): Promise<number>;
   addresses(): { http: AddressInfo[]; https: AddressInfo[] };
+  /** Puts a session ticket key (48 bytes) in force on the https listeners (shared by instances: ticket-keys.ts). */
+  setTicketKeys(keys: Buffer): void;
   /** Stops accepting, lets requests in flight finish within graceMs, then closes everything. */
   close(graceMs: number): Promise<void>;
 }

@@ -1,6 +1,6 @@
 // startProxy: listeners, the snapshot swap, member runtimes and their transports, health checkers,
 // held (paused) requests, tunnels, stats and graceful close. The request path itself is in forward.ts.
-import { randomBytes } from 'node:crypto';
+import { constants as cryptoConstants, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -10,8 +10,9 @@ import type { Duplex } from 'node:stream';
 import { resolve } from 'node:path';
 import tls, { type SecureContext } from 'node:tls';
 import type { LoadedConfig } from '../config/load.js';
-import { siteTlsFiles, type DayshiftConfig, type ListenerConfig } from '../config/schema.js';
+import { siteTlsFiles, type DayshiftConfig, type ListenerConfig, type TlsSettings } from '../config/schema.js';
 import { memberKey, type MemberKey, type DesiredState, memberId } from '../model.js';
+import { CertificateFileWatcher, type WatchedFiles } from '../tls/file-watch.js';
 import { HealthChecker, healthCheckFor } from '../balance/health.js';
 import { MemberRuntime, type PassivePolicy } from '../balance/member.js';
 import { StickySigner } from '../balance/sticky.js';
@@ -52,10 +53,11 @@ function transportSettings(config: DayshiftConfig): TransportSettings {
 }
 
 
-/** SNI certificates: exact host → context, `*.x` → context by suffix. */
+/** SNI certificates: exact host → context, `*.x` → context by suffix; and each site's, to replace it. */
 interface TlsContexts {
   exact: Map<string, SecureContext>;
   wildcard: Map<string, SecureContext>;
+  bySite: Map<string, SecureContext>;
 }
 
 /** Reads a certificate or key file, with an error that names the config key and the file. */
@@ -100,17 +102,52 @@ async function checkMembersResolve(config: DayshiftConfig): Promise<void> {
 function loadTls(loaded: LoadedConfig): TlsContexts {
   const exact = new Map<string, SecureContext>();
   const wildcard = new Map<string, SecureContext>();
+  const bySite = new Map<string, SecureContext>();
   for (const [name, site] of Object.entries(loaded.config.sites)) {
     const files = siteTlsFiles(site);
     if (!files) continue;
     const context = tls.createSecureContext(secureContext(loaded, files, `sites.${name}.tls`));
+    bySite.set(name, context);
     for (const host of site.hosts) {
       const h = host.toLowerCase();
       if (h.startsWith('*.')) wildcard.set(h.slice(1), context);
       else if (h !== '*') exact.set(h, context);
     }
   }
-  return { exact, wildcard };
+  return { exact, wildcard, bySite };
+}
+
+/** A site's certificate files changed: its new context replaces the old one for all its hosts. */
+function replaceSiteContext(contexts: TlsContexts, site: string, next: SecureContext): void {
+  const old = contexts.bySite.get(site);
+  contexts.bySite.set(site, next);
+  for (const map of [contexts.exact, contexts.wildcard]) for (const [host, context] of map) if (context === old) map.set(host, next);
+}
+
+/** The certificate files of a config, as the file watcher follows them. */
+function certificateFiles(loaded: LoadedConfig): { where: string; site?: string; pair: { cert: string; key: string } }[] {
+  const listenTls = loaded.config.listen.tls;
+  return [
+    ...(listenTls ? [{ where: 'listen.tls', pair: listenTls }] : []),
+    ...Object.entries(loaded.config.sites).flatMap(([site, config]) => {
+      const pair = siteTlsFiles(config);
+      return pair ? [{ where: `sites.${site}.tls`, site, pair }] : [];
+    }),
+  ];
+}
+
+/**
+ * The https listeners' protocol settings (config `tls`). sessionIdContext is fixed so that a session
+ * from one instance resumes on another (Node's default is a hash of the command line).
+ */
+function tlsServerOptions(settings: TlsSettings): tls.SecureContextOptions {
+  return {
+    minVersion: settings.min_version,
+    ...(settings.ciphers ? { ciphers: settings.ciphers } : {}),
+    ...(settings.ecdh_curve ? { ecdhCurve: settings.ecdh_curve } : {}),
+    ...(settings.session_tickets ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
+    sessionIdContext: 'dayshift',
+  };
 }
 
 /** Application protocols the https listener speaks, for ALPN. */
@@ -330,8 +367,33 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     );
     if (server instanceof https.Server) server.prependListener('secureConnection', adoptParentAddresses);
   };
+  /** The shared session ticket key (ticket-keys.ts), kept to set again when a listener's context is rebuilt. */
+  let ticketKeys: Buffer | undefined;
+  /** The default certificate (listen.tls) and the protocol settings, as the https listeners have them. */
+  const defaultContext = (config: LoadedConfig) => ({
+    ...tlsServerOptions(config.config.tls),
+    ...(config.config.listen.tls ? secureContext(config, config.config.listen.tls, 'listen.tls') : {}),
+  });
+  const setDefaultContext = (options: tls.SecureContextOptions) => {
+    for (const server of httpsServers) {
+      server.setSecureContext(options);
+      if (ticketKeys) server.setTicketKeys(ticketKeys);
+    }
+  };
+  const fileWatcher = new CertificateFileWatcher(logger);
+  const watchFiles = (config: LoadedConfig) =>
+    fileWatcher.watch(
+      certificateFiles(config).map(({ where, site, pair }): WatchedFiles => ({
+        where,
+        paths: [resolve(config.baseDir, pair.cert), resolve(config.baseDir, pair.key)],
+        reload: site === undefined
+          ? () => setDefaultContext(defaultContext(loaded))
+          : () => replaceSiteContext(tlsContexts, site, tls.createSecureContext(secureContext(loaded, pair, where))),
+      })),
+    );
   const closeServers = () => {
     for (const s of [...httpServers, ...httpsServers]) s.close();
+    fileWatcher.close();
   };
   try {
     for (const address of addressList(loaded.config.listen.http)) {
@@ -344,10 +406,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     }
     const httpsAddresses = addressList(loaded.config.listen.https);
     if (httpsAddresses.length > 0) {
-      const fallback = loaded.config.listen.tls;
-      const defaults = fallback
-        ? secureContext(loaded, fallback, 'listen.tls')
-        : {};
+      const defaults = defaultContext(loaded);
       for (const address of httpsAddresses) {
         const server = https.createServer({
           ...serverOptions(loaded.config),
@@ -379,6 +438,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     for (const c of checkers.values()) c.stop();
     throw error;
   }
+  if (httpsServers.length > 0) watchFiles(loaded);
   logger.info({ http: httpServers.map((s) => s.address()), https: httpsServers.map((s) => s.address()) }, 'proxy listening');
 
   const handle: ProxyHandle = {
@@ -387,6 +447,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       // Everything that reads files (and can throw) runs before anything changes: a failed apply()
       // leaves the running snapshot as it was.
       const contexts = next === loaded.config ? tlsContexts : loadTls(config);
+      const listenerContext = httpsServers.length > 0 && next !== loaded.config ? defaultContext(config) : undefined;
       const errorPages = loadErrorPages(config);
       syncMembers(next);
       const built = buildSnapshot(config, state, members, siteCounters, errorPages);
@@ -395,10 +456,14 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         accessLog = AccessLog.open(next.access_log.target, next.access_log.format, config.baseDir);
         void old?.close();
       }
-      if (JSON.stringify(next.listen) !== JSON.stringify(loaded.config.listen)) logger.warn('listen addresses changed: they take effect at the next start');
+      if (JSON.stringify({ ...next.listen, tls: undefined }) !== JSON.stringify({ ...loaded.config.listen, tls: undefined })) logger.warn('listen addresses changed: they take effect at the next start');
       loaded = config;
       laneLimits = laneLimitsOf(next);
       tlsContexts = contexts;
+      if (listenerContext) {
+        setDefaultContext(listenerContext);
+        watchFiles(config);
+      }
       snapshot = built;
       reviewHeld();
     },
@@ -425,6 +490,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       return closed;
     },
 
+    setTicketKeys(keys: Buffer): void {
+      ticketKeys = keys;
+      for (const server of httpsServers) server.setTicketKeys(keys);
+    },
+
     addresses() {
       return {
         http: httpServers.map((s) => s.address() as AddressInfo),
@@ -437,6 +507,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
       for (const s of servers) s.closeIdleConnections();
       for (const lane of lanes) lane.closeIdle();
+      fileWatcher.close();
       for (const h of held.splice(0)) h.reject();
       if (holdTimer) clearTimeout(holdTimer);
       const deadline = Date.now() + graceMs;

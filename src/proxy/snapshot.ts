@@ -34,6 +34,10 @@ export interface SiteSnapshot {
   routes: RouteSnapshot[];
   maintenance: { message: string; until: number | undefined } | undefined;
   pause: { until: number; then: 'serve' | 'reject' } | undefined;
+  /** redirect_https: what follows the host in the Location (":8443", or "" for 443); undefined when off. */
+  httpsPort: string | undefined;
+  /** The Strict-Transport-Security value for HTTPS responses; undefined when off. */
+  hsts: string | undefined;
   /** Replacement pages (HTML) by status, read at apply time. */
   errorPages: Map<number, string>;
   counters: SiteCounters;
@@ -160,6 +164,19 @@ export function loadErrorPages(loaded: LoadedConfig): Map<string, Map<number, st
   return pages;
 }
 
+/** redirect_https as the Location needs it: the port after the host ("" for HTTPS's own 443). */
+function httpsPort(config: DayshiftConfig, site: SiteConfig): string | undefined {
+  if (site.redirect_https === false) return undefined;
+  const port = site.redirect_https === true ? [config.listen.https ?? []].flat()[0]?.port ?? 443 : site.redirect_https;
+  return port === 443 ? '' : `:${port}`;
+}
+
+function hstsValue(site: SiteConfig): string | undefined {
+  const hsts = site.hsts;
+  if (!hsts) return undefined;
+  return `max-age=${Math.floor(hsts.max_age / 1000)}${hsts.include_subdomains ? '; includeSubDomains' : ''}${hsts.preload ? '; preload' : ''}`;
+}
+
 export function buildSnapshot(
   loaded: LoadedConfig,
   state: DesiredState,
@@ -246,6 +263,8 @@ export function buildSnapshot(
       routes: site.routes.map(buildRoute).sort((a, b) => b.prefix.length - a.prefix.length),
       maintenance: desired?.maintenance ? { message: desired.maintenance.message, until: isoMs(desired.maintenance.until) } : undefined,
       pause: desired?.pause ? { until: isoMs(desired.pause.until) ?? 0, then: desired.pause.then } : undefined,
+      httpsPort: httpsPort(config, site),
+      hsts: hstsValue(site),
       errorPages: errorPages.get(name) ?? new Map(),
       counters,
     };

@@ -25,9 +25,10 @@ const HALF_CLOSE_MS = 1000;
 /** The only answer that switches a connection to a tunnel. */
 const SWITCHED = /^HTTP\/1\.1 101 /;
 
-function refuse(socket: Duplex, status: number, flushMs: number): void {
+function refuse(socket: Duplex, status: number, flushMs: number, location?: string): void {
   const text = STATUS_CODES[status]!;
-  closeAfterFlush(socket, `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\nConnection: close\r\n\r\n${text}\n`, flushMs);
+  const redirect = location === undefined ? '' : `Location: ${location}\r\n`;
+  closeAfterFlush(socket, `HTTP/1.1 ${status} ${text}\r\n${redirect}Content-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\nConnection: close\r\n\r\n${text}\n`, flushMs);
 }
 
 /**
@@ -54,7 +55,7 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
   const snap = ctx.snapshot();
   const match = resolveRoute(snap, req);
   if ('refused' in match) {
-    refuse(client, match.refused, snap.config.timeouts.idle);
+    refuse(client, match.refused, snap.config.timeouts.idle, match.location);
     return;
   }
   const { route, site } = match;
