@@ -148,7 +148,7 @@ function plain(res: ClientResponse, status: number, text: string): void {
   res.end(text);
 }
 
-/** Answers a refused request: 403 and 404 in plain text naming nothing, 400 and 431 as error pages. */
+/** Answers a refused request: 403 and 404 in plain text naming nothing, 400, 431 and 505 as error pages. */
 function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site }: Refusal, requestIdHeader: string): void {
   countStatus(site, status);
   if (status === 403 || status === 404) plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n');
@@ -157,7 +157,7 @@ function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site
 
 /** Why a request is not forwarded: the status to answer, and its site when one matched. */
 export interface Refusal {
-  refused: 400 | 403 | 404 | 431;
+  refused: 400 | 403 | 404 | 431 | 505;
   site: SiteSnapshot | undefined;
 }
 
@@ -179,6 +179,9 @@ function repeatsHost(raw: string[]): boolean {
 export function resolveTarget(snap: Snapshot, req: ClientRequest): Target | Refusal {
   const config = snap.config;
   if (req.rawHeaders.length > config.limits.header_count * 2) return refusal(431);
+  // Node's parser takes HTTP/2.0 (and 0.9 spelled out) in a request line; the lane takes only 1.1.
+  // Dayshift speaks HTTP/1.x to clients and would forward it as 1.1: 505 (RFC 9110 §15.6.6).
+  if (req instanceof IncomingMessage && req.httpVersionMajor !== 1) return refusal(505);
   let path = req.url ?? '/';
   // RFC 9112 §3.2: a fragment is never sent in a request target, and a second Host is a 400 (the lane
   // takes only requests with one Host; Node's server keeps the first of several).
