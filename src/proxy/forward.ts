@@ -134,6 +134,11 @@ export interface Target {
   requestId: string;
 }
 
+/** What the client gets when member exchanges failed: 503 for a busy member (its queue), 504 for a timeout, else 502. */
+function failureStatus(error: UpstreamError): 502 | 503 | 504 {
+  return error.phase === 'queue' ? 503 : error.kind === 'timeout' ? 504 : 502;
+}
+
 function countStatus(site: SiteSnapshot | undefined, status: number): void {
   if (site) site.counters.responses[statusClass(status)]!++;
 }
@@ -333,7 +338,7 @@ export class Forwarder {
       const choice = select(route, cookieHeader, target.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined);
       if (typeof choice === 'string') {
         flight.finish();
-        const status = lastError ? (lastError.kind === 'timeout' ? 504 : 502) : 503;
+        const status = lastError ? failureStatus(lastError) : 503;
         countStatus(site, status);
         sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), retryAfterSeconds: status === 503 ? 5 : undefined, requestIdHeader: idHeader, requestId: target.requestId });
         return;
@@ -376,8 +381,9 @@ export class Forwarder {
           }
           return;
         }
-        // A member that cannot speak the protocol right (AJP: a wrong secret) is as broken as one that is down.
-        if (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol') member.failed(error.message, this.ctx.passive(), Date.now());
+        // A member that cannot speak the protocol right (AJP: a wrong secret) is as broken as one that is
+        // down. A busy one (its queue full, or the wait for a connection over) is healthy: not a failure.
+        if (error.phase !== 'queue' && (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol')) member.failed(error.message, this.ctx.passive(), Date.now());
         const msLeft = budgetEnd - Date.now();
         const verdict = retryDecision(retry, { error, method, bodyIntact: body === null || !body.started, attempts, staleRetried, msLeft });
         if (verdict !== 'stop') {
@@ -391,10 +397,10 @@ export class Forwarder {
           continue;
         }
         flight.finish();
-        const status = error.kind === 'timeout' ? 504 : 502;
+        const status = failureStatus(error);
         this.ctx.logger.warn({ member: member.key, requestId: target.requestId, phase: error.phase, err: error.message }, 'member exchange failed');
         countStatus(site, status);
-        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), requestIdHeader: idHeader, requestId: target.requestId });
+        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), retryAfterSeconds: status === 503 ? 5 : undefined, requestIdHeader: idHeader, requestId: target.requestId });
         return;
       }
       flight.answered();

@@ -17,6 +17,8 @@ test('the Tomcat/AJP example loads, and each member becomes an AJP transport wit
     responseHeadBytes: config.limits.response_head,
     poolIdle: config.limits.pool_idle,
     poolMax: config.limits.pool_max,
+    queueMax: config.limits.queue,
+    queueTimeoutMs: config.timeouts.connect,
   };
   const b4 = members.find((m) => m.route === 'b4')!;
   assert.deepEqual(ajpOptionsFromMember(b4, settings), {
