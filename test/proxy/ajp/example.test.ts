@@ -28,6 +28,8 @@ test('the Tomcat/AJP example loads, and each member becomes an AJP transport wit
     firstByteTimeoutMs: 60_000,
     idleTimeoutMs: 60_000,
     maxConnections: 512,
+    maxQueue: 1024,
+    queueTimeoutMs: 5000,
     maxIdle: 64,
   });
   for (const member of members) {
