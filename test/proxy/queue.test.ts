@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { routes, startMember, type TestMember } from '../support/members.js';
+import { echoName, routes, startMember, type TestMember } from '../support/members.js';
 import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 import { rawExchange as raw, statuses } from '../support/raw-http.js';
 
@@ -91,4 +91,52 @@ describe("a member's queue", () => {
       assert.deepEqual(statuses(await raw(proxy.port, request('/after'))), [200], 'the member still takes requests');
     });
   }
+});
+
+describe("a member's full queue, with another member", () => {
+  const members: TestMember[] = [];
+  const held: ServerResponse[] = [];
+  let proxy: TestProxy;
+
+  before(async () => {
+    const handler = routes({ '/hold': (req, res) => (req.resume(), held.push(res)) }, echoName);
+    for (const name of ['m1', 'm2']) members.push(await startMember(name, handler));
+    proxy = await startTestProxy({
+      clusters: { c: { members: members.map((m) => ({ url: m.url, route: m.name })) } },
+      health: { enabled: false },
+      passive: { failures: 1 },
+      limits: { pool_max: 1, queue: 1 },
+      timeouts: { queue: '30s' },
+      // Sessions bound to m1 by their route suffix, so every request below asks for m1 first.
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'], sticky: { mode: 'route' } }] } },
+    });
+  });
+  after(async () => {
+    for (const res of held.splice(0)) res.end();
+    await proxy?.handle.close(1000);
+    for (const m of members) await m.close();
+  });
+
+  it('sends a request past it to the other member, which never reached the busy one, and does not eject the busy one', async () => {
+    const request = (path: string) => `GET ${path} HTTP/1.1\r\nHost: example.com\r\nCookie: JSESSIONID=abc.m1\r\nConnection: close\r\n\r\n`;
+    const [m1, m2] = members as [TestMember, TestMember];
+    const holding = raw(proxy.port, request('/hold'));
+    await waitFor(() => m1.received.length === 1, 10_000, 'the first request at m1');
+    const queued = raw(proxy.port, request('/hold'));
+    await waitFor(() => proxy.handle.stats().members.find((m) => m.id === 'm1')!.inFlight === 2, 10_000, 'the second request queued on m1');
+    const redispatched = await raw(proxy.port, request('/elsewhere'));
+    assert.deepEqual(statuses(redispatched), [200], redispatched.slice(0, 200));
+    assert.match(redispatched, /x-member: m2\r\n/i);
+    assert.deepEqual(m1.received.map((r) => r.url), ['/hold']);
+    assert.deepEqual(m2.received.map((r) => r.url), ['/elsewhere']);
+    await waitFor(() => held.length === 1, 10_000, 'the held request');
+    held.shift()!.end('released');
+    await waitFor(() => held.length === 1, 10_000, 'the queued request at m1');
+    held.shift()!.end('released');
+    assert.deepEqual(statuses(await holding), [200]);
+    assert.deepEqual(statuses(await queued), [200]);
+    const m1Stats = proxy.handle.stats().members.find((m) => m.id === 'm1')!;
+    assert.equal(m1Stats.failures, 0);
+    assert.notEqual(m1Stats.health, 'down');
+  });
 });
