@@ -38,7 +38,7 @@ export interface ProbeTarget {
 export async function probeMember(member: MemberConfig, check: HealthCheckConfig): Promise<string | undefined> {
   const url = new URL(member.url);
   if (url.protocol === 'http:' || url.protocol === 'https:') return probe({ url, tlsVerify: member.tls_verify, proxyProtocol: member.proxy_protocol }, check);
-  const transport = createTransport(member, { connectTimeoutMs: check.timeout, firstByteTimeoutMs: check.timeout, idleTimeoutMs: check.timeout, responseHeadBytes: RESPONSE_HEAD_DEFAULT, poolIdle: 1, poolMax: 1 });
+  const transport = createTransport(member, { connectTimeoutMs: check.timeout, firstByteTimeoutMs: check.timeout, idleTimeoutMs: check.timeout, responseHeadBytes: RESPONSE_HEAD_DEFAULT, poolIdle: 1, poolMax: 1, queueMax: 1, queueTimeoutMs: check.timeout });
   try {
     return await probe({ url, tlsVerify: member.tls_verify, ...(transport.ping ? { ping: (ms: number) => transport.ping!(ms) } : {}) }, check);
   } finally {

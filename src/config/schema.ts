@@ -276,6 +276,11 @@ const timeoutsSchema = z.strictObject({
   client_keepalive: duration.default(5000),
   /** An open tunnel (WebSocket) with no bytes either way for this long is closed; 0 = never (HAProxy's timeout tunnel). */
   tunnel: duration.default(3_600_000),
+  /**
+   * How long a request may wait for a member connection past limits.pool_max; then 503 (HAProxy's
+   * timeout queue). Default: timeouts.connect, as HAProxy uses timeout connect when timeout queue is unset.
+   */
+  queue: duration.refine((ms) => ms > 0, 'must be more than 0 (leave it out for timeouts.connect)').optional(),
 });
 
 /** limits.response_head's default: HAProxy's whole buffer is 16k, nginx's proxy_buffer_size 4-8k; big CSP and cookie heads fit. */
@@ -288,8 +293,14 @@ const limitsSchema = z.strictObject({
   header_count: z.number().int().min(8).default(100),
   /** Idle keep-alive connections kept per member. */
   pool_idle: z.number().int().min(0).default(64),
-  /** Connections per member at most (queued beyond). */
+  /** Connections per member at most (queued beyond, up to `queue`). */
   pool_max: z.number().int().min(1).default(512),
+  /**
+   * Requests waiting per member for a connection at most (HAProxy's server maxqueue); one more is
+   * refused at once: another member is tried, else 503. Bounded, so a stalled member cannot pile up
+   * requests (and their sockets) without end.
+   */
+  queue: z.number().int().min(1).default(1024),
 });
 
 const passiveSchema = z.strictObject({

@@ -4,6 +4,7 @@
 // or not the client closed its side. The listeners allow half-open sockets, so without this a client
 // that never closes keeps the file descriptor for as long as it likes.
 import type { Duplex } from 'node:stream';
+import { otherMajorVersion } from './request-line.js';
 
 /** How long a closed connection keeps discarding the client's bytes once its answer has been flushed. */
 export const LINGER_MS = 1000;
@@ -26,9 +27,19 @@ export function closeAfterFlush(socket: Duplex, data: string | undefined, flushM
   socket.resume();
 }
 
-/** The answer to a head Node's parser refused ('clientError'): 431, 408 or 400, then close. */
-export function clientErrorAnswer(error: NodeJS.ErrnoException): string {
-  const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+/** Node's parse error: its code, the bytes it was parsing and where it stopped. */
+type ParseError = NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number };
+
+/** The answer to a head Node's parser refused ('clientError'): 431, 408, 505 or 400, then close. */
+export function clientErrorAnswer(error: ParseError): string {
+  const status =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? '431 Request Header Fields Too Large'
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : error.code === 'HPE_INVALID_VERSION' && error.rawPacket && otherMajorVersion(error.rawPacket, error.bytesParsed ?? 0)
+          ? '505 HTTP Version Not Supported'
+          : '400 Bad Request';
   return `HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
 }
 

@@ -1,4 +1,4 @@
-// The proxy's own answers (404, 403, 400, 431, 502, 503, 504): short, revealing nothing about members,
+// The proxy's own answers (404, 403, 400, 431, 502, 503, 504, 505): short, revealing nothing about members,
 // HTML or JSON by Accept; 502/503/504 replaceable per site by a file (HTML).
 import type { ClientResponse } from './forward.js';
 
@@ -10,6 +10,7 @@ const TITLES: Record<number, string> = {
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
 };
 
 const DEFAULT_TEXT: Record<number, string> = {
@@ -67,7 +68,7 @@ export function sendError(res: ClientResponse, status: number, options: ErrorPag
     [options.requestIdHeader]: options.requestId,
   };
   if (options.retryAfterSeconds !== undefined) headers['retry-after'] = options.retryAfterSeconds;
-  if (status === 400 || status === 431) headers.connection = 'close';
+  if (status === 400 || status === 431 || status === 505) headers.connection = 'close';
   res.writeHead(status, headers);
   if (res.req.method === 'HEAD') res.end();
   else res.end(body);

@@ -136,6 +136,11 @@ export interface RouteMatch {
   requestId: string;
 }
 
+/** What the client gets when member exchanges failed: 503 for a busy member (its queue), 504 for a timeout, else 502. */
+function failureStatus(error: UpstreamError): 502 | 503 | 504 {
+  return error.phase === 'queue' ? 503 : error.kind === 'timeout' ? 504 : 502;
+}
+
 function countStatus(site: SiteSnapshot | undefined, status: number): void {
   if (site) site.counters.responses[statusClass(status)]!++;
 }
@@ -150,7 +155,7 @@ function plain(res: ClientResponse, status: number, text: string): void {
   res.end(text);
 }
 
-/** Answers a refused request: 403 and 404 in plain text naming nothing, 400 and 431 as error pages, 308 to HTTPS. */
+/** Answers a refused request: 403 and 404 in plain text naming nothing, 400, 431 and 505 as error pages, 308 to HTTPS. */
 function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site, location }: Refusal, requestIdHeader: string): void {
   countStatus(site, status);
   if (location !== undefined) {
@@ -162,7 +167,7 @@ function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site
 
 /** Why a request is not forwarded: the status to answer, and its site when one matched. */
 export interface Refusal {
-  refused: 308 | 400 | 403 | 404 | 431;
+  refused: 308 | 400 | 403 | 404 | 431 | 505;
   site: SiteSnapshot | undefined;
   /** 308 (redirect_https): the same URL on HTTPS. */
   location?: string;
@@ -197,6 +202,9 @@ function reachedOverHttps(snap: Snapshot, req: ClientRequest, address: string): 
 export function resolveRoute(snap: Snapshot, req: ClientRequest): RouteMatch | Refusal {
   const config = snap.config;
   if (req.rawHeaders.length > config.limits.header_count * 2) return refusal(431);
+  // Node's parser takes HTTP/2.0 (and 0.9 spelled out) in a request line; the lane takes only 1.1.
+  // Dayshift speaks HTTP/1.x to clients and would forward it as 1.1: 505 (RFC 9110 §15.6.6).
+  if (req instanceof IncomingMessage && req.httpVersionMajor !== 1) return refusal(505);
   let path = req.url ?? '/';
   // RFC 9112 §3.2: a fragment is never sent in a request target, and a second Host is a 400 (the lane
   // takes only requests with one Host; Node's server keeps the first of several).
@@ -395,7 +403,7 @@ export class Forwarder {
       const choice = select(route, cookieHeader, match.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined, pinned);
       if (typeof choice === 'string') {
         flight.finish();
-        const status = lastError ? (lastError.kind === 'timeout' ? 504 : 502) : 503;
+        const status = lastError ? failureStatus(lastError) : 503;
         countStatus(site, status);
         sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), retryAfterSeconds: status === 503 ? 5 : undefined, requestIdHeader: idHeader, requestId: match.requestId });
         return;
@@ -438,8 +446,9 @@ export class Forwarder {
           }
           return;
         }
-        // A member that cannot speak the protocol right (AJP: a wrong secret) is as broken as one that is down.
-        if (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol') member.failed(error.message, this.ctx.passive(), Date.now());
+        // A member that cannot speak the protocol right (AJP: a wrong secret) is as broken as one that is
+        // down. A busy one (its queue full, or the wait for a connection over) is healthy: not a failure.
+        if (error.phase !== 'queue' && (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol')) member.failed(error.message, this.ctx.passive(), Date.now());
         const msLeft = budgetEnd - Date.now();
         const verdict = retryDecision(retry, { error, method, bodyIntact: body === null || !body.started, attempts, staleRetried, msLeft });
         if (verdict !== 'stop') {
@@ -453,10 +462,10 @@ export class Forwarder {
           continue;
         }
         flight.finish();
-        const status = error.kind === 'timeout' ? 504 : 502;
+        const status = failureStatus(error);
         this.ctx.logger.warn({ member: member.key, requestId: match.requestId, phase: error.phase, err: error.message }, 'member exchange failed');
         countStatus(site, status);
-        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), requestIdHeader: idHeader, requestId: match.requestId });
+        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), retryAfterSeconds: status === 503 ? 5 : undefined, requestIdHeader: idHeader, requestId: match.requestId });
         return;
       }
       flight.answered();

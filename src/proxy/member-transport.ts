@@ -86,6 +86,12 @@ export interface UpstreamResponse {
 
 /** Where an upstream exchange failed: decides whether a retry is safe. */
 export type FailurePhase =
+  /**
+   * Never got a connection: the member's connections (limits.pool_max) and its queue (limits.queue)
+   * were full (kind 'refused'), or the wait ran past timeouts.queue (kind 'timeout'). The member is
+   * busy, not failing, and never saw the request: 503.
+   */
+  | 'queue'
   /** Never connected: always safe to send elsewhere. */
   | 'connect'
   /** Connected, but nothing of the request reached the member (e.g. reset before write). */

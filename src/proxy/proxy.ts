@@ -49,6 +49,8 @@ function transportSettings(config: DayshiftConfig): TransportSettings {
     responseHeadBytes: config.limits.response_head,
     poolIdle: config.limits.pool_idle,
     poolMax: config.limits.pool_max,
+    queueMax: config.limits.queue,
+    queueTimeoutMs: config.timeouts.queue ?? config.timeouts.connect,
   };
 }
 

@@ -8,6 +8,17 @@ export const VERSIONLESS_ANSWER = 'HTTP/1.1 400 Bad Request\r\nContent-Length: 0
 const VERSION = /^ HTTP\/\d\.\d$/;
 
 /**
+ * Whether a request line that Node's parser refused for its version (HPE_INVALID_VERSION; `at`, its
+ * bytesParsed, is where the version ends) names a major version other than 1, such as HTTP/3.0: that is
+ * a 505 (RFC 9110 §15.6.6), while a malformed or unknown 1.x version (HTTP/1.2) stays a 400.
+ */
+export function otherMajorVersion(packet: Buffer, at: number): boolean {
+  const start = packet.lastIndexOf(10, at - 1) + 1;
+  const version = / HTTP\/(\d)\.\d$/.exec(packet.toString('latin1', start, at));
+  return version !== null && version[1] !== '1';
+}
+
+/**
  * Whether the start of a request has a complete request line that ends without " HTTP/x.y";
  * undefined while the line is incomplete. Empty lines before it are skipped, as the parser does.
  */

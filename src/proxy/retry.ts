@@ -34,9 +34,14 @@ export interface FailedAttempt {
  */
 export type RetryVerdict = 'stale' | 'next' | 'stop';
 
-/** The `retry-on` condition of a failure; undefined once response headers arrived (never retried). */
+/**
+ * The `retry-on` condition of a failure; undefined once response headers arrived (never retried), and
+ * for a busy member's queue, which retryDecision settles before any condition.
+ */
 export function failureCondition(phase: FailurePhase, kind: UpstreamError['kind']): RetryCondition | undefined {
   switch (phase) {
+    case 'queue':
+      return undefined;
     case 'connect':
     case 'before-send':
       return 'conn-failure';
@@ -50,6 +55,10 @@ export function failureCondition(phase: FailurePhase, kind: UpstreamError['kind'
 export function retryDecision(policy: RetryPolicy, failed: FailedAttempt): RetryVerdict {
   const { error, method } = failed;
   if (!failed.bodyIntact || failed.msLeft <= 0) return 'stop';
+  // A busy member never saw the request. Past its full queue another member is tried, whatever
+  // retries.on says (HAProxy redispatches past maxqueue); a wait that ran past timeouts.queue is
+  // answered 503 at once, as HAProxy does, rather than queueing again elsewhere.
+  if (error.phase === 'queue') return error.kind === 'timeout' || failed.attempts >= policy.attempts ? 'stop' : 'next';
   const condition = failureCondition(error.phase, error.kind);
   if (condition === undefined) return 'stop';
   // Past a sent request only an idempotent one is replayed (RFC 9110 §9.2.2): the member may have run it.

@@ -12,6 +12,10 @@ export interface TransportSettings {
   responseHeadBytes: number;
   poolIdle: number;
   poolMax: number;
+  /** Requests waiting for a connection at most, past poolMax (limits.queue). */
+  queueMax: number;
+  /** How long a request may wait for a connection (timeouts.queue). */
+  queueTimeoutMs: number;
 }
 
 export type TransportFactory = (url: URL, member: MemberConfig, settings: TransportSettings) => Transport;

@@ -75,6 +75,8 @@ test('dayshift export writes the file, prints the driver section, and refuses an
     const exported = await readFile(out, 'utf8');
     assert.match(exported, /^backend public$/m);
     assert.match(exported, /^ {4}timeout tunnel 3600000ms$/m, 'timeouts.tunnel (default 1h) as timeout tunnel');
+    assert.match(exported, /^ {4}timeout queue 5000ms$/m, 'timeouts.queue (default: timeouts.connect) as timeout queue');
+    assert.match(exported, /^ {4}server \S+ .* maxconn 512 maxqueue 1024( |$)/m, 'limits.pool_max and limits.queue as maxconn and maxqueue');
     const json = JSON.parse((await run(process.execPath, [main, 'export', 'apache', '-c', config, '--json'])).stdout) as { driver: unknown; text: string };
     assert.deepEqual(json.driver, { type: 'apache', url: 'http://127.0.0.1:8099/balancer-manager', balancer: 'public' });
     assert.match(json.text, /^BalancerPersist On$/m);

@@ -30,6 +30,11 @@ const REFUSED: [string, string, number][] = [
   ['CONNECT', 'CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\n\r\n', 405],
   // No FIN: the answer must come from the request line alone, well before the 30 s head timeout.
   ['an HTTP/0.9 request line', 'GET /\r\n', 400],
+  // Node's parser takes 2.0 (and 0.9 spelled out); Dayshift speaks HTTP/1.x to clients only.
+  ['HTTP/2.0 in the request line', 'GET / HTTP/2.0\r\nHost: example.com\r\n\r\n', 505],
+  ['HTTP/3.0 in the request line', 'GET / HTTP/3.0\r\nHost: example.com\r\n\r\n', 505],
+  ['HTTP/0.9 spelled out in the request line', 'GET / HTTP/0.9\r\nHost: example.com\r\n\r\n', 505],
+  ['an upgrade over HTTP/2.0', UPGRADE.replace('HTTP/1.1', 'HTTP/2.0'), 505],
 ];
 
 describe('hostile input, as a member receives it', () => {

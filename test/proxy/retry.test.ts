@@ -33,6 +33,10 @@ const rows: Row[] = [
   ['a second stale connection', 'before-response', 'network', { reused: true, staleRetried: true }, 'next'],
   ['a stale kept-alive connection, POST', 'before-response', 'network', { reused: true, method: 'POST' }, 'stop'],
   ['a timeout on a reused connection (not stale)', 'before-response', 'timeout', { reused: true }, 'stop'],
+  ["a member's full queue, POST, even with retries.on empty", 'queue', 'refused', { method: 'POST', on: [] }, 'next'],
+  ["a member's full queue on the last attempt", 'queue', 'refused', { attempts: 3 }, 'stop'],
+  ["a member's full queue past the budget", 'queue', 'refused', { msLeft: 0 }, 'stop'],
+  ['a wait past timeouts.queue', 'queue', 'timeout', {}, 'stop'],
 ];
 
 describe('retryDecision', () => {

@@ -37,6 +37,7 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
     `    retries ${config.retries.attempts - 1}`,
     `    retry-on ${config.retries.on.length > 0 ? config.retries.on.join(' ') : 'none'}`,
     `    timeout connect ${ms(config.timeouts.connect)}`,
+    `    timeout queue ${ms(config.timeouts.queue ?? config.timeouts.connect)}`,
     `    timeout client ${ms(config.timeouts.idle)}`,
     `    timeout server ${ms(config.timeouts.first_byte)}`,
     `    timeout http-keep-alive ${ms(config.timeouts.client_keepalive)}`,
@@ -169,6 +170,8 @@ function server(m: MemberConfig, cluster: string, index: number, traffic: string
   const parts = [`server ${name} ${url.hostname.replace(/^\[|\]$/g, '')}:${port}`];
   if (m.weight > WEIGHT_MAX) notes.push({ path: `${path}.weight`, message: `weight above HAProxy's ${WEIGHT_MAX}: ${WEIGHT_MAX} is used` });
   parts.push(`weight ${Math.min(WEIGHT_MAX, m.weight)}`);
+  // limits.pool_max and limits.queue: connections to the server at most, and requests waiting beyond them.
+  parts.push(`maxconn ${config.limits.pool_max} maxqueue ${config.limits.queue}`);
   if (url.protocol === 'https:') parts.push(m.tls_verify ? 'ssl verify required ca-file @system-ca' : 'ssl verify none');
   if (m.proxy_protocol) parts.push(m.proxy_protocol === 'v2' ? 'send-proxy-v2' : 'send-proxy', 'check-send-proxy');
   if (route.sticky?.mode === 'cookie') parts.push(`cookie ${name}`);

@@ -1,6 +1,7 @@
 // A bounded pool of AJP connections to one member. Idle connections are reused newest first (the ones
 // least likely to have been dropped), checked with CPing/CPong before reuse when they sat idle long enough,
-// and closed after idleConnectionTimeoutMs. Beyond maxConnections, requests wait in line.
+// and closed after idleConnectionTimeoutMs. Beyond maxConnections, requests wait in line: at most
+// maxQueue of them, each for queueTimeoutMs at most (HAProxy's maxqueue and timeout queue).
 import { UpstreamError, type Cancellation } from '../member-transport.js';
 import { AjpConnection } from './connection.js';
 
@@ -10,6 +11,10 @@ export interface PoolOptions {
   packetSize: number;
   connectTimeoutMs: number;
   maxConnections: number;
+  /** Requests waiting for a connection at most; one more fails at once (phase 'queue', kind 'refused'). */
+  maxQueue: number;
+  /** How long a request may wait for a connection (then phase 'queue', kind 'timeout'). */
+  queueTimeoutMs: number;
   maxIdle: number;
   idleConnectionTimeoutMs: number;
   cpingTimeoutMs: number;
@@ -52,6 +57,8 @@ export class AjpPool {
    * an UpstreamError of phase 'connect' when none can be had.
    */
   async acquire(signal: Cancellation, check = true): Promise<{ connection: AjpConnection; reused: boolean }> {
+    /** When the wait for room ends, once the request has had to wait (one deadline across wake-ups). */
+    let deadline = 0;
     while (true) {
       if (this.closed) throw new UpstreamError('the AJP transport is closed', 'connect', false, 'refused');
       if (signal.aborted) throw waitAborted(signal);
@@ -95,7 +102,9 @@ export class AjpPool {
           this.opening--;
         }
       }
-      await this.waitForRoom(signal);
+      if (this.waiters.length >= this.options.maxQueue) throw new UpstreamError('the member is busy: its AJP connections and queue are full', 'queue', false, 'refused');
+      deadline ||= Date.now() + this.options.queueTimeoutMs;
+      await this.waitForRoom(signal, deadline);
     }
   }
 
@@ -151,15 +160,22 @@ export class AjpPool {
     this.waiters.shift()?.wake();
   }
 
-  private waitForRoom(signal: Cancellation): Promise<void> {
+  private waitForRoom(signal: Cancellation, deadline: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
+      const leave = (error: UpstreamError): void => {
+        clearTimeout(timer);
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(waitAborted(signal));
+        reject(error);
       };
+      const onAbort = (): void => leave(waitAborted(signal));
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        leave(new UpstreamError('the member is busy: no AJP connection free within timeouts.queue', 'queue', false, 'timeout'));
+      }, Math.max(0, deadline - Date.now()));
       const waiter: Waiter = {
         wake: () => {
+          clearTimeout(timer);
           signal.removeEventListener('abort', onAbort);
           resolve();
         },

@@ -20,6 +20,10 @@ export interface AjpTransportOptions {
   idleTimeoutMs?: number;
   /** Connections at most (default 512); requests beyond wait for one. */
   maxConnections?: number;
+  /** Requests waiting for a connection at most (default 1024); one more fails at once. */
+  maxQueue?: number;
+  /** How long a request may wait for a connection (default: connectTimeoutMs, as HAProxy). */
+  queueTimeoutMs?: number;
   /** Idle connections kept (default 64). */
   maxIdle?: number;
   /** An idle connection unused this long is closed (default 60 s). */
@@ -58,6 +62,8 @@ export class AjpTransport implements Transport {
       packetSize: this.packetSize,
       connectTimeoutMs: options.connectTimeoutMs ?? 5000,
       maxConnections: options.maxConnections ?? 512,
+      maxQueue: options.maxQueue ?? 1024,
+      queueTimeoutMs: options.queueTimeoutMs ?? options.connectTimeoutMs ?? 5000,
       maxIdle: options.maxIdle ?? 64,
       idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
       cpingTimeoutMs: options.cpingTimeoutMs ?? 1000,
@@ -144,6 +150,8 @@ export function ajpOptionsFromMember(member: { secret?: string; packet_size: num
     firstByteTimeoutMs: settings.firstByteTimeoutMs,
     idleTimeoutMs: settings.idleTimeoutMs,
     maxConnections: settings.poolMax,
+    maxQueue: settings.queueMax,
+    queueTimeoutMs: settings.queueTimeoutMs,
     maxIdle: settings.poolIdle,
   };
 }

@@ -1,5 +1,6 @@
 // HTTP/1.1 transport to http:// and https:// members: a pool of keep-alive connections per member
-// (bounded: pool_max open, pool_idle kept idle; requests past pool_max wait their turn), each parsing
+// (bounded: pool_max open, pool_idle kept idle; requests past pool_max wait their turn, at most
+// limits.queue of them and each for timeouts.queue at most, as HAProxy's maxqueue and timeout queue), each parsing
 // with llhttp (connection.ts). Chosen over undici's Pool by measurement: the same parser without a general
 // client's bookkeeping cost about a fifth less CPU per request (docs/benchmarks.md).
 import { Readable } from 'node:stream';
@@ -129,6 +130,22 @@ interface Waiter {
   header?: () => Buffer;
   take(connection: MemberConnection): void;
   fail(error: UpstreamError): void;
+  /** While queued: the timer of timeouts.queue (armed only for a request that has to wait). */
+  queued?: NodeJS.Timeout;
+}
+
+/** The queue and its deadline, as the pool applies them. */
+interface QueueLimits {
+  max: number;
+  timeoutMs: number;
+}
+
+const QUEUE_FULL = 'the member is busy: its connections and queue (limits.pool_max, limits.queue) are full';
+const QUEUE_TIMEOUT = 'the member is busy: no connection free within timeouts.queue';
+
+function queueTimedOut(pool: MemberPool, waiter: Waiter): void {
+  pool.forget(waiter);
+  waiter.fail(new UpstreamError(QUEUE_TIMEOUT, 'queue', false, 'timeout'));
 }
 
 /** One client connection's identity, as a PROXY header gives it (HAProxy reuses a connection only for the same header). */
@@ -155,6 +172,7 @@ class MemberPool {
     private readonly settings: ConnectionSettings,
     private readonly max: number,
     private readonly maxIdle: number,
+    private readonly queue: QueueLimits,
   ) {}
 
   /**
@@ -169,6 +187,8 @@ class MemberPool {
     if (connection) return waiter.take(connection);
     if (key !== undefined && this.open >= this.max) this.idle[0]?.close();
     if (this.open >= this.max) {
+      if (this.waiting.length >= this.queue.max) return waiter.fail(new UpstreamError(QUEUE_FULL, 'queue', false, 'refused'));
+      waiter.queued = setTimeout(queueTimedOut, this.queue.timeoutMs, this, waiter);
       this.waiting.push(waiter);
       return;
     }
@@ -192,17 +212,28 @@ class MemberPool {
     return undefined;
   }
 
-  /** Takes a waiter out of the queue (its request was cancelled). */
+  /** Takes a waiter out of the queue (its request was cancelled, or its wait ran out). */
   forget(waiter: Waiter): void {
     const i = this.waiting.indexOf(waiter);
     if (i >= 0) this.waiting.splice(i, 1);
+    clearTimeout(waiter.queued);
   }
 
   close(): void {
     this.closed = true;
     clearInterval(this.sweeper);
     for (const connection of this.idle.splice(0)) connection.close();
-    for (const waiter of this.waiting.splice(0)) waiter.fail(new UpstreamError('transport closed', 'before-send', false));
+    for (const waiter of this.waiting.splice(0)) {
+      clearTimeout(waiter.queued);
+      waiter.fail(new UpstreamError('transport closed', 'before-send', false));
+    }
+  }
+
+  /** The longest waiter, its wait over. */
+  private dequeue(): Waiter | undefined {
+    const waiter = this.waiting.shift();
+    if (waiter) clearTimeout(waiter.queued);
+    return waiter;
   }
 
   /** A connection is free again (reusable), or closed. */
@@ -214,13 +245,12 @@ class MemberPool {
       this.next();
       return;
     }
-    const waiter = this.waiting.shift();
-    if (waiter && waiter.key !== connection.proxyKey) {
+    if (this.waiting[0] && this.waiting[0].key !== connection.proxyKey) {
       // Another client's connection: closed, which makes room for one of the waiter's own.
-      this.waiting.unshift(waiter);
       connection.close();
       return;
     }
+    const waiter = this.dequeue();
     if (waiter) return waiter.take(connection);
     if (this.closed || this.idle.length >= this.maxIdle) {
       connection.close();
@@ -243,7 +273,7 @@ class MemberPool {
 
   /** Room for another connection: opens one for the longest waiter. */
   private next(): void {
-    const waiter = this.waiting.shift();
+    const waiter = this.dequeue();
     if (waiter) this.acquire(waiter);
   }
 }
@@ -255,6 +285,7 @@ export function createHttpTransport(url: URL, member: MemberConfig, settings: Tr
     { connectTimeoutMs: settings.connectTimeoutMs, firstByteTimeoutMs: settings.firstByteTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, responseHeadBytes: settings.responseHeadBytes, verify: member.tls_verify },
     settings.poolMax,
     settings.poolIdle,
+    { max: settings.queueMax, timeoutMs: settings.queueTimeoutMs },
   );
   return {
     request(request: UpstreamRequest): Promise<UpstreamResponse> {

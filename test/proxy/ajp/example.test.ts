@@ -17,6 +17,8 @@ test('the Tomcat/AJP example loads, and each member becomes an AJP transport wit
     responseHeadBytes: config.limits.response_head,
     poolIdle: config.limits.pool_idle,
     poolMax: config.limits.pool_max,
+    queueMax: config.limits.queue,
+    queueTimeoutMs: config.timeouts.connect,
   };
   const b4 = members.find((m) => m.route === 'b4')!;
   assert.deepEqual(ajpOptionsFromMember(b4, settings), {
@@ -26,6 +28,8 @@ test('the Tomcat/AJP example loads, and each member becomes an AJP transport wit
     firstByteTimeoutMs: 60_000,
     idleTimeoutMs: 60_000,
     maxConnections: 512,
+    maxQueue: 1024,
+    queueTimeoutMs: 5000,
     maxIdle: 64,
   });
   for (const member of members) {

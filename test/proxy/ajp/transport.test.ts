@@ -443,6 +443,38 @@ test('the pool is bounded: a request beyond maxConnections waits, and its abort 
   );
 });
 
+test('the queue is bounded in length and time: past maxQueue a request fails at once, past queueTimeoutMs a waiting one fails, and neither reaches the container', async () => {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let forwarded = 0;
+  await withContainer(
+    async (conn) => {
+      while (true) {
+        const payload = await conn.next();
+        if (payload[0] !== 10) forwarded++;
+        await gate;
+        conn.socket.write(payload[0] === 10 ? CPONG : ok());
+      }
+    },
+    { maxConnections: 1, maxQueue: 1, queueTimeoutMs: 1000 },
+    async (transport, container) => {
+      const first = transport.request(upstreamRequest());
+      await eventually(() => forwarded === 1, 'the first request at the container');
+      const started = Date.now();
+      const waiting = transport.request(upstreamRequest());
+      await eventually(() => transport.stats().waiting === 1, 'one request waiting for the one connection');
+      await assert.rejects(transport.request(upstreamRequest()), isUpstreamError('queue', 'refused', /busy/));
+      await assert.rejects(waiting, isUpstreamError('queue', 'timeout', /timeouts\.queue/));
+      assert.ok(Date.now() - started >= 900, `the wait ended after ${Date.now() - started} ms`);
+      assert.equal(transport.stats().waiting, 0);
+      release();
+      await readAll((await first).body);
+      assert.equal(forwarded, 1, 'only the request that had the connection reached the container');
+      assert.equal(container.connections, 1);
+    },
+  );
+});
+
 test('aborting during the response errors the body and closes the connection', async () => {
   await withContainer(
     async (conn) => {
