@@ -10,6 +10,7 @@ import { listenOn } from '../socket-activation.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { HttpError, Router } from './router.js';
 import { tokenMatches } from './token.js';
+import { messageOf } from '../errors.js';
 
 /** Returns who is calling, or undefined when this authenticator does not recognise the request. */
 export type Authenticator = (req: IncomingMessage) => Actor | undefined;
@@ -122,7 +123,7 @@ export class AdminServer {
       const unreachable = err instanceof StoreUnavailableError;
       const status = err instanceof HttpError ? err.status : unreachable ? 503 : typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
       if (status >= 500) this.options.logger.error({ err }, 'admin API error');
-      const message = unreachable ? `the store is unreachable: ${(err as Error).message}` : (err as Error).message;
+      const message = unreachable ? `the store is unreachable: ${messageOf(err)}` : messageOf(err);
       sendJson(res, status, { error: message, ...(err instanceof HttpError && err.details ? { details: err.details } : {}) });
     }
   }

@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isNode, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type DayshiftConfig } from './schema.js';
+import { messageOf } from '../errors.js';
 
 export const DEFAULT_CONFIG_FILE = 'dayshift.yaml';
 
@@ -79,7 +80,7 @@ export async function readConfigSource(file: string): Promise<{ absolute: string
   try {
     return { absolute, source: await readFile(absolute, 'utf8') };
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : messageOf(err);
     throw new ConfigError([{ file: absolute, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }]);
   }
 }

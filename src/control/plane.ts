@@ -15,6 +15,7 @@ import { reconcileState, STATE_KEY } from './desired-state.js';
 import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';
 import { delay } from '../delay.js';
 import { Serial } from '../serial.js';
+import { messageOf } from '../errors.js';
 
 /** A change the safety rules refuse; nothing was changed. */
 export class RefusedError extends Error {
@@ -265,7 +266,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     try {
       peers = await this.options.peers();
     } catch (err) {
-      status.warnings.push(`other instances' figures are unavailable (${(err as Error).message}): showing this instance only`);
+      status.warnings.push(`other instances' figures are unavailable (${messageOf(err)}): showing this instance only`);
       return status;
     }
     const totals = aggregateInstances(peers);

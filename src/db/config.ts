@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { databaseSchema, type DatabaseConfig } from '../config/database-schema.js';
 import { ConfigError, parseYamlWith, readConfigSource } from '../config/load.js';
 import type { DayshiftConfig } from '../config/schema.js';
+import { messageOf } from '../errors.js';
 
 const dbFileSchema = z.object({
   state_dir: z.string().default('.dayshift'),
@@ -45,7 +46,7 @@ export async function resolveDbSettings(
     try {
       return (await readFile(resolve(baseDir, value.password_file), 'utf8')).replace(/\r?\n$/, '');
     } catch (err) {
-      throw new ConfigError([{ file, line: 0, column: 0, path, message: `cannot read password_file: ${(err as Error).message}` }]);
+      throw new ConfigError([{ file, line: 0, column: 0, path, message: `cannot read password_file: ${messageOf(err)}` }]);
     }
   };
   const servers = await Promise.all(

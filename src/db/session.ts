@@ -4,6 +4,7 @@
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { serverAddress, type DbServer } from './config.js';
 import { dialectFor, parseVersion, type Check, type Dialect } from './dialect.js';
+import { messageOf } from '../errors.js';
 
 export type Row = Record<string, unknown>;
 
@@ -67,7 +68,7 @@ export class DbSession {
         bigNumberStrings: true,
       });
     } catch (err) {
-      throw new DbConnectError(server, (err as Error).message || String((err as { code?: string }).code), { via: options.via, credentials: options.credentials, cause: err });
+      throw new DbConnectError(server, messageOf(err) || String((err as { code?: string }).code), { via: options.via, credentials: options.credentials, cause: err });
     }
     // A killed or dropped connection reports through 'error'; the pending statement rejects anyway.
     conn.on('error', () => undefined);

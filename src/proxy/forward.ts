@@ -19,6 +19,7 @@ import { RequestBody } from './request-body.js';
 import { retryDecision } from './retry.js';
 import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { Cancel, UpstreamError, type UpstreamResponse } from './member-transport.js';
+import { messageOf } from '../errors.js';
 
 /** A client request as the forwarder sees it: Node's, or the fast lane's (lane.ts). */
 export type ClientRequest = IncomingMessage | LaneRequest;
@@ -502,7 +503,7 @@ export class Forwarder {
       if (whole === undefined) response.body.destroy();
       member.inFlight--;
       flight.finish();
-      this.ctx.logger.warn({ member: member.key, requestId: match.requestId, err: (error as Error).message }, 'member response headers refused');
+      this.ctx.logger.warn({ member: member.key, requestId: match.requestId, err: messageOf(error) }, 'member response headers refused');
       countStatus(site, 502);
       sendError(res, 502, { accept: req.headers.accept, page: site.errorPages.get(502), requestIdHeader: snap.requestIdHeader, requestId: match.requestId });
       return;

@@ -25,6 +25,7 @@ import { Lane, SWEEP_MS, type LaneHandler, type LaneLimits, type LaneRequest, ty
 import { clientErrorAnswer, closeAfterFlush } from './closing.js';
 import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 import { handleUpgrade, refuseConnect } from './tunnel.js';
+import { messageOf } from '../errors.js';
 
 export type { ProxyHandle, ProxyOptions } from './handle.js';
 
@@ -63,7 +64,7 @@ function readPem(loaded: LoadedConfig, file: string, key: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {
-    throw new Error(`${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    throw new Error(`${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`, { cause: error });
   }
 }
 
@@ -72,7 +73,7 @@ function secureContext(loaded: LoadedConfig, pair: { cert: string; key: string }
   try {
     tls.createSecureContext(material);
   } catch (error) {
-    throw new Error(`${where}: certificate or key not usable: ${(error as Error).message}`, { cause: error });
+    throw new Error(`${where}: certificate or key not usable: ${messageOf(error)}`, { cause: error });
   }
   return material;
 }

@@ -12,6 +12,7 @@ import type { Rates } from '../observe/sampler.js';
 import { ReleaseStepError } from './errors.js';
 import { commandFailure, runCommand } from './hooks.js';
 import { delay } from '../delay.js';
+import { messageOf } from '../errors.js';
 
 /**
  * Waits until every member of the cluster (but disabled ones) is up by active checks, and stays up for `stableMs` (so a
@@ -132,8 +133,8 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
         body = await response.body.text();
       } catch (err) {
         if (ctx.signal?.aborted) throw err;
-        note(`GET ${url}: ${(err as Error).message}`);
-        throw new ReleaseStepError(`QA check GET ${url} failed: ${(err as Error).message}`, lines);
+        note(`GET ${url}: ${messageOf(err)}`);
+        throw new ReleaseStepError(`QA check GET ${url} failed: ${messageOf(err)}`, lines);
       }
       const statusOk = check.status === undefined ? status >= 200 && status < 300 : status === check.status;
       const bodyOk = expected === undefined || body.includes(expected);

@@ -22,6 +22,7 @@ import {
   type Unsubscribe,
   type Versioned,
 } from './store.js';
+import { messageOf } from '../errors.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs: http://host:2379, or https:// with `tls`. */
@@ -75,7 +76,7 @@ export class EtcdStore implements Store {
     } catch (err) {
       // e.g. a mix of http:// and https:// endpoints, which the client refuses.
       if (err instanceof StoreUnavailableError) throw err;
-      throw new StoreUnavailableError(`etcd store (${options.endpoints.join(', ')}): ${(err as Error).message}`, { cause: err });
+      throw new StoreUnavailableError(`etcd store (${options.endpoints.join(', ')}): ${messageOf(err)}`, { cause: err });
     }
   }
 
@@ -388,7 +389,7 @@ function readPem(path: string | undefined, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new StoreUnavailableError(`etcd store: cannot read ${what} file ${path}: ${(err as Error).message}`, { cause: err });
+    throw new StoreUnavailableError(`etcd store: cannot read ${what} file ${path}: ${messageOf(err)}`, { cause: err });
   }
 }
 

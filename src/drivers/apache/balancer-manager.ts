@@ -4,6 +4,7 @@
 // nonce, read from `?xml=1`. httpd answers 200 to changes it ignored, so callers read the result back.
 import { request } from 'undici';
 import { escapeRegex } from '../../regex.js';
+import { messageOf } from '../../errors.js';
 
 /** The member flags the manager can set (w_status_X). */
 export type WorkerFlag = 'D' | 'N' | 'H' | 'S' | 'I' | 'R';
@@ -123,7 +124,7 @@ export class BalancerManagerClient {
         bodyTimeout: this.timeoutMs,
       });
     } catch (err) {
-      throw new BalancerManagerError(`cannot reach the balancer-manager at ${this.url}: ${(err as Error).message}`);
+      throw new BalancerManagerError(`cannot reach the balancer-manager at ${this.url}: ${messageOf(err)}`);
     }
     const text = await res.body.text();
     if (res.statusCode === 401) throw new BalancerManagerError(`${this.url} asks for credentials: put user:password@ in driver.url`);

@@ -10,6 +10,7 @@ import { BodySource } from './body-source.js';
 import { AjpProtocolError, decodeContainerMessage, PacketReader, type ContainerMessage } from './decoder.js';
 import { CPING, encodeBodyChunk, encodeForwardRequest, END_OF_BODY, type ForwardRequest } from './encoder.js';
 import { maxRequestChunk } from './protocol.js';
+import { messageOf } from '../../errors.js';
 
 export interface ExchangeOptions {
   /** The connection was taken idle from the pool (reported in UpstreamError.reusedConnection). */
@@ -154,7 +155,7 @@ export class AjpConnection {
       packet = encodeForwardRequest(forward, this.packetSize);
     } catch (err) {
       release(this, true);
-      return Promise.reject(new UpstreamError((err as Error).message, 'before-send', options.reused, 'protocol', { cause: err }));
+      return Promise.reject(new UpstreamError(messageOf(err), 'before-send', options.reused, 'protocol', { cause: err }));
     }
     if (options.signal.aborted) {
       release(this, true);

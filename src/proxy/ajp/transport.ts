@@ -5,6 +5,7 @@ import type { TransportFactory, TransportSettings } from '../transport-factory.j
 import type { ForwardRequest } from './encoder.js';
 import { AjpPool, type PoolStats } from './pool.js';
 import { DEFAULT_PACKET_SIZE, MAX_PACKET_SIZE, MIN_PACKET_SIZE } from './protocol.js';
+import { messageOf } from '../../errors.js';
 
 export const DEFAULT_AJP_PORT = 8009;
 
@@ -89,7 +90,7 @@ export class AjpTransport implements Transport {
       await connection.ping(timeoutMs);
     } catch (err) {
       this.pool.release(connection, false);
-      throw err instanceof UpstreamError ? err : new UpstreamError(`CPing failed: ${(err as Error).message}`, 'before-send', true, 'network', { cause: err });
+      throw err instanceof UpstreamError ? err : new UpstreamError(`CPing failed: ${messageOf(err)}`, 'before-send', true, 'network', { cause: err });
     }
     this.pool.release(connection, true);
   }

@@ -9,6 +9,7 @@ import type { Target } from '../../control/targets.js';
 import { ReleaseStepError } from '../errors.js';
 import type { Release, ReleaseStep } from '../types.js';
 import type { ApprovalGate } from './approval.js';
+import { messageOf } from '../../errors.js';
 
 /** How a step ended well: what it did, and whether it found nothing to do (`skipped`). */
 export interface StepOutcome {
@@ -52,7 +53,7 @@ export async function settle(step: ReleaseStep, body: () => Promise<StepOutcome>
     if (signal?.aborted) return false;
     step.state = 'failed';
     step.endedAt = new Date().toISOString();
-    step.detail = (err as Error).message;
+    step.detail = messageOf(err);
     if (err instanceof ReleaseStepError && err.output) step.output = err.output.slice(-50);
     return false;
   }
