@@ -4,7 +4,7 @@ import { ConfigError } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
 import { DriverUnsupportedError } from '../drivers/driver.js';
 import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';
-import { StoreUnavailableError } from '../store/store.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import { startEvents, type AdminServer } from './server.js';
 import type { AuditLog } from '../control/audit.js';
 import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';

@@ -7,7 +7,7 @@ import { clientErrorAnswer, closeAfterFlush } from '../proxy/closing.js';
 import type { Actor, AuditLog } from '../control/audit.js';
 import { FailureLimiter, type WrongToken } from './failure-limiter.js';
 import { listenOn } from '../socket-activation.js';
-import { StoreUnavailableError } from '../store/store.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import { HttpError, Router } from './router.js';
 import { tokenMatches } from './token.js';
 import { messageOf } from '../errors.js';

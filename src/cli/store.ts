@@ -1,10 +1,12 @@
 // `dayshift store migrate`: move an installation's state between the file store and etcd.
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
-import { MigrationConflictError, migrateStore, type MigrationResult } from '../store/migrate.js';
+import { migrateStore, type MigrationResult } from '../store/migrate.js';
+import { MigrationConflictError } from '../store/errors.js';
 import { fileStoreDir, openEtcdStore } from '../store/open.js';
 import { FileStore } from '../store/file.js';
-import { StoreUnavailableError, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { CliError, colour, emit, EXIT } from './output.js';
 

@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { FileStore } from '../store/file.js';
-import { LockHeldError, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import { LockHeldError } from '../store/errors.js';
 import type { TcpFront } from '../tcp/front.js';
 import { findServer, type DbServer, type DbSettings } from './config.js';
 import { verifyWriter, writerEndpoint, type WriterEndpoint } from './endpoint.js';

@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { siteUsesAcme, type DayshiftConfig } from '../config/schema.js';
 import { Serial } from '../serial.js';
-import { LockHeldError, StoreConflictError, type Store, type Unsubscribe } from '../store/store.js';
+import type { Store, Unsubscribe } from '../store/store.js';
+import { LockHeldError, StoreConflictError } from '../store/errors.js';
 import { describeChain, type CertificateReport, type CertificateTable, type IssuedCertificate } from './certificates.js';
 import { messageOf } from '../errors.js';
 
