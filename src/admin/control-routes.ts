@@ -2,18 +2,20 @@
 import { z } from 'zod';
 import { ConfigError } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
-import { DriverUnsupportedError } from '../drivers/driver.js';
+import { DriverUnsupportedError } from '../drivers/errors.js';
 import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import { startEvents, type AdminServer } from './server.js';
 import type { AuditLog } from '../control/audit.js';
-import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
+import type { ControlPlane, DrainProgress } from '../control/plane.js';
+import { RefusedError } from '../control/errors.js';
 import { HttpError } from './router.js';
 import type { StatsSampler } from '../observe/sampler.js';
 import { statusReport, type StatusReport } from '../observe/status-report.js';
 import type { CertificateReport } from '../tls/certificates.js';
 import { StatusFeed, type FeedClient } from '../observe/status-feed.js';
-import { TargetError, type Target } from '../control/targets.js';
+import type { Target } from '../control/targets.js';
+import { TargetError } from '../control/errors.js';
 
 const durationText = z.string().refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30s, 10m or 1h');
 /** A drain's deadline (default drain.deadline), counted from when it started: when it passes, the target's open tunnels are closed (audited). */

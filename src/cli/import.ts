@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import type { Command } from 'commander';
-import { ApacheConfError } from '../drivers/apache/conf-parser.js';
+import { ApacheConfError } from '../drivers/errors.js';
 import { importApacheFile, type ImportNote } from '../drivers/apache/import.js';
 import { configSchema } from '../config/schema.js';
 import { releaseAdvice } from '../release/advice.js';

@@ -4,7 +4,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
-import { DriverUnsupportedError, type Driver, type DriverStatus, type StatusOptions } from '../drivers/driver.js';
+import type { Driver, DriverStatus, StatusOptions } from '../drivers/driver.js';
+import { DriverUnsupportedError } from '../drivers/errors.js';
 import type { AdminState, MemberKey, TrafficState, DesiredState, DrainDeadline, Maintenance, Pause } from '../model.js';
 import type { ProxyHandle } from '../proxy/handle.js';
 import type { Store } from '../store/store.js';
@@ -12,18 +13,11 @@ import type { Actor, AuditLog } from './audit.js';
 import { aggregateInstances, worstHealth, type InstanceFigures } from '../observe/instances.js';
 import { DrainDeadlines, type OwnedDeadline } from './drain-deadlines.js';
 import { reconcileState, STATE_KEY } from './desired-state.js';
-import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';
+import { formatTarget, parseTarget, targetMembers, type Target } from './targets.js';
 import { delay } from '../delay.js';
 import { Serial } from '../serial.js';
 import { messageOf } from '../errors.js';
-
-/** A change the safety rules refuse; nothing was changed. */
-export class RefusedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RefusedError';
-  }
-}
+import { RefusedError, TargetError } from './errors.js';
 
 export interface DrainProgress {
   target: string;

@@ -2,7 +2,8 @@
 // db/switchover.ts's step()), and the helpers several step kinds share.
 import type { Logger } from 'pino';
 import type { Actor } from '../../control/audit.js';
-import { RefusedError, type ControlPlane } from '../../control/plane.js';
+import type { ControlPlane } from '../../control/plane.js';
+import { RefusedError } from '../../control/errors.js';
 import type { StatsSampler } from '../../observe/sampler.js';
 import { qaUrlOf } from '../../observe/status-report.js';
 import type { Target } from '../../control/targets.js';
