@@ -1,7 +1,8 @@
 // `dayshift db status`: what each configured server is right now, read from the servers themselves.
 import { serverAddress, type DbServer, type DbSettings } from './config.js';
 import type { Flavour, ReplicaStatus } from './dialect.js';
-import { DbConnectError, DbSession } from './session.js';
+import { DbSession } from './session.js';
+import { DbConnectError } from './errors.js';
 import { messageOf } from '../errors.js';
 
 export { serverAddress };

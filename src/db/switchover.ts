@@ -17,6 +17,7 @@ import { clientSessionsSql, openTransactionsSql, preflight, sourceOf, toClientSe
 import { DbSession, maskSql } from './session.js';
 import { dbStatus, serverAddress } from './status.js';
 import { messageOf } from '../errors.js';
+import { LateWritesError, SwitchoverStepError } from './errors.js';
 
 /** The run lock's name in the store. */
 export const LOCK_NAME = 'db-switchover';
@@ -72,20 +73,6 @@ export interface SwitchoverOptions {
   /** Test seam (DAYSHIFT_DB_PAUSE_AT): stop before this step (journal already written) until killed. */
   pauseAt?: string;
   onPause?: (step: string) => void;
-}
-
-/** One step of the switchover failed; `cause` is what went wrong in it. */
-class SwitchoverStepError extends Error {
-  constructor(message: string, cause: unknown) {
-    super(message, { cause });
-  }
-}
-
-/** The old primary has transactions after the frozen position that the new primary lacks. */
-class LateWrites extends Error {
-  constructor(readonly server: string, readonly now: string, readonly frozen: string, to: string) {
-    super(`${server} took writes after the freeze (now at ${now}, frozen at ${frozen}); they are not on ${to}`);
-  }
 }
 
 /** Runs a switchover to `target` (a configured server name), or resumes an interrupted one. */
@@ -186,7 +173,7 @@ class Run {
       return value;
     } catch (err) {
       await this.record(name, started, false, messageOf(err));
-      throw new SwitchoverStepError(`${name}: ${messageOf(err)}`, err);
+      throw new SwitchoverStepError(`${name}: ${messageOf(err)}`, { cause: err });
     }
   }
 
@@ -309,7 +296,7 @@ class Run {
         const frozen = this.journal?.frozenPos;
         if (frozen !== undefined && !(await session.check(session.dialect.within(frozen)))) {
           const now = String((await session.row(session.dialect.position))?.pos ?? '');
-          throw new LateWrites(from.name, now, frozen, to.name);
+          throw new LateWritesError({ server: from.name, now, frozen, to: to.name });
         }
         await session.run(session.dialect.startReplica);
         return { value: session, detail: `${maskSql(sql)}; ${session.dialect.startReplica}` };
@@ -321,9 +308,9 @@ class Run {
         return { value: undefined, detail: `${from.name} replicates from ${to.name} (IO Yes, SQL Yes) and applied ${pos}` };
       });
     } catch (err) {
-      const late = (err as SwitchoverStepError).cause;
+      const late = err instanceof Error ? err.cause : undefined;
       return this.result('repair-needed', to.name, `${to.name} is the primary and serving writes, but ${from.name} is not replicating from it: ${messageOf(err)}`, {
-        repair: late instanceof LateWrites ? this.lateWritesRepair(late, to, from) : this.reattachRepair(to, from),
+        repair: late instanceof LateWritesError ? this.lateWritesRepair(late, to, from) : this.reattachRepair(to, from),
       });
     }
     await clearJournal(this.settings.stateDir);
@@ -503,7 +490,7 @@ class Run {
     ];
   }
 
-  private lateWritesRepair(late: LateWrites, to: DbServer, from: DbServer): string[] {
+  private lateWritesRepair(late: LateWritesError, to: DbServer, from: DbServer): string[] {
     return [
       `${from.name} has transactions after ${late.frozen} (now ${late.now}) written by an account that bypasses read_only (READ_ONLY ADMIN, SUPER, ALL)`,
       `inspect them: mysqlbinlog --start-position/--read-from-remote-server on ${from.name}'s binlog after GTID ${late.frozen}; re-apply on ${to.name} what must be kept`,
