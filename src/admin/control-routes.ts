@@ -1,6 +1,6 @@
 // The control plane's admin API routes (under /api/). The CLI and the dashboard use exactly these.
 import { z } from 'zod';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import { parseDuration } from '../config/units.js';
 import { DriverUnsupportedError } from '../drivers/errors.js';
 import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';

@@ -2,7 +2,7 @@
 // The `dayshift` executable: parses the command line and maps errors to exit codes.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import { registerCommands } from './commands.js';
 import { CliError, colour, EXIT } from './output.js';
 

@@ -1,7 +1,7 @@
 // `dayshift start`: run the proxy and the control plane in the foreground.
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import { createLogger } from '../logger.js';
 import { startDayshift, VERSION } from '../dayshift.js';
 import { adoptInheritedSockets, configuredListeners, SocketActivationError } from '../socket-activation.js';

@@ -6,29 +6,9 @@ import { isMap, isNode, LineCounter, parseDocument, type Document, type Node } f
 import type { z } from 'zod';
 import { configSchema, type DayshiftConfig } from './schema.js';
 import { messageOf } from '../errors.js';
+import { ConfigError, type ConfigProblem } from './errors.js';
 
 export const DEFAULT_CONFIG_FILE = 'dayshift.yaml';
-
-export interface ConfigProblem {
-  file: string;
-  line: number;
-  column: number;
-  /** Dotted key path, e.g. sites.public.routes[0].balance */
-  path: string;
-  message: string;
-}
-
-export class ConfigError extends Error {
-  constructor(readonly problems: ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
-    this.name = 'ConfigError';
-  }
-}
-
-export function formatProblem(p: ConfigProblem): string {
-  const where = p.line > 0 ? `${p.file}:${p.line}:${p.column}` : p.file;
-  return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
-}
 
 export interface LoadedConfig {
   config: DayshiftConfig;

@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { databaseSchema, type DatabaseConfig } from '../config/database-schema.js';
-import { ConfigError, parseYamlWith, readConfigSource } from '../config/load.js';
+import { parseYamlWith, readConfigSource } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import type { DayshiftConfig } from '../config/schema.js';
 import { messageOf } from '../errors.js';
 
