@@ -1,7 +1,8 @@
 // A bounded pool of AJP connections to one member. Idle connections are reused newest first (the ones
 // least likely to have been dropped), checked with CPing/CPong before reuse when they sat idle long enough,
 // and closed after idleConnectionTimeoutMs. Beyond maxConnections, requests wait in line.
-import { UpstreamError, type Cancellation } from '../member-transport.js';
+import type { Cancellation } from '../member-transport.js';
+import { UpstreamError } from '../errors.js';
 import { AjpConnection } from './connection.js';
 
 export interface PoolOptions {
@@ -53,7 +54,7 @@ export class AjpPool {
    */
   async acquire(signal: Cancellation, check = true): Promise<{ connection: AjpConnection; reused: boolean }> {
     while (true) {
-      if (this.closed) throw new UpstreamError('the AJP transport is closed', 'connect', false, 'refused');
+      if (this.closed) throw new UpstreamError('the AJP transport is closed', { phase: 'connect', kind: 'refused' });
       if (signal.aborted) throw waitAborted(signal);
       const connection = this.idle.pop();
       if (connection) {
@@ -174,5 +175,5 @@ function waitAborted(signal: Cancellation): UpstreamError {
   const reason: unknown = signal.reason;
   if (reason instanceof UpstreamError) return reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';
-  return new UpstreamError(timeout ? 'timed out waiting for an AJP connection' : 'the request was aborted', 'connect', false, timeout ? 'timeout' : 'network', { cause: reason });
+  return new UpstreamError(timeout ? 'timed out waiting for an AJP connection' : 'the request was aborted', { phase: 'connect', kind: timeout ? 'timeout' : 'network', cause: reason });
 }

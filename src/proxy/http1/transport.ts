@@ -5,7 +5,8 @@
 import { Readable } from 'node:stream';
 import type { MemberConfig } from '../../config/schema.js';
 import { MemberConnection, type ConnectionSettings, type ExchangeEvents } from './connection.js';
-import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../member-transport.js';
+import type { Transport, UpstreamRequest, UpstreamResponse } from '../member-transport.js';
+import { UpstreamError } from '../errors.js';
 import type { TransportSettings } from '../transport-factory.js';
 
 class ResponseBody extends Readable {
@@ -145,7 +146,7 @@ class MemberPool {
 
   /** A connection for one exchange: an idle one (newest first), a new one, or the next one freed. */
   acquire(waiter: Waiter): void {
-    if (this.closed) return waiter.fail(new UpstreamError('transport closed', 'before-send', false));
+    if (this.closed) return waiter.fail(new UpstreamError('transport closed', { phase: 'before-send' }));
     const connection = this.idle.pop();
     if (connection) return waiter.take(connection);
     if (this.open >= this.max) {
@@ -173,7 +174,7 @@ class MemberPool {
     this.closed = true;
     clearInterval(this.sweeper);
     for (const connection of this.idle.splice(0)) connection.close();
-    for (const waiter of this.waiting.splice(0)) waiter.fail(new UpstreamError('transport closed', 'before-send', false));
+    for (const waiter of this.waiting.splice(0)) waiter.fail(new UpstreamError('transport closed', { phase: 'before-send' }));
   }
 
   /** A connection is free again (reusable), or closed. */
@@ -229,7 +230,7 @@ export function createHttpTransport(url: URL, member: MemberConfig, settings: Tr
           take(connection) {
             if (signal.aborted) {
               pool.release(connection, true);
-              exchange.responseError(new UpstreamError('cancelled', 'before-send', false));
+              exchange.responseError(new UpstreamError('cancelled', { phase: 'before-send' }));
               return;
             }
             exchange.connection = connection;
@@ -242,7 +243,7 @@ export function createHttpTransport(url: URL, member: MemberConfig, settings: Tr
           if (exchange.connection) exchange.dropped(signal.reason as Error);
           else {
             pool.forget(waiter);
-            exchange.responseError(new UpstreamError('cancelled', 'before-send', false));
+            exchange.responseError(new UpstreamError('cancelled', { phase: 'before-send' }));
           }
         });
         pool.acquire(waiter);
