@@ -134,13 +134,13 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
       } catch (err) {
         if (ctx.signal?.aborted) throw err;
         note(`GET ${url}: ${messageOf(err)}`);
-        throw new ReleaseStepError(`QA check GET ${url} failed: ${messageOf(err)}`, lines);
+        throw new ReleaseStepError(`QA check GET ${url} failed: ${messageOf(err)}`, { output: lines });
       }
       const statusOk = check.status === undefined ? status >= 200 && status < 300 : status === check.status;
       const bodyOk = expected === undefined || body.includes(expected);
       note(`GET ${url} → ${status}${expected !== undefined ? (bodyOk ? `, body has "${expected}"` : `, body lacks "${expected}"`) : ''}`);
-      if (!statusOk) throw new ReleaseStepError(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, lines);
-      if (!bodyOk) throw new ReleaseStepError(`QA check GET ${url}: the body does not contain "${expected}"`, lines);
+      if (!statusOk) throw new ReleaseStepError(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, { output: lines });
+      if (!bodyOk) throw new ReleaseStepError(`QA check GET ${url}: the body does not contain "${expected}"`, { output: lines });
     } else {
       note(`$ ${check.run}`);
       const result = await runCommand(check.run, {
@@ -151,7 +151,7 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
         onLine: note,
       });
       const failure = commandFailure(`QA command "${check.run}"`, result, check.timeout);
-      if (failure) throw new ReleaseStepError(failure, lines);
+      if (failure) throw new ReleaseStepError(failure, { output: lines });
     }
   }
   return lines;

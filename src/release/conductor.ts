@@ -422,12 +422,12 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   }
 
   private requireRelease(): Release {
-    if (!this.release) throw new ReleaseRefusedError('there is no release: start one with `dayshift release start --version V`', 404);
+    if (!this.release) throw new ReleaseRefusedError('there is no release: start one with `dayshift release start --version V`', { status: 404 });
     return this.release;
   }
 
   private checkVersion(version: string): void {
-    if (!VERSION.test(version)) throw new ReleaseRefusedError(`"${version}" is not a version: use letters, digits, ".", "_", "+" and "-" (at most 100)`, 400);
+    if (!VERSION.test(version)) throw new ReleaseRefusedError(`"${version}" is not a version: use letters, digits, ".", "_", "+" and "-" (at most 100)`, { status: 400 });
   }
 
   private pollMs(normal: number): number {
