@@ -11,7 +11,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { endianness } from 'node:os';
 import type { DayshiftConfig } from './config/schema.js';
-import { messageOf } from './errors.js';
+import { DayshiftError, messageOf } from './errors.js';
 
 /** The names a socket unit gives its sockets (FileDescriptorName=), one per kind of listener. */
 export type ListenerName = 'http' | 'https' | 'admin' | 'writer';
@@ -22,11 +22,8 @@ export interface ListenAddress {
 }
 
 /** An inherited socket that cannot be used as it is: exit 2, nothing was started. */
-export class SocketActivationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SocketActivationError';
-  }
+export class SocketActivationError extends DayshiftError {
+  readonly code = 'DAYSHIFT_SOCKET_ACTIVATION';
 }
 
 interface Inherited {
