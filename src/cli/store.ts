@@ -2,11 +2,9 @@
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
 import { migrateStore, type MigrationResult } from '../store/migrate.js';
-import { MigrationConflictError } from '../store/errors.js';
 import { fileStoreDir, openEtcdStore } from '../store/open.js';
 import { FileStore } from '../store/file.js';
 import type { Store } from '../store/store.js';
-import { StoreUnavailableError } from '../store/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { CliError, colour, emit, EXIT } from './output.js';
 
@@ -44,10 +42,6 @@ export function register(program: Command): void {
         stores.push(target);
         const result = await migrateStore(source, target, { dryRun: Boolean(opts.dryRun) });
         emit(Boolean(opts.json), result, human);
-      } catch (err) {
-        if (err instanceof MigrationConflictError) throw new CliError(err.message, EXIT.refused, { keys: err.keys });
-        if (err instanceof StoreUnavailableError) throw new CliError(err.message, EXIT.unreachable);
-        throw err;
       } finally {
         await Promise.all(stores.map((s) => s.close()));
       }
