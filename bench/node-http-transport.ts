@@ -1,7 +1,8 @@
 // The forwarding engine the benchmark compares undici against: node:http's client with a keep-alive
 // Agent, registered for http: through the transport registry (bench only; Dayshift ships undici).
 import http from 'node:http';
-import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../src/proxy/member-transport.js';
+import type { Transport, UpstreamRequest, UpstreamResponse } from '../src/proxy/member-transport.js';
+import { UpstreamError } from '../src/proxy/errors.js';
 import type { TransportSettings } from '../src/proxy/transport-factory.js';
 
 export function createNodeHttpTransport(url: URL, _member: unknown, settings: TransportSettings): Transport {
@@ -20,7 +21,7 @@ export function createNodeHttpTransport(url: URL, _member: unknown, settings: Tr
         });
         req.on('error', (error: NodeJS.ErrnoException) => {
           const phase = error.code === 'ECONNREFUSED' ? 'connect' : 'before-response';
-          reject(new UpstreamError(error.message, phase, req.reusedSocket, 'network', { cause: error }));
+          reject(new UpstreamError(error.message, { phase, reusedConnection: req.reusedSocket, cause: error }));
         });
         // A listener added to a signal that has already fired is never called.
         const cancel = () => req.destroy(request.signal.reason as Error);

@@ -4,7 +4,8 @@
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { MemberConfig } from '../src/config/schema.js';
-import { UpstreamError, type Cancellation, type Transport, type UpstreamRequest, type UpstreamResponse } from '../src/proxy/member-transport.js';
+import type { Cancellation, Transport, UpstreamRequest, UpstreamResponse } from '../src/proxy/member-transport.js';
+import { UpstreamError } from '../src/proxy/errors.js';
 import type { TransportSettings } from '../src/proxy/transport-factory.js';
 
 class ResponseBody extends Readable {
@@ -32,15 +33,15 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENE
 
 function toUpstreamError(error: Error, responded: boolean): UpstreamError {
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  if (responded) return new UpstreamError(error.message, 'during-response', false, code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : 'network', { cause: error });
+  if (responded) return new UpstreamError(error.message, { phase: 'during-response', kind: code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : 'network', cause: error });
   if (CONNECT_CODES.has(code)) {
-    return new UpstreamError(error.message, 'connect', false, code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'refused', { cause: error });
+    return new UpstreamError(error.message, { phase: 'connect', kind: code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'refused', cause: error });
   }
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return new UpstreamError(error.message, 'before-response', false, 'timeout', { cause: error });
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return new UpstreamError(error.message, { phase: 'before-response', kind: 'timeout', cause: error });
   // A socket closed or reset before any response byte: on a keep-alive pool this is typically an idle
   // connection the member closed just as it was reused, which the forwarder retries once.
   const stale = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
-  return new UpstreamError(error.message, 'before-response', stale, code.startsWith('UND_ERR_INVALID') || code === 'HPE_INVALID' ? 'protocol' : 'network', { cause: error });
+  return new UpstreamError(error.message, { phase: 'before-response', reusedConnection: stale, kind: code.startsWith('UND_ERR_INVALID') || code === 'HPE_INVALID' ? 'protocol' : 'network', cause: error });
 }
 
 /**

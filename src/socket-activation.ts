@@ -11,6 +11,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { endianness } from 'node:os';
 import type { DayshiftConfig } from './config/schema.js';
+import { DayshiftError, messageOf } from './errors.js';
 
 /** The names a socket unit gives its sockets (FileDescriptorName=), one per kind of listener. */
 export type ListenerName = 'http' | 'https' | 'admin' | 'writer';
@@ -21,11 +22,8 @@ export interface ListenAddress {
 }
 
 /** An inherited socket that cannot be used as it is: exit 2, nothing was started. */
-export class SocketActivationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SocketActivationError';
-  }
+export class SocketActivationError extends DayshiftError {
+  readonly code = 'DAYSHIFT_SOCKET_ACTIVATION';
 }
 
 interface Inherited {
@@ -121,7 +119,7 @@ export async function listenOn(server: Server, address: ListenAddress, name: Lis
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const where = fd !== undefined ? `inherited fd ${fd} (${address.host}:${address.port})` : `${address.host}:${address.port}`;
-    throw new Error(`cannot listen on ${where}: ${code === 'EADDRINUSE' ? 'address in use' : (error as Error).message}`, { cause: error });
+    throw new Error(`cannot listen on ${where}: ${code === 'EADDRINUSE' ? 'address in use' : messageOf(error)}`, { cause: error });
   }
 }
 

@@ -1,19 +1,19 @@
 // The control plane's admin API routes (under /api/). The CLI and the dashboard use exactly these.
 import { z } from 'zod';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import { parseDuration } from '../config/units.js';
-import { DriverUnsupportedError } from '../drivers/driver.js';
+import { DriverUnsupportedError } from '../drivers/errors.js';
 import { ADMIN_STATES, TRAFFIC_STATES } from '../model.js';
-import { StoreUnavailableError } from '../store/store.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import { startEvents, type AdminServer } from './server.js';
 import type { AuditLog } from '../control/audit.js';
-import { RefusedError, type ControlPlane, type DrainProgress } from '../control/plane.js';
+import type { ControlPlane, DrainProgress } from '../control/plane.js';
 import { HttpError } from './router.js';
 import type { StatsSampler } from '../observe/sampler.js';
 import { statusReport, type StatusReport } from '../observe/status-report.js';
 import type { CertificateReport } from '../tls/certificates.js';
 import { StatusFeed, type FeedClient } from '../observe/status-feed.js';
-import { TargetError, type Target } from '../control/targets.js';
+import type { Target } from '../control/targets.js';
 
 const durationText = z.string().refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30s, 10m or 1h');
 /** A drain's deadline (default drain.deadline), counted from when it started: when it passes, the target's open tunnels are closed (audited). */
@@ -24,14 +24,7 @@ const deadlineMsOf = (body: { deadline?: string | undefined }) => (body.deadline
 /** Registers the routes; returns the feed behind /api/events (tests count its reports). */
 export function registerControlApi(server: AdminServer, plane: ControlPlane, audit: AuditLog, sampler?: StatsSampler, certificates?: () => CertificateReport[]): StatusFeed<StatusReport> {
   const r = server.router;
-  const target = (text: string): Target => {
-    try {
-      return plane.target(text);
-    } catch (err) {
-      if (err instanceof TargetError) throw new HttpError(404, err.message);
-      throw err;
-    }
-  };
+  const target = (text: string): Target => plane.target(text);
   /** A cluster route's :cluster, which must name a cluster (a decoded "%2F" would name a member). */
   const clusterOf = (text: string): string => {
     const t = target(text);
@@ -206,14 +199,11 @@ export function registerControlApi(server: AdminServer, plane: ControlPlane, aud
   return feed;
 }
 
-/** Maps the control plane's refusals to HTTP statuses the CLI turns into exit codes. */
+/** A change the store did not take says so; other errors answer by their code (statusOf in router.ts). */
 async function guard<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof RefusedError) throw new HttpError(409, err.message);
-    if (err instanceof DriverUnsupportedError) throw new HttpError(501, err.message);
-    if (err instanceof TargetError) throw new HttpError(404, err.message);
     // Nothing was applied: a change is acknowledged only once the store has it.
     if (err instanceof StoreUnavailableError) throw new HttpError(503, `the change was not made: ${err.message}`);
     throw err;

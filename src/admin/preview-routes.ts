@@ -3,8 +3,9 @@ import { z } from 'zod';
 import { cidr } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
 import type { ControlPlane } from '../control/plane.js';
-import { listPreviews, PreviewError, releasedVersion, type PreviewLink } from '../control/previews.js';
-import { StoreUnavailableError } from '../store/store.js';
+import { PreviewError } from '../control/errors.js';
+import { listPreviews, releasedVersion, type PreviewLink } from '../control/previews.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import { HttpError } from './router.js';
 import type { AdminServer } from './server.js';
 

@@ -5,7 +5,6 @@ import { HttpError } from './router.js';
 import type { DayshiftConfig } from '../config/schema.js';
 import { releaseAdvice } from '../release/advice.js';
 import type { Conductor } from '../release/conductor.js';
-import { ReleaseRefusedError } from '../release/errors.js';
 import type { Release } from '../release/types.js';
 
 /** `config`: the configuration in force, for the advice a start or plan answers with (advice.ts). */
@@ -29,18 +28,17 @@ export function registerReleaseApi(server: AdminServer, conductor: Conductor, co
       body: z.strictObject({ version: z.string().min(1), plan: z.boolean().optional(), waitWindow: z.boolean().optional() }),
       tag,
     },
-    ({ body, actor }) =>
-      guard(async () => {
-        const warnings = releaseAdvice(config());
-        if (body.plan) return { version: body.version, steps: conductor.plan(body.version), warnings };
-        return { ...(await conductor.start(actor, body.version, { waitWindow: body.waitWindow ?? false })), warnings };
-      }),
+    async ({ body, actor }) => {
+      const warnings = releaseAdvice(config());
+      if (body.plan) return { version: body.version, steps: conductor.plan(body.version), warnings };
+      return { ...(await conductor.start(actor, body.version, { waitWindow: body.waitWindow ?? false })), warnings };
+    },
   );
 
-  r.add({ method: 'POST', path: '/api/release/approve', summary: 'Approve the step that waits for approval', body: z.strictObject({}), tag }, ({ actor }) => guard(() => conductor.approve(actor)));
+  r.add({ method: 'POST', path: '/api/release/approve', summary: 'Approve the step that waits for approval', body: z.strictObject({}), tag }, ({ actor }) => conductor.approve(actor));
   r.add(
     { method: 'POST', path: '/api/release/abort', summary: 'Abort: rollback hook, then traffic back to the clusters live before the release', body: z.strictObject({}), tag },
-    ({ actor }) => guard(() => conductor.abort(actor)),
+    ({ actor }) => conductor.abort(actor),
   );
   r.add(
     {
@@ -50,9 +48,9 @@ export function registerReleaseApi(server: AdminServer, conductor: Conductor, co
       body: z.strictObject({ yes: z.boolean().optional() }),
       tag,
     },
-    ({ body, actor }) => guard(() => conductor.resume(actor, { yes: body.yes ?? false })),
+    ({ body, actor }) => conductor.resume(actor, { yes: body.yes ?? false }),
   );
-  r.add({ method: 'POST', path: '/api/release/retry', summary: 'Re-run the failed step', body: z.strictObject({}), tag }, ({ actor }) => guard(() => conductor.retry(actor)));
+  r.add({ method: 'POST', path: '/api/release/retry', summary: 'Re-run the failed step', body: z.strictObject({}), tag }, ({ actor }) => conductor.retry(actor));
 
   r.add(
     { method: 'GET', path: '/api/release/events', summary: 'Server-sent events: `release` with the whole document on every change and while steps progress', tag },
@@ -65,13 +63,4 @@ export function registerReleaseApi(server: AdminServer, conductor: Conductor, co
       return undefined;
     },
   );
-}
-
-async function guard<T>(work: () => Promise<T> | T): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof ReleaseRefusedError) throw new HttpError(err.status, err.message);
-    throw err;
-  }
 }

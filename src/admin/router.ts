@@ -4,12 +4,29 @@ import { escapeRegex } from '../regex.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Actor } from '../control/audit.js';
+import { DayshiftError } from '../errors.js';
+import { ReleaseRefusedError } from '../release/errors.js';
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly details?: unknown) {
     super(message);
     this.name = 'HttpError';
   }
+}
+
+/** The status the API answers for each of Dayshift's error codes; the CLI turns statuses into exit codes. */
+const STATUS_OF_CODE: Readonly<Partial<Record<string, number>>> = {
+  DAYSHIFT_UNKNOWN_TARGET: 404,
+  DAYSHIFT_REFUSED: 409,
+  DAYSHIFT_DRIVER_UNSUPPORTED: 501,
+  DAYSHIFT_STORE_UNAVAILABLE: 503,
+};
+
+/** The one place an error becomes an HTTP status: by class for those that carry one, else by code; 500 for the rest. */
+export function statusOf(err: unknown): number {
+  if (err instanceof HttpError || err instanceof ReleaseRefusedError) return err.status;
+  if (err instanceof DayshiftError) return STATUS_OF_CODE[err.code] ?? 500;
+  return typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
 }
 
 export interface RequestContext<B> {

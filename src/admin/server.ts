@@ -7,9 +7,10 @@ import { clientErrorAnswer, closeAfterFlush } from '../proxy/closing.js';
 import type { Actor, AuditLog } from '../control/audit.js';
 import { FailureLimiter, type WrongToken } from './failure-limiter.js';
 import { listenOn } from '../socket-activation.js';
-import { StoreUnavailableError } from '../store/store.js';
-import { HttpError, Router } from './router.js';
+import { StoreUnavailableError } from '../store/errors.js';
+import { HttpError, Router, statusOf } from './router.js';
 import { tokenMatches } from './token.js';
+import { messageOf } from '../errors.js';
 
 /** Returns who is calling, or undefined when this authenticator does not recognise the request. */
 export type Authenticator = (req: IncomingMessage) => Actor | undefined;
@@ -119,10 +120,9 @@ export class AdminServer {
         return;
       }
       // The store (etcd) out of reach is the documented "unreachable" answer (the CLI exits 5), from any route.
-      const unreachable = err instanceof StoreUnavailableError;
-      const status = err instanceof HttpError ? err.status : unreachable ? 503 : typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
+      const status = statusOf(err);
       if (status >= 500) this.options.logger.error({ err }, 'admin API error');
-      const message = unreachable ? `the store is unreachable: ${(err as Error).message}` : (err as Error).message;
+      const message = err instanceof StoreUnavailableError ? `the store is unreachable: ${messageOf(err)}` : messageOf(err);
       sendJson(res, status, { error: message, ...(err instanceof HttpError && err.details ? { details: err.details } : {}) });
     }
   }

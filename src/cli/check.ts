@@ -1,6 +1,7 @@
 // `dayshift check`: validate a configuration file without starting anything.
 import type { Command } from 'commander';
-import { ConfigError, DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
+import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import { releaseAdvice } from '../release/advice.js';
 import { colour, emit, EXIT, warningLines } from './output.js';
 

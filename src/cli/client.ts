@@ -12,6 +12,7 @@ import { address } from '../config/units.js';
 import { listenerOrigin } from '../observe/status-report.js';
 import { readTokenFile } from '../admin/token.js';
 import { CliError, EXIT } from './output.js';
+import { messageOf } from '../errors.js';
 
 export interface ApiOptions {
   config?: string;
@@ -96,8 +97,8 @@ export class AdminClient {
         ...(init.signal ? { signal: init.signal } : {}),
       });
     } catch (err) {
-      if ((err as Error).name === 'AbortError') throw err;
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      if (err instanceof Error && err.name === 'AbortError') throw err;
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? messageOf(err);
       throw new CliError(`cannot reach the admin API at ${this.base} (${cause}): is Dayshift running?`, EXIT.unreachable);
     }
   }
@@ -117,13 +118,13 @@ async function readAdminSettings(file: string): Promise<{ config: z.infer<typeof
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message}`, EXIT.usage);
+    throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : messageOf(err)}`, EXIT.usage);
   }
   let parsed: unknown;
   try {
     parsed = parse(text);
   } catch (err) {
-    throw new CliError(`${file}: not valid YAML (${(err as Error).message.split('\n')[0]}); pass --admin URL and --token instead`, EXIT.usage);
+    throw new CliError(`${file}: not valid YAML (${messageOf(err).split('\n')[0]}); pass --admin URL and --token instead`, EXIT.usage);
   }
   const result = adminSettings.safeParse(parsed ?? {});
   if (!result.success) throw new CliError(`${file}: cannot read admin.listen / admin.token_file / state_dir: ${result.error.issues[0]?.message}`, EXIT.usage);

@@ -8,7 +8,7 @@ import { loadDbSettings, type DbSettings } from '../db/config.js';
 import { followWriterState, readWriterState } from '../db/endpoint.js';
 import { dbStatus, type ServerStatus } from '../db/status.js';
 import { STEPS, switchover, type Outcome, type StepRecord, type SwitchoverResult } from '../db/switchover.js';
-import { adoptInheritedSockets, SocketActivationError } from '../socket-activation.js';
+import { adoptInheritedSockets } from '../socket-activation.js';
 import { TcpFront } from '../tcp/front.js';
 import { CliError, colour, duration, emit, EXIT, stateColour, table } from './output.js';
 
@@ -89,12 +89,7 @@ export function register(program: Command): void {
       const settings = await loadDbSettings(opts.config);
       const listen = opts.listen !== undefined ? parseAddress(opts.listen) : settings.writer.listen;
       if (!listen) throw new CliError('no address: set database.writer.listen or pass --listen host:port', EXIT.usage);
-      try {
-        adoptInheritedSockets([{ name: 'writer', address: listen }]);
-      } catch (err) {
-        if (err instanceof SocketActivationError) throw new CliError(err.message, EXIT.usage);
-        throw err;
-      }
+      adoptInheritedSockets([{ name: 'writer', address: listen }]);
       const initial = await initialPrimary(settings);
       const front = new TcpFront({ listen, target: { host: initial.host, port: initial.port }, connectTimeout: settings.connect_timeout, proxyProtocol: settings.writer.proxy_protocol });
       const address = await front.start();

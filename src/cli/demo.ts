@@ -5,6 +5,7 @@ import { parseDuration } from '../config/units.js';
 import { runDemo } from '../demo/demo.js';
 import { deployMember } from '../demo/deploy.js';
 import { CliError, emit, EXIT } from './output.js';
+import { messageOf } from '../errors.js';
 
 interface DemoFlags {
   keep?: boolean;
@@ -85,7 +86,7 @@ export function register(program: Command): void {
       try {
         process.stdout.write(`${await deployMember()}\n`);
       } catch (err) {
-        throw new CliError((err as Error).message, EXIT.failed);
+        throw new CliError(messageOf(err), EXIT.failed);
       }
     });
 }

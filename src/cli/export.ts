@@ -9,6 +9,7 @@ import { exportApache } from '../drivers/apache/export.js';
 import type { ExportResult } from '../drivers/export-notes.js';
 import { exportHaproxy } from '../drivers/haproxy/export.js';
 import { CliError, colour, emit, EXIT } from './output.js';
+import { messageOf } from '../errors.js';
 
 interface ExportOptions {
   config: string;
@@ -45,7 +46,7 @@ export function register(program: Command): void {
             ? exportApache(config, { manager: opts.manager, source: basename(file) })
             : exportHaproxy(config, { socket: opts.socket, stateFile: opts.stateFile, source: basename(file) });
       } catch (err) {
-        throw new CliError((err as Error).message, EXIT.usage);
+        throw new CliError(messageOf(err), EXIT.usage);
       }
       if (opts.output !== undefined) {
         if (existsSync(opts.output) && !opts.force) throw new CliError(`${opts.output} exists: choose another file or add --force`, EXIT.usage);

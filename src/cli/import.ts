@@ -4,7 +4,6 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import type { Command } from 'commander';
-import { ApacheConfError } from '../drivers/apache/conf-parser.js';
 import { importApacheFile, type ImportNote } from '../drivers/apache/import.js';
 import { configSchema } from '../config/schema.js';
 import { releaseAdvice } from '../release/advice.js';
@@ -25,7 +24,6 @@ export function register(program: Command): void {
       try {
         result = importApacheFile(file, opts.serverRoot === undefined ? {} : { serverRoot: opts.serverRoot });
       } catch (err) {
-        if (err instanceof ApacheConfError) throw new CliError(err.message, EXIT.usage);
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new CliError(`cannot read ${(err as NodeJS.ErrnoException).path ?? file}: file not found`, EXIT.usage);
         throw err;
       }

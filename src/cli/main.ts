@@ -2,9 +2,10 @@
 // The `dayshift` executable: parses the command line and maps errors to exit codes.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import { registerCommands } from './commands.js';
-import { CliError, colour, EXIT } from './output.js';
+import { colour, EXIT, exitCodeOf } from './output.js';
+import { messageOf } from '../errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -38,9 +39,10 @@ function report(err: unknown): number {
     process.stderr.write(`${colour.red('config error')}\n${err.message}\n`);
     return EXIT.usage;
   }
-  if (err instanceof CliError) {
-    process.stderr.write(`${colour.red('error:')} ${err.message}\n`);
-    return err.exitCode;
+  const exitCode = exitCodeOf(err);
+  if (exitCode !== undefined) {
+    process.stderr.write(`${colour.red('error:')} ${messageOf(err)}\n`);
+    return exitCode;
   }
   process.stderr.write(`${colour.red('error:')} ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return EXIT.failed;

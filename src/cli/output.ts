@@ -1,5 +1,6 @@
 // What every command shares: --json or human output, tables, colours on a terminal, and exit codes.
 import { formatDuration } from '../config/units.js';
+import { DayshiftError } from '../errors.js';
 
 /** Exit codes. Scripts can rely on them; they are listed in README.md (exit code table) and docs/control-plane.md. */
 export const EXIT = {
@@ -27,6 +28,21 @@ export class CliError extends Error {
     super(message);
     this.name = 'CliError';
   }
+}
+
+/** The exit code for each of Dayshift's error codes a command lets through; any other error exits 1. */
+const EXIT_OF_CODE: Readonly<Partial<Record<string, ExitCode>>> = {
+  DAYSHIFT_CONFIG: EXIT.usage,
+  DAYSHIFT_APACHE_CONF: EXIT.usage,
+  DAYSHIFT_SOCKET_ACTIVATION: EXIT.usage,
+  DAYSHIFT_MIGRATION_CONFLICT: EXIT.refused,
+  DAYSHIFT_STORE_UNAVAILABLE: EXIT.unreachable,
+};
+
+/** The one place an error becomes an exit code: CliError carries its own, Dayshift's errors map by code. */
+export function exitCodeOf(err: unknown): ExitCode | undefined {
+  if (err instanceof CliError) return err.exitCode;
+  return err instanceof DayshiftError ? EXIT_OF_CODE[err.code] : undefined;
 }
 
 const useColour = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;

@@ -1,11 +1,12 @@
 // `dayshift start`: run the proxy and the control plane in the foreground.
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import { createLogger } from '../logger.js';
 import { startDayshift, VERSION } from '../dayshift.js';
 import { adoptInheritedSockets, configuredListeners, SocketActivationError } from '../socket-activation.js';
 import { CliError, EXIT } from './output.js';
+import { messageOf } from '../errors.js';
 
 export function register(program: Command): void {
   program
@@ -32,7 +33,7 @@ export function register(program: Command): void {
       try {
         dayshift = await startDayshift(loaded, logger);
       } catch (err) {
-        throw new CliError(`cannot start: ${(err as Error).message}`, EXIT.failed);
+        throw new CliError(`cannot start: ${messageOf(err)}`, EXIT.failed);
       }
       const { proxy, adminUrl, token } = dayshift;
       const listeners = proxy ? [...proxy.addresses().http.map((a) => `http://${a.address}:${a.port}`), ...proxy.addresses().https.map((a) => `https://${a.address}:${a.port}`)] : [];

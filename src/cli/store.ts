@@ -1,10 +1,10 @@
 // `dayshift store migrate`: move an installation's state between the file store and etcd.
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG_FILE, loadConfigFile } from '../config/load.js';
-import { MigrationConflictError, migrateStore, type MigrationResult } from '../store/migrate.js';
+import { migrateStore, type MigrationResult } from '../store/migrate.js';
 import { fileStoreDir, openEtcdStore } from '../store/open.js';
 import { FileStore } from '../store/file.js';
-import { StoreUnavailableError, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import type { LoadedConfig } from '../config/load.js';
 import { CliError, colour, emit, EXIT } from './output.js';
 
@@ -42,10 +42,6 @@ export function register(program: Command): void {
         stores.push(target);
         const result = await migrateStore(source, target, { dryRun: Boolean(opts.dryRun) });
         emit(Boolean(opts.json), result, human);
-      } catch (err) {
-        if (err instanceof MigrationConflictError) throw new CliError(err.message, EXIT.refused, { keys: err.keys });
-        if (err instanceof StoreUnavailableError) throw new CliError(err.message, EXIT.unreachable);
-        throw err;
       } finally {
         await Promise.all(stores.map((s) => s.close()));
       }

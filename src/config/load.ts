@@ -5,29 +5,10 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isNode, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type DayshiftConfig } from './schema.js';
+import { messageOf } from '../errors.js';
+import { ConfigError, type ConfigProblem } from './errors.js';
 
 export const DEFAULT_CONFIG_FILE = 'dayshift.yaml';
-
-export interface ConfigProblem {
-  file: string;
-  line: number;
-  column: number;
-  /** Dotted key path, e.g. sites.public.routes[0].balance */
-  path: string;
-  message: string;
-}
-
-export class ConfigError extends Error {
-  constructor(readonly problems: ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
-    this.name = 'ConfigError';
-  }
-}
-
-export function formatProblem(p: ConfigProblem): string {
-  const where = p.line > 0 ? `${p.file}:${p.line}:${p.column}` : p.file;
-  return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
-}
 
 export interface LoadedConfig {
   config: DayshiftConfig;
@@ -79,7 +60,7 @@ export async function readConfigSource(file: string): Promise<{ absolute: string
   try {
     return { absolute, source: await readFile(absolute, 'utf8') };
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : messageOf(err);
     throw new ConfigError([{ file: absolute, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }]);
   }
 }

@@ -9,6 +9,7 @@ import { driverSchema } from './driver-schema.js';
 import { checkReleasePlan, releaseSchema } from './release-schema.js';
 import { storeSchema } from './store-schema.js';
 import { address, duration, size } from './units.js';
+import { messageOf } from '../errors.js';
 
 const name = z
   .string()
@@ -190,7 +191,7 @@ const tlsSettingsSchema = z
       try {
         createSecureContext({ [option]: value, minVersion: settings.min_version });
       } catch (error) {
-        ctx.addIssue({ code: 'custom', path: [key], message: `OpenSSL refuses ${JSON.stringify(value)}: ${(error as Error).message}` });
+        ctx.addIssue({ code: 'custom', path: [key], message: `OpenSSL refuses ${JSON.stringify(value)}: ${messageOf(error)}` });
       }
     }
   });

@@ -4,7 +4,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
-import { DriverUnsupportedError, type Driver, type DriverStatus, type StatusOptions } from '../drivers/driver.js';
+import type { Driver, DriverStatus, StatusOptions } from '../drivers/driver.js';
+import { DriverUnsupportedError } from '../drivers/errors.js';
 import type { AdminState, MemberKey, TrafficState, DesiredState, DrainDeadline, Maintenance, Pause, PreviewDesired } from '../model.js';
 import type { ProxyHandle } from '../proxy/handle.js';
 import type { Store } from '../store/store.js';
@@ -14,18 +15,12 @@ import { DrainDeadlines, type OwnedDeadline } from './drain-deadlines.js';
 import { reconcileState, STATE_KEY } from './desired-state.js';
 import type { StickySigner } from '../balance/sticky.js';
 import { previewToken } from '../proxy/preview.js';
-import { MAX_PREVIEW_MS, newPreviewId, PreviewError, previewSite, previewUrl, resolveAllow, type PreviewLink, type PreviewRequest } from './previews.js';
-import { formatTarget, parseTarget, TargetError, targetMembers, type Target } from './targets.js';
+import { MAX_PREVIEW_MS, newPreviewId, previewSite, previewUrl, resolveAllow, type PreviewLink, type PreviewRequest } from './previews.js';
+import { formatTarget, parseTarget, targetMembers, type Target } from './targets.js';
 import { delay } from '../delay.js';
 import { Serial } from '../serial.js';
-
-/** A change the safety rules refuse; nothing was changed. */
-export class RefusedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RefusedError';
-  }
-}
+import { messageOf } from '../errors.js';
+import { PreviewError, RefusedError, TargetError } from './errors.js';
 
 export interface DrainProgress {
   target: string;
@@ -315,7 +310,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     try {
       peers = await this.options.peers();
     } catch (err) {
-      status.warnings.push(`other instances' figures are unavailable (${(err as Error).message}): showing this instance only`);
+      status.warnings.push(`other instances' figures are unavailable (${messageOf(err)}): showing this instance only`);
       return status;
     }
     const totals = aggregateInstances(peers);

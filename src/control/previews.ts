@@ -7,6 +7,7 @@ import { PREVIEW_PATH } from '../proxy/preview.js';
 import { CURRENT_RELEASE_KEY, RELEASE_KEY_PREFIX, type Release } from '../release/types.js';
 import type { Store } from '../store/store.js';
 import type { PreviewDesired } from '../model.js';
+import { PreviewError } from './errors.js';
 
 /** What a preview is asked with (API body, `dayshift preview`, a release's QA checks). */
 export interface PreviewRequest {
@@ -18,14 +19,6 @@ export interface PreviewRequest {
   /** Addresses, CIDR blocks or `site:NAME` (default preview.allow). */
   allow?: string[];
   version?: string;
-}
-
-/** A preview request the config cannot serve; nothing was changed. */
-export class PreviewError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PreviewError';
-  }
 }
 
 /** The longest preview: a link that outlives a day is a standing back door, not a preview. */

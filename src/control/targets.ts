@@ -1,15 +1,9 @@
 // Operators name what they act on as CLUSTER or CLUSTER/MEMBER (member by route or 1-based index).
 import type { DayshiftConfig } from '../config/schema.js';
 import { memberKey, type MemberKey, memberId } from '../model.js';
+import { TargetError } from './errors.js';
 
 export type Target = { kind: 'cluster'; cluster: string } | { kind: 'member'; cluster: string; member: string; key: MemberKey };
-
-export class TargetError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TargetError';
-  }
-}
 
 export function parseTarget(config: DayshiftConfig, text: string): Target {
   const [clusterName, member, extra] = text.split('/');

@@ -4,8 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { databaseSchema, type DatabaseConfig } from '../config/database-schema.js';
-import { ConfigError, parseYamlWith, readConfigSource } from '../config/load.js';
+import { parseYamlWith, readConfigSource } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 import type { DayshiftConfig } from '../config/schema.js';
+import { messageOf } from '../errors.js';
 
 const dbFileSchema = z.object({
   state_dir: z.string().default('.dayshift'),
@@ -45,7 +47,7 @@ export async function resolveDbSettings(
     try {
       return (await readFile(resolve(baseDir, value.password_file), 'utf8')).replace(/\r?\n$/, '');
     } catch (err) {
-      throw new ConfigError([{ file, line: 0, column: 0, path, message: `cannot read password_file: ${(err as Error).message}` }]);
+      throw new ConfigError([{ file, line: 0, column: 0, path, message: `cannot read password_file: ${messageOf(err)}` }]);
     }
   };
   const servers = await Promise.all(

@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import type { TcpFront } from '../tcp/front.js';
 import type { DbServer, DbSettings } from './config.js';
 import { DbSession } from './session.js';
+import { messageOf } from '../errors.js';
 
 export interface WriterState {
   primary: string;
@@ -108,7 +109,7 @@ export async function verifyWriter(settings: DbSettings, expected: DbServer, exp
       if (session.serverId === expectedServerId) return `verified: ${via.host}:${via.port} reaches ${expected.name} (server_id ${expectedServerId})`;
       last = `server_id ${session.serverId} answered`;
     } catch (err) {
-      last = (err as Error).message;
+      last = messageOf(err);
     } finally {
       await session?.close();
     }

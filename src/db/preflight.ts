@@ -4,6 +4,7 @@ import type { DbServer, DbSettings } from './config.js';
 import { globalPrivileges, missingGrants, type ReplicaStatus } from './dialect.js';
 import { DbSession, type Row } from './session.js';
 import { serverAt } from './status.js';
+import { messageOf } from '../errors.js';
 
 export interface PreflightCheck {
   name: string;
@@ -145,7 +146,7 @@ async function replicationLogin(settings: DbSettings, s: DbSession): Promise<[bo
     if (!have.has('REPLICATION SLAVE') && !have.has('ALL PRIVILEGES')) return [false, `${user} lacks REPLICATION SLAVE ON *.* on ${s.server.name}`];
     return [true, `${user} logs in and holds REPLICATION SLAVE`];
   } catch (err) {
-    return [false, (err as Error).message];
+    return [false, messageOf(err)];
   } finally {
     await session?.close();
   }

@@ -2,8 +2,10 @@
 // on another connection and lose session state such as lock_wait_timeout). Every statement has a
 // client-side timeout on top of the server-side ones.
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
-import { serverAddress, type DbServer } from './config.js';
+import type { DbServer } from './config.js';
 import { dialectFor, parseVersion, type Check, type Dialect } from './dialect.js';
+import { messageOf } from '../errors.js';
+import { DbConnectError } from './errors.js';
 
 export type Row = Record<string, unknown>;
 
@@ -19,28 +21,6 @@ export interface SessionOptions {
 /** Passwords in CHANGE MASTER/REPLICATION SOURCE statements, masked for printing. */
 export function maskSql(sql: string): string {
   return sql.replace(/(PASSWORD=)'(?:[^'\\]|\\.)*'/gi, "$1'***'");
-}
-
-/** A server that could not be reached or refused the login: the message names it, its address and the account. */
-export class DbConnectError extends Error {
-  constructor(
-    readonly server: DbServer,
-    /** The driver's own words (ECONNREFUSED, Access denied ...), for places that name the server already. */
-    readonly reason: string,
-    options: { via?: { host: string; port: number }; credentials?: string; cause: unknown },
-  ) {
-    const where = options.via ? `the writer endpoint ${serverAddress(options.via)} (for ${server.name})` : `${server.name} (${serverAddress(server)})`;
-    const credentials = options.credentials ?? `database.servers (${server.name})`;
-    super(`cannot connect to ${where} as ${server.user}: ${reason}${hint((options.cause as { code?: string }).code, credentials)}`, { cause: options.cause });
-    this.name = 'DbConnectError';
-  }
-}
-
-function hint(code: string | undefined, credentials: string): string {
-  if (code === 'ECONNREFUSED') return ' (is the server running and listening there?)';
-  if (code === 'ER_ACCESS_DENIED_ERROR') return ` (check the user and password in ${credentials}, and the host part of the account's grant)`;
-  if (code === 'ETIMEDOUT') return ' (no answer within connect_timeout)';
-  return '';
 }
 
 export class DbSession {
@@ -67,7 +47,7 @@ export class DbSession {
         bigNumberStrings: true,
       });
     } catch (err) {
-      throw new DbConnectError(server, (err as Error).message || String((err as { code?: string }).code), { via: options.via, credentials: options.credentials, cause: err });
+      throw new DbConnectError({ server, reason: messageOf(err) || String((err as { code?: string }).code), via: options.via, credentials: options.credentials, cause: err });
     }
     // A killed or dropped connection reports through 'error'; the pending statement rejects anyway.
     conn.on('error', () => undefined);

@@ -1,7 +1,9 @@
 // `dayshift db status`: what each configured server is right now, read from the servers themselves.
 import { serverAddress, type DbServer, type DbSettings } from './config.js';
 import type { Flavour, ReplicaStatus } from './dialect.js';
-import { DbConnectError, DbSession } from './session.js';
+import { DbSession } from './session.js';
+import { DbConnectError } from './errors.js';
+import { messageOf } from '../errors.js';
 
 export { serverAddress };
 
@@ -70,7 +72,7 @@ export async function dbStatus(settings: DbSettings): Promise<ServerStatus[]> {
         return await readStatus(settings, session);
       } catch (err) {
         // The row names the server and its address already.
-        return { name: server.name, address: serverAddress(server), role: 'unreachable', error: err instanceof DbConnectError ? err.reason : (err as Error).message };
+        return { name: server.name, address: serverAddress(server), role: 'unreachable', error: err instanceof DbConnectError ? err.reason : messageOf(err) };
       } finally {
         await session?.close();
       }

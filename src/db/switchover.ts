@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { FileStore } from '../store/file.js';
-import { LockHeldError, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import { LockHeldError } from '../store/errors.js';
 import type { TcpFront } from '../tcp/front.js';
 import { findServer, type DbServer, type DbSettings } from './config.js';
 import { verifyWriter, writerEndpoint, type WriterEndpoint } from './endpoint.js';
@@ -15,6 +16,8 @@ import { clearJournal, readJournal, writeJournal, type Journal, type Phase } fro
 import { clientSessionsSql, openTransactionsSql, preflight, sourceOf, toClientSession, type ClientSession, type PreflightCheck } from './preflight.js';
 import { DbSession, maskSql } from './session.js';
 import { dbStatus, serverAddress } from './status.js';
+import { messageOf } from '../errors.js';
+import { LateWritesError, SwitchoverStepError } from './errors.js';
 
 /** The run lock's name in the store. */
 export const LOCK_NAME = 'db-switchover';
@@ -70,20 +73,6 @@ export interface SwitchoverOptions {
   /** Test seam (DAYSHIFT_DB_PAUSE_AT): stop before this step (journal already written) until killed. */
   pauseAt?: string;
   onPause?: (step: string) => void;
-}
-
-/** One step of the switchover failed; `cause` is what went wrong in it. */
-class SwitchoverStepError extends Error {
-  constructor(message: string, cause: unknown) {
-    super(message, { cause });
-  }
-}
-
-/** The old primary has transactions after the frozen position that the new primary lacks. */
-class LateWrites extends Error {
-  constructor(readonly server: string, readonly now: string, readonly frozen: string, to: string) {
-    super(`${server} took writes after the freeze (now at ${now}, frozen at ${frozen}); they are not on ${to}`);
-  }
 }
 
 /** Runs a switchover to `target` (a configured server name), or resumes an interrupted one. */
@@ -183,8 +172,8 @@ class Run {
       await this.record(name, started, true, detail);
       return value;
     } catch (err) {
-      await this.record(name, started, false, (err as Error).message);
-      throw new SwitchoverStepError(`${name}: ${(err as Error).message}`, err);
+      await this.record(name, started, false, messageOf(err));
+      throw new SwitchoverStepError(`${name}: ${messageOf(err)}`, { cause: err });
     }
   }
 
@@ -234,7 +223,7 @@ class Run {
       from = pre.from;
       to = pre.to;
     } catch (err) {
-      return this.result('refused', targetName, (err as Error).message.replace(/^preflight: /, ''));
+      return this.result('refused', targetName, messageOf(err).replace(/^preflight: /, ''));
     }
     if (dryRun) return this.result('dry-run', targetName, `preflight passed: ${this.journal!.from} → ${targetName} can be switched`);
 
@@ -258,7 +247,7 @@ class Run {
         return { value: undefined, detail: `${to.server.name} applied ${pos}` };
       });
     } catch (err) {
-      return this.rollbackA(err as Error);
+      return this.rollbackA(err);
     }
 
     await this.enter('promoting');
@@ -268,7 +257,7 @@ class Run {
         return { value: undefined, detail: to.dialect.promote.join('; ') };
       });
     } catch (err) {
-      return this.rollbackB(err as Error, 'promoting');
+      return this.rollbackB(err, 'promoting');
     }
     return this.finish(to.server, from.server, 'publishing');
   }
@@ -286,7 +275,7 @@ class Run {
         });
         this.endOutage(verified ? 'endpoint verified on the new primary' : 'endpoint moved (not verified)');
       } catch (err) {
-        return this.publishFailed(err as Error, to, from);
+        return this.publishFailed(err, to, from);
       }
       await this.enter('published');
     }
@@ -307,7 +296,7 @@ class Run {
         const frozen = this.journal?.frozenPos;
         if (frozen !== undefined && !(await session.check(session.dialect.within(frozen)))) {
           const now = String((await session.row(session.dialect.position))?.pos ?? '');
-          throw new LateWrites(from.name, now, frozen, to.name);
+          throw new LateWritesError({ server: from.name, now, frozen, to: to.name });
         }
         await session.run(session.dialect.startReplica);
         return { value: session, detail: `${maskSql(sql)}; ${session.dialect.startReplica}` };
@@ -319,9 +308,9 @@ class Run {
         return { value: undefined, detail: `${from.name} replicates from ${to.name} (IO Yes, SQL Yes) and applied ${pos}` };
       });
     } catch (err) {
-      const late = (err as SwitchoverStepError).cause;
-      return this.result('repair-needed', to.name, `${to.name} is the primary and serving writes, but ${from.name} is not replicating from it: ${(err as Error).message}`, {
-        repair: late instanceof LateWrites ? this.lateWritesRepair(late, to, from) : this.reattachRepair(to, from),
+      const late = err instanceof Error ? err.cause : undefined;
+      return this.result('repair-needed', to.name, `${to.name} is the primary and serving writes, but ${from.name} is not replicating from it: ${messageOf(err)}`, {
+        repair: late instanceof LateWritesError ? this.lateWritesRepair(late, to, from) : this.reattachRepair(to, from),
       });
     }
     await clearJournal(this.settings.stateDir);
@@ -405,7 +394,7 @@ class Run {
   }
 
   /** Rollback A: only the old primary was touched; make it writable again. */
-  private async rollbackA(cause: Error): Promise<SwitchoverResult> {
+  private async rollbackA(cause: unknown): Promise<SwitchoverResult> {
     const { from: fromName, to } = this.journal!;
     const from = findServer(this.settings, fromName);
     try {
@@ -416,20 +405,20 @@ class Run {
         return { value: undefined, detail: `${from.name}: ${session.dialect.unfence.join('; ')}` };
       });
     } catch (err) {
-      return this.result('repair-needed', to, `${cause.message}; rollback failed: ${(err as Error).message}`, {
+      return this.result('repair-needed', to, `${messageOf(cause)}; rollback failed: ${messageOf(err)}`, {
         repair: [`on ${from.name} (${serverAddress(from)}): SET GLOBAL read_only=OFF  -- MySQL: SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF`, 'then: dayshift db status'],
       });
     }
     this.endOutage('rollback done');
     await clearJournal(this.settings.stateDir);
-    return this.result('rolled-back', to, `${cause.message}; ${from.name} is the writable primary again`);
+    return this.result('rolled-back', to, `${messageOf(cause)}; ${from.name} is the writable primary again`);
   }
 
   /**
    * Rollback B: the replica was promoted but nothing was written to it. Make it read-only, point it at
    * the old primary again (its applied position survives RESET SLAVE ALL), and make the old one writable.
    */
-  private async rollbackB(cause: Error, phase: 'promoting' | 'publishing'): Promise<SwitchoverResult> {
+  private async rollbackB(cause: unknown, phase: 'promoting' | 'publishing'): Promise<SwitchoverResult> {
     const from = findServer(this.settings, this.journal!.from);
     const to = findServer(this.settings, this.journal!.to);
     try {
@@ -452,7 +441,7 @@ class Run {
         return { value: undefined, detail: `${to.name} replicates from ${from.name} again; ${from.name} writable` };
       });
     } catch (err) {
-      return this.result('repair-needed', to.name, `${cause.message}; rollback failed: ${(err as Error).message}`, {
+      return this.result('repair-needed', to.name, `${messageOf(cause)}; rollback failed: ${messageOf(err)}`, {
         repair: [
           `on ${to.name} (${serverAddress(to)}): SET GLOBAL read_only=ON; STOP SLAVE;`,
           `on ${to.name}: CHANGE MASTER TO MASTER_HOST='${from.host}', MASTER_PORT=${from.port}, MASTER_USER='${this.settings.replication.user}', MASTER_PASSWORD='***', MASTER_USE_GTID=slave_pos; START SLAVE;`,
@@ -464,13 +453,13 @@ class Run {
     }
     this.endOutage('rollback done');
     await clearJournal(this.settings.stateDir);
-    return this.result('rolled-back', to.name, `${cause.message}; ${from.name} is the writable primary again, ${to.name} its replica`);
+    return this.result('rolled-back', to.name, `${messageOf(cause)}; ${from.name} is the writable primary again, ${to.name} its replica`);
   }
 
   /** The endpoint flip failed or was not verified: roll back only if nothing has been written to `to`. */
-  private async publishFailed(cause: Error, to: DbServer, from: DbServer): Promise<SwitchoverResult> {
+  private async publishFailed(cause: unknown, to: DbServer, from: DbServer): Promise<SwitchoverResult> {
     if (await this.untouched(to)) return this.rollbackB(cause, 'publishing');
-    return this.result('repair-needed', to.name, `${cause.message}; ${to.name} has already taken writes, so there is no going back`, {
+    return this.result('repair-needed', to.name, `${messageOf(cause)}; ${to.name} has already taken writes, so there is no going back`, {
       repair: [
         `point the writer endpoint at ${to.name} (${serverAddress(to)}) and check that clients reach it`,
         `then run: dayshift db switchover --resume   (re-attaches ${from.name} as a replica of ${to.name})`,
@@ -501,7 +490,7 @@ class Run {
     ];
   }
 
-  private lateWritesRepair(late: LateWrites, to: DbServer, from: DbServer): string[] {
+  private lateWritesRepair(late: LateWritesError, to: DbServer, from: DbServer): string[] {
     return [
       `${from.name} has transactions after ${late.frozen} (now ${late.now}) written by an account that bypasses read_only (READ_ONLY ADMIN, SUPER, ALL)`,
       `inspect them: mysqlbinlog --start-position/--read-from-remote-server on ${from.name}'s binlog after GTID ${late.frozen}; re-apply on ${to.name} what must be kept`,

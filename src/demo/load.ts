@@ -5,6 +5,7 @@
 import http from 'node:http';
 import { delay } from '../delay.js';
 import { sessionCookie, SESSION_COOKIE } from './app.js';
+import { messageOf } from '../errors.js';
 
 export interface LoadOptions {
   /** The proxy's public origin, e.g. http://127.0.0.1:8080. Loopback only. */
@@ -105,7 +106,7 @@ export class LoadGenerator {
         answer = await this.send(method, path, body, cookie);
       } catch (err) {
         this.result.failed++;
-        return this.cut(`${method} ${path}: ${(err as Error).message}`);
+        return this.cut(`${method} ${path}: ${messageOf(err)}`);
       }
       if (answer.status >= 500) this.result.failed++;
       if (answer.status !== 200 || !answer.body.includes(`<h1>${title}</h1>`)) {

@@ -2,7 +2,8 @@
 // told one member change at a time (Apache's balancer-manager, HAProxy's Runtime API). Those know no
 // clusters, so each member gets its effective state: the stricter of its own and its cluster's.
 import { splitMemberKey, type AdminState, type MemberKey, type TrafficState, type DesiredState } from '../model.js';
-import { DriverUnsupportedError, type DriverName, type DriverStatus } from './driver.js';
+import type { DriverName, DriverStatus } from './driver.js';
+import { DriverUnsupportedError } from './errors.js';
 
 export interface EffectiveMember {
   admin: AdminState;
@@ -36,7 +37,7 @@ export function checkWeights(driver: { readonly name: DriverName }, next: Desire
     .filter(([, weight]) => !Number.isInteger(weight) || weight < range.min || weight > range.max);
   if (outside.length === 0) return;
   const list = outside.map(([key, weight]) => `${key} ${weight}`).join(', ');
-  throw new DriverUnsupportedError(driver.name, `give ${list}: ${range.what} is ${range.min} to ${range.max}, and member weight × cluster weight must fit it`);
+  throw new DriverUnsupportedError({ driver: driver.name, what: `give ${list}: ${range.what} is ${range.min} to ${range.max}, and member weight × cluster weight must fit it` });
 }
 
 /** A load balancer that is told one member change at a time. */
@@ -49,7 +50,7 @@ export interface MemberChanges {
 export async function applyStateDiff(driver: MemberChanges, next: DesiredState, previous: DesiredState | undefined): Promise<void> {
   for (const [name, site] of Object.entries(next.sites)) {
     if ((site.maintenance || site.pause) && JSON.stringify(site) !== JSON.stringify(previous?.sites[name] ?? {})) {
-      throw new DriverUnsupportedError(driver.name, `put site ${name} in maintenance or pause it`);
+      throw new DriverUnsupportedError({ driver: driver.name, what: `put site ${name} in maintenance or pause it` });
     }
   }
   const before = previous ? effectiveMembers(previous) : new Map<MemberKey, EffectiveMember>();

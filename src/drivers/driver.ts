@@ -81,10 +81,3 @@ export interface Driver {
   status(options?: StatusOptions): Promise<DriverStatus>;
   close(): Promise<void>;
 }
-
-export class DriverUnsupportedError extends Error {
-  constructor(driver: DriverName, what: string) {
-    super(`the ${driver} driver cannot ${what}`);
-    this.name = 'DriverUnsupportedError';
-  }
-}

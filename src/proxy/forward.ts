@@ -19,7 +19,9 @@ import type { LaneRequest } from './lane.js';
 import { RequestBody } from './request-body.js';
 import { retryDecision } from './retry.js';
 import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
-import { Cancel, UpstreamError, type UpstreamResponse } from './member-transport.js';
+import { Cancel, type UpstreamResponse } from './member-transport.js';
+import { UpstreamError } from './errors.js';
+import { messageOf } from '../errors.js';
 
 /** A client request as the forwarder sees it: Node's, or the fast lane's (lane.ts). */
 export type ClientRequest = IncomingMessage | LaneRequest;
@@ -117,11 +119,11 @@ class Flight {
 }
 
 function timeOut(flight: Flight): void {
-  flight.cancel.abort(new UpstreamError('total timeout', 'before-response', false, 'timeout'));
+  flight.cancel.abort(new UpstreamError('total timeout', { phase: 'before-response', kind: 'timeout' }));
 }
 
 /** The retry budget ran out while a member still had the request: that member timed out. */
-const BUDGET_SPENT = new UpstreamError('no response head within retries.budget', 'before-response', false, 'timeout');
+const BUDGET_SPENT = new UpstreamError('no response head within retries.budget', { phase: 'before-response', kind: 'timeout' });
 
 function budgetSpent(flight: Flight): void {
   flight.cancel.abort(BUDGET_SPENT);
@@ -431,7 +433,7 @@ export class Forwarder {
         });
       } catch (caught) {
         member.inFlight--;
-        const error = caught instanceof UpstreamError ? caught : new UpstreamError(String(caught), 'before-response', false, 'network', { cause: caught });
+        const error = caught instanceof UpstreamError ? caught : new UpstreamError(String(caught), { phase: 'before-response', cause: caught });
         lastError = error;
         if (abort.aborted) {
           flight.finish();
@@ -587,7 +589,7 @@ export class Forwarder {
       if (whole === undefined) response.body.destroy();
       member.inFlight--;
       flight.finish();
-      this.ctx.logger.warn({ member: member.key, requestId: match.requestId, err: (error as Error).message }, 'member response headers refused');
+      this.ctx.logger.warn({ member: member.key, requestId: match.requestId, err: messageOf(error) }, 'member response headers refused');
       countStatus(site, 502);
       sendError(res, 502, { accept: req.headers.accept, page: site.errorPages.get(502), requestIdHeader: snap.requestIdHeader, requestId: match.requestId });
       return;

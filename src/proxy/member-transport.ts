@@ -101,21 +101,6 @@ export type FailurePhase =
   /** Response started: cannot be retried. */
   | 'during-response';
 
-export class UpstreamError extends Error {
-  constructor(
-    message: string,
-    readonly phase: FailurePhase,
-    /** The connection was a reused idle one (a failure before any response byte may be a stale socket). */
-    readonly reusedConnection: boolean,
-    /** 'timeout' becomes 504, everything else 502. */
-    readonly kind: 'timeout' | 'protocol' | 'network' | 'refused' = 'network',
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'UpstreamError';
-  }
-}
-
 export interface Transport {
   /** Sends one request; resolves when response headers arrived. Rejects with UpstreamError. */
   request(request: UpstreamRequest): Promise<UpstreamResponse>;

@@ -27,6 +27,7 @@ import { clientErrorAnswer, closeAfterFlush } from './closing.js';
 import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 import { handleUpgrade, refuseConnect } from './tunnel.js';
 import { acceptProxyProtocol, adoptParentAddresses, type ProxyAcceptor } from './proxy-accept.js';
+import { messageOf } from '../errors.js';
 
 export type { ProxyHandle, ProxyOptions } from './handle.js';
 
@@ -68,7 +69,7 @@ function readPem(loaded: LoadedConfig, file: string, key: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {
-    throw new Error(`${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    throw new Error(`${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`, { cause: error });
   }
 }
 
@@ -77,7 +78,7 @@ function secureContext(loaded: LoadedConfig, pair: { cert: string; key: string }
   try {
     tls.createSecureContext(material);
   } catch (error) {
-    throw new Error(`${where}: certificate or key not usable: ${(error as Error).message}`, { cause: error });
+    throw new Error(`${where}: certificate or key not usable: ${messageOf(error)}`, { cause: error });
   }
   return material;
 }

@@ -3,7 +3,8 @@
 // conditions, nginx's rule that a request that may have run is only replayed when it is idempotent, and
 // one time budget for all attempts together (nginx `proxy_next_upstream_timeout`).
 import type { RetryCondition } from '../model.js';
-import type { FailurePhase, UpstreamError } from './member-transport.js';
+import type { FailurePhase } from './member-transport.js';
+import type { UpstreamError } from './errors.js';
 
 /** RFC 9110 §9.2.2: what may be sent twice without changing the outcome. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);

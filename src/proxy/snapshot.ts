@@ -13,6 +13,7 @@ import type { BoundEntry, ClusterGroup, RouteTable } from '../balance/select.js'
 import type { StatusClassCounts } from './handle.js';
 import { buildPreviews, type PreviewPin } from './preview.js';
 import type { RetryPolicy } from './retry.js';
+import { messageOf } from '../errors.js';
 
 export interface RouteSnapshot extends RouteTable {
   prefix: string;
@@ -156,7 +157,7 @@ export function loadErrorPages(loaded: LoadedConfig): Map<string, Map<number, st
       try {
         byStatus.set(Number(status), readFileSync(path, 'utf8'));
       } catch (error) {
-        throw new Error(`sites.${name}.error_pages.${status}: cannot read ${path}: ${(error as Error).message}`, { cause: error });
+        throw new Error(`sites.${name}.error_pages.${status}: cannot read ${path}: ${messageOf(error)}`, { cause: error });
       }
     }
     pages.set(name, byStatus);

@@ -6,6 +6,7 @@ import type { DayshiftConfig } from '../config/schema.js';
 import { previewSite } from '../control/previews.js';
 import { qaUrlFor } from '../observe/status-report.js';
 import { clusterOrder, clusterPlan } from './plan.js';
+import { messageOf } from '../errors.js';
 
 /** Tomcat's default session-timeout (conf/web.xml), the most common application timeout behind AJP. */
 const TOMCAT_SESSION_TIMEOUT_MS = 30 * 60_000;
@@ -22,7 +23,7 @@ export function releaseAdvice(config: DayshiftConfig): string[] {
         try {
           previewSite(config, cluster);
         } catch (err) {
-          advice.push(`clusters.${cluster}: its QA checks via: preview cannot run: ${(err as Error).message}`);
+          advice.push(`clusters.${cluster}: its QA checks via: preview cannot run: ${messageOf(err)}`);
         }
       }
     }

@@ -12,6 +12,7 @@ import type { Rates } from '../observe/sampler.js';
 import { ReleaseStepError } from './errors.js';
 import { commandFailure, runCommand } from './hooks.js';
 import { delay } from '../delay.js';
+import { messageOf } from '../errors.js';
 
 /**
  * Waits until every member of the cluster (but disabled ones) is up by active checks, and stays up for `stableMs` (so a
@@ -120,7 +121,7 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
   };
   for (const check of checks) {
     const target = check.via === 'preview' ? ctx.preview : ctx.target;
-    if (!target) throw new ReleaseStepError(`no ${check.via === 'preview' ? 'preview' : 'QA site'} to run the check through`, lines);
+    if (!target) throw new ReleaseStepError(`no ${check.via === 'preview' ? 'preview' : 'QA site'} to run the check through`, { output: lines });
     if ('path' in check) {
       const path = expandEnv(check.path, ctx.env);
       const expected = check.body === undefined ? undefined : expandEnv(check.body, ctx.env);
@@ -139,14 +140,14 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
         body = await response.body.text();
       } catch (err) {
         if (ctx.signal?.aborted) throw err;
-        note(`GET ${url}: ${(err as Error).message}`);
-        throw new ReleaseStepError(`QA check GET ${url} failed: ${(err as Error).message}`, lines);
+        note(`GET ${url}: ${messageOf(err)}`);
+        throw new ReleaseStepError(`QA check GET ${url} failed: ${messageOf(err)}`, { output: lines });
       }
       const statusOk = check.status === undefined ? status >= 200 && status < 300 : status === check.status;
       const bodyOk = expected === undefined || body.includes(expected);
       note(`GET ${url} → ${status}${expected !== undefined ? (bodyOk ? `, body has "${expected}"` : `, body lacks "${expected}"`) : ''}`);
-      if (!statusOk) throw new ReleaseStepError(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, lines);
-      if (!bodyOk) throw new ReleaseStepError(`QA check GET ${url}: the body does not contain "${expected}"`, lines);
+      if (!statusOk) throw new ReleaseStepError(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, { output: lines });
+      if (!bodyOk) throw new ReleaseStepError(`QA check GET ${url}: the body does not contain "${expected}"`, { output: lines });
     } else {
       note(`$ ${check.run}`);
       const result = await runCommand(check.run, {
@@ -157,7 +158,7 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
         onLine: note,
       });
       const failure = commandFailure(`QA command "${check.run}"`, result, check.timeout);
-      if (failure) throw new ReleaseStepError(failure, lines);
+      if (failure) throw new ReleaseStepError(failure, { output: lines });
     }
   }
   return lines;

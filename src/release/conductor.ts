@@ -11,7 +11,8 @@ import type { Actor, AuditLog } from '../control/audit.js';
 import type { ControlPlane } from '../control/plane.js';
 import type { StatsSampler } from '../observe/sampler.js';
 import { qaUrlOf } from '../observe/status-report.js';
-import { LockHeldError, type StoreLock } from '../store/store.js';
+import type { StoreLock } from '../store/store.js';
+import { LockHeldError } from '../store/errors.js';
 import { Serial } from '../serial.js';
 import { ReleaseRefusedError } from './errors.js';
 import { buildSteps, releaseConfig } from './plan.js';
@@ -421,12 +422,12 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   }
 
   private requireRelease(): Release {
-    if (!this.release) throw new ReleaseRefusedError('there is no release: start one with `dayshift release start --version V`', 404);
+    if (!this.release) throw new ReleaseRefusedError('there is no release: start one with `dayshift release start --version V`', { status: 404 });
     return this.release;
   }
 
   private checkVersion(version: string): void {
-    if (!VERSION.test(version)) throw new ReleaseRefusedError(`"${version}" is not a version: use letters, digits, ".", "_", "+" and "-" (at most 100)`, 400);
+    if (!VERSION.test(version)) throw new ReleaseRefusedError(`"${version}" is not a version: use letters, digits, ".", "_", "+" and "-" (at most 100)`, { status: 400 });
   }
 
   private pollMs(normal: number): number {

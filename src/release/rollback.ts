@@ -6,6 +6,7 @@ import { releaseConfig } from './plan.js';
 import { runHook } from './steps/hook.js';
 import { change, releaseActor, settle, type StepContext } from './steps/step.js';
 import type { ClusterTraffic, HookStep, Release, ReleaseStep } from './types.js';
+import { messageOf } from '../errors.js';
 
 /** The clusters a hook of the release (stop, deploy, start) began to act on, in release order. */
 export function deployedClusters(steps: ReleaseStep[]): string[] {
@@ -85,7 +86,7 @@ export async function rollBack(ctx: StepContext): Promise<string[]> {
     try {
       await change(() => plane.setTraffic(actor, cluster, move.traffic, { weight: move.weight }));
     } catch (err) {
-      notes.push(was.traffic === 'live' ? `could not make ${cluster} live again: ${(err as Error).message}` : `left ${cluster} as it is: ${(err as Error).message}`);
+      notes.push(was.traffic === 'live' ? `could not make ${cluster} live again: ${messageOf(err)}` : `left ${cluster} as it is: ${messageOf(err)}`);
     }
   }
   delete r.canary;

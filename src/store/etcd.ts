@@ -12,16 +12,9 @@ import { delay } from '../delay.js';
 import { rootCertificates } from 'node:tls';
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
 import { Etcd3, EtcdLeaseInvalidError, isRecoverableError, type IKeyValue, type IOptions, type Lease, type Watcher } from 'etcd3';
-import {
-  LockHeldError,
-  StoreConflictError,
-  StoreUnavailableError,
-  type PutOptions,
-  type Store,
-  type StoreLock,
-  type Unsubscribe,
-  type Versioned,
-} from './store.js';
+import type { PutOptions, Store, StoreLock, Unsubscribe, Versioned } from './store.js';
+import { LockHeldError, StoreConflictError, StoreUnavailableError } from './errors.js';
+import { messageOf } from '../errors.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs: http://host:2379, or https:// with `tls`. */
@@ -75,7 +68,7 @@ export class EtcdStore implements Store {
     } catch (err) {
       // e.g. a mix of http:// and https:// endpoints, which the client refuses.
       if (err instanceof StoreUnavailableError) throw err;
-      throw new StoreUnavailableError(`etcd store (${options.endpoints.join(', ')}): ${(err as Error).message}`, { cause: err });
+      throw new StoreUnavailableError(`etcd store (${options.endpoints.join(', ')}): ${messageOf(err)}`, { cause: err });
     }
   }
 
@@ -133,7 +126,7 @@ export class EtcdStore implements Store {
     );
     if (!response.succeeded) {
       const current = response.responses[0]?.response_range?.kvs[0];
-      throw new StoreConflictError(key, expected, current ? Number(current.mod_revision) : 0);
+      throw new StoreConflictError({ key, expected, actual: current ? Number(current.mod_revision) : 0 });
     }
     return Number(response.header.revision);
   }
@@ -223,7 +216,7 @@ export class EtcdStore implements Store {
       );
       if (!response.succeeded) {
         const kv = response.responses[0]?.response_range?.kvs[0];
-        throw new LockHeldError(name, kv ? describeHolder(kv.value.toString()) : 'another instance (it let go just now; try again)');
+        throw new LockHeldError({ lockName: name, holder: kv ? describeHolder(kv.value.toString()) : 'another instance (it let go just now; try again)' });
       }
     } catch (err) {
       await lease.revoke({ deadline: Date.now() + this.requestTimeoutMs }).catch(() => undefined);
@@ -388,7 +381,7 @@ function readPem(path: string | undefined, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new StoreUnavailableError(`etcd store: cannot read ${what} file ${path}: ${(err as Error).message}`, { cause: err });
+    throw new StoreUnavailableError(`etcd store: cannot read ${what} file ${path}: ${messageOf(err)}`, { cause: err });
   }
 }
 

@@ -5,7 +5,8 @@ import { EventEmitter } from 'node:events';
 import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
-import { LockHeldError, StoreConflictError, type PutOptions, type Store, type StoreLock, type Unsubscribe, type Versioned } from './store.js';
+import type { PutOptions, Store, StoreLock, Unsubscribe, Versioned } from './store.js';
+import { LockHeldError, StoreConflictError } from './errors.js';
 import { Serial } from '../serial.js';
 import { writeFileAtomic } from '../atomic-file.js';
 
@@ -56,7 +57,7 @@ export class FileStore implements Store {
       const current = await this.read(key);
       const revision = current?.revision ?? 0;
       if (options.ifRevision !== undefined && options.ifRevision !== revision) {
-        throw new StoreConflictError(key, options.ifRevision, revision);
+        throw new StoreConflictError({ key, expected: options.ifRevision, actual: revision });
       }
       await this.write(key, { revision: revision + 1, value });
       this.changes.emit('change', key, value);
@@ -140,11 +141,11 @@ export class FileStore implements Store {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const existing = await readLock(path);
-        if (existing && !isStale(existing)) throw new LockHeldError(name, `${existing.holder} (pid ${existing.pid} on ${existing.host})`);
+        if (existing && !isStale(existing)) throw new LockHeldError({ lockName: name, holder: `${existing.holder} (pid ${existing.pid} on ${existing.host})` });
         await rm(path, { force: true });
       }
     }
-    throw new LockHeldError(name, 'another process (lock file keeps reappearing)');
+    throw new LockHeldError({ lockName: name, holder: 'another process (lock file keeps reappearing)' });
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { INSTANCES_PREFIX } from '../observe/instances.js';
 import type { Store } from './store.js';
+import { MigrationConflictError } from './errors.js';
 
 /** Keys that are not state: each running instance's live figures belong to the process that published them. */
 export const EPHEMERAL_PREFIXES = [INSTANCES_PREFIX];
@@ -20,13 +21,6 @@ export interface MigrationResult {
   skipped: string[];
 }
 
-export class MigrationConflictError extends Error {
-  constructor(readonly keys: string[], to: string) {
-    super(`${to} already holds ${keys.length} key(s) with other values: ${keys.join(', ')}; nothing was copied`);
-    this.name = 'MigrationConflictError';
-  }
-}
-
 export async function migrateStore(from: Store, to: Store, options: { dryRun?: boolean } = {}): Promise<MigrationResult> {
   const dryRun = options.dryRun ?? false;
   const source = await from.list('');
@@ -40,7 +34,7 @@ export async function migrateStore(from: Store, to: Store, options: { dryRun?: b
     else if (isDeepStrictEqual(target.get(key), value)) result.unchanged.push(key);
     else conflicts.push(key);
   }
-  if (conflicts.length > 0) throw new MigrationConflictError(conflicts, to.description);
+  if (conflicts.length > 0) throw new MigrationConflictError({ keys: conflicts, to: to.description });
   for (const { key, value } of toCopy) {
     if (!dryRun) await to.put(key, value, { ifRevision: 0 });
     result.copied.push(key);

@@ -50,24 +50,3 @@ export interface Store {
   lock(name: string, holder: string, ttlSeconds: number): Promise<StoreLock>;
   close(): Promise<void>;
 }
-
-export class StoreConflictError extends Error {
-  constructor(readonly key: string, readonly expected: number, readonly actual: number) {
-    super(`store: ${key} changed concurrently (expected revision ${expected}, found ${actual})`);
-    this.name = 'StoreConflictError';
-  }
-}
-
-export class LockHeldError extends Error {
-  constructor(readonly lockName: string, readonly holder: string) {
-    super(`${lockName} is held by ${holder}`);
-    this.name = 'LockHeldError';
-  }
-}
-
-export class StoreUnavailableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StoreUnavailableError';
-  }
-}

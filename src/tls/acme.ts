@@ -14,8 +14,10 @@ import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { siteUsesAcme, type DayshiftConfig } from '../config/schema.js';
 import { Serial } from '../serial.js';
-import { LockHeldError, StoreConflictError, type Store, type Unsubscribe } from '../store/store.js';
+import type { Store, Unsubscribe } from '../store/store.js';
+import { LockHeldError, StoreConflictError } from '../store/errors.js';
 import { describeChain, type CertificateReport, type CertificateTable, type IssuedCertificate } from './certificates.js';
+import { messageOf } from '../errors.js';
 
 export const CERTIFICATES_PREFIX = 'acme/certificates/';
 const ACCOUNTS_PREFIX = 'acme/accounts/';
@@ -225,7 +227,7 @@ export class AcmeManager {
       s.failures++;
       const first = UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? '') ? RETRY_UNREACHABLE_MS : RETRY_REFUSED_MS;
       const delay = Math.min(RETRY_MAX_MS, first * 2 ** (s.failures - 1));
-      s.lastError = (err as Error).message;
+      s.lastError = messageOf(err);
       s.retryAt = Date.now() + delay;
       this.options.logger.warn({ site, err, attempt: s.failures, retryInMs: delay, directory: this.options.loaded().config.acme?.directory }, 'could not get an ACME certificate; retrying');
       this.schedule(site, delay);

@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { messageOf } from '../errors.js';
 
 /** How often the files are looked at. */
 export const CHECK_MS = 2000;
@@ -72,7 +73,7 @@ export class CertificateFileWatcher {
           entry.reload();
           this.logger.info({ where: entry.where, files: entry.paths }, 'certificate files changed: new certificate in force');
         } catch (error) {
-          this.logger.error({ where: entry.where, err: (error as Error).message }, 'certificate files changed but cannot be used: the previous certificate stays in force; fix the files (checked again when they change)');
+          this.logger.error({ where: entry.where, err: messageOf(error) }, 'certificate files changed but cannot be used: the previous certificate stays in force; fix the files (checked again when they change)');
         }
       }
     } finally {

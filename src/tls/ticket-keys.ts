@@ -5,7 +5,9 @@
 // stop resuming at a rotation: those clients do one full handshake.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { StoreConflictError, type Store, type Unsubscribe } from '../store/store.js';
+import { StoreConflictError } from '../store/errors.js';
+import type { Store, Unsubscribe } from '../store/store.js';
+import { messageOf } from '../errors.js';
 
 export const TICKET_KEY = 'tls/ticket-key';
 
@@ -77,7 +79,7 @@ export class TicketKeyRotation {
         }
       }
     } catch (error) {
-      this.options.logger.warn({ err: (error as Error).message }, 'the session ticket key could not be read or replaced in the store: the one in force stays; trying again in 30s');
+      this.options.logger.warn({ err: messageOf(error) }, 'the session ticket key could not be read or replaced in the store: the one in force stays; trying again in 30s');
     }
     if (this.closed) return;
     if (this.timer) clearTimeout(this.timer);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
+import { loadConfigFile, parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/errors.js';
 
 const origin = fileURLToPath(new URL('../../../examples/origin/dayshift.yaml', import.meta.url));
 

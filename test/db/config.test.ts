@@ -3,7 +3,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/errors.js';
 import { loadDbSettings } from '../../src/db/config.js';
 
 async function file(text: string): Promise<{ dir: string; path: string }> {

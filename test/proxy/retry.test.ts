@@ -3,14 +3,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RetryCondition } from '../../src/model.js';
 import { retryDecision, type FailedAttempt, type RetryVerdict } from '../../src/proxy/retry.js';
-import type { FailurePhase, UpstreamError } from '../../src/proxy/member-transport.js';
+import type { FailurePhase } from '../../src/proxy/member-transport.js';
+import type { UpstreamFailure } from '../../src/proxy/errors.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { rawExchange as raw, statuses } from '../support/raw-http.js';
 
 const DEFAULT_ON: RetryCondition[] = ['conn-failure', 'empty-response'];
 
-type Row = [name: string, phase: FailurePhase, kind: UpstreamError['kind'], changes: Partial<Omit<FailedAttempt, 'error'>> & { reused?: boolean; on?: RetryCondition[] }, verdict: RetryVerdict];
+type Row = [name: string, phase: FailurePhase, kind: UpstreamFailure, changes: Partial<Omit<FailedAttempt, 'error'>> & { reused?: boolean; on?: RetryCondition[] }, verdict: RetryVerdict];
 
 const rows: Row[] = [
   ['a refused connection, any method', 'connect', 'refused', { method: 'POST' }, 'next'],

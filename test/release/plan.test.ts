@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/errors.js';
 import { buildSteps, clusterPlan } from '../../src/release/plan.js';
 import { inWindow, nextWindowStart } from '../../src/release/window.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { FileStore } from '../../src/store/file.js';
-import { LockHeldError, StoreConflictError } from '../../src/store/store.js';
+import { LockHeldError, StoreConflictError } from '../../src/store/errors.js';
 
 const dirs: string[] = [];
 after(async () => {

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { LockHeldError, StoreConflictError, type Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/store.js';
+import { LockHeldError, StoreConflictError } from '../../src/store/errors.js';
 
 export interface StoreUnderTest {
   /** Opens another client of the same shared store (another instance, as far as the store can tell). */

@@ -4,6 +4,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { request } from 'undici';
+import { messageOf } from '../../src/errors.js';
 
 export interface Received {
   /** The load generator's sequence number (x-seq), or -1. */
@@ -101,7 +102,7 @@ export function startLoad(url: string, options: { concurrency?: number; maxReque
         }
       } catch (err) {
         result.failed++;
-        if (result.errors.length < 10) result.errors.push(`#${mySeq}: ${(err as Error).message}`);
+        if (result.errors.length < 10) result.errors.push(`#${mySeq}: ${messageOf(err)}`);
       }
       notify();
     }

@@ -1,6 +1,7 @@
 // Waiting for a cluster to have no request in flight through a bare driver that can count them (Apache:
 // busy, HAProxy: scur), for driver tests; Dayshift itself waits through ControlPlane.waitDrained.
-import { DriverUnsupportedError, type Driver } from '../../src/drivers/driver.js';
+import type { Driver } from '../../src/drivers/driver.js';
+import { DriverUnsupportedError } from '../../src/drivers/errors.js';
 
 export interface IdleWait {
   /** Give up after this long; resolves with idle=false then. */
@@ -13,7 +14,7 @@ export interface IdleWait {
 
 /** Polls status() until every member of `cluster` has 0 requests in flight, or the timeout passes. */
 export async function waitUntilIdle(driver: Driver, cluster: string, wait: IdleWait): Promise<{ idle: boolean; inFlight: number }> {
-  if (!driver.capabilities.has('in-flight')) throw new DriverUnsupportedError(driver.name, 'count requests in flight');
+  if (!driver.capabilities.has('in-flight')) throw new DriverUnsupportedError({ driver: driver.name, what: 'count requests in flight' });
   const deadline = Date.now() + wait.timeoutMs;
   for (;;) {
     const status = await driver.status();

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findPeer, type Peer } from './peers.js';
 import { freePort } from '../../src/ports.js';
+import { messageOf } from '../../src/errors.js';
 
 const READY_TIMEOUT_MS = 30_000;
 
@@ -191,7 +192,7 @@ export class EtcdCluster {
         if (body.health === 'true') return;
         last = JSON.stringify(body);
       } catch (err) {
-        last = (err as Error).message;
+        last = messageOf(err);
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

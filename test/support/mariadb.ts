@@ -15,6 +15,7 @@ import type { TestContext } from 'node:test';
 import { findExecutable, requirePeer } from './peers.js';
 import { waitFor } from './process.js';
 import { freePort } from '../../src/ports.js';
+import { messageOf } from '../../src/errors.js';
 
 export const USERS = {
   tool: { user: 'switcher', password: 'switcher-pw' },
@@ -251,7 +252,7 @@ export function startWriter(host: string, port: number, maxMs = 60_000): Writer 
         acked.push(attempt);
         ackTimes.push(performance.now());
       } catch (err) {
-        const code = (err as { code?: string }).code ?? (err as Error).message;
+        const code = (err as { code?: string }).code ?? messageOf(err);
         errors.set(code, (errors.get(code) ?? 0) + 1);
         conn?.destroy();
         conn = undefined;

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { findExecutable, requirePeer } from './peers.js';
 import { freePort } from '../../src/ports.js';
+import { messageOf } from '../../src/errors.js';
 
 export const TOMCAT_HOME = '/usr/share/tomcat10';
 const WEBAPP = fileURLToPath(new URL('../../../test/support/tomcat-webapp/', import.meta.url));
@@ -106,7 +107,7 @@ export async function startTomcat(options: TomcatOptions): Promise<Tomcat> {
   } catch (err) {
     await stopWith('SIGKILL');
     await rm(base, { recursive: true, force: true });
-    throw new Error(`Tomcat (jvmRoute ${options.jvmRoute}) did not become ready: ${(err as Error).message}\n--- its output ---\n${log}`);
+    throw new Error(`Tomcat (jvmRoute ${options.jvmRoute}) did not become ready: ${messageOf(err)}\n--- its output ---\n${log}`);
   }
   return {
     httpPort,
@@ -167,7 +168,7 @@ async function waitReady(child: ChildProcess, gone: () => boolean, httpPort: num
       if ((await httpStatus(httpPort, '/echo.jsp')) === 200) return;
       last = 'echo.jsp not 200 yet';
     } catch (err) {
-      last = (err as Error).message;
+      last = messageOf(err);
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }

@@ -4,6 +4,8 @@
 // nonce, read from `?xml=1`. httpd answers 200 to changes it ignored, so callers read the result back.
 import { request } from 'undici';
 import { escapeRegex } from '../../regex.js';
+import { messageOf } from '../../errors.js';
+import { BalancerApiError } from '../errors.js';
 
 /** The member flags the manager can set (w_status_X). */
 export type WorkerFlag = 'D' | 'N' | 'H' | 'S' | 'I' | 'R';
@@ -41,13 +43,6 @@ export function hasFlag(worker: Worker, flag: WorkerFlag): boolean {
   return worker.status.includes(STATUS_FLAG[flag]);
 }
 
-export class BalancerManagerError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BalancerManagerError';
-  }
-}
-
 export class BalancerManagerClient {
   private readonly target: URL;
   private readonly headers: Record<string, string>;
@@ -78,7 +73,7 @@ export class BalancerManagerClient {
   async balancers(): Promise<Balancer[]> {
     const text = await this.send('GET', '?xml=1');
     if (!text.includes('<httpd:manager')) {
-      throw new BalancerManagerError(`${this.url}?xml=1 did not answer XML: is it the balancer-manager handler (SetHandler balancer-manager)?`);
+      throw new BalancerApiError(`${this.url}?xml=1 did not answer XML: is it the balancer-manager handler (SetHandler balancer-manager)?`);
     }
     const balancers = parseManagerXml(text);
     if (balancers.some((b) => b.nonce === '')) {
@@ -123,12 +118,12 @@ export class BalancerManagerClient {
         bodyTimeout: this.timeoutMs,
       });
     } catch (err) {
-      throw new BalancerManagerError(`cannot reach the balancer-manager at ${this.url}: ${(err as Error).message}`);
+      throw new BalancerApiError(`cannot reach the balancer-manager at ${this.url}: ${messageOf(err)}`);
     }
     const text = await res.body.text();
-    if (res.statusCode === 401) throw new BalancerManagerError(`${this.url} asks for credentials: put user:password@ in driver.url`);
-    if (res.statusCode === 403) throw new BalancerManagerError(`${this.url} answered 403: allow this host in the balancer-manager <Location> (Require ip ...)`);
-    if (res.statusCode !== 200) throw new BalancerManagerError(`${this.url} answered ${res.statusCode}`);
+    if (res.statusCode === 401) throw new BalancerApiError(`${this.url} asks for credentials: put user:password@ in driver.url`);
+    if (res.statusCode === 403) throw new BalancerApiError(`${this.url} answered 403: allow this host in the balancer-manager <Location> (Require ip ...)`);
+    if (res.statusCode !== 200) throw new BalancerApiError(`${this.url} answered ${res.statusCode}`);
     return text;
   }
 }

@@ -3,6 +3,7 @@
 // read here; import.ts decides what the directives mean for Dayshift.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { ApacheConfError } from '../errors.js';
 
 export interface Directive {
   /** As written, e.g. "ProxyPass" or "VirtualHost" for a section. */
@@ -12,13 +13,6 @@ export interface Directive {
   line: number;
   /** Present for sections (<VirtualHost ...> ... </VirtualHost>). */
   children?: Directive[];
-}
-
-export class ApacheConfError extends Error {
-  constructor(readonly file: string, readonly line: number, message: string) {
-    super(`${file}:${line}: ${message}`);
-    this.name = 'ApacheConfError';
-  }
 }
 
 /** Splits a directive's arguments: whitespace separates, double or single quotes group, \" escapes. */
@@ -86,7 +80,7 @@ interface ParseState {
 }
 
 function parseFile(file: string, state: ParseState): Directive[] {
-  if (state.seen.has(file)) throw new ApacheConfError(file, 0, 'includes itself (include loop)');
+  if (state.seen.has(file)) throw new ApacheConfError('includes itself (include loop)', { file, line: 0 });
   state.seen.add(file);
   const root: Directive[] = [];
   const stack: Directive[] = [];
@@ -97,7 +91,7 @@ function parseFile(file: string, state: ParseState): Directive[] {
     if (close) {
       const open = stack.pop();
       if (!open || open.name.toLowerCase() !== close[1]!.toLowerCase()) {
-        throw new ApacheConfError(file, line, `</${close[1]}> without a matching <${close[1]}>`);
+        throw new ApacheConfError(`</${close[1]}> without a matching <${close[1]}>`, { file, line });
       }
       continue;
     }
@@ -116,10 +110,10 @@ function parseFile(file: string, state: ParseState): Directive[] {
     if (lower === 'undefine' && args[0]) state.defines.delete(args[0]);
     if (lower === 'include' || lower === 'includeoptional') {
       const pattern = args[0];
-      if (!pattern) throw new ApacheConfError(file, line, `${name} needs a path`);
+      if (!pattern) throw new ApacheConfError(`${name} needs a path`, { file, line });
       const files = expand(isAbsolute(pattern) ? pattern : join(state.serverRoot, pattern));
       if (files.length === 0 && lower === 'include' && !/[*?[]/.test(pattern)) {
-        throw new ApacheConfError(file, line, `Include ${pattern}: no such file (IncludeOptional would skip it)`);
+        throw new ApacheConfError(`Include ${pattern}: no such file (IncludeOptional would skip it)`, { file, line });
       }
       for (const included of files) target.push(...parseFile(included, state));
       continue;
@@ -127,7 +121,7 @@ function parseFile(file: string, state: ParseState): Directive[] {
     target.push({ name, args, file, line });
   }
   const open = stack.pop();
-  if (open) throw new ApacheConfError(file, open.line, `<${open.name}> is never closed`);
+  if (open) throw new ApacheConfError(`<${open.name}> is never closed`, { file, line: open.line });
   state.seen.delete(file);
   return root;
 }

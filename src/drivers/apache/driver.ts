@@ -7,9 +7,11 @@
 import type { ApacheDriverConfig } from '../../config/driver-schema.js';
 import type { ClusterConfig } from '../../config/schema.js';
 import type { AdminState, Health, DesiredState } from '../../model.js';
-import { BalancerManagerClient, BalancerManagerError, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
+import { BalancerManagerClient, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
+import { BalancerApiError } from './../errors.js';
 import { applyStateDiff, checkWeights, repairDrift } from '../diff.js';
-import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from '../driver.js';
+import type { Driver, DriverCapability, DriverStatus, MemberStatus } from '../driver.js';
+import { DriverUnsupportedError } from '../errors.js';
 import { clusterStatuses, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from '../members.js';
 import { RequestCounts } from '../request-counts.js';
 import { Serial } from '../../serial.js';
@@ -61,7 +63,7 @@ export class ApacheDriver implements Driver {
 
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {
     if (!Number.isInteger(weight) || weight < LOADFACTOR_MIN || weight > LOADFACTOR_MAX) {
-      return Promise.reject(new DriverUnsupportedError('apache', `set weight ${weight}: httpd's loadfactor is ${LOADFACTOR_MIN} to ${LOADFACTOR_MAX} (use state disabled for no traffic)`));
+      return Promise.reject(new DriverUnsupportedError({ driver: 'apache', what: `set weight ${weight}: httpd's loadfactor is ${LOADFACTOR_MIN} to ${LOADFACTOR_MAX} (use state disabled for no traffic)` }));
     }
     return this.serial.run(async () => {
       const plan = await this.plan();
@@ -102,7 +104,7 @@ export class ApacheDriver implements Driver {
     const balancer = balancers.find((b) => b.name === this.options.balancer);
     if (!balancer) {
       const names = balancers.map((b) => b.name).join(', ') || '(none)';
-      throw new BalancerManagerError(
+      throw new BalancerApiError(
         `${this.client.url}${this.options.host ? ` (Host ${this.options.host})` : ''} has no balancer "${this.options.balancer}"; it has: ${names} (driver.balancer). ` +
           `A balancer-manager sees only the balancers of its own server or VirtualHost: if <Proxy balancer://${this.options.balancer}> is inside a <VirtualHost>, ` +
           'move it out to the server level (ProxyPass in the VirtualHost can still use it), or put <Location /balancer-manager> in that VirtualHost ' +
@@ -123,7 +125,7 @@ export class ApacheDriver implements Driver {
   private memberWorker(plan: Planned, cluster: string, member: string): Worker {
     const pair = plan.matched.pairs.find((p) => p.planned.cluster === cluster && p.planned.id === member);
     if (!pair) throw new Error(`unknown member "${cluster}/${member}"`);
-    if (!pair.found) throw new BalancerManagerError(`member ${cluster}/${member} (${this.describe(pair.planned)}) is not in balancer://${plan.balancer.name}`);
+    if (!pair.found) throw new BalancerApiError(`member ${cluster}/${member} (${this.describe(pair.planned)}) is not in balancer://${plan.balancer.name}`);
     return pair.found;
   }
 
@@ -160,7 +162,7 @@ export class ApacheDriver implements Driver {
       if (loadfactor !== undefined && Math.abs(now.loadfactor - loadfactor) > 0.005) failed.push(`${worker.name} loadfactor is ${now.loadfactor}, expected ${loadfactor}`);
     }
     if (failed.length > 0) {
-      throw new BalancerManagerError(
+      throw new BalancerApiError(
         `httpd did not apply "${what}": ${failed.join('; ')}. httpd ignores changes silently when the nonce is wrong or the Referer host differs from the server name (error log AH10187)`,
       );
     }

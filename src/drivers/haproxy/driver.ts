@@ -8,9 +8,11 @@ import type { HaproxyDriverConfig } from '../../config/driver-schema.js';
 import type { ClusterConfig } from '../../config/schema.js';
 import { splitMemberKey, type AdminState, type Health, type MemberKey, type DesiredState } from '../../model.js';
 import { applyStateDiff, checkWeights, repairDrift } from '../diff.js';
-import { DriverUnsupportedError, type Driver, type DriverCapability, type DriverStatus, type MemberStatus } from '../driver.js';
+import type { Driver, DriverCapability, DriverStatus, MemberStatus } from '../driver.js';
+import { DriverUnsupportedError } from '../errors.js';
 import { clusterStatuses, matchMembers, plannedMembers, type Matched, type PlannedMember } from '../members.js';
-import { parseServersState, parseStatCsv, RuntimeApiClient, RuntimeApiError } from './runtime-api.js';
+import { parseServersState, parseStatCsv, RuntimeApiClient } from './runtime-api.js';
+import { BalancerApiError } from './../errors.js';
 import { RequestCounts } from '../request-counts.js';
 import { Serial } from '../../serial.js';
 
@@ -89,7 +91,7 @@ export class HaproxyDriver implements Driver {
 
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {
     if (!Number.isInteger(weight) || weight < 0 || weight > WEIGHT_MAX) {
-      return Promise.reject(new DriverUnsupportedError('haproxy', `set weight ${weight}: HAProxy weights are 0 to ${WEIGHT_MAX}`));
+      return Promise.reject(new DriverUnsupportedError({ driver: 'haproxy', what: `set weight ${weight}: HAProxy weights are 0 to ${WEIGHT_MAX}` }));
     }
     return this.serial.run(async () => {
       const server = this.memberServer(await this.match(), cluster, member);
@@ -129,7 +131,7 @@ export class HaproxyDriver implements Driver {
     const backend = this.options.backend;
     // `show stat PROXY 4 -1`: this backend's servers only (type 4), not every proxy of a large setup.
     const [stateText, statText] = await Promise.all([this.client.command(`show servers state ${backend}`), this.client.command(`show stat ${backend} 4 -1`)]);
-    if (!stateText.startsWith('1')) throw new RuntimeApiError(`HAProxy at ${this.client.where}: show servers state ${backend}: ${stateText.trim()} (driver.backend)`);
+    if (!stateText.startsWith('1')) throw new BalancerApiError(`HAProxy at ${this.client.where}: show servers state ${backend}: ${stateText.trim()} (driver.backend)`);
     const stats = new Map(parseStatCsv(statText).filter((r) => r.pxname === backend).map((r) => [r.svname, r]));
     return parseServersState(stateText).map((r) => {
       const stat = stats.get(r.srv_name!);
@@ -160,13 +162,13 @@ export class HaproxyDriver implements Driver {
 
   /** Standby is HAProxy's `backup`, fixed in haproxy.cfg: only a backup server can be made ready (standby). */
   private standbyAllowed(server: Server, cluster: string, member: string): void {
-    if (!server.backup) throw new DriverUnsupportedError('haproxy', `make ${cluster}/${member} standby at run time (declare its server "backup" in haproxy.cfg)`);
+    if (!server.backup) throw new DriverUnsupportedError({ driver: 'haproxy', what: `make ${cluster}/${member} standby at run time (declare its server "backup" in haproxy.cfg)` });
   }
 
   private memberServer(matched: Matched<Server>, cluster: string, member: string): Server {
     const pair = matched.pairs.find((p) => p.planned.cluster === cluster && p.planned.id === member);
     if (!pair) throw new Error(`unknown member "${cluster}/${member}"`);
-    if (!pair.found) throw new RuntimeApiError(`member ${cluster}/${member} (${this.expected(pair.planned)}) is not in backend ${this.options.backend}`);
+    if (!pair.found) throw new BalancerApiError(`member ${cluster}/${member} (${this.expected(pair.planned)}) is not in backend ${this.options.backend}`);
     return pair.found;
   }
 
@@ -184,7 +186,7 @@ export class HaproxyDriver implements Driver {
       if (e.weight !== undefined && s.weight !== e.weight) problems.push(`${e.server} weight is ${s.weight}, expected ${e.weight}`);
       return problems;
     });
-    if (failed.length > 0) throw new RuntimeApiError(`HAProxy did not apply "${what}": ${failed.join('; ')}`);
+    if (failed.length > 0) throw new BalancerApiError(`HAProxy did not apply "${what}": ${failed.join('; ')}`);
     await this.saveState();
   }
 
@@ -192,7 +194,7 @@ export class HaproxyDriver implements Driver {
     const file = this.options.state_file;
     if (file === undefined) return;
     const state = await this.client.command('show servers state');
-    if (!state.startsWith('1')) throw new RuntimeApiError(`cannot save server state: show servers state answered ${state.trim()}`);
+    if (!state.startsWith('1')) throw new BalancerApiError(`cannot save server state: show servers state answered ${state.trim()}`);
     // Atomic, so a reload never loads half a file; durable, so HAProxy starting after a power cut does not
     // load an empty file and bring drained servers back into traffic. The file keeps the mode the operator
     // gave it (HAProxy may read it as another user).

@@ -5,11 +5,13 @@
 import { STATUS_CODES } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { UpstreamError, type Cancellation, type FailurePhase, type UpstreamResponse } from '../member-transport.js';
+import type { Cancellation, FailurePhase, UpstreamResponse } from '../member-transport.js';
+import { AjpProtocolError, UpstreamError } from '../errors.js';
 import { BodySource } from './body-source.js';
-import { AjpProtocolError, decodeContainerMessage, PacketReader, type ContainerMessage } from './decoder.js';
+import { decodeContainerMessage, PacketReader, type ContainerMessage } from './decoder.js';
 import { CPING, encodeBodyChunk, encodeForwardRequest, END_OF_BODY, type ForwardRequest } from './encoder.js';
 import { maxRequestChunk } from './protocol.js';
+import { messageOf } from '../../errors.js';
 
 export interface ExchangeOptions {
   /** The connection was taken idle from the pool (reported in UpstreamError.reusedConnection). */
@@ -98,12 +100,12 @@ export class AjpConnection {
         reject(err);
       };
       const timer = options.connectTimeoutMs > 0
-        ? setTimeout(() => settle(new UpstreamError(`connect to ajp://${host}:${port} timed out after ${options.connectTimeoutMs} ms`, 'connect', false, 'timeout')), options.connectTimeoutMs)
+        ? setTimeout(() => settle(new UpstreamError(`connect to ajp://${host}:${port} timed out after ${options.connectTimeoutMs} ms`, { phase: 'connect', kind: 'timeout' })), options.connectTimeoutMs)
         : undefined;
       const onAbort = (): void => settle(abortError(options.signal!, 'connect', false));
       const onError = (err: NodeJS.ErrnoException): void => {
         const kind = err.code === 'ECONNREFUSED' ? 'refused' : 'network';
-        settle(new UpstreamError(`connect to ajp://${host}:${port} failed: ${err.message}`, 'connect', false, kind, { cause: err }));
+        settle(new UpstreamError(`connect to ajp://${host}:${port} failed: ${err.message}`, { phase: 'connect', kind, cause: err }));
       };
       if (options.signal?.aborted) {
         onAbort();
@@ -127,7 +129,7 @@ export class AjpConnection {
       const timer = setTimeout(() => {
         this.pong = null;
         this.destroy();
-        reject(new UpstreamError(`no CPong within ${timeoutMs} ms`, 'before-send', true, 'timeout'));
+        reject(new UpstreamError(`no CPong within ${timeoutMs} ms`, { phase: 'before-send', reusedConnection: true, kind: 'timeout' }));
       }, timeoutMs);
       this.pong = {
         resolve: () => {
@@ -147,14 +149,14 @@ export class AjpConnection {
 
   /** Runs one exchange; resolves at the response headers. `release` is called once when it is over. */
   request(forward: ForwardRequest, body: ExchangeBody | null, options: ExchangeOptions, release: ReleaseCallback): Promise<UpstreamResponse> {
-    if (this.dead) return Promise.reject(new UpstreamError('connection closed', 'before-send', options.reused, 'network'));
+    if (this.dead) return Promise.reject(new UpstreamError('connection closed', { phase: 'before-send', reusedConnection: options.reused }));
     if (this.exchange || this.pong) throw new Error('AjpConnection carries one exchange at a time');
     let packet: Buffer;
     try {
       packet = encodeForwardRequest(forward, this.packetSize);
     } catch (err) {
       release(this, true);
-      return Promise.reject(new UpstreamError((err as Error).message, 'before-send', options.reused, 'protocol', { cause: err }));
+      return Promise.reject(new UpstreamError(messageOf(err), { phase: 'before-send', reusedConnection: options.reused, kind: 'protocol', cause: err }));
     }
     if (options.signal.aborted) {
       release(this, true);
@@ -363,9 +365,9 @@ export class AjpConnection {
 
   private fail(kind: UpstreamError['kind'], message: string, cause?: unknown): void {
     const ex = this.exchange;
-    if (ex) this.failExchange(new UpstreamError(message, externalPhase(ex.phase), ex.reused, kind, { cause }));
+    if (ex) this.failExchange(new UpstreamError(message, { phase: externalPhase(ex.phase), reusedConnection: ex.reused, kind, cause }));
     else {
-      this.pong?.reject(new UpstreamError(message, 'before-send', true, kind, { cause }));
+      this.pong?.reject(new UpstreamError(message, { phase: 'before-send', reusedConnection: true, kind, cause }));
       this.close();
     }
   }
@@ -423,5 +425,5 @@ function abortError(signal: Cancellation, phase: FailurePhase, reused: boolean):
   const reason: unknown = signal.reason;
   if (reason instanceof UpstreamError) return reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';
-  return new UpstreamError(timeout ? 'the request timed out' : 'the request was aborted', phase, reused, timeout ? 'timeout' : 'network', { cause: reason });
+  return new UpstreamError(timeout ? 'the request timed out' : 'the request was aborted', { phase, reusedConnection: reused, kind: timeout ? 'timeout' : 'network', cause: reason });
 }

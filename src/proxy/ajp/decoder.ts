@@ -12,6 +12,7 @@ import {
   RESPONSE_HEADER_CODE_BASE,
   RESPONSE_HEADER_NAMES,
 } from './protocol.js';
+import { AjpProtocolError } from '../errors.js';
 
 export type ContainerMessage =
   | { type: 'headers'; status: number; statusMessage: string; headers: [name: string, value: string][] }
@@ -19,13 +20,6 @@ export type ContainerMessage =
   | { type: 'end'; reuse: boolean }
   | { type: 'get-body'; size: number }
   | { type: 'cpong' };
-
-export class AjpProtocolError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AjpProtocolError';
-  }
-}
 
 /**
  * Cuts a byte stream into packet payloads. Feed it whatever the socket gives; it keeps at most one

@@ -11,6 +11,7 @@ import {
   REQUEST_HEADER_CODES,
   TO_CONTAINER_MAGIC,
 } from './protocol.js';
+import { AjpEncodeError } from '../errors.js';
 
 /** Everything one Forward Request carries. Header names are lower-case. */
 export interface ForwardRequest {
@@ -34,14 +35,6 @@ export interface ForwardRequest {
   sslKeySize?: number;
   /** req_attribute pairs (AJP_REMOTE_PORT, AJP_SSL_PROTOCOL, …); Tomcat refuses unknown names with 403. */
   attributes: [name: string, value: string][];
-}
-
-/** The request cannot be expressed in one AJP packet (or at all): the member never sees it. */
-export class AjpEncodeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AjpEncodeError';
-  }
 }
 
 /** Writes into one packet-sized buffer; overflowing it is an AjpEncodeError, not a silent truncation. */

@@ -2,7 +2,8 @@
 // least likely to have been dropped), checked with CPing/CPong before reuse when they sat idle long enough,
 // and closed after idleConnectionTimeoutMs. Beyond maxConnections, requests wait in line: at most
 // maxQueue of them, each for queueTimeoutMs at most (HAProxy's maxqueue and timeout queue).
-import { UpstreamError, type Cancellation } from '../member-transport.js';
+import type { Cancellation } from '../member-transport.js';
+import { UpstreamError } from '../errors.js';
 import { AjpConnection } from './connection.js';
 
 export interface PoolOptions {
@@ -60,7 +61,7 @@ export class AjpPool {
     /** When the wait for room ends, once the request has had to wait (one deadline across wake-ups). */
     let deadline = 0;
     while (true) {
-      if (this.closed) throw new UpstreamError('the AJP transport is closed', 'connect', false, 'refused');
+      if (this.closed) throw new UpstreamError('the AJP transport is closed', { phase: 'connect', kind: 'refused' });
       if (signal.aborted) throw waitAborted(signal);
       const connection = this.idle.pop();
       if (connection) {
@@ -102,7 +103,7 @@ export class AjpPool {
           this.opening--;
         }
       }
-      if (this.waiters.length >= this.options.maxQueue) throw new UpstreamError('the member is busy: its AJP connections and queue are full', 'queue', false, 'refused');
+      if (this.waiters.length >= this.options.maxQueue) throw new UpstreamError('the member is busy: its AJP connections and queue are full', { phase: 'queue', kind: 'refused' });
       deadline ||= Date.now() + this.options.queueTimeoutMs;
       await this.waitForRoom(signal, deadline);
     }
@@ -171,7 +172,7 @@ export class AjpPool {
       const onAbort = (): void => leave(waitAborted(signal));
       const timer = setTimeout(() => {
         signal.removeEventListener('abort', onAbort);
-        leave(new UpstreamError('the member is busy: no AJP connection free within timeouts.queue', 'queue', false, 'timeout'));
+        leave(new UpstreamError('the member is busy: no AJP connection free within timeouts.queue', { phase: 'queue', kind: 'timeout' }));
       }, Math.max(0, deadline - Date.now()));
       const waiter: Waiter = {
         wake: () => {
@@ -190,5 +191,5 @@ function waitAborted(signal: Cancellation): UpstreamError {
   const reason: unknown = signal.reason;
   if (reason instanceof UpstreamError) return reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';
-  return new UpstreamError(timeout ? 'timed out waiting for an AJP connection' : 'the request was aborted', 'connect', false, timeout ? 'timeout' : 'network', { cause: reason });
+  return new UpstreamError(timeout ? 'timed out waiting for an AJP connection' : 'the request was aborted', { phase: 'connect', kind: timeout ? 'timeout' : 'network', cause: reason });
 }

@@ -1,10 +1,12 @@
 // The Transport for ajp:// members: turns an UpstreamRequest into an AJP13 Forward Request on a pooled
 // connection. The proxy's transport table (src/proxy/transport-factory.ts) uses it for ajp:// members.
-import { UpstreamError, type Transport, type UpstreamRequest, type UpstreamResponse } from '../member-transport.js';
+import type { Transport, UpstreamRequest, UpstreamResponse } from '../member-transport.js';
+import { UpstreamError } from '../errors.js';
 import type { TransportFactory, TransportSettings } from '../transport-factory.js';
 import type { ForwardRequest } from './encoder.js';
 import { AjpPool, type PoolStats } from './pool.js';
 import { DEFAULT_PACKET_SIZE, MAX_PACKET_SIZE, MIN_PACKET_SIZE } from './protocol.js';
+import { messageOf } from '../../errors.js';
 
 export const DEFAULT_AJP_PORT = 8009;
 
@@ -95,7 +97,7 @@ export class AjpTransport implements Transport {
       await connection.ping(timeoutMs);
     } catch (err) {
       this.pool.release(connection, false);
-      throw err instanceof UpstreamError ? err : new UpstreamError(`CPing failed: ${(err as Error).message}`, 'before-send', true, 'network', { cause: err });
+      throw err instanceof UpstreamError ? err : new UpstreamError(`CPing failed: ${messageOf(err)}`, { phase: 'before-send', reusedConnection: true, cause: err });
     }
     this.pool.release(connection, true);
   }

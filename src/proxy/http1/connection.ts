@@ -5,7 +5,8 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { connectMember } from '../member-socket.js';
-import { UpstreamError, type UpstreamRequest } from '../member-transport.js';
+import type { UpstreamRequest } from '../member-transport.js';
+import { UpstreamError } from '../errors.js';
 import { ResponseParser, type ResponseEvents } from './llhttp.js';
 
 /** What one exchange hears from its connection. */
@@ -82,12 +83,12 @@ export class MemberConnection implements ResponseEvents {
       const socket = connectMember({ url, rejectUnauthorized: settings.verify, ALPNProtocols: ['http/1.1'], header });
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new UpstreamError(`connect timeout after ${settings.connectTimeoutMs}ms`, 'connect', false, 'timeout'));
+        reject(new UpstreamError(`connect timeout after ${settings.connectTimeoutMs}ms`, { phase: 'connect', kind: 'timeout' }));
       }, settings.connectTimeoutMs);
       const failed = (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         const refused = CONNECT_CODES.has(error.code ?? '');
-        reject(new UpstreamError(error.message, 'connect', false, refused ? 'refused' : secure ? 'protocol' : 'network', { cause: error }));
+        reject(new UpstreamError(error.message, { phase: 'connect', kind: refused ? 'refused' : secure ? 'protocol' : 'network', cause: error }));
       };
       socket.on('error', failed);
       socket.once(secure ? 'secureConnect' : 'connect', () => {
@@ -255,8 +256,8 @@ export class MemberConnection implements ResponseEvents {
     if (exchange) {
       const reused = this.served > 0;
       const error = this.responded
-        ? new UpstreamError(message, 'during-response', false, kind ?? 'network', { cause })
-        : new UpstreamError(message, 'before-response', reused && kind === undefined, kind ?? 'network', { cause });
+        ? new UpstreamError(message, { phase: 'during-response', kind: kind ?? 'network', cause })
+        : new UpstreamError(message, { phase: 'before-response', reusedConnection: reused && kind === undefined, kind: kind ?? 'network', cause });
       exchange.responseError(error);
     }
     this.close();

@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import type { MemberConfig } from '../../config/schema.js';
 import { MemberConnection, type ConnectionSettings, type ExchangeEvents } from './connection.js';
 import { clientEnds, proxyHeader } from '../proxy-protocol.js';
-import { UpstreamError, type ClientInfo, type Transport, type UpstreamRequest, type UpstreamResponse } from '../member-transport.js';
+import type { ClientInfo, Transport, UpstreamRequest, UpstreamResponse } from '../member-transport.js';
+import { UpstreamError } from '../errors.js';
 import type { TransportSettings } from '../transport-factory.js';
 
 class ResponseBody extends Readable {
@@ -145,7 +146,7 @@ const QUEUE_TIMEOUT = 'the member is busy: no connection free within timeouts.qu
 
 function queueTimedOut(pool: MemberPool, waiter: Waiter): void {
   pool.forget(waiter);
-  waiter.fail(new UpstreamError(QUEUE_TIMEOUT, 'queue', false, 'timeout'));
+  waiter.fail(new UpstreamError(QUEUE_TIMEOUT, { phase: 'queue', kind: 'timeout' }));
 }
 
 /** One client connection's identity, as a PROXY header gives it (HAProxy reuses a connection only for the same header). */
@@ -181,13 +182,13 @@ class MemberPool {
    * another client is closed to make room.
    */
   acquire(waiter: Waiter): void {
-    if (this.closed) return waiter.fail(new UpstreamError('transport closed', 'before-send', false));
+    if (this.closed) return waiter.fail(new UpstreamError('transport closed', { phase: 'before-send' }));
     const key = waiter.key;
     const connection = key === undefined ? this.idle.pop() : this.takeIdle(key);
     if (connection) return waiter.take(connection);
     if (key !== undefined && this.open >= this.max) this.idle[0]?.close();
     if (this.open >= this.max) {
-      if (this.waiting.length >= this.queue.max) return waiter.fail(new UpstreamError(QUEUE_FULL, 'queue', false, 'refused'));
+      if (this.waiting.length >= this.queue.max) return waiter.fail(new UpstreamError(QUEUE_FULL, { phase: 'queue', kind: 'refused' }));
       waiter.queued = setTimeout(queueTimedOut, this.queue.timeoutMs, this, waiter);
       this.waiting.push(waiter);
       return;
@@ -225,7 +226,7 @@ class MemberPool {
     for (const connection of this.idle.splice(0)) connection.close();
     for (const waiter of this.waiting.splice(0)) {
       clearTimeout(waiter.queued);
-      waiter.fail(new UpstreamError('transport closed', 'before-send', false));
+      waiter.fail(new UpstreamError('transport closed', { phase: 'before-send' }));
     }
   }
 
@@ -296,7 +297,7 @@ export function createHttpTransport(url: URL, member: MemberConfig, settings: Tr
           take(connection) {
             if (signal.aborted) {
               pool.release(connection, true);
-              exchange.responseError(new UpstreamError('cancelled', 'before-send', false));
+              exchange.responseError(new UpstreamError('cancelled', { phase: 'before-send' }));
               return;
             }
             exchange.connection = connection;
@@ -313,7 +314,7 @@ export function createHttpTransport(url: URL, member: MemberConfig, settings: Tr
           if (exchange.connection) exchange.dropped(signal.reason as Error);
           else {
             pool.forget(waiter);
-            exchange.responseError(new UpstreamError('cancelled', 'before-send', false));
+            exchange.responseError(new UpstreamError('cancelled', { phase: 'before-send' }));
           }
         });
         pool.acquire(waiter);

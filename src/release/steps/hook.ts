@@ -38,7 +38,7 @@ export const runHook: StepRunner<HookStep> = async (step, ctx) => {
       },
     });
     const failure = commandFailure(`hook ${name}${runs.length > 1 ? ` for ${run.label}` : ''}`, result, hook.timeout);
-    if (failure) throw new ReleaseStepError(failure, lines);
+    if (failure) throw new ReleaseStepError(failure, { output: lines });
   }
   return { detail: runs.length > 1 ? `ran for ${runs.length} members` : 'exited with 0' };
 };

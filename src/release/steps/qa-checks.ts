@@ -8,6 +8,7 @@ import { ReleaseStepError } from '../errors.js';
 import { clusterPlan } from '../plan.js';
 import type { QaChecksStep } from '../types.js';
 import { captureOutput, releaseActor, releaseEnv, type StepContext, type StepRunner } from './step.js';
+import { messageOf } from '../../errors.js';
 
 /** A preview outlives its checks by this much, in case one is slow to give up. */
 const PREVIEW_MARGIN_MS = 60_000;
@@ -44,7 +45,7 @@ async function openPreview(ctx: StepContext, cluster: string, forMs: number): Pr
   try {
     link = await plane.openPreview(releaseActor(release), { cluster, forMs, version: release.version });
   } catch (err) {
-    throw new ReleaseStepError(`QA checks via: preview could not open a preview of ${cluster}: ${(err as Error).message}`);
+    throw new ReleaseStepError(`QA checks via: preview could not open a preview of ${cluster}: ${messageOf(err)}`);
   }
   const url = new URL(link.url);
   return { link, target: { url: `${url.origin}/`, origin, host: url.host, cookie: `${PREVIEW_COOKIE}=${link.token}` } };

@@ -2,13 +2,15 @@
 // db/switchover.ts's step()), and the helpers several step kinds share.
 import type { Logger } from 'pino';
 import type { Actor } from '../../control/audit.js';
-import { RefusedError, type ControlPlane } from '../../control/plane.js';
+import type { ControlPlane } from '../../control/plane.js';
+import { RefusedError } from '../../control/errors.js';
 import type { StatsSampler } from '../../observe/sampler.js';
 import { qaUrlOf } from '../../observe/status-report.js';
 import type { Target } from '../../control/targets.js';
 import { ReleaseStepError } from '../errors.js';
 import type { Release, ReleaseStep } from '../types.js';
 import type { ApprovalGate } from './approval.js';
+import { messageOf } from '../../errors.js';
 
 /** How a step ended well: what it did, and whether it found nothing to do (`skipped`). */
 export interface StepOutcome {
@@ -52,7 +54,7 @@ export async function settle(step: ReleaseStep, body: () => Promise<StepOutcome>
     if (signal?.aborted) return false;
     step.state = 'failed';
     step.endedAt = new Date().toISOString();
-    step.detail = (err as Error).message;
+    step.detail = messageOf(err);
     if (err instanceof ReleaseStepError && err.output) step.output = err.output.slice(-50);
     return false;
   }

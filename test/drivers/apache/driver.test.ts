@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { ApacheDriver } from '../../../src/drivers/apache/driver.js';
-import { DriverUnsupportedError } from '../../../src/drivers/driver.js';
+import { DriverUnsupportedError } from '../../../src/drivers/errors.js';
 import { waitUntilIdle } from '../../support/driver-wait.js';
 import { initialState } from '../../../src/control/desired-state.js';
 import { AppliedState } from '../../support/applied-state.js';

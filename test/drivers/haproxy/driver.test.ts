@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { DriverUnsupportedError } from '../../../src/drivers/driver.js';
+import { DriverUnsupportedError } from '../../../src/drivers/errors.js';
 import { HaproxyDriver } from '../../../src/drivers/haproxy/driver.js';
 import { waitUntilIdle } from '../../support/driver-wait.js';
 import { initialState } from '../../../src/control/desired-state.js';

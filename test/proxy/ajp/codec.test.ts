@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { AjpProtocolError, decodeContainerMessage, PacketReader, type ContainerMessage } from '../../../src/proxy/ajp/decoder.js';
-import { AjpEncodeError, encodeBodyChunk, encodeForwardRequest, type ForwardRequest } from '../../../src/proxy/ajp/encoder.js';
+import { decodeContainerMessage, PacketReader, type ContainerMessage } from '../../../src/proxy/ajp/decoder.js';
+import { AjpProtocolError } from '../../../src/proxy/errors.js';
+import { encodeBodyChunk, encodeForwardRequest, type ForwardRequest } from '../../../src/proxy/ajp/encoder.js';
+import { AjpEncodeError } from '../../../src/proxy/errors.js';
 import { CPONG, decodeForwardRequest, endResponse, getBodyChunk, sendBodyChunk, sendHeaders, splitProxyPackets } from './container.js';
 
 const latin1 = (maxLength: number): fc.Arbitrary<string> =>

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { createAjpTransport, type AjpTransport, type AjpTransportOptions } from '../../../src/proxy/ajp/transport.js';
-import { UpstreamError } from '../../../src/proxy/member-transport.js';
+import { UpstreamError } from '../../../src/proxy/errors.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { createAjpTransport, type AjpTransportOptions } from '../../../src/proxy/ajp/transport.js';
-import { UpstreamError } from '../../../src/proxy/member-transport.js';
+import { UpstreamError } from '../../../src/proxy/errors.js';
 import { CPONG, decodeForwardRequest, endResponse, fakeContainer, getBodyChunk, sendBodyChunk, sendHeaders, type FakeConnection } from './container.js';
 import { eventually, generatedBody, readAll, upstreamRequest } from './requests.js';
 
