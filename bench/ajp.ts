@@ -96,7 +96,8 @@ async function serveFront(ajpPort: number, secret: string, concurrency: number):
   const transport = createAjpTransport(new URL(`ajp://127.0.0.1:${ajpPort}`), { secret, maxConnections: concurrency });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const headers: [string, string][] = [];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
+    for (let i = 0; i < req.rawHeaders.length; i += 2)
+      headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
     const aborter = new AbortController();
     res.on('close', () => aborter.abort());
     transport
@@ -105,7 +106,13 @@ async function serveFront(ajpPort: number, secret: string, concurrency: number):
         path: req.url ?? '/',
         headers,
         body: null,
-        client: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0, secure: false, serverName: 'bench.test', serverPort: 80 },
+        client: {
+          address: req.socket.remoteAddress ?? '',
+          port: req.socket.remotePort ?? 0,
+          secure: false,
+          serverName: 'bench.test',
+          serverPort: 80,
+        },
         signal: aborter.signal,
       })
       .then(async (up) => {
@@ -125,9 +132,21 @@ async function serveFront(ajpPort: number, secret: string, concurrency: number):
 }
 
 async function startFront(tomcat: Tomcat): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--front', String(tomcat.ajpPort), '--secret', tomcat.secret, '--concurrency', String(settings.concurrency)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      fileURLToPath(import.meta.url),
+      '--front',
+      String(tomcat.ajpPort),
+      '--secret',
+      tomcat.secret,
+      '--concurrency',
+      String(settings.concurrency),
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
@@ -179,7 +198,11 @@ export async function runAjpBench(options: AjpBenchOptions = {}): Promise<void> 
   const forget = onInterrupt(() => Promise.all(started.map((stop) => stop())));
   const ajpUrl = new URL(`ajp://127.0.0.1:${tomcat.ajpPort}`);
   const direct = httpClient(tomcat.httpPort);
-  const ajpEveryReuse = createAjpTransport(ajpUrl, { secret: tomcat.secret, maxConnections: settings.concurrency, cpingAfterIdleMs: 0 });
+  const ajpEveryReuse = createAjpTransport(ajpUrl, {
+    secret: tomcat.secret,
+    maxConnections: settings.concurrency,
+    cpingAfterIdleMs: 0,
+  });
   const ajp = createAjpTransport(ajpUrl, { secret: tomcat.secret, maxConnections: settings.concurrency });
   const front = await startFront(tomcat);
   started.push(front.stop);
@@ -192,24 +215,46 @@ export async function runAjpBench(options: AjpBenchOptions = {}): Promise<void> 
   const viaHttpd = httpd ? httpClient(httpd.port) : undefined;
   const scenarios: Scenario[] = [
     { name: 'HTTP/1.1 direct (undici)', run: direct.get },
-    { name: 'AJP transport (CPing after 1 s idle)', run: (path) => ajpGet(ajp, path), against: 'HTTP/1.1 direct (undici)' },
-    { name: 'AJP transport, CPing before every reuse', run: (path) => ajpGet(ajpEveryReuse, path), against: 'HTTP/1.1 direct (undici)' },
+    {
+      name: 'AJP transport (CPing after 1 s idle)',
+      run: (path) => ajpGet(ajp, path),
+      against: 'HTTP/1.1 direct (undici)',
+    },
+    {
+      name: 'AJP transport, CPing before every reuse',
+      run: (path) => ajpGet(ajpEveryReuse, path),
+      against: 'HTTP/1.1 direct (undici)',
+    },
   ];
   if (viaHttpd) scenarios.push({ name: 'HTTP -> httpd mod_proxy_ajp -> Tomcat', run: viaHttpd.get });
-  scenarios.push({ name: 'HTTP -> Node + AJP transport -> Tomcat', run: viaNode.get, against: viaHttpd ? 'HTTP -> httpd mod_proxy_ajp -> Tomcat' : 'HTTP/1.1 direct (undici)' });
+  scenarios.push({
+    name: 'HTTP -> Node + AJP transport -> Tomcat',
+    run: viaNode.get,
+    against: viaHttpd ? 'HTTP -> httpd mod_proxy_ajp -> Tomcat' : 'HTTP/1.1 direct (undici)',
+  });
   try {
-    console.log(`AJP vs HTTP to one Tomcat 10: ${settings.concurrency} concurrent, median of ${settings.rounds} alternating runs of ${settings.seconds} s`);
+    console.log(
+      `AJP vs HTTP to one Tomcat 10: ${settings.concurrency} concurrent, median of ${settings.rounds} alternating runs of ${settings.seconds} s`,
+    );
     for (const path of PATHS) {
       console.log(`\nGET ${path}`);
       const results = new Map<string, Result[]>(scenarios.map((s) => [s.name, []]));
       for (let round = 0; round < settings.rounds; round++) {
-        for (const scenario of scenarios) results.get(scenario.name)!.push(await measure(() => scenario.run(path), round === 0));
+        for (const scenario of scenarios)
+          results.get(scenario.name)!.push(await measure(() => scenario.run(path), round === 0));
       }
       const median = (name: string): Result => {
         const sorted = [...results.get(name)!].sort((a, b) => a.rps - b.rps);
         return sorted[Math.floor(sorted.length / 2)]!;
       };
-      for (const scenario of scenarios) console.log(line(scenario.name, median(scenario.name), scenario.against ? { name: `vs ${scenario.against}`, result: median(scenario.against) } : undefined));
+      for (const scenario of scenarios)
+        console.log(
+          line(
+            scenario.name,
+            median(scenario.name),
+            scenario.against ? { name: `vs ${scenario.against}`, result: median(scenario.against) } : undefined,
+          ),
+        );
     }
   } finally {
     await Promise.all([direct.pool.close(), viaNode.pool.close(), viaHttpd?.pool.close()]);

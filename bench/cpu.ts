@@ -19,7 +19,10 @@ export function cpuMicros(pid: number): number {
 }
 
 /** Runs `load` and returns its result with the CPU µs `pid` spent meanwhile (undefined without a pid). */
-export async function withCpu<T>(pid: number | undefined, load: () => Promise<T>): Promise<{ result: T; cpuUs: number | undefined }> {
+export async function withCpu<T>(
+  pid: number | undefined,
+  load: () => Promise<T>,
+): Promise<{ result: T; cpuUs: number | undefined }> {
   const before = pid === undefined ? 0 : cpuMicros(pid);
   const result = await load();
   return { result, cpuUs: pid === undefined ? undefined : cpuMicros(pid) - before };

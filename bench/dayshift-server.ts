@@ -20,10 +20,16 @@ const config = {
   listen: { http: '127.0.0.1:0', ...(cert && key ? { https: '127.0.0.1:0', tls: { cert, key } } : {}) },
   clusters: { bench: { members: ports.map((port) => ({ url: `http://127.0.0.1:${port}` })) } },
   health: { enabled: false },
-  sites: { bench: { hosts: ['*'], routes: [{ path: '/', clusters: ['bench'], balance: process.argv[3] ?? 'round-robin' }] } },
+  sites: {
+    bench: { hosts: ['*'], routes: [{ path: '/', clusters: ['bench'], balance: process.argv[3] ?? 'round-robin' }] },
+  },
 };
 const loaded = { ...parseConfig(JSON.stringify(config)), baseDir: process.cwd() };
-const proxy = await startProxy({ config: loaded, state: initialState(loaded.config), logger: pino({ level: 'silent' }) });
+const proxy = await startProxy({
+  config: loaded,
+  state: initialState(loaded.config),
+  logger: pino({ level: 'silent' }),
+});
 const { http, https } = proxy.addresses();
 process.stdout.write(`${JSON.stringify({ port: http[0]!.port, httpsPort: https[0]?.port })}\n`);
 process.on('SIGTERM', () => void proxy.close(1000).then(() => process.exit(0)));

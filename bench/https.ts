@@ -27,7 +27,10 @@ export interface H2Count {
  */
 export async function resumptionOff(dir: string): Promise<string> {
   const file = join(dir, 'no-resumption.cnf');
-  await writeFile(file, 'nodejs_conf = bench_init\n[bench_init]\nssl_conf = bench_ssl\n[bench_ssl]\nsystem_default = bench_tls\n[bench_tls]\nOptions = -SessionTicket\n');
+  await writeFile(
+    file,
+    'nodejs_conf = bench_init\n[bench_init]\nssl_conf = bench_ssl\n[bench_ssl]\nsystem_default = bench_tls\n[bench_tls]\nOptions = -SessionTicket\n',
+  );
   return `--openssl-config=${file}`;
 }
 
@@ -36,7 +39,13 @@ function exchange(port: number, session?: Buffer): Promise<{ session: Buffer | u
   return new Promise((resolve, reject) => {
     let latest: Buffer | undefined;
     let resumed = false;
-    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], ...(session ? { session } : {}) });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+      ...(session ? { session } : {}),
+    });
     socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer from 127.0.0.1:${port} in 10 s`)));
     // TLS 1.3 tickets come after the handshake: the answer is read to the end so that they have arrived.
     socket.on('session', (s: Buffer) => (latest = s));
@@ -59,17 +68,29 @@ export async function sessionResumed(port: number): Promise<boolean> {
 }
 
 /** HTTP/2 with h2load: `connections` connections with `streams` requests in flight on each, for `seconds`. */
-export function runH2load(binary: string, port: number, seconds: number, connections: number, streams: number, signal: AbortSignal): Promise<H2Count> {
+export function runH2load(
+  binary: string,
+  port: number,
+  seconds: number,
+  connections: number,
+  streams: number,
+  signal: AbortSignal,
+): Promise<H2Count> {
   const args = ['-t1', `-c${connections}`, `-m${streams}`, `-D${seconds}`, `https://127.0.0.1:${port}/`];
   return new Promise((resolve, reject) => {
     execFile(binary, args, { signal }, (error, stdout) => {
       if (error) return reject(error);
       // h2load falls back to HTTP/1.1 when the server does not take h2: that would not be this row's figure.
       const protocol = /Application protocol: (\S+)/.exec(stdout)?.[1];
-      if (protocol !== 'h2') return reject(new Error(`h2load negotiated ${protocol ?? 'no protocol'}, not h2:\n${stdout}`));
+      if (protocol !== 'h2')
+        return reject(new Error(`h2load negotiated ${protocol ?? 'no protocol'}, not h2:\n${stdout}`));
       const counts = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed/.exec(stdout);
       if (!counts) return reject(new Error(`unexpected h2load output:\n${stdout}`));
-      resolve({ requests: Number(counts[3]), errors: Number(counts[5]), rps: Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(stdout)?.[1] ?? 0) });
+      resolve({
+        requests: Number(counts[3]),
+        errors: Number(counts[5]),
+        rps: Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(stdout)?.[1] ?? 0),
+      });
     });
   });
 }

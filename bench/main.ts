@@ -90,10 +90,18 @@ async function stopAll(): Promise<void> {
 }
 
 /** Spawns a node script and reads the JSON line it prints when ready; fails if the script exits first. */
-async function spawnNode<T>(script: string, args: string[], dir: string, nodeArgs: string[] = []): Promise<{ proc: Foreground; info: T }> {
+async function spawnNode<T>(
+  script: string,
+  args: string[],
+  dir: string,
+  nodeArgs: string[] = [],
+): Promise<{ proc: Foreground; info: T }> {
   const proc = start(process.execPath, [...nodeArgs, join(here, script), ...args], dir);
   const line = once(createInterface({ input: proc.child.stdout! }), 'line').then(([text]) => String(text));
-  const exit = once(proc.child, 'exit').then(([code, signal]) => `${script} exited (${signal ? `signal ${String(signal)}` : `code ${String(code)}`}) before it was ready`);
+  const exit = once(proc.child, 'exit').then(
+    ([code, signal]) =>
+      `${script} exited (${signal ? `signal ${String(signal)}` : `code ${String(code)}`}) before it was ready`,
+  );
   const first = await Promise.race([line.then((text) => ({ text })), exit.then((error) => ({ error }))]);
   if ('error' in first) throw new Error(proc.log ? `${first.error}:\n${proc.log}` : first.error);
   return { proc, info: JSON.parse(first.text) as T };
@@ -104,10 +112,12 @@ async function ready(port: number, name: string, proc?: Foreground): Promise<voi
   await waitFor(`${name} to answer on port ${port}`, async () => {
     if (proc && !proc.running) throw new Error(`${name} exited: ${proc.log}`);
     const ok = await new Promise<boolean>((resolve) => {
-      http.get({ port, host: '127.0.0.1', path: '/', agent: false }, (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      }).on('error', () => resolve(false));
+      http
+        .get({ port, host: '127.0.0.1', path: '/', agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        })
+        .on('error', () => resolve(false));
     });
     return ok ? true : undefined;
   });
@@ -117,7 +127,13 @@ async function ready(port: number, name: string, proc?: Foreground): Promise<voi
  * HAProxy on `threads` threads; with `pem` (certificate and key in one file), also an HTTPS frontend that
  * resumes no session (no tickets, no session cache), as Dayshift in the bench.
  */
-async function startHaproxy(binary: string, ports: number[], dir: string, threads: number, pem?: string): Promise<{ target: Target; httpsPort?: number }> {
+async function startHaproxy(
+  binary: string,
+  ports: number[],
+  dir: string,
+  threads: number,
+  pem?: string,
+): Promise<{ target: Target; httpsPort?: number }> {
   const name = threads === 1 ? 'haproxy' : `haproxy-${threads}t`;
   const port = await freePort();
   const httpsPort = pem ? await freePort() : undefined;
@@ -126,7 +142,9 @@ async function startHaproxy(binary: string, ports: number[], dir: string, thread
     file,
     `global\n  nbthread ${threads}\n  maxconn 4000\n${pem ? '  tune.ssl.cachesize 0\n' : ''}defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  http-reuse always\n` +
       `frontend fe\n  bind 127.0.0.1:${port}\n  option forwardfor\n  default_backend be\n` +
-      (httpsPort ? `frontend fe_tls\n  bind 127.0.0.1:${httpsPort} ssl crt ${pem} alpn h2,http/1.1 no-tls-tickets\n  option forwardfor\n  default_backend be\n` : '') +
+      (httpsPort
+        ? `frontend fe_tls\n  bind 127.0.0.1:${httpsPort} ssl crt ${pem} alpn h2,http/1.1 no-tls-tickets\n  option forwardfor\n  default_backend be\n`
+        : '') +
       `backend be\n  balance roundrobin\n` +
       ports.map((p, i) => `  server m${i} 127.0.0.1:${p}\n`).join(''),
   );
@@ -175,7 +193,15 @@ function runWrk(binary: string, url: string, load: Load, seconds = SECONDS, extr
   const args =
     load === 'peak'
       ? ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...extra, url]
-      : ['-t1', `-c${RATE_CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', join(here, '..', '..', 'bench', LOAD_SCRIPTS[load]), url];
+      : [
+          '-t1',
+          `-c${RATE_CONNECTIONS}`,
+          `-d${seconds}s`,
+          '--latency',
+          '-s',
+          join(here, '..', '..', 'bench', LOAD_SCRIPTS[load]),
+          url,
+        ];
   const env = { ...process.env, BENCH_RATE: String(RATE), BENCH_DELAY_MS: String(BURST_DELAY_MS) };
   return new Promise((resolve, reject) => {
     execFile(binary, args, { env, signal: wrkAbort.signal }, (error, stdout) => {
@@ -192,12 +218,26 @@ function runWrk(binary: string, url: string, load: Load, seconds = SECONDS, extr
 }
 
 async function runAutocannon(port: number, rate?: number): Promise<Sample> {
-  const result = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: rate ? 20 : CONNECTIONS, duration: SECONDS, ...(rate ? { overallRate: rate } : {}) });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx, requests: result.requests.total };
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/`,
+    connections: rate ? 20 : CONNECTIONS,
+    duration: SECONDS,
+    ...(rate ? { overallRate: rate } : {}),
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+    requests: result.requests.total,
+  };
 }
 
 /** Runs `load` against `target` and adds the target's CPU time per request to the sample. */
-async function measured<T extends { requests: number }>(target: { pid?: number }, load: () => Promise<T>): Promise<T & { cpuUs?: number }> {
+async function measured<T extends { requests: number }>(
+  target: { pid?: number },
+  load: () => Promise<T>,
+): Promise<T & { cpuUs?: number }> {
   const run = withCpu(target.pid, load);
   wrkRun = run;
   const { result, cpuUs } = await run;
@@ -229,13 +269,18 @@ function summarise(samples: Sample[]): Sample {
 
 const cpuCell = (cpuUs: number | undefined) => (cpuUs === undefined ? '-' : cpuUs.toFixed(1)).padStart(12);
 /** "CPU 1.80× haproxy" when both CPU figures are known. */
-const cpuRatio = (cpuUs: number | undefined, base: number | undefined) => (cpuUs !== undefined && base ? `CPU ${(cpuUs / base).toFixed(2)}× haproxy` : '');
+const cpuRatio = (cpuUs: number | undefined, base: number | undefined) =>
+  cpuUs !== undefined && base ? `CPU ${(cpuUs / base).toFixed(2)}× haproxy` : '';
 
 function table(title: string, rows: [string, Sample][], extra: (name: string, s: Sample) => string): void {
   console.log(`\n${title}`);
-  console.log(`${'target'.padEnd(12)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(8)}${'CPU µs/req'.padStart(12)}  notes`);
+  console.log(
+    `${'target'.padEnd(12)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(8)}${'CPU µs/req'.padStart(12)}  notes`,
+  );
   for (const [name, s] of rows) {
-    console.log(`${name.padEnd(12)}${s.rps.toFixed(0).padStart(10)}${s.p50.toFixed(2).padStart(10)}${s.p99.toFixed(2).padStart(10)}${String(s.errors).padStart(8)}${cpuCell(s.cpuUs)}  ${extra(name, s)}`.trimEnd());
+    console.log(
+      `${name.padEnd(12)}${s.rps.toFixed(0).padStart(10)}${s.p50.toFixed(2).padStart(10)}${s.p99.toFixed(2).padStart(10)}${String(s.errors).padStart(8)}${cpuCell(s.cpuUs)}  ${extra(name, s)}`.trimEnd(),
+    );
   }
 }
 
@@ -249,15 +294,24 @@ async function runHttp(wrk: string | undefined, targets: Target[]): Promise<void
     for (const load of loads) {
       for (const t of targets) {
         if (t.peakOnly && load !== 'peak') continue;
-        const s = await measured(t, () => (wrk ? runWrk(wrk, `http://127.0.0.1:${t.port}/`, load) : runAutocannon(t.port, load === 'peak' ? undefined : RATE)));
+        const s = await measured(t, () =>
+          wrk
+            ? runWrk(wrk, `http://127.0.0.1:${t.port}/`, load)
+            : runAutocannon(t.port, load === 'peak' ? undefined : RATE),
+        );
         const byTarget = samples.get(load)!;
         (byTarget.get(t.name) ?? byTarget.set(t.name, []).get(t.name)!).push(s);
         const cpu = s.cpuUs === undefined ? '' : `  CPU ${s.cpuUs.toFixed(1)} µs/req`;
-        log(`[round ${round}/${ROUNDS}] ${load.padEnd(5)} ${t.name.padEnd(11)} ${s.rps.toFixed(0)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms  errors ${s.errors}${cpu}`);
+        log(
+          `[round ${round}/${ROUNDS}] ${load.padEnd(5)} ${t.name.padEnd(11)} ${s.rps.toFixed(0)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms  errors ${s.errors}${cpu}`,
+        );
       }
     }
   }
-  const medians = (load: Load) => targets.filter((t) => load === 'peak' || !t.peakOnly).map((t) => [t.name, summarise(samples.get(load)!.get(t.name)!)] as [string, Sample]);
+  const medians = (load: Load) =>
+    targets
+      .filter((t) => load === 'peak' || !t.peakOnly)
+      .map((t) => [t.name, summarise(samples.get(load)!.get(t.name)!)] as [string, Sample]);
   const byName = (rows: [string, Sample][], name: string) => rows.find(([n]) => n === name)?.[1];
   const peaks = medians('peak');
   const hpPeak = byName(peaks, 'http-proxy');
@@ -266,7 +320,11 @@ async function runHttp(wrk: string | undefined, targets: Target[]): Promise<void
   table(`Peak throughput, ${CONNECTIONS} connections (median of ${ROUNDS})`, peaks, (name, s) =>
     name === 'direct'
       ? ''
-      : [hpPeak ? `${(s.rps / hpPeak.rps).toFixed(2)}× http-proxy` : '', `${((100 * s.rps) / directPeak.rps).toFixed(0)}% of direct`, name === 'haproxy' ? '' : cpuRatio(s.cpuUs, haPeak?.cpuUs)]
+      : [
+          hpPeak ? `${(s.rps / hpPeak.rps).toFixed(2)}× http-proxy` : '',
+          `${((100 * s.rps) / directPeak.rps).toFixed(0)}% of direct`,
+          name === 'haproxy' ? '' : cpuRatio(s.cpuUs, haPeak?.cpuUs),
+        ]
           .filter(Boolean)
           .join(', '),
   );
@@ -280,7 +338,11 @@ async function runHttp(wrk: string | undefined, targets: Target[]): Promise<void
     });
   };
   latencyTable(`Fixed rate ${RATE} req/s, spread on 1 ms ticks (median of ${ROUNDS})`, medians('rate'));
-  if (wrk) latencyTable(`Bursts: ${RATE_CONNECTIONS} requests at once every ${BURST_DELAY_MS} ms (median of ${ROUNDS})`, medians('burst'));
+  if (wrk)
+    latencyTable(
+      `Bursts: ${RATE_CONNECTIONS} requests at once every ${BURST_DELAY_MS} ms (median of ${ROUNDS})`,
+      medians('burst'),
+    );
 }
 
 /** Requests in flight on each HTTP/2 connection of the h2load row (CONNECTIONS in flight in all). */
@@ -306,10 +368,19 @@ async function runHttps(wrk: string | undefined, targets: HttpsTarget[]): Promis
   const h2Connections = Math.max(1, Math.round(CONNECTIONS / H2_STREAMS));
   const loads: HttpsLoad[] = [];
   if (wrk) {
-    loads.push({ label: `keep-alive, ${CONNECTIONS} connections`, run: (port) => runWrk(wrk, `https://127.0.0.1:${port}/`, 'peak', TLS_SECONDS), missing: {} });
+    loads.push({
+      label: `keep-alive, ${CONNECTIONS} connections`,
+      run: (port) => runWrk(wrk, `https://127.0.0.1:${port}/`, 'peak', TLS_SECONDS),
+      missing: {},
+    });
     // A full handshake per request: the servers resume no session (bench/https.ts says why), checked here.
-    const fresh: HttpsLoad = { label: `new connection per request, ${CONNECTIONS} at once`, run: (port) => runWrk(wrk, `https://127.0.0.1:${port}/`, 'peak', TLS_SECONDS, ['-H', 'Connection: close']), missing: {} };
-    for (const t of targets) if (await sessionResumed(t.port)) fresh.missing[t.name] = 'resumed a TLS session: no full-handshake figure';
+    const fresh: HttpsLoad = {
+      label: `new connection per request, ${CONNECTIONS} at once`,
+      run: (port) => runWrk(wrk, `https://127.0.0.1:${port}/`, 'peak', TLS_SECONDS, ['-H', 'Connection: close']),
+      missing: {},
+    };
+    for (const t of targets)
+      if (await sessionResumed(t.port)) fresh.missing[t.name] = 'resumed a TLS session: no full-handshake figure';
     loads.push(fresh);
   } else log('https: wrk not installed (Debian package wrk): no keep-alive and new-connection rows');
   if (h2load) {
@@ -331,26 +402,41 @@ async function runHttps(wrk: string | undefined, targets: HttpsTarget[]): Promis
         const key = `${load.label}\n${t.name}`;
         (samples.get(key) ?? samples.set(key, []).get(key)!).push(s);
         const cpu = s.cpuUs === undefined ? '' : `  CPU ${s.cpuUs.toFixed(1)} µs/req`;
-        log(`[round ${round}/${ROUNDS}] https ${load.label}: ${t.name} ${s.rps.toFixed(0)} req/s  errors ${s.errors}${cpu}`);
+        log(
+          `[round ${round}/${ROUNDS}] https ${load.label}: ${t.name} ${s.rps.toFixed(0)} req/s  errors ${s.errors}${cpu}`,
+        );
       }
     }
   }
   const width = Math.max(...loads.map((l) => l.label.length)) + 2;
   const against = targets.some((t) => t.name === 'haproxy') ? ' against HAProxy (1 thread, alpn h2,http/1.1)' : '';
   console.log(`\nHTTPS: Dayshift${against}, median of ${ROUNDS} runs of ${TLS_SECONDS} s`);
-  console.log(`${'load'.padEnd(width)}${'target'.padEnd(10)}${'req/s'.padStart(10)}${'CPU µs/req'.padStart(12)}${'errors'.padStart(8)}  notes`);
+  console.log(
+    `${'load'.padEnd(width)}${'target'.padEnd(10)}${'req/s'.padStart(10)}${'CPU µs/req'.padStart(12)}${'errors'.padStart(8)}  notes`,
+  );
   for (const load of loads) {
     const figures = (name: string) => {
       const runs = samples.get(`${load.label}\n${name}`);
-      return runs && { rps: median(runs.map((s) => s.rps)), cpuUs: medianOf(runs.map((s) => s.cpuUs)), errors: runs.reduce((n, s) => n + s.errors, 0) };
+      return (
+        runs && {
+          rps: median(runs.map((s) => s.rps)),
+          cpuUs: medianOf(runs.map((s) => s.cpuUs)),
+          errors: runs.reduce((n, s) => n + s.errors, 0),
+        }
+      );
     };
     const ha = figures('haproxy');
     targets.forEach((t, i) => {
       const label = (i === 0 ? load.label : '').padEnd(width) + t.name.padEnd(10);
       const s = figures(t.name);
       if (!s) return console.log(`${label}${load.missing[t.name] ?? ''}`);
-      const notes = [t.name !== 'haproxy' && ha ? `${(s.rps / ha.rps).toFixed(2)}× haproxy` : '', t.name !== 'haproxy' ? cpuRatio(s.cpuUs, ha?.cpuUs) : ''];
-      console.log(`${label}${s.rps.toFixed(0).padStart(10)}${cpuCell(s.cpuUs)}${String(s.errors).padStart(8)}  ${notes.filter(Boolean).join(', ')}`.trimEnd());
+      const notes = [
+        t.name !== 'haproxy' && ha ? `${(s.rps / ha.rps).toFixed(2)}× haproxy` : '',
+        t.name !== 'haproxy' ? cpuRatio(s.cpuUs, ha?.cpuUs) : '',
+      ];
+      console.log(
+        `${label}${s.rps.toFixed(0).padStart(10)}${cpuCell(s.cpuUs)}${String(s.errors).padStart(8)}  ${notes.filter(Boolean).join(', ')}`.trimEnd(),
+      );
     });
   }
 }
@@ -365,8 +451,12 @@ async function main(): Promise<void> {
   const wrk = findExecutable('wrk');
   const haproxy = findExecutable('haproxy');
   const nginx = findExecutable('nginx');
-  log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}; load: ${wrk ? 'wrk (bench/fixed-rate.lua, bench/burst.lua)' : 'autocannon (no burst runs without wrk)'}`);
-  log(`rounds ${ROUNDS}, ${SECONDS}s per run, ${CONNECTIONS} connections, fixed rate ${RATE} req/s, ${MEMBERS} members`);
+  log(
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}; load: ${wrk ? 'wrk (bench/fixed-rate.lua, bench/burst.lua)' : 'autocannon (no burst runs without wrk)'}`,
+  );
+  log(
+    `rounds ${ROUNDS}, ${SECONDS}s per run, ${CONNECTIONS} connections, fixed rate ${RATE} req/s, ${MEMBERS} members`,
+  );
   try {
     const members = await spawnNode<{ ports: number[] }>('members.js', [String(MEMBERS)], dir);
     const ports = members.info.ports;
@@ -375,7 +465,12 @@ async function main(): Promise<void> {
     const pem = cert && join(dir, 'bench.pem');
     if (cert && pem) await writeFile(pem, Buffer.concat([await readFile(cert.cert), await readFile(cert.key)]));
     const targets: Target[] = [{ name: 'direct', port: ports[0]! }];
-    const dayshift = await spawnNode<{ port: number; httpsPort?: number }>('dayshift-server.js', [ports.join(','), 'round-robin', 'dayshift', ...(cert ? [cert.cert, cert.key] : [])], dir, cert ? [await resumptionOff(dir)] : []);
+    const dayshift = await spawnNode<{ port: number; httpsPort?: number }>(
+      'dayshift-server.js',
+      [ports.join(','), 'round-robin', 'dayshift', ...(cert ? [cert.cert, cert.key] : [])],
+      dir,
+      cert ? [await resumptionOff(dir)] : [],
+    );
     targets.push({ name: 'dayshift', port: dayshift.info.port, pid: dayshift.proc.child.pid });
     // Dayshift with workers 1 and 2 (issue 16) goes here, peakOnly like haproxy-2t, with its main
     // process's and workers' CPU time added up.
@@ -391,7 +486,9 @@ async function main(): Promise<void> {
         targets.push({ name, port: proxy.info.port, pid: proxy.proc.child.pid });
       }
     }
-    const https: HttpsTarget[] = dayshift.info.httpsPort ? [{ name: 'dayshift', port: dayshift.info.httpsPort, pid: dayshift.proc.child.pid }] : [];
+    const https: HttpsTarget[] = dayshift.info.httpsPort
+      ? [{ name: 'dayshift', port: dayshift.info.httpsPort, pid: dayshift.proc.child.pid }]
+      : [];
     if (haproxy) {
       for (const threads of HTTP ? HAPROXY_THREADS : HAPROXY_THREADS.slice(0, 1)) {
         const started = await startHaproxy(haproxy, ports, dir, threads, threads === 1 ? pem : undefined);

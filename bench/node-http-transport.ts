@@ -13,10 +13,18 @@ export function createNodeHttpTransport(url: URL, _member: unknown, settings: Tr
       return new Promise((resolve, reject) => {
         const headers: string[] = [];
         for (const [name, value] of request.headers) headers.push(name, value);
-        const req = http.request({ host: url.hostname, port, method: request.method, path: request.path, headers, agent });
+        const req = http.request({
+          host: url.hostname,
+          port,
+          method: request.method,
+          path: request.path,
+          headers,
+          agent,
+        });
         req.on('response', (res) => {
           const pairs: [string, string][] = [];
-          for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
+          for (let i = 0; i < res.rawHeaders.length; i += 2)
+            pairs.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
           resolve({ status: res.statusCode ?? 502, statusMessage: res.statusMessage ?? '', headers: pairs, body: res });
         });
         req.on('error', (error: NodeJS.ErrnoException) => {

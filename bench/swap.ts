@@ -8,13 +8,24 @@ export async function runSwapBench(log: (line: string) => void): Promise<void> {
   log('swap: the origin procedure (drain, out, restart, live, drain, out) under load through Dayshift');
   const setup = await OriginSetup.start();
   try {
-    const load = new Load({ port: setup.ds.port, plainClients: 16, stickyClients: 16, stepsPerSession: 6, thinkMs: 0, maxMs: 60_000 });
+    const load = new Load({
+      port: setup.ds.port,
+      plainClients: 16,
+      stickyClients: 16,
+      stepsPerSession: 6,
+      thinkMs: 0,
+      maxMs: 60_000,
+    });
     const started = performance.now();
-    const result = await setup.run(load, (change) => log(`swap: ${((change.at - started) / 1000).toFixed(1)}s ${change.what}`));
+    const result = await setup.run(load, (change) =>
+      log(`swap: ${((change.at - started) / 1000).toFixed(1)}s ${change.what}`),
+    );
     const seconds = (performance.now() - started) / 1000;
     log('');
     log('Origin procedure under load (16 plain + 16 sticky keep-alive clients, loopback)');
-    log(`  requests        ${result.samples.length} in ${seconds.toFixed(1)} s (${(result.samples.length / seconds).toFixed(0)} req/s)`);
+    log(
+      `  requests        ${result.samples.length} in ${seconds.toFixed(1)} s (${(result.samples.length / seconds).toFixed(0)} req/s)`,
+    );
     log(`  failed          ${result.failed.length}`);
     log(`  new users to a draining cluster  ${result.strays.length}`);
     log(`  sticky sessions ${result.sessions}, served by more than one member: ${result.movedSessions}`);

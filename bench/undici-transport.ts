@@ -29,19 +29,41 @@ class ResponseBody extends Readable {
   }
 }
 
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 function toUpstreamError(error: Error, responded: boolean): UpstreamError {
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  if (responded) return new UpstreamError(error.message, { phase: 'during-response', kind: code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : 'network', cause: error });
+  if (responded)
+    return new UpstreamError(error.message, {
+      phase: 'during-response',
+      kind: code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : 'network',
+      cause: error,
+    });
   if (CONNECT_CODES.has(code)) {
-    return new UpstreamError(error.message, { phase: 'connect', kind: code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'refused', cause: error });
+    return new UpstreamError(error.message, {
+      phase: 'connect',
+      kind: code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'refused',
+      cause: error,
+    });
   }
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return new UpstreamError(error.message, { phase: 'before-response', kind: 'timeout', cause: error });
+  if (code === 'UND_ERR_HEADERS_TIMEOUT')
+    return new UpstreamError(error.message, { phase: 'before-response', kind: 'timeout', cause: error });
   // A socket closed or reset before any response byte: on a keep-alive pool this is typically an idle
   // connection the member closed just as it was reused, which the forwarder retries once.
   const stale = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
-  return new UpstreamError(error.message, { phase: 'before-response', reusedConnection: stale, kind: code.startsWith('UND_ERR_INVALID') || code === 'HPE_INVALID' ? 'protocol' : 'network', cause: error });
+  return new UpstreamError(error.message, {
+    phase: 'before-response',
+    reusedConnection: stale,
+    kind: code.startsWith('UND_ERR_INVALID') || code === 'HPE_INVALID' ? 'protocol' : 'network',
+    cause: error,
+  });
 }
 
 /**
@@ -67,7 +89,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true;
     const pairs: [string, string][] = [];
-    for (let i = 0; i < rawHeaders.length; i += 2) pairs.push([rawHeaders[i]!.toString('latin1').toLowerCase(), rawHeaders[i + 1]!.toString('latin1')]);
+    for (let i = 0; i < rawHeaders.length; i += 2)
+      pairs.push([rawHeaders[i]!.toString('latin1').toLowerCase(), rawHeaders[i + 1]!.toString('latin1')]);
     this.body = new ResponseBody(resume, (error) => {
       if (!this.done) this.abortExchange?.(error);
     });

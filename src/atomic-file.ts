@@ -17,7 +17,11 @@ export interface AtomicWriteOptions {
  * Writes `data` to `path` atomically and durably. The directory must exist. On failure the target is
  * untouched (unless only the final directory fsync failed) and the temporary file is removed.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
   const dir = dirname(path);
   const mode = options.mode ?? (await existingMode(path));
   // Unique per write: two writers (in this process or another) never share, and so never tear, a temp file.

@@ -60,7 +60,8 @@ export interface Dayshift {
   close(graceMs?: number): Promise<void>;
 }
 
-export const VERSION = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
+export const VERSION = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'))
+  .version as string;
 
 export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promise<Dayshift> {
   const { config } = loaded;
@@ -89,7 +90,14 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     if ((config.driver?.type ?? 'builtin') === 'builtin') {
       const stored = await store.get<DesiredState>(STATE_KEY);
       const cookieSecret = config.cookie_secret ?? (await cookieSecretIn(stateDir));
-      const started = await startProxy({ config: loaded, state: reconcileState(config, stored?.value), logger, sessions, cookieSecret, ...(certificates ? { certificates } : {}) });
+      const started = await startProxy({
+        config: loaded,
+        state: reconcileState(config, stored?.value),
+        logger,
+        sessions,
+        cookieSecret,
+        ...(certificates ? { certificates } : {}),
+      });
       previewSigner = new StickySigner(cookieSecret);
       proxy = started;
       cleanup.unshift(() => started.close(0));
@@ -101,14 +109,29 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
 
     const publisher =
       config.store?.type === 'etcd' && proxy
-        ? startPublishing(store, () => instanceFigures({ id: instanceId, version: VERSION }, proxy.stats(), sessions.byMember(Date.now(), current().config.drain.session_idle)), {
-            // Twice a second: drain waiting on another instance sees this one's requests in flight quickly.
-            intervalMs: 500,
-            onOutage: (err) =>
-              logger.warn({ err }, "the store is unreachable: this instance keeps serving with the state it has, but cannot publish its figures or take changes; next message when it is back"),
-            onRecovered: ({ ms, failedRounds }) =>
-              logger.info({ outageMs: ms, failedRounds }, `the store is reachable again after ${formatDuration(ms)}: figures published, changes accepted`),
-          })
+        ? startPublishing(
+            store,
+            () =>
+              instanceFigures(
+                { id: instanceId, version: VERSION },
+                proxy.stats(),
+                sessions.byMember(Date.now(), current().config.drain.session_idle),
+              ),
+            {
+              // Twice a second: drain waiting on another instance sees this one's requests in flight quickly.
+              intervalMs: 500,
+              onOutage: (err) =>
+                logger.warn(
+                  { err },
+                  'the store is unreachable: this instance keeps serving with the state it has, but cannot publish its figures or take changes; next message when it is back',
+                ),
+              onRecovered: ({ ms, failedRounds }) =>
+                logger.info(
+                  { outageMs: ms, failedRounds },
+                  `the store is reachable again after ${formatDuration(ms)}: figures published, changes accepted`,
+                ),
+            },
+          )
         : undefined;
     if (publisher) {
       cleanup.unshift(async () => publisher.stop());
@@ -116,47 +139,77 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     }
     const peers = publisher ? async () => (await listInstances(store)).filter((i) => i.id !== instanceId) : undefined;
 
-    const plane = await ControlPlane.open({ loaded, store, driver, audit, logger, ...(proxy ? { proxy } : {}), ...(peers ? { peers } : {}), ...(previewSigner ? { previewSigner } : {}) });
+    const plane = await ControlPlane.open({
+      loaded,
+      store,
+      driver,
+      audit,
+      logger,
+      ...(proxy ? { proxy } : {}),
+      ...(peers ? { peers } : {}),
+      ...(previewSigner ? { previewSigner } : {}),
+    });
     opened.plane = plane;
     cleanup.unshift(() => plane.close());
     const acme = certificates && proxy ? startAcme(store, certificates, logger, current, proxy, instanceId) : undefined;
     if (acme) {
       cleanup.unshift(() => acme.close());
       plane.on('reload', () => acme.refresh());
-    }
-    else if (proxy) {
+    } else if (proxy) {
       plane.on('reload', (next) => {
-        if (next.config.acme) logger.warn('acme was added to the configuration: certificates by ACME start at the next start');
+        if (next.config.acme)
+          logger.warn('acme was added to the configuration: certificates by ACME start at the next start');
       });
     }
     // Session tickets one instance issues resume on the others: the key is shared through the store.
     if (proxy && proxy.addresses().https.length > 0 && config.tls.session_tickets) {
       const listeners = proxy;
-      const tickets = new TicketKeyRotation({ store, logger, rotationMs: () => current().config.tls.ticket_rotation, apply: (key) => listeners.setTicketKeys(key) });
+      const tickets = new TicketKeyRotation({
+        store,
+        logger,
+        rotationMs: () => current().config.tls.ticket_rotation,
+        apply: (key) => listeners.setTicketKeys(key),
+      });
       await tickets.start();
       cleanup.unshift(async () => tickets.close());
       closeTickets = () => tickets.close();
     }
     const certificateReport = acme ? () => acme.report() : undefined;
     const statsOf = proxy;
-    const sampler = statsOf ? new StatsSampler(() => statsOf.stats(), (key) => splitMemberKey(key)[0]) : undefined;
+    const sampler = statsOf
+      ? new StatsSampler(
+          () => statsOf.stats(),
+          (key) => splitMemberKey(key)[0],
+        )
+      : undefined;
     sampler?.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION, audit });
     const statusFeed = registerControlApi(admin, plane, audit, sampler, certificateReport);
     registerPreviewApi(admin, plane);
     const webhooks = new WebhookSender(logger);
     cleanup.unshift(() => webhooks.close(0));
-    registerMetricsRoute(admin, createMetrics(plane, proxy, proxy ? sessions : undefined, { webhooks, certificates: certificateReport }), config.admin.metrics_auth);
+    registerMetricsRoute(
+      admin,
+      createMetrics(plane, proxy, proxy ? sessions : undefined, { webhooks, certificates: certificateReport }),
+      config.admin.metrics_auth,
+    );
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
     const httpOrigin = () => {
       const index = qaListenerIndex(plane.config);
       const bound = proxy?.addresses().http[index];
-      return listenerOrigin(bound ? { host: bound.address, port: bound.port } : [plane.config.listen.http ?? []].flat()[index]);
+      return listenerOrigin(
+        bound ? { host: bound.address, port: bound.port } : [plane.config.listen.http ?? []].flat()[index],
+      );
     };
     // Links in notifications point at the dashboard as people open it; by default, where the admin API
     // listens (the bound address once known: port 0 picks one).
     const bound: { adminUrl?: string } = {};
-    const notifier = new ReleaseNotifier({ config: () => plane.config, dashboardUrl: () => config.admin.public_url ?? bound.adminUrl ?? listenerOrigin(config.admin.listen)!, sender: webhooks, logger });
+    const notifier = new ReleaseNotifier({
+      config: () => plane.config,
+      dashboardUrl: () => config.admin.public_url ?? bound.adminUrl ?? listenerOrigin(config.admin.listen)!,
+      sender: webhooks,
+      logger,
+    });
     const conductor = await Conductor.open({ plane, logger, sampler, httpOrigin, audit }, (c) => notifier.watch(c));
     notifier.baseline(conductor.current());
     cleanup.unshift(() => conductor.close());
@@ -208,9 +261,19 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
 }
 
 /** Starts ordering and renewing certificates for the sites with tls.acme, by the challenges the listeners can answer. */
-function startAcme(store: Store, table: CertificateTable, logger: Logger, loaded: () => LoadedConfig, proxy: ProxyHandle, instance: string): AcmeManager {
+function startAcme(
+  store: Store,
+  table: CertificateTable,
+  logger: Logger,
+  loaded: () => LoadedConfig,
+  proxy: ProxyHandle,
+  instance: string,
+): AcmeManager {
   const listeners = proxy.addresses();
-  const challenges: ChallengeType[] = [...(listeners.http.length > 0 ? (['http-01'] as const) : []), ...(listeners.https.length > 0 ? (['tls-alpn-01'] as const) : [])];
+  const challenges: ChallengeType[] = [
+    ...(listeners.http.length > 0 ? (['http-01'] as const) : []),
+    ...(listeners.https.length > 0 ? (['tls-alpn-01'] as const) : []),
+  ];
   const manager = new AcmeManager({ store, table, logger, loaded, challenges, instance });
   manager.start();
   return manager;

@@ -22,7 +22,12 @@ export type RetryCondition =
   /** No response head within timeouts.first_byte: the request may well be running. */
   | 'response-timeout';
 
-export const RETRY_CONDITIONS = ['conn-failure', 'empty-response', 'junk-response', 'response-timeout'] as const satisfies readonly RetryCondition[];
+export const RETRY_CONDITIONS = [
+  'conn-failure',
+  'empty-response',
+  'junk-response',
+  'response-timeout',
+] as const satisfies readonly RetryCondition[];
 
 /** Health as active and passive checks see it. `unknown` until the first check has run. */
 export type Health = 'up' | 'down' | 'unknown';

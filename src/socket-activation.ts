@@ -40,7 +40,8 @@ export interface WantedListener {
 /** The listeners `dayshift start` opens: the proxy's (built-in driver only) and the admin API's. */
 export function configuredListeners(config: DayshiftConfig): WantedListener[] {
   const proxied = (config.driver?.type ?? 'builtin') === 'builtin';
-  const of = (name: 'http' | 'https') => (proxied ? [config.listen[name] ?? []].flat().map((address) => ({ name, address })) : []);
+  const of = (name: 'http' | 'https') =>
+    proxied ? [config.listen[name] ?? []].flat().map((address) => ({ name, address })) : [];
   return [...of('http'), ...of('https'), { name: 'admin', address: config.admin.listen }];
 }
 
@@ -76,12 +77,18 @@ export function adoptInheritedSockets(wanted: WantedListener[], env: NodeJS.Proc
     const fd = FIRST_FD + i;
     const name = nameList[i]!;
     const local = tcp.get(socketInode(fd));
-    if (!local) throw new SocketActivationError(`inherited fd ${fd} (${name}) is not a listening TCP socket: use ListenStream= with an address and a port`);
+    if (!local)
+      throw new SocketActivationError(
+        `inherited fd ${fd} (${name}) is not a listening TCP socket: use ListenStream= with an address and a port`,
+      );
     inherited.push({ fd, name, local });
   }
   // Same name and port. Sockets on the configured host are matched first, so that with several
   // addresses on one port (127.0.0.1:80 and 192.0.2.1:80) each socket gets its own.
-  const free = (socket: Inherited) => wanted.filter((w) => w.name === socket.name && w.address.port === socket.local.port && !adopted.has(keyOf(w.name, w.address)));
+  const free = (socket: Inherited) =>
+    wanted.filter(
+      (w) => w.name === socket.name && w.address.port === socket.local.port && !adopted.has(keyOf(w.name, w.address)),
+    );
   const rest: Inherited[] = [];
   for (const socket of inherited) {
     const exact = free(socket).find((w) => w.address.host === socket.local.host);
@@ -118,8 +125,11 @@ export async function listenOn(server: Server, address: ListenAddress, name: Lis
     await once(server, 'listening');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const where = fd !== undefined ? `inherited fd ${fd} (${address.host}:${address.port})` : `${address.host}:${address.port}`;
-    throw new Error(`cannot listen on ${where}: ${code === 'EADDRINUSE' ? 'address in use' : messageOf(error)}`, { cause: error });
+    const where =
+      fd !== undefined ? `inherited fd ${fd} (${address.host}:${address.port})` : `${address.host}:${address.port}`;
+    throw new Error(`cannot listen on ${where}: ${code === 'EADDRINUSE' ? 'address in use' : messageOf(error)}`, {
+      cause: error,
+    });
   }
 }
 

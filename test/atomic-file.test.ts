@@ -56,7 +56,9 @@ describe('writeFileAtomic', () => {
     const target = join(dir, 'target');
     await mkdir(target);
     await writeFile(join(target, 'inside'), 'kept');
-    await assert.rejects(writeFileAtomic(target, 'data'), (err: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(err.code ?? ''));
+    await assert.rejects(writeFileAtomic(target, 'data'), (err: NodeJS.ErrnoException) =>
+      ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(err.code ?? ''),
+    );
     assert.deepEqual(await readdir(dir), ['target']);
     assert.equal(await readFile(join(target, 'inside'), 'utf8'), 'kept');
   });
@@ -101,7 +103,11 @@ describe('writeFileAtomic', () => {
     const size = 256 * 1024;
     // Each writer's content is one byte value repeated: a mix of two writers, or a partial write, shows.
     const payloads = Array.from({ length: 16 }, (_, i) => Buffer.alloc(size, 0x41 + i));
-    const whole = (content: Buffer) => content.length === size && content.every((b) => b === content[0]) && content[0] >= 0x41 && content[0] < 0x41 + payloads.length;
+    const whole = (content: Buffer) =>
+      content.length === size &&
+      content.every((b) => b === content[0]) &&
+      content[0] >= 0x41 &&
+      content[0] < 0x41 + payloads.length;
     await writeFileAtomic(path, Buffer.alloc(size, 0x41));
 
     let writing = true;
@@ -109,7 +115,10 @@ describe('writeFileAtomic', () => {
       let n = 0;
       while (writing) {
         const content = await readFile(path);
-        assert.ok(whole(content), `a reader saw ${content.length} bytes starting ${content.subarray(0, 8).toString('latin1')}`);
+        assert.ok(
+          whole(content),
+          `a reader saw ${content.length} bytes starting ${content.subarray(0, 8).toString('latin1')}`,
+        );
         n++;
       }
       return n;

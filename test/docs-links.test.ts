@@ -65,7 +65,11 @@ interface Reference {
 /** `docs/x.md` or `docs/x.md#anchor` named anywhere in a file, read from the repository root. */
 function docsPaths(file: string, text: string): Reference[] {
   return text.split('\n').flatMap((line, i) =>
-    [...line.matchAll(/(?<![\w./-])(docs\/[\w./-]*[\w-])(?:#([\w-]+))?/g)].map((m) => ({ from: `${file}:${i + 1}`, path: m[1]!, anchor: m[2] })),
+    [...line.matchAll(/(?<![\w./-])(docs\/[\w./-]*[\w-])(?:#([\w-]+))?/g)].map((m) => ({
+      from: `${file}:${i + 1}`,
+      path: m[1]!,
+      anchor: m[2],
+    })),
   );
 }
 
@@ -77,7 +81,11 @@ function markdownLinks(file: string, text: string): Reference[] {
       .filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target))
       .map((target) => {
         const [path = '', anchor] = target.split('#');
-        return { from: `${file}:${number}`, path: path === '' ? file : relative(root, join(root, dirname(file), path)), anchor };
+        return {
+          from: `${file}:${number}`,
+          path: path === '' ? file : relative(root, join(root, dirname(file), path)),
+          anchor,
+        };
       }),
   );
 }
@@ -95,9 +103,16 @@ function broken(references: Reference[]): string[] {
 
 test('every docs/ path named in the code, tests, benchmarks, examples and docs exists', () => {
   const references = SCANNED.flatMap(files).flatMap((file) => docsPaths(file, readFileSync(join(root, file), 'utf8')));
-  assert.ok(references.some((r) => r.path === 'docs/configuration.md'), 'the scan finds the reference named in src/config/schema.ts');
+  assert.ok(
+    references.some((r) => r.path === 'docs/configuration.md'),
+    'the scan finds the reference named in src/config/schema.ts',
+  );
   const problems = broken(references);
-  assert.deepEqual(problems, [], `docs/ paths that lead nowhere (fix the path, or write the doc):\n${problems.join('\n')}`);
+  assert.deepEqual(
+    problems,
+    [],
+    `docs/ paths that lead nowhere (fix the path, or write the doc):\n${problems.join('\n')}`,
+  );
 });
 
 test('every relative link in README.md, docs/ and examples/ leads to a file and heading that exist', () => {
@@ -110,10 +125,20 @@ test('every relative link in README.md, docs/ and examples/ leads to a file and 
 });
 
 test('the checks find a missing file and a missing heading', () => {
-  assert.deepEqual(anchors('# A `b` (c: d)\n## Same\n## Same\n```\n# not a heading\n```\n'), new Set(['a-b-c-d', 'same', 'same-1']));
+  assert.deepEqual(
+    anchors('# A `b` (c: d)\n## Same\n## Same\n```\n# not a heading\n```\n'),
+    new Set(['a-b-c-d', 'same', 'same-1']),
+  );
   const problems = broken([
     ...docsPaths('x.ts', '// see docs/no-such-file.md. And docs/design.md#layout, docs/design.md#no-such-heading'),
-    ...markdownLinks('docs/x.md', 'See [design](design.md#habits), [gone](gone.md) and [web](https://example.com/docs/x).'),
+    ...markdownLinks(
+      'docs/x.md',
+      'See [design](design.md#habits), [gone](gone.md) and [web](https://example.com/docs/x).',
+    ),
   ]);
-  assert.deepEqual(problems, ['x.ts:1: docs/no-such-file.md does not exist', 'x.ts:1: docs/design.md has no heading #no-such-heading', 'docs/x.md:1: docs/gone.md does not exist']);
+  assert.deepEqual(problems, [
+    'x.ts:1: docs/no-such-file.md does not exist',
+    'x.ts:1: docs/design.md has no heading #no-such-heading',
+    'docs/x.md:1: docs/gone.md does not exist',
+  ]);
 });

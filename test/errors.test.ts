@@ -12,14 +12,25 @@ import { DayshiftError, messageOf } from '../src/errors.js';
 import { AjpEncodeError, AjpProtocolError, UpstreamError } from '../src/proxy/errors.js';
 import { ReleaseRefusedError, ReleaseStepError } from '../src/release/errors.js';
 import { SocketActivationError } from '../src/socket-activation.js';
-import { LockHeldError, MigrationConflictError, StoreConflictError, StoreUnavailableError } from '../src/store/errors.js';
+import {
+  LockHeldError,
+  MigrationConflictError,
+  StoreConflictError,
+  StoreUnavailableError,
+} from '../src/store/errors.js';
 
-const server = { name: 'db-a', host: '127.0.0.1', port: 3306, user: 'dayshift' } as ConstructorParameters<typeof DbConnectError>[0]['server'];
+const server = { name: 'db-a', host: '127.0.0.1', port: 3306, user: 'dayshift' } as ConstructorParameters<
+  typeof DbConnectError
+>[0]['server'];
 const every: DayshiftError[] = [
   new ConfigError([{ file: 'dayshift.yaml', line: 1, column: 1, path: 'sites', message: 'required' }]),
   new RefusedError('no live cluster left'),
   new TargetError('unknown cluster "x"'),
-  new DbConnectError({ server, reason: 'ECONNREFUSED', cause: Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }) }),
+  new DbConnectError({
+    server,
+    reason: 'ECONNREFUSED',
+    cause: Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }),
+  }),
   new SwitchoverStepError('freeze: timeout'),
   new LateWritesError({ server: 'db-a', now: '0-1-9', frozen: '0-1-8', to: 'db-b' }),
   new DriverUnsupportedError({ driver: 'haproxy', what: 'set weight 300' }),
@@ -49,7 +60,10 @@ test('every error has a DAYSHIFT_ code of its own and its class name as its name
 
 test('an upstream failure is coded by its kind, and options default to a fresh connection and network', () => {
   const plain = new UpstreamError('reset', { phase: 'before-response' });
-  assert.deepEqual([plain.code, plain.kind, plain.reusedConnection, 'cause' in plain], ['DAYSHIFT_UPSTREAM_NETWORK', 'network', false, false]);
+  assert.deepEqual(
+    [plain.code, plain.kind, plain.reusedConnection, 'cause' in plain],
+    ['DAYSHIFT_UPSTREAM_NETWORK', 'network', false, false],
+  );
   assert.equal(new UpstreamError('slow', { phase: 'connect', kind: 'timeout' }).code, 'DAYSHIFT_UPSTREAM_TIMEOUT');
 });
 

@@ -53,23 +53,33 @@ describe('socket activation', () => {
 
   async function writeConfig(listen: Record<string, unknown>, adminPort: number): Promise<string> {
     const file = join(dir, 'dayshift.yaml');
-    await writeFile(file, stringify({
-      listen,
-      admin: { listen: `127.0.0.1:${adminPort}` },
-      state_dir: join(dir, 'state'),
-      log: { format: 'json' },
-      clusters: { 'prod-a': { members: [{ url: member.url, route: 'a1' }] } },
-      health: { enabled: false },
-      sites: { public: { hosts: ['*'], routes: [{ path: '/', clusters: ['prod-a'] }] } },
-    }));
+    await writeFile(
+      file,
+      stringify({
+        listen,
+        admin: { listen: `127.0.0.1:${adminPort}` },
+        state_dir: join(dir, 'state'),
+        log: { format: 'json' },
+        clusters: { 'prod-a': { members: [{ url: member.url, route: 'a1' }] } },
+        health: { enabled: false },
+        sites: { public: { hosts: ['*'], routes: [{ path: '/', clusters: ['prod-a'] }] } },
+      }),
+    );
     return file;
   }
 
   /** systemd-socket-activate listening on `sockets` (name → port, or its own options), running `command` once a connection comes. */
-  function activate(binary: string, sockets: [string, number][] | string[], command: string[]): { child: ChildProcess; output: () => string } {
+  function activate(
+    binary: string,
+    sockets: [string, number][] | string[],
+    command: string[],
+  ): { child: ChildProcess; output: () => string } {
     const options = sockets.every((s) => typeof s === 'string')
       ? sockets
-      : [...sockets.flatMap(([, port]) => ['-l', `127.0.0.1:${port}`]), `--fdname=${sockets.map(([name]) => name).join(':')}`];
+      : [
+          ...sockets.flatMap(([, port]) => ['-l', `127.0.0.1:${port}`]),
+          `--fdname=${sockets.map(([name]) => name).join(':')}`,
+        ];
     const args = [...options, ...command];
     const child = spawn(binary, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
@@ -81,7 +91,12 @@ describe('socket activation', () => {
   }
 
   test('reading LISTEN_* unsets them, as sd_listen_fds(1) does, so children do not take the sockets', () => {
-    const env: NodeJS.ProcessEnv = { LISTEN_PID: String(process.pid), LISTEN_FDS: '0', LISTEN_FDNAMES: '', PATH: '/bin' };
+    const env: NodeJS.ProcessEnv = {
+      LISTEN_PID: String(process.pid),
+      LISTEN_FDS: '0',
+      LISTEN_FDNAMES: '',
+      PATH: '/bin',
+    };
     assert.equal(adoptInheritedSockets([], env), 0);
     assert.deepEqual(env, { PATH: '/bin' });
     const other: NodeJS.ProcessEnv = { LISTEN_PID: String(process.pid + 1), LISTEN_FDS: '1', LISTEN_FDNAMES: 'http' };
@@ -94,9 +109,24 @@ describe('socket activation', () => {
     if (!binary) return;
     const [http, https, admin, bound] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const tls = selfSigned(dir, 'fallback', 'shop.test');
-    const config = await writeConfig({ http: [`127.0.0.1:${http}`, `127.0.0.1:${bound}`], https: `127.0.0.1:${https}`, tls }, admin);
-    const run = activate(binary, [['http', http], ['https', https], ['admin', admin]], [process.execPath, CLI, 'start', '--config', config]);
-    await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
+    const config = await writeConfig(
+      { http: [`127.0.0.1:${http}`, `127.0.0.1:${bound}`], https: `127.0.0.1:${https}`, tls },
+      admin,
+    );
+    const run = activate(
+      binary,
+      [
+        ['http', http],
+        ['https', https],
+        ['admin', admin],
+      ],
+      [process.execPath, CLI, 'start', '--config', config],
+    );
+    await waitFor(
+      () => run.output().includes('Listening on') || run.child.exitCode !== null,
+      20_000,
+      'systemd-socket-activate to listen',
+    );
     // systemd-socket-activate starts Dayshift at the first connection: that connection waits in the queue.
     const first = await request(http);
     assert.equal(first.status, 200, run.output());
@@ -105,10 +135,20 @@ describe('socket activation', () => {
     assert.match(run.output(), /"inheritedSockets":3/);
     assert.equal((await request(bound)).status, 200, 'the listener with no inherited socket is bound as usual');
     const secure = await new Promise<number>((resolve, reject) => {
-      const req = httpsRequest({ host: '127.0.0.1', port: https, servername: 'shop.test', headers: { host: 'shop.test' }, rejectUnauthorized: false, agent: false }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = httpsRequest(
+        {
+          host: '127.0.0.1',
+          port: https,
+          servername: 'shop.test',
+          headers: { host: 'shop.test' },
+          rejectUnauthorized: false,
+          agent: false,
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -123,18 +163,34 @@ describe('socket activation', () => {
     const [http, admin] = await Promise.all([freePort(), freePort()]);
     const config = await writeConfig({ http: [`127.0.0.1:${http}`, `127.0.0.2:${http}`] }, admin);
     // In the other order than the config's: matching by port alone would swap them.
-    const run = activate(binary, ['-l', `127.0.0.2:${http}`, '-l', `127.0.0.1:${http}`, '--fdname=http:http'], [process.execPath, CLI, 'start', '--config', config]);
-    await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
+    const run = activate(
+      binary,
+      ['-l', `127.0.0.2:${http}`, '-l', `127.0.0.1:${http}`, '--fdname=http:http'],
+      [process.execPath, CLI, 'start', '--config', config],
+    );
+    await waitFor(
+      () => run.output().includes('Listening on') || run.child.exitCode !== null,
+      20_000,
+      'systemd-socket-activate to listen',
+    );
     assert.equal((await request(http)).status, 200, run.output());
     await waitFor(() => run.output().includes('started'), 20_000, 'the start to be logged');
-    assert.match(run.output(), new RegExp(`"listeners":\\["http://127\\.0\\.0\\.1:${http}","http://127\\.0\\.0\\.2:${http}"\\]`));
+    assert.match(
+      run.output(),
+      new RegExp(`"listeners":\\["http://127\\.0\\.0\\.1:${http}","http://127\\.0\\.0\\.2:${http}"\\]`),
+    );
     assert.match(run.output(), /"inheritedSockets":2/);
   });
 
   // Each case: the sockets systemd-socket-activate passes (its options, given the configured http port
   // and a port the config does not name), and what the refusal says.
   // A socket that could be matched also names the configured listeners it was matched against.
-  const refusals: { name: string; options: (http: number, stray: number) => string[]; says: (http: number, stray: number) => RegExp; listsConfigured: boolean }[] = [
+  const refusals: {
+    name: string;
+    options: (http: number, stray: number) => string[];
+    says: (http: number, stray: number) => RegExp;
+    listsConfigured: boolean;
+  }[] = [
     {
       name: 'a port the config does not name',
       options: (_http, stray) => ['-l', `127.0.0.1:${stray}`, '--fdname=http'],
@@ -167,7 +223,11 @@ describe('socket activation', () => {
       const [http, admin, stray] = await Promise.all([freePort(), freePort(), freePort()]);
       const config = await writeConfig({ http: `127.0.0.1:${http}` }, admin);
       const run = activate(binary, refusal.options(http, stray), [process.execPath, CLI, 'start', '--config', config]);
-      await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
+      await waitFor(
+        () => run.output().includes('Listening on') || run.child.exitCode !== null,
+        20_000,
+        'systemd-socket-activate to listen',
+      );
       // systemd-socket-activate runs the command at the first connection (or datagram).
       const port = Number(/Listening on 127\.0\.0\.1:(\d+)/.exec(run.output())![1]);
       if (refusal.options(http, stray).includes('--datagram')) {
@@ -180,7 +240,10 @@ describe('socket activation', () => {
       assert.equal(code, 2, run.output());
       assert.match(run.output(), refusal.says(http, stray));
       if (refusal.listsConfigured) {
-        assert.match(run.output(), new RegExp(`Configured: http 127\\.0\\.0\\.1:${http}, admin 127\\.0\\.0\\.1:${admin}`));
+        assert.match(
+          run.output(),
+          new RegExp(`Configured: http 127\\.0\\.0\\.1:${http}, admin 127\\.0\\.0\\.1:${admin}`),
+        );
       }
     });
   }
@@ -197,18 +260,31 @@ describe('socket activation', () => {
     const writer = await freePort();
     const stateDir = join(dir, 'db-state');
     await mkdir(stateDir, { recursive: true });
-    await writeFile(join(stateDir, 'db-writer.json'), JSON.stringify({ primary: 'a', host: '127.0.0.1', port: primaryPort, at: new Date().toISOString() }));
+    await writeFile(
+      join(stateDir, 'db-writer.json'),
+      JSON.stringify({ primary: 'a', host: '127.0.0.1', port: primaryPort, at: new Date().toISOString() }),
+    );
     const config = join(dir, 'db.yaml');
-    await writeFile(config, stringify({
-      state_dir: stateDir,
-      database: {
-        servers: [{ name: 'a', host: '127.0.0.1', port: primaryPort, user: 'u', password: 'p' }, { name: 'b', host: '127.0.0.1', port: 1, user: 'u', password: 'p' }],
-        replication: { user: 'r', password: 'p' },
-        writer: { listen: `127.0.0.1:${writer}` },
-      },
-    }));
+    await writeFile(
+      config,
+      stringify({
+        state_dir: stateDir,
+        database: {
+          servers: [
+            { name: 'a', host: '127.0.0.1', port: primaryPort, user: 'u', password: 'p' },
+            { name: 'b', host: '127.0.0.1', port: 1, user: 'u', password: 'p' },
+          ],
+          replication: { user: 'r', password: 'p' },
+          writer: { listen: `127.0.0.1:${writer}` },
+        },
+      }),
+    );
     const run = activate(binary, [['writer', writer]], [process.execPath, CLI, 'db', 'front', '--config', config]);
-    await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
+    await waitFor(
+      () => run.output().includes('Listening on') || run.child.exitCode !== null,
+      20_000,
+      'systemd-socket-activate to listen',
+    );
     const client = connect(writer, '127.0.0.1');
     client.write('ping');
     const [echoed] = (await once(client, 'data')) as [Buffer];
@@ -227,8 +303,16 @@ describe('socket activation', () => {
     // The shell holds the socket as systemd does across restarts, and like systemd sets LISTEN_PID to
     // the PID of the process it starts (exec keeps the shell's PID).
     const supervisor = 'while [ ! -e stop ]; do sh -c \'echo $$ >> pids; LISTEN_PID=$$ exec "$@"\' dayshift "$@"; done';
-    const run = activate(binary, [['http', http]], ['/bin/sh', '-c', supervisor, 'supervisor', process.execPath, CLI, 'start', '--config', config]);
-    await waitFor(() => run.output().includes('Listening on') || run.child.exitCode !== null, 20_000, 'systemd-socket-activate to listen');
+    const run = activate(
+      binary,
+      [['http', http]],
+      ['/bin/sh', '-c', supervisor, 'supervisor', process.execPath, CLI, 'start', '--config', config],
+    );
+    await waitFor(
+      () => run.output().includes('Listening on') || run.child.exitCode !== null,
+      20_000,
+      'systemd-socket-activate to listen',
+    );
 
     const failures: string[] = [];
     let served = 0;
@@ -247,7 +331,11 @@ describe('socket activation', () => {
     };
     const clients = Array.from({ length: 4 }, client);
     try {
-      await waitFor(async () => (await supervisedPids()).length === 1 && served >= 20, 20_000, 'the first Dayshift to serve');
+      await waitFor(
+        async () => (await supervisedPids()).length === 1 && served >= 20,
+        20_000,
+        'the first Dayshift to serve',
+      );
       const [firstPid] = await supervisedPids();
       const before = served;
       process.kill(firstPid!, 'SIGTERM');

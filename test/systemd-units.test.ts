@@ -15,10 +15,13 @@ const NAMES: Record<ListenerName, true> = { http: true, https: true, admin: true
 
 async function units(): Promise<Map<string, string>> {
   const files = (await readdir(UNITS)).filter((f) => f.endsWith('.service') || f.endsWith('.socket'));
-  return new Map(await Promise.all(files.map(async (f) => [f, await readFile(join(UNITS, f), 'utf8')] as [string, string])));
+  return new Map(
+    await Promise.all(files.map(async (f) => [f, await readFile(join(UNITS, f), 'utf8')] as [string, string])),
+  );
 }
 
-const values = (text: string, key: string) => [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
+const values = (text: string, key: string) =>
+  [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
 
 describe('examples/systemd', () => {
   test('systemd-analyze verify accepts every unit without a warning', async (t: TestContext) => {
@@ -49,7 +52,10 @@ describe('examples/systemd', () => {
       const [service] = values(text, 'Service');
       const unit = all.get(service ?? '');
       assert.ok(unit, `${file}: Service=${service} is not shipped`);
-      assert.ok(values(unit, 'Sockets').join(' ').split(/\s+/).includes(file), `${service} does not list ${file} in Sockets=`);
+      assert.ok(
+        values(unit, 'Sockets').join(' ').split(/\s+/).includes(file),
+        `${service} does not list ${file} in Sockets=`,
+      );
     }
   });
 });

@@ -57,7 +57,8 @@ let unfollowRelease;
 
 function setConnection(/** @type {'live' | 'connecting' | 'lost'} */ state) {
   connection.className = `connection ${state}`;
-  connection.textContent = state === 'live' ? 'Live' : state === 'connecting' ? 'Connecting…' : 'Connection lost — retrying';
+  connection.textContent =
+    state === 'live' ? 'Live' : state === 'connecting' ? 'Connecting…' : 'Connection lost — retrying';
 }
 
 function report(/** @type {unknown} */ err) {
@@ -79,7 +80,8 @@ function start() {
   events.addEventListener('error', () => {
     setConnection('lost');
     // A refused stream (session gone) is not retried by the browser: find out why.
-    if (events?.readyState === EventSource.CLOSED) void api('GET', '/api/status').then(() => window.setTimeout(restartEvents, 2000), report);
+    if (events?.readyState === EventSource.CLOSED)
+      void api('GET', '/api/status').then(() => window.setTimeout(restartEvents, 2000), report);
   });
   unfollowRelease = release.follow();
   let ticks = 0;
@@ -134,7 +136,12 @@ $('signin-form').addEventListener('submit', async (event) => {
     focusHeading(view);
   } catch (err) {
     const error = $('signin-error');
-    error.textContent = err instanceof ApiError && err.status === 401 ? 'Wrong admin token.' : err instanceof Error ? err.message : String(err);
+    error.textContent =
+      err instanceof ApiError && err.status === 401
+        ? 'Wrong admin token.'
+        : err instanceof Error
+          ? err.message
+          : String(err);
     error.hidden = false;
     input.select();
   } finally {

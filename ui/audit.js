@@ -11,7 +11,20 @@ export function createAuditView(root) {
     h(
       'div',
       { class: 'table-wrap', role: 'region', 'aria-label': 'Audit log entries', tabindex: '0' },
-      h('table', { class: 'audit' }, h('thead', {}, h('tr', {}, ...['When', 'Who', 'From', 'Action', 'Target', 'Detail'].map((t) => h('th', { scope: 'col', text: t })))), body),
+      h(
+        'table',
+        { class: 'audit' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['When', 'Who', 'From', 'Action', 'Target', 'Detail'].map((t) => h('th', { scope: 'col', text: t })),
+          ),
+        ),
+        body,
+      ),
     ),
   );
   let last = '';
@@ -25,9 +38,20 @@ export function createAuditView(root) {
     body.replaceChildren(
       ...(entries.length === 0
         ? [h('tr', {}, h('td', { colspan: '6', class: 'muted', text: 'No changes recorded yet.' }))]
-        : [...entries].reverse().map((e) =>
-            h('tr', {}, h('td', { text: time(e.at) }), h('td', { text: e.who }), h('td', { text: e.from }), h('td', { text: e.action }), h('th', { scope: 'row', text: e.target }), h('td', { class: 'detail', text: e.detail ? JSON.stringify(e.detail) : '' })),
-          )),
+        : [...entries]
+            .reverse()
+            .map((e) =>
+              h(
+                'tr',
+                {},
+                h('td', { text: time(e.at) }),
+                h('td', { text: e.who }),
+                h('td', { text: e.from }),
+                h('td', { text: e.action }),
+                h('th', { scope: 'row', text: e.target }),
+                h('td', { class: 'detail', text: e.detail ? JSON.stringify(e.detail) : '' }),
+              ),
+            )),
     );
   }
   refreshButton.addEventListener('click', () => void refresh());

@@ -13,11 +13,22 @@ export function createChart(title, kind) {
   const area = svg('path', { class: 'chart-area' });
   const line = svg('path', { class: 'chart-line' });
   const grid = svg('line', { class: 'chart-grid', x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5 });
-  const graphic = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', focusable: 'false' });
+  const graphic = svg('svg', {
+    viewBox: `0 0 ${W} ${H}`,
+    preserveAspectRatio: 'none',
+    role: 'img',
+    focusable: 'false',
+  });
   graphic.append(grid, area, line);
   const now = h('span', { class: 'chart-now' });
   const peak = h('span', { class: 'chart-peak' });
-  const figure = h('figure', { class: `chart chart-${kind}` }, h('figcaption', {}, h('span', { text: title }), now), graphic, peak);
+  const figure = h(
+    'figure',
+    { class: `chart chart-${kind}` },
+    h('figcaption', {}, h('span', { text: title }), now),
+    graphic,
+    peak,
+  );
 
   /**
    * @param {(number | undefined)[]} values oldest first, one per second
@@ -35,11 +46,22 @@ export function createChart(title, kind) {
       d += `${d === '' ? 'M' : 'L'}${x(i)} ${y(v)}`;
     });
     line.setAttribute('d', d);
-    area.setAttribute('d', d === '' ? '' : `${d}L${x(values.length - 1)} ${H}L${x(values.findIndex((v) => v !== undefined))} ${H}Z`);
+    area.setAttribute(
+      'd',
+      d === '' ? '' : `${d}L${x(values.length - 1)} ${H}L${x(values.findIndex((v) => v !== undefined))} ${H}Z`,
+    );
     const last = values.at(-1);
     setText(now, format(last));
-    setText(peak, known.length ? `peak ${format(Math.max(...known.map(Number)))} · last ${Math.round(values.length / 60) || 1} min` : 'no data yet');
-    graphic.setAttribute('aria-label', `${title} over the last ${Math.max(1, Math.round(values.length / 60))} minutes: now ${format(last)}, peak ${known.length ? format(Math.max(...known.map(Number))) : 'none'}`);
+    setText(
+      peak,
+      known.length
+        ? `peak ${format(Math.max(...known.map(Number)))} · last ${Math.round(values.length / 60) || 1} min`
+        : 'no data yet',
+    );
+    graphic.setAttribute(
+      'aria-label',
+      `${title} over the last ${Math.max(1, Math.round(values.length / 60))} minutes: now ${format(last)}, peak ${known.length ? format(Math.max(...known.map(Number))) : 'none'}`,
+    );
   }
   return { element: figure, draw };
 }

@@ -12,7 +12,8 @@ import { h } from './dom.js';
  * @property {(form: FormData) => Promise<unknown>} run
  */
 
-const FOCUSABLE = 'button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), a[href], [tabindex]:not([tabindex="-1"])';
+const FOCUSABLE =
+  'button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), a[href], [tabindex]:not([tabindex="-1"])';
 
 /**
  * Opens a modal dialog; resolves true when the action succeeded, false when cancelled.
@@ -23,7 +24,11 @@ export function confirmAction(options) {
   const opener = /** @type {HTMLElement | null} */ (document.activeElement);
   const id = `dlg-${Math.random().toString(36).slice(2)}`;
   const error = h('p', { class: 'dialog-error', role: 'alert', tabindex: '-1', hidden: true });
-  const confirmButton = h('button', { type: 'submit', class: options.danger ? 'danger' : 'primary', text: options.confirm });
+  const confirmButton = h('button', {
+    type: 'submit',
+    class: options.danger ? 'danger' : 'primary',
+    text: options.confirm,
+  });
   const cancelButton = h('button', { type: 'button', text: 'Cancel' });
   const form = h(
     'form',
@@ -34,7 +39,9 @@ export function confirmAction(options) {
     error,
     h('div', { class: 'dialog-buttons' }, cancelButton, confirmButton),
   );
-  const dialog = /** @type {HTMLDialogElement} */ (h('dialog', { 'aria-labelledby': `${id}-title`, 'aria-describedby': `${id}-what` }, form));
+  const dialog = /** @type {HTMLDialogElement} */ (
+    h('dialog', { 'aria-labelledby': `${id}-title`, 'aria-describedby': `${id}-what` }, form)
+  );
   document.body.append(dialog);
 
   return new Promise((resolve) => {
@@ -68,7 +75,7 @@ export function confirmAction(options) {
     });
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
-      if (!(/** @type {HTMLFormElement} */ (form)).reportValidity()) return;
+      if (!(/** @type {HTMLFormElement} */ (form).reportValidity())) return;
       confirmButton.setAttribute('disabled', '');
       error.hidden = true;
       try {
@@ -76,7 +83,9 @@ export function confirmAction(options) {
         finish(true);
       } catch (err) {
         const refused = err instanceof ApiError && err.status === 409;
-        error.textContent = refused ? `Refused: ${err.message}` : `Failed: ${err instanceof Error ? err.message : String(err)}`;
+        error.textContent = refused
+          ? `Refused: ${err.message}`
+          : `Failed: ${err instanceof Error ? err.message : String(err)}`;
         error.hidden = false;
         confirmButton.removeAttribute('disabled');
         error.focus();
@@ -97,9 +106,19 @@ export function confirmAction(options) {
 export function field(label, attrs, hint) {
   const id = `f-${Math.random().toString(36).slice(2)}`;
   const tag = attrs.type === 'textarea' ? 'textarea' : 'input';
-  const control = h(tag, { id, ...(tag === 'textarea' ? { ...attrs, type: undefined } : attrs), ...(hint ? { 'aria-describedby': `${id}-hint` } : {}) });
+  const control = h(tag, {
+    id,
+    ...(tag === 'textarea' ? { ...attrs, type: undefined } : attrs),
+    ...(hint ? { 'aria-describedby': `${id}-hint` } : {}),
+  });
   if (tag === 'textarea' && typeof attrs.value === 'string') control.textContent = attrs.value;
-  return h('div', { class: 'field' }, h('label', { for: id, text: label }), control, hint ? h('small', { id: `${id}-hint`, text: hint }) : null);
+  return h(
+    'div',
+    { class: 'field' },
+    h('label', { for: id, text: label }),
+    control,
+    hint ? h('small', { id: `${id}-hint`, text: hint }) : null,
+  );
 }
 
 /**
@@ -109,5 +128,10 @@ export function field(label, attrs, hint) {
  */
 export function select(label, name, choices) {
   const id = `f-${Math.random().toString(36).slice(2)}`;
-  return h('div', { class: 'field' }, h('label', { for: id, text: label }), h('select', { id, name }, ...choices.map(([value, text]) => h('option', { value, text }))));
+  return h(
+    'div',
+    { class: 'field' },
+    h('label', { for: id, text: label }),
+    h('select', { id, name }, ...choices.map(([value, text]) => h('option', { value, text }))),
+  );
 }

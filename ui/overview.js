@@ -19,11 +19,14 @@ import { badge, drainFigures, duration, h, ms, num, percent, setBadge, setText, 
 /** Clusters that share a route with `name` (the ones that take its traffic when it leaves). */
 function peersOf(/** @type {Status} */ status, /** @type {string} */ name) {
   const peers = new Set();
-  for (const site of status.sites) for (const route of site.routes) if (route.clusters.includes(name)) route.clusters.forEach((c) => c !== name && peers.add(c));
+  for (const site of status.sites)
+    for (const route of site.routes)
+      if (route.clusters.includes(name)) route.clusters.forEach((c) => c !== name && peers.add(c));
   return status.clusters.filter((c) => peers.has(c.name));
 }
 
-const and = (/** @type {string[]} */ names) => (names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`);
+const and = (/** @type {string[]} */ names) =>
+  names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
 
 /**
  * @param {HTMLElement} root
@@ -37,8 +40,18 @@ export function createOverview(root, announce) {
   root.append(
     h('div', { class: 'section-head' }, h('h2', { id: 'overview-title', text: 'Overview' }), updated),
     warnings,
-    h('section', { 'aria-labelledby': 'sites-title' }, h('h3', { id: 'sites-title', class: 'sub', text: 'Sites' }), sitesList),
-    h('section', { 'aria-labelledby': 'clusters-title' }, h('h3', { id: 'clusters-title', class: 'sub', text: 'Clusters' }), clustersList),
+    h(
+      'section',
+      { 'aria-labelledby': 'sites-title' },
+      h('h3', { id: 'sites-title', class: 'sub', text: 'Sites' }),
+      sitesList,
+    ),
+    h(
+      'section',
+      { 'aria-labelledby': 'clusters-title' },
+      h('h3', { id: 'clusters-title', class: 'sub', text: 'Clusters' }),
+      clustersList,
+    ),
   );
 
   /** @type {Status | undefined} */
@@ -60,8 +73,19 @@ export function createOverview(root, announce) {
     const card = h(
       'article',
       { class: 'card site', 'aria-labelledby': `site-${site.name}` },
-      h('header', {}, h('h4', { id: `site-${site.name}`, text: site.name }), h('span', { class: 'muted', text: site.hosts.join(', ') })),
-      h('ul', { class: 'routes' }, ...site.routes.map((r) => h('li', {}, h('code', { text: r.path }), ` → ${r.clusters.join(', ')} (${r.traffic})`))),
+      h(
+        'header',
+        {},
+        h('h4', { id: `site-${site.name}`, text: site.name }),
+        h('span', { class: 'muted', text: site.hosts.join(', ') }),
+      ),
+      h(
+        'ul',
+        { class: 'routes' },
+        ...site.routes.map((r) =>
+          h('li', {}, h('code', { text: r.path }), ` → ${r.clusters.join(', ')} (${r.traffic})`),
+        ),
+      ),
       state,
       certificate,
       h('div', { class: 'actions' }, maintenance, pause),
@@ -69,19 +93,44 @@ export function createOverview(root, announce) {
     maintenance.addEventListener('click', () => {
       const s = sites.get(site.name)?.site ?? site;
       if (s.maintenance) {
-        act({ title: `End maintenance of ${s.name}`, what: [`${s.name} serves requests again instead of the maintenance page.`], confirm: 'End maintenance', run: () => api('DELETE', `/api/sites/${encodeURIComponent(s.name)}/maintenance`) }, `${s.name}: maintenance ended`);
+        act(
+          {
+            title: `End maintenance of ${s.name}`,
+            what: [`${s.name} serves requests again instead of the maintenance page.`],
+            confirm: 'End maintenance',
+            run: () => api('DELETE', `/api/sites/${encodeURIComponent(s.name)}/maintenance`),
+          },
+          `${s.name}: maintenance ended`,
+        );
       } else {
         act(
           {
             title: `Maintenance for ${s.name}`,
-            what: [`Every request to ${s.name} (${s.hosts.join(', ')}) gets a 503 page with this message, until you end maintenance or the time below passes.`],
+            what: [
+              `Every request to ${s.name} (${s.hosts.join(', ')}) gets a 503 page with this message, until you end maintenance or the time below passes.`,
+            ],
             fields: [
-              field('Message shown to users', { type: 'textarea', name: 'message', required: true, maxlength: 2000, rows: 3, value: 'We are updating the site. Please come back in a few minutes.' }),
-              field('For how long (optional)', { name: 'for', placeholder: '30m', pattern: '\\d+(ms|s|m|h)' }, 'A duration such as 30m; empty: until ended.'),
+              field('Message shown to users', {
+                type: 'textarea',
+                name: 'message',
+                required: true,
+                maxlength: 2000,
+                rows: 3,
+                value: 'We are updating the site. Please come back in a few minutes.',
+              }),
+              field(
+                'For how long (optional)',
+                { name: 'for', placeholder: '30m', pattern: '\\d+(ms|s|m|h)' },
+                'A duration such as 30m; empty: until ended.',
+              ),
             ],
             confirm: 'Start maintenance',
             danger: true,
-            run: (form) => api('POST', `/api/sites/${encodeURIComponent(s.name)}/maintenance`, { message: String(form.get('message')), ...(form.get('for') ? { for: String(form.get('for')) } : {}) }),
+            run: (form) =>
+              api('POST', `/api/sites/${encodeURIComponent(s.name)}/maintenance`, {
+                message: String(form.get('message')),
+                ...(form.get('for') ? { for: String(form.get('for')) } : {}),
+              }),
           },
           `${s.name}: maintenance on`,
         );
@@ -90,16 +139,40 @@ export function createOverview(root, announce) {
     pause.addEventListener('click', () => {
       const s = sites.get(site.name)?.site ?? site;
       if (s.pause) {
-        act({ title: `Resume ${s.name}`, what: [`Requests held on ${s.name} are served now, and new ones flow again.`], confirm: 'Resume', run: () => api('DELETE', `/api/sites/${encodeURIComponent(s.name)}/pause`) }, `${s.name}: resumed`);
+        act(
+          {
+            title: `Resume ${s.name}`,
+            what: [`Requests held on ${s.name} are served now, and new ones flow again.`],
+            confirm: 'Resume',
+            run: () => api('DELETE', `/api/sites/${encodeURIComponent(s.name)}/pause`),
+          },
+          `${s.name}: resumed`,
+        );
       } else {
         act(
           {
             title: `Pause ${s.name}`,
-            what: [`New requests to ${s.name} are held (not answered) for up to the time below; then they are served, or answered 503 if you choose so. Use it for a short switchover.`],
-            fields: [field('Hold for', { name: 'for', value: '30s', required: true, pattern: '\\d+(ms|s|m|h)' }, 'A duration such as 30s.'), select('When the time is up', 'then', [['serve', 'serve the held requests'], ['reject', 'answer them 503']])],
+            what: [
+              `New requests to ${s.name} are held (not answered) for up to the time below; then they are served, or answered 503 if you choose so. Use it for a short switchover.`,
+            ],
+            fields: [
+              field(
+                'Hold for',
+                { name: 'for', value: '30s', required: true, pattern: '\\d+(ms|s|m|h)' },
+                'A duration such as 30s.',
+              ),
+              select('When the time is up', 'then', [
+                ['serve', 'serve the held requests'],
+                ['reject', 'answer them 503'],
+              ]),
+            ],
             confirm: 'Pause',
             danger: true,
-            run: (form) => api('POST', `/api/sites/${encodeURIComponent(s.name)}/pause`, { for: String(form.get('for')), then: String(form.get('then')) }),
+            run: (form) =>
+              api('POST', `/api/sites/${encodeURIComponent(s.name)}/pause`, {
+                for: String(form.get('for')),
+                then: String(form.get('then')),
+              }),
           },
           `${s.name}: paused`,
         );
@@ -110,7 +183,14 @@ export function createOverview(root, announce) {
       site,
       update(/** @type {Site} */ next) {
         refs.site = next;
-        setText(state, next.maintenance ? `Maintenance: “${next.maintenance.message}”${next.maintenance.until ? ` until ${time(next.maintenance.until)}` : ''}` : next.pause ? `Paused until ${time(next.pause.until)}, then ${next.pause.then}` : 'Serving');
+        setText(
+          state,
+          next.maintenance
+            ? `Maintenance: “${next.maintenance.message}”${next.maintenance.until ? ` until ${time(next.maintenance.until)}` : ''}`
+            : next.pause
+              ? `Paused until ${time(next.pause.until)}, then ${next.pause.then}`
+              : 'Serving',
+        );
         state.className = `site-state ${next.maintenance ? 'warn' : next.pause ? 'warn' : 'ok'}`;
         const c = next.certificate;
         certificate.hidden = !c;
@@ -125,7 +205,10 @@ export function createOverview(root, announce) {
           certificate.className = `certificate ${c.notAfter && !c.lastError && (daysLeft ?? 0) >= 7 ? 'muted' : 'warn'}`;
         }
         setText(maintenance, next.maintenance ? 'End maintenance' : 'Maintenance…');
-        maintenance.setAttribute('aria-label', next.maintenance ? `End maintenance of site ${next.name}` : `Start maintenance of site ${next.name}`);
+        maintenance.setAttribute(
+          'aria-label',
+          next.maintenance ? `End maintenance of site ${next.name}` : `Start maintenance of site ${next.name}`,
+        );
         setText(pause, next.pause ? 'Resume' : 'Pause…');
         pause.setAttribute('aria-label', next.pause ? `Resume site ${next.name}` : `Pause site ${next.name}`);
       },
@@ -145,21 +228,48 @@ export function createOverview(root, announce) {
     /** The previews listed, and the one whose link is shown (hidden once it ends). */
     let previewIds = '';
     let linkId = '';
-    const button = (/** @type {string} */ text, /** @type {string} */ label) => h('button', { type: 'button', text, 'aria-label': `${label} cluster ${name}` });
+    const button = (/** @type {string} */ text, /** @type {string} */ label) =>
+      h('button', { type: 'button', text, 'aria-label': `${label} cluster ${name}` });
     const live = button('Live', 'Make live');
     const drainButton = button('Drain', 'Drain');
     const out = button('Out', 'Take out');
     const weightButton = button('Weight…', 'Set weight of');
     const previewButton = button('Preview…', 'Preview');
     // Previews pin a browser among a public site's clusters: only for clusters on a shared route.
-    previewButton.hidden = !(current?.sites ?? []).some((s) => s.routes.some((r) => r.traffic === 'shared' && r.clusters.includes(name)));
-    const charts = { requests: createChart('Requests/s', 'requests'), errors: createChart('Errors/s', 'errors'), latency: createChart('p99 latency', 'latency') };
+    previewButton.hidden = !(current?.sites ?? []).some((s) =>
+      s.routes.some((r) => r.traffic === 'shared' && r.clusters.includes(name)),
+    );
+    const charts = {
+      requests: createChart('Requests/s', 'requests'),
+      errors: createChart('Errors/s', 'errors'),
+      latency: createChart('p99 latency', 'latency'),
+    };
     const rows = h('tbody');
     const table = h(
       'table',
       { class: 'members' },
       h('caption', { class: 'visually-hidden', text: `Members of ${name}` }),
-      h('thead', {}, h('tr', {}, ...['Member', 'State', 'Health', 'In flight', 'Req/s', 'Errors', 'p99', 'Sessions', 'Oldest idle', 'Tunnels', 'Actions'].map((t) => h('th', { scope: 'col', text: t })))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ...[
+            'Member',
+            'State',
+            'Health',
+            'In flight',
+            'Req/s',
+            'Errors',
+            'p99',
+            'Sessions',
+            'Oldest idle',
+            'Tunnels',
+            'Actions',
+          ].map((t) => h('th', { scope: 'col', text: t })),
+        ),
+      ),
       rows,
     );
     const card = h(
@@ -170,15 +280,29 @@ export function createOverview(root, announce) {
       qa,
       preview,
       previewList,
-      h('div', { class: 'actions', role: 'group', 'aria-label': `Traffic actions for ${name}` }, live, drainButton, out, weightButton, previewButton),
+      h(
+        'div',
+        { class: 'actions', role: 'group', 'aria-label': `Traffic actions for ${name}` },
+        live,
+        drainButton,
+        out,
+        weightButton,
+        previewButton,
+      ),
       h('div', { class: 'charts' }, charts.requests.element, charts.errors.element, charts.latency.element),
       h('div', { class: 'table-wrap', role: 'region', 'aria-label': `Members of ${name}`, tabindex: '0' }, table),
     );
 
     const now = () => /** @type {Status} */ (current);
     const me = () => now().clusters.find((c) => c.name === name) ?? cluster;
-    const livePeers = () => peersOf(now(), name).filter((c) => c.traffic === 'live').map((c) => c.name);
-    const setTraffic = (/** @type {string} */ state, /** @type {Record<string, unknown>} */ extra = {}) => () => api('POST', `/api/clusters/${encodeURIComponent(name)}/traffic`, { state, ...extra });
+    const livePeers = () =>
+      peersOf(now(), name)
+        .filter((c) => c.traffic === 'live')
+        .map((c) => c.name);
+    const setTraffic =
+      (/** @type {string} */ state, /** @type {Record<string, unknown>} */ extra = {}) =>
+      () =>
+        api('POST', `/api/clusters/${encodeURIComponent(name)}/traffic`, { state, ...extra });
 
     drainButton.addEventListener('click', () => {
       const peers = livePeers();
@@ -190,7 +314,9 @@ export function createOverview(root, announce) {
         {
           title: `Drain ${name}`,
           what: [
-            peers.length ? `${and(peers)} will receive all new sessions.` : `No other cluster is live on ${name}'s routes: new sessions would have nowhere to go (the API refuses this).`,
+            peers.length
+              ? `${and(peers)} will receive all new sessions.`
+              : `No other cluster is live on ${name}'s routes: new sessions would have nowhere to go (the API refuses this).`,
             counted
               ? `${name} keeps serving the ${sessions} session${sessions === 1 ? '' : 's'} bound to it until they go idle or the drain deadline passes.`
               : `${name} keeps serving the sessions bound to it (the load balancer counts no sessions: the drain ends once it sent ${name} no new request for the idle window) or until the drain deadline passes.`,
@@ -213,7 +339,9 @@ export function createOverview(root, announce) {
           title: `Take ${name} out`,
           what: [
             `${name} will receive no requests at all: requests of ${bound} still bound to it go elsewhere (${inFlight} in flight finish).`,
-            peers.length ? `${and(peers)} will receive all traffic.` : `No other cluster is live: the site would be left without traffic (the API refuses this).`,
+            peers.length
+              ? `${and(peers)} will receive all traffic.`
+              : `No other cluster is live: the site would be left without traffic (the API refuses this).`,
           ],
           confirm: `Take ${name} out`,
           danger: true,
@@ -227,7 +355,11 @@ export function createOverview(root, announce) {
       act(
         {
           title: `Make ${name} live`,
-          what: [peers.length ? `${name} will receive new sessions again, sharing them with ${and(peers)} by weight.` : `${name} will receive all new sessions.`],
+          what: [
+            peers.length
+              ? `${name} will receive new sessions again, sharing them with ${and(peers)} by weight.`
+              : `${name} will receive all new sessions.`,
+          ],
           confirm: `Make ${name} live`,
           run: setTraffic('live'),
         },
@@ -244,9 +376,20 @@ export function createOverview(root, announce) {
             'Among the live clusters of a shared route, new sessions are split in proportion to their weights.',
             `Now: ${[c, ...peers].map((p) => `${p.name} ${p.weight}`).join(', ')}.`,
           ],
-          fields: [field('New weight (0–1000)', { name: 'weight', type: 'number', min: 0, max: 1000, step: 1, value: c.weight, required: true })],
+          fields: [
+            field('New weight (0–1000)', {
+              name: 'weight',
+              type: 'number',
+              min: 0,
+              max: 1000,
+              step: 1,
+              value: c.weight,
+              required: true,
+            }),
+          ],
           confirm: 'Set weight',
-          run: (form) => api('POST', `/api/clusters/${encodeURIComponent(name)}/weight`, { weight: Number(form.get('weight')) }),
+          run: (form) =>
+            api('POST', `/api/clusters/${encodeURIComponent(name)}/weight`, { weight: Number(form.get('weight')) }),
         },
         `${name}: weight changed`,
       );
@@ -260,13 +403,22 @@ export function createOverview(root, announce) {
             `A signed link that shows ${name} on the public site to the browser opening it, even while ${name} is out, with a banner saying so.`,
             'Anyone with the link can use it until it expires (or within preview.allow): `dayshift preview --revoke ID` ends it.',
           ],
-          fields: [field('Lasts', { name: 'for', type: 'text', value: '1h', required: true, pattern: '\\d+(ms|s|m|h|d)' }, 'a duration such as 30m or 2h')],
+          fields: [
+            field(
+              'Lasts',
+              { name: 'for', type: 'text', value: '1h', required: true, pattern: '\\d+(ms|s|m|h|d)' },
+              'a duration such as 30m or 2h',
+            ),
+          ],
           confirm: 'Make link',
           run: async (form) => {
             const link = await api('POST', '/api/previews', { cluster: name, for: String(form.get('for')) });
             linkId = link.id;
             preview.hidden = false;
-            preview.replaceChildren(`Preview link (until ${new Date(link.until).toLocaleTimeString()}, id ${link.id}): `, h('a', { href: link.url, target: '_blank', rel: 'noopener noreferrer', text: link.url }));
+            preview.replaceChildren(
+              `Preview link (until ${new Date(link.until).toLocaleTimeString()}, id ${link.id}): `,
+              h('a', { href: link.url, target: '_blank', rel: 'noopener noreferrer', text: link.url }),
+            );
           },
         },
         `${name}: preview link made`,
@@ -274,7 +426,12 @@ export function createOverview(root, announce) {
     });
 
     function previewItem(/** @type {Preview} */ p) {
-      const revoke = h('button', { type: 'button', class: 'small', text: 'Revoke', 'aria-label': `Revoke preview ${p.id}` });
+      const revoke = h('button', {
+        type: 'button',
+        class: 'small',
+        text: 'Revoke',
+        'aria-label': `Revoke preview ${p.id}`,
+      });
       revoke.addEventListener('click', () =>
         act(
           {
@@ -287,35 +444,75 @@ export function createOverview(root, announce) {
           `preview ${p.id} revoked`,
         ),
       );
-      return h('li', {}, `Preview ${p.id} until ${new Date(p.until).toLocaleTimeString()} by ${p.who}${p.allow ? ` for ${p.allow.join(', ')}` : ''} `, revoke);
+      return h(
+        'li',
+        {},
+        `Preview ${p.id} until ${new Date(p.until).toLocaleTimeString()} by ${p.who}${p.allow ? ` for ${p.allow.join(', ')}` : ''} `,
+        revoke,
+      );
     }
 
     /** @type {Map<string, { row: HTMLElement, cells: HTMLElement[], state: HTMLElement, health: HTMLElement, buttons: Record<string, HTMLElement> }>} */
     const memberRows = new Map();
     const MEMBER_ACTIONS = /** @type {const} */ ([
-      ['draining', 'Drain', (/** @type {string} */ m) => [`${m} takes only requests of the sessions bound to it; new sessions go to the other members of ${name}.`]],
-      ['disabled', 'Disable', (/** @type {string} */ m) => [`${m} receives no requests at all; its sessions move to the other members of ${name}.`]],
+      [
+        'draining',
+        'Drain',
+        (/** @type {string} */ m) => [
+          `${m} takes only requests of the sessions bound to it; new sessions go to the other members of ${name}.`,
+        ],
+      ],
+      [
+        'disabled',
+        'Disable',
+        (/** @type {string} */ m) => [
+          `${m} receives no requests at all; its sessions move to the other members of ${name}.`,
+        ],
+      ],
       ['ready', 'Enable', (/** @type {string} */ m) => [`${m} takes new sessions again.`]],
-      ['standby', 'Standby', (/** @type {string} */ m) => [`${m} is used only when no ready member of its route can serve.`]],
+      [
+        'standby',
+        'Standby',
+        (/** @type {string} */ m) => [`${m} is used only when no ready member of its route can serve.`],
+      ],
     ]);
     function memberRow(/** @type {Member} */ member) {
       const label = `${name}/${member.id}`;
       const state = badge(member.admin);
       const health = badge(member.health);
-      const cells = ['In flight', 'Req/s', 'Errors', 'p99', 'Sessions', 'Oldest idle', 'Tunnels'].map((label) => h('td', { class: 'n', 'data-label': label }));
+      const cells = ['In flight', 'Req/s', 'Errors', 'p99', 'Sessions', 'Oldest idle', 'Tunnels'].map((label) =>
+        h('td', { class: 'n', 'data-label': label }),
+      );
       /** @type {Record<string, HTMLElement>} */
       const buttons = {};
       for (const [target, text, what] of MEMBER_ACTIONS) {
         const b = h('button', { type: 'button', class: 'small', text, 'aria-label': `${text} member ${label}` });
         b.addEventListener('click', () =>
-          act({ title: `${text} ${label}`, what: what(label), confirm: `${text} ${label}`, danger: target === 'disabled', run: () => api('POST', `/api/members/${encodeURIComponent(name)}/${encodeURIComponent(member.id)}/state`, { state: target }) }, `${label}: ${target}`),
+          act(
+            {
+              title: `${text} ${label}`,
+              what: what(label),
+              confirm: `${text} ${label}`,
+              danger: target === 'disabled',
+              run: () =>
+                api('POST', `/api/members/${encodeURIComponent(name)}/${encodeURIComponent(member.id)}/state`, {
+                  state: target,
+                }),
+            },
+            `${label}: ${target}`,
+          ),
         );
         buttons[target] = b;
       }
       const row = h(
         'tr',
         { 'data-member': member.key },
-        h('th', { scope: 'row' }, h('span', { class: 'member-id', text: member.id }), h('small', { class: 'muted url', text: member.url })),
+        h(
+          'th',
+          { scope: 'row' },
+          h('span', { class: 'member-id', text: member.id }),
+          h('small', { class: 'muted url', text: member.url }),
+        ),
         h('td', { 'data-label': 'State' }, state),
         h('td', { 'data-label': 'Health' }, health),
         ...cells,
@@ -354,7 +551,11 @@ export function createOverview(root, announce) {
           if (linkId && !mine.some((p) => p.id === linkId)) preview.hidden = true;
         }
         qa.hidden = !c.qaUrl;
-        if (c.qaUrl && qa.querySelector('a')?.getAttribute('href') !== c.qaUrl) qa.replaceChildren('QA: ', h('a', { href: c.qaUrl, target: '_blank', rel: 'noopener noreferrer', text: c.qaUrl }));
+        if (c.qaUrl && qa.querySelector('a')?.getAttribute('href') !== c.qaUrl)
+          qa.replaceChildren(
+            'QA: ',
+            h('a', { href: c.qaUrl, target: '_blank', rel: 'noopener noreferrer', text: c.qaUrl }),
+          );
         const seen = new Set();
         for (const m of c.members) {
           seen.add(m.key);
@@ -366,7 +567,15 @@ export function createOverview(root, announce) {
           }
           setBadge(r.state, m.admin);
           setBadge(r.health, m.health);
-          const values = [num(m.inFlight, 0), num(m.requestsPerSecond), percent(m.errorRate), ms(m.p99Ms), m.boundSessions === undefined ? '–' : num(m.boundSessions, 0), duration(m.oldestIdleMs), m.openTunnels === undefined ? '–' : num(m.openTunnels, 0)];
+          const values = [
+            num(m.inFlight, 0),
+            num(m.requestsPerSecond),
+            percent(m.errorRate),
+            ms(m.p99Ms),
+            m.boundSessions === undefined ? '–' : num(m.boundSessions, 0),
+            duration(m.oldestIdleMs),
+            m.openTunnels === undefined ? '–' : num(m.openTunnels, 0),
+          ];
           values.forEach((v, i) => setText(/** @type {HTMLElement} */ (r.cells[i]), v));
           for (const [target, b] of Object.entries(r.buttons)) b.toggleAttribute('disabled', m.admin === target);
         }
@@ -385,9 +594,18 @@ export function createOverview(root, announce) {
       [...clusters.entries()].map(async ([name, card]) => {
         /** @type {{ at: number, requestsPerSecond: number, errorsPerSecond: number, p99Ms?: number }[]} */
         const points = await api('GET', `/api/history/${encodeURIComponent(name)}`);
-        card.charts.requests.draw(points.map((p) => p.requestsPerSecond), (v) => `${num(v)} /s`);
-        card.charts.errors.draw(points.map((p) => p.errorsPerSecond), (v) => `${num(v, 2)} /s`);
-        card.charts.latency.draw(points.map((p) => p.p99Ms ?? undefined), ms);
+        card.charts.requests.draw(
+          points.map((p) => p.requestsPerSecond),
+          (v) => `${num(v)} /s`,
+        );
+        card.charts.errors.draw(
+          points.map((p) => p.errorsPerSecond),
+          (v) => `${num(v, 2)} /s`,
+        );
+        card.charts.latency.draw(
+          points.map((p) => p.p99Ms ?? undefined),
+          ms,
+        );
       }),
     );
   }

@@ -22,12 +22,25 @@ const ACTIVE = new Set(['running', 'awaiting-approval', 'failed', 'interrupted']
  * @param {(state: string | undefined) => void} onState tells the navigation what the release is doing
  */
 export function createReleaseView(root, announce, onState) {
-  const versionInput = h('input', { id: 'release-version', name: 'version', required: true, maxlength: 100, placeholder: '2.4.1', autocomplete: 'off' });
+  const versionInput = h('input', {
+    id: 'release-version',
+    name: 'version',
+    required: true,
+    maxlength: 100,
+    placeholder: '2.4.1',
+    autocomplete: 'off',
+  });
   const startForm = h(
     'form',
     { class: 'card start-release', 'aria-labelledby': 'start-title' },
     h('h3', { id: 'start-title', text: 'Start a release' }),
-    h('div', { class: 'field inline' }, h('label', { for: 'release-version', text: 'Version' }), versionInput, h('button', { type: 'submit', class: 'primary', text: 'Start release…' })),
+    h(
+      'div',
+      { class: 'field inline' },
+      h('label', { for: 'release-version', text: 'Version' }),
+      versionInput,
+      h('button', { type: 'submit', class: 'primary', text: 'Start release…' }),
+    ),
   );
   const title = h('h3', { id: 'current-title' });
   const state = badge('none');
@@ -64,7 +77,22 @@ export function createReleaseView(root, announce, onState) {
     h(
       'div',
       { class: 'table-wrap', role: 'region', 'aria-label': 'Release history', tabindex: '0' },
-      h('table', {}, h('thead', {}, h('tr', {}, ...['Version', 'Outcome', 'Started by', 'Started', 'Ended', 'Took', 'Steps'].map((t) => h('th', { scope: 'col', text: t })))), historyBody),
+      h(
+        'table',
+        {},
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['Version', 'Outcome', 'Started by', 'Started', 'Ended', 'Took', 'Steps'].map((t) =>
+              h('th', { scope: 'col', text: t }),
+            ),
+          ),
+        ),
+        historyBody,
+      ),
     ),
   );
   root.append(h('div', { class: 'section-head' }, h('h2', { text: 'Release' })), currentCard, startForm, history);
@@ -74,10 +102,22 @@ export function createReleaseView(root, announce, onState) {
   /** @type {Map<string, { li: HTMLElement, state: HTMLElement, took: HTMLElement, detail: HTMLElement, output: HTMLElement, pre: HTMLElement }>} */
   const stepItems = new Map();
 
-  const run = (/** @type {string} */ verb, /** @type {string} */ label, /** @type {string[]} */ what, /** @type {boolean} */ danger, body = {}) => {
+  const run = (
+    /** @type {string} */ verb,
+    /** @type {string} */ label,
+    /** @type {string[]} */ what,
+    /** @type {boolean} */ danger,
+    body = {},
+  ) => {
     if (!release) return;
     const version = release.version;
-    confirmAction({ title: `${label} release ${version}`, what, confirm: label, danger, run: () => api('POST', `/api/release/${verb}`, body) }).then(async (ok) => {
+    confirmAction({
+      title: `${label} release ${version}`,
+      what,
+      confirm: label,
+      danger,
+      run: () => api('POST', `/api/release/${verb}`, body),
+    }).then(async (ok) => {
       if (!ok) return;
       announce(`Release ${version}: ${verb} sent`);
       await refresh();
@@ -85,11 +125,28 @@ export function createReleaseView(root, announce, onState) {
   };
   buttons.approve.addEventListener('click', () => {
     const step = release?.steps[release.current];
-    run('approve', 'Approve', [`The release continues past “${step?.title ?? 'the approval gate'}”: traffic moves to the new version as the plan says.`], false);
+    run(
+      'approve',
+      'Approve',
+      [
+        `The release continues past “${step?.title ?? 'the approval gate'}”: traffic moves to the new version as the plan says.`,
+      ],
+      false,
+    );
   });
   buttons.abort.addEventListener('click', () => {
-    const before = Object.entries(release?.before ?? {}).filter(([, v]) => v.traffic === 'live').map(([k, v]) => `${k} (weight ${v.weight})`);
-    run('abort', 'Abort', ['The release stops now and the rollback hook runs.', `Traffic returns to the clusters that were live before it${before.length ? `: ${before.join(', ')}` : ''}.`], true);
+    const before = Object.entries(release?.before ?? {})
+      .filter(([, v]) => v.traffic === 'live')
+      .map(([k, v]) => `${k} (weight ${v.weight})`);
+    run(
+      'abort',
+      'Abort',
+      [
+        'The release stops now and the rollback hook runs.',
+        `Traffic returns to the clusters that were live before it${before.length ? `: ${before.join(', ')}` : ''}.`,
+      ],
+      true,
+    );
   });
   buttons.resume.addEventListener('click', () => {
     const step = release?.steps[release.current];
@@ -98,12 +155,17 @@ export function createReleaseView(root, announce, onState) {
     run(
       'resume',
       'Resume',
-      [`The release continues at the interrupted step “${step?.title ?? ''}”.`, ...(unsafe ? ['That step may have partly run and is not marked safe to repeat: resuming runs it again.'] : [])],
+      [
+        `The release continues at the interrupted step “${step?.title ?? ''}”.`,
+        ...(unsafe ? ['That step may have partly run and is not marked safe to repeat: resuming runs it again.'] : []),
+      ],
       unsafe,
       unsafe ? { yes: true } : {},
     );
   });
-  buttons.retry.addEventListener('click', () => run('retry', 'Retry', [`The failed step “${release?.steps[release.current]?.title ?? ''}” runs again.`], false));
+  buttons.retry.addEventListener('click', () =>
+    run('retry', 'Retry', [`The failed step “${release?.steps[release.current]?.title ?? ''}” runs again.`], false),
+  );
 
   startForm.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -111,7 +173,9 @@ export function createReleaseView(root, announce, onState) {
     if (!version) return;
     confirmAction({
       title: `Start release ${version}`,
-      what: [`Dayshift runs the release plan for version ${version}: each cluster in turn is drained, taken out, deployed, checked and, after approval, given the traffic.`],
+      what: [
+        `Dayshift runs the release plan for version ${version}: each cluster in turn is drained, taken out, deployed, checked and, after approval, given the traffic.`,
+      ],
       confirm: 'Start release',
       run: () => api('POST', '/api/release/start', { version }),
     }).then(async (ok) => {
@@ -128,7 +192,13 @@ export function createReleaseView(root, announce, onState) {
     const detail = h('p', { class: 'detail', hidden: true });
     const pre = h('pre', {});
     const output = h('details', { hidden: true }, h('summary', { text: 'Output' }), pre);
-    const li = h('li', { class: 'step', 'data-step': step.id }, h('div', { class: 'step-head' }, s, h('span', { class: 'step-title', text: step.title }), took), detail, output);
+    const li = h(
+      'li',
+      { class: 'step', 'data-step': step.id },
+      h('div', { class: 'step-head' }, s, h('span', { class: 'step-title', text: step.title }), took),
+      detail,
+      output,
+    );
     return { li, state: s, took, detail, output, pre };
   }
 
@@ -139,11 +209,19 @@ export function createReleaseView(root, announce, onState) {
     startForm.hidden = Boolean(next && ACTIVE.has(next.state));
     currentCard.hidden = !next;
     if (!next) return;
-    if (previous && previous.id === next.id && previous.state !== next.state) announce(`Release ${next.version} is now ${next.state}`);
+    if (previous && previous.id === next.id && previous.state !== next.state)
+      announce(`Release ${next.version} is now ${next.state}`);
     setText(title, `Version ${next.version}`);
     setBadge(state, next.state);
-    const took = next.endedAt ? `took ${elapsed(next.startedAt, next.endedAt)}` : next.state === 'running' || next.state === 'awaiting-approval' ? `running for ${elapsed(next.startedAt)}` : `started ${elapsed(next.startedAt)} ago`;
-    setText(meta, `Started by ${next.startedBy} at ${time(next.startedAt)} · ${took}${next.abortedBy && !next.reason?.includes(next.abortedBy) ? ` · aborted by ${next.abortedBy}` : ''}`);
+    const took = next.endedAt
+      ? `took ${elapsed(next.startedAt, next.endedAt)}`
+      : next.state === 'running' || next.state === 'awaiting-approval'
+        ? `running for ${elapsed(next.startedAt)}`
+        : `started ${elapsed(next.startedAt)} ago`;
+    setText(
+      meta,
+      `Started by ${next.startedBy} at ${time(next.startedAt)} · ${took}${next.abortedBy && !next.reason?.includes(next.abortedBy) ? ` · aborted by ${next.abortedBy}` : ''}`,
+    );
     reason.hidden = !next.reason;
     setText(reason, next.reason ?? '');
     buttons.approve.hidden = next.state !== 'awaiting-approval';
@@ -163,12 +241,22 @@ export function createReleaseView(root, announce, onState) {
     const c = next.canary;
     canary.hidden = !c || !ACTIVE.has(next.state);
     if (c) {
-      const figures = (/** @type {Figures} */ f) => `${num(f.requestsPerSecond)} req/s, ${percent(f.errorRate)} errors, p99 ${ms(f.p99Ms)}`;
-      setText(canary, `Canary: ${c.cluster} takes ${c.percent}% of new sessions · ${figures(c.released)}; the others ${figures(c.baseline)}${c.breach ? ` · rolled back: ${c.breach}` : ''}`);
+      const figures = (/** @type {Figures} */ f) =>
+        `${num(f.requestsPerSecond)} req/s, ${percent(f.errorRate)} errors, p99 ${ms(f.p99Ms)}`;
+      setText(
+        canary,
+        `Canary: ${c.cluster} takes ${c.percent}% of new sessions · ${figures(c.released)}; the others ${figures(c.baseline)}${c.breach ? ` · rolled back: ${c.breach}` : ''}`,
+      );
     }
     const qaEntries = Object.entries(next.qaUrls ?? {});
     qa.hidden = qaEntries.length === 0;
-    qa.replaceChildren(h('span', { text: 'QA: ' }), ...qaEntries.flatMap(([cluster, url], i) => [i ? ' · ' : '', h('a', { href: url, target: '_blank', rel: 'noopener noreferrer', text: `${cluster} (${url})` })]));
+    qa.replaceChildren(
+      h('span', { text: 'QA: ' }),
+      ...qaEntries.flatMap(([cluster, url], i) => [
+        i ? ' · ' : '',
+        h('a', { href: url, target: '_blank', rel: 'noopener noreferrer', text: `${cluster} (${url})` }),
+      ]),
+    );
     if (previous?.id !== next.id) {
       steps.replaceChildren();
       stepItems.clear();
@@ -184,11 +272,16 @@ export function createReleaseView(root, announce, onState) {
       item.li.classList.toggle('current', i === next.current && ACTIVE.has(next.state));
       if (i === next.current && ACTIVE.has(next.state)) item.li.setAttribute('aria-current', 'step');
       else item.li.removeAttribute('aria-current');
-      setText(item.took, step.startedAt ? (step.endedAt ? elapsed(step.startedAt, step.endedAt) : `${elapsed(step.startedAt)}…`) : '');
+      setText(
+        item.took,
+        step.startedAt ? (step.endedAt ? elapsed(step.startedAt, step.endedAt) : `${elapsed(step.startedAt)}…`) : '',
+      );
       const notes = [
         step.detail,
         step.approvedBy ? `approved by ${step.approvedBy}` : undefined,
-        step.approvesAt && step.state === 'waiting' ? `approves automatically at ${time(step.approvesAt)} (in ${duration(Date.parse(step.approvesAt) - Date.now())})` : undefined,
+        step.approvesAt && step.state === 'waiting'
+          ? `approves automatically at ${time(step.approvesAt)} (in ${duration(Date.parse(step.approvesAt) - Date.now())})`
+          : undefined,
       ].filter(Boolean);
       item.detail.hidden = notes.length === 0;
       setText(item.detail, notes.join(' · '));
@@ -212,7 +305,24 @@ export function createReleaseView(root, announce, onState) {
               h('td', { text: time(r.startedAt) }),
               h('td', { text: time(r.endedAt) }),
               h('td', { text: r.endedAt ? elapsed(r.startedAt, r.endedAt) : '–' }),
-              h('td', {}, h('details', {}, h('summary', { text: `${r.steps.length} steps` }), h('ul', { class: 'step-times' }, ...r.steps.map((s) => h('li', { text: `${s.title}: ${s.state}${s.startedAt ? `, ${elapsed(s.startedAt, s.endedAt)}` : ''}` }))))),
+              h(
+                'td',
+                {},
+                h(
+                  'details',
+                  {},
+                  h('summary', { text: `${r.steps.length} steps` }),
+                  h(
+                    'ul',
+                    { class: 'step-times' },
+                    ...r.steps.map((s) =>
+                      h('li', {
+                        text: `${s.title}: ${s.state}${s.startedAt ? `, ${elapsed(s.startedAt, s.endedAt)}` : ''}`,
+                      }),
+                    ),
+                  ),
+                ),
+              ),
             ),
           )),
     );

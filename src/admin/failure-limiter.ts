@@ -11,7 +11,11 @@ export type WrongToken = { retryAfter: number } | { failures: number; throttled:
 export class FailureLimiter {
   private readonly failures = new Map<string, number[]>();
 
-  constructor(private readonly maxFailures: number, private readonly windowMs: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly maxFailures: number,
+    private readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Seconds `from` must wait before its next attempt, or undefined when it may try now. */
   retryAfter(from: string): number | undefined {
@@ -46,6 +50,7 @@ export class FailureLimiter {
   /** Forgets addresses whose failures are all older than the window. */
   prune(): void {
     const now = this.now();
-    for (const [from, times] of this.failures) if (times.every((at) => now - at >= this.windowMs)) this.failures.delete(from);
+    for (const [from, times] of this.failures)
+      if (times.every((at) => now - at >= this.windowMs)) this.failures.delete(from);
   }
 }

@@ -10,7 +10,9 @@ import { HttpError } from './router.js';
 import type { AdminServer } from './server.js';
 
 /** Checked as the config's are: a stored entry the proxy cannot read would fail every snapshot build. */
-const allowEntry = z.union([cidr, z.string().regex(/^site:[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)], { error: 'expected an address, a CIDR block or site:NAME' });
+const allowEntry = z.union([cidr, z.string().regex(/^site:[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)], {
+  error: 'expected an address, a CIDR block or site:NAME',
+});
 
 export function registerPreviewApi(server: AdminServer, plane: ControlPlane): void {
   const r = server.router;
@@ -19,10 +21,14 @@ export function registerPreviewApi(server: AdminServer, plane: ControlPlane): vo
     {
       method: 'POST',
       path: '/api/previews',
-      summary: 'A signed, expiring link that pins the browser opening it to the cluster on the public site, even while the cluster is out',
+      summary:
+        'A signed, expiring link that pins the browser opening it to the cluster on the public site, even while the cluster is out',
       body: z.strictObject({
         cluster: z.string().min(1),
-        for: z.string().refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30m or 2h').optional(),
+        for: z
+          .string()
+          .refine((v) => parseDuration(v) !== undefined, 'expected a duration such as 30m or 2h')
+          .optional(),
         site: z.string().min(1).optional(),
         allow: z.array(allowEntry).optional(),
         version: z.string().min(1).max(100).optional(),
@@ -42,9 +48,17 @@ export function registerPreviewApi(server: AdminServer, plane: ControlPlane): vo
       );
     },
   );
-  r.add({ method: 'GET', path: '/api/previews', summary: 'The previews not yet expired nor revoked', tag }, () => listPreviews(plane.state.previews, Date.now()));
-  r.add({ method: 'DELETE', path: '/api/previews/:id', summary: 'Revoke a preview: every instance stops pinning its browsers', tag }, ({ params, actor }) =>
-    previewGuard(() => plane.revokePreview(actor, params.id!)),
+  r.add({ method: 'GET', path: '/api/previews', summary: 'The previews not yet expired nor revoked', tag }, () =>
+    listPreviews(plane.state.previews, Date.now()),
+  );
+  r.add(
+    {
+      method: 'DELETE',
+      path: '/api/previews/:id',
+      summary: 'Revoke a preview: every instance stops pinning its browsers',
+      tag,
+    },
+    ({ params, actor }) => previewGuard(() => plane.revokePreview(actor, params.id!)),
   );
 }
 

@@ -8,7 +8,11 @@ import { DayshiftError } from '../errors.js';
 import { ReleaseRefusedError } from '../release/errors.js';
 
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly details?: unknown) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details?: unknown,
+  ) {
     super(message);
     this.name = 'HttpError';
   }
@@ -130,13 +134,31 @@ export class Router {
     const paths: Record<string, Record<string, unknown>> = {};
     for (const { spec } of this.routes) {
       const path = spec.path.replace(/:([a-zA-Z]+)/g, '{$1}');
-      const params = [...spec.path.matchAll(/:([a-zA-Z]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-      const query = Object.entries(spec.query ?? {}).map(([name, description]) => ({ name, in: 'query', required: false, description, schema: { type: 'string' } }));
+      const params = [...spec.path.matchAll(/:([a-zA-Z]+)/g)].map((m) => ({
+        name: m[1],
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+      }));
+      const query = Object.entries(spec.query ?? {}).map(([name, description]) => ({
+        name,
+        in: 'query',
+        required: false,
+        description,
+        schema: { type: 'string' },
+      }));
       (paths[path] ??= {})[spec.method.toLowerCase()] = {
         summary: spec.summary,
         ...(spec.tag ? { tags: [spec.tag] } : {}),
         ...(params.length + query.length ? { parameters: [...params, ...query] } : {}),
-        ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(spec.body, { io: 'input' }) } } } } : {}),
+        ...(spec.body
+          ? {
+              requestBody: {
+                required: true,
+                content: { 'application/json': { schema: z.toJSONSchema(spec.body, { io: 'input' }) } },
+              },
+            }
+          : {}),
         responses: {
           '200': { description: spec.response ?? 'OK' },
           ...(spec.body ? { '400': { description: 'Invalid request' } } : {}),

@@ -45,13 +45,21 @@ export class AdminServer {
     this.authenticators.push((req) => {
       const header = req.headers.authorization;
       if (!header?.startsWith('Bearer ')) return undefined;
-      return tokenMatches(header.slice(7).trim(), options.token) ? { who: 'token:admin', from: remoteAddress(req) } : undefined;
+      return tokenMatches(header.slice(7).trim(), options.token)
+        ? { who: 'token:admin', from: remoteAddress(req) }
+        : undefined;
     });
-    this.router.add({ method: 'GET', path: '/healthz', summary: 'Liveness of the Dayshift process', auth: false, tag: 'meta' }, () => ({ ok: true }));
+    this.router.add(
+      { method: 'GET', path: '/healthz', summary: 'Liveness of the Dayshift process', auth: false, tag: 'meta' },
+      () => ({ ok: true }),
+    );
     this.router.add({ method: 'GET', path: '/api/openapi.json', summary: 'This OpenAPI document', tag: 'meta' }, () =>
       this.router.openapi({ title: 'Dayshift admin API', version: options.version }),
     );
-    this.server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: CHECK_INTERVAL_MS }, (req, res) => void this.handle(req, res));
+    this.server = createServer(
+      { headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: CHECK_INTERVAL_MS },
+      (req, res) => void this.handle(req, res),
+    );
     // A head refused (400, 408, 431): answered, then the connection is released, not left half-open.
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) socket.destroy();
@@ -112,7 +120,13 @@ export class AdminServer {
         }
         actor = known;
       }
-      const result = await this.router.run(found.route, { req, res, params: found.params, query: url.searchParams, actor });
+      const result = await this.router.run(found.route, {
+        req,
+        res,
+        params: found.params,
+        query: url.searchParams,
+        actor,
+      });
       if (result !== undefined && !res.headersSent) sendJson(res, 200, result);
     } catch (err) {
       if (res.headersSent) {
@@ -122,8 +136,12 @@ export class AdminServer {
       // The store (etcd) out of reach is the documented "unreachable" answer (the CLI exits 5), from any route.
       const status = statusOf(err);
       if (status >= 500) this.options.logger.error({ err }, 'admin API error');
-      const message = err instanceof StoreUnavailableError ? `the store is unreachable: ${messageOf(err)}` : messageOf(err);
-      sendJson(res, status, { error: message, ...(err instanceof HttpError && err.details ? { details: err.details } : {}) });
+      const message =
+        err instanceof StoreUnavailableError ? `the store is unreachable: ${messageOf(err)}` : messageOf(err);
+      sendJson(res, status, {
+        error: message,
+        ...(err instanceof HttpError && err.details ? { details: err.details } : {}),
+      });
     }
   }
 }
@@ -133,26 +151,50 @@ export class AdminServer {
  * and audits the failure — at most the limit's worth per address and window, so a flood of guesses
  * cannot fill the disk. The right token is never refused (failure-limiter.ts).
  */
-export function answerWrongToken(verdict: WrongToken, from: string, where: string, res: ServerResponse, { audit, logger }: { audit?: AuditLog; logger?: Logger }): void {
+export function answerWrongToken(
+  verdict: WrongToken,
+  from: string,
+  where: string,
+  res: ServerResponse,
+  { audit, logger }: { audit?: AuditLog; logger?: Logger },
+): void {
   if ('retryAfter' in verdict) {
     res.setHeader('Retry-After', String(verdict.retryAfter));
     throw new HttpError(429, `too many wrong tokens from ${from}: try again in ${verdict.retryAfter}s`);
   }
   logger?.warn({ from, where, failures: verdict.failures }, 'wrong admin token');
-  audit?.record({ who: 'anonymous', from }, 'wrong token', where, { failures: verdict.failures, ...(verdict.throttled ? { throttled: true } : {}) }).catch((err: unknown) => {
-    logger?.error({ err }, 'cannot write the audit log');
-  });
+  audit
+    ?.record({ who: 'anonymous', from }, 'wrong token', where, {
+      failures: verdict.failures,
+      ...(verdict.throttled ? { throttled: true } : {}),
+    })
+    .catch((err: unknown) => {
+      logger?.error({ err }, 'cannot write the audit log');
+    });
 }
 
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
 /** Starts a server-sent events stream; returns a function that sends one event. */
-export function startEvents(req: IncomingMessage, res: ServerResponse, onClose: () => void): (event: string, data: unknown) => void {
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+export function startEvents(
+  req: IncomingMessage,
+  res: ServerResponse,
+  onClose: () => void,
+): (event: string, data: unknown) => void {
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
   res.write(': dayshift\n\n');
   req.on('close', onClose);
   return (event, data) => {

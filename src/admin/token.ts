@@ -18,14 +18,21 @@ export async function readTokenFile(path: string): Promise<string> {
   return value;
 }
 
-export async function loadAdminToken(tokenFile: string | undefined, stateDir: string, baseDir: string): Promise<AdminToken> {
+export async function loadAdminToken(
+  tokenFile: string | undefined,
+  stateDir: string,
+  baseDir: string,
+): Promise<AdminToken> {
   if (tokenFile) {
     const path = resolve(baseDir, tokenFile);
     return { value: await readTokenFile(path), source: path, generated: false };
   }
   const fromEnv = process.env.DAYSHIFT_TOKEN;
   if (fromEnv) {
-    if (fromEnv.length < 16) throw new Error('DAYSHIFT_TOKEN is shorter than 16 characters: use a long random token (e.g. openssl rand -base64 24)');
+    if (fromEnv.length < 16)
+      throw new Error(
+        'DAYSHIFT_TOKEN is shorter than 16 characters: use a long random token (e.g. openssl rand -base64 24)',
+      );
     return { value: fromEnv, source: 'DAYSHIFT_TOKEN', generated: false };
   }
   const path = join(stateDir, 'admin.token');

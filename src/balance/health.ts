@@ -3,7 +3,12 @@
 // member's runtime object, which the balancer reads without waiting on anything.
 import http from 'node:http';
 import https from 'node:https';
-import { RESPONSE_HEAD_DEFAULT, type DayshiftConfig, type HealthCheckConfig, type MemberConfig } from '../config/schema.js';
+import {
+  RESPONSE_HEAD_DEFAULT,
+  type DayshiftConfig,
+  type HealthCheckConfig,
+  type MemberConfig,
+} from '../config/schema.js';
 import { connectMember } from '../proxy/member-socket.js';
 import { localHeader } from '../proxy/proxy-protocol.js';
 import { createTransport } from '../proxy/transport-factory.js';
@@ -37,10 +42,23 @@ export interface ProbeTarget {
  */
 export async function probeMember(member: MemberConfig, check: HealthCheckConfig): Promise<string | undefined> {
   const url = new URL(member.url);
-  if (url.protocol === 'http:' || url.protocol === 'https:') return probe({ url, tlsVerify: member.tls_verify, proxyProtocol: member.proxy_protocol }, check);
-  const transport = createTransport(member, { connectTimeoutMs: check.timeout, firstByteTimeoutMs: check.timeout, idleTimeoutMs: check.timeout, responseHeadBytes: RESPONSE_HEAD_DEFAULT, poolIdle: 1, poolMax: 1, queueMax: 1, queueTimeoutMs: check.timeout });
+  if (url.protocol === 'http:' || url.protocol === 'https:')
+    return probe({ url, tlsVerify: member.tls_verify, proxyProtocol: member.proxy_protocol }, check);
+  const transport = createTransport(member, {
+    connectTimeoutMs: check.timeout,
+    firstByteTimeoutMs: check.timeout,
+    idleTimeoutMs: check.timeout,
+    responseHeadBytes: RESPONSE_HEAD_DEFAULT,
+    poolIdle: 1,
+    poolMax: 1,
+    queueMax: 1,
+    queueTimeoutMs: check.timeout,
+  });
   try {
-    return await probe({ url, tlsVerify: member.tls_verify, ...(transport.ping ? { ping: (ms: number) => transport.ping!(ms) } : {}) }, check);
+    return await probe(
+      { url, tlsVerify: member.tls_verify, ...(transport.ping ? { ping: (ms: number) => transport.ping!(ms) } : {}) },
+      check,
+    );
   } finally {
     await transport.close();
   }
@@ -69,7 +87,17 @@ export function probe(member: ProbeTarget, check: HealthCheckConfig): Promise<st
         rejectUnauthorized: member.tlsVerify,
         timeout: check.timeout,
         // No agent, so that Node calls createConnection (with agent: false it would make an agent of its own).
-        ...(member.proxyProtocol ? { agent: undefined, createConnection: () => connectMember({ url: member.url, rejectUnauthorized: member.tlsVerify, header: localHeader(member.proxyProtocol!) }) } : {}),
+        ...(member.proxyProtocol
+          ? {
+              agent: undefined,
+              createConnection: () =>
+                connectMember({
+                  url: member.url,
+                  rejectUnauthorized: member.tlsVerify,
+                  header: localHeader(member.proxyProtocol!),
+                }),
+            }
+          : {}),
       },
       (response) => {
         response.resume();
@@ -102,7 +130,15 @@ export class HealthChecker {
 
   private run(): void {
     const m = this.member;
-    void probe({ url: m.url, tlsVerify: m.config.tls_verify, proxyProtocol: m.config.proxy_protocol, ...(m.transport.ping ? { ping: (ms: number) => m.transport.ping!(ms) } : {}) }, this.check).then((reason) => {
+    void probe(
+      {
+        url: m.url,
+        tlsVerify: m.config.tls_verify,
+        proxyProtocol: m.config.proxy_protocol,
+        ...(m.transport.ping ? { ping: (ms: number) => m.transport.ping!(ms) } : {}),
+      },
+      this.check,
+    ).then((reason) => {
       if (this.stopped) return;
       this.record(reason);
       this.timer = setTimeout(() => this.run(), this.check.interval);

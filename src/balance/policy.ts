@@ -12,7 +12,11 @@ export interface Candidate {
 }
 
 export interface Policy {
-  pick(candidates: readonly Candidate[], now: number, exclude: readonly MemberRuntime[] | undefined): Candidate | undefined;
+  pick(
+    candidates: readonly Candidate[],
+    now: number,
+    exclude: readonly MemberRuntime[] | undefined,
+  ): Candidate | undefined;
 }
 
 function eligible(c: Candidate, now: number, exclude: readonly MemberRuntime[] | undefined): boolean {
@@ -24,7 +28,11 @@ function eligible(c: Candidate, now: number, exclude: readonly MemberRuntime[] |
  * highest and subtracts the total from it; weights 5,1,1 give a,a,b,a,c,a,a rather than bursts.
  */
 export class RoundRobin implements Policy {
-  pick(candidates: readonly Candidate[], now: number, exclude: readonly MemberRuntime[] | undefined): Candidate | undefined {
+  pick(
+    candidates: readonly Candidate[],
+    now: number,
+    exclude: readonly MemberRuntime[] | undefined,
+  ): Candidate | undefined {
     let best: Candidate | undefined;
     let total = 0;
     for (const c of candidates) {
@@ -43,7 +51,11 @@ export class RoundRobin implements Policy {
  * weighted round-robin so that weights still hold when nothing is busy.
  */
 export class LeastBusy implements Policy {
-  pick(candidates: readonly Candidate[], now: number, exclude: readonly MemberRuntime[] | undefined): Candidate | undefined {
+  pick(
+    candidates: readonly Candidate[],
+    now: number,
+    exclude: readonly MemberRuntime[] | undefined,
+  ): Candidate | undefined {
     let min = Infinity;
     for (const c of candidates) {
       if (!eligible(c, now, exclude)) continue;
@@ -71,7 +83,11 @@ export class LeastBusy implements Policy {
 export class P2cEwma implements Policy {
   constructor(private readonly random: () => number = Math.random) {}
 
-  pick(candidates: readonly Candidate[], now: number, exclude: readonly MemberRuntime[] | undefined): Candidate | undefined {
+  pick(
+    candidates: readonly Candidate[],
+    now: number,
+    exclude: readonly MemberRuntime[] | undefined,
+  ): Candidate | undefined {
     let total = 0;
     let count = 0;
     let only: Candidate | undefined;
@@ -91,7 +107,13 @@ export class P2cEwma implements Policy {
     return ((c.member.ewmaMs + 1) * (c.member.inFlight + 1)) / c.weight;
   }
 
-  private draw(candidates: readonly Candidate[], now: number, exclude: readonly MemberRuntime[] | undefined, total: number, skip: Candidate | undefined): Candidate {
+  private draw(
+    candidates: readonly Candidate[],
+    now: number,
+    exclude: readonly MemberRuntime[] | undefined,
+    total: number,
+    skip: Candidate | undefined,
+  ): Candidate {
     let r = this.random() * total;
     let last: Candidate | undefined;
     for (const c of candidates) {

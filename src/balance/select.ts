@@ -60,19 +60,28 @@ export function select(
 ): Selection | SelectFailure {
   const sticky = table.sticky;
   if (sticky) {
-    const bound = sticky.mode === 'route' ? routeSession(sticky, cookieHeader, path) : signer.verify(cookieValue(cookieHeader, sticky.cookie ?? DEFAULT_PROXY_COOKIE));
+    const bound =
+      sticky.mode === 'route'
+        ? routeSession(sticky, cookieHeader, path)
+        : signer.verify(cookieValue(cookieHeader, sticky.cookie ?? DEFAULT_PROXY_COOKIE));
     const found = bound && table.byTarget.get(bound.target);
     const entry = pinned && found && found.group !== pinned ? undefined : found;
     if (bound && entry) {
       const group = entry.group;
       const clusterServes = !group.shared || group.traffic !== 'out' || group === pinned;
-      if (clusterServes && entry.admin !== 'disabled' && entry.member.usable(now) && (exclude === undefined || !exclude.includes(entry.member))) {
+      if (
+        clusterServes &&
+        entry.admin !== 'disabled' &&
+        entry.member.usable(now) &&
+        (exclude === undefined || !exclude.includes(entry.member))
+      ) {
         return { member: entry.member, session: bound.session, newBinding: false };
       }
       if (sticky.nofailover) return 'bound-unavailable';
       if (clusterServes) {
         const c = group.failover.pick(group.ready, now, exclude);
-        if (c) return { member: c.member, session: sticky.mode === 'route' ? bound.session : undefined, newBinding: true };
+        if (c)
+          return { member: c.member, session: sticky.mode === 'route' ? bound.session : undefined, newBinding: true };
       }
     }
   }

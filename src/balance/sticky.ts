@@ -44,8 +44,14 @@ export interface BoundSession {
 }
 
 /** Route mode: the session and route named by the request, if any. */
-export function routeSession(sticky: StickyConfig, cookieHeader: string | undefined, path: string): BoundSession | undefined {
-  const value = cookieValue(cookieHeader, sticky.cookie ?? DEFAULT_ROUTE_COOKIE) ?? pathParam(path, sticky.path_param ?? (sticky.cookie ?? DEFAULT_ROUTE_COOKIE).toLowerCase());
+export function routeSession(
+  sticky: StickyConfig,
+  cookieHeader: string | undefined,
+  path: string,
+): BoundSession | undefined {
+  const value =
+    cookieValue(cookieHeader, sticky.cookie ?? DEFAULT_ROUTE_COOKIE) ??
+    pathParam(path, sticky.path_param ?? (sticky.cookie ?? DEFAULT_ROUTE_COOKIE).toLowerCase());
   if (!value) return undefined;
   const dot = value.lastIndexOf('.');
   if (dot < 0 || dot === value.length - 1) return undefined;

@@ -22,9 +22,12 @@ export function register(program: Command): void {
           // Valid, but a release would not do what it says (src/release/advice.ts): still exit 0.
           warnings: releaseAdvice(config),
         };
-        emit(Boolean(opts.json), summary, (s) =>
-          `${colour.green('ok')} ${s.file}: ${s.sites.length} site(s), ${Object.keys(s.clusters).length} cluster(s), ` +
-          `${Object.values(s.clusters).reduce((a, b) => a + b, 0)} member(s)${warningLines(s.warnings)}`,
+        emit(
+          Boolean(opts.json),
+          summary,
+          (s) =>
+            `${colour.green('ok')} ${s.file}: ${s.sites.length} site(s), ${Object.keys(s.clusters).length} cluster(s), ` +
+            `${Object.values(s.clusters).reduce((a, b) => a + b, 0)} member(s)${warningLines(s.warnings)}`,
         );
       } catch (err) {
         if (!(err instanceof ConfigError) || !opts.json) throw err;

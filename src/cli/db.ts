@@ -28,7 +28,9 @@ interface CommonOptions {
 }
 
 export function register(program: Command): void {
-  const db = program.command('db').description('MySQL/MariaDB primary switchover and writer endpoint (see docs/database.md)');
+  const db = program
+    .command('db')
+    .description('MySQL/MariaDB primary switchover and writer endpoint (see docs/database.md)');
 
   db.command('status')
     .description("each server's role, GTID positions, replication threads, lag and read_only")
@@ -42,7 +44,9 @@ export function register(program: Command): void {
     });
 
   db.command('switchover')
-    .description('make SERVER the primary: preflight, fence, catch up, promote, move the writer endpoint, re-attach the old primary')
+    .description(
+      'make SERVER the primary: preflight, fence, catch up, promote, move the writer endpoint, re-attach the old primary',
+    )
     .option('--to <server>', 'the replica to promote (a name from database.servers)')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
     .option('--dry-run', 'run the preflight and print the plan; change nothing')
@@ -53,19 +57,25 @@ export function register(program: Command): void {
       if (!opts.resume && !opts.to) throw new CliError('--to SERVER is required (or --resume)', EXIT.usage);
       const settings = await loadDbSettings(opts.config);
       if (opts.to !== undefined && !settings.servers.some((s) => s.name === opts.to)) {
-        throw new CliError(`unknown server "${opts.to}"; configured servers: ${settings.servers.map((s) => s.name).join(', ')}`, EXIT.usage);
+        throw new CliError(
+          `unknown server "${opts.to}"; configured servers: ${settings.servers.map((s) => s.name).join(', ')}`,
+          EXIT.usage,
+        );
       }
       const json = Boolean(opts.json);
       const live = (step: StepRecord) => {
         if (!json) process.stdout.write(`${renderStep(step)}\n`);
       };
       const pauseAt = process.env.DAYSHIFT_DB_PAUSE_AT;
-      if (pauseAt !== undefined && !(STEPS as readonly string[]).includes(pauseAt)) throw new CliError(`DAYSHIFT_DB_PAUSE_AT must be one of ${STEPS.join(', ')}`, EXIT.usage);
-      const onPause = (step: string) => process.stderr.write(`paused before ${step} (DAYSHIFT_DB_PAUSE_AT), pid ${process.pid}\n`);
+      if (pauseAt !== undefined && !(STEPS as readonly string[]).includes(pauseAt))
+        throw new CliError(`DAYSHIFT_DB_PAUSE_AT must be one of ${STEPS.join(', ')}`, EXIT.usage);
+      const onPause = (step: string) =>
+        process.stderr.write(`paused before ${step} (DAYSHIFT_DB_PAUSE_AT), pid ${process.pid}\n`);
       const target = opts.to ?? '';
 
       if (!opts.dryRun && !opts.yes) {
-        if (!process.stdin.isTTY) throw new CliError('refusing to switch without a terminal to confirm on: add --yes', EXIT.refused);
+        if (!process.stdin.isTTY)
+          throw new CliError('refusing to switch without a terminal to confirm on: add --yes', EXIT.refused);
         if (!opts.resume) {
           const plan = await switchover(settings, target, { dryRun: true, onStep: live });
           if (plan.outcome !== 'dry-run') return finish(plan, json);
@@ -75,7 +85,13 @@ export function register(program: Command): void {
           throw new CliError('not confirmed; nothing changed', EXIT.refused);
         }
       }
-      const result = await switchover(settings, target, { dryRun: opts.dryRun, resume: opts.resume, onStep: live, pauseAt, onPause });
+      const result = await switchover(settings, target, {
+        dryRun: opts.dryRun,
+        resume: opts.resume,
+        onStep: live,
+        pauseAt,
+        onPause,
+      });
       if (result.outcome === 'dry-run' && !json) process.stdout.write(`${renderPlan(result, settings)}\n`);
       finish(result, json);
     });
@@ -84,18 +100,30 @@ export function register(program: Command): void {
     .description('run the writer endpoint: a TCP front to the current primary, following switchovers (foreground)')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
     .option('--listen <address>', 'host:port to listen on (default: database.writer.listen)')
-    .addHelpText('after', '\nUnder systemd socket activation (LISTEN_FDS), listens on the socket named writer instead of binding it.')
+    .addHelpText(
+      'after',
+      '\nUnder systemd socket activation (LISTEN_FDS), listens on the socket named writer instead of binding it.',
+    )
     .action(async (opts: CommonOptions & { listen?: string }) => {
       const settings = await loadDbSettings(opts.config);
       const listen = opts.listen !== undefined ? parseAddress(opts.listen) : settings.writer.listen;
       if (!listen) throw new CliError('no address: set database.writer.listen or pass --listen host:port', EXIT.usage);
       adoptInheritedSockets([{ name: 'writer', address: listen }]);
       const initial = await initialPrimary(settings);
-      const front = new TcpFront({ listen, target: { host: initial.host, port: initial.port }, connectTimeout: settings.connect_timeout, proxyProtocol: settings.writer.proxy_protocol });
+      const front = new TcpFront({
+        listen,
+        target: { host: initial.host, port: initial.port },
+        connectTimeout: settings.connect_timeout,
+        proxyProtocol: settings.writer.proxy_protocol,
+      });
       const address = await front.start();
-      process.stdout.write(`writer endpoint listening on ${address.address}:${address.port} → ${initial.name} (${initial.host}:${initial.port})\n`);
+      process.stdout.write(
+        `writer endpoint listening on ${address.address}:${address.port} → ${initial.name} (${initial.host}:${initial.port})\n`,
+      );
       const stop = followWriterState(settings, front, (state) => {
-        process.stdout.write(`${new Date().toISOString()} writer → ${state.primary} (${state.host}:${state.port}); old connections closed\n`);
+        process.stdout.write(
+          `${new Date().toISOString()} writer → ${state.primary} (${state.host}:${state.port}); old connections closed\n`,
+        );
       });
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
@@ -104,7 +132,9 @@ export function register(program: Command): void {
       stop();
       const stats = front.stats();
       await front.close();
-      process.stdout.write(`stopped: ${stats.total} connection(s), ${stats.bytesIn} bytes in, ${stats.bytesOut} bytes out\n`);
+      process.stdout.write(
+        `stopped: ${stats.total} connection(s), ${stats.bytesIn} bytes in, ${stats.bytesOut} bytes out\n`,
+      );
     });
 }
 
@@ -113,7 +143,11 @@ async function initialPrimary(settings: DbSettings): Promise<{ name: string; hos
   const state = await readWriterState(settings.stateDir);
   if (state) return { name: state.primary, host: state.host, port: state.port };
   const primaries = (await dbStatus(settings)).filter((s) => s.role === 'primary');
-  if (primaries.length !== 1) throw new CliError(`cannot tell the primary: ${primaries.length} writable non-replica servers (run dayshift db status)`, EXIT.refused);
+  if (primaries.length !== 1)
+    throw new CliError(
+      `cannot tell the primary: ${primaries.length} writable non-replica servers (run dayshift db status)`,
+      EXIT.refused,
+    );
   return settings.servers.find((s) => s.name === primaries[0]!.name)!;
 }
 
@@ -159,27 +193,40 @@ const HEADLINE: Record<Outcome, string> = {
 
 export function renderSummary(result: SwitchoverResult): string {
   const lines = [`${HEADLINE[result.outcome]}: ${result.message}`];
-  if (result.outageMs !== undefined) lines.push(`write outage: ${duration(result.outageMs)} (fence → ${result.outageEnd})`);
+  if (result.outageMs !== undefined)
+    lines.push(`write outage: ${duration(result.outageMs)} (fence → ${result.outageEnd})`);
   if (result.frozenPosition) lines.push(`old primary stopped at GTID ${result.frozenPosition}`);
   if (result.sessionsKilled !== undefined) lines.push(`sessions killed: ${result.sessionsKilled}`);
-  if (result.repair?.length) lines.push(colour.bold('repair steps:'), ...result.repair.map((r, i) => `  ${i + 1}. ${r}`));
+  if (result.repair?.length)
+    lines.push(colour.bold('repair steps:'), ...result.repair.map((r, i) => `  ${i + 1}. ${r}`));
   return lines.join('\n');
 }
 
 export function renderStatus(status: ServerStatus[]): string {
   const warnings = status.flatMap((s) => s.warnings ?? []).map((w) => `${colour.yellow('warning')}: ${w}`);
-  return [table(
-    ['SERVER', 'ADDRESS', 'ROLE', 'REPLICA OF', 'IO/SQL', 'LAG', 'READ_ONLY', 'GTID EXECUTED', 'GTID APPLIED'],
-    status.map((s) => [
-      s.name,
-      s.address,
-      s.role === 'unreachable' ? `${stateColour('down')} ${s.error ?? ''}` : s.role,
-      s.replicaOf ?? '-',
-      s.replication ? `${s.replication.ioRunning}/${s.replication.sqlRunning}` : '-',
-      s.replication ? (s.replication.lagSeconds === null ? '?' : `${s.replication.lagSeconds}s`) : '-',
-      s.readOnly === undefined ? '-' : s.superReadOnly ? 'ON (super)' : s.readOnly ? 'ON' : s.role === 'replica' ? colour.red('OFF (writable replica)') : 'OFF',
-      s.executed || '-',
-      s.applied || '-',
-    ]),
-  ), ...warnings].join('\n');
+  return [
+    table(
+      ['SERVER', 'ADDRESS', 'ROLE', 'REPLICA OF', 'IO/SQL', 'LAG', 'READ_ONLY', 'GTID EXECUTED', 'GTID APPLIED'],
+      status.map((s) => [
+        s.name,
+        s.address,
+        s.role === 'unreachable' ? `${stateColour('down')} ${s.error ?? ''}` : s.role,
+        s.replicaOf ?? '-',
+        s.replication ? `${s.replication.ioRunning}/${s.replication.sqlRunning}` : '-',
+        s.replication ? (s.replication.lagSeconds === null ? '?' : `${s.replication.lagSeconds}s`) : '-',
+        s.readOnly === undefined
+          ? '-'
+          : s.superReadOnly
+            ? 'ON (super)'
+            : s.readOnly
+              ? 'ON'
+              : s.role === 'replica'
+                ? colour.red('OFF (writable replica)')
+                : 'OFF',
+        s.executed || '-',
+        s.applied || '-',
+      ]),
+    ),
+    ...warnings,
+  ].join('\n');
 }

@@ -23,7 +23,9 @@ interface DemoFlags {
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('run a full release under load on loopback: proxy, two clusters of demo app servers, synthetic users; nothing to configure')
+    .description(
+      'run a full release under load on loopback: proxy, two clusters of demo app servers, synthetic users; nothing to configure',
+    )
     .option('--keep', 'leave everything running after the release, to explore (Ctrl-C stops it)')
     .option('--version <v>', 'the version to release', '2.0')
     .option('--from <v>', 'the version the clusters run at first', '1.0')
@@ -34,17 +36,23 @@ export function register(program: Command): void {
     .option('--port <n>', 'the public port on 127.0.0.1 (default: a free one)')
     .option('--canary', 'shift traffic by canary steps (20%, 50%) watched by analysis, instead of a swap')
     .option('--json', 'print the result as JSON (progress goes to stderr)')
-    .addHelpText('after', '\nExit code 0 when the release succeeded with 0 failed requests and 0 sessions cut.\nTo see a release stop: --version 2.0-unhealthy (health gate), --version 2.0-broken (QA checks),\n--canary --version 2.0-broken (canary analysis rolls traffic back).')
+    .addHelpText(
+      'after',
+      '\nExit code 0 when the release succeeded with 0 failed requests and 0 sessions cut.\nTo see a release stop: --version 2.0-unhealthy (health gate), --version 2.0-broken (QA checks),\n--canary --version 2.0-broken (canary analysis rolls traffic back).',
+    )
     .action(async (flags: DemoFlags) => {
       const users = Number(flags.users);
-      if (!Number.isInteger(users) || users < 1 || users > 500) throw new CliError(`--users must be 1-500, got "${flags.users}"`, EXIT.usage);
+      if (!Number.isInteger(users) || users < 1 || users > 500)
+        throw new CliError(`--users must be 1-500, got "${flags.users}"`, EXIT.usage);
       const ms = (name: string, text: string) => {
         const value = parseDuration(text);
-        if (value === undefined) throw new CliError(`${name} expects a duration such as 200ms or 2s, got "${text}"`, EXIT.usage);
+        if (value === undefined)
+          throw new CliError(`${name} expects a duration such as 200ms or 2s, got "${text}"`, EXIT.usage);
         return value;
       };
       const port = flags.port === undefined ? undefined : Number(flags.port);
-      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new CliError(`--port must be a port number 1-65535, got "${flags.port}"`, EXIT.usage);
+      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535))
+        throw new CliError(`--port must be a port number 1-65535, got "${flags.port}"`, EXIT.usage);
       const controller = new AbortController();
       const interrupt = () => controller.abort(new Error('interrupted'));
       process.once('SIGINT', interrupt);
@@ -72,7 +80,11 @@ export function register(program: Command): void {
           return;
         }
         if (flags.json) emit(true, report, () => '');
-        if (!report.ok) throw new CliError(`the demo release did not go cleanly (${report.release.state}, ${report.load.failed} failed, ${report.load.cut} cut)`, EXIT.failed);
+        if (!report.ok)
+          throw new CliError(
+            `the demo release did not go cleanly (${report.release.state}, ${report.load.failed} failed, ${report.load.cut} cut)`,
+            EXIT.failed,
+          );
       } finally {
         process.off('SIGINT', interrupt);
         process.off('SIGTERM', interrupt);

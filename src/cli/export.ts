@@ -24,7 +24,9 @@ interface ExportOptions {
 export function register(program: Command): void {
   program
     .command('export')
-    .description('write an Apache httpd or HAProxy configuration equivalent to the Dayshift one, for the apache or haproxy driver')
+    .description(
+      'write an Apache httpd or HAProxy configuration equivalent to the Dayshift one, for the apache or haproxy driver',
+    )
     .argument('<target>', 'apache or haproxy')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
     .option('-o, --output <file>', 'write here instead of standard output')
@@ -34,10 +36,14 @@ export function register(program: Command): void {
     .option('--state-file <path>', 'haproxy: the server-state-file', '/var/lib/haproxy/dayshift.state')
     .option('--json', 'print the configuration text, the notes and the driver section as JSON')
     .action(async (target: string, opts: ExportOptions) => {
-      if (target !== 'apache' && target !== 'haproxy') throw new CliError(`unknown export target "${target}": expected apache or haproxy`, EXIT.usage);
+      if (target !== 'apache' && target !== 'haproxy')
+        throw new CliError(`unknown export target "${target}": expected apache or haproxy`, EXIT.usage);
       const { config, file } = await loadConfigFile(opts.config);
       if (config.listen.http === undefined && config.listen.https === undefined) {
-        throw new CliError(`${file} has no listen.http or listen.https: export writes them as the addresses ${target} listens on; add them first`, EXIT.usage);
+        throw new CliError(
+          `${file} has no listen.http or listen.https: export writes them as the addresses ${target} listens on; add them first`,
+          EXIT.usage,
+        );
       }
       let result: ExportResult;
       try {
@@ -49,7 +55,8 @@ export function register(program: Command): void {
         throw new CliError(messageOf(err), EXIT.usage);
       }
       if (opts.output !== undefined) {
-        if (existsSync(opts.output) && !opts.force) throw new CliError(`${opts.output} exists: choose another file or add --force`, EXIT.usage);
+        if (existsSync(opts.output) && !opts.force)
+          throw new CliError(`${opts.output} exists: choose another file or add --force`, EXIT.usage);
         await writeFile(opts.output, result.text);
       }
       if (opts.json) {
@@ -61,7 +68,9 @@ export function register(program: Command): void {
         process.stdout.write(result.text);
         process.stderr.write(notes);
       } else {
-        process.stdout.write(`${colour.green('wrote')} ${opts.output} (${target}); ${result.notes.length} note(s)\n${notes}`);
+        process.stdout.write(
+          `${colour.green('wrote')} ${opts.output} (${target}); ${result.notes.length} note(s)\n${notes}`,
+        );
         process.stdout.write(`driver section for ${basename(file)}: ${JSON.stringify(result.driver)}\n`);
       }
     });

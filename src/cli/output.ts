@@ -24,7 +24,11 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** An error that ends a command with a message and a specific exit code. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: ExitCode = EXIT.failed, readonly details?: unknown) {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = EXIT.failed,
+    readonly details?: unknown,
+  ) {
     super(message);
     this.name = 'CliError';
   }
@@ -64,7 +68,12 @@ export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers.map((h) => colour.dim(h)), ...rows.map((r) => r.map(String))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => visible(r[i] ?? ''))));
   return cells
-    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - visible(c)))).join('  ').trimEnd())
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - visible(c))))
+        .join('  ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 
@@ -86,7 +95,10 @@ export class Progress {
   private last = '';
   private lastKey = '';
   private printedAt = 0;
-  constructor(private readonly stream: NodeJS.WriteStream = process.stderr, private readonly quietMs = 10_000) {}
+  constructor(
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly quietMs = 10_000,
+  ) {}
   update(line: string, key = line): void {
     if (line === this.last) return;
     this.last = line;

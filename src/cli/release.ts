@@ -17,9 +17,14 @@ export function register(program: Command): void {
   const release = program
     .command('release')
     .description('run the release plan: drain, deploy, check, approve and shift traffic, cluster by cluster')
-    .addHelpText('after', '\nExit codes: 0 ok, 1 the release failed or was aborted (or, when watched, was interrupted), 2 bad usage (or no release to watch), 3 refused (another release, outside the window, nothing to approve), 5 admin API unreachable.');
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok, 1 the release failed or was aborted (or, when watched, was interrupted), 2 bad usage (or no release to watch), 3 refused (another release, outside the window, nothing to approve), 5 admin API unreachable.',
+    );
 
-  apiCommand(release.command('start').description('start a release of a version (with --plan: print the steps, change nothing)'))
+  apiCommand(
+    release.command('start').description('start a release of a version (with --plan: print the steps, change nothing)'),
+  )
     .requiredOption('--version <v>', 'the version to release (given to hooks as DAYSHIFT_VERSION)')
     .option('--plan', 'print the steps the release would run, change nothing')
     .option('--wait-window', 'outside the release windows, wait for the next one instead of refusing')
@@ -27,23 +32,53 @@ export function register(program: Command): void {
     .action(async (opts: StartOptions) => {
       const client = await AdminClient.connect(opts);
       if (opts.plan) {
-        const plan = await client.request<{ version: string; steps: ReleaseStep[]; warnings?: string[] }>('POST', '/api/release/start', { version: opts.version, plan: true });
-        emit(Boolean(opts.json), plan, (p) => `${colour.bold(`release plan for version ${p.version}`)}\n${table(['#', 'STEP', 'REPEATABLE'], p.steps.map((s, i) => [i + 1, s.title, s.repeatable ? 'yes' : colour.yellow('asks first')]))}${warningLines(p.warnings)}`);
+        const plan = await client.request<{ version: string; steps: ReleaseStep[]; warnings?: string[] }>(
+          'POST',
+          '/api/release/start',
+          { version: opts.version, plan: true },
+        );
+        emit(
+          Boolean(opts.json),
+          plan,
+          (p) =>
+            `${colour.bold(`release plan for version ${p.version}`)}\n${table(
+              ['#', 'STEP', 'REPEATABLE'],
+              p.steps.map((s, i) => [i + 1, s.title, s.repeatable ? 'yes' : colour.yellow('asks first')]),
+            )}${warningLines(p.warnings)}`,
+        );
         return;
       }
-      const started = await client.request<Release & { warnings?: string[] }>('POST', '/api/release/start', { version: opts.version, waitWindow: Boolean(opts.waitWindow) });
-      if (!opts.json && started.warnings?.length) process.stderr.write(`${warningLines(started.warnings).trimStart()}\n`);
+      const started = await client.request<Release & { warnings?: string[] }>('POST', '/api/release/start', {
+        version: opts.version,
+        waitWindow: Boolean(opts.waitWindow),
+      });
+      if (!opts.json && started.warnings?.length)
+        process.stderr.write(`${warningLines(started.warnings).trimStart()}\n`);
       if (opts.watch) return watch(client, opts);
-      emit(Boolean(opts.json), started, (r) => `release ${colour.bold(r.id)} of version ${r.version} started (${r.steps.length} steps)\nfollow it with: dayshift release status --watch`);
+      emit(
+        Boolean(opts.json),
+        started,
+        (r) =>
+          `release ${colour.bold(r.id)} of version ${r.version} started (${r.steps.length} steps)\nfollow it with: dayshift release status --watch`,
+      );
     });
 
-  apiCommand(release.command('status').description('the current (or last) release: steps with durations, drain progress'))
-    .option('-w, --watch', 'follow live until the release succeeds (exit 0), fails, is aborted or is interrupted (exit 1)')
+  apiCommand(
+    release.command('status').description('the current (or last) release: steps with durations, drain progress'),
+  )
+    .option(
+      '-w, --watch',
+      'follow live until the release succeeds (exit 0), fails, is aborted or is interrupted (exit 1)',
+    )
     .action(async (opts: ApiOptions & { watch?: boolean }) => {
       const client = await AdminClient.connect(opts);
       // The event stream stays open without a release (it waits for one), so ask first.
       const r = await client.request<Release>('GET', '/api/release').catch((err: unknown) => {
-        if (opts.watch && err instanceof CliError && err.exitCode === EXIT.usage) throw new CliError('there is no release to watch: start one with `dayshift release start --version V`', EXIT.usage);
+        if (opts.watch && err instanceof CliError && err.exitCode === EXIT.usage)
+          throw new CliError(
+            'there is no release to watch: start one with `dayshift release start --version V`',
+            EXIT.usage,
+          );
         throw err;
       });
       if (opts.watch) return watch(client, opts);
@@ -57,15 +92,25 @@ export function register(program: Command): void {
       emit(Boolean(opts.json), r, done);
     });
 
-  simple('approve', 'approve the step that waits for approval', '/api/release/approve', (r) => `approved: release ${r.id} goes on (${stepAt(r)})`);
+  simple(
+    'approve',
+    'approve the step that waits for approval',
+    '/api/release/approve',
+    (r) => `approved: release ${r.id} goes on (${stepAt(r)})`,
+  );
   simple('retry', 're-run the failed step', '/api/release/retry', (r) => `retrying "${stepAt(r)}" of release ${r.id}`);
 
-  apiCommand(release.command('abort').description('stop the release: rollback hook, then traffic back to the clusters live before it, with their weights'))
-    .action(async (opts: ApiOptions) => {
-      const client = await AdminClient.connect(opts);
-      const r = await client.request<Release>('POST', '/api/release/abort', {});
-      emit(Boolean(opts.json), r, (x) => `release ${x.id} ${stateColour(x.state)}: ${x.reason ?? ''}`);
-    });
+  apiCommand(
+    release
+      .command('abort')
+      .description(
+        'stop the release: rollback hook, then traffic back to the clusters live before it, with their weights',
+      ),
+  ).action(async (opts: ApiOptions) => {
+    const client = await AdminClient.connect(opts);
+    const r = await client.request<Release>('POST', '/api/release/abort', {});
+    emit(Boolean(opts.json), r, (x) => `release ${x.id} ${stateColour(x.state)}: ${x.reason ?? ''}`);
+  });
 
   apiCommand(release.command('resume').description('continue an interrupted release at the step it stopped in'))
     .option('--yes', 'repeat the interrupted step even if it is not safe to repeat (check what it did first)')
@@ -75,7 +120,9 @@ export function register(program: Command): void {
       emit(Boolean(opts.json), r, (x) => `resuming release ${x.id} at "${stepAt(x)}"`);
     });
 
-  apiCommand(release.command('history').description('past releases: version, who, start, end, outcome, per-step durations'))
+  apiCommand(
+    release.command('history').description('past releases: version, who, start, end, outcome, per-step durations'),
+  )
     .option('--steps', 'show every step of every release')
     .action(async (opts: ApiOptions & { steps?: boolean }) => {
       const client = await AdminClient.connect(opts);
@@ -114,7 +161,8 @@ async function watch(client: AdminClient, opts: ApiOptions): Promise<void> {
   } finally {
     process.off('SIGINT', interrupt);
   }
-  if (!last) throw new CliError('there is no release to watch: start one with `dayshift release start --version V`', EXIT.usage);
+  if (!last)
+    throw new CliError('there is no release to watch: start one with `dayshift release start --version V`', EXIT.usage);
   // Interrupted is not done: it waits for `resume` or `abort`, so a script must not read it as success.
   if (last.state === 'failed' || last.state === 'aborted' || last.state === 'interrupted') {
     throw new CliError(`release ${last.id} ${last.state}${last.reason ? `: ${last.reason}` : ''}`, EXIT.failed);
@@ -129,13 +177,21 @@ function stepDuration(s: ReleaseStep, now = Date.now()): number | undefined {
 function renderRelease(r: Release): string {
   const lines: string[] = [];
   const end = r.endedAt ? Date.parse(r.endedAt) : Date.now();
-  lines.push(`${colour.bold(`release ${r.id}`)}  version ${colour.bold(r.version)}  ${stateColour(r.state)}  by ${r.startedBy}  ${duration(end - Date.parse(r.startedAt))}`);
+  lines.push(
+    `${colour.bold(`release ${r.id}`)}  version ${colour.bold(r.version)}  ${stateColour(r.state)}  by ${r.startedBy}  ${duration(end - Date.parse(r.startedAt))}`,
+  );
   if (r.reason) lines.push(`  ${r.state === 'failed' || r.state === 'aborted' ? colour.red(r.reason) : r.reason}`);
   lines.push('');
   lines.push(
     table(
       ['', 'STEP', 'STATE', 'TIME', 'DETAIL'],
-      r.steps.map((s, i) => [i === r.current && !['succeeded', 'aborted'].includes(r.state) ? '▸' : ' ', s.title, stateColour(s.state), duration(stepDuration(s)), detailOf(s)]),
+      r.steps.map((s, i) => [
+        i === r.current && !['succeeded', 'aborted'].includes(r.state) ? '▸' : ' ',
+        s.title,
+        stateColour(s.state),
+        duration(stepDuration(s)),
+        detailOf(s),
+      ]),
     ),
   );
   const step = r.steps[r.current];
@@ -157,9 +213,18 @@ function renderRelease(r: Release): string {
     );
   }
   const approvesAt = step?.kind === 'approval' ? step.approvesAt : undefined;
-  if (r.state === 'awaiting-approval') lines.push('', `  waiting for approval${approvesAt ? ` (automatic at ${approvesAt})` : ''}: dayshift release approve`);
-  if (r.state === 'failed') lines.push('', '  fix the cause, then: dayshift release retry   (or: dayshift release abort)');
-  if (r.state === 'interrupted') lines.push('', `  dayshift release resume${step && !step.repeatable && step.state === 'running' ? ' --yes   (the interrupted step is not safe to repeat: check it first)' : ''}   (or: dayshift release abort)`);
+  if (r.state === 'awaiting-approval')
+    lines.push(
+      '',
+      `  waiting for approval${approvesAt ? ` (automatic at ${approvesAt})` : ''}: dayshift release approve`,
+    );
+  if (r.state === 'failed')
+    lines.push('', '  fix the cause, then: dayshift release retry   (or: dayshift release abort)');
+  if (r.state === 'interrupted')
+    lines.push(
+      '',
+      `  dayshift release resume${step && !step.repeatable && step.state === 'running' ? ' --yes   (the interrupted step is not safe to repeat: check it first)' : ''}   (or: dayshift release abort)`,
+    );
   const output = step?.output?.slice(-5) ?? [];
   if (output.length > 0 && (step?.state === 'running' || step?.state === 'failed')) {
     lines.push('', colour.dim(`  output of "${step!.title}":`), ...output.map((l) => colour.dim(`    ${l}`)));
@@ -168,7 +233,9 @@ function renderRelease(r: Release): string {
 }
 
 function detailOf(s: ReleaseStep): string {
-  const text = s.detail ?? (s.kind === 'approval' && s.approvesAt && s.state === 'waiting' ? `approves itself at ${s.approvesAt}` : '');
+  const text =
+    s.detail ??
+    (s.kind === 'approval' && s.approvesAt && s.state === 'waiting' ? `approves itself at ${s.approvesAt}` : '');
   return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 }
 
@@ -187,7 +254,12 @@ function renderHistory(list: Release[], steps: boolean): string {
   if (steps) {
     for (const r of list) {
       lines.push('', colour.bold(`${r.id} (${r.version})`));
-      lines.push(table(['STEP', 'STATE', 'TIME'], r.steps.map((s) => [s.title, stateColour(s.state), duration(stepDuration(s))])));
+      lines.push(
+        table(
+          ['STEP', 'STATE', 'TIME'],
+          r.steps.map((s) => [s.title, stateColour(s.state), duration(stepDuration(s))]),
+        ),
+      );
     }
   }
   return lines.join('\n');

@@ -36,10 +36,24 @@ export function register(program: Command): void {
         throw new CliError(`cannot start: ${messageOf(err)}`, EXIT.failed);
       }
       const { proxy, adminUrl, token } = dayshift;
-      const listeners = proxy ? [...proxy.addresses().http.map((a) => `http://${a.address}:${a.port}`), ...proxy.addresses().https.map((a) => `https://${a.address}:${a.port}`)] : [];
+      const listeners = proxy
+        ? [
+            ...proxy.addresses().http.map((a) => `http://${a.address}:${a.port}`),
+            ...proxy.addresses().https.map((a) => `https://${a.address}:${a.port}`),
+          ]
+        : [];
       logger.info(
-        { version: VERSION, listeners, inheritedSockets: inherited, admin: adminUrl, token: token.source, state: dayshift.stateDir, store: dayshift.store.description },
-        `dayshift ${VERSION} started: proxy ${listeners.join(', ')}; admin ${adminUrl}` + (token.generated ? `; admin token generated in ${token.source}` : ''),
+        {
+          version: VERSION,
+          listeners,
+          inheritedSockets: inherited,
+          admin: adminUrl,
+          token: token.source,
+          state: dayshift.stateDir,
+          store: dayshift.store.description,
+        },
+        `dayshift ${VERSION} started: proxy ${listeners.join(', ')}; admin ${adminUrl}` +
+          (token.generated ? `; admin token generated in ${token.source}` : ''),
       );
       let stopping = false;
       const stop = (signal: string) => {
@@ -63,7 +77,8 @@ export function register(program: Command): void {
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGHUP', () => {
         dayshift.plane.reload({ who: 'signal:SIGHUP', from: 'local' }).catch((err: unknown) => {
-          if (err instanceof ConfigError) logger.error({ problems: err.problems }, `configuration refused, the running one stays:\n${err.message}`);
+          if (err instanceof ConfigError)
+            logger.error({ problems: err.problems }, `configuration refused, the running one stays:\n${err.message}`);
           else logger.error({ err }, 'reload failed');
         });
       });

@@ -33,8 +33,18 @@ export function renderStatus(s: StatusReport): string {
       s.sites.map((site) => [
         site.name,
         site.hosts.join(' '),
-        site.routes.map((r) => `${r.path} → ${r.clusters.join(', ')} (${r.traffic === 'pinned' ? 'pinned' : r.balance}${r.sticky ? `, sticky ${r.sticky}` : ''})`).join('; '),
-        [site.maintenance ? colour.red(`maintenance: ${site.maintenance.message}`) : '', site.pause ? colour.yellow(`paused until ${site.pause.until}`) : ''].filter(Boolean).join(' ') || '',
+        site.routes
+          .map(
+            (r) =>
+              `${r.path} → ${r.clusters.join(', ')} (${r.traffic === 'pinned' ? 'pinned' : r.balance}${r.sticky ? `, sticky ${r.sticky}` : ''})`,
+          )
+          .join('; '),
+        [
+          site.maintenance ? colour.red(`maintenance: ${site.maintenance.message}`) : '',
+          site.pause ? colour.yellow(`paused until ${site.pause.until}`) : '',
+        ]
+          .filter(Boolean)
+          .join(' ') || '',
       ]),
     ),
   );
@@ -91,17 +101,44 @@ export function renderStatus(s: StatusReport): string {
       ]);
     }
   }
-  lines.push(table(['CLUSTER/MEMBER', 'STATE', 'WEIGHT', 'HEALTH', 'REQ/S', 'ERR', 'P50', 'P99', 'IN FLIGHT', 'SESSIONS', 'OLDEST IDLE', 'TUNNELS', 'URL'], rows));
+  lines.push(
+    table(
+      [
+        'CLUSTER/MEMBER',
+        'STATE',
+        'WEIGHT',
+        'HEALTH',
+        'REQ/S',
+        'ERR',
+        'P50',
+        'P99',
+        'IN FLIGHT',
+        'SESSIONS',
+        'OLDEST IDLE',
+        'TUNNELS',
+        'URL',
+      ],
+      rows,
+    ),
+  );
   for (const c of s.clusters) if (c.drain) lines.push('', renderDrain(c.drain));
-  for (const p of s.previews ?? []) lines.push('', `preview ${colour.bold(p.id)} of ${p.cluster} on ${p.site} until ${p.until}, by ${p.who}${p.allow ? ` for ${p.allow.join(', ')}` : ''}`);
+  for (const p of s.previews ?? [])
+    lines.push(
+      '',
+      `preview ${colour.bold(p.id)} of ${p.cluster} on ${p.site} until ${p.until}, by ${p.who}${p.allow ? ` for ${p.allow.join(', ')}` : ''}`,
+    );
   for (const w of s.warnings) lines.push(colour.yellow(`warning: ${w}`));
   return lines.join('\n');
 }
 
 export function renderDrain(p: DrainProgress): string {
-  const head = p.drained ? colour.green(`${p.target} drained`) + (p.reason === 'deadline' ? colour.yellow(' (deadline reached)') : '') : colour.yellow(`${p.target} draining`);
-  return `${head}: ${drainFigures(p)}` +
-    (p.remainingMs !== undefined && !p.drained ? `, deadline in ${duration(p.remainingMs)}` : '');
+  const head = p.drained
+    ? colour.green(`${p.target} drained`) + (p.reason === 'deadline' ? colour.yellow(' (deadline reached)') : '')
+    : colour.yellow(`${p.target} draining`);
+  return (
+    `${head}: ${drainFigures(p)}` +
+    (p.remainingMs !== undefined && !p.drained ? `, deadline in ${duration(p.remainingMs)}` : '')
+  );
 }
 
 /** An expiry date with the days left, red within a week. */
@@ -112,7 +149,8 @@ function expiry(notAfter: string, now: string): string {
 }
 
 /** A cluster's sum of a member figure; '-' when the driver does not count it (Apache, HAProxy: sessions). */
-const total = (figures: (number | undefined)[]) => (figures.every((n) => n === undefined) ? '-' : figures.reduce<number>((sum, n) => sum + (n ?? 0), 0));
+const total = (figures: (number | undefined)[]) =>
+  figures.every((n) => n === undefined) ? '-' : figures.reduce<number>((sum, n) => sum + (n ?? 0), 0);
 const rate = (n: number | undefined) => (n === undefined ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(1));
 const percent = (n: number | undefined) => (n === undefined ? '-' : `${(n * 100).toFixed(n > 0 && n < 0.01 ? 2 : 1)}%`);
 const ms = (n: number | undefined) => (n === undefined ? '-' : n < 10 ? `${n.toFixed(1)}ms` : `${Math.round(n)}ms`);

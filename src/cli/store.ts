@@ -20,7 +20,9 @@ interface MigrateOptions {
 }
 
 export function register(program: Command): void {
-  const store = program.command('store').description('the store that keeps desired state: file (one machine) or etcd (several instances)');
+  const store = program
+    .command('store')
+    .description('the store that keeps desired state: file (one machine) or etcd (several instances)');
   store
     .command('migrate')
     .description('copy every key from one store to another, e.g. from the file store to etcd (nothing is overwritten)')
@@ -56,7 +58,10 @@ function kind(value: string, flag: string): Kind {
 async function open(which: Kind, { config, file, baseDir }: LoadedConfig): Promise<Store> {
   if (which === 'file') return FileStore.open(fileStoreDir(config, baseDir));
   if (config.store?.type !== 'etcd') {
-    throw new CliError(`${file} has no etcd store: add "store: {type: etcd, endpoints: [http://host:2379], prefix: /dayshift/<name>/}"`, EXIT.usage);
+    throw new CliError(
+      `${file} has no etcd store: add "store: {type: etcd, endpoints: [http://host:2379], prefix: /dayshift/<name>/}"`,
+      EXIT.usage,
+    );
   }
   return openEtcdStore(config.store, baseDir);
 }

@@ -79,7 +79,12 @@ export const databaseSchema = z
   .superRefine((db, ctx) => {
     const seen = new Set<string>();
     db.servers.forEach((server, i) => {
-      if (seen.has(server.name)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'name'], message: `server name "${server.name}" is used twice` });
+      if (seen.has(server.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', i, 'name'],
+          message: `server name "${server.name}" is used twice`,
+        });
       seen.add(server.name);
     });
   });

@@ -12,9 +12,7 @@ const builtinDriverSchema = z.strictObject({
  * How often Dayshift reads the load balancer's real state and applies its own again where they differ (a
  * restart or reload resets members); also before every release step and after every change.
  */
-const verifyInterval = duration
-  .default(10_000)
-  .refine((ms) => ms >= 1000, 'verify_interval must be at least 1s');
+const verifyInterval = duration.default(10_000).refine((ms) => ms >= 1000, 'verify_interval must be at least 1s');
 
 const httpUrl = z.string().refine((value) => {
   try {
@@ -34,7 +32,10 @@ export const apacheDriverSchema = z.strictObject({
    * The Host header (and Referer host) of balancer-manager requests: the ServerName of the VirtualHost
    * whose <Location /balancer-manager> sees the balancer, when url's host does not select it.
    */
-  host: z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'expected a host name, such as example.com').optional(),
+  host: z
+    .string()
+    .regex(/^[A-Za-z0-9.:[\]-]+$/, 'expected a host name, such as example.com')
+    .optional(),
   /**
    * How Dayshift members are found among the balancer's members: `url` (the member URL equals the
    * BalancerMember URL) or `route` (the member's route equals the BalancerMember's route=).
@@ -76,5 +77,9 @@ export const haproxyDriverSchema = z
   });
 export type HaproxyDriverConfig = z.infer<typeof haproxyDriverSchema>;
 
-export const driverSchema = z.discriminatedUnion('type', [builtinDriverSchema, apacheDriverSchema, haproxyDriverSchema]);
+export const driverSchema = z.discriminatedUnion('type', [
+  builtinDriverSchema,
+  apacheDriverSchema,
+  haproxyDriverSchema,
+]);
 export type DriverConfig = z.infer<typeof driverSchema>;

@@ -65,7 +65,14 @@ export async function readConfigSource(file: string): Promise<{ absolute: string
   }
 }
 
-function toProblem(root: z.ZodType, issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, file: string, raw: unknown): ConfigProblem {
+function toProblem(
+  root: z.ZodType,
+  issue: z.core.$ZodIssue,
+  doc: Document,
+  lines: LineCounter,
+  file: string,
+  raw: unknown,
+): ConfigProblem {
   let path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') {
@@ -98,7 +105,13 @@ function shapeAt(root: z.ZodType, path: (string | number)[]): string[] | undefin
       const def = (schema as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
       if (!def) return undefined;
       if (def.type === 'object' || def.type === 'array' || def.type === 'record') break;
-      schema = def.innerType ?? def.in ?? (def.options as unknown[] | undefined)?.find((o) => (o as { _zod: { def: { type: string } } })._zod.def.type === 'object') ?? def.schema;
+      schema =
+        def.innerType ??
+        def.in ??
+        (def.options as unknown[] | undefined)?.find(
+          (o) => (o as { _zod: { def: { type: string } } })._zod.def.type === 'object',
+        ) ??
+        def.schema;
       if (schema === undefined) return undefined;
     }
     const def = (schema as { _zod: { def: Record<string, unknown> } })._zod.def;
@@ -129,14 +142,21 @@ function describe(value: unknown): string {
 }
 
 /** Position of the deepest YAML node on the path that exists (a key node for a missing or unknown key). */
-function locate(doc: Document, lines: LineCounter, path: (string | number)[], atKey: boolean): { line: number; column: number } {
+function locate(
+  doc: Document,
+  lines: LineCounter,
+  path: (string | number)[],
+  atKey: boolean,
+): { line: number; column: number } {
   let node: unknown = doc.contents;
   let best: Node | undefined = isNode(node) ? node : undefined;
   for (const [depth, key] of path.entries()) {
     if (!isNode(node)) break;
     const mapNode = node;
     if (isMap(mapNode)) {
-      const pair = mapNode.items.find((p) => (isNode(p.key) ? String((p.key as { value?: unknown }).value) : String(p.key)) === String(key));
+      const pair = mapNode.items.find(
+        (p) => (isNode(p.key) ? String((p.key as { value?: unknown }).value) : String(p.key)) === String(key),
+      );
       if (!pair) break;
       if (isNode(pair.key)) best = pair.key;
       if (atKey && depth === path.length - 1) break;

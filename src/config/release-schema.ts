@@ -19,7 +19,13 @@ const hookObject = z.strictObject({
 });
 
 /** A hook: a command string, or the full form. */
-export const hookSchema = z.union([z.string().min(1).transform((run) => hookObject.parse({ run })), hookObject]);
+export const hookSchema = z.union([
+  z
+    .string()
+    .min(1)
+    .transform((run) => hookObject.parse({ run })),
+  hookObject,
+]);
 export type HookConfig = z.infer<typeof hookObject>;
 
 export const CLUSTER_HOOKS = ['stop', 'deploy', 'start'] as const;
@@ -28,7 +34,11 @@ export type ClusterHookName = (typeof CLUSTER_HOOKS)[number];
 export type ReleaseHookName = (typeof RELEASE_HOOKS)[number];
 export type HookName = ClusterHookName | ReleaseHookName;
 
-const clusterHooks = z.strictObject({ stop: hookSchema.optional(), deploy: hookSchema.optional(), start: hookSchema.optional() });
+const clusterHooks = z.strictObject({
+  stop: hookSchema.optional(),
+  deploy: hookSchema.optional(),
+  start: hookSchema.optional(),
+});
 const hooksSchema = clusterHooks.extend({
   /** Once, before the first cluster is touched. */
   before: hookSchema.optional(),
@@ -75,7 +85,10 @@ export const approvalSchema = z.string().transform((text, ctx): Approval => {
   const match = /^auto after (\S+)$/.exec(value);
   const ms = match ? parseDuration(match[1]!) : undefined;
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected "manual", "auto" or "auto after DURATION" (e.g. "auto after 10m"), found ${JSON.stringify(text)}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected "manual", "auto" or "auto after DURATION" (e.g. "auto after 10m"), found ${JSON.stringify(text)}`,
+    });
     return z.NEVER;
   }
   return { mode: 'auto', afterMs: ms };
@@ -105,7 +118,13 @@ export type AnalysisConfig = z.infer<typeof analysisSchema>;
 const shiftSchema = z.strictObject({
   /** `swap`: the cluster goes live at once. `canary`: it takes a growing share, watched by analysis. */
   mode: z.enum(['swap', 'canary']).default('swap'),
-  steps: z.array(canaryStep).min(1).default([{ percent: 10, pause: 60_000 }, { percent: 50, pause: 60_000 }]),
+  steps: z
+    .array(canaryStep)
+    .min(1)
+    .default([
+      { percent: 10, pause: 60_000 },
+      { percent: 50, pause: 60_000 },
+    ]),
   analysis: analysisSchema.prefault({}),
 });
 export type ShiftConfig = z.infer<typeof shiftSchema>;
@@ -160,7 +179,9 @@ export type MigrateConfig = z.infer<typeof migrateSchema>;
 export const dbStepSchema = z.union([
   z.literal('check-replication').transform(() => ({ kind: 'check-replication' as const })),
   z.literal('switchover').transform(() => ({ kind: 'switchover' as const, to: undefined as string | undefined })),
-  z.strictObject({ switchover: z.strictObject({ to: z.string().min(1) }) }).transform((s) => ({ kind: 'switchover' as const, to: s.switchover.to as string | undefined })),
+  z
+    .strictObject({ switchover: z.strictObject({ to: z.string().min(1) }) })
+    .transform((s) => ({ kind: 'switchover' as const, to: s.switchover.to as string | undefined })),
   z.strictObject({ migrate: migrateSchema }).transform((s) => ({ kind: 'migrate' as const, ...s.migrate })),
 ]);
 export type DbStepConfig = z.infer<typeof dbStepSchema>;
@@ -180,7 +201,14 @@ const healthGateSchema = z.strictObject({
 });
 
 /** What a webhook is told about: the release's transitions (docs/releases.md#notifications). */
-export const RELEASE_EVENTS = ['started', 'awaiting-approval', 'step-failed', 'succeeded', 'rolled-back', 'interrupted'] as const;
+export const RELEASE_EVENTS = [
+  'started',
+  'awaiting-approval',
+  'step-failed',
+  'succeeded',
+  'rolled-back',
+  'interrupted',
+] as const;
 export type ReleaseEvent = (typeof RELEASE_EVENTS)[number];
 
 const webhookUrl = z.string().refine((value) => {
@@ -235,22 +263,39 @@ export const releaseSchema = z.strictObject({
 export type ReleaseConfig = z.infer<typeof releaseSchema>;
 
 /** Cross-checks the plan against the clusters (run by the config schema, so `dayshift check` reports it). */
-export function checkReleasePlan(release: ReleaseConfig | undefined, clusters: string[], databaseServers: string[] | undefined, ctx: z.RefinementCtx): void {
+export function checkReleasePlan(
+  release: ReleaseConfig | undefined,
+  clusters: string[],
+  databaseServers: string[] | undefined,
+  ctx: z.RefinementCtx,
+): void {
   if (!release) return;
   release.database.forEach((step, i) => {
-    if (!databaseServers) ctx.addIssue({ code: 'custom', path: ['release', 'database', i], message: 'database steps need a database: section naming the servers' });
+    if (!databaseServers)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['release', 'database', i],
+        message: 'database steps need a database: section naming the servers',
+      });
     else if (step.kind === 'switchover' && step.to !== undefined && !databaseServers.includes(step.to)) {
-      ctx.addIssue({ code: 'custom', path: ['release', 'database', i, 'switchover', 'to'], message: `unknown database server "${step.to}"; servers: ${databaseServers.join(', ')}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['release', 'database', i, 'switchover', 'to'],
+        message: `unknown database server "${step.to}"; servers: ${databaseServers.join(', ')}`,
+      });
     }
   });
   const unknown = (name: string) => `unknown cluster "${name}"; defined clusters: ${clusters.join(', ')}`;
   const seen = new Set<string>();
   release.order?.forEach((name, i) => {
-    if (!clusters.includes(name)) ctx.addIssue({ code: 'custom', path: ['release', 'order', i], message: unknown(name) });
-    else if (seen.has(name)) ctx.addIssue({ code: 'custom', path: ['release', 'order', i], message: `cluster "${name}" is listed twice` });
+    if (!clusters.includes(name))
+      ctx.addIssue({ code: 'custom', path: ['release', 'order', i], message: unknown(name) });
+    else if (seen.has(name))
+      ctx.addIssue({ code: 'custom', path: ['release', 'order', i], message: `cluster "${name}" is listed twice` });
     seen.add(name);
   });
   for (const name of Object.keys(release.clusters)) {
-    if (!clusters.includes(name)) ctx.addIssue({ code: 'custom', path: ['release', 'clusters', name], message: unknown(name) });
+    if (!clusters.includes(name))
+      ctx.addIssue({ code: 'custom', path: ['release', 'clusters', name], message: unknown(name) });
   }
 }

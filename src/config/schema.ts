@@ -11,9 +11,7 @@ import { storeSchema } from './store-schema.js';
 import { address, duration, size } from './units.js';
 import { messageOf } from '../errors.js';
 
-const name = z
-  .string()
-  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'expected a name of letters, digits, "-", "_" and "."');
+const name = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'expected a name of letters, digits, "-", "_" and "."');
 
 /** An IP address or CIDR block: 10.0.0.0/8, 127.0.0.1, ::1/128. */
 export const cidr = z.string().refine((value) => {
@@ -58,7 +56,10 @@ const healthOverride = healthCheck.partial();
 export const memberSchema = z.strictObject({
   url: memberUrl,
   /** The session route id (Tomcat jvmRoute); also the member's id in CLI and API. */
-  route: z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected a route of letters, digits, "-" and "_"').optional(),
+  route: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'expected a route of letters, digits, "-" and "_"')
+    .optional(),
   weight: z.number().int().min(0).max(1000).default(1),
   /** Admin state at first start; the store keeps later changes. */
   state: z.enum(ADMIN_STATES).default('ready'),
@@ -74,25 +75,30 @@ export const memberSchema = z.strictObject({
 });
 export type MemberConfig = z.infer<typeof memberSchema>;
 
-export const clusterSchema = z.strictObject({
-  members: z.array(memberSchema).min(1, 'a cluster needs at least one member'),
-  /** Health check overrides for this cluster's members. */
-  health: healthOverride.optional(),
-  /** Public traffic state at first start and weight among clusters; the store keeps later changes. */
-  traffic: z.enum(TRAFFIC_STATES).default('live'),
-  weight: z.number().int().min(0).max(1000).default(1),
-  /** The URL QA uses to reach this cluster alone (defaults to the first site pinned to it). */
-  qa_url: z.string().url().optional(),
-  /**
-   * Where QA checks connect (host:port), sending qa_url's host as the Host header: the load balancer
-   * that serves the QA site, when its name does not resolve to it from here.
-   */
-  qa_connect: address.optional(),
-  /** proxy_protocol for the members that do not set their own. */
-  proxy_protocol: z.enum(['v1', 'v2']).optional(),
-})
+export const clusterSchema = z
+  .strictObject({
+    members: z.array(memberSchema).min(1, 'a cluster needs at least one member'),
+    /** Health check overrides for this cluster's members. */
+    health: healthOverride.optional(),
+    /** Public traffic state at first start and weight among clusters; the store keeps later changes. */
+    traffic: z.enum(TRAFFIC_STATES).default('live'),
+    weight: z.number().int().min(0).max(1000).default(1),
+    /** The URL QA uses to reach this cluster alone (defaults to the first site pinned to it). */
+    qa_url: z.string().url().optional(),
+    /**
+     * Where QA checks connect (host:port), sending qa_url's host as the Host header: the load balancer
+     * that serves the QA site, when its name does not resolve to it from here.
+     */
+    qa_connect: address.optional(),
+    /** proxy_protocol for the members that do not set their own. */
+    proxy_protocol: z.enum(['v1', 'v2']).optional(),
+  })
   // The cluster's proxy_protocol is its members' default: they carry the value in force.
-  .transform((c) => (c.proxy_protocol === undefined ? c : { ...c, members: c.members.map((m) => ({ ...m, proxy_protocol: m.proxy_protocol ?? c.proxy_protocol })) }));
+  .transform((c) =>
+    c.proxy_protocol === undefined
+      ? c
+      : { ...c, members: c.members.map((m) => ({ ...m, proxy_protocol: m.proxy_protocol ?? c.proxy_protocol })) },
+  );
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 
 export const stickySchema = z.strictObject({
@@ -162,7 +168,12 @@ const hstsSchema = z
   })
   .superRefine((hsts, ctx) => {
     if (hsts.preload && (!hsts.include_subdomains || hsts.max_age < 365 * 86_400_000)) {
-      ctx.addIssue({ code: 'custom', path: ['preload'], message: 'preload needs include_subdomains: true and a max_age of at least 365d (hstspreload.org refuses the host otherwise)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['preload'],
+        message:
+          'preload needs include_subdomains: true and a max_age of at least 365d (hstspreload.org refuses the host otherwise)',
+      });
     }
   });
 
@@ -185,13 +196,20 @@ const tlsSettingsSchema = z
   })
   .superRefine((settings, ctx) => {
     // What OpenSSL will take is only known by asking it: the same call the listeners make.
-    for (const [key, option] of [['ciphers', 'ciphers'], ['ecdh_curve', 'ecdhCurve']] as const) {
+    for (const [key, option] of [
+      ['ciphers', 'ciphers'],
+      ['ecdh_curve', 'ecdhCurve'],
+    ] as const) {
       const value = settings[key];
       if (value === undefined) continue;
       try {
         createSecureContext({ [option]: value, minVersion: settings.min_version });
       } catch (error) {
-        ctx.addIssue({ code: 'custom', path: [key], message: `OpenSSL refuses ${JSON.stringify(value)}: ${messageOf(error)}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `OpenSSL refuses ${JSON.stringify(value)}: ${messageOf(error)}`,
+        });
       }
     }
   });
@@ -239,7 +257,9 @@ export function siteUsesAcme(site: SiteConfig): boolean {
  */
 const listener = z.union([
   address,
-  z.strictObject({ address, proxy_protocol: z.boolean().default(false) }).transform(({ address, proxy_protocol }) => ({ ...address, proxy_protocol })),
+  z
+    .strictObject({ address, proxy_protocol: z.boolean().default(false) })
+    .transform(({ address, proxy_protocol }) => ({ ...address, proxy_protocol })),
 ]);
 export type ListenerConfig = z.infer<typeof listener>;
 
@@ -442,7 +462,11 @@ export const configSchema = z
         const key = host.toLowerCase();
         const owner = hostOwners.get(key);
         if (owner !== undefined) {
-          ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'hosts', i], message: `host "${host}" is already served by site "${owner}"` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sites', siteName, 'hosts', i],
+            message: `host "${host}" is already served by site "${owner}"`,
+          });
         }
         hostOwners.set(key, siteName);
       });
@@ -452,11 +476,20 @@ export const configSchema = z
       cluster.members.forEach((member, i) => {
         const id = member.route ?? String(i + 1);
         if (ids.has(id)) {
-          ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'members', i, 'route'], message: `member id "${id}" is used twice in cluster ${clusterName}` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clusters', clusterName, 'members', i, 'route'],
+            message: `member id "${id}" is used twice in cluster ${clusterName}`,
+          });
         }
         ids.add(id);
         if (member.proxy_protocol !== undefined && member.url.startsWith('ajp:')) {
-          ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'members', i, 'proxy_protocol'], message: 'proxy_protocol is for http and https members: AJP carries the client address in its own request (remote_addr)' });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clusters', clusterName, 'members', i, 'proxy_protocol'],
+            message:
+              'proxy_protocol is for http and https members: AJP carries the client address in its own request (remote_addr)',
+          });
         }
       });
     }
@@ -464,17 +497,46 @@ export const configSchema = z
       if (!entry.startsWith(SITE_ALLOW_PREFIX)) return;
       const site = config.sites[entry.slice(SITE_ALLOW_PREFIX.length)];
       if (!site?.allow?.length) {
-        ctx.addIssue({ code: 'custom', path: ['preview', 'allow', i], message: `"${entry}" names no site with an allow list; sites with one: ${Object.entries(config.sites).filter(([, s]) => s.allow?.length).map(([n]) => n).join(', ') || 'none'}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['preview', 'allow', i],
+          message: `"${entry}" names no site with an allow list; sites with one: ${
+            Object.entries(config.sites)
+              .filter(([, s]) => s.allow?.length)
+              .map(([n]) => n)
+              .join(', ') || 'none'
+          }`,
+        });
       }
     });
-    checkReleasePlan(config.release, Object.keys(config.clusters), config.database?.servers.map((s) => s.name), ctx);
+    checkReleasePlan(
+      config.release,
+      Object.keys(config.clusters),
+      config.database?.servers.map((s) => s.name),
+      ctx,
+    );
     for (const [siteName, site] of Object.entries(config.sites)) {
       if (!siteUsesAcme(site)) continue;
-      if ((config.driver?.type ?? 'builtin') !== 'builtin') ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'tls', 'acme'], message: `tls.acme needs the built-in proxy: with driver ${config.driver?.type}, give the site tls: { cert, key } files` });
-      if (!config.acme) ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'tls', 'acme'], message: 'tls.acme needs the top-level acme section: acme: { directory: <ACME directory URL>, email: <contact> }' });
+      if ((config.driver?.type ?? 'builtin') !== 'builtin')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sites', siteName, 'tls', 'acme'],
+          message: `tls.acme needs the built-in proxy: with driver ${config.driver?.type}, give the site tls: { cert, key } files`,
+        });
+      if (!config.acme)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sites', siteName, 'tls', 'acme'],
+          message:
+            'tls.acme needs the top-level acme section: acme: { directory: <ACME directory URL>, email: <contact> }',
+        });
       site.hosts.forEach((host, i) => {
         if (host.includes('*')) {
-          ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'hosts', i], message: `host "${host}" cannot get a certificate by ACME (wildcards need the dns-01 challenge, which Dayshift does not answer): name the hosts exactly, or give this site tls: { cert, key } files` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sites', siteName, 'hosts', i],
+            message: `host "${host}" cannot get a certificate by ACME (wildcards need the dns-01 challenge, which Dayshift does not answer): name the hosts exactly, or give this site tls: { cert, key } files`,
+          });
         }
       });
     }
@@ -482,24 +544,58 @@ export const configSchema = z
       const listeners = config.listen[key];
       [listeners ?? []].flat().forEach((l, i) => {
         if (!('proxy_protocol' in l) || !l.proxy_protocol || config.trusted_proxies.length > 0) return;
-        const path = Array.isArray(listeners) ? ['listen', key, i, 'proxy_protocol'] : ['listen', key, 'proxy_protocol'];
-        ctx.addIssue({ code: 'custom', path, message: 'proxy_protocol takes the PROXY header only from trusted_proxies, which is empty: every connection would be refused; list the balancers in trusted_proxies' });
+        const path = Array.isArray(listeners)
+          ? ['listen', key, i, 'proxy_protocol']
+          : ['listen', key, 'proxy_protocol'];
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message:
+            'proxy_protocol takes the PROXY header only from trusted_proxies, which is empty: every connection would be refused; list the balancers in trusted_proxies',
+        });
       });
     }
     for (const [siteName, site] of Object.entries(config.sites)) {
       for (const key of ['redirect_https', 'hsts'] as const) {
         if (!site[key]) continue;
-        if ((config.driver?.type ?? 'builtin') !== 'builtin') ctx.addIssue({ code: 'custom', path: ['sites', siteName, key], message: `${key} needs the built-in proxy: with driver ${config.driver?.type}, set it in ${config.driver?.type}'s own configuration` });
+        if ((config.driver?.type ?? 'builtin') !== 'builtin')
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sites', siteName, key],
+            message: `${key} needs the built-in proxy: with driver ${config.driver?.type}, set it in ${config.driver?.type}'s own configuration`,
+          });
       }
-      if (site.redirect_https === true && config.listen.https === undefined && (config.driver?.type ?? 'builtin') === 'builtin') {
-        ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'redirect_https'], message: 'redirect_https: true needs an https listener (listen.https), or the port clients reach HTTPS on: redirect_https: 443' });
+      if (
+        site.redirect_https === true &&
+        config.listen.https === undefined &&
+        (config.driver?.type ?? 'builtin') === 'builtin'
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sites', siteName, 'redirect_https'],
+          message:
+            'redirect_https: true needs an https listener (listen.https), or the port clients reach HTTPS on: redirect_https: 443',
+        });
       } else if (site.redirect_https === true && [config.listen.https ?? []].flat()[0]?.port === 0) {
-        ctx.addIssue({ code: 'custom', path: ['sites', siteName, 'redirect_https'], message: 'redirect_https: true takes the port of the first listen.https address, which is 0 (any): give the port clients reach HTTPS on, e.g. redirect_https: 443' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sites', siteName, 'redirect_https'],
+          message:
+            'redirect_https: true takes the port of the first listen.https address, which is 0 (any): give the port clients reach HTTPS on, e.g. redirect_https: 443',
+        });
       }
     }
     // With Apache or HAProxy driven, Dayshift serves no traffic: its own listeners are optional.
-    if (config.listen.http === undefined && config.listen.https === undefined && (config.driver?.type ?? 'builtin') === 'builtin') {
-      ctx.addIssue({ code: 'custom', path: ['listen'], message: 'expected at least one listener: listen.http or listen.https' });
+    if (
+      config.listen.http === undefined &&
+      config.listen.https === undefined &&
+      (config.driver?.type ?? 'builtin') === 'builtin'
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen'],
+        message: 'expected at least one listener: listen.http or listen.https',
+      });
     }
   });
 

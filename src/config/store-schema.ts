@@ -22,7 +22,10 @@ const etcdStoreSchema = z
     /** Client URLs of the etcd members (all http:// or all https://). */
     endpoints: z.array(endpoint).min(1, 'expected at least one etcd endpoint'),
     /** Key prefix of this installation; instances that share state use the same prefix. */
-    prefix: z.string().regex(/^\/[A-Za-z0-9_./-]*$/, 'expected a key prefix such as /dayshift/prod/').default('/dayshift/default/'),
+    prefix: z
+      .string()
+      .regex(/^\/[A-Za-z0-9_./-]*$/, 'expected a key prefix such as /dayshift/prod/')
+      .default('/dayshift/default/'),
     /** PEM files: `ca` verifies etcd's certificate; `cert` and `key` authenticate this client. */
     tls: z
       .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })

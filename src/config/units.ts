@@ -23,21 +23,35 @@ export function formatDuration(ms: number): string {
 export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const ms = parseDuration(value);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration such as 500ms, 2s, 5m or 1h, found ${JSON.stringify(value)}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a duration such as 500ms, 2s, 5m or 1h, found ${JSON.stringify(value)}`,
+    });
     return z.NEVER;
   }
   return ms;
 });
 
 const SIZE = /^(\d+)\s*(b|k|kb|m|mb|g|gb)?$/i;
-const SIZE_BYTES: Record<string, number> = { b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
+const SIZE_BYTES: Record<string, number> = {
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+};
 
 /** Schema for a size in bytes: 8192, "16k", "1mb". */
 export const size = z.union([z.string(), z.number().int().nonnegative()]).transform((value, ctx) => {
   if (typeof value === 'number') return value;
   const match = SIZE.exec(value.trim());
   if (!match) {
-    ctx.addIssue({ code: 'custom', message: `expected a size such as 8192, 16k or 1mb, found ${JSON.stringify(value)}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a size such as 8192, 16k or 1mb, found ${JSON.stringify(value)}`,
+    });
     return z.NEVER;
   }
   return Number(match[1]) * SIZE_BYTES[(match[2] ?? 'b').toLowerCase()]!;
@@ -56,7 +70,10 @@ export function parseAddress(text: string | number): { host: string; port: numbe
 export const address = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const parsed = parseAddress(value);
   if (!parsed) {
-    ctx.addIssue({ code: 'custom', message: `expected host:port such as 127.0.0.1:8080, found ${JSON.stringify(value)}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected host:port such as 127.0.0.1:8080, found ${JSON.stringify(value)}`,
+    });
     return z.NEVER;
   }
   return parsed;

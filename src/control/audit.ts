@@ -29,7 +29,14 @@ export class AuditLog {
   }
 
   record(actor: Actor, action: string, target: string, detail?: Record<string, unknown>): Promise<void> {
-    const entry: AuditEntry = { at: new Date().toISOString(), who: actor.who, from: actor.from, action, target, ...(detail ? { detail } : {}) };
+    const entry: AuditEntry = {
+      at: new Date().toISOString(),
+      who: actor.who,
+      from: actor.from,
+      action,
+      target,
+      ...(detail ? { detail } : {}),
+    };
     const written = this.pending.then(() => appendFile(this.path, `${JSON.stringify(entry)}\n`, { mode: 0o600 }));
     // One failed write (a full disk) fails that record, not every later one.
     this.pending = written.catch(() => undefined);

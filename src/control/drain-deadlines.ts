@@ -16,7 +16,8 @@ const MAX_DELAY_MS = 2 ** 31 - 1;
 export function ownedDeadlines(state: DesiredState): OwnedDeadline[] {
   const owned: OwnedDeadline[] = [];
   for (const [cluster, desired] of Object.entries(state.clusters)) {
-    if (desired.traffic === 'draining' && desired.drainDeadline) owned.push({ target: { kind: 'cluster', cluster }, deadline: desired.drainDeadline });
+    if (desired.traffic === 'draining' && desired.drainDeadline)
+      owned.push({ target: { kind: 'cluster', cluster }, deadline: desired.drainDeadline });
   }
   for (const [key, desired] of Object.entries(state.members)) {
     if (desired.admin !== 'draining' || !desired.drainDeadline) continue;
@@ -71,12 +72,15 @@ export class DrainDeadlines {
 
   private schedule(key: string, owned: OwnedDeadline): void {
     const at = Date.parse(owned.deadline.at);
-    const timer = setTimeout(() => {
-      this.timers.delete(key);
-      // Early: the delay was capped, or the timer ran a moment before the wall clock reached `at`.
-      if (Date.now() < at) return this.schedule(key, owned);
-      this.fire(key, owned);
-    }, Math.min(Math.max(0, at - Date.now()), MAX_DELAY_MS));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(key);
+        // Early: the delay was capped, or the timer ran a moment before the wall clock reached `at`.
+        if (Date.now() < at) return this.schedule(key, owned);
+        this.fire(key, owned);
+      },
+      Math.min(Math.max(0, at - Date.now()), MAX_DELAY_MS),
+    );
     // A pending deadline does not keep the process alive; the plane closes its timers on stop.
     timer.unref();
     this.timers.set(key, { timer, owned });

@@ -6,7 +6,16 @@ import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 import type { Driver, DriverStatus, StatusOptions } from '../drivers/driver.js';
 import { DriverUnsupportedError } from '../drivers/errors.js';
-import type { AdminState, MemberKey, TrafficState, DesiredState, DrainDeadline, Maintenance, Pause, PreviewDesired } from '../model.js';
+import type {
+  AdminState,
+  MemberKey,
+  TrafficState,
+  DesiredState,
+  DrainDeadline,
+  Maintenance,
+  Pause,
+  PreviewDesired,
+} from '../model.js';
 import type { ProxyHandle } from '../proxy/handle.js';
 import type { Store } from '../store/store.js';
 import type { Actor, AuditLog } from './audit.js';
@@ -15,7 +24,15 @@ import { DrainDeadlines, type OwnedDeadline } from './drain-deadlines.js';
 import { reconcileState, STATE_KEY } from './desired-state.js';
 import type { StickySigner } from '../balance/sticky.js';
 import { previewToken } from '../proxy/preview.js';
-import { MAX_PREVIEW_MS, newPreviewId, previewSite, previewUrl, resolveAllow, type PreviewLink, type PreviewRequest } from './previews.js';
+import {
+  MAX_PREVIEW_MS,
+  newPreviewId,
+  previewSite,
+  previewUrl,
+  resolveAllow,
+  type PreviewLink,
+  type PreviewRequest,
+} from './previews.js';
 import { formatTarget, parseTarget, targetMembers, type Target } from './targets.js';
 import { delay } from '../delay.js';
 import { Serial } from '../serial.js';
@@ -92,7 +109,10 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   private verifier: NodeJS.Timeout | undefined;
   private closed = false;
 
-  private constructor(private readonly options: ControlPlaneOptions, state: DesiredState) {
+  private constructor(
+    private readonly options: ControlPlaneOptions,
+    state: DesiredState,
+  ) {
     super();
     this.loadedConfig = options.loaded;
     this.desired = state;
@@ -169,18 +189,38 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
    * deadline: `deadlineMs` (counted from when the drain started), else the one it had, else
    * drain.deadline. When it passes, the cluster's open tunnels are closed in the actor's name.
    */
-  setTraffic(actor: Actor, clusterName: string, traffic: TrafficState, options: { weight?: number; force?: boolean; deadlineMs?: number } = {}): Promise<DesiredState> {
-    const detail: Record<string, unknown> = { traffic, ...(options.weight !== undefined ? { weight: options.weight } : {}) };
+  setTraffic(
+    actor: Actor,
+    clusterName: string,
+    traffic: TrafficState,
+    options: { weight?: number; force?: boolean; deadlineMs?: number } = {},
+  ): Promise<DesiredState> {
+    const detail: Record<string, unknown> = {
+      traffic,
+      ...(options.weight !== undefined ? { weight: options.weight } : {}),
+    };
     return this.change(actor, traffic, clusterName, detail, (state) => {
       const cluster = state.clusters[clusterName]!;
-      this.trackDrain(cluster, cluster.traffic === 'draining', traffic === 'draining', actor, options.deadlineMs, detail);
+      this.trackDrain(
+        cluster,
+        cluster.traffic === 'draining',
+        traffic === 'draining',
+        actor,
+        options.deadlineMs,
+        detail,
+      );
       cluster.traffic = traffic;
       if (options.weight !== undefined) cluster.weight = options.weight;
       if (!options.force) this.assertEverySiteServed(state, `${traffic} ${clusterName}`);
     });
   }
 
-  setClusterWeight(actor: Actor, cluster: string, weight: number, options: { force?: boolean } = {}): Promise<DesiredState> {
+  setClusterWeight(
+    actor: Actor,
+    cluster: string,
+    weight: number,
+    options: { force?: boolean } = {},
+  ): Promise<DesiredState> {
     return this.change(actor, 'weight', cluster, { weight }, (state) => {
       state.clusters[cluster]!.weight = weight;
       if (!options.force) this.assertEverySiteServed(state, `weight ${cluster} ${weight}`);
@@ -188,7 +228,12 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   }
 
   /** A member's admin state; `deadlineMs` with `draining` as for setTraffic. */
-  setMemberState(actor: Actor, target: Target, admin: AdminState, options: { force?: boolean; deadlineMs?: number } = {}): Promise<DesiredState> {
+  setMemberState(
+    actor: Actor,
+    target: Target,
+    admin: AdminState,
+    options: { force?: boolean; deadlineMs?: number } = {},
+  ): Promise<DesiredState> {
     const members = targetMembers(this.config, target);
     const detail: Record<string, unknown> = { admin };
     return this.change(actor, admin === 'ready' ? 'enable' : admin, formatTarget(target), detail, (state) => {
@@ -201,7 +246,12 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     });
   }
 
-  setMemberWeight(actor: Actor, key: MemberKey, weight: number, options: { force?: boolean } = {}): Promise<DesiredState> {
+  setMemberWeight(
+    actor: Actor,
+    key: MemberKey,
+    weight: number,
+    options: { force?: boolean } = {},
+  ): Promise<DesiredState> {
     return this.change(actor, 'weight', key, { weight }, (state) => {
       state.members[key]!.weight = weight;
       if (!options.force) this.assertEverySiteServed(state, `weight ${key} ${weight}`);
@@ -210,11 +260,17 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
 
   setMaintenance(actor: Actor, site: string, maintenance: Maintenance | undefined): Promise<DesiredState> {
     this.assertSite(site);
-    return this.change(actor, maintenance ? 'maintenance on' : 'maintenance off', site, maintenance ? { ...maintenance } : undefined, (state) => {
-      const entry = (state.sites[site] ??= {});
-      if (maintenance) entry.maintenance = maintenance;
-      else delete entry.maintenance;
-    });
+    return this.change(
+      actor,
+      maintenance ? 'maintenance on' : 'maintenance off',
+      site,
+      maintenance ? { ...maintenance } : undefined,
+      (state) => {
+        const entry = (state.sites[site] ??= {});
+        if (maintenance) entry.maintenance = maintenance;
+        else delete entry.maintenance;
+      },
+    );
   }
 
   setPause(actor: Actor, site: string, pause: Pause | undefined): Promise<DesiredState> {
@@ -232,11 +288,15 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
    */
   async openPreview(actor: Actor, request: PreviewRequest): Promise<PreviewLink> {
     const signer = this.options.previewSigner;
-    if (!signer) throw new PreviewError(`previews need the built-in proxy: with the ${this.options.driver.name} driver, Dayshift serves no public traffic to pin`);
+    if (!signer)
+      throw new PreviewError(
+        `previews need the built-in proxy: with the ${this.options.driver.name} driver, Dayshift serves no public traffic to pin`,
+      );
     const config = this.config;
     const site = previewSite(config, request.cluster, request.site);
     const forMs = request.forMs ?? config.preview.for;
-    if (forMs <= 0 || forMs > MAX_PREVIEW_MS) throw new PreviewError(`a preview lasts more than 0 and at most 7 days; asked for ${Math.round(forMs / 1000)}s`);
+    if (forMs <= 0 || forMs > MAX_PREVIEW_MS)
+      throw new PreviewError(`a preview lasts more than 0 and at most 7 days; asked for ${Math.round(forMs / 1000)}s`);
     const allow = resolveAllow(config, request.allow ?? config.preview.allow);
     const now = Date.now();
     // Whole seconds: the cookie's Max-Age and the token's expiry end together.
@@ -252,13 +312,22 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       ...(allow ? { allow } : {}),
       ...(request.version ? { version: request.version } : {}),
     };
-    await this.change(actor, 'preview', request.cluster, { id, site, until: preview.until, ...(allow ? { allow } : {}) }, (state) => {
-      const kept = Object.entries(state.previews ?? {}).filter(([, p]) => Date.parse(p.until) > now);
-      state.previews = Object.fromEntries([...kept, [id, preview]]);
-    });
+    await this.change(
+      actor,
+      'preview',
+      request.cluster,
+      { id, site, until: preview.until, ...(allow ? { allow } : {}) },
+      (state) => {
+        const kept = Object.entries(state.previews ?? {}).filter(([, p]) => Date.parse(p.until) > now);
+        state.previews = Object.fromEntries([...kept, [id, preview]]);
+      },
+    );
     const token = previewToken(signer, { id, cluster: request.cluster, until });
     const bound = this.options.proxy?.addresses();
-    const ports = { ...(bound?.http[0] ? { http: bound.http[0].port } : {}), ...(bound?.https[0] ? { https: bound.https[0].port } : {}) };
+    const ports = {
+      ...(bound?.http[0] ? { http: bound.http[0].port } : {}),
+      ...(bound?.https[0] ? { https: bound.https[0].port } : {}),
+    };
     return { id, ...preview, url: previewUrl(config, site, token, ports), token };
   }
 
@@ -300,10 +369,13 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     if (this.options.driver.name !== 'builtin') {
       // A load balancer has no cluster weight (each member's is multiplied by it): show Dayshift's, as the
       // built-in proxy does, rather than the sum of the members'.
-      for (const cluster of status.clusters) cluster.weight = this.desired.clusters[cluster.name]?.weight ?? cluster.weight;
+      for (const cluster of status.clusters)
+        cluster.weight = this.desired.clusters[cluster.name]?.weight ?? cluster.weight;
     }
     if (this.lastDrift) {
-      status.warnings.push(`drift repaired at ${this.lastDrift.at}: the load balancer had lost Dayshift's state (${this.lastDrift.repaired.join('; ')}); applied it again`);
+      status.warnings.push(
+        `drift repaired at ${this.lastDrift.at}: the load balancer had lost Dayshift's state (${this.lastDrift.repaired.join('; ')}); applied it again`,
+      );
     }
     if (!this.options.peers) return status;
     let peers: InstanceFigures[];
@@ -334,7 +406,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
    * that has just read status() passes it (`status`) rather than have the figures gathered again.
    */
   async drainProgress(target: Target, options: DrainWindow & { status?: DriverStatus } = {}): Promise<DrainProgress> {
-    const status = options.status ?? (await this.status(options.idleMs !== undefined ? { sessionIdleMs: options.idleMs } : {}));
+    const status =
+      options.status ?? (await this.status(options.idleMs !== undefined ? { sessionIdleMs: options.idleMs } : {}));
     const cluster = status.clusters.find((c) => c.name === target.cluster);
     const members = (cluster?.members ?? []).filter((m) => target.kind === 'cluster' || m.id === target.member);
     const inFlight = members.reduce((n, m) => n + m.inFlight, 0);
@@ -345,14 +418,21 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     const basis = this.options.driver.capabilities.has('sessions') ? ('sessions' as const) : ('requests' as const);
     const figures =
       basis === 'sessions'
-        ? { sessions: members.reduce((n, m) => n + (m.boundSessions ?? 0), 0), oldestIdleMs: Math.max(0, ...members.map((m) => m.oldestIdleMs ?? 0)) }
+        ? {
+            sessions: members.reduce((n, m) => n + (m.boundSessions ?? 0), 0),
+            oldestIdleMs: Math.max(0, ...members.map((m) => m.oldestIdleMs ?? 0)),
+          }
         : { lastRequestMs: members.length > 0 ? Math.min(...members.map((m) => m.lastRequestMs ?? 0)) : 0 };
     const quiet = figures.sessions !== undefined ? figures.sessions === 0 : figures.lastRequestMs! >= idleMs;
-    const desired = target.kind === 'cluster' ? this.desired.clusters[target.cluster] : this.desired.members[target.key];
+    const desired =
+      target.kind === 'cluster' ? this.desired.clusters[target.cluster] : this.desired.members[target.key];
     const since = desired?.drainingSince;
     const base = { target: formatTarget(target), basis, inFlight, ...figures, idleMs, tunnels };
     if (!since) {
-      const stopped = target.kind === 'cluster' ? this.desired.clusters[target.cluster]?.traffic === 'out' : this.desired.members[target.key]?.admin === 'disabled';
+      const stopped =
+        target.kind === 'cluster'
+          ? this.desired.clusters[target.cluster]?.traffic === 'out'
+          : this.desired.members[target.key]?.admin === 'disabled';
       return { ...base, drained: stopped && inFlight + tunnels === 0, reason: 'not-draining' };
     }
     const deadlineAt =
@@ -405,7 +485,10 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     if (repaired.length === 0) return repaired;
     this.lastDrift = { at: new Date().toISOString(), repaired };
     await this.options.audit.record(SYSTEM, 'drift repaired', this.options.driver.name, { repaired });
-    this.options.logger.warn({ driver: this.options.driver.name, repaired }, 'the load balancer had drifted from the desired state: applied it again');
+    this.options.logger.warn(
+      { driver: this.options.driver.name, repaired },
+      'the load balancer had drifted from the desired state: applied it again',
+    );
     return repaired;
   }
 
@@ -415,7 +498,9 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     if (!this.options.driver.repair || this.closed || !driver || driver.type === 'builtin') return;
     this.verifier = setTimeout(() => {
       void this.verifyDriver()
-        .catch((err: unknown) => this.options.logger.warn({ err }, 'could not read the load balancer to check it still has the desired state'))
+        .catch((err: unknown) =>
+          this.options.logger.warn({ err }, 'could not read the load balancer to check it still has the desired state'),
+        )
         .finally(() => this.scheduleVerify());
     }, driver.verify_interval);
     this.verifier.unref();
@@ -514,8 +599,21 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       this.deadlines.closedTunnels(owned);
       const closed = await proxy.closeTunnels([...members], { batch: 50, intervalMs: 200 });
       if (closed === 0) return;
-      await this.options.audit.record({ who: deadline.who, from: deadline.from }, 'close tunnels', name, { tunnels: closed, deadline: deadline.at });
-      this.options.logger.info({ who: deadline.who, from: deadline.from, action: 'close tunnels', target: name, tunnels: closed, deadline: deadline.at }, 'drain deadline passed: tunnels closed');
+      await this.options.audit.record({ who: deadline.who, from: deadline.from }, 'close tunnels', name, {
+        tunnels: closed,
+        deadline: deadline.at,
+      });
+      this.options.logger.info(
+        {
+          who: deadline.who,
+          from: deadline.from,
+          action: 'close tunnels',
+          target: name,
+          tunnels: closed,
+          deadline: deadline.at,
+        },
+        'drain deadline passed: tunnels closed',
+      );
     } catch (err) {
       this.options.logger.error({ err, target: name }, 'could not close the tunnels at the drain deadline');
     }
@@ -542,10 +640,9 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     }
   }
 
-
-
   private assertSite(site: string): void {
-    if (!Object.hasOwn(this.config.sites, site)) throw new TargetError(`unknown site "${site}"; sites: ${Object.keys(this.config.sites).join(', ')}`);
+    if (!Object.hasOwn(this.config.sites, site))
+      throw new TargetError(`unknown site "${site}"; sites: ${Object.keys(this.config.sites).join(', ')}`);
   }
 
   /** No change may leave a shared route with no live cluster that has a servable member. */
@@ -559,7 +656,9 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
           if (!cluster || cluster.traffic !== 'live' || cluster.weight === 0) return false;
           return targetMembers(this.config, { kind: 'cluster', cluster: name }).some((key) => {
             const member = state.members[key];
-            return member !== undefined && member.admin !== 'disabled' && member.admin !== 'draining' && member.weight > 0;
+            return (
+              member !== undefined && member.admin !== 'disabled' && member.admin !== 'draining' && member.weight > 0
+            );
           });
         });
         if (!served) {
@@ -572,5 +671,3 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     }
   }
 }
-
-

@@ -30,15 +30,24 @@ export function newPreviewId(): string {
 
 /** The public site a preview of `cluster` is for: `wanted`, or the first whose shared route balances over it. */
 export function previewSite(config: DayshiftConfig, cluster: string, wanted?: string): string {
-  if (!Object.hasOwn(config.clusters, cluster)) throw new PreviewError(`unknown cluster "${cluster}"; clusters: ${Object.keys(config.clusters).join(', ')}`);
-  const serves = (name: string) => config.sites[name]!.routes.some((r) => r.clusters.includes(cluster) && routeTraffic(r) === 'shared');
+  if (!Object.hasOwn(config.clusters, cluster))
+    throw new PreviewError(`unknown cluster "${cluster}"; clusters: ${Object.keys(config.clusters).join(', ')}`);
+  const serves = (name: string) =>
+    config.sites[name]!.routes.some((r) => r.clusters.includes(cluster) && routeTraffic(r) === 'shared');
   if (wanted !== undefined) {
-    if (!Object.hasOwn(config.sites, wanted)) throw new PreviewError(`unknown site "${wanted}"; sites: ${Object.keys(config.sites).join(', ')}`);
-    if (!serves(wanted)) throw new PreviewError(`site ${wanted} has no shared route over ${cluster}: a preview pins a browser among a public site's clusters`);
+    if (!Object.hasOwn(config.sites, wanted))
+      throw new PreviewError(`unknown site "${wanted}"; sites: ${Object.keys(config.sites).join(', ')}`);
+    if (!serves(wanted))
+      throw new PreviewError(
+        `site ${wanted} has no shared route over ${cluster}: a preview pins a browser among a public site's clusters`,
+      );
     return wanted;
   }
   const found = Object.keys(config.sites).find(serves);
-  if (!found) throw new PreviewError(`no site has a shared route over ${cluster}: previews are for the public site (a QA site already reaches it alone)`);
+  if (!found)
+    throw new PreviewError(
+      `no site has a shared route over ${cluster}: previews are for the public site (a QA site already reaches it alone)`,
+    );
   return found;
 }
 
@@ -46,9 +55,17 @@ export function previewSite(config: DayshiftConfig, cluster: string, wanted?: st
  * The link: the site's first named host on the https listener if there is one, else the http one; `bound`
  * are the ports the listeners really have (a configured port 0 is chosen at start).
  */
-export function previewUrl(config: DayshiftConfig, site: string, token: string, bound?: { http?: number; https?: number }): string {
+export function previewUrl(
+  config: DayshiftConfig,
+  site: string,
+  token: string,
+  bound?: { http?: number; https?: number },
+): string {
   const host = config.sites[site]!.hosts.find((h) => !h.includes('*'));
-  if (!host) throw new PreviewError(`site ${site} has only wildcard hosts: name a host in sites.${site}.hosts for the preview link`);
+  if (!host)
+    throw new PreviewError(
+      `site ${site} has only wildcard hosts: name a host in sites.${site}.hosts for the preview link`,
+    );
   const https = bound?.https ?? [config.listen.https].flat()[0]?.port;
   const http = bound?.http ?? [config.listen.http].flat()[0]?.port;
   const [scheme, port, standard] = https !== undefined ? ['https', https, 443] : ['http', http ?? 80, 80];
@@ -76,7 +93,9 @@ export async function releasedVersion(store: Store, cluster: string): Promise<st
   if (!pointer) return undefined;
   const release = (await store.get<Release>(`${RELEASE_KEY_PREFIX}${pointer.value.id}`))?.value;
   if (!release || release.state === 'aborted') return undefined;
-  const deployed = release.steps.some((s) => s.kind === 'hook' && s.hook === 'deploy' && s.cluster === cluster && s.state === 'succeeded');
+  const deployed = release.steps.some(
+    (s) => s.kind === 'hook' && s.hook === 'deploy' && s.cluster === cluster && s.state === 'succeeded',
+  );
   return deployed ? release.version : undefined;
 }
 

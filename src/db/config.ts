@@ -47,13 +47,24 @@ export async function resolveDbSettings(
     try {
       return (await readFile(resolve(baseDir, value.password_file), 'utf8')).replace(/\r?\n$/, '');
     } catch (err) {
-      throw new ConfigError([{ file, line: 0, column: 0, path, message: `cannot read password_file: ${messageOf(err)}` }]);
+      throw new ConfigError([
+        { file, line: 0, column: 0, path, message: `cannot read password_file: ${messageOf(err)}` },
+      ]);
     }
   };
   const servers = await Promise.all(
-    db.servers.map(async (s, i) => ({ name: s.name, host: s.host, port: s.port, user: s.user, password: await secret(s, `database.servers[${i}].password_file`) })),
+    db.servers.map(async (s, i) => ({
+      name: s.name,
+      host: s.host,
+      port: s.port,
+      user: s.user,
+      password: await secret(s, `database.servers[${i}].password_file`),
+    })),
   );
-  const replication = { user: db.replication.user, password: await secret(db.replication, 'database.replication.password_file') };
+  const replication = {
+    user: db.replication.user,
+    password: await secret(db.replication, 'database.replication.password_file'),
+  };
   const { servers: _s, replication: _r, ...rest } = db;
   return { ...rest, servers, replication, stateDir: resolve(baseDir, parsed.state_dir) };
 }
@@ -65,12 +76,26 @@ export function serverAddress(server: { host: string; port: number }): string {
 
 export function findServer(settings: DbSettings, name: string): DbServer {
   const server = settings.servers.find((s) => s.name === name);
-  if (!server) throw new Error(`unknown server "${name}"; configured servers: ${settings.servers.map((s) => s.name).join(', ')}`);
+  if (!server)
+    throw new Error(`unknown server "${name}"; configured servers: ${settings.servers.map((s) => s.name).join(', ')}`);
   return server;
 }
 
 /** For callers holding the full configuration (the release conductor): its `database` section as settings. */
-export async function dbSettingsFromConfig(config: DayshiftConfig, baseDir: string, file = '<inline>'): Promise<DbSettings> {
-  if (!config.database) throw new ConfigError([{ file, line: 0, column: 0, path: 'database', message: 'no database section: add database.servers and database.replication' }]);
+export async function dbSettingsFromConfig(
+  config: DayshiftConfig,
+  baseDir: string,
+  file = '<inline>',
+): Promise<DbSettings> {
+  if (!config.database)
+    throw new ConfigError([
+      {
+        file,
+        line: 0,
+        column: 0,
+        path: 'database',
+        message: 'no database section: add database.servers and database.replication',
+      },
+    ]);
   return resolveDbSettings({ state_dir: config.state_dir, database: config.database }, baseDir, file);
 }

@@ -108,11 +108,15 @@ export interface Dialect {
 const yesNo = (value: unknown) => (value === null || value === undefined ? 'No' : String(value));
 const num = (value: unknown) => (value === null || value === undefined || value === '' ? null : Number(value));
 const str = (value: unknown) => (value === null || value === undefined ? '' : String(value));
-const errorText = (errno: unknown, message: unknown) => (Number(errno ?? 0) === 0 ? '' : `${String(errno)}: ${str(message)}`);
+const errorText = (errno: unknown, message: unknown) =>
+  Number(errno ?? 0) === 0 ? '' : `${String(errno)}: ${str(message)}`;
 const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 const flag = (value: unknown) => value === 1 || value === '1' || value === 'ON' || value === 'on';
 
-function changeSourceClauses(source: Source, names: { host: string; port: string; user: string; password: string; retry: string }): string {
+function changeSourceClauses(
+  source: Source,
+  names: { host: string; port: string; user: string; password: string; retry: string },
+): string {
   // CHANGE MASTER cannot be prepared with placeholders (mysql2 execute() → 1064), so values are escaped
   // here; host and port are already restricted by the config schema.
   return [
@@ -130,7 +134,8 @@ class MariaDbDialect implements Dialect {
   unsupported(): string | undefined {
     const { major, minor } = this.version;
     // MASTER_DEMOTE_TO_SLAVE (10.10) is what re-attaches an old primary without a stale position.
-    if (major < 10 || (major === 10 && minor < 10)) return `MariaDB ${major}.${minor} is too old: MASTER_DEMOTE_TO_SLAVE needs 10.10 or later`;
+    if (major < 10 || (major === 10 && minor < 10))
+      return `MariaDB ${major}.${minor} is too old: MASTER_DEMOTE_TO_SLAVE needs 10.10 or later`;
     return undefined;
   }
   readonly replicaStatus = 'SHOW SLAVE STATUS';
@@ -151,7 +156,13 @@ class MariaDbDialect implements Dialect {
   readonly stopReplica = 'STOP SLAVE';
   readonly startReplica = 'START SLAVE';
   changeSource(source: Source, demote: boolean): string {
-    const clauses = changeSourceClauses(source, { host: 'MASTER_HOST', port: 'MASTER_PORT', user: 'MASTER_USER', password: 'MASTER_PASSWORD', retry: 'MASTER_CONNECT_RETRY' });
+    const clauses = changeSourceClauses(source, {
+      host: 'MASTER_HOST',
+      port: 'MASTER_PORT',
+      user: 'MASTER_USER',
+      password: 'MASTER_PASSWORD',
+      retry: 'MASTER_CONNECT_RETRY',
+    });
     // slave_pos alone would resume an old primary from its stale gtid_slave_pos (error 1236 once the
     // binlogs are purged); DEMOTE copies its own writes into gtid_slave_pos first.
     return `CHANGE MASTER TO ${clauses}, MASTER_USE_GTID=slave_pos${demote ? ', MASTER_DEMOTE_TO_SLAVE=1' : ''}`;
@@ -180,7 +191,9 @@ class MariaDbDialect implements Dialect {
       sql: 'SELECT @@global.gtid_binlog_pos AS executed, @@global.gtid_slave_pos AS applied, @@global.server_id AS server_id',
       read: (row) => {
         const local = mariaDbWrittenLocally(str(row.executed), str(row.applied), str(row.server_id));
-        return local === '' ? '' : `gtid_binlog_pos ${local} is ahead of gtid_slave_pos ${str(row.applied) || '(empty)'}`;
+        return local === ''
+          ? ''
+          : `gtid_binlog_pos ${local} is ahead of gtid_slave_pos ${str(row.applied) || '(empty)'}`;
       },
     };
   }
@@ -192,7 +205,8 @@ class MariaDbDialect implements Dialect {
     return flag(row.read_only);
   }
   // MariaDB has no SET PERSIST: only the option file survives a restart.
-  readonly keepReadOnly = 'run SET GLOBAL read_only=ON on it, and put read_only=ON under [mariadbd] in its my.cnf so that a restart keeps it';
+  readonly keepReadOnly =
+    'run SET GLOBAL read_only=ON on it, and put read_only=ON under [mariadbd] in its my.cnf so that a restart keeps it';
   lockWait(ms: number): string {
     // Inlined: a bound number is sent as DOUBLE and refused (1232).
     return `SET SESSION lock_wait_timeout=${seconds(ms)}`;
@@ -202,8 +216,10 @@ class MariaDbDialect implements Dialect {
     read: (row) => {
       const wrong: string[] = [];
       if (!flag(row.log_bin)) wrong.push('log_bin is off');
-      if (!flag(row.log_updates)) wrong.push('log_slave_updates is off (the old primary could not find its position in the new one)');
-      if (str(row.binlog_format).toUpperCase() !== 'ROW') wrong.push(`binlog_format is ${str(row.binlog_format)}, expected ROW`);
+      if (!flag(row.log_updates))
+        wrong.push('log_slave_updates is off (the old primary could not find its position in the new one)');
+      if (str(row.binlog_format).toUpperCase() !== 'ROW')
+        wrong.push(`binlog_format is ${str(row.binlog_format)}, expected ROW`);
       if (!flag(row.gtid_strict_mode)) wrong.push('gtid_strict_mode is off');
       return wrong;
     },
@@ -226,7 +242,8 @@ class MySqlDialect implements Dialect {
     const { major, minor, patch } = this.version;
     // CHANGE REPLICATION SOURCE TO exists from 8.0.23 and log_replica_updates from 8.0.26; only the
     // REPLICA/SOURCE syntax survives in 8.4.
-    if (major < 8 || (major === 8 && minor === 0 && patch < 26)) return `MySQL ${major}.${minor}.${patch} is too old: 8.0.26 or later is needed`;
+    if (major < 8 || (major === 8 && minor === 0 && patch < 26))
+      return `MySQL ${major}.${minor}.${patch} is too old: 8.0.26 or later is needed`;
     return undefined;
   }
   readonly replicaStatus = 'SHOW REPLICA STATUS';
@@ -247,29 +264,53 @@ class MySqlDialect implements Dialect {
   readonly stopReplica = 'STOP REPLICA';
   readonly startReplica = 'START REPLICA';
   changeSource(source: Source): string {
-    const clauses = changeSourceClauses(source, { host: 'SOURCE_HOST', port: 'SOURCE_PORT', user: 'SOURCE_USER', password: 'SOURCE_PASSWORD', retry: 'SOURCE_CONNECT_RETRY' });
+    const clauses = changeSourceClauses(source, {
+      host: 'SOURCE_HOST',
+      port: 'SOURCE_PORT',
+      user: 'SOURCE_USER',
+      password: 'SOURCE_PASSWORD',
+      retry: 'SOURCE_CONNECT_RETRY',
+    });
     // GET_SOURCE_PUBLIC_KEY lets a caching_sha2_password replication account connect without TLS.
     return `CHANGE REPLICATION SOURCE TO ${clauses}, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1`;
   }
   // super_read_only goes first so that RESET REPLICA ALL can update the replication metadata tables,
   // while read_only still keeps application users out until the last statement.
-  readonly promote = ['STOP REPLICA', 'SET PERSIST super_read_only=OFF', 'RESET REPLICA ALL', 'SET PERSIST read_only=OFF'];
+  readonly promote = [
+    'STOP REPLICA',
+    'SET PERSIST super_read_only=OFF',
+    'RESET REPLICA ALL',
+    'SET PERSIST read_only=OFF',
+  ];
   readonly position = 'SELECT @@global.gtid_executed AS pos';
   readonly positions = 'SELECT @@global.gtid_executed AS executed, @@global.gtid_executed AS applied';
   waitFor(pos: string, timeoutMs: number): Check<boolean> {
     const timeout = Math.max(0.001, timeoutMs / 1000).toFixed(3);
-    return { sql: `SELECT WAIT_FOR_EXECUTED_GTID_SET(${escape(pos)}, ${timeout}) AS r`, read: (row) => Number(row.r) === 0 };
+    return {
+      sql: `SELECT WAIT_FOR_EXECUTED_GTID_SET(${escape(pos)}, ${timeout}) AS r`,
+      read: (row) => Number(row.r) === 0,
+    };
   }
   reached(pos: string): Check<boolean> {
-    return { sql: `SELECT GTID_SUBSET(${escape(pos)}, @@global.gtid_executed) AS ok`, read: (row) => Number(row.ok) === 1 };
+    return {
+      sql: `SELECT GTID_SUBSET(${escape(pos)}, @@global.gtid_executed) AS ok`,
+      read: (row) => Number(row.ok) === 1,
+    };
   }
   within(pos: string): Check<boolean> {
-    return { sql: `SELECT GTID_SUBSET(@@global.gtid_executed, ${escape(pos)}) AS ok`, read: (row) => Number(row.ok) === 1 };
+    return {
+      sql: `SELECT GTID_SUBSET(@@global.gtid_executed, ${escape(pos)}) AS ok`,
+      read: (row) => Number(row.ok) === 1,
+    };
   }
   errant(targetExecuted: string): Check<string> & { on: 'primary' } {
     // Run on the primary after reading the replica's set: the primary's set can only have grown since,
     // so anything left over really is the replica's own.
-    return { on: 'primary', sql: `SELECT GTID_SUBTRACT(${escape(targetExecuted)}, @@global.gtid_executed) AS errant`, read: (row) => str(row.errant).replace(/\s+/g, '') };
+    return {
+      on: 'primary',
+      sql: `SELECT GTID_SUBTRACT(${escape(targetExecuted)}, @@global.gtid_executed) AS errant`,
+      read: (row) => str(row.errant).replace(/\s+/g, ''),
+    };
   }
   // super_read_only also stops SUPER/CONNECTION_ADMIN users and implies read_only; OFF must be undone in
   // that order (read_only=OFF alone is refused while super_read_only is ON). SET PERSIST (8.0+, needs only
@@ -291,7 +332,8 @@ class MySqlDialect implements Dialect {
       const wrong: string[] = [];
       if (!flag(row.log_bin)) wrong.push('log_bin is off');
       if (!flag(row.log_updates)) wrong.push('log_replica_updates is off');
-      if (str(row.binlog_format).toUpperCase() !== 'ROW') wrong.push(`binlog_format is ${str(row.binlog_format)}, expected ROW`);
+      if (str(row.binlog_format).toUpperCase() !== 'ROW')
+        wrong.push(`binlog_format is ${str(row.binlog_format)}, expected ROW`);
       if (str(row.gtid_mode).toUpperCase() !== 'ON') wrong.push(`gtid_mode is ${str(row.gtid_mode)}, expected ON`);
       if (!flag(row.enforce_gtid_consistency)) wrong.push('enforce_gtid_consistency is off');
       return wrong;
@@ -322,9 +364,13 @@ interface MariaDbGtid {
 
 /** The GTIDs of a MariaDB GTID position "0-1-100,1-2-7", in order, each checked as it is reached. */
 function* mariaDbGtids(pos: string): Generator<MariaDbGtid> {
-  for (const text of pos.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const text of pos
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [domain, server, seq] = text.split('-');
-    if (domain === undefined || server === undefined || seq === undefined) throw new Error(`malformed GTID position "${pos}"`);
+    if (domain === undefined || server === undefined || seq === undefined)
+      throw new Error(`malformed GTID position "${pos}"`);
     yield { text, domain, server, seq };
   }
 }

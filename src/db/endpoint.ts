@@ -33,7 +33,12 @@ export async function readWriterState(stateDir: string): Promise<WriterState | u
 // not send writes back to the fenced old one.
 async function writeWriterState(stateDir: string, server: DbServer): Promise<void> {
   await mkdir(stateDir, { recursive: true });
-  const state: WriterState = { primary: server.name, host: server.host, port: server.port, at: new Date().toISOString() };
+  const state: WriterState = {
+    primary: server.name,
+    host: server.host,
+    port: server.port,
+    at: new Date().toISOString(),
+  };
   await writeFileAtomic(writerStatePath(stateDir), `${JSON.stringify(state)}\n`);
 }
 
@@ -82,7 +87,10 @@ async function runHook(command: string, next: DbServer, previous: DbServer, time
     child.once('error', reject);
     child.once('close', (c, s) => resolve([c, s]));
   });
-  if (code !== 0) throw new Error(`writer hook ${signal ? `killed by ${signal}` : `exited with ${code}`}${stderr.trim() ? `: ${stderr.trim()}` : ''}`);
+  if (code !== 0)
+    throw new Error(
+      `writer hook ${signal ? `killed by ${signal}` : `exited with ${code}`}${stderr.trim() ? `: ${stderr.trim()}` : ''}`,
+    );
 }
 
 /** Address that reaches the writer endpoint, or undefined when none is configured. */
@@ -97,7 +105,11 @@ export function verifyAddress(settings: DbSettings): { host: string; port: numbe
  * Connects through the endpoint until the server answering is `expected` (by @@server_id), within
  * writer.verify_timeout. Returns a note, or throws naming who answered instead.
  */
-export async function verifyWriter(settings: DbSettings, expected: DbServer, expectedServerId: number): Promise<string> {
+export async function verifyWriter(
+  settings: DbSettings,
+  expected: DbServer,
+  expectedServerId: number,
+): Promise<string> {
   const via = verifyAddress(settings);
   if (!via) return 'not verified: set database.writer.listen or database.writer.verify';
   const deadline = Date.now() + settings.writer.verify_timeout;
@@ -105,15 +117,23 @@ export async function verifyWriter(settings: DbSettings, expected: DbServer, exp
   while (true) {
     let session: DbSession | undefined;
     try {
-      session = await DbSession.open(expected, { connectTimeout: settings.connect_timeout, statementTimeout: settings.statement_timeout, via });
-      if (session.serverId === expectedServerId) return `verified: ${via.host}:${via.port} reaches ${expected.name} (server_id ${expectedServerId})`;
+      session = await DbSession.open(expected, {
+        connectTimeout: settings.connect_timeout,
+        statementTimeout: settings.statement_timeout,
+        via,
+      });
+      if (session.serverId === expectedServerId)
+        return `verified: ${via.host}:${via.port} reaches ${expected.name} (server_id ${expectedServerId})`;
       last = `server_id ${session.serverId} answered`;
     } catch (err) {
       last = messageOf(err);
     } finally {
       await session?.close();
     }
-    if (Date.now() >= deadline) throw new Error(`writer endpoint ${via.host}:${via.port} does not reach ${expected.name} (server_id ${expectedServerId}): ${last}`);
+    if (Date.now() >= deadline)
+      throw new Error(
+        `writer endpoint ${via.host}:${via.port} does not reach ${expected.name} (server_id ${expectedServerId}): ${last}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -122,7 +142,11 @@ export async function verifyWriter(settings: DbSettings, expected: DbServer, exp
  * Keeps a front pointed at the primary named in the state file (checked every 100 ms): on a change,
  * new connections go to the new primary and those to the old one are closed.
  */
-export function followWriterState(settings: DbSettings, front: TcpFront, onChange?: (state: WriterState) => void): () => void {
+export function followWriterState(
+  settings: DbSettings,
+  front: TcpFront,
+  onChange?: (state: WriterState) => void,
+): () => void {
   let current = front.currentTarget();
   let busy = false;
   const timer = setInterval(() => {

@@ -10,9 +10,26 @@ export class DbConnectError extends DayshiftError {
   /** The driver's own words (ECONNREFUSED, Access denied ...), for places that name the server already. */
   readonly reason: string;
 
-  constructor({ server, reason, via, credentials, cause }: { server: DbServer; reason: string; via?: { host: string; port: number }; credentials?: string; cause: unknown }) {
-    const where = via ? `the writer endpoint ${serverAddress(via)} (for ${server.name})` : `${server.name} (${serverAddress(server)})`;
-    super(`cannot connect to ${where} as ${server.user}: ${reason}${hint((cause as { code?: string }).code, credentials ?? `database.servers (${server.name})`)}`, { cause });
+  constructor({
+    server,
+    reason,
+    via,
+    credentials,
+    cause,
+  }: {
+    server: DbServer;
+    reason: string;
+    via?: { host: string; port: number };
+    credentials?: string;
+    cause: unknown;
+  }) {
+    const where = via
+      ? `the writer endpoint ${serverAddress(via)} (for ${server.name})`
+      : `${server.name} (${serverAddress(server)})`;
+    super(
+      `cannot connect to ${where} as ${server.user}: ${reason}${hint((cause as { code?: string }).code, credentials ?? `database.servers (${server.name})`)}`,
+      { cause },
+    );
     this.server = server;
     this.reason = reason;
   }
@@ -20,7 +37,8 @@ export class DbConnectError extends DayshiftError {
 
 function hint(code: string | undefined, credentials: string): string {
   if (code === 'ECONNREFUSED') return ' (is the server running and listening there?)';
-  if (code === 'ER_ACCESS_DENIED_ERROR') return ` (check the user and password in ${credentials}, and the host part of the account's grant)`;
+  if (code === 'ER_ACCESS_DENIED_ERROR')
+    return ` (check the user and password in ${credentials}, and the host part of the account's grant)`;
   if (code === 'ETIMEDOUT') return ' (no answer within connect_timeout)';
   return '';
 }

@@ -47,14 +47,30 @@ export class DbSession {
         bigNumberStrings: true,
       });
     } catch (err) {
-      throw new DbConnectError({ server, reason: messageOf(err) || String((err as { code?: string }).code), via: options.via, credentials: options.credentials, cause: err });
+      throw new DbConnectError({
+        server,
+        reason: messageOf(err) || String((err as { code?: string }).code),
+        via: options.via,
+        credentials: options.credentials,
+        cause: err,
+      });
     }
     // A killed or dropped connection reports through 'error'; the pending statement rejects anyway.
     conn.on('error', () => undefined);
     try {
-      const [rows] = await conn.query<RowDataPacket[]>({ sql: 'SELECT @@version AS version, @@server_id AS server_id, CONNECTION_ID() AS id', timeout: options.statementTimeout });
+      const [rows] = await conn.query<RowDataPacket[]>({
+        sql: 'SELECT @@version AS version, @@server_id AS server_id, CONNECTION_ID() AS id',
+        timeout: options.statementTimeout,
+      });
       const row = rows[0]!;
-      return new DbSession(server, conn, dialectFor(parseVersion(String(row.version))), Number(row.server_id), Number(row.id), options.statementTimeout);
+      return new DbSession(
+        server,
+        conn,
+        dialectFor(parseVersion(String(row.version))),
+        Number(row.server_id),
+        Number(row.id),
+        options.statementTimeout,
+      );
     } catch (err) {
       conn.destroy();
       throw err;

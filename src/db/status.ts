@@ -56,7 +56,9 @@ export async function readStatus(settings: DbSettings, session: DbSession): Prom
   };
   if (replication) {
     status.replication = replication;
-    status.replicaOf = serverAt(settings, replication.sourceHost, replication.sourcePort)?.name ?? serverAddress({ host: replication.sourceHost, port: replication.sourcePort });
+    status.replicaOf =
+      serverAt(settings, replication.sourceHost, replication.sourcePort)?.name ??
+      serverAddress({ host: replication.sourceHost, port: replication.sourcePort });
     // E.g. restarted after a switchover that set read_only with SET GLOBAL only.
     if (!dialect.fenced(ro)) status.warnings = [`${status.name} is a replica but writable: ${dialect.keepReadOnly}`];
   }
@@ -68,11 +70,19 @@ export async function dbStatus(settings: DbSettings): Promise<ServerStatus[]> {
     settings.servers.map(async (server): Promise<ServerStatus> => {
       let session: DbSession | undefined;
       try {
-        session = await DbSession.open(server, { connectTimeout: settings.connect_timeout, statementTimeout: settings.statement_timeout });
+        session = await DbSession.open(server, {
+          connectTimeout: settings.connect_timeout,
+          statementTimeout: settings.statement_timeout,
+        });
         return await readStatus(settings, session);
       } catch (err) {
         // The row names the server and its address already.
-        return { name: server.name, address: serverAddress(server), role: 'unreachable', error: err instanceof DbConnectError ? err.reason : messageOf(err) };
+        return {
+          name: server.name,
+          address: serverAddress(server),
+          role: 'unreachable',
+          error: err instanceof DbConnectError ? err.reason : messageOf(err),
+        };
       } finally {
         await session?.close();
       }

@@ -13,7 +13,15 @@ import type { TcpFront } from '../tcp/front.js';
 import { findServer, type DbServer, type DbSettings } from './config.js';
 import { verifyWriter, writerEndpoint, type WriterEndpoint } from './endpoint.js';
 import { clearJournal, readJournal, writeJournal, type Journal, type Phase } from './journal.js';
-import { clientSessionsSql, openTransactionsSql, preflight, sourceOf, toClientSession, type ClientSession, type PreflightCheck } from './preflight.js';
+import {
+  clientSessionsSql,
+  openTransactionsSql,
+  preflight,
+  sourceOf,
+  toClientSession,
+  type ClientSession,
+  type PreflightCheck,
+} from './preflight.js';
 import { DbSession, maskSql } from './session.js';
 import { dbStatus, serverAddress } from './status.js';
 import { messageOf } from '../errors.js';
@@ -28,7 +36,17 @@ export type OutageEnd = 'endpoint verified on the new primary' | 'endpoint moved
 export type Outcome = 'done' | 'dry-run' | 'refused' | 'rolled-back' | 'repair-needed' | 'nothing-to-resume';
 
 /** Step names, in order; DAYSHIFT_DB_PAUSE_AT (test seam) names one of them. */
-export const STEPS = ['preflight', 'fence', 'drain', 'freeze', 'catchup', 'promote', 'publish', 'reattach', 'verify'] as const;
+export const STEPS = [
+  'preflight',
+  'fence',
+  'drain',
+  'freeze',
+  'catchup',
+  'promote',
+  'publish',
+  'reattach',
+  'verify',
+] as const;
 export type StepName = (typeof STEPS)[number] | 'rollback-a' | 'rollback-b';
 
 export interface StepRecord {
@@ -76,7 +94,11 @@ export interface SwitchoverOptions {
 }
 
 /** Runs a switchover to `target` (a configured server name), or resumes an interrupted one. */
-export async function switchover(settings: DbSettings, target: string, options: SwitchoverOptions = {}): Promise<SwitchoverResult> {
+export async function switchover(
+  settings: DbSettings,
+  target: string,
+  options: SwitchoverOptions = {},
+): Promise<SwitchoverResult> {
   const run = new Run(settings, options);
   // Without the caller's store, the embedded file store in state_dir holds the lock (it takes over a
   // lock whose process died, e.g. after kill -9).
@@ -159,7 +181,10 @@ class Run {
   }
 
   private async connect(server: DbServer): Promise<DbSession> {
-    const session = await DbSession.open(server, { connectTimeout: this.settings.connect_timeout, statementTimeout: this.settings.statement_timeout });
+    const session = await DbSession.open(server, {
+      connectTimeout: this.settings.connect_timeout,
+      statementTimeout: this.settings.statement_timeout,
+    });
     this.open.push(session);
     return session;
   }
@@ -200,7 +225,11 @@ class Run {
     if (!dryRun) {
       const pending = await readJournal(this.settings.stateDir);
       if (pending) {
-        return this.result('refused', targetName, `an interrupted switchover ${pending.from} → ${pending.to} (phase ${pending.phase}) is in the journal: run \`dayshift db switchover --resume\` first`);
+        return this.result(
+          'refused',
+          targetName,
+          `an interrupted switchover ${pending.from} → ${pending.to} (phase ${pending.phase}) is in the journal: run \`dayshift db switchover --resume\` first`,
+        );
       }
     }
     let from: DbSession;
@@ -210,22 +239,39 @@ class Run {
         const toSession = await this.connect(target);
         const { status, from: source } = await sourceOf(this.settings, toSession);
         if (!status) throw new Error(`${target.name} is not a replica: nothing to switch to`);
-        if (!source) throw new Error(`${target.name} replicates from ${status.sourceHost}:${status.sourcePort}, which is not a configured server`);
+        if (!source)
+          throw new Error(
+            `${target.name} replicates from ${status.sourceHost}:${status.sourcePort}, which is not a configured server`,
+          );
         const fromSession = await this.connect(source);
         const report = await preflight(this.settings, fromSession, toSession, status);
         this.checks = report.checks;
         this.sessions = report.sessions;
-        this.journal = { id: randomUUID(), from: source.name, to: target.name, phase: 'fencing', started: new Date().toISOString() };
+        this.journal = {
+          id: randomUUID(),
+          from: source.name,
+          to: target.name,
+          phase: 'fencing',
+          started: new Date().toISOString(),
+        };
         const failed = report.checks.filter((c) => !c.ok);
         if (failed.length) throw new Error(failed.map((c) => `${c.name}: ${c.detail}`).join('; '));
-        return { value: { from: fromSession, to: toSession }, detail: `${report.checks.length} checks passed, ${report.sessions.length} client session(s) on ${source.name}` };
+        return {
+          value: { from: fromSession, to: toSession },
+          detail: `${report.checks.length} checks passed, ${report.sessions.length} client session(s) on ${source.name}`,
+        };
       });
       from = pre.from;
       to = pre.to;
     } catch (err) {
       return this.result('refused', targetName, messageOf(err).replace(/^preflight: /, ''));
     }
-    if (dryRun) return this.result('dry-run', targetName, `preflight passed: ${this.journal!.from} → ${targetName} can be switched`);
+    if (dryRun)
+      return this.result(
+        'dry-run',
+        targetName,
+        `preflight passed: ${this.journal!.from} → ${targetName} can be switched`,
+      );
 
     await this.enter('fencing');
     let pos: string;
@@ -234,7 +280,8 @@ class Run {
       await this.step('fence', async () => {
         await from.run(from.dialect.lockWait(this.settings.lock_wait));
         // The client timeout backs up lock_wait_timeout in case the server ignores it.
-        for (const sql of from.dialect.fence) await from.run(sql, this.settings.lock_wait + this.settings.statement_timeout);
+        for (const sql of from.dialect.fence)
+          await from.run(sql, this.settings.lock_wait + this.settings.statement_timeout);
         return { value: undefined, detail: from.dialect.fence.join('; ') };
       });
       this.sessionsKilled = await this.step('drain', () => this.drain(from));
@@ -242,8 +289,12 @@ class Run {
       this.journal = { ...this.journal!, frozenPos: pos };
       await writeJournal(this.settings.stateDir, this.journal);
       await this.step('catchup', async () => {
-        const reached = await to.check(to.dialect.waitFor(pos, this.settings.catchup), this.settings.catchup + this.settings.statement_timeout);
-        if (!reached || !(await to.check(to.dialect.reached(pos)))) throw new Error(`${to.server.name} did not apply ${pos} within ${this.settings.catchup} ms`);
+        const reached = await to.check(
+          to.dialect.waitFor(pos, this.settings.catchup),
+          this.settings.catchup + this.settings.statement_timeout,
+        );
+        if (!reached || !(await to.check(to.dialect.reached(pos))))
+          throw new Error(`${to.server.name} did not apply ${pos} within ${this.settings.catchup} ms`);
         return { value: undefined, detail: `${to.server.name} applied ${pos}` };
       });
     } catch (err) {
@@ -305,13 +356,22 @@ class Run {
         const toSession = await this.connect(to);
         const pos = String((await toSession.row(toSession.dialect.position))?.pos ?? '');
         await this.waitReplicating(fromSession, pos);
-        return { value: undefined, detail: `${from.name} replicates from ${to.name} (IO Yes, SQL Yes) and applied ${pos}` };
+        return {
+          value: undefined,
+          detail: `${from.name} replicates from ${to.name} (IO Yes, SQL Yes) and applied ${pos}`,
+        };
       });
     } catch (err) {
       const late = err instanceof Error ? err.cause : undefined;
-      return this.result('repair-needed', to.name, `${to.name} is the primary and serving writes, but ${from.name} is not replicating from it: ${messageOf(err)}`, {
-        repair: late instanceof LateWritesError ? this.lateWritesRepair(late, to, from) : this.reattachRepair(to, from),
-      });
+      return this.result(
+        'repair-needed',
+        to.name,
+        `${to.name} is the primary and serving writes, but ${from.name} is not replicating from it: ${messageOf(err)}`,
+        {
+          repair:
+            late instanceof LateWritesError ? this.lateWritesRepair(late, to, from) : this.reattachRepair(to, from),
+        },
+      );
     }
     await clearJournal(this.settings.stateDir);
     return this.result('done', to.name, `${to.name} is the primary; ${from.name} replicates from it`);
@@ -362,7 +422,10 @@ class Run {
       await new Promise((resolve) => setTimeout(resolve, 50));
       const pos = String((await from.row(from.dialect.position))?.pos ?? '');
       if (pos === previous) return { value: pos, detail: `position ${pos}` };
-      if (performance.now() > deadline) throw new Error(`writes did not stop on ${from.server.name}: position still moving (${pos}); a session with READ_ONLY ADMIN or SUPER may be writing`);
+      if (performance.now() > deadline)
+        throw new Error(
+          `writes did not stop on ${from.server.name}: position still moving (${pos}); a session with READ_ONLY ADMIN or SUPER may be writing`,
+        );
       previous = pos;
     }
   }
@@ -372,13 +435,17 @@ class Run {
     while (true) {
       const row = await replica.row(replica.dialect.replicaStatus);
       const status = row ? replica.dialect.parseReplicaStatus(row) : undefined;
-      if (status?.ioError || status?.sqlError) throw new Error(`replication error on ${replica.server.name}: ${status.ioError || status.sqlError}`);
+      if (status?.ioError || status?.sqlError)
+        throw new Error(`replication error on ${replica.server.name}: ${status.ioError || status.sqlError}`);
       if (status?.ioRunning === 'Yes' && status.sqlRunning === 'Yes') {
         const left = Math.max(1, deadline - performance.now());
         if (await replica.check(replica.dialect.waitFor(pos, left), left + this.settings.statement_timeout)) return;
         throw new Error(`${replica.server.name} did not apply ${pos} within ${this.settings.catchup} ms`);
       }
-      if (performance.now() > deadline) throw new Error(`${replica.server.name}: IO ${status?.ioRunning ?? 'not configured'}, SQL ${status?.sqlRunning ?? 'not configured'}`);
+      if (performance.now() > deadline)
+        throw new Error(
+          `${replica.server.name}: IO ${status?.ioRunning ?? 'not configured'}, SQL ${status?.sqlRunning ?? 'not configured'}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -406,7 +473,10 @@ class Run {
       });
     } catch (err) {
       return this.result('repair-needed', to, `${messageOf(cause)}; rollback failed: ${messageOf(err)}`, {
-        repair: [`on ${from.name} (${serverAddress(from)}): SET GLOBAL read_only=OFF  -- MySQL: SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF`, 'then: dayshift db status'],
+        repair: [
+          `on ${from.name} (${serverAddress(from)}): SET GLOBAL read_only=OFF  -- MySQL: SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF`,
+          'then: dayshift db status',
+        ],
       });
     }
     this.endOutage('rollback done');
@@ -430,7 +500,9 @@ class Run {
         } catch {
           // RESET SLAVE ALL already removed the configuration: nothing to stop.
         }
-        await toSession.run(toSession.dialect.changeSource({ host: from.host, port: from.port, ...this.settings.replication }, false));
+        await toSession.run(
+          toSession.dialect.changeSource({ host: from.host, port: from.port, ...this.settings.replication }, false),
+        );
         await toSession.run(toSession.dialect.startReplica);
         if (phase === 'publishing') await this.endpoint.publish(from, to);
         await this.releaseReadLock();
@@ -453,18 +525,27 @@ class Run {
     }
     this.endOutage('rollback done');
     await clearJournal(this.settings.stateDir);
-    return this.result('rolled-back', to.name, `${messageOf(cause)}; ${from.name} is the writable primary again, ${to.name} its replica`);
+    return this.result(
+      'rolled-back',
+      to.name,
+      `${messageOf(cause)}; ${from.name} is the writable primary again, ${to.name} its replica`,
+    );
   }
 
   /** The endpoint flip failed or was not verified: roll back only if nothing has been written to `to`. */
   private async publishFailed(cause: unknown, to: DbServer, from: DbServer): Promise<SwitchoverResult> {
     if (await this.untouched(to)) return this.rollbackB(cause, 'publishing');
-    return this.result('repair-needed', to.name, `${messageOf(cause)}; ${to.name} has already taken writes, so there is no going back`, {
-      repair: [
-        `point the writer endpoint at ${to.name} (${serverAddress(to)}) and check that clients reach it`,
-        `then run: dayshift db switchover --resume   (re-attaches ${from.name} as a replica of ${to.name})`,
-      ],
-    });
+    return this.result(
+      'repair-needed',
+      to.name,
+      `${messageOf(cause)}; ${to.name} has already taken writes, so there is no going back`,
+      {
+        repair: [
+          `point the writer endpoint at ${to.name} (${serverAddress(to)}) and check that clients reach it`,
+          `then run: dayshift db switchover --resume   (re-attaches ${from.name} as a replica of ${to.name})`,
+        ],
+      },
+    );
   }
 
   /** True when the promoted server has nothing beyond the old primary's frozen position. */

@@ -98,8 +98,18 @@ export class DemoApp {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.requests++;
     const url = new URL(req.url ?? '/', 'http://demo');
-    const headers = { 'x-demo-cluster': this.options.cluster, 'x-demo-member': this.options.member, 'x-demo-version': this.version, 'cache-control': 'no-store' };
-    const send = (status: number, body: string, extra: Record<string, string> = {}, type = 'text/html; charset=utf-8') => {
+    const headers = {
+      'x-demo-cluster': this.options.cluster,
+      'x-demo-member': this.options.member,
+      'x-demo-version': this.version,
+      'cache-control': 'no-store',
+    };
+    const send = (
+      status: number,
+      body: string,
+      extra: Record<string, string> = {},
+      type = 'text/html; charset=utf-8',
+    ) => {
       res.writeHead(status, { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(body), ...extra });
       res.end(body);
     };
@@ -108,16 +118,32 @@ export class DemoApp {
       return send(healthy ? 200 : 503, `${healthy ? 'ok' : 'unhealthy'} ${this.version}\n`, {}, 'text/plain');
     }
     if (url.pathname === '/_demo/deploy' && req.method === 'POST') return this.controlDeploy(req, res, url, send);
-    if (this.version.endsWith('-broken')) return send(500, page(this, 'Error', '<p>This version is broken: every page fails.</p>'));
+    if (this.version.endsWith('-broken'))
+      return send(500, page(this, 'Error', '<p>This version is broken: every page fails.</p>'));
 
     const cookie = sessionCookie(req.headers.cookie);
     const session = cookie ? this.sessions.get(cookie) : undefined;
-    const lost = () => send(409, page(this, 'Session lost', `<p>This server does not know your session${cookie ? ` <code>${escape(cookie)}</code>` : ''}: your checkout is gone. <a href="/cart">Start again</a>.</p>`));
+    const lost = () =>
+      send(
+        409,
+        page(
+          this,
+          'Session lost',
+          `<p>This server does not know your session${cookie ? ` <code>${escape(cookie)}</code>` : ''}: your checkout is gone. <a href="/cart">Start again</a>.</p>`,
+        ),
+      );
     readBody(req, (body) => {
       const form = new URLSearchParams(body);
       switch (`${req.method} ${url.pathname}`) {
         case 'GET /':
-          return send(200, page(this, 'Dayshift demo shop', '<p>A checkout in four steps. Every page says who served it.</p><p><a href="/cart">Start a checkout</a></p>'));
+          return send(
+            200,
+            page(
+              this,
+              'Dayshift demo shop',
+              '<p>A checkout in four steps. Every page says who served it.</p><p><a href="/cart">Start a checkout</a></p>',
+            ),
+          );
         case 'GET /cart': {
           let id = cookie && session ? cookie : undefined;
           if (!id) {
@@ -126,15 +152,30 @@ export class DemoApp {
           }
           const s = this.sessions.get(id)!;
           if (s.step === 'done') Object.assign(s, { step: 'cart', items: 1 });
-          return send(200, page(this, 'Cart', `<p>${s.items} item(s) in your cart.</p>${formHtml('/address', 'Address', '<input name="address" value="1 Main Street">')}`), {
-            'set-cookie': `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax`,
-          });
+          return send(
+            200,
+            page(
+              this,
+              'Cart',
+              `<p>${s.items} item(s) in your cart.</p>${formHtml('/address', 'Address', '<input name="address" value="1 Main Street">')}`,
+            ),
+            {
+              'set-cookie': `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax`,
+            },
+          );
         }
         case 'POST /address':
           if (!session || session.step !== 'cart') return lost();
           session.step = 'address';
           session.address = form.get('address') ?? '';
-          return send(200, page(this, 'Address', `<p>Shipping to ${escape(session.address)}.</p>${formHtml('/payment', 'Pay', '<input name="card" value="4242 4242 4242 4242">')}`));
+          return send(
+            200,
+            page(
+              this,
+              'Address',
+              `<p>Shipping to ${escape(session.address)}.</p>${formHtml('/payment', 'Pay', '<input name="card" value="4242 4242 4242 4242">')}`,
+            ),
+          );
         case 'POST /payment':
           if (!session || session.step !== 'address') return lost();
           session.step = 'payment';
@@ -142,14 +183,26 @@ export class DemoApp {
         case 'GET /done':
           if (!session || session.step !== 'payment') return lost();
           session.step = 'done';
-          return send(200, page(this, 'Thank you', `<p>Order placed: ${session.items} item(s) to ${escape(session.address ?? '')}.</p><p><a href="/cart">Another checkout</a></p>`));
+          return send(
+            200,
+            page(
+              this,
+              'Thank you',
+              `<p>Order placed: ${session.items} item(s) to ${escape(session.address ?? '')}.</p><p><a href="/cart">Another checkout</a></p>`,
+            ),
+          );
         default:
           return send(404, page(this, 'Not found', '<p>No such page.</p>'));
       }
     });
   }
 
-  private controlDeploy(req: http.IncomingMessage, res: http.ServerResponse, url: URL, send: (status: number, body: string, extra?: Record<string, string>, type?: string) => void): void {
+  private controlDeploy(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    send: (status: number, body: string, extra?: Record<string, string>, type?: string) => void,
+  ): void {
     const token = this.options.controlToken;
     const given = Buffer.from(String(req.headers['x-demo-token'] ?? ''));
     if (!token || given.length !== Buffer.byteLength(token) || !timingSafeEqual(given, Buffer.from(token))) {

@@ -33,7 +33,14 @@ export interface DemoOptions {
 
 const CANARY_PLAN = {
   qa: [{ path: '/health', status: 200 }],
-  shift: { mode: 'canary', steps: [{ percent: 20, pause: '5s' }, { percent: 50, pause: '5s' }], analysis: { window: '3s', max_error_rate: 0.02, min_requests: 5 } },
+  shift: {
+    mode: 'canary',
+    steps: [
+      { percent: 20, pause: '5s' },
+      { percent: 50, pause: '5s' },
+    ],
+    analysis: { window: '3s', max_error_rate: 0.02, min_requests: 5 },
+  },
 };
 
 export interface DemoReport {
@@ -53,7 +60,11 @@ export interface DemoOutput {
 }
 
 /** Runs the demo until the release ends (and, with keep, until the signal fires). Cleans up always. */
-export async function runDemo(options: DemoOptions, out: DemoOutput, signal: AbortSignal): Promise<DemoReport | undefined> {
+export async function runDemo(
+  options: DemoOptions,
+  out: DemoOutput,
+  signal: AbortSignal,
+): Promise<DemoReport | undefined> {
   const cleanup: (() => Promise<unknown>)[] = [];
   const stop = async () => {
     for (const step of cleanup.reverse()) await step().catch(() => undefined);
@@ -93,11 +104,19 @@ export async function runDemo(options: DemoOptions, out: DemoOutput, signal: Abo
     out.line(`  dashboard     ${urls.admin}/   (sign in with the token)`);
     out.line(`  admin API     ${urls.admin}   token ${dayshift.token.value}`);
     out.line(`  config        ${file}`);
-    out.line(`  watch it:     DAYSHIFT_TOKEN=${dayshift.token.value} dayshift release status --watch --admin ${urls.admin}`);
+    out.line(
+      `  watch it:     DAYSHIFT_TOKEN=${dayshift.token.value} dayshift release status --watch --admin ${urls.admin}`,
+    );
     out.ready?.({ urls, token: dayshift.token.value });
 
     await waitAllUp(dayshift, signal);
-    const load = new LoadGenerator({ origin: `http://127.0.0.1:${httpPort}`, host: `localhost:${httpPort}`, users: options.users, thinkMs: options.thinkMs, maxDurationMs: 10 * 60_000 }).start();
+    const load = new LoadGenerator({
+      origin: `http://127.0.0.1:${httpPort}`,
+      host: `localhost:${httpPort}`,
+      users: options.users,
+      thinkMs: options.thinkMs,
+      maxDurationMs: 10 * 60_000,
+    }).start();
     let loadStopped = false;
     cleanup.push(async () => {
       if (!loadStopped) await load.stop();
@@ -112,22 +131,36 @@ export async function runDemo(options: DemoOptions, out: DemoOutput, signal: Abo
     // Let the users finish the checkouts they are in; count them.
     loadStopped = true;
     const result = await load.stop();
-    const steps = release.steps.map((s) => ({ title: s.title, state: s.state, ms: s.startedAt && s.endedAt ? Date.parse(s.endedAt) - Date.parse(s.startedAt) : undefined }));
+    const steps = release.steps.map((s) => ({
+      title: s.title,
+      state: s.state,
+      ms: s.startedAt && s.endedAt ? Date.parse(s.endedAt) - Date.parse(s.startedAt) : undefined,
+    }));
     const ok = release.state === 'succeeded' && result.failed === 0 && result.cut === 0;
     out.line('');
-    out.line(`release ${release.state} in ${formatDuration(Date.parse(release.endedAt ?? new Date().toISOString()) - Date.parse(release.startedAt))}${release.reason ? `: ${release.reason}` : ''}`);
+    out.line(
+      `release ${release.state} in ${formatDuration(Date.parse(release.endedAt ?? new Date().toISOString()) - Date.parse(release.startedAt))}${release.reason ? `: ${release.reason}` : ''}`,
+    );
     out.line(`  requests served     ${result.requests}`);
     out.line(`  failed requests     ${result.failed}`);
     out.line(`  sessions cut        ${result.cut}`);
-    out.line(`  checkouts completed ${result.checkoutsCompleted} (${Object.entries(result.completedByVersion).map(([v, n]) => `${n} on ${v}`).join(', ')})`);
+    out.line(
+      `  checkouts completed ${result.checkoutsCompleted} (${Object.entries(result.completedByVersion)
+        .map(([v, n]) => `${n} on ${v}`)
+        .join(', ')})`,
+    );
     for (const problem of result.problems.slice(0, 5)) out.line(`  problem: ${problem}`);
     out.line('  time per step:');
-    for (const s of steps) out.line(`    ${(s.ms === undefined ? '-' : formatDuration(s.ms)).padStart(7)}  ${s.state.padEnd(9)} ${s.title}`);
+    for (const s of steps)
+      out.line(`    ${(s.ms === undefined ? '-' : formatDuration(s.ms)).padStart(7)}  ${s.state.padEnd(9)} ${s.title}`);
     const report: DemoReport = { urls, token: dayshift.token.value, release, load: result, steps, ok };
     if (options.keep) {
       out.line('');
       out.line(`everything keeps running: open ${urls.public} or the QA sites; Ctrl-C stops it all`);
-      if (release.state === 'failed') out.line(`the release is failed: try \`dayshift release retry\` or \`dayshift release abort\` with --admin ${urls.admin} and DAYSHIFT_TOKEN`);
+      if (release.state === 'failed')
+        out.line(
+          `the release is failed: try \`dayshift release retry\` or \`dayshift release abort\` with --admin ${urls.admin} and DAYSHIFT_TOKEN`,
+        );
       await aborted(signal).catch(() => undefined);
     }
     return report;
@@ -149,9 +182,15 @@ function watchRelease(dayshift: Dayshift, out: DemoOutput): Promise<Release> {
         const state = step.state;
         if (seen.get(step.id) === state) continue;
         seen.set(step.id, state);
-        const took = step.startedAt && step.endedAt ? ` (${formatDuration(Date.parse(step.endedAt) - Date.parse(step.startedAt))})` : '';
+        const took =
+          step.startedAt && step.endedAt
+            ? ` (${formatDuration(Date.parse(step.endedAt) - Date.parse(step.startedAt))})`
+            : '';
         if (state === 'running' || state === 'waiting') out.line(`  … ${step.title}`);
-        else if (state !== 'pending') out.line(`  ${state === 'succeeded' ? '✓' : state === 'skipped' ? '-' : '✗'} ${step.title}${took}${step.detail ? `: ${step.detail}` : ''}`);
+        else if (state !== 'pending')
+          out.line(
+            `  ${state === 'succeeded' ? '✓' : state === 'skipped' ? '-' : '✗'} ${step.title}${took}${step.detail ? `: ${step.detail}` : ''}`,
+          );
       }
       if (r.drain && !r.drain.drained) {
         const line = `      ${r.drain.target}: ${r.drain.inFlight} in flight, ${r.drain.sessions} session(s) still active`;

@@ -8,8 +8,14 @@ export async function deployMember(env: NodeJS.ProcessEnv = process.env, timeout
   const url = env.DAYSHIFT_MEMBER_URL;
   const version = env.DAYSHIFT_VERSION;
   const token = env[DEMO_TOKEN_ENV];
-  if (!url || !version || !token) throw new Error(`demo-deploy needs DAYSHIFT_MEMBER_URL, DAYSHIFT_VERSION and ${DEMO_TOKEN_ENV} (it runs as the demo's deploy hook)`);
-  const asked = await request(new URL(`/_demo/deploy?version=${encodeURIComponent(version)}`, url), { method: 'POST', headers: { 'x-demo-token': token } });
+  if (!url || !version || !token)
+    throw new Error(
+      `demo-deploy needs DAYSHIFT_MEMBER_URL, DAYSHIFT_VERSION and ${DEMO_TOKEN_ENV} (it runs as the demo's deploy hook)`,
+    );
+  const asked = await request(new URL(`/_demo/deploy?version=${encodeURIComponent(version)}`, url), {
+    method: 'POST',
+    headers: { 'x-demo-token': token },
+  });
   const answer = await asked.body.text();
   if (asked.statusCode !== 202) throw new Error(`${url} refused the deploy: ${asked.statusCode} ${answer.trim()}`);
   const deadline = Date.now() + timeoutMs;
@@ -21,7 +27,8 @@ export async function deployMember(env: NodeJS.ProcessEnv = process.env, timeout
     } catch {
       // Down while it restarts.
     }
-    if (Date.now() > deadline) throw new Error(`${url} did not come back with version ${version} within ${timeoutMs / 1000}s`);
+    if (Date.now() > deadline)
+      throw new Error(`${url} did not come back with version ${version} within ${timeoutMs / 1000}s`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -9,7 +9,6 @@ export const DEMO_CLUSTERS = { 'prod-a': ['a1', 'a2'], 'prod-b': ['b1', 'b2'] } 
 /** Env var the deploy hook reads the demo app servers' control token from. */
 export const DEMO_TOKEN_ENV = 'DAYSHIFT_DEMO_TOKEN';
 
-
 export interface DemoApps {
   apps: DemoApp[];
   token: string;
@@ -22,7 +21,13 @@ export async function startDemoApps(version: string, options: { restartMs?: numb
   try {
     for (const [cluster, members] of Object.entries(DEMO_CLUSTERS)) {
       for (const member of members) {
-        const app = new DemoApp({ cluster, member, version, controlToken: token, ...(options.restartMs !== undefined ? { restartMs: options.restartMs } : {}) });
+        const app = new DemoApp({
+          cluster,
+          member,
+          version,
+          controlToken: token,
+          ...(options.restartMs !== undefined ? { restartMs: options.restartMs } : {}),
+        });
         await app.start();
         apps.push(app);
       }
@@ -49,7 +54,8 @@ export interface DemoConfigOptions {
 
 /** The config document (as an object; YAML-able). */
 export function demoConfig(o: DemoConfigOptions): Record<string, unknown> {
-  const members = (cluster: string) => o.apps.filter((a) => a.options.cluster === cluster).map((a) => ({ url: a.url, route: a.options.member }));
+  const members = (cluster: string) =>
+    o.apps.filter((a) => a.options.cluster === cluster).map((a) => ({ url: a.url, route: a.options.member }));
   return {
     listen: { http: `127.0.0.1:${o.httpPort}` },
     admin: { listen: `127.0.0.1:${o.adminPort}` },
@@ -59,12 +65,22 @@ export function demoConfig(o: DemoConfigOptions): Record<string, unknown> {
     drain: { session_idle: o.drainIdle ?? '2s', deadline: o.drainDeadline ?? '60s' },
     clusters: Object.fromEntries(Object.keys(DEMO_CLUSTERS).map((c) => [c, { members: members(c) }])),
     sites: {
-      public: { hosts: ['localhost', '127.0.0.1'], routes: [{ path: '/', clusters: Object.keys(DEMO_CLUSTERS), sticky: { mode: 'route', cookie: 'JSESSIONID' } }] },
+      public: {
+        hosts: ['localhost', '127.0.0.1'],
+        routes: [{ path: '/', clusters: Object.keys(DEMO_CLUSTERS), sticky: { mode: 'route', cookie: 'JSESSIONID' } }],
+      },
       'qa-a': { hosts: ['qa-a.localhost'], routes: [{ path: '/', clusters: ['prod-a'] }] },
       'qa-b': { hosts: ['qa-b.localhost'], routes: [{ path: '/', clusters: ['prod-b'] }] },
     },
     release: {
-      hooks: { deploy: { run: `${o.dayshiftCommand} demo-deploy`, per: 'member', timeout: '30s', title: 'restart the demo app servers with the new version' } },
+      hooks: {
+        deploy: {
+          run: `${o.dayshiftCommand} demo-deploy`,
+          per: 'member',
+          timeout: '30s',
+          title: 'restart the demo app servers with the new version',
+        },
+      },
       health: { timeout: '30s', stable: '1s' },
       qa: [
         { path: '/health', status: 200 },

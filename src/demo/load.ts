@@ -45,7 +45,15 @@ interface Answer {
 }
 
 export class LoadGenerator {
-  readonly result: LoadResult = { requests: 0, failed: 0, checkoutsStarted: 0, checkoutsCompleted: 0, cut: 0, completedByVersion: {}, problems: [] };
+  readonly result: LoadResult = {
+    requests: 0,
+    failed: 0,
+    checkoutsStarted: 0,
+    checkoutsCompleted: 0,
+    cut: 0,
+    completedByVersion: {},
+    problems: [],
+  };
   private readonly agent: http.Agent;
   private stopping = false;
   private users: Promise<void>[] = [];
@@ -54,7 +62,8 @@ export class LoadGenerator {
 
   constructor(private readonly options: LoadOptions) {
     this.origin = new URL(options.origin);
-    if (!['127.0.0.1', 'localhost', '[::1]'].includes(this.origin.hostname)) throw new Error(`the load generator only sends to loopback, not ${this.origin.hostname}`);
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(this.origin.hostname))
+      throw new Error(`the load generator only sends to loopback, not ${this.origin.hostname}`);
     this.agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(1, options.users) });
   }
 
@@ -140,7 +149,9 @@ export class LoadGenerator {
           headers: {
             host: this.options.host ?? this.origin.host,
             ...(session ? { cookie: `${SESSION_COOKIE}=${session}` } : {}),
-            ...(body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } : {}),
+            ...(body !== undefined
+              ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) }
+              : {}),
           },
         },
         (res) => {
@@ -148,7 +159,12 @@ export class LoadGenerator {
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             const setCookie = res.headers['set-cookie']?.find((c) => c.startsWith(`${SESSION_COOKIE}=`))?.split(';')[0];
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), setCookie, version: headerText(res.headers['x-demo-version']) });
+            resolve({
+              status: res.statusCode ?? 0,
+              body: Buffer.concat(chunks).toString('utf8'),
+              setCookie,
+              version: headerText(res.headers['x-demo-version']),
+            });
           });
           res.on('error', reject);
         },
@@ -163,4 +179,3 @@ export class LoadGenerator {
 function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
-

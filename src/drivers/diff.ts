@@ -11,7 +11,12 @@ export interface EffectiveMember {
 }
 
 /** What a member must look like on a load balancer that has no notion of clusters. */
-export function effectiveMember(traffic: TrafficState, clusterWeight: number, admin: AdminState, weight: number): EffectiveMember {
+export function effectiveMember(
+  traffic: TrafficState,
+  clusterWeight: number,
+  admin: AdminState,
+  weight: number,
+): EffectiveMember {
   if (traffic === 'out') return { admin: 'disabled', weight };
   if (traffic === 'draining') return { admin: admin === 'disabled' ? 'disabled' : 'draining', weight };
   return { admin, weight: weight * clusterWeight };
@@ -31,13 +36,20 @@ export function effectiveMembers(state: DesiredState): Map<MemberKey, EffectiveM
  * the load balancer accepts: whatever the cluster's traffic now, since it is applied once the cluster is
  * live again, and refusing then would stop a release halfway.
  */
-export function checkWeights(driver: { readonly name: DriverName }, next: DesiredState, range: { min: number; max: number; what: string }): void {
+export function checkWeights(
+  driver: { readonly name: DriverName },
+  next: DesiredState,
+  range: { min: number; max: number; what: string },
+): void {
   const outside = (Object.entries(next.members) as [MemberKey, DesiredState['members'][MemberKey]][])
     .map(([key, member]) => [key, member.weight * (next.clusters[splitMemberKey(key)[0]]?.weight ?? 1)] as const)
     .filter(([, weight]) => !Number.isInteger(weight) || weight < range.min || weight > range.max);
   if (outside.length === 0) return;
   const list = outside.map(([key, weight]) => `${key} ${weight}`).join(', ');
-  throw new DriverUnsupportedError({ driver: driver.name, what: `give ${list}: ${range.what} is ${range.min} to ${range.max}, and member weight × cluster weight must fit it` });
+  throw new DriverUnsupportedError({
+    driver: driver.name,
+    what: `give ${list}: ${range.what} is ${range.min} to ${range.max}, and member weight × cluster weight must fit it`,
+  });
 }
 
 /** A load balancer that is told one member change at a time. */
@@ -47,7 +59,11 @@ export interface MemberChanges {
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void>;
 }
 
-export async function applyStateDiff(driver: MemberChanges, next: DesiredState, previous: DesiredState | undefined): Promise<void> {
+export async function applyStateDiff(
+  driver: MemberChanges,
+  next: DesiredState,
+  previous: DesiredState | undefined,
+): Promise<void> {
   for (const [name, site] of Object.entries(next.sites)) {
     if ((site.maintenance || site.pause) && JSON.stringify(site) !== JSON.stringify(previous?.sites[name] ?? {})) {
       throw new DriverUnsupportedError({ driver: driver.name, what: `put site ${name} in maintenance or pause it` });
@@ -62,7 +78,6 @@ export async function applyStateDiff(driver: MemberChanges, next: DesiredState, 
   }
 }
 
-
 /**
  * Applies the desired state again to each member whose state on the load balancer differs from it, and
  * says what it repaired. `same` tells a state read back that stands for the one wanted (HAProxy: a ready
@@ -73,7 +88,9 @@ export async function repairDrift(
   state: DesiredState,
   same: (wanted: AdminState, found: AdminState) => boolean = (wanted, found) => wanted === found,
 ): Promise<string[]> {
-  const found = new Map((await driver.status()).clusters.flatMap((c) => c.members.map((m) => [`${c.name}/${m.id}`, m] as const)));
+  const found = new Map(
+    (await driver.status()).clusters.flatMap((c) => c.members.map((m) => [`${c.name}/${m.id}`, m] as const)),
+  );
   const repaired: string[] = [];
   for (const [key, wanted] of effectiveMembers(state)) {
     const member = found.get(key);

@@ -13,7 +13,10 @@ export interface DriverFactories {
   baseDir?: string;
 }
 
-export function createDriver(config: Pick<DayshiftConfig, 'driver' | 'clusters'>, factories: DriverFactories = {}): Driver {
+export function createDriver(
+  config: Pick<DayshiftConfig, 'driver' | 'clusters'>,
+  factories: DriverFactories = {},
+): Driver {
   const section = config.driver ?? { type: 'builtin' as const };
   const base = factories.baseDir ?? process.cwd();
   const path = (p: string) => (isAbsolute(p) ? p : resolve(base, p));

@@ -15,7 +15,12 @@ export interface PlannedMember {
 /** Every member of every cluster, with its id, in config order. */
 export function plannedMembers(clusters: Record<string, ClusterConfig>): PlannedMember[] {
   return Object.entries(clusters).flatMap(([cluster, config]) =>
-    config.members.map((m, i) => ({ cluster, id: memberId(m.route, i), url: m.url, ...(m.route === undefined ? {} : { route: m.route }) })),
+    config.members.map((m, i) => ({
+      cluster,
+      id: memberId(m.route, i),
+      url: m.url,
+      ...(m.route === undefined ? {} : { route: m.route }),
+    })),
   );
 }
 
@@ -41,7 +46,12 @@ export interface Matched<T> {
   unclaimed: T[];
 }
 
-export function matchMembers<T>(planned: PlannedMember[], found: T[], key: (p: PlannedMember) => string | undefined, foundKey: (f: T) => string): Matched<T> {
+export function matchMembers<T>(
+  planned: PlannedMember[],
+  found: T[],
+  key: (p: PlannedMember) => string | undefined,
+  foundKey: (f: T) => string,
+): Matched<T> {
   const byKey = new Map<string, T>();
   for (const f of found) byKey.set(foundKey(f), f);
   const claimed = new Set<T>();
@@ -58,7 +68,10 @@ export function matchMembers<T>(planned: PlannedMember[], found: T[], key: (p: P
  * Clusters as a load balancer that knows only members shows them: each cluster's traffic state is read
  * from its members, and its weight is their weights' sum (the balancer shares traffic by member weight).
  */
-export function clusterStatuses<T>(matched: Matched<T>, memberStatus: (planned: PlannedMember, found: T) => MemberStatus): ClusterStatus[] {
+export function clusterStatuses<T>(
+  matched: Matched<T>,
+  memberStatus: (planned: PlannedMember, found: T) => MemberStatus,
+): ClusterStatus[] {
   const clusters = new Map<string, ClusterStatus>();
   for (const { planned, found } of matched.pairs) {
     let cluster = clusters.get(planned.cluster);

@@ -56,12 +56,28 @@ export function instanceFigures(
 ): InstanceFigures {
   const members: Record<MemberKey, MemberFigures> = {};
   for (const m of stats.members) {
-    members[m.key] = { inFlight: m.inFlight, sessions: sessions.get(m.key)?.active ?? 0, tunnels: m.openTunnels, health: m.health };
+    members[m.key] = {
+      inFlight: m.inFlight,
+      sessions: sessions.get(m.key)?.active ?? 0,
+      tunnels: m.openTunnels,
+      health: m.health,
+    };
   }
-  return { id: identity.id, host: hostname(), pid: process.pid, version: identity.version, at: now.toISOString(), members };
+  return {
+    id: identity.id,
+    host: hostname(),
+    pid: process.pid,
+    version: identity.version,
+    at: now.toISOString(),
+    members,
+  };
 }
 
-export function publishInstance(store: Store, figures: InstanceFigures, ttlSeconds = DEFAULT_FIGURES_TTL_SECONDS): Promise<void> {
+export function publishInstance(
+  store: Store,
+  figures: InstanceFigures,
+  ttlSeconds = DEFAULT_FIGURES_TTL_SECONDS,
+): Promise<void> {
   return store.publish(`${INSTANCES_PREFIX}${figures.id}`, figures, ttlSeconds);
 }
 
@@ -81,7 +97,12 @@ export interface Publisher {
 export function startPublishing(
   store: Store,
   collect: () => InstanceFigures,
-  options: { ttlSeconds?: number; intervalMs?: number; onOutage?: (err: unknown) => void; onRecovered?: (outage: { ms: number; failedRounds: number }) => void } = {},
+  options: {
+    ttlSeconds?: number;
+    intervalMs?: number;
+    onOutage?: (err: unknown) => void;
+    onRecovered?: (outage: { ms: number; failedRounds: number }) => void;
+  } = {},
 ): Publisher {
   const ttl = options.ttlSeconds ?? DEFAULT_FIGURES_TTL_SECONDS;
   const interval = options.intervalMs ?? (ttl * 1000) / 3;
@@ -133,7 +154,9 @@ export function aggregateInstances(instances: InstanceFigures[]): InstanceTotals
       total.healthBy[instance.id] = figures.health;
     }
   }
-  const summary = instances.map(({ id, host, pid, version, at }) => ({ id, host, pid, version, at })).sort((x, y) => x.id.localeCompare(y.id));
+  const summary = instances
+    .map(({ id, host, pid, version, at }) => ({ id, host, pid, version, at }))
+    .sort((x, y) => x.id.localeCompare(y.id));
   return { instances: summary, members };
 }
 

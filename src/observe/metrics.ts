@@ -17,30 +17,75 @@ export interface MetricSources {
   certificates?: () => CertificateReport[];
 }
 
-export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions?: SessionTracker, { webhooks, certificates }: MetricSources = {}): Registry {
+export function createMetrics(
+  plane: ControlPlane,
+  proxy?: ProxyHandle,
+  sessions?: SessionTracker,
+  { webhooks, certificates }: MetricSources = {},
+): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'dayshift_process_' });
 
-  const reloads = new Counter({ name: 'dayshift_reloads_total', help: 'Configuration reloads applied', registers: [registry] });
-  const changes = new Counter({ name: 'dayshift_state_changes_total', help: 'Runtime state changes applied', registers: [registry] });
+  const reloads = new Counter({
+    name: 'dayshift_reloads_total',
+    help: 'Configuration reloads applied',
+    registers: [registry],
+  });
+  const changes = new Counter({
+    name: 'dayshift_state_changes_total',
+    help: 'Runtime state changes applied',
+    registers: [registry],
+  });
   plane.on('reload', () => reloads.inc());
   plane.on('change', () => changes.inc());
 
   if (proxy) {
     // The registry renders metrics in registration order: the first one's collect refreshes them all.
-    const siteRequests = new Counter({ name: 'dayshift_requests_total', help: 'Responses sent to clients, by site and status class', labelNames: ['site', 'status_class'], registers: [registry], collect: () => mirror() });
-    const memberResponses = new Counter({ name: 'dayshift_member_responses_total', help: 'Responses from members, by status class', labelNames: ['cluster', 'member', 'status_class'], registers: [registry] });
-    const failures = new Counter({ name: 'dayshift_member_failures_total', help: 'Exchanges with a member that failed (connect error, timeout, reset)', labelNames: ['cluster', 'member'], registers: [registry] });
-    const inFlight = new Gauge({ name: 'dayshift_member_in_flight', help: 'Requests in flight to the member', labelNames: ['cluster', 'member'], registers: [registry] });
-    const tunnels = new Gauge({ name: 'dayshift_member_open_tunnels', help: 'Open WebSocket/upgrade tunnels to the member', labelNames: ['cluster', 'member'], registers: [registry] });
-    const health = new Gauge({ name: 'dayshift_member_up', help: 'Member health as checks see it (1 up, 0 down or unknown)', labelNames: ['cluster', 'member'], registers: [registry] });
+    const siteRequests = new Counter({
+      name: 'dayshift_requests_total',
+      help: 'Responses sent to clients, by site and status class',
+      labelNames: ['site', 'status_class'],
+      registers: [registry],
+      collect: () => mirror(),
+    });
+    const memberResponses = new Counter({
+      name: 'dayshift_member_responses_total',
+      help: 'Responses from members, by status class',
+      labelNames: ['cluster', 'member', 'status_class'],
+      registers: [registry],
+    });
+    const failures = new Counter({
+      name: 'dayshift_member_failures_total',
+      help: 'Exchanges with a member that failed (connect error, timeout, reset)',
+      labelNames: ['cluster', 'member'],
+      registers: [registry],
+    });
+    const inFlight = new Gauge({
+      name: 'dayshift_member_in_flight',
+      help: 'Requests in flight to the member',
+      labelNames: ['cluster', 'member'],
+      registers: [registry],
+    });
+    const tunnels = new Gauge({
+      name: 'dayshift_member_open_tunnels',
+      help: 'Open WebSocket/upgrade tunnels to the member',
+      labelNames: ['cluster', 'member'],
+      registers: [registry],
+    });
+    const health = new Gauge({
+      name: 'dayshift_member_up',
+      help: 'Member health as checks see it (1 up, 0 down or unknown)',
+      labelNames: ['cluster', 'member'],
+      registers: [registry],
+    });
     // Counters mirror totals the proxy keeps: reset and re-add at scrape time.
     const mirror = () => {
       const stats = proxy.stats();
       siteRequests.reset();
       memberResponses.reset();
       failures.reset();
-      for (const site of stats.sites) site.responses.forEach((n, i) => n > 0 && siteRequests.inc({ site: site.name, status_class: CLASSES[i]! }, n));
+      for (const site of stats.sites)
+        site.responses.forEach((n, i) => n > 0 && siteRequests.inc({ site: site.name, status_class: CLASSES[i]! }, n));
       for (const m of stats.members) {
         const labels = { cluster: m.cluster, member: m.id };
         m.responses.forEach((n, i) => n > 0 && memberResponses.inc({ ...labels, status_class: CLASSES[i]! }, n));
@@ -54,8 +99,22 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
   }
 
   if (sessions) {
-    new Gauge({ name: 'dayshift_sessions_tracked', help: 'Sessions tracked for session-aware drain', registers: [registry], collect() { this.set(sessions.size); } });
-    new Gauge({ name: 'dayshift_sessions_evicted', help: 'Sessions evicted from tracking because the bound was reached', registers: [registry], collect() { this.set(sessions.evictions); } });
+    new Gauge({
+      name: 'dayshift_sessions_tracked',
+      help: 'Sessions tracked for session-aware drain',
+      registers: [registry],
+      collect() {
+        this.set(sessions.size);
+      },
+    });
+    new Gauge({
+      name: 'dayshift_sessions_evicted',
+      help: 'Sessions evicted from tracking because the bound was reached',
+      registers: [registry],
+      collect() {
+        this.set(sessions.evictions);
+      },
+    });
   }
 
   if (webhooks) {
@@ -69,7 +128,15 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
         for (const result of DELIVERY_RESULTS) this.inc({ result }, webhooks.counts[result]);
       },
     });
-    new Counter({ name: 'dayshift_notification_retries_total', help: 'Release notification attempts after a failed one', registers: [registry], collect() { this.reset(); this.inc(webhooks.retries); } });
+    new Counter({
+      name: 'dayshift_notification_retries_total',
+      help: 'Release notification attempts after a failed one',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(webhooks.retries);
+      },
+    });
   }
   if (certificates) {
     new Gauge({
@@ -79,17 +146,49 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
       registers: [registry],
       collect() {
         this.reset();
-        for (const c of certificates()) if (c.notAfter) for (const host of c.hosts) this.set({ site: c.site, host }, Date.parse(c.notAfter) / 1000);
+        for (const c of certificates())
+          if (c.notAfter) for (const host of c.hosts) this.set({ site: c.site, host }, Date.parse(c.notAfter) / 1000);
       },
     });
   }
 
-  const bound = new Gauge({ name: 'dayshift_member_bound_sessions', help: 'Sessions bound to the member seen within the idle window', labelNames: ['cluster', 'member'], registers: [registry], collect: () => refreshState() });
-  const adminState = new Gauge({ name: 'dayshift_member_admin_state', help: 'Member admin state (1 for the current one)', labelNames: ['cluster', 'member', 'state'], registers: [registry] });
-  const traffic = new Gauge({ name: 'dayshift_cluster_traffic_state', help: 'Cluster traffic state (1 for the current one)', labelNames: ['cluster', 'state'], registers: [registry] });
-  const weight = new Gauge({ name: 'dayshift_cluster_weight', help: 'Cluster weight among live clusters', labelNames: ['cluster'], registers: [registry] });
-  const drainLeft = new Gauge({ name: 'dayshift_drain_remaining_seconds', help: 'Seconds left until the drain deadline of a draining cluster', labelNames: ['cluster'], registers: [registry] });
-  const drainBusy = new Gauge({ name: 'dayshift_drain_pending', help: 'What a draining cluster still waits for', labelNames: ['cluster', 'what'], registers: [registry] });
+  const bound = new Gauge({
+    name: 'dayshift_member_bound_sessions',
+    help: 'Sessions bound to the member seen within the idle window',
+    labelNames: ['cluster', 'member'],
+    registers: [registry],
+    collect: () => refreshState(),
+  });
+  const adminState = new Gauge({
+    name: 'dayshift_member_admin_state',
+    help: 'Member admin state (1 for the current one)',
+    labelNames: ['cluster', 'member', 'state'],
+    registers: [registry],
+  });
+  const traffic = new Gauge({
+    name: 'dayshift_cluster_traffic_state',
+    help: 'Cluster traffic state (1 for the current one)',
+    labelNames: ['cluster', 'state'],
+    registers: [registry],
+  });
+  const weight = new Gauge({
+    name: 'dayshift_cluster_weight',
+    help: 'Cluster weight among live clusters',
+    labelNames: ['cluster'],
+    registers: [registry],
+  });
+  const drainLeft = new Gauge({
+    name: 'dayshift_drain_remaining_seconds',
+    help: 'Seconds left until the drain deadline of a draining cluster',
+    labelNames: ['cluster'],
+    registers: [registry],
+  });
+  const drainBusy = new Gauge({
+    name: 'dayshift_drain_pending',
+    help: 'What a draining cluster still waits for',
+    labelNames: ['cluster', 'what'],
+    registers: [registry],
+  });
   // Read by the first state gauge's collect, before any of them is rendered.
   const refreshState = async () => {
     const status = await plane.status();
@@ -100,7 +199,8 @@ export function createMetrics(plane: ControlPlane, proxy?: ProxyHandle, sessions
       for (const m of cluster.members) {
         // Apache and HAProxy count no sessions: no series rather than a made-up 0.
         if (m.boundSessions !== undefined) bound.set({ cluster: cluster.name, member: m.id }, m.boundSessions);
-        for (const s of ADMIN_STATES) adminState.set({ cluster: cluster.name, member: m.id, state: s }, m.admin === s ? 1 : 0);
+        for (const s of ADMIN_STATES)
+          adminState.set({ cluster: cluster.name, member: m.id, state: s }, m.admin === s ? 1 : 0);
       }
       if (cluster.traffic === 'draining') {
         const p = await plane.drainProgress({ kind: 'cluster', cluster: cluster.name }, { status });
@@ -139,10 +239,18 @@ function latencyHistogram(proxy: ProxyHandle): Metric {
         let cumulative = 0;
         LATENCY_BUCKETS_MS.forEach((bound, i) => {
           cumulative += m.latencyBuckets[i] ?? 0;
-          values.push({ metricName: 'dayshift_member_latency_seconds_bucket', labels: { ...labels, le: String(bound / 1000) }, value: cumulative });
+          values.push({
+            metricName: 'dayshift_member_latency_seconds_bucket',
+            labels: { ...labels, le: String(bound / 1000) },
+            value: cumulative,
+          });
         });
         cumulative += m.latencyBuckets[LATENCY_BUCKETS_MS.length] ?? 0;
-        values.push({ metricName: 'dayshift_member_latency_seconds_bucket', labels: { ...labels, le: '+Inf' }, value: cumulative });
+        values.push({
+          metricName: 'dayshift_member_latency_seconds_bucket',
+          labels: { ...labels, le: '+Inf' },
+          value: cumulative,
+        });
         values.push({ metricName: 'dayshift_member_latency_seconds_sum', labels, value: m.latencySumMs / 1000 });
         values.push({ metricName: 'dayshift_member_latency_seconds_count', labels, value: cumulative });
       }
@@ -153,10 +261,13 @@ function latencyHistogram(proxy: ProxyHandle): Metric {
 }
 
 export function registerMetricsRoute(server: AdminServer, registry: Registry, requireAuth: boolean): void {
-  server.router.add({ method: 'GET', path: '/metrics', summary: 'Prometheus metrics', auth: requireAuth, tag: 'meta' }, async ({ res }) => {
-    const body = await registry.metrics();
-    res.writeHead(200, { 'content-type': registry.contentType });
-    res.end(body);
-    return undefined;
-  });
+  server.router.add(
+    { method: 'GET', path: '/metrics', summary: 'Prometheus metrics', auth: requireAuth, tag: 'meta' },
+    async ({ res }) => {
+      const body = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(body);
+      return undefined;
+    },
+  );
 }

@@ -29,7 +29,10 @@ export class StatsSampler {
   private readonly samples: Sample[] = [];
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly read: () => ProxyStats, private readonly clusterOf: (member: MemberKey) => string | undefined) {}
+  constructor(
+    private readonly read: () => ProxyStats,
+    private readonly clusterOf: (member: MemberKey) => string | undefined,
+  ) {}
 
   start(intervalMs = 1000): void {
     this.sample();
@@ -52,7 +55,8 @@ export class StatsSampler {
   rates(members: MemberKey[], windowSeconds = 10): Rates {
     const last = this.samples.at(-1);
     const first = this.samples[Math.max(0, this.samples.length - 1 - windowSeconds)];
-    if (!last || !first || last === first) return { requestsPerSecond: 0, errorsPerSecond: 0, errorRate: 0, p50Ms: undefined, p99Ms: undefined };
+    if (!last || !first || last === first)
+      return { requestsPerSecond: 0, errorsPerSecond: 0, errorRate: 0, p50Ms: undefined, p99Ms: undefined };
     return between(first, last, members);
   }
 

@@ -42,7 +42,11 @@ export interface StatusReport {
   previews?: PreviewReport[];
 }
 
-export async function statusReport(plane: ControlPlane, sampler?: StatsSampler, certificates?: () => CertificateReport[]): Promise<StatusReport> {
+export async function statusReport(
+  plane: ControlPlane,
+  sampler?: StatsSampler,
+  certificates?: () => CertificateReport[],
+): Promise<StatusReport> {
   const status = await plane.status();
   const state = plane.state;
   const config = plane.config;
@@ -57,7 +61,9 @@ export async function statusReport(plane: ControlPlane, sampler?: StatsSampler, 
       ...cluster,
       members,
       ...(sampler ? sampler.rates(members.map((m) => m.key as `${string}/${string}`)) : {}),
-      ...(drainingSince ? { drainingSince, drain: await plane.drainProgress({ kind: 'cluster', cluster: cluster.name }, { status }) } : {}),
+      ...(drainingSince
+        ? { drainingSince, drain: await plane.drainProgress({ kind: 'cluster', cluster: cluster.name }, { status }) }
+        : {}),
     };
     const qaUrl = qaUrlOf(plane, cluster.name);
     if (qaUrl) report.qaUrl = qaUrl;
@@ -104,7 +110,9 @@ export function qaUrlFor(config: DayshiftConfig, cluster: string): string | unde
   const explicit = config.clusters[cluster]?.qa_url;
   if (explicit) return explicit;
   for (const site of Object.values(config.sites)) {
-    const pinned = site.routes.every((r) => r.clusters.length === 1 && r.clusters[0] === cluster && routeTraffic(r) === 'pinned');
+    const pinned = site.routes.every(
+      (r) => r.clusters.length === 1 && r.clusters[0] === cluster && routeTraffic(r) === 'pinned',
+    );
     const host = site.hosts.find((h) => !h.includes('*'));
     if (!pinned || !host) continue;
     const http = config.listen.http;
@@ -126,9 +134,13 @@ export function qaListenerIndex(config: DayshiftConfig): number {
 }
 
 /** Where a listener answers on this machine: a wildcard address is reached on loopback. */
-export function listenerOrigin(address: { host: string; port: number } | undefined, scheme = 'http'): string | undefined {
+export function listenerOrigin(
+  address: { host: string; port: number } | undefined,
+  scheme = 'http',
+): string | undefined {
   if (!address) return undefined;
   const { host, port } = address;
-  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  const reachable =
+    host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
   return `${scheme}://${reachable}:${port}`;
 }

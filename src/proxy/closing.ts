@@ -37,7 +37,9 @@ export function clientErrorAnswer(error: ParseError): string {
       ? '431 Request Header Fields Too Large'
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? '408 Request Timeout'
-        : error.code === 'HPE_INVALID_VERSION' && error.rawPacket && otherMajorVersion(error.rawPacket, error.bytesParsed ?? 0)
+        : error.code === 'HPE_INVALID_VERSION' &&
+            error.rawPacket &&
+            otherMajorVersion(error.rawPacket, error.bytesParsed ?? 0)
           ? '505 HTTP Version Not Supported'
           : '400 Bad Request';
   return `HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;

@@ -11,7 +11,9 @@ function escapeHtml(text: string): string {
 
 /** The banner: `text`, and after it a link when given (the preview's "end preview"). */
 export function bannerHtml(text: string, link?: { href: string; text: string }): string {
-  const after = link ? ` · <a href="${escapeHtml(link.href)}" style="color:inherit;text-decoration:underline">${escapeHtml(link.text)}</a>` : '';
+  const after = link
+    ? ` · <a href="${escapeHtml(link.href)}" style="color:inherit;text-decoration:underline">${escapeHtml(link.text)}</a>`
+    : '';
   return `<div role="status" style="position:sticky;top:0;z-index:2147483647;padding:8px 12px;background:#fff3cd;color:#664d03;font:14px/1.4 system-ui,sans-serif;border-bottom:1px solid #ffe69c">${escapeHtml(text)}${after}</div>`;
 }
 

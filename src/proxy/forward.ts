@@ -12,13 +12,39 @@ import { cookieValue, DEFAULT_ROUTE_COOKIE, stickyCookie, type StickySigner } fr
 import type { AccessLog } from './access-log.js';
 import { statusClass, type SessionObserver } from './handle.js';
 import { BannerInjector, bannerHtml, minutesLeft } from './drain-notice.js';
-import { checkPreview, PREVIEW_COOKIE, PREVIEW_END_PATH, PREVIEW_PATH, previewCookie, type PreviewPin } from './preview.js';
+import {
+  checkPreview,
+  PREVIEW_COOKIE,
+  PREVIEW_END_PATH,
+  PREVIEW_PATH,
+  previewCookie,
+  type PreviewPin,
+} from './preview.js';
 import { sendError } from './error-pages.js';
-import { connectionNamed, isHopByHop, requestId, reverseRefresh, reverseUrl, rewriteCookie, upstreamHeaders } from './headers.js';
+import {
+  connectionNamed,
+  isHopByHop,
+  requestId,
+  reverseRefresh,
+  reverseUrl,
+  rewriteCookie,
+  upstreamHeaders,
+} from './headers.js';
 import type { LaneRequest } from './lane.js';
 import { RequestBody } from './request-body.js';
 import { retryDecision } from './retry.js';
-import { hostName, inMaintenance, isPaused, listHas, matchRoute, matchSite, memberPath, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
+import {
+  hostName,
+  inMaintenance,
+  isPaused,
+  listHas,
+  matchRoute,
+  matchSite,
+  memberPath,
+  type RouteSnapshot,
+  type SiteSnapshot,
+  type Snapshot,
+} from './snapshot.js';
 import { Cancel, type UpstreamResponse } from './member-transport.js';
 import { UpstreamError } from './errors.js';
 import { messageOf } from '../errors.js';
@@ -123,7 +149,10 @@ function timeOut(flight: Flight): void {
 }
 
 /** The retry budget ran out while a member still had the request: that member timed out. */
-const BUDGET_SPENT = new UpstreamError('no response head within retries.budget', { phase: 'before-response', kind: 'timeout' });
+const BUDGET_SPENT = new UpstreamError('no response head within retries.budget', {
+  phase: 'before-response',
+  kind: 'timeout',
+});
 
 function budgetSpent(flight: Flight): void {
   flight.cancel.abort(BUDGET_SPENT);
@@ -153,12 +182,21 @@ function publicOrigin(secure: boolean, req: ClientRequest, match: RouteMatch): s
 }
 
 function plain(res: ClientResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
   res.end(text);
 }
 
 /** Answers a refused request: 403 and 404 in plain text naming nothing, 400, 431 and 505 as error pages, 308 to HTTPS. */
-function refuse(req: ClientRequest, res: ClientResponse, { refused: status, site, location }: Refusal, requestIdHeader: string): void {
+function refuse(
+  req: ClientRequest,
+  res: ClientResponse,
+  { refused: status, site, location }: Refusal,
+  requestIdHeader: string,
+): void {
   countStatus(site, status);
   if (location !== undefined) {
     res.writeHead(status, { location, 'content-length': 0 });
@@ -197,7 +235,12 @@ function repeatsHost(raw: string[]): boolean {
 function reachedOverHttps(snap: Snapshot, req: ClientRequest, address: string): boolean {
   if ((req.socket as TLSSocket).encrypted === true) return true;
   const proto = req.headers['x-forwarded-proto'];
-  return typeof proto === 'string' && /^\s*https\s*(,|$)/i.test(proto) && snap.trusted !== undefined && listHas(snap.trusted, address);
+  return (
+    typeof proto === 'string' &&
+    /^\s*https\s*(,|$)/i.test(proto) &&
+    snap.trusted !== undefined &&
+    listHas(snap.trusted, address)
+  );
 }
 
 /** Matches the request to a site and route, or says why it is refused. Shared by plain requests and upgrades. */
@@ -229,8 +272,10 @@ export function resolveRoute(snap: Snapshot, req: ClientRequest): RouteMatch | R
   if (!site) return refusal(404);
   const address = req.socket.remoteAddress ?? '';
   // Before allow/deny and routes: those apply on HTTPS, where the client goes.
-  if (site.httpsPort !== undefined && !reachedOverHttps(snap, req, address)) return { refused: 308, site, location: `https://${host}${site.httpsPort}${path}` };
-  if ((site.allow && !listHas(site.allow, address)) || (site.deny && listHas(site.deny, address))) return refusal(403, site);
+  if (site.httpsPort !== undefined && !reachedOverHttps(snap, req, address))
+    return { refused: 308, site, location: `https://${host}${site.httpsPort}${path}` };
+  if ((site.allow && !listHas(site.allow, address)) || (site.deny && listHas(site.deny, address)))
+    return refusal(403, site);
   const route = matchRoute(site, path);
   if (!route) return refusal(404, site);
   const incoming = req.headers[snap.requestIdHeader];
@@ -238,7 +283,13 @@ export function resolveRoute(snap: Snapshot, req: ClientRequest): RouteMatch | R
 }
 
 /** The preview the request's cookie pins it to, if any: call only while snap.previews has some. */
-export function previewOf(snap: Snapshot, signer: StickySigner, cookieHeader: string | undefined, address: string, now: number): PreviewPin | undefined {
+export function previewOf(
+  snap: Snapshot,
+  signer: StickySigner,
+  cookieHeader: string | undefined,
+  address: string,
+  now: number,
+): PreviewPin | undefined {
   const token = cookieValue(cookieHeader, PREVIEW_COOKIE);
   if (!token) return undefined;
   const pin = checkPreview(snap.previews, signer, token, now, (allow) => listHas(allow, address));
@@ -265,9 +316,17 @@ export class Forwarder {
     });
     const site = match.site;
     if (site.maintenance && inMaintenance(site, started)) {
-      const retry = site.maintenance.until === undefined ? 60 : Math.max(1, Math.ceil((site.maintenance.until - started) / 1000));
+      const retry =
+        site.maintenance.until === undefined ? 60 : Math.max(1, Math.ceil((site.maintenance.until - started) / 1000));
       countStatus(site, 503);
-      sendError(res, 503, { accept: req.headers.accept, message: site.maintenance.message, page: site.errorPages.get(503), retryAfterSeconds: retry, requestIdHeader: idHeader, requestId: match.requestId });
+      sendError(res, 503, {
+        accept: req.headers.accept,
+        message: site.maintenance.message,
+        page: site.errorPages.get(503),
+        retryAfterSeconds: retry,
+        requestIdHeader: idHeader,
+        requestId: match.requestId,
+      });
       return;
     }
     if (isPaused(site, started)) {
@@ -286,7 +345,13 @@ export class Forwarder {
         () => {
           if (res.destroyed) return;
           countStatus(site, 503);
-          sendError(res, 503, { accept: req.headers.accept, page: site.errorPages.get(503), retryAfterSeconds: 5, requestIdHeader: idHeader, requestId: t.requestId });
+          sendError(res, 503, {
+            accept: req.headers.accept,
+            page: site.errorPages.get(503),
+            retryAfterSeconds: 5,
+            requestIdHeader: idHeader,
+            requestId: t.requestId,
+          });
         },
       );
       return;
@@ -295,11 +360,23 @@ export class Forwarder {
   }
 
   /** Forwards, and turns anything unexpected into a 502 (or a cut connection) rather than a crash. */
-  private run(req: ClientRequest, res: ClientResponse, match: RouteMatch, expectContinue: boolean, snap: Snapshot, flight: Flight): void {
+  private run(
+    req: ClientRequest,
+    res: ClientResponse,
+    match: RouteMatch,
+    expectContinue: boolean,
+    snap: Snapshot,
+    flight: Flight,
+  ): void {
     this.forward(req, res, match, expectContinue, snap, flight).catch((error: unknown) => {
       this.ctx.logger.error({ err: error, requestId: match.requestId }, 'request failed unexpectedly');
       if (res.headersSent || res.destroyed) res.destroy();
-      else sendError(res, 502, { accept: req.headers.accept, requestIdHeader: snap.requestIdHeader, requestId: match.requestId });
+      else
+        sendError(res, 502, {
+          accept: req.headers.accept,
+          requestIdHeader: snap.requestIdHeader,
+          requestId: match.requestId,
+        });
     });
   }
 
@@ -307,7 +384,13 @@ export class Forwarder {
    * The preview link (`/.dayshift/preview?token=…`: sets the cookie, then to `/`) and "end preview"
    * (`/.dayshift/preview/end`: clears it). False for any other path, which goes to the members.
    */
-  private answerPreviewPath(req: ClientRequest, res: ClientResponse, match: RouteMatch, snap: Snapshot, now: number): boolean {
+  private answerPreviewPath(
+    req: ClientRequest,
+    res: ClientResponse,
+    match: RouteMatch,
+    snap: Snapshot,
+    now: number,
+  ): boolean {
     const path = match.path;
     const query = path.indexOf('?');
     const bare = query < 0 ? path : path.slice(0, query);
@@ -327,7 +410,12 @@ export class Forwarder {
     const pin = checkPreview(snap.previews, this.ctx.signer, token, now, (allow) => listHas(allow, address));
     if (typeof pin === 'number') {
       countStatus(match.site, pin);
-      const why = pin === 400 ? 'This preview link is not valid.' : pin === 403 ? 'This preview is not open to your address.' : 'This preview has ended or was revoked.';
+      const why =
+        pin === 400
+          ? 'This preview link is not valid.'
+          : pin === 403
+            ? 'This preview is not open to your address.'
+            : 'This preview has ended or was revoked.';
       plain(res, pin, `${why}\n`);
       return true;
     }
@@ -358,7 +446,14 @@ export class Forwarder {
     );
   }
 
-  private async forward(req: ClientRequest, res: ClientResponse, match: RouteMatch, expectContinue: boolean, snap: Snapshot, flight: Flight): Promise<void> {
+  private async forward(
+    req: ClientRequest,
+    res: ClientResponse,
+    match: RouteMatch,
+    expectContinue: boolean,
+    snap: Snapshot,
+    flight: Flight,
+  ): Promise<void> {
     const { site, route } = match;
     const config = snap.config;
     const idHeader = snap.requestIdHeader;
@@ -380,14 +475,16 @@ export class Forwarder {
     });
     const lengthHeader = req.headers['content-length'];
     const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength > 0);
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength > 0);
     // The lane hands requests with a body to Node's server, so a body always comes on an IncomingMessage.
     const body = hasBody && req instanceof IncomingMessage ? new RequestBody(req) : null;
     const path = memberPath(route, match.path);
     const abort = flight.cancel;
     if (config.timeouts.total > 0) flight.limit(config.timeouts.total);
     const cookieHeader = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
-    const preview = snap.previews.size > 0 ? previewOf(snap, this.ctx.signer, cookieHeader, clientAddress, Date.now()) : undefined;
+    const preview =
+      snap.previews.size > 0 ? previewOf(snap, this.ctx.signer, cookieHeader, clientAddress, Date.now()) : undefined;
     // A preview of a cluster this route does not balance over leaves the route as it is.
     const pinned = preview && route.clusters.get(preview.cluster);
     const tried: MemberRuntime[] = [];
@@ -398,16 +495,37 @@ export class Forwarder {
     const retry = snap.retry;
     let budgetEnd = 0;
     if (retry.timeFirst) flight.budget(retry.budgetMs);
-    const clientInfo = { address: clientAddress, port: req.socket.remotePort ?? 0, secure, serverName: match.host, serverAddress: req.socket.localAddress ?? '', serverPort: req.socket.localPort ?? 0 };
+    const clientInfo = {
+      address: clientAddress,
+      port: req.socket.remotePort ?? 0,
+      secure,
+      serverName: match.host,
+      serverAddress: req.socket.localAddress ?? '',
+      serverPort: req.socket.localPort ?? 0,
+    };
     while (true) {
       const now = Date.now();
       budgetEnd ||= now + retry.budgetMs;
-      const choice = select(route, cookieHeader, match.path, this.ctx.signer, now, tried.length > 0 ? tried : undefined, pinned);
+      const choice = select(
+        route,
+        cookieHeader,
+        match.path,
+        this.ctx.signer,
+        now,
+        tried.length > 0 ? tried : undefined,
+        pinned,
+      );
       if (typeof choice === 'string') {
         flight.finish();
         const status = lastError ? failureStatus(lastError) : 503;
         countStatus(site, status);
-        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), retryAfterSeconds: status === 503 ? 5 : undefined, requestIdHeader: idHeader, requestId: match.requestId });
+        sendError(res, status, {
+          accept: req.headers.accept,
+          page: site.errorPages.get(status),
+          retryAfterSeconds: status === 503 ? 5 : undefined,
+          requestIdHeader: idHeader,
+          requestId: match.requestId,
+        });
         return;
       }
       const member = choice.member;
@@ -433,26 +551,48 @@ export class Forwarder {
         });
       } catch (caught) {
         member.inFlight--;
-        const error = caught instanceof UpstreamError ? caught : new UpstreamError(String(caught), { phase: 'before-response', cause: caught });
+        const error =
+          caught instanceof UpstreamError
+            ? caught
+            : new UpstreamError(String(caught), { phase: 'before-response', cause: caught });
         lastError = error;
         if (abort.aborted) {
           flight.finish();
           if (abort.reason === BUDGET_SPENT) {
             member.failed(BUDGET_SPENT.message, this.ctx.passive(), Date.now());
-            this.ctx.logger.warn({ member: member.key, requestId: match.requestId, attempts, err: BUDGET_SPENT.message }, 'member exchange failed');
+            this.ctx.logger.warn(
+              { member: member.key, requestId: match.requestId, attempts, err: BUDGET_SPENT.message },
+              'member exchange failed',
+            );
           }
           const timedOut = abort.reason instanceof UpstreamError;
           if (timedOut && !res.headersSent) {
             countStatus(site, 504);
-            sendError(res, 504, { accept: req.headers.accept, page: site.errorPages.get(504), requestIdHeader: idHeader, requestId: match.requestId });
+            sendError(res, 504, {
+              accept: req.headers.accept,
+              page: site.errorPages.get(504),
+              requestIdHeader: idHeader,
+              requestId: match.requestId,
+            });
           }
           return;
         }
         // A member that cannot speak the protocol right (AJP: a wrong secret) is as broken as one that is
         // down. A busy one (its queue full, or the wait for a connection over) is healthy: not a failure.
-        if (error.phase !== 'queue' && (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol')) member.failed(error.message, this.ctx.passive(), Date.now());
+        if (
+          error.phase !== 'queue' &&
+          (error.phase === 'connect' || error.kind === 'timeout' || error.kind === 'protocol')
+        )
+          member.failed(error.message, this.ctx.passive(), Date.now());
         const msLeft = budgetEnd - Date.now();
-        const verdict = retryDecision(retry, { error, method, bodyIntact: body === null || !body.started, attempts, staleRetried, msLeft });
+        const verdict = retryDecision(retry, {
+          error,
+          method,
+          bodyIntact: body === null || !body.started,
+          attempts,
+          staleRetried,
+          msLeft,
+        });
         if (verdict !== 'stop') {
           if (verdict === 'stale') {
             staleRetried = true;
@@ -465,13 +605,35 @@ export class Forwarder {
         }
         flight.finish();
         const status = failureStatus(error);
-        this.ctx.logger.warn({ member: member.key, requestId: match.requestId, phase: error.phase, err: error.message }, 'member exchange failed');
+        this.ctx.logger.warn(
+          { member: member.key, requestId: match.requestId, phase: error.phase, err: error.message },
+          'member exchange failed',
+        );
         countStatus(site, status);
-        sendError(res, status, { accept: req.headers.accept, page: site.errorPages.get(status), retryAfterSeconds: status === 503 ? 5 : undefined, requestIdHeader: idHeader, requestId: match.requestId });
+        sendError(res, status, {
+          accept: req.headers.accept,
+          page: site.errorPages.get(status),
+          retryAfterSeconds: status === 503 ? 5 : undefined,
+          requestIdHeader: idHeader,
+          requestId: match.requestId,
+        });
         return;
       }
       flight.answered();
-      this.respond(req, res, match, snap, member, choice.session, choice.newBinding, response, performance.now() - t0, secure, flight, pinned ? preview : undefined);
+      this.respond(
+        req,
+        res,
+        match,
+        snap,
+        member,
+        choice.session,
+        choice.newBinding,
+        response,
+        performance.now() - t0,
+        secure,
+        flight,
+        pinned ? preview : undefined,
+      );
       return;
     }
   }
@@ -523,7 +685,12 @@ export class Forwarder {
             const sessionValue = cookieValue(value.split(';', 1)[0], sticky.cookie ?? DEFAULT_ROUTE_COOKIE);
             if (sessionValue) sessions.issued(member.key, sessionValue, now);
           }
-          out.push(name, site.config.cookie_domain || site.config.cookie_path ? rewriteCookie(value, site.config.cookie_domain, site.config.cookie_path) : value);
+          out.push(
+            name,
+            site.config.cookie_domain || site.config.cookie_path
+              ? rewriteCookie(value, site.config.cookie_domain, site.config.cookie_path)
+              : value,
+          );
           continue;
         }
         case 'content-length':
@@ -589,9 +756,17 @@ export class Forwarder {
       if (whole === undefined) response.body.destroy();
       member.inFlight--;
       flight.finish();
-      this.ctx.logger.warn({ member: member.key, requestId: match.requestId, err: messageOf(error) }, 'member response headers refused');
+      this.ctx.logger.warn(
+        { member: member.key, requestId: match.requestId, err: messageOf(error) },
+        'member response headers refused',
+      );
       countStatus(site, 502);
-      sendError(res, 502, { accept: req.headers.accept, page: site.errorPages.get(502), requestIdHeader: snap.requestIdHeader, requestId: match.requestId });
+      sendError(res, 502, {
+        accept: req.headers.accept,
+        page: site.errorPages.get(502),
+        requestIdHeader: snap.requestIdHeader,
+        requestId: match.requestId,
+      });
       return;
     }
     countStatus(site, status);
@@ -605,7 +780,10 @@ export class Forwarder {
     response.body.once('end', () => flight.release());
     response.body.once('error', (error) => {
       flight.release();
-      this.ctx.logger.warn({ member: member.key, requestId: match.requestId, err: error.message }, 'response body failed');
+      this.ctx.logger.warn(
+        { member: member.key, requestId: match.requestId, err: error.message },
+        'response body failed',
+      );
       res.destroy();
     });
     (banner ? response.body.pipe(new BannerInjector(banner)) : response.body).pipe(res);

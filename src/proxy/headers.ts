@@ -5,13 +5,24 @@ import { randomBytes } from 'node:crypto';
 import type { ForwardHeadersConfig } from '../config/schema.js';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the non-standard ones proxies also drop. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
 
 /** Names listed in Connection headers (lower-case), or undefined when there are none beyond the usual. */
 export function connectionNamed(connection: string | string[] | undefined): Set<string> | undefined {
   if (!connection) return undefined;
   // The usual values, answered without splitting (this runs on every response).
-  if (connection === 'keep-alive' || connection === 'close' || connection === 'Keep-Alive' || connection === 'Close') return undefined;
+  if (connection === 'keep-alive' || connection === 'close' || connection === 'Keep-Alive' || connection === 'Close')
+    return undefined;
   let named: Set<string> | undefined;
   for (const value of Array.isArray(connection) ? connection : [connection]) {
     for (const token of value.split(',')) {
@@ -63,7 +74,11 @@ function forwardedElement(info: ForwardedInfo): string {
  * Builds the member-bound header list from the client's raw headers. Expect is answered by the proxy
  * itself; Content-Length is passed through (the transport frames the body).
  */
-export function upstreamHeaders(raw: string[], named: Set<string> | undefined, info: ForwardedInfo): [string, string][] {
+export function upstreamHeaders(
+  raw: string[],
+  named: Set<string> | undefined,
+  info: ForwardedInfo,
+): [string, string][] {
   const out: [string, string][] = [['host', info.upstreamHost]];
   let xff: string | undefined;
   let proto: string | undefined;
@@ -107,7 +122,8 @@ export function upstreamHeaders(raw: string[], named: Set<string> | undefined, i
     ['x-forwarded-host', fhost ?? info.host],
     [info.requestIdHeader, info.requestId],
   );
-  if (info.write.forwarded) forwarded = forwarded === undefined ? forwardedElement(info) : `${forwarded}, ${forwardedElement(info)}`;
+  if (info.write.forwarded)
+    forwarded = forwarded === undefined ? forwardedElement(info) : `${forwarded}, ${forwardedElement(info)}`;
   if (forwarded !== undefined) out.push(['forwarded', forwarded]);
   if (info.write.x_real_ip) realIp ??= info.clientAddress;
   if (realIp !== undefined) out.push(['x-real-ip', realIp]);
@@ -130,7 +146,11 @@ export function reverseRefresh(value: string, memberOrigin: string, publicOrigin
 }
 
 /** Set-Cookie Domain/Path rewrite (ProxyPassReverseCookieDomain / ProxyPassReverseCookiePath). */
-export function rewriteCookie(value: string, domains: Record<string, string> | undefined, paths: Record<string, string> | undefined): string {
+export function rewriteCookie(
+  value: string,
+  domains: Record<string, string> | undefined,
+  paths: Record<string, string> | undefined,
+): string {
   let result = value;
   if (domains) {
     result = result.replace(/(;\s*domain=)([^;]*)/i, (all, head: string, domain: string) => {

@@ -106,7 +106,11 @@ export class LaneResponse extends EventEmitter {
   }
 
   /** Status, optional reason, and headers as an object or as alternating names and values. */
-  writeHead(status: number, reason?: string | OutgoingHttpHeaders | string[], headers?: OutgoingHttpHeaders | string[]): this {
+  writeHead(
+    status: number,
+    reason?: string | OutgoingHttpHeaders | string[],
+    headers?: OutgoingHttpHeaders | string[],
+  ): this {
     if (typeof reason !== 'string') {
       headers = reason;
       reason = undefined;
@@ -168,7 +172,11 @@ export class LaneResponse extends EventEmitter {
     return ok;
   }
 
-  end(data?: Uint8Array | string | (() => void), encodingOrDone?: BufferEncoding | (() => void), done?: () => void): this {
+  end(
+    data?: Uint8Array | string | (() => void),
+    encodingOrDone?: BufferEncoding | (() => void),
+    done?: () => void,
+  ): this {
     if (typeof data === 'function') return this.end(undefined, undefined, data);
     const callback = typeof encodingOrDone === 'function' ? encodingOrDone : done;
     if (callback) this.once('finish', callback);
@@ -378,7 +386,13 @@ class LaneConnection implements RequestEvents {
     const limits = this.lane.handler.limits();
     const raw = head.headers;
     let hosts = 0;
-    let take = head.httpMajor === 1 && head.httpMinor === 1 && !head.upgrade && head.url[0] === '/' && head.headerBytes <= limits.headerBytes && raw.length <= limits.headerCount * 2;
+    let take =
+      head.httpMajor === 1 &&
+      head.httpMinor === 1 &&
+      !head.upgrade &&
+      head.url[0] === '/' &&
+      head.headerBytes <= limits.headerBytes &&
+      raw.length <= limits.headerCount * 2;
     for (let i = 0; take && i < raw.length; i += 2) {
       const name = raw[i]!;
       switch (name.length) {

@@ -16,7 +16,11 @@ export function connectMember({ url, rejectUnauthorized, ALPNProtocols, header }
   const secure = url.protocol === 'https:';
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = Number(url.port) || (secure ? 443 : 80);
-  const tlsOptions = { servername: isIP(host) ? undefined : host, rejectUnauthorized, ...(ALPNProtocols ? { ALPNProtocols } : {}) };
+  const tlsOptions = {
+    servername: isIP(host) ? undefined : host,
+    rejectUnauthorized,
+    ...(ALPNProtocols ? { ALPNProtocols } : {}),
+  };
   if (!header) return secure ? connectTls({ host, port, ...tlsOptions }) : connectTcp({ host, port });
   const raw = connectTcp({ host, port });
   // Queued until connected, and written before the TLS handshake starts (it waits for 'connect' too).

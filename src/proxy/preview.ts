@@ -49,12 +49,17 @@ export function previewLabel(cluster: string, version: string | undefined): stri
 }
 
 /** The previews of a desired state, by id, for the snapshot; `blockList` turns an allow list into a BlockList. */
-export function buildPreviews(state: DesiredState, blockList: (entries: string[] | undefined) => BlockList | undefined): Map<string, PreviewPin> {
+export function buildPreviews(
+  state: DesiredState,
+  blockList: (entries: string[] | undefined) => BlockList | undefined,
+): Map<string, PreviewPin> {
   const pins = new Map<string, PreviewPin>();
   for (const [id, p] of Object.entries(state.previews ?? {})) {
     const until = Date.parse(p.until);
     if (Number.isNaN(until)) continue;
-    const banner = Buffer.from(bannerHtml(previewLabel(p.cluster, p.version), { href: PREVIEW_END_PATH, text: 'end preview' }));
+    const banner = Buffer.from(
+      bannerHtml(previewLabel(p.cluster, p.version), { href: PREVIEW_END_PATH, text: 'end preview' }),
+    );
     pins.set(id, { id, cluster: p.cluster, until, allow: blockList(p.allow), banner });
   }
   return pins;

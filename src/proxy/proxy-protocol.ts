@@ -43,7 +43,8 @@ function agrees(data: Buffer, prefix: Buffer): boolean {
 export function parseProxyHeader(data: Buffer, maxLength: number): ProxyHeader {
   if (data.length === 0) return INCOMPLETE;
   if (data[0] === 0x50) return agrees(data, V1_PREFIX) ? parseV1(data) : malformed('not a PROXY protocol header');
-  if (data[0] === 0x0d) return agrees(data, V2_SIGNATURE) ? parseV2(data, maxLength) : malformed('not a PROXY protocol header');
+  if (data[0] === 0x0d)
+    return agrees(data, V2_SIGNATURE) ? parseV2(data, maxLength) : malformed('not a PROXY protocol header');
   return malformed('not a PROXY protocol header');
 }
 
@@ -51,7 +52,8 @@ const PORT = /^(?:0|[1-9]\d{0,4})$/;
 
 function parseV1(data: Buffer): ProxyHeader {
   const end = data.subarray(0, V1_MAX).indexOf('\r\n');
-  if (end < 0) return data.length >= V1_MAX ? malformed(`v1 header without CRLF in its first ${V1_MAX} bytes`) : INCOMPLETE;
+  if (end < 0)
+    return data.length >= V1_MAX ? malformed(`v1 header without CRLF in its first ${V1_MAX} bytes`) : INCOMPLETE;
   const line = data.toString('latin1', 0, end);
   const length = end + 2;
   const fields = line.split(' ');
@@ -112,7 +114,9 @@ function parseV2(data: Buffer, maxLength: number): ProxyHeader {
       destination: { address: ipv6Text(body.subarray(16, 32)), port: body.readUInt16BE(34), family: 'IPv6' },
     };
   }
-  return malformed(family === 3 ? 'v2 header: AF_UNIX addresses are not accepted' : `v2 header: unknown address family ${family}`);
+  return malformed(
+    family === 3 ? 'v2 header: AF_UNIX addresses are not accepted' : `v2 header: unknown address family ${family}`,
+  );
 }
 
 /** 16 bytes → the text form Node gives a socket's address (RFC 5952: lower case, longest zero run as ::). */
@@ -120,10 +124,11 @@ function ipv6Text(bytes: Buffer): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
   // IPv4-mapped, as Node writes it: ::ffff:192.0.2.1.
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff)
+    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
   let bestAt = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
     if (j - i > bestLength) [bestAt, bestLength] = [i, j - i];
@@ -139,12 +144,16 @@ function ipv6Text(bytes: Buffer): string {
  * (a client address no longer known), v1 UNKNOWN or v2 AF_UNSPEC: the member uses the connection's own.
  */
 export function proxyHeader(version: 'v1' | 'v2', source?: Endpoint, destination?: Endpoint): Buffer {
-  if (!source || !destination) return version === 'v1' ? Buffer.from('PROXY UNKNOWN\r\n') : Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x00, 0x00, 0x00])]);
+  if (!source || !destination)
+    return version === 'v1'
+      ? Buffer.from('PROXY UNKNOWN\r\n')
+      : Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x00, 0x00, 0x00])]);
   // Both ends must be of one family: a mixed pair (an IPv6 client on an IPv4 listener) is written as v6.
   const six = source.family === 'IPv6' || destination.family === 'IPv6';
   const src = six ? asIPv6(source.address) : source.address;
   const dst = six ? asIPv6(destination.address) : destination.address;
-  if (version === 'v1') return Buffer.from(`PROXY ${six ? 'TCP6' : 'TCP4'} ${src} ${dst} ${source.port} ${destination.port}\r\n`, 'latin1');
+  if (version === 'v1')
+    return Buffer.from(`PROXY ${six ? 'TCP6' : 'TCP4'} ${src} ${dst} ${source.port} ${destination.port}\r\n`, 'latin1');
   const addresses = six ? 36 : 12;
   const header = Buffer.alloc(V2_FIXED + addresses);
   V2_SIGNATURE.copy(header);
@@ -166,7 +175,12 @@ export function proxyHeader(version: 'v1' | 'v2', source?: Endpoint, destination
 }
 
 /** A client connection's two ends for proxyHeader; none when its address is not known (a socket already closed). */
-export function clientEnds(address: string | undefined, port: number | undefined, serverAddress: string | undefined, serverPort: number | undefined): [Endpoint, Endpoint] | [] {
+export function clientEnds(
+  address: string | undefined,
+  port: number | undefined,
+  serverAddress: string | undefined,
+  serverPort: number | undefined,
+): [Endpoint, Endpoint] | [] {
   if (!address || !isIP(address) || port === undefined) return [];
   const family = (ip: string) => (isIPv6(ip) ? 'IPv6' : 'IPv4');
   const server = serverAddress && isIP(serverAddress) ? serverAddress : isIPv6(address) ? '::' : '0.0.0.0';
@@ -178,7 +192,9 @@ export function clientEnds(address: string | undefined, port: number | undefined
 
 /** The header of a connection the proxy makes for itself (a health check): v1 UNKNOWN, v2 LOCAL. */
 export function localHeader(version: 'v1' | 'v2'): Buffer {
-  return version === 'v1' ? Buffer.from('PROXY UNKNOWN\r\n') : Buffer.concat([V2_SIGNATURE, Buffer.from([0x20, 0x00, 0x00, 0x00])]);
+  return version === 'v1'
+    ? Buffer.from('PROXY UNKNOWN\r\n')
+    : Buffer.concat([V2_SIGNATURE, Buffer.from([0x20, 0x00, 0x00, 0x00])]);
 }
 
 function asIPv6(address: string): string {
@@ -192,7 +208,12 @@ function ipv6Bytes(address: string): Buffer {
   const tail: number[] = [];
   const lastColon = text.lastIndexOf(':');
   if (text.includes('.', lastColon)) {
-    tail.push(...text.slice(lastColon + 1).split('.').map(Number));
+    tail.push(
+      ...text
+        .slice(lastColon + 1)
+        .split('.')
+        .map(Number),
+    );
     text = `${text.slice(0, lastColon + 1)}0:0`;
   }
   const [head, rest] = text.split('::') as [string, string | undefined];

@@ -55,7 +55,6 @@ function transportSettings(config: DayshiftConfig): TransportSettings {
   };
 }
 
-
 /** SNI certificates: exact host → context, `*.x` → context by suffix; and each site's, to replace it. */
 interface TlsContexts {
   exact: Map<string, SecureContext>;
@@ -69,12 +68,21 @@ function readPem(loaded: LoadedConfig, file: string, key: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {
-    throw new Error(`${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`, { cause: error });
+    throw new Error(`${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`, {
+      cause: error,
+    });
   }
 }
 
-function secureContext(loaded: LoadedConfig, pair: { cert: string; key: string }, where: string): { cert: Buffer; key: Buffer } {
-  const material = { cert: readPem(loaded, pair.cert, `${where}.cert`), key: readPem(loaded, pair.key, `${where}.key`) };
+function secureContext(
+  loaded: LoadedConfig,
+  pair: { cert: string; key: string },
+  where: string,
+): { cert: Buffer; key: Buffer } {
+  const material = {
+    cert: readPem(loaded, pair.cert, `${where}.cert`),
+    key: readPem(loaded, pair.key, `${where}.key`),
+  };
   try {
     tls.createSecureContext(material);
   } catch (error) {
@@ -94,7 +102,9 @@ async function checkMembersResolve(config: DayshiftConfig): Promise<void> {
         try {
           await lookup(host);
         } catch (error) {
-          problems.push(`clusters.${cluster}.members[${i}]: cannot resolve ${host} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+          problems.push(
+            `clusters.${cluster}.members[${i}]: cannot resolve ${host} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+          );
         }
       }),
     ),
@@ -124,11 +134,14 @@ function loadTls(loaded: LoadedConfig): TlsContexts {
 function replaceSiteContext(contexts: TlsContexts, site: string, next: SecureContext): void {
   const old = contexts.bySite.get(site);
   contexts.bySite.set(site, next);
-  for (const map of [contexts.exact, contexts.wildcard]) for (const [host, context] of map) if (context === old) map.set(host, next);
+  for (const map of [contexts.exact, contexts.wildcard])
+    for (const [host, context] of map) if (context === old) map.set(host, next);
 }
 
 /** The certificate files of a config, as the file watcher follows them. */
-function certificateFiles(loaded: LoadedConfig): { where: string; site?: string; pair: { cert: string; key: string } }[] {
+function certificateFiles(
+  loaded: LoadedConfig,
+): { where: string; site?: string; pair: { cert: string; key: string } }[] {
   const listenTls = loaded.config.listen.tls;
   return [
     ...(listenTls ? [{ where: 'listen.tls', pair: listenTls }] : []),
@@ -169,7 +182,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   let holdTimer: NodeJS.Timeout | undefined;
   const active = { count: 0 };
   const secret = options.cookieSecret ?? loaded.config.cookie_secret;
-  if (secret === undefined) logger.warn('no cookie_secret configured: sticky cookies are signed with a per-process key and do not survive a restart');
+  if (secret === undefined)
+    logger.warn(
+      'no cookie_secret configured: sticky cookies are signed with a per-process key and do not survive a restart',
+    );
   const signer = new StickySigner(secret ?? randomBytes(32).toString('hex'));
   let accessLog = AccessLog.open(loaded.config.access_log.target, loaded.config.access_log.format, loaded.baseDir);
   let passive: PassivePolicy = { failures: 0, ejectionMs: 0, maxEjectionMs: 0 };
@@ -218,7 +234,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       checkers.delete(key);
       setTimeout(() => void runtime.transport.close(), config.timeouts.shutdown).unref();
     }
-    passive = { failures: config.passive.failures, ejectionMs: config.passive.ejection, maxEjectionMs: config.passive.max_ejection };
+    passive = {
+      failures: config.passive.failures,
+      ejectionMs: config.passive.ejection,
+      maxEjectionMs: config.passive.max_ejection,
+    };
   };
 
   await checkMembersResolve(loaded.config);
@@ -276,9 +296,17 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   // ACME http-01 challenges are answered before routing (one size check per request while none is pending).
   const certificates = options.certificates;
   const handleRequest = certificates
-    ? (req: http.IncomingMessage | LaneRequest, res: http.ServerResponse | LaneResponse, expectContinue: boolean) => certificates.answerHttp(req, res) || forwarder.handle(req, res, expectContinue)
-    : (req: http.IncomingMessage | LaneRequest, res: http.ServerResponse | LaneResponse, expectContinue: boolean) => forwarder.handle(req, res, expectContinue);
-  const tunnelContext = { snapshot: () => snapshot, signer, sessions: options.sessions, logger, passive: () => passive };
+    ? (req: http.IncomingMessage | LaneRequest, res: http.ServerResponse | LaneResponse, expectContinue: boolean) =>
+        certificates.answerHttp(req, res) || forwarder.handle(req, res, expectContinue)
+    : (req: http.IncomingMessage | LaneRequest, res: http.ServerResponse | LaneResponse, expectContinue: boolean) =>
+        forwarder.handle(req, res, expectContinue);
+  const tunnelContext = {
+    snapshot: () => snapshot,
+    signer,
+    sessions: options.sessions,
+    logger,
+    passive: () => passive,
+  };
 
   const serverOptions = (config: DayshiftConfig): http.ServerOptions => ({
     maxHeaderSize: config.limits.header_size,
@@ -327,9 +355,15 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       lastResponse.set(req.socket, res);
       handleRequest(req, res, true);
     });
-    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(tunnelContext, req, socket, head));
-    server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => refuseConnect(socket, loaded.config.timeouts.idle));
-    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => refuseClient(socket, clientErrorAnswer(error)));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      handleUpgrade(tunnelContext, req, socket, head),
+    );
+    server.on('connect', (_req: http.IncomingMessage, socket: Duplex) =>
+      refuseConnect(socket, loaded.config.timeouts.idle),
+    );
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) =>
+      refuseClient(socket, clientErrorAnswer(error)),
+    );
   };
 
   /**
@@ -365,7 +399,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         trusted: () => snapshot.trusted,
         headMs: () => headersTimeout(loaded.config),
         maxBytes: () => loaded.config.limits.header_size,
-        refused: (peer, reason) => logger.debug({ peer, reason, listener: `${address.host}:${address.port}` }, 'PROXY protocol: connection refused'),
+        refused: (peer, reason) =>
+          logger.debug(
+            { peer, reason, listener: `${address.host}:${address.port}` },
+            'PROXY protocol: connection refused',
+          ),
       }),
     );
     if (server instanceof https.Server) server.prependListener('secureConnection', adoptParentAddresses);
@@ -389,9 +427,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       certificateFiles(config).map(({ where, site, pair }): WatchedFiles => ({
         where,
         paths: [resolve(config.baseDir, pair.cert), resolve(config.baseDir, pair.key)],
-        reload: site === undefined
-          ? () => setDefaultContext(defaultContext(loaded))
-          : () => replaceSiteContext(tlsContexts, site, tls.createSecureContext(secureContext(loaded, pair, where))),
+        reload:
+          site === undefined
+            ? () => setDefaultContext(defaultContext(loaded))
+            : () => replaceSiteContext(tlsContexts, site, tls.createSecureContext(secureContext(loaded, pair, where))),
       })),
     );
   const closeServers = () => {
@@ -418,12 +457,18 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
           SNICallback(this: tls.TLSSocket, servername, callback) {
             const name = servername.toLowerCase();
             const dot = name.indexOf('.');
-            const context = certificates?.context(this, name) ?? tlsContexts.exact.get(name) ?? (dot > 0 ? tlsContexts.wildcard.get(name.slice(dot)) : undefined);
+            const context =
+              certificates?.context(this, name) ??
+              tlsContexts.exact.get(name) ??
+              (dot > 0 ? tlsContexts.wildcard.get(name.slice(dot)) : undefined);
             callback(null, context);
           },
           ...(certificates
             ? {
-                ALPNCallback(this: tls.TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }) {
+                ALPNCallback(
+                  this: tls.TLSSocket,
+                  { servername, protocols }: { servername: string; protocols: string[] },
+                ) {
                   return certificates.selectProtocol(this, servername, protocols, SERVED_PROTOCOLS);
                 },
               }
@@ -442,7 +487,10 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     throw error;
   }
   if (httpsServers.length > 0) watchFiles(loaded);
-  logger.info({ http: httpServers.map((s) => s.address()), https: httpsServers.map((s) => s.address()) }, 'proxy listening');
+  logger.info(
+    { http: httpServers.map((s) => s.address()), https: httpsServers.map((s) => s.address()) },
+    'proxy listening',
+  );
 
   const handle: ProxyHandle = {
     apply(config: LoadedConfig, state: DesiredState): void {
@@ -454,12 +502,19 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       const errorPages = loadErrorPages(config);
       syncMembers(next);
       const built = buildSnapshot(config, state, members, siteCounters, errorPages);
-      if (config.config.access_log.target !== loaded.config.access_log.target || config.config.access_log.format !== loaded.config.access_log.format) {
+      if (
+        config.config.access_log.target !== loaded.config.access_log.target ||
+        config.config.access_log.format !== loaded.config.access_log.format
+      ) {
         const old = accessLog;
         accessLog = AccessLog.open(next.access_log.target, next.access_log.format, config.baseDir);
         void old?.close();
       }
-      if (JSON.stringify({ ...next.listen, tls: undefined }) !== JSON.stringify({ ...loaded.config.listen, tls: undefined })) logger.warn('listen addresses changed: they take effect at the next start');
+      if (
+        JSON.stringify({ ...next.listen, tls: undefined }) !==
+        JSON.stringify({ ...loaded.config.listen, tls: undefined })
+      )
+        logger.warn('listen addresses changed: they take effect at the next start');
       loaded = config;
       laneLimits = laneLimitsOf(next);
       tlsContexts = contexts;
@@ -475,7 +530,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       const now = Date.now();
       return {
         members: [...members.values()].map((m) => m.stats(now)),
-        sites: Object.keys(loaded.config.sites).map((name) => ({ name, responses: [...(siteCounters.get(name)?.responses ?? [0, 0, 0, 0, 0])] as ProxyStats['sites'][number]['responses'] })),
+        sites: Object.keys(loaded.config.sites).map((name) => ({
+          name,
+          responses: [
+            ...(siteCounters.get(name)?.responses ?? [0, 0, 0, 0, 0]),
+          ] as ProxyStats['sites'][number]['responses'],
+        })),
       };
     },
 
@@ -549,6 +609,11 @@ function headersTimeout(config: DayshiftConfig): number {
 
 function sitesByName(snapshot: Snapshot): Map<string, SiteSnapshot> {
   const sites = new Map<string, SiteSnapshot>();
-  for (const site of [...snapshot.exact.values(), ...snapshot.wildcard.values(), ...(snapshot.fallback ? [snapshot.fallback] : [])]) sites.set(site.name, site);
+  for (const site of [
+    ...snapshot.exact.values(),
+    ...snapshot.wildcard.values(),
+    ...(snapshot.fallback ? [snapshot.fallback] : []),
+  ])
+    sites.set(site.name, site);
   return sites;
 }

@@ -73,7 +73,10 @@ export function inMaintenance(site: SiteSnapshot, now: number): boolean {
 }
 
 /** Whether new requests on the site are held at `now`. */
-export function isPaused(site: SiteSnapshot, now: number): site is SiteSnapshot & { pause: NonNullable<SiteSnapshot['pause']> } {
+export function isPaused(
+  site: SiteSnapshot,
+  now: number,
+): site is SiteSnapshot & { pause: NonNullable<SiteSnapshot['pause']> } {
   return site.pause !== undefined && site.pause.until > now;
 }
 
@@ -105,7 +108,7 @@ export function hostName(host: string | undefined): string {
   let end = host.length;
   if (host.charCodeAt(0) === 91 /* [ */) {
     end = host.indexOf(']') + 1;
-    if (end === 0 || (end < host.length && host.charCodeAt(end) !== 58 /* : */)) return '';
+    if (end === 0 || (end < host.length && host.charCodeAt(end) !== 58) /* : */) return '';
   } else {
     const colon = host.indexOf(':');
     if (colon >= 0) {
@@ -157,7 +160,9 @@ export function loadErrorPages(loaded: LoadedConfig): Map<string, Map<number, st
       try {
         byStatus.set(Number(status), readFileSync(path, 'utf8'));
       } catch (error) {
-        throw new Error(`sites.${name}.error_pages.${status}: cannot read ${path}: ${messageOf(error)}`, { cause: error });
+        throw new Error(`sites.${name}.error_pages.${status}: cannot read ${path}: ${messageOf(error)}`, {
+          cause: error,
+        });
       }
     }
     pages.set(name, byStatus);
@@ -168,7 +173,8 @@ export function loadErrorPages(loaded: LoadedConfig): Map<string, Map<number, st
 /** redirect_https as the Location needs it: the port after the host ("" for HTTPS's own 443). */
 function httpsPort(config: DayshiftConfig, site: SiteConfig): string | undefined {
   if (site.redirect_https === false) return undefined;
-  const port = site.redirect_https === true ? [config.listen.https ?? []].flat()[0]?.port ?? 443 : site.redirect_https;
+  const port =
+    site.redirect_https === true ? ([config.listen.https ?? []].flat()[0]?.port ?? 443) : site.redirect_https;
   return port === 443 ? '' : `:${port}`;
 }
 
@@ -214,7 +220,8 @@ export function buildSnapshot(
         failover: new RoundRobin(),
         shared,
         // The drain's own; a state stored before drains had one counts drain.deadline from the start.
-        drainDeadline: isoMs(desired?.drainDeadline?.at) ?? (since === undefined ? undefined : since + config.drain.deadline),
+        drainDeadline:
+          isoMs(desired?.drainDeadline?.at) ?? (since === undefined ? undefined : since + config.drain.deadline),
       };
       clusters.set(clusterName, group);
       const runtimes = memberOfCluster.get(clusterName)!;
@@ -262,7 +269,9 @@ export function buildSnapshot(
       allow: blockList(site.allow),
       deny: blockList(site.deny),
       routes: site.routes.map(buildRoute).sort((a, b) => b.prefix.length - a.prefix.length),
-      maintenance: desired?.maintenance ? { message: desired.maintenance.message, until: isoMs(desired.maintenance.until) } : undefined,
+      maintenance: desired?.maintenance
+        ? { message: desired.maintenance.message, until: isoMs(desired.maintenance.until) }
+        : undefined,
       pause: desired?.pause ? { until: isoMs(desired.pause.until) ?? 0, then: desired.pause.then } : undefined,
       httpsPort: httpsPort(config, site),
       hsts: hstsValue(site),
@@ -278,7 +287,12 @@ export function buildSnapshot(
   }
   const attemptMs = config.timeouts.connect + config.timeouts.first_byte;
   const budgetMs = config.retries.budget ?? attemptMs;
-  const retry = { attempts: config.retries.attempts, on: new Set(config.retries.on), budgetMs, timeFirst: budgetMs < attemptMs };
+  const retry = {
+    attempts: config.retries.attempts,
+    on: new Set(config.retries.on),
+    budgetMs,
+    timeFirst: budgetMs < attemptMs,
+  };
   return {
     config,
     exact,

@@ -28,7 +28,11 @@ const SWITCHED = /^HTTP\/1\.1 101 /;
 function refuse(socket: Duplex, status: number, flushMs: number, location?: string): void {
   const text = STATUS_CODES[status]!;
   const redirect = location === undefined ? '' : `Location: ${location}\r\n`;
-  closeAfterFlush(socket, `HTTP/1.1 ${status} ${text}\r\n${redirect}Content-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\nConnection: close\r\n\r\n${text}\n`, flushMs);
+  closeAfterFlush(
+    socket,
+    `HTTP/1.1 ${status} ${text}\r\n${redirect}Content-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\nConnection: close\r\n\r\n${text}\n`,
+    flushMs,
+  );
 }
 
 /**
@@ -65,8 +69,17 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     return;
   }
   const cookie = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
-  const preview = snap.previews.size > 0 ? previewOf(snap, ctx.signer, cookie, req.socket.remoteAddress ?? '', now) : undefined;
-  const choice = select(route, cookie, match.path, ctx.signer, now, undefined, preview && route.clusters.get(preview.cluster));
+  const preview =
+    snap.previews.size > 0 ? previewOf(snap, ctx.signer, cookie, req.socket.remoteAddress ?? '', now) : undefined;
+  const choice = select(
+    route,
+    cookie,
+    match.path,
+    ctx.signer,
+    now,
+    undefined,
+    preview && route.clusters.get(preview.cluster),
+  );
   if (typeof choice === 'string') {
     refuse(client, 503, snap.config.timeouts.idle);
     return;
@@ -96,9 +109,21 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
   for (const [name, value] of headers) headText += `${name}: ${value}\r\n`;
   headText += '\r\n';
   const version = member.config.proxy_protocol;
-  const header = version && proxyHeader(version, ...clientEnds(address, req.socket.remotePort, req.socket.localAddress, req.socket.localPort));
+  const header =
+    version &&
+    proxyHeader(version, ...clientEnds(address, req.socket.remotePort, req.socket.localAddress, req.socket.localPort));
   const upstream = connectMember({ url: member.url, rejectUnauthorized: member.config.tls_verify, header });
-  new Upgrade(ctx, snap.config.timeouts, snap.config.limits.response_head, member, req.method === 'HEAD', client as Socket, upstream, headText, head);
+  new Upgrade(
+    ctx,
+    snap.config.timeouts,
+    snap.config.limits.response_head,
+    member,
+    req.method === 'HEAD',
+    client as Socket,
+    upstream,
+    headText,
+    head,
+  );
 }
 
 type Timeouts = Snapshot['config']['timeouts'];
@@ -141,7 +166,8 @@ class Upgrade {
       this.fail(504);
     });
     upstream.on('error', (error) => {
-      if (this.phase === 'connecting') ctx.logger.warn({ member: member.key, err: error.message }, 'upgrade connect failed');
+      if (this.phase === 'connecting')
+        ctx.logger.warn({ member: member.key, err: error.message }, 'upgrade connect failed');
       this.fail(502);
     });
     upstream.on('end', () => this.memberEnded());
@@ -203,11 +229,13 @@ class Upgrade {
     return {
       headersComplete: (status, statusText, headers) => {
         let named: Set<string> | undefined;
-        for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === 'connection') named = connectionNamed(headers[i + 1]);
+        for (let i = 0; i < headers.length; i += 2)
+          if (headers[i]!.toLowerCase() === 'connection') named = connectionNamed(headers[i + 1]);
         // The member's headers without its framing and hop-by-hop ones: the body goes out as it is
         // decoded, delimited by the close (its Content-Length, when it has one, is kept).
         let text = `HTTP/1.1 ${status} ${statusText}\r\n`;
-        for (let i = 0; i < headers.length; i += 2) if (!isHopByHop(headers[i]!.toLowerCase(), named)) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+        for (let i = 0; i < headers.length; i += 2)
+          if (!isHopByHop(headers[i]!.toLowerCase(), named)) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
         client.write(`${text}connection: close\r\n\r\n`, 'latin1');
         this.answered = true;
         return this.bodyless;

@@ -18,7 +18,9 @@ export function releaseAdvice(config: DayshiftConfig): string[] {
     const plan = clusterPlan(config, cluster);
     if (plan.qa.some((check) => check.via === 'preview')) {
       if (driver !== 'builtin') {
-        advice.push(`clusters.${cluster}: its QA checks via: preview need the built-in proxy (with the ${driver} driver Dayshift serves no public traffic to pin): use via: qa`);
+        advice.push(
+          `clusters.${cluster}: its QA checks via: preview need the built-in proxy (with the ${driver} driver Dayshift serves no public traffic to pin): use via: qa`,
+        );
       } else {
         try {
           previewSite(config, cluster);
@@ -29,7 +31,9 @@ export function releaseAdvice(config: DayshiftConfig): string[] {
     }
     if (!plan.qa.some((check) => 'path' in check && check.via === 'qa')) continue;
     if (driver === 'builtin' && !qaUrlFor(config, cluster)) {
-      advice.push(`clusters.${cluster}: its QA checks have no QA site to go to: add a site pinned to ${cluster}, or set clusters.${cluster}.qa_url`);
+      advice.push(
+        `clusters.${cluster}: its QA checks have no QA site to go to: add a site pinned to ${cluster}, or set clusters.${cluster}.qa_url`,
+      );
     } else if (driver !== 'builtin' && !config.clusters[cluster]?.qa_url) {
       advice.push(
         `clusters.${cluster}.qa_url: with the ${driver} driver Dayshift's own port serves nothing, so its QA checks would reach nothing: ` +
@@ -37,7 +41,10 @@ export function releaseAdvice(config: DayshiftConfig): string[] {
       );
     }
   }
-  const unchecked = Object.entries(config.clusters).filter(([, c]) => (c.health?.enabled ?? config.health.enabled) === false || c.members.some((m) => m.health?.enabled === false));
+  const unchecked = Object.entries(config.clusters).filter(
+    ([, c]) =>
+      (c.health?.enabled ?? config.health.enabled) === false || c.members.some((m) => m.health?.enabled === false),
+  );
   if (unchecked.length > 0) {
     advice.push(
       `health.enabled is false for ${unchecked.map(([name]) => name).join(', ')}: the release's health gate counts those members up without checking them, ` +
@@ -45,14 +52,23 @@ export function releaseAdvice(config: DayshiftConfig): string[] {
     );
   }
   const isAjp = (cluster: string) => config.clusters[cluster]?.members.some((m) => m.url.startsWith('ajp:')) ?? false;
-  const unsticky = Object.entries(config.sites).filter(([, site]) => site.routes.some((r) => !r.sticky && r.clusters.some(isAjp) && (r.clusters.length > 1 || r.clusters.some((c) => (config.clusters[c]?.members.length ?? 0) > 1))));
+  const unsticky = Object.entries(config.sites).filter(([, site]) =>
+    site.routes.some(
+      (r) =>
+        !r.sticky &&
+        r.clusters.some(isAjp) &&
+        (r.clusters.length > 1 || r.clusters.some((c) => (config.clusters[c]?.members.length ?? 0) > 1)),
+    ),
+  );
   if (unsticky.length > 0) {
     advice.push(
       `sites ${unsticky.map(([name]) => name).join(', ')}: ajp members without sticky sessions, so a Tomcat session (HttpSession) is lost when the next request goes to another member. ` +
         'Give each member its route (the jvmRoute of its Tomcat: <Engine jvmRoute="web-1-a">) and the route sticky: { mode: route, cookie: JSESSIONID, path_param: jsessionid }',
     );
   }
-  const stickyRoutes = Object.values(config.sites).flatMap((site) => site.routes.filter((r) => r.sticky?.mode === 'route'));
+  const stickyRoutes = Object.values(config.sites).flatMap((site) =>
+    site.routes.filter((r) => r.sticky?.mode === 'route'),
+  );
   if (stickyRoutes.length > 0) {
     const ajp = Object.values(config.clusters).some((c) => c.members.some((m) => m.url.startsWith('ajp:')));
     const idle = Math.min(...clusterOrder(config).map((c) => clusterPlan(config, c).drainIdleMs));

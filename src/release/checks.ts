@@ -18,7 +18,11 @@ import { messageOf } from '../errors.js';
  * Waits until every member of the cluster (but disabled ones) is up by active checks, and stays up for `stableMs` (so a
  * health state from before a restart does not pass the gate), within `timeoutMs`.
  */
-export async function healthGate(plane: ControlPlane, cluster: string, options: { timeoutMs: number; stableMs: number; signal?: AbortSignal; pollMs?: number }): Promise<string> {
+export async function healthGate(
+  plane: ControlPlane,
+  cluster: string,
+  options: { timeoutMs: number; stableMs: number; signal?: AbortSignal; pollMs?: number },
+): Promise<string> {
   const deadline = Date.now() + options.timeoutMs;
   let upSince: number | undefined;
   for (;;) {
@@ -33,7 +37,9 @@ export async function healthGate(plane: ControlPlane, cluster: string, options: 
     }
     if (now >= deadline) {
       const which = notUp.map((m) => `${m.id} (${m.url}) is ${m.health}${m.reason ? `: ${m.reason}` : ''}`).join(', ');
-      throw new ReleaseStepError(`health gate timed out after ${Math.round(options.timeoutMs / 1000)}s: ${which || 'members did not stay up'}`);
+      throw new ReleaseStepError(
+        `health gate timed out after ${Math.round(options.timeoutMs / 1000)}s: ${which || 'members did not stay up'}`,
+      );
     }
     await delay(options.pollMs ?? 250, options.signal);
   }
@@ -45,7 +51,10 @@ export async function healthGate(plane: ControlPlane, cluster: string, options: 
  * checking members they took out of traffic, so with them the gate probes each member itself, as it does
  * when the proxy's active checks are off (health.enabled: false counts every member up unchecked).
  */
-async function memberHealth(plane: ControlPlane, cluster: string): Promise<{ id: string; url: string; health: Health; reason?: string }[]> {
+async function memberHealth(
+  plane: ControlPlane,
+  cluster: string,
+): Promise<{ id: string; url: string; health: Health; reason?: string }[]> {
   const desired = plane.state.members;
   const enabled = (id: string) => desired[`${cluster}/${id}`]?.admin !== 'disabled';
   const config = plane.config;
@@ -59,7 +68,12 @@ async function memberHealth(plane: ControlPlane, cluster: string): Promise<{ id:
       const id = memberId(member.route, i);
       if (!enabled(id)) return undefined;
       const reason = await probeMember(member, healthCheckFor(config, cluster, i));
-      return { id, url: member.url, health: reason === undefined ? ('up' as const) : ('down' as const), ...(reason ? { reason } : {}) };
+      return {
+        id,
+        url: member.url,
+        health: reason === undefined ? ('up' as const) : ('down' as const),
+        ...(reason ? { reason } : {}),
+      };
     }),
   );
   return probed.filter((m) => m !== undefined);
@@ -82,11 +96,16 @@ export interface QaTarget {
 export function qaTargetFor(config: DayshiftConfig, cluster: string, httpOrigin?: string): QaTarget {
   const url = qaUrlFor(config, cluster);
   const own = config.clusters[cluster];
-  if (!url) throw new ReleaseStepError(`cluster ${cluster} has no QA site: add a site whose routes are pinned to it, or set clusters.${cluster}.qa_url`);
+  if (!url)
+    throw new ReleaseStepError(
+      `cluster ${cluster} has no QA site: add a site whose routes are pinned to it, or set clusters.${cluster}.qa_url`,
+    );
   const parsed = new URL(url);
   if (own?.qa_url) {
     const connect = own.qa_connect;
-    const origin = connect ? `${parsed.protocol}//${connect.host.includes(':') ? `[${connect.host}]` : connect.host}:${connect.port}` : parsed.origin;
+    const origin = connect
+      ? `${parsed.protocol}//${connect.host.includes(':') ? `[${connect.host}]` : connect.host}:${connect.port}`
+      : parsed.origin;
     return { url, origin, host: parsed.host };
   }
   const driver = config.driver?.type ?? 'builtin';
@@ -97,7 +116,10 @@ export function qaTargetFor(config: DayshiftConfig, cluster: string, httpOrigin?
     );
   }
   const origin = httpOrigin ?? listenerOrigin([config.listen.http ?? []].flat()[qaListenerIndex(config)]);
-  if (!origin) throw new ReleaseStepError(`no http listener to send QA checks to (listeners with proxy_protocol take only the balancer): set clusters.${cluster}.qa_url and qa_connect to reach it through the balancer`);
+  if (!origin)
+    throw new ReleaseStepError(
+      `no http listener to send QA checks to (listeners with proxy_protocol take only the balancer): set clusters.${cluster}.qa_url and qa_connect to reach it through the balancer`,
+    );
   return { url, origin, host: parsed.host };
 }
 
@@ -121,7 +143,10 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
   };
   for (const check of checks) {
     const target = check.via === 'preview' ? ctx.preview : ctx.target;
-    if (!target) throw new ReleaseStepError(`no ${check.via === 'preview' ? 'preview' : 'QA site'} to run the check through`, { output: lines });
+    if (!target)
+      throw new ReleaseStepError(`no ${check.via === 'preview' ? 'preview' : 'QA site'} to run the check through`, {
+        output: lines,
+      });
     if ('path' in check) {
       const path = expandEnv(check.path, ctx.env);
       const expected = check.body === undefined ? undefined : expandEnv(check.body, ctx.env);
@@ -131,7 +156,11 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
       try {
         const response = await request(new URL(path, target.origin), {
           method: 'GET',
-          headers: { host: target.host, 'user-agent': 'dayshift-qa', ...(target.cookie ? { cookie: target.cookie } : {}) },
+          headers: {
+            host: target.host,
+            'user-agent': 'dayshift-qa',
+            ...(target.cookie ? { cookie: target.cookie } : {}),
+          },
           headersTimeout: check.timeout,
           bodyTimeout: check.timeout,
           ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -145,14 +174,26 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
       }
       const statusOk = check.status === undefined ? status >= 200 && status < 300 : status === check.status;
       const bodyOk = expected === undefined || body.includes(expected);
-      note(`GET ${url} → ${status}${expected !== undefined ? (bodyOk ? `, body has "${expected}"` : `, body lacks "${expected}"`) : ''}`);
-      if (!statusOk) throw new ReleaseStepError(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, { output: lines });
-      if (!bodyOk) throw new ReleaseStepError(`QA check GET ${url}: the body does not contain "${expected}"`, { output: lines });
+      note(
+        `GET ${url} → ${status}${expected !== undefined ? (bodyOk ? `, body has "${expected}"` : `, body lacks "${expected}"`) : ''}`,
+      );
+      if (!statusOk)
+        throw new ReleaseStepError(`QA check GET ${url} answered ${status}, expected ${check.status ?? '2xx'}`, {
+          output: lines,
+        });
+      if (!bodyOk)
+        throw new ReleaseStepError(`QA check GET ${url}: the body does not contain "${expected}"`, { output: lines });
     } else {
       note(`$ ${check.run}`);
       const result = await runCommand(check.run, {
         cwd: ctx.cwd,
-        env: { ...ctx.env, DAYSHIFT_QA_URL: target.url, DAYSHIFT_QA_ORIGIN: target.origin, DAYSHIFT_QA_HOST: target.host, ...(target.cookie ? { DAYSHIFT_QA_COOKIE: target.cookie } : {}) },
+        env: {
+          ...ctx.env,
+          DAYSHIFT_QA_URL: target.url,
+          DAYSHIFT_QA_ORIGIN: target.origin,
+          DAYSHIFT_QA_HOST: target.host,
+          ...(target.cookie ? { DAYSHIFT_QA_COOKIE: target.cookie } : {}),
+        },
         timeoutMs: check.timeout,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         onLine: note,
@@ -169,16 +210,29 @@ export async function runQaChecks(checks: QaCheckConfig[], ctx: QaContext): Prom
  * path or body, as a shell would expand them in a command check; other text is left as written.
  */
 export function expandEnv(text: string, env: Record<string, string>): string {
-  return text.replace(/\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))/g, (whole, braced: string | undefined, bare: string | undefined) => env[(braced ?? bare)!] ?? whole);
+  return text.replace(
+    /\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))/g,
+    (whole, braced: string | undefined, bare: string | undefined) => env[(braced ?? bare)!] ?? whole,
+  );
 }
 
 /** Judges a canary: the released cluster's rates against the other live clusters'. Undefined = fine. */
-export function analyse(released: Rates, baseline: Rates, windowSeconds: number, a: AnalysisConfig): string | undefined {
+export function analyse(
+  released: Rates,
+  baseline: Rates,
+  windowSeconds: number,
+  a: AnalysisConfig,
+): string | undefined {
   const requests = released.requestsPerSecond * windowSeconds;
   if (requests >= a.min_requests && released.errorRate > a.max_error_rate) {
     return `error rate ${(released.errorRate * 100).toFixed(1)}% over ${windowSeconds}s is above ${(a.max_error_rate * 100).toFixed(1)}%`;
   }
-  if (released.p99Ms !== undefined && released.p99Ms > a.min_p99 && baseline.p99Ms !== undefined && requests >= a.min_requests) {
+  if (
+    released.p99Ms !== undefined &&
+    released.p99Ms > a.min_p99 &&
+    baseline.p99Ms !== undefined &&
+    requests >= a.min_requests
+  ) {
     const ratio = released.p99Ms / Math.max(baseline.p99Ms, 1);
     if (ratio > a.max_p99_ratio) {
       return `p99 ${Math.round(released.p99Ms)}ms is ${ratio.toFixed(1)}× the other clusters' ${Math.round(baseline.p99Ms)}ms (limit ${a.max_p99_ratio}×)`;

@@ -99,7 +99,10 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   start(actor: Actor, version: string, options: { waitWindow?: boolean } = {}): Promise<Release> {
     return this.serial.run(async () => {
       this.checkVersion(version);
-      if (this.release && !isFinished(this.release)) throw new ReleaseRefusedError(`${this.holderText(this.release)} is ${this.release.state}: resume, retry or abort it first`);
+      if (this.release && !isFinished(this.release))
+        throw new ReleaseRefusedError(
+          `${this.holderText(this.release)} is ${this.release.state}: resume, retry or abort it first`,
+        );
       const config = this.plane.config;
       const plan = releaseConfig(config);
       const outside = plan.windows !== undefined && !inWindow(plan.windows);
@@ -111,7 +114,10 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       }
       const steps = buildSteps(config, { waitWindow: outside });
       const now = new Date();
-      const id = `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(2).toString('hex')}`;
+      const id = `${now
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z')}-${randomBytes(2).toString('hex')}`;
       const previous = (await this.history()).find((r) => r.state === 'succeeded');
       const release: Release = {
         id,
@@ -119,10 +125,17 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         state: 'running',
         startedBy: actor.who,
         startedAt: now.toISOString(),
-        before: Object.fromEntries(Object.entries(this.plane.state.clusters).map(([name, c]) => [name, { traffic: c.traffic, weight: c.weight }])),
+        before: Object.fromEntries(
+          Object.entries(this.plane.state.clusters).map(([name, c]) => [
+            name,
+            { traffic: c.traffic, weight: c.weight },
+          ]),
+        ),
         steps,
         current: 0,
-        qaUrls: Object.fromEntries(Object.keys(config.clusters).flatMap((c) => (qaUrlOf(this.plane, c) ? [[c, qaUrlOf(this.plane, c)!]] : []))),
+        qaUrls: Object.fromEntries(
+          Object.keys(config.clusters).flatMap((c) => (qaUrlOf(this.plane, c) ? [[c, qaUrlOf(this.plane, c)!]] : [])),
+        ),
         ...(previous ? { previousVersion: previous.version } : {}),
       };
       await this.takeLock(release);
@@ -140,7 +153,10 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     return this.serial.run(async () => {
       const r = this.requireRelease();
       const step = r.steps[r.current];
-      if (r.state !== 'awaiting-approval' || step?.kind !== 'approval') throw new ReleaseRefusedError(`nothing awaits approval: release ${r.id} is ${r.state}${step ? ` at "${step.title}"` : ''}`);
+      if (r.state !== 'awaiting-approval' || step?.kind !== 'approval')
+        throw new ReleaseRefusedError(
+          `nothing awaits approval: release ${r.id} is ${r.state}${step ? ` at "${step.title}"` : ''}`,
+        );
       if (!this.running) {
         // Run by another instance (refused, naming it), or by nobody since a failed recovery: carry on here.
         await this.takeLock(r);
@@ -164,7 +180,10 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
         r.state = 'interrupted';
         await this.save();
       }
-      if (r.state !== 'interrupted') throw new ReleaseRefusedError(`release ${r.id} is ${r.state}, not interrupted${r.state === 'failed' ? ': use retry to re-run the failed step' : ''}`);
+      if (r.state !== 'interrupted')
+        throw new ReleaseRefusedError(
+          `release ${r.id} is ${r.state}, not interrupted${r.state === 'failed' ? ': use retry to re-run the failed step' : ''}`,
+        );
       const step = r.steps[r.current];
       if (step && step.state === 'running' && !step.repeatable && !options.yes) {
         throw new ReleaseRefusedError(
@@ -185,7 +204,10 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   retry(actor: Actor): Promise<Release> {
     return this.serial.run(async () => {
       const r = this.requireRelease();
-      if (r.state !== 'failed') throw new ReleaseRefusedError(`release ${r.id} is ${r.state}, not failed${r.state === 'interrupted' ? ': use resume' : ''}`);
+      if (r.state !== 'failed')
+        throw new ReleaseRefusedError(
+          `release ${r.id} is ${r.state}, not failed${r.state === 'interrupted' ? ': use resume' : ''}`,
+        );
       await this.takeLock(r);
       this.resetStep(r.steps[r.current]!);
       delete r.reason;
@@ -268,7 +290,10 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       delete r.drain;
       await this.save();
       await this.dropLock();
-      this.options.logger.warn({ release: r.id }, `release ${r.id} was interrupted: \`dayshift release resume\` or \`dayshift release abort\``);
+      this.options.logger.warn(
+        { release: r.id },
+        `release ${r.id} was interrupted: \`dayshift release resume\` or \`dayshift release abort\``,
+      );
     } else {
       // Waiting for approval acts on nothing: carry on waiting.
       this.launch();
@@ -357,7 +382,10 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     delete r.canary;
     await this.save();
     await this.dropLock();
-    this.options.logger.info({ release: r.id, version: r.version }, `release ${r.id} of version ${r.version} succeeded`);
+    this.options.logger.info(
+      { release: r.id, version: r.version },
+      `release ${r.id} of version ${r.version} succeeded`,
+    );
   }
 
   private async lockLost(r: Release, step: ReleaseStep): Promise<void> {
@@ -410,7 +438,8 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     try {
       this.lock = await this.plane.store.lock(LOCK_NAME, this.holderText(r), LOCK_TTL_SECONDS);
     } catch (err) {
-      if (err instanceof LockHeldError) throw new ReleaseRefusedError(`another release is running: the release lock is held by ${err.holder}`);
+      if (err instanceof LockHeldError)
+        throw new ReleaseRefusedError(`another release is running: the release lock is held by ${err.holder}`);
       throw err;
     }
   }
@@ -422,12 +451,19 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   }
 
   private requireRelease(): Release {
-    if (!this.release) throw new ReleaseRefusedError('there is no release: start one with `dayshift release start --version V`', { status: 404 });
+    if (!this.release)
+      throw new ReleaseRefusedError('there is no release: start one with `dayshift release start --version V`', {
+        status: 404,
+      });
     return this.release;
   }
 
   private checkVersion(version: string): void {
-    if (!VERSION.test(version)) throw new ReleaseRefusedError(`"${version}" is not a version: use letters, digits, ".", "_", "+" and "-" (at most 100)`, { status: 400 });
+    if (!VERSION.test(version))
+      throw new ReleaseRefusedError(
+        `"${version}" is not a version: use letters, digits, ".", "_", "+" and "-" (at most 100)`,
+        { status: 400 },
+      );
   }
 
   private pollMs(normal: number): number {

@@ -36,18 +36,24 @@ export interface ReleaseNotification {
 }
 
 /** The events between two updates of one release: `previous` is undefined when it is the first seen. */
-export function releaseEvents(previous: Release | undefined, next: Release, config: DayshiftConfig): { event: ReleaseEvent; step?: ReleaseStep }[] {
+export function releaseEvents(
+  previous: Release | undefined,
+  next: Release,
+  config: DayshiftConfig,
+): { event: ReleaseEvent; step?: ReleaseStep }[] {
   const current = next.steps[next.current];
   const events: { event: ReleaseEvent; step?: ReleaseStep }[] = [];
   // A release that has never run a step: only start() writes one.
   if (!previous && next.state === 'running' && next.steps.every((s) => !s.startedAt)) events.push({ event: 'started' });
-  if (next.state === 'interrupted' && previous?.state !== 'interrupted') events.push({ event: 'interrupted', ...(current ? { step: current } : {}) });
+  if (next.state === 'interrupted' && previous?.state !== 'interrupted')
+    events.push({ event: 'interrupted', ...(current ? { step: current } : {}) });
   if (!previous || previous.state === next.state) return events;
   if (next.state === 'awaiting-approval' && current?.kind === 'approval') {
     // An approval step keeps its start time through a resume: the first wait is the one to tell.
     const before = previous.steps.find((s) => s.id === current.id);
     const approval = clusterPlan(config, current.cluster).approval;
-    if (!before?.startedAt && !(approval.mode === 'auto' && approval.afterMs === 0)) events.push({ event: 'awaiting-approval', step: current });
+    if (!before?.startedAt && !(approval.mode === 'auto' && approval.afterMs === 0))
+      events.push({ event: 'awaiting-approval', step: current });
   }
   if (next.state === 'failed' && current) events.push({ event: 'step-failed', step: current });
   if (next.state === 'succeeded') events.push({ event: 'succeeded' });
@@ -55,7 +61,13 @@ export function releaseEvents(previous: Release | undefined, next: Release, conf
   return events;
 }
 
-export function notification(event: ReleaseEvent, r: Release, step: ReleaseStep | undefined, config: DayshiftConfig, dashboard: string): ReleaseNotification {
+export function notification(
+  event: ReleaseEvent,
+  r: Release,
+  step: ReleaseStep | undefined,
+  config: DayshiftConfig,
+  dashboard: string,
+): ReleaseNotification {
   let approvesAt: string | null = null;
   if (event === 'awaiting-approval' && step?.kind === 'approval' && step.startedAt) {
     const approval = clusterPlan(config, step.cluster).approval;
@@ -90,7 +102,10 @@ export function slackMessage(n: ReleaseNotification): { text: string; blocks: un
     text: `${what} ${n.dashboard}`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `${what}\n${link}` } },
-      { type: 'context', elements: [{ type: 'mrkdwn', text: escape(`release ${n.release} · started by ${n.startedBy} · ${n.time}`) }] },
+      {
+        type: 'context',
+        elements: [{ type: 'mrkdwn', text: escape(`release ${n.release} · started by ${n.startedBy} · ${n.time}`) }],
+      },
     ],
   };
 }
@@ -167,7 +182,8 @@ export class ReleaseNotifier {
     const dashboard = `${this.options.dashboardUrl().replace(/\/+$/, '')}/#release`;
     for (const { event, step } of releaseEvents(previous, next, config)) {
       const n = notification(event, next, step, config, dashboard);
-      for (const hook of hooks) if (!hook.events || hook.events.includes(event)) this.options.sender.send(message(hook, n));
+      for (const hook of hooks)
+        if (!hook.events || hook.events.includes(event)) this.options.sender.send(message(hook, n));
     }
   }
 }

@@ -1,6 +1,15 @@
 // Turns the `release:` config and a version into the steps of a release. The steps are what the
 // conductor runs, the journal records and `release start --plan` prints.
-import { releaseSchema, CLUSTER_HOOKS, type ClusterHookName, type HookConfig, type QaCheckConfig, type ReleaseConfig, type ShiftConfig, type Approval } from '../config/release-schema.js';
+import {
+  releaseSchema,
+  CLUSTER_HOOKS,
+  type ClusterHookName,
+  type HookConfig,
+  type QaCheckConfig,
+  type ReleaseConfig,
+  type ShiftConfig,
+  type Approval,
+} from '../config/release-schema.js';
 import type { DayshiftConfig } from '../config/schema.js';
 import { formatDuration } from '../config/units.js';
 import type { ReleaseStep, StepFields } from './types.js';
@@ -46,7 +55,9 @@ export function clusterPlan(config: DayshiftConfig, cluster: string): ClusterPla
 
 export function describeApproval(approval: Approval): string {
   if (approval.mode === 'manual') return 'manual approval (`dayshift release approve`)';
-  return approval.afterMs === 0 ? 'automatic approval' : `approval (automatic after ${formatDuration(approval.afterMs)})`;
+  return approval.afterMs === 0
+    ? 'automatic approval'
+    : `approval (automatic after ${formatDuration(approval.afterMs)})`;
 }
 
 function describeShift(shift: ShiftConfig): string {
@@ -59,34 +70,102 @@ function describeHook(hook: HookConfig): string {
   return `${hook.per === 'member' ? 'per member: ' : ''}${hook.title ?? hook.run}`;
 }
 
-const step = (id: string, title: string, repeatable: boolean, fields: StepFields): ReleaseStep => ({ id, ...fields, title, state: 'pending', repeatable });
+const step = (id: string, title: string, repeatable: boolean, fields: StepFields): ReleaseStep => ({
+  id,
+  ...fields,
+  title,
+  state: 'pending',
+  repeatable,
+});
 
 export function buildSteps(config: DayshiftConfig, options: { waitWindow?: boolean } = {}): ReleaseStep[] {
   const plan = releaseConfig(config);
   const order = clusterOrder(config);
   const steps: ReleaseStep[] = [];
-  if (plan.windows && options.waitWindow) steps.push(step('window', `wait for the release window: ${describeWindows(plan.windows)}`, true, { kind: 'window' }));
-  if (plan.hooks.before) steps.push(step('before', `hook before: ${describeHook(plan.hooks.before)}`, plan.hooks.before.repeatable, { kind: 'hook', hook: 'before' }));
+  if (plan.windows && options.waitWindow)
+    steps.push(
+      step('window', `wait for the release window: ${describeWindows(plan.windows)}`, true, { kind: 'window' }),
+    );
+  if (plan.hooks.before)
+    steps.push(
+      step('before', `hook before: ${describeHook(plan.hooks.before)}`, plan.hooks.before.repeatable, {
+        kind: 'hook',
+        hook: 'before',
+      }),
+    );
   plan.database.forEach((db, i) => {
     const id = `db:${i + 1}`;
-    if (db.kind === 'check-replication') steps.push(step(id, 'db: check replication (running, caught up, no errant transactions)', true, { kind: 'db-check-replication', dbStep: i }));
+    if (db.kind === 'check-replication')
+      steps.push(
+        step(id, 'db: check replication (running, caught up, no errant transactions)', true, {
+          kind: 'db-check-replication',
+          dbStep: i,
+        }),
+      );
     // A switchover journals itself; the step finds a finished one and does not switch back.
-    else if (db.kind === 'switchover') steps.push(step(id, `db: switchover to ${db.to ?? 'the replica'}`, true, { kind: 'db-switchover', dbStep: i }));
-    else steps.push(step(id, `db: migrate on the ${db.on}: ${db.title ?? db.run}`, db.repeatable, { kind: 'db-migrate', dbStep: i }));
+    else if (db.kind === 'switchover')
+      steps.push(step(id, `db: switchover to ${db.to ?? 'the replica'}`, true, { kind: 'db-switchover', dbStep: i }));
+    else
+      steps.push(
+        step(id, `db: migrate on the ${db.on}: ${db.title ?? db.run}`, db.repeatable, {
+          kind: 'db-migrate',
+          dbStep: i,
+        }),
+      );
   });
   for (const cluster of order) {
     const p = clusterPlan(config, cluster);
-    steps.push(step(`${cluster}:drain`, `drain ${cluster} (session idle ${formatDuration(p.drainIdleMs)}, deadline ${formatDuration(p.drainDeadlineMs)})`, true, { kind: 'drain', cluster }));
+    steps.push(
+      step(
+        `${cluster}:drain`,
+        `drain ${cluster} (session idle ${formatDuration(p.drainIdleMs)}, deadline ${formatDuration(p.drainDeadlineMs)})`,
+        true,
+        { kind: 'drain', cluster },
+      ),
+    );
     steps.push(step(`${cluster}:out`, `take ${cluster} out of public traffic`, true, { kind: 'out', cluster }));
     for (const name of CLUSTER_HOOKS) {
       const hook = p.hooks[name];
-      if (hook) steps.push(step(`${cluster}:${name}`, `${name} ${cluster}: ${describeHook(hook)}`, hook.repeatable, { kind: 'hook', cluster, hook: name }));
+      if (hook)
+        steps.push(
+          step(`${cluster}:${name}`, `${name} ${cluster}: ${describeHook(hook)}`, hook.repeatable, {
+            kind: 'hook',
+            cluster,
+            hook: name,
+          }),
+        );
     }
-    steps.push(step(`${cluster}:health`, `health gate ${cluster} (all members up within ${formatDuration(plan.health.timeout)})`, true, { kind: 'health-gate', cluster }));
-    if (p.qa.length > 0) steps.push(step(`${cluster}:qa`, `QA checks on ${cluster} (${p.qa.length})`, true, { kind: 'qa-checks', cluster }));
-    steps.push(step(`${cluster}:approval`, `${describeApproval(p.approval)} for ${cluster}`, true, { kind: 'approval', cluster }));
-    steps.push(step(`${cluster}:shift`, `shift traffic to ${cluster}: ${describeShift(p.shift)}`, true, { kind: 'shift', cluster }));
+    steps.push(
+      step(
+        `${cluster}:health`,
+        `health gate ${cluster} (all members up within ${formatDuration(plan.health.timeout)})`,
+        true,
+        { kind: 'health-gate', cluster },
+      ),
+    );
+    if (p.qa.length > 0)
+      steps.push(
+        step(`${cluster}:qa`, `QA checks on ${cluster} (${p.qa.length})`, true, { kind: 'qa-checks', cluster }),
+      );
+    steps.push(
+      step(`${cluster}:approval`, `${describeApproval(p.approval)} for ${cluster}`, true, {
+        kind: 'approval',
+        cluster,
+      }),
+    );
+    steps.push(
+      step(`${cluster}:shift`, `shift traffic to ${cluster}: ${describeShift(p.shift)}`, true, {
+        kind: 'shift',
+        cluster,
+      }),
+    );
   }
-  if (plan.hooks.after) steps.push(step('after', `hook after: ${describeHook(plan.hooks.after)}`, plan.hooks.after.repeatable, { kind: 'hook', hook: 'after' }));
+  if (plan.hooks.after)
+    steps.push(
+      step('after', `hook after: ${describeHook(plan.hooks.after)}`, plan.hooks.after.repeatable, {
+        kind: 'hook',
+        hook: 'after',
+      }),
+    );
   return steps;
 }

@@ -10,7 +10,9 @@ import { messageOf } from '../errors.js';
 
 /** The clusters a hook of the release (stop, deploy, start) began to act on, in release order. */
 export function deployedClusters(steps: ReleaseStep[]): string[] {
-  const clusters = steps.flatMap((s) => (s.kind === 'hook' && s.cluster && s.startedAt && s.hook !== 'rollback' ? [s.cluster] : []));
+  const clusters = steps.flatMap((s) =>
+    s.kind === 'hook' && s.cluster && s.startedAt && s.hook !== 'rollback' ? [s.cluster] : [],
+  );
   return [...new Set(clusters)];
 }
 
@@ -28,12 +30,22 @@ export interface RollbackPlan {
  * Which deployed clusters keep serving, which get the rollback hook and which stay out. A live one is not
  * rolled back: that would cut its users.
  */
-export function planRollback(version: string, deployed: string[], isLive: (cluster: string) => boolean, hasRollbackHook: boolean): RollbackPlan {
+export function planRollback(
+  version: string,
+  deployed: string[],
+  isLive: (cluster: string) => boolean,
+  hasRollbackHook: boolean,
+): RollbackPlan {
   const serving = deployed.filter(isLive);
   const offline = deployed.filter((c) => !serving.includes(c));
   const notes = serving.map((c) => `${c} is live with version ${version} (it passed its gates) and keeps serving`);
   if (!hasRollbackHook) {
-    notes.push(...offline.map((c) => `no rollback hook: ${c} was deployed to and stays out; make it live yourself once it runs the old version`));
+    notes.push(
+      ...offline.map(
+        (c) =>
+          `no rollback hook: ${c} was deployed to and stays out; make it live yourself once it runs the old version`,
+      ),
+    );
     return { serving, rollBack: [], keepOut: offline, notes };
   }
   if (offline.length === 0) notes.push('no cluster out of traffic was deployed to: no rollback hook needed');
@@ -50,7 +62,11 @@ export function restoreOrder(before: Release['before']): [string, ClusterTraffic
  * The change that gives a cluster its traffic from before the release back; undefined when there is none
  * to make. A cluster kept out (its rollback failed, or there is no hook) is not made live again.
  */
-export function restoreMove(was: ClusterTraffic, now: ClusterTraffic | undefined, keptOut: boolean): ClusterTraffic | undefined {
+export function restoreMove(
+  was: ClusterTraffic,
+  now: ClusterTraffic | undefined,
+  keptOut: boolean,
+): ClusterTraffic | undefined {
   if (was.traffic === 'live') {
     if (keptOut || (now?.traffic === 'live' && now.weight === was.weight)) return undefined;
     return was;
@@ -65,7 +81,12 @@ export function restoreMove(was: ClusterTraffic, now: ClusterTraffic | undefined
 export async function rollBack(ctx: StepContext): Promise<string[]> {
   const { plane, release: r } = ctx;
   const hook = releaseConfig(plane.config).hooks.rollback;
-  const plan = planRollback(r.version, deployedClusters(r.steps), (c) => plane.state.clusters[c]?.traffic === 'live', hook !== undefined);
+  const plan = planRollback(
+    r.version,
+    deployedClusters(r.steps),
+    (c) => plane.state.clusters[c]?.traffic === 'live',
+    hook !== undefined,
+  );
   const notes = plan.notes;
   const keepOut = new Set(plan.keepOut);
   for (const step of hook ? plan.rollBack.map((cluster) => rollbackStep(cluster, hook)) : []) {
@@ -86,14 +107,30 @@ export async function rollBack(ctx: StepContext): Promise<string[]> {
     try {
       await change(() => plane.setTraffic(actor, cluster, move.traffic, { weight: move.weight }));
     } catch (err) {
-      notes.push(was.traffic === 'live' ? `could not make ${cluster} live again: ${messageOf(err)}` : `left ${cluster} as it is: ${messageOf(err)}`);
+      notes.push(
+        was.traffic === 'live'
+          ? `could not make ${cluster} live again: ${messageOf(err)}`
+          : `left ${cluster} as it is: ${messageOf(err)}`,
+      );
     }
   }
   delete r.canary;
-  notes.push(`traffic restored: ${Object.keys(r.before).map((c) => `${c} ${plane.state.clusters[c]?.traffic}`).join(', ')}`);
+  notes.push(
+    `traffic restored: ${Object.keys(r.before)
+      .map((c) => `${c} ${plane.state.clusters[c]?.traffic}`)
+      .join(', ')}`,
+  );
   return notes;
 }
 
 function rollbackStep(cluster: string, hook: HookConfig): HookStep & { cluster: string } {
-  return { id: `${cluster}:rollback`, kind: 'hook', hook: 'rollback', cluster, title: `rollback ${cluster}: ${hook.title ?? hook.run}`, state: 'running', repeatable: hook.repeatable };
+  return {
+    id: `${cluster}:rollback`,
+    kind: 'hook',
+    hook: 'rollback',
+    cluster,
+    title: `rollback ${cluster}: ${hook.title ?? hook.run}`,
+    state: 'running',
+    repeatable: hook.repeatable,
+  };
 }

@@ -80,7 +80,8 @@ export interface DbStep extends StepCommon {
 }
 
 /** One step of a release, told apart by `kind`. A new kind is a member here, a runner in steps/, and a line in plan.ts. */
-export type ReleaseStep = WindowStep | HookStep | DrainStep | OutStep | HealthGateStep | QaChecksStep | ApprovalStep | ShiftStep | DbStep;
+export type ReleaseStep =
+  WindowStep | HookStep | DrainStep | OutStep | HealthGateStep | QaChecksStep | ApprovalStep | ShiftStep | DbStep;
 
 export type StepKind = ReleaseStep['kind'];
 

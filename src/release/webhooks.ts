@@ -43,7 +43,10 @@ export class WebhookSender {
     const queue = this.queues.get(message.url);
     if (this.stopping.signal.aborted || (queue?.length ?? 0) >= QUEUE_LIMIT) {
       this.counts.dropped++;
-      this.logger.warn({ webhook: redact(message.url), about: message.about }, `webhook ${redact(message.url)}: ${message.about} dropped: ${this.stopping.signal.aborted ? 'Dayshift is stopping' : `${QUEUE_LIMIT} messages already wait for this receiver`}`);
+      this.logger.warn(
+        { webhook: redact(message.url), about: message.about },
+        `webhook ${redact(message.url)}: ${message.about} dropped: ${this.stopping.signal.aborted ? 'Dayshift is stopping' : `${QUEUE_LIMIT} messages already wait for this receiver`}`,
+      );
       return;
     }
     if (queue) {
@@ -84,12 +87,24 @@ export class WebhookSender {
       const last = !problem.retry || attempt >= message.retries || Date.now() + backoff - queuedAt > GIVE_UP_AFTER_MS;
       const where = redact(message.url);
       if (last) {
-        this.logger.warn({ webhook: where, about: message.about, attempts: attempt + 1 }, `webhook ${where}: ${message.about} not delivered after ${attempt + 1} attempt(s): ${problem.what}`);
+        this.logger.warn(
+          { webhook: where, about: message.about, attempts: attempt + 1 },
+          `webhook ${where}: ${message.about} not delivered after ${attempt + 1} attempt(s): ${problem.what}`,
+        );
         return 'failed';
       }
-      this.logger.info({ webhook: where, about: message.about }, `webhook ${where}: ${problem.what}; trying again in ${backoff / 1000}s`);
+      this.logger.info(
+        { webhook: where, about: message.about },
+        `webhook ${where}: ${problem.what}; trying again in ${backoff / 1000}s`,
+      );
       this.retries++;
-      if (!(await delay(backoff, this.stopping.signal).then(() => true, () => false))) return 'dropped';
+      if (
+        !(await delay(backoff, this.stopping.signal).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return 'dropped';
     }
   }
 
@@ -107,7 +122,10 @@ export class WebhookSender {
       await response.body?.cancel().catch(() => undefined);
       if (response.ok) return undefined;
       const retry = response.status >= 500 || response.status === 429;
-      return { what: `the receiver answered ${response.status}${retry ? '' : ': check the webhook URL and headers'}`, retry };
+      return {
+        what: `the receiver answered ${response.status}${retry ? '' : ': check the webhook URL and headers'}`,
+        retry,
+      };
     } catch (err) {
       const error = err as Error & { cause?: { code?: string; message?: string } };
       if (error.name === 'TimeoutError') return { what: `no answer within ${message.timeoutMs / 1000}s`, retry: true };

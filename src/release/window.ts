@@ -8,7 +8,13 @@ interface LocalTime {
 }
 
 function localTime(at: Date, timeZone: string | undefined): LocalTime {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(at);
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    weekday: 'short',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(at);
   const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
   const day = get('weekday').toLowerCase().slice(0, 3) as Weekday;
   return { day, minute: Number(get('hour')) * 60 + Number(get('minute')) };
@@ -21,7 +27,9 @@ function toMinutes(hhmm: string): number {
 
 export function inWindow(windows: WindowsConfig, at: Date = new Date()): boolean {
   const local = localTime(at, windows.timezone);
-  return windows.allow.some((w) => w.days.includes(local.day) && local.minute >= toMinutes(w.from) && local.minute < toMinutes(w.to));
+  return windows.allow.some(
+    (w) => w.days.includes(local.day) && local.minute >= toMinutes(w.from) && local.minute < toMinutes(w.to),
+  );
 }
 
 /** The next time (to the minute) a window opens, within a week; undefined if none does. */

@@ -10,8 +10,23 @@ import { hostname } from 'node:os';
 import { setTimeout as unrefTimeout } from 'node:timers/promises';
 import { delay } from '../delay.js';
 import { rootCertificates } from 'node:tls';
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
-import { Etcd3, EtcdLeaseInvalidError, isRecoverableError, type IKeyValue, type IOptions, type Lease, type Watcher } from 'etcd3';
+import {
+  circuitBreaker,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  isBrokenCircuitError,
+  retry,
+} from 'cockatiel';
+import {
+  Etcd3,
+  EtcdLeaseInvalidError,
+  isRecoverableError,
+  type IKeyValue,
+  type IOptions,
+  type Lease,
+  type Watcher,
+} from 'etcd3';
 import type { PutOptions, Store, StoreLock, Unsubscribe, Versioned } from './store.js';
 import { LockHeldError, StoreConflictError, StoreUnavailableError } from './errors.js';
 import { messageOf } from '../errors.js';
@@ -68,7 +83,9 @@ export class EtcdStore implements Store {
     } catch (err) {
       // e.g. a mix of http:// and https:// endpoints, which the client refuses.
       if (err instanceof StoreUnavailableError) throw err;
-      throw new StoreUnavailableError(`etcd store (${options.endpoints.join(', ')}): ${messageOf(err)}`, { cause: err });
+      throw new StoreUnavailableError(`etcd store (${options.endpoints.join(', ')}): ${messageOf(err)}`, {
+        cause: err,
+      });
     }
   }
 
@@ -81,7 +98,10 @@ export class EtcdStore implements Store {
       const left = Math.max(1, end - Date.now());
       try {
         await store.call(`connect (dial timeout ${dialTimeoutMs} ms)`, left, () =>
-          store.client.get(`${store.root}kv/`).options({ deadline: Date.now() + Math.min(left, store.requestTimeoutMs) }).exec(),
+          store.client
+            .get(`${store.root}kv/`)
+            .options({ deadline: Date.now() + Math.min(left, store.requestTimeoutMs) })
+            .exec(),
         );
         return store;
       } catch (err) {
@@ -216,7 +236,10 @@ export class EtcdStore implements Store {
       );
       if (!response.succeeded) {
         const kv = response.responses[0]?.response_range?.kvs[0];
-        throw new LockHeldError({ lockName: name, holder: kv ? describeHolder(kv.value.toString()) : 'another instance (it let go just now; try again)' });
+        throw new LockHeldError({
+          lockName: name,
+          holder: kv ? describeHolder(kv.value.toString()) : 'another instance (it let go just now; try again)',
+        });
       }
     } catch (err) {
       await lease.revoke({ deadline: Date.now() + this.requestTimeoutMs }).catch(() => undefined);
@@ -238,9 +261,14 @@ export class EtcdStore implements Store {
     this.closed = true;
     const deadline = Date.now() + this.requestTimeoutMs;
     // Cancelling a watch waits for etcd to confirm; an etcd that does not answer must not hold close() up.
-    await Promise.race([Promise.all([...this.watchers].map((stop) => stop())), unrefTimeout(this.requestTimeoutMs, undefined, { ref: false })]);
+    await Promise.race([
+      Promise.all([...this.watchers].map((stop) => stop())),
+      unrefTimeout(this.requestTimeoutMs, undefined, { ref: false }),
+    ]);
     await Promise.all([...this.heldLocks].map((lock) => lock.release().catch(() => undefined)));
-    await Promise.all([...this.publishLeases.values()].map((lease) => lease.revoke({ deadline }).catch(() => undefined)));
+    await Promise.all(
+      [...this.publishLeases.values()].map((lease) => lease.revoke({ deadline }).catch(() => undefined)),
+    );
     this.publishLeases.clear();
     this.client.close();
   }
@@ -291,17 +319,26 @@ export class EtcdStore implements Store {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new StoreUnavailableError(`${where}: ${what}: no answer within ${budgetMs} ms${what.startsWith('put') || what.startsWith('delete') ? ' (the change may or may not have been applied)' : ''}`)),
+        () =>
+          reject(
+            new StoreUnavailableError(
+              `${where}: ${what}: no answer within ${budgetMs} ms${what.startsWith('put') || what.startsWith('delete') ? ' (the change may or may not have been applied)' : ''}`,
+            ),
+          ),
         budgetMs,
       );
     });
     try {
       return await Promise.race([run(), timeout]);
     } catch (err) {
-      if (err instanceof StoreUnavailableError || err instanceof StoreConflictError || err instanceof LockHeldError) throw err;
+      if (err instanceof StoreUnavailableError || err instanceof StoreConflictError || err instanceof LockHeldError)
+        throw err;
       if (isBrokenCircuitError(err)) {
         // The client did not even try: say why the endpoints were given up on.
-        throw new StoreUnavailableError(`${where}: ${what} failed: every endpoint failed just before (${this.lastFailure ?? 'no error recorded'}); each is tried again after 1 s`, { cause: err });
+        throw new StoreUnavailableError(
+          `${where}: ${what} failed: every endpoint failed just before (${this.lastFailure ?? 'no error recorded'}); each is tried again after 1 s`,
+          { cause: err },
+        );
       }
       this.lastFailure = explain(err);
       throw new StoreUnavailableError(`${where}: ${what} failed: ${this.lastFailure}`, { cause: err });
@@ -356,7 +393,8 @@ function clientOptions(options: EtcdStoreOptions, requestTimeoutMs: number): IOp
       // waiting for a new leader (about 1 s after a crash) answers by the last try.
       global: retry(handleWhen(isRecoverableError), { maxAttempts: RETRIES }),
       // A failing endpoint is skipped for a second, then tried again: etcd coming back is noticed quickly.
-      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+      host: () =>
+        circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
       // etcd3 types this as a backoff step and calls next() on it for each reconnection.
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: WATCH_MAX_BACKOFF_MS }).next(),
     },
@@ -397,7 +435,9 @@ function parse(text: string): unknown {
 function describeHolder(text: string): string {
   const value = parse(text) as Partial<LockValue> | string;
   if (typeof value !== 'object' || value === null || typeof value.holder !== 'string') return String(text);
-  return value.pid !== undefined && value.host !== undefined ? `${value.holder} (pid ${value.pid} on ${value.host})` : value.holder;
+  return value.pid !== undefined && value.host !== undefined
+    ? `${value.holder} (pid ${value.pid} on ${value.host})`
+    : value.holder;
 }
 
 function isRecoverable(err: unknown): boolean {

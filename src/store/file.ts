@@ -86,7 +86,8 @@ export class FileStore implements Store {
       for (const entry of entries) {
         const path = join(dir, entry.name);
         if (entry.isDirectory()) await walk(path);
-        else if (entry.name.endsWith('.json')) keys.push(relative(root, path).slice(0, -'.json'.length).split(sep).join('/'));
+        else if (entry.name.endsWith('.json'))
+          keys.push(relative(root, path).slice(0, -'.json'.length).split(sep).join('/'));
       }
     };
     await walk(root);
@@ -109,7 +110,11 @@ export class FileStore implements Store {
   async publish(key: string, value: unknown, ttlSeconds: number): Promise<void> {
     await this.serial.run(async () => {
       const current = await this.read(key);
-      await this.write(key, { revision: (current?.revision ?? 0) + 1, value, expiresAt: Date.now() + ttlSeconds * 1000 });
+      await this.write(key, {
+        revision: (current?.revision ?? 0) + 1,
+        value,
+        expiresAt: Date.now() + ttlSeconds * 1000,
+      });
     });
     this.changes.emit('change', key, value);
   }
@@ -121,7 +126,12 @@ export class FileStore implements Store {
   async lock(name: string, holder: string, ttlSeconds: number): Promise<StoreLock> {
     assertKey(name);
     const path = join(this.dir, 'locks', `${name.replaceAll('/', '~')}.lock`);
-    const content = (): LockFile => ({ holder, pid: process.pid, host: hostname(), expiresAt: Date.now() + ttlSeconds * 1000 });
+    const content = (): LockFile => ({
+      holder,
+      pid: process.pid,
+      host: hostname(),
+      expiresAt: Date.now() + ttlSeconds * 1000,
+    });
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const handle = await open(path, 'wx', 0o600);
@@ -133,7 +143,10 @@ export class FileStore implements Store {
           this.renewals.delete(timer);
           this.heldLocks.delete(lock);
         });
-        const timer = setInterval(() => void writeFile(path, JSON.stringify(content())).catch(() => undefined), (ttlSeconds * 1000) / 3);
+        const timer = setInterval(
+          () => void writeFile(path, JSON.stringify(content())).catch(() => undefined),
+          (ttlSeconds * 1000) / 3,
+        );
         timer.unref();
         this.renewals.add(timer);
         this.heldLocks.add(lock);
@@ -141,7 +154,11 @@ export class FileStore implements Store {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const existing = await readLock(path);
-        if (existing && !isStale(existing)) throw new LockHeldError({ lockName: name, holder: `${existing.holder} (pid ${existing.pid} on ${existing.host})` });
+        if (existing && !isStale(existing))
+          throw new LockHeldError({
+            lockName: name,
+            holder: `${existing.holder} (pid ${existing.pid} on ${existing.host})`,
+          });
         await rm(path, { force: true });
       }
     }
@@ -152,8 +169,6 @@ export class FileStore implements Store {
     await Promise.all([...this.heldLocks].map((l) => l.release()));
     await this.serial.idle();
   }
-
-
 
   private path(key: string): string {
     assertKey(key);
@@ -183,7 +198,12 @@ export class FileStore implements Store {
 
 class FileLock implements StoreLock {
   private released = false;
-  constructor(readonly name: string, readonly holder: string, private readonly path: string, private readonly onRelease: () => void) {}
+  constructor(
+    readonly name: string,
+    readonly holder: string,
+    private readonly path: string,
+    private readonly onRelease: () => void,
+  ) {}
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
@@ -212,5 +232,6 @@ function isStale(lock: LockFile): boolean {
 }
 
 function assertKey(key: string): void {
-  if (!KEY.test(key)) throw new Error(`store: invalid key ${JSON.stringify(key)} (letters, digits, "_", "-", "." and "/" separators)`);
+  if (!KEY.test(key))
+    throw new Error(`store: invalid key ${JSON.stringify(key)} (letters, digits, "_", "-", "." and "/" separators)`);
 }

@@ -21,11 +21,22 @@ export interface MigrationResult {
   skipped: string[];
 }
 
-export async function migrateStore(from: Store, to: Store, options: { dryRun?: boolean } = {}): Promise<MigrationResult> {
+export async function migrateStore(
+  from: Store,
+  to: Store,
+  options: { dryRun?: boolean } = {},
+): Promise<MigrationResult> {
   const dryRun = options.dryRun ?? false;
   const source = await from.list('');
   const target = new Map((await to.list('')).map((item) => [item.key, item.value]));
-  const result: MigrationResult = { from: from.description, to: to.description, dryRun, copied: [], unchanged: [], skipped: [] };
+  const result: MigrationResult = {
+    from: from.description,
+    to: to.description,
+    dryRun,
+    copied: [],
+    unchanged: [],
+    skipped: [],
+  };
   const conflicts: string[] = [];
   const toCopy: { key: string; value: unknown }[] = [];
   for (const { key, value } of source) {

@@ -134,9 +134,14 @@ export class TcpFront {
     });
     // Bytes a client sends before the target answers are buffered by the upstream socket until connect.
     const version = this.options.proxyProtocol;
-    if (version) upstream.write(proxyHeader(version, ...clientEnds(client.remoteAddress, client.remotePort, client.localAddress, client.localPort)));
+    if (version)
+      upstream.write(
+        proxyHeader(
+          version,
+          ...clientEnds(client.remoteAddress, client.remotePort, client.localAddress, client.localPort),
+        ),
+      );
     client.pipe(upstream);
     upstream.pipe(client);
   }
 }
-

@@ -16,7 +16,12 @@ import { siteUsesAcme, type DayshiftConfig } from '../config/schema.js';
 import { Serial } from '../serial.js';
 import type { Store, Unsubscribe } from '../store/store.js';
 import { LockHeldError, StoreConflictError } from '../store/errors.js';
-import { describeChain, type CertificateReport, type CertificateTable, type IssuedCertificate } from './certificates.js';
+import {
+  describeChain,
+  type CertificateReport,
+  type CertificateTable,
+  type IssuedCertificate,
+} from './certificates.js';
 import { messageOf } from '../errors.js';
 
 export const CERTIFICATES_PREFIX = 'acme/certificates/';
@@ -41,7 +46,9 @@ interface StoredAccount {
 }
 
 /** A challenge answer as shared through the store. */
-type StoredChallenge = { type: 'http-01'; token: string; keyAuthorization: string } | { type: 'tls-alpn-01'; host: string; cert: string; key: string };
+type StoredChallenge =
+  | { type: 'http-01'; token: string; keyAuthorization: string }
+  | { type: 'tls-alpn-01'; host: string; cert: string; key: string };
 
 export type ChallengeType = 'http-01' | 'tls-alpn-01';
 
@@ -54,7 +61,17 @@ const RETRY_UNREACHABLE_MS = 5000;
 const RETRY_REFUSED_MS = 60_000;
 const RETRY_MAX_MS = 3600_000;
 /** Network errors that mean the CA was not reached. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'EPIPE']);
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'EPIPE',
+]);
 /** How long close() lets an order in flight finish. */
 const CLOSE_WAIT_MS = 5000;
 /** How long the CA's directory may take to answer. */
@@ -122,7 +139,11 @@ export class AcmeManager {
   start(): void {
     const { store } = this.options;
     this.unwatch.push(
-      store.watch(CERTIFICATES_PREFIX, (key) => this.schedule(key.slice(key.lastIndexOf(CERTIFICATES_PREFIX) + CERTIFICATES_PREFIX.length), 0), () => this.refresh()),
+      store.watch(
+        CERTIFICATES_PREFIX,
+        (key) => this.schedule(key.slice(key.lastIndexOf(CERTIFICATES_PREFIX) + CERTIFICATES_PREFIX.length), 0),
+        () => this.refresh(),
+      ),
       store.watch(CHALLENGES_PREFIX, (key, value) => this.challengeChanged(key, value as StoredChallenge | undefined)),
     );
     for (const site of this.acmeSites()) this.schedule(site, 0);
@@ -153,7 +174,13 @@ export class AcmeManager {
       return {
         site,
         hosts: acmeHosts(config, site),
-        ...(cert ? { notAfter: cert.notAfter.toISOString(), issuer: cert.issuer, renewAt: new Date(renewalTime(cert, config.acme!.renew_before)).toISOString() } : {}),
+        ...(cert
+          ? {
+              notAfter: cert.notAfter.toISOString(),
+              issuer: cert.issuer,
+              renewAt: new Date(renewalTime(cert, config.acme!.renew_before)).toISOString(),
+            }
+          : {}),
         ...(s?.lastError ? { lastError: s.lastError } : {}),
         ...(s?.retryAt ? { retryAt: new Date(s.retryAt).toISOString() } : {}),
       };
@@ -200,8 +227,17 @@ export class AcmeManager {
     if (info.notAfter.getTime() <= Date.now()) return undefined;
     const current = this.options.table.certificate(site);
     if (current?.chain !== stored.value.chain) {
-      this.options.table.install({ site, hosts: stored.value.hosts, chain: stored.value.chain, key: stored.value.key, ...info });
-      this.options.logger.info({ site, hosts: stored.value.hosts, notAfter: info.notAfter.toISOString(), orderedBy: stored.value.orderedBy }, 'ACME certificate in force');
+      this.options.table.install({
+        site,
+        hosts: stored.value.hosts,
+        chain: stored.value.chain,
+        key: stored.value.key,
+        ...info,
+      });
+      this.options.logger.info(
+        { site, hosts: stored.value.hosts, notAfter: info.notAfter.toISOString(), orderedBy: stored.value.orderedBy },
+        'ACME certificate in force',
+      );
     }
     return renewalTime(info, config.acme!.renew_before);
   }
@@ -225,11 +261,16 @@ export class AcmeManager {
     } catch (err) {
       if (this.closed) return;
       s.failures++;
-      const first = UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? '') ? RETRY_UNREACHABLE_MS : RETRY_REFUSED_MS;
+      const first = UNREACHABLE.has((err as NodeJS.ErrnoException).code ?? '')
+        ? RETRY_UNREACHABLE_MS
+        : RETRY_REFUSED_MS;
       const delay = Math.min(RETRY_MAX_MS, first * 2 ** (s.failures - 1));
       s.lastError = messageOf(err);
       s.retryAt = Date.now() + delay;
-      this.options.logger.warn({ site, err, attempt: s.failures, retryInMs: delay, directory: this.options.loaded().config.acme?.directory }, 'could not get an ACME certificate; retrying');
+      this.options.logger.warn(
+        { site, err, attempt: s.failures, retryInMs: delay, directory: this.options.loaded().config.acme?.directory },
+        'could not get an ACME certificate; retrying',
+      );
       this.schedule(site, delay);
     }
   }
@@ -249,10 +290,19 @@ export class AcmeManager {
       const renewAt = await this.loadStored(site);
       if (renewAt !== undefined && renewAt > Date.now()) return 'stored';
       const certificate = await this.order(site);
-      const stored: StoredCertificate = { hosts: certificate.hosts, chain: certificate.chain, key: certificate.key, orderedBy: instance, orderedAt: new Date().toISOString() };
+      const stored: StoredCertificate = {
+        hosts: certificate.hosts,
+        chain: certificate.chain,
+        key: certificate.key,
+        orderedBy: instance,
+        orderedAt: new Date().toISOString(),
+      };
       await store.put(`${CERTIFICATES_PREFIX}${site}`, stored);
       this.options.table.install(certificate);
-      this.options.logger.info({ site, hosts: certificate.hosts, notAfter: certificate.notAfter.toISOString(), issuer: certificate.issuer }, 'ACME certificate issued');
+      this.options.logger.info(
+        { site, hosts: certificate.hosts, notAfter: certificate.notAfter.toISOString(), issuer: certificate.issuer },
+        'ACME certificate issued',
+      );
       return 'ordered';
     } finally {
       await lock.release();
@@ -274,7 +324,10 @@ export class AcmeManager {
       backoffMax: 10_000,
       backoffAttempts: 12,
     });
-    const [key, csr] = await acme.crypto.createCsr({ commonName: hosts[0]!, altNames: hosts }, await acme.crypto.createPrivateEcdsaKey());
+    const [key, csr] = await acme.crypto.createCsr(
+      { commonName: hosts[0]!, altNames: hosts },
+      await acme.crypto.createPrivateEcdsaKey(),
+    );
     this.options.logger.info({ site, hosts, directory: settings.directory }, 'ordering an ACME certificate');
     const chain = await client.auto({
       csr,
@@ -283,7 +336,8 @@ export class AcmeManager {
       challengePriority: this.options.challenges,
       // The CA checks; a self-check from here would need the public DNS and routes of a real deployment.
       skipChallengeVerification: true,
-      challengeCreateFn: (authz, challenge, keyAuthorization) => this.publishChallenge(authz, challenge, keyAuthorization),
+      challengeCreateFn: (authz, challenge, keyAuthorization) =>
+        this.publishChallenge(authz, challenge, keyAuthorization),
       challengeRemoveFn: (authz, challenge) => this.withdrawChallenge(authz.identifier.value, challenge),
     });
     if (!account.url) await this.saveAccountUrl(settings.directory, client.getAccountUrl());
@@ -291,16 +345,26 @@ export class AcmeManager {
     return { site, hosts, chain, key: key.toString(), ...info };
   }
 
-  private async publishChallenge(authz: acme.Authorization, challenge: { type: string; token: string }, keyAuthorization: string): Promise<void> {
+  private async publishChallenge(
+    authz: acme.Authorization,
+    challenge: { type: string; token: string },
+    keyAuthorization: string,
+  ): Promise<void> {
     const host = authz.identifier.value.toLowerCase();
     let value: StoredChallenge;
     if (challenge.type === 'http-01') {
       value = { type: 'http-01', token: challenge.token, keyAuthorization };
     } else if (challenge.type === 'tls-alpn-01') {
-      const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization, await acme.crypto.createPrivateEcdsaKey());
+      const [key, cert] = await acme.crypto.createAlpnCertificate(
+        authz,
+        keyAuthorization,
+        await acme.crypto.createPrivateEcdsaKey(),
+      );
       value = { type: 'tls-alpn-01', host, cert: cert.toString(), key: key.toString() };
     } else {
-      throw new Error(`the CA offered no challenge Dayshift answers for ${host} (got ${challenge.type}; answered: ${this.options.challenges.join(', ')})`);
+      throw new Error(
+        `the CA offered no challenge Dayshift answers for ${host} (got ${challenge.type}; answered: ${this.options.challenges.join(', ')})`,
+      );
     }
     // Here at once, and through the store for the other instances.
     this.challengeChanged(challengeKey(value), value);
@@ -308,7 +372,10 @@ export class AcmeManager {
   }
 
   private async withdrawChallenge(host: string, challenge: { type: string; token: string }): Promise<void> {
-    const key = challenge.type === 'http-01' ? `${CHALLENGES_PREFIX}http/${challenge.token}` : `${CHALLENGES_PREFIX}alpn/${host.toLowerCase()}`;
+    const key =
+      challenge.type === 'http-01'
+        ? `${CHALLENGES_PREFIX}http/${challenge.token}`
+        : `${CHALLENGES_PREFIX}alpn/${host.toLowerCase()}`;
     this.challengeChanged(key, undefined);
     await this.options.store.delete(key);
   }
@@ -344,7 +411,10 @@ export class AcmeManager {
   private async saveAccountUrl(directory: string, url: string): Promise<void> {
     const key = accountKey(directory);
     const stored = await this.options.store.get<StoredAccount>(key);
-    if (stored && !stored.value.url) await this.options.store.put(key, { ...stored.value, url }, { ifRevision: stored.revision }).catch(() => undefined);
+    if (stored && !stored.value.url)
+      await this.options.store
+        .put(key, { ...stored.value, url }, { ifRevision: stored.revision })
+        .catch(() => undefined);
   }
 }
 
@@ -355,12 +425,21 @@ export class AcmeManager {
 function reachDirectory(url: string): Promise<void> {
   const agent = (acme.axios.defaults.httpsAgent as https.Agent | undefined) ?? https.globalAgent;
   return new Promise((resolvePromise, reject) => {
-    const fail = (err: NodeJS.ErrnoException) => reject(Object.assign(new Error(`cannot reach the ACME directory ${url}: ${err.code ?? err.message}`, { cause: err }), { code: err.code }));
-    const req = (url.startsWith('https:') ? https : http).get(url, { agent: url.startsWith('https:') ? agent : undefined, timeout: DIRECTORY_TIMEOUT_MS }, (res) => {
-      res.resume();
-      if (res.statusCode === 200) resolvePromise();
-      else reject(new Error(`the ACME directory ${url} answered ${res.statusCode}`));
-    });
+    const fail = (err: NodeJS.ErrnoException) =>
+      reject(
+        Object.assign(new Error(`cannot reach the ACME directory ${url}: ${err.code ?? err.message}`, { cause: err }), {
+          code: err.code,
+        }),
+      );
+    const req = (url.startsWith('https:') ? https : http).get(
+      url,
+      { agent: url.startsWith('https:') ? agent : undefined, timeout: DIRECTORY_TIMEOUT_MS },
+      (res) => {
+        res.resume();
+        if (res.statusCode === 200) resolvePromise();
+        else reject(new Error(`the ACME directory ${url} answered ${res.statusCode}`));
+      },
+    );
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
     req.on('error', fail);
   });
@@ -371,5 +450,7 @@ function accountKey(directory: string): string {
 }
 
 function challengeKey(value: StoredChallenge): string {
-  return value.type === 'http-01' ? `${CHALLENGES_PREFIX}http/${value.token}` : `${CHALLENGES_PREFIX}alpn/${value.host}`;
+  return value.type === 'http-01'
+    ? `${CHALLENGES_PREFIX}http/${value.token}`
+    : `${CHALLENGES_PREFIX}alpn/${value.host}`;
 }

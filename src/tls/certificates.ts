@@ -71,7 +71,8 @@ export class CertificateTable {
   retain(site: string, hosts: string[]): void {
     const entry = this.bySite.get(site);
     if (!entry) return;
-    for (const host of entry.certificate.hosts) if (!hosts.includes(host) && this.byHost.get(host) === entry.context) this.byHost.delete(host);
+    for (const host of entry.certificate.hosts)
+      if (!hosts.includes(host) && this.byHost.get(host) === entry.context) this.byHost.delete(host);
   }
 
   certificate(site: string): IssuedCertificate | undefined {
@@ -99,7 +100,10 @@ export class CertificateTable {
    * Answers an http-01 challenge request, before any routing; false when the request is not one
    * (cheap when none is pending: one size check).
    */
-  answerHttp(req: { url?: string | undefined }, res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown }): boolean {
+  answerHttp(
+    req: { url?: string | undefined },
+    res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown },
+  ): boolean {
     if (this.tokens.size === 0 || !req.url?.startsWith(HTTP01_PREFIX)) return false;
     const answer = this.tokens.get(req.url.slice(HTTP01_PREFIX.length));
     if (answer === undefined) return false;

@@ -41,14 +41,21 @@ export class CertificateFileWatcher {
   private readonly timer: NodeJS.Timeout;
   private checking = false;
 
-  constructor(private readonly logger: Logger, intervalMs = CHECK_MS) {
+  constructor(
+    private readonly logger: Logger,
+    intervalMs = CHECK_MS,
+  ) {
     this.timer = setInterval(() => void this.check(), intervalMs);
     this.timer.unref();
   }
 
   /** Replaces what is watched (at start and after a reload), as the files are now. */
   watch(files: WatchedFiles[]): void {
-    this.entries = files.map((f) => ({ ...f, loaded: f.paths.map((p) => signatureOf(statOrUndefined(p))).join('|'), seen: undefined }));
+    this.entries = files.map((f) => ({
+      ...f,
+      loaded: f.paths.map((p) => signatureOf(statOrUndefined(p))).join('|'),
+      seen: undefined,
+    }));
   }
 
   private async check(): Promise<void> {
@@ -71,9 +78,15 @@ export class CertificateFileWatcher {
         entry.seen = undefined;
         try {
           entry.reload();
-          this.logger.info({ where: entry.where, files: entry.paths }, 'certificate files changed: new certificate in force');
+          this.logger.info(
+            { where: entry.where, files: entry.paths },
+            'certificate files changed: new certificate in force',
+          );
         } catch (error) {
-          this.logger.error({ where: entry.where, err: messageOf(error) }, 'certificate files changed but cannot be used: the previous certificate stays in force; fix the files (checked again when they change)');
+          this.logger.error(
+            { where: entry.where, err: messageOf(error) },
+            'certificate files changed but cannot be used: the previous certificate stays in force; fix the files (checked again when they change)',
+          );
         }
       }
     } finally {

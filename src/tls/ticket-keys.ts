@@ -79,7 +79,10 @@ export class TicketKeyRotation {
         }
       }
     } catch (error) {
-      this.options.logger.warn({ err: messageOf(error) }, 'the session ticket key could not be read or replaced in the store: the one in force stays; trying again in 30s');
+      this.options.logger.warn(
+        { err: messageOf(error) },
+        'the session ticket key could not be read or replaced in the store: the one in force stays; trying again in 30s',
+      );
     }
     if (this.closed) return;
     if (this.timer) clearTimeout(this.timer);
@@ -92,7 +95,10 @@ export class TicketKeyRotation {
     if (this.current?.key === stored.key) return;
     const key = Buffer.from(stored.key, 'base64');
     if (key.length !== KEY_BYTES) {
-      this.options.logger.warn({ key: TICKET_KEY, bytes: key.length }, `the stored session ticket key is not ${KEY_BYTES} bytes: ignored`);
+      this.options.logger.warn(
+        { key: TICKET_KEY, bytes: key.length },
+        `the stored session ticket key is not ${KEY_BYTES} bytes: ignored`,
+      );
       return;
     }
     this.current = stored;

@@ -45,7 +45,8 @@ const ASSET_NAME = /^[a-z0-9][a-z0-9-]*\.(js|css|svg|png|ico)$/;
 
 // The page needs nothing from elsewhere; the policy makes any injected script or outside request fail.
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -77,32 +78,57 @@ export function registerDashboard(server: AdminServer, options: DashboardOptions
   });
 
   const r = server.router;
-  r.add({ method: 'GET', path: '/', summary: 'The dashboard page', auth: false, tag: 'dashboard', response: 'HTML' }, async ({ req, res }) => {
-    const page = await asset('index.html');
-    if (!page) throw new HttpError(500, 'the dashboard files are missing from the ui/ folder');
-    const session = sessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE));
-    // The CSRF token rides in a meta tag, so the page is per-session and never cached.
-    const html = page.body.toString('utf8').replace('<meta name="csrf-token" content="">', `<meta name="csrf-token" content="${session?.csrf ?? ''}">`);
-    res.writeHead(200, { 'content-type': page.type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html), ...SECURITY_HEADERS });
-    res.end(html);
-    return undefined;
-  });
-
-  r.add({ method: 'GET', path: '/ui/:file', summary: 'The dashboard\'s scripts, styles and icons', auth: false, tag: 'dashboard', response: 'A file' }, async ({ req, res, params }) => {
-    const name = params.file!;
-    const found = ASSET_NAME.test(name) ? await asset(name) : undefined;
-    if (!found) throw new HttpError(404, `no such dashboard file: ${name}`);
-    // Revalidated on every load (cheap: a 304), so an upgraded Dayshift never runs a stale script.
-    const headers = { 'content-type': found.type, 'cache-control': 'no-cache', etag: found.etag, 'x-content-type-options': 'nosniff' };
-    if (req.headers['if-none-match'] === found.etag) {
-      res.writeHead(304, headers);
-      res.end();
+  r.add(
+    { method: 'GET', path: '/', summary: 'The dashboard page', auth: false, tag: 'dashboard', response: 'HTML' },
+    async ({ req, res }) => {
+      const page = await asset('index.html');
+      if (!page) throw new HttpError(500, 'the dashboard files are missing from the ui/ folder');
+      const session = sessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE));
+      // The CSRF token rides in a meta tag, so the page is per-session and never cached.
+      const html = page.body
+        .toString('utf8')
+        .replace('<meta name="csrf-token" content="">', `<meta name="csrf-token" content="${session?.csrf ?? ''}">`);
+      res.writeHead(200, {
+        'content-type': page.type,
+        'cache-control': 'no-store',
+        'content-length': Buffer.byteLength(html),
+        ...SECURITY_HEADERS,
+      });
+      res.end(html);
       return undefined;
-    }
-    res.writeHead(200, { ...headers, 'content-length': found.body.length });
-    res.end(found.body);
-    return undefined;
-  });
+    },
+  );
+
+  r.add(
+    {
+      method: 'GET',
+      path: '/ui/:file',
+      summary: "The dashboard's scripts, styles and icons",
+      auth: false,
+      tag: 'dashboard',
+      response: 'A file',
+    },
+    async ({ req, res, params }) => {
+      const name = params.file!;
+      const found = ASSET_NAME.test(name) ? await asset(name) : undefined;
+      if (!found) throw new HttpError(404, `no such dashboard file: ${name}`);
+      // Revalidated on every load (cheap: a 304), so an upgraded Dayshift never runs a stale script.
+      const headers = {
+        'content-type': found.type,
+        'cache-control': 'no-cache',
+        etag: found.etag,
+        'x-content-type-options': 'nosniff',
+      };
+      if (req.headers['if-none-match'] === found.etag) {
+        res.writeHead(304, headers);
+        res.end();
+        return undefined;
+      }
+      res.writeHead(200, { ...headers, 'content-length': found.body.length });
+      res.end(found.body);
+      return undefined;
+    },
+  );
 
   r.add(
     {
@@ -127,16 +153,19 @@ export function registerDashboard(server: AdminServer, options: DashboardOptions
     },
   );
 
-  r.add({ method: 'DELETE', path: '/ui/session', summary: 'Sign out of the dashboard', auth: false, tag: 'dashboard' }, ({ req, res }) => {
-    const session = sessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE));
-    if (session) {
-      checkCsrf(req, session);
-      sessions.signOut(session.id);
-    }
-    res.setHeader('set-cookie', sessionCookie(req, '', 0));
-    sendJson(res, 200, { ok: true });
-    return undefined;
-  });
+  r.add(
+    { method: 'DELETE', path: '/ui/session', summary: 'Sign out of the dashboard', auth: false, tag: 'dashboard' },
+    ({ req, res }) => {
+      const session = sessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE));
+      if (session) {
+        checkCsrf(req, session);
+        sessions.signOut(session.id);
+      }
+      res.setHeader('set-cookie', sessionCookie(req, '', 0));
+      sendJson(res, 200, { ok: true });
+      return undefined;
+    },
+  );
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -144,7 +173,10 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 function checkCsrf(req: IncomingMessage, session: Session): void {
   const presented = req.headers[CSRF_HEADER];
   if (typeof presented !== 'string' || !tokenMatches(presented, session.csrf)) {
-    throw new HttpError(403, `missing or wrong CSRF token: a change made with the dashboard cookie needs the ${CSRF_HEADER} header`);
+    throw new HttpError(
+      403,
+      `missing or wrong CSRF token: a change made with the dashboard cookie needs the ${CSRF_HEADER} header`,
+    );
   }
   // Belt and braces: a browser names the page that sent a request; it must be this listener.
   const origin = req.headers.origin;
@@ -169,10 +201,13 @@ function sessionCookie(req: IncomingMessage, value: string, maxAgeSeconds: numbe
 async function loadAsset(path: string): Promise<Asset | undefined> {
   try {
     const body = await readFile(path);
-    return { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`, type: CONTENT_TYPES[extname(path)] ?? 'application/octet-stream' };
+    return {
+      body,
+      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+      type: CONTENT_TYPES[extname(path)] ?? 'application/octet-stream',
+    };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
 }
-

@@ -24,7 +24,12 @@ export interface SessionOptions {
   maxSessions: number;
 }
 
-export const DEFAULT_SESSION_OPTIONS: SessionOptions = { ttlMs: 12 * 3600_000, maxFailures: 5, failureWindowMs: 60_000, maxSessions: 1000 };
+export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
+  ttlMs: 12 * 3600_000,
+  maxFailures: 5,
+  failureWindowMs: 60_000,
+  maxSessions: 1000,
+};
 
 export type SignInResult = { ok: true; session: Session } | { ok: false; wrong: WrongToken };
 
@@ -32,7 +37,11 @@ export class SessionStore {
   private readonly sessions = new Map<string, Session>();
   private readonly failures: FailureLimiter;
 
-  constructor(private readonly token: string, private readonly options: SessionOptions = DEFAULT_SESSION_OPTIONS, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly token: string,
+    private readonly options: SessionOptions = DEFAULT_SESSION_OPTIONS,
+    private readonly now: () => number = Date.now,
+  ) {
     this.failures = new FailureLimiter(options.maxFailures, options.failureWindowMs, now);
   }
 
@@ -42,7 +51,12 @@ export class SessionStore {
     if (!tokenMatches(presented, this.token)) return { ok: false, wrong: this.failures.wrong(from) };
     this.prune(now);
     if (this.sessions.size >= this.options.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
-    const session: Session = { id: randomBytes(32).toString('base64url'), csrf: randomBytes(32).toString('base64url'), expires: now + this.options.ttlMs, from };
+    const session: Session = {
+      id: randomBytes(32).toString('base64url'),
+      csrf: randomBytes(32).toString('base64url'),
+      expires: now + this.options.ttlMs,
+      from,
+    };
     this.sessions.set(session.id, session);
     return { ok: true, session };
   }

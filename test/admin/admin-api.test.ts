@@ -14,8 +14,18 @@ describe('admin API', () => {
   let ds: TestDayshift;
   const config = () => ({
     clusters: {
-      'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }, { url: members[1]!.url, route: 'a2' }] },
-      'prod-b': { members: [{ url: members[2]!.url, route: 'b1' }, { url: members[3]!.url, route: 'b2' }] },
+      'prod-a': {
+        members: [
+          { url: members[0]!.url, route: 'a1' },
+          { url: members[1]!.url, route: 'a2' },
+        ],
+      },
+      'prod-b': {
+        members: [
+          { url: members[2]!.url, route: 'b1' },
+          { url: members[3]!.url, route: 'b2' },
+        ],
+      },
     },
     health: { enabled: false },
     sites: {
@@ -47,7 +57,10 @@ describe('admin API', () => {
 
   test('malformed request targets get 400 and the listener lives on', async () => {
     const port = Number(new URL(ds.adminUrl).port);
-    for (const [method, target] of [['GET', '//'], ['POST', '/api/clusters/%E0%A4%A/traffic']] as const) {
+    for (const [method, target] of [
+      ['GET', '//'],
+      ['POST', '/api/clusters/%E0%A4%A/traffic'],
+    ] as const) {
       const socket = net.connect(port, '127.0.0.1');
       await once(socket, 'connect');
       socket.end(`${method} ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
@@ -66,10 +79,21 @@ describe('admin API', () => {
   });
 
   test('the OpenAPI document lists the operations', async () => {
-    const { status, body } = await ds.api<{ openapi: string; paths: Record<string, Record<string, unknown>> }>('GET', '/api/openapi.json');
+    const { status, body } = await ds.api<{ openapi: string; paths: Record<string, Record<string, unknown>> }>(
+      'GET',
+      '/api/openapi.json',
+    );
     assert.equal(status, 200);
     assert.match(body.openapi, /^3\./);
-    for (const path of ['/api/status', '/api/clusters/{cluster}/traffic', '/api/members/{cluster}/{member}/state', '/api/drain/{target}', '/api/sites/{site}/maintenance', '/api/sites/{site}/pause', '/api/reload']) {
+    for (const path of [
+      '/api/status',
+      '/api/clusters/{cluster}/traffic',
+      '/api/members/{cluster}/{member}/state',
+      '/api/drain/{target}',
+      '/api/sites/{site}/maintenance',
+      '/api/sites/{site}/pause',
+      '/api/reload',
+    ]) {
       assert.ok(body.paths[path], `${path} documented`);
     }
     assert.ok(body.paths['/api/clusters/{cluster}/traffic']!.post);
@@ -77,9 +101,24 @@ describe('admin API', () => {
 
   test('status shows sites, clusters with traffic state and weight, members with admin state and health', async () => {
     const { body } = await ds.api<StatusReport>('GET', '/api/status');
-    assert.deepEqual(body.sites.map((s) => s.name), ['public', 'qa-a']);
-    assert.deepEqual(body.clusters.map((c) => [c.name, c.traffic, c.weight]), [['prod-a', 'live', 1], ['prod-b', 'live', 1]]);
-    assert.deepEqual(body.clusters[0]!.members.map((m) => [m.id, m.admin]), [['a1', 'ready'], ['a2', 'ready']]);
+    assert.deepEqual(
+      body.sites.map((s) => s.name),
+      ['public', 'qa-a'],
+    );
+    assert.deepEqual(
+      body.clusters.map((c) => [c.name, c.traffic, c.weight]),
+      [
+        ['prod-a', 'live', 1],
+        ['prod-b', 'live', 1],
+      ],
+    );
+    assert.deepEqual(
+      body.clusters[0]!.members.map((m) => [m.id, m.admin]),
+      [
+        ['a1', 'ready'],
+        ['a2', 'ready'],
+      ],
+    );
     assert.match(body.clusters[0]!.qaUrl ?? '', /^http:\/\/prod-a\.example\.com:\d+\/$/);
   });
 
@@ -96,7 +135,11 @@ describe('admin API', () => {
 
   test('a cluster route refuses a member named through an encoded slash', async () => {
     for (const path of ['/api/clusters/prod-a%2Fa1/traffic', '/api/clusters/prod-a%2Fa1/weight']) {
-      const refused = await ds.api<{ error: string }>('POST', path, path.endsWith('weight') ? { weight: 5 } : { state: 'out' });
+      const refused = await ds.api<{ error: string }>(
+        'POST',
+        path,
+        path.endsWith('weight') ? { weight: 5 } : { state: 'out' },
+      );
       assert.equal(refused.status, 400, path);
       assert.match(refused.body.error, /expected CLUSTER, got the member prod-a\/a1/);
     }
@@ -121,12 +164,15 @@ describe('admin API', () => {
     assert.equal((await ds.api('POST', '/api/clusters/prod-a/traffic', { state: 'live' })).status, 200);
     const audit = await ds.api<{ who: string; from: string; action: string; target: string }[]>('GET', '/api/audit');
     const entries = audit.body.filter((e) => e.target === 'prod-a');
-    assert.deepEqual(entries.map((e) => e.action), ['out', 'live']);
+    assert.deepEqual(
+      entries.map((e) => e.action),
+      ['out', 'live'],
+    );
     assert.equal(entries[0]!.who, 'token:admin');
     assert.match(entries[0]!.from, /127\.0\.0\.1/);
   });
 
-  test('names that are not the config\'s own (__proto__, constructor) are unknown targets', async () => {
+  test("names that are not the config's own (__proto__, constructor) are unknown targets", async () => {
     assert.equal((await ds.api('POST', '/api/sites/__proto__/maintenance', { message: 'x' })).status, 404);
     assert.equal((await ds.api('POST', '/api/clusters/constructor/traffic', { state: 'out' })).status, 404);
     assert.equal((await ds.api('GET', '/api/history/__proto__')).status, 404);
@@ -149,7 +195,13 @@ describe('admin API', () => {
     assert.equal((await ds.api('POST', '/api/members/prod-b/2/weight', { weight: 3 })).status, 200, 'member by index');
     const { body } = await ds.api<StatusReport>('GET', '/api/status');
     const b = body.clusters[1]!.members;
-    assert.deepEqual(b.map((m) => [m.id, m.admin, m.weight]), [['b1', 'disabled', 1], ['b2', 'ready', 3]]);
+    assert.deepEqual(
+      b.map((m) => [m.id, m.admin, m.weight]),
+      [
+        ['b1', 'disabled', 1],
+        ['b2', 'ready', 3],
+      ],
+    );
     await ds.api('POST', '/api/members/prod-b/b1/state', { state: 'ready' });
   });
 
@@ -174,7 +226,11 @@ describe('admin API', () => {
     // A negative can only be observed over a window: several admin round trips while the request waits.
     for (let i = 0; i < 5; i++) await ds.api('GET', '/api/status');
     assert.equal(answered, false, 'held while paused');
-    assert.equal(members.reduce((n, m) => n + m.received.length, 0), receivedBefore, 'no member saw it');
+    assert.equal(
+      members.reduce((n, m) => n + m.received.length, 0),
+      receivedBefore,
+      'no member saw it',
+    );
     assert.equal((await ds.api('DELETE', '/api/sites/public/pause')).status, 200);
     assert.equal((await held).status, 200);
   });
@@ -182,12 +238,26 @@ describe('admin API', () => {
   test('a bad config on reload is refused with file:line errors and the running one stays', async () => {
     const { writeFile } = await import('node:fs/promises');
     const original = await readFile(ds.configFile, 'utf8');
-    await writeFile(ds.configFile, original.replace('balance: round-robin', 'balance: sideways').replace(/routes:\n/, 'routes:\n      - { path: /x, clusters: [nope] }\n'));
+    await writeFile(
+      ds.configFile,
+      original
+        .replace('balance: round-robin', 'balance: sideways')
+        .replace(/routes:\n/, 'routes:\n      - { path: /x, clusters: [nope] }\n'),
+    );
     const refused = await ds.api<{ error: string }>('POST', '/api/reload');
     assert.equal(refused.status, 422);
-    assert.match(refused.body.error, /dayshift\.yaml:\d+:\d+: sites\.public\.routes\[0\]\.clusters\[0\]: unknown cluster "nope"/);
+    assert.match(
+      refused.body.error,
+      /dayshift\.yaml:\d+:\d+: sites\.public\.routes\[0\]\.clusters\[0\]: unknown cluster "nope"/,
+    );
     assert.equal((await request(ds.port)).status, 200, 'still serving');
-    await ds.writeConfig({ ...config(), sites: { ...config().sites, extra: { hosts: ['extra.example.com'], routes: [{ path: '/', clusters: ['prod-b'] }] } } });
+    await ds.writeConfig({
+      ...config(),
+      sites: {
+        ...config().sites,
+        extra: { hosts: ['extra.example.com'], routes: [{ path: '/', clusters: ['prod-b'] }] },
+      },
+    });
     assert.equal((await ds.api('POST', '/api/reload')).status, 200);
     assert.match((await request(ds.port, { host: 'extra.example.com' })).body, /^b[12] /);
   });
@@ -208,16 +278,36 @@ describe('admin API', () => {
   test('wrong tokens are rate-limited per address and audited; the right one always works', async () => {
     // (The first test already spent one wrong token.)
     let refused = 0;
-    while (refused < 20 && (await fetch(`${ds.adminUrl}/api/status`, { headers: { authorization: `Bearer wrong-${refused}` } })).status === 401) refused++;
+    while (
+      refused < 20 &&
+      (await fetch(`${ds.adminUrl}/api/status`, { headers: { authorization: `Bearer wrong-${refused}` } })).status ===
+        401
+    )
+      refused++;
     assert.equal(refused, 9);
     const limited = await fetch(`${ds.adminUrl}/api/status`, { headers: { authorization: 'Bearer wrong-again' } });
     assert.equal(limited.status, 429);
-    assert.match(((await limited.json()) as { error: string }).error, /too many wrong tokens from .*: try again in \d+s/);
+    assert.match(
+      ((await limited.json()) as { error: string }).error,
+      /too many wrong tokens from .*: try again in \d+s/,
+    );
     assert.equal((await ds.api('GET', '/api/status')).status, 200, 'the right token was refused');
     assert.equal((await fetch(`${ds.adminUrl}/healthz`)).status, 200, '/healthz needs no token and stays open');
-    const audit = await ds.api<{ who: string; from: string; action: string; target: string; detail?: { failures: number; throttled?: boolean } }[]>('GET', '/api/audit?limit=100');
+    const audit = await ds.api<
+      {
+        who: string;
+        from: string;
+        action: string;
+        target: string;
+        detail?: { failures: number; throttled?: boolean };
+      }[]
+    >('GET', '/api/audit?limit=100');
     const wrong = audit.body.filter((e) => e.action === 'wrong token');
-    assert.deepEqual(wrong.map((e) => e.detail?.failures), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'one entry per counted failure, none past the limit');
+    assert.deepEqual(
+      wrong.map((e) => e.detail?.failures),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      'one entry per counted failure, none past the limit',
+    );
     assert.equal(wrong.at(-1)!.detail?.throttled, true);
     assert.deepEqual(new Set(wrong.map((e) => `${e.who} ${e.target}`)), new Set(['anonymous admin API']));
     assert.match(wrong[0]!.from, /127\.0\.0\.1/);

@@ -12,7 +12,11 @@ test('a DAYSHIFT_TOKEN shorter than 16 characters is refused with the reason', a
   try {
     await assert.rejects(loadAdminToken(undefined, dir, dir), /DAYSHIFT_TOKEN is shorter than 16 characters/);
     process.env.DAYSHIFT_TOKEN = 'a-long-enough-token-value';
-    assert.deepEqual(await loadAdminToken(undefined, dir, dir), { value: 'a-long-enough-token-value', source: 'DAYSHIFT_TOKEN', generated: false });
+    assert.deepEqual(await loadAdminToken(undefined, dir, dir), {
+      value: 'a-long-enough-token-value',
+      source: 'DAYSHIFT_TOKEN',
+      generated: false,
+    });
   } finally {
     if (saved === undefined) delete process.env.DAYSHIFT_TOKEN;
     else process.env.DAYSHIFT_TOKEN = saved;

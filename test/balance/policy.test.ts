@@ -7,7 +7,13 @@ import { idleTransport } from '../support/snapshot.js';
 
 function candidates(weights: number[]): Candidate[] {
   return weights.map((weight, i) => ({
-    member: new MemberRuntime(`c/m${i}`, 'c', `m${i}`, { url: `http://127.0.0.1:${9000 + i}`, weight, state: 'ready', packet_size: 8192, tls_verify: true }, idleTransport),
+    member: new MemberRuntime(
+      `c/m${i}`,
+      'c',
+      `m${i}`,
+      { url: `http://127.0.0.1:${9000 + i}`, weight, state: 'ready', packet_size: 8192, tls_verify: true },
+      idleTransport,
+    ),
     weight,
     current: 0,
   }));
@@ -46,7 +52,10 @@ describe('least-busy', () => {
   it('spreads by weight when nothing is busy', () => {
     const cs = candidates([1, 3]);
     const lb = new LeastBusy();
-    assert.deepEqual(counts(() => lb.pick(cs, 0, undefined), 400), [100, 300]);
+    assert.deepEqual(
+      counts(() => lb.pick(cs, 0, undefined), 400),
+      [100, 300],
+    );
   });
 });
 
@@ -56,14 +65,17 @@ describe('p2c-ewma', () => {
     cs[0]!.member.observe(200, 50);
     cs[1]!.member.observe(200, 5);
     const p2c = new P2cEwma();
-    assert.deepEqual(counts(() => p2c.pick(cs, 0, undefined), 50), [50]);
+    assert.deepEqual(
+      counts(() => p2c.pick(cs, 0, undefined), 50),
+      [50],
+    );
     assert.equal(p2c.pick(cs, 0, undefined)!.member.id, 'm1');
   });
 
   it('draws in proportion to weight when members cost the same', () => {
     const cs = candidates([1, 1, 1, 1]);
     let seed = 1;
-    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
     const p2c = new P2cEwma(random);
     const result = counts(() => p2c.pick(cs, 0, undefined), 4000);
     assert.equal(result.length, 4);
@@ -72,9 +84,14 @@ describe('p2c-ewma', () => {
 });
 
 describe('every policy', () => {
-  const classes: Record<BalancePolicy, new () => Policy> = { 'round-robin': RoundRobin, 'least-busy': LeastBusy, 'p2c-ewma': P2cEwma };
+  const classes: Record<BalancePolicy, new () => Policy> = {
+    'round-robin': RoundRobin,
+    'least-busy': LeastBusy,
+    'p2c-ewma': P2cEwma,
+  };
   for (const name of BALANCE_POLICIES) {
-    it(`"${name}" in the config is ${classes[name].name}`, () => assert.ok(createPolicy(name) instanceof classes[name]));
+    it(`"${name}" in the config is ${classes[name].name}`, () =>
+      assert.ok(createPolicy(name) instanceof classes[name]));
   }
 
   // m0 is made ineligible; the policy must pick only m1 and m2, and nothing once they are ineligible too.

@@ -21,12 +21,16 @@ describe('dayshift start', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dayshift-start-'));
-    members = await Promise.all(['a1', 'b1'].map((name) => startMember(name, (req, res) => {
-      // ?slow=MS keeps the request in flight for that long.
-      const slow = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('slow') ?? 0);
-      req.resume();
-      setTimeout(() => res.end(name), slow);
-    })));
+    members = await Promise.all(
+      ['a1', 'b1'].map((name) =>
+        startMember(name, (req, res) => {
+          // ?slow=MS keeps the request in flight for that long.
+          const slow = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('slow') ?? 0);
+          req.resume();
+          setTimeout(() => res.end(name), slow);
+        }),
+      ),
+    );
     port = await freePort();
     adminPort = await freePort();
     await writeConfig();
@@ -45,19 +49,27 @@ describe('dayshift start', () => {
   });
 
   function writeConfig(extra: Record<string, unknown> = {}): Promise<void> {
-    return writeFile(join(dir, 'dayshift.yaml'), stringify({
-      listen: { http: `127.0.0.1:${port}` },
-      admin: { listen: `127.0.0.1:${adminPort}` },
-      log: { format: 'json' },
-      clusters: { 'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
-      health: { enabled: false },
-      sites: { public: { hosts: ['*'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
-      ...extra,
-    }));
+    return writeFile(
+      join(dir, 'dayshift.yaml'),
+      stringify({
+        listen: { http: `127.0.0.1:${port}` },
+        admin: { listen: `127.0.0.1:${adminPort}` },
+        log: { format: 'json' },
+        clusters: {
+          'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] },
+          'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] },
+        },
+        health: { enabled: false },
+        sites: { public: { hosts: ['*'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
+        ...extra,
+      }),
+    );
   }
 
   async function start(): Promise<{ child: ChildProcess; output: () => string }> {
-    const child = spawn(process.execPath, [CLI, 'start', '--config', join(dir, 'dayshift.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'start', '--config', join(dir, 'dayshift.yaml')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.add(child);
     child.on('exit', () => children.delete(child));
     let output = '';
@@ -87,7 +99,11 @@ describe('dayshift start', () => {
   test('SIGTERM lets requests in flight finish, then exits 0', async () => {
     const { child } = await start();
     const inFlight = request(port, { path: '/?slow=700' });
-    await waitFor(() => members.some((m) => m.received.some((r) => r.url === '/?slow=700')), 5000, 'the request to reach a member');
+    await waitFor(
+      () => members.some((m) => m.received.some((r) => r.url === '/?slow=700')),
+      5000,
+      'the request to reach a member',
+    );
     child.kill('SIGTERM');
     const reply = await inFlight;
     assert.equal(reply.status, 200);
@@ -98,7 +114,10 @@ describe('dayshift start', () => {
   test('SIGHUP reload: a bad config is refused, logged, and the running one stays', async () => {
     const { child, output } = await start();
     const good = await readFile(join(dir, 'dayshift.yaml'), 'utf8');
-    await writeFile(join(dir, 'dayshift.yaml'), good.replace('round-robin', 'sideways').replace('health:', 'health:\n  interval: soon'));
+    await writeFile(
+      join(dir, 'dayshift.yaml'),
+      good.replace('round-robin', 'sideways').replace('health:', 'health:\n  interval: soon'),
+    );
     child.kill('SIGHUP');
     await waitFor(() => output().includes('configuration refused'), 10_000, 'the refusal to be logged');
     assert.match(output(), /dayshift\.yaml:\d+:\d+: health\.interval: expected a duration/);
@@ -120,10 +139,18 @@ describe('dayshift start', () => {
     assert.equal(busy.code, 1);
     assert.match(busy.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*(in use|EADDRINUSE)`, 'i'));
 
-    await writeConfig({ clusters: { 'prod-a': { members: [{ url: 'http://no-such-host.invalid:80' }] }, 'prod-b': { members: [{ url: members[1]!.url }] } } });
+    await writeConfig({
+      clusters: {
+        'prod-a': { members: [{ url: 'http://no-such-host.invalid:80' }] },
+        'prod-b': { members: [{ url: members[1]!.url }] },
+      },
+    });
     const unresolvable = await runCli(['start', '--config', join(dir, 'dayshift.yaml')]);
     assert.equal(unresolvable.code, 1);
-    assert.match(unresolvable.stderr, /cannot start: clusters\.prod-a\.members\[0\]: cannot resolve no-such-host\.invalid/);
+    assert.match(
+      unresolvable.stderr,
+      /cannot start: clusters\.prod-a\.members\[0\]: cannot resolve no-such-host\.invalid/,
+    );
 
     await writeFile(join(dir, 'bad.yaml'), 'listen: {http: 8080}\nclusters: {}\nsites: {}\nfoo: 1\n');
     const bad = await runCli(['start', '--config', join(dir, 'bad.yaml')]);

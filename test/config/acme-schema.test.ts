@@ -15,18 +15,51 @@ function problems(config: unknown): string {
 }
 
 test('a site on tls.acme with the acme section parses, renew_before defaulting to 30 days', () => {
-  const config = configSchema.parse({ ...base, acme, sites: { shop: { hosts: ['shop.example'], routes: [{ clusters: ['a'] }], tls: { acme: true } } } });
+  const config = configSchema.parse({
+    ...base,
+    acme,
+    sites: { shop: { hosts: ['shop.example'], routes: [{ clusters: ['a'] }], tls: { acme: true } } },
+  });
   assert.deepEqual(config.sites.shop!.tls, { acme: true });
   assert.equal(config.acme?.renew_before, 30 * 24 * 3600_000);
-  assert.equal(configSchema.parse({ ...base, acme: { ...acme, renew_before: '10d' }, sites: {} }).acme?.renew_before, 10 * 24 * 3600_000);
+  assert.equal(
+    configSchema.parse({ ...base, acme: { ...acme, renew_before: '10d' }, sites: {} }).acme?.renew_before,
+    10 * 24 * 3600_000,
+  );
 });
 
 test('tls.acme refuses wildcard hosts, a missing acme section and an external driver, saying what to do', () => {
   const site = (hosts: string[]) => ({ shop: { hosts, routes: [{ clusters: ['a'] }], tls: { acme: true } } });
-  assert.match(problems({ ...base, acme, sites: site(['shop.example', '*.shop.example']) }), /sites\.shop\.hosts\.1: host "\*\.shop\.example" cannot get a certificate by ACME .*name the hosts exactly/);
-  assert.match(problems({ ...base, acme, sites: site(['*']) }), /sites\.shop\.hosts\.0: host "\*" cannot get a certificate by ACME/);
-  assert.match(problems({ ...base, sites: site(['shop.example']) }), /sites\.shop\.tls\.acme: tls\.acme needs the top-level acme section/);
-  assert.match(problems({ ...base, acme, driver: { type: 'haproxy', socket: '/run/haproxy.sock', backend: 'www' }, sites: site(['shop.example']) }), /tls\.acme needs the built-in proxy/);
-  assert.match(problems({ ...base, sites: { shop: { hosts: ['shop.example'], routes: [{ clusters: ['a'] }], tls: { acme: false } } } }), /sites\.shop\.tls/);
-  assert.match(problems({ ...base, acme: { directory: 'not a url', email: 'ops@example.com' }, sites: {} }), /acme\.directory/);
+  assert.match(
+    problems({ ...base, acme, sites: site(['shop.example', '*.shop.example']) }),
+    /sites\.shop\.hosts\.1: host "\*\.shop\.example" cannot get a certificate by ACME .*name the hosts exactly/,
+  );
+  assert.match(
+    problems({ ...base, acme, sites: site(['*']) }),
+    /sites\.shop\.hosts\.0: host "\*" cannot get a certificate by ACME/,
+  );
+  assert.match(
+    problems({ ...base, sites: site(['shop.example']) }),
+    /sites\.shop\.tls\.acme: tls\.acme needs the top-level acme section/,
+  );
+  assert.match(
+    problems({
+      ...base,
+      acme,
+      driver: { type: 'haproxy', socket: '/run/haproxy.sock', backend: 'www' },
+      sites: site(['shop.example']),
+    }),
+    /tls\.acme needs the built-in proxy/,
+  );
+  assert.match(
+    problems({
+      ...base,
+      sites: { shop: { hosts: ['shop.example'], routes: [{ clusters: ['a'] }], tls: { acme: false } } },
+    }),
+    /sites\.shop\.tls/,
+  );
+  assert.match(
+    problems({ ...base, acme: { directory: 'not a url', email: 'ops@example.com' }, sites: {} }),
+    /acme\.directory/,
+  );
 });

@@ -8,7 +8,14 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { configSchema } from '../../src/config/schema.js';
 import { duration, size } from '../../src/config/units.js';
-import { displayPath, documentedKeys, schemaKeys, undocumentedKeys, unknownDocumentedKeys, wrongDefaults } from '../support/config-reference.js';
+import {
+  displayPath,
+  documentedKeys,
+  schemaKeys,
+  undocumentedKeys,
+  unknownDocumentedKeys,
+  wrongDefaults,
+} from '../support/config-reference.js';
 
 const REFERENCE = 'docs/configuration.md';
 const reference = readFileSync(new URL(`../../../${REFERENCE}`, import.meta.url), 'utf8');
@@ -35,7 +42,11 @@ test('every key docs/configuration.md documents exists in the schema', () => {
 
 test("every default in docs/configuration.md is the schema's", () => {
   const wrong = wrongDefaults(schemaKeys(configSchema), documentedKeys(reference));
-  assert.deepEqual(wrong, [], `defaults in ${REFERENCE} that differ from the schema's:\n${wrong.map((w) => `  ${REFERENCE} ${w}`).join('\n')}`);
+  assert.deepEqual(
+    wrong,
+    [],
+    `defaults in ${REFERENCE} that differ from the schema's:\n${wrong.map((w) => `  ${REFERENCE} ${w}`).join('\n')}`,
+  );
 });
 
 test('the examples in docs/configuration.md pass the schema, each as part of the minimal file', () => {
@@ -50,7 +61,9 @@ test('the examples in docs/configuration.md pass the schema, each as part of the
   const base = merge(blocks[0]!.value, database.value);
   const refused = blocks.flatMap((block) => {
     const result = configSchema.safeParse(merge(base, block.value));
-    return result.success ? [] : result.error.issues.map((i) => `${REFERENCE}:${block.line}: ${i.path.join('.')}: ${i.message}`);
+    return result.success
+      ? []
+      : result.error.issues.map((i) => `${REFERENCE}:${block.line}: ${i.path.join('.')}: ${i.message}`);
   });
   assert.deepEqual(refused, [], `examples the schema refuses:\n${refused.join('\n')}`);
 });
@@ -59,7 +72,8 @@ test('the examples in docs/configuration.md pass the schema, each as part of the
 function merge(a: unknown, b: unknown): Record<string, unknown> {
   const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   const out: Record<string, unknown> = { ...(isMap(a) ? a : {}) };
-  for (const [key, value] of Object.entries(isMap(b) ? b : {})) out[key] = isMap(value) && isMap(out[key]) ? merge(out[key], value) : value;
+  for (const [key, value] of Object.entries(isMap(b) ? b : {}))
+    out[key] = isMap(value) && isMap(out[key]) ? merge(out[key], value) : value;
   return out;
 }
 
@@ -69,9 +83,25 @@ function merge(a: unknown, b: unknown): Record<string, unknown> {
 const sample = z.strictObject({
   listen: z.strictObject({ http: z.union([z.string(), z.array(z.string())]).optional() }).prefault({}),
   timeouts: z.strictObject({ connect: z.number().default(5), tunnel: z.number().nullable().optional() }).prefault({}),
-  driver: z.discriminatedUnion('type', [z.strictObject({ type: z.literal('a'), url: z.string() }), z.strictObject({ type: z.literal('b'), socket: z.string() })]).optional(),
-  hook: z.union([z.string().transform((run) => ({ run })), z.strictObject({ run: z.string(), per: z.enum(['x', 'y']).default('x') })]).optional(),
-  clusters: z.record(z.string(), z.strictObject({ members: z.array(z.strictObject({ url: z.string() })), health: z.strictObject({ path: z.string(), rise: z.number() }).partial().optional() })),
+  driver: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('a'), url: z.string() }),
+      z.strictObject({ type: z.literal('b'), socket: z.string() }),
+    ])
+    .optional(),
+  hook: z
+    .union([
+      z.string().transform((run) => ({ run })),
+      z.strictObject({ run: z.string(), per: z.enum(['x', 'y']).default('x') }),
+    ])
+    .optional(),
+  clusters: z.record(
+    z.string(),
+    z.strictObject({
+      members: z.array(z.strictObject({ url: z.string() })),
+      health: z.strictObject({ path: z.string(), rise: z.number() }).partial().optional(),
+    }),
+  ),
   health: z.strictObject({ path: z.string().default('/'), rise: z.number().default(2) }).prefault({}),
   tags: z.record(z.string(), z.string()).optional(),
   nested: z.lazy(() => z.strictObject({ deep: z.boolean() })).optional(),
@@ -114,7 +144,16 @@ test('schemaKeys walks objects through optional, default, prefault, nullable, un
 
 test('schemaKeys finds the nested keys of the real schema, release plan and drivers included', () => {
   const { required } = schemaKeys(configSchema);
-  for (const path of ['driver.socket', 'driver.disabled_flag', 'store.tls.ca', 'database.writer.verify', 'release.database[].migrate.on', 'release.clusters.<>.shift.analysis.window', 'release.hooks.rollback.per', 'sites.<>.routes[].sticky.max_age']) {
+  for (const path of [
+    'driver.socket',
+    'driver.disabled_flag',
+    'store.tls.ca',
+    'database.writer.verify',
+    'release.database[].migrate.on',
+    'release.clusters.<>.shift.analysis.window',
+    'release.hooks.rollback.per',
+    'sites.<>.routes[].sticky.max_age',
+  ]) {
     assert.ok(required.has(path), `${path} is found`);
   }
 });
@@ -157,7 +196,26 @@ test('documentedKeys reads headings, first cells and list items, with <name> and
   const doc = documentedKeys(sampleDoc);
   assert.deepEqual(
     [...doc.keys.keys()],
-    ['listen', 'listen.http', 'timeouts', 'timeouts.connect', 'driver.type', 'driver', 'driver.url', 'driver.socket', 'hook', 'clusters.<>.members[].url', 'clusters', 'clusters.<>', 'clusters.<>.members', 'clusters.<>.health', 'health', 'health.path', 'hook.run', 'health.interval'],
+    [
+      'listen',
+      'listen.http',
+      'timeouts',
+      'timeouts.connect',
+      'driver.type',
+      'driver',
+      'driver.url',
+      'driver.socket',
+      'hook',
+      'clusters.<>.members[].url',
+      'clusters',
+      'clusters.<>',
+      'clusters.<>.members',
+      'clusters.<>.health',
+      'health',
+      'health.path',
+      'hook.run',
+      'health.interval',
+    ],
   );
   assert.deepEqual([...doc.aliases], [['clusters.<>.health', 'health']]);
   assert.equal(doc.keys.get('listen'), 9);
@@ -168,7 +226,14 @@ test('a key without a row is reported, an alias covers the keys of its target, a
   const doc = documentedKeys(sampleDoc);
   // clusters.<>.health.path is covered through health.path; clusters.<>.health.rise is left to health.rise,
   // whose row would cover both; hook.per, tags and nested have no row.
-  assert.deepEqual(undocumentedKeys(keys, doc), ['timeouts.tunnel', 'hook.per', 'health.rise', 'tags', 'nested', 'nested.deep']);
+  assert.deepEqual(undocumentedKeys(keys, doc), [
+    'timeouts.tunnel',
+    'hook.per',
+    'health.rise',
+    'tags',
+    'nested',
+    'nested.deep',
+  ]);
   assert.deepEqual(unknownDocumentedKeys(keys, doc), [{ path: 'health.interval', line: 32 }]);
   assert.equal(displayPath('clusters.<>.members[].url'), 'clusters.<name>.members[].url');
 });
@@ -180,7 +245,12 @@ test('a default is read through its key’s schema, units included, and a wrong 
     path: z.string().default('/'),
     rise: z.number().default(2),
     expect: z.array(z.string()).default(['2xx', '3xx']),
-    kind: z.union([z.strictObject({ match: z.enum(['url', 'route']).default('url') }), z.strictObject({ match: z.enum(['name']).default('name') })]).optional(),
+    kind: z
+      .union([
+        z.strictObject({ match: z.enum(['url', 'route']).default('url') }),
+        z.strictObject({ match: z.enum(['name']).default('name') }),
+      ])
+      .optional(),
   });
   const doc = documentedKeys(`| Key | Type | Default |
 | --- | --- | --- |

@@ -14,6 +14,9 @@ test('a failed audit write fails that record only; later records and reads work 
   await mkdir(dir);
   await audit.record(actor, 'live', 'prod-a', { traffic: 'live' });
   const entries = await audit.tail(10);
-  assert.deepEqual(entries.map((e) => [e.who, e.from, e.action, e.target, e.detail]), [['token:admin', '127.0.0.1', 'live', 'prod-a', { traffic: 'live' }]]);
+  assert.deepEqual(
+    entries.map((e) => [e.who, e.from, e.action, e.target, e.detail]),
+    [['token:admin', '127.0.0.1', 'live', 'prod-a', { traffic: 'live' }]],
+  );
   await rm(base, { recursive: true, force: true });
 });

@@ -12,12 +12,21 @@ const inMs = (ms: number) => new Date(Date.now() + ms).toISOString();
 function state(clusterA: 'live' | 'draining', deadlineA?: string, memberB1?: string): DesiredState {
   return {
     clusters: {
-      a: { traffic: clusterA, weight: 1, ...(clusterA === 'draining' ? { drainingSince: inMs(-1000) } : {}), ...(deadlineA ? { drainDeadline: { at: deadlineA, ...owner } } : {}) },
+      a: {
+        traffic: clusterA,
+        weight: 1,
+        ...(clusterA === 'draining' ? { drainingSince: inMs(-1000) } : {}),
+        ...(deadlineA ? { drainDeadline: { at: deadlineA, ...owner } } : {}),
+      },
       b: { traffic: 'live', weight: 1 },
     },
     members: {
       'a/a1': { admin: 'ready', weight: 1 },
-      'b/b1': { admin: memberB1 ? 'draining' : 'ready', weight: 1, ...(memberB1 ? { drainingSince: inMs(-1000), drainDeadline: { at: memberB1, ...owner } } : {}) },
+      'b/b1': {
+        admin: memberB1 ? 'draining' : 'ready',
+        weight: 1,
+        ...(memberB1 ? { drainingSince: inMs(-1000), drainDeadline: { at: memberB1, ...owner } } : {}),
+      },
     },
     sites: {},
   };

@@ -15,7 +15,10 @@ function sessionMember(route: string): Promise<TestMember> {
     const hasSession = /JSESSIONID=/.test(req.headers.cookie ?? '');
     req.resume();
     req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'text/plain', ...(hasSession ? {} : { 'set-cookie': `JSESSIONID=S${route}${next++}.${route}; Path=/` }) });
+      res.writeHead(200, {
+        'content-type': 'text/plain',
+        ...(hasSession ? {} : { 'set-cookie': `JSESSIONID=S${route}${next++}.${route}; Path=/` }),
+      });
       res.end(route);
     });
   });
@@ -30,13 +33,32 @@ describe('session-aware drain', () => {
     members = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(sessionMember));
     ds = await startTestDayshift({
       clusters: {
-        'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }, { url: members[1]!.url, route: 'a2' }] },
-        'prod-b': { members: [{ url: members[2]!.url, route: 'b1' }, { url: members[3]!.url, route: 'b2' }] },
+        'prod-a': {
+          members: [
+            { url: members[0]!.url, route: 'a1' },
+            { url: members[1]!.url, route: 'a2' },
+          ],
+        },
+        'prod-b': {
+          members: [
+            { url: members[2]!.url, route: 'b1' },
+            { url: members[3]!.url, route: 'b2' },
+          ],
+        },
       },
       health: { enabled: false },
       drain: { session_idle: '1500ms', deadline: '1m' },
       sites: {
-        public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], sticky: { mode: 'route', cookie: 'JSESSIONID', path_param: 'jsessionid' } }] },
+        public: {
+          hosts: ['example.com'],
+          routes: [
+            {
+              path: '/',
+              clusters: ['prod-a', 'prod-b'],
+              sticky: { mode: 'route', cookie: 'JSESSIONID', path_param: 'jsessionid' },
+            },
+          ],
+        },
       },
     });
   });
@@ -86,7 +108,11 @@ describe('session-aware drain', () => {
     for (let i = 0; i < 10; i++) {
       const cookie = `JSESSIONID=made-up-${i}.a1`;
       assert.equal((await request(ds.port, { headers: { cookie } })).body, 'a1', 'lane');
-      assert.equal((await request(ds.port, { method: 'POST', body: 'abc', headers: { cookie, 'content-length': '3' } })).body, 'a1', "Node's path");
+      assert.equal(
+        (await request(ds.port, { method: 'POST', body: 'abc', headers: { cookie, 'content-length': '3' } })).body,
+        'a1',
+        "Node's path",
+      );
     }
     const progress = (await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body;
     assert.deepEqual([progress.sessions, progress.drained], [0, true]);
@@ -150,7 +176,11 @@ describe('session-aware drain', () => {
     const bad = await cli('drain', 'prod-a', '--wait', '--deadline', 'soon');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /bad --deadline "soon": expected a duration/);
-    assert.equal((await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body.reason, 'not-draining', 'prod-a was not drained');
+    assert.equal(
+      (await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body.reason,
+      'not-draining',
+      'prod-a was not drained',
+    );
     const member = await cli('live', 'prod-a/a1', '--weight', '2');
     assert.equal(member.code, 2);
     assert.match(member.stderr, /`dayshift weight prod-a\/a1 2`/);
@@ -168,7 +198,10 @@ describe('session-aware drain', () => {
     assert.match(human.stdout, /CLUSTER\/MEMBER\s+STATE\s+WEIGHT\s+HEALTH/);
     assert.match(human.stdout, /prod-a\s+live/);
     const json = JSON.parse((await cli('status', '--json')).stdout);
-    assert.deepEqual(json.clusters.map((c: { name: string }) => c.name), ['prod-a', 'prod-b']);
+    assert.deepEqual(
+      json.clusters.map((c: { name: string }) => c.name),
+      ['prod-a', 'prod-b'],
+    );
   });
 });
 
@@ -195,7 +228,10 @@ describe('session tracking', () => {
       assert.deepEqual([sessions.size, sessions.evictions], [1, 0]);
       const before = sessions.byMember(Date.now(), 60_000).get('c/a1')!.oldestIdleMs;
       await request(proxy.port, { headers: { cookie: issued } });
-      assert.ok(sessions.byMember(Date.now(), 60_000).get('c/a1')!.oldestIdleMs < before, 'a request of the issued session refreshes it');
+      assert.ok(
+        sessions.byMember(Date.now(), 60_000).get('c/a1')!.oldestIdleMs < before,
+        'a request of the issued session refreshes it',
+      );
     } finally {
       await proxy.handle.close(1000);
       await member.close();

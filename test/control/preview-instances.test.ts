@@ -16,7 +16,8 @@ describe('previews across instances through etcd', { skip: etcd.skip }, () => {
   let members: TestMember[] = [];
   let one: TestDayshift;
   let two: TestDayshift;
-  const get = (ds: TestDayshift, cookie?: string) => request(ds.port, { host: 'www.example.test', ...(cookie ? { headers: { cookie } } : {}) });
+  const get = (ds: TestDayshift, cookie?: string) =>
+    request(ds.port, { host: 'www.example.test', ...(cookie ? { headers: { cookie } } : {}) });
 
   before(async () => {
     cluster = await EtcdCluster.start(etcd.path!, 1);
@@ -29,10 +30,20 @@ describe('previews across instances through etcd', { skip: etcd.skip }, () => {
       ),
     );
     const config = {
-      store: { type: 'etcd', endpoints: cluster.endpoints, prefix: `/dayshift/preview-${process.pid}/`, lease_ttl: '2s', request_timeout: '500ms', dial_timeout: '1s' },
+      store: {
+        type: 'etcd',
+        endpoints: cluster.endpoints,
+        prefix: `/dayshift/preview-${process.pid}/`,
+        lease_ttl: '2s',
+        request_timeout: '500ms',
+        dial_timeout: '1s',
+      },
       // Shared by the instances, as their sticky cookies need: each verifies the other's links.
       cookie_secret: 'preview-instances-secret-0123456789',
-      clusters: { 'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }], traffic: 'out' }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
+      clusters: {
+        'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }], traffic: 'out' },
+        'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] },
+      },
       health: { enabled: false },
       sites: { public: { hosts: ['www.example.test'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
     };
@@ -55,7 +66,11 @@ describe('previews across instances through etcd', { skip: etcd.skip }, () => {
     assert.equal((await get(two)).body, 'b1', 'the public on instance two still gets prod-b');
 
     assert.equal((await one.api('DELETE', `/api/previews/${link.id}`)).status, 200);
-    await waitFor(async () => (await get(two, cookie)).body === 'b1', 10_000, 'instance two to end the revoked preview');
+    await waitFor(
+      async () => (await get(two, cookie)).body === 'b1',
+      10_000,
+      'instance two to end the revoked preview',
+    );
     assert.equal((await get(one, cookie)).body, 'b1');
     assert.deepEqual((await two.api<unknown[]>('GET', '/api/previews')).body, [], 'instance two lists none');
     const revokedAgain = await two.api('DELETE', `/api/previews/${link.id}`);

@@ -20,7 +20,11 @@ async function page(name: string): Promise<TestMember> {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
-  member.server.on('upgrade', (_req, socket: net.Socket) => socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Member: ${name}\r\n\r\n`));
+  member.server.on('upgrade', (_req, socket: net.Socket) =>
+    socket.end(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Member: ${name}\r\n\r\n`,
+    ),
+  );
   return member;
 }
 
@@ -28,7 +32,9 @@ async function page(name: string): Promise<TestMember> {
 function upgradeMember(port: number, cookie: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () =>
-      socket.write(`GET /ws HTTP/1.1\r\nHost: www.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nCookie: ${cookie}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`),
+      socket.write(
+        `GET /ws HTTP/1.1\r\nHost: www.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nCookie: ${cookie}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ),
     );
     let head = '';
     socket.on('data', (chunk: Buffer) => {
@@ -52,12 +58,16 @@ describe('previews through the admin API and the CLI', () => {
   let members: TestMember[] = [];
   let ds: TestDayshift;
   const cli = (...args: string[]) => runCli([...args, '--admin', ds.adminUrl, '--token', ds.token]);
-  const get = (path: string, cookie?: string) => request(ds.port, { host: 'www.example.test', path, ...(cookie ? { headers: { cookie } } : {}) });
+  const get = (path: string, cookie?: string) =>
+    request(ds.port, { host: 'www.example.test', path, ...(cookie ? { headers: { cookie } } : {}) });
 
   before(async () => {
     members = [await page('a1'), await page('b1')];
     ds = await startTestDayshift({
-      clusters: { 'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }], traffic: 'out' }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
+      clusters: {
+        'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }], traffic: 'out' },
+        'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] },
+      },
       health: { enabled: false },
       cookie_secret: 'preview-test-secret-0123456789',
       sites: {
@@ -72,7 +82,11 @@ describe('previews through the admin API and the CLI', () => {
   });
 
   test('a link from the API pins the client to the out cluster, with the banner, until "end preview"', async () => {
-    const created = await ds.api<PreviewLink>('POST', '/api/previews', { cluster: 'prod-a', for: '10m', version: '2.0' });
+    const created = await ds.api<PreviewLink>('POST', '/api/previews', {
+      cluster: 'prod-a',
+      for: '10m',
+      version: '2.0',
+    });
     assert.equal(created.status, 200);
     const link = created.body;
     assert.match(link.url, new RegExp(`^http://www\\.example\\.test:${ds.port}/\\.dayshift/preview\\?token=`));
@@ -91,13 +105,23 @@ describe('previews through the admin API and the CLI', () => {
     const pinned = await get('/', cookie);
     assert.match(pinned.body, /member a1/, 'the pinned client gets prod-a although it is out');
     assert.equal(pinned.headers['dayshift-preview'], 'prod-a');
-    assert.match(pinned.body, /<body><div role="status"[^>]*>Preview of prod-a, version 2\.0 · <a href="\/\.dayshift\/preview\/end"[^>]*>end preview<\/a><\/div><p>member a1/);
-    assert.equal(Number(pinned.headers['content-length']), Buffer.byteLength(pinned.body), 'content-length counts the banner');
+    assert.match(
+      pinned.body,
+      /<body><div role="status"[^>]*>Preview of prod-a, version 2\.0 · <a href="\/\.dayshift\/preview\/end"[^>]*>end preview<\/a><\/div><p>member a1/,
+    );
+    assert.equal(
+      Number(pinned.headers['content-length']),
+      Buffer.byteLength(pinned.body),
+      'content-length counts the banner',
+    );
     assert.match((await get('/', 'other=1')).body, /member b1/, 'other clients still get prod-b');
 
     const ended = await get('/.dayshift/preview/end', cookie);
     assert.equal(ended.status, 303);
-    assert.match(String([ended.headers['set-cookie']].flat()[0]), /^DAYSHIFT_PREVIEW=; Path=\/; Max-Age=0; HttpOnly; SameSite=Lax$/);
+    assert.match(
+      String([ended.headers['set-cookie']].flat()[0]),
+      /^DAYSHIFT_PREVIEW=; Path=\/; Max-Age=0; HttpOnly; SameSite=Lax$/,
+    );
     await ds.api('DELETE', `/api/previews/${link.id}`);
   });
 
@@ -117,11 +141,17 @@ describe('previews through the admin API and the CLI', () => {
     assert.equal((await ds.api('DELETE', `/api/previews/${link.id}`)).status, 404, 'revoking twice');
 
     // Limited to the internal site's allow list, which loopback is not in.
-    const limited = (await ds.api<PreviewLink>('POST', '/api/previews', { cluster: 'prod-a', allow: ['site:internal'] })).body;
+    const limited = (
+      await ds.api<PreviewLink>('POST', '/api/previews', { cluster: 'prod-a', allow: ['site:internal'] })
+    ).body;
     assert.deepEqual(limited.allow, ['10.9.0.0/16']);
     assert.equal((await get(linkPath(limited.url))).status, 403);
-    assert.match((await get('/', `DAYSHIFT_PREVIEW=${new URL(limited.url).searchParams.get('token')}`)).body, /member b1/);
-    const open = (await ds.api<PreviewLink>('POST', '/api/previews', { cluster: 'prod-a', allow: ['127.0.0.0/8'] })).body;
+    assert.match(
+      (await get('/', `DAYSHIFT_PREVIEW=${new URL(limited.url).searchParams.get('token')}`)).body,
+      /member b1/,
+    );
+    const open = (await ds.api<PreviewLink>('POST', '/api/previews', { cluster: 'prod-a', allow: ['127.0.0.0/8'] }))
+      .body;
     assert.equal((await get(linkPath(open.url))).status, 303);
     await ds.api('DELETE', `/api/previews/${limited.id}`);
     await ds.api('DELETE', `/api/previews/${open.id}`);
@@ -147,9 +177,21 @@ describe('previews through the admin API and the CLI', () => {
     assert.equal(noShared.status, 422);
     assert.match(noShared.body.error, /site internal has no shared route over prod-a/);
     assert.equal((await ds.api('POST', '/api/previews', { cluster: 'prod-a', for: '30d' })).status, 422);
-    assert.equal((await ds.api('POST', '/api/previews', { cluster: 'prod-a', allow: ['site:public'] })).status, 422, 'a site without an allow list');
-    assert.equal((await ds.api('POST', '/api/previews', { cluster: 'prod-a', allow: ['abc'] })).status, 400, 'not an address');
-    assert.equal((await ds.api('POST', '/api/previews', { cluster: 'prod-a', allow: ['10.0.0.0/33'] })).status, 400, 'not a CIDR block');
+    assert.equal(
+      (await ds.api('POST', '/api/previews', { cluster: 'prod-a', allow: ['site:public'] })).status,
+      422,
+      'a site without an allow list',
+    );
+    assert.equal(
+      (await ds.api('POST', '/api/previews', { cluster: 'prod-a', allow: ['abc'] })).status,
+      400,
+      'not an address',
+    );
+    assert.equal(
+      (await ds.api('POST', '/api/previews', { cluster: 'prod-a', allow: ['10.0.0.0/33'] })).status,
+      400,
+      'not a CIDR block',
+    );
     assert.match((await get('/')).body, /member b1/, 'the proxy still serves');
   });
 
@@ -189,6 +231,9 @@ describe('previews through the admin API and the CLI', () => {
     assert.ok(opened, 'the preview is audited');
     assert.equal(opened.target, 'prod-a');
     assert.equal(opened.detail!.until, mine.until);
-    assert.ok(audit.some((e) => e.action === 'preview revoke' && e.detail?.id === id), 'the revocation is audited');
+    assert.ok(
+      audit.some((e) => e.action === 'preview revoke' && e.detail?.id === id),
+      'the revocation is audited',
+    );
   });
 });

@@ -38,8 +38,18 @@ describe('etcd stopped and restarted under a running instance', { skip: etcd.ski
     });
     dayshift = await startTestDayshift(
       {
-        store: { type: 'etcd', endpoints: cluster.endpoints, prefix: `/dayshift/outage-${process.pid}/`, lease_ttl: '2s', request_timeout: '500ms', dial_timeout: '1s' },
-        clusters: { 'prod-a': { members: [{ url: member.url, route: 'a1' }] }, 'prod-b': { members: [{ url: member.url, route: 'b1' }] } },
+        store: {
+          type: 'etcd',
+          endpoints: cluster.endpoints,
+          prefix: `/dayshift/outage-${process.pid}/`,
+          lease_ttl: '2s',
+          request_timeout: '500ms',
+          dial_timeout: '1s',
+        },
+        clusters: {
+          'prod-a': { members: [{ url: member.url, route: 'a1' }] },
+          'prod-b': { members: [{ url: member.url, route: 'b1' }] },
+        },
         health: { enabled: false },
         sites: { public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
       },
@@ -61,10 +71,17 @@ describe('etcd stopped and restarted under a running instance', { skip: etcd.ski
     await waitFor(() => about(/store is unreachable/).length > 0, 10_000, 'the outage to be logged');
 
     const admin = ['--admin', dayshift.adminUrl, '--token', dayshift.token];
-    for (const command of [['out', 'prod-b'], ['drain', 'prod-b'], ['release', 'start', '--version', '2']]) {
+    for (const command of [
+      ['out', 'prod-b'],
+      ['drain', 'prod-b'],
+      ['release', 'start', '--version', '2'],
+    ]) {
       const ran = await runCli([...command, ...admin]);
       assert.equal(ran.code, 5, `${command.join(' ')}: ${ran.stdout}${ran.stderr}`);
-      assert.match(ran.stderr, /^error: (the change was not made|the store is unreachable): etcd \(http:\/\/127\.0\.0\.1:\d+\): \w+ .* failed: /);
+      assert.match(
+        ran.stderr,
+        /^error: (the change was not made|the store is unreachable): etcd \(http:\/\/127\.0\.0\.1:\d+\): \w+ .* failed: /,
+      );
       assert.match(ran.stderr, /The store is unreachable: Dayshift keeps serving with the state it has/);
     }
     // The file store → etcd migration names the store as unreachable too.
@@ -72,7 +89,11 @@ describe('etcd stopped and restarted under a running instance', { skip: etcd.ski
     assert.equal(migrate.code, 5, migrate.stdout + migrate.stderr);
     assert.match(migrate.stderr, /etcd \(http:\/\/127\.0\.0\.1:\d+\): connect/);
     assert.equal((await request(dayshift.port)).status, 200, 'still serving');
-    assert.equal((await dayshift.api<StatusReport>('GET', '/api/status')).body.clusters[1]!.traffic, 'live', 'nothing applied');
+    assert.equal(
+      (await dayshift.api<StatusReport>('GET', '/api/status')).body.clusters[1]!.traffic,
+      'live',
+      'nothing applied',
+    );
 
     await cluster.restart(name!);
     await waitFor(() => about(/store is reachable again/).length > 0, 20_000, 'the end of the outage to be logged');
@@ -81,10 +102,18 @@ describe('etcd stopped and restarted under a running instance', { skip: etcd.ski
     assert.ok(end!.failedRounds! >= 3, `failed rounds: ${end!.failedRounds}`);
     assert.ok(end!.outageMs! >= 1000, `outage: ${end!.outageMs} ms`);
     assert.match(end!.msg, /reachable again after \d+(\.\d+)?(ms|s)\b/);
-    assert.equal(about(/store is unreachable/).filter((l) => l.level === 40).length, 1, 'one warning for the whole outage');
+    assert.equal(
+      about(/store is unreachable/).filter((l) => l.level === 40).length,
+      1,
+      'one warning for the whole outage',
+    );
     assert.equal(about(/could not publish/).length, 0, 'no warning per round');
 
-    await waitFor(async () => (await dayshift.api('POST', '/api/clusters/prod-b/traffic', { state: 'draining' })).status === 200, 20_000, 'etcd to accept changes again');
+    await waitFor(
+      async () => (await dayshift.api('POST', '/api/clusters/prod-b/traffic', { state: 'draining' })).status === 200,
+      20_000,
+      'etcd to accept changes again',
+    );
     assert.equal(about(/store is reachable again/).length, 1);
   });
 });

@@ -27,7 +27,10 @@ before(async () => {
     });
   }
   ds = await startTestDayshift({
-    clusters: { 'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
+    clusters: {
+      'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] },
+      'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] },
+    },
     health: { enabled: false },
     sites: { public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
   });
@@ -43,7 +46,8 @@ after(async () => {
   await Promise.all(members.map((m) => m.close()));
 });
 
-const openTunnels = (member: string, on = ds) => on.dayshift.proxy!.stats().members.find((m) => m.id === member)!.openTunnels;
+const openTunnels = (member: string, on = ds) =>
+  on.dayshift.proxy!.stats().members.find((m) => m.id === member)!.openTunnels;
 
 /** Opens upgrade tunnels (through `on`) until `count` of them go to the wanted member. */
 async function tunnelsTo(member: string, count: number, on = ds): Promise<net.Socket[]> {
@@ -83,7 +87,8 @@ async function echoes(socket: net.Socket): Promise<boolean> {
   return reply;
 }
 
-const closings = async (on = ds) => (await on.api<AuditEntry[]>('GET', '/api/audit?limit=1000')).body.filter((e) => e.action === 'close tunnels');
+const closings = async (on = ds) =>
+  (await on.api<AuditEntry[]>('GET', '/api/audit?limit=1000')).body.filter((e) => e.action === 'close tunnels');
 
 test('watching a drain past its deadline (GET, long poll, stream or `dayshift wait`) closes no tunnel', async () => {
   const sockets = await tunnelsTo('a1', 2);
@@ -94,14 +99,29 @@ test('watching a drain past its deadline (GET, long poll, stream or `dayshift wa
   // A reader's own deadline ends its wait at once, reporting the tunnels still there.
   const polled = await ds.api<DrainProgress>('GET', '/api/drain/prod-a?wait=1&deadline=1ms&timeout=20s');
   assert.deepEqual([polled.body.reason, polled.body.drained, polled.body.tunnels], ['deadline', true, 2]);
-  const streamed = await fetch(`${ds.adminUrl}/api/drain/prod-a?deadline=1ms`, { headers: { authorization: `Bearer ${ds.token}`, accept: 'text/event-stream' } });
+  const streamed = await fetch(`${ds.adminUrl}/api/drain/prod-a?deadline=1ms`, {
+    headers: { authorization: `Bearer ${ds.token}`, accept: 'text/event-stream' },
+  });
   const events = await streamed.text();
   const done = JSON.parse(/^event: done\ndata: (.*)$/m.exec(events)![1]!) as DrainProgress;
   assert.deepEqual([done.reason, done.tunnels], ['deadline', 2]);
   // `dayshift wait --deadline` is such a reader: past it, exit 4, and nothing closed.
-  const waited = await runCli(['wait', 'prod-a', '--deadline', '1ms', '--json', '--admin', ds.adminUrl, '--token', ds.token]);
+  const waited = await runCli([
+    'wait',
+    'prod-a',
+    '--deadline',
+    '1ms',
+    '--json',
+    '--admin',
+    ds.adminUrl,
+    '--token',
+    ds.token,
+  ]);
   assert.equal(waited.code, 4, waited.stderr);
-  assert.deepEqual([(JSON.parse(waited.stdout) as DrainProgress).reason, (JSON.parse(waited.stdout) as DrainProgress).tunnels], ['deadline', 2]);
+  assert.deepEqual(
+    [(JSON.parse(waited.stdout) as DrainProgress).reason, (JSON.parse(waited.stdout) as DrainProgress).tunnels],
+    ['deadline', 2],
+  );
 
   for (const socket of sockets) assert.equal(await echoes(socket), true, 'the tunnel still carries data');
   assert.equal(openTunnels('a1'), 2);
@@ -118,7 +138,18 @@ test('the deadline a drain is started with closes its tunnels and the audit log 
 
   // The operator gives the running drain a deadline of 1s from its start: `drain --wait --deadline`.
   const closed = sockets.map((s) => once(s, 'close'));
-  const drain = await runCli(['drain', 'prod-a', '--wait', '--deadline', '1s', '--json', '--admin', ds.adminUrl, '--token', ds.token]);
+  const drain = await runCli([
+    'drain',
+    'prod-a',
+    '--wait',
+    '--deadline',
+    '1s',
+    '--json',
+    '--admin',
+    ds.adminUrl,
+    '--token',
+    ds.token,
+  ]);
   assert.equal(drain.code, 4, drain.stderr);
   assert.equal((JSON.parse(drain.stdout) as DrainProgress).reason, 'deadline');
   await Promise.all(closed);
@@ -129,7 +160,10 @@ test('the deadline a drain is started with closes its tunnels and the audit log 
   const entries = await closings();
   assert.equal(entries.length, audited + 1, 'one entry for the deadline');
   const entry = entries.at(-1)!;
-  assert.deepEqual([entry.who, entry.from, entry.target, entry.detail?.tunnels], ['token:admin', '127.0.0.1', 'prod-a', 3]);
+  assert.deepEqual(
+    [entry.who, entry.from, entry.target, entry.detail?.tunnels],
+    ['token:admin', '127.0.0.1', 'prod-a', 3],
+  );
   const progress = (await ds.api<DrainProgress>('GET', '/api/drain/prod-a')).body;
   assert.equal(entry.detail?.deadline, progress.deadline, 'the deadline the GET reports is the one that closed them');
   assert.equal(progress.remainingMs, 0);
@@ -140,19 +174,29 @@ test('a drain owns its deadline: with nobody watching, its tunnels are closed wh
   assert.equal(sockets.length, 2);
   const audited = (await closings()).length;
   const closed = sockets.map((s) => once(s, 'close'));
-  assert.equal((await ds.api('POST', '/api/members/prod-a/a1/state', { state: 'draining', deadline: '1ms' })).status, 200);
+  assert.equal(
+    (await ds.api('POST', '/api/members/prod-a/a1/state', { state: 'draining', deadline: '1ms' })).status,
+    200,
+  );
   await Promise.all(closed);
   await waitFor(async () => (await closings()).length > audited, 5000, 'the closing in the audit log');
   const entry = (await closings()).at(-1)!;
   assert.deepEqual([entry.who, entry.target, entry.detail?.tunnels], ['token:admin', 'prod-a/a1', 2]);
   await waitFor(() => openTunnels('a1') === 0, 5000, 'the tunnels to be counted closed');
   const drained = (await ds.api<DrainProgress>('GET', '/api/drain/prod-a~a1')).body;
-  assert.deepEqual([drained.drained, drained.reason, drained.tunnels], [true, 'deadline', 0], 'ended by its deadline, though idle now');
+  assert.deepEqual(
+    [drained.drained, drained.reason, drained.tunnels],
+    [true, 'deadline', 0],
+    'ended by its deadline, though idle now',
+  );
 });
 
 test('a drain started without a deadline owns drain.deadline: its tunnels are closed then, in the name of who drained', async () => {
   const other = await startTestDayshift({
-    clusters: { 'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
+    clusters: {
+      'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] },
+      'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] },
+    },
     health: { enabled: false },
     drain: { deadline: '1s' },
     sites: { public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
@@ -165,36 +209,58 @@ test('a drain started without a deadline owns drain.deadline: its tunnels are cl
     const drain = await runCli(['drain', 'prod-a', '--json', '--admin', other.adminUrl, '--token', other.token]);
     assert.equal(drain.code, 0, drain.stderr);
     const progress = (await other.api<DrainProgress>('GET', '/api/drain/prod-a')).body;
-    assert.equal(Date.parse(progress.deadline!) - Date.parse(progress.since!), 1000, 'the deadline is drain.deadline from the start');
+    assert.equal(
+      Date.parse(progress.deadline!) - Date.parse(progress.since!),
+      1000,
+      'the deadline is drain.deadline from the start',
+    );
     await closed;
     await waitFor(async () => (await closings(other)).length === 1, 5000, 'the closing in the audit log');
     const entry = (await closings(other))[0]!;
-    assert.deepEqual([entry.who, entry.target, entry.detail?.tunnels, entry.detail?.deadline], ['token:admin', 'prod-a', 1, progress.deadline]);
+    assert.deepEqual(
+      [entry.who, entry.target, entry.detail?.tunnels, entry.detail?.deadline],
+      ['token:admin', 'prod-a', 1, progress.deadline],
+    );
   } finally {
     await other.stop();
   }
 });
 
 test('a deadline applies to a drain only', async () => {
-  const refused = await ds.api<{ error: string }>('POST', '/api/clusters/prod-a/traffic', { state: 'live', deadline: '10m' });
+  const refused = await ds.api<{ error: string }>('POST', '/api/clusters/prod-a/traffic', {
+    state: 'live',
+    deadline: '10m',
+  });
   assert.equal(refused.status, 400);
   assert.match(refused.body.error, /deadline applies to state "draining" only/);
-  const member = await ds.api<{ error: string }>('POST', '/api/members/prod-a/a1/state', { state: 'disabled', deadline: '10m' });
+  const member = await ds.api<{ error: string }>('POST', '/api/members/prod-a/a1/state', {
+    state: 'disabled',
+    deadline: '10m',
+  });
   assert.equal(member.status, 400);
-  const bad = await ds.api<{ error: string }>('POST', '/api/members/prod-a/a1/state', { state: 'draining', deadline: 'soon' });
+  const bad = await ds.api<{ error: string }>('POST', '/api/members/prod-a/a1/state', {
+    state: 'draining',
+    deadline: 'soon',
+  });
   assert.equal(bad.status, 400);
   assert.match(bad.body.error, /expected a duration/);
 });
 
 test('a cluster the config starts as draining gets its deadline counted from when it is drained again', async () => {
   const other = await startTestDayshift({
-    clusters: { 'prod-a': { traffic: 'draining', members: [{ url: members[0]!.url, route: 'a1' }] }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
+    clusters: {
+      'prod-a': { traffic: 'draining', members: [{ url: members[0]!.url, route: 'a1' }] },
+      'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] },
+    },
     health: { enabled: false },
     sites: { public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
   });
   try {
     const before = Date.now();
-    assert.equal((await other.api('POST', '/api/clusters/prod-a/traffic', { state: 'draining', deadline: '10m' })).status, 200);
+    assert.equal(
+      (await other.api('POST', '/api/clusters/prod-a/traffic', { state: 'draining', deadline: '10m' })).status,
+      200,
+    );
     const progress = (await other.api<DrainProgress>('GET', '/api/drain/prod-a')).body;
     assert.equal(progress.reason, 'idle', 'a drain with nothing left, no longer "not-draining"');
     assert.ok(Date.parse(progress.since!) >= before - 1000, `the drain starts now, not at ${progress.since}`);
@@ -203,4 +269,3 @@ test('a cluster the config starts as draining gets its deadline counted from whe
     await other.stop();
   }
 });
-

@@ -14,12 +14,29 @@ after(async () => {
 });
 
 test('drain, out, restart and swap both clusters under load: 0 failed, 0 new users to a drained cluster, sessions stay home', async () => {
-  const load = new Load({ port: setup.ds.port, plainClients: 4, stickyClients: 8, stepsPerSession: 6, thinkMs: 20, maxMs: 60_000 });
+  const load = new Load({
+    port: setup.ds.port,
+    plainClients: 4,
+    stickyClients: 8,
+    stepsPerSession: 6,
+    thinkMs: 20,
+    maxMs: 60_000,
+  });
   const result = await setup.run(load);
   assert.equal(result.failed.length, 0, `failed requests: ${JSON.stringify(result.failed.slice(0, 5))}`);
-  assert.equal(result.strays.length, 0, `new requests sent to a draining cluster: ${JSON.stringify(result.strays.slice(0, 5))}`);
-  assert.equal(result.movedSessions, 0, 'every sticky session was served by one member from its first request to its last');
+  assert.equal(
+    result.strays.length,
+    0,
+    `new requests sent to a draining cluster: ${JSON.stringify(result.strays.slice(0, 5))}`,
+  );
+  assert.equal(
+    result.movedSessions,
+    0,
+    'every sticky session was served by one member from its first request to its last',
+  );
   assert.ok(result.sessions > 20, `enough sticky sessions ran (${result.sessions})`);
   const stalls = result.stalls.map((s) => `${s.what}: ${s.ms.toFixed(1)} ms`).join(', ');
-  console.log(`# zero-drop: ${result.samples.length} requests, ${result.sessions} sticky sessions, 0 failed; longest stall around each change: ${stalls}`);
+  console.log(
+    `# zero-drop: ${result.samples.length} requests, ${result.sessions} sticky sessions, 0 failed; longest stall around each change: ${stalls}`,
+  );
 });

@@ -11,7 +11,13 @@ const mariadb = dialectFor(parseVersion('10.11.19-MariaDB-0+deb12u1-log'));
 const source = { host: '10.0.0.5', port: 3307, user: 'repl', password: "pa'ss" };
 
 test('flavour and version are read from @@version', () => {
-  assert.deepEqual(parseVersion('10.11.19-MariaDB-0+deb12u1-log'), { flavour: 'mariadb', major: 10, minor: 11, patch: 19, text: '10.11.19-MariaDB-0+deb12u1-log' });
+  assert.deepEqual(parseVersion('10.11.19-MariaDB-0+deb12u1-log'), {
+    flavour: 'mariadb',
+    major: 10,
+    minor: 11,
+    patch: 19,
+    text: '10.11.19-MariaDB-0+deb12u1-log',
+  });
   assert.equal(parseVersion('8.0.36-0ubuntu0.22.04.1').flavour, 'mysql');
   assert.throws(() => parseVersion('garbage'), /unrecognised server version/);
 });
@@ -35,7 +41,11 @@ test('MySQL uses the REPLICA/SOURCE statements that 8.4 still accepts', () => {
     mysql.changeSource(source, true),
     "CHANGE REPLICATION SOURCE TO SOURCE_HOST='10.0.0.5', SOURCE_PORT=3307, SOURCE_USER='repl', SOURCE_PASSWORD='pa\\'ss', SOURCE_CONNECT_RETRY=1, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1",
   );
-  assert.equal(mysql.changeSource(source, false), mysql.changeSource(source, true), 'auto-position needs no demote step');
+  assert.equal(
+    mysql.changeSource(source, false),
+    mysql.changeSource(source, true),
+    'auto-position needs no demote step',
+  );
 });
 
 test('MariaDB re-attaches a demoted primary with MASTER_DEMOTE_TO_SLAVE, a replica with slave_pos', () => {
@@ -47,7 +57,12 @@ test('MariaDB re-attaches a demoted primary with MASTER_DEMOTE_TO_SLAVE, a repli
 });
 
 test('promotion: MySQL lifts super_read_only before RESET REPLICA ALL and read_only last', () => {
-  assert.deepEqual(mysql.promote, ['STOP REPLICA', 'SET PERSIST super_read_only=OFF', 'RESET REPLICA ALL', 'SET PERSIST read_only=OFF']);
+  assert.deepEqual(mysql.promote, [
+    'STOP REPLICA',
+    'SET PERSIST super_read_only=OFF',
+    'RESET REPLICA ALL',
+    'SET PERSIST read_only=OFF',
+  ]);
   assert.deepEqual(mariadb.promote, ['STOP SLAVE', 'RESET SLAVE ALL', 'SET GLOBAL read_only=OFF']);
 });
 
@@ -96,24 +111,58 @@ test('errant transactions: MySQL subtracts on the primary, MariaDB compares binl
   assert.equal(m.on, 'target');
   assert.equal(m.read({ executed: '0-1-100', applied: '0-1-100', server_id: 2 }), '');
   // Written on this server (server_id 2), past what replication applied: errant.
-  assert.match(m.read({ executed: '0-2-101', applied: '0-1-100', server_id: 2 }), /0-2-101 is ahead of gtid_slave_pos 0-1-100/);
+  assert.match(
+    m.read({ executed: '0-2-101', applied: '0-1-100', server_id: 2 }),
+    /0-2-101 is ahead of gtid_slave_pos 0-1-100/,
+  );
   // Another server's transaction, binlogged but not yet in gtid_slave_pos: replication in flight.
   assert.equal(m.read({ executed: '0-1-101', applied: '0-1-100', server_id: 2 }), '');
 });
 
 test('MySQL status columns are normalised like MariaDB ones', () => {
   const row = {
-    Source_Host: 'db1', Source_Port: 3306, Replica_IO_Running: 'Yes', Replica_SQL_Running: 'No', Seconds_Behind_Source: null,
-    Auto_Position: '1', Last_IO_Errno: 0, Last_IO_Error: '', Last_SQL_Errno: 1062, Last_SQL_Error: 'Duplicate entry',
+    Source_Host: 'db1',
+    Source_Port: 3306,
+    Replica_IO_Running: 'Yes',
+    Replica_SQL_Running: 'No',
+    Seconds_Behind_Source: null,
+    Auto_Position: '1',
+    Last_IO_Errno: 0,
+    Last_IO_Error: '',
+    Last_SQL_Errno: 1062,
+    Last_SQL_Error: 'Duplicate entry',
   };
   assert.deepEqual(mysql.parseReplicaStatus(row), {
-    sourceHost: 'db1', sourcePort: 3306, ioRunning: 'Yes', sqlRunning: 'No', lagSeconds: null, usingGtid: true,
-    gtidMode: 'Auto_Position', ioError: '', sqlError: '1062: Duplicate entry',
+    sourceHost: 'db1',
+    sourcePort: 3306,
+    ioRunning: 'Yes',
+    sqlRunning: 'No',
+    lagSeconds: null,
+    usingGtid: true,
+    gtidMode: 'Auto_Position',
+    ioError: '',
+    sqlError: '1062: Duplicate entry',
   });
-  assert.equal(mysql.settings.read({ log_bin: 1, log_updates: 1, binlog_format: 'ROW', gtid_mode: 'ON', enforce_gtid_consistency: 'ON' }).length, 0);
-  assert.deepEqual(mysql.settings.read({ log_bin: 1, log_updates: 0, binlog_format: 'MIXED', gtid_mode: 'OFF_PERMISSIVE', enforce_gtid_consistency: 'ON' }), [
-    'log_replica_updates is off', 'binlog_format is MIXED, expected ROW', 'gtid_mode is OFF_PERMISSIVE, expected ON',
-  ]);
+  assert.equal(
+    mysql.settings.read({
+      log_bin: 1,
+      log_updates: 1,
+      binlog_format: 'ROW',
+      gtid_mode: 'ON',
+      enforce_gtid_consistency: 'ON',
+    }).length,
+    0,
+  );
+  assert.deepEqual(
+    mysql.settings.read({
+      log_bin: 1,
+      log_updates: 0,
+      binlog_format: 'MIXED',
+      gtid_mode: 'OFF_PERMISSIVE',
+      enforce_gtid_consistency: 'ON',
+    }),
+    ['log_replica_updates is off', 'binlog_format is MIXED, expected ROW', 'gtid_mode is OFF_PERMISSIVE, expected ON'],
+  );
 });
 
 test('MariaDB positions: covered domain by domain', () => {
@@ -125,10 +174,23 @@ test('MariaDB positions: covered domain by domain', () => {
 });
 
 test('grants: SHOW GRANTS lines are read for *.* privileges; SUPER stands in for the MySQL dynamic ones', () => {
-  const lines = ["GRANT PROCESS, RELOAD, REPLICATION CLIENT ON *.* TO `switcher`@`%`", 'GRANT SELECT ON `app`.* TO `switcher`@`%`'];
+  const lines = [
+    'GRANT PROCESS, RELOAD, REPLICATION CLIENT ON *.* TO `switcher`@`%`',
+    'GRANT SELECT ON `app`.* TO `switcher`@`%`',
+  ];
   assert.deepEqual([...globalPrivileges(lines)], ['PROCESS', 'RELOAD', 'REPLICATION CLIENT']);
-  assert.deepEqual(missingGrants(mysql, lines), ['SYSTEM_VARIABLES_ADMIN', 'REPLICATION_SLAVE_ADMIN', 'CONNECTION_ADMIN']);
+  assert.deepEqual(missingGrants(mysql, lines), [
+    'SYSTEM_VARIABLES_ADMIN',
+    'REPLICATION_SLAVE_ADMIN',
+    'CONNECTION_ADMIN',
+  ]);
   assert.deepEqual(missingGrants(mysql, [...lines, 'GRANT SUPER ON *.* TO `switcher`@`%`']), []);
-  assert.deepEqual(missingGrants(mysql, ['GRANT SYSTEM_VARIABLES_ADMIN,REPLICATION_SLAVE_ADMIN,CONNECTION_ADMIN ON *.* TO `switcher`@`%`', ...lines]), []);
-  assert.deepEqual(missingGrants(mariadb, ["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`"]), []);
+  assert.deepEqual(
+    missingGrants(mysql, [
+      'GRANT SYSTEM_VARIABLES_ADMIN,REPLICATION_SLAVE_ADMIN,CONNECTION_ADMIN ON *.* TO `switcher`@`%`',
+      ...lines,
+    ]),
+    [],
+  );
+  assert.deepEqual(missingGrants(mariadb, ['GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`']), []);
 });

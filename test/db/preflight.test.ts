@@ -10,7 +10,15 @@ import { dbStatus } from '../../src/db/status.js';
 import { renderSummary } from '../../src/cli/db.js';
 import { lagCheck } from '../../src/db/preflight.js';
 import { checkReplication, LOCK_NAME, switchover, type SwitchoverResult } from '../../src/db/switchover.js';
-import { databaseYaml, pairFor, pairSettings, startMariaDbPair, USERS, waitForReplica, type MariaDbPair } from '../support/mariadb.js';
+import {
+  databaseYaml,
+  pairFor,
+  pairSettings,
+  startMariaDbPair,
+  USERS,
+  waitForReplica,
+  type MariaDbPair,
+} from '../support/mariadb.js';
 import { waitFor } from '../support/process.js';
 
 let pair: MariaDbPair | undefined;
@@ -30,17 +38,34 @@ function need(t: TestContext): MariaDbPair | undefined {
   return pairFor(t, pair);
 }
 
-function settings(p: MariaDbPair, extra: Record<string, string | number> = {}, yaml = databaseYaml(p, extra)): Promise<DbSettings> {
+function settings(
+  p: MariaDbPair,
+  extra: Record<string, string | number> = {},
+  yaml = databaseYaml(p, extra),
+): Promise<DbSettings> {
   return pairSettings(p, stateDir, extra, yaml);
 }
 
 /** Asserts a refusal by exactly the named checks, and that the servers are as they were. */
 async function assertRefused(s: DbSettings, result: SwitchoverResult, failing: string[]): Promise<void> {
   assert.equal(result.outcome, 'refused', result.message);
-  assert.deepEqual(result.checks.filter((c) => !c.ok).map((c) => c.name), failing, result.message);
-  assert.deepEqual(result.steps.map((x) => x.name), ['preflight']);
+  assert.deepEqual(
+    result.checks.filter((c) => !c.ok).map((c) => c.name),
+    failing,
+    result.message,
+  );
+  assert.deepEqual(
+    result.steps.map((x) => x.name),
+    ['preflight'],
+  );
   const status = await dbStatus(s);
-  assert.deepEqual(status.map((x) => [x.name, x.role, x.readOnly, x.replicaOf]), [['a', 'primary', false, undefined], ['b', 'replica', true, 'a']]);
+  assert.deepEqual(
+    status.map((x) => [x.name, x.role, x.readOnly, x.replicaOf]),
+    [
+      ['a', 'primary', false, undefined],
+      ['b', 'replica', true, 'a'],
+    ],
+  );
 }
 
 test('check-replication passes on a healthy pair and names b as the only target', async (t) => {
@@ -48,7 +73,10 @@ test('check-replication passes on a healthy pair and names b as the only target'
   if (!p) return;
   const check = await checkReplication(await settings(p));
   assert.equal(check.ok, true);
-  assert.deepEqual(check.targets.map((x) => [x.from, x.to, x.outcome]), [['a', 'b', 'dry-run']]);
+  assert.deepEqual(
+    check.targets.map((x) => [x.from, x.to, x.outcome]),
+    [['a', 'b', 'dry-run']],
+  );
 });
 
 test('refused: the target is the primary itself', async (t) => {
@@ -66,7 +94,10 @@ test('refused: replication stopped on the target', async (t) => {
   await p.b.sql('STOP SLAVE');
   const result = await switchover(s, 'b', {});
   assert.equal(result.outcome, 'refused', result.message);
-  assert.deepEqual(result.checks.filter((c) => !c.ok).map((c) => c.name), ['b: replication running', 'b: lag']);
+  assert.deepEqual(
+    result.checks.filter((c) => !c.ok).map((c) => c.name),
+    ['b: replication running', 'b: lag'],
+  );
   await p.b.sql('START SLAVE');
 });
 
@@ -81,15 +112,24 @@ test('refused: replica lag over max_lag', async (t) => {
   await p.a.sql("INSERT INTO appdb.writes VALUES (2000001, 'lagging')");
   const result = await switchover(s, 'b', {});
   await assertRefused(s, result, ['b: lag']);
-  assert.match(result.checks.find((c) => c.name === 'b: lag')!.detail, /did not apply the primary's position 0-1-\d+ within 1s/);
+  assert.match(
+    result.checks.find((c) => c.name === 'b: lag')!.detail,
+    /did not apply the primary's position 0-1-\d+ within 1s/,
+  );
   // The printed reason is what failed, never the part that passed.
-  assert.match(renderSummary(result), /^refused, nothing changed: b: lag: (\d+s behind, over max_lag 1s; )?did not apply the primary's position 0-1-\d+ within 1s$/m);
+  assert.match(
+    renderSummary(result),
+    /^refused, nothing changed: b: lag: (\d+s behind, over max_lag 1s; )?did not apply the primary's position 0-1-\d+ within 1s$/m,
+  );
 });
 
 test('lag: a refusal names only the failing part', () => {
   assert.deepEqual(lagCheck(12, true, '0-1-9', 5), [false, '12s behind, over max_lag 5s']);
   assert.deepEqual(lagCheck(0, false, '0-1-9', 5), [false, "did not apply the primary's position 0-1-9 within 5s"]);
-  assert.deepEqual(lagCheck(9, false, '', 5), [false, "9s behind, over max_lag 5s; did not apply the primary's position (empty) within 5s"]);
+  assert.deepEqual(lagCheck(9, false, '', 5), [
+    false,
+    "9s behind, over max_lag 5s; did not apply the primary's position (empty) within 5s",
+  ]);
   assert.deepEqual(lagCheck(null, false, '0-1-9', 5), [false, 'unknown (SQL thread not running)']);
   assert.deepEqual(lagCheck(2, true, '0-1-9', 5), [true, "2s behind; applied the primary's position 0-1-9 within 5s"]);
 });
@@ -102,14 +142,27 @@ test('refused before anything changes: a wrong replication password (dry run and
     const result = await switchover(s, 'b', { dryRun });
     await assertRefused(s, result, ['b: replication account', 'a: replication account']);
     const failed = result.checks.filter((c) => !c.ok).map((c) => c.detail);
-    assert.match(failed[0]!, new RegExp(`^cannot connect to b \\(127\\.0\\.0\\.1:${p.b.port}\\) as repl: Access denied for user 'repl'@'127\\.0\\.0\\.1' \\(using password: YES\\)`));
-    assert.match(failed[1]!, new RegExp(`^cannot connect to a \\(127\\.0\\.0\\.1:${p.a.port}\\) as repl: Access denied .*\\(check the user and password in database\\.replication, `));
+    assert.match(
+      failed[0]!,
+      new RegExp(
+        `^cannot connect to b \\(127\\.0\\.0\\.1:${p.b.port}\\) as repl: Access denied for user 'repl'@'127\\.0\\.0\\.1' \\(using password: YES\\)`,
+      ),
+    );
+    assert.match(
+      failed[1]!,
+      new RegExp(
+        `^cannot connect to a \\(127\\.0\\.0\\.1:${p.a.port}\\) as repl: Access denied .*\\(check the user and password in database\\.replication, `,
+      ),
+    );
   }
   const ok = await switchover(await settings(p), 'b', { dryRun: true });
-  assert.deepEqual(ok.checks.filter((c) => c.name.endsWith('replication account')).map((c) => [c.name, c.ok, c.detail]), [
-    ['b: replication account', true, 'repl logs in and holds REPLICATION SLAVE'],
-    ['a: replication account', true, 'repl logs in and holds REPLICATION SLAVE'],
-  ]);
+  assert.deepEqual(
+    ok.checks.filter((c) => c.name.endsWith('replication account')).map((c) => [c.name, c.ok, c.detail]),
+    [
+      ['b: replication account', true, 'repl logs in and holds REPLICATION SLAVE'],
+      ['a: replication account', true, 'repl logs in and holds REPLICATION SLAVE'],
+    ],
+  );
 });
 
 test('refused: the replication account lacks REPLICATION SLAVE', async (t) => {
@@ -117,12 +170,22 @@ test('refused: the replication account lacks REPLICATION SLAVE', async (t) => {
   if (!p) return;
   await p.a.sql("CREATE USER norepl@'127.0.0.1' IDENTIFIED BY 'norepl-pw'");
   await waitForReplica(p.a, p.b);
-  const s = await settings(p, {}, databaseYaml(p).replace(`replication: {user: ${USERS.repl.user}, password: ${USERS.repl.password}}`, 'replication: {user: norepl, password: norepl-pw}'));
+  const s = await settings(
+    p,
+    {},
+    databaseYaml(p).replace(
+      `replication: {user: ${USERS.repl.user}, password: ${USERS.repl.password}}`,
+      'replication: {user: norepl, password: norepl-pw}',
+    ),
+  );
   const result = await switchover(s, 'b', { dryRun: true });
-  assert.deepEqual(result.checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]), [
-    ['b: replication account', 'norepl lacks REPLICATION SLAVE ON *.* on b'],
-    ['a: replication account', 'norepl lacks REPLICATION SLAVE ON *.* on a'],
-  ]);
+  assert.deepEqual(
+    result.checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]),
+    [
+      ['b: replication account', 'norepl lacks REPLICATION SLAVE ON *.* on b'],
+      ['a: replication account', 'norepl lacks REPLICATION SLAVE ON *.* on a'],
+    ],
+  );
 });
 
 test('refused: the target replica is writable (read_only OFF), with how to keep it read-only', async (t) => {
@@ -132,27 +195,52 @@ test('refused: the target replica is writable (read_only OFF), with how to keep 
   await p.b.sql('SET GLOBAL read_only=OFF');
   const result = await switchover(s, 'b', {});
   assert.equal(result.outcome, 'refused', result.message);
-  assert.deepEqual(result.checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]), [
-    ['b: replica is read-only', 'no, it is writable: run SET GLOBAL read_only=ON on it, and put read_only=ON under [mariadbd] in its my.cnf so that a restart keeps it'],
-  ]);
-  assert.deepEqual(result.steps.map((x) => x.name), ['preflight']);
+  assert.deepEqual(
+    result.checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]),
+    [
+      [
+        'b: replica is read-only',
+        'no, it is writable: run SET GLOBAL read_only=ON on it, and put read_only=ON under [mariadbd] in its my.cnf so that a restart keeps it',
+      ],
+    ],
+  );
+  assert.deepEqual(
+    result.steps.map((x) => x.name),
+    ['preflight'],
+  );
 });
 
 test('a wrong password or a stopped server: the refusal names the server and its address', async (t) => {
   const p = need(t);
   if (!p) return;
-  const wrongA = databaseYaml(p).replace(`port: ${p.a.port}, user: ${USERS.tool.user}, password: ${USERS.tool.password}`, `port: ${p.a.port}, user: ${USERS.tool.user}, password: wrong`);
+  const wrongA = databaseYaml(p).replace(
+    `port: ${p.a.port}, user: ${USERS.tool.user}, password: ${USERS.tool.password}`,
+    `port: ${p.a.port}, user: ${USERS.tool.user}, password: wrong`,
+  );
   const denied = await switchover(await settings(p, {}, wrongA), 'b', {});
   assert.equal(denied.outcome, 'refused');
   assert.match(
     renderSummary(denied),
-    new RegExp(`^refused, nothing changed: cannot connect to a \\(127\\.0\\.0\\.1:${p.a.port}\\) as switcher: Access denied for user 'switcher'@'127\\.0\\.0\\.1' \\(using password: YES\\) \\(check the user and password in database\\.servers \\(a\\), and the host part of the account's grant\\)$`, 'm'),
+    new RegExp(
+      `^refused, nothing changed: cannot connect to a \\(127\\.0\\.0\\.1:${p.a.port}\\) as switcher: Access denied for user 'switcher'@'127\\.0\\.0\\.1' \\(using password: YES\\) \\(check the user and password in database\\.servers \\(a\\), and the host part of the account's grant\\)$`,
+      'm',
+    ),
   );
   const { freePort } = await import('../../src/ports.js');
   const stopped = await freePort();
-  const down = await switchover(await settings(p, {}, databaseYaml(p).replace(`port: ${p.b.port}`, `port: ${stopped}`)), 'b', {});
+  const down = await switchover(
+    await settings(p, {}, databaseYaml(p).replace(`port: ${p.b.port}`, `port: ${stopped}`)),
+    'b',
+    {},
+  );
   assert.equal(down.outcome, 'refused');
-  assert.match(renderSummary(down), new RegExp(`^refused, nothing changed: cannot connect to b \\(127\\.0\\.0\\.1:${stopped}\\) as switcher: .*ECONNREFUSED.* \\(is the server running and listening there\\?\\)$`, 'm'));
+  assert.match(
+    renderSummary(down),
+    new RegExp(
+      `^refused, nothing changed: cannot connect to b \\(127\\.0\\.0\\.1:${stopped}\\) as switcher: .*ECONNREFUSED.* \\(is the server running and listening there\\?\\)$`,
+      'm',
+    ),
+  );
 });
 
 test('refused: a long transaction on the primary', async (t) => {
@@ -161,7 +249,15 @@ test('refused: a long transaction on the primary', async (t) => {
   // Only the transaction may fail the preflight: let the replica catch up first, and allow it time.
   await waitForReplica(p.a, p.b);
   const s = await settings(p, { long_transaction: '1s', max_lag: '30s' });
-  const app = await (await import('mysql2/promise')).createConnection({ host: '127.0.0.1', port: p.a.port, user: USERS.app.user, password: USERS.app.password, database: 'appdb' });
+  const app = await (
+    await import('mysql2/promise')
+  ).createConnection({
+    host: '127.0.0.1',
+    port: p.a.port,
+    user: USERS.app.user,
+    password: USERS.app.password,
+    database: 'appdb',
+  });
   try {
     await app.query('BEGIN');
     await app.query("INSERT INTO writes VALUES (3000001, 'open')");
@@ -170,7 +266,9 @@ test('refused: a long transaction on the primary', async (t) => {
     await waitFor(
       'the transaction to be 2s old',
       async () => {
-        const [row] = await p.a.sql('SELECT MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())) AS age FROM information_schema.INNODB_TRX');
+        const [row] = await p.a.sql(
+          'SELECT MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())) AS age FROM information_schema.INNODB_TRX',
+        );
         return Number(row?.age ?? 0) >= 2 ? true : undefined;
       },
       10_000,
@@ -186,16 +284,26 @@ test('refused: a long transaction on the primary', async (t) => {
 test('refused: the switchover account lacks a grant', async (t) => {
   const p = need(t);
   if (!p) return;
-  await p.a.sql("CREATE USER weak@'127.0.0.1' IDENTIFIED BY 'weak-pw'", "GRANT SLAVE MONITOR, PROCESS ON *.* TO weak@'127.0.0.1'");
-  const yaml = databaseYaml(p).replaceAll(`user: ${USERS.tool.user}, password: ${USERS.tool.password}`, 'user: weak, password: weak-pw');
+  await p.a.sql(
+    "CREATE USER weak@'127.0.0.1' IDENTIFIED BY 'weak-pw'",
+    "GRANT SLAVE MONITOR, PROCESS ON *.* TO weak@'127.0.0.1'",
+  );
+  const yaml = databaseYaml(p).replaceAll(
+    `user: ${USERS.tool.user}, password: ${USERS.tool.password}`,
+    'user: weak, password: weak-pw',
+  );
   const s = await settings(p, {}, yaml);
   await waitForReplica(p.a, p.b);
   const result = await switchover(s, 'b', {});
   assert.equal(result.outcome, 'refused', result.message);
-  assert.deepEqual(result.checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]), [
-    ['a: grants', 'weak lacks READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, CONNECTION ADMIN, RELOAD ON *.*'],
-    ['b: grants', 'weak lacks READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, CONNECTION ADMIN, RELOAD ON *.*'],
-  ], result.message);
+  assert.deepEqual(
+    result.checks.filter((c) => !c.ok).map((c) => [c.name, c.detail]),
+    [
+      ['a: grants', 'weak lacks READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, CONNECTION ADMIN, RELOAD ON *.*'],
+      ['b: grants', 'weak lacks READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, CONNECTION ADMIN, RELOAD ON *.*'],
+    ],
+    result.message,
+  );
 });
 
 test('refused: another run holds the lock', async (t) => {

@@ -21,9 +21,15 @@ after(async () => {
 async function seenFrom(port: number): Promise<string> {
   try {
     // mysql2 does not bind its own socket to localAddress: it is given one.
-    const conn = await createConnection({ stream: net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }), user: 'probe', password: 'probe-pw' });
+    const conn = await createConnection({
+      stream: net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }),
+      user: 'probe',
+      password: 'probe-pw',
+    });
     try {
-      const [rows] = await conn.query<RowDataPacket[]>('SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()');
+      const [rows] = await conn.query<RowDataPacket[]>(
+        'SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()',
+      );
       return String(rows[0]!.host).replace(/:\d+$/, '');
     } finally {
       await conn.end();
@@ -37,13 +43,26 @@ test('MariaDB sees the client address the front sends in a PROXY header (v1 and 
   const db = pairFor(t, pair);
   if (!db) return;
   // The account exists only for 127.0.0.2: through a plain front the server sees 127.0.0.1 and refuses.
-  await db.a.sql("SET GLOBAL proxy_protocol_networks = '127.0.0.1/32'", "CREATE USER probe@'127.0.0.2' IDENTIFIED BY 'probe-pw'");
+  await db.a.sql(
+    "SET GLOBAL proxy_protocol_networks = '127.0.0.1/32'",
+    "CREATE USER probe@'127.0.0.2' IDENTIFIED BY 'probe-pw'",
+  );
   try {
     for (const version of [undefined, 'v1', 'v2'] as const) {
-      const front: TcpFront = new TcpFront({ listen: { host: '127.0.0.1', port: 0 }, target: { host: db.a.host, port: db.a.port }, proxyProtocol: version });
+      const front: TcpFront = new TcpFront({
+        listen: { host: '127.0.0.1', port: 0 },
+        target: { host: db.a.host, port: db.a.port },
+        proxyProtocol: version,
+      });
       const { port }: { port: number } = await front.start();
       try {
-        assert.equal(await seenFrom(port), version ? '127.0.0.2' : "ER_ACCESS_DENIED_ERROR: Access denied for user 'probe'@'127.0.0.1' (using password: YES)", `proxyProtocol ${version ?? 'off'}`);
+        assert.equal(
+          await seenFrom(port),
+          version
+            ? '127.0.0.2'
+            : "ER_ACCESS_DENIED_ERROR: Access denied for user 'probe'@'127.0.0.1' (using password: YES)",
+          `proxyProtocol ${version ?? 'off'}`,
+        );
       } finally {
         await front.close();
       }

@@ -31,7 +31,10 @@ before(async () => {
   front = new TcpFront({ listen: { host: '127.0.0.1', port: 0 }, target: { host: pair.a.host, port: pair.a.port } });
   await front.start();
   configFile = join(dir, 'dayshift.yaml');
-  await writeFile(configFile, `state_dir: state\n${databaseYaml(pair, { writer: `{listen: "127.0.0.1:${front.address().port}"}` })}`);
+  await writeFile(
+    configFile,
+    `state_dir: state\n${databaseYaml(pair, { writer: `{listen: "127.0.0.1:${front.address().port}"}` })}`,
+  );
   settings = await loadDbSettings(configFile);
   stopFollowing = followWriterState(settings, front);
 });
@@ -54,8 +57,14 @@ interface Ran {
   stderr: string;
 }
 
-function dayshift(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Ran>; stderr: () => string } {
-  const child = spawn(process.execPath, [cli, 'db', ...args, '-c', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function dayshift(
+  args: string[],
+  env: Record<string, string> = {},
+): { child: ChildProcess; done: Promise<Ran>; stderr: () => string } {
+  const child = spawn(process.execPath, [cli, 'db', ...args, '-c', configFile], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -96,8 +105,14 @@ test('kill -9 while fenced (before drain): a plain run is refused, --resume roll
 
   const resumed = await dayshift(['switchover', '--resume', '--yes', '--json']).done;
   assert.equal(resumed.code, 6, resumed.stdout + resumed.stderr);
-  assert.deepEqual((JSON.parse(resumed.stdout) as { steps: { name: string }[] }).steps.map((x) => x.name), ['rollback-a']);
-  assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
+  assert.deepEqual(
+    (JSON.parse(resumed.stdout) as { steps: { name: string }[] }).steps.map((x) => x.name),
+    ['rollback-a'],
+  );
+  assert.deepEqual(await roles(), [
+    ['a', 'primary', 'false', '-'],
+    ['b', 'replica', 'true', 'a'],
+  ]);
   assert.ok(!existsSync(journalPath(settings.stateDir)));
 });
 
@@ -110,9 +125,15 @@ test('kill -9 after promotion, before publishing: --resume sees no write on b an
   const resumed = await dayshift(['switchover', '--resume', '--yes']).done;
   assert.equal(resumed.code, 6, resumed.stdout + resumed.stderr);
   // Says what happened: rolled back (not "paused"), and why.
-  assert.match(resumed.stdout, /^aborted and rolled back: resumed an interrupted switchover a → b at phase publishing; a is the writable primary again, b its replica$/m);
+  assert.match(
+    resumed.stdout,
+    /^aborted and rolled back: resumed an interrupted switchover a → b at phase publishing; a is the writable primary again, b its replica$/m,
+  );
   assert.doesNotMatch(resumed.stdout, /paused/);
-  assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
+  assert.deepEqual(await roles(), [
+    ['a', 'primary', 'false', '-'],
+    ['b', 'replica', 'true', 'a'],
+  ]);
   assert.deepEqual(front.currentTarget(), { host: pair!.a.host, port: pair!.a.port });
 });
 
@@ -122,26 +143,42 @@ test('kill -9 before promotion: --resume rolls back (rollback B, the endpoint ne
   assert.equal((await readJournal(settings.stateDir))?.phase, 'promoting');
   const resumed = await dayshift(['switchover', '--resume', '--yes', '--json']).done;
   assert.equal(resumed.code, 6, resumed.stdout + resumed.stderr);
-  assert.deepEqual((JSON.parse(resumed.stdout) as { steps: { name: string }[] }).steps.map((x) => x.name), ['rollback-b']);
-  assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
+  assert.deepEqual(
+    (JSON.parse(resumed.stdout) as { steps: { name: string }[] }).steps.map((x) => x.name),
+    ['rollback-b'],
+  );
+  assert.deepEqual(await roles(), [
+    ['a', 'primary', 'false', '-'],
+    ['b', 'replica', 'true', 'a'],
+  ]);
 });
 
 test('kill -9 after the point of no return: --resume re-attaches the old primary; then switch back', async (t) => {
   if (!need(t)) return;
   await killAt('b', 'reattach');
   assert.equal((await readJournal(settings.stateDir))?.phase, 'published');
-  await waitFor('the front to follow b', async () => (front.currentTarget().port === pair!.b.port ? true : undefined), 5000);
+  await waitFor(
+    'the front to follow b',
+    async () => (front.currentTarget().port === pair!.b.port ? true : undefined),
+    5000,
+  );
 
   const resumed = await dayshift(['switchover', '--resume', '--yes']).done;
   assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
   console.log(resumed.stdout);
-  assert.deepEqual(await roles(), [['a', 'replica', 'true', 'b'], ['b', 'primary', 'false', '-']]);
+  assert.deepEqual(await roles(), [
+    ['a', 'replica', 'true', 'b'],
+    ['b', 'primary', 'false', '-'],
+  ]);
 
   const back = await dayshift(['switchover', '--to', 'a', '--yes']).done;
   console.log(back.stdout);
   assert.equal(back.code, 0, back.stdout + back.stderr);
   assert.match(back.stdout, /write outage: \d+ms/);
-  assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
+  assert.deepEqual(await roles(), [
+    ['a', 'primary', 'false', '-'],
+    ['b', 'replica', 'true', 'a'],
+  ]);
   assert.deepEqual(front.currentTarget(), { host: pair!.a.host, port: pair!.a.port });
 });
 
@@ -155,17 +192,26 @@ test('an unknown server is a usage error (exit 2) naming the configured ones', a
 test('on a terminal without --yes the plan is shown and "n" changes nothing', async (t) => {
   if (!need(t)) return;
   // script(1) (util-linux, Essential in Debian) gives the CLI a pseudo-terminal.
-  const command = [process.execPath, cli, 'db', 'switchover', '--to', 'b', '-c', configFile].map((a) => `'${a}'`).join(' ');
+  const command = [process.execPath, cli, 'db', 'switchover', '--to', 'b', '-c', configFile]
+    .map((a) => `'${a}'`)
+    .join(' ');
   const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  await waitFor('the confirmation question', async () => (out.includes('Switch the primary to b? [y/N]') ? true : undefined), 15_000);
+  await waitFor(
+    'the confirmation question',
+    async () => (out.includes('Switch the primary to b? [y/N]') ? true : undefined),
+    15_000,
+  );
   child.stdin.end('n\n');
   const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
   assert.equal(code, 3, out);
   assert.match(out, /Plan: a → b/);
   assert.match(out, /not confirmed; nothing changed/);
-  assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
+  assert.deepEqual(await roles(), [
+    ['a', 'primary', 'false', '-'],
+    ['b', 'replica', 'true', 'a'],
+  ]);
 });
 
 test('without a terminal and without --yes the switchover is refused', async (t) => {
@@ -173,7 +219,10 @@ test('without a terminal and without --yes the switchover is refused', async (t)
   const ran = await dayshift(['switchover', '--to', 'b']).done;
   assert.equal(ran.code, 3);
   assert.match(ran.stderr, /add --yes/);
-  assert.deepEqual(await roles(), [['a', 'primary', 'false', '-'], ['b', 'replica', 'true', 'a']]);
+  assert.deepEqual(await roles(), [
+    ['a', 'primary', 'false', '-'],
+    ['b', 'replica', 'true', 'a'],
+  ]);
 });
 
 test('dayshift db front forwards clients to the primary and reports its counters on SIGTERM', async (t) => {

@@ -4,7 +4,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { request } from 'undici';
 import { startBackend, startLoad, type Backend } from '../support/backends.js';
-import { openPlaneOn, startExportedHaproxy, startExportedHttpd, type RunningLoadBalancer } from '../support/load-balancers.js';
+import {
+  openPlaneOn,
+  startExportedHaproxy,
+  startExportedHttpd,
+  type RunningLoadBalancer,
+} from '../support/load-balancers.js';
 import { requirePeer } from '../support/peers.js';
 import { waitFor } from '../support/process.js';
 
@@ -18,7 +23,12 @@ const actor = { who: 'test', from: '127.0.0.1' };
 async function releaseStep(lb: RunningLoadBalancer, backends: Backend[]): Promise<void> {
   const { plane, audit, close } = await openPlaneOn(lb);
   try {
-    const load = startLoad(lb.url, { concurrency: 4, maxRequests: 20_000, maxMs: 30_000, headers: { host: 'example.com' } });
+    const load = startLoad(lb.url, {
+      concurrency: 4,
+      maxRequests: 20_000,
+      maxMs: 30_000,
+      headers: { host: 'example.com' },
+    });
     await load.completed(100);
     const prodA = plane.target('prod-a');
     await plane.setTraffic(actor, prodA.cluster, 'draining');
@@ -26,23 +36,44 @@ async function releaseStep(lb: RunningLoadBalancer, backends: Backend[]): Promis
     const drained = await plane.waitDrained(prodA, { pollMs: 50 });
     assert.equal(drained.reason, 'idle');
     await plane.setTraffic(actor, prodA.cluster, 'out');
-    assert.deepEqual((await plane.status()).clusters.map((c) => c.traffic), ['out', 'live']);
+    assert.deepEqual(
+      (await plane.status()).clusters.map((c) => c.traffic),
+      ['out', 'live'],
+    );
     const served = () => backends[2]!.received.length + backends[3]!.received.length;
     const before = served();
-    await waitFor('prod-b to serve 200 more requests', async () => (served() >= before + 200 ? true : undefined), 20_000);
+    await waitFor(
+      'prod-b to serve 200 more requests',
+      async () => (served() >= before + 200 ? true : undefined),
+      20_000,
+    );
     const qa = await request(lb.url, { headers: { host: 'prod-a.example.com' } });
     assert.equal(qa.statusCode, 200);
     assert.match(await qa.body.text(), /^a[12]$/);
     // Requests started once prod-a is live again may reach it: only those before count.
     const liveAt = Date.now();
     await plane.setTraffic(actor, prodA.cluster, 'live');
-    await waitFor('prod-a to serve again', async () => (backends[0]!.received.some((r) => r.start > liveAt) ? true : undefined), 20_000);
+    await waitFor(
+      'prod-a to serve again',
+      async () => (backends[0]!.received.some((r) => r.start > liveAt) ? true : undefined),
+      20_000,
+    );
     const result = await load.stop();
     assert.deepEqual(result.errors, []);
-    const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.seq >= 0 && r.start > changed && r.start < liveAt).map((r) => `${b.name} #${r.seq}`));
+    const late = backends
+      .slice(0, 2)
+      .flatMap((b) =>
+        b.received.filter((r) => r.seq >= 0 && r.start > changed && r.start < liveAt).map((r) => `${b.name} #${r.seq}`),
+      );
     assert.deepEqual(late, [], 'load requests reached prod-a between the drain and live');
-    assert.deepEqual((await plane.status()).clusters.map((c) => c.traffic), ['live', 'live']);
-    assert.deepEqual((await audit.tail(3)).map((e) => `${e.action} ${e.target}`), ['draining prod-a', 'out prod-a', 'live prod-a']);
+    assert.deepEqual(
+      (await plane.status()).clusters.map((c) => c.traffic),
+      ['live', 'live'],
+    );
+    assert.deepEqual(
+      (await audit.tail(3)).map((e) => `${e.action} ${e.target}`),
+      ['draining prod-a', 'out prod-a', 'live prod-a'],
+    );
   } finally {
     await close();
   }
@@ -57,7 +88,12 @@ describe('the control plane drives real load balancers through a release step', 
     await Promise.all(backends.map((b) => b.close()));
   });
 
-  async function withLoadBalancer(t: TestContext, binary: string, pkg: string, start: (binary: string, backends: Backend[]) => Promise<RunningLoadBalancer>): Promise<void> {
+  async function withLoadBalancer(
+    t: TestContext,
+    binary: string,
+    pkg: string,
+    start: (binary: string, backends: Backend[]) => Promise<RunningLoadBalancer>,
+  ): Promise<void> {
     const found = requirePeer(t, binary, pkg);
     if (!found) return;
     const lb = await start(found, backends);

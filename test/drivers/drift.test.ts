@@ -43,11 +43,31 @@ describe('drift and drains on real load balancers', () => {
   });
 
   /** httpd in the origin layout without BalancerPersist, and a plane driving it (verify_interval as given). */
-  async function apache(t: TestContext, verifyInterval = '1h'): Promise<{ lb: BalancedHttpd; plane: ControlPlane; audit: Awaited<ReturnType<typeof openPlaneOn>>['audit']; close(): Promise<void> } | undefined> {
+  async function apache(
+    t: TestContext,
+    verifyInterval = '1h',
+  ): Promise<
+    | {
+        lb: BalancedHttpd;
+        plane: ControlPlane;
+        audit: Awaited<ReturnType<typeof openPlaneOn>>['audit'];
+        close(): Promise<void>;
+      }
+    | undefined
+  > {
     const binary = requirePeer(t, 'apache2', 'apache2');
     if (!binary) return undefined;
-    const lb = await startBalancedHttpd(binary, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) }, { persist: false });
-    const config = twoClusterConfig(lb.httpd.port, backends, { type: 'apache', url: lb.httpd.managerUrl, balancer: 'web-prod', verify_interval: verifyInterval });
+    const lb = await startBalancedHttpd(
+      binary,
+      { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) },
+      { persist: false },
+    );
+    const config = twoClusterConfig(lb.httpd.port, backends, {
+      type: 'apache',
+      url: lb.httpd.managerUrl,
+      balancer: 'web-prod',
+      verify_interval: verifyInterval,
+    });
     const opened = await openPlaneOn({ config, url: `${lb.httpd.url}/`, stop: () => lb.httpd.stop() });
     return { lb, ...opened, close: async () => (await opened.close(), await lb.httpd.stop()) };
   }
@@ -57,27 +77,46 @@ describe('drift and drains on real load balancers', () => {
     process.kill(pid, signal);
   }
 
-  for (const [kind, signal] of [['graceful', 'SIGUSR1'], ['hard', 'SIGHUP'], ['stop and start', undefined]] as const) {
+  for (const [kind, signal] of [
+    ['graceful', 'SIGUSR1'],
+    ['hard', 'SIGHUP'],
+    ['stop and start', undefined],
+  ] as const) {
     test(`apache: a ${kind} restart without BalancerPersist brings prod-a back; the next check takes it out again, audited`, async (t) => {
       const env = await apache(t);
       if (!env) return;
       try {
         await env.plane.setTraffic(actor, 'prod-a', 'out');
-        assert.deepEqual(await admins(env.plane), [['disabled', 'disabled'], ['ready', 'ready']]);
+        assert.deepEqual(await admins(env.plane), [
+          ['disabled', 'disabled'],
+          ['ready', 'ready'],
+        ]);
         if (signal) await httpdSignal(env.lb, signal);
         else await env.lb.httpd.restart();
         // httpd answers again with every member as httpd.conf has it: Dayshift's "out" is gone.
-        await waitFor('httpd to restart with prod-a back', async () => {
-          try {
-            return (await admins(env.plane))[0]!.every((a) => a === 'ready') ? true : undefined;
-          } catch {
-            return undefined;
-          }
-        }, 20_000, 100);
+        await waitFor(
+          'httpd to restart with prod-a back',
+          async () => {
+            try {
+              return (await admins(env.plane))[0]!.every((a) => a === 'ready') ? true : undefined;
+            } catch {
+              return undefined;
+            }
+          },
+          20_000,
+          100,
+        );
         const repaired = await env.plane.verifyDriver();
         assert.deepEqual(repaired.sort(), ['prod-a/a1 ready → disabled', 'prod-a/a2 ready → disabled']);
-        assert.deepEqual(await admins(env.plane), [['disabled', 'disabled'], ['ready', 'ready']]);
-        assert.match(await sticky(env.lb.httpd.url, 'ROUTEID=.a1'), /^b[12]$/, 'a session bound to prod-a is sent to prod-b again');
+        assert.deepEqual(await admins(env.plane), [
+          ['disabled', 'disabled'],
+          ['ready', 'ready'],
+        ]);
+        assert.match(
+          await sticky(env.lb.httpd.url, 'ROUTEID=.a1'),
+          /^b[12]$/,
+          'a session bound to prod-a is sent to prod-b again',
+        );
         const entry = (await env.audit.tail(1))[0]!;
         assert.equal(entry.action, 'drift repaired');
         assert.equal(entry.who, 'system');
@@ -95,11 +134,22 @@ describe('drift and drains on real load balancers', () => {
     try {
       await env.plane.setTraffic(actor, 'prod-a', 'out');
       await httpdSignal(env.lb, 'SIGUSR1');
-      await waitFor('httpd to restart with prod-a back', async () => ((await admins(env.plane).catch(() => []))[0]?.every((a) => a === 'ready') ? true : undefined), 20_000, 100);
+      await waitFor(
+        'httpd to restart with prod-a back',
+        async () => ((await admins(env.plane).catch(() => []))[0]?.every((a) => a === 'ready') ? true : undefined),
+        20_000,
+        100,
+      );
       // Nothing changes in Dayshift's state: before, this printed "prod-a is now out" and did nothing.
       await env.plane.setTraffic(actor, 'prod-a', 'out');
-      assert.deepEqual(await admins(env.plane), [['disabled', 'disabled'], ['ready', 'ready']]);
-      assert.deepEqual((await env.audit.tail(2)).map((e) => e.action), ['drift repaired', 'out']);
+      assert.deepEqual(await admins(env.plane), [
+        ['disabled', 'disabled'],
+        ['ready', 'ready'],
+      ]);
+      assert.deepEqual(
+        (await env.audit.tail(2)).map((e) => e.action),
+        ['drift repaired', 'out'],
+      );
     } finally {
       await env.close();
     }
@@ -109,9 +159,23 @@ describe('drift and drains on real load balancers', () => {
     const env = await apache(t);
     if (!env) return;
     try {
-      await assert.rejects(env.plane.setMemberWeight(actor, 'prod-a/a1', 0), (err: unknown) => err instanceof RefusedError && /prod-a\/a1 0: httpd's loadfactor \(to send a member nothing, use `dayshift disable`\) is 1 to 100/.test(err.message));
+      await assert.rejects(
+        env.plane.setMemberWeight(actor, 'prod-a/a1', 0),
+        (err: unknown) =>
+          err instanceof RefusedError &&
+          /prod-a\/a1 0: httpd's loadfactor \(to send a member nothing, use `dayshift disable`\) is 1 to 100/.test(
+            err.message,
+          ),
+      );
       assert.equal(env.plane.state.members['prod-a/a1']!.weight, 1);
-      assert.deepEqual((await env.plane.status()).clusters.map((c) => [c.weight, c.members.map((m) => m.weight)]), [[1, [1, 1]], [1, [1, 1]]], 'WEIGHT as with the built-in proxy');
+      assert.deepEqual(
+        (await env.plane.status()).clusters.map((c) => [c.weight, c.members.map((m) => m.weight)]),
+        [
+          [1, [1, 1]],
+          [1, [1, 1]],
+        ],
+        'WEIGHT as with the built-in proxy',
+      );
     } finally {
       await env.close();
     }
@@ -123,9 +187,17 @@ describe('drift and drains on real load balancers', () => {
     try {
       await env.plane.setTraffic(actor, 'prod-a', 'out');
       await httpdSignal(env.lb, 'SIGHUP');
-      await waitFor('the periodic check to repair the drift', async () => (env.plane.drift ? true : undefined), 20_000, 100);
+      await waitFor(
+        'the periodic check to repair the drift',
+        async () => (env.plane.drift ? true : undefined),
+        20_000,
+        100,
+      );
       assert.deepEqual(env.plane.drift!.repaired.sort(), ['prod-a/a1 ready → disabled', 'prod-a/a2 ready → disabled']);
-      assert.deepEqual(await admins(env.plane), [['disabled', 'disabled'], ['ready', 'ready']]);
+      assert.deepEqual(await admins(env.plane), [
+        ['disabled', 'disabled'],
+        ['ready', 'ready'],
+      ]);
     } finally {
       await env.close();
     }
@@ -136,10 +208,25 @@ describe('drift and drains on real load balancers', () => {
     const binary = requirePeer(t, 'haproxy', 'haproxy');
     if (!binary) return undefined;
     const port = await freePort();
-    const draft = twoClusterConfig(port, backends, { type: 'haproxy', socket: 'admin.sock', backend: 'public', verify_interval: '1h' });
+    const draft = twoClusterConfig(port, backends, {
+      type: 'haproxy',
+      socket: 'admin.sock',
+      backend: 'public',
+      verify_interval: '1h',
+    });
     const exported = exportHaproxy(draft, { socket: 'admin.sock', stateFile: 'state', source: 'test' });
     const lb = await startHaproxy(binary, exported.text.slice(exported.text.indexOf('\nfrontend ') + 1));
-    const config = { ...draft, driver: { type: 'haproxy' as const, socket: lb.socket, backend: 'public', match: 'name' as const, timeout: 5000, verify_interval: 3_600_000 } };
+    const config = {
+      ...draft,
+      driver: {
+        type: 'haproxy' as const,
+        socket: lb.socket,
+        backend: 'public',
+        match: 'name' as const,
+        timeout: 5000,
+        verify_interval: 3_600_000,
+      },
+    };
     return { lb, config, url: `http://127.0.0.1:${port}` };
   }
 
@@ -149,11 +236,27 @@ describe('drift and drains on real load balancers', () => {
     const { plane, audit, close } = await openPlaneOn({ config: env.config, url: env.url, stop: () => env.lb.stop() });
     try {
       await plane.setTraffic(actor, 'prod-a', 'out');
-      assert.deepEqual(await admins(plane), [['disabled', 'disabled'], ['ready', 'ready']]);
+      assert.deepEqual(await admins(plane), [
+        ['disabled', 'disabled'],
+        ['ready', 'ready'],
+      ]);
       await env.lb.reload();
-      assert.deepEqual(await admins(plane), [['ready', 'ready'], ['ready', 'ready']], 'the reload put prod-a back');
-      assert.deepEqual((await plane.verifyDriver()).sort(), ['prod-a/a1 ready → disabled', 'prod-a/a2 ready → disabled']);
-      assert.deepEqual(await admins(plane), [['disabled', 'disabled'], ['ready', 'ready']]);
+      assert.deepEqual(
+        await admins(plane),
+        [
+          ['ready', 'ready'],
+          ['ready', 'ready'],
+        ],
+        'the reload put prod-a back',
+      );
+      assert.deepEqual((await plane.verifyDriver()).sort(), [
+        'prod-a/a1 ready → disabled',
+        'prod-a/a2 ready → disabled',
+      ]);
+      assert.deepEqual(await admins(plane), [
+        ['disabled', 'disabled'],
+        ['ready', 'ready'],
+      ]);
       assert.equal((await audit.tail(1))[0]!.action, 'drift repaired');
     } finally {
       await close();
@@ -188,7 +291,10 @@ describe('drift and drains on real load balancers', () => {
     assert.equal(final.reason, 'idle');
     assert.equal(final.basis, 'requests');
     assert.equal(final.sessions, undefined, 'no session count is made up');
-    assert.ok(drainedAt! - lastSent >= 2000, `drained ${drainedAt! - lastSent} ms after the last request, before the 2s idle window`);
+    assert.ok(
+      drainedAt! - lastSent >= 2000,
+      `drained ${drainedAt! - lastSent} ms after the last request, before the 2s idle window`,
+    );
   }
 
   test('apache: a drain holds while sticky requests reach the member (elected), then ends after the idle window', async (t) => {

@@ -31,9 +31,25 @@ async function configs(dir: string): Promise<Record<string, DayshiftConfig>> {
   // A self-signed certificate, and the same as one PEM for HAProxy (which wants the key beside the cert).
   const cert = join(dir, 'site.crt');
   const key = join(dir, 'site.key');
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=shop.example', '-days', '2', '-keyout', key, '-out', cert]);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=shop.example',
+    '-days',
+    '2',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
   await writeFile(`${cert}.key`, await readFile(key));
-  const shop = importApacheFile(join(root, 'test/fixtures/apache-shop/httpd.conf'), { serverRoot: join(root, 'test/fixtures/apache-shop') }).config as {
+  const shop = importApacheFile(join(root, 'test/fixtures/apache-shop/httpd.conf'), {
+    serverRoot: join(root, 'test/fixtures/apache-shop'),
+  }).config as {
     sites: Record<string, { tls?: { cert: string; key: string } }>;
   };
   shop.sites.public!.tls = { cert, key };
@@ -69,18 +85,48 @@ test('dayshift export writes the file, prints the driver section, and refuses an
   const config = join(root, 'examples/origin/dayshift.yaml');
   try {
     const out = join(dir, 'haproxy.cfg');
-    const { stdout } = await run(process.execPath, [main, 'export', 'haproxy', '-c', config, '-o', out, '--socket', '/run/haproxy/admin.sock']);
+    const { stdout } = await run(process.execPath, [
+      main,
+      'export',
+      'haproxy',
+      '-c',
+      config,
+      '-o',
+      out,
+      '--socket',
+      '/run/haproxy/admin.sock',
+    ]);
     assert.match(stdout, /^wrote .*haproxy\.cfg \(haproxy\); \d+ note\(s\)/);
-    assert.match(stdout, /driver section for dayshift\.yaml: \{"type":"haproxy","socket":"\/run\/haproxy\/admin\.sock","backend":"public"/);
+    assert.match(
+      stdout,
+      /driver section for dayshift\.yaml: \{"type":"haproxy","socket":"\/run\/haproxy\/admin\.sock","backend":"public"/,
+    );
     const exported = await readFile(out, 'utf8');
     assert.match(exported, /^backend public$/m);
     assert.match(exported, /^ {4}timeout tunnel 3600000ms$/m, 'timeouts.tunnel (default 1h) as timeout tunnel');
-    assert.match(exported, /^ {4}timeout queue 5000ms$/m, 'timeouts.queue (default: timeouts.connect) as timeout queue');
-    assert.match(exported, /^ {4}server \S+ .* maxconn 512 maxqueue 1024( |$)/m, 'limits.pool_max and limits.queue as maxconn and maxqueue');
-    const json = JSON.parse((await run(process.execPath, [main, 'export', 'apache', '-c', config, '--json'])).stdout) as { driver: unknown; text: string };
-    assert.deepEqual(json.driver, { type: 'apache', url: 'http://127.0.0.1:8099/balancer-manager', balancer: 'public' });
+    assert.match(
+      exported,
+      /^ {4}timeout queue 5000ms$/m,
+      'timeouts.queue (default: timeouts.connect) as timeout queue',
+    );
+    assert.match(
+      exported,
+      /^ {4}server \S+ .* maxconn 512 maxqueue 1024( |$)/m,
+      'limits.pool_max and limits.queue as maxconn and maxqueue',
+    );
+    const json = JSON.parse(
+      (await run(process.execPath, [main, 'export', 'apache', '-c', config, '--json'])).stdout,
+    ) as { driver: unknown; text: string };
+    assert.deepEqual(json.driver, {
+      type: 'apache',
+      url: 'http://127.0.0.1:8099/balancer-manager',
+      balancer: 'public',
+    });
     assert.match(json.text, /^BalancerPersist On$/m);
-    await assert.rejects(run(process.execPath, [main, 'export', 'nginx', '-c', config]), (err: { code: number; stderr: string }) => err.code === 2 && /expected apache or haproxy/.test(err.stderr));
+    await assert.rejects(
+      run(process.execPath, [main, 'export', 'nginx', '-c', config]),
+      (err: { code: number; stderr: string }) => err.code === 2 && /expected apache or haproxy/.test(err.stderr),
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -105,7 +151,9 @@ describe('exported configs are accepted by the real programs', () => {
       const { text } = exportApache(config, { manager: '127.0.0.1:18099', source: `${name}.yaml` });
       const file = join(dir, `${name}-httpd.conf`);
       await writeFile(file, `${preamble(18098, dir, EXTRA_MODULES)}\n${text}`);
-      const result = await run(apache2, ['-t', '-f', file]).catch((err: { stderr: string }) => assert.fail(`${name}: ${err.stderr}\n${text}`));
+      const result = await run(apache2, ['-t', '-f', file]).catch((err: { stderr: string }) =>
+        assert.fail(`${name}: ${err.stderr}\n${text}`),
+      );
       assert.match(result.stderr, /Syntax OK/, name);
     }
   });
@@ -114,10 +162,16 @@ describe('exported configs are accepted by the real programs', () => {
     const haproxy = requirePeer(t, 'haproxy', 'haproxy');
     if (!haproxy) return;
     for (const [name, config] of Object.entries(all)) {
-      const { text } = exportHaproxy(config, { socket: join(dir, 'admin.sock'), stateFile: join(dir, 'state'), source: `${name}.yaml` });
+      const { text } = exportHaproxy(config, {
+        socket: join(dir, 'admin.sock'),
+        stateFile: join(dir, 'state'),
+        source: `${name}.yaml`,
+      });
       const file = join(dir, `${name}-haproxy.cfg`);
       await writeFile(file, text);
-      const result = await run(haproxy, ['-c', '-f', file]).catch((err: { stdout: string; stderr: string }) => assert.fail(`${name}: ${err.stdout}${err.stderr}\n${text}`));
+      const result = await run(haproxy, ['-c', '-f', file]).catch((err: { stdout: string; stderr: string }) =>
+        assert.fail(`${name}: ${err.stdout}${err.stderr}\n${text}`),
+      );
       assert.match(result.stdout + result.stderr, /Configuration file is valid/, name);
     }
   });
@@ -132,9 +186,16 @@ describe('exported configs are accepted by the real programs', () => {
 async function drainUnderLoad(config: DayshiftConfig, publicUrl: string, backends: Backend[]): Promise<void> {
   const driver = createDriver(config);
   try {
-    await waitFor('all members up', async () => ((await driver.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined));
+    await waitFor('all members up', async () =>
+      (await driver.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined,
+    );
     const state = await AppliedState.open(driver, initialState(config));
-    const load = startLoad(publicUrl, { concurrency: 4, maxRequests: 3000, maxMs: 30_000, headers: { host: 'example.com' } });
+    const load = startLoad(publicUrl, {
+      concurrency: 4,
+      maxRequests: 3000,
+      maxMs: 30_000,
+      headers: { host: 'example.com' },
+    });
     await load.completed(100);
     await state.setTraffic('prod-a', 'draining');
     const changed = Date.now();
@@ -145,7 +206,11 @@ async function drainUnderLoad(config: DayshiftConfig, publicUrl: string, backend
     await state.setTraffic('prod-a', 'out');
     const served = () => backends[2]!.received.length + backends[3]!.received.length;
     const before = served();
-    await waitFor('prod-b to serve 200 more requests', async () => (served() >= before + 200 ? true : undefined), 20_000);
+    await waitFor(
+      'prod-b to serve 200 more requests',
+      async () => (served() >= before + 200 ? true : undefined),
+      20_000,
+    );
     const qa = await request(publicUrl, { headers: { host: 'prod-a.example.com' } });
     assert.equal(qa.statusCode, 200, 'the QA site reaches prod-a while it is out');
     assert.match(await qa.body.text(), /^a[12]$/);
@@ -155,10 +220,15 @@ async function drainUnderLoad(config: DayshiftConfig, publicUrl: string, backend
     assert.match(await spelled.body.text(), /^a[12]$/, 'another spelling of the QA host reached another site');
     const result = await load.stop();
     assert.deepEqual(result.errors, []);
-    const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed && r.seq >= 0).map((r) => `${b.name} #${r.seq}`));
+    const late = backends
+      .slice(0, 2)
+      .flatMap((b) => b.received.filter((r) => r.start > changed && r.seq >= 0).map((r) => `${b.name} #${r.seq}`));
     assert.deepEqual(late, []);
     await state.setTraffic('prod-a', 'live');
-    assert.deepEqual((await driver.status()).clusters.map((c) => c.traffic), ['live', 'live']);
+    assert.deepEqual(
+      (await driver.status()).clusters.map((c) => c.traffic),
+      ['live', 'live'],
+    );
   } finally {
     await driver.close();
   }
@@ -207,19 +277,32 @@ sites: { s: { hosts: ["*"], routes: [{ path: /, clusters: [c] }] } }
 `);
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-export-pp-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const haproxy = exportHaproxy(config, { socket: join(dir, 'admin.sock'), stateFile: join(dir, 'state'), source: 'pp.yaml' });
+  const haproxy = exportHaproxy(config, {
+    socket: join(dir, 'admin.sock'),
+    stateFile: join(dir, 'state'),
+    source: 'pp.yaml',
+  });
   assert.match(haproxy.text, /bind 127\.0\.0\.1:18080\n/);
   assert.match(haproxy.text, /bind 127\.0\.0\.1:18081 accept-proxy\n/);
   assert.match(haproxy.text, /server \S+ 127\.0\.0\.1:9001 .*send-proxy-v2 check-send-proxy/);
   assert.match(haproxy.text, /server \S+ 127\.0\.0\.1:9002 .*send-proxy check-send-proxy/);
-  assert.match(haproxy.text, /bind 127\.0\.0\.1:18081 accept-proxy\n {4}tcp-request connection reject unless \{ src 10\.0\.0\.5 \}\n/);
+  assert.match(
+    haproxy.text,
+    /bind 127\.0\.0\.1:18081 accept-proxy\n {4}tcp-request connection reject unless \{ src 10\.0\.0\.5 \}\n/,
+  );
   const binary = requirePeer(t, 'haproxy', 'haproxy');
   if (binary) {
     const file = join(dir, 'haproxy.cfg');
     await writeFile(file, haproxy.text);
-    await run(binary, ['-c', '-f', file]).catch((err: { stdout: string; stderr: string }) => assert.fail(`${err.stdout}${err.stderr}\n${haproxy.text}`));
+    await run(binary, ['-c', '-f', file]).catch((err: { stdout: string; stderr: string }) =>
+      assert.fail(`${err.stdout}${err.stderr}\n${haproxy.text}`),
+    );
   }
   const apache = exportApache(config, { manager: '127.0.0.1:18099', source: 'pp.yaml' });
   assert.ok(apache.notes.some((n) => n.path === 'listen.http' && /RemoteIPProxyProtocol On/.test(n.message)));
-  assert.ok(apache.notes.some((n) => /members\[0\]\.proxy_protocol$/.test(n.path) && /does not send the PROXY protocol/.test(n.message)));
+  assert.ok(
+    apache.notes.some(
+      (n) => /members\[0\]\.proxy_protocol$/.test(n.path) && /does not send the PROXY protocol/.test(n.message),
+    ),
+  );
 });

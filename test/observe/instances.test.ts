@@ -22,12 +22,33 @@ function figures(id: string, members: InstanceFigures['members']): InstanceFigur
 
 test('totals add in flight, sessions and tunnels per member across instances; health is the worst seen', () => {
   const totals = aggregateInstances([
-    figures('b', { 'blue/a1': { inFlight: 2, sessions: 3, tunnels: 1, health: 'up' }, 'blue/a2': { inFlight: 0, sessions: 0, tunnels: 0, health: 'up' } }),
-    figures('a', { 'blue/a1': { inFlight: 5, sessions: 1, tunnels: 0, health: 'down' }, 'blue/a2': { inFlight: 1, sessions: 0, tunnels: 2, health: 'unknown' } }),
+    figures('b', {
+      'blue/a1': { inFlight: 2, sessions: 3, tunnels: 1, health: 'up' },
+      'blue/a2': { inFlight: 0, sessions: 0, tunnels: 0, health: 'up' },
+    }),
+    figures('a', {
+      'blue/a1': { inFlight: 5, sessions: 1, tunnels: 0, health: 'down' },
+      'blue/a2': { inFlight: 1, sessions: 0, tunnels: 2, health: 'unknown' },
+    }),
   ]);
-  assert.deepEqual(totals.instances.map((i) => i.id), ['a', 'b']);
-  assert.deepEqual(totals.members['blue/a1'], { inFlight: 7, sessions: 4, tunnels: 1, health: 'down', healthBy: { b: 'up', a: 'down' } });
-  assert.deepEqual(totals.members['blue/a2'], { inFlight: 1, sessions: 0, tunnels: 2, health: 'unknown', healthBy: { b: 'up', a: 'unknown' } });
+  assert.deepEqual(
+    totals.instances.map((i) => i.id),
+    ['a', 'b'],
+  );
+  assert.deepEqual(totals.members['blue/a1'], {
+    inFlight: 7,
+    sessions: 4,
+    tunnels: 1,
+    health: 'down',
+    healthBy: { b: 'up', a: 'down' },
+  });
+  assert.deepEqual(totals.members['blue/a2'], {
+    inFlight: 1,
+    sessions: 0,
+    tunnels: 2,
+    health: 'unknown',
+    healthBy: { b: 'up', a: 'unknown' },
+  });
   assert.deepEqual(aggregateInstances([]), { instances: [], members: {} });
 });
 
@@ -40,10 +61,24 @@ test('worst health: down over unknown over up', () => {
 
 test('instance figures come from the proxy stats and the session counts', () => {
   const member: MemberStats = {
-    key: 'blue/a1', cluster: 'blue', id: 'a1', url: 'http://127.0.0.1:1', health: 'up', inFlight: 4, openTunnels: 2,
-    responses: [0, 10, 0, 0, 0], failures: 0, latencyBuckets: [], latencySumMs: 0,
+    key: 'blue/a1',
+    cluster: 'blue',
+    id: 'a1',
+    url: 'http://127.0.0.1:1',
+    health: 'up',
+    inFlight: 4,
+    openTunnels: 2,
+    responses: [0, 10, 0, 0, 0],
+    failures: 0,
+    latencyBuckets: [],
+    latencySumMs: 0,
   };
-  const result = instanceFigures({ id: 'proxy-a', version: '1.0.0' }, { members: [member], sites: [] }, new Map([['blue/a1', { active: 9, oldestIdleMs: 0 }]]), new Date(0));
+  const result = instanceFigures(
+    { id: 'proxy-a', version: '1.0.0' },
+    { members: [member], sites: [] },
+    new Map([['blue/a1', { active: 9, oldestIdleMs: 0 }]]),
+    new Date(0),
+  );
   assert.deepEqual(result.members, { 'blue/a1': { inFlight: 4, sessions: 9, tunnels: 2, health: 'up' } });
   assert.equal(result.pid, process.pid);
   assert.equal(result.at, '1970-01-01T00:00:00.000Z');
@@ -55,7 +90,11 @@ test('startPublishing keeps figures alive past their TTL; after stop they expire
   const store = await FileStore.open(dir);
   try {
     let round = 0;
-    const publisher = startPublishing(store, () => figures('proxy-a', { 'blue/a1': { inFlight: ++round, sessions: 0, tunnels: 0, health: 'up' } }), { ttlSeconds: 1 });
+    const publisher = startPublishing(
+      store,
+      () => figures('proxy-a', { 'blue/a1': { inFlight: ++round, sessions: 0, tunnels: 0, health: 'up' } }),
+      { ttlSeconds: 1 },
+    );
     await publisher.publishNow();
     assert.equal((await instanceTotals(store)).instances.length, 1);
     // Republished every third of the TTL: the in-flight count keeps moving while the key never lapses.

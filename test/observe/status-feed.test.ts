@@ -21,7 +21,13 @@ function handTicker() {
     ticks.add(tick);
     return () => ticks.delete(tick);
   };
-  return { ticker, tick: () => ticks.forEach((t) => t()), get timers() { return ticks.size; } };
+  return {
+    ticker,
+    tick: () => ticks.forEach((t) => t()),
+    get timers() {
+      return ticks.size;
+    },
+  };
 }
 
 /** Reports built on demand: each build waits until the test finishes it. */
@@ -122,20 +128,32 @@ describe('status feed', () => {
     const clients = [testClient(), testClient()];
     feed.join(clients[0]!);
     feed.join(clients[1]!);
-    assert.deepEqual([hand.timers, changes.listenerCount('change'), feed.running], [1, 1, true], 'one timer for all clients');
+    assert.deepEqual(
+      [hand.timers, changes.listenerCount('change'), feed.running],
+      [1, 1, true],
+      'one timer for all clients',
+    );
     builder.finish();
     await clients[0]!.holds(1);
     feed.leave(clients[0]!);
     assert.deepEqual([hand.timers, feed.running], [1, true], 'a client is still connected');
     feed.leave(clients[1]!);
-    assert.deepEqual([hand.timers, changes.listenerCount('change'), feed.running], [0, 0, false], 'the last client left: the timer stopped');
+    assert.deepEqual(
+      [hand.timers, changes.listenerCount('change'), feed.running],
+      [0, 0, false],
+      'the last client left: the timer stopped',
+    );
     hand.tick();
     changes.emit('change');
     assert.equal(builder.started, 1, 'nothing is built with no client');
 
     const again = testClient();
     feed.join(again);
-    assert.deepEqual([hand.timers, builder.started], [1, 2], 'a new client starts the timer again and gets a report at once');
+    assert.deepEqual(
+      [hand.timers, builder.started],
+      [1, 2],
+      'a new client starts the timer again and gets a report at once',
+    );
     builder.finish();
     await again.holds(1);
     feed.leave(again);
@@ -181,10 +199,14 @@ describe('status feed', () => {
     builder.fail();
     slow.isBlocked = false;
     // The failure reaches the feed a moment later; until then ticks are dropped as during any build.
-    await waitFor(() => {
-      hand.tick();
-      return builder.started === 4;
-    }, 5000, 'a tick after a failed build to build again');
+    await waitFor(
+      () => {
+        hand.tick();
+        return builder.started === 4;
+      },
+      5000,
+      'a tick after a failed build to build again',
+    );
     const report = builder.finish();
     await quick.holds(3);
     assert.deepEqual([quick.got[2], slow.got[1], slow.got.length], [report, report, 2]);
@@ -200,7 +222,10 @@ describe('GET /api/events', () => {
   before(async () => {
     members = await Promise.all(['a1', 'b1'].map((n) => startMember(n)));
     ds = await startTestDayshift({
-      clusters: { 'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
+      clusters: {
+        'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }] },
+        'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] },
+      },
       health: { enabled: false },
       sites: { public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
     });
@@ -217,7 +242,9 @@ describe('GET /api/events', () => {
       const got: StatusReport[] = [];
       const stop = new AbortController();
       const done = new AdminClient(ds.adminUrl, ds.token)
-        .events('/api/events', (event, data) => event === 'status' && got.push(data as StatusReport), { signal: stop.signal })
+        .events('/api/events', (event, data) => event === 'status' && got.push(data as StatusReport), {
+          signal: stop.signal,
+        })
         .catch((err: Error) => assert.equal(err.name, 'AbortError'));
       return { got, stop, done };
     });
@@ -227,7 +254,11 @@ describe('GET /api/events', () => {
     // A change reaches everyone in the same report.
     assert.equal((await ds.api('POST', '/api/clusters/prod-b/weight', { weight: 3 })).status, 200);
     const weightOf = (r: StatusReport) => r.clusters.find((c) => c.name === 'prod-b')!.weight;
-    await waitFor(() => streams.every((s) => s.got.some((r) => weightOf(r) === 3)), 5000, 'the new weight on every stream');
+    await waitFor(
+      () => streams.every((s) => s.got.some((r) => weightOf(r) === 3)),
+      5000,
+      'the new weight on every stream',
+    );
     const from = streams.map((s) => s.got.findIndex((r) => weightOf(r) === 3));
     // From the change on, the clients see one sequence of reports: the same reports, down to when each was made.
     await waitFor(() => streams.every((s, i) => s.got.length >= from[i]! + 2), 5000, 'a tick after the change');

@@ -5,7 +5,11 @@ import { initialState } from '../../src/control/desired-state.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { request, startTestProxy, type TestProxy } from '../support/proxy.js';
 
-async function tally(port: number, n: number, options: Parameters<typeof request>[1] = {}): Promise<Record<string, number>> {
+async function tally(
+  port: number,
+  n: number,
+  options: Parameters<typeof request>[1] = {},
+): Promise<Record<string, number>> {
   const result: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
     const name = (await request(port, options)).body.split(' ')[0]!;
@@ -21,7 +25,11 @@ describe('balancing, traffic states and stickiness', () => {
 
   before(async () => {
     for (const name of ['a1', 'a2', 'b1', 'b2', 's1']) members[name] = await startMember(name);
-    const m = (name: string, extra: Record<string, unknown> = {}) => ({ url: members[name]!.url, route: name, ...extra });
+    const m = (name: string, extra: Record<string, unknown> = {}) => ({
+      url: members[name]!.url,
+      route: name,
+      ...extra,
+    });
     proxy = await startTestProxy(
       {
         clusters: {
@@ -32,9 +40,30 @@ describe('balancing, traffic states and stickiness', () => {
         cookie_secret: 'x'.repeat(32),
         sites: {
           rr: { hosts: ['rr.test'], routes: [{ path: '/', clusters: ['a', 'b'] }] },
-          route: { hosts: ['route.test'], routes: [{ path: '/', clusters: ['a', 'b'], sticky: { mode: 'route', cookie: 'JSESSIONID', path_param: 'jsessionid' } }] },
-          strict: { hosts: ['strict.test'], routes: [{ path: '/', clusters: ['a', 'b'], sticky: { mode: 'route', nofailover: true } }] },
-          cookie: { hosts: ['cookie.test'], routes: [{ path: '/', clusters: ['a', 'b'], sticky: { mode: 'cookie', secure: true, same_site: 'Strict', max_age: '1h' } }] },
+          route: {
+            hosts: ['route.test'],
+            routes: [
+              {
+                path: '/',
+                clusters: ['a', 'b'],
+                sticky: { mode: 'route', cookie: 'JSESSIONID', path_param: 'jsessionid' },
+              },
+            ],
+          },
+          strict: {
+            hosts: ['strict.test'],
+            routes: [{ path: '/', clusters: ['a', 'b'], sticky: { mode: 'route', nofailover: true } }],
+          },
+          cookie: {
+            hosts: ['cookie.test'],
+            routes: [
+              {
+                path: '/',
+                clusters: ['a', 'b'],
+                sticky: { mode: 'cookie', secure: true, same_site: 'Strict', max_age: '1h' },
+              },
+            ],
+          },
           qa: { hosts: ['qa.test'], routes: [{ path: '/', clusters: ['b'] }] },
         },
       },
@@ -72,8 +101,13 @@ describe('balancing, traffic states and stickiness', () => {
   });
 
   it('route mode: the JSESSIONID suffix or ;jsessionid path parameter picks the member', async () => {
-    assert.deepEqual(await tally(proxy.port, 5, { host: 'route.test', headers: { cookie: 'x=1; JSESSIONID=ABC.b1' } }), { b1: 5 });
-    assert.deepEqual(await tally(proxy.port, 5, { host: 'route.test', path: '/cart;jsessionid=XYZ.a2?x=1' }), { a2: 5 });
+    assert.deepEqual(
+      await tally(proxy.port, 5, { host: 'route.test', headers: { cookie: 'x=1; JSESSIONID=ABC.b1' } }),
+      { b1: 5 },
+    );
+    assert.deepEqual(await tally(proxy.port, 5, { host: 'route.test', path: '/cart;jsessionid=XYZ.a2?x=1' }), {
+      a2: 5,
+    });
     // These members issued no session: ids the client made up route, but hold no drain (drain.test.ts).
     const bound = sessions.byMember(Date.now(), 60_000);
     assert.equal(bound.get('b/b1'), undefined);
@@ -85,8 +119,12 @@ describe('balancing, traffic states and stickiness', () => {
     state.clusters.b!.traffic = 'draining';
     state.members['a/a1']!.admin = 'draining';
     proxy.reapply(proxy.raw, state);
-    assert.deepEqual(await tally(proxy.port, 3, { host: 'route.test', headers: { cookie: 'JSESSIONID=S.b2' } }), { b2: 3 });
-    assert.deepEqual(await tally(proxy.port, 3, { host: 'route.test', headers: { cookie: 'JSESSIONID=S.a1' } }), { a1: 3 });
+    assert.deepEqual(await tally(proxy.port, 3, { host: 'route.test', headers: { cookie: 'JSESSIONID=S.b2' } }), {
+      b2: 3,
+    });
+    assert.deepEqual(await tally(proxy.port, 3, { host: 'route.test', headers: { cookie: 'JSESSIONID=S.a1' } }), {
+      a1: 3,
+    });
     assert.deepEqual(await tally(proxy.port, 4, { host: 'route.test' }), { a2: 4 });
   });
 
@@ -94,7 +132,9 @@ describe('balancing, traffic states and stickiness', () => {
     const state = initialState(proxy.loaded.config);
     state.members['b/b1']!.admin = 'disabled';
     proxy.reapply(proxy.raw, state);
-    assert.deepEqual(await tally(proxy.port, 3, { host: 'route.test', headers: { cookie: 'JSESSIONID=S.b1' } }), { b2: 3 });
+    assert.deepEqual(await tally(proxy.port, 3, { host: 'route.test', headers: { cookie: 'JSESSIONID=S.b1' } }), {
+      b2: 3,
+    });
     const strict = await request(proxy.port, { host: 'strict.test', headers: { cookie: 'JSESSIONID=S.b1' } });
     assert.equal(strict.status, 503);
     assert.ok(strict.headers['retry-after']);
@@ -121,7 +161,10 @@ describe('balancing, traffic states and stickiness', () => {
     const forged = `${Buffer.from('b/b1').toString('base64url')}.${session}.${mac}`;
     const reply = await request(proxy.port, { host: 'cookie.test', headers: { cookie: `DAYSHIFT_STICKY=${forged}` } });
     assert.ok(reply.headers['set-cookie'], 'a forged cookie gets a fresh binding');
-    const counts = await tally(proxy.port, 12, { host: 'cookie.test', headers: { cookie: `DAYSHIFT_STICKY=${forged}` } });
+    const counts = await tally(proxy.port, 12, {
+      host: 'cookie.test',
+      headers: { cookie: `DAYSHIFT_STICKY=${forged}` },
+    });
     assert.ok(Object.keys(counts).length > 1, `forged cookie pinned requests to ${JSON.stringify(counts)}`);
   });
 

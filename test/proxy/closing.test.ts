@@ -28,7 +28,9 @@ interface Client {
 
 async function open(port: number, bytes: string, secure = false): Promise<Client> {
   // tls.connect takes allowHalfOpen (it passes it to its TLSSocket), though its type does not list it.
-  const socket = secure ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, allowHalfOpen: true } as tls.ConnectionOptions) : net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  const socket = secure
+    ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, allowHalfOpen: true } as tls.ConnectionOptions)
+    : net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
   await once(socket, secure ? 'secureConnect' : 'connect');
   let text = '';
   const client: Client = { socket, text: () => text, ended: false };
@@ -44,7 +46,9 @@ async function open(port: number, bytes: string, secure = false): Promise<Client
  * owning process only for those; a socket closed after its FIN shows without one until it is gone).
  */
 function held(ss: string, port: number): number {
-  const lines = execFileSync(ss, ['-tnpH', `( sport = :${port} )`]).toString().split('\n');
+  const lines = execFileSync(ss, ['-tnpH', `( sport = :${port} )`])
+    .toString()
+    .split('\n');
   return lines.filter((line) => line.includes(`pid=${process.pid},`)).length;
 }
 
@@ -117,7 +121,10 @@ describe('connections Dayshift closes are released', () => {
           open(port(), `GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: ${'a'.repeat(9000)}\r\n\r\n`, path.tls),
         ]);
         await allReleased(ss, port(), clients, 'the 400 and 431 connections');
-        assert.deepEqual(clients.map((c) => statuses(c.text())), [[400], [431]]);
+        assert.deepEqual(
+          clients.map((c) => statuses(c.text())),
+          [[400], [431]],
+        );
       });
 
       it('releases a connection after an answer with Connection: close, and one whose keep-alive expired', async (t) => {
@@ -128,7 +135,10 @@ describe('connections Dayshift closes are released', () => {
           open(port(), 'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n', path.tls),
         ]);
         await allReleased(ss, port(), clients, 'the answered connections');
-        assert.deepEqual(clients.map((c) => statuses(c.text())), [[200], [200]]);
+        assert.deepEqual(
+          clients.map((c) => statuses(c.text())),
+          [[200], [200]],
+        );
       });
     });
   }
@@ -166,7 +176,11 @@ describe('the admin listener', () => {
   let port = 0;
 
   before(async () => {
-    server = new AdminServer({ token: 'closing-test-token-0123456789', logger: pino({ level: 'silent' }), version: 'test' });
+    server = new AdminServer({
+      token: 'closing-test-token-0123456789',
+      logger: pino({ level: 'silent' }),
+      version: 'test',
+    });
     port = (await server.listen('127.0.0.1', 0)).port;
   });
   after(() => server.close());

@@ -22,8 +22,18 @@ describe('retries, passive ejection and failover', () => {
     deadPort = await freePort();
     proxy = await startTestProxy({
       clusters: {
-        mixed: { members: [{ url: `http://127.0.0.1:${deadPort}`, route: 'dead' }, { url: live.url, route: 'live' }] },
-        resets: { members: [{ url: resetter.url, route: 'r1' }, { url: live.url, route: 'l2' }] },
+        mixed: {
+          members: [
+            { url: `http://127.0.0.1:${deadPort}`, route: 'dead' },
+            { url: live.url, route: 'live' },
+          ],
+        },
+        resets: {
+          members: [
+            { url: resetter.url, route: 'r1' },
+            { url: live.url, route: 'l2' },
+          ],
+        },
       },
       health: { enabled: false },
       passive: { failures: 2, ejection: '1m' },
@@ -41,7 +51,12 @@ describe('retries, passive ejection and failover', () => {
 
   it('sends a request that never reached a member to another one, whatever its method', async () => {
     for (let i = 0; i < 4; i++) {
-      const reply = await request(proxy.port, { host: 'mixed.test', method: 'POST', body: 'abc', headers: { 'content-length': '3' } });
+      const reply = await request(proxy.port, {
+        host: 'mixed.test',
+        method: 'POST',
+        body: 'abc',
+        headers: { 'content-length': '3' },
+      });
       assert.equal(reply.status, 200);
       assert.equal(reply.body, 'live 3');
     }
@@ -64,7 +79,12 @@ describe('retries, passive ejection and failover', () => {
     const before = resetter.received.length;
     let failed = 0;
     for (let i = 0; i < 4; i++) {
-      const reply = await request(proxy.port, { host: 'resets.test', method: 'POST', body: 'x', headers: { 'content-length': '1' } });
+      const reply = await request(proxy.port, {
+        host: 'resets.test',
+        method: 'POST',
+        body: 'x',
+        headers: { 'content-length': '1' },
+      });
       if (reply.status === 502) failed++;
       else assert.equal(reply.body, 'live 1');
     }
@@ -104,7 +124,10 @@ describe('a member dying under load', () => {
     await waitFor(() => statuses.length >= mark + 100, 10_000, '100 requests after the kill');
     stop = true;
     await Promise.all(workers);
-    assert.deepEqual(statuses.filter((s) => s !== 200), []);
+    assert.deepEqual(
+      statuses.filter((s) => s !== 200),
+      [],
+    );
   });
 });
 
@@ -125,7 +148,15 @@ describe('active health checks', () => {
     });
     fine = await startMember('fine');
     proxy = await startTestProxy({
-      clusters: { c: { members: [{ url: sick.url, route: 's' }, { url: fine.url, route: 'f' }], health: { path: '/health', interval: '50ms', rise: 2, fall: 1 } } },
+      clusters: {
+        c: {
+          members: [
+            { url: sick.url, route: 's' },
+            { url: fine.url, route: 'f' },
+          ],
+          health: { path: '/health', interval: '50ms', rise: 2, fall: 1 },
+        },
+      },
       sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
     });
   });

@@ -18,7 +18,11 @@ describe('forwarding', () => {
       routes(
         {
           '/redirect': (_req, res, self) => {
-            res.writeHead(302, { location: `${self.url}/next?a=1`, 'content-location': `${self.url}/here`, refresh: `3; url=${self.url}/later` });
+            res.writeHead(302, {
+              location: `${self.url}/next?a=1`,
+              'content-location': `${self.url}/here`,
+              refresh: `3; url=${self.url}/later`,
+            });
             res.end();
           },
           '/cookie': (_req, res) => {
@@ -34,7 +38,12 @@ describe('forwarding', () => {
             res.end();
           },
           '/hop': (_req, res) => {
-            res.writeHead(200, { connection: 'x-secret, keep-alive', 'x-secret': 'member-only', 'keep-alive': 'timeout=5', 'content-type': 'text/plain' });
+            res.writeHead(200, {
+              connection: 'x-secret, keep-alive',
+              'x-secret': 'member-only',
+              'keep-alive': 'timeout=5',
+              'content-type': 'text/plain',
+            });
             res.end('hop');
           },
           '/slow': (_req, res) => {
@@ -47,7 +56,14 @@ describe('forwarding', () => {
           req.on('data', (c: Buffer) => chunks.push(c));
           req.on('end', () => {
             res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
+            res.end(
+              JSON.stringify({
+                method: req.method,
+                url: req.url,
+                headers: req.headers,
+                body: Buffer.concat(chunks).toString(),
+              }),
+            );
           });
         },
       ),
@@ -61,7 +77,12 @@ describe('forwarding', () => {
       retries: { attempts: 1 },
       trusted_proxies: ['10.9.9.9'],
       sites: {
-        pub: { hosts: ['example.com'], cookie_domain: { 'internal.local': 'example.com' }, cookie_path: { '/app': '/' }, routes: [{ path: '/', clusters: ['c'] }] },
+        pub: {
+          hosts: ['example.com'],
+          cookie_domain: { 'internal.local': 'example.com' },
+          cookie_path: { '/app': '/' },
+          routes: [{ path: '/', clusters: ['c'] }],
+        },
         kept: { hosts: ['kept.example.com'], preserve_host: true, routes: [{ path: '/', clusters: ['c'] }] },
         down: { hosts: ['down.example.com'], routes: [{ path: '/', clusters: ['dead'] }] },
       },
@@ -73,10 +94,19 @@ describe('forwarding', () => {
   });
 
   type Echo = { method: string; url: string; headers: Record<string, string>; body: string };
-  const echo = async (options: Parameters<typeof request>[1]) => JSON.parse((await request(proxy.port, options)).body) as Echo;
+  const echo = async (options: Parameters<typeof request>[1]) =>
+    JSON.parse((await request(proxy.port, options)).body) as Echo;
 
   it('removes hop-by-hop headers, including those named in Connection', async () => {
-    const seen = await echo({ headers: { connection: 'keep-alive, x-hop', 'x-hop': 'secret', 'keep-alive': 'timeout=5', te: 'trailers', 'x-end': 'kept' } });
+    const seen = await echo({
+      headers: {
+        connection: 'keep-alive, x-hop',
+        'x-hop': 'secret',
+        'keep-alive': 'timeout=5',
+        te: 'trailers',
+        'x-end': 'kept',
+      },
+    });
     assert.equal(seen.headers['x-hop'], undefined);
     assert.equal(seen.headers.te, undefined);
     assert.equal(seen.headers['keep-alive'], undefined);
@@ -87,7 +117,9 @@ describe('forwarding', () => {
   });
 
   it('sets X-Forwarded-* and ignores incoming ones from untrusted clients', async () => {
-    const seen = await echo({ headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil', 'x-forwarded-proto': 'https' } });
+    const seen = await echo({
+      headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil', 'x-forwarded-proto': 'https' },
+    });
     assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(seen.headers['x-forwarded-host'], 'example.com');
     assert.equal(seen.headers['x-forwarded-proto'], 'http');
@@ -132,11 +164,14 @@ describe('forwarding', () => {
 
   it('forwards a chunked request body', async () => {
     const reply = await new Promise<string>((resolve, reject) => {
-      const req = http.request({ port: proxy.port, host: '127.0.0.1', method: 'POST', headers: { host: 'example.com' }, agent: false }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c));
-        res.on('end', () => resolve(text));
-      });
+      const req = http.request(
+        { port: proxy.port, host: '127.0.0.1', method: 'POST', headers: { host: 'example.com' }, agent: false },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c));
+          res.on('end', () => resolve(text));
+        },
+      );
       req.on('error', reject);
       req.write('hello ');
       req.end('world');
@@ -148,7 +183,13 @@ describe('forwarding', () => {
 
   it('answers Expect: 100-continue and then forwards the body', async () => {
     const reply = await new Promise<string>((resolve, reject) => {
-      const req = http.request({ port: proxy.port, host: '127.0.0.1', method: 'PUT', headers: { host: 'example.com', expect: '100-continue', 'content-length': '4' }, agent: false });
+      const req = http.request({
+        port: proxy.port,
+        host: '127.0.0.1',
+        method: 'PUT',
+        headers: { host: 'example.com', expect: '100-continue', 'content-length': '4' },
+        agent: false,
+      });
       req.on('continue', () => req.end('data'));
       req.on('response', (res) => {
         let text = '';
@@ -181,13 +222,18 @@ describe('forwarding', () => {
   it('keeps connections to the member alive across requests', async () => {
     const before = member.connections;
     for (let i = 0; i < 5; i++) await request(proxy.port, {});
-    assert.ok(member.connections - before <= 1, `opened ${member.connections - before} connections for 5 sequential requests`);
+    assert.ok(
+      member.connections - before <= 1,
+      `opened ${member.connections - before} connections for 5 sequential requests`,
+    );
   });
 
   it('serves pipelined requests on one client connection in order', async () => {
     const socket = net.connect(proxy.port, '127.0.0.1');
     await once(socket, 'connect');
-    socket.write('GET /a HTTP/1.1\r\nHost: example.com\r\n\r\nGET /b HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n');
+    socket.write(
+      'GET /a HTTP/1.1\r\nHost: example.com\r\n\r\nGET /b HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n',
+    );
     let text = '';
     socket.on('data', (c: Buffer) => (text += c.toString()));
     await once(socket, 'end');

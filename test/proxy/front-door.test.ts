@@ -39,7 +39,14 @@ describe('host spelling: one site per name, however it is written', () => {
   });
 
   for (const path of PATHS) {
-    for (const host of ['internal.local', 'internal.local.', 'INTERNAL.Local.', 'internal.local.:80', 'internal.local:8080', 'internal.local.:']) {
+    for (const host of [
+      'internal.local',
+      'internal.local.',
+      'INTERNAL.Local.',
+      'internal.local.:80',
+      'internal.local:8080',
+      'internal.local.:',
+    ]) {
       it(`refuses Host "${host}" by the internal site's deny (${path})`, async () => {
         const seen = other.received.length + internal.received.length;
         const reply = await raw(proxy.port, bytes(path, host));
@@ -86,8 +93,16 @@ describe('Forwarded and X-Real-IP, like X-Forwarded-*', () => {
       sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
     };
     proxies.untrusted = await startTestProxy({ ...base, trusted_proxies: ['10.0.0.0/8'] });
-    proxies.writing = await startTestProxy({ ...base, trusted_proxies: ['10.0.0.0/8'], forward_headers: { forwarded: true, x_real_ip: true } });
-    proxies.trusted = await startTestProxy({ ...base, trusted_proxies: ['127.0.0.0/8'], forward_headers: { forwarded: true } });
+    proxies.writing = await startTestProxy({
+      ...base,
+      trusted_proxies: ['10.0.0.0/8'],
+      forward_headers: { forwarded: true, x_real_ip: true },
+    });
+    proxies.trusted = await startTestProxy({
+      ...base,
+      trusted_proxies: ['127.0.0.0/8'],
+      forward_headers: { forwarded: true },
+    });
   });
   after(async () => {
     for (const proxy of Object.values(proxies)) await proxy.handle.close(1000);
@@ -102,7 +117,8 @@ describe('Forwarded and X-Real-IP, like X-Forwarded-*', () => {
     assert.equal(member.received.length, seen + 1);
     const rawHeaders = member.received.at(-1)!.rawHeaders;
     const values: string[] = [];
-    for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) values.push(rawHeaders[i + 1]!);
+    for (let i = 0; i < rawHeaders.length; i += 2)
+      if (rawHeaders[i]!.toLowerCase() === name) values.push(rawHeaders[i + 1]!);
     return values;
   }
 
@@ -114,12 +130,16 @@ describe('Forwarded and X-Real-IP, like X-Forwarded-*', () => {
     });
 
     it(`writes its own Forwarded and X-Real-IP instead when forward_headers asks (${path})`, async () => {
-      assert.deepEqual(await received(proxies.writing!, path, 'forwarded'), ['for=127.0.0.1;proto=http;host="example.com"']);
+      assert.deepEqual(await received(proxies.writing!, path, 'forwarded'), [
+        'for=127.0.0.1;proto=http;host="example.com"',
+      ]);
       assert.deepEqual(await received(proxies.writing!, path, 'x-real-ip'), ['127.0.0.1']);
     });
 
     it(`keeps a trusted proxy's Forwarded and X-Real-IP, appending its own element (${path})`, async () => {
-      assert.deepEqual(await received(proxies.trusted!, path, 'forwarded'), ['for=6.6.6.6;proto=https, for=127.0.0.1;proto=http;host="example.com"']);
+      assert.deepEqual(await received(proxies.trusted!, path, 'forwarded'), [
+        'for=6.6.6.6;proto=https, for=127.0.0.1;proto=http;host="example.com"',
+      ]);
       assert.deepEqual(await received(proxies.trusted!, path, 'x-real-ip'), ['6.6.6.6']);
     });
   }

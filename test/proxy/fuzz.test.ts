@@ -57,7 +57,14 @@ const framing = fc.constantFrom(
   'Connection: Transfer-Encoding',
   'Expect: 100-continue',
 );
-const bodies = fc.constantFrom('', 'hello', '0\r\n\r\n', '5\r\nhello\r\n0\r\n\r\n', '0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n', 'ff\r\nx\r\n');
+const bodies = fc.constantFrom(
+  '',
+  'hello',
+  '0\r\n\r\n',
+  '5\r\nhello\r\n0\r\n\r\n',
+  '0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n',
+  'ff\r\nx\r\n',
+);
 const lineEnds = fc.constantFrom('\r\n', '\n');
 
 describe('request framing under random combinations', () => {
@@ -86,10 +93,16 @@ describe('request framing under random combinations', () => {
   // request line at the member must match one in the proxy's access log.
   it('never lets a member parse a request the proxy did not see, nor conflicting framing, and keeps serving', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('GET', 'POST', 'PUT'), fc.array(framing, { maxLength: 3 }), bodies, lineEnds, async (method, headers, body, eol) => {
-        const head = [`${method} / HTTP/1.1`, 'Host: example.com', ...headers].join(eol);
-        await exchange(proxy.port, `${head}${eol}${eol}${body}`);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom('GET', 'POST', 'PUT'),
+        fc.array(framing, { maxLength: 3 }),
+        bodies,
+        lineEnds,
+        async (method, headers, body, eol) => {
+          const head = [`${method} / HTTP/1.1`, 'Host: example.com', ...headers].join(eol);
+          await exchange(proxy.port, `${head}${eol}${eol}${body}`);
+        },
+      ),
       { numRuns: 120 },
     );
     assert.equal((await request(proxy.port, {})).status, 200, 'the proxy still serves normal requests');
@@ -98,17 +111,33 @@ describe('request framing under random combinations', () => {
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line) as { method: string; path: string });
-    const count = (list: { method: string; url?: string; path?: string }[], url: string) => list.filter((e) => (e.url ?? e.path) === url).length;
+    const count = (list: { method: string; url?: string; path?: string }[], url: string) =>
+      list.filter((e) => (e.url ?? e.path) === url).length;
     const atMember = count(member.received, '/smuggled');
-    assert.ok(atMember <= count(seen, '/smuggled'), `the member parsed ${atMember} /smuggled requests the proxy did not forward as requests`);
+    assert.ok(
+      atMember <= count(seen, '/smuggled'),
+      `the member parsed ${atMember} /smuggled requests the proxy did not forward as requests`,
+    );
     // Framing is checked on the bytes the member received, not on what its parser made of them: node:http
     // refuses a request with both Content-Length and Transfer-Encoding before any handler sees it.
     const heads = member.rawByConnection().flatMap(requestHeads);
-    assert.ok(heads.length >= member.received.length, `${heads.length} request heads in the member's bytes for ${member.received.length} requests it parsed`);
-    assert.ok(heads.some((h) => lines(h, 'content-length') === 1) && heads.some((h) => lines(h, 'transfer-encoding') === 1), 'the member received requests framed by Content-Length and by chunked encoding');
+    assert.ok(
+      heads.length >= member.received.length,
+      `${heads.length} request heads in the member's bytes for ${member.received.length} requests it parsed`,
+    );
+    assert.ok(
+      heads.some((h) => lines(h, 'content-length') === 1) && heads.some((h) => lines(h, 'transfer-encoding') === 1),
+      'the member received requests framed by Content-Length and by chunked encoding',
+    );
     for (const head of heads) {
-      assert.ok(lines(head, 'content-length') === 0 || lines(head, 'transfer-encoding') === 0, `the member received both Content-Length and Transfer-Encoding:\n${head}`);
-      assert.ok(lines(head, 'content-length') <= 1 && lines(head, 'transfer-encoding') <= 1, `the member received a repeated framing header:\n${head}`);
+      assert.ok(
+        lines(head, 'content-length') === 0 || lines(head, 'transfer-encoding') === 0,
+        `the member received both Content-Length and Transfer-Encoding:\n${head}`,
+      );
+      assert.ok(
+        lines(head, 'content-length') <= 1 && lines(head, 'transfer-encoding') <= 1,
+        `the member received a repeated framing header:\n${head}`,
+      );
       assert.equal(lines(head, 'host'), 1, `the member received a head without exactly one Host:\n${head}`);
       assert.doesNotMatch(head, /^host:\s*other\.example\.com/im);
     }

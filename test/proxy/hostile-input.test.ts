@@ -11,16 +11,26 @@ import { selfSigned } from '../support/certs.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { rawExchange, startRawMember, statuses, type RawMember, type RawOptions } from '../support/raw-http.js';
 
-const UPGRADE = 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Request-Id: hostile-ws\r\n\r\n';
-const SMUGGLED = 'POST /api/internal HTTP/1.1\r\nHost: internal.example\r\nX-Forwarded-For: 6.6.6.6\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n';
+const UPGRADE =
+  'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Request-Id: hostile-ws\r\n\r\n';
+const SMUGGLED =
+  'POST /api/internal HTTP/1.1\r\nHost: internal.example\r\nX-Forwarded-For: 6.6.6.6\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n';
 const VALID = 'GET /ok HTTP/1.1\r\nHost: example.com\r\nX-Request-Id: hostile-ok\r\n\r\n';
 /** The same request alone on its connection (Connection is not forwarded: the member sees the same bytes). */
 const VALID_ALONE = 'GET /ok HTTP/1.1\r\nHost: example.com\r\nX-Request-Id: hostile-ok\r\nConnection: close\r\n\r\n';
 
 /** Requests refused before anything reaches a member: [name, bytes, status]. */
 const REFUSED: [string, string, number][] = [
-  ['Content-Length with Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n', 400],
-  ['two different Content-Length headers', 'POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabcGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n', 400],
+  [
+    'Content-Length with Transfer-Encoding',
+    'POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n',
+    400,
+  ],
+  [
+    'two different Content-Length headers',
+    'POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabcGET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n',
+    400,
+  ],
   ['an obs-fold header line', 'GET / HTTP/1.1\r\nHost: example.com\r\nX-Folded: a\r\n b\r\n\r\n', 400],
   ['bare LF line ends', 'GET / HTTP/1.1\nHost: example.com\n\n', 400],
   ['a NUL byte in a header value', 'GET / HTTP/1.1\r\nHost: example.com\r\nX-Bad: a\x00b\r\n\r\n', 400],
@@ -98,7 +108,9 @@ describe('hostile input, as a member receives it', () => {
       it('answers a valid request before the malformed one after it in the same write', async () => {
         const reference = await exchange(VALID_ALONE);
         assert.deepEqual(statuses(reference.reply), [200]);
-        const { reply, received } = await exchange(`${VALID}GET /bad HTTP/1.1\r\nHost: example.com\r\nX-Bad: a\x00b\r\n\r\n`);
+        const { reply, received } = await exchange(
+          `${VALID}GET /bad HTTP/1.1\r\nHost: example.com\r\nX-Bad: a\x00b\r\n\r\n`,
+        );
         assert.deepEqual(statuses(reply), [200, 400], JSON.stringify(reply));
         assert.equal(received, reference.received);
       });

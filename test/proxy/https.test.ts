@@ -69,11 +69,21 @@ describe('https listener', () => {
     await start();
     const body = await new Promise<string>((resolve, reject) => {
       https
-        .get({ port, host: '127.0.0.1', servername: 'shop.test', headers: { host: 'shop.test' }, rejectUnauthorized: false, agent: false }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c));
-          res.on('end', () => resolve(text));
-        })
+        .get(
+          {
+            port,
+            host: '127.0.0.1',
+            servername: 'shop.test',
+            headers: { host: 'shop.test' },
+            rejectUnauthorized: false,
+            agent: false,
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c));
+            res.on('end', () => resolve(text));
+          },
+        )
         .on('error', reject);
     });
     assert.deepEqual(JSON.parse(body), { proto: 'https' });
@@ -88,7 +98,13 @@ describe('start-up errors', () => {
         listen: { https: '127.0.0.1:0' },
         clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
         health: { enabled: false },
-        sites: { s: { hosts: ['a.test'], tls: { cert: 'no/such.crt', key: 'no/such.key' }, routes: [{ path: '/', clusters: ['c'] }] } },
+        sites: {
+          s: {
+            hosts: ['a.test'],
+            tls: { cert: 'no/such.crt', key: 'no/such.key' },
+            routes: [{ path: '/', clusters: ['c'] }],
+          },
+        },
       }),
       /sites\.s\.tls\.cert: cannot read .*no\/such\.crt: ENOENT/,
     );
@@ -108,10 +124,19 @@ describe('start-up errors', () => {
 
   it('says which address is in use', async () => {
     const { startTestProxy: start } = await import('../support/proxy.js');
-    const first = await start({ clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } }, health: { enabled: false }, sites: { s: { hosts: ['a.test'], routes: [{ path: '/', clusters: ['c'] }] } } });
+    const first = await start({
+      clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
+      health: { enabled: false },
+      sites: { s: { hosts: ['a.test'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
     try {
       await assert.rejects(
-        start({ listen: { http: `127.0.0.1:${first.port}` }, clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } }, health: { enabled: false }, sites: { s: { hosts: ['a.test'], routes: [{ path: '/', clusters: ['c'] }] } } }),
+        start({
+          listen: { http: `127.0.0.1:${first.port}` },
+          clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
+          health: { enabled: false },
+          sites: { s: { hosts: ['a.test'], routes: [{ path: '/', clusters: ['c'] }] } },
+        }),
         new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: address in use`),
       );
     } finally {

@@ -33,7 +33,10 @@ describe('the fast lane', () => {
       'GET /a HTTP/1.1\r\nHost: example.com\r\n\r\nGET /b HTTP/1.1\r\nHost: example.com\r\n\r\nGET /c HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n',
     );
     assert.deepEqual(statuses(reply), [200, 200, 200]);
-    assert.deepEqual(member.received.slice(seen).map((r) => r.url), ['/a', '/b', '/c']);
+    assert.deepEqual(
+      member.received.slice(seen).map((r) => r.url),
+      ['/a', '/b', '/c'],
+    );
     assert.match(reply, /connection: close\r\n/);
   });
 
@@ -47,7 +50,14 @@ describe('the fast lane', () => {
     );
     assert.deepEqual(statuses(reply), [200, 200, 200]);
     const received = member.received.slice(seen);
-    assert.deepEqual(received.map((r) => [r.method, r.url, r.bodyBytes]), [['GET', '/one', 0], ['POST', '/two', 5], ['GET', '/three', 0]]);
+    assert.deepEqual(
+      received.map((r) => [r.method, r.url, r.bodyBytes]),
+      [
+        ['GET', '/one', 0],
+        ['POST', '/two', 5],
+        ['GET', '/three', 0],
+      ],
+    );
   });
 
   it('answers HEAD with the headers and no body', async () => {
@@ -65,9 +75,16 @@ describe('the fast lane', () => {
 
   it('answers every request of a client that half-closes after sending them', async () => {
     const seen = member.received.length;
-    const reply = await exchange(proxy.port, 'GET /fin1 HTTP/1.1\r\nHost: example.com\r\n\r\nGET /fin2 HTTP/1.1\r\nHost: example.com\r\n\r\n', { end: true });
+    const reply = await exchange(
+      proxy.port,
+      'GET /fin1 HTTP/1.1\r\nHost: example.com\r\n\r\nGET /fin2 HTTP/1.1\r\nHost: example.com\r\n\r\n',
+      { end: true },
+    );
     assert.deepEqual(statuses(reply), [200, 200]);
-    assert.deepEqual(member.received.slice(seen).map((r) => r.url), ['/fin1', '/fin2']);
+    assert.deepEqual(
+      member.received.slice(seen).map((r) => r.url),
+      ['/fin1', '/fin2'],
+    );
   });
 
   it('keeps a connection for the next request, and closes it after client_keepalive', async () => {
@@ -89,7 +106,10 @@ describe('the fast lane', () => {
     assert.deepEqual(statuses(text), [200, 200]);
     assert.match(text, /keep-alive: timeout=1\r\n/);
     // The lane's sweep closes it past the 1 s keep-alive (checked every half second).
-    await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('still open after 10 s')), 10_000).unref())]);
+    await Promise.race([
+      closed,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('still open after 10 s')), 10_000).unref()),
+    ]);
     assert.ok(Date.now() - idleAfter >= 1000, 'closed before the keep-alive time');
   });
 

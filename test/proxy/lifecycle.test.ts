@@ -44,10 +44,13 @@ describe('https members', () => {
     if (!requirePeer(t, 'openssl', 'openssl')) return;
     const dir = await mkdtemp(join(tmpdir(), 'dayshift-member-tls-'));
     const pair = selfSigned(dir, 'member', 'localhost');
-    const server = https.createServer({ cert: await readFile(pair.cert), key: await readFile(pair.key) }, (req, res) => {
-      req.resume();
-      res.end('secure member');
-    });
+    const server = https.createServer(
+      { cert: await readFile(pair.cert), key: await readFile(pair.key) },
+      (req, res) => {
+        req.resume();
+        res.end('secure member');
+      },
+    );
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -62,7 +65,11 @@ describe('https members', () => {
     });
     try {
       assert.equal((await request(proxy.port, { host: 'a.test' })).body, 'secure member');
-      assert.equal((await request(proxy.port, { host: 'b.test' })).status, 502, 'a self-signed member certificate is refused by default');
+      assert.equal(
+        (await request(proxy.port, { host: 'b.test' })).status,
+        502,
+        'a self-signed member certificate is refused by default',
+      );
     } finally {
       await proxy.handle.close(1000);
       server.close();
@@ -77,7 +84,21 @@ describe('access log formats', () => {
     let text = '';
     out.on('data', (c: Buffer) => (text += c));
     const log = new AccessLog(out, 'combined', false);
-    const entry = { client: '10.1.2.3', method: 'GET', path: '/a?b="c"', httpVersion: '1.1', status: 200, bytes: 512, referer: undefined, userAgent: 'curl/8', host: 'example.com', site: 's', member: 'c/1', durationMs: 3, requestId: 'x' };
+    const entry = {
+      client: '10.1.2.3',
+      method: 'GET',
+      path: '/a?b="c"',
+      httpVersion: '1.1',
+      status: 200,
+      bytes: 512,
+      referer: undefined,
+      userAgent: 'curl/8',
+      host: 'example.com',
+      site: 's',
+      member: 'c/1',
+      durationMs: 3,
+      requestId: 'x',
+    };
     log.write(entry, Date.UTC(2026, 10, 26, 9, 5, 7));
     await log.close();
     assert.equal(text, '10.1.2.3 - - [26/Nov/2026:09:05:07 +0000] "GET /a?b=\\"c\\" HTTP/1.1" 200 512 "-" "curl/8"\n');

@@ -12,7 +12,8 @@ const behaviours: Record<string, (socket: net.Socket) => void> = {
   // 200 KB of header lines in one go.
   '/huge': (socket) => socket.write(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(200 * 1024)}\r\nContent-Length: 0\r\n\r\n`),
   // A head under the limit is relayed.
-  '/large': (socket) => socket.write(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(40 * 1024)}\r\nContent-Length: 2\r\n\r\nok`),
+  '/large': (socket) =>
+    socket.write(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(40 * 1024)}\r\nContent-Length: 2\r\n\r\nok`),
   // A header line every 100 ms, forever: every byte would reset an inactivity timer.
   '/trickle': (socket) => {
     socket.write('HTTP/1.1 200 OK\r\n');
@@ -21,7 +22,10 @@ const behaviours: Record<string, (socket: net.Socket) => void> = {
   },
   // Interim responses every 100 ms and never the final one.
   '/interim': (socket) => {
-    const timer = setInterval(() => socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n'), 100);
+    const timer = setInterval(
+      () => socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n'),
+      100,
+    );
     socket.once('close', () => clearInterval(timer));
   },
 };
@@ -65,7 +69,8 @@ describe("a member's response head", () => {
 
   const requests = {
     lane: (path: string) => `GET ${path} HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n`,
-    node: (path: string) => `POST ${path} HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc`,
+    node: (path: string) =>
+      `POST ${path} HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc`,
   };
 
   for (const [name, request] of Object.entries(requests)) {

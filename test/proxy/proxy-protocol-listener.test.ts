@@ -29,12 +29,19 @@ const POST = 'POST / HTTP/1.1\r\nHost: site.test\r\nContent-Length: 3\r\nConnect
  * Sends `first` on a fresh connection (then `request` over TLS when `secure`), and resolves with all the
  * peer sent before closing; the socket is cut after 10 s so a proxy that waits fails the test.
  */
-async function exchange(port: number, first: Buffer | string, request = '', options: { secure?: boolean; localAddress?: string } = {}): Promise<string> {
+async function exchange(
+  port: number,
+  first: Buffer | string,
+  request = '',
+  options: { secure?: boolean; localAddress?: string } = {},
+): Promise<string> {
   const socket = net.connect({ port, host: '127.0.0.1', localAddress: options.localAddress });
   await once(socket, 'connect');
   socket.on('error', () => undefined);
   socket.write(first);
-  const stream: net.Socket = options.secure ? tls.connect({ socket, servername: 'site.test', rejectUnauthorized: false }) : socket;
+  const stream: net.Socket = options.secure
+    ? tls.connect({ socket, servername: 'site.test', rejectUnauthorized: false })
+    : socket;
   stream.on('error', () => undefined);
   let text = '';
   stream.on('data', (c: Buffer) => (text += c.toString('latin1')));
@@ -73,7 +80,14 @@ describe('a listener with proxy_protocol', () => {
       access_log: { target: logFile },
       clusters: { c: { members: [{ url: member.url }] } },
       health: { enabled: false },
-      sites: { s: { hosts: ['site.test'], tls: cert, deny: [`${DENIED.address}/32`, '127.0.0.3'], routes: [{ path: '/', clusters: ['c'] }] } },
+      sites: {
+        s: {
+          hosts: ['site.test'],
+          tls: cert,
+          deny: [`${DENIED.address}/32`, '127.0.0.3'],
+          routes: [{ path: '/', clusters: ['c'] }],
+        },
+      },
     });
     const addresses = proxy.handle.addresses();
     httpPort = addresses.http[0]!.port;
@@ -87,7 +101,8 @@ describe('a listener with proxy_protocol', () => {
   });
 
   /** The member's view of the one request a reply answered. */
-  const seen = (reply: string) => JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { xff?: string; forwarded?: string };
+  const seen = (reply: string) =>
+    JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { xff?: string; forwarded?: string };
 
   for (const [name, request] of [
     ['the fast lane', GET],
@@ -95,9 +110,15 @@ describe('a listener with proxy_protocol', () => {
   ] as const) {
     for (const version of ['v1', 'v2'] as const) {
       it(`takes the client address from a ${version} header (${name})`, async () => {
-        const reply = await exchange(httpPort, Buffer.concat([proxyHeader(version, CLIENT, DEST), Buffer.from(request)]));
+        const reply = await exchange(
+          httpPort,
+          Buffer.concat([proxyHeader(version, CLIENT, DEST), Buffer.from(request)]),
+        );
         assert.deepEqual(statuses(reply), [200], reply);
-        assert.deepEqual(seen(reply), { xff: CLIENT.address, forwarded: `for=${CLIENT.address};proto=http;host="site.test"` });
+        assert.deepEqual(seen(reply), {
+          xff: CLIENT.address,
+          forwarded: `for=${CLIENT.address};proto=http;host="site.test"`,
+        });
       });
     }
 
@@ -136,15 +157,25 @@ describe('a listener with proxy_protocol', () => {
   });
 
   it('writes the header address in the access log', async () => {
-    await exchange(httpPort, Buffer.concat([proxyHeader('v1', { ...CLIENT, address: '203.0.113.99' }, DEST), Buffer.from(GET)]));
-    await waitFor(async () => (await readFile(logFile, 'utf8').catch(() => '')).includes('203.0.113.99 - - ['), 5000, 'the access log line');
+    await exchange(
+      httpPort,
+      Buffer.concat([proxyHeader('v1', { ...CLIENT, address: '203.0.113.99' }, DEST), Buffer.from(GET)]),
+    );
+    await waitFor(
+      async () => (await readFile(logFile, 'utf8').catch(() => '')).includes('203.0.113.99 - - ['),
+      5000,
+      'the access log line',
+    );
   });
 
   for (const version of ['v1', 'v2'] as const) {
     it(`reads a ${version} header before the TLS handshake on the https listener`, async () => {
       const reply = await exchange(httpsPort, proxyHeader(version, CLIENT, DEST), GET, { secure: true });
       assert.deepEqual(statuses(reply), [200], reply);
-      assert.deepEqual(seen(reply), { xff: CLIENT.address, forwarded: `for=${CLIENT.address};proto=https;host="site.test"` });
+      assert.deepEqual(seen(reply), {
+        xff: CLIENT.address,
+        forwarded: `for=${CLIENT.address};proto=https;host="site.test"`,
+      });
     });
   }
 
@@ -167,8 +198,14 @@ describe('a listener with proxy_protocol', () => {
     ['no header (a TLS ClientHello)', Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00])],
     ['a v1 header with a bad address', `PROXY TCP4 203.0.113.300 192.0.2.1 1 2\r\n${GET}`],
     ['a v1 header with no CRLF', `PROXY TCP4 203.0.113.7 192.0.2.1 1 2\n${GET}${' '.repeat(100)}`],
-    ['a v2 header of version 3', Buffer.concat([V2_SIGNATURE, Buffer.from([0x31, 0x11, 0x00, 0x0c]), Buffer.alloc(12), Buffer.from(GET)])],
-    ['a v2 header longer than limits.header_size', Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x11, 0xff, 0xff])])],
+    [
+      'a v2 header of version 3',
+      Buffer.concat([V2_SIGNATURE, Buffer.from([0x31, 0x11, 0x00, 0x0c]), Buffer.alloc(12), Buffer.from(GET)]),
+    ],
+    [
+      'a v2 header longer than limits.header_size',
+      Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x11, 0xff, 0xff])]),
+    ],
   ] as const) {
     it(`closes a connection with ${name}, answering nothing`, async () => {
       const before = member.received.length;
@@ -187,7 +224,10 @@ describe('a listener with proxy_protocol', () => {
   it('closes a connection from a peer not in trusted_proxies, even with a valid header', async () => {
     const before = member.received.length;
     const header = proxyHeader('v1', CLIENT, DEST);
-    assert.equal(await exchange(httpPort, Buffer.concat([header, Buffer.from(GET)]), '', { localAddress: '127.0.0.2' }), '');
+    assert.equal(
+      await exchange(httpPort, Buffer.concat([header, Buffer.from(GET)]), '', { localAddress: '127.0.0.2' }),
+      '',
+    );
     assert.equal(await exchange(httpsPort, header, '', { localAddress: '127.0.0.2' }), '');
     assert.equal(member.received.length, before);
   });
@@ -203,11 +243,21 @@ describe('HAProxy in TCP mode in front, with send-proxy and send-proxy-v2', () =
       res.end(String(req.headers['x-forwarded-for']));
     });
     const proxy = await startTestProxy({
-      listen: { http: { address: '127.0.0.1:0', proxy_protocol: true }, https: { address: '127.0.0.1:0', proxy_protocol: true } },
+      listen: {
+        http: { address: '127.0.0.1:0', proxy_protocol: true },
+        https: { address: '127.0.0.1:0', proxy_protocol: true },
+      },
       trusted_proxies: ['127.0.0.1'],
       clusters: { c: { members: [{ url: member.url }] } },
       health: { enabled: false },
-      sites: { s: { hosts: ['site.test'], tls: selfSigned(dir, 'site', 'site.test'), deny: ['127.0.0.3'], routes: [{ path: '/', clusters: ['c'] }] } },
+      sites: {
+        s: {
+          hosts: ['site.test'],
+          tls: selfSigned(dir, 'site', 'site.test'),
+          deny: ['127.0.0.3'],
+          routes: [{ path: '/', clusters: ['c'] }],
+        },
+      },
     });
     const { http, https } = proxy.handle.addresses();
     const ports = { v1: await freePort(), v2: await freePort(), v1tls: await freePort(), v2tls: await freePort() };
@@ -220,7 +270,14 @@ describe('HAProxy in TCP mode in front, with send-proxy and send-proxy-v2', () =
         ['v1tls', ports.v1tls, https[0]!.port, 'send-proxy'],
         ['v2tls', ports.v2tls, https[0]!.port, 'send-proxy-v2'],
       ]
-        .map(([name, port, to, send]) => [`listen ${name}`, '    mode tcp', `    bind 127.0.0.1:${port}`, `    server dayshift 127.0.0.1:${to} ${send} source 127.0.0.1`].join('\n'))
+        .map(([name, port, to, send]) =>
+          [
+            `listen ${name}`,
+            '    mode tcp',
+            `    bind 127.0.0.1:${port}`,
+            `    server dayshift 127.0.0.1:${to} ${send} source 127.0.0.1`,
+          ].join('\n'),
+        )
         .join('\n'),
     );
     try {
@@ -232,8 +289,14 @@ describe('HAProxy in TCP mode in front, with send-proxy and send-proxy-v2', () =
       ] as const) {
         const reply = await exchange(port, secure ? '' : GET, secure ? GET : '', { secure, localAddress: '127.0.0.2' });
         assert.deepEqual(statuses(reply), [200], `${name}: ${reply}`);
-        assert.ok(reply.endsWith('\r\n\r\n127.0.0.2'), `${name}: the member saw ${JSON.stringify(reply.slice(reply.indexOf('\r\n\r\n') + 4))}`);
-        const denied = await exchange(port, secure ? '' : GET, secure ? GET : '', { secure, localAddress: '127.0.0.3' });
+        assert.ok(
+          reply.endsWith('\r\n\r\n127.0.0.2'),
+          `${name}: the member saw ${JSON.stringify(reply.slice(reply.indexOf('\r\n\r\n') + 4))}`,
+        );
+        const denied = await exchange(port, secure ? '' : GET, secure ? GET : '', {
+          secure,
+          localAddress: '127.0.0.3',
+        });
         assert.deepEqual(statuses(denied), [403], `${name}: ${denied}`);
       }
     } finally {
@@ -247,20 +310,36 @@ describe('HAProxy in TCP mode in front, with send-proxy and send-proxy-v2', () =
 
 describe('QA checks and proxy_protocol listeners', () => {
   const config = (http: unknown) =>
-    loadObject({ listen: { http }, trusted_proxies: ['10.0.0.5'], clusters: { a: { members: [{ url: 'http://127.0.0.1:1' }] } }, sites: { qa: { hosts: ['qa.test'], routes: [{ path: '/', clusters: ['a'] }] } } }).config;
+    loadObject({
+      listen: { http },
+      trusted_proxies: ['10.0.0.5'],
+      clusters: { a: { members: [{ url: 'http://127.0.0.1:1' }] } },
+      sites: { qa: { hosts: ['qa.test'], routes: [{ path: '/', clusters: ['a'] }] } },
+    }).config;
 
   it('connect to the first http listener without proxy_protocol, which takes them', () => {
-    assert.equal(qaTargetFor(config([{ address: '127.0.0.1:8081', proxy_protocol: true }, '127.0.0.1:8082']), 'a').origin, 'http://127.0.0.1:8082');
+    assert.equal(
+      qaTargetFor(config([{ address: '127.0.0.1:8081', proxy_protocol: true }, '127.0.0.1:8082']), 'a').origin,
+      'http://127.0.0.1:8082',
+    );
   });
 
   it('say what to do when every http listener takes the PROXY protocol', () => {
-    assert.throws(() => qaTargetFor(config({ address: '127.0.0.1:8081', proxy_protocol: true }), 'a'), /no http listener to send QA checks to .*qa_url and qa_connect/);
+    assert.throws(
+      () => qaTargetFor(config({ address: '127.0.0.1:8081', proxy_protocol: true }), 'a'),
+      /no http listener to send QA checks to .*qa_url and qa_connect/,
+    );
   });
 });
 
 it('refuses a proxy_protocol listener when trusted_proxies is empty, saying why', () => {
   assert.throws(
-    () => loadObject({ listen: { http: [{ address: '127.0.0.1:0', proxy_protocol: true }] }, clusters: { a: { members: [{ url: 'http://127.0.0.1:1' }] } }, sites: { s: { hosts: ['*'], routes: [{ path: '/', clusters: ['a'] }] } } }),
+    () =>
+      loadObject({
+        listen: { http: [{ address: '127.0.0.1:0', proxy_protocol: true }] },
+        clusters: { a: { members: [{ url: 'http://127.0.0.1:1' }] } },
+        sites: { s: { hosts: ['*'], routes: [{ path: '/', clusters: ['a'] }] } },
+      }),
     /listen\.http\[0\]\.proxy_protocol: .*trusted_proxies, which is empty/,
   );
 });

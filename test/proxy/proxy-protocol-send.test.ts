@@ -16,7 +16,11 @@ import { loadObject, startTestProxy, waitFor, type TestProxy } from '../support/
 import { startRawMember, statuses, type RawMember } from '../support/raw-http.js';
 
 /** Sends `bytes` from `localAddress` and resolves with the reply once the proxy closes; also gives the client port. */
-async function send(port: number, bytes: Buffer | string, localAddress = '127.0.0.1'): Promise<{ reply: string; clientPort: number }> {
+async function send(
+  port: number,
+  bytes: Buffer | string,
+  localAddress = '127.0.0.1',
+): Promise<{ reply: string; clientPort: number }> {
   const socket = net.connect({ port, host: '127.0.0.1', localAddress });
   await once(socket, 'connect');
   const clientPort = socket.localPort!;
@@ -28,7 +32,8 @@ async function send(port: number, bytes: Buffer | string, localAddress = '127.0.
   return { reply, clientPort };
 }
 
-const request = (path: string, close = false) => `GET ${path} HTTP/1.1\r\nHost: site.test\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+const request = (path: string, close = false) =>
+  `GET ${path} HTTP/1.1\r\nHost: site.test\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
 
 describe('sending the PROXY protocol to members', () => {
   let v1: RawMember;
@@ -76,26 +81,50 @@ describe('sending the PROXY protocol to members', () => {
     // Another client connection: its own member connection and header, though the idle one is free.
     const mid = v1.bytes().length;
     const second = await send(plainPort, request('/c', true), '127.0.0.3');
-    assert.ok(v1.bytes().slice(mid).startsWith(`PROXY TCP4 127.0.0.3 127.0.0.1 ${second.clientPort} ${plainPort}\r\nGET /c HTTP/1.1\r\n`), v1.bytes().slice(mid));
+    assert.ok(
+      v1
+        .bytes()
+        .slice(mid)
+        .startsWith(`PROXY TCP4 127.0.0.3 127.0.0.1 ${second.clientPort} ${plainPort}\r\nGET /c HTTP/1.1\r\n`),
+      v1.bytes().slice(mid),
+    );
   });
 
   it('passes on the client address a PROXY header on the listener gave (cluster-level v2)', async () => {
     const start = v2.bytes().length;
     const client = { address: '203.0.113.7', port: 40000, family: 'IPv4' } as const;
     const listener = { address: '192.0.2.1', port: 443, family: 'IPv4' } as const;
-    const { reply } = await send(ppPort, Buffer.concat([proxyHeader('v1', client, listener), Buffer.from(request('/', true).replace('site.test', 'two.test'))]));
+    const { reply } = await send(
+      ppPort,
+      Buffer.concat([
+        proxyHeader('v1', client, listener),
+        Buffer.from(request('/', true).replace('site.test', 'two.test')),
+      ]),
+    );
     assert.deepEqual(statuses(reply), [200], reply);
     const seen = Buffer.from(v2.bytes().slice(start), 'latin1');
     const header = proxyHeader('v2', client, listener);
     assert.ok(seen.subarray(0, header.length).equals(header), seen.toString('latin1'));
-    assert.match(seen.subarray(header.length).toString('latin1'), /^GET \/ HTTP\/1\.1\r\n[\s\S]*x-forwarded-for: 203\.0\.113\.7\r\n/);
+    assert.match(
+      seen.subarray(header.length).toString('latin1'),
+      /^GET \/ HTTP\/1\.1\r\n[\s\S]*x-forwarded-for: 203\.0\.113\.7\r\n/,
+    );
   });
 
   it('opens a WebSocket upgrade with the header too', async () => {
     const start = v1.bytes().length;
-    const { reply, clientPort } = await send(plainPort, 'GET /ws HTTP/1.1\r\nHost: site.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    const { reply, clientPort } = await send(
+      plainPort,
+      'GET /ws HTTP/1.1\r\nHost: site.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
     assert.deepEqual(statuses(reply).slice(0, 1), [403], reply);
-    assert.ok(v1.bytes().slice(start).startsWith(`PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${plainPort}\r\nGET /ws HTTP/1.1\r\n`), v1.bytes().slice(start));
+    assert.ok(
+      v1
+        .bytes()
+        .slice(start)
+        .startsWith(`PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${plainPort}\r\nGET /ws HTTP/1.1\r\n`),
+      v1.bytes().slice(start),
+    );
   });
 
   it('opens health checks with v2 LOCAL (v1 UNKNOWN)', async () => {
@@ -149,7 +178,11 @@ describe('sending the PROXY protocol to members', () => {
     });
     try {
       for (const host of ['plain.test', 'secure.test']) {
-        const { reply } = await send(members.port, `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, '127.0.0.2');
+        const { reply } = await send(
+          members.port,
+          `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+          '127.0.0.2',
+        );
         assert.deepEqual(statuses(reply), [200], `${host}: ${reply}`);
         assert.ok(reply.endsWith('from 127.0.0.2'), `${host}: ${reply}`);
       }
@@ -164,7 +197,12 @@ describe('sending the PROXY protocol to members', () => {
 
   it('refuses proxy_protocol on an AJP member', () => {
     assert.throws(
-      () => loadObject({ listen: { http: '127.0.0.1:0' }, clusters: { c: { proxy_protocol: 'v1', members: [{ url: 'ajp://127.0.0.1:8009' }] } }, sites: { s: { hosts: ['*'], routes: [{ path: '/', clusters: ['c'] }] } } }),
+      () =>
+        loadObject({
+          listen: { http: '127.0.0.1:0' },
+          clusters: { c: { proxy_protocol: 'v1', members: [{ url: 'ajp://127.0.0.1:8009' }] } },
+          sites: { s: { hosts: ['*'], routes: [{ path: '/', clusters: ['c'] }] } },
+        }),
       /proxy_protocol is for http and https members/,
     );
   });

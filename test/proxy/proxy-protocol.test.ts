@@ -16,7 +16,25 @@ function v2(versionCommand: number, familyTransport: number, body: number[] | Bu
 }
 
 const INET = [203, 0, 113, 7, 192, 0, 2, 1, 0x30, 0x39, 0x01, 0xbb]; // 203.0.113.7:12345 → 192.0.2.1:443
-const INET6 = [0x20, 0x01, 0x0d, 0xb8, ...Array<number>(11).fill(0), 1, ...Array<number>(10).fill(0), 0xff, 0xff, 192, 0, 2, 1, 0x30, 0x39, 0x01, 0xbb];
+const INET6 = [
+  0x20,
+  0x01,
+  0x0d,
+  0xb8,
+  ...Array<number>(11).fill(0),
+  1,
+  ...Array<number>(10).fill(0),
+  0xff,
+  0xff,
+  192,
+  0,
+  2,
+  1,
+  0x30,
+  0x39,
+  0x01,
+  0xbb,
+];
 const TLV = [0x01, 0x00, 0x02, 0x68, 0x32]; // ALPN "h2"
 
 describe('parseProxyHeader: whole headers', () => {
@@ -24,29 +42,63 @@ describe('parseProxyHeader: whole headers', () => {
     [
       'v1 TCP4',
       Buffer.from('PROXY TCP4 203.0.113.7 192.0.2.1 12345 443\r\n'),
-      { kind: 'header', version: 1, length: 44, source: { address: '203.0.113.7', port: 12345, family: 'IPv4' }, destination: { address: '192.0.2.1', port: 443, family: 'IPv4' } },
+      {
+        kind: 'header',
+        version: 1,
+        length: 44,
+        source: { address: '203.0.113.7', port: 12345, family: 'IPv4' },
+        destination: { address: '192.0.2.1', port: 443, family: 'IPv4' },
+      },
     ],
     [
       'v1 TCP6 (written in lower case, as Node writes addresses)',
       Buffer.from('PROXY TCP6 2001:DB8::1 ::1 65535 0\r\n'),
-      { kind: 'header', version: 1, length: 36, source: { address: '2001:db8::1', port: 65535, family: 'IPv6' }, destination: { address: '::1', port: 0, family: 'IPv6' } },
+      {
+        kind: 'header',
+        version: 1,
+        length: 36,
+        source: { address: '2001:db8::1', port: 65535, family: 'IPv6' },
+        destination: { address: '::1', port: 0, family: 'IPv6' },
+      },
     ],
     ['v1 UNKNOWN', Buffer.from('PROXY UNKNOWN\r\n'), { kind: 'header', version: 1, length: 15 }],
-    ['v1 UNKNOWN with addresses (ignored)', Buffer.from('PROXY UNKNOWN ::1 ::1 1 2\r\n'), { kind: 'header', version: 1, length: 27 }],
+    [
+      'v1 UNKNOWN with addresses (ignored)',
+      Buffer.from('PROXY UNKNOWN ::1 ::1 1 2\r\n'),
+      { kind: 'header', version: 1, length: 27 },
+    ],
     [
       'v2 PROXY AF_INET',
       v2(0x21, 0x11, INET),
-      { kind: 'header', version: 2, length: 28, source: { address: '203.0.113.7', port: 12345, family: 'IPv4' }, destination: { address: '192.0.2.1', port: 443, family: 'IPv4' } },
+      {
+        kind: 'header',
+        version: 2,
+        length: 28,
+        source: { address: '203.0.113.7', port: 12345, family: 'IPv4' },
+        destination: { address: '192.0.2.1', port: 443, family: 'IPv4' },
+      },
     ],
     [
       'v2 PROXY AF_INET with a TLV (skipped)',
       v2(0x21, 0x11, [...INET, ...TLV]),
-      { kind: 'header', version: 2, length: 33, source: { address: '203.0.113.7', port: 12345, family: 'IPv4' }, destination: { address: '192.0.2.1', port: 443, family: 'IPv4' } },
+      {
+        kind: 'header',
+        version: 2,
+        length: 33,
+        source: { address: '203.0.113.7', port: 12345, family: 'IPv4' },
+        destination: { address: '192.0.2.1', port: 443, family: 'IPv4' },
+      },
     ],
     [
       'v2 PROXY AF_INET6 (IPv4-mapped destination as Node writes it)',
       v2(0x21, 0x21, INET6),
-      { kind: 'header', version: 2, length: 52, source: { address: '2001:db8::1', port: 12345, family: 'IPv6' }, destination: { address: '::ffff:192.0.2.1', port: 443, family: 'IPv6' } },
+      {
+        kind: 'header',
+        version: 2,
+        length: 52,
+        source: { address: '2001:db8::1', port: 12345, family: 'IPv6' },
+        destination: { address: '::ffff:192.0.2.1', port: 443, family: 'IPv6' },
+      },
     ],
     ['v2 LOCAL (a health check): no addresses', v2(0x20, 0x00, []), { kind: 'header', version: 2, length: 16 }],
     ['v2 LOCAL with an address block (ignored)', v2(0x20, 0x11, INET), { kind: 'header', version: 2, length: 28 }],
@@ -59,7 +111,8 @@ describe('parseProxyHeader: whole headers', () => {
       assert.deepEqual(parseProxyHeader(Buffer.concat([bytes, Buffer.from('GET / HTTP/1.1\r\n')]), MAX), expected);
     });
     it(`${name}: every cut short of the end is incomplete`, () => {
-      for (let n = 1; n < bytes.length; n++) assert.deepEqual(parseProxyHeader(bytes.subarray(0, n), MAX), { kind: 'incomplete' }, `first ${n} bytes`);
+      for (let n = 1; n < bytes.length; n++)
+        assert.deepEqual(parseProxyHeader(bytes.subarray(0, n), MAX), { kind: 'incomplete' }, `first ${n} bytes`);
     });
   }
 });

@@ -118,17 +118,28 @@ describe("a member's full queue, with another member", () => {
   });
 
   it('sends a request past it to the other member, which never reached the busy one, and does not eject the busy one', async () => {
-    const request = (path: string) => `GET ${path} HTTP/1.1\r\nHost: example.com\r\nCookie: JSESSIONID=abc.m1\r\nConnection: close\r\n\r\n`;
+    const request = (path: string) =>
+      `GET ${path} HTTP/1.1\r\nHost: example.com\r\nCookie: JSESSIONID=abc.m1\r\nConnection: close\r\n\r\n`;
     const [m1, m2] = members as [TestMember, TestMember];
     const holding = raw(proxy.port, request('/hold'));
     await waitFor(() => m1.received.length === 1, 10_000, 'the first request at m1');
     const queued = raw(proxy.port, request('/hold'));
-    await waitFor(() => proxy.handle.stats().members.find((m) => m.id === 'm1')!.inFlight === 2, 10_000, 'the second request queued on m1');
+    await waitFor(
+      () => proxy.handle.stats().members.find((m) => m.id === 'm1')!.inFlight === 2,
+      10_000,
+      'the second request queued on m1',
+    );
     const redispatched = await raw(proxy.port, request('/elsewhere'));
     assert.deepEqual(statuses(redispatched), [200], redispatched.slice(0, 200));
     assert.match(redispatched, /x-member: m2\r\n/i);
-    assert.deepEqual(m1.received.map((r) => r.url), ['/hold']);
-    assert.deepEqual(m2.received.map((r) => r.url), ['/elsewhere']);
+    assert.deepEqual(
+      m1.received.map((r) => r.url),
+      ['/hold'],
+    );
+    assert.deepEqual(
+      m2.received.map((r) => r.url),
+      ['/elsewhere'],
+    );
     await waitFor(() => held.length === 1, 10_000, 'the held request');
     held.shift()!.end('released');
     await waitFor(() => held.length === 1, 10_000, 'the queued request at m1');

@@ -11,7 +11,13 @@ import { rawExchange as raw, statuses } from '../support/raw-http.js';
 
 const DEFAULT_ON: RetryCondition[] = ['conn-failure', 'empty-response'];
 
-type Row = [name: string, phase: FailurePhase, kind: UpstreamFailure, changes: Partial<Omit<FailedAttempt, 'error'>> & { reused?: boolean; on?: RetryCondition[] }, verdict: RetryVerdict];
+type Row = [
+  name: string,
+  phase: FailurePhase,
+  kind: UpstreamFailure,
+  changes: Partial<Omit<FailedAttempt, 'error'>> & { reused?: boolean; on?: RetryCondition[] },
+  verdict: RetryVerdict,
+];
 
 const rows: Row[] = [
   ['a refused connection, any method', 'connect', 'refused', { method: 'POST' }, 'next'],
@@ -20,17 +26,41 @@ const rows: Row[] = [
   ['an empty response to a GET', 'before-response', 'network', {}, 'next'],
   ['an empty response to a POST (it may have run)', 'before-response', 'network', { method: 'POST' }, 'stop'],
   ['a first-byte timeout, by default', 'before-response', 'timeout', {}, 'stop'],
-  ['a first-byte timeout with response-timeout in retries.on', 'before-response', 'timeout', { on: [...DEFAULT_ON, 'response-timeout'] }, 'next'],
-  ['a first-byte timeout of a POST even then', 'before-response', 'timeout', { method: 'POST', on: ['response-timeout'] }, 'stop'],
+  [
+    'a first-byte timeout with response-timeout in retries.on',
+    'before-response',
+    'timeout',
+    { on: [...DEFAULT_ON, 'response-timeout'] },
+    'next',
+  ],
+  [
+    'a first-byte timeout of a POST even then',
+    'before-response',
+    'timeout',
+    { method: 'POST', on: ['response-timeout'] },
+    'stop',
+  ],
   ['a junk response, by default', 'before-response', 'protocol', {}, 'stop'],
-  ['a junk response with junk-response in retries.on', 'before-response', 'protocol', { on: ['junk-response'] }, 'next'],
+  [
+    'a junk response with junk-response in retries.on',
+    'before-response',
+    'protocol',
+    { on: ['junk-response'] },
+    'next',
+  ],
   ['an empty response when retries.on leaves it out', 'before-response', 'network', { on: ['conn-failure'] }, 'stop'],
   ['a failure once response headers arrived', 'during-response', 'network', {}, 'stop'],
   ['the last attempt', 'connect', 'refused', { attempts: 3 }, 'stop'],
   ['a spent budget', 'connect', 'refused', { msLeft: 0 }, 'stop'],
   ['a body already read', 'connect', 'refused', { bodyIntact: false }, 'stop'],
   ['a stale kept-alive connection, GET', 'before-response', 'network', { reused: true }, 'stale'],
-  ['a stale kept-alive connection, even on the last attempt', 'before-response', 'network', { reused: true, attempts: 3 }, 'stale'],
+  [
+    'a stale kept-alive connection, even on the last attempt',
+    'before-response',
+    'network',
+    { reused: true, attempts: 3 },
+    'stale',
+  ],
   ['a second stale connection', 'before-response', 'network', { reused: true, staleRetried: true }, 'next'],
   ['a stale kept-alive connection, POST', 'before-response', 'network', { reused: true, method: 'POST' }, 'stop'],
   ['a timeout on a reused connection (not stale)', 'before-response', 'timeout', { reused: true }, 'stop'],
@@ -44,7 +74,15 @@ describe('retryDecision', () => {
   for (const [name, phase, kind, changes, verdict] of rows) {
     it(`${verdict} after ${name}`, () => {
       const { reused = false, on = DEFAULT_ON, ...rest } = changes;
-      const failed: FailedAttempt = { error: { phase, kind, reusedConnection: reused }, method: 'GET', bodyIntact: true, attempts: 1, staleRetried: false, msLeft: 1000, ...rest };
+      const failed: FailedAttempt = {
+        error: { phase, kind, reusedConnection: reused },
+        method: 'GET',
+        bodyIntact: true,
+        attempts: 1,
+        staleRetried: false,
+        msLeft: 1000,
+        ...rest,
+      };
       assert.equal(retryDecision({ attempts: 3, on: new Set(on) }, failed), verdict);
     });
   }
@@ -64,7 +102,11 @@ describe('a hung member', () => {
       sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
     };
     proxies.byDefault = await startTestProxy({ ...base, timeouts: { first_byte: '1s' }, retries: { attempts: 3 } });
-    proxies.budgeted = await startTestProxy({ ...base, timeouts: { first_byte: '2s' }, retries: { attempts: 3, on: ['conn-failure', 'response-timeout'], budget: '3s' } });
+    proxies.budgeted = await startTestProxy({
+      ...base,
+      timeouts: { first_byte: '2s' },
+      retries: { attempts: 3, on: ['conn-failure', 'response-timeout'], budget: '3s' },
+    });
   });
   after(async () => {
     for (const proxy of Object.values(proxies)) await proxy.handle.close(1000);
@@ -73,7 +115,10 @@ describe('a hung member', () => {
 
   const received = () => hung.reduce((sum, m) => sum + m.received.length, 0);
   // The lane takes an HTTP/1.1 GET; Node's server an HTTP/1.0 one.
-  const paths = { lane: 'GET /never HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n', node: 'GET /never HTTP/1.0\r\nHost: example.com\r\n\r\n' };
+  const paths = {
+    lane: 'GET /never HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n',
+    node: 'GET /never HTTP/1.0\r\nHost: example.com\r\n\r\n',
+  };
 
   for (const [path, bytes] of Object.entries(paths)) {
     it(`costs one first_byte and one member by default, not attempts × first_byte (${path})`, async () => {

@@ -14,7 +14,13 @@ describe('site and route matching', () => {
       clusters: Object.fromEntries(Object.entries(members).map(([n, m]) => [n, { members: [{ url: m.url }] }])),
       health: { enabled: false },
       sites: {
-        public: { hosts: ['example.com', 'www.example.com'], routes: [{ path: '/', clusters: ['pub'] }, { path: '/api', clusters: ['api'] }] },
+        public: {
+          hosts: ['example.com', 'www.example.com'],
+          routes: [
+            { path: '/', clusters: ['pub'] },
+            { path: '/api', clusters: ['api'] },
+          ],
+        },
         wild: { hosts: ['*.apps.example.com'], routes: [{ path: '/', clusters: ['wild'] }] },
         qa: { hosts: ['qa.example.com'], allow: ['10.0.0.0/8'], routes: [{ path: '/', clusters: ['qa'] }] },
       },

@@ -53,7 +53,11 @@ describe('maintenance, pause, drain notice and live state changes', () => {
       access_log: { target: join(dir, 'access.log'), format: 'json' },
       sites: {
         pub: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['a', 'b'], sticky: { mode: 'route' } }] },
-        own: { hosts: ['own.example.com'], error_pages: { '503': join(dir, '503.html') }, routes: [{ path: '/', clusters: ['a'] }] },
+        own: {
+          hosts: ['own.example.com'],
+          error_pages: { '503': join(dir, '503.html') },
+          routes: [{ path: '/', clusters: ['a'] }],
+        },
       },
     });
   });
@@ -77,7 +81,7 @@ describe('maintenance, pause, drain notice and live state changes', () => {
     assert.equal((JSON.parse(json.body) as { message: string }).message, 'Back at 14:00');
   });
 
-  it('serves the site\'s own 503 page, with the message in it', async () => {
+  it("serves the site's own 503 page, with the message in it", async () => {
     const state = initialState(proxy.loaded.config);
     state.sites.own = { maintenance: { message: 'Back <soon>' } };
     proxy.reapply(proxy.raw, state);
@@ -117,19 +121,30 @@ describe('maintenance, pause, drain notice and live state changes', () => {
 
   it('injects the drain banner into HTML from a draining cluster, with the header (minutes to its deadline) and a correct length', async () => {
     const state = initialState(proxy.loaded.config);
-    state.clusters.b = { traffic: 'draining', weight: 1, drainingSince: new Date(Date.now() - 10 * 60_000).toISOString() };
+    state.clusters.b = {
+      traffic: 'draining',
+      weight: 1,
+      drainingSince: new Date(Date.now() - 10 * 60_000).toISOString(),
+    };
     proxy.reapply(proxy.raw, state);
     const reply = await request(proxy.port, { headers: { cookie: 'JSESSIONID=s.b1' } });
     assert.equal(reply.headers['dayshift-draining'], '20');
     assert.match(reply.body, /^<html><body><div role="status"[^>]*>Updating: 20 minutes left<\/div><main>Hello/);
     assert.equal(Number(reply.headers['content-length']), Buffer.byteLength(reply.body));
     const chunked = await request(proxy.port, { path: '/chunked', headers: { cookie: 'JSESSIONID=s.b1' } });
-    assert.match(chunked.body, /^<html><body class="x"><div role="status"[^>]*>Updating: 20 minutes left<\/div>b<\/body>/);
+    assert.match(
+      chunked.body,
+      /^<html><body class="x"><div role="status"[^>]*>Updating: 20 minutes left<\/div>b<\/body>/,
+    );
     const live = await request(proxy.port, { headers: { cookie: 'JSESSIONID=s.a1' } });
     assert.equal(live.headers['dayshift-draining'], undefined);
     assert.doesNotMatch(live.body, /Updating/);
     // A drain with a deadline of its own (given to the drain, not drain.deadline) counts down to that one.
-    state.clusters.b.drainDeadline = { at: new Date(Date.now() + 4.5 * 60_000).toISOString(), who: 'token:admin', from: '127.0.0.1' };
+    state.clusters.b.drainDeadline = {
+      at: new Date(Date.now() + 4.5 * 60_000).toISOString(),
+      who: 'token:admin',
+      from: '127.0.0.1',
+    };
     proxy.reapply(proxy.raw, state);
     const own = await request(proxy.port, { headers: { cookie: 'JSESSIONID=s.b1' } });
     assert.equal(own.headers['dayshift-draining'], '5');
@@ -160,7 +175,10 @@ describe('maintenance, pause, drain notice and live state changes', () => {
     proxy.reapply(next, state);
     for (const release of releases.splice(0)) release();
     const replies = await Promise.all(pending);
-    assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      [200, 200, 200, 200, 200, 200],
+    );
     assert.ok(replies.every((r) => /^[ab] held$/.test(r.body)));
     assert.equal((await request(proxy.port, {})).status, 503, 'new requests see the new state');
   });
@@ -184,9 +202,17 @@ describe('maintenance, pause, drain notice and live state changes', () => {
     const after = proxy.handle.stats();
     const sum = (s: typeof before) => s.members.reduce((n, m) => n + m.responses[1], 0);
     assert.equal(sum(after) - sum(before), 1);
-    assert.equal(after.sites.find((s) => s.name === 'pub')!.responses[1] - before.sites.find((s) => s.name === 'pub')!.responses[1], 1);
+    assert.equal(
+      after.sites.find((s) => s.name === 'pub')!.responses[1] -
+        before.sites.find((s) => s.name === 'pub')!.responses[1],
+      1,
+    );
     const m = after.members.find((x) => x.responses[1] > 0)!;
     assert.equal(m.latencyBuckets.length, 14);
-    assert.equal(m.latencyBuckets.reduce((x, y) => x + y, 0), m.responses.reduce((x, y) => x + y, 0), 'every response is in one bucket');
+    assert.equal(
+      m.latencyBuckets.reduce((x, y) => x + y, 0),
+      m.responses.reduce((x, y) => x + y, 0),
+      'every response is in one bucket',
+    );
   });
 });

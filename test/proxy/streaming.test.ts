@@ -90,11 +90,21 @@ describe('streaming bodies', () => {
   it('uploads 1 GB with bounded memory', async () => {
     const rss = sampleRss();
     const answer = await new Promise<string>((resolve, reject) => {
-      const req = http.request({ port: proxy.port, host: '127.0.0.1', method: 'POST', path: '/', headers: { host: 'example.com', 'content-length': String(GB) }, agent: false }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c));
-        res.on('end', () => resolve(text));
-      });
+      const req = http.request(
+        {
+          port: proxy.port,
+          host: '127.0.0.1',
+          method: 'POST',
+          path: '/',
+          headers: { host: 'example.com', 'content-length': String(GB) },
+          agent: false,
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c));
+          res.on('end', () => resolve(text));
+        },
+      );
       req.on('error', reject);
       produce(req, GB, { written: 0 }, () => req.end());
     });
@@ -107,11 +117,14 @@ describe('streaming bodies', () => {
     const rss = sampleRss();
     const received = await new Promise<number>((resolve, reject) => {
       http
-        .get({ port: proxy.port, host: '127.0.0.1', path: `/?size=${GB}`, headers: { host: 'example.com' }, agent: false }, (res) => {
-          let bytes = 0;
-          res.on('data', (c: Buffer) => (bytes += c.length));
-          res.on('end', () => resolve(bytes));
-        })
+        .get(
+          { port: proxy.port, host: '127.0.0.1', path: `/?size=${GB}`, headers: { host: 'example.com' }, agent: false },
+          (res) => {
+            let bytes = 0;
+            res.on('data', (c: Buffer) => (bytes += c.length));
+            res.on('end', () => resolve(bytes));
+          },
+        )
         .on('error', reject);
     });
     const growth = rss.stop();
@@ -122,11 +135,18 @@ describe('streaming bodies', () => {
   it('holds a member back while a client does not read (backpressure reaches the member)', async () => {
     const size = 256 * 1024 ** 2;
     let response: http.IncomingMessage | undefined;
-    const req = http.get({ port: proxy.port, host: '127.0.0.1', path: `/?size=${size}`, headers: { host: 'example.com' }, agent: false }, (res) => {
-      response = res;
-      res.pause();
-    });
-    await waitFor(() => response !== undefined && download.blocked && download.written > 0, 10_000, 'the member to block');
+    const req = http.get(
+      { port: proxy.port, host: '127.0.0.1', path: `/?size=${size}`, headers: { host: 'example.com' }, agent: false },
+      (res) => {
+        response = res;
+        res.pause();
+      },
+    );
+    await waitFor(
+      () => response !== undefined && download.blocked && download.written > 0,
+      10_000,
+      'the member to block',
+    );
     const stalled = download.written;
     assert.ok(stalled < size / 4, `member wrote ${stalled} bytes to a client that reads nothing`);
     let bytes = 0;
@@ -142,13 +162,19 @@ describe('streaming bodies', () => {
     const lines: number[] = [];
     await new Promise<void>((resolve, reject) => {
       http
-        .get({ port: proxy.port, host: '127.0.0.1', path: '/slow', headers: { host: 'example.com' }, agent: false }, (res) => {
-          res.on('data', (c: Buffer) => lines.push(c.toString().split('\n').filter(Boolean).length));
-          res.on('end', resolve);
-        })
+        .get(
+          { port: proxy.port, host: '127.0.0.1', path: '/slow', headers: { host: 'example.com' }, agent: false },
+          (res) => {
+            res.on('data', (c: Buffer) => lines.push(c.toString().split('\n').filter(Boolean).length));
+            res.on('end', resolve);
+          },
+        )
         .on('error', reject);
     });
-    assert.equal(lines.reduce((a, b) => a + b, 0), 5);
+    assert.equal(
+      lines.reduce((a, b) => a + b, 0),
+      5,
+    );
     assert.ok(lines.length > 1, 'the body arrived in pieces, not buffered whole');
   });
 });

@@ -36,8 +36,12 @@ describe('WebSocket and Upgrade tunnels', () => {
     // A WebSocket echo server: answers the handshake, then sends every text frame back unmasked.
     member.server.on('upgrade', (req, socket) => {
       upgrades.push(req.headers);
-      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}${GUID}`).digest('base64');
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      const accept = createHash('sha1')
+        .update(`${String(req.headers['sec-websocket-key'])}${GUID}`)
+        .digest('base64');
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+      );
       socket.on('data', (data: Buffer) => {
         const text = unmask(data);
         socket.write(Buffer.concat([Buffer.from([0x81, text.length]), Buffer.from(text)]));
@@ -65,7 +69,9 @@ describe('WebSocket and Upgrade tunnels', () => {
     const socket = net.connect(port, '127.0.0.1');
     await once(socket, 'connect');
     const key = Buffer.from('0123456789abcdef').toString('base64');
-    socket.write(`GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    socket.write(
+      `GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
     const queue: Buffer[] = [];
     let waiting: ((b: Buffer) => void) | undefined;
     let buffered = Buffer.alloc(0);
@@ -156,7 +162,11 @@ describe('WebSocket and Upgrade tunnels', () => {
   it('relays a refused upgrade as an ordinary answer (body decoded, hop-by-hop headers dropped) and closes', async () => {
     // A member that refuses the upgrade with a chunked 404 and would keep the connection alive.
     const refusing = net.createServer((socket) => {
-      socket.once('data', () => socket.write('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=60\r\nX-Why: no ws here\r\n\r\n5\r\nnope \r\n4\r\nhere\r\n0\r\n\r\n'));
+      socket.once('data', () =>
+        socket.write(
+          'HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=60\r\nX-Why: no ws here\r\n\r\n5\r\nnope \r\n4\r\nhere\r\n0\r\n\r\n',
+        ),
+      );
       socket.on('error', () => undefined);
     });
     refusing.listen(0, '127.0.0.1');
@@ -167,7 +177,10 @@ describe('WebSocket and Upgrade tunnels', () => {
       sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
     });
     try {
-      const reply = await rawExchange(own.port, 'GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      const reply = await rawExchange(
+        own.port,
+        'GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      );
       const [head, body] = reply.split('\r\n\r\n');
       assert.match(head!, /^HTTP\/1\.1 404 Not Found\r\n/);
       assert.match(head!, /\r\nX-Why: no ws here(\r\n|$)/);

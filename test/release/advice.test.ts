@@ -28,12 +28,18 @@ test('a plain config gets no advice', () => {
 });
 
 test('health checks off: the health gate would count members up unchecked', () => {
-  assert.match(advice('health: { enabled: false }'), /health\.enabled is false for prod-a, prod-b: the release's health gate counts those members up/);
+  assert.match(
+    advice('health: { enabled: false }'),
+    /health\.enabled is false for prod-a, prod-b: the release's health gate counts those members up/,
+  );
   assert.match(advice('', ', health: { enabled: false }'), /health\.enabled is false for prod-a, prod-b/);
 });
 
 test('route stickiness with session_idle under 30m: a note on the application timeout, naming Tomcat for ajp', () => {
-  assert.match(advice('', '', sticky), /drain\.session_idle is 5m00?s: a user idle longer than that .* loses the session/);
+  assert.match(
+    advice('', '', sticky),
+    /drain\.session_idle is 5m00?s: a user idle longer than that .* loses the session/,
+  );
   assert.equal(advice('drain: { session_idle: 30m }', '', sticky), '');
   assert.match(advice('release: { drain: { session_idle: 10m } }', '', sticky), /session_idle is 10m00?s/);
 });
@@ -53,8 +59,22 @@ sites:
 });
 
 test('QA checks via: preview need a public site over the cluster, and not a QA site', () => {
-  assert.equal(advice('release: { qa: [{ path: /, via: preview }] }'), '', 'the public site serves both clusters; no QA site is needed');
-  assert.match(advice('release: { qa: [{ path: /, via: qa }] }'), /clusters\.prod-a: its QA checks have no QA site to go to/);
-  const pinnedOnly = advice('release: { qa: [{ path: /, via: preview }] }', '', '{ clusters: [prod-a, prod-b], traffic: pinned }');
-  assert.match(pinnedOnly, /clusters\.prod-a: its QA checks via: preview cannot run: no site has a shared route over prod-a/);
+  assert.equal(
+    advice('release: { qa: [{ path: /, via: preview }] }'),
+    '',
+    'the public site serves both clusters; no QA site is needed',
+  );
+  assert.match(
+    advice('release: { qa: [{ path: /, via: qa }] }'),
+    /clusters\.prod-a: its QA checks have no QA site to go to/,
+  );
+  const pinnedOnly = advice(
+    'release: { qa: [{ path: /, via: preview }] }',
+    '',
+    '{ clusters: [prod-a, prod-b], traffic: pinned }',
+  );
+  assert.match(
+    pinnedOnly,
+    /clusters\.prod-a: its QA checks via: preview cannot run: no site has a shared route over prod-a/,
+  );
 });

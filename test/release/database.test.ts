@@ -22,7 +22,10 @@ before(async () => {
   pair = await startMariaDbPair();
   if (!pair || !client) return;
   // The migration's account: it may skip the binlog (SET sql_log_bin) and write through read_only.
-  await pair.a.sql("CREATE USER IF NOT EXISTS migrator@'127.0.0.1' IDENTIFIED BY 'migrator-pw'", "GRANT ALL ON *.* TO migrator@'127.0.0.1'");
+  await pair.a.sql(
+    "CREATE USER IF NOT EXISTS migrator@'127.0.0.1' IDENTIFIED BY 'migrator-pw'",
+    "GRANT ALL ON *.* TO migrator@'127.0.0.1'",
+  );
   await waitForReplica(pair.a, pair.b);
   const alter = `${client} -h 127.0.0.1 -P "$DAYSHIFT_DB_PORT" -u migrator -pmigrator-pw appdb -e "SET SESSION sql_log_bin=0; ALTER TABLE writes ADD COLUMN IF NOT EXISTS note VARCHAR(20) NULL"`;
   world = await makeWorld({
@@ -37,7 +40,10 @@ before(async () => {
     },
   });
   const config = parse(await readFile(world.configFile, 'utf8')) as Record<string, unknown>;
-  await writeFile(world.configFile, stringify({ ...config, ...(parse(databaseYaml(pair)) as Record<string, unknown>) }));
+  await writeFile(
+    world.configFile,
+    stringify({ ...config, ...(parse(databaseYaml(pair)) as Record<string, unknown>) }),
+  );
   dayshift = await startInProcess(world);
   await allUp(dayshift);
 });
@@ -58,13 +64,18 @@ function need(t: TestContext): MariaDbPair | undefined {
 test('release.database: migrate the replica, check replication, switch over, migrate the old primary; then the clusters', async (t) => {
   const p = need(t);
   if (!p) return;
-  const started = await api(dayshift!.adminUrl, dayshift!.token.value, 'POST', '/api/release/start', { version: '2.0' });
+  const started = await api(dayshift!.adminUrl, dayshift!.token.value, 'POST', '/api/release/start', {
+    version: '2.0',
+  });
   assert.equal(started.status, 200, JSON.stringify(started.body));
   const release = await releaseIn(dayshift!, ['succeeded', 'failed'], 120_000);
   const failed = release.steps.find((s) => s.state === 'failed');
   assert.equal(release.state, 'succeeded', `${failed?.title}: ${failed?.detail}\n${failed?.output?.join('\n')}`);
   const db = release.steps.filter((s): s is DbStep => s.id.startsWith('db:'));
-  assert.deepEqual(db.map((s) => s.kind), ['db-migrate', 'db-check-replication', 'db-switchover', 'db-migrate']);
+  assert.deepEqual(
+    db.map((s) => s.kind),
+    ['db-migrate', 'db-check-replication', 'db-switchover', 'db-migrate'],
+  );
   assert.match(db[0]!.detail!, /^ran on b \(replica/);
   assert.match(db[2]!.detail!, /^b is the primary; write outage \d+ ms/);
   assert.equal(db[2]!.dbTarget, 'b', 'the chosen target is journalled for a resume');
@@ -89,7 +100,13 @@ test('a resumed switchover step keeps the target it chose: after a finished swit
   const loaded = await loadConfigFile(world.configFile);
   const switchover = releaseConfig(loaded.config).database[2]!;
   const lines: string[] = [];
-  const again = await runDbStep(switchover, { loaded, store: dayshift!.store, env: {}, onLine: (line) => lines.push(line), target: 'b' });
+  const again = await runDbStep(switchover, {
+    loaded,
+    store: dayshift!.store,
+    env: {},
+    onLine: (line) => lines.push(line),
+    target: 'b',
+  });
   assert.match(again.detail, /^b is already the primary/);
   const [b] = await p.b.sql('SELECT @@global.read_only AS ro');
   assert.equal(Number(b!.ro), 0, 'b stays writable');

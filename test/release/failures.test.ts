@@ -43,7 +43,9 @@ describe('a failing hook', () => {
   it('fails the release with traffic on the old cluster; retry re-runs the hook once it is fixed', async () => {
     const flag = join(tmpdir(), `dayshift-hook-flag-${process.pid}`);
     await writeFile(flag, 'fail');
-    ({ world, dayshift } = await setUp({ hooks: { deploy: { run: `echo deploying $DAYSHIFT_CLUSTER; test ! -e '${flag}'` } } }));
+    ({ world, dayshift } = await setUp({
+      hooks: { deploy: { run: `echo deploying $DAYSHIFT_CLUSTER; test ! -e '${flag}'` } },
+    }));
     try {
       await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' });
       const failed = await releaseIn(dayshift, ['failed', 'succeeded']);
@@ -97,13 +99,20 @@ describe('a failing health gate', () => {
     assert.equal(aborted.body.state, 'aborted');
     assert.equal(aborted.body.steps.find((s) => s.id === 'prod-a:rollback')?.state, 'succeeded');
     const apps = world.apps.apps.filter((a) => a.options.cluster === 'prod-a');
-    assert.deepEqual(apps.map((a) => a.version), ['1.0', '1.0'], 'the rollback hook put the old version back');
+    assert.deepEqual(
+      apps.map((a) => a.version),
+      ['1.0', '1.0'],
+      'the rollback hook put the old version back',
+    );
     const state = dayshift.plane.state.clusters;
-    assert.deepEqual([state['prod-a']?.traffic, state['prod-a']?.weight, state['prod-b']?.traffic], ['live', 1, 'live']);
+    assert.deepEqual(
+      [state['prod-a']?.traffic, state['prod-a']?.weight, state['prod-b']?.traffic],
+      ['live', 1, 'live'],
+    );
   });
 });
 
-describe('a health gate with the proxy\'s active checks off (health.enabled: false, as imports once wrote)', () => {
+describe("a health gate with the proxy's active checks off (health.enabled: false, as imports once wrote)", () => {
   let world: World;
   let dayshift: Dayshift;
   after(async () => {
@@ -112,7 +121,12 @@ describe('a health gate with the proxy\'s active checks off (health.enabled: fal
   });
 
   it('probes the members itself: an unhealthy build fails it instead of counting as up unchecked', async () => {
-    world = await makeWorld({ release: { health: { timeout: '3s', stable: '500ms' }, hooks: { deploy: { run: `${DAYSHIFT} demo-deploy`, per: 'member' } } } });
+    world = await makeWorld({
+      release: {
+        health: { timeout: '3s', stable: '500ms' },
+        hooks: { deploy: { run: `${DAYSHIFT} demo-deploy`, per: 'member' } },
+      },
+    });
     const config = parse(await readFile(world.configFile, 'utf8')) as { health?: Record<string, unknown> };
     config.health = { ...config.health, enabled: false };
     await writeFile(world.configFile, stringify(config));
@@ -134,14 +148,25 @@ describe('a failing QA check', () => {
   });
 
   it('fails the release naming the check, traffic stays on the old cluster; retry checks again; abort keeps the deployed cluster out without a rollback hook', async () => {
-    ({ world, dayshift } = await setUp({ qa: [{ path: '/health', status: 200 }, { path: '/health', body: 'version-that-is-not-there' }] }));
+    ({ world, dayshift } = await setUp({
+      qa: [
+        { path: '/health', status: 200 },
+        { path: '/health', body: 'version-that-is-not-there' },
+      ],
+    }));
     await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' });
     const failed = await releaseIn(dayshift, ['failed', 'succeeded']);
     assert.equal(failed.state, 'failed');
     const step = failed.steps[failed.current]!;
     assert.equal(step.id, 'prod-a:qa');
-    assert.match(step.detail ?? '', /QA check GET http:\/\/qa-a\.localhost:\d+\/health: the body does not contain "version-that-is-not-there"/);
-    assert.ok(step.output?.some((l) => /GET .*\/health → 200/.test(l)), 'the passing check is in the output');
+    assert.match(
+      step.detail ?? '',
+      /QA check GET http:\/\/qa-a\.localhost:\d+\/health: the body does not contain "version-that-is-not-there"/,
+    );
+    assert.ok(
+      step.output?.some((l) => /GET .*\/health → 200/.test(l)),
+      'the passing check is in the output',
+    );
     assertOnOldCluster(dayshift);
 
     const retried = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/retry', {});

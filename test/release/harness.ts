@@ -73,10 +73,19 @@ export async function startInProcess(world: World): Promise<Dayshift> {
 }
 
 /** Calls the admin API; returns status and JSON body. */
-export async function api<T = Release>(adminUrl: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+export async function api<T = Release>(
+  adminUrl: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const response = await fetch(`${adminUrl}${path}`, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await response.text();
@@ -84,7 +93,11 @@ export async function api<T = Release>(adminUrl: string, token: string, method: 
 }
 
 /** Polls until `check` returns a value (not undefined), or fails at the deadline. */
-export async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -96,19 +109,36 @@ export async function until<T>(what: string, check: () => Promise<T | undefined>
 
 /** Waits until the in-process conductor's release is in one of the states. */
 export function releaseIn(dayshift: Dayshift, states: Release['state'][], timeoutMs = 90_000): Promise<Release> {
-  return until(`release in ${states.join('/')}`, () => {
-    const r = dayshift.conductor.current();
-    return r && states.includes(r.state) ? r : undefined;
-  }, timeoutMs);
+  return until(
+    `release in ${states.join('/')}`,
+    () => {
+      const r = dayshift.conductor.current();
+      return r && states.includes(r.state) ? r : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function allUp(dayshift: Dayshift): Promise<void> {
-  await until('all members up', async () => ((await dayshift.plane.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined), 15_000);
+  await until(
+    'all members up',
+    async () =>
+      (await dayshift.plane.status()).clusters.every((c) => c.members.every((m) => m.health === 'up'))
+        ? true
+        : undefined,
+    15_000,
+  );
 }
 
 /** Runs the dayshift CLI to completion; returns exit code and output. */
-export async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { ...process.env, ...env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -118,19 +148,28 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
 }
 
 /** `dayshift start -c FILE` as a child process, ready once its admin API answers. */
-export async function startChild(world: World): Promise<{ child: ChildProcess; adminUrl: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [MAIN, 'start', '-c', world.configFile], { env: { ...process.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startChild(
+  world: World,
+): Promise<{ child: ChildProcess; adminUrl: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [MAIN, 'start', '-c', world.configFile], {
+    env: { ...process.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const adminUrl = `http://127.0.0.1:${world.adminPort}`;
-  await until(`dayshift start to answer (stderr: ${stderr})`, async () => {
-    if (child.exitCode !== null) throw new Error(`dayshift start exited with ${child.exitCode}: ${stderr}`);
-    try {
-      return (await fetch(`${adminUrl}/healthz`)).ok ? true : undefined;
-    } catch {
-      return undefined;
-    }
-  }, 20_000);
+  await until(
+    `dayshift start to answer (stderr: ${stderr})`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`dayshift start exited with ${child.exitCode}: ${stderr}`);
+      try {
+        return (await fetch(`${adminUrl}/healthz`)).ok ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    20_000,
+  );
   return {
     child,
     adminUrl,

@@ -37,14 +37,20 @@ describe('a release with several instances through etcd', { skip: etcd.skip }, (
     await cluster?.stop();
   });
 
-  const members = (name: string) => apps.apps.filter((a) => a.options.cluster === name).map((a) => ({ url: a.url, route: a.options.member }));
+  const members = (name: string) =>
+    apps.apps.filter((a) => a.options.cluster === name).map((a) => ({ url: a.url, route: a.options.member }));
   /** Every instance's config; the deploy of prod-a waits until `gate` exists. */
   const sharedConfig = (prefix: string, gate: string) => ({
     store: { type: 'etcd', endpoints: cluster.endpoints, prefix, lease_ttl: '2s' },
     health: { path: '/health', interval: '250ms', rise: 1, fall: 1 },
     drain: { session_idle: '500ms' },
     clusters: { 'prod-a': { members: members('prod-a') }, 'prod-b': { members: members('prod-b') } },
-    sites: { public: { hosts: ['localhost'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], sticky: { mode: 'route', cookie: 'JSESSIONID' } }] } },
+    sites: {
+      public: {
+        hosts: ['localhost'],
+        routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], sticky: { mode: 'route', cookie: 'JSESSIONID' } }],
+      },
+    },
     release: {
       hooks: { deploy: { run: `while [ ! -e '${gate}' ]; do sleep 0.05; done` } },
       health: { timeout: '20s', stable: '300ms' },
@@ -62,10 +68,17 @@ describe('a release with several instances through etcd', { skip: etcd.skip }, (
 
     const started = await a.api<Release>('POST', '/api/release/start', { version: '2.0' });
     assert.equal(started.status, 200);
-    await until('the deploy to run on instance a', async () => ((await a.api<Release>('GET', '/api/release')).body.steps.find((s) => s.id === 'prod-a:deploy')?.state === 'running' ? true : undefined));
+    await until('the deploy to run on instance a', async () =>
+      (await a.api<Release>('GET', '/api/release')).body.steps.find((s) => s.id === 'prod-a:deploy')?.state ===
+      'running'
+        ? true
+        : undefined,
+    );
     const followed = await until('instance b to follow', async () => {
       const r = await b.api<Release>('GET', '/api/release');
-      return r.status === 200 && r.body.id === started.body.id && r.body.steps[r.body.current]?.id === 'prod-a:deploy' ? r.body : undefined;
+      return r.status === 200 && r.body.id === started.body.id && r.body.steps[r.body.current]?.id === 'prod-a:deploy'
+        ? r.body
+        : undefined;
     });
     assert.equal(followed.state, 'running');
 
@@ -80,10 +93,14 @@ describe('a release with several instances through etcd', { skip: etcd.skip }, (
     assert.equal((await a.api<Release>('GET', '/api/release')).body.state, 'running');
 
     await writeFile(gate, 'open');
-    const done = await until('the release to succeed, seen from c', async () => {
-      const r = (await c.api<Release>('GET', '/api/release')).body;
-      return r.state === 'succeeded' || r.state === 'failed' ? r : undefined;
-    }, 60_000);
+    const done = await until(
+      'the release to succeed, seen from c',
+      async () => {
+        const r = (await c.api<Release>('GET', '/api/release')).body;
+        return r.state === 'succeeded' || r.state === 'failed' ? r : undefined;
+      },
+      60_000,
+    );
     assert.equal(done.state, 'succeeded', done.reason);
     assert.ok(existsSync(gate));
   });
@@ -95,14 +112,28 @@ describe('a release with several instances through etcd', { skip: etcd.skip }, (
     // Instance a is a real process, so that it can die by SIGKILL with its etcd lease still held.
     const adminPort = await freePort();
     const file = join(dir, 'dayshift.yaml');
-    await writeFile(file, stringify({ ...baseConfig(dir, sharedConfig(prefix, gate)), admin: { listen: `127.0.0.1:${adminPort}`, token_file: 'token' } }));
+    await writeFile(
+      file,
+      stringify({
+        ...baseConfig(dir, sharedConfig(prefix, gate)),
+        admin: { listen: `127.0.0.1:${adminPort}`, token_file: 'token' },
+      }),
+    );
     await writeFile(join(dir, 'token'), 'resume-test-token-0123456789\n');
     const child = spawn(process.execPath, [MAIN, 'start', '-c', file], { stdio: 'ignore' });
     const adminA = `http://127.0.0.1:${adminPort}`;
     const callA = (method: string, path: string, body?: unknown) =>
-      fetch(`${adminA}${path}`, { method, headers: { authorization: 'Bearer resume-test-token-0123456789', 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      fetch(`${adminA}${path}`, {
+        method,
+        headers: { authorization: 'Bearer resume-test-token-0123456789', 'content-type': 'application/json' },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
     try {
-      await until('instance a to answer', async () => ((await callA('GET', '/healthz').catch(() => undefined))?.ok ? true : undefined), 20_000);
+      await until(
+        'instance a to answer',
+        async () => ((await callA('GET', '/healthz').catch(() => undefined))?.ok ? true : undefined),
+        20_000,
+      );
       const b = await startWithDir(() => sharedConfig(prefix, gate));
       instances.push(b);
       const started = (await (await callA('POST', '/api/release/start', { version: '2.0' })).json()) as Release;
@@ -117,12 +148,20 @@ describe('a release with several instances through etcd', { skip: etcd.skip }, (
       child.kill('SIGKILL');
       await once(child, 'exit');
       // Once a's lease expires (lease_ttl 2s) the lock lapses and b takes the release over.
-      await until('instance b to take the release over', async () => ((await b.api('POST', '/api/release/resume', { yes: true })).status === 200 ? true : undefined), 20_000);
+      await until(
+        'instance b to take the release over',
+        async () => ((await b.api('POST', '/api/release/resume', { yes: true })).status === 200 ? true : undefined),
+        20_000,
+      );
       await writeFile(gate, 'open');
-      const done = await until('the release to end on instance b', async () => {
-        const r = (await b.api<Release>('GET', '/api/release')).body;
-        return r.state === 'succeeded' || r.state === 'failed' ? r : undefined;
-      }, 60_000);
+      const done = await until(
+        'the release to end on instance b',
+        async () => {
+          const r = (await b.api<Release>('GET', '/api/release')).body;
+          return r.state === 'succeeded' || r.state === 'failed' ? r : undefined;
+        },
+        60_000,
+      );
       assert.equal(done.state, 'succeeded', done.reason);
       assert.equal(done.id, started.id);
       const history = (await b.api<Release[]>('GET', '/api/releases')).body;

@@ -21,7 +21,9 @@ interface Receiver {
   close(): Promise<void>;
 }
 
-async function startReceiver(answer: (res: ServerResponse, n: number) => void = (res) => res.end('ok')): Promise<Receiver> {
+async function startReceiver(
+  answer: (res: ServerResponse, n: number) => void = (res) => res.end('ok'),
+): Promise<Receiver> {
   const requests: Receiver['requests'] = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -53,7 +55,9 @@ function eventsOf(receiver: Receiver, release: string): string[] {
 }
 
 function noticeOf(receiver: Receiver, release: string, event: string): Promise<ReleaseNotification> {
-  return until(`the ${event} notification of ${release}`, () => notices(receiver, release).find((n) => n.event === event));
+  return until(`the ${event} notification of ${release}`, () =>
+    notices(receiver, release).find((n) => n.event === event),
+  );
 }
 
 async function setPublicUrl(world: World, url: string): Promise<void> {
@@ -75,7 +79,20 @@ async function metric(dayshift: Dayshift, line: RegExp): Promise<number> {
 }
 
 const PUBLIC_URL = 'https://dayshift.example.test/ops/';
-const FULL_KEYS = ['approvesAt', 'cluster', 'clusters', 'dashboard', 'event', 'reason', 'release', 'startedBy', 'status', 'step', 'time', 'version'];
+const FULL_KEYS = [
+  'approvesAt',
+  'cluster',
+  'clusters',
+  'dashboard',
+  'event',
+  'reason',
+  'release',
+  'startedBy',
+  'status',
+  'step',
+  'time',
+  'version',
+];
 
 describe('release notifications', () => {
   let world: World;
@@ -96,7 +113,8 @@ describe('release notifications', () => {
       release: {
         hooks: {
           // A failing step for "broken", a step still running at a stop for "slow".
-          before: 'case "$DAYSHIFT_VERSION" in broken) echo "the schema check failed" >&2; exit 3;; slow) sleep 60;; esac',
+          before:
+            'case "$DAYSHIFT_VERSION" in broken) echo "the schema check failed" >&2; exit 3;; slow) sleep 60;; esac',
         },
         clusters: { 'prod-b': { approval: 'manual' } },
         notify: [
@@ -128,7 +146,11 @@ describe('release notifications', () => {
 
     await releaseIn(dayshift, ['awaiting-approval']);
     const waiting = await noticeOf(json, id, 'awaiting-approval');
-    assert.equal(waiting.dashboard, 'https://dayshift.example.test/ops/#release', 'admin.public_url is where the link points');
+    assert.equal(
+      waiting.dashboard,
+      'https://dayshift.example.test/ops/#release',
+      'admin.public_url is where the link points',
+    );
     assert.equal(waiting.cluster, 'prod-b', "prod-a's automatic approval waits for nobody and is not told");
     assert.equal(waiting.step?.id, 'prod-b:approval');
     assert.equal(waiting.status, 'awaiting-approval');
@@ -140,24 +162,41 @@ describe('release notifications', () => {
     await noticeOf(json, id, 'succeeded');
     assert.deepEqual(eventsOf(json, id), ['started', 'awaiting-approval', 'succeeded'], 'each event once, in order');
 
-    const messages = await until('three Slack messages', () => (slack.requests.length >= 3 ? slack.requests.map((r) => r.body as { text: string; blocks: { type: string; text?: { text: string } }[] }) : undefined));
+    const messages = await until('three Slack messages', () =>
+      slack.requests.length >= 3
+        ? slack.requests.map((r) => r.body as { text: string; blocks: { type: string; text?: { text: string } }[] })
+        : undefined,
+    );
     assert.equal(messages.length, 3);
     for (const m of messages) {
       assert.equal(typeof m.text, 'string');
       assert.equal(m.blocks[0]?.type, 'section');
     }
     assert.match(messages[0]!.text, /Release of version \*2\.0\* started \(prod-a, prod-b\)/);
-    assert.match(messages[1]!.text, /waits for approval: manual approval \(`dayshift release approve`\) for prod-b\. https:\/\/dayshift\.example\.test\/ops\/#release$/);
-    assert.match(messages[1]!.blocks[0]!.text!.text, /<https:\/\/dayshift\.example\.test\/ops\/#release\|Approve in the dashboard>/);
+    assert.match(
+      messages[1]!.text,
+      /waits for approval: manual approval \(`dayshift release approve`\) for prod-b\. https:\/\/dayshift\.example\.test\/ops\/#release$/,
+    );
+    assert.match(
+      messages[1]!.blocks[0]!.text!.text,
+      /<https:\/\/dayshift\.example\.test\/ops\/#release\|Approve in the dashboard>/,
+    );
     assert.match(messages[2]!.text, /succeeded/);
   });
 
   it('retries a receiver that answers 500, and counts what it sent', async () => {
     await until('the retry of the flaky receiver', () => (flaky.requests.length >= 2 ? true : undefined), 30_000);
     assert.equal(flaky.requests.length, 2, 'one failed attempt, one retry, then nothing: it only takes "started"');
-    assert.deepEqual(flaky.requests.map((r) => r.body.event), ['started', 'started']);
+    assert.deepEqual(
+      flaky.requests.map((r) => r.body.event),
+      ['started', 'started'],
+    );
     await until('the counts', () => (dayshift.webhooks.counts.sent >= 7 ? true : undefined));
-    assert.equal(await metric(dayshift, /^dayshift_notifications_total\{result="sent"\} (\d+)$/m), 7, '3 JSON + 3 Slack + 1 flaky');
+    assert.equal(
+      await metric(dayshift, /^dayshift_notifications_total\{result="sent"\} (\d+)$/m),
+      7,
+      '3 JSON + 3 Slack + 1 flaky',
+    );
     assert.equal(await metric(dayshift, /^dayshift_notifications_total\{result="failed"\} (\d+)$/m), 0);
     assert.equal(await metric(dayshift, /^dayshift_notification_retries_total (\d+)$/m), 1);
   });
@@ -193,7 +232,9 @@ describe('release notifications', () => {
 
   it('tells a release interrupted by a stop once, and its abort after the restart', async () => {
     const id = await start(dayshift, 'slow');
-    await until('the before hook running', () => (dayshift.conductor.current()?.steps[0]?.state === 'running' ? true : undefined));
+    await until('the before hook running', () =>
+      dayshift.conductor.current()?.steps[0]?.state === 'running' ? true : undefined,
+    );
     await dayshift.close(1000);
     const interrupted = await noticeOf(json, id, 'interrupted');
     assert.equal(interrupted.status, 'interrupted');
@@ -243,18 +284,31 @@ describe('release notifications to a receiver that hangs or is down', () => {
     const done = await releaseIn(dayshift, ['succeeded', 'failed'], 90_000);
     assert.equal(done.state, 'succeeded', done.reason);
     assert.ok(Date.now() - startedAt < 90_000);
-    assert.equal(hanging.requests.length, 1, 'the hanging receiver holds the first message: the others wait in its queue');
+    assert.equal(
+      hanging.requests.length,
+      1,
+      'the hanging receiver holds the first message: the others wait in its queue',
+    );
     await noticeOf(json, id, 'succeeded');
     assert.deepEqual(eventsOf(json, id), ['started', 'succeeded'], 'the healthy receiver is not held up by the others');
     // The receiver that is down: each message is tried twice, then counted as failed.
-    await until('the failures counted', async () => ((await metric(dayshift, /^dayshift_notifications_total\{result="failed"\} (\d+)$/m)) >= 2 ? true : undefined), 30_000);
+    await until(
+      'the failures counted',
+      async () =>
+        (await metric(dayshift, /^dayshift_notifications_total\{result="failed"\} (\d+)$/m)) >= 2 ? true : undefined,
+      30_000,
+    );
     assert.equal(await metric(dayshift, /^dayshift_notification_retries_total (\d+)$/m), 2);
 
     const stopping = Date.now();
     closed = true;
     await dayshift.close(1000);
     assert.ok(Date.now() - stopping < 15_000, `stopping took ${Date.now() - stopping} ms`);
-    assert.equal(dayshift.webhooks.counts.dropped, 2, 'the message in flight and the one behind it, dropped at the stop');
+    assert.equal(
+      dayshift.webhooks.counts.dropped,
+      2,
+      'the message in flight and the one behind it, dropped at the stop',
+    );
   });
 });
 
@@ -279,14 +333,25 @@ describe('release notifications with several instances through etcd', { skip: et
   });
 
   it('sends each event once, from the instance that runs the release, also when another one takes it over', async () => {
-    const members = (name: string) => apps.apps.filter((a) => a.options.cluster === name).map((a) => ({ url: a.url, route: a.options.member }));
+    const members = (name: string) =>
+      apps.apps.filter((a) => a.options.cluster === name).map((a) => ({ url: a.url, route: a.options.member }));
     const config = {
-      store: { type: 'etcd', endpoints: cluster.endpoints, prefix: `/dayshift/notify-${process.pid}/`, lease_ttl: '2s' },
+      store: {
+        type: 'etcd',
+        endpoints: cluster.endpoints,
+        prefix: `/dayshift/notify-${process.pid}/`,
+        lease_ttl: '2s',
+      },
       health: { path: '/health', interval: '250ms', rise: 1, fall: 1 },
       drain: { session_idle: '500ms' },
       clusters: { 'prod-a': { members: members('prod-a') }, 'prod-b': { members: members('prod-b') } },
       sites: { public: { hosts: ['localhost'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'] }] } },
-      release: { health: { timeout: '20s', stable: '300ms' }, approval: 'auto', clusters: { 'prod-b': { approval: 'manual' } }, notify: [{ url: json.url }] },
+      release: {
+        health: { timeout: '20s', stable: '300ms' },
+        approval: 'auto',
+        clusters: { 'prod-b': { approval: 'manual' } },
+        notify: [{ url: json.url }],
+      },
     };
     const a = await startTestDayshift(config);
     instances.push(a);
@@ -297,14 +362,26 @@ describe('release notifications with several instances through etcd', { skip: et
     assert.equal(started.status, 200, JSON.stringify(started.body));
     const id = started.body.id;
     await noticeOf(json, id, 'awaiting-approval');
-    await until('instance b to follow the wait', async () => ((await b.api<Release>('GET', '/api/release')).body.state === 'awaiting-approval' ? true : undefined));
+    await until('instance b to follow the wait', async () =>
+      (await b.api<Release>('GET', '/api/release')).body.state === 'awaiting-approval' ? true : undefined,
+    );
     // a stops; b takes the waiting release over: the journal says interrupted, then it waits again.
     instances.splice(instances.indexOf(a), 1);
     await a.stop();
-    await until('instance b to take the release over', async () => ((await b.api('POST', '/api/release/resume')).status === 200 ? true : undefined), 20_000);
-    await until('the wait on instance b', async () => ((await b.api<Release>('GET', '/api/release')).body.state === 'awaiting-approval' ? true : undefined));
+    await until(
+      'instance b to take the release over',
+      async () => ((await b.api('POST', '/api/release/resume')).status === 200 ? true : undefined),
+      20_000,
+    );
+    await until('the wait on instance b', async () =>
+      (await b.api<Release>('GET', '/api/release')).body.state === 'awaiting-approval' ? true : undefined,
+    );
     assert.equal((await b.api('POST', '/api/release/approve')).status, 200);
     await noticeOf(json, id, 'succeeded');
-    assert.deepEqual(eventsOf(json, id), ['started', 'awaiting-approval', 'interrupted', 'succeeded'], 'the wait is not told again after the takeover');
+    assert.deepEqual(
+      eventsOf(json, id),
+      ['started', 'awaiting-approval', 'interrupted', 'succeeded'],
+      'the wait is not told again after the takeover',
+    );
   });
 });

@@ -29,7 +29,10 @@ describe('QA checks through a preview on the public host', () => {
   });
 
   it('passes on the out cluster with the new version, then revokes the preview', async () => {
-    assert.equal((await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' })).status, 200);
+    assert.equal(
+      (await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' })).status,
+      200,
+    );
     const done = await releaseIn(dayshift, ['succeeded', 'failed', 'aborted']);
     assert.equal(done.state, 'succeeded', done.reason);
     for (const cluster of ['prod-a', 'prod-b']) {
@@ -53,7 +56,9 @@ describe('QA checks through a preview on the public host', () => {
   });
 
   it('a preview made after the release names the version the release deployed', async () => {
-    const made = await api<PreviewLink>(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/previews', { cluster: 'prod-b' });
+    const made = await api<PreviewLink>(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/previews', {
+      cluster: 'prod-b',
+    });
     assert.equal(made.status, 200);
     assert.equal(made.body.version, '2.0');
   });

@@ -19,7 +19,9 @@ import { startHttpd, type Httpd } from '../support/httpd.js';
 import { findExecutable } from '../support/peers.js';
 
 const apache2 = findExecutable('apache2');
-const missing = apache2 ? false : 'apache2 not found: install the Debian package apache2 (apt-get install apache2) to run this test';
+const missing = apache2
+  ? false
+  : 'apache2 not found: install the Debian package apache2 (apt-get install apache2) to run this test';
 if (missing && process.env.CI === 'true') throw new Error(missing);
 
 /** A driver config of two clusters; `prodA` is added to prod-a's section. */
@@ -46,15 +48,17 @@ describe('QA checks through Apache (the origin layout, a QA VirtualHost per clus
     backends = await Promise.all(['a1', 'b1'].map(startBackend));
     httpd = await startHttpd(apache2!, {
       body: backends
-        .map((b, i) => [
-          `<VirtualHost 127.0.0.1:{PORT}>`,
-          `  ServerName prod-${'ab'[i]}.example.com`,
-          `  <Proxy balancer://web-prod-${'ab'[i]}>`,
-          `    BalancerMember ${b.url}`,
-          '  </Proxy>',
-          `  ProxyPass / balancer://web-prod-${'ab'[i]}/`,
-          '</VirtualHost>',
-        ].join('\n'))
+        .map((b, i) =>
+          [
+            `<VirtualHost 127.0.0.1:{PORT}>`,
+            `  ServerName prod-${'ab'[i]}.example.com`,
+            `  <Proxy balancer://web-prod-${'ab'[i]}>`,
+            `    BalancerMember ${b.url}`,
+            '  </Proxy>',
+            `  ProxyPass / balancer://web-prod-${'ab'[i]}/`,
+            '</VirtualHost>',
+          ].join('\n'),
+        )
         .join('\n'),
     });
   });
@@ -63,10 +67,16 @@ describe('QA checks through Apache (the origin layout, a QA VirtualHost per clus
     await Promise.all(backends.map((b) => b.close()));
   });
 
-  test('without qa_url the checks can reach nothing: check warns, and the step says why instead of asking Dayshift\'s own port', async () => {
+  test("without qa_url the checks can reach nothing: check warns, and the step says why instead of asking Dayshift's own port", async () => {
     const { config } = parseConfig(driverConfig(httpd.port, backends));
-    assert.match(releaseAdvice(config).join('\n'), /clusters\.prod-a\.qa_url: with the apache driver Dayshift's own port serves nothing/);
-    assert.throws(() => qaTargetFor(config, 'prod-a'), (err: unknown) => err instanceof ReleaseStepError && /cannot reach it: with the apache driver/.test(err.message));
+    assert.match(
+      releaseAdvice(config).join('\n'),
+      /clusters\.prod-a\.qa_url: with the apache driver Dayshift's own port serves nothing/,
+    );
+    assert.throws(
+      () => qaTargetFor(config, 'prod-a'),
+      (err: unknown) => err instanceof ReleaseStepError && /cannot reach it: with the apache driver/.test(err.message),
+    );
     const dir = await mkdtemp(join(tmpdir(), 'dayshift-qa-'));
     try {
       await writeFile(join(dir, 'dayshift.yaml'), driverConfig(httpd.port, backends));
@@ -79,26 +89,61 @@ describe('QA checks through Apache (the origin layout, a QA VirtualHost per clus
   });
 
   test('qa_url names the Host, qa_connect the address: the check reaches prod-a through its QA VirtualHost', async () => {
-    const { config } = parseConfig(driverConfig(httpd.port, backends, `, qa_url: "http://prod-a.example.com/", qa_connect: "127.0.0.1:${httpd.port}"`));
+    const { config } = parseConfig(
+      driverConfig(
+        httpd.port,
+        backends,
+        `, qa_url: "http://prod-a.example.com/", qa_connect: "127.0.0.1:${httpd.port}"`,
+      ),
+    );
     assert.doesNotMatch(releaseAdvice(config).join('\n'), /prod-a\.qa_url/);
     const target = qaTargetFor(config, 'prod-a');
-    assert.deepEqual(target, { url: 'http://prod-a.example.com/', origin: `http://127.0.0.1:${httpd.port}`, host: 'prod-a.example.com' });
+    assert.deepEqual(target, {
+      url: 'http://prod-a.example.com/',
+      origin: `http://127.0.0.1:${httpd.port}`,
+      host: 'prod-a.example.com',
+    });
     const lines = await runQaChecks([qaCheckSchema.parse({ path: '/', body: 'a1' })], { target, cwd: '.', env: {} });
     assert.deepEqual(lines, ['GET http://prod-a.example.com/ → 200, body has "a1"']);
   });
 });
 
 test('a QA check path and body expand $DAYSHIFT_VERSION and the other release variables', async () => {
-  assert.equal(expandEnv('version ${DAYSHIFT_VERSION} of $DAYSHIFT_CLUSTER, $HOME kept', { DAYSHIFT_VERSION: '2.0', DAYSHIFT_CLUSTER: 'prod-a' }), 'version 2.0 of prod-a, $HOME kept');
+  assert.equal(
+    expandEnv('version ${DAYSHIFT_VERSION} of $DAYSHIFT_CLUSTER, $HOME kept', {
+      DAYSHIFT_VERSION: '2.0',
+      DAYSHIFT_CLUSTER: 'prod-a',
+    }),
+    'version 2.0 of prod-a, $HOME kept',
+  );
   const server = createServer((req, res) => res.end(`version 2.0 at ${req.url}`));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   try {
-    const ctx = { target: { url: `${origin}/`, origin, host: 'qa.example.com' }, cwd: '.', env: { DAYSHIFT_VERSION: '2.0' } };
-    assert.deepEqual(await runQaChecks([qaCheckSchema.parse({ path: '/v/$DAYSHIFT_VERSION', body: 'version $DAYSHIFT_VERSION at /v/${DAYSHIFT_VERSION}' })], ctx), [
-      `GET ${origin}/v/2.0 → 200, body has "version 2.0 at /v/2.0"`,
-    ]);
-    await assert.rejects(runQaChecks([qaCheckSchema.parse({ path: '/', body: 'version $DAYSHIFT_VERSION' })], { ...ctx, env: { DAYSHIFT_VERSION: '3.0' } }), /does not contain "version 3\.0"/);
+    const ctx = {
+      target: { url: `${origin}/`, origin, host: 'qa.example.com' },
+      cwd: '.',
+      env: { DAYSHIFT_VERSION: '2.0' },
+    };
+    assert.deepEqual(
+      await runQaChecks(
+        [
+          qaCheckSchema.parse({
+            path: '/v/$DAYSHIFT_VERSION',
+            body: 'version $DAYSHIFT_VERSION at /v/${DAYSHIFT_VERSION}',
+          }),
+        ],
+        ctx,
+      ),
+      [`GET ${origin}/v/2.0 → 200, body has "version 2.0 at /v/2.0"`],
+    );
+    await assert.rejects(
+      runQaChecks([qaCheckSchema.parse({ path: '/', body: 'version $DAYSHIFT_VERSION' })], {
+        ...ctx,
+        env: { DAYSHIFT_VERSION: '3.0' },
+      }),
+      /does not contain "version 3\.0"/,
+    );
   } finally {
     server.close();
   }

@@ -22,10 +22,18 @@ describe('a release under load', () => {
   });
 
   it('releases both clusters while users are mid-checkout: every checkout completes, no request fails', async () => {
-    const load = new LoadGenerator({ origin: world.origin, host: world.publicHost, users: 8, thinkMs: 100, maxDurationMs: 120_000 }).start();
+    const load = new LoadGenerator({
+      origin: world.origin,
+      host: world.publicHost,
+      users: 8,
+      thinkMs: 100,
+      maxDurationMs: 120_000,
+    }).start();
     // Users are spread over both clusters and mid-checkout before the release starts.
     await loadGoing(load);
-    const started = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', { version: '2.0' });
+    const started = await api(dayshift.adminUrl, dayshift.token.value, 'POST', '/api/release/start', {
+      version: '2.0',
+    });
     assert.equal(started.status, 200);
     const done = await releaseIn(dayshift, ['succeeded', 'failed', 'aborted']);
     const result = await load.stop();
@@ -35,13 +43,22 @@ describe('a release under load', () => {
     assert.equal(result.failed, 0, result.problems.join('\n'));
     assert.equal(result.cut, 0, result.problems.join('\n'));
     assert.equal(result.checkoutsCompleted, result.checkoutsStarted);
-    assert.ok((result.completedByVersion['1.0'] ?? 0) > 0 && (result.completedByVersion['2.0'] ?? 0) > 0, JSON.stringify(result.completedByVersion));
+    assert.ok(
+      (result.completedByVersion['1.0'] ?? 0) > 0 && (result.completedByVersion['2.0'] ?? 0) > 0,
+      JSON.stringify(result.completedByVersion),
+    );
     for (const app of world.apps.apps) assert.equal(app.version, '2.0', `${app.options.member} runs ${app.version}`);
     const state = dayshift.plane.state.clusters;
     assert.deepEqual([state['prod-a']?.traffic, state['prod-b']?.traffic], ['live', 'live']);
-    assert.ok(done.steps.every((s) => s.state === 'succeeded' && s.startedAt && s.endedAt), 'every step ran and has its times');
+    assert.ok(
+      done.steps.every((s) => s.state === 'succeeded' && s.startedAt && s.endedAt),
+      'every step ran and has its times',
+    );
     const deploy = done.steps.find((s) => s.id === 'prod-a:deploy');
-    assert.ok(deploy?.output?.some((l) => l.includes('runs 2.0')), `deploy output is captured: ${JSON.stringify(deploy?.output)}`);
+    assert.ok(
+      deploy?.output?.some((l) => l.includes('runs 2.0')),
+      `deploy output is captured: ${JSON.stringify(deploy?.output)}`,
+    );
   });
 
   it('keeps the release in the history, and the CLI shows it', async () => {
@@ -61,7 +78,9 @@ describe('a release under load', () => {
   });
 
   it('prints the plan of the next release without starting it', async () => {
-    const plan = await cli(['release', 'start', '--version', '3.0', '--plan', '--admin', dayshift.adminUrl], { DAYSHIFT_TOKEN: dayshift.token.value });
+    const plan = await cli(['release', 'start', '--version', '3.0', '--plan', '--admin', dayshift.adminUrl], {
+      DAYSHIFT_TOKEN: dayshift.token.value,
+    });
     assert.equal(plan.code, 0, plan.stderr);
     assert.match(plan.stdout, /drain prod-a/);
     assert.match(plan.stdout, /shift traffic to prod-b: swap/);

@@ -34,10 +34,19 @@ describe('kill -9 during a deploy', () => {
     server = await startChild(world);
     const token = (await readFile(join(world.dir, 'state', 'admin.token'), 'utf8')).trim();
     const env = { DAYSHIFT_TOKEN: token };
-    await until('members up', async () => {
-      const status = await api<{ clusters: { members: { health: string }[] }[] }>(server!.adminUrl, token, 'GET', '/api/status');
-      return status.body.clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined;
-    }, 15_000);
+    await until(
+      'members up',
+      async () => {
+        const status = await api<{ clusters: { members: { health: string }[] }[] }>(
+          server!.adminUrl,
+          token,
+          'GET',
+          '/api/status',
+        );
+        return status.body.clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined;
+      },
+      15_000,
+    );
 
     const start = await cli(['release', 'start', '--version', '2.0', '--admin', server.adminUrl], env);
     assert.equal(start.code, 0, start.stderr);
@@ -58,8 +67,20 @@ describe('kill -9 during a deploy', () => {
     const step = interrupted.body.steps[interrupted.body.current]!;
     assert.deepEqual([step.id, step.state, step.repeatable], ['prod-a:deploy', 'running', false]);
     assert.equal(interrupted.body.steps.find((s) => s.id === 'prod-a:drain')?.state, 'succeeded');
-    const status = await api<{ clusters: { name: string; traffic: string }[] }>(server.adminUrl, token, 'GET', '/api/status');
-    assert.deepEqual(status.body.clusters.map((c) => [c.name, c.traffic]), [['prod-a', 'out'], ['prod-b', 'live']], 'the traffic state survived kill -9');
+    const status = await api<{ clusters: { name: string; traffic: string }[] }>(
+      server.adminUrl,
+      token,
+      'GET',
+      '/api/status',
+    );
+    assert.deepEqual(
+      status.body.clusters.map((c) => [c.name, c.traffic]),
+      [
+        ['prod-a', 'out'],
+        ['prod-b', 'live'],
+      ],
+      'the traffic state survived kill -9',
+    );
 
     const unconfirmed = await cli(['release', 'resume', '--admin', server.adminUrl], env);
     assert.equal(unconfirmed.code, 3, 'a step that is not safe to repeat needs --yes');
@@ -67,10 +88,14 @@ describe('kill -9 during a deploy', () => {
     const confirmed = await cli(['release', 'resume', '--yes', '--admin', server.adminUrl], env);
     assert.equal(confirmed.code, 0, confirmed.stderr);
 
-    const done = await until('the release to end', async () => {
-      const r = (await api(server!.adminUrl, token, 'GET', '/api/release')).body;
-      return ['succeeded', 'failed', 'aborted'].includes(r.state) ? r : undefined;
-    }, 90_000);
+    const done = await until(
+      'the release to end',
+      async () => {
+        const r = (await api(server!.adminUrl, token, 'GET', '/api/release')).body;
+        return ['succeeded', 'failed', 'aborted'].includes(r.state) ? r : undefined;
+      },
+      90_000,
+    );
     assert.equal(done.state, 'succeeded', done.reason);
     for (const app of world.apps.apps) assert.equal(app.version, '2.0', `${app.options.member} runs ${app.version}`);
     const history = await api<Release[]>(server.adminUrl, token, 'GET', '/api/releases');

@@ -19,7 +19,15 @@ test('a receiver that never answers: its queue stops at 100 messages, and a stop
     const sender = new WebhookSender(pino({ level: 'silent' }));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
     // One in flight, 100 waiting behind it, the last one dropped.
-    for (let i = 0; i < 102; i++) sender.send({ url, headers: {}, body: JSON.stringify({ i }), timeoutMs: 600_000, retries: 3, about: `message ${i}` });
+    for (let i = 0; i < 102; i++)
+      sender.send({
+        url,
+        headers: {},
+        body: JSON.stringify({ i }),
+        timeoutMs: 600_000,
+        retries: 3,
+        about: `message ${i}`,
+      });
     assert.equal(sender.counts.dropped, 1);
     await until('the first message to reach the receiver', () => (received === 1 ? true : undefined), 10_000);
     const stopping = Date.now();

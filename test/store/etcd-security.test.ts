@@ -46,7 +46,11 @@ describe('etcd store over TLS with client certificates', { skip: etcd.skip || op
 
   test('with the CA and a client certificate, everything works', async () => {
     assert.match(cluster.endpoints[0]!, /^https:/);
-    const store = await EtcdStore.open({ endpoints: cluster.endpoints, prefix: '/dayshift/tls/', tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } });
+    const store = await EtcdStore.open({
+      endpoints: cluster.endpoints,
+      prefix: '/dayshift/tls/',
+      tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey },
+    });
     try {
       await exercise(store);
     } finally {
@@ -55,19 +59,35 @@ describe('etcd store over TLS with client certificates', { skip: etcd.skip || op
   });
 
   test('without a client certificate, or without the CA, open() fails with StoreUnavailableError', async () => {
-    await assert.rejects(EtcdStore.open({ endpoints: cluster.endpoints, prefix: '/dayshift/tls/', tls: { ca: certs.ca }, dialTimeoutMs: 2000 }), StoreUnavailableError);
     await assert.rejects(
-      EtcdStore.open({ endpoints: cluster.endpoints, prefix: '/dayshift/tls/', tls: { cert: certs.clientCert, key: certs.clientKey }, dialTimeoutMs: 2000 }),
+      EtcdStore.open({
+        endpoints: cluster.endpoints,
+        prefix: '/dayshift/tls/',
+        tls: { ca: certs.ca },
+        dialTimeoutMs: 2000,
+      }),
+      StoreUnavailableError,
+    );
+    await assert.rejects(
+      EtcdStore.open({
+        endpoints: cluster.endpoints,
+        prefix: '/dayshift/tls/',
+        tls: { cert: certs.clientCert, key: certs.clientKey },
+        dialTimeoutMs: 2000,
+      }),
       StoreUnavailableError,
     );
   });
 
   test('an unreadable certificate file is named in the error', async () => {
-    await assert.rejects(EtcdStore.open({ endpoints: cluster.endpoints, prefix: '/x/', tls: { ca: join(dir, 'missing.pem') } }), (err: unknown) => {
-      assert.ok(err instanceof StoreUnavailableError);
-      assert.match(err.message, /cannot read tls\.ca file .*missing\.pem/);
-      return true;
-    });
+    await assert.rejects(
+      EtcdStore.open({ endpoints: cluster.endpoints, prefix: '/x/', tls: { ca: join(dir, 'missing.pem') } }),
+      (err: unknown) => {
+        assert.ok(err instanceof StoreUnavailableError);
+        assert.match(err.message, /cannot read tls\.ca file .*missing\.pem/);
+        return true;
+      },
+    );
   });
 });
 
@@ -91,7 +111,11 @@ describe('etcd store with user/password authentication', { skip: etcd.skip }, ()
   after(() => cluster?.stop());
 
   test('with the right user and password, everything works under the granted prefix', async () => {
-    const store = await EtcdStore.open({ endpoints: cluster.endpoints, prefix: '/dayshift/auth/', auth: { username: 'dayshift', password: 's3cret' } });
+    const store = await EtcdStore.open({
+      endpoints: cluster.endpoints,
+      prefix: '/dayshift/auth/',
+      auth: { username: 'dayshift', password: 's3cret' },
+    });
     try {
       await exercise(store);
     } finally {
@@ -100,15 +124,29 @@ describe('etcd store with user/password authentication', { skip: etcd.skip }, ()
   });
 
   test('a wrong password, or a prefix the user may not touch, fails with StoreUnavailableError saying why', async () => {
-    await assert.rejects(EtcdStore.open({ endpoints: cluster.endpoints, prefix: '/dayshift/auth/', auth: { username: 'dayshift', password: 'wrong' } }), (err: unknown) => {
-      assert.ok(err instanceof StoreUnavailableError);
-      assert.match(err.message, /authentication failed/);
-      return true;
-    });
-    await assert.rejects(EtcdStore.open({ endpoints: cluster.endpoints, prefix: '/dayshift/other/', auth: { username: 'dayshift', password: 's3cret' } }), (err: unknown) => {
-      assert.ok(err instanceof StoreUnavailableError);
-      assert.match(err.message, /permission denied/);
-      return true;
-    });
+    await assert.rejects(
+      EtcdStore.open({
+        endpoints: cluster.endpoints,
+        prefix: '/dayshift/auth/',
+        auth: { username: 'dayshift', password: 'wrong' },
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof StoreUnavailableError);
+        assert.match(err.message, /authentication failed/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      EtcdStore.open({
+        endpoints: cluster.endpoints,
+        prefix: '/dayshift/other/',
+        auth: { username: 'dayshift', password: 's3cret' },
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof StoreUnavailableError);
+        assert.match(err.message, /permission denied/);
+        return true;
+      },
+    );
   });
 });

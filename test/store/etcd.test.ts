@@ -43,7 +43,13 @@ class Opened {
 }
 
 /** Starts test/support/etcd-child.ts and waits until it has published its figures and taken its lock. */
-async function startChild(args: { endpoints: string[]; prefix: string; instanceId: string; lockName: string; ttlSeconds: number }): Promise<{ child: ChildProcess; exited: Promise<void> }> {
+async function startChild(args: {
+  endpoints: string[];
+  prefix: string;
+  instanceId: string;
+  lockName: string;
+  ttlSeconds: number;
+}): Promise<{ child: ChildProcess; exited: Promise<void> }> {
   const child = spawn(process.execPath, [childScript, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';
@@ -64,7 +70,10 @@ async function startChild(args: { endpoints: string[]; prefix: string; instanceI
 /** Runs the dayshift CLI; resolves with its exit code and output. */
 function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [cli, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -84,11 +93,14 @@ async function rejectsUnavailable(what: string, call: () => Promise<unknown>, en
 }
 
 test('bad client settings fail as StoreUnavailableError before any connection', async () => {
-  await assert.rejects(EtcdStore.open({ endpoints: ['http://127.0.0.1:1', 'https://127.0.0.1:2'], prefix: '/x/' }), (err: unknown) => {
-    assert.ok(err instanceof StoreUnavailableError);
-    assert.match(err.message, /mix of secure and insecure hosts/);
-    return true;
-  });
+  await assert.rejects(
+    EtcdStore.open({ endpoints: ['http://127.0.0.1:1', 'https://127.0.0.1:2'], prefix: '/x/' }),
+    (err: unknown) => {
+      assert.ok(err instanceof StoreUnavailableError);
+      assert.match(err.message, /mix of secure and insecure hosts/);
+      return true;
+    },
+  );
   await assert.rejects(EtcdStore.open({ endpoints: [], prefix: '/x/' }), /no endpoints configured/);
 });
 
@@ -110,19 +122,38 @@ describe('etcd store, single node', { skip: etcd.skip }, () => {
 
   test('open() with nothing listening fails with StoreUnavailableError naming the endpoint', async (t) => {
     const endpoint = `http://127.0.0.1:${await freePort()}`;
-    const elapsed = await rejectsUnavailable('open', () => EtcdStore.open({ endpoints: [endpoint], prefix: '/x/', dialTimeoutMs: 1000 }), endpoint);
+    const elapsed = await rejectsUnavailable(
+      'open',
+      () => EtcdStore.open({ endpoints: [endpoint], prefix: '/x/', dialTimeoutMs: 1000 }),
+      endpoint,
+    );
     t.diagnostic(`open() against a closed port failed after ${elapsed.toFixed(0)} ms (dial timeout 1000 ms)`);
   });
 
   test('an instance killed with SIGKILL drops out of the totals and its lock frees when its lease runs out', async (t) => {
     const prefix = unique('kill');
     const ttlSeconds = 2;
-    const { child, exited } = await startChild({ endpoints: cluster.endpoints, prefix, instanceId: 'proxy-b', lockName: 'release', ttlSeconds });
+    const { child, exited } = await startChild({
+      endpoints: cluster.endpoints,
+      prefix,
+      instanceId: 'proxy-b',
+      lockName: 'release',
+      ttlSeconds,
+    });
     try {
       const store = await opened.open({ endpoints: cluster.endpoints, prefix });
       const totals = await instanceTotals(store);
-      assert.deepEqual(totals.instances.map((i) => i.id), ['proxy-b']);
-      assert.deepEqual(totals.members['blue/a1'], { inFlight: 2, sessions: 5, tunnels: 1, health: 'up', healthBy: { 'proxy-b': 'up' } });
+      assert.deepEqual(
+        totals.instances.map((i) => i.id),
+        ['proxy-b'],
+      );
+      assert.deepEqual(totals.members['blue/a1'], {
+        inFlight: 2,
+        sessions: 5,
+        tunnels: 1,
+        health: 'up',
+        healthBy: { 'proxy-b': 'up' },
+      });
       await assert.rejects(store.lock('release', 'proxy-a', ttlSeconds), (err: unknown) => {
         assert.ok(err instanceof LockHeldError);
         assert.equal(err.holder, `proxy-b (pid ${child.pid} on ${err.holder.split(' on ')[1]}`);
@@ -149,8 +180,10 @@ describe('etcd store, single node', { skip: etcd.skip }, () => {
         }
       });
       const freedAfter = performance.now() - killedAt;
-      t.diagnostic(`after SIGKILL of the holder (lease TTL ${ttlSeconds} s): figures gone after ${droppedAfter.toFixed(0)} ms, lock free after ${freedAfter.toFixed(0)} ms`);
-      assert.equal((await store.get('instances/proxy-b')), undefined);
+      t.diagnostic(
+        `after SIGKILL of the holder (lease TTL ${ttlSeconds} s): figures gone after ${droppedAfter.toFixed(0)} ms, lock free after ${freedAfter.toFixed(0)} ms`,
+      );
+      assert.equal(await store.get('instances/proxy-b'), undefined);
       await lock!.release();
     } finally {
       child.kill('SIGKILL');
@@ -193,18 +226,31 @@ describe('etcd store, single node', { skip: etcd.skip }, () => {
       assert.deepEqual(await etcdStore.list(''), [], 'a dry run writes nothing');
 
       const result = await migrateStore(file, etcdStore);
-      assert.deepEqual([result.copied, result.unchanged, result.skipped], [['journal/0001', 'state'], [], ['instances/old-proxy']]);
-      assert.deepEqual((await etcdStore.list('')).map((v) => [v.key, v.value]), [
-        ['journal/0001', { step: 'drain blue' }],
-        ['state', { clusters: { blue: { traffic: 'live' } } }],
-      ]);
+      assert.deepEqual(
+        [result.copied, result.unchanged, result.skipped],
+        [['journal/0001', 'state'], [], ['instances/old-proxy']],
+      );
+      assert.deepEqual(
+        (await etcdStore.list('')).map((v) => [v.key, v.value]),
+        [
+          ['journal/0001', { step: 'drain blue' }],
+          ['state', { clusters: { blue: { traffic: 'live' } } }],
+        ],
+      );
       const again = await migrateStore(file, etcdStore);
       assert.deepEqual([again.copied, again.unchanged], [[], ['journal/0001', 'state']]);
 
       await etcdStore.put('state', { clusters: { blue: { traffic: 'out' } } });
       await file.put('journal/0002', { step: 'new' });
-      await assert.rejects(migrateStore(file, etcdStore), (err: unknown) => err instanceof MigrationConflictError && err.keys.join() === 'state');
-      assert.equal(await etcdStore.get('journal/0002'), undefined, 'a conflict stops the migration before anything is written');
+      await assert.rejects(
+        migrateStore(file, etcdStore),
+        (err: unknown) => err instanceof MigrationConflictError && err.keys.join() === 'state',
+      );
+      assert.equal(
+        await etcdStore.get('journal/0002'),
+        undefined,
+        'a conflict stops the migration before anything is written',
+      );
     } finally {
       await file.close();
       await rm(dir, { recursive: true, force: true });
@@ -266,7 +312,9 @@ describe('etcd store, single node', { skip: etcd.skip }, () => {
     try {
       const get = await rejectsUnavailable('get', () => store.get('before'), endpoint!);
       const put = await rejectsUnavailable('put', () => store.put('during', 1), endpoint!);
-      t.diagnostic(`with etcd stopped, get failed after ${get.toFixed(0)} ms and put after ${put.toFixed(0)} ms (request timeout 500 ms)`);
+      t.diagnostic(
+        `with etcd stopped, get failed after ${get.toFixed(0)} ms and put after ${put.toFixed(0)} ms (request timeout 500 ms)`,
+      );
     } finally {
       await cluster.signal('n1', 'SIGCONT');
     }
@@ -304,7 +352,9 @@ describe('etcd store, single node', { skip: etcd.skip }, () => {
       await rejectsUnavailable('publish', () => watching.publish('instances/a', {}, 5), endpoint!),
       await rejectsUnavailable('lock', () => watching.lock('release', 'a', 5), endpoint!),
     ];
-    t.diagnostic(`with etcd down, calls failed after ${elapsed.map((ms) => ms.toFixed(0)).join(', ')} ms (get, put, cas, delete, list, publish, lock)`);
+    t.diagnostic(
+      `with etcd down, calls failed after ${elapsed.map((ms) => ms.toFixed(0)).join(', ')} ms (get, put, cas, delete, list, publish, lock)`,
+    );
 
     const restartedAt = performance.now();
     await cluster.restart('n1');
@@ -312,8 +362,13 @@ describe('etcd store, single node', { skip: etcd.skip }, () => {
     await eventually('watch resynchronised', () => resyncs > 0);
     await eventually('writes accepted again', async () => (await writer.put('state/after', 2).catch(() => 0)) > 0);
     await eventually('watch delivers again', () => seen.includes('state/after'));
-    t.diagnostic(`etcd restarted: healthy after ${healthyAfter.toFixed(0)} ms, watch resynchronised ${(resyncedAt - restartedAt).toFixed(0)} ms after the restart began`);
-    assert.deepEqual((await watching.list('state/')).map((v) => v.key), ['state/after', 'state/probe']);
+    t.diagnostic(
+      `etcd restarted: healthy after ${healthyAfter.toFixed(0)} ms, watch resynchronised ${(resyncedAt - restartedAt).toFixed(0)} ms after the restart began`,
+    );
+    assert.deepEqual(
+      (await watching.list('state/')).map((v) => v.key),
+      ['state/after', 'state/probe'],
+    );
   });
 });
 
@@ -328,7 +383,7 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
     await cluster?.stop();
   });
 
-  test('propagation: changes written by one instance reach another instance\'s watch', async (t) => {
+  test("propagation: changes written by one instance reach another instance's watch", async (t) => {
     const prefix = unique('propagation');
     const writer = await opened.open({ endpoints: cluster.endpoints, prefix });
     const reader = await opened.open({ endpoints: cluster.endpoints, prefix });
@@ -348,7 +403,9 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
     }
     samples.sort((a, b) => a - b);
     const pct = (p: number) => samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]!.toFixed(1);
-    t.diagnostic(`put → other instance's watch over 3 members, 50 changes: median ${pct(0.5)} ms, p90 ${pct(0.9)} ms, max ${pct(1)} ms`);
+    t.diagnostic(
+      `put → other instance's watch over 3 members, 50 changes: median ${pct(0.5)} ms, p90 ${pct(0.9)} ms, max ${pct(1)} ms`,
+    );
     assert.equal(samples.length, 50);
   });
 
@@ -359,7 +416,11 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
     const writer = await opened.open({ endpoints: others, prefix });
     const seen: string[] = [];
     let resyncs = 0;
-    watching.watch('state/', (key) => seen.push(key), () => resyncs++);
+    watching.watch(
+      'state/',
+      (key) => seen.push(key),
+      () => resyncs++,
+    );
     await eventually('watch registered', async () => {
       await writer.put('state/probe', 1);
       return seen.includes('state/probe');
@@ -369,8 +430,12 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
     for (let i = 0; i < 5; i++) await writer.put(`state/missed${i}`, i);
     const restartedAt = performance.now();
     await cluster.restart(name);
-    await eventually('missed changes delivered', () => [...Array(5).keys()].every((i) => seen.includes(`state/missed${i}`)));
-    t.diagnostic(`the 5 changes made while the watcher's member was down arrived ${(performance.now() - restartedAt).toFixed(0)} ms after its restart began`);
+    await eventually('missed changes delivered', () =>
+      [...Array(5).keys()].every((i) => seen.includes(`state/missed${i}`)),
+    );
+    t.diagnostic(
+      `the 5 changes made while the watcher's member was down arrived ${(performance.now() - restartedAt).toFixed(0)} ms after its restart began`,
+    );
     await eventually('resync called', () => resyncs > 0);
   });
 
@@ -381,7 +446,11 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
     const writer = await opened.open({ endpoints: others, prefix });
     const seen: string[] = [];
     let resyncs = 0;
-    watching.watch('state/', (key) => seen.push(key), () => resyncs++);
+    watching.watch(
+      'state/',
+      (key) => seen.push(key),
+      () => resyncs++,
+    );
     await eventually('watch registered', async () => {
       await writer.put('state/probe', 1);
       return seen.includes('state/probe');
@@ -400,7 +469,10 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
     await cluster.restart(name);
     await eventually('resync called', () => resyncs > 0);
     // The caller reloads after a resync; the change it could not be told about is there.
-    assert.deepEqual((await watching.list('state/')).map((v) => v.key), ['state/missed', 'state/probe']);
+    assert.deepEqual(
+      (await watching.list('state/')).map((v) => v.key),
+      ['state/missed', 'state/probe'],
+    );
     await eventually('the new watch delivers', async () => {
       await writer.put('state/later', Date.now());
       return seen.includes('state/later');
@@ -418,7 +490,11 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
       return seen.has('state/probe');
     });
     const ttlSeconds = 2;
-    await publishInstance(a, { id: 'proxy-a', host: 'h', pid: 1, version: 'v', at: new Date().toISOString(), members: {} }, ttlSeconds);
+    await publishInstance(
+      a,
+      { id: 'proxy-a', host: 'h', pid: 1, version: 'v', at: new Date().toISOString(), members: {} },
+      ttlSeconds,
+    );
     const lock = await a.lock('release', 'proxy-a', ttlSeconds);
 
     const leader = await leaderOf(cluster);
@@ -426,14 +502,19 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
     await cluster.kill(leader);
     const firstWrite = performance.now();
     await a.put('state/first-after-kill', 1);
-    t.diagnostic(`killed leader ${leader}; the first write after it took ${(performance.now() - firstWrite).toFixed(0)} ms`);
+    t.diagnostic(
+      `killed leader ${leader}; the first write after it took ${(performance.now() - firstWrite).toFixed(0)} ms`,
+    );
 
     for (let i = 0; i < 20; i++) await a.put(`state/k${i}`, i);
     const revision = (await b.get('state/k0'))!.revision;
     await b.put('state/k0', 'cas', { ifRevision: revision });
     assert.equal((await a.list('state/k')).length, 20);
     await eventually('watch saw every write', () => [...Array(20).keys()].every((i) => seen.has(`state/k${i}`)));
-    await assert.rejects(b.lock('release', 'proxy-b', ttlSeconds), (err: unknown) => err instanceof LockHeldError && /proxy-a/.test(err.holder));
+    await assert.rejects(
+      b.lock('release', 'proxy-b', ttlSeconds),
+      (err: unknown) => err instanceof LockHeldError && /proxy-a/.test(err.holder),
+    );
     const other = await b.lock('other', 'proxy-b', ttlSeconds);
     await other.release();
     // An observation window: twice the lease TTL with one member down, and the keep-alives still hold.
@@ -452,7 +533,11 @@ describe('etcd store, 3-member cluster', { skip: etcd.skip }, () => {
 /** Name of the member that is the raft leader, from the v3 HTTP gateway's maintenance status. */
 async function leaderOf(cluster: EtcdCluster): Promise<string> {
   for (const [i, endpoint] of cluster.endpoints.entries()) {
-    const response = await fetch(`${endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(2000) });
+    const response = await fetch(`${endpoint}/v3/maintenance/status`, {
+      method: 'POST',
+      body: '{}',
+      signal: AbortSignal.timeout(2000),
+    });
     const status = (await response.json()) as { header: { member_id: string }; leader: string };
     if (status.header.member_id === status.leader) return cluster.memberNames[i]!;
   }

@@ -34,11 +34,18 @@ test('list by prefix, delete, and watch see the changes', async () => {
   await store.put('release/1', { v: '1.0' });
   await store.put('release/2', { v: '2.0' });
   await store.put('state', {});
-  assert.deepEqual((await store.list('release/')).map((e) => e.key), ['release/1', 'release/2']);
+  assert.deepEqual(
+    (await store.list('release/')).map((e) => e.key),
+    ['release/1', 'release/2'],
+  );
   await store.delete('release/1');
   stop();
   await store.put('release/3', {});
-  assert.deepEqual(seen, [['release/1', { v: '1.0' }], ['release/2', { v: '2.0' }], ['release/1', undefined]]);
+  assert.deepEqual(seen, [
+    ['release/1', { v: '1.0' }],
+    ['release/2', { v: '2.0' }],
+    ['release/1', undefined],
+  ]);
   await store.close();
 });
 
@@ -57,18 +64,29 @@ test('a lock is exclusive, names its holder, and is taken over when the holder p
   const dir = await freshDir();
   const store = await FileStore.open(dir);
   const lock = await store.lock('release', 'alice', 30);
-  await assert.rejects(store.lock('release', 'bob', 30), (err: unknown) => err instanceof LockHeldError && /alice/.test(err.message));
+  await assert.rejects(
+    store.lock('release', 'bob', 30),
+    (err: unknown) => err instanceof LockHeldError && /alice/.test(err.message),
+  );
   await lock.release();
   await (await store.lock('release', 'bob', 30)).release();
 
   // A process that takes the lock and is killed with SIGKILL leaves a stale lock file behind.
   const moduleUrl = new URL('../../src/store/file.js', import.meta.url).href;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     const { FileStore } = await import(${JSON.stringify(moduleUrl)});
     const s = await FileStore.open(${JSON.stringify(dir)});
     await s.lock('release', 'carol', 3600);
     process.stdout.write('locked\\n');
-    setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    setInterval(() => {}, 1000);`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
   await assert.rejects(store.lock('release', 'dave', 30), /carol/);
   child.kill('SIGKILL');
@@ -82,10 +100,18 @@ test('state written before kill -9 is intact afterwards', async () => {
   const dir = await freshDir();
   const moduleUrl = new URL('../../src/store/file.js', import.meta.url).href;
   // The child writes revisions as fast as it can and reports each acknowledged one; it is killed mid-stream.
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     const { FileStore } = await import(${JSON.stringify(moduleUrl)});
     const s = await FileStore.open(${JSON.stringify(dir)});
-    for (let i = 1; ; i++) { await s.put('state', { i, pad: 'x'.repeat(10000) }); process.stdout.write(i + '\\n'); }`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    for (let i = 1; ; i++) { await s.put('state', { i, pad: 'x'.repeat(10000) }); process.stdout.write(i + '\\n'); }`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let acknowledged = 0;
   await new Promise<void>((resolve) => {
     child.stdout.on('data', (chunk: Buffer) => {

@@ -20,7 +20,11 @@ export interface StoreUnderTest {
 const DEADLINE_MS = 15_000;
 
 /** Polls until check() returns true, or fails at the deadline. */
-export async function eventually(what: string, check: () => Promise<boolean> | boolean, deadlineMs = DEADLINE_MS): Promise<void> {
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  deadlineMs = DEADLINE_MS,
+): Promise<void> {
   const end = Date.now() + deadlineMs;
   while (Date.now() < end) {
     if (await check()) return;
@@ -76,7 +80,10 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
         return true;
       });
       assert.equal((await a.get(key))?.value, 2);
-      await assert.rejects(a.put(`${ns}/absent`, 1, { ifRevision: 5 }), (err: unknown) => err instanceof StoreConflictError && err.actual === 0);
+      await assert.rejects(
+        a.put(`${ns}/absent`, 1, { ifRevision: 5 }),
+        (err: unknown) => err instanceof StoreConflictError && err.actual === 0,
+      );
     });
 
     test('two writers racing with compare-and-set: exactly one wins', async () => {
@@ -84,7 +91,10 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
       const key = `${ns}/race`;
       const start = await a.put(key, 0);
       const other = sut.multiClient ? b : a;
-      const results = await Promise.allSettled([a.put(key, 'a', { ifRevision: start }), other.put(key, 'b', { ifRevision: start })]);
+      const results = await Promise.allSettled([
+        a.put(key, 'a', { ifRevision: start }),
+        other.put(key, 'b', { ifRevision: start }),
+      ]);
       assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
       const loser = results.find((r) => r.status === 'rejected');
       assert.ok(loser && loser.status === 'rejected' && loser.reason instanceof StoreConflictError);
@@ -129,7 +139,9 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
       await a.delete(`${ns}/w/x`);
       await eventually('delete seen', () => seen.some((c) => c.key === `${ns}/w/x` && c.value === undefined));
       const changes = seen.filter((c) => !c.key.endsWith('/probe'));
-      t.diagnostic(`${name}: a change made by ${sut.multiClient ? 'another client' : 'this client'} reached the watcher in ${(changes[0]!.at - started).toFixed(1)} ms`);
+      t.diagnostic(
+        `${name}: a change made by ${sut.multiClient ? 'another client' : 'this client'} reached the watcher in ${(changes[0]!.at - started).toFixed(1)} ms`,
+      );
       assert.deepEqual(
         changes.map((c) => [c.key, c.value]),
         [
@@ -154,9 +166,15 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
       const publisher = await sut.open();
       await publisher.publish(`${ns}/instances/one`, { inFlight: 3 }, 1);
       assert.deepEqual((await b.get(`${ns}/instances/one`))?.value, { inFlight: 3 });
-      assert.deepEqual((await b.list(`${ns}/instances/`)).map((v) => v.key), [`${ns}/instances/one`]);
+      assert.deepEqual(
+        (await b.list(`${ns}/instances/`)).map((v) => v.key),
+        [`${ns}/instances/one`],
+      );
       await publisher.close();
-      await eventually('published key gone after its publisher closed', async () => (await b.get(`${ns}/instances/one`)) === undefined);
+      await eventually(
+        'published key gone after its publisher closed',
+        async () => (await b.get(`${ns}/instances/one`)) === undefined,
+      );
     });
 
     test('a held lock refuses a second holder naming the first; release lets the second in', async () => {

@@ -5,7 +5,10 @@ import type { Driver } from '../../src/drivers/driver.js';
 import type { AdminState, MemberKey, TrafficState, DesiredState } from '../../src/model.js';
 
 export class AppliedState {
-  private constructor(private readonly driver: Driver, private current: DesiredState) {}
+  private constructor(
+    private readonly driver: Driver,
+    private current: DesiredState,
+  ) {}
 
   /** Applies `state` in full (no previous state), as the control plane does when it opens. */
   static async open(driver: Driver, state: DesiredState): Promise<AppliedState> {

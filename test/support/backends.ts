@@ -26,7 +26,11 @@ export async function startBackend(name: string): Promise<Backend> {
   const received: Received[] = [];
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://backend');
-    received.push({ seq: Number(req.headers['x-seq'] ?? -1), start: Number(req.headers['x-start'] ?? -1), path: url.pathname });
+    received.push({
+      seq: Number(req.headers['x-seq'] ?? -1),
+      start: Number(req.headers['x-start'] ?? -1),
+      path: url.pathname,
+    });
     const sleep = Number(url.searchParams.get('sleep') ?? 0);
     const answer = () => {
       res.setHeader('x-backend', name);
@@ -72,7 +76,10 @@ export interface Load {
  * Sends GET requests to `url` from `concurrency` loops until stop(), at most `maxRequests` in total and
  * for at most `maxMs` — a bounded loopback load. Each request carries x-seq and x-start.
  */
-export function startLoad(url: string, options: { concurrency?: number; maxRequests?: number; maxMs?: number; headers?: Record<string, string> } = {}): Load {
+export function startLoad(
+  url: string,
+  options: { concurrency?: number; maxRequests?: number; maxMs?: number; headers?: Record<string, string> } = {},
+): Load {
   const { concurrency = 4, maxRequests = 5000, maxMs = 60_000, headers = {} } = options;
   const result: LoadResult = { ok: 0, failed: 0, errors: [], byBackend: {} };
   const startedAt = Date.now();
@@ -90,7 +97,9 @@ export function startLoad(url: string, options: { concurrency?: number; maxReque
     while (!stopped && seq < maxRequests && Date.now() - startedAt < maxMs) {
       const mySeq = seq++;
       try {
-        const res = await request(url, { headers: { ...headers, 'x-seq': String(mySeq), 'x-start': String(Date.now()) } });
+        const res = await request(url, {
+          headers: { ...headers, 'x-seq': String(mySeq), 'x-start': String(Date.now()) },
+        });
         await res.body.text();
         const backend = String(res.headers['x-backend'] ?? '?');
         if (res.statusCode === 200) {
@@ -111,7 +120,15 @@ export function startLoad(url: string, options: { concurrency?: number; maxReque
   return {
     completed: (count, timeoutMs = 20_000) =>
       new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`load: ${count} requests not completed within ${timeoutMs} ms (${result.ok} ok, ${result.failed} failed)`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `load: ${count} requests not completed within ${timeoutMs} ms (${result.ok} ok, ${result.failed} failed)`,
+              ),
+            ),
+          timeoutMs,
+        );
         waiters.push({ count, resolve: () => (clearTimeout(timer), resolve()) });
         notify();
       }),

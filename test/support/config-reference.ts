@@ -243,7 +243,9 @@ export function wrongDefaults(schema: SchemaKeys, doc: DocumentedKeys): string[]
     for (const { schema: field, value } of defaults) {
       if (cell !== undefined && codeSpans(cell).some((span) => readsAs(field, span, value))) continue;
       const said = cell === undefined ? 'no Default cell' : `Default cell ${JSON.stringify(cell)}`;
-      problems.add(`line ${doc.keys.get(row)}: ${displayPath(row)}: the schema's default is ${JSON.stringify(value)}, the reference has ${said}`);
+      problems.add(
+        `line ${doc.keys.get(row)}: ${displayPath(row)}: the schema's default is ${JSON.stringify(value)}, the reference has ${said}`,
+      );
     }
   }
   return [...problems];

@@ -25,11 +25,21 @@ export interface TestDayshift {
 }
 
 export function baseConfig(dir: string, config: Record<string, unknown>): Record<string, unknown> {
-  return { listen: { http: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' }, state_dir: join(dir, 'state'), log: { level: 'silent' }, ...config };
+  return {
+    listen: { http: '127.0.0.1:0' },
+    admin: { listen: '127.0.0.1:0' },
+    state_dir: join(dir, 'state'),
+    log: { level: 'silent' },
+    ...config,
+  };
 }
 
 /** `logger` replaces the silent one, for tests that assert what Dayshift logs. */
-export async function startTestDayshift(config: Record<string, unknown>, existingDir?: string, logger: Logger = pino({ level: 'silent' })): Promise<TestDayshift> {
+export async function startTestDayshift(
+  config: Record<string, unknown>,
+  existingDir?: string,
+  logger: Logger = pino({ level: 'silent' }),
+): Promise<TestDayshift> {
   const dir = existingDir ?? (await mkdtemp(join(tmpdir(), 'dayshift-test-')));
   const configFile = join(dir, 'dayshift.yaml');
   const writeConfig = (c: Record<string, unknown>) => writeFile(configFile, stringify(baseConfig(dir, c)));
@@ -48,11 +58,17 @@ export async function startTestDayshift(config: Record<string, unknown>, existin
     async api<T>(method: string, path: string, body?: unknown) {
       const response = await fetch(`${adminUrl}${path}`, {
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
       const text = await response.text();
-      return { status: response.status, body: (text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text) as T };
+      return {
+        status: response.status,
+        body: (text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text) as T,
+      };
     },
     writeConfig,
     async stop() {

@@ -13,8 +13,13 @@ export interface IdleWait {
 }
 
 /** Polls status() until every member of `cluster` has 0 requests in flight, or the timeout passes. */
-export async function waitUntilIdle(driver: Driver, cluster: string, wait: IdleWait): Promise<{ idle: boolean; inFlight: number }> {
-  if (!driver.capabilities.has('in-flight')) throw new DriverUnsupportedError({ driver: driver.name, what: 'count requests in flight' });
+export async function waitUntilIdle(
+  driver: Driver,
+  cluster: string,
+  wait: IdleWait,
+): Promise<{ idle: boolean; inFlight: number }> {
+  if (!driver.capabilities.has('in-flight'))
+    throw new DriverUnsupportedError({ driver: driver.name, what: 'count requests in flight' });
   const deadline = Date.now() + wait.timeoutMs;
   for (;;) {
     const status = await driver.status();

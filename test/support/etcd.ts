@@ -18,7 +18,6 @@ export function etcdBinary(): Peer {
   return findPeer('etcd', 'etcd-server');
 }
 
-
 /** PEM files of a throw-away CA, a server certificate for 127.0.0.1 and a client certificate. */
 export interface TestCertificates {
   ca: string;
@@ -32,14 +31,51 @@ export interface TestCertificates {
 export async function makeTestCertificates(openssl: string, dir: string): Promise<TestCertificates> {
   const run = (...args: string[]) => promisify(execFile)(openssl, args, { cwd: dir });
   const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await run('req', '-x509', ...key, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=dayshift test CA');
-  for (const [name, usage] of [['server', 'serverAuth'], ['client', 'clientAuth']] as const) {
+  await run(
+    'req',
+    '-x509',
+    ...key,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=dayshift test CA',
+  );
+  for (const [name, usage] of [
+    ['server', 'serverAuth'],
+    ['client', 'clientAuth'],
+  ] as const) {
     await writeFile(join(dir, `${name}.ext`), `subjectAltName=IP:127.0.0.1\nextendedKeyUsage=${usage}\n`);
     await run('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=dayshift-test-${name}`);
-    await run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+    await run(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    );
   }
   const at = (file: string) => join(dir, file);
-  return { ca: at('ca.pem'), serverCert: at('server.pem'), serverKey: at('server.key'), clientCert: at('client.pem'), clientKey: at('client.key') };
+  return {
+    ca: at('ca.pem'),
+    serverCert: at('server.pem'),
+    serverKey: at('server.key'),
+    clientCert: at('client.pem'),
+    clientKey: at('client.key'),
+  };
 }
 
 export interface EtcdStartOptions {
@@ -52,7 +88,9 @@ async function waitStopped(pid: number): Promise<void> {
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
     const tasks = await readdir(`/proc/${pid}/task`);
-    const states = await Promise.all(tasks.map((task) => readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => ') T')));
+    const states = await Promise.all(
+      tasks.map((task) => readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => ') T')),
+    );
     // The state is the field after the command name, which is in parentheses and may hold spaces.
     if (states.every((stat) => /^[tT]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? ''))) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -87,10 +125,21 @@ export class EtcdCluster {
     const dir = await mkdtemp(join(tmpdir(), 'dayshift-etcd-'));
     const members: Member[] = [];
     for (let i = 1; i <= size; i++) {
-      members.push({ name: `n${i}`, clientPort: await freePort(), peerPort: await freePort(), dataDir: join(dir, `n${i}.data`) });
+      members.push({
+        name: `n${i}`,
+        clientPort: await freePort(),
+        peerPort: await freePort(),
+        dataDir: join(dir, `n${i}.data`),
+      });
     }
     // A fresh token per run: members of an earlier run can never join this one.
-    const cluster = new EtcdCluster(binary, dir, members, `dayshift-test-${randomBytes(6).toString('hex')}`, options.tls);
+    const cluster = new EtcdCluster(
+      binary,
+      dir,
+      members,
+      `dayshift-test-${randomBytes(6).toString('hex')}`,
+      options.tls,
+    );
     try {
       for (const member of members) cluster.spawnMember(member);
       await Promise.all(members.map((m) => cluster.waitHealthy(m)));
@@ -159,20 +208,40 @@ export class EtcdCluster {
     const child = spawn(
       this.binary,
       [
-        '--name', member.name,
-        '--data-dir', member.dataDir,
-        '--listen-client-urls', client,
-        '--advertise-client-urls', client,
-        '--listen-peer-urls', peer,
-        '--initial-advertise-peer-urls', peer,
-        '--initial-cluster', initialCluster,
-        '--initial-cluster-token', this.token,
-        '--initial-cluster-state', 'new',
-        '--logger', 'zap',
-        '--log-outputs', join(this.dir, `${member.name}.log`),
-        '--log-level', 'warn',
+        '--name',
+        member.name,
+        '--data-dir',
+        member.dataDir,
+        '--listen-client-urls',
+        client,
+        '--advertise-client-urls',
+        client,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-token',
+        this.token,
+        '--initial-cluster-state',
+        'new',
+        '--logger',
+        'zap',
+        '--log-outputs',
+        join(this.dir, `${member.name}.log`),
+        '--log-level',
+        'warn',
         ...(this.tls
-          ? ['--cert-file', this.tls.serverCert, '--key-file', this.tls.serverKey, '--trusted-ca-file', this.tls.ca, '--client-cert-auth']
+          ? [
+              '--cert-file',
+              this.tls.serverCert,
+              '--key-file',
+              this.tls.serverKey,
+              '--trusted-ca-file',
+              this.tls.ca,
+              '--client-cert-auth',
+            ]
           : []),
       ],
       { stdio: 'ignore' },
@@ -186,7 +255,10 @@ export class EtcdCluster {
     let last = 'no answer yet';
     while (Date.now() < deadline) {
       const child = member.child;
-      if (!child || child.exitCode !== null) throw new Error(`etcd member ${member.name} exited during start-up (log: ${join(this.dir, `${member.name}.log`)})`);
+      if (!child || child.exitCode !== null)
+        throw new Error(
+          `etcd member ${member.name} exited during start-up (log: ${join(this.dir, `${member.name}.log`)})`,
+        );
       try {
         const body = JSON.parse(await this.getHealth(member.clientPort)) as { health?: string };
         if (body.health === 'true') return;
@@ -204,7 +276,9 @@ export class EtcdCluster {
       const response = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
       return response.text();
     }
-    const [ca, cert, key] = await Promise.all([this.tls.ca, this.tls.clientCert, this.tls.clientKey].map((f) => readFile(f)));
+    const [ca, cert, key] = await Promise.all(
+      [this.tls.ca, this.tls.clientCert, this.tls.clientKey].map((f) => readFile(f)),
+    );
     return new Promise((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port, path: '/health', ca, cert, key, timeout: 2000 }, (res) => {
         let body = '';

@@ -27,7 +27,11 @@ export interface Haproxy {
 }
 
 /** `body` holds frontends and backends; {PORT} is replaced by the frontend port. */
-export async function startHaproxy(binary: string, body: string, options: { global?: string[] } = {}): Promise<Haproxy> {
+export async function startHaproxy(
+  binary: string,
+  body: string,
+  options: { global?: string[] } = {},
+): Promise<Haproxy> {
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-haproxy-'));
   const port = await freePort();
   const socket = join(dir, 'admin.sock');
@@ -78,7 +82,12 @@ export async function startHaproxy(binary: string, body: string, options: { glob
     reload: async () => {
       const before = await workerPid();
       // Right after a reload the master socket refuses connections for a while: retry until it is sent.
-      await waitFor('the master socket to take "reload"', async () => ((await masterCli.command('reload')) === '' ? true : undefined), 10_000, 200);
+      await waitFor(
+        'the master socket to take "reload"',
+        async () => ((await masterCli.command('reload')) === '' ? true : undefined),
+        10_000,
+        200,
+      );
       // The stats socket passes to the new worker: its pid tells that the reload took place. (Probing
       // the master socket while the master re-executes itself was seen to leave it refusing.)
       await waitFor('a new haproxy worker after the reload', async () => {
@@ -111,16 +120,31 @@ export async function startBalancedHaproxy(
 ): Promise<BalancedHaproxy> {
   const servers = Object.values(clusters)
     .flat()
-    .map((b) => `    server ${b.name} 127.0.0.1:${b.port} cookie ${b.name} check inter 1s${options.backup?.includes(b.name) ? ' backup' : ''}`);
+    .map(
+      (b) =>
+        `    server ${b.name} 127.0.0.1:${b.port} cookie ${b.name} check inter 1s${options.backup?.includes(b.name) ? ' backup' : ''}`,
+    );
   const haproxy = await startHaproxy(
     binary,
-    ['frontend fe', '    bind 127.0.0.1:{PORT}', '    default_backend web-prod', 'backend web-prod', '    balance roundrobin', '    cookie SRVID insert indirect nocache', '    option httpchk GET /health', ...servers].join('\n'),
+    [
+      'frontend fe',
+      '    bind 127.0.0.1:{PORT}',
+      '    default_backend web-prod',
+      'backend web-prod',
+      '    balance roundrobin',
+      '    cookie SRVID insert indirect nocache',
+      '    option httpchk GET /health',
+      ...servers,
+    ].join('\n'),
     options.global ? { global: options.global } : {},
   );
   return {
     haproxy,
     clusters: Object.fromEntries(
-      Object.entries(clusters).map(([name, backends]) => [name, clusterSchema.parse({ members: backends.map((b) => ({ url: b.url, route: b.name })) })]),
+      Object.entries(clusters).map(([name, backends]) => [
+        name,
+        clusterSchema.parse({ members: backends.map((b) => ({ url: b.url, route: b.name })) }),
+      ]),
     ),
     driver: haproxyDriverSchema.parse({ type: 'haproxy', socket: haproxy.socket, backend: 'web-prod' }),
   };

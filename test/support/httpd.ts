@@ -86,7 +86,10 @@ export async function startHttpd(binary: string, options: HttpdOptions): Promise
   await chmod(join(dir, 'run'), 0o777);
   const port = await freePort();
   const conf = join(dir, 'httpd.conf');
-  await writeFile(conf, `${preamble(port, dir, options.modules)}\n${options.body.replaceAll('{PORT}', String(port))}\n`);
+  await writeFile(
+    conf,
+    `${preamble(port, dir, options.modules)}\n${options.body.replaceAll('{PORT}', String(port))}\n`,
+  );
   const run = () => new Foreground(binary, ['-f', conf, '-DFOREGROUND'], dir);
   let proc = run();
   const url = `http://127.0.0.1:${port}`;
@@ -101,7 +104,8 @@ export async function startHttpd(binary: string, options: HttpdOptions): Promise
     await ready();
   } catch (err) {
     await proc.stop();
-    (err as Error).message += `\nhttpd output:\n${proc.log}\n${(await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')).slice(-3000)}`;
+    (err as Error).message +=
+      `\nhttpd output:\n${proc.log}\n${(await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')).slice(-3000)}`;
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
@@ -136,10 +140,16 @@ export interface BalancedHttpd {
  * sticky on ROUTEID), a QA balancer per cluster on /qa/CLUSTER/, and the balancer-manager — the origin
  * document's layout on one port. A conductor test can run a whole release against it.
  */
-export async function startBalancedHttpd(binary: string, clusters: Record<string, Backend[]>, options: { persist?: boolean; proxySet?: string } = {}): Promise<BalancedHttpd> {
-  const members = (backends: Backend[]) => backends.map((b) => `  BalancerMember ${b.url} route=${b.name} retry=0`).join('\n');
+export async function startBalancedHttpd(
+  binary: string,
+  clusters: Record<string, Backend[]>,
+  options: { persist?: boolean; proxySet?: string } = {},
+): Promise<BalancedHttpd> {
+  const members = (backends: Backend[]) =>
+    backends.map((b) => `  BalancerMember ${b.url} route=${b.name} retry=0`).join('\n');
   const qa = Object.entries(clusters).map(
-    ([name, backends]) => `<Proxy balancer://qa-${name}>\n${members(backends)}\n</Proxy>\nProxyPass /qa/${name}/ balancer://qa-${name}/`,
+    ([name, backends]) =>
+      `<Proxy balancer://qa-${name}>\n${members(backends)}\n</Proxy>\nProxyPass /qa/${name}/ balancer://qa-${name}/`,
   );
   const httpd = await startHttpd(binary, {
     body: [
@@ -160,7 +170,10 @@ export async function startBalancedHttpd(binary: string, clusters: Record<string
   return {
     httpd,
     clusters: Object.fromEntries(
-      Object.entries(clusters).map(([name, backends]) => [name, clusterSchema.parse({ members: backends.map((b) => ({ url: b.url, route: b.name })) })]),
+      Object.entries(clusters).map(([name, backends]) => [
+        name,
+        clusterSchema.parse({ members: backends.map((b) => ({ url: b.url, route: b.name })) }),
+      ]),
     ),
     driver: apacheDriverSchema.parse({ type: 'apache', url: httpd.managerUrl, balancer: 'web-prod' }),
   };

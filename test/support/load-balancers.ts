@@ -52,7 +52,11 @@ driver: ${JSON.stringify(driver)}
 export async function startExportedHttpd(binary: string, backends: Backend[]): Promise<RunningLoadBalancer> {
   const port = await freePort();
   const manager = await freePort();
-  const config = twoClusterConfig(port, backends, { type: 'apache', url: `http://127.0.0.1:${manager}/balancer-manager`, balancer: 'public' });
+  const config = twoClusterConfig(port, backends, {
+    type: 'apache',
+    url: `http://127.0.0.1:${manager}/balancer-manager`,
+    balancer: 'public',
+  });
   const exported = exportApache(config, { manager: `127.0.0.1:${manager}`, source: 'test' });
   const httpd = await startHttpd(binary, { body: exported.text, modules: ['proxy_hcheck'] });
   return { config, url: `http://127.0.0.1:${port}/`, stop: () => httpd.stop() };
@@ -66,7 +70,18 @@ export async function startExportedHaproxy(binary: string, backends: Backend[]):
   const exported = exportHaproxy(draft, { socket: 'admin.sock', stateFile: 'state', source: 'test' });
   const body = exported.text.slice(exported.text.indexOf('\nfrontend ') + 1);
   const lb = await startHaproxy(binary, body);
-  const config = { ...draft, driver: { type: 'haproxy' as const, socket: lb.socket, backend: 'public', match: 'name' as const, state_file: lb.stateFile, timeout: 5000, verify_interval: 10_000 } };
+  const config = {
+    ...draft,
+    driver: {
+      type: 'haproxy' as const,
+      socket: lb.socket,
+      backend: 'public',
+      match: 'name' as const,
+      state_file: lb.stateFile,
+      timeout: 5000,
+      verify_interval: 10_000,
+    },
+  };
   return { config, url: `http://127.0.0.1:${port}/`, stop: () => lb.stop() };
 }
 
@@ -81,12 +96,21 @@ export interface PlaneOnLoadBalancer {
  * A control plane driving a running load balancer through its configured driver, with a file store in a
  * temp dir, once every member is up. `config` defaults to the load balancer's own.
  */
-export async function openPlaneOn(lb: RunningLoadBalancer, config: DayshiftConfig = lb.config): Promise<PlaneOnLoadBalancer> {
+export async function openPlaneOn(
+  lb: RunningLoadBalancer,
+  config: DayshiftConfig = lb.config,
+): Promise<PlaneOnLoadBalancer> {
   const dir = await mkdtemp(join(tmpdir(), 'dayshift-plane-'));
   const store = await FileStore.open(dir);
   const driver = createDriver(config);
   const audit = new AuditLog(dir);
-  const plane = await ControlPlane.open({ loaded: { config, file: join(dir, 'dayshift.yaml'), baseDir: dir, source: '' }, store, driver, audit, logger: pino({ level: 'silent' }) });
+  const plane = await ControlPlane.open({
+    loaded: { config, file: join(dir, 'dayshift.yaml'), baseDir: dir, source: '' },
+    store,
+    driver,
+    audit,
+    logger: pino({ level: 'silent' }),
+  });
   const close = async () => {
     await plane.close();
     await driver.close();
@@ -94,7 +118,9 @@ export async function openPlaneOn(lb: RunningLoadBalancer, config: DayshiftConfi
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitFor('all members up', async () => ((await plane.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined));
+    await waitFor('all members up', async () =>
+      (await plane.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined,
+    );
   } catch (err) {
     await close();
     throw err;

@@ -56,7 +56,10 @@ export class Load {
 
   /** Longest interval in which no response completed (ms). */
   longestStall(from = 0, to = Infinity): number {
-    const ends = this.samples.map((s) => s.doneAt).filter((t) => t >= from && t <= to).sort((a, b) => a - b);
+    const ends = this.samples
+      .map((s) => s.doneAt)
+      .filter((t) => t >= from && t <= to)
+      .sort((a, b) => a - b);
     let longest = 0;
     for (let i = 1; i < ends.length; i++) longest = Math.max(longest, ends[i]! - ends[i - 1]!);
     return longest;
@@ -83,19 +86,52 @@ export class Load {
     const sentAt = performance.now();
     return new Promise((resolve) => {
       const req = http.request(
-        { host: '127.0.0.1', port: this.options.port, path: `/step?s=${session ?? 'none'}`, agent: this.agent, headers: { host: this.options.host ?? 'example.com', ...(cookie ? { cookie } : {}) } },
+        {
+          host: '127.0.0.1',
+          port: this.options.port,
+          path: `/step?s=${session ?? 'none'}`,
+          agent: this.agent,
+          headers: { host: this.options.host ?? 'example.com', ...(cookie ? { cookie } : {}) },
+        },
         (res) => {
           let body = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (body += c));
           res.on('end', () => {
             const setCookie = res.headers['set-cookie']?.[0]?.split(';')[0];
-            resolve({ sentAt, doneAt: performance.now(), status: res.statusCode ?? 0, member: body.split(' ')[0] ?? '', bound: cookie !== undefined, ...(session !== undefined ? { session } : {}), ...(setCookie ? { setCookie } : {}) });
+            resolve({
+              sentAt,
+              doneAt: performance.now(),
+              status: res.statusCode ?? 0,
+              member: body.split(' ')[0] ?? '',
+              bound: cookie !== undefined,
+              ...(session !== undefined ? { session } : {}),
+              ...(setCookie ? { setCookie } : {}),
+            });
           });
-          res.on('error', (err) => resolve({ sentAt, doneAt: performance.now(), status: 0, member: '', bound: cookie !== undefined, error: err.message }));
+          res.on('error', (err) =>
+            resolve({
+              sentAt,
+              doneAt: performance.now(),
+              status: 0,
+              member: '',
+              bound: cookie !== undefined,
+              error: err.message,
+            }),
+          );
         },
       );
-      req.on('error', (err) => resolve({ sentAt, doneAt: performance.now(), status: 0, member: '', bound: cookie !== undefined, ...(session !== undefined ? { session } : {}), error: err.message }));
+      req.on('error', (err) =>
+        resolve({
+          sentAt,
+          doneAt: performance.now(),
+          status: 0,
+          member: '',
+          bound: cookie !== undefined,
+          ...(session !== undefined ? { session } : {}),
+          error: err.message,
+        }),
+      );
       req.end();
     });
   }

@@ -63,7 +63,8 @@ function server(name: string, dir: string, port: number, serverId: number): Mari
       const conn = await root();
       try {
         let rows: RowDataPacket[] = [];
-        for (const statement of statements) [rows] = (await conn.query<RowDataPacket[]>(statement)) as [RowDataPacket[], unknown];
+        for (const statement of statements)
+          [rows] = (await conn.query<RowDataPacket[]>(statement)) as [RowDataPacket[], unknown];
         return rows;
       } finally {
         await conn.end();
@@ -97,7 +98,17 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
   try {
     // One install, copied: both servers start from the same empty GTID history.
     const template = join(dir, 'template');
-    const install = spawnSync(installDb, ['--no-defaults', `--datadir=${template}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--user=root'], { encoding: 'utf8' });
+    const install = spawnSync(
+      installDb,
+      [
+        '--no-defaults',
+        `--datadir=${template}`,
+        '--auth-root-authentication-method=normal',
+        '--skip-test-db',
+        '--user=root',
+      ],
+      { encoding: 'utf8' },
+    );
     if (install.status !== 0) throw new Error(`mariadb-install-db failed: ${install.stderr}`);
     const servers: MariaDb[] = [];
     const launch = async (db: MariaDb, defaults = '--no-defaults') => {
@@ -106,10 +117,24 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
       const child = spawn(
         mariadbd,
         [
-          defaults, '--user=root', `--datadir=${join(home, 'data')}`, `--socket=${db.socket}`, `--pid-file=${join(home, 'mysqld.pid')}`,
-          `--log-error=${join(home, 'error.log')}`, `--port=${port}`, '--bind-address=127.0.0.1', '--skip-name-resolve',
-          `--server-id=${db.serverId}`, '--log-bin=mysql-bin', '--relay-log=relay-bin', '--binlog-format=ROW', '--log-slave-updates=ON',
-          '--gtid-strict-mode=ON', '--gtid-domain-id=0', '--innodb-buffer-pool-size=32M', '--innodb-log-file-size=16M',
+          defaults,
+          '--user=root',
+          `--datadir=${join(home, 'data')}`,
+          `--socket=${db.socket}`,
+          `--pid-file=${join(home, 'mysqld.pid')}`,
+          `--log-error=${join(home, 'error.log')}`,
+          `--port=${port}`,
+          '--bind-address=127.0.0.1',
+          '--skip-name-resolve',
+          `--server-id=${db.serverId}`,
+          '--log-bin=mysql-bin',
+          '--relay-log=relay-bin',
+          '--binlog-format=ROW',
+          '--log-slave-updates=ON',
+          '--gtid-strict-mode=ON',
+          '--gtid-domain-id=0',
+          '--innodb-buffer-pool-size=32M',
+          '--innodb-log-file-size=16M',
           '--performance-schema=OFF',
         ],
         { stdio: 'ignore' },
@@ -118,7 +143,8 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
       await waitFor(
         `mariadbd ${name} on port ${port}`,
         async () => {
-          if (child.exitCode !== null) throw new Error(`mariadbd ${name} exited with ${child.exitCode}; see its error.log`);
+          if (child.exitCode !== null)
+            throw new Error(`mariadbd ${name} exited with ${child.exitCode}; see its error.log`);
           await db.sql('SELECT 1');
           return true;
         },
@@ -163,7 +189,8 @@ export async function startMariaDbPair(): Promise<MariaDbPair | undefined> {
       },
       async heal() {
         const [status] = await b.sql('SHOW SLAVE STATUS');
-        if (!status || Number(status.Master_Port) !== a.port) throw new Error('heal: b no longer replicates from a; a test left the pair switched');
+        if (!status || Number(status.Master_Port) !== a.port)
+          throw new Error('heal: b no longer replicates from a; a test left the pair switched');
         await b.sql('STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY=0', 'START SLAVE', 'SET GLOBAL read_only=ON');
         await a.sql('SET GLOBAL read_only=OFF');
         await waitForReplica(a, b);
@@ -211,7 +238,9 @@ export async function waitForReplica(primary: MariaDb, replica: MariaDb): Promis
 export function databaseYaml(pair: MariaDbPair, extra: Record<string, string | number> = {}): string {
   const lines = ['database:', '  servers:'];
   for (const db of [pair.a, pair.b]) {
-    lines.push(`    - {name: ${db.name}, host: 127.0.0.1, port: ${db.port}, user: ${USERS.tool.user}, password: ${USERS.tool.password}}`);
+    lines.push(
+      `    - {name: ${db.name}, host: 127.0.0.1, port: ${db.port}, user: ${USERS.tool.user}, password: ${USERS.tool.password}}`,
+    );
   }
   lines.push(`  replication: {user: ${USERS.repl.user}, password: ${USERS.repl.password}}`);
   for (const [key, value] of Object.entries(extra)) lines.push(`  ${key}: ${value}`);
@@ -245,10 +274,21 @@ export function startWriter(host: string, port: number, maxMs = 60_000): Writer 
       const attempt = id++;
       try {
         if (!conn) {
-          conn = await createConnection({ host, port, user: USERS.app.user, password: USERS.app.password, database: 'appdb', connectTimeout: 2000 });
+          conn = await createConnection({
+            host,
+            port,
+            user: USERS.app.user,
+            password: USERS.app.password,
+            database: 'appdb',
+            connectTimeout: 2000,
+          });
           conn.on('error', () => undefined);
         }
-        await conn.query({ sql: 'INSERT INTO writes (id, payload) VALUES (?, ?)', values: [attempt, `w${attempt}`], timeout: 5000 });
+        await conn.query({
+          sql: 'INSERT INTO writes (id, payload) VALUES (?, ?)',
+          values: [attempt, `w${attempt}`],
+          timeout: 5000,
+        });
         acked.push(attempt);
         ackTimes.push(performance.now());
       } catch (err) {
@@ -274,7 +314,16 @@ export function startWriter(host: string, port: number, maxMs = 60_000): Writer 
 }
 
 /** Settings for this pair as `dayshift db` would load them, with extra `database:` keys (YAML values). */
-export async function pairSettings(pair: MariaDbPair, stateDir: string, extra: Record<string, string | number> = {}, yaml = databaseYaml(pair, extra)): Promise<DbSettings> {
-  const parsed = parseYamlWith(`state_dir: ${JSON.stringify(stateDir)}\n${yaml}`, 'test.yaml', z.object({ state_dir: z.string(), database: databaseSchema }));
+export async function pairSettings(
+  pair: MariaDbPair,
+  stateDir: string,
+  extra: Record<string, string | number> = {},
+  yaml = databaseYaml(pair, extra),
+): Promise<DbSettings> {
+  const parsed = parseYamlWith(
+    `state_dir: ${JSON.stringify(stateDir)}\n${yaml}`,
+    'test.yaml',
+    z.object({ state_dir: z.string(), database: databaseSchema }),
+  );
   return resolveDbSettings(parsed, pair.dir);
 }

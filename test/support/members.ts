@@ -37,7 +37,11 @@ export const echoName: MemberHandler = (req, res, member) => {
   req.on('data', (chunk: Buffer) => (bytes += chunk.length));
   req.on('end', () => {
     const body = `${member.name} ${bytes}`;
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'x-member': member.name });
+    res.writeHead(200, {
+      'content-type': 'text/plain',
+      'content-length': Buffer.byteLength(body),
+      'x-member': member.name,
+    });
     res.end(body);
   });
 };
@@ -98,7 +102,13 @@ export async function startMember(name: string, handler: MemberHandler = echoNam
     });
   });
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const entry: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: 0 };
+    const entry: Received = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      bodyBytes: 0,
+    };
     member.received.push(entry);
     req.on('data', (chunk: Buffer) => (entry.bodyBytes += chunk.length));
     handler(req, res, member);
@@ -109,4 +119,3 @@ export async function startMember(name: string, handler: MemberHandler = echoNam
   member.url = `http://127.0.0.1:${member.port}`;
   return member;
 }
-

@@ -11,15 +11,22 @@ import { startTestDayshift, type TestDayshift } from './dayshift.js';
 /** A Tomcat-like member: a request without a session gets JSESSIONID=<n>.<route>; /health answers ok. */
 export function appMember(route: string, port = 0): Promise<TestMember> {
   let next = 0;
-  return startMember(route, (req: http.IncomingMessage, res: http.ServerResponse) => {
-    req.resume();
-    req.on('end', () => {
-      if (req.url === '/health') return res.end('ok');
-      const fresh = !/JSESSIONID=/.test(req.headers.cookie ?? '');
-      res.writeHead(200, { 'content-type': 'text/plain', ...(fresh ? { 'set-cookie': `JSESSIONID=S${next++}.${route}; Path=/` } : {}) });
-      res.end(`${route} ok`);
-    });
-  }, port);
+  return startMember(
+    route,
+    (req: http.IncomingMessage, res: http.ServerResponse) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/health') return res.end('ok');
+        const fresh = !/JSESSIONID=/.test(req.headers.cookie ?? '');
+        res.writeHead(200, {
+          'content-type': 'text/plain',
+          ...(fresh ? { 'set-cookie': `JSESSIONID=S${next++}.${route}; Path=/` } : {}),
+        });
+        res.end(`${route} ok`);
+      });
+    },
+    port,
+  );
 }
 
 export interface Change {
@@ -43,21 +50,44 @@ export interface ProcedureResult {
 }
 
 export class OriginSetup {
-  private constructor(readonly ds: TestDayshift, readonly members: TestMember[]) {}
+  private constructor(
+    readonly ds: TestDayshift,
+    readonly members: TestMember[],
+  ) {}
 
   static async start(): Promise<OriginSetup> {
     const members = await Promise.all(['a1', 'a2', 'b1', 'b2'].map((r) => appMember(r)));
     const ds = await startTestDayshift({
       clusters: {
-        'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }, { url: members[1]!.url, route: 'a2' }] },
-        'prod-b': { members: [{ url: members[2]!.url, route: 'b1' }, { url: members[3]!.url, route: 'b2' }] },
+        'prod-a': {
+          members: [
+            { url: members[0]!.url, route: 'a1' },
+            { url: members[1]!.url, route: 'a2' },
+          ],
+        },
+        'prod-b': {
+          members: [
+            { url: members[2]!.url, route: 'b1' },
+            { url: members[3]!.url, route: 'b2' },
+          ],
+        },
       },
       // Stopped members are refused at once, so a generous timeout costs nothing and a busy machine's slow
       // check cannot mark a live member down (fall: 1).
       health: { path: '/health', interval: '200ms', timeout: '2s', rise: 1, fall: 1 },
       drain: { session_idle: '500ms', deadline: '30s' },
       sites: {
-        public: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], balance: 'least-busy', sticky: { mode: 'route', cookie: 'JSESSIONID', path_param: 'jsessionid' } }] },
+        public: {
+          hosts: ['example.com'],
+          routes: [
+            {
+              path: '/',
+              clusters: ['prod-a', 'prod-b'],
+              balance: 'least-busy',
+              sticky: { mode: 'route', cookie: 'JSESSIONID', path_param: 'jsessionid' },
+            },
+          ],
+        },
       },
     });
     return new OriginSetup(ds, members);
@@ -86,10 +116,18 @@ export class OriginSetup {
       await act(`drain ${cluster}`, 'POST', `/api/clusters/${cluster}/traffic`, { state: 'draining' });
       drainedAt[cluster] = performance.now();
       const waited = await ds.api<{ reason: string }>('GET', `/api/drain/${cluster}?wait=1&timeout=30s`);
-      if (waited.body.reason !== 'idle') throw new Error(`${cluster} drained by ${waited.body.reason}, not because its sessions finished`);
+      if (waited.body.reason !== 'idle')
+        throw new Error(`${cluster} drained by ${waited.body.reason}, not because its sessions finished`);
     };
     const health = (cluster: string, want: string) =>
-      waitFor(async () => (await ds.api<StatusReport>('GET', '/api/status')).body.clusters.find((c) => c.name === cluster)!.members.every((m) => m.health === want), 10_000, `${cluster} ${want}`);
+      waitFor(
+        async () =>
+          (await ds.api<StatusReport>('GET', '/api/status')).body.clusters
+            .find((c) => c.name === cluster)!
+            .members.every((m) => m.health === want),
+        10_000,
+        `${cluster} ${want}`,
+      );
 
     await waitFor(() => load.samples.length > 200, 10_000, 'load to warm up');
     await drain('prod-a');
@@ -101,19 +139,32 @@ export class OriginSetup {
     this.members[1] = await appMember('a2', ports[1]);
     await health('prod-a', 'up');
     await act('live prod-a', 'POST', '/api/clusters/prod-a/traffic', { state: 'live' });
-    await waitFor(() => load.samples.some((s) => s.sentAt > changes.at(-1)!.at && clusterOf(s.member) === 'prod-a'), 10_000, 'prod-a to take traffic again');
+    await waitFor(
+      () => load.samples.some((s) => s.sentAt > changes.at(-1)!.at && clusterOf(s.member) === 'prod-a'),
+      10_000,
+      'prod-a to take traffic again',
+    );
     await drain('prod-b');
     await act('out prod-b', 'POST', '/api/clusters/prod-b/traffic', { state: 'out' });
-    await waitFor(() => load.samples.filter((s) => s.sentAt > changes.at(-1)!.at).length > 100, 10_000, 'more load after the swap');
+    await waitFor(
+      () => load.samples.filter((s) => s.sentAt > changes.at(-1)!.at).length > 100,
+      10_000,
+      'more load after the swap',
+    );
     await load.stop();
 
     // A request sent after "live" was asked for may rightly reach prod-a: count strays until then.
     const liveAgain = changes.find((c) => c.what === 'live prod-a')!.asked;
     const strays = load.samples.filter(
-      (s) => !s.bound && ((clusterOf(s.member) === 'prod-a' && s.sentAt > drainedAt['prod-a']! && s.sentAt < liveAgain) || (clusterOf(s.member) === 'prod-b' && s.sentAt > drainedAt['prod-b']!)),
+      (s) =>
+        !s.bound &&
+        ((clusterOf(s.member) === 'prod-a' && s.sentAt > drainedAt['prod-a']! && s.sentAt < liveAgain) ||
+          (clusterOf(s.member) === 'prod-b' && s.sentAt > drainedAt['prod-b']!)),
     );
     const bySession = new Map<number, Set<string>>();
-    for (const s of load.samples) if (s.session !== undefined) (bySession.get(s.session) ?? bySession.set(s.session, new Set()).get(s.session)!).add(s.member);
+    for (const s of load.samples)
+      if (s.session !== undefined)
+        (bySession.get(s.session) ?? bySession.set(s.session, new Set()).get(s.session)!).add(s.member);
     return {
       samples: load.samples,
       failed: load.failures(),

@@ -40,7 +40,12 @@ export class Pebble {
     if (!pebble || !challtestsrv || !openssl) return undefined;
     const dir = await mkdtemp(join(tmpdir(), 'dayshift-pebble-'));
     const certs = await makeTestCertificates(openssl, dir);
-    const ports = { api: await freePort(), management: await freePort(), dns: await freePort(), dnsManagement: await freePort() };
+    const ports = {
+      api: await freePort(),
+      management: await freePort(),
+      dns: await freePort(),
+      dnsManagement: await freePort(),
+    };
     const config = {
       pebble: {
         listenAddress: `127.0.0.1:${ports.api}`,
@@ -57,7 +62,22 @@ export class Pebble {
     const instance = new Pebble({ pebble, challtestsrv }, dir, certs.ca, ports);
     instance.dns = new Foreground(
       challtestsrv,
-      ['-defaultIPv4', '127.0.0.1', '-defaultIPv6', '', '-dns01', `127.0.0.1:${ports.dns}`, '-management', `127.0.0.1:${ports.dnsManagement}`, '-http01', '', '-https01', '', '-tlsalpn01', ''],
+      [
+        '-defaultIPv4',
+        '127.0.0.1',
+        '-defaultIPv6',
+        '',
+        '-dns01',
+        `127.0.0.1:${ports.dns}`,
+        '-management',
+        `127.0.0.1:${ports.dnsManagement}`,
+        '-http01',
+        '',
+        '-https01',
+        '',
+        '-tlsalpn01',
+        '',
+      ],
       dir,
     );
     if (start) {
@@ -79,9 +99,19 @@ export class Pebble {
   async start(): Promise<void> {
     if (this.pebble?.running) return;
     const env = { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' };
-    this.pebble = new Foreground(this.binaries.pebble, ['-config', join(this.dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${this.ports.dns}`], this.dir, env);
+    this.pebble = new Foreground(
+      this.binaries.pebble,
+      ['-config', join(this.dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${this.ports.dns}`],
+      this.dir,
+      env,
+    );
     const pebble = this.pebble;
-    await waitFor(`pebble's directory (${this.directory})\n${pebble.log}`, async () => ((await this.get(this.ports.api, '/dir')).includes('newOrder') ? true : undefined), 30_000, 100);
+    await waitFor(
+      `pebble's directory (${this.directory})\n${pebble.log}`,
+      async () => ((await this.get(this.ports.api, '/dir')).includes('newOrder') ? true : undefined),
+      30_000,
+      100,
+    );
   }
 
   /** The root that signs pebble's certificates (changes at each pebble start). */
@@ -106,7 +136,9 @@ export class Pebble {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${path}: ${res.statusCode} ${body}`))));
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${path}: ${res.statusCode} ${body}`)),
+        );
       });
       req.on('error', reject);
       req.on('timeout', () => req.destroy(new Error(`GET ${path}: timed out`)));

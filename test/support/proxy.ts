@@ -20,7 +20,10 @@ export interface TestProxy {
 }
 
 /** `config` is the YAML document as an object; listen defaults to an http listener on a free port. */
-export async function startTestProxy(config: Record<string, unknown>, options: { sessions?: SessionObserver; cookieSecret?: string } = {}): Promise<TestProxy> {
+export async function startTestProxy(
+  config: Record<string, unknown>,
+  options: { sessions?: SessionObserver; cookieSecret?: string } = {},
+): Promise<TestProxy> {
   const raw = { listen: { http: '127.0.0.1:0' }, ...config };
   const loaded = loadObject(raw);
   const state = initialState(loaded.config);
@@ -54,7 +57,17 @@ export interface Reply {
 }
 
 /** One request through a fresh connection (no pooling surprises between tests). */
-export function request(port: number, options: { path?: string; host?: string; method?: string; headers?: Record<string, string>; body?: string | Buffer; agent?: http.Agent } = {}): Promise<Reply> {
+export function request(
+  port: number,
+  options: {
+    path?: string;
+    host?: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    agent?: http.Agent;
+  } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -68,7 +81,9 @@ export function request(port: number, options: { path?: string; host?: string; m
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
         res.on('error', reject);
       },
     );
@@ -78,7 +93,11 @@ export function request(port: number, options: { path?: string; host?: string; m
 }
 
 /** Polls `check` until it returns true or the deadline passes. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -20,7 +20,9 @@ export interface RawOptions {
  * on the missing answer.
  */
 export async function rawExchange(port: number, bytes: string, options: RawOptions = {}): Promise<string> {
-  const socket = options.tls ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
+  const socket = options.tls
+    ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+    : net.connect(port, '127.0.0.1');
   await once(socket, options.tls ? 'secureConnect' : 'connect');
   let text = '';
   socket.on('data', (c: Buffer) => (text += c.toString('latin1')));

@@ -8,13 +8,19 @@ import { buildSnapshot, type Snapshot } from '../../src/proxy/snapshot.js';
 import type { Transport } from '../../src/proxy/member-transport.js';
 import { loadObject } from './proxy.js';
 
-export const idleTransport: Transport = { request: () => Promise.reject(new Error('unused')), close: () => Promise.resolve() };
+export const idleTransport: Transport = {
+  request: () => Promise.reject(new Error('unused')),
+  close: () => Promise.resolve(),
+};
 
 /**
  * The snapshot the proxy would build from `config` (the YAML document as an object, `listen` filled in)
  * and the initial state, after `change` has edited that state as an operator would.
  */
-export function snapshotOf(config: Record<string, unknown>, change: (state: DesiredState) => void = () => {}): Snapshot {
+export function snapshotOf(
+  config: Record<string, unknown>,
+  change: (state: DesiredState) => void = () => {},
+): Snapshot {
   const loaded = loadObject({ listen: { http: '127.0.0.1:0' }, health: { enabled: false }, ...config });
   const state = initialState(loaded.config);
   change(state);

@@ -53,14 +53,19 @@ export function requireTomcat(t: TestContext): boolean {
   );
 }
 
-
 export async function startTomcat(options: TomcatOptions): Promise<Tomcat> {
   const catalina = findExecutable('catalina.sh', [join(TOMCAT_HOME, 'bin')]);
   if (!catalina) throw new Error('catalina.sh not found: install the Debian package tomcat10');
   const base = await mkdtemp(join(tmpdir(), 'dayshift-tomcat-'));
   const [httpPort, ajpPort] = [await freePort(), await freePort()];
   const secret = options.secret ?? randomBytes(12).toString('hex');
-  await writeBase(base, { httpPort, ajpPort, secret, jvmRoute: options.jvmRoute, packetSize: options.packetSize ?? 8192 });
+  await writeBase(base, {
+    httpPort,
+    ajpPort,
+    secret,
+    jvmRoute: options.jvmRoute,
+    packetSize: options.packetSize ?? 8192,
+  });
 
   const child = spawn(catalina, ['run'], {
     env: {
@@ -107,7 +112,9 @@ export async function startTomcat(options: TomcatOptions): Promise<Tomcat> {
   } catch (err) {
     await stopWith('SIGKILL');
     await rm(base, { recursive: true, force: true });
-    throw new Error(`Tomcat (jvmRoute ${options.jvmRoute}) did not become ready: ${messageOf(err)}\n--- its output ---\n${log}`);
+    throw new Error(
+      `Tomcat (jvmRoute ${options.jvmRoute}) did not become ready: ${messageOf(err)}\n--- its output ---\n${log}`,
+    );
   }
   return {
     httpPort,
@@ -133,7 +140,10 @@ async function writeBase(
     await copyFile(join(TOMCAT_HOME, 'etc', file), join(base, 'conf', file));
   }
   // Jar scanning is most of Tomcat's start time and the test app needs none of it.
-  await writeFile(join(base, 'conf', 'context.xml'), '<Context>\n  <JarScanner scanClassPath="false" scanManifest="false"/>\n</Context>\n');
+  await writeFile(
+    join(base, 'conf', 'context.xml'),
+    '<Context>\n  <JarScanner scanClassPath="false" scanManifest="false"/>\n</Context>\n',
+  );
   await writeFile(
     join(base, 'conf', 'server.xml'),
     `<Server port="-1" shutdown="SHUTDOWN">
@@ -191,7 +201,10 @@ export function cping(port: number, timeoutMs: number): Promise<void> {
     socket.on('connect', () => socket.write(Buffer.from([0x12, 0x34, 0x00, 0x01, 0x0a])));
     socket.on('data', (chunk: Buffer) => {
       got = Buffer.concat([got, chunk]);
-      if (got.length >= 5) done(got.subarray(0, 5).equals(Buffer.from([0x41, 0x42, 0x00, 0x01, 0x09])) ? undefined : new Error('not a CPong'));
+      if (got.length >= 5)
+        done(
+          got.subarray(0, 5).equals(Buffer.from([0x41, 0x42, 0x00, 0x01, 0x09])) ? undefined : new Error('not a CPong'),
+        );
     });
   });
 }

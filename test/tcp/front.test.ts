@@ -39,7 +39,10 @@ test('forwards bytes both ways and counts connections and bytes', async () => {
   try {
     const { socket, reply } = await ask(port, 'hello');
     assert.equal(reply, 'one:hello');
-    assert.deepEqual({ ...front.stats(), target: undefined }, { target: undefined, open: 1, total: 1, failed: 0, bytesIn: 5, bytesOut: 9 });
+    assert.deepEqual(
+      { ...front.stats(), target: undefined },
+      { target: undefined, open: 1, total: 1, failed: 0, bytesIn: 5, bytesOut: 9 },
+    );
     socket.end();
     await once(socket, 'close');
   } finally {
@@ -94,16 +97,26 @@ test('a target that refuses closes the client and counts a failure', async () =>
 for (const version of ['v1', 'v2'] as const) {
   test(`proxyProtocol ${version}: each target connection opens with a PROXY header naming the client`, async () => {
     let received = Buffer.alloc(0);
-    const target = createServer((socket) => socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk]))));
+    const target = createServer((socket) =>
+      socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk]))),
+    );
     target.listen(0, '127.0.0.1');
     await once(target, 'listening');
-    const front = new TcpFront({ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: (target.address() as { port: number }).port }, proxyProtocol: version });
+    const front = new TcpFront({
+      listen: { host: '127.0.0.1', port: 0 },
+      target: { host: '127.0.0.1', port: (target.address() as { port: number }).port },
+      proxyProtocol: version,
+    });
     const { port } = await front.start();
     try {
       const client = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
       await once(client, 'connect');
       client.write('hello');
-      const header = proxyHeader(version, { address: '127.0.0.2', port: client.localPort!, family: 'IPv4' }, { address: '127.0.0.1', port, family: 'IPv4' });
+      const header = proxyHeader(
+        version,
+        { address: '127.0.0.2', port: client.localPort!, family: 'IPv4' },
+        { address: '127.0.0.1', port, family: 'IPv4' },
+      );
       await waitFor(() => received.length >= header.length + 5);
       assert.deepEqual(received, Buffer.concat([header, Buffer.from('hello')]));
       client.destroy();

@@ -27,19 +27,26 @@ import { waitFor } from '../support/process.js';
 const ISSUE_MS = 60_000;
 
 /** The certificate chain the https listener presents for `host`, verified against `ca` when given. */
-function handshake(port: number, host: string, ca?: string): Promise<{ chain: X509Certificate[]; authorized: boolean; error?: string }> {
+function handshake(
+  port: number,
+  host: string,
+  ca?: string,
+): Promise<{ chain: X509Certificate[]; authorized: boolean; error?: string }> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: host, rejectUnauthorized: false, ...(ca ? { ca } : {}) }, () => {
-      const chain: X509Certificate[] = [];
-      let peer = socket.getPeerCertificate(true);
-      while (peer?.raw && !chain.some((c) => c.raw.equals(peer.raw))) {
-        chain.push(new X509Certificate(peer.raw));
-        peer = peer.issuerCertificate;
-      }
-      const error = socket.authorizationError ? String(socket.authorizationError) : undefined;
-      resolve({ chain, authorized: socket.authorized, ...(error ? { error } : {}) });
-      socket.end();
-    });
+    const socket = tls.connect(
+      { host: '127.0.0.1', port, servername: host, rejectUnauthorized: false, ...(ca ? { ca } : {}) },
+      () => {
+        const chain: X509Certificate[] = [];
+        let peer = socket.getPeerCertificate(true);
+        while (peer?.raw && !chain.some((c) => c.raw.equals(peer.raw))) {
+          chain.push(new X509Certificate(peer.raw));
+          peer = peer.issuerCertificate;
+        }
+        const error = socket.authorizationError ? String(socket.authorizationError) : undefined;
+        resolve({ chain, authorized: socket.authorized, ...(error ? { error } : {}) });
+        socket.end();
+      },
+    );
     socket.on('error', reject);
     socket.setTimeout(5000, () => socket.destroy(new Error('handshake timed out')));
   });
@@ -85,13 +92,19 @@ interface Setup {
  * A member, pebble (validating on Dayshift's ports, or on a closed port for the challenge a test
  * rules out) and a config with the site `shop` on tls.acme.
  */
-async function setup(t: TestContext, options: { challenge: 'http-01' | 'tls-alpn-01' | 'both'; startCa?: boolean; fallback?: string }): Promise<Setup | undefined> {
+async function setup(
+  t: TestContext,
+  options: { challenge: 'http-01' | 'tls-alpn-01' | 'both'; startCa?: boolean; fallback?: string },
+): Promise<Setup | undefined> {
   const httpPort = await freePort();
   const httpsPort = await freePort();
   const closed = await freePort();
   const pebble = await Pebble.create(
     t,
-    { httpPort: options.challenge === 'tls-alpn-01' ? closed : httpPort, tlsPort: options.challenge === 'http-01' ? closed : httpsPort },
+    {
+      httpPort: options.challenge === 'tls-alpn-01' ? closed : httpPort,
+      tlsPort: options.challenge === 'http-01' ? closed : httpsPort,
+    },
     options.startCa ?? true,
   );
   if (!pebble) return undefined;
@@ -144,10 +157,18 @@ describe('certificates by ACME (pebble)', () => {
       assert.equal(cert?.notAfter, new Date(chain[0]!.validTo).toISOString());
       const metrics = await (await fetch(`${d.adminUrl}/metrics`)).text();
       const expiry = Date.parse(chain[0]!.validTo) / 1000;
-      assert.match(metrics, new RegExp(`dayshift_certificate_expiry_seconds\\{site="shop",host="www\\.shop\\.test"\\} ${expiry}\\b`));
+      assert.match(
+        metrics,
+        new RegExp(`dayshift_certificate_expiry_seconds\\{site="shop",host="www\\.shop\\.test"\\} ${expiry}\\b`),
+      );
 
       // No restart: a site added to the config and reloaded gets its certificate too.
-      const withBlog = s.config({ sites: { ...(s.config().sites as object), blog: { hosts: ['blog.test'], routes: [{ clusters: ['a'] }], tls: { acme: true } } } });
+      const withBlog = s.config({
+        sites: {
+          ...(s.config().sites as object),
+          blog: { hosts: ['blog.test'], routes: [{ clusters: ['a'] }], tls: { acme: true } },
+        },
+      });
       await d.writeConfig(withBlog);
       assert.equal((await d.api('POST', '/api/reload')).status, 200);
       const blog = await waitIssued(s.pebble, s.httpsPort, 'blog.test');
@@ -160,7 +181,11 @@ describe('certificates by ACME (pebble)', () => {
       d = await startTestDayshift(withBlog, dir);
       const again = await waitIssued(s.pebble, s.httpsPort, 'shop.test');
       assert.equal(again[0]!.serialNumber, chain[0]!.serialNumber);
-      assert.equal(s.pebble.log.match(/Issued certificate serial/g)?.length ?? 0, issued, 'no certificate ordered after the restart');
+      assert.equal(
+        s.pebble.log.match(/Issued certificate serial/g)?.length ?? 0,
+        issued,
+        'no certificate ordered after the restart',
+      );
 
       // A site removed by reload is no longer served its certificate (there is no default one here).
       await d.writeConfig(s.config());
@@ -198,11 +223,26 @@ describe('certificates by ACME (pebble)', () => {
     let d: TestDayshift | undefined;
     const dir = await mkdtemp(join(tmpdir(), 'dayshift-renew-'));
     try {
-      d = await startTestDayshift(s.config({ acme: { directory: s.pebble.directory, email: 'ops@shop.test', ca_file: s.pebble.caFile, renew_before: '30d' } }));
+      d = await startTestDayshift(
+        s.config({
+          acme: {
+            directory: s.pebble.directory,
+            email: 'ops@shop.test',
+            ca_file: s.pebble.caFile,
+            renew_before: '30d',
+          },
+        }),
+      );
       const first = await waitIssued(s.pebble, s.httpsPort, 'shop.test');
       // A certificate for the same hosts that expires tomorrow (issued years ago): due for renewal.
       const due = backdated(openssl, dir, ['shop.test', 'www.shop.test']);
-      await d.dayshift.store.put('acme/certificates/shop', { hosts: ['shop.test', 'www.shop.test'], chain: due.chain, key: due.key, orderedBy: 'test', orderedAt: new Date().toISOString() });
+      await d.dayshift.store.put('acme/certificates/shop', {
+        hosts: ['shop.test', 'www.shop.test'],
+        chain: due.chain,
+        key: due.key,
+        orderedBy: 'test',
+        orderedAt: new Date().toISOString(),
+      });
       const renewed = await waitFor(
         'a renewed certificate',
         async () => {
@@ -212,7 +252,10 @@ describe('certificates by ACME (pebble)', () => {
         ISSUE_MS,
         250,
       );
-      assert.ok(Date.parse(renewed[0]!.validTo) > Date.now() + 30 * 86400_000, 'the renewed certificate is not due again');
+      assert.ok(
+        Date.parse(renewed[0]!.validTo) > Date.now() + 30 * 86400_000,
+        'the renewed certificate is not due again',
+      );
       const stored = await d.dayshift.store.get<{ chain: string; orderedBy: string }>('acme/certificates/shop');
       assert.equal(new X509Certificate(stored!.value.chain).serialNumber, renewed[0]!.serialNumber);
     } finally {
@@ -229,12 +272,19 @@ describe('certificates by ACME (pebble)', () => {
     let d: TestDayshift | undefined;
     try {
       d = await startTestDayshift(s.config());
-      const failed = await waitFor('a failed ACME attempt in status', async () => {
-        const cert = (await status(d!)).sites.find((site) => site.name === 'shop')?.certificate;
-        return cert?.lastError && cert.retryAt ? cert : undefined;
-      }, ISSUE_MS);
+      const failed = await waitFor(
+        'a failed ACME attempt in status',
+        async () => {
+          const cert = (await status(d!)).sites.find((site) => site.name === 'shop')?.certificate;
+          return cert?.lastError && cert.retryAt ? cert : undefined;
+        },
+        ISSUE_MS,
+      );
       assert.equal(failed.notAfter, undefined);
-      assert.match(failed.lastError!, new RegExp(`cannot reach the ACME directory ${s.pebble.directory.replace(/[.]/g, '\\.')}: ECONNREFUSED`));
+      assert.match(
+        failed.lastError!,
+        new RegExp(`cannot reach the ACME directory ${s.pebble.directory.replace(/[.]/g, '\\.')}: ECONNREFUSED`),
+      );
       assert.equal((await get(s.httpPort, 'shop.test')).status, 200);
       const fallback = await handshake(s.httpsPort, 'shop.test');
       assert.match(fallback.chain[0]!.subject, /CN=fallback\.test/);
@@ -257,7 +307,9 @@ describe('certificates by ACME (pebble)', () => {
         const report = (await status(d)).sites.find((site) => site.name === 'shop')?.certificate;
         assert.equal(report?.notAfter, new Date(chain[0]!.validTo).toISOString());
         assert.equal(report.lastError, undefined);
-        await page?.locator('article.site .certificate', { hasText: /Certificate expires .+ \(\d+ days\), renews/ }).waitFor({ timeout: 30_000 });
+        await page
+          ?.locator('article.site .certificate', { hasText: /Certificate expires .+ \(\d+ days\), renews/ })
+          .waitFor({ timeout: 30_000 });
       } finally {
         await browser?.close();
       }
@@ -302,10 +354,13 @@ describe('certificates by ACME (pebble)', () => {
 /** The protocol the listener picks for these ALPN offers. */
 function alpnProtocol(port: number, host: string, protocols: string[]): Promise<string | false> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: host, ALPNProtocols: protocols, rejectUnauthorized: false }, () => {
-      resolve(socket.alpnProtocol ?? false);
-      socket.end();
-    });
+    const socket = tls.connect(
+      { host: '127.0.0.1', port, servername: host, ALPNProtocols: protocols, rejectUnauthorized: false },
+      () => {
+        resolve(socket.alpnProtocol ?? false);
+        socket.end();
+      },
+    );
     socket.on('error', reject);
   });
 }
@@ -315,8 +370,48 @@ function backdated(openssl: string, dir: string, hosts: string[]): { chain: stri
   const run = (...args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const conf = join(dir, 'ca.cnf');
   const tomorrow = new Date(Date.now() + 86400_000).toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
-  execFileSync('sh', ['-c', `: > index.txt; echo 01 > serial; printf '%s\\n' '[ca]' 'default_ca=d' '[d]' 'database=index.txt' 'new_certs_dir=.' 'serial=serial' 'default_md=sha256' 'policy=p' 'copy_extensions=copy' '[p]' 'commonName=supplied' > ca.cnf`], { cwd: dir });
-  run('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'due.key', '-out', 'due.csr', '-subj', `/CN=${hosts[0]}`, '-addext', `subjectAltName=${hosts.map((h) => `DNS:${h}`).join(',')}`);
-  run('ca', '-batch', '-config', conf, '-selfsign', '-keyfile', 'due.key', '-in', 'due.csr', '-out', 'due.pem', '-startdate', '20200101000000Z', '-enddate', tomorrow, '-notext');
+  execFileSync(
+    'sh',
+    [
+      '-c',
+      `: > index.txt; echo 01 > serial; printf '%s\\n' '[ca]' 'default_ca=d' '[d]' 'database=index.txt' 'new_certs_dir=.' 'serial=serial' 'default_md=sha256' 'policy=p' 'copy_extensions=copy' '[p]' 'commonName=supplied' > ca.cnf`,
+    ],
+    { cwd: dir },
+  );
+  run(
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'due.key',
+    '-out',
+    'due.csr',
+    '-subj',
+    `/CN=${hosts[0]}`,
+    '-addext',
+    `subjectAltName=${hosts.map((h) => `DNS:${h}`).join(',')}`,
+  );
+  run(
+    'ca',
+    '-batch',
+    '-config',
+    conf,
+    '-selfsign',
+    '-keyfile',
+    'due.key',
+    '-in',
+    'due.csr',
+    '-out',
+    'due.pem',
+    '-startdate',
+    '20200101000000Z',
+    '-enddate',
+    tomorrow,
+    '-notext',
+  );
   return { chain: readFileSync(join(dir, 'due.pem'), 'utf8'), key: readFileSync(join(dir, 'due.key'), 'utf8') };
 }

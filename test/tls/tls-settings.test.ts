@@ -28,25 +28,39 @@ import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 import { EtcdCluster, etcdBinary } from '../support/etcd.js';
 
 /** One GET over HTTPS; status, headers and body. */
-function httpsGet(port: number, host: string, path = '/'): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function httpsGet(
+  port: number,
+  host: string,
+  path = '/',
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     https
-      .get({ port, host: '127.0.0.1', path, servername: host, headers: { host }, rejectUnauthorized: false, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      })
+      .get(
+        { port, host: '127.0.0.1', path, servername: host, headers: { host }, rejectUnauthorized: false, agent: false },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        },
+      )
       .on('error', reject);
   });
 }
 
 /** A TLS handshake with these client options: the negotiated protocol and cipher, or the error. */
-async function handshake(port: number, options: tls.ConnectionOptions): Promise<{ protocol: string | null; cipher: string; cn: string } | { error: string }> {
+async function handshake(
+  port: number,
+  options: tls.ConnectionOptions,
+): Promise<{ protocol: string | null; cipher: string; cn: string } | { error: string }> {
   const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...options });
   socket.on('error', () => undefined);
   try {
     await once(socket, 'secureConnect');
-    return { protocol: socket.getProtocol(), cipher: socket.getCipher().name, cn: String(socket.getPeerCertificate().subject.CN) };
+    return {
+      protocol: socket.getProtocol(),
+      cipher: socket.getCipher().name,
+      cn: String(socket.getPeerCertificate().subject.CN),
+    };
   } catch (error) {
     return { error: (error as Error).message };
   } finally {
@@ -77,12 +91,23 @@ describe('redirect_https and hsts', () => {
       clusters: { c: { members: [{ url: member.url }] } },
       health: { enabled: false },
       sites: {
-        shop: { hosts: ['shop.test'], tls: selfSigned(dir, 'shop', 'shop.test'), redirect_https: true, hsts: { max_age: '365d', include_subdomains: true }, routes: [{ path: '/', clusters: ['c'] }] },
+        shop: {
+          hosts: ['shop.test'],
+          tls: selfSigned(dir, 'shop', 'shop.test'),
+          redirect_https: true,
+          hsts: { max_age: '365d', include_subdomains: true },
+          routes: [{ path: '/', clusters: ['c'] }],
+        },
         plain: { hosts: ['plain.test'], routes: [{ path: '/', clusters: ['c'] }] },
       },
     };
     const loaded = loadObject(trustedConfig);
-    proxy = await startProxy({ config: loaded, state: initialState(loaded.config), logger: pino({ level: 'silent' }), certificates: table });
+    proxy = await startProxy({
+      config: loaded,
+      state: initialState(loaded.config),
+      logger: pino({ level: 'silent' }),
+      certificates: table,
+    });
     httpPort = proxy.addresses().http[0]!.port;
   });
   after(async () => {
@@ -108,7 +133,10 @@ describe('redirect_https and hsts', () => {
     const old = await rawExchange(httpPort, 'GET /old?q=1 HTTP/1.0\r\nHost: shop.test\r\n\r\n');
     assert.match(old, /^HTTP\/1\.1 308 /);
     assert.match(old, new RegExp(`\r\nlocation: https://shop\\.test:${httpsPort}/old\\?q=1\r\n`, 'i'));
-    const upgrade = await rawExchange(httpPort, 'GET /ws HTTP/1.1\r\nHost: shop.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    const upgrade = await rawExchange(
+      httpPort,
+      'GET /ws HTTP/1.1\r\nHost: shop.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    );
     assert.match(upgrade, /^HTTP\/1\.1 308 /);
     assert.match(upgrade, new RegExp(`\r\nLocation: https://shop\\.test:${httpsPort}/ws\r\n`));
   });
@@ -116,15 +144,26 @@ describe('redirect_https and hsts', () => {
   it('forwards rather than redirects what a trusted proxy says came over HTTPS', async (t) => {
     if (!requirePeer(t, 'openssl', 'openssl')) return;
     // 127.0.0.1 is not in trusted_proxies here: its X-Forwarded-Proto is not believed.
-    const untrusted = await request(httpPort, { host: 'shop.test', path: '/a', headers: { 'x-forwarded-proto': 'https' } });
+    const untrusted = await request(httpPort, {
+      host: 'shop.test',
+      path: '/a',
+      headers: { 'x-forwarded-proto': 'https' },
+    });
     assert.equal(untrusted.status, 308);
     const loaded = loadObject({ ...trustedConfig, trusted_proxies: ['127.0.0.1'] });
     proxy.apply(loaded, initialState(loaded.config));
     try {
-      const trusted = await request(httpPort, { host: 'shop.test', path: '/a', headers: { 'x-forwarded-proto': 'https' } });
+      const trusted = await request(httpPort, {
+        host: 'shop.test',
+        path: '/a',
+        headers: { 'x-forwarded-proto': 'https' },
+      });
       assert.equal(trusted.status, 200);
       assert.equal(trusted.body, 'GET /a');
-      assert.equal((await request(httpPort, { host: 'shop.test', path: '/a', headers: { 'x-forwarded-proto': 'http' } })).status, 308);
+      assert.equal(
+        (await request(httpPort, { host: 'shop.test', path: '/a', headers: { 'x-forwarded-proto': 'http' } })).status,
+        308,
+      );
     } finally {
       const back = loadObject(trustedConfig);
       proxy.apply(back, initialState(back.config));
@@ -150,7 +189,11 @@ describe('redirect_https and hsts', () => {
   it('sends no HSTS over plain HTTP, and none for a site without it', async (t) => {
     if (!requirePeer(t, 'openssl', 'openssl')) return;
     const plain = await request(httpPort, { host: 'plain.test' });
-    assert.equal(plain.headers['strict-transport-security'], 'max-age=1', 'the member’s own header passes on a site without hsts');
+    assert.equal(
+      plain.headers['strict-transport-security'],
+      'max-age=1',
+      'the member’s own header passes on a site without hsts',
+    );
     const redirect = await request(httpPort, { host: 'shop.test' });
     assert.equal(redirect.headers['strict-transport-security'], undefined);
   });
@@ -159,7 +202,11 @@ describe('redirect_https and hsts', () => {
 describe('redirect_https and hsts in the config', () => {
   const base = { clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } } };
   it('takes a port for the Location, leaving out 443', async () => {
-    const proxy = await startTestProxy({ ...base, health: { enabled: false }, sites: { s: { hosts: ['s.test'], redirect_https: 443, routes: [{ path: '/', clusters: ['c'] }] } } });
+    const proxy = await startTestProxy({
+      ...base,
+      health: { enabled: false },
+      sites: { s: { hosts: ['s.test'], redirect_https: 443, routes: [{ path: '/', clusters: ['c'] }] } },
+    });
     try {
       assert.equal((await request(proxy.port, { host: 's.test', path: '/x' })).headers.location, 'https://s.test/x');
     } finally {
@@ -168,8 +215,28 @@ describe('redirect_https and hsts in the config', () => {
   });
 
   it('refuses redirect_https: true without an https listener, and preload without its conditions', () => {
-    assert.throws(() => parseConfig(JSON.stringify({ listen: { http: '127.0.0.1:80' }, ...base, sites: { s: { hosts: ['s.test'], redirect_https: true, routes: [{ clusters: ['c'] }] } } })), /redirect_https: true needs an https listener/);
-    assert.throws(() => parseConfig(JSON.stringify({ listen: { http: '127.0.0.1:80' }, ...base, sites: { s: { hosts: ['s.test'], hsts: { max_age: '30d', preload: true }, routes: [{ clusters: ['c'] }] } } })), /preload needs include_subdomains: true and a max_age of at least 365d/);
+    assert.throws(
+      () =>
+        parseConfig(
+          JSON.stringify({
+            listen: { http: '127.0.0.1:80' },
+            ...base,
+            sites: { s: { hosts: ['s.test'], redirect_https: true, routes: [{ clusters: ['c'] }] } },
+          }),
+        ),
+      /redirect_https: true needs an https listener/,
+    );
+    assert.throws(
+      () =>
+        parseConfig(
+          JSON.stringify({
+            listen: { http: '127.0.0.1:80' },
+            ...base,
+            sites: { s: { hosts: ['s.test'], hsts: { max_age: '30d', preload: true }, routes: [{ clusters: ['c'] }] } },
+          }),
+        ),
+      /preload needs include_subdomains: true and a max_age of at least 365d/,
+    );
   });
 });
 
@@ -192,7 +259,13 @@ describe('tls settings', () => {
       tls: tlsSettings,
       clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
       health: { enabled: false },
-      sites: { shop: { hosts: ['shop.test'], tls: selfSigned(dir, 'shop', 'shop.test'), routes: [{ path: '/', clusters: ['c'] }] } },
+      sites: {
+        shop: {
+          hosts: ['shop.test'],
+          tls: selfSigned(dir, 'shop', 'shop.test'),
+          routes: [{ path: '/', clusters: ['c'] }],
+        },
+      },
     });
     return proxy.handle.addresses().https[0]!.port;
   }
@@ -202,14 +275,28 @@ describe('tls settings', () => {
     let port = await start({});
     for (const servername of ['shop.test', 'other.test']) {
       const tls12 = await handshake(port, { servername, maxVersion: 'TLSv1.2' });
-      assert.ok('protocol' in tls12 && tls12.protocol === 'TLSv1.2', `TLS 1.2 by default (${servername}): ${JSON.stringify(tls12)}`);
+      assert.ok(
+        'protocol' in tls12 && tls12.protocol === 'TLSv1.2',
+        `TLS 1.2 by default (${servername}): ${JSON.stringify(tls12)}`,
+      );
     }
     // TLS 1.1 is refused by default (OpenSSL 3 here refuses it on the client too; the server's
     // setting is what the TLS 1.3 case below shows).
-    assert.ok('error' in (await handshake(port, { servername: 'shop.test', minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' })));
+    assert.ok(
+      'error' in
+        (await handshake(port, {
+          servername: 'shop.test',
+          minVersion: 'TLSv1.1',
+          maxVersion: 'TLSv1.1',
+          ciphers: 'DEFAULT@SECLEVEL=0',
+        })),
+    );
     port = await start({ min_version: 'TLSv1.3' });
     for (const servername of ['shop.test', 'other.test']) {
-      assert.ok('error' in (await handshake(port, { servername, maxVersion: 'TLSv1.2' })), `TLS 1.2 refused (${servername})`);
+      assert.ok(
+        'error' in (await handshake(port, { servername, maxVersion: 'TLSv1.2' })),
+        `TLS 1.2 refused (${servername})`,
+      );
       const tls13 = await handshake(port, { servername });
       assert.ok('protocol' in tls13 && tls13.protocol === 'TLSv1.3', JSON.stringify(tls13));
     }
@@ -219,28 +306,58 @@ describe('tls settings', () => {
     if (!requirePeer(t, 'openssl', 'openssl')) return;
     const port = await start({ ciphers: 'ECDHE-RSA-AES256-GCM-SHA384' });
     for (const servername of ['shop.test', 'other.test']) {
-      assert.ok('error' in (await handshake(port, { servername, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })), `another cipher refused (${servername})`);
-      const chosen = await handshake(port, { servername, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384' });
+      assert.ok(
+        'error' in
+          (await handshake(port, { servername, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })),
+        `another cipher refused (${servername})`,
+      );
+      const chosen = await handshake(port, {
+        servername,
+        maxVersion: 'TLSv1.2',
+        ciphers: 'ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384',
+      });
       assert.ok('cipher' in chosen && chosen.cipher === 'ECDHE-RSA-AES256-GCM-SHA384', JSON.stringify(chosen));
     }
   });
 
   it('refuses values OpenSSL does not take, at check and reload', () => {
-    const config = (settings: Record<string, unknown>) => JSON.stringify({ listen: { https: '127.0.0.1:443' }, tls: settings, clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } }, sites: { s: { hosts: ['s.test'], routes: [{ clusters: ['c'] }] } } });
-    assert.throws(() => parseConfig(config({ ciphers: 'NO-SUCH-CIPHER' })), /tls\.ciphers.*OpenSSL refuses "NO-SUCH-CIPHER": .*no cipher match/s);
+    const config = (settings: Record<string, unknown>) =>
+      JSON.stringify({
+        listen: { https: '127.0.0.1:443' },
+        tls: settings,
+        clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
+        sites: { s: { hosts: ['s.test'], routes: [{ clusters: ['c'] }] } },
+      });
+    assert.throws(
+      () => parseConfig(config({ ciphers: 'NO-SUCH-CIPHER' })),
+      /tls\.ciphers.*OpenSSL refuses "NO-SUCH-CIPHER": .*no cipher match/s,
+    );
     assert.throws(() => parseConfig(config({ ecdh_curve: 'P-999' })), /tls\.ecdh_curve.*OpenSSL refuses "P-999"/s);
     assert.throws(() => parseConfig(config({ min_version: 'SSLv3' })), /tls\.min_version/);
-    assert.equal(parseConfig(config({ ciphers: 'TLS_AES_256_GCM_SHA384:ECDHE-RSA-AES256-GCM-SHA384', ecdh_curve: 'X25519:P-256' })).config.tls.min_version, 'TLSv1.2');
+    assert.equal(
+      parseConfig(config({ ciphers: 'TLS_AES_256_GCM_SHA384:ECDHE-RSA-AES256-GCM-SHA384', ecdh_curve: 'X25519:P-256' }))
+        .config.tls.min_version,
+      'TLSv1.2',
+    );
   });
 
   it('resumes sessions by ticket, and not with session_tickets: false', async (t) => {
     if (!requirePeer(t, 'openssl', 'openssl')) return;
-    for (const [tickets, expected] of [[true, true], [false, false]] as const) {
+    for (const [tickets, expected] of [
+      [true, true],
+      [false, false],
+    ] as const) {
       const port = await start({ session_tickets: tickets });
       const first = tls.connect({ port, host: '127.0.0.1', servername: 'shop.test', rejectUnauthorized: false });
       const [session] = (await once(first, 'session')) as [Buffer];
       first.destroy();
-      const again = tls.connect({ port, host: '127.0.0.1', servername: 'shop.test', rejectUnauthorized: false, session });
+      const again = tls.connect({
+        port,
+        host: '127.0.0.1',
+        servername: 'shop.test',
+        rejectUnauthorized: false,
+        session,
+      });
       await once(again, 'secureConnect');
       assert.equal(again.isSessionReused(), expected, `session_tickets: ${tickets}`);
       again.destroy();
@@ -253,7 +370,7 @@ describe('tls settings', () => {
     assert.ok('protocol' in (await handshake(port, { servername: 'shop.test', maxVersion: 'TLSv1.2' })));
     proxy!.reapply({ ...proxy!.raw, tls: { min_version: 'TLSv1.3' } });
     assert.ok('error' in (await handshake(port, { servername: 'shop.test', maxVersion: 'TLSv1.2' })));
-    assert.equal((await handshake(port, { servername: 'other.test' }) as { cn: string }).cn, 'default.test');
+    assert.equal(((await handshake(port, { servername: 'other.test' })) as { cn: string }).cn, 'default.test');
   });
 });
 
@@ -283,7 +400,15 @@ describe('certificate files reloaded when they change', () => {
     const site = selfSigned(dir, 'shop', 'shop.test');
     const fallback = selfSigned(dir, 'default', 'default.test');
     const logged: { msg: string; where?: string }[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write(chunk: Buffer, _encoding, done) { logged.push(JSON.parse(chunk.toString())); done(); } }));
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          logged.push(JSON.parse(chunk.toString()));
+          done();
+        },
+      }),
+    );
     const loaded = loadObject({
       listen: { https: '127.0.0.1:0', tls: fallback },
       clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
@@ -304,10 +429,15 @@ describe('certificate files reloaded when they change', () => {
     const renewedDefault = selfSigned(dir, 'default-new', 'default.test');
     await copyFile(renewedDefault.cert, fallback.cert);
     await copyFile(renewedDefault.key, fallback.key);
-    const after = await waitFor('the renewed certificates', async () => {
-      const now = { site: await serial(port, 'shop.test'), fallback: await serial(port, 'other.test') };
-      return now.site !== before.site && now.fallback !== before.fallback ? now : undefined;
-    }, 30_000, 200);
+    const after = await waitFor(
+      'the renewed certificates',
+      async () => {
+        const now = { site: await serial(port, 'shop.test'), fallback: await serial(port, 'other.test') };
+        return now.site !== before.site && now.fallback !== before.fallback ? now : undefined;
+      },
+      30_000,
+      200,
+    );
     assert.ok(!open.destroyed && open.writable, 'the connection open across the replacement is still up');
     open.destroy();
 
@@ -315,77 +445,111 @@ describe('certificate files reloaded when they change', () => {
     const other = selfSigned(dir, 'other', 'shop.test');
     await copyFile(other.key, site.key);
     await writeFile(fallback.cert, 'not a certificate\n');
-    const refused = (where: string) => logged.some((l) => l.where === where && l.msg.startsWith('certificate files changed but cannot be used'));
-    await waitFor('both refusals logged', async () => (refused('sites.shop.tls') && refused('listen.tls') ? true : undefined), 30_000, 200);
+    const refused = (where: string) =>
+      logged.some((l) => l.where === where && l.msg.startsWith('certificate files changed but cannot be used'));
+    await waitFor(
+      'both refusals logged',
+      async () => (refused('sites.shop.tls') && refused('listen.tls') ? true : undefined),
+      30_000,
+      200,
+    );
     assert.equal(await serial(port, 'shop.test'), after.site);
     assert.equal(await serial(port, 'other.test'), after.fallback);
     // Fixed: the new pair is taken.
     await copyFile(other.cert, site.cert);
-    await waitFor('the fixed pair', async () => ((await serial(port, 'shop.test')) !== after.site ? true : undefined), 30_000, 200);
+    await waitFor(
+      'the fixed pair',
+      async () => ((await serial(port, 'shop.test')) !== after.site ? true : undefined),
+      30_000,
+      200,
+    );
   });
 });
 
 const etcd = etcdBinary();
 
 for (const storeType of ['file', 'etcd'] as const) {
-  describe(`session resumption across instances (${storeType} store)`, { skip: storeType === 'etcd' ? etcd.skip : false }, () => {
-    const running: TestDayshift[] = [];
-    let dir: string;
-    let cluster: EtcdCluster | undefined;
-    let store: Record<string, unknown>;
+  describe(
+    `session resumption across instances (${storeType} store)`,
+    { skip: storeType === 'etcd' ? etcd.skip : false },
+    () => {
+      const running: TestDayshift[] = [];
+      let dir: string;
+      let cluster: EtcdCluster | undefined;
+      let store: Record<string, unknown>;
 
-    before(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'dayshift-tickets-'));
-      if (storeType === 'etcd') {
-        cluster = await EtcdCluster.start(etcd.path!, 1);
-        store = { store: { type: 'etcd', endpoints: cluster.endpoints, prefix: `/dayshift/tickets-${process.pid}/` } };
-      } else {
-        // Two instances on one machine sharing state_dir share its file store.
-        store = { state_dir: join(dir, 'state') };
-      }
-    });
-    after(async () => {
-      for (const d of running) await d.stop();
-      await cluster?.stop();
-      await rm(dir, { recursive: true, force: true });
-    });
-
-    async function instance(name: string): Promise<number> {
-      const d = await startTestDayshift({
-        listen: { https: '127.0.0.1:0', tls: selfSigned(dir, 'default', 'default.test') },
-        ...store,
-        clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
-        health: { enabled: false },
-        sites: { shop: { hosts: ['shop.test'], tls: selfSigned(dir, `shop-${name}`, 'shop.test'), routes: [{ path: '/', clusters: ['c'] }] } },
+      before(async () => {
+        dir = await mkdtemp(join(tmpdir(), 'dayshift-tickets-'));
+        if (storeType === 'etcd') {
+          cluster = await EtcdCluster.start(etcd.path!, 1);
+          store = {
+            store: { type: 'etcd', endpoints: cluster.endpoints, prefix: `/dayshift/tickets-${process.pid}/` },
+          };
+        } else {
+          // Two instances on one machine sharing state_dir share its file store.
+          store = { state_dir: join(dir, 'state') };
+        }
       });
-      running.push(d);
-      return d.dayshift.proxy!.addresses().https[0]!.port;
-    }
+      after(async () => {
+        for (const d of running) await d.stop();
+        await cluster?.stop();
+        await rm(dir, { recursive: true, force: true });
+      });
 
-    /** A handshake offering `session`: whether it was resumed, and (on a new session) the ticket the server gave. */
-    async function connect(port: number, maxVersion: tls.SecureVersion, session?: Buffer): Promise<{ reused: boolean; session: Buffer | undefined }> {
-      const socket = tls.connect({ port, host: '127.0.0.1', servername: 'shop.test', rejectUnauthorized: false, maxVersion, ...(session ? { session } : {}) });
-      const ticket = once(socket, 'session');
-      await once(socket, 'secureConnect');
-      const reused = socket.isSessionReused();
-      // TLS 1.3 sends its tickets after the handshake.
-      const [received] = reused ? [undefined] : ((await ticket) as [Buffer]);
-      socket.destroy();
-      return { reused, session: received };
-    }
-
-    it('resumes on instance B a session from instance A, over TLS 1.3 and 1.2', async (t) => {
-      if (!requirePeer(t, 'openssl', 'openssl')) return;
-      const a = await instance('a');
-      const b = await instance('b');
-      for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
-        const first = await connect(a, version);
-        assert.equal(first.reused, false);
-        const again = await connect(b, version, first.session);
-        assert.equal(again.reused, true, `a ${version} session from A resumes on B`);
+      async function instance(name: string): Promise<number> {
+        const d = await startTestDayshift({
+          listen: { https: '127.0.0.1:0', tls: selfSigned(dir, 'default', 'default.test') },
+          ...store,
+          clusters: { c: { members: [{ url: 'http://127.0.0.1:1' }] } },
+          health: { enabled: false },
+          sites: {
+            shop: {
+              hosts: ['shop.test'],
+              tls: selfSigned(dir, `shop-${name}`, 'shop.test'),
+              routes: [{ path: '/', clusters: ['c'] }],
+            },
+          },
+        });
+        running.push(d);
+        return d.dayshift.proxy!.addresses().https[0]!.port;
       }
-    });
-  });
+
+      /** A handshake offering `session`: whether it was resumed, and (on a new session) the ticket the server gave. */
+      async function connect(
+        port: number,
+        maxVersion: tls.SecureVersion,
+        session?: Buffer,
+      ): Promise<{ reused: boolean; session: Buffer | undefined }> {
+        const socket = tls.connect({
+          port,
+          host: '127.0.0.1',
+          servername: 'shop.test',
+          rejectUnauthorized: false,
+          maxVersion,
+          ...(session ? { session } : {}),
+        });
+        const ticket = once(socket, 'session');
+        await once(socket, 'secureConnect');
+        const reused = socket.isSessionReused();
+        // TLS 1.3 sends its tickets after the handshake.
+        const [received] = reused ? [undefined] : ((await ticket) as [Buffer]);
+        socket.destroy();
+        return { reused, session: received };
+      }
+
+      it('resumes on instance B a session from instance A, over TLS 1.3 and 1.2', async (t) => {
+        if (!requirePeer(t, 'openssl', 'openssl')) return;
+        const a = await instance('a');
+        const b = await instance('b');
+        for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+          const first = await connect(a, version);
+          assert.equal(first.reused, false);
+          const again = await connect(b, version, first.session);
+          assert.equal(again.reused, true, `a ${version} session from A resumes on B`);
+        }
+      });
+    },
+  );
 }
 
 describe('ticket key rotation', () => {
@@ -408,7 +572,12 @@ describe('ticket key rotation', () => {
       // Two stores on one directory: two instances, each with its own view of the store.
       const store = await FileStore.open(join(dir, 'store'));
       stores.push(store);
-      const rotation = new TicketKeyRotation({ store, logger: pino({ level: 'silent' }), rotationMs: () => 1500, apply: (key) => applied[i]!.push(key) });
+      const rotation = new TicketKeyRotation({
+        store,
+        logger: pino({ level: 'silent' }),
+        rotationMs: () => 1500,
+        apply: (key) => applied[i]!.push(key),
+      });
       rotations.push(rotation);
       await rotation.start();
     }
@@ -418,11 +587,16 @@ describe('ticket key rotation', () => {
     const stored = await stores[0]!.get<{ key: string }>(TICKET_KEY);
     assert.equal(stored?.value.key, first.toString('base64'));
     // Past the rotation, both are on one new key, which is the stored one.
-    const next = await waitFor('both instances on a new key', async () => {
-      const [a, b] = [applied[0]!.at(-1)!, applied[1]!.at(-1)!];
-      const now = await stores[1]!.get<{ key: string }>(TICKET_KEY);
-      return !a.equals(first) && a.equals(b) && now?.value.key === a.toString('base64') ? a : undefined;
-    }, 20_000, 100);
+    const next = await waitFor(
+      'both instances on a new key',
+      async () => {
+        const [a, b] = [applied[0]!.at(-1)!, applied[1]!.at(-1)!];
+        const now = await stores[1]!.get<{ key: string }>(TICKET_KEY);
+        return !a.equals(first) && a.equals(b) && now?.value.key === a.toString('base64') ? a : undefined;
+      },
+      20_000,
+      100,
+    );
     assert.equal(next.length, 48);
   });
 });

@@ -41,7 +41,12 @@ interface PageElement {
   closest(selector: string): PageElement | null;
 }
 interface PageGlobals {
-  document: { cookie: string; activeElement: PageElement | null; documentElement: { scrollWidth: number }; querySelector(selector: string): PageElement | null };
+  document: {
+    cookie: string;
+    activeElement: PageElement | null;
+    documentElement: { scrollWidth: number };
+    querySelector(selector: string): PageElement | null;
+  };
   innerWidth: number;
 }
 /** In-page callbacks are serialised, so each casts globalThis itself rather than sharing a helper. */
@@ -81,7 +86,10 @@ async function setUp(chromium: string): Promise<Env> {
       clusters: { 'prod-b': { approval: 'auto' } },
     },
     sites: {
-      public: { hosts: ['shop.example'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], sticky: { mode: 'route', cookie: 'JSESSIONID' } }] },
+      public: {
+        hosts: ['shop.example'],
+        routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], sticky: { mode: 'route', cookie: 'JSESSIONID' } }],
+      },
       'qa-a': { hosts: ['prod-a.shop.example'], routes: [{ path: '/', clusters: ['prod-a'] }] },
       'qa-b': { hosts: ['prod-b.shop.example'], routes: [{ path: '/', clusters: ['prod-b'] }] },
     },
@@ -96,12 +104,16 @@ async function setUp(chromium: string): Promise<Env> {
   page.on('pageerror', (err) => pageErrors.push(err.message));
   page.on('console', (message) => {
     // The browser logs every 4xx answer (the wrong token, the refusals) as a failed load: those are expected.
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageErrors.push(message.text());
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource'))
+      pageErrors.push(message.text());
   });
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${dayshift.adminUrl}${path}`, {
       method,
-      headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     return { status: res.status, body: await res.json() };
@@ -113,7 +125,8 @@ async function setUp(chromium: string): Promise<Env> {
 function sessionMember(name: string): Promise<TestMember> {
   let next = 0;
   return startMember(name, (req, res, member) => {
-    if (req.url === '/login' && !/JSESSIONID=/.test(req.headers.cookie ?? '')) res.setHeader('set-cookie', `JSESSIONID=u${next++}.${name}; Path=/`);
+    if (req.url === '/login' && !/JSESSIONID=/.test(req.headers.cookie ?? ''))
+      res.setHeader('set-cookie', `JSESSIONID=u${next++}.${name}; Path=/`);
     echoName(req, res, member);
   });
 }
@@ -129,10 +142,13 @@ function startLoad(port: number): () => Promise<void> {
   /** One request; resolves with the session cookie it was issued, if any. */
   const one = (path: string, cookie?: string) =>
     new Promise<string | undefined>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, path, agent, headers: { host: 'shop.example', ...(cookie ? { cookie } : {}) } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.headers['set-cookie']?.[0]?.split(';')[0]));
-      });
+      const req = http.get(
+        { host: '127.0.0.1', port, path, agent, headers: { host: 'shop.example', ...(cookie ? { cookie } : {}) } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.headers['set-cookie']?.[0]?.split(';')[0]));
+        },
+      );
       req.on('error', () => resolve(undefined));
     });
   const wanted = ['a1', 'a2', 'b1', 'b2', 'a1', 'a2', 'b1', 'b2'];
@@ -178,7 +194,8 @@ async function confirmDialog(page: Page, button: string): Promise<void> {
 }
 
 const cluster = (page: Page, name: string) => page.locator(`[data-cluster="${name}"]`);
-const trafficBadge = (page: Page, name: string, state: string) => cluster(page, name).locator('header .badge', { hasText: new RegExp(`^${state}$`) });
+const trafficBadge = (page: Page, name: string, state: string) =>
+  cluster(page, name).locator('header .badge', { hasText: new RegExp(`^${state}$`) });
 
 describe('dashboard in Chromium', () => {
   it('refuses a wrong token and signs in with the right one into an HttpOnly SameSite=Strict cookie', async (t) => {
@@ -200,7 +217,11 @@ describe('dashboard in Chromium', () => {
     assert.equal(session?.name, 'dayshift_session');
     assert.equal(session?.httpOnly, true);
     assert.equal(session?.sameSite, 'Strict');
-    assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.cookie), '', 'the session cookie is invisible to scripts');
+    assert.equal(
+      await page.evaluate(() => (globalThis as unknown as G).document.cookie),
+      '',
+      'the session cookie is invisible to scripts',
+    );
     // Reloading keeps the session: the page comes back signed in with its CSRF token in the meta tag.
     await page.reload();
     await cluster(page, 'prod-b').waitFor();
@@ -212,20 +233,36 @@ describe('dashboard in Chromium', () => {
     if (!e) return;
     const { page } = e;
     await page.locator('tr[data-member]').nth(3).waitFor();
-    assert.deepEqual(await page.locator('tr[data-member]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-member'))), ['prod-a/a1', 'prod-a/a2', 'prod-b/b1', 'prod-b/b2']);
+    assert.deepEqual(
+      await page.locator('tr[data-member]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-member'))),
+      ['prod-a/a1', 'prod-a/a2', 'prod-b/b1', 'prod-b/b2'],
+    );
     for (const name of ['public', 'qa-a', 'qa-b']) await page.locator('.site h4', { hasText: name }).waitFor();
     // Health checks and the load show up within a few live updates.
     await page.locator('tr[data-member="prod-b/b2"] .badge', { hasText: /^up$/ }).waitFor();
     await page.waitForFunction(() => {
-      const cell = (globalThis as unknown as G).document.querySelector('tr[data-member="prod-a/a1"] td[data-label="Req/s"]');
+      const cell = (globalThis as unknown as G).document.querySelector(
+        'tr[data-member="prod-a/a1"] td[data-label="Req/s"]',
+      );
       return cell !== null && cell.textContent !== '–' && Number(cell.textContent) > 0;
     });
     await page.waitForFunction(() => {
-      const cell = (globalThis as unknown as G).document.querySelector('tr[data-member="prod-a/a1"] td[data-label="Sessions"]');
+      const cell = (globalThis as unknown as G).document.querySelector(
+        'tr[data-member="prod-a/a1"] td[data-label="Sessions"]',
+      );
       return cell !== null && Number(cell.textContent) >= 1;
     });
-    await page.waitForFunction(() => ((globalThis as unknown as G).document.querySelector('[data-cluster="prod-a"] .chart-requests .chart-line')?.getAttribute('d') ?? '').includes('L'));
-    assert.match((await cluster(page, 'prod-a').locator('.qa a').getAttribute('href')) ?? '', /^http:\/\/prod-a\.shop\.example/);
+    await page.waitForFunction(() =>
+      (
+        (globalThis as unknown as G).document
+          .querySelector('[data-cluster="prod-a"] .chart-requests .chart-line')
+          ?.getAttribute('d') ?? ''
+      ).includes('L'),
+    );
+    assert.match(
+      (await cluster(page, 'prod-a').locator('.qa a').getAttribute('href')) ?? '',
+      /^http:\/\/prod-a\.shop\.example/,
+    );
   });
 
   it('drains a cluster after a confirmation that says who gets the traffic, and shows it draining', async (t) => {
@@ -238,12 +275,21 @@ describe('dashboard in Chromium', () => {
     // The live update may show the new state before the page has the API's answer: wait for both.
     await confirmDialog(page, 'Drain prod-a');
     await trafficBadge(page, 'prod-a', 'draining').waitFor();
-    await cluster(page, 'prod-a').locator('.drain', { hasText: /sessions? left/ }).waitFor();
+    await cluster(page, 'prod-a')
+      .locator('.drain', { hasText: /sessions? left/ })
+      .waitFor();
     const status = (await e.api('GET', '/api/status')).body as { clusters: { name: string; traffic: string }[] };
     assert.equal(status.clusters.find((c) => c.name === 'prod-a')?.traffic, 'draining');
     await page.locator('#announcer', { hasText: 'prod-a' }).waitFor({ state: 'attached' });
     // Let the charts take in a few more seconds of load for the screenshot.
-    await page.waitForFunction(() => ((globalThis as unknown as G).document.querySelector('[data-cluster="prod-b"] .chart-requests .chart-line')?.getAttribute('d') ?? '').split('L').length > 8);
+    await page.waitForFunction(
+      () =>
+        (
+          (globalThis as unknown as G).document
+            .querySelector('[data-cluster="prod-b"] .chart-requests .chart-line')
+            ?.getAttribute('d') ?? ''
+        ).split('L').length > 8,
+    );
     await page.screenshot({ path: join(ARTIFACTS, 'overview-draining.png'), fullPage: true });
   });
 
@@ -257,16 +303,26 @@ describe('dashboard in Chromium', () => {
     const dialog = page.getByRole('dialog', { name: 'Take prod-b out' });
     await dialog.getByText('No other cluster is live').waitFor();
     await dialog.getByRole('button', { name: 'Take prod-b out' }).click();
-    await dialog.getByRole('alert').filter({ hasText: /^Refused: / }).waitFor();
+    await dialog
+      .getByRole('alert')
+      .filter({ hasText: /^Refused: / })
+      .waitFor();
     await page.screenshot({ path: join(ARTIFACTS, 'refusal.png') });
     // Focus stays inside the modal dialog however far one tabs, and Escape returns it to the opener.
     for (let i = 0; i < 6; i++) {
       await page.keyboard.press('Tab');
-      assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.activeElement?.closest('dialog') !== null), true, `focus left the dialog after ${i + 1} Tab`);
+      assert.equal(
+        await page.evaluate(() => (globalThis as unknown as G).document.activeElement?.closest('dialog') !== null),
+        true,
+        `focus left the dialog after ${i + 1} Tab`,
+      );
     }
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
-    assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.activeElement?.getAttribute('aria-label')), 'Take out cluster prod-b');
+    assert.equal(
+      await page.evaluate(() => (globalThis as unknown as G).document.activeElement?.getAttribute('aria-label')),
+      'Take out cluster prod-b',
+    );
     const status = (await e.api('GET', '/api/status')).body as { clusters: { name: string; traffic: string }[] };
     assert.equal(status.clusters.find((c) => c.name === 'prod-b')?.traffic, 'live');
   });
@@ -277,7 +333,9 @@ describe('dashboard in Chromium', () => {
     const { page } = e;
     await page.getByRole('button', { name: 'Disable member prod-b/b2' }).click();
     await confirmDialog(page, 'Disable prod-b/b2');
-    await page.locator('tr[data-member="prod-b/b2"] td[data-label="State"] .badge', { hasText: /^disabled$/ }).waitFor();
+    await page
+      .locator('tr[data-member="prod-b/b2"] td[data-label="State"] .badge', { hasText: /^disabled$/ })
+      .waitFor();
     await page.getByRole('button', { name: 'Enable member prod-b/b2' }).click();
     await confirmDialog(page, 'Enable prod-b/b2');
     await page.locator('tr[data-member="prod-b/b2"] td[data-label="State"] .badge', { hasText: /^ready$/ }).waitFor();
@@ -325,14 +383,21 @@ describe('dashboard in Chromium', () => {
     const dialog = page.getByRole('dialog', { name: 'Weight of prod-b' });
     await dialog.getByText('Now: prod-b 1, prod-a 1.').waitFor();
     // Focus starts in the field; typing and Enter confirm.
-    assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.activeElement?.getAttribute('name')), 'weight');
+    assert.equal(
+      await page.evaluate(() => (globalThis as unknown as G).document.activeElement?.getAttribute('name')),
+      'weight',
+    );
     await page.keyboard.press('Control+A');
     await page.keyboard.type('2');
     await page.keyboard.press('Enter');
     await dialog.waitFor({ state: 'detached' });
-    await cluster(page, 'prod-b').locator('.weight', { hasText: /^weight 2$/ }).waitFor();
+    await cluster(page, 'prod-b')
+      .locator('.weight', { hasText: /^weight 2$/ })
+      .waitFor();
     assert.equal((await e.api('POST', '/api/clusters/prod-b/weight', { weight: 1 })).status, 200);
-    await cluster(page, 'prod-b').locator('.weight', { hasText: /^weight 1$/ }).waitFor();
+    await cluster(page, 'prod-b')
+      .locator('.weight', { hasText: /^weight 1$/ })
+      .waitFor();
   });
 
   it('refuses a change made with the cookie but without the CSRF token; bearer calls need none', async (t) => {
@@ -342,8 +407,15 @@ describe('dashboard in Chromium', () => {
     const call = (withCsrf: boolean) =>
       page.evaluate(async (csrf) => {
         const headers: Record<string, string> = { 'content-type': 'application/json' };
-        if (csrf) headers['x-csrf-token'] = (globalThis as unknown as G).document.querySelector('meta[name="csrf-token"]')?.getAttribute('content') ?? '';
-        const res = await fetch('/api/clusters/prod-b/weight', { method: 'POST', headers, body: JSON.stringify({ weight: 3 }) });
+        if (csrf)
+          headers['x-csrf-token'] =
+            (globalThis as unknown as G).document.querySelector('meta[name="csrf-token"]')?.getAttribute('content') ??
+            '';
+        const res = await fetch('/api/clusters/prod-b/weight', {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ weight: 3 }),
+        });
         return { status: res.status, body: await res.text() };
       }, withCsrf);
     const refused = await call(false);
@@ -373,11 +445,21 @@ describe('dashboard in Chromium', () => {
     const current = page.locator('.current-release');
     await current.locator('header .badge', { hasText: /^running$/ }).waitFor();
     await current.locator('li.step[data-step="prod-a:drain"][aria-current="step"]').waitFor();
-    await current.locator('.drain', { hasText: /^Draining prod-a: \d+ sessions? left, \d+ in flight, oldest idle \d+s · deadline in / }).waitFor();
+    await current
+      .locator('.drain', {
+        hasText: /^Draining prod-a: \d+ sessions? left, \d+ in flight, oldest idle \d+s · deadline in /,
+      })
+      .waitFor();
     await page.screenshot({ path: join(ARTIFACTS, 'release-draining.png'), fullPage: true });
     await current.locator('header .badge', { hasText: /^awaiting-approval$/ }).waitFor();
     await current.locator('li.step[data-step="prod-a:approval"][aria-current="step"]').waitFor();
-    assert.deepEqual(await current.locator('li.step[data-step^="prod-a:"] .badge').allTextContents().then((states) => states.slice(0, 3)), ['succeeded', 'succeeded', 'succeeded']);
+    assert.deepEqual(
+      await current
+        .locator('li.step[data-step^="prod-a:"] .badge')
+        .allTextContents()
+        .then((states) => states.slice(0, 3)),
+      ['succeeded', 'succeeded', 'succeeded'],
+    );
     await current.getByRole('link', { name: /prod-a \(http:\/\/prod-a\.shop\.example\/\)/ }).waitFor();
     await current.locator('li[data-step="prod-a:deploy"] summary').click();
     await current.getByText('deploying 2.0.0 to prod-a').waitFor();
@@ -386,7 +468,9 @@ describe('dashboard in Chromium', () => {
     await current.getByRole('button', { name: 'Approve' }).click();
     await confirmDialog(page, 'Approve');
     await current.locator('header .badge', { hasText: /^succeeded$/ }).waitFor();
-    await current.locator('li[data-step="prod-a:approval"] .detail', { hasText: 'approved by dashboard:admin' }).waitFor();
+    await current
+      .locator('li[data-step="prod-a:approval"] .detail', { hasText: 'approved by dashboard:admin' })
+      .waitFor();
 
     await page.getByRole('textbox', { name: 'Version' }).fill('2.0.1');
     await page.getByRole('button', { name: 'Start release…' }).click();
@@ -394,13 +478,22 @@ describe('dashboard in Chromium', () => {
     await current.locator('header .badge', { hasText: /^running$/ }).waitFor();
     await current.getByRole('button', { name: 'Abort' }).click();
     const abort = page.getByRole('dialog', { name: 'Abort release 2.0.1' });
-    await abort.getByText('Traffic returns to the clusters that were live before it: prod-a (weight 1), prod-b (weight 1).').waitFor();
+    await abort
+      .getByText('Traffic returns to the clusters that were live before it: prod-a (weight 1), prod-b (weight 1).')
+      .waitFor();
     await confirmDialog(page, 'Abort');
     await current.locator('header .badge', { hasText: /^aborted$/ }).waitFor();
-    await current.getByText(/aborted by dashboard:admin/).first().waitFor();
+    await current
+      .getByText(/aborted by dashboard:admin/)
+      .first()
+      .waitFor();
 
     const history = page.getByRole('region', { name: 'Release history' });
-    await history.locator('tbody tr').nth(0).locator('.badge', { hasText: /^aborted$/ }).waitFor();
+    await history
+      .locator('tbody tr')
+      .nth(0)
+      .locator('.badge', { hasText: /^aborted$/ })
+      .waitFor();
     assert.deepEqual(await history.locator('tbody tr th').allTextContents(), ['2.0.1', '2.0.0']);
     assert.deepEqual(await history.locator('tbody tr .badge').allTextContents(), ['aborted', 'succeeded']);
   });
@@ -432,13 +525,35 @@ describe('dashboard in Chromium', () => {
       const page = await context.newPage();
       await page.goto(`${e.dayshift.adminUrl}/#overview`);
       await page.locator('tr[data-member="prod-b/b2"] .badge', { hasText: /^up$/ }).waitFor();
-      await page.waitForFunction(() => ((globalThis as unknown as G).document.querySelector('[data-cluster="prod-b"] .chart-requests .chart-line')?.getAttribute('d') ?? '').includes('L'));
+      await page.waitForFunction(() =>
+        (
+          (globalThis as unknown as G).document
+            .querySelector('[data-cluster="prod-b"] .chart-requests .chart-line')
+            ?.getAttribute('d') ?? ''
+        ).includes('L'),
+      );
       // Nothing may stick out sideways on a phone: the page scrolls only vertically.
-      assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.documentElement.scrollWidth <= (globalThis as unknown as G).innerWidth), true, `${name}: horizontal overflow`);
+      assert.equal(
+        await page.evaluate(
+          () =>
+            (globalThis as unknown as G).document.documentElement.scrollWidth <=
+            (globalThis as unknown as G).innerWidth,
+        ),
+        true,
+        `${name}: horizontal overflow`,
+      );
       await page.screenshot({ path: join(ARTIFACTS, `overview-${name}.png`), fullPage: true });
       await page.getByRole('link', { name: /^Release/ }).click();
       await page.locator('.current-release header .badge').waitFor();
-      assert.equal(await page.evaluate(() => (globalThis as unknown as G).document.documentElement.scrollWidth <= (globalThis as unknown as G).innerWidth), true, `${name}: release view overflows`);
+      assert.equal(
+        await page.evaluate(
+          () =>
+            (globalThis as unknown as G).document.documentElement.scrollWidth <=
+            (globalThis as unknown as G).innerWidth,
+        ),
+        true,
+        `${name}: release view overflows`,
+      );
       await page.screenshot({ path: join(ARTIFACTS, `release-${name}.png`), fullPage: true });
       await context.close();
     }

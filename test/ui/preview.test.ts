@@ -42,11 +42,16 @@ function page(name: string): Promise<TestMember> {
 async function setUp(chromium: string): Promise<Env> {
   const members = [await page('a1'), await page('b1')];
   const ds = await startTestDayshift({
-    clusters: { 'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }], traffic: 'out' }, 'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] } },
+    clusters: {
+      'prod-a': { members: [{ url: members[0]!.url, route: 'a1' }], traffic: 'out' },
+      'prod-b': { members: [{ url: members[1]!.url, route: 'b1' }] },
+    },
     health: { enabled: false },
     cookie_secret: 'preview-chromium-secret-0123456789',
     // The proxy's own sticky cookie: the browser is first bound to prod-b, and the pin must win over it.
-    sites: { public: { hosts: [HOST], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], sticky: { mode: 'cookie' } }] } },
+    sites: {
+      public: { hosts: [HOST], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], sticky: { mode: 'cookie' } }] },
+    },
   });
   const browser = await launchChromium(chromium, [`--host-resolver-rules=MAP ${HOST} 127.0.0.1`]);
   return { ds, members, browser };
@@ -80,10 +85,15 @@ async function previewCookie(context: BrowserContext) {
 
 /** Reloads until the page comes from `member` (the state change reaches the proxy asynchronously). */
 async function reloadUntil(p: Page, member: string, what: string, timeoutMs = 20_000): Promise<void> {
-  await waitFor(what, async () => {
-    await p.reload();
-    return (await memberShown(p)) === member ? true : undefined;
-  }, timeoutMs, 200);
+  await waitFor(
+    what,
+    async () => {
+      await p.reload();
+      return (await memberShown(p)) === member ? true : undefined;
+    },
+    timeoutMs,
+    200,
+  );
 }
 
 /** The dashboard, signed in, in its own browser profile. */
@@ -109,7 +119,10 @@ describe('a preview in Chromium', () => {
     await dialog.getByRole('button', { name: 'Make link' }).click();
     await dialog.waitFor({ state: 'detached' });
     const url = await admin.locator('[data-cluster="prod-a"] .preview-link a').getAttribute('href');
-    assert.match(url ?? '', new RegExp(`^http://${HOST.replaceAll('.', '\\.')}:${e.ds.port}/\\.dayshift/preview\\?token=`));
+    assert.match(
+      url ?? '',
+      new RegExp(`^http://${HOST.replaceAll('.', '\\.')}:${e.ds.port}/\\.dayshift/preview\\?token=`),
+    );
     await admin.context().close();
 
     const { context, page: p, home } = await visitor(e);
@@ -117,7 +130,11 @@ describe('a preview in Chromium', () => {
     assert.equal(p.url(), home, 'the link leads to the home page');
     assert.equal(response?.status(), 200);
     assert.equal(await memberShown(p), 'a1', 'the pinned browser gets prod-a although it is out');
-    assert.equal((await banner(p).textContent())?.trim(), 'Preview of prod-a · end preview', 'no release deployed it: no version');
+    assert.equal(
+      (await banner(p).textContent())?.trim(),
+      'Preview of prod-a · end preview',
+      'no release deployed it: no version',
+    );
     const cookie = await previewCookie(context);
     assert.ok(cookie, 'the preview cookie is set');
     assert.equal(cookie.httpOnly, true);
@@ -146,7 +163,9 @@ describe('a preview in Chromium', () => {
   it('a short preview ends by itself: the browser is back on public routing once it expires', async (t) => {
     const e = await ready(t);
     if (!e) return;
-    const link = (await e.ds.api<PreviewLink>('POST', '/api/previews', { cluster: 'prod-a', for: '4s', version: '2.0' })).body;
+    const link = (
+      await e.ds.api<PreviewLink>('POST', '/api/previews', { cluster: 'prod-a', for: '4s', version: '2.0' })
+    ).body;
     const { context, page: p } = await visitor(e);
     await p.goto(link.url);
     assert.equal(await memberShown(p), 'a1');

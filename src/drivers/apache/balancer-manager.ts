@@ -48,7 +48,11 @@ export class BalancerManagerClient {
   private readonly headers: Record<string, string>;
 
   /** `host`: the Host header to send instead of url's (a name-based VirtualHost that holds the manager). */
-  constructor(url: string, private readonly timeoutMs: number, host?: string) {
+  constructor(
+    url: string,
+    private readonly timeoutMs: number,
+    host?: string,
+  ) {
     const parsed = new URL(url);
     this.headers = {};
     if (parsed.username !== '') {
@@ -73,7 +77,9 @@ export class BalancerManagerClient {
   async balancers(): Promise<Balancer[]> {
     const text = await this.send('GET', '?xml=1');
     if (!text.includes('<httpd:manager')) {
-      throw new BalancerApiError(`${this.url}?xml=1 did not answer XML: is it the balancer-manager handler (SetHandler balancer-manager)?`);
+      throw new BalancerApiError(
+        `${this.url}?xml=1 did not answer XML: is it the balancer-manager handler (SetHandler balancer-manager)?`,
+      );
     }
     const balancers = parseManagerXml(text);
     if (balancers.some((b) => b.nonce === '')) {
@@ -112,7 +118,8 @@ export class BalancerManagerClient {
     try {
       res = await request(url, {
         method,
-        headers: body === undefined ? this.headers : { ...this.headers, 'content-type': 'application/x-www-form-urlencoded' },
+        headers:
+          body === undefined ? this.headers : { ...this.headers, 'content-type': 'application/x-www-form-urlencoded' },
         ...(body === undefined ? {} : { body }),
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
@@ -121,8 +128,12 @@ export class BalancerManagerClient {
       throw new BalancerApiError(`cannot reach the balancer-manager at ${this.url}: ${messageOf(err)}`);
     }
     const text = await res.body.text();
-    if (res.statusCode === 401) throw new BalancerApiError(`${this.url} asks for credentials: put user:password@ in driver.url`);
-    if (res.statusCode === 403) throw new BalancerApiError(`${this.url} answered 403: allow this host in the balancer-manager <Location> (Require ip ...)`);
+    if (res.statusCode === 401)
+      throw new BalancerApiError(`${this.url} asks for credentials: put user:password@ in driver.url`);
+    if (res.statusCode === 403)
+      throw new BalancerApiError(
+        `${this.url} answered 403: allow this host in the balancer-manager <Location> (Require ip ...)`,
+      );
     if (res.statusCode !== 200) throw new BalancerApiError(`${this.url} answered ${res.statusCode}`);
     return text;
   }
@@ -134,7 +145,10 @@ function tag(block: string, name: string): string | undefined {
 }
 
 function decodeEntities(text: string): string {
-  return text.replace(/&(lt|gt|amp|quot|apos);/g, (_, e: string) => ({ lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" })[e]!);
+  return text.replace(
+    /&(lt|gt|amp|quot|apos);/g,
+    (_, e: string) => ({ lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" })[e]!,
+  );
 }
 
 /** Parses `?xml=1`. Its shape is fixed and flat, so a tag scanner is enough; no XML library needed. */

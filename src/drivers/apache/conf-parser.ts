@@ -65,7 +65,12 @@ export interface ParseOptions {
 }
 
 export function parseApacheConf(file: string, options: ParseOptions = {}): Directive[] {
-  const state = { serverRoot: options.serverRoot ?? dirname(resolve(file)), fixedRoot: options.serverRoot !== undefined, defines: new Map<string, string>(), seen: new Set<string>() };
+  const state = {
+    serverRoot: options.serverRoot ?? dirname(resolve(file)),
+    fixedRoot: options.serverRoot !== undefined,
+    defines: new Map<string, string>(),
+    seen: new Set<string>(),
+  };
   return parseFile(resolve(file), state);
 }
 
@@ -133,7 +138,12 @@ function expand(path: string): string[] {
   for (const part of parts) {
     if (/[*?[]/.test(part)) {
       const re = globToRegExp(part);
-      bases = bases.flatMap((b) => listDir(b).filter((n) => re.test(n)).sort().map((n) => join(b, n)));
+      bases = bases.flatMap((b) =>
+        listDir(b)
+          .filter((n) => re.test(n))
+          .sort()
+          .map((n) => join(b, n)),
+      );
     } else {
       bases = bases.map((b) => join(b, part));
     }

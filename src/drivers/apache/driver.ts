@@ -7,12 +7,26 @@
 import type { ApacheDriverConfig } from '../../config/driver-schema.js';
 import type { ClusterConfig } from '../../config/schema.js';
 import type { AdminState, Health, DesiredState } from '../../model.js';
-import { BalancerManagerClient, hasFlag, type Balancer, type Worker, type WorkerChange, type WorkerFlag } from './balancer-manager.js';
+import {
+  BalancerManagerClient,
+  hasFlag,
+  type Balancer,
+  type Worker,
+  type WorkerChange,
+  type WorkerFlag,
+} from './balancer-manager.js';
 import { BalancerApiError } from './../errors.js';
 import { applyStateDiff, checkWeights, repairDrift } from '../diff.js';
 import type { Driver, DriverCapability, DriverStatus, MemberStatus } from '../driver.js';
 import { DriverUnsupportedError } from '../errors.js';
-import { clusterStatuses, matchMembers, normalizeUrl, plannedMembers, type Matched, type PlannedMember } from '../members.js';
+import {
+  clusterStatuses,
+  matchMembers,
+  normalizeUrl,
+  plannedMembers,
+  type Matched,
+  type PlannedMember,
+} from '../members.js';
 import { RequestCounts } from '../request-counts.js';
 import { Serial } from '../../serial.js';
 
@@ -29,13 +43,22 @@ interface Planned {
 
 export class ApacheDriver implements Driver {
   readonly name = 'apache' as const;
-  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'cluster-weight', 'member-state', 'member-weight', 'in-flight']);
+  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>([
+    'cluster-traffic',
+    'cluster-weight',
+    'member-state',
+    'member-weight',
+    'in-flight',
+  ]);
   private readonly client: BalancerManagerClient;
   private readonly planned: PlannedMember[];
   private readonly serial = new Serial();
   private readonly counts = new RequestCounts();
 
-  constructor(private readonly options: ApacheDriverConfig, clusters: Record<string, ClusterConfig>) {
+  constructor(
+    private readonly options: ApacheDriverConfig,
+    clusters: Record<string, ClusterConfig>,
+  ) {
     this.client = new BalancerManagerClient(options.url, options.timeout, options.host);
     this.planned = plannedMembers(clusters);
   }
@@ -53,22 +76,39 @@ export class ApacheDriver implements Driver {
     return this.serial.run(async () => {
       const plan = await this.plan();
       const worker = this.memberWorker(plan, cluster, member);
-      await this.applyChanges(plan, [{ worker, flags: this.adminFlags(state) }], `set member ${cluster}/${member} ${state}`);
+      await this.applyChanges(
+        plan,
+        [{ worker, flags: this.adminFlags(state) }],
+        `set member ${cluster}/${member} ${state}`,
+      );
     });
   }
 
   check(next: DesiredState): void {
-    checkWeights(this, next, { min: LOADFACTOR_MIN, max: LOADFACTOR_MAX, what: "httpd's loadfactor (to send a member nothing, use `dayshift disable`)" });
+    checkWeights(this, next, {
+      min: LOADFACTOR_MIN,
+      max: LOADFACTOR_MAX,
+      what: "httpd's loadfactor (to send a member nothing, use `dayshift disable`)",
+    });
   }
 
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {
     if (!Number.isInteger(weight) || weight < LOADFACTOR_MIN || weight > LOADFACTOR_MAX) {
-      return Promise.reject(new DriverUnsupportedError({ driver: 'apache', what: `set weight ${weight}: httpd's loadfactor is ${LOADFACTOR_MIN} to ${LOADFACTOR_MAX} (use state disabled for no traffic)` }));
+      return Promise.reject(
+        new DriverUnsupportedError({
+          driver: 'apache',
+          what: `set weight ${weight}: httpd's loadfactor is ${LOADFACTOR_MIN} to ${LOADFACTOR_MAX} (use state disabled for no traffic)`,
+        }),
+      );
     }
     return this.serial.run(async () => {
       const plan = await this.plan();
       const worker = this.memberWorker(plan, cluster, member);
-      await this.applyChanges(plan, [{ worker, loadfactor: weight }], `set member ${cluster}/${member} weight ${weight}`);
+      await this.applyChanges(
+        plan,
+        [{ worker, loadfactor: weight }],
+        `set member ${cluster}/${member} weight ${weight}`,
+      );
     });
   }
 
@@ -76,12 +116,18 @@ export class ApacheDriver implements Driver {
     const [plan, persists] = await Promise.all([this.plan(), this.client.persists()]);
     const warnings: string[] = [];
     if (persists === false) {
-      warnings.push('BalancerPersist is off: balancer-manager changes are lost on a graceful restart (add "BalancerPersist On" to httpd.conf)');
+      warnings.push(
+        'BalancerPersist is off: balancer-manager changes are lost on a graceful restart (add "BalancerPersist On" to httpd.conf)',
+      );
     } else if (persists === undefined) {
-      warnings.push('cannot tell whether BalancerPersist is on (httpd older than 2.4.71?): without it, changes are lost on a graceful restart');
+      warnings.push(
+        'cannot tell whether BalancerPersist is on (httpd older than 2.4.71?): without it, changes are lost on a graceful restart',
+      );
     }
     for (const { planned } of plan.matched.pairs.filter((p) => p.found === undefined)) {
-      warnings.push(`member ${planned.cluster}/${planned.id} (${this.describe(planned)}) is not a member of balancer://${plan.balancer.name}`);
+      warnings.push(
+        `member ${planned.cluster}/${planned.id} (${this.describe(planned)}) is not a member of balancer://${plan.balancer.name}`,
+      );
     }
     for (const w of plan.matched.unclaimed) {
       warnings.push(`balancer://${plan.balancer.name} member ${w.name} belongs to no Dayshift cluster`);
@@ -113,8 +159,18 @@ export class ApacheDriver implements Driver {
     }
     const matched =
       this.options.match === 'route'
-        ? matchMembers(this.planned, balancer.workers, (p) => p.route, (w) => w.route)
-        : matchMembers(this.planned, balancer.workers, (p) => normalizeUrl(p.url), (w) => normalizeUrl(w.name));
+        ? matchMembers(
+            this.planned,
+            balancer.workers,
+            (p) => p.route,
+            (w) => w.route,
+          )
+        : matchMembers(
+            this.planned,
+            balancer.workers,
+            (p) => normalizeUrl(p.url),
+            (w) => normalizeUrl(w.name),
+          );
     return { balancer, matched };
   }
 
@@ -125,7 +181,10 @@ export class ApacheDriver implements Driver {
   private memberWorker(plan: Planned, cluster: string, member: string): Worker {
     const pair = plan.matched.pairs.find((p) => p.planned.cluster === cluster && p.planned.id === member);
     if (!pair) throw new Error(`unknown member "${cluster}/${member}"`);
-    if (!pair.found) throw new BalancerApiError(`member ${cluster}/${member} (${this.describe(pair.planned)}) is not in balancer://${plan.balancer.name}`);
+    if (!pair.found)
+      throw new BalancerApiError(
+        `member ${cluster}/${member} (${this.describe(pair.planned)}) is not in balancer://${plan.balancer.name}`,
+      );
     return pair.found;
   }
 
@@ -143,10 +202,17 @@ export class ApacheDriver implements Driver {
     }
   }
 
-  private async applyChanges(plan: Planned, changes: ({ worker: Worker } & WorkerChange)[], what: string): Promise<void> {
+  private async applyChanges(
+    plan: Planned,
+    changes: ({ worker: Worker } & WorkerChange)[],
+    what: string,
+  ): Promise<void> {
     for (const { worker, flags, loadfactor } of changes) {
       if ((flags === undefined || Object.keys(flags).length === 0) && loadfactor === undefined) continue;
-      await this.client.update(plan.balancer, worker.name, { ...(flags ? { flags } : {}), ...(loadfactor === undefined ? {} : { loadfactor }) });
+      await this.client.update(plan.balancer, worker.name, {
+        ...(flags ? { flags } : {}),
+        ...(loadfactor === undefined ? {} : { loadfactor }),
+      });
     }
     const after = await this.client.balancers();
     const balancer = after.find((b) => b.name === plan.balancer.name);
@@ -158,8 +224,12 @@ export class ApacheDriver implements Driver {
         continue;
       }
       const wrong = Object.entries(flags ?? {}).filter(([flag, on]) => hasFlag(now, flag as WorkerFlag) !== on);
-      if (wrong.length > 0) failed.push(`${worker.name} status is "${now.status.join(' ')}", expected ${wrong.map(([f, on]) => `${f}=${on ? 1 : 0}`).join(' ')}`);
-      if (loadfactor !== undefined && Math.abs(now.loadfactor - loadfactor) > 0.005) failed.push(`${worker.name} loadfactor is ${now.loadfactor}, expected ${loadfactor}`);
+      if (wrong.length > 0)
+        failed.push(
+          `${worker.name} status is "${now.status.join(' ')}", expected ${wrong.map(([f, on]) => `${f}=${on ? 1 : 0}`).join(' ')}`,
+        );
+      if (loadfactor !== undefined && Math.abs(now.loadfactor - loadfactor) > 0.005)
+        failed.push(`${worker.name} loadfactor is ${now.loadfactor}, expected ${loadfactor}`);
     }
     if (failed.length > 0) {
       throw new BalancerApiError(

@@ -2,7 +2,14 @@
 // keep Apache httpd and let Dayshift drive it through the balancer-manager. One balancer per route
 // (a shared route balances over all its clusters' members, like the origin's web-prod), one VirtualHost
 // per site and listener, BalancerPersist On, and the balancer-manager on its own loopback listener.
-import { routeTraffic, siteTlsFiles, type DayshiftConfig, type MemberConfig, type RouteConfig, type SiteConfig } from '../../config/schema.js';
+import {
+  routeTraffic,
+  siteTlsFiles,
+  type DayshiftConfig,
+  type MemberConfig,
+  type RouteConfig,
+  type SiteConfig,
+} from '../../config/schema.js';
 import { memberId } from '../../model.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from '../export-notes.js';
 import { LOADFACTOR_MAX } from './driver.js';
@@ -22,11 +29,21 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
   const out: string[] = [];
   const health = config.health;
   const cookieRoutes = Object.values(config.sites).some((s) => s.routes.some((r) => r.sticky?.mode === 'cookie'));
-  const modules = ['proxy', 'proxy_http', 'proxy_balancer', 'slotmem_shm', 'lbmethod_byrequests', 'lbmethod_bybusyness', 'authz_core', 'authz_host'];
+  const modules = [
+    'proxy',
+    'proxy_http',
+    'proxy_balancer',
+    'slotmem_shm',
+    'lbmethod_byrequests',
+    'lbmethod_bybusyness',
+    'authz_core',
+    'authz_host',
+  ];
   const ajp = Object.values(config.clusters).some((c) => c.members.some((m) => m.url.startsWith('ajp:')));
   if (ajp) modules.push('proxy_ajp');
   const tls = Object.values(config.sites).some((s) => s.tls) || config.listen.tls !== undefined;
-  if (tls || Object.values(config.clusters).some((c) => c.members.some((m) => m.url.startsWith('https:')))) modules.push('ssl');
+  if (tls || Object.values(config.clusters).some((c) => c.members.some((m) => m.url.startsWith('https:'))))
+    modules.push('ssl');
   if (health.enabled) modules.push('proxy_hcheck');
   if (cookieRoutes) modules.push('headers');
 
@@ -35,7 +52,7 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
     '# Include it from apache2.conf/httpd.conf. Modules it needs (Debian: a2enmod ...):',
     `#   ${modules.join(' ')}`,
     '',
-    '# Keep balancer-manager changes (Dayshift\'s drains) across graceful restarts. To apply edits of',
+    "# Keep balancer-manager changes (Dayshift's drains) across graceful restarts. To apply edits of",
     '# existing members from this file later: stop httpd, delete DefaultRuntimeDir/*.persist, start.',
     'BalancerPersist On',
     'ProxyRequests Off',
@@ -47,7 +64,11 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
   const https = listeners(config.listen.https);
   for (const key of ['http', 'https'] as const) {
     if ([config.listen[key] ?? []].flat().some((l) => 'proxy_protocol' in l && l.proxy_protocol)) {
-      notes.push({ path: `listen.${key}`, message: 'proxy_protocol is not exported: add RemoteIPProxyProtocol On (mod_remoteip) to the virtual hosts of that listener' });
+      notes.push({
+        path: `listen.${key}`,
+        message:
+          'proxy_protocol is not exported: add RemoteIPProxyProtocol On (mod_remoteip) to the virtual hosts of that listener',
+      });
     }
   }
   for (const l of http) out.push(`Listen ${l.listen}`);
@@ -66,14 +87,22 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
         const cluster = config.clusters[clusterName]!;
         cluster.members.forEach((m, j) => {
           const path = `clusters.${clusterName}.members[${j}]`;
-          out.push(`    ${balancerMember(m, clusterName, j, shared ? cluster.traffic : 'live', route, config, notes, path)}`);
+          out.push(
+            `    ${balancerMember(m, clusterName, j, shared ? cluster.traffic : 'live', route, config, notes, path)}`,
+          );
         });
       }
       const set = [`lbmethod=${LBMETHOD[route.balance]}`];
-      if (route.balance === 'p2c-ewma') notes.push({ path: `sites.${siteName}.routes[${i}].balance`, message: 'p2c-ewma has no httpd equivalent: bybusyness is used' });
+      if (route.balance === 'p2c-ewma')
+        notes.push({
+          path: `sites.${siteName}.routes[${i}].balance`,
+          message: 'p2c-ewma has no httpd equivalent: bybusyness is used',
+        });
       if (route.sticky?.mode === 'route') {
         const cookie = route.sticky.cookie ?? 'JSESSIONID';
-        set.push(`stickysession=${cookie}${route.sticky.path_param && route.sticky.path_param !== cookie ? `|${route.sticky.path_param}` : ''}`);
+        set.push(
+          `stickysession=${cookie}${route.sticky.path_param && route.sticky.path_param !== cookie ? `|${route.sticky.path_param}` : ''}`,
+        );
       } else if (route.sticky?.mode === 'cookie') {
         set.push('stickysession=ROUTEID');
       }
@@ -84,13 +113,18 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
   }
 
   // Sites: the catch-all (`*`) site last, since httpd picks the first matching name.
-  const sites = Object.entries(config.sites).sort(([, a], [, b]) => Number(a.hosts.includes('*')) - Number(b.hosts.includes('*')));
+  const sites = Object.entries(config.sites).sort(
+    ([, a], [, b]) => Number(a.hosts.includes('*')) - Number(b.hosts.includes('*')),
+  );
   for (const [siteName, site] of sites) {
     for (const l of http) out.push(...virtualHost(siteName, site, l, false, balancerOf, config, notes), '');
     if (https.length > 0) {
       const cert = siteTlsFiles(site) ?? config.listen.tls;
       if (!cert) {
-        notes.push({ path: `sites.${siteName}.tls`, message: 'no certificate for this site: it is not served on the https listener' });
+        notes.push({
+          path: `sites.${siteName}.tls`,
+          message: 'no certificate for this site: it is not served on the https listener',
+        });
         continue;
       }
       for (const l of https) out.push(...virtualHost(siteName, site, l, true, balancerOf, config, notes, cert), '');
@@ -109,18 +143,36 @@ export function exportApache(config: DayshiftConfig, options: ApacheExportOption
     '</VirtualHost>',
     '',
   );
-  const publicBalancer = [...balancerOf.entries()].find(([route]) => route.clusters.length > 1)?.[1] ?? [...balancerOf.values()][0] ?? '';
-  const driver = { type: 'apache', url: `http://${managerHost}:${managerPort}/balancer-manager`, balancer: publicBalancer };
+  const publicBalancer =
+    [...balancerOf.entries()].find(([route]) => route.clusters.length > 1)?.[1] ?? [...balancerOf.values()][0] ?? '';
+  const driver = {
+    type: 'apache',
+    url: `http://${managerHost}:${managerPort}/balancer-manager`,
+    balancer: publicBalancer,
+  };
   out.push(`# In dayshift.yaml:\n# driver: { type: apache, url: "${driver.url}", balancer: ${driver.balancer} }`, '');
   return { text: out.join('\n'), notes: uniqueNotes(notes), driver };
 }
 
-function balancerMember(m: MemberConfig, cluster: string, index: number, traffic: string, route: RouteConfig, config: DayshiftConfig, notes: ExportNote[], path: string): string {
+function balancerMember(
+  m: MemberConfig,
+  cluster: string,
+  index: number,
+  traffic: string,
+  route: RouteConfig,
+  config: DayshiftConfig,
+  notes: ExportNote[],
+  path: string,
+): string {
   const params: string[] = [];
   const id = memberId(m.route, index);
   const routeId = m.route ?? (route.sticky?.mode === 'cookie' ? `${cluster}-${id}` : undefined);
   if (routeId) params.push(`route=${routeId}`);
-  if (m.weight > LOADFACTOR_MAX) notes.push({ path: `${path}.weight`, message: `weight ${m.weight} is above httpd's loadfactor limit: ${LOADFACTOR_MAX} is used` });
+  if (m.weight > LOADFACTOR_MAX)
+    notes.push({
+      path: `${path}.weight`,
+      message: `weight ${m.weight} is above httpd's loadfactor limit: ${LOADFACTOR_MAX} is used`,
+    });
   if (m.weight !== 1) params.push(`loadfactor=${Math.min(LOADFACTOR_MAX, Math.max(1, m.weight))}`);
   const flags = new Set<string>();
   if (m.weight === 0) {
@@ -133,13 +185,22 @@ function balancerMember(m: MemberConfig, cluster: string, index: number, traffic
   if (flags.has('D')) flags.delete('N');
   if (flags.size > 0) params.push(`status=${[...flags].map((f) => `+${f}`).join('')}`);
   if (m.secret) params.push(`secret=${m.secret}`);
-  if (m.proxy_protocol) notes.push({ path: `${path}.proxy_protocol`, message: 'mod_proxy does not send the PROXY protocol: the member gets the client address in X-Forwarded-For only' });
-  if (m.url.startsWith('ajp:') && m.packet_size !== 8192) notes.push({ path: `${path}.packet_size`, message: 'set ProxyIOBufferSize for a larger AJP packet size' });
+  if (m.proxy_protocol)
+    notes.push({
+      path: `${path}.proxy_protocol`,
+      message: 'mod_proxy does not send the PROXY protocol: the member gets the client address in X-Forwarded-For only',
+    });
+  if (m.url.startsWith('ajp:') && m.packet_size !== 8192)
+    notes.push({ path: `${path}.packet_size`, message: 'set ProxyIOBufferSize for a larger AJP packet size' });
   const health = healthCheckFor(config, cluster, index);
   if (health.enabled) {
     if (m.url.startsWith('ajp:')) params.push('hcmethod=CPING');
     else params.push(`hcmethod=${health.method}`, `hcuri=${health.path}`);
-    params.push(`hcinterval=${Math.max(1, Math.round(health.interval / 1000))}`, `hcpasses=${health.rise}`, `hcfails=${health.fall}`);
+    params.push(
+      `hcinterval=${Math.max(1, Math.round(health.interval / 1000))}`,
+      `hcpasses=${health.rise}`,
+      `hcfails=${health.fall}`,
+    );
   }
   params.push(`connectiontimeout=${Math.max(1, Math.round(config.timeouts.connect / 1000))}`);
   return `BalancerMember ${m.url.replace(/\/+$/, '')}${params.length ? ' ' + params.join(' ') : ''}`;
@@ -160,11 +221,13 @@ function virtualHost(
   lines.push(`    ServerName ${named[0] ?? `${siteName}.invalid`}`);
   const aliases = site.hosts.filter((h) => h !== named[0]);
   if (aliases.length) lines.push(`    ServerAlias ${aliases.join(' ')}`);
-  if (https && cert) lines.push('    SSLEngine on', `    SSLCertificateFile "${cert.cert}"`, `    SSLCertificateKeyFile "${cert.key}"`);
+  if (https && cert)
+    lines.push('    SSLEngine on', `    SSLCertificateFile "${cert.cert}"`, `    SSLCertificateKeyFile "${cert.key}"`);
   const members = site.routes.flatMap((r) => r.clusters.flatMap((c) => config.clusters[c]!.members));
   if (members.some((m) => m.url.startsWith('https:'))) {
     lines.push('    SSLProxyEngine on');
-    if (members.some((m) => m.url.startsWith('https:') && !m.tls_verify)) lines.push('    SSLProxyVerify none', '    SSLProxyCheckPeerName off');
+    if (members.some((m) => m.url.startsWith('https:') && !m.tls_verify))
+      lines.push('    SSLProxyVerify none', '    SSLProxyCheckPeerName off');
   }
   if (site.preserve_host) lines.push('    ProxyPreserveHost On');
   if (site.allow?.length || site.deny?.length) {
@@ -182,14 +245,26 @@ function virtualHost(
     lines.push(`    ProxyPass ${from} ${target}`, `    ProxyPassReverse ${from} ${target}`);
     if (route.sticky?.mode === 'cookie') {
       const age = route.sticky.max_age ? `; Max-Age=${Math.round(route.sticky.max_age / 1000)}` : '';
-      lines.push(`    Header add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=${route.path}${age}; HttpOnly" env=BALANCER_ROUTE_CHANGED`);
-      notes.push({ path: `sites.${siteName}.routes`, message: 'cookie stickiness becomes httpd\'s ROUTEID cookie (not signed)' });
+      lines.push(
+        `    Header add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=${route.path}${age}; HttpOnly" env=BALANCER_ROUTE_CHANGED`,
+      );
+      notes.push({
+        path: `sites.${siteName}.routes`,
+        message: "cookie stickiness becomes httpd's ROUTEID cookie (not signed)",
+      });
     }
   }
-  for (const [from, to] of Object.entries(site.cookie_domain ?? {})) lines.push(`    ProxyPassReverseCookieDomain ${from} ${to}`);
-  for (const [from, to] of Object.entries(site.cookie_path ?? {})) lines.push(`    ProxyPassReverseCookiePath ${from} ${to}`);
-  for (const [status, file] of Object.entries(site.error_pages ?? {})) lines.push(`    ErrorDocument ${status} "${file}"`);
-  if (site.error_pages) notes.push({ path: `sites.${siteName}.error_pages`, message: 'ErrorDocument takes a URL path or text: serve the files and adjust' });
+  for (const [from, to] of Object.entries(site.cookie_domain ?? {}))
+    lines.push(`    ProxyPassReverseCookieDomain ${from} ${to}`);
+  for (const [from, to] of Object.entries(site.cookie_path ?? {}))
+    lines.push(`    ProxyPassReverseCookiePath ${from} ${to}`);
+  for (const [status, file] of Object.entries(site.error_pages ?? {}))
+    lines.push(`    ErrorDocument ${status} "${file}"`);
+  if (site.error_pages)
+    notes.push({
+      path: `sites.${siteName}.error_pages`,
+      message: 'ErrorDocument takes a URL path or text: serve the files and adjust',
+    });
   lines.push('</VirtualHost>');
   return lines;
 }
@@ -204,7 +279,8 @@ interface Listener {
 function listeners(value: { host: string; port: number } | { host: string; port: number }[] | undefined): Listener[] {
   const list = value === undefined ? [] : Array.isArray(value) ? value : [value];
   return list.map((a) => {
-    if (a.host === '0.0.0.0' || a.host === '' || a.host === '::') return { listen: String(a.port), vhost: `*:${a.port}` };
+    if (a.host === '0.0.0.0' || a.host === '' || a.host === '::')
+      return { listen: String(a.port), vhost: `*:${a.port}` };
     const host = a.host.includes(':') ? `[${a.host}]` : a.host;
     return { listen: `${host}:${a.port}`, vhost: `${host}:${a.port}` };
   });

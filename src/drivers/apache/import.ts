@@ -89,14 +89,71 @@ interface Vhost {
 /** Directives with no meaning for a reverse proxy's configuration. */
 const SKIPPED = new Set(
   [
-    'LoadModule', 'LoadFile', 'ServerRoot', 'User', 'Group', 'PidFile', 'ErrorLog', 'CustomLog', 'TransferLog', 'LogFormat', 'LogLevel',
-    'DocumentRoot', 'ServerAdmin', 'Mutex', 'DefaultRuntimeDir', 'TypesConfig', 'AddType', 'AddDefaultCharset', 'AddEncoding', 'AddHandler',
-    'AddLanguage', 'AddCharset', 'DirectoryIndex', 'AccessFileName', 'HostnameLookups', 'ServerTokens', 'ServerSignature', 'TraceEnable',
-    'UseCanonicalName', 'NameVirtualHost', 'StartServers', 'MinSpareServers', 'MaxSpareServers', 'MinSpareThreads', 'MaxSpareThreads',
-    'ThreadLimit', 'ThreadsPerChild', 'MaxRequestWorkers', 'MaxClients', 'MaxConnectionsPerChild', 'MaxRequestsPerChild', 'ServerLimit',
-    'EnableSendfile', 'EnableMMAP', 'Options', 'AllowOverride', 'BalancerPersist', 'BalancerGrowth', 'BalancerInherit', 'ProxyStatus',
-    'SSLRandomSeed', 'SSLSessionCache', 'SSLSessionCacheTimeout', 'SSLPassPhraseDialog', 'SSLMutex', 'SSLStaplingCache', 'ExtendedStatus',
-    'ServerName', 'Timeout', 'KeepAlive', 'MaxKeepAliveRequests', 'KeepAliveTimeout', 'ProxyVia', 'Define', 'UnDefine',
+    'LoadModule',
+    'LoadFile',
+    'ServerRoot',
+    'User',
+    'Group',
+    'PidFile',
+    'ErrorLog',
+    'CustomLog',
+    'TransferLog',
+    'LogFormat',
+    'LogLevel',
+    'DocumentRoot',
+    'ServerAdmin',
+    'Mutex',
+    'DefaultRuntimeDir',
+    'TypesConfig',
+    'AddType',
+    'AddDefaultCharset',
+    'AddEncoding',
+    'AddHandler',
+    'AddLanguage',
+    'AddCharset',
+    'DirectoryIndex',
+    'AccessFileName',
+    'HostnameLookups',
+    'ServerTokens',
+    'ServerSignature',
+    'TraceEnable',
+    'UseCanonicalName',
+    'NameVirtualHost',
+    'StartServers',
+    'MinSpareServers',
+    'MaxSpareServers',
+    'MinSpareThreads',
+    'MaxSpareThreads',
+    'ThreadLimit',
+    'ThreadsPerChild',
+    'MaxRequestWorkers',
+    'MaxClients',
+    'MaxConnectionsPerChild',
+    'MaxRequestsPerChild',
+    'ServerLimit',
+    'EnableSendfile',
+    'EnableMMAP',
+    'Options',
+    'AllowOverride',
+    'BalancerPersist',
+    'BalancerGrowth',
+    'BalancerInherit',
+    'ProxyStatus',
+    'SSLRandomSeed',
+    'SSLSessionCache',
+    'SSLSessionCacheTimeout',
+    'SSLPassPhraseDialog',
+    'SSLMutex',
+    'SSLStaplingCache',
+    'ExtendedStatus',
+    'ServerName',
+    'Timeout',
+    'KeepAlive',
+    'MaxKeepAliveRequests',
+    'KeepAliveTimeout',
+    'ProxyVia',
+    'Define',
+    'UnDefine',
   ].map((d) => d.toLowerCase()),
 );
 
@@ -122,7 +179,9 @@ class Importer {
   private main?: Vhost;
 
   note(at: Directive, kind: NoteKind, reason: string): void {
-    const text = at.children ? `<${at.name}${at.args.length ? ' ' + at.args.join(' ') : ''}>` : [at.name, ...at.args].join(' ');
+    const text = at.children
+      ? `<${at.name}${at.args.length ? ' ' + at.args.join(' ') : ''}>`
+      : [at.name, ...at.args].join(' ');
     this.notes.push({ file: at.file, line: at.line, directive: text, kind, reason });
   }
 
@@ -136,10 +195,16 @@ class Importer {
     for (const d of nodes) this.directive(d, vhost, proxy, location);
   }
 
-  private directive(d: Directive, vhost: Vhost | undefined, proxy: Balancer | undefined, location: string | undefined): void {
+  private directive(
+    d: Directive,
+    vhost: Vhost | undefined,
+    proxy: Balancer | undefined,
+    location: string | undefined,
+  ): void {
     const name = d.name.toLowerCase();
     if (d.children) return this.section(d, name, vhost, proxy, location);
-    const access = proxy?.access ?? (location === undefined || location === '/' ? (vhost?.access ?? this.globalAccess) : undefined);
+    const access =
+      proxy?.access ?? (location === undefined || location === '/' ? (vhost?.access ?? this.globalAccess) : undefined);
     switch (name) {
       case 'listen':
         return this.listen(d);
@@ -152,7 +217,8 @@ class Importer {
       case 'proxypreservehost':
         return this.onOff(d, (on) => (this.scope(vhost).preserveHost = on));
       case 'proxyrequests':
-        if ((d.args[0] ?? '').toLowerCase() === 'off') return this.note(d, 'skipped', 'Dayshift is never a forward proxy');
+        if ((d.args[0] ?? '').toLowerCase() === 'off')
+          return this.note(d, 'skipped', 'Dayshift is never a forward proxy');
         return this.note(d, 'untranslated', 'Dayshift is a reverse proxy only; forward proxying is not supported');
       case 'proxytimeout': {
         const seconds = Number(d.args[0]);
@@ -214,11 +280,28 @@ class Importer {
     if (SKIPPED.has(name)) {
       return this.note(d, 'skipped', SKIP_REASON[name] ?? 'no meaning for a Dayshift configuration');
     }
-    if (name.startsWith('ssl') && vhost) return this.note(d, 'untranslated', "Dayshift's TLS settings are not configurable per site (protocols and ciphers are Node's defaults)");
-    this.note(d, 'untranslated', location !== undefined && location !== '/' ? `inside <Location ${location}>: Dayshift applies settings to whole sites` : 'no Dayshift equivalent');
+    if (name.startsWith('ssl') && vhost)
+      return this.note(
+        d,
+        'untranslated',
+        "Dayshift's TLS settings are not configurable per site (protocols and ciphers are Node's defaults)",
+      );
+    this.note(
+      d,
+      'untranslated',
+      location !== undefined && location !== '/'
+        ? `inside <Location ${location}>: Dayshift applies settings to whole sites`
+        : 'no Dayshift equivalent',
+    );
   }
 
-  private section(d: Directive, name: string, vhost: Vhost | undefined, proxy: Balancer | undefined, location: string | undefined): void {
+  private section(
+    d: Directive,
+    name: string,
+    vhost: Vhost | undefined,
+    proxy: Balancer | undefined,
+    location: string | undefined,
+  ): void {
     const children = d.children!;
     switch (name) {
       case 'virtualhost': {
@@ -235,7 +318,8 @@ class Importer {
         return this.walk(children, vhost, this.balancer(m[1]!, d), undefined);
       }
       case 'location':
-        if (location !== undefined || d.args.length !== 1) return this.noteAll(d, 'untranslated', 'only a plain <Location /path> is translated');
+        if (location !== undefined || d.args.length !== 1)
+          return this.noteAll(d, 'untranslated', 'only a plain <Location /path> is translated');
         return this.walk(children, vhost, proxy, d.args[0]);
       case 'ifmodule':
       case 'ifdefine':
@@ -274,7 +358,11 @@ class Importer {
     const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(addr) ?? /^()()(\d+)$/.exec(addr);
     if (!m) return this.note(d, 'untranslated', 'expected Listen [address:]port');
     const host = m[1] ?? m[2] ?? '';
-    this.listens.push({ address: host ? (host.includes(':') ? `[${host}]:${m[3]}` : `${host}:${m[3]}`) : `:${m[3]}`, https: (proto ?? '').toLowerCase() === 'https', at: d });
+    this.listens.push({
+      address: host ? (host.includes(':') ? `[${host}]:${m[3]}` : `${host}:${m[3]}`) : `:${m[3]}`,
+      https: (proto ?? '').toLowerCase() === 'https',
+      at: d,
+    });
   }
 
   balancer(name: string, at: Directive): Balancer {
@@ -290,12 +378,18 @@ class Importer {
     let args = d.args;
     if (!proxy) {
       const m = /^balancer:\/\/([^/]+)\/?$/i.exec(args[0] ?? '');
-      if (!m) return this.note(d, 'untranslated', 'BalancerMember outside <Proxy balancer://...> must name its balancer first');
+      if (!m)
+        return this.note(
+          d,
+          'untranslated',
+          'BalancerMember outside <Proxy balancer://...> must name its balancer first',
+        );
       proxy = this.balancer(m[1]!, d);
       args = args.slice(1);
     }
     const [url = '', ...params] = args;
-    if (!/^(https?|ajp):\/\/[^/]+/i.test(url)) return this.note(d, 'untranslated', `member scheme not supported (http, https, ajp are): ${url}`);
+    if (!/^(https?|ajp):\/\/[^/]+/i.test(url))
+      return this.note(d, 'untranslated', `member scheme not supported (http, https, ajp are): ${url}`);
     const member: Member = { url: url.replace(/\/+$/, ''), key: memberKey(url), weight: 1, at: d };
     for (const param of params) this.memberParam(d, member, param);
     proxy.members.push(member);
@@ -306,7 +400,13 @@ class Importer {
     const key = (eq < 0 ? param : param.slice(0, eq)).toLowerCase();
     const value = eq < 0 ? '' : param.slice(eq + 1);
     const partial = (reason: string): void => {
-      this.notes.push({ file: d.file, line: d.line, directive: `${d.name} ... ${param}`, kind: 'untranslated', reason });
+      this.notes.push({
+        file: d.file,
+        line: d.line,
+        directive: `${d.name} ... ${param}`,
+        kind: 'untranslated',
+        reason,
+      });
     };
     switch (key) {
       case 'route':
@@ -317,7 +417,14 @@ class Importer {
         const n = Number(value);
         if (!Number.isFinite(n) || n < 0) return partial('expected a number');
         member.weight = Math.max(1, Math.round(n));
-        if (member.weight !== n) this.notes.push({ file: d.file, line: d.line, directive: `${d.name} ... ${param}`, kind: 'approximated', reason: `weight ${member.weight} (Dayshift weights are whole numbers)` });
+        if (member.weight !== n)
+          this.notes.push({
+            file: d.file,
+            line: d.line,
+            directive: `${d.name} ... ${param}`,
+            kind: 'approximated',
+            reason: `weight ${member.weight} (Dayshift weights are whole numbers)`,
+          });
         return;
       }
       case 'status': {
@@ -336,7 +443,8 @@ class Importer {
         return;
       case 'hcmethod':
         member.health = { ...member.health, enabled: true, method: value.toUpperCase() };
-        if (!['GET', 'HEAD', 'OPTIONS'].includes(value.toUpperCase())) partial('Dayshift checks with GET, HEAD or OPTIONS');
+        if (!['GET', 'HEAD', 'OPTIONS'].includes(value.toUpperCase()))
+          partial('Dayshift checks with GET, HEAD or OPTIONS');
         return;
       case 'hcuri':
         member.health = { ...member.health, enabled: true, path: value.startsWith('/') ? value : `/${value}` };
@@ -359,7 +467,8 @@ class Importer {
     let args = d.args;
     if (!proxy) {
       const m = /^balancer:\/\/([^/]+)\/?$/i.exec(args[0] ?? '');
-      if (!m) return this.note(d, 'untranslated', 'ProxySet outside <Proxy balancer://...> must name its balancer first');
+      if (!m)
+        return this.note(d, 'untranslated', 'ProxySet outside <Proxy balancer://...> must name its balancer first');
       proxy = this.balancer(m[1]!, d);
       args = args.slice(1);
     }
@@ -377,7 +486,8 @@ class Importer {
     switch (key) {
       case 'lbmethod':
         balancer.lbmethod = value.toLowerCase();
-        if (!LBMETHOD[balancer.lbmethod]) note('approximated', `lbmethod ${value} has no Dayshift equivalent: round-robin is used`);
+        if (!LBMETHOD[balancer.lbmethod])
+          note('approximated', `lbmethod ${value} has no Dayshift equivalent: round-robin is used`);
         return;
       case 'stickysession': {
         const [cookie, param2] = value.split('|');
@@ -396,7 +506,10 @@ class Importer {
       case 'maxattempts':
       case 'failonstatus':
       case 'failontimeout':
-        return note('untranslated', `per-balancer ${key}; Dayshift sets timeouts, retries and passive checks once for all members (timeouts:, retries:, passive:)`);
+        return note(
+          'untranslated',
+          `per-balancer ${key}; Dayshift sets timeouts, retries and passive checks once for all members (timeouts:, retries:, passive:)`,
+        );
       default:
         return note('untranslated', `balancer parameter ${key} has no Dayshift equivalent`);
     }
@@ -405,7 +518,8 @@ class Importer {
   private proxyPass(d: Directive, vhost: Vhost, location: string | undefined): void {
     const args = location === undefined ? d.args : [location, ...d.args];
     const [path = '', target = '', ...params] = args;
-    if (target === '!') return this.note(d, 'untranslated', `excludes ${path} from proxying; Dayshift routes every path of a site`);
+    if (target === '!')
+      return this.note(d, 'untranslated', `excludes ${path} from proxying; Dayshift routes every path of a site`);
     if (!path.startsWith('/')) return this.note(d, 'untranslated', 'expected ProxyPass /path URL');
     let balancerName: string;
     let targetPath: string;
@@ -415,8 +529,18 @@ class Importer {
       targetPath = bal[2] ?? '';
       const balancer = this.balancer(balancerName, d);
       for (const p of params) {
-        if (/^(lbmethod|stickysession|nofailover|timeout|maxattempts|failonstatus|failontimeout|nonce|growth)=/i.test(p)) this.balancerParam(d, balancer, p);
-        else this.notes.push({ file: d.file, line: d.line, directive: `ProxyPass ... ${p}`, kind: 'untranslated', reason: 'ProxyPass parameter with no Dayshift equivalent' });
+        if (
+          /^(lbmethod|stickysession|nofailover|timeout|maxattempts|failonstatus|failontimeout|nonce|growth)=/i.test(p)
+        )
+          this.balancerParam(d, balancer, p);
+        else
+          this.notes.push({
+            file: d.file,
+            line: d.line,
+            directive: `ProxyPass ... ${p}`,
+            kind: 'untranslated',
+            reason: 'ProxyPass parameter with no Dayshift equivalent',
+          });
       }
     } else if (/^(https?|ajp):\/\/[^/]+/i.test(target)) {
       const url = new URL(target.replace(/^ajp:/i, 'http:'));
@@ -424,11 +548,26 @@ class Importer {
       balancerName = `${url.hostname}-${url.port || 'default'}`.replace(/[^A-Za-z0-9_.-]/g, '-');
       const balancer = this.balancer(balancerName, d);
       balancer.implicit = true;
-      const memberUrl = target.slice(0, target.length - (url.pathname === '/' ? (target.endsWith('/') ? 1 : 0) : url.pathname.length));
-      if (!balancer.members.some((m) => m.key === memberKey(memberUrl))) balancer.members.push({ url: memberUrl, key: memberKey(memberUrl), weight: 1, at: d });
-      for (const p of params) this.notes.push({ file: d.file, line: d.line, directive: `ProxyPass ... ${p}`, kind: 'untranslated', reason: 'worker parameter with no Dayshift equivalent' });
+      const memberUrl = target.slice(
+        0,
+        target.length - (url.pathname === '/' ? (target.endsWith('/') ? 1 : 0) : url.pathname.length),
+      );
+      if (!balancer.members.some((m) => m.key === memberKey(memberUrl)))
+        balancer.members.push({ url: memberUrl, key: memberKey(memberUrl), weight: 1, at: d });
+      for (const p of params)
+        this.notes.push({
+          file: d.file,
+          line: d.line,
+          directive: `ProxyPass ... ${p}`,
+          kind: 'untranslated',
+          reason: 'worker parameter with no Dayshift equivalent',
+        });
     } else {
-      return this.note(d, 'untranslated', `target ${target}: only balancer://, http://, https:// and ajp:// are translated`);
+      return this.note(
+        d,
+        'untranslated',
+        `target ${target}: only balancer://, http://, https:// and ajp:// are translated`,
+      );
     }
     vhost.passes.push({ path, target, balancer: balancerName, targetPath, at: d });
   }
@@ -436,7 +575,9 @@ class Importer {
   private proxyPassReverse(d: Directive, vhost: Vhost, location: string | undefined): void {
     const args = location === undefined ? d.args : [location, ...d.args];
     const [path = '', target = ''] = args;
-    const mirrors = vhost.passes.some((p) => p.path === path && p.target.replace(/\/+$/, '').toLowerCase() === target.replace(/\/+$/, '').toLowerCase());
+    const mirrors = vhost.passes.some(
+      (p) => p.path === path && p.target.replace(/\/+$/, '').toLowerCase() === target.replace(/\/+$/, '').toLowerCase(),
+    );
     if (mirrors) return this.note(d, 'skipped', 'Dayshift rewrites redirects from members of the route by itself');
     this.note(d, 'untranslated', 'a ProxyPassReverse that mirrors no ProxyPass');
   }
@@ -452,7 +593,13 @@ class Importer {
       }
       const block = toCidr(w);
       if (!block) {
-        this.notes.push({ file: d.file, line: d.line, directive: `${d.name} from ${w}`, kind: 'untranslated', reason: 'host names and env= rules are not translated; use addresses or CIDR blocks' });
+        this.notes.push({
+          file: d.file,
+          line: d.line,
+          directive: `${d.name} from ${w}`,
+          kind: 'untranslated',
+          reason: 'host names and env= rules are not translated; use addresses or CIDR blocks',
+        });
         continue;
       }
       (name === 'allow' ? access.allow : access.deny).push(block);
@@ -472,11 +619,18 @@ class Importer {
     const negated = first === 'not';
     const kind = negated ? rest[0] : first;
     const values = d.args.slice(negated ? 2 : 1);
-    if (kind !== 'ip') return this.note(d, 'untranslated', 'only Require ip, Require not ip and Require all are translated');
+    if (kind !== 'ip')
+      return this.note(d, 'untranslated', 'only Require ip, Require not ip and Require all are translated');
     for (const v of values) {
       const block = toCidr(v);
       if (!block) {
-        this.notes.push({ file: d.file, line: d.line, directive: `Require ip ${v}`, kind: 'untranslated', reason: 'not an address or CIDR block' });
+        this.notes.push({
+          file: d.file,
+          line: d.line,
+          directive: `Require ip ${v}`,
+          kind: 'untranslated',
+          reason: 'not an address or CIDR block',
+        });
         continue;
       }
       (negated ? access.deny : access.allow).push(block);
@@ -489,11 +643,25 @@ function emptyAccess(): Access {
 }
 
 function newVhost(at: Directive): Vhost {
-  return { addresses: at.args, aliases: [], passes: [], preserveHost: false, ssl: false, tlsVerify: true, access: emptyAccess(), cookieDomain: {}, cookiePath: {}, at };
+  return {
+    addresses: at.args,
+    aliases: [],
+    passes: [],
+    preserveHost: false,
+    ssl: false,
+    tlsVerify: true,
+    access: emptyAccess(),
+    cookieDomain: {},
+    cookiePath: {},
+    at,
+  };
 }
 
 function stripHost(host: string): string {
-  return host.replace(/^[a-z]+:\/\//i, '').replace(/:\d+$/, '').toLowerCase();
+  return host
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/:\d+$/, '')
+    .toLowerCase();
 }
 
 function memberKey(url: string): string {
@@ -505,7 +673,12 @@ export function toCidr(text: string): string | undefined {
   const [ip = '', bits] = text.split('/');
   if (isIP(ip) === 0) {
     const parts = ip.replace(/\.$/, '').split('.');
-    if (parts.length >= 1 && parts.length < 4 && parts.every((p) => /^\d+$/.test(p) && Number(p) < 256) && bits === undefined) {
+    if (
+      parts.length >= 1 &&
+      parts.length < 4 &&
+      parts.every((p) => /^\d+$/.test(p) && Number(p) < 256) &&
+      bits === undefined
+    ) {
       return `${[...parts, ...Array(4 - parts.length).fill('0')].join('.')}/${parts.length * 8}`;
     }
     return undefined;
@@ -564,7 +737,8 @@ function build(im: Importer, source: string): ImportResult {
 function balancersWithMembers(im: Importer): Balancer[] {
   const used = new Set(im.vhosts.flatMap((v) => v.passes.map((p) => p.balancer)));
   const all = [...im.balancers.values()].filter((b) => b.members.length > 0 || used.has(b.name));
-  for (const b of all.filter((b) => b.members.length === 0)) im.note(b.at, 'untranslated', `balancer://${b.name} has no BalancerMember: routes to it are dropped`);
+  for (const b of all.filter((b) => b.members.length === 0))
+    im.note(b.at, 'untranslated', `balancer://${b.name} has no BalancerMember: routes to it are dropped`);
   return all.filter((b) => b.members.length > 0);
 }
 
@@ -588,7 +762,10 @@ function groupBalancers(im: Importer, withMembers: Balancer[]): Grouping {
   const sameAs = new Map<string, Balancer>();
   for (const b of withMembers) {
     const keys = new Set(b.members.map((m) => m.key));
-    const twin = withMembers.find((o) => o !== b && !sameAs.has(o.name) && o.members.length === keys.size && o.members.every((m) => keys.has(m.key)));
+    const twin = withMembers.find(
+      (o) =>
+        o !== b && !sameAs.has(o.name) && o.members.length === keys.size && o.members.every((m) => keys.has(m.key)),
+    );
     if (twin && withMembers.indexOf(twin) < withMembers.indexOf(b)) {
       sameAs.set(b.name, twin);
       continue;
@@ -610,12 +787,21 @@ function groupBalancers(im: Importer, withMembers: Balancer[]): Grouping {
       const rest: Balancer = { ...b, name: `${b.name}~rest`, members: b.members.filter((m) => !covered.has(m.key)) };
       remainders.set(rest.name, rest);
       composedOf.set(b.name, [...picked, rest]);
-      for (const m of rest.members) im.note(m.at, 'approximated', `in no other balancer: cluster ${b.name} holds it, beside ${picked.map((p) => p.name).join(', ')}`);
+      for (const m of rest.members)
+        im.note(
+          m.at,
+          'approximated',
+          `in no other balancer: cluster ${b.name} holds it, beside ${picked.map((p) => p.name).join(', ')}`,
+        );
     }
   }
   const bases = [...withMembers.filter((b) => !composedOf.has(b.name) && !sameAs.has(b.name)), ...remainders.values()];
   for (const [name, twin] of sameAs) {
-    im.note(im.balancers.get(name)!.at, 'approximated', `balancer://${name} has the same members as balancer://${twin.name}: both are cluster ${twin.name}'s route`);
+    im.note(
+      im.balancers.get(name)!.at,
+      'approximated',
+      `balancer://${name} has the same members as balancer://${twin.name}: both are cluster ${twin.name}'s route`,
+    );
   }
   return { composedOf, sameAs, bases };
 }
@@ -650,7 +836,10 @@ function nameClusters(im: Importer, grouping: Grouping): ClusterMap {
       .map((v) => (v.serverName ?? '').split('.')[0] ?? '')
       .find((l) => l !== '' && (b.name === l || b.name.endsWith(`-${l}`) || b.name.endsWith(`_${l}`)));
     const implicitLabel = b.implicit
-      ? im.vhosts.filter((v) => v.passes.some((p) => p.balancer === b.name)).map((v) => (v.serverName ?? '').split('.')[0] ?? '').find((l) => l !== '')
+      ? im.vhosts
+          .filter((v) => v.passes.some((p) => p.balancer === b.name))
+          .map((v) => (v.serverName ?? '').split('.')[0] ?? '')
+          .find((l) => l !== '')
       : undefined;
     const base = safeName(label ?? implicitLabel ?? b.name.replace(/~rest$/, ''));
     let name = base;
@@ -667,7 +856,9 @@ function nameClusters(im: Importer, grouping: Grouping): ClusterMap {
  */
 function importClusters(im: Importer, map: ClusterMap): Record<string, unknown> {
   const { composedOf, bases, clusterName, clustersOf } = map;
-  const tlsOff = new Set(im.vhosts.filter((v) => !v.tlsVerify).flatMap((v) => v.passes.flatMap((p) => clustersOf(p.balancer))));
+  const tlsOff = new Set(
+    im.vhosts.filter((v) => !v.tlsVerify).flatMap((v) => v.passes.flatMap((p) => clustersOf(p.balancer))),
+  );
   const clusters: Record<string, unknown> = {};
   for (const b of bases) {
     const name = clusterName.get(b.name)!;
@@ -678,10 +869,19 @@ function importClusters(im: Importer, map: ClusterMap): Record<string, unknown> 
         if (!parts.includes(b)) continue;
         const other = im.balancers.get(composite)!.members.find((o) => o.key === m.key)!;
         if (other.route && !route) route = other.route;
-        else if (other.route && other.route !== route) im.note(other.at, 'approximated', `route ${other.route} differs from ${route} in balancer://${b.name}: Dayshift uses ${route}`);
+        else if (other.route && other.route !== route)
+          im.note(
+            other.at,
+            'approximated',
+            `route ${other.route} differs from ${route} in balancer://${b.name}: Dayshift uses ${route}`,
+          );
         if (other.weight !== m.weight) {
           weight = other.weight;
-          im.note(other.at, 'approximated', `loadfactor differs from balancer://${b.name}: the public weight ${other.weight} is used`);
+          im.note(
+            other.at,
+            'approximated',
+            `loadfactor differs from balancer://${b.name}: the public weight ${other.weight} is used`,
+          );
         }
       }
       return {
@@ -723,32 +923,69 @@ function siteDrafts(im: Importer, map: ClusterMap): SiteDraft[] {
       const balancer = im.balancers.get(p.balancer)!;
       const cl = clustersOf(p.balancer);
       if (cl.length === 0) return [];
-      if (p.targetPath !== '' && p.targetPath !== '/' && p.targetPath.replace(/\/$/, '') !== p.path.replace(/\/$/, '')) {
-        im.note(p.at, 'untranslated', `maps ${p.path} to ${p.targetPath} on the members; Dayshift forwards the path as is or strips the prefix`);
+      if (
+        p.targetPath !== '' &&
+        p.targetPath !== '/' &&
+        p.targetPath.replace(/\/$/, '') !== p.path.replace(/\/$/, '')
+      ) {
+        im.note(
+          p.at,
+          'untranslated',
+          `maps ${p.path} to ${p.targetPath} on the members; Dayshift forwards the path as is or strips the prefix`,
+        );
         return [];
       }
       const strip = p.path !== '/' && (p.targetPath === '' || p.targetPath === '/');
-      const lb = balancer.lbmethod ?? (composedOf.get(p.balancer) ? undefined : im.balancers.get(resolveBase(p.balancer))?.lbmethod);
+      const lb =
+        balancer.lbmethod ??
+        (composedOf.get(p.balancer) ? undefined : im.balancers.get(resolveBase(p.balancer))?.lbmethod);
       const sticky = balancer.sticky ?? im.balancers.get(resolveBase(p.balancer))?.sticky;
       return [
         {
           path: p.path,
           clusters: cl,
           ...(lb && LBMETHOD[lb] && LBMETHOD[lb] !== 'round-robin' ? { balance: LBMETHOD[lb] } : {}),
-          ...(sticky ? { sticky: { mode: 'route', cookie: sticky.cookie, ...(sticky.param ? { path_param: sticky.param } : {}), ...(balancer.nofailover ? { nofailover: true } : {}) } } : {}),
+          ...(sticky
+            ? {
+                sticky: {
+                  mode: 'route',
+                  cookie: sticky.cookie,
+                  ...(sticky.param ? { path_param: sticky.param } : {}),
+                  ...(balancer.nofailover ? { nofailover: true } : {}),
+                },
+              }
+            : {}),
           ...(strip ? { strip_prefix: true } : {}),
         },
       ];
     });
     if (routes.length === 0) {
-      if (v.at.line > 0) im.note(v.at, 'untranslated', 'VirtualHost with nothing Dayshift can proxy: not imported as a site');
+      if (v.at.line > 0)
+        im.note(v.at, 'untranslated', 'VirtualHost with nothing Dayshift can proxy: not imported as a site');
       continue;
     }
-    const access = combineAccess(im, [im.globalAccess, v.access, ...v.passes.map((p) => im.balancers.get(p.balancer)!.access)]);
+    const access = combineAccess(im, [
+      im.globalAccess,
+      v.access,
+      ...v.passes.map((p) => im.balancers.get(p.balancer)!.access),
+    ]);
     const hosts = v.serverName ? [v.serverName, ...v.aliases] : ['*'];
-    if (!v.serverName && v.at.line > 0) im.note(v.at, 'approximated', 'VirtualHost without ServerName: its site answers any host no other site names (hosts: ["*"])');
+    if (!v.serverName && v.at.line > 0)
+      im.note(
+        v.at,
+        'approximated',
+        'VirtualHost without ServerName: its site answers any host no other site names (hosts: ["*"])',
+      );
     const key = hosts[0]!;
-    const draft: SiteDraft = { key, hosts, routes, vhost: v, allow: access.allow, deny: access.deny, preserve: v.preserveHost };
+    const draft: SiteDraft = {
+      key,
+      hosts,
+      routes,
+      vhost: v,
+      allow: access.allow,
+      deny: access.deny,
+      preserve: v.preserveHost,
+    };
     if (v.ssl) {
       if (v.cert && v.key) draft.tls = { cert: v.cert, key: v.key };
       else if (v.cert) draft.tls = { cert: v.cert, key: v.cert };
@@ -762,7 +999,12 @@ function siteDrafts(im: Importer, map: ClusterMap): SiteDraft[] {
     same.hosts = [...new Set([...same.hosts, ...draft.hosts])];
     same.tls ??= draft.tls;
     if (JSON.stringify(same.routes) !== JSON.stringify(draft.routes)) {
-      for (const p of v.passes) im.note(p.at, 'untranslated', `VirtualHost ${key} at ${same.vhost.at.file}:${same.vhost.at.line} routes differently; Dayshift serves one set of routes per host on every listener`);
+      for (const p of v.passes)
+        im.note(
+          p.at,
+          'untranslated',
+          `VirtualHost ${key} at ${same.vhost.at.file}:${same.vhost.at.line} routes differently; Dayshift serves one set of routes per host on every listener`,
+        );
     }
   }
   return drafts;
@@ -774,13 +1016,22 @@ function siteDrafts(im: Importer, map: ClusterMap): SiteDraft[] {
  */
 function nameSites(im: Importer, map: ClusterMap, drafts: SiteDraft[]): Record<string, unknown> {
   const { clustersOf } = map;
-  const sharedClusters = new Set(im.vhosts.flatMap((v) => v.passes.filter((p) => clustersOf(p.balancer).length > 1).flatMap((p) => clustersOf(p.balancer))));
+  const sharedClusters = new Set(
+    im.vhosts.flatMap((v) =>
+      v.passes.filter((p) => clustersOf(p.balancer).length > 1).flatMap((p) => clustersOf(p.balancer)),
+    ),
+  );
   const sites: Record<string, unknown> = {};
   const siteNames = new Set<string>();
   for (const d of drafts) {
     const shared = d.routes.some((r) => (r.clusters as string[]).length > 1);
     const only = [...new Set(d.routes.flatMap((r) => r.clusters as string[]))];
-    let name = shared && !siteNames.has('public') ? 'public' : only.length === 1 && sharedClusters.has(only[0]!) ? `qa-${only[0]}` : safeName(d.key === '*' ? 'default' : d.key);
+    let name =
+      shared && !siteNames.has('public')
+        ? 'public'
+        : only.length === 1 && sharedClusters.has(only[0]!)
+          ? `qa-${only[0]}`
+          : safeName(d.key === '*' ? 'default' : d.key);
     for (let i = 2; siteNames.has(name); i++) name = `${name}-${i}`;
     siteNames.add(name);
     sites[name] = {
@@ -799,9 +1050,18 @@ function nameSites(im: Importer, map: ClusterMap, drafts: SiteDraft[]): Record<s
 
 /** Pass 7, the listeners: Listen directives (https where an SSL VirtualHost uses the port), else the vhosts' ports. */
 function importListeners(im: Importer): Record<string, unknown> {
-  const sslPorts = new Set(im.vhosts.filter((v) => v.ssl).flatMap((v) => v.addresses.map((a) => /:(\d+)$/.exec(a)?.[1]).filter(Boolean)));
-  let listens = im.listens.map((l) => ({ address: l.address, https: l.https || sslPorts.has(/:(\d+)$/.exec(l.address)![1]!) }));
-  if (listens.length === 0) listens = vhostListens(im.vhosts.flatMap((v) => v.addresses)).map((address) => ({ address, https: sslPorts.has(/:(\d+)$/.exec(address)![1]!) }));
+  const sslPorts = new Set(
+    im.vhosts.filter((v) => v.ssl).flatMap((v) => v.addresses.map((a) => /:(\d+)$/.exec(a)?.[1]).filter(Boolean)),
+  );
+  let listens = im.listens.map((l) => ({
+    address: l.address,
+    https: l.https || sslPorts.has(/:(\d+)$/.exec(l.address)![1]!),
+  }));
+  if (listens.length === 0)
+    listens = vhostListens(im.vhosts.flatMap((v) => v.addresses)).map((address) => ({
+      address,
+      https: sslPorts.has(/:(\d+)$/.exec(address)![1]!),
+    }));
   const http = listens.filter((l) => !l.https).map((l) => l.address);
   const https = listens.filter((l) => l.https).map((l) => l.address);
   const listen: Record<string, unknown> = {};
@@ -833,7 +1093,12 @@ function combineAccess(im: Importer, accesses: Access[]): { allow: string[]; den
   const allow = [...new Set(accesses.flatMap((a) => a.allow))];
   const deny = [...new Set(accesses.flatMap((a) => a.deny))];
   for (const a of accesses) {
-    if (a.denyAll && a.allow.length === 0 && !a.allowAll) im.note(a.denyAll, 'untranslated', 'denies every client: Dayshift has no site that refuses everyone; remove the site instead');
+    if (a.denyAll && a.allow.length === 0 && !a.allowAll)
+      im.note(
+        a.denyAll,
+        'untranslated',
+        'denies every client: Dayshift has no site that refuses everyone; remove the site instead',
+      );
   }
   return { allow, deny };
 }
@@ -852,7 +1117,8 @@ function toYaml(config: Record<string, unknown>): string {
     },
     Pair(_, pair) {
       if (isScalar(pair.key) && pair.key.value === 'members' && isSeq(pair.value)) {
-        for (const item of pair.value.items) if (isMap(item) && item.items.every((p) => isScalar(p.value))) item.flow = true;
+        for (const item of pair.value.items)
+          if (isMap(item) && item.items.every((p) => isScalar(p.value))) item.flow = true;
       }
     },
   });

@@ -45,14 +45,26 @@ export interface HaproxyDriverOptions extends HaproxyDriverConfig {
 
 export class HaproxyDriver implements Driver {
   readonly name = 'haproxy' as const;
-  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>(['cluster-traffic', 'cluster-weight', 'member-state', 'member-weight', 'in-flight']);
+  readonly capabilities: ReadonlySet<DriverCapability> = new Set<DriverCapability>([
+    'cluster-traffic',
+    'cluster-weight',
+    'member-state',
+    'member-weight',
+    'in-flight',
+  ]);
   private readonly client: RuntimeApiClient;
   private readonly planned: PlannedMember[];
   private readonly serial = new Serial();
   private readonly counts = new RequestCounts();
 
-  constructor(private readonly options: HaproxyDriverOptions, clusters: Record<string, ClusterConfig>) {
-    const target = options.socket !== undefined ? { socket: options.socket } : { host: options.address!.host, port: options.address!.port };
+  constructor(
+    private readonly options: HaproxyDriverOptions,
+    clusters: Record<string, ClusterConfig>,
+  ) {
+    const target =
+      options.socket !== undefined
+        ? { socket: options.socket }
+        : { host: options.address!.host, port: options.address!.port };
     this.client = new RuntimeApiClient(target, options.timeout);
     this.planned = plannedMembers(clusters);
   }
@@ -71,7 +83,8 @@ export class HaproxyDriver implements Driver {
     return this.serial.run(async () => {
       const server = this.memberServer(await this.match(), cluster, member);
       if (state === 'standby') this.standbyAllowed(server, cluster, member);
-      const haproxyState = state === 'ready' || state === 'standby' ? 'ready' : state === 'draining' ? 'drain' : 'maint';
+      const haproxyState =
+        state === 'ready' || state === 'standby' ? 'ready' : state === 'draining' ? 'drain' : 'maint';
       await this.client.change(`set server ${this.options.backend}/${server.name} state ${haproxyState}`);
       await this.verify([{ server: server.name, admin: state }], `set member ${cluster}/${member} ${state}`);
     });
@@ -80,7 +93,9 @@ export class HaproxyDriver implements Driver {
   async check(next: DesiredState): Promise<void> {
     checkWeights(this, next, { min: 0, max: WEIGHT_MAX, what: "HAProxy's weight" });
     // Every member meant to be standby, also in a cluster that is out now: refused at "live" would be too late.
-    const standby = (Object.entries(next.members) as [MemberKey, DesiredState['members'][MemberKey]][]).filter(([, m]) => m.admin === 'standby');
+    const standby = (Object.entries(next.members) as [MemberKey, DesiredState['members'][MemberKey]][]).filter(
+      ([, m]) => m.admin === 'standby',
+    );
     if (standby.length === 0) return;
     const matched = await this.match();
     for (const [key] of standby) {
@@ -91,7 +106,12 @@ export class HaproxyDriver implements Driver {
 
   setMemberWeight(cluster: string, member: string, weight: number): Promise<void> {
     if (!Number.isInteger(weight) || weight < 0 || weight > WEIGHT_MAX) {
-      return Promise.reject(new DriverUnsupportedError({ driver: 'haproxy', what: `set weight ${weight}: HAProxy weights are 0 to ${WEIGHT_MAX}` }));
+      return Promise.reject(
+        new DriverUnsupportedError({
+          driver: 'haproxy',
+          what: `set weight ${weight}: HAProxy weights are 0 to ${WEIGHT_MAX}`,
+        }),
+      );
     }
     return this.serial.run(async () => {
       const server = this.memberServer(await this.match(), cluster, member);
@@ -107,9 +127,12 @@ export class HaproxyDriver implements Driver {
       warnings.push('driver.state_file is not set: runtime changes are lost when HAProxy reloads');
     }
     for (const { planned } of matched.pairs.filter((p) => p.found === undefined)) {
-      warnings.push(`member ${planned.cluster}/${planned.id} (${this.expected(planned)}) is not a server of backend ${this.options.backend}`);
+      warnings.push(
+        `member ${planned.cluster}/${planned.id} (${this.expected(planned)}) is not a server of backend ${this.options.backend}`,
+      );
     }
-    for (const s of matched.unclaimed) warnings.push(`backend ${this.options.backend} server ${s.name} belongs to no Dayshift cluster`);
+    for (const s of matched.unclaimed)
+      warnings.push(`backend ${this.options.backend} server ${s.name} belongs to no Dayshift cluster`);
     const now = Date.now();
     const clusters = clusterStatuses(matched, (planned, server) => ({
       ...memberStatus(planned, server),
@@ -130,9 +153,19 @@ export class HaproxyDriver implements Driver {
   private async servers(): Promise<Server[]> {
     const backend = this.options.backend;
     // `show stat PROXY 4 -1`: this backend's servers only (type 4), not every proxy of a large setup.
-    const [stateText, statText] = await Promise.all([this.client.command(`show servers state ${backend}`), this.client.command(`show stat ${backend} 4 -1`)]);
-    if (!stateText.startsWith('1')) throw new BalancerApiError(`HAProxy at ${this.client.where}: show servers state ${backend}: ${stateText.trim()} (driver.backend)`);
-    const stats = new Map(parseStatCsv(statText).filter((r) => r.pxname === backend).map((r) => [r.svname, r]));
+    const [stateText, statText] = await Promise.all([
+      this.client.command(`show servers state ${backend}`),
+      this.client.command(`show stat ${backend} 4 -1`),
+    ]);
+    if (!stateText.startsWith('1'))
+      throw new BalancerApiError(
+        `HAProxy at ${this.client.where}: show servers state ${backend}: ${stateText.trim()} (driver.backend)`,
+      );
+    const stats = new Map(
+      parseStatCsv(statText)
+        .filter((r) => r.pxname === backend)
+        .map((r) => [r.svname, r]),
+    );
     return parseServersState(stateText).map((r) => {
       const stat = stats.get(r.srv_name!);
       return {
@@ -155,25 +188,39 @@ export class HaproxyDriver implements Driver {
     if (this.options.match === 'name') return matchMembers(this.planned, servers, serverName, (s) => s.name);
     // By address: the member's host (an IP, or a name HAProxy resolved: srv_fqdn) and port.
     const byAddress = matchMembers(this.planned, servers, hostPort, (s) => `${s.addr}:${s.port}`);
-    const pairs = byAddress.pairs.map((pair) => pair.found ? pair : { ...pair, found: servers.find((s) => s.fqdn !== '' && `${s.fqdn}:${s.port}` === hostPort(pair.planned)) });
+    const pairs = byAddress.pairs.map((pair) =>
+      pair.found
+        ? pair
+        : { ...pair, found: servers.find((s) => s.fqdn !== '' && `${s.fqdn}:${s.port}` === hostPort(pair.planned)) },
+    );
     const claimed = new Set(pairs.map((p) => p.found));
     return { pairs, unclaimed: servers.filter((s) => !claimed.has(s)) };
   }
 
   /** Standby is HAProxy's `backup`, fixed in haproxy.cfg: only a backup server can be made ready (standby). */
   private standbyAllowed(server: Server, cluster: string, member: string): void {
-    if (!server.backup) throw new DriverUnsupportedError({ driver: 'haproxy', what: `make ${cluster}/${member} standby at run time (declare its server "backup" in haproxy.cfg)` });
+    if (!server.backup)
+      throw new DriverUnsupportedError({
+        driver: 'haproxy',
+        what: `make ${cluster}/${member} standby at run time (declare its server "backup" in haproxy.cfg)`,
+      });
   }
 
   private memberServer(matched: Matched<Server>, cluster: string, member: string): Server {
     const pair = matched.pairs.find((p) => p.planned.cluster === cluster && p.planned.id === member);
     if (!pair) throw new Error(`unknown member "${cluster}/${member}"`);
-    if (!pair.found) throw new BalancerApiError(`member ${cluster}/${member} (${this.expected(pair.planned)}) is not in backend ${this.options.backend}`);
+    if (!pair.found)
+      throw new BalancerApiError(
+        `member ${cluster}/${member} (${this.expected(pair.planned)}) is not in backend ${this.options.backend}`,
+      );
     return pair.found;
   }
 
   /** Reads the servers back and throws when a change did not take; then saves the state file. */
-  private async verify(expected: { server: string; admin?: AdminState; weight?: number }[], what: string): Promise<void> {
+  private async verify(
+    expected: { server: string; admin?: AdminState; weight?: number }[],
+    what: string,
+  ): Promise<void> {
     const servers = new Map((await this.servers()).map((s) => [s.name, s]));
     const failed = expected.flatMap((e) => {
       const s = servers.get(e.server);
@@ -183,7 +230,8 @@ export class HaproxyDriver implements Driver {
       const actual = adminState(s);
       const same = actual === e.admin || (e.admin === 'ready' && actual === 'standby');
       if (e.admin !== undefined && !same) problems.push(`${e.server} is ${actual}, expected ${e.admin}`);
-      if (e.weight !== undefined && s.weight !== e.weight) problems.push(`${e.server} weight is ${s.weight}, expected ${e.weight}`);
+      if (e.weight !== undefined && s.weight !== e.weight)
+        problems.push(`${e.server} weight is ${s.weight}, expected ${e.weight}`);
       return problems;
     });
     if (failed.length > 0) throw new BalancerApiError(`HAProxy did not apply "${what}": ${failed.join('; ')}`);
@@ -194,7 +242,8 @@ export class HaproxyDriver implements Driver {
     const file = this.options.state_file;
     if (file === undefined) return;
     const state = await this.client.command('show servers state');
-    if (!state.startsWith('1')) throw new BalancerApiError(`cannot save server state: show servers state answered ${state.trim()}`);
+    if (!state.startsWith('1'))
+      throw new BalancerApiError(`cannot save server state: show servers state answered ${state.trim()}`);
     // Atomic, so a reload never loads half a file; durable, so HAProxy starting after a power cut does not
     // load an empty file and bring drained servers back into traffic. The file keeps the mode the operator
     // gave it (HAProxy may read it as another user).

@@ -3,7 +3,14 @@
 // one backend per route (a shared route holds all its clusters' members, named as the haproxy driver
 // expects: route, else CLUSTER-ID), health checks, stickiness, an admin stats socket and a
 // server-state-file so that runtime changes survive reloads.
-import { routeTraffic, siteTlsFiles, type DayshiftConfig, type ListenerConfig, type MemberConfig, type RouteConfig } from '../../config/schema.js';
+import {
+  routeTraffic,
+  siteTlsFiles,
+  type DayshiftConfig,
+  type ListenerConfig,
+  type MemberConfig,
+  type RouteConfig,
+} from '../../config/schema.js';
 import { memberId } from '../../model.js';
 import { uniqueNotes, type ExportNote, type ExportResult } from '../export-notes.js';
 import { serverName, WEIGHT_MAX } from './driver.js';
@@ -17,7 +24,6 @@ export interface HaproxyExportOptions {
   stateFile: string;
   source: string;
 }
-
 
 export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOptions): ExportResult {
   const notes: ExportNote[] = [];
@@ -44,33 +50,58 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
     // Dayshift's 0 (never) has no HAProxy spelling: without the line, tunnels get timeout client/server.
     ...(config.timeouts.tunnel > 0 ? [`    timeout tunnel ${ms(config.timeouts.tunnel)}`] : []),
     '    load-server-state-from-file global',
-    '    # Start even when a member\'s host name does not resolve yet (it is marked down until it does).',
+    "    # Start even when a member's host name does not resolve yet (it is marked down until it does).",
     '    default-server init-addr last,libc,none',
     '',
   ];
 
   const backendOf = new Map<RouteConfig, string>();
-  for (const [siteName, site] of Object.entries(config.sites)) site.routes.forEach((r, i) => backendOf.set(r, site.routes.length === 1 ? siteName : `${siteName}-${i + 1}`));
+  for (const [siteName, site] of Object.entries(config.sites))
+    site.routes.forEach((r, i) => backendOf.set(r, site.routes.length === 1 ? siteName : `${siteName}-${i + 1}`));
 
   const frontends: { name: string; bind: string; rules?: string[] }[] = [];
   const addrs = (v: DayshiftConfig['listen']['http']) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
   // proxy_protocol: the PROXY header is required (accept-proxy), and taken only from trusted_proxies.
   const proxied = (a: ListenerConfig) => 'proxy_protocol' in a && a.proxy_protocol;
   const acceptProxy = (a: ListenerConfig) => (proxied(a) ? ' accept-proxy' : '');
-  const onlyTrusted = (a: ListenerConfig) => (proxied(a) ? { rules: [`    tcp-request connection reject unless { src ${config.trusted_proxies.join(' ')} }`] } : {});
-  addrs(config.listen.http).forEach((a, i) => frontends.push({ name: `http-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a)}`, ...onlyTrusted(a) }));
-  const certs = [...new Set(Object.values(config.sites).flatMap((s) => { const files = siteTlsFiles(s); return files ? [files.cert] : []; }).concat(config.listen.tls ? [config.listen.tls.cert] : []))];
+  const onlyTrusted = (a: ListenerConfig) =>
+    proxied(a)
+      ? { rules: [`    tcp-request connection reject unless { src ${config.trusted_proxies.join(' ')} }`] }
+      : {};
+  addrs(config.listen.http).forEach((a, i) =>
+    frontends.push({ name: `http-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a)}`, ...onlyTrusted(a) }),
+  );
+  const certs = [
+    ...new Set(
+      Object.values(config.sites)
+        .flatMap((s) => {
+          const files = siteTlsFiles(s);
+          return files ? [files.cert] : [];
+        })
+        .concat(config.listen.tls ? [config.listen.tls.cert] : []),
+    ),
+  ];
   addrs(config.listen.https).forEach((a, i) => {
     if (certs.length === 0) {
       notes.push({ path: 'listen.https', message: 'no certificate configured: the https listener is not exported' });
       return;
     }
-    frontends.push({ name: `https-${i + 1}`, bind: `    bind ${bindAddress(a)}${acceptProxy(a)} ssl ${certs.map((c) => `crt ${c}`).join(' ')}`, ...onlyTrusted(a) });
+    frontends.push({
+      name: `https-${i + 1}`,
+      bind: `    bind ${bindAddress(a)}${acceptProxy(a)} ssl ${certs.map((c) => `crt ${c}`).join(' ')}`,
+      ...onlyTrusted(a),
+    });
   });
-  if (certs.length > 0) notes.push({ path: 'sites.*.tls', message: 'HAProxy reads the key from the crt file or from CRT.key beside it: combine or rename the key files' });
+  if (certs.length > 0)
+    notes.push({
+      path: 'sites.*.tls',
+      message: 'HAProxy reads the key from the crt file or from CRT.key beside it: combine or rename the key files',
+    });
 
   // Sites with named hosts first; the catch-all (`*`) site is the default backend.
-  const sites = Object.entries(config.sites).sort(([, a], [, b]) => Number(a.hosts.includes('*')) - Number(b.hosts.includes('*')));
+  const sites = Object.entries(config.sites).sort(
+    ([, a], [, b]) => Number(a.hosts.includes('*')) - Number(b.hosts.includes('*')),
+  );
   for (const fe of frontends) {
     out.push(`frontend ${fe.name}`, fe.bind, ...(fe.rules ?? []));
     let fallback: string | undefined;
@@ -83,8 +114,16 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
       if (wild.length) out.push(`    acl ${acl} hdr(host),field(1,:),regsub(\\.$,) -m end -i ${wild.join(' ')}`);
       const cond = any && !exact.length && !wild.length ? '' : ` ${acl}`;
       if (any) fallback ??= siteName;
-      if (site.allow?.length) out.push(`    acl ${acl}_allowed src ${site.allow.join(' ')}`, `    http-request deny deny_status 403 if${cond || ' TRUE'} !${acl}_allowed`);
-      if (site.deny?.length) out.push(`    acl ${acl}_denied src ${site.deny.join(' ')}`, `    http-request deny deny_status 403 if${cond} ${acl}_denied`);
+      if (site.allow?.length)
+        out.push(
+          `    acl ${acl}_allowed src ${site.allow.join(' ')}`,
+          `    http-request deny deny_status 403 if${cond || ' TRUE'} !${acl}_allowed`,
+        );
+      if (site.deny?.length)
+        out.push(
+          `    acl ${acl}_denied src ${site.deny.join(' ')}`,
+          `    http-request deny deny_status 403 if${cond} ${acl}_denied`,
+        );
       // HAProxy takes the first use_backend that matches: longest path prefixes first.
       const routes = [...site.routes].sort((a, b) => b.path.length - a.path.length);
       routes.forEach((route, i) => {
@@ -96,10 +135,18 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
       });
       if (site.preserve_host === false && site.routes.length > 0) {
         // HAProxy always forwards the client's Host: Dayshift's preserve_host false has no direct equivalent.
-        notes.push({ path: `sites.${siteName}.preserve_host`, message: 'HAProxy forwards the client Host header (as preserve_host: true)' });
+        notes.push({
+          path: `sites.${siteName}.preserve_host`,
+          message: 'HAProxy forwards the client Host header (as preserve_host: true)',
+        });
       }
-      if (site.cookie_domain || site.cookie_path) notes.push({ path: `sites.${siteName}.cookie_domain`, message: 'Set-Cookie rewriting is not exported' });
-      if (site.error_pages) notes.push({ path: `sites.${siteName}.error_pages`, message: 'use "errorfile" with files holding full HTTP responses' });
+      if (site.cookie_domain || site.cookie_path)
+        notes.push({ path: `sites.${siteName}.cookie_domain`, message: 'Set-Cookie rewriting is not exported' });
+      if (site.error_pages)
+        notes.push({
+          path: `sites.${siteName}.error_pages`,
+          message: 'use "errorfile" with files holding full HTTP responses',
+        });
     }
     if (fallback) {
       const route = config.sites[fallback]!.routes.find((r) => r.path === '/');
@@ -108,40 +155,77 @@ export function exportHaproxy(config: DayshiftConfig, options: HaproxyExportOpti
     out.push('');
   }
 
-  for (const [siteName, site] of sites) site.routes.forEach((route, i) => out.push(...backend(siteName, route, i, backendOf.get(route)!, config, notes), ''));
-  out.push(`# In dayshift.yaml:\n# driver: { type: haproxy, socket: ${options.socket}, backend: ${publicBackend(config, backendOf)}, state_file: ${options.stateFile} }`, '');
-  return { text: out.join('\n'), notes: uniqueNotes(notes), driver: { type: 'haproxy', socket: options.socket, backend: publicBackend(config, backendOf), state_file: options.stateFile } };
+  for (const [siteName, site] of sites)
+    site.routes.forEach((route, i) =>
+      out.push(...backend(siteName, route, i, backendOf.get(route)!, config, notes), ''),
+    );
+  out.push(
+    `# In dayshift.yaml:\n# driver: { type: haproxy, socket: ${options.socket}, backend: ${publicBackend(config, backendOf)}, state_file: ${options.stateFile} }`,
+    '',
+  );
+  return {
+    text: out.join('\n'),
+    notes: uniqueNotes(notes),
+    driver: {
+      type: 'haproxy',
+      socket: options.socket,
+      backend: publicBackend(config, backendOf),
+      state_file: options.stateFile,
+    },
+  };
 }
 
 function publicBackend(config: DayshiftConfig, backendOf: Map<RouteConfig, string>): string {
-  const shared = Object.values(config.sites).flatMap((s) => s.routes).find((r) => r.clusters.length > 1);
+  const shared = Object.values(config.sites)
+    .flatMap((s) => s.routes)
+    .find((r) => r.clusters.length > 1);
   return (shared ? backendOf.get(shared) : [...backendOf.values()][0]) ?? '';
 }
 
-function backend(siteName: string, route: RouteConfig, index: number, name: string, config: DayshiftConfig, notes: ExportNote[]): string[] {
+function backend(
+  siteName: string,
+  route: RouteConfig,
+  index: number,
+  name: string,
+  config: DayshiftConfig,
+  notes: ExportNote[],
+): string[] {
   const where = `sites.${siteName}.routes[${index}]`;
   const lines = [`backend ${name}`, `    balance ${route.balance === 'round-robin' ? 'roundrobin' : 'leastconn'}`];
-  if (route.balance === 'p2c-ewma') notes.push({ path: `${where}.balance`, message: 'p2c-ewma has no HAProxy equivalent: leastconn is used' });
-  if (route.strip_prefix && route.path !== '/') lines.push(`    http-request replace-path ^${escapeRegex(route.path.replace(/\/$/, ''))}(/.*)?$ \\1`);
+  if (route.balance === 'p2c-ewma')
+    notes.push({ path: `${where}.balance`, message: 'p2c-ewma has no HAProxy equivalent: leastconn is used' });
+  if (route.strip_prefix && route.path !== '/')
+    lines.push(`    http-request replace-path ^${escapeRegex(route.path.replace(/\/$/, ''))}(/.*)?$ \\1`);
   const health = config.health;
   if (health.enabled) {
-    lines.push(`    option httpchk ${health.method} ${health.path}${health.host ? ` HTTP/1.1\\r\\nHost:\\ ${health.host}` : ''}`);
+    lines.push(
+      `    option httpchk ${health.method} ${health.path}${health.host ? ` HTTP/1.1\\r\\nHost:\\ ${health.host}` : ''}`,
+    );
     lines.push(`    http-check expect ${expectRule(health.expect)}`);
   }
   const shared = routeTraffic(route) === 'shared';
   const members = route.clusters.flatMap((c) => config.clusters[c]!.members.map((m, j) => ({ cluster: c, m, j })));
   const routeMode = route.sticky?.mode === 'route';
   if (route.sticky?.mode === 'cookie') {
-    lines.push(`    cookie ${route.sticky.cookie ?? 'DAYSHIFT'} insert indirect nocache${route.sticky.http_only ? ' httponly' : ''}${route.sticky.secure ? ' secure' : ''}${route.sticky.max_age ? ` maxlife ${Math.round(route.sticky.max_age / 1000)}s` : ''}`);
+    lines.push(
+      `    cookie ${route.sticky.cookie ?? 'DAYSHIFT'} insert indirect nocache${route.sticky.http_only ? ' httponly' : ''}${route.sticky.secure ? ' secure' : ''}${route.sticky.max_age ? ` maxlife ${Math.round(route.sticky.max_age / 1000)}s` : ''}`,
+    );
   }
   if (routeMode) {
     // Tomcat-style routes: the member is named by the suffix after the last "." of the session id.
     const cookie = route.sticky!.cookie ?? 'JSESSIONID';
     const param = route.sticky!.path_param;
     for (const { cluster, m, j } of members) {
-      const server = serverName({ cluster, id: memberId(m.route, j), ...(m.route === undefined ? {} : { route: m.route }) });
+      const server = serverName({
+        cluster,
+        id: memberId(m.route, j),
+        ...(m.route === undefined ? {} : { route: m.route }),
+      });
       if (!m.route) {
-        notes.push({ path: `clusters.${cluster}.members[${j}].route`, message: 'no route: sessions cannot stick to this member' });
+        notes.push({
+          path: `clusters.${cluster}.members[${j}].route`,
+          message: 'no route: sessions cannot stick to this member',
+        });
         continue;
       }
       const acl = `route_${aclName(server)}`;
@@ -149,7 +233,11 @@ function backend(siteName: string, route: RouteConfig, index: number, name: stri
       if (param) lines.push(`    acl ${acl} path_reg ;${escapeRegex(param)}=[^;/?]*\\.${escapeRegex(m.route)}($|[;/])`);
       lines.push(`    use-server ${server} if ${acl}`);
     }
-    if (route.sticky!.nofailover) notes.push({ path: `${where}.sticky.nofailover`, message: 'use-server fails over when the server is down: nofailover is not exported' });
+    if (route.sticky!.nofailover)
+      notes.push({
+        path: `${where}.sticky.nofailover`,
+        message: 'use-server fails over when the server is down: nofailover is not exported',
+      });
   }
   for (const { cluster, m, j } of members) {
     const c = config.clusters[cluster]!;
@@ -158,28 +246,45 @@ function backend(siteName: string, route: RouteConfig, index: number, name: stri
   return lines;
 }
 
-function server(m: MemberConfig, cluster: string, index: number, traffic: string, route: RouteConfig, config: DayshiftConfig, notes: ExportNote[]): string {
+function server(
+  m: MemberConfig,
+  cluster: string,
+  index: number,
+  traffic: string,
+  route: RouteConfig,
+  config: DayshiftConfig,
+  notes: ExportNote[],
+): string {
   const path = `clusters.${cluster}.members[${index}]`;
   const id = memberId(m.route, index);
   const name = serverName({ cluster, id, ...(m.route === undefined ? {} : { route: m.route }) });
   const url = new URL(m.url);
   if (url.protocol === 'ajp:') {
-    notes.push({ path, message: `HAProxy does not speak AJP: ${m.url} is exported as HTTP on the same port; point it at the member's HTTP connector` });
+    notes.push({
+      path,
+      message: `HAProxy does not speak AJP: ${m.url} is exported as HTTP on the same port; point it at the member's HTTP connector`,
+    });
   }
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
   const parts = [`server ${name} ${url.hostname.replace(/^\[|\]$/g, '')}:${port}`];
-  if (m.weight > WEIGHT_MAX) notes.push({ path: `${path}.weight`, message: `weight above HAProxy's ${WEIGHT_MAX}: ${WEIGHT_MAX} is used` });
+  if (m.weight > WEIGHT_MAX)
+    notes.push({ path: `${path}.weight`, message: `weight above HAProxy's ${WEIGHT_MAX}: ${WEIGHT_MAX} is used` });
   parts.push(`weight ${Math.min(WEIGHT_MAX, m.weight)}`);
   // limits.pool_max and limits.queue: connections to the server at most, and requests waiting beyond them.
   parts.push(`maxconn ${config.limits.pool_max} maxqueue ${config.limits.queue}`);
-  if (url.protocol === 'https:') parts.push(m.tls_verify ? 'ssl verify required ca-file @system-ca' : 'ssl verify none');
+  if (url.protocol === 'https:')
+    parts.push(m.tls_verify ? 'ssl verify required ca-file @system-ca' : 'ssl verify none');
   if (m.proxy_protocol) parts.push(m.proxy_protocol === 'v2' ? 'send-proxy-v2' : 'send-proxy', 'check-send-proxy');
   if (route.sticky?.mode === 'cookie') parts.push(`cookie ${name}`);
   const health = healthCheckFor(config, cluster, index);
   if (health.enabled) parts.push(`check inter ${health.interval}ms rise ${health.rise} fall ${health.fall}`);
   if (m.state === 'standby') parts.push('backup');
   if (m.state === 'disabled' || traffic === 'out') parts.push('disabled');
-  else if (m.state === 'draining' || traffic === 'draining') notes.push({ path, message: 'draining has no haproxy.cfg keyword: the server starts ready (Dayshift sets drain at run time)' });
+  else if (m.state === 'draining' || traffic === 'draining')
+    notes.push({
+      path,
+      message: 'draining has no haproxy.cfg keyword: the server starts ready (Dayshift sets drain at run time)',
+    });
   return parts.join(' ');
 }
 

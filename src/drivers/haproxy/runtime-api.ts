@@ -6,7 +6,10 @@ import { BalancerApiError } from '../errors.js';
 export type RuntimeApiTarget = { socket: string } | { host: string; port: number };
 
 export class RuntimeApiClient {
-  constructor(private readonly target: RuntimeApiTarget, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly target: RuntimeApiTarget,
+    private readonly timeoutMs: number,
+  ) {}
 
   get where(): string {
     return 'socket' in this.target ? this.target.socket : `${this.target.host}:${this.target.port}`;
@@ -14,8 +17,12 @@ export class RuntimeApiClient {
 
   /** Sends one command and resolves with HAProxy's whole answer. */
   command(line: string): Promise<string> {
-    if (/[\r\n;]/.test(line)) return Promise.reject(new BalancerApiError(`refusing a command with a line break or ";": ${JSON.stringify(line)}`));
-    const options: NetConnectOpts = 'socket' in this.target ? { path: this.target.socket } : { host: this.target.host, port: this.target.port };
+    if (/[\r\n;]/.test(line))
+      return Promise.reject(
+        new BalancerApiError(`refusing a command with a line break or ";": ${JSON.stringify(line)}`),
+      );
+    const options: NetConnectOpts =
+      'socket' in this.target ? { path: this.target.socket } : { host: this.target.host, port: this.target.port };
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       const socket = connect(options, () => socket.end(`${line}\n`));
@@ -41,7 +48,8 @@ export class RuntimeApiClient {
 export function parseStatCsv(text: string): Record<string, string>[] {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
   const header = lines[0]?.replace(/^#\s*/, '').split(',');
-  if (!header || !lines[0]!.startsWith('#')) throw new BalancerApiError(`unexpected "show stat" answer: ${lines[0] ?? '(empty)'}`);
+  if (!header || !lines[0]!.startsWith('#'))
+    throw new BalancerApiError(`unexpected "show stat" answer: ${lines[0] ?? '(empty)'}`);
   return lines.slice(1).map((line) => {
     const cells = line.split(',');
     return Object.fromEntries(header.map((h, i) => [h, cells[i] ?? '']));
@@ -52,7 +60,8 @@ export function parseStatCsv(text: string): Record<string, string>[] {
 export function parseServersState(text: string): Record<string, string>[] {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
   const headerLine = lines.find((l) => l.startsWith('#'));
-  if (lines[0]?.trim() !== '1' || !headerLine) throw new BalancerApiError(`unexpected "show servers state" answer: ${lines[0] ?? '(empty)'}`);
+  if (lines[0]?.trim() !== '1' || !headerLine)
+    throw new BalancerApiError(`unexpected "show servers state" answer: ${lines[0] ?? '(empty)'}`);
   const header = headerLine.replace(/^#\s*/, '').split(/\s+/);
   return lines
     .filter((l) => !l.startsWith('#') && l.trim() !== '1')

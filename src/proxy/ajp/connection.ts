@@ -83,7 +83,12 @@ export class AjpConnection {
   static open(
     host: string,
     port: number,
-    options: { packetSize: number; connectTimeoutMs: number; signal?: Cancellation; onClose: (connection: AjpConnection) => void },
+    options: {
+      packetSize: number;
+      connectTimeoutMs: number;
+      signal?: Cancellation;
+      onClose: (connection: AjpConnection) => void;
+    },
   ): Promise<AjpConnection> {
     return new Promise((resolve, reject) => {
       // The signal is watched only while connecting: the socket outlives this request in the pool.
@@ -99,13 +104,29 @@ export class AjpConnection {
         socket.destroy();
         reject(err);
       };
-      const timer = options.connectTimeoutMs > 0
-        ? setTimeout(() => settle(new UpstreamError(`connect to ajp://${host}:${port} timed out after ${options.connectTimeoutMs} ms`, { phase: 'connect', kind: 'timeout' })), options.connectTimeoutMs)
-        : undefined;
+      const timer =
+        options.connectTimeoutMs > 0
+          ? setTimeout(
+              () =>
+                settle(
+                  new UpstreamError(`connect to ajp://${host}:${port} timed out after ${options.connectTimeoutMs} ms`, {
+                    phase: 'connect',
+                    kind: 'timeout',
+                  }),
+                ),
+              options.connectTimeoutMs,
+            )
+          : undefined;
       const onAbort = (): void => settle(abortError(options.signal!, 'connect', false));
       const onError = (err: NodeJS.ErrnoException): void => {
         const kind = err.code === 'ECONNREFUSED' ? 'refused' : 'network';
-        settle(new UpstreamError(`connect to ajp://${host}:${port} failed: ${err.message}`, { phase: 'connect', kind, cause: err }));
+        settle(
+          new UpstreamError(`connect to ajp://${host}:${port} failed: ${err.message}`, {
+            phase: 'connect',
+            kind,
+            cause: err,
+          }),
+        );
       };
       if (options.signal?.aborted) {
         onAbort();
@@ -129,7 +150,13 @@ export class AjpConnection {
       const timer = setTimeout(() => {
         this.pong = null;
         this.destroy();
-        reject(new UpstreamError(`no CPong within ${timeoutMs} ms`, { phase: 'before-send', reusedConnection: true, kind: 'timeout' }));
+        reject(
+          new UpstreamError(`no CPong within ${timeoutMs} ms`, {
+            phase: 'before-send',
+            reusedConnection: true,
+            kind: 'timeout',
+          }),
+        );
       }, timeoutMs);
       this.pong = {
         resolve: () => {
@@ -148,15 +175,30 @@ export class AjpConnection {
   }
 
   /** Runs one exchange; resolves at the response headers. `release` is called once when it is over. */
-  request(forward: ForwardRequest, body: ExchangeBody | null, options: ExchangeOptions, release: ReleaseCallback): Promise<UpstreamResponse> {
-    if (this.dead) return Promise.reject(new UpstreamError('connection closed', { phase: 'before-send', reusedConnection: options.reused }));
+  request(
+    forward: ForwardRequest,
+    body: ExchangeBody | null,
+    options: ExchangeOptions,
+    release: ReleaseCallback,
+  ): Promise<UpstreamResponse> {
+    if (this.dead)
+      return Promise.reject(
+        new UpstreamError('connection closed', { phase: 'before-send', reusedConnection: options.reused }),
+      );
     if (this.exchange || this.pong) throw new Error('AjpConnection carries one exchange at a time');
     let packet: Buffer;
     try {
       packet = encodeForwardRequest(forward, this.packetSize);
     } catch (err) {
       release(this, true);
-      return Promise.reject(new UpstreamError(messageOf(err), { phase: 'before-send', reusedConnection: options.reused, kind: 'protocol', cause: err }));
+      return Promise.reject(
+        new UpstreamError(messageOf(err), {
+          phase: 'before-send',
+          reusedConnection: options.reused,
+          kind: 'protocol',
+          cause: err,
+        }),
+      );
     }
     if (options.signal.aborted) {
       release(this, true);
@@ -203,7 +245,8 @@ export class AjpConnection {
         }
       });
       // Tomcat reads the first chunk of a body with a known length without asking for it.
-      if (body && body.contentLength !== undefined && body.contentLength > 0) this.sendBodyChunk(ex, maxRequestChunk(this.packetSize));
+      if (body && body.contentLength !== undefined && body.contentLength > 0)
+        this.sendBodyChunk(ex, maxRequestChunk(this.packetSize));
     });
   }
 
@@ -223,7 +266,8 @@ export class AjpConnection {
         this.handle(decodeContainerMessage(payload));
       }
     } catch (err) {
-      if (err instanceof AjpProtocolError) this.fail('protocol', `the member sent a malformed AJP packet: ${err.message}`, err);
+      if (err instanceof AjpProtocolError)
+        this.fail('protocol', `the member sent a malformed AJP packet: ${err.message}`, err);
       else throw err;
     }
   }
@@ -266,7 +310,7 @@ export class AjpConnection {
         if (ex.held && !message.reuse) {
           this.fail(
             'protocol',
-            'Tomcat refused the AJP request (403, connection closed) before it reached the application: the member\'s secret does not match the secret of Tomcat\'s AJP connector (or a request attribute is not allowed by its allowedRequestAttributesPattern)',
+            "Tomcat refused the AJP request (403, connection closed) before it reached the application: the member's secret does not match the secret of Tomcat's AJP connector (or a request attribute is not allowed by its allowedRequestAttributesPattern)",
           );
           return;
         }
@@ -296,9 +340,10 @@ export class AjpConnection {
     ex.phase = 'streaming';
     ex.response = new ResponseBody(this, ex);
     // Tomcat 10 sends only the number as the message; a proxy writes the usual reason phrase instead.
-    const statusMessage = message.statusMessage === '' || message.statusMessage === String(message.status)
-      ? (STATUS_CODES[message.status] ?? '')
-      : message.statusMessage;
+    const statusMessage =
+      message.statusMessage === '' || message.statusMessage === String(message.status)
+        ? (STATUS_CODES[message.status] ?? '')
+        : message.statusMessage;
     ex.resolve({ status: message.status, statusMessage, headers: message.headers, body: ex.response });
   }
 
@@ -365,7 +410,10 @@ export class AjpConnection {
 
   private fail(kind: UpstreamError['kind'], message: string, cause?: unknown): void {
     const ex = this.exchange;
-    if (ex) this.failExchange(new UpstreamError(message, { phase: externalPhase(ex.phase), reusedConnection: ex.reused, kind, cause }));
+    if (ex)
+      this.failExchange(
+        new UpstreamError(message, { phase: externalPhase(ex.phase), reusedConnection: ex.reused, kind, cause }),
+      );
     else {
       this.pong?.reject(new UpstreamError(message, { phase: 'before-send', reusedConnection: true, kind, cause }));
       this.close();
@@ -425,5 +473,10 @@ function abortError(signal: Cancellation, phase: FailurePhase, reused: boolean):
   const reason: unknown = signal.reason;
   if (reason instanceof UpstreamError) return reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';
-  return new UpstreamError(timeout ? 'the request timed out' : 'the request was aborted', { phase, reusedConnection: reused, kind: timeout ? 'timeout' : 'network', cause: reason });
+  return new UpstreamError(timeout ? 'the request timed out' : 'the request was aborted', {
+    phase,
+    reusedConnection: reused,
+    kind: timeout ? 'timeout' : 'network',
+    cause: reason,
+  });
 }

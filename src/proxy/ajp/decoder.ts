@@ -36,11 +36,14 @@ export class PacketReader {
     const payloads: Buffer[] = [];
     while (data.length >= PACKET_HEADER_SIZE) {
       const magic = data.readUInt16BE(0);
-      if (magic !== FROM_CONTAINER_MAGIC) throw new AjpProtocolError(`bad packet magic 0x${magic.toString(16).padStart(4, '0')} (expected "AB")`);
+      if (magic !== FROM_CONTAINER_MAGIC)
+        throw new AjpProtocolError(`bad packet magic 0x${magic.toString(16).padStart(4, '0')} (expected "AB")`);
       const length = data.readUInt16BE(2);
       if (length === 0) throw new AjpProtocolError('empty packet');
       if (length > this.packetSize - PACKET_HEADER_SIZE) {
-        throw new AjpProtocolError(`packet of ${length} bytes exceeds the packet size ${this.packetSize} (packet_size must match Tomcat's packetSize)`);
+        throw new AjpProtocolError(
+          `packet of ${length} bytes exceeds the packet size ${this.packetSize} (packet_size must match Tomcat's packetSize)`,
+        );
       }
       if (data.length < PACKET_HEADER_SIZE + length) break;
       payloads.push(data.subarray(PACKET_HEADER_SIZE, PACKET_HEADER_SIZE + length));
@@ -103,7 +106,8 @@ class PayloadReader {
   }
 
   done(): void {
-    if (this.pos !== this.buf.length) throw new AjpProtocolError(`${this.buf.length - this.pos} stray bytes after ${this.what} message`);
+    if (this.pos !== this.buf.length)
+      throw new AjpProtocolError(`${this.buf.length - this.pos} stray bytes after ${this.what} message`);
   }
 }
 
@@ -126,11 +130,13 @@ export function decodeContainerMessage(payload: Buffer): ContainerMessage {
           if (name === null) throw new AjpProtocolError(`unknown response header code 0x${first.toString(16)}`);
         } else {
           name = r.stringOfLength(first);
-          if (name === null || !isToken(name)) throw new AjpProtocolError(`invalid response header name ${JSON.stringify(name)}`);
+          if (name === null || !isToken(name))
+            throw new AjpProtocolError(`invalid response header name ${JSON.stringify(name)}`);
           name = name.toLowerCase();
         }
         const value = r.string();
-        if (value === null || /[\r\n\0]/.test(value)) throw new AjpProtocolError(`invalid value for response header ${name}`);
+        if (value === null || /[\r\n\0]/.test(value))
+          throw new AjpProtocolError(`invalid value for response header ${name}`);
         headers.push([name, value]);
       }
       r.done();

@@ -48,7 +48,9 @@ class PacketWriter {
 
   private room(n: number): void {
     if (this.pos + n > this.packetSize) {
-      throw new AjpEncodeError(`the request does not fit in one AJP packet of ${this.packetSize} bytes (headers too large; raise packet_size on the member and packetSize on the Tomcat connector)`);
+      throw new AjpEncodeError(
+        `the request does not fit in one AJP packet of ${this.packetSize} bytes (headers too large; raise packet_size on the member and packetSize on the Tomcat connector)`,
+      );
     }
   }
 
@@ -58,7 +60,8 @@ class PacketWriter {
   }
 
   int(value: number): void {
-    if (!Number.isInteger(value) || value < 0 || value > 0xffff) throw new AjpEncodeError(`AJP integer out of range: ${value}`);
+    if (!Number.isInteger(value) || value < 0 || value > 0xffff)
+      throw new AjpEncodeError(`AJP integer out of range: ${value}`);
     this.room(2);
     this.buf.writeUInt16BE(value, this.pos);
     this.pos += 2;
@@ -103,7 +106,8 @@ export function encodeForwardRequest(request: ForwardRequest, packetSize: number
     if (code !== undefined) w.int(code);
     else {
       // A string name starting with byte 0xA0 would be read back as a header code.
-      if (name.charCodeAt(0) === 0xa0) throw new AjpEncodeError(`header name cannot be sent over AJP: ${JSON.stringify(name)}`);
+      if (name.charCodeAt(0) === 0xa0)
+        throw new AjpEncodeError(`header name cannot be sent over AJP: ${JSON.stringify(name)}`);
       w.string(name);
     }
     w.string(value);

@@ -103,7 +103,11 @@ export class AjpPool {
           this.opening--;
         }
       }
-      if (this.waiters.length >= this.options.maxQueue) throw new UpstreamError('the member is busy: its AJP connections and queue are full', { phase: 'queue', kind: 'refused' });
+      if (this.waiters.length >= this.options.maxQueue)
+        throw new UpstreamError('the member is busy: its AJP connections and queue are full', {
+          phase: 'queue',
+          kind: 'refused',
+        });
       deadline ||= Date.now() + this.options.queueTimeoutMs;
       await this.waitForRoom(signal, deadline);
     }
@@ -115,7 +119,10 @@ export class AjpPool {
     if (reusable && !this.closed && !connection.closed && this.idle.length < this.options.maxIdle) {
       connection.setIdle(true);
       this.idle.push(connection);
-      this.idleTimers.set(connection, setTimeout(() => connection.destroy(), this.options.idleConnectionTimeoutMs).unref());
+      this.idleTimers.set(
+        connection,
+        setTimeout(() => connection.destroy(), this.options.idleConnectionTimeoutMs).unref(),
+      );
     } else {
       connection.destroy();
     }
@@ -170,10 +177,18 @@ export class AjpPool {
         reject(error);
       };
       const onAbort = (): void => leave(waitAborted(signal));
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        leave(new UpstreamError('the member is busy: no AJP connection free within timeouts.queue', { phase: 'queue', kind: 'timeout' }));
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          signal.removeEventListener('abort', onAbort);
+          leave(
+            new UpstreamError('the member is busy: no AJP connection free within timeouts.queue', {
+              phase: 'queue',
+              kind: 'timeout',
+            }),
+          );
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       const waiter: Waiter = {
         wake: () => {
           clearTimeout(timer);
@@ -191,5 +206,9 @@ function waitAborted(signal: Cancellation): UpstreamError {
   const reason: unknown = signal.reason;
   if (reason instanceof UpstreamError) return reason;
   const timeout = reason instanceof Error && reason.name === 'TimeoutError';
-  return new UpstreamError(timeout ? 'timed out waiting for an AJP connection' : 'the request was aborted', { phase: 'connect', kind: timeout ? 'timeout' : 'network', cause: reason });
+  return new UpstreamError(timeout ? 'timed out waiting for an AJP connection' : 'the request was aborted', {
+    phase: 'connect',
+    kind: timeout ? 'timeout' : 'network',
+    cause: reason,
+  });
 }

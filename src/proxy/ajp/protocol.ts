@@ -26,9 +26,33 @@ export const PREFIX_CPONG = 9;
 /** Method codes; any other method is sent as 0xFF with the name in the stored_method attribute. */
 export const METHOD_CODES: ReadonlyMap<string, number> = new Map(
   [
-    'OPTIONS', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'TRACE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY',
-    'MOVE', 'LOCK', 'UNLOCK', 'ACL', 'REPORT', 'VERSION-CONTROL', 'CHECKIN', 'CHECKOUT', 'UNCHECKOUT',
-    'SEARCH', 'MKWORKSPACE', 'UPDATE', 'LABEL', 'MERGE', 'BASELINE-CONTROL', 'MKACTIVITY',
+    'OPTIONS',
+    'GET',
+    'HEAD',
+    'POST',
+    'PUT',
+    'DELETE',
+    'TRACE',
+    'PROPFIND',
+    'PROPPATCH',
+    'MKCOL',
+    'COPY',
+    'MOVE',
+    'LOCK',
+    'UNLOCK',
+    'ACL',
+    'REPORT',
+    'VERSION-CONTROL',
+    'CHECKIN',
+    'CHECKOUT',
+    'UNCHECKOUT',
+    'SEARCH',
+    'MKWORKSPACE',
+    'UPDATE',
+    'LABEL',
+    'MERGE',
+    'BASELINE-CONTROL',
+    'MKACTIVITY',
   ].map((name, i) => [name, i + 1]),
 );
 export const METHOD_STORED = 0xff;
@@ -36,15 +60,36 @@ export const METHOD_STORED = 0xff;
 /** Request header names sent as 0xA0xx codes (lower-case, as the proxy hands them over). */
 export const REQUEST_HEADER_CODES: ReadonlyMap<string, number> = new Map(
   [
-    'accept', 'accept-charset', 'accept-encoding', 'accept-language', 'authorization', 'connection',
-    'content-type', 'content-length', 'cookie', 'cookie2', 'host', 'pragma', 'referer', 'user-agent',
+    'accept',
+    'accept-charset',
+    'accept-encoding',
+    'accept-language',
+    'authorization',
+    'connection',
+    'content-type',
+    'content-length',
+    'cookie',
+    'cookie2',
+    'host',
+    'pragma',
+    'referer',
+    'user-agent',
   ].map((name, i) => [name, 0xa001 + i]),
 );
 
 /** Response header codes 0xA001… → lower-case names. */
 export const RESPONSE_HEADER_NAMES: readonly string[] = [
-  'content-type', 'content-language', 'content-length', 'date', 'last-modified', 'location', 'set-cookie',
-  'set-cookie2', 'servlet-engine', 'status', 'www-authenticate',
+  'content-type',
+  'content-language',
+  'content-length',
+  'date',
+  'last-modified',
+  'location',
+  'set-cookie',
+  'set-cookie2',
+  'servlet-engine',
+  'status',
+  'www-authenticate',
 ];
 export const RESPONSE_HEADER_CODE_BASE = 0xa001;
 

@@ -56,7 +56,9 @@ export class AjpTransport implements Transport {
   ) {
     this.packetSize = options.packetSize ?? DEFAULT_PACKET_SIZE;
     if (!Number.isInteger(this.packetSize) || this.packetSize < MIN_PACKET_SIZE || this.packetSize > MAX_PACKET_SIZE) {
-      throw new RangeError(`AJP packet size must be an integer from ${MIN_PACKET_SIZE} to ${MAX_PACKET_SIZE}, got ${this.packetSize}`);
+      throw new RangeError(
+        `AJP packet size must be an integer from ${MIN_PACKET_SIZE} to ${MAX_PACKET_SIZE}, got ${this.packetSize}`,
+      );
     }
     this.pool = new AjpPool({
       host,
@@ -97,7 +99,13 @@ export class AjpTransport implements Transport {
       await connection.ping(timeoutMs);
     } catch (err) {
       this.pool.release(connection, false);
-      throw err instanceof UpstreamError ? err : new UpstreamError(`CPing failed: ${messageOf(err)}`, { phase: 'before-send', reusedConnection: true, cause: err });
+      throw err instanceof UpstreamError
+        ? err
+        : new UpstreamError(`CPing failed: ${messageOf(err)}`, {
+            phase: 'before-send',
+            reusedConnection: true,
+            cause: err,
+          });
     }
     this.pool.release(connection, true);
   }
@@ -115,7 +123,8 @@ export class AjpTransport implements Transport {
     const q = request.path.indexOf('?');
     const headers = request.headers.filter(([name]) => name !== 'content-length');
     // Tomcat learns the body length from Content-Length; without it, it asks chunk by chunk until empty.
-    if (request.body && request.contentLength !== undefined) headers.push(['content-length', String(request.contentLength)]);
+    if (request.body && request.contentLength !== undefined)
+      headers.push(['content-length', String(request.contentLength)]);
     const { client } = request;
     const tls = client.secure ? client.tls : undefined;
     const attributes: [string, string][] = [['AJP_REMOTE_PORT', String(client.port)]];
@@ -144,7 +153,10 @@ export class AjpTransport implements Transport {
 }
 
 /** Options for one member: its own secret and packet_size, the proxy's timeouts and pool limits. */
-export function ajpOptionsFromMember(member: { secret?: string; packet_size: number }, settings: TransportSettings): AjpTransportOptions {
+export function ajpOptionsFromMember(
+  member: { secret?: string; packet_size: number },
+  settings: TransportSettings,
+): AjpTransportOptions {
   return {
     secret: member.secret,
     packetSize: member.packet_size,
@@ -166,4 +178,5 @@ export function createAjpTransport(url: URL, options: AjpTransportOptions = {}):
 }
 
 /** For the proxy's transport table (src/proxy/transport-factory.ts). */
-export const ajpTransportFactory: TransportFactory = (url, member, settings) => createAjpTransport(url, ajpOptionsFromMember(member, settings));
+export const ajpTransportFactory: TransportFactory = (url, member, settings) =>
+  createAjpTransport(url, ajpOptionsFromMember(member, settings));

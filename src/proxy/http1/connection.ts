@@ -77,18 +77,34 @@ export class MemberConnection implements ResponseEvents {
    * Opens a connection (`header`: the PROXY protocol header to open it with); rejects with a
    * connect-phase UpstreamError.
    */
-  static open(url: URL, settings: ConnectionSettings, onFree: (connection: MemberConnection, reusable: boolean) => void, header?: Buffer): Promise<MemberConnection> {
+  static open(
+    url: URL,
+    settings: ConnectionSettings,
+    onFree: (connection: MemberConnection, reusable: boolean) => void,
+    header?: Buffer,
+  ): Promise<MemberConnection> {
     const secure = url.protocol === 'https:';
     return new Promise((resolve, reject) => {
       const socket = connectMember({ url, rejectUnauthorized: settings.verify, ALPNProtocols: ['http/1.1'], header });
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new UpstreamError(`connect timeout after ${settings.connectTimeoutMs}ms`, { phase: 'connect', kind: 'timeout' }));
+        reject(
+          new UpstreamError(`connect timeout after ${settings.connectTimeoutMs}ms`, {
+            phase: 'connect',
+            kind: 'timeout',
+          }),
+        );
       }, settings.connectTimeoutMs);
       const failed = (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         const refused = CONNECT_CODES.has(error.code ?? '');
-        reject(new UpstreamError(error.message, { phase: 'connect', kind: refused ? 'refused' : secure ? 'protocol' : 'network', cause: error }));
+        reject(
+          new UpstreamError(error.message, {
+            phase: 'connect',
+            kind: refused ? 'refused' : secure ? 'protocol' : 'network',
+            cause: error,
+          }),
+        );
       };
       socket.on('error', failed);
       socket.once(secure ? 'secureConnect' : 'connect', () => {
@@ -140,7 +156,6 @@ export class MemberConnection implements ResponseEvents {
   resume(): void {
     this.socket.resume();
   }
-
 
   /** Closes the connection; the pool hears of it once, through onFree. */
   close(): void {
@@ -211,7 +226,13 @@ export class MemberConnection implements ResponseEvents {
     const error = this.parser.execute(data);
     if (typeof error === 'string') {
       const tooLarge = this.parser.headTooLarge;
-      this.fail(tooLarge ? `response head over limits.response_head (${this.settings.responseHeadBytes} bytes)` : `invalid response from member: ${error}`, undefined, 'protocol');
+      this.fail(
+        tooLarge
+          ? `response head over limits.response_head (${this.settings.responseHeadBytes} bytes)`
+          : `invalid response from member: ${error}`,
+        undefined,
+        'protocol',
+      );
       return;
     }
     // Part of a head (split, or an interim 1xx) is in: the rest must come by the deadline, however the
@@ -238,7 +259,8 @@ export class MemberConnection implements ResponseEvents {
       this.close();
       return;
     }
-    if (this.timeoutKind === 'first byte') this.fail(`no complete response head within ${this.settings.firstByteTimeoutMs}ms`, undefined, 'timeout');
+    if (this.timeoutKind === 'first byte')
+      this.fail(`no complete response head within ${this.settings.firstByteTimeoutMs}ms`, undefined, 'timeout');
     else this.fail(`idle timeout after ${this.timeoutMs}ms`, undefined, 'timeout');
   }
 
@@ -257,7 +279,12 @@ export class MemberConnection implements ResponseEvents {
       const reused = this.served > 0;
       const error = this.responded
         ? new UpstreamError(message, { phase: 'during-response', kind: kind ?? 'network', cause })
-        : new UpstreamError(message, { phase: 'before-response', reusedConnection: reused && kind === undefined, kind: kind ?? 'network', cause });
+        : new UpstreamError(message, {
+            phase: 'before-response',
+            reusedConnection: reused && kind === undefined,
+            kind: kind ?? 'network',
+            cause,
+          });
       exchange.responseError(error);
     }
     this.close();
@@ -265,7 +292,13 @@ export class MemberConnection implements ResponseEvents {
 
   // ResponseEvents, from the parser.
 
-  headersComplete(status: number, statusText: string, headers: string[], upgrade: boolean, keepAlive: boolean): boolean {
+  headersComplete(
+    status: number,
+    statusText: string,
+    headers: string[],
+    upgrade: boolean,
+    keepAlive: boolean,
+  ): boolean {
     if (upgrade) {
       // Upgrades go through tunnels, never through a transport: a member switching protocols here is broken.
       this.fail('member switched protocols unasked', undefined, 'protocol');

@@ -6,7 +6,10 @@
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const constants = require('undici/lib/llhttp/constants.js') as { ERROR: Record<string, number>; TYPE: Record<string, number> };
+const constants = require('undici/lib/llhttp/constants.js') as {
+  ERROR: Record<string, number>;
+  TYPE: Record<string, number>;
+};
 const OK = constants.ERROR.OK!;
 /** Returned by a callback to stop after the current message; execute() then reports where it stopped. */
 const PAUSED = constants.ERROR.PAUSED!;
@@ -14,7 +17,10 @@ const PAUSED = constants.ERROR.PAUSED!;
 // The few WebAssembly globals used here (the project's TypeScript libs leave out the DOM ones).
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: Record<string, Record<string, (...args: number[]) => number>>) => { exports: object };
+  Instance: new (
+    module: object,
+    imports: Record<string, Record<string, (...args: number[]) => number>>,
+  ) => { exports: object };
 };
 
 interface LlhttpExports {
@@ -63,7 +69,8 @@ function instance(): LlhttpExports {
     wasm_on_message_begin: () => current!.onBegin(),
     wasm_on_header_field: (_p: number, at: number, length: number) => current!.onField(text(at, length)),
     wasm_on_header_value: (_p: number, at: number, length: number) => current!.onValue(text(at, length)),
-    wasm_on_headers_complete: (_p: number, status: number, upgrade: number, keepAlive: number) => current!.onHeadersComplete(status, upgrade === 1, keepAlive === 1),
+    wasm_on_headers_complete: (_p: number, status: number, upgrade: number, keepAlive: number) =>
+      current!.onHeadersComplete(status, upgrade === 1, keepAlive === 1),
     wasm_on_body: (_p: number, at: number, length: number) => {
       const start = at - bufferPointer;
       return current!.onBody(chunk!.subarray(start, start + length));

@@ -188,7 +188,8 @@ class MemberPool {
     if (connection) return waiter.take(connection);
     if (key !== undefined && this.open >= this.max) this.idle[0]?.close();
     if (this.open >= this.max) {
-      if (this.waiting.length >= this.queue.max) return waiter.fail(new UpstreamError(QUEUE_FULL, { phase: 'queue', kind: 'refused' }));
+      if (this.waiting.length >= this.queue.max)
+        return waiter.fail(new UpstreamError(QUEUE_FULL, { phase: 'queue', kind: 'refused' }));
       waiter.queued = setTimeout(queueTimedOut, this.queue.timeoutMs, this, waiter);
       this.waiting.push(waiter);
       return;
@@ -209,7 +210,8 @@ class MemberPool {
 
   /** The newest idle connection opened for `key`. */
   private takeIdle(key: string): MemberConnection | undefined {
-    for (let i = this.idle.length - 1; i >= 0; i--) if (this.idle[i]!.proxyKey === key) return this.idle.splice(i, 1)[0];
+    for (let i = this.idle.length - 1; i >= 0; i--)
+      if (this.idle[i]!.proxyKey === key) return this.idle.splice(i, 1)[0];
     return undefined;
   }
 
@@ -265,7 +267,8 @@ class MemberPool {
   private sweep(): void {
     const now = Date.now();
     // Oldest first: connections are taken from and given back to the end.
-    for (const connection of this.idle.slice()) if (now - connection.idleSince >= connection.keepAliveMs) connection.close();
+    for (const connection of this.idle.slice())
+      if (now - connection.idleSince >= connection.keepAliveMs) connection.close();
     if (this.idle.length === 0) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
@@ -283,7 +286,13 @@ export function createHttpTransport(url: URL, member: MemberConfig, settings: Tr
   const version = member.proxy_protocol;
   const pool = new MemberPool(
     url,
-    { connectTimeoutMs: settings.connectTimeoutMs, firstByteTimeoutMs: settings.firstByteTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, responseHeadBytes: settings.responseHeadBytes, verify: member.tls_verify },
+    {
+      connectTimeoutMs: settings.connectTimeoutMs,
+      firstByteTimeoutMs: settings.firstByteTimeoutMs,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      responseHeadBytes: settings.responseHeadBytes,
+      verify: member.tls_verify,
+    },
     settings.poolMax,
     settings.poolIdle,
     { max: settings.queueMax, timeoutMs: settings.queueTimeoutMs },

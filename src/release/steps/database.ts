@@ -60,14 +60,20 @@ export async function runDbStep(db: DbStepConfig, ctx: DbStepContext): Promise<{
 async function checkStep(settings: DbSettings, ctx: DbStepContext): Promise<{ detail: string }> {
   const { ok, targets } = await checkReplication(settings);
   for (const target of targets) {
-    for (const check of target.checks) ctx.onLine(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.detail ? `: ${check.detail}` : ''}`);
+    for (const check of target.checks)
+      ctx.onLine(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.detail ? `: ${check.detail}` : ''}`);
   }
-  if (targets.length === 0) throw new ReleaseStepError('no replica to check: every server is a primary or unreachable (dayshift db status)');
+  if (targets.length === 0)
+    throw new ReleaseStepError('no replica to check: every server is a primary or unreachable (dayshift db status)');
   if (!ok) throw new ReleaseStepError(`replication is not healthy: ${failures(targets).join('; ')}`);
   return { detail: `${targets.map((t) => t.to).join(', ')} replicating, caught up, no errant transactions` };
 }
 
-async function switchoverStep(settings: DbSettings, to: string | undefined, ctx: DbStepContext): Promise<{ detail: string }> {
+async function switchoverStep(
+  settings: DbSettings,
+  to: string | undefined,
+  ctx: DbStepContext,
+): Promise<{ detail: string }> {
   // A switchover interrupted by a crash finishes (or rolls back) from its journal before anything else.
   const resume = (await readJournal(settings.stateDir)) !== undefined;
   const status = await dbStatus(settings);
@@ -83,21 +89,32 @@ async function switchoverStep(settings: DbSettings, to: string | undefined, ctx:
     onStep: (step) => ctx.onLine(`${step.name}: ${step.detail ?? ''} (${step.ms} ms)`),
   });
   if (result.outcome === 'done' || result.outcome === 'nothing-to-resume') {
-    return { detail: `${result.to} is the primary${result.outageMs !== undefined ? `; write outage ${result.outageMs} ms` : ''}` };
+    return {
+      detail: `${result.to} is the primary${result.outageMs !== undefined ? `; write outage ${result.outageMs} ms` : ''}`,
+    };
   }
   for (const line of result.repair ?? []) ctx.onLine(`repair: ${line}`);
   const why = result.outcome === 'refused' ? failures([result]).join('; ') || result.message : result.message;
   throw new ReleaseStepError(`switchover to ${target} ${result.outcome}: ${why}`);
 }
 
-async function migrateStep(settings: DbSettings, db: Extract<DbStepConfig, { kind: 'migrate' }>, ctx: DbStepContext): Promise<{ detail: string }> {
+async function migrateStep(
+  settings: DbSettings,
+  db: Extract<DbStepConfig, { kind: 'migrate' }>,
+  ctx: DbStepContext,
+): Promise<{ detail: string }> {
   const status = await dbStatus(settings);
   const name = db.on === 'primary' ? onlyPrimary(status) : onlyReplica(status);
   const server = settings.servers.find((s) => s.name === name)!;
   const primary = settings.servers.find((s) => s.name === onlyPrimary(status))!;
   const result = await runCommand(db.run, {
     cwd: ctx.loaded.baseDir,
-    env: { ...ctx.env, ...serverEnv('DAYSHIFT_DB', server), DAYSHIFT_DB_ROLE: db.on, DAYSHIFT_DB_PRIMARY: serverAddress(primary) },
+    env: {
+      ...ctx.env,
+      ...serverEnv('DAYSHIFT_DB', server),
+      DAYSHIFT_DB_ROLE: db.on,
+      DAYSHIFT_DB_PRIMARY: serverAddress(primary),
+    },
     timeoutMs: db.timeout,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     onLine: ctx.onLine,
@@ -108,18 +125,26 @@ async function migrateStep(settings: DbSettings, db: Extract<DbStepConfig, { kin
 }
 
 function serverEnv(prefix: string, server: DbServer): Record<string, string> {
-  return { [`${prefix}_SERVER`]: server.name, [`${prefix}_HOST`]: server.host, [`${prefix}_PORT`]: String(server.port) };
+  return {
+    [`${prefix}_SERVER`]: server.name,
+    [`${prefix}_HOST`]: server.host,
+    [`${prefix}_PORT`]: String(server.port),
+  };
 }
 
 function onlyReplica(status: ServerStatus[]): string {
   const replicas = status.filter((s) => s.role === 'replica');
-  if (replicas.length !== 1) throw new ReleaseStepError(`expected one replica, found ${replicas.length} (${describe(status)}): name the target with { switchover: { to: NAME } }`);
+  if (replicas.length !== 1)
+    throw new ReleaseStepError(
+      `expected one replica, found ${replicas.length} (${describe(status)}): name the target with { switchover: { to: NAME } }`,
+    );
   return replicas[0]!.name;
 }
 
 function onlyPrimary(status: ServerStatus[]): string {
   const primaries = status.filter((s) => s.role === 'primary');
-  if (primaries.length !== 1) throw new ReleaseStepError(`expected one primary, found ${primaries.length} (${describe(status)})`);
+  if (primaries.length !== 1)
+    throw new ReleaseStepError(`expected one primary, found ${primaries.length} (${describe(status)})`);
   return primaries[0]!.name;
 }
 
@@ -128,5 +153,7 @@ function describe(status: ServerStatus[]): string {
 }
 
 function failures(results: SwitchoverResult[]): string[] {
-  return results.flatMap((r) => r.checks.filter((c) => !c.ok).map((c) => `${c.name}${c.detail ? `: ${c.detail}` : ''}`));
+  return results.flatMap((r) =>
+    r.checks.filter((c) => !c.ok).map((c) => `${c.name}${c.detail ? `: ${c.detail}` : ''}`),
+  );
 }

@@ -17,12 +17,19 @@ export const drain: StepRunner<DrainStep> = async ({ cluster }, ctx) => {
   if (current.traffic === 'live' || current.drainDeadline?.who !== actor.who) {
     // Taking over a drain changes only its deadline: the safety rules were applied when it started.
     const takeOver = current.traffic === 'draining';
-    await change(() => plane.setTraffic(actor, cluster, 'draining', { deadlineMs: plan.drainDeadlineMs, force: takeOver }));
+    await change(() =>
+      plane.setTraffic(actor, cluster, 'draining', { deadlineMs: plan.drainDeadlineMs, force: takeOver }),
+    );
   }
   const onProgress = (p: DrainProgress) => {
     r.drain = p;
     ctx.progress();
   };
-  const final = await plane.waitDrained(clusterTarget(cluster), { idleMs: plan.drainIdleMs, signal: ctx.signal, onProgress, pollMs: ctx.pollMs(250) });
+  const final = await plane.waitDrained(clusterTarget(cluster), {
+    idleMs: plan.drainIdleMs,
+    signal: ctx.signal,
+    onProgress,
+    pollMs: ctx.pollMs(250),
+  });
   return { detail: drainOutcome(final) };
 };

@@ -6,5 +6,12 @@ import type { StepRunner } from './step.js';
 
 export const passHealthGate: StepRunner<HealthGateStep> = async ({ cluster }, ctx) => {
   const health = releaseConfig(ctx.plane.config).health;
-  return { detail: await healthGate(ctx.plane, cluster, { timeoutMs: health.timeout, stableMs: Math.min(health.stable, health.timeout), signal: ctx.signal, pollMs: ctx.pollMs(250) }) };
+  return {
+    detail: await healthGate(ctx.plane, cluster, {
+      timeoutMs: health.timeout,
+      stableMs: Math.min(health.stable, health.timeout),
+      signal: ctx.signal,
+      pollMs: ctx.pollMs(250),
+    }),
+  };
 };

@@ -12,7 +12,9 @@ export const runHook: StepRunner<HookStep> = async (step, ctx) => {
   const { plane, release: r } = ctx;
   const { hook: name, cluster } = step;
   const hook: HookConfig | undefined =
-    cluster && (name === 'stop' || name === 'deploy' || name === 'start') ? clusterPlan(plane.config, cluster).hooks[name] : releaseConfig(plane.config).hooks[name];
+    cluster && (name === 'stop' || name === 'deploy' || name === 'start')
+      ? clusterPlan(plane.config, cluster).hooks[name]
+      : releaseConfig(plane.config).hooks[name];
   if (!hook) return { detail: 'no hook configured' };
   const { lines, onLine } = captureOutput(step, ctx);
   const runs: { env: Record<string, string>; label: string }[] = [];

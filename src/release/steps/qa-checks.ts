@@ -18,8 +18,17 @@ export const runQaStep: StepRunner<QaChecksStep> = async (step, ctx) => {
   const { lines, onLine } = captureOutput(step, ctx);
   const checks = clusterPlan(plane.config, step.cluster).qa;
   const viaPreview = checks.filter((c) => c.via === 'preview');
-  const target = checks.some((c) => c.via === 'qa') ? qaTargetFor(plane.config, step.cluster, ctx.httpOrigin?.()) : undefined;
-  const preview = viaPreview.length > 0 ? await openPreview(ctx, step.cluster, viaPreview.reduce((ms, c) => ms + c.timeout, PREVIEW_MARGIN_MS)) : undefined;
+  const target = checks.some((c) => c.via === 'qa')
+    ? qaTargetFor(plane.config, step.cluster, ctx.httpOrigin?.())
+    : undefined;
+  const preview =
+    viaPreview.length > 0
+      ? await openPreview(
+          ctx,
+          step.cluster,
+          viaPreview.reduce((ms, c) => ms + c.timeout, PREVIEW_MARGIN_MS),
+        )
+      : undefined;
   try {
     await runQaChecks(checks, {
       ...(target ? { target } : {}),
@@ -37,10 +46,17 @@ export const runQaStep: StepRunner<QaChecksStep> = async (step, ctx) => {
 };
 
 /** A preview of the cluster for the release's checks, reached on Dayshift's own http listener. */
-async function openPreview(ctx: StepContext, cluster: string, forMs: number): Promise<{ link: PreviewLink; target: QaTarget }> {
+async function openPreview(
+  ctx: StepContext,
+  cluster: string,
+  forMs: number,
+): Promise<{ link: PreviewLink; target: QaTarget }> {
   const { plane, release } = ctx;
   const origin = ctx.httpOrigin?.() ?? listenerOrigin([plane.config.listen.http].flat()[0]);
-  if (!origin) throw new ReleaseStepError('QA checks via: preview go through Dayshift\'s http listener, and there is none: add listen.http');
+  if (!origin)
+    throw new ReleaseStepError(
+      "QA checks via: preview go through Dayshift's http listener, and there is none: add listen.http",
+    );
   let link: PreviewLink;
   try {
     link = await plane.openPreview(releaseActor(release), { cluster, forMs, version: release.version });

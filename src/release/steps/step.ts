@@ -46,7 +46,11 @@ export type StepRunner<S extends ReleaseStep> = (step: S, ctx: StepContext) => P
  * failure carried. A body cut short by `signal` leaves the step as it is: whoever stopped it says why.
  * Returns whether the step ended well.
  */
-export async function settle(step: ReleaseStep, body: () => Promise<StepOutcome>, signal?: AbortSignal): Promise<boolean> {
+export async function settle(
+  step: ReleaseStep,
+  body: () => Promise<StepOutcome>,
+  signal?: AbortSignal,
+): Promise<boolean> {
   let outcome: StepOutcome;
   try {
     outcome = await body();
@@ -93,7 +97,10 @@ export function releaseEnv(plane: ControlPlane, r: Release, cluster: string | un
 }
 
 /** Collects a step's output lines as they come (the last 50), for watchers to see live. */
-export function captureOutput(step: ReleaseStep, ctx: StepContext): { lines: string[]; onLine: (line: string) => void } {
+export function captureOutput(
+  step: ReleaseStep,
+  ctx: StepContext,
+): { lines: string[]; onLine: (line: string) => void } {
   const lines: string[] = [];
   step.output = lines;
   return {

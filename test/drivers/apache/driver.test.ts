@@ -45,8 +45,15 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
 
   /** A member's status tokens as httpd prints them (Init Ok Stby ...), found by its route. */
   async function httpdStatus(route: string): Promise<string[]> {
-    const worker = (await managerXml()).split('<httpd:worker>').find((w) => w.includes(`<httpd:route>${route}</httpd:route>`));
-    return worker?.match(/<httpd:status>([^<]*)<\/httpd:status>/)?.[1]?.trim().split(/\s+/) ?? [];
+    const worker = (await managerXml())
+      .split('<httpd:worker>')
+      .find((w) => w.includes(`<httpd:route>${route}</httpd:route>`));
+    return (
+      worker
+        ?.match(/<httpd:status>([^<]*)<\/httpd:status>/)?.[1]
+        ?.trim()
+        .split(/\s+/) ?? []
+    );
   }
 
   test('status maps balancer members onto clusters, with BalancerPersist on and no warnings', async () => {
@@ -64,7 +71,8 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
   test('members are found by route as well as by URL', async () => {
     const byRoute = new ApacheDriver({ ...lb.driver, match: 'route' }, lb.clusters);
     // When each member last took a request is as each driver instance watched it: left out.
-    const members = async (d: ApacheDriver) => (await d.status()).clusters.map((c) => c.members.map(({ lastRequestMs: _, ...m }) => m));
+    const members = async (d: ApacheDriver) =>
+      (await d.status()).clusters.map((c) => c.members.map(({ lastRequestMs: _, ...m }) => m));
     assert.deepEqual(await members(byRoute), await members(driver));
   });
 
@@ -73,7 +81,10 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
       await driver.setMemberState('prod-a', 'a1', state);
       assert.equal((await admin('prod-a', 'a1'))?.admin, state);
     }
-    assert.match(await managerXml(), /<httpd:name>http:\/\/127\.0\.0\.1:\d+<\/httpd:name>[\s\S]*?<httpd:status>Init Ok <\/httpd:status>/);
+    assert.match(
+      await managerXml(),
+      /<httpd:name>http:\/\/127\.0\.0\.1:\d+<\/httpd:name>[\s\S]*?<httpd:status>Init Ok <\/httpd:status>/,
+    );
   });
 
   test('a cluster traffic state reaches all its members: draining = N, out = D, live clears them', async () => {
@@ -81,7 +92,10 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
     await state.setTraffic('prod-b', 'draining');
     let status = await driver.status();
     assert.equal(status.clusters[1]!.traffic, 'draining');
-    assert.deepEqual(status.clusters[1]!.members.map((m) => m.admin), ['draining', 'draining']);
+    assert.deepEqual(
+      status.clusters[1]!.members.map((m) => m.admin),
+      ['draining', 'draining'],
+    );
     assert.ok((await httpdStatus('b1')).includes('Drn'));
     await state.setTraffic('prod-b', 'out');
     status = await driver.status();
@@ -90,7 +104,10 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
     assert.ok((await httpdStatus('b1')).includes('Dis'));
     await state.setTraffic('prod-b', 'live');
     status = await driver.status();
-    assert.deepEqual(status.clusters[1]!.members.map((m) => m.admin), ['ready', 'ready']);
+    assert.deepEqual(
+      status.clusters[1]!.members.map((m) => m.admin),
+      ['ready', 'ready'],
+    );
     assert.deepEqual(await httpdStatus('b1'), ['Init', 'Ok']);
   });
 
@@ -125,11 +142,18 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
     const state = await fromConfig();
     await state.setMemberWeight('prod-b/b2', 30);
     await state.setClusterWeight('prod-b', 2);
-    const weights = async () => (await driver.status()).clusters.map((c) => c.members.map((m) => `${m.id}:${m.weight}`));
-    assert.deepEqual(await weights(), [['a1:1', 'a2:1'], ['b1:2', 'b2:60']]);
+    const weights = async () =>
+      (await driver.status()).clusters.map((c) => c.members.map((m) => `${m.id}:${m.weight}`));
+    assert.deepEqual(await weights(), [
+      ['a1:1', 'a2:1'],
+      ['b1:2', 'b2:60'],
+    ]);
     // 30 × 4 = 120: past httpd's loadfactor range, so check() refuses the whole state.
     await assert.rejects(state.setClusterWeight('prod-b', 4), /cannot give prod-b\/b2 120/);
-    assert.deepEqual(await weights(), [['a1:1', 'a2:1'], ['b1:2', 'b2:60']]);
+    assert.deepEqual(await weights(), [
+      ['a1:1', 'a2:1'],
+      ['b1:2', 'b2:60'],
+    ]);
     assert.equal(state.state.clusters['prod-b']!.weight, 2);
     // While prod-b is out its members carry no cluster weight, but a weight that could not be applied once
     // it is live again is refused now, not at "live" halfway through a release.
@@ -158,13 +182,19 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
     next.members['prod-b/b2']!.weight = 3;
     await driver.apply(next, start);
     let status = await driver.status();
-    assert.deepEqual(status.clusters.map((c) => [c.traffic, c.members.map((m) => `${m.admin}:${m.weight}`)]), [
-      ['draining', ['draining:1', 'draining:1']],
-      ['live', ['ready:1', 'ready:3']],
-    ]);
+    assert.deepEqual(
+      status.clusters.map((c) => [c.traffic, c.members.map((m) => `${m.admin}:${m.weight}`)]),
+      [
+        ['draining', ['draining:1', 'draining:1']],
+        ['live', ['ready:1', 'ready:3']],
+      ],
+    );
     await driver.apply(start, next);
     status = await driver.status();
-    assert.deepEqual(status.clusters.map((c) => c.traffic), ['live', 'live']);
+    assert.deepEqual(
+      status.clusters.map((c) => c.traffic),
+      ['live', 'live'],
+    );
     assert.equal(status.clusters[1]!.members[1]!.weight, 1);
     const maintenance = { ...start, sites: { public: { maintenance: { message: 'back soon' } } } };
     await assert.rejects(driver.apply(maintenance, start), DriverUnsupportedError);
@@ -174,13 +204,21 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
     const state = await fromConfig();
     // Three slow requests pinned to a1 by its route; a1 drains but keeps serving them.
     const slow = [1, 2, 3].map(() =>
-      request(`${lb.httpd.url}/?sleep=1500`, { headers: { cookie: 'ROUTEID=.a1' } }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() })),
+      request(`${lb.httpd.url}/?sleep=1500`, { headers: { cookie: 'ROUTEID=.a1' } }).then(async (r) => ({
+        status: r.statusCode,
+        body: await r.body.text(),
+      })),
     );
-    await waitFor('a1 to have 3 requests in flight', async () => ((await admin('prod-a', 'a1'))?.inFlight === 3 ? true : undefined));
+    await waitFor('a1 to have 3 requests in flight', async () =>
+      (await admin('prod-a', 'a1'))?.inFlight === 3 ? true : undefined,
+    );
     await state.setTraffic('prod-a', 'draining');
     const idle = await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 100 });
     assert.equal(idle.idle, true);
-    assert.deepEqual(await Promise.all(slow), [1, 2, 3].map(() => ({ status: 200, body: 'a1' })));
+    assert.deepEqual(
+      await Promise.all(slow),
+      [1, 2, 3].map(() => ({ status: 200, body: 'a1' })),
+    );
     await state.setTraffic('prod-a', 'live');
   });
 
@@ -193,13 +231,22 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
     await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 50 });
     await state.setTraffic('prod-a', 'out');
     const before = backends[2]!.received.length + backends[3]!.received.length;
-    await waitFor('prod-b to serve 200 more requests', async () => (backends[2]!.received.length + backends[3]!.received.length >= before + 200 ? true : undefined), 20_000);
+    await waitFor(
+      'prod-b to serve 200 more requests',
+      async () => (backends[2]!.received.length + backends[3]!.received.length >= before + 200 ? true : undefined),
+      20_000,
+    );
     const result = await load.stop();
     assert.deepEqual(result.errors, []);
     assert.equal(result.failed, 0);
-    const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed).map((r) => `${b.name} #${r.seq}`));
+    const late = backends
+      .slice(0, 2)
+      .flatMap((b) => b.received.filter((r) => r.start > changed).map((r) => `${b.name} #${r.seq}`));
     assert.deepEqual(late, [], 'requests started after the drain took effect reached prod-a');
-    assert.ok((result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0, 'both clusters served before the drain');
+    assert.ok(
+      (result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0,
+      'both clusters served before the drain',
+    );
     await state.setTraffic('prod-a', 'live');
   });
 
@@ -208,27 +255,34 @@ describe('Apache httpd driver (real apache2, balancer-manager)', { skip: apache2
   });
 });
 
-describe('Apache httpd driver with BalancerPersist Off and changes locked (ProxySet nonce=None)', { skip: apache2.skip }, () => {
-  let backend: Backend;
-  let lb: BalancedHttpd;
-  before(async () => {
-    backend = await startBackend('a1');
-    lb = await startBalancedHttpd(apache2.path!, { 'prod-a': [backend] }, { persist: false, proxySet: 'nonce=None' });
-  });
-  after(async () => {
-    await lb?.httpd.stop();
-    await backend?.close();
-  });
+describe(
+  'Apache httpd driver with BalancerPersist Off and changes locked (ProxySet nonce=None)',
+  { skip: apache2.skip },
+  () => {
+    let backend: Backend;
+    let lb: BalancedHttpd;
+    before(async () => {
+      backend = await startBackend('a1');
+      lb = await startBalancedHttpd(apache2.path!, { 'prod-a': [backend] }, { persist: false, proxySet: 'nonce=None' });
+    });
+    after(async () => {
+      await lb?.httpd.stop();
+      await backend?.close();
+    });
 
-  test('status warns that changes are lost on a graceful restart', async () => {
-    const status = await new ApacheDriver(lb.driver, lb.clusters).status();
-    assert.deepEqual(status.warnings.filter((w) => w.startsWith('BalancerPersist is off')).length, 1);
-  });
+    test('status warns that changes are lost on a graceful restart', async () => {
+      const status = await new ApacheDriver(lb.driver, lb.clusters).status();
+      assert.deepEqual(status.warnings.filter((w) => w.startsWith('BalancerPersist is off')).length, 1);
+    });
 
-  test('a change httpd ignores while answering 200 is detected by reading it back', async () => {
-    const driver = new ApacheDriver(lb.driver, lb.clusters);
-    await assert.rejects(driver.setMemberState('prod-a', 'a1', 'disabled'), /httpd did not apply "set member prod-a\/a1 disabled"/);
-    const status = await driver.status();
-    assert.equal(status.clusters[0]!.members[0]!.admin, 'ready');
-  });
-});
+    test('a change httpd ignores while answering 200 is detected by reading it back', async () => {
+      const driver = new ApacheDriver(lb.driver, lb.clusters);
+      await assert.rejects(
+        driver.setMemberState('prod-a', 'a1', 'disabled'),
+        /httpd did not apply "set member prod-a\/a1 disabled"/,
+      );
+      const status = await driver.status();
+      assert.equal(status.clusters[0]!.members[0]!.admin, 'ready');
+    });
+  },
+);

@@ -24,7 +24,11 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: haproxy.skip }, (
   before(async () => {
     backends = await Promise.all(['a1', 'a2', 'b1', 'b2'].map(startBackend));
     tcpPort = await freePort();
-    lb = await startBalancedHaproxy(haproxy.path!, { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) }, { global: [`stats socket ipv4@127.0.0.1:${tcpPort} level admin`] });
+    lb = await startBalancedHaproxy(
+      haproxy.path!,
+      { 'prod-a': backends.slice(0, 2), 'prod-b': backends.slice(2) },
+      { global: [`stats socket ipv4@127.0.0.1:${tcpPort} level admin`] },
+    );
     driver = new HaproxyDriver({ ...lb.driver, state_file: lb.haproxy.stateFile }, lb.clusters);
     await waitFor('every server to pass its health check', async () =>
       (await driver.status()).clusters.every((c) => c.members.every((m) => m.health === 'up')) ? true : undefined,
@@ -49,7 +53,11 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: haproxy.skip }, (
     const status = await driver.status();
     assert.deepEqual(status.warnings, []);
     assert.deepEqual(
-      status.clusters.map((c) => [c.name, c.traffic, c.members.map((m) => `${m.id}:${m.admin}:${m.health}:${m.weight}`)]),
+      status.clusters.map((c) => [
+        c.name,
+        c.traffic,
+        c.members.map((m) => `${m.id}:${m.admin}:${m.health}:${m.weight}`),
+      ]),
       [
         ['prod-a', 'live', ['a1:ready:up:1', 'a2:ready:up:1']],
         ['prod-b', 'live', ['b1:ready:up:1', 'b2:ready:up:1']],
@@ -70,13 +78,22 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: haproxy.skip }, (
     await state.setTraffic('prod-b', 'draining');
     const draining = await driver.status();
     assert.equal(draining.clusters[1]!.traffic, 'draining');
-    assert.deepEqual(draining.clusters[1]!.members.map((m) => m.admin), ['draining', 'draining']);
+    assert.deepEqual(
+      draining.clusters[1]!.members.map((m) => m.admin),
+      ['draining', 'draining'],
+    );
     await state.setTraffic('prod-b', 'out');
     const out = await driver.status();
-    assert.deepEqual(out.clusters[1]!.members.map((m) => m.admin), ['disabled', 'disabled']);
+    assert.deepEqual(
+      out.clusters[1]!.members.map((m) => m.admin),
+      ['disabled', 'disabled'],
+    );
     assert.equal(out.clusters[0]!.traffic, 'live');
     await state.setTraffic('prod-b', 'live');
-    assert.deepEqual((await driver.status()).clusters[1]!.members.map((m) => m.admin), ['ready', 'ready']);
+    assert.deepEqual(
+      (await driver.status()).clusters[1]!.members.map((m) => m.admin),
+      ['ready', 'ready'],
+    );
   });
 
   test('a disabled server stays in maintenance through its cluster draining, going out and live', async () => {
@@ -100,11 +117,18 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: haproxy.skip }, (
     const state = await fromConfig();
     await state.setMemberWeight('prod-b/b2', 100);
     await state.setClusterWeight('prod-b', 2);
-    const weights = async () => (await driver.status()).clusters.map((c) => c.members.map((m) => `${m.id}:${m.weight}`));
-    assert.deepEqual(await weights(), [['a1:1', 'a2:1'], ['b1:2', 'b2:200']]);
+    const weights = async () =>
+      (await driver.status()).clusters.map((c) => c.members.map((m) => `${m.id}:${m.weight}`));
+    assert.deepEqual(await weights(), [
+      ['a1:1', 'a2:1'],
+      ['b1:2', 'b2:200'],
+    ]);
     // 100 × 3 = 300: past HAProxy's weight range, so check() refuses the whole state.
     await assert.rejects(state.setClusterWeight('prod-b', 3), /cannot give prod-b\/b2 300/);
-    assert.deepEqual(await weights(), [['a1:1', 'a2:1'], ['b1:2', 'b2:200']]);
+    assert.deepEqual(await weights(), [
+      ['a1:1', 'a2:1'],
+      ['b1:2', 'b2:200'],
+    ]);
     await state.setClusterWeight('prod-b', 1);
     await state.setMemberWeight('prod-b/b2', 1);
   });
@@ -125,13 +149,19 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: haproxy.skip }, (
     next.members['prod-b/b2']!.weight = 3;
     await driver.apply(next, start);
     let status = await driver.status();
-    assert.deepEqual(status.clusters.map((c) => [c.traffic, c.members.map((m) => `${m.admin}:${m.weight}`)]), [
-      ['draining', ['draining:1', 'draining:1']],
-      ['live', ['ready:1', 'ready:3']],
-    ]);
+    assert.deepEqual(
+      status.clusters.map((c) => [c.traffic, c.members.map((m) => `${m.admin}:${m.weight}`)]),
+      [
+        ['draining', ['draining:1', 'draining:1']],
+        ['live', ['ready:1', 'ready:3']],
+      ],
+    );
     await driver.apply(start, next);
     status = await driver.status();
-    assert.deepEqual(status.clusters.map((c) => c.traffic), ['live', 'live']);
+    assert.deepEqual(
+      status.clusters.map((c) => c.traffic),
+      ['live', 'live'],
+    );
     assert.equal(status.clusters[1]!.members[1]!.weight, 1);
     const maintenance = { ...start, sites: { public: { maintenance: { message: 'back soon' } } } };
     await assert.rejects(driver.apply(maintenance, start), DriverUnsupportedError);
@@ -140,12 +170,20 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: haproxy.skip }, (
   test('drain sees requests in flight through scur and waits for them', async () => {
     const state = await fromConfig();
     const slow = [1, 2, 3].map(() =>
-      request(`${lb.haproxy.url}/?sleep=1500`, { headers: { cookie: 'SRVID=a1' } }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() })),
+      request(`${lb.haproxy.url}/?sleep=1500`, { headers: { cookie: 'SRVID=a1' } }).then(async (r) => ({
+        status: r.statusCode,
+        body: await r.body.text(),
+      })),
     );
-    await waitFor('a1 to have 3 sessions', async () => ((await member('prod-a', 'a1'))?.inFlight === 3 ? true : undefined));
+    await waitFor('a1 to have 3 sessions', async () =>
+      (await member('prod-a', 'a1'))?.inFlight === 3 ? true : undefined,
+    );
     await state.setTraffic('prod-a', 'draining');
     assert.equal((await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 100 })).idle, true);
-    assert.deepEqual(await Promise.all(slow), [1, 2, 3].map(() => ({ status: 200, body: 'a1' })));
+    assert.deepEqual(
+      await Promise.all(slow),
+      [1, 2, 3].map(() => ({ status: 200, body: 'a1' })),
+    );
     await state.setTraffic('prod-a', 'live');
   });
 
@@ -158,13 +196,22 @@ describe('HAProxy driver (real haproxy, Runtime API)', { skip: haproxy.skip }, (
     await waitUntilIdle(driver, 'prod-a', { timeoutMs: 10_000, intervalMs: 50 });
     await state.setTraffic('prod-a', 'out');
     const before = backends[2]!.received.length + backends[3]!.received.length;
-    await waitFor('prod-b to serve 200 more requests', async () => (backends[2]!.received.length + backends[3]!.received.length >= before + 200 ? true : undefined), 20_000);
+    await waitFor(
+      'prod-b to serve 200 more requests',
+      async () => (backends[2]!.received.length + backends[3]!.received.length >= before + 200 ? true : undefined),
+      20_000,
+    );
     const result = await load.stop();
     assert.deepEqual(result.errors, []);
     assert.equal(result.failed, 0);
-    const late = backends.slice(0, 2).flatMap((b) => b.received.filter((r) => r.start > changed).map((r) => `${b.name} #${r.seq}`));
+    const late = backends
+      .slice(0, 2)
+      .flatMap((b) => b.received.filter((r) => r.start > changed).map((r) => `${b.name} #${r.seq}`));
     assert.deepEqual(late, [], 'requests started after the drain took effect reached prod-a');
-    assert.ok((result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0, 'both clusters served before the drain');
+    assert.ok(
+      (result.byBackend.a1 ?? 0) > 0 && (result.byBackend.b1 ?? 0) > 0,
+      'both clusters served before the drain',
+    );
     await state.setTraffic('prod-a', 'live');
   });
 

@@ -5,17 +5,62 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { ForwardRequest } from '../../../src/proxy/ajp/encoder.js';
 
 const METHODS = [
-  'OPTIONS', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'TRACE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE',
-  'LOCK', 'UNLOCK', 'ACL', 'REPORT', 'VERSION-CONTROL', 'CHECKIN', 'CHECKOUT', 'UNCHECKOUT', 'SEARCH',
-  'MKWORKSPACE', 'UPDATE', 'LABEL', 'MERGE', 'BASELINE-CONTROL', 'MKACTIVITY',
+  'OPTIONS',
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'TRACE',
+  'PROPFIND',
+  'PROPPATCH',
+  'MKCOL',
+  'COPY',
+  'MOVE',
+  'LOCK',
+  'UNLOCK',
+  'ACL',
+  'REPORT',
+  'VERSION-CONTROL',
+  'CHECKIN',
+  'CHECKOUT',
+  'UNCHECKOUT',
+  'SEARCH',
+  'MKWORKSPACE',
+  'UPDATE',
+  'LABEL',
+  'MERGE',
+  'BASELINE-CONTROL',
+  'MKACTIVITY',
 ];
 const REQUEST_HEADERS = [
-  'accept', 'accept-charset', 'accept-encoding', 'accept-language', 'authorization', 'connection',
-  'content-type', 'content-length', 'cookie', 'cookie2', 'host', 'pragma', 'referer', 'user-agent',
+  'accept',
+  'accept-charset',
+  'accept-encoding',
+  'accept-language',
+  'authorization',
+  'connection',
+  'content-type',
+  'content-length',
+  'cookie',
+  'cookie2',
+  'host',
+  'pragma',
+  'referer',
+  'user-agent',
 ];
 const RESPONSE_HEADERS = [
-  'content-type', 'content-language', 'content-length', 'date', 'last-modified', 'location', 'set-cookie',
-  'set-cookie2', 'servlet-engine', 'status', 'www-authenticate',
+  'content-type',
+  'content-language',
+  'content-length',
+  'date',
+  'last-modified',
+  'location',
+  'set-cookie',
+  'set-cookie2',
+  'servlet-engine',
+  'status',
+  'www-authenticate',
 ];
 
 class Reader {
@@ -79,16 +124,35 @@ export function decodeForwardRequest(payload: Buffer): ForwardRequest {
     const code = r.byte();
     if (code === 0xff) break;
     switch (code) {
-      case 0x05: req.queryString = r.str()!; break;
-      case 0x06: req.route = r.str()!; break;
-      case 0x07: req.sslCert = r.str()!; break;
-      case 0x08: req.sslCipher = r.str()!; break;
-      case 0x09: req.sslSession = r.str()!; break;
-      case 0x0a: req.attributes.push([r.str()!, r.str()!]); break;
-      case 0x0b: req.sslKeySize = r.int(); break;
-      case 0x0c: req.secret = r.str()!; break;
-      case 0x0d: req.method = r.str()!; break;
-      default: throw new Error(`unknown attribute ${code}`);
+      case 0x05:
+        req.queryString = r.str()!;
+        break;
+      case 0x06:
+        req.route = r.str()!;
+        break;
+      case 0x07:
+        req.sslCert = r.str()!;
+        break;
+      case 0x08:
+        req.sslCipher = r.str()!;
+        break;
+      case 0x09:
+        req.sslSession = r.str()!;
+        break;
+      case 0x0a:
+        req.attributes.push([r.str()!, r.str()!]);
+        break;
+      case 0x0b:
+        req.sslKeySize = r.int();
+        break;
+      case 0x0c:
+        req.secret = r.str()!;
+        break;
+      case 0x0d:
+        req.method = r.str()!;
+        break;
+      default:
+        throw new Error(`unknown attribute ${code}`);
     }
   }
   if (r.pos !== payload.length) throw new Error('bytes after are_done');

@@ -53,7 +53,9 @@ test('ajp:// members through the built-in proxy', async (t) => {
       public: {
         hosts: ['example.com'],
         preserve_host: true,
-        routes: [{ path: '/', clusters: ['web'], balance: 'round-robin', sticky: { mode: 'route', cookie: 'JSESSIONID' } }],
+        routes: [
+          { path: '/', clusters: ['web'], balance: 'round-robin', sticky: { mode: 'route', cookie: 'JSESSIONID' } },
+        ],
       },
       wrong: { hosts: ['wrong.test'], routes: [{ path: '/', clusters: ['misconfigured'] }] },
       halfdead: { hosts: ['halfdead.test'], routes: [{ path: '/', clusters: ['halfdead'] }] },
@@ -73,43 +75,74 @@ test('ajp:// members through the built-in proxy', async (t) => {
     assert.equal(echo.remoteAddr, '127.0.0.1');
   });
 
-  await t.test('new sessions are spread over both members; each sticks to its jvmRoute, also through a drain', async () => {
-    const cookies = new Map<string, string>();
-    for (let i = 0; i < 6 && cookies.size < 2; i++) {
-      const reply = await request(proxy.port, { path: '/echo.jsp?session=1' });
-      const cookie = sessionCookie(reply.headers['set-cookie'] as string[] | undefined);
-      cookies.set(cookie.slice(cookie.lastIndexOf('.') + 1), cookie);
-    }
-    assert.deepEqual([...cookies.keys()].sort(), ['t1', 't2']);
-    const hits = async (cookie: string): Promise<string> => {
-      const reply = await request(proxy.port, { path: '/echo.jsp?session=1', headers: { cookie } });
-      assert.equal((JSON.parse(reply.body) as Echo).sessionId, cookie.slice('JSESSIONID='.length), 'the same session, so the same member');
-      return String(reply.headers['x-session-hits']);
-    };
-    assert.equal(await hits(cookies.get('t1')!), '2');
-    assert.equal(await hits(cookies.get('t2')!), '2');
+  await t.test(
+    'new sessions are spread over both members; each sticks to its jvmRoute, also through a drain',
+    async () => {
+      const cookies = new Map<string, string>();
+      for (let i = 0; i < 6 && cookies.size < 2; i++) {
+        const reply = await request(proxy.port, { path: '/echo.jsp?session=1' });
+        const cookie = sessionCookie(reply.headers['set-cookie'] as string[] | undefined);
+        cookies.set(cookie.slice(cookie.lastIndexOf('.') + 1), cookie);
+      }
+      assert.deepEqual([...cookies.keys()].sort(), ['t1', 't2']);
+      const hits = async (cookie: string): Promise<string> => {
+        const reply = await request(proxy.port, { path: '/echo.jsp?session=1', headers: { cookie } });
+        assert.equal(
+          (JSON.parse(reply.body) as Echo).sessionId,
+          cookie.slice('JSESSIONID='.length),
+          'the same session, so the same member',
+        );
+        return String(reply.headers['x-session-hits']);
+      };
+      assert.equal(await hits(cookies.get('t1')!), '2');
+      assert.equal(await hits(cookies.get('t2')!), '2');
 
-    const state = structuredClone(proxy.state);
-    state.members['web/t1'] = { ...state.members['web/t1']!, admin: 'draining', drainingSince: new Date().toISOString() };
-    proxy.reapply(undefined, state);
-    assert.equal(await hits(cookies.get('t1')!), '3', 't1 keeps serving its own sessions while draining');
-    for (let i = 0; i < 4; i++) {
-      const reply = await request(proxy.port, { path: '/echo.jsp?session=1' });
-      assert.match(sessionCookie(reply.headers['set-cookie'] as string[] | undefined), /\.t2$/, 'new sessions go to t2 only');
-    }
-    state.members['web/t1'] = { ...state.members['web/t1']!, admin: 'ready', drainingSince: undefined };
-    proxy.reapply(undefined, state);
-  });
+      const state = structuredClone(proxy.state);
+      state.members['web/t1'] = {
+        ...state.members['web/t1']!,
+        admin: 'draining',
+        drainingSince: new Date().toISOString(),
+      };
+      proxy.reapply(undefined, state);
+      assert.equal(await hits(cookies.get('t1')!), '3', 't1 keeps serving its own sessions while draining');
+      for (let i = 0; i < 4; i++) {
+        const reply = await request(proxy.port, { path: '/echo.jsp?session=1' });
+        assert.match(
+          sessionCookie(reply.headers['set-cookie'] as string[] | undefined),
+          /\.t2$/,
+          'new sessions go to t2 only',
+        );
+      }
+      state.members['web/t1'] = { ...state.members['web/t1']!, admin: 'ready', drainingSince: undefined };
+      proxy.reapply(undefined, state);
+    },
+  );
 
   await t.test('a 5 MiB POST and a chunked upload go through the proxy intact', async () => {
     const body = pattern(0, 5 * 1024 * 1024);
     const sha = createHash('sha256').update(body).digest('hex');
-    const posted = JSON.parse((await request(proxy.port, { method: 'POST', path: '/echo.jsp', body, headers: { 'content-type': 'application/octet-stream' } })).body) as Echo;
+    const posted = JSON.parse(
+      (
+        await request(proxy.port, {
+          method: 'POST',
+          path: '/echo.jsp',
+          body,
+          headers: { 'content-type': 'application/octet-stream' },
+        })
+      ).body,
+    ) as Echo;
     assert.equal(posted.bodyBytes, body.length);
     assert.equal(posted.bodySha256, sha);
     const chunked = await new Promise<Echo>((resolve, reject) => {
       const req = http.request(
-        { host: '127.0.0.1', port: proxy.port, path: '/echo.jsp', method: 'POST', agent: false, headers: { host: 'example.com', 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } },
+        {
+          host: '127.0.0.1',
+          port: proxy.port,
+          path: '/echo.jsp',
+          method: 'POST',
+          agent: false,
+          headers: { host: 'example.com', 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -125,20 +158,28 @@ test('ajp:// members through the built-in proxy', async (t) => {
     assert.equal(chunked.bodySha256, sha);
   });
 
-  await t.test('a wrong secret gives the client a 502, not Tomcat\'s 403 page; other members are unaffected', async () => {
-    const reply = await request(proxy.port, { host: 'wrong.test', path: '/echo.jsp' });
-    assert.equal(reply.status, 502);
-    assert.doesNotMatch(reply.body, /Tomcat/);
-    assert.equal((await request(proxy.port, { path: '/index.html' })).status, 200);
-    // Passive checks eject it like a member that is down, with the reason for the operator.
-    for (let i = 0; i < 3; i++) await request(proxy.port, { host: 'wrong.test', path: '/echo.jsp' });
-    assert.equal(memberStats('misconfigured/w1').health, 'down');
-    assert.match(memberStats('misconfigured/w1').healthReason ?? '', /secret does not match/);
-  });
+  await t.test(
+    "a wrong secret gives the client a 502, not Tomcat's 403 page; other members are unaffected",
+    async () => {
+      const reply = await request(proxy.port, { host: 'wrong.test', path: '/echo.jsp' });
+      assert.equal(reply.status, 502);
+      assert.doesNotMatch(reply.body, /Tomcat/);
+      assert.equal((await request(proxy.port, { path: '/index.html' })).status, 200);
+      // Passive checks eject it like a member that is down, with the reason for the operator.
+      for (let i = 0; i < 3; i++) await request(proxy.port, { host: 'wrong.test', path: '/echo.jsp' });
+      assert.equal(memberStats('misconfigured/w1').health, 'down');
+      assert.match(memberStats('misconfigured/w1').healthReason ?? '', /secret does not match/);
+    },
+  );
 
   await t.test('a dead AJP member: requests are retried on the live one, and CPing health marks it down', async () => {
-    for (let i = 0; i < 4; i++) assert.equal((await request(proxy.port, { host: 'halfdead.test', path: '/index.html' })).status, 200);
-    await waitFor(() => memberStats('halfdead/d1').health === 'down' && memberStats('halfdead/t1').health === 'up', 10_000, 'health checks by CPing');
+    for (let i = 0; i < 4; i++)
+      assert.equal((await request(proxy.port, { host: 'halfdead.test', path: '/index.html' })).status, 200);
+    await waitFor(
+      () => memberStats('halfdead/d1').health === 'down' && memberStats('halfdead/t1').health === 'up',
+      10_000,
+      'health checks by CPing',
+    );
     assert.match(memberStats('halfdead/d1').healthReason ?? '', /ping failed: connect .* failed/);
   });
 

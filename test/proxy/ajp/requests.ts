@@ -2,7 +2,13 @@
 import { Readable } from 'node:stream';
 import type { ClientInfo, UpstreamRequest, UpstreamResponse } from '../../../src/proxy/member-transport.js';
 
-export const plainClient: ClientInfo = { address: '127.0.0.1', port: 44444, secure: false, serverName: 'example.test', serverPort: 80 };
+export const plainClient: ClientInfo = {
+  address: '127.0.0.1',
+  port: 44444,
+  secure: false,
+  serverName: 'example.test',
+  serverPort: 80,
+};
 
 export function upstreamRequest(overrides: Partial<UpstreamRequest> = {}): UpstreamRequest {
   return {
@@ -30,7 +36,10 @@ export async function readJson<T>(response: UpstreamResponse): Promise<T> {
  * A request body of `size` deterministic bytes, produced lazily in `piece`-byte chunks; `pulled` counts
  * what the consumer has taken so far (to see backpressure).
  */
-export function generatedBody(size: number, piece = 64 * 1024): { stream: Readable; pulled: () => number; bytes: () => Buffer } {
+export function generatedBody(
+  size: number,
+  piece = 64 * 1024,
+): { stream: Readable; pulled: () => number; bytes: () => Buffer } {
   let produced = 0;
   const stream = new Readable({
     highWaterMark: piece,

@@ -6,15 +6,32 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { createAjpTransport, type AjpTransportOptions } from '../../../src/proxy/ajp/transport.js';
 import { UpstreamError } from '../../../src/proxy/errors.js';
-import { CPONG, decodeForwardRequest, endResponse, fakeContainer, getBodyChunk, sendBodyChunk, sendHeaders, type FakeConnection } from './container.js';
+import {
+  CPONG,
+  decodeForwardRequest,
+  endResponse,
+  fakeContainer,
+  getBodyChunk,
+  sendBodyChunk,
+  sendHeaders,
+  type FakeConnection,
+} from './container.js';
 import { eventually, generatedBody, readAll, upstreamRequest } from './requests.js';
 
-const ok = (body = 'ok'): Buffer => Buffer.concat([sendHeaders(200, '200', [['content-length', String(body.length)]]), sendBodyChunk(Buffer.from(body)), endResponse(true)]);
+const ok = (body = 'ok'): Buffer =>
+  Buffer.concat([
+    sendHeaders(200, '200', [['content-length', String(body.length)]]),
+    sendBodyChunk(Buffer.from(body)),
+    endResponse(true),
+  ]);
 
 async function withContainer(
   handler: (conn: FakeConnection) => Promise<void> | void,
   options: AjpTransportOptions,
-  body: (t: ReturnType<typeof createAjpTransport>, container: Awaited<ReturnType<typeof fakeContainer>>) => Promise<void>,
+  body: (
+    t: ReturnType<typeof createAjpTransport>,
+    container: Awaited<ReturnType<typeof fakeContainer>>,
+  ) => Promise<void>,
 ): Promise<void> {
   const container = await fakeContainer(handler);
   const transport = createAjpTransport(new URL(`ajp://127.0.0.1:${container.port}`), options);
@@ -51,10 +68,23 @@ test('sends secret, route, query, remote port and TLS details as attributes, and
           method: 'PATCH',
           path: '/a%20b/c?x=1&y=2',
           route: 'a1',
-          headers: [['host', 'example.test'], ['x-request-id', 'r1']],
+          headers: [
+            ['host', 'example.test'],
+            ['x-request-id', 'r1'],
+          ],
           client: {
-            address: '10.1.2.3', port: 5555, secure: true, serverName: 'example.test', serverPort: 443,
-            tls: { cipher: 'TLS_AES_128_GCM_SHA256', protocol: 'TLSv1.3', sessionId: 'abcd', keySize: 128, clientCert: '-----BEGIN CERTIFICATE-----' },
+            address: '10.1.2.3',
+            port: 5555,
+            secure: true,
+            serverName: 'example.test',
+            serverPort: 443,
+            tls: {
+              cipher: 'TLS_AES_128_GCM_SHA256',
+              protocol: 'TLSv1.3',
+              sessionId: 'abcd',
+              keySize: 128,
+              clientCert: '-----BEGIN CERTIFICATE-----',
+            },
           },
         }),
       );
@@ -70,7 +100,10 @@ test('sends secret, route, query, remote port and TLS details as attributes, and
     serverName: 'example.test',
     serverPort: 443,
     isSsl: true,
-    headers: [['host', 'example.test'], ['x-request-id', 'r1']],
+    headers: [
+      ['host', 'example.test'],
+      ['x-request-id', 'r1'],
+    ],
     secret: 's3cr3t',
     queryString: 'x=1&y=2',
     route: 'a1',
@@ -78,7 +111,10 @@ test('sends secret, route, query, remote port and TLS details as attributes, and
     sslCipher: 'TLS_AES_128_GCM_SHA256',
     sslSession: 'abcd',
     sslKeySize: 128,
-    attributes: [['AJP_REMOTE_PORT', '5555'], ['AJP_SSL_PROTOCOL', 'TLSv1.3']],
+    attributes: [
+      ['AJP_REMOTE_PORT', '5555'],
+      ['AJP_SSL_PROTOCOL', 'TLSv1.3'],
+    ],
   });
 });
 
@@ -116,11 +152,28 @@ test('a body of known length: first chunk unsolicited, then one chunk per reques
     },
     {},
     async (transport) => {
-      const res = await transport.request(upstreamRequest({ method: 'POST', body: body.stream, contentLength: 20_000, headers: [['host', 'h'], ['content-length', '999']] }));
+      const res = await transport.request(
+        upstreamRequest({
+          method: 'POST',
+          body: body.stream,
+          contentLength: 20_000,
+          headers: [
+            ['host', 'h'],
+            ['content-length', '999'],
+          ],
+        }),
+      );
       await readAll(res.body);
     },
   );
-  assert.deepEqual(forward!.headers, [['host', 'h'], ['content-length', '20000']], 'Content-Length comes from contentLength');
+  assert.deepEqual(
+    forward!.headers,
+    [
+      ['host', 'h'],
+      ['content-length', '20000'],
+    ],
+    'Content-Length comes from contentLength',
+  );
   assert.equal(received[0]!.readUInt16BE(0), 8186, 'the unsolicited first chunk is a full packet');
   for (const chunk of received.slice(1)) assert.ok(chunk.readUInt16BE(0) <= 5000);
   const data = Buffer.concat(received.map((c) => c.subarray(2)));
@@ -134,7 +187,10 @@ test('a body of unknown length (chunked upload) is sent only when asked, and end
   await withContainer(
     async (conn) => {
       const forward = decodeForwardRequest(await conn.next());
-      assert.equal(forward.headers.find(([n]) => n === 'content-length'), undefined);
+      assert.equal(
+        forward.headers.find(([n]) => n === 'content-length'),
+        undefined,
+      );
       while (true) {
         conn.socket.write(getBodyChunk(8186));
         const chunk = await conn.next();
@@ -169,7 +225,9 @@ test('request body backpressure: the client body is read only as far as the cont
     },
     {},
     async (transport) => {
-      const res = await transport.request(upstreamRequest({ method: 'POST', body: body.stream, contentLength: 10 * 1024 * 1024 }));
+      const res = await transport.request(
+        upstreamRequest({ method: 'POST', body: body.stream, contentLength: 10 * 1024 * 1024 }),
+      );
       await readAll(res.body);
       assert.ok(body.pulled() < 512 * 1024, `pulled ${body.pulled()} bytes of 10 MiB for 4 chunks`);
     },
@@ -289,18 +347,31 @@ test('End Response with reuse=false closes the connection instead of pooling it'
   );
 });
 
-test('Tomcat\'s numeric status message is replaced by the reason phrase; Set-Cookie stays repeated', async () => {
+test("Tomcat's numeric status message is replaced by the reason phrase; Set-Cookie stays repeated", async () => {
   await withContainer(
     async (conn) => {
       await conn.next();
-      conn.socket.write(Buffer.concat([sendHeaders(404, '404', [['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['X-Custom', 'v']]), endResponse(true)]));
+      conn.socket.write(
+        Buffer.concat([
+          sendHeaders(404, '404', [
+            ['set-cookie', 'a=1'],
+            ['set-cookie', 'b=2'],
+            ['X-Custom', 'v'],
+          ]),
+          endResponse(true),
+        ]),
+      );
     },
     {},
     async (transport) => {
       const res = await transport.request(upstreamRequest());
       assert.equal(res.status, 404);
       assert.equal(res.statusMessage, 'Not Found');
-      assert.deepEqual(res.headers, [['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['x-custom', 'v']]);
+      assert.deepEqual(res.headers, [
+        ['set-cookie', 'a=1'],
+        ['set-cookie', 'b=2'],
+        ['x-custom', 'v'],
+      ]);
       await readAll(res.body);
     },
   );
@@ -342,11 +413,15 @@ test('a 16 KiB packet size accepts 16 KiB packets and sends 16 KiB body chunks',
     async (conn) => {
       await conn.next();
       firstChunk = (await conn.next()).readUInt16BE(0);
-      conn.socket.write(Buffer.concat([sendHeaders(200, '200', []), sendBodyChunk(Buffer.alloc(16_000, 1)), endResponse(true)]));
+      conn.socket.write(
+        Buffer.concat([sendHeaders(200, '200', []), sendBodyChunk(Buffer.alloc(16_000, 1)), endResponse(true)]),
+      );
     },
     { packetSize: 16384 },
     async (transport) => {
-      const res = await transport.request(upstreamRequest({ method: 'POST', body: generatedBody(50_000).stream, contentLength: 50_000 }));
+      const res = await transport.request(
+        upstreamRequest({ method: 'POST', body: generatedBody(50_000).stream, contentLength: 50_000 }),
+      );
       assert.equal((await readAll(res.body)).length, 16_000);
     },
   );
@@ -357,7 +432,9 @@ test('a truncated packet followed by close is a network error during the respons
   await withContainer(
     async (conn) => {
       await conn.next();
-      conn.socket.write(Buffer.concat([sendHeaders(200, '200', []), sendBodyChunk(Buffer.from('partial')).subarray(0, 6)]));
+      conn.socket.write(
+        Buffer.concat([sendHeaders(200, '200', []), sendBodyChunk(Buffer.from('partial')).subarray(0, 6)]),
+      );
       conn.socket.end();
     },
     {},
@@ -370,25 +447,29 @@ test('a truncated packet followed by close is a network error during the respons
 
 test('garbage from the member always settles as a clean UpstreamError (or a response), never hangs', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 3000 }), fc.boolean(), async (garbage, validHeadersFirst) => {
-      await withContainer(
-        async (conn) => {
-          await conn.next();
-          if (validHeadersFirst) conn.socket.write(sendHeaders(200, '200', []));
-          conn.socket.end(Buffer.from(garbage));
-        },
-        {},
-        async (transport) => {
-          try {
-            const res = await transport.request(upstreamRequest());
-            await readAll(res.body);
-          } catch (err) {
-            assert.ok(err instanceof UpstreamError, `not an UpstreamError: ${String(err)}`);
-            assert.ok(['protocol', 'network'].includes(err.kind));
-          }
-        },
-      );
-    }),
+    fc.asyncProperty(
+      fc.uint8Array({ minLength: 1, maxLength: 3000 }),
+      fc.boolean(),
+      async (garbage, validHeadersFirst) => {
+        await withContainer(
+          async (conn) => {
+            await conn.next();
+            if (validHeadersFirst) conn.socket.write(sendHeaders(200, '200', []));
+            conn.socket.end(Buffer.from(garbage));
+          },
+          {},
+          async (transport) => {
+            try {
+              const res = await transport.request(upstreamRequest());
+              await readAll(res.body);
+            } catch (err) {
+              assert.ok(err instanceof UpstreamError, `not an UpstreamError: ${String(err)}`);
+              assert.ok(['protocol', 'network'].includes(err.kind));
+            }
+          },
+        );
+      },
+    ),
     { numRuns: 60, interruptAfterTimeLimit: 20_000 },
   );
 });
@@ -528,7 +609,10 @@ test('a request body that fails mid-upload fails the exchange and closes the con
           } else this.destroy(new Error('client went away'));
         },
       });
-      await assert.rejects(transport.request(upstreamRequest({ method: 'POST', body })), isUpstreamError('before-response', 'network', /client went away/));
+      await assert.rejects(
+        transport.request(upstreamRequest({ method: 'POST', body })),
+        isUpstreamError('before-response', 'network', /client went away/),
+      );
       assert.equal(transport.stats().open, 0);
     },
   );
@@ -545,7 +629,10 @@ test('headers too large for the packet are refused before sending; the connectio
     {},
     async (transport) => {
       await readAll((await transport.request(upstreamRequest())).body);
-      await assert.rejects(transport.request(upstreamRequest({ headers: [['cookie', 'x'.repeat(10_000)]] })), isUpstreamError('before-send', 'protocol', /packet_size/));
+      await assert.rejects(
+        transport.request(upstreamRequest({ headers: [['cookie', 'x'.repeat(10_000)]] })),
+        isUpstreamError('before-send', 'protocol', /packet_size/),
+      );
       await readAll((await transport.request(upstreamRequest())).body);
       assert.equal(transport.stats().opened, 1);
     },
@@ -584,7 +671,9 @@ test('a body shorter than its Content-Length fails the exchange instead of endin
     },
     {},
     async (transport) => {
-      const res = transport.request(upstreamRequest({ method: 'POST', body: generatedBody(1000).stream, contentLength: 5000 }));
+      const res = transport.request(
+        upstreamRequest({ method: 'POST', body: generatedBody(1000).stream, contentLength: 5000 }),
+      );
       await assert.rejects(res, isUpstreamError('before-response', 'network', /ended after 1000 of its 5000 bytes/));
       assert.equal(transport.stats().open, 0);
     },
