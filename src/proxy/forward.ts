@@ -705,6 +705,9 @@ export class Forwarder {
         case 'strict-transport-security':
           if (secure && site.hsts !== undefined) continue;
           break;
+        case 'cache-control':
+          if (preview) continue;
+          break;
       }
       out.push(name, value);
     }
@@ -727,7 +730,8 @@ export class Forwarder {
     const group = notice.enabled && !preview ? route.clusters.get(member.cluster) : undefined;
     const injectable = html && !encoded && req.method !== 'HEAD' && status !== 204 && status !== 304;
     if (preview) {
-      out.push('dayshift-preview', preview.cluster);
+      // A pinned answer is for this browser alone: no shared cache in front may keep it for others.
+      out.push('dayshift-preview', preview.cluster, 'cache-control', 'private, no-cache');
       if (injectable) {
         banner = preview.banner;
         if (contentLength !== undefined) contentLength += banner.length;

@@ -17,7 +17,11 @@ async function page(name: string): Promise<TestMember> {
   const member = await startMember(name, (req: http.IncomingMessage, res: http.ServerResponse) => {
     req.resume();
     const body = `<!doctype html><html><body><p>member ${name}</p></body></html>`;
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'public, max-age=600',
+    });
     res.end(body);
   });
   member.server.on('upgrade', (_req, socket: net.Socket) =>
@@ -105,6 +109,7 @@ describe('previews through the admin API and the CLI', () => {
     const pinned = await get('/', cookie);
     assert.match(pinned.body, /member a1/, 'the pinned client gets prod-a although it is out');
     assert.equal(pinned.headers['dayshift-preview'], 'prod-a');
+    assert.equal(pinned.headers['cache-control'], 'private, no-cache', 'no shared cache keeps a pinned answer');
     assert.match(
       pinned.body,
       /<body><div role="status"[^>]*>Preview of prod-a, version 2\.0 · <a href="\/\.dayshift\/preview\/end"[^>]*>end preview<\/a><\/div><p>member a1/,
@@ -114,7 +119,9 @@ describe('previews through the admin API and the CLI', () => {
       Buffer.byteLength(pinned.body),
       'content-length counts the banner',
     );
-    assert.match((await get('/', 'other=1')).body, /member b1/, 'other clients still get prod-b');
+    const other = await get('/', 'other=1');
+    assert.match(other.body, /member b1/, 'other clients still get prod-b');
+    assert.equal(other.headers['cache-control'], 'public, max-age=600', "the member's caching stands for the public");
 
     const ended = await get('/.dayshift/preview/end', cookie);
     assert.equal(ended.status, 303);
