@@ -98,6 +98,9 @@ export class AdminServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      // Node's parser lets `HTTP/2.0` through; the admin API speaks HTTP/1.x, as the proxy (RFC 9110 §15.6.6).
+      if (req.httpVersionMajor !== 1)
+        throw new HttpError(505, `HTTP/${req.httpVersion} is not supported: use HTTP/1.1`);
       let url: URL;
       try {
         url = new URL(req.url ?? '/', 'http://admin');

@@ -55,19 +55,20 @@ describe('admin API', () => {
     assert.equal(post.status, 401);
   });
 
-  test('malformed request targets get 400 and the listener lives on', async () => {
+  test('malformed request targets get 400, other HTTP versions 505, and the listener lives on', async () => {
     const port = Number(new URL(ds.adminUrl).port);
-    for (const [method, target] of [
-      ['GET', '//'],
-      ['POST', '/api/clusters/%E0%A4%A/traffic'],
+    for (const [method, target, version, status] of [
+      ['GET', '//', '1.1', 400],
+      ['POST', '/api/clusters/%E0%A4%A/traffic', '1.1', 400],
+      ['GET', '/healthz', '2.0', 505],
     ] as const) {
       const socket = net.connect(port, '127.0.0.1');
       await once(socket, 'connect');
-      socket.end(`${method} ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      socket.end(`${method} ${target} HTTP/${version}\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
       let answer = '';
       socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
       await once(socket, 'close');
-      assert.match(answer, /^HTTP\/1\.1 400 /, `${method} ${target}`);
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), `${method} ${target} HTTP/${version}`);
     }
     assert.equal((await fetch(`${ds.adminUrl}/healthz`)).status, 200);
   });
