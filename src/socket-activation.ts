@@ -1,6 +1,8 @@
-// systemd socket activation: listening sockets handed down as fds 3..3+LISTEN_FDS-1, named by the socket
-// units' FileDescriptorName= in LISTEN_FDNAMES. systemd holds them across restarts, so while no
-// Dayshift runs the kernel queues connections instead of refusing them.
+// Inherited listening sockets: handed down as fds 3..3+LISTEN_FDS-1, named by the socket units'
+// FileDescriptorName= in LISTEN_FDNAMES. systemd holds them across restarts, so while no Dayshift runs
+// the kernel queues connections instead of refusing them. A Dayshift process hands its own sockets down
+// the same way (handDown: to the next generation at an upgrade, to its workers), in DAYSHIFT_LISTEN_FDS
+// and DAYSHIFT_LISTEN_FDNAMES: no PID to check, since it sets them only for a child it starts itself.
 //
 // Each inherited socket serves the configured listener with the same name (http, https, admin, writer)
 // and the same port; the socket unit decides the address it is bound to. A configured listener that no
@@ -58,11 +60,12 @@ const keyOf = (name: ListenerName, address: ListenAddress) => `${name} ${address
  * `wanted`. Throws SocketActivationError before anything listens if a socket serves none.
  */
 export function adoptInheritedSockets(wanted: WantedListener[], env: NodeJS.ProcessEnv = process.env): number {
-  const { LISTEN_PID: pid, LISTEN_FDS: count, LISTEN_FDNAMES: names } = env;
-  delete env.LISTEN_PID;
-  delete env.LISTEN_FDS;
-  delete env.LISTEN_FDNAMES;
-  if (count === undefined || pid !== String(process.pid)) return 0;
+  const fromDayshift = env[HANDED_FDS] !== undefined;
+  const { LISTEN_PID: pid, LISTEN_FDS: systemdCount, LISTEN_FDNAMES: systemdNames } = env;
+  const count = fromDayshift ? env[HANDED_FDS] : systemdCount;
+  const names = fromDayshift ? env[HANDED_NAMES] : systemdNames;
+  for (const key of ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', HANDED_FDS, HANDED_NAMES]) delete env[key];
+  if (count === undefined || (!fromDayshift && pid !== String(process.pid))) return 0;
   const n = Number(count);
   if (!Number.isInteger(n) || n < 0) throw new SocketActivationError(`LISTEN_FDS=${count} is not a count of sockets`);
   const nameList = names?.split(':') ?? [];
@@ -110,6 +113,37 @@ export function adoptInheritedSockets(wanted: WantedListener[], env: NodeJS.Proc
     );
   }
   return inherited.length;
+}
+
+/** The environment names a Dayshift parent hands its sockets down in (systemd's, without LISTEN_PID). */
+const HANDED_FDS = 'DAYSHIFT_LISTEN_FDS';
+const HANDED_NAMES = 'DAYSHIFT_LISTEN_FDNAMES';
+
+/** A listening socket to hand to a child process, by the name of the listener it serves. */
+export interface HandedSocket {
+  name: ListenerName;
+  fd: number;
+}
+
+/**
+ * What to give child_process.spawn so that the child adopts these sockets with adoptInheritedSockets:
+ * the fds for stdio positions 3.. (after stdin, stdout, stderr) and the environment that names them.
+ */
+export function handDown(sockets: HandedSocket[]): { fds: number[]; env: Record<string, string> } {
+  return {
+    fds: sockets.map((s) => s.fd),
+    env: { [HANDED_FDS]: String(sockets.length), [HANDED_NAMES]: sockets.map((s) => s.name).join(':') },
+  };
+}
+
+/**
+ * The fd of a listening server's socket, to hand down. Node has no public accessor; `_handle.fd` is the
+ * libuv handle's fd on Unix (what the cluster module shares too).
+ */
+export function listeningFd(server: Server): number {
+  const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('the server is not listening on a socket of its own');
+  return fd;
 }
 
 /** Listens on the inherited socket adopted for this listener, or binds `address`. */
