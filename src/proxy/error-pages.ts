@@ -1,6 +1,6 @@
 // The proxy's own answers (404, 403, 400, 431, 502, 503, 504, 505): short, revealing nothing about members,
 // HTML or JSON by Accept; 502/503/504 replaceable per site by a file (HTML).
-import type { ClientResponse } from './forward.js';
+import type { ClientResponse } from './exchange.js';
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',

@@ -10,7 +10,7 @@ import { memberKey, type MemberKey, type TrafficState, type DesiredState, member
 import type { MemberRuntime } from '../balance/member.js';
 import { createPolicy, RoundRobin, type Candidate } from '../balance/policy.js';
 import type { BoundEntry, ClusterGroup, RouteTable } from '../balance/select.js';
-import type { StatusClassCounts } from './handle.js';
+import { statusClass, type StatusClassCounts } from './handle.js';
 import { buildPreviews, type PreviewPin } from './preview.js';
 import type { RetryPolicy } from './retry.js';
 import { messageOf } from '../errors.js';
@@ -67,17 +67,14 @@ export function memberPath(route: RouteSnapshot, path: string): string {
   return rest[0] === '/' ? rest : `/${rest}`;
 }
 
+/** Counts a response the proxy sent on a site (for status and /metrics). */
+export function countStatus(site: SiteSnapshot | undefined, status: number): void {
+  if (site) site.counters.responses[statusClass(status)]!++;
+}
+
 /** Whether the site answers with its maintenance page at `now` (a timed maintenance ends by itself). */
 export function inMaintenance(site: SiteSnapshot, now: number): boolean {
   return site.maintenance !== undefined && (site.maintenance.until === undefined || site.maintenance.until > now);
-}
-
-/** Whether new requests on the site are held at `now`. */
-export function isPaused(
-  site: SiteSnapshot,
-  now: number,
-): site is SiteSnapshot & { pause: NonNullable<SiteSnapshot['pause']> } {
-  return site.pause !== undefined && site.pause.until > now;
 }
 
 function blockList(entries: string[] | undefined): BlockList | undefined {

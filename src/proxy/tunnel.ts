@@ -16,10 +16,11 @@ import type { SessionObserver } from './handle.js';
 import { closeAfterFlush } from './closing.js';
 import { connectionNamed, isHopByHop, upstreamHeaders } from './headers.js';
 import { ResponseParser, type ResponseEvents } from './http1/llhttp.js';
-import { previewOf, resolveRoute } from './forward.js';
+import { previewOf, resolveRoute } from './route.js';
 import { connectMember } from './member-socket.js';
 import { clientEnds, proxyHeader } from './proxy-protocol.js';
-import { inMaintenance, isPaused, listHas, memberPath, type Snapshot } from './snapshot.js';
+import { inMaintenance, listHas, memberPath, type Snapshot } from './snapshot.js';
+import { isPaused } from './pause.js';
 
 const HALF_CLOSE_MS = 1000;
 /** The only answer that switches a connection to a tunnel. */

@@ -7,13 +7,13 @@ import type { DesiredState, SiteDesired } from '../../src/model.js';
 import {
   hostName,
   inMaintenance,
-  isPaused,
   listHas,
   matchRoute,
   matchSite,
   memberPath,
   type SiteSnapshot,
 } from '../../src/proxy/snapshot.js';
+import { isPaused } from '../../src/proxy/pause.js';
 import type { Candidate } from '../../src/balance/policy.js';
 import { snapshotOf } from '../support/snapshot.js';
 
