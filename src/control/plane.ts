@@ -531,6 +531,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       const previous = this.desired;
       const next = structuredClone(previous);
       mutate(next);
+      this.refuseSiteStates(next, previous);
       try {
         await this.options.driver.check?.(next);
       } catch (err) {
@@ -549,6 +550,29 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
       this.emit('change', this.state);
       return this.state;
     });
+  }
+
+  /**
+   * Maintenance and pause are the proxy's to answer: a driver without them refuses a site change that
+   * asks for one (501) before it is stored, so the state never claims what the load balancer does not do.
+   */
+  private refuseSiteStates(next: DesiredState, previous: DesiredState): void {
+    const { driver } = this.options;
+    for (const [name, site] of Object.entries(next.sites)) {
+      const before = previous.sites[name];
+      const asked = [
+        ...(site.maintenance && JSON.stringify(site.maintenance) !== JSON.stringify(before?.maintenance)
+          ? (['maintenance'] as const)
+          : []),
+        ...(site.pause && JSON.stringify(site.pause) !== JSON.stringify(before?.pause) ? (['pause'] as const) : []),
+      ];
+      for (const capability of asked)
+        if (!driver.capabilities.has(capability))
+          throw new DriverUnsupportedError({
+            driver: driver.name,
+            what: capability === 'maintenance' ? `put site ${name} in maintenance` : `pause site ${name}`,
+          });
+    }
   }
 
   /**

@@ -139,10 +139,18 @@ describe('dayshift with the haproxy driver', { skip: haproxy.skip }, () => {
     );
   });
 
-  test('what HAProxy cannot do is refused with a clear error', async () => {
+  test('what HAProxy cannot do is refused with a clear error, and nothing is stored', async () => {
     const refused = await ds.api<{ error: string }>('POST', '/api/sites/public/maintenance', { message: 'later' });
     assert.equal(refused.status, 501);
-    assert.match(refused.body.error, /the haproxy driver cannot/);
+    assert.match(refused.body.error, /the haproxy driver cannot put site public in maintenance/);
+    const paused = await ds.api<{ error: string }>('POST', '/api/sites/public/pause', { for: '10s' });
+    assert.equal(paused.status, 501);
+    assert.match(paused.body.error, /the haproxy driver cannot pause site public/);
+    const { body } = await ds.api<StatusReport>('GET', '/api/status');
+    const site = body.sites.find((s) => s.name === 'public')!;
+    assert.equal(site.maintenance, undefined);
+    assert.equal(site.pause, undefined);
+    assert.deepEqual(ds.dayshift.plane.state.sites.public ?? {}, {});
   });
 
   test("a weight beyond HAProxy's range is refused before anything is stored or applied", async () => {
