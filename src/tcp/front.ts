@@ -41,6 +41,9 @@ interface Splice {
   target: TcpTarget;
 }
 
+/** How long a side whose peer has closed may go without traffic while its last bytes go through. */
+const LINGER_MS = 30_000;
+
 const sameTarget = (a: TcpTarget, b: TcpTarget) => a.host === b.host && a.port === b.port;
 
 export class TcpFront {
@@ -51,7 +54,9 @@ export class TcpFront {
 
   constructor(private readonly options: TcpFrontOptions) {
     this.target = { ...options.target };
-    this.server = createServer({ noDelay: true }, (client) => this.accept(client));
+    // Half-open both ways: a client that sends and shuts its side (FIN) still gets the whole answer; each
+    // end is passed on by pipe() once the bytes before it are through, and the splice ends when both have.
+    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (client) => this.accept(client));
   }
 
   async start(): Promise<AddressInfo> {
@@ -103,7 +108,7 @@ export class TcpFront {
   private accept(client: Socket): void {
     this.counters.total++;
     const target = this.currentTarget();
-    const upstream = connect({ host: target.host, port: target.port, noDelay: true });
+    const upstream = connect({ host: target.host, port: target.port, noDelay: true, allowHalfOpen: true });
     const splice: Splice = { client, upstream, target };
     this.splices.add(splice);
     let connected = false;
@@ -111,6 +116,12 @@ export class TcpFront {
       this.splices.delete(splice);
       client.destroy();
       upstream.destroy();
+    };
+    // One side closed cleanly (both its directions done): pipe() has ended the other, which closes once
+    // its last bytes are through; one whose peer never finishes is cut after LINGER_MS without traffic.
+    const closed = (other: Socket) => (hadError: boolean) => {
+      if (hadError || other.destroyed) end();
+      else other.setTimeout(LINGER_MS, end);
     };
     upstream.setTimeout(this.options.connectTimeout ?? 5000, () => {
       if (!connected) end();
@@ -124,8 +135,8 @@ export class TcpFront {
       end();
     });
     client.on('error', end);
-    client.on('close', end);
-    upstream.on('close', end);
+    client.on('close', closed(upstream));
+    upstream.on('close', closed(client));
     client.on('data', (chunk: Buffer) => {
       this.counters.bytesIn += chunk.length;
     });

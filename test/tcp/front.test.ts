@@ -126,3 +126,33 @@ for (const version of ['v1', 'v2'] as const) {
     }
   });
 }
+
+test('a client that sends and half-closes before the target answers still gets the whole answer', async () => {
+  // Reads the request to its end, then answers and closes: what `nc -N` or an HTTP/1.0 client expects.
+  const service = createServer({ allowHalfOpen: true }, (socket) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => socket.end(`got ${Buffer.concat(chunks).toString()}`));
+  });
+  service.listen(0, '127.0.0.1');
+  await once(service, 'listening');
+  const front = new TcpFront({
+    listen: { host: '127.0.0.1', port: 0 },
+    target: { host: '127.0.0.1', port: (service.address() as { port: number }).port },
+  });
+  const { port } = await front.start();
+  try {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    // Written and half-closed at once: the front has not reached the target yet.
+    socket.end('request');
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await once(socket, 'end');
+    assert.equal(Buffer.concat(chunks).toString(), 'got request');
+    socket.destroy();
+    await waitFor(() => front.stats().open === 0, 5000, 'the splice to be gone once both sides closed');
+  } finally {
+    await front.close();
+    service.close();
+  }
+});
