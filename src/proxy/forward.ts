@@ -620,6 +620,7 @@ export class Forwarder {
         return;
       }
       flight.answered();
+      const latencyMs = performance.now() - t0;
       this.respond(
         req,
         res,
@@ -629,11 +630,15 @@ export class Forwarder {
         choice.session,
         choice.newBinding,
         response,
-        performance.now() - t0,
+        latencyMs,
         secure,
         flight,
         pinned ? preview : undefined,
       );
+      // Shadow traffic (shadow.ts): offered once the live answer is under way, never awaited.
+      const shadow = snap.shadow;
+      if (shadow !== undefined && body === null)
+        shadow.copier.offer(shadow, site, route, member.cluster, method, path, headers, clientInfo, response.status, latencyMs);
       return;
     }
   }

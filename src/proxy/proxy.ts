@@ -20,6 +20,7 @@ import { listenOn } from '../socket-activation.js';
 import { AccessLog } from './access-log.js';
 import type { ProxyHandle, ProxyOptions, ProxyStats } from './handle.js';
 import { Forwarder } from './forward.js';
+import { ShadowCopier } from './shadow.js';
 import { buildSnapshot, loadErrorPages, type SiteCounters, type SiteSnapshot, type Snapshot } from './snapshot.js';
 import { createTransport, type TransportSettings } from './transport-factory.js';
 import { Lane, SWEEP_MS, type LaneHandler, type LaneLimits, type LaneRequest, type LaneResponse } from './lane.js';
@@ -244,7 +245,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   await checkMembersResolve(loaded.config);
   const pages = loadErrorPages(loaded);
   syncMembers(loaded.config);
-  let snapshot: Snapshot = buildSnapshot(loaded, options.state, members, siteCounters, pages);
+  const shadow = new ShadowCopier(logger);
+  let snapshot: Snapshot = buildSnapshot(loaded, options.state, members, siteCounters, pages, shadow);
 
   /** When the hold timer fires next (Infinity: not armed). */
   let holdAt = Infinity;
@@ -501,7 +503,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       const listenerContext = httpsServers.length > 0 && next !== loaded.config ? defaultContext(config) : undefined;
       const errorPages = loadErrorPages(config);
       syncMembers(next);
-      const built = buildSnapshot(config, state, members, siteCounters, errorPages);
+      const built = buildSnapshot(config, state, members, siteCounters, errorPages, shadow);
       if (
         config.config.access_log.target !== loaded.config.access_log.target ||
         config.config.access_log.format !== loaded.config.access_log.format
@@ -536,6 +538,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
             ...(siteCounters.get(name)?.responses ?? [0, 0, 0, 0, 0]),
           ] as ProxyStats['sites'][number]['responses'],
         })),
+        shadow: shadow.read(),
       };
     },
 
@@ -573,6 +576,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
       fileWatcher.close();
       for (const h of held.splice(0)) h.reject();
       if (holdTimer) clearTimeout(holdTimer);
+      shadow.close();
       const deadline = Date.now() + graceMs;
       // Lane connections close themselves: at once when idle, after their answer when busy or new.
       while ((active.count > 0 || lanes.some((lane) => lane.size > 0)) && Date.now() < deadline) {
