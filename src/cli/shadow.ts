@@ -27,7 +27,7 @@ export function register(program: Command): void {
           'Without --percent or --stop: shows the comparison of the shadow in force (or the last one).',
           'Copies are of requests without a body, GET and HEAD by default (shadow.methods): a copy is still a',
           'request to the application, with its writes, emails and rate limits (docs/releases.md#shadow-traffic).',
-          'Figures are this instance\'s copies; every instance copies.',
+          "Figures are this instance's copies; every instance copies.",
           '',
           'Examples:',
           '  dayshift shadow prod-a --percent 10 --for 5m',
@@ -147,6 +147,7 @@ export function renderShadow(r: ShadowReport): string {
         ]),
       ),
     );
-  if (differing.length === 0 && r.routes.length > 0) lines.push(colour.dim('every route answered in the same status classes'));
+  if (differing.length === 0 && r.routes.length > 0)
+    lines.push(colour.dim('every route answered in the same status classes'));
   return lines.join('\n');
 }

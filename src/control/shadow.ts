@@ -27,7 +27,8 @@ export function checkShadow(config: DayshiftConfig, state: DesiredState, request
   const { cluster, percent } = request;
   if (!Object.hasOwn(config.clusters, cluster))
     throw new ShadowError(`unknown cluster "${cluster}"; clusters: ${Object.keys(config.clusters).join(', ')}`);
-  if (!(percent > 0 && percent <= 100)) throw new ShadowError(`the share copied is a percent above 0 and at most 100; asked for ${percent}`);
+  if (!(percent > 0 && percent <= 100))
+    throw new ShadowError(`the share copied is a percent above 0 and at most 100; asked for ${percent}`);
   if (request.forMs !== undefined && (request.forMs <= 0 || request.forMs > MAX_SHADOW_MS))
     throw new ShadowError(`a shadow lasts more than 0 and at most 24h; asked for ${Math.round(request.forMs / 1000)}s`);
   const shared = Object.values(config.sites).some((site) =>
@@ -119,7 +120,11 @@ export function classDifferences(live: SideFigures, shadow: SideFigures): string
  * The report of the shadow in force (or the last one, while the proxy still has its figures): the desired
  * state says what was asked, this instance's copier what it saw. Undefined when there is neither.
  */
-export function shadowReport(desired: ShadowDesired | undefined, stats: ShadowStats | undefined, now: number): ShadowReport | undefined {
+export function shadowReport(
+  desired: ShadowDesired | undefined,
+  stats: ShadowStats | undefined,
+  now: number,
+): ShadowReport | undefined {
   if (!desired) return undefined;
   const own = stats && stats.started === desired.started && stats.cluster === desired.cluster ? stats : undefined;
   const empty: SideCounts = { responses: [0, 0, 0, 0, 0], failures: 0, latencyBuckets: [] };

@@ -638,7 +638,18 @@ export class Forwarder {
       // Shadow traffic (shadow.ts): offered once the live answer is under way, never awaited.
       const shadow = snap.shadow;
       if (shadow !== undefined && body === null)
-        shadow.copier.offer(shadow, site, route, member.cluster, method, path, headers, clientInfo, response.status, latencyMs);
+        shadow.copier.offer(
+          shadow,
+          site,
+          route,
+          member.cluster,
+          method,
+          path,
+          headers,
+          clientInfo,
+          response.status,
+          latencyMs,
+        );
       return;
     }
   }

@@ -110,7 +110,9 @@ export class ShadowCopier {
     const desired = state.shadow;
     const until = desired ? Date.parse(desired.until) : NaN;
     this.inForce = undefined;
-    if (!desired || Number.isNaN(until) || !Object.hasOwn(config.clusters, desired.cluster)) return undefined;
+    if (!desired || !Object.hasOwn(config.clusters, desired.cluster)) return undefined;
+    // Ended (stopped, or past its time): nothing to look at per request; its figures stay readable.
+    if (!(until > Date.now())) return undefined;
     this.inForce = desired.started;
     if (this.stats?.started !== desired.started || this.stats.cluster !== desired.cluster) {
       this.routes.clear();
@@ -185,7 +187,12 @@ export class ShadowCopier {
   read(): ShadowStats | undefined {
     const stats = this.stats;
     if (!stats) return undefined;
-    return structuredClone({ ...stats, inFlight: this.inFlight, queued: this.queue.length, routes: [...this.routes.values()] });
+    return structuredClone({
+      ...stats,
+      inFlight: this.inFlight,
+      queued: this.queue.length,
+      routes: [...this.routes.values()],
+    });
   }
 
   /** Forgets the queued copies (the proxy closes); those in flight finish or time out by themselves. */
@@ -278,7 +285,10 @@ export class ShadowCopier {
       const key = `${copy.site.name} ${copy.route.prefix}`;
       let route = this.routes.get(key);
       if (!route)
-        this.routes.set(key, (route = { site: copy.site.name, route: copy.route.prefix, live: sideCounts(), shadow: sideCounts() }));
+        this.routes.set(
+          key,
+          (route = { site: copy.site.name, route: copy.route.prefix, live: sideCounts(), shadow: sideCounts() }),
+        );
       count(route.live, copy.liveStatus, copy.liveMs);
       count(route.shadow, status, latencyMs);
     }

@@ -75,8 +75,8 @@ function previewed(qa: QaCheckConfig[]): string {
   return n > 0 ? `, ${n} on the public host through a preview` : '';
 }
 
-function describeShadow(s: ShadowStepConfig): string {
-  return `${s.percent}% of ${s.methods?.join(', ') ?? 'the shadow.methods'} requests for ${formatDuration(s.for)}, then 5xx ≤ live + ${+(s.max_5xx_increase * 100).toFixed(3)}%, p99 ≤ ${s.max_p99_ratio}× live, ≥ ${s.min_samples} compared`;
+function describeShadow(s: ShadowStepConfig, methods: string[]): string {
+  return `copy ${s.percent}% of ${(s.methods ?? methods).join(', ')} for ${formatDuration(s.for)}; 5xx ≤ live + ${+(s.max_5xx_increase * 100).toFixed(3)} points, p99 ≤ ${s.max_p99_ratio}× live, ≥ ${s.min_samples} compared`;
 }
 
 function describeHook(hook: HookConfig): string {
@@ -158,16 +158,14 @@ export function buildSteps(config: DayshiftConfig, options: { waitWindow?: boole
     );
     if (p.qa.length > 0)
       steps.push(
-        step(
-          `${cluster}:qa`,
-          `QA checks on ${cluster} (${p.qa.length}${previewed(p.qa)})`,
-          true,
-          { kind: 'qa-checks', cluster },
-        ),
+        step(`${cluster}:qa`, `QA checks on ${cluster} (${p.qa.length}${previewed(p.qa)})`, true, {
+          kind: 'qa-checks',
+          cluster,
+        }),
       );
     if (p.shadow)
       steps.push(
-        step(`${cluster}:shadow`, `shadow traffic to ${cluster}: ${describeShadow(p.shadow)}`, true, {
+        step(`${cluster}:shadow`, `shadow ${cluster}: ${describeShadow(p.shadow, config.shadow.methods)}`, true, {
           kind: 'shadow',
           cluster,
         }),
