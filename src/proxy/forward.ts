@@ -638,18 +638,17 @@ export class Forwarder {
       // Shadow traffic (shadow.ts): offered once the live answer is under way, never awaited.
       const shadow = snap.shadow;
       if (shadow !== undefined && body === null)
-        shadow.copier.offer(
-          shadow,
+        shadow.copier.offer(shadow, {
           site,
           route,
-          member.cluster,
+          cluster: member.cluster,
           method,
           path,
           headers,
-          clientInfo,
-          response.status,
+          client: clientInfo,
+          status: response.status,
           latencyMs,
-        );
+        });
       return;
     }
   }

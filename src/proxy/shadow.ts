@@ -74,18 +74,26 @@ function count(side: SideCounts, status: number | undefined, latencyMs: number):
   side.latencyBuckets[i]!++;
 }
 
-/** One copy waiting for a slot: the live exchange it copies, and how the live member answered it. */
-interface Copy {
-  plan: ShadowPlan;
+/** A live exchange a live member answered, as the forwarder offers it for copying. */
+export interface LiveExchange {
   site: SiteSnapshot;
   route: RouteSnapshot;
+  /** The cluster of the member that answered. */
+  cluster: string;
   method: string;
+  /** The path as members see it. */
   path: string;
+  /** The headers the live member got (the copy's host and marker are set when it is sent). */
   headers: [string, string][];
-  preserveHost: boolean;
   client: ClientInfo;
-  liveStatus: number;
-  liveMs: number;
+  status: number;
+  latencyMs: number;
+}
+
+/** One copy waiting for a slot: the live exchange it copies, and the shadow it is for. */
+interface Copy {
+  plan: ShadowPlan;
+  live: LiveExchange;
 }
 
 /**
@@ -144,40 +152,17 @@ export class ShadowCopier {
    * Called once a live member's answer is under way: maybe copies the request to the shadow cluster.
    * Returns at once; nothing it does can reach the client's exchange.
    */
-  offer(
-    plan: ShadowPlan,
-    site: SiteSnapshot,
-    route: RouteSnapshot,
-    liveCluster: string,
-    method: string,
-    path: string,
-    headers: [string, string][],
-    client: ClientInfo,
-    liveStatus: number,
-    liveMs: number,
-  ): void {
-    if (Math.random() >= plan.share || !plan.methods.has(method) || liveCluster === plan.cluster) return;
+  offer(plan: ShadowPlan, live: LiveExchange): void {
+    if (Math.random() >= plan.share || !plan.methods.has(live.method) || live.cluster === plan.cluster) return;
     // Only routes that balance over the shadow cluster: the requests it would serve once live.
-    if (!route.clusters.has(plan.cluster) || Date.now() >= plan.until) return;
+    if (!live.route.clusters.has(plan.cluster) || Date.now() >= plan.until) return;
     const stats = this.stats!;
-    const copy: Copy = {
-      plan,
-      site,
-      route,
-      method,
-      path,
-      headers,
-      preserveHost: site.config.preserve_host,
-      client,
-      liveStatus,
-      liveMs,
-    };
     if (this.inFlight < this.limits.concurrency) {
       stats.sent++;
-      this.send(copy);
+      this.send({ plan, live });
     } else if (this.queue.length < this.limits.queue) {
       stats.sent++;
-      this.queue.push(copy);
+      this.queue.push({ plan, live });
     } else {
       stats.dropped++;
     }
@@ -210,7 +195,8 @@ export class ShadowCopier {
   }
 
   private send(copy: Copy): void {
-    const { plan, route } = copy;
+    const { plan, live } = copy;
+    const route = live.route;
     if (plan.started !== this.inForce || Date.now() >= plan.until) return;
     this.inFlight++;
     const group = route.clusters.get(plan.cluster);
@@ -218,11 +204,12 @@ export class ShadowCopier {
     const t0 = performance.now();
     if (!member) return this.done(copy, undefined, 0, undefined);
     const headers: [string, string][] = [];
-    for (const header of copy.headers) {
+    const preserveHost = live.site.config.preserve_host;
+    for (const header of live.headers) {
       const name = header[0];
       if (name === 'content-length' || name === 'transfer-encoding' || name === 'expect' || name === plan.header)
         continue;
-      headers.push(name === 'host' && !copy.preserveHost ? ['host', member.url.host] : header);
+      headers.push(name === 'host' && !preserveHost ? ['host', member.url.host] : header);
     }
     headers.push([plan.header, '1']);
     const cancel = new Cancel();
@@ -230,11 +217,11 @@ export class ShadowCopier {
     member.inFlight++;
     member.transport
       .request({
-        method: copy.method,
-        path: copy.path,
+        method: live.method,
+        path: live.path,
         headers,
         body: null,
-        client: copy.client,
+        client: live.client,
         ...(member.config.route !== undefined ? { route: member.config.route } : {}),
         signal: cancel,
       })
@@ -280,19 +267,24 @@ export class ShadowCopier {
     // A copy of a shadow that has since been replaced: its figures belong to none.
     if (stats && stats.started === copy.plan.started) {
       stats.compared++;
-      count(stats.live, copy.liveStatus, copy.liveMs);
+      count(stats.live, copy.live.status, copy.live.latencyMs);
       count(stats.shadow, status, latencyMs);
-      const key = `${copy.site.name} ${copy.route.prefix}`;
+      const key = `${copy.live.site.name} ${copy.live.route.prefix}`;
       let route = this.routes.get(key);
       if (!route)
         this.routes.set(
           key,
-          (route = { site: copy.site.name, route: copy.route.prefix, live: sideCounts(), shadow: sideCounts() }),
+          (route = {
+            site: copy.live.site.name,
+            route: copy.live.route.prefix,
+            live: sideCounts(),
+            shadow: sideCounts(),
+          }),
         );
-      count(route.live, copy.liveStatus, copy.liveMs);
+      count(route.live, copy.live.status, copy.live.latencyMs);
       count(route.shadow, status, latencyMs);
     }
-    if (error !== undefined) this.logger.debug({ err: messageOf(error), path: copy.path }, 'shadow copy failed');
+    if (error !== undefined) this.logger.debug({ err: messageOf(error), path: copy.live.path }, 'shadow copy failed');
     this.drain();
   }
 }
