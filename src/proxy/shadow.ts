@@ -214,6 +214,7 @@ export class ShadowCopier {
     headers.push([plan.header, '1']);
     const cancel = new Cancel();
     const timer = setTimeout(() => cancel.abort(new Error('shadow copy timed out')), this.limits.timeoutMs);
+    timer.unref();
     member.inFlight++;
     member.transport
       .request({
