@@ -34,7 +34,7 @@ export interface ShadowStats {
   cluster: string;
   /** The shadow's start (ISO): tells one shadow's figures from the next one's. */
   started: string;
-  /** Copies offered and sent (queued or at once). */
+  /** Copies sent to a member of the shadow cluster (or that found none ready: failed). */
   sent: number;
   /** Copies dropped because the queue was full. */
   dropped: number;
@@ -156,16 +156,9 @@ export class ShadowCopier {
     if (Math.random() >= plan.share || !plan.methods.has(live.method) || live.cluster === plan.cluster) return;
     // Only routes that balance over the shadow cluster: the requests it would serve once live.
     if (!live.route.clusters.has(plan.cluster) || Date.now() >= plan.until) return;
-    const stats = this.stats!;
-    if (this.inFlight < this.limits.concurrency) {
-      stats.sent++;
-      this.send({ plan, live });
-    } else if (this.queue.length < this.limits.queue) {
-      stats.sent++;
-      this.queue.push({ plan, live });
-    } else {
-      stats.dropped++;
-    }
+    if (this.inFlight < this.limits.concurrency) this.send({ plan, live });
+    else if (this.queue.length < this.limits.queue) this.queue.push({ plan, live });
+    else this.stats!.dropped++;
   }
 
   /** The counters of the shadow in force or last in force (copies): undefined before any. */
@@ -197,7 +190,9 @@ export class ShadowCopier {
   private send(copy: Copy): void {
     const { plan, live } = copy;
     const route = live.route;
+    // Queued for a shadow that has ended since: not sent, not counted.
     if (plan.started !== this.inForce || Date.now() >= plan.until) return;
+    this.stats!.sent++;
     this.inFlight++;
     const group = route.clusters.get(plan.cluster);
     const member = group?.failover.pick(group.ready, Date.now(), undefined)?.member;
