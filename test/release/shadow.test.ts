@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { judgeShadow, type ShadowReport, type SideFigures } from '../../src/control/shadow.js';
 import { buildSteps, clusterPlan } from '../../src/release/plan.js';
 import type { Release } from '../../src/release/types.js';
+import { runCli } from '../support/cli.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { request } from '../support/proxy.js';
@@ -105,6 +106,12 @@ describe('the shadow step gates approval on the comparison', () => {
     assert.deepEqual(step.output?.slice(1, 2), ['5xx live 0%, shadow 100%']);
     assert.equal(ds.dayshift.plane.state.clusters['prod-a']!.traffic, 'out', 'the public stays on prod-b');
     assert.equal(ds.dayshift.plane.shadowReport()?.active, false, 'no copies after the step');
+    const shown = await runCli(['release', 'status', '--admin', ds.adminUrl, '--token', ds.token]);
+    assert.match(
+      shown.stdout,
+      /shadow 100% → prod-a: live \d+ answers, 5xx 0%, p99 \S+ · shadow \d+ answers, 5xx 100%/,
+    );
+    assert.match(shown.stdout, /public \/: 2xx \d+ → 0, 5xx 0 → \d+/);
     await ds.dayshift.conductor.abort({ who: 'test', from: 'local' });
     await releaseIn(ds.dayshift, ['aborted']);
   });
