@@ -31,13 +31,8 @@ export function checkShadow(config: DayshiftConfig, state: DesiredState, request
     throw new ShadowError(`the share copied is a percent above 0 and at most 100; asked for ${percent}`);
   if (request.forMs !== undefined && (request.forMs <= 0 || request.forMs > MAX_SHADOW_MS))
     throw new ShadowError(`a shadow lasts more than 0 and at most 24h; asked for ${Math.round(request.forMs / 1000)}s`);
-  const shared = Object.values(config.sites).some((site) =>
-    site.routes.some((r) => r.clusters.includes(cluster) && routeTraffic(r) === 'shared'),
-  );
-  if (!shared)
-    throw new ShadowError(
-      `no site has a shared route over ${cluster}: shadow copies are of the public requests other clusters answer`,
-    );
+  const unreachable = noSharedRoute(config, cluster);
+  if (unreachable) throw new ShadowError(unreachable);
   const traffic = state.clusters[cluster]?.traffic;
   if (traffic !== 'out')
     throw new RefusedError(
@@ -48,6 +43,16 @@ export function checkShadow(config: DayshiftConfig, state: DesiredState, request
     throw new RefusedError(
       `a shadow to ${running.cluster} runs until ${running.until}: stop it first (dayshift shadow ${running.cluster} --stop)`,
     );
+}
+
+/** Why no request could ever be copied to `cluster`: no shared route balances over it; else undefined. */
+export function noSharedRoute(config: DayshiftConfig, cluster: string): string | undefined {
+  const shared = Object.values(config.sites).some((site) =>
+    site.routes.some((r) => r.clusters.includes(cluster) && routeTraffic(r) === 'shared'),
+  );
+  return shared
+    ? undefined
+    : `no site has a shared route over ${cluster}: shadow copies are of the public requests other clusters answer`;
 }
 
 /** One side's figures: how many requests, by status class, the 5xx rate and latency percentiles. */
