@@ -38,7 +38,7 @@ describe('the shadow step gates approval on the comparison', () => {
       req.resume();
       if (req.url === '/health') return answer(200, 0)(res);
       if (mode === 'error') return answer(500, 0)(res);
-      answer(200, mode === 'slow' ? 300 : 0)(res);
+      answer(200, mode === 'slow' ? 1000 : 0)(res);
     });
     ds = await startTestDayshift({
       clusters: {
@@ -52,7 +52,8 @@ describe('the shadow step gates approval on the comparison', () => {
         drain: { session_idle: '100ms', deadline: '5s' },
         health: { timeout: '10s', stable: '200ms' },
         approval: 'auto',
-        shadow: { percent: 100, for: '1500ms', min_samples: 10 },
+        // min_p99 well above what a fast member's p99 reaches with a CPU hog beside the test, well below slow's.
+        shadow: { percent: 100, for: '1500ms', min_samples: 10, min_p99: '400ms' },
       },
     });
     await allUp(ds.dayshift);
