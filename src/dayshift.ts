@@ -30,6 +30,7 @@ import { AuditLog } from './control/audit.js';
 import { defaultInstanceId, instanceFigures, listInstances, startPublishing } from './observe/instances.js';
 import { createMetrics, registerMetricsRoute } from './observe/metrics.js';
 import { registerPreviewApi } from './admin/preview-routes.js';
+import { registerShadowApi } from './admin/shadow-routes.js';
 import { ControlPlane } from './control/plane.js';
 import { StatsSampler } from './observe/sampler.js';
 import { listenerOrigin, qaListenerIndex, type StatusReport } from './observe/status-report.js';
@@ -186,6 +187,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const admin = new AdminServer({ token: token.value, logger, version: VERSION, audit });
     const statusFeed = registerControlApi(admin, plane, audit, sampler, certificateReport);
     registerPreviewApi(admin, plane);
+    registerShadowApi(admin, plane);
     const webhooks = new WebhookSender(logger);
     cleanup.unshift(() => webhooks.close(0));
     registerMetricsRoute(

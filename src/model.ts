@@ -122,10 +122,29 @@ export interface PreviewDesired {
   version?: string;
 }
 
+/**
+ * Shadow traffic: a share of the public requests a live cluster answers is copied to `cluster` (out of
+ * traffic), whose answers are compared and thrown away. Desired state, so every instance copies.
+ */
+export interface ShadowDesired {
+  cluster: string;
+  /** Share of requests copied, percent (0 < percent <= 100). */
+  percent: number;
+  /** Methods copied (upper case); requests with a body are never copied. */
+  methods: string[];
+  /** ISO times. */
+  started: string;
+  until: string;
+  who: string;
+  from: string;
+}
+
 export interface DesiredState {
   clusters: Record<string, ClusterDesired>;
   members: Record<MemberKey, MemberDesired>;
   sites: Record<string, SiteDesired>;
   /** Previews by id; absent in states stored before previews existed. */
   previews?: Record<string, PreviewDesired>;
+  /** The shadow in force, if any (one at a time); absent in states stored before shadows existed. */
+  shadow?: ShadowDesired;
 }

@@ -2,6 +2,7 @@
 import { api } from './api.js';
 import { createChart } from './charts.js';
 import { confirmAction, field, select } from './dialog.js';
+import { createShadowPanel } from './shadow.js';
 import { badge, drainFigures, duration, h, ms, num, percent, setBadge, setText, time } from './dom.js';
 
 /**
@@ -13,7 +14,8 @@ import { badge, drainFigures, duration, h, ms, num, percent, setBadge, setText, 
  * @typedef {{ hosts: string[], notAfter?: string, issuer?: string, renewAt?: string, lastError?: string, retryAt?: string }} Certificate
  * @typedef {{ name: string, hosts: string[], routes: { path: string, clusters: string[], traffic: string }[], maintenance?: { message: string, until?: string }, pause?: { until: string, then: string }, certificate?: Certificate }} Site
  * @typedef {{ id: string, cluster: string, site: string, until: string, who: string, allow?: string[] }} Preview
- * @typedef {{ at: string, driver: string, sites: Site[], clusters: Cluster[], warnings: string[], previews?: Preview[] }} Status
+ * @typedef {{ at: string, driver: string, sites: Site[], clusters: Cluster[], warnings: string[], previews?: Preview[],
+ *   shadow?: import('./shadow.js').Shadow }} Status
  */
 
 /** Clusters that share a route with `name` (the ones that take its traffic when it leaves). */
@@ -37,6 +39,7 @@ export function createOverview(root, announce) {
   const sitesList = h('div', { class: 'sites' });
   const clustersList = h('div', { class: 'clusters' });
   const updated = h('p', { class: 'updated muted' });
+  const shadow = createShadowPanel(announce);
   root.append(
     h('div', { class: 'section-head' }, h('h2', { id: 'overview-title', text: 'Overview' }), updated),
     warnings,
@@ -52,6 +55,7 @@ export function createOverview(root, announce) {
       h('h3', { id: 'clusters-title', class: 'sub', text: 'Clusters' }),
       clustersList,
     ),
+    shadow.element,
   );
 
   /** @type {Status | undefined} */
@@ -619,6 +623,7 @@ export function createOverview(root, announce) {
       warnings.hidden = status.warnings.length === 0;
       warnings.replaceChildren(...status.warnings.map((w) => h('li', { text: w })));
       sync(sites, status.sites, sitesList, siteCard);
+      shadow.update(status.shadow);
       const known = clusters.size;
       sync(clusters, status.clusters, clustersList, clusterCard);
       // New cluster cards get their charts at once rather than at the next periodic refresh.

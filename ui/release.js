@@ -11,7 +11,7 @@ import { badge, drainFigures, duration, elapsed, h, ms, num, percent, setBadge, 
  * @typedef {{ cluster: string, percent: number, released: Figures, baseline: Figures, breach?: string }} Canary
  * @typedef {{ id: string, version: string, state: string, startedBy: string, startedAt: string, endedAt?: string, steps: Step[], current: number,
  *   before: Record<string, { traffic: string, weight: number }>,
- *   drain?: import('./overview.js').Drain & { target: string }, canary?: Canary, qaUrls: Record<string, string>, reason?: string, abortedBy?: string }} Release
+ *   drain?: import('./overview.js').Drain & { target: string }, canary?: Canary, shadow?: import('./shadow.js').Shadow, qaUrls: Record<string, string>, reason?: string, abortedBy?: string }} Release
  */
 
 const ACTIVE = new Set(['running', 'awaiting-approval', 'failed', 'interrupted']);
@@ -48,6 +48,7 @@ export function createReleaseView(root, announce, onState) {
   const reason = h('p', { class: 'reason', hidden: true, role: 'alert' });
   const drain = h('div', { class: 'drain', hidden: true });
   const canary = h('div', { class: 'drain', hidden: true });
+  const shadow = h('div', { class: 'drain', hidden: true });
   const qa = h('div', { class: 'qa', hidden: true });
   const buttons = {
     approve: h('button', { type: 'button', class: 'primary', text: 'Approve' }),
@@ -64,6 +65,7 @@ export function createReleaseView(root, announce, onState) {
     reason,
     drain,
     canary,
+    shadow,
     qa,
     h('div', { class: 'actions', role: 'group', 'aria-label': 'Release actions' }, ...Object.values(buttons)),
     h('h4', { text: 'Steps' }),
@@ -246,6 +248,16 @@ export function createReleaseView(root, announce, onState) {
       setText(
         canary,
         `Canary: ${c.cluster} takes ${c.percent}% of new sessions · ${figures(c.released)}; the others ${figures(c.baseline)}${c.breach ? ` · rolled back: ${c.breach}` : ''}`,
+      );
+    }
+    const sh = next.shadow;
+    shadow.hidden = !sh || !ACTIVE.has(next.state);
+    if (sh) {
+      const side = (/** @type {import('./shadow.js').Side} */ f) =>
+        `${num(f.requests, 0)} answers, ${percent(f.rate5xx)} 5xx, p99 ${ms(f.p99Ms)}`;
+      setText(
+        shadow,
+        `Shadow: ${sh.percent}% of requests copied to ${sh.cluster} · live ${side(sh.live)}; shadow ${side(sh.shadow)}${sh.copies.dropped ? ` · ${sh.copies.dropped} dropped` : ''}`,
       );
     }
     const qaEntries = Object.entries(next.qaUrls ?? {});

@@ -22,6 +22,7 @@ export class HttpError extends Error {
 const STATUS_OF_CODE: Readonly<Partial<Record<string, number>>> = {
   DAYSHIFT_UNKNOWN_TARGET: 404,
   DAYSHIFT_REFUSED: 409,
+  DAYSHIFT_SHADOW_REFUSED: 422,
   DAYSHIFT_DRIVER_UNSUPPORTED: 501,
   DAYSHIFT_STORE_UNAVAILABLE: 503,
 };

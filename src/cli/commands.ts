@@ -7,6 +7,7 @@ import { register as exportConfig } from './export.js';
 import { register as importConfig } from './import.js';
 import { register as preview } from './preview.js';
 import { register as release } from './release.js';
+import { register as shadow } from './shadow.js';
 import { register as sites } from './sites.js';
 import { register as start } from './start.js';
 import { register as status } from './status.js';
@@ -22,6 +23,7 @@ export function registerCommands(program: Command): void {
   traffic(program);
   sites(program);
   preview(program);
+  shadow(program);
   db(program);
   store(program);
   importConfig(program);

@@ -2,6 +2,7 @@
 // The conductor runs inside the Dayshift server; these commands talk to it over the admin API.
 import type { Command } from 'commander';
 import { drainFigures } from '../control/drain-text.js';
+import { pct as share } from '../control/shadow.js';
 import type { Release, ReleaseStep } from '../release/types.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
 import { CliError, colour, duration, emit, EXIT, stateColour, table, warningLines } from './output.js';
@@ -211,6 +212,16 @@ function renderRelease(r: Release): string {
       `  canary ${c.cluster} at ${c.percent}%: ${c.released.requestsPerSecond.toFixed(1)} req/s, errors ${pct(c.released.errorRate)}, p99 ${duration(c.released.p99Ms)}` +
         ` · others ${c.baseline.requestsPerSecond.toFixed(1)} req/s, errors ${pct(c.baseline.errorRate)}, p99 ${duration(c.baseline.p99Ms)}${c.breach ? colour.red(` · breach: ${c.breach}`) : ''}`,
     );
+  }
+  if (r.shadow && step?.kind === 'shadow') {
+    const sh = r.shadow;
+    const side = (f: typeof sh.live) => `${f.requests} answers, 5xx ${share(f.rate5xx)}, p99 ${duration(f.p99Ms)}`;
+    lines.push('');
+    lines.push(
+      `  shadow ${sh.percent}% → ${sh.cluster}: live ${side(sh.live)} · shadow ${side(sh.shadow)}${sh.copies.dropped ? ` · ${sh.copies.dropped} dropped` : ''}`,
+    );
+    for (const route of sh.routes.filter((x) => x.differences.length > 0))
+      lines.push(`    ${route.site} ${route.route}: ${route.differences.join(', ')}`);
   }
   const approvesAt = step?.kind === 'approval' ? step.approvesAt : undefined;
   if (r.state === 'awaiting-approval')

@@ -4,6 +4,7 @@ import { drainFigures } from '../control/drain-text.js';
 import type { DrainProgress } from '../control/plane.js';
 import type { StatusReport } from '../observe/status-report.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
+import { renderShadow } from './shadow.js';
 import { colour, duration, emit, stateColour, table } from './output.js';
 
 export function register(program: Command): void {
@@ -127,6 +128,7 @@ export function renderStatus(s: StatusReport): string {
       '',
       `preview ${colour.bold(p.id)} of ${p.cluster} on ${p.site} until ${p.until}, by ${p.who}${p.allow ? ` for ${p.allow.join(', ')}` : ''}`,
     );
+  if (s.shadow) lines.push('', renderShadow(s.shadow));
   for (const w of s.warnings) lines.push(colour.yellow(`warning: ${w}`));
   return lines.join('\n');
 }

@@ -129,6 +129,45 @@ const shiftSchema = z.strictObject({
 });
 export type ShiftConfig = z.infer<typeof shiftSchema>;
 
+/** An HTTP method token (RFC 9110 §9.1), compared in upper case. */
+export const httpMethod = z
+  .string()
+  .regex(/^[A-Za-z]+$/, 'expected an HTTP method such as GET')
+  .transform((m) => m.toUpperCase());
+
+/** A share as a fraction 0..1: `0.5%` (percent points), or a number 0..1. */
+const share = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const match = typeof value === 'string' ? /^(\d+(?:\.\d+)?)\s*%$/.exec(value.trim()) : undefined;
+  const fraction = typeof value === 'number' ? value : match ? Number(match[1]) / 100 : NaN;
+  if (!(fraction >= 0 && fraction <= 1)) {
+    ctx.addIssue({ code: 'custom', message: `expected a share such as 0.5% or 0.005, found ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return fraction;
+});
+
+/**
+ * The shadow step: after QA, before approval, a share of public requests is copied to the deployed cluster
+ * (out of traffic) and its answers compared with the live ones; thresholds gate the approval.
+ */
+const shadowStepSchema = z.strictObject({
+  /** Share of requests copied (percent). */
+  percent: z.number().gt(0).max(100).default(10),
+  /** How long the copies run before the comparison is judged. */
+  for: duration.refine((ms) => ms > 0, 'expected a duration above 0').default(5 * 60_000),
+  /** Methods copied (default shadow.methods: GET and HEAD). */
+  methods: z.array(httpMethod).min(1).optional(),
+  /** Fewer compared requests than this at the end: the step fails (too little traffic to judge). */
+  min_samples: z.number().int().min(0).default(100),
+  /** Highest shadow 5xx rate above the live one, in percent points: `0.5%` allows live's + 0.5. */
+  max_5xx_increase: share.default(0.005),
+  /** Highest shadow p99 latency as a multiple of the live p99 of the same requests. */
+  max_p99_ratio: z.number().min(1).default(1.2),
+  /** A shadow p99 below this never fails the ratio (tiny latencies are noise). */
+  min_p99: duration.default(100),
+});
+export type ShadowStepConfig = z.infer<typeof shadowStepSchema>;
+
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
 
@@ -240,6 +279,7 @@ const clusterPlan = z.strictObject({
   qa: z.array(qaCheckSchema).optional(),
   approval: approvalSchema.optional(),
   shift: shiftSchema.optional(),
+  shadow: shadowStepSchema.optional(),
 });
 export type ClusterPlanConfig = z.infer<typeof clusterPlan>;
 
@@ -252,7 +292,9 @@ export const releaseSchema = z.strictObject({
   qa: z.array(qaCheckSchema).default([]),
   approval: approvalSchema.default({ mode: 'manual' }),
   shift: shiftSchema.prefault({}),
-  /** Per-cluster overrides of drain, hooks, qa, approval and shift. */
+  /** A shadow step for each cluster, between its QA checks and its approval (absent: none). */
+  shadow: shadowStepSchema.optional(),
+  /** Per-cluster overrides of drain, hooks, qa, approval, shift and shadow. */
   clusters: z.record(z.string(), clusterPlan).default({}),
   windows: windowsSchema.optional(),
   /** Database steps, in order, before the first cluster: the origin comment's ALTER-on-the-replica and switch. */

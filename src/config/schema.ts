@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ADMIN_STATES, BALANCE_POLICIES, RETRY_CONDITIONS, TRAFFIC_STATES } from '../model.js';
 import { databaseSchema } from './database-schema.js';
 import { driverSchema } from './driver-schema.js';
-import { checkReleasePlan, releaseSchema } from './release-schema.js';
+import { checkReleasePlan, httpMethod, releaseSchema } from './release-schema.js';
 import { storeSchema } from './store-schema.js';
 import { address, duration, size } from './units.js';
 import { messageOf } from '../errors.js';
@@ -392,6 +392,24 @@ const previewSchema = z.strictObject({
   allow: z.array(z.union([cidr, z.string().regex(/^site:[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)])).optional(),
 });
 
+const shadowSchema = z.strictObject({
+  /** Methods copied when `dayshift shadow` or the release's shadow step names none. */
+  methods: z.array(httpMethod).min(1).default(['GET', 'HEAD']),
+  /** How long a shadow lasts when `dayshift shadow` is given no --for. */
+  for: duration.default(5 * 60_000),
+  /** Copies waiting for a slot at most; past it, copies are dropped and counted. */
+  queue: z.number().int().min(0).default(1000),
+  /** Copies in flight at once at most, per instance. */
+  concurrency: z.number().int().min(1).default(32),
+  /** Time limit of one copy, to its last response byte. */
+  timeout: duration.refine((ms) => ms > 0, 'expected a duration above 0').default(10_000),
+  /** The request header that marks a copy (value `1`), for the application to recognise it. */
+  header: z
+    .string()
+    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name')
+    .default('Dayshift-Shadow'),
+});
+
 const accessLogSchema = z.strictObject({
   /** "stdout", "off" or a file path. */
   target: z.string().default('off'),
@@ -428,6 +446,8 @@ export const configSchema = z
     drain: drainSchema.prefault({}),
     /** Preview links that pin a browser to one cluster on the public site (docs/releases.md, Previews). */
     preview: previewSchema.prefault({}),
+    /** Shadow traffic: copies of live requests sent to a cluster out of traffic (docs/releases.md, Shadow traffic). */
+    shadow: shadowSchema.prefault({}),
     access_log: accessLogSchema.prefault({}),
     log: logSchema.prefault({}),
     sites: z.record(name, siteSchema),

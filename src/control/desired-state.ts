@@ -40,5 +40,6 @@ export function reconcileState(config: DayshiftConfig, stored: DesiredState | un
   for (const [id, preview] of Object.entries(stored.previews ?? {})) {
     if (Object.hasOwn(config.clusters, preview.cluster)) (fresh.previews ??= {})[id] = preview;
   }
+  if (stored.shadow && Object.hasOwn(config.clusters, stored.shadow.cluster)) fresh.shadow = stored.shadow;
   return fresh;
 }

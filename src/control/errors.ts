@@ -15,3 +15,8 @@ export class TargetError extends DayshiftError {
 export class PreviewError extends DayshiftError {
   readonly code = 'DAYSHIFT_PREVIEW_REFUSED';
 }
+
+/** A shadow the config or the traffic state cannot take, or none to stop; nothing was changed. */
+export class ShadowError extends DayshiftError {
+  readonly code = 'DAYSHIFT_SHADOW_REFUSED';
+}

@@ -15,6 +15,7 @@ import type {
   Maintenance,
   Pause,
   PreviewDesired,
+  ShadowDesired,
 } from '../model.js';
 import type { ProxyHandle } from '../proxy/handle.js';
 import type { Store } from '../store/store.js';
@@ -33,11 +34,12 @@ import {
   type PreviewLink,
   type PreviewRequest,
 } from './previews.js';
+import { checkShadow, shadowReport, type ShadowReport, type ShadowRequest } from './shadow.js';
 import { formatTarget, parseTarget, targetMembers, type Target } from './targets.js';
 import { delay } from '../delay.js';
 import { Serial } from '../serial.js';
 import { messageOf } from '../errors.js';
-import { PreviewError, RefusedError, TargetError } from './errors.js';
+import { PreviewError, RefusedError, ShadowError, TargetError } from './errors.js';
 
 export interface DrainProgress {
   target: string;
@@ -338,6 +340,57 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     return this.change(actor, 'preview revoke', preview.cluster, { id }, (state) => {
       if (state.previews) delete state.previews[id];
     });
+  }
+
+  /**
+   * Copies a share of the public requests other clusters answer to `cluster`, out of traffic, until it
+   * expires or is stopped; every instance's proxy copies (desired state). Starting one for the cluster
+   * a shadow already copies to replaces it (its figures start again).
+   */
+  async startShadow(actor: Actor, request: ShadowRequest): Promise<ShadowDesired> {
+    if (!this.options.proxy)
+      throw new ShadowError(
+        `shadow traffic needs the built-in proxy: with the ${this.options.driver.name} driver, Dayshift sees no requests to copy`,
+      );
+    const config = this.config;
+    checkShadow(config, this.desired, request);
+    const now = Date.now();
+    const shadow: ShadowDesired = {
+      cluster: request.cluster,
+      percent: request.percent,
+      methods: request.methods ?? config.shadow.methods,
+      started: new Date(now).toISOString(),
+      until: new Date(now + (request.forMs ?? config.shadow.for)).toISOString(),
+      who: actor.who,
+      from: actor.from,
+    };
+    await this.change(
+      actor,
+      'shadow',
+      request.cluster,
+      { percent: shadow.percent, methods: shadow.methods, until: shadow.until },
+      (state) => {
+        state.shadow = shadow;
+      },
+    );
+    return shadow;
+  }
+
+  /** Stops the shadow to `cluster` (any, when undefined) on every instance; false when none was in force. */
+  async stopShadow(actor: Actor, cluster?: string): Promise<boolean> {
+    const running = this.desired.shadow;
+    if (!running || (cluster !== undefined && running.cluster !== cluster)) return false;
+    if (Date.parse(running.until) <= Date.now()) return false;
+    // Kept in the state, ended: its figures stay readable until the next shadow.
+    await this.change(actor, 'shadow stop', running.cluster, undefined, (state) => {
+      if (state.shadow) state.shadow.until = new Date().toISOString();
+    });
+    return true;
+  }
+
+  /** The shadow in force or last in force, with this instance's comparison of its copies. */
+  shadowReport(): ShadowReport | undefined {
+    return shadowReport(this.desired.shadow, this.options.proxy?.stats().shadow, Date.now());
   }
 
   /**

@@ -43,6 +43,15 @@ const CANARY_PLAN = {
   },
 };
 
+/**
+ * The swap demo's shadow step: after QA, half the public requests are copied to the released cluster for
+ * a few seconds and its answers compared with the live ones before approval. (The canary demo has none:
+ * its broken version is for canary analysis to catch.)
+ */
+const SHADOW_PLAN = {
+  shadow: { percent: 50, for: '3s', min_samples: 5, max_5xx_increase: '0.5%', max_p99_ratio: 1.2 },
+};
+
 export interface DemoReport {
   urls: { public: string; qa: Record<string, string>; admin: string };
   token: string;
@@ -84,7 +93,7 @@ export async function runDemo(
       stateDir: join(dir, 'state'),
       dayshiftCommand: `${shellQuote(process.execPath)} ${shellQuote(main)}`,
       drainIdle: options.drainIdle,
-      ...(options.canary ? { release: CANARY_PLAN } : {}),
+      release: options.canary ? CANARY_PLAN : SHADOW_PLAN,
     });
     const file = join(dir, 'dayshift.yaml');
     await writeFile(file, stringify(config));
@@ -187,10 +196,17 @@ function watchRelease(dayshift: Dayshift, out: DemoOutput): Promise<Release> {
             ? ` (${formatDuration(Date.parse(step.endedAt) - Date.parse(step.startedAt))})`
             : '';
         if (state === 'running' || state === 'waiting') out.line(`  … ${step.title}`);
-        else if (state !== 'pending')
+        else if (state !== 'pending') {
           out.line(
             `  ${state === 'succeeded' ? '✓' : state === 'skipped' ? '-' : '✗'} ${step.title}${took}${step.detail ? `: ${step.detail}` : ''}`,
           );
+          // What the copies found route by route: a copy is still a request (sessions it does not know).
+          if (step.kind === 'shadow' && r.shadow?.cluster === step.cluster)
+            for (const route of r.shadow.routes)
+              out.line(
+                `      ${route.site} ${route.route}: ${route.shadow.requests} compared, ${route.differences.length > 0 ? `status classes live → shadow: ${route.differences.join(', ')}` : 'same status classes'}`,
+              );
+        }
       }
       if (r.drain && !r.drain.drained) {
         const line = `      ${r.drain.target}: ${r.drain.inFlight} in flight, ${r.drain.sessions} session(s) still active`;

@@ -8,6 +8,7 @@ import type { AdminServer } from '../admin/server.js';
 import type { ControlPlane } from '../control/plane.js';
 import type { SessionTracker } from '../control/session-tracker.js';
 import type { CertificateReport } from '../tls/certificates.js';
+import { registerShadowMetrics } from './shadow-metrics.js';
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
@@ -96,6 +97,7 @@ export function createMetrics(
       }
     };
     registry.registerMetric(latencyHistogram(proxy));
+    registerShadowMetrics(registry, () => plane.shadowReport());
   }
 
   if (sessions) {

@@ -4,6 +4,7 @@ import { memberKey, type SiteDesired } from '../model.js';
 import type { ControlPlane, DrainProgress, DriftRepair } from '../control/plane.js';
 import type { Rates, StatsSampler } from './sampler.js';
 import { listPreviews, type PreviewReport } from '../control/previews.js';
+import type { ShadowReport } from '../control/shadow.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 import type { CertificateReport } from '../tls/certificates.js';
 
@@ -40,7 +41,12 @@ export interface StatusReport {
   drift?: DriftRepair;
   /** Previews in force (`dayshift preview`), when there are any. */
   previews?: PreviewReport[];
+  /** The shadow in force, or one that ended within the last hour, with this instance's comparison. */
+  shadow?: ShadowReport;
 }
+
+/** How long an ended shadow stays in the status report. */
+const SHADOW_SHOWN_MS = 3600_000;
 
 export async function statusReport(
   plane: ControlPlane,
@@ -85,6 +91,7 @@ export async function statusReport(
   }));
   const drift = plane.drift;
   const previews = listPreviews(state.previews, Date.now());
+  const shadow = plane.shadowReport();
   return {
     driver: status.driver,
     store: plane.store.description,
@@ -95,6 +102,7 @@ export async function statusReport(
     warnings: status.warnings,
     ...(drift ? { drift } : {}),
     ...(previews.length > 0 ? { previews } : {}),
+    ...(shadow && Date.parse(shadow.until) > Date.now() - SHADOW_SHOWN_MS ? { shadow } : {}),
   };
 }
 

@@ -316,7 +316,22 @@ export class Forwarder {
         return exchange.fail(status, status === 503 ? 5 : undefined);
       }
       exchange.answered(response, performance.now() - t0);
-      return respond(this.ctx, exchange);
+      respond(this.ctx, exchange);
+      // Shadow traffic (shadow.ts): offered once the live answer is under way, never awaited.
+      const shadow = snap.shadow;
+      if (shadow !== undefined && body === null)
+        shadow.copier.offer(shadow, {
+          site: match.site,
+          route,
+          cluster: member.cluster,
+          method,
+          path,
+          headers,
+          client: clientInfo,
+          status: response.status,
+          latencyMs: exchange.latencyMs,
+        });
+      return;
     }
   }
 

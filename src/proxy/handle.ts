@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import type { Health, MemberKey, DesiredState } from '../model.js';
 import type { CertificateTable } from '../tls/certificates.js';
+import type { ShadowStats } from './shadow.js';
 
 /** Counts by status class: index 0 = 1xx … 4 = 5xx. */
 export type StatusClassCounts = [number, number, number, number, number];
@@ -45,6 +46,8 @@ export interface SiteStats {
 export interface ProxyStats {
   members: MemberStats[];
   sites: SiteStats[];
+  /** The copies and comparison of the shadow in force or last in force on this instance, if any. */
+  shadow?: ShadowStats | undefined;
 }
 
 /** Upper bounds (ms) of the latency histogram buckets; the last bucket is +Inf. */

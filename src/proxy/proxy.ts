@@ -10,6 +10,7 @@ import { AccessLog } from './access-log.js';
 import type { ProxyHandle, ProxyOptions, ProxyStats, SiteStats } from './handle.js';
 import { Forwarder } from './forward.js';
 import { Listeners } from './listeners.js';
+import { ShadowCopier } from './shadow.js';
 import { checkMembersResolve, MemberSet } from './member-set.js';
 import { buildSnapshot, loadErrorPages, type SiteCounters, type Snapshot } from './snapshot.js';
 
@@ -40,6 +41,8 @@ class Proxy implements ProxyHandle {
   private accessLog: AccessLog | undefined;
   private readonly forwarder: Forwarder;
   private readonly siteCounters = new Map<string, SiteCounters>();
+  /** Copies of live requests to an idle cluster, while a shadow is on (shadow.ts). */
+  private readonly shadow: ShadowCopier;
   /** Requests being handled, for close(). */
   private readonly active = { count: 0 };
 
@@ -56,12 +59,14 @@ class Proxy implements ProxyHandle {
     this.accessLog = AccessLog.open(config.access_log.target, config.access_log.format, this.loaded.baseDir);
     this.members = new MemberSet(logger);
     this.members.sync(config);
+    this.shadow = new ShadowCopier(logger);
     this.snapshot = buildSnapshot(
       this.loaded,
       options.state,
       this.members.runtimes,
       this.siteCounters,
       loadErrorPages(this.loaded),
+      this.shadow,
     );
     const snapshot = () => this.snapshot;
     const passive = () => this.members.passive;
@@ -98,7 +103,7 @@ class Proxy implements ProxyHandle {
     const commitListeners = this.listeners.prepare(config);
     const errorPages = loadErrorPages(config);
     this.members.sync(next);
-    const built = buildSnapshot(config, state, this.members.runtimes, this.siteCounters, errorPages);
+    const built = buildSnapshot(config, state, this.members.runtimes, this.siteCounters, errorPages, this.shadow);
     const log = this.loaded.config.access_log;
     if (next.access_log.target !== log.target || next.access_log.format !== log.format) {
       const old = this.accessLog;
@@ -119,6 +124,7 @@ class Proxy implements ProxyHandle {
         name,
         responses: [...(this.siteCounters.get(name)?.responses ?? [0, 0, 0, 0, 0])] as SiteStats['responses'],
       })),
+      shadow: this.shadow.read(),
     };
   }
 
@@ -149,6 +155,7 @@ class Proxy implements ProxyHandle {
     const listeners = this.listeners;
     const closed = listeners.stopAccepting();
     this.forwarder.held.rejectAll();
+    this.shadow.close();
     const deadline = Date.now() + graceMs;
     // Lane connections close themselves: at once when idle, after their answer when busy or new.
     while ((this.active.count > 0 || listeners.laneBusy) && Date.now() < deadline) {

@@ -13,6 +13,7 @@ import type { BoundEntry, ClusterGroup, RouteTable } from '../balance/select.js'
 import { statusClass, type StatusClassCounts } from './handle.js';
 import { buildPreviews, type PreviewPin } from './preview.js';
 import type { RetryPolicy } from './retry.js';
+import type { ShadowCopier, ShadowPlan } from './shadow.js';
 import { messageOf } from '../errors.js';
 
 export interface RouteSnapshot extends RouteTable {
@@ -58,6 +59,8 @@ export interface Snapshot {
   retry: RetryPolicy & { budgetMs: number; timeFirst: boolean };
   /** Previews by id (src/proxy/preview.ts); empty, the preview cookie is not even looked for. */
   previews: Map<string, PreviewPin>;
+  /** The shadow in force (src/proxy/shadow.ts); undefined, answered requests are not even looked at. */
+  shadow: ShadowPlan | undefined;
 }
 
 /** The path as the member sees it: without the route's prefix when strip_prefix is set. */
@@ -187,6 +190,7 @@ export function buildSnapshot(
   members: Map<MemberKey, MemberRuntime>,
   siteCounters: Map<string, SiteCounters>,
   errorPages: Map<string, Map<number, string>>,
+  shadow?: ShadowCopier,
 ): Snapshot {
   const config = loaded.config;
   const memberOfCluster = new Map<string, MemberRuntime[]>();
@@ -300,5 +304,6 @@ export function buildSnapshot(
     requestIdHeader: config.request_id_header.toLowerCase(),
     retry,
     previews: buildPreviews(state, blockList),
+    shadow: shadow?.plan(config, state),
   };
 }

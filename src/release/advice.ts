@@ -4,6 +4,7 @@
 import { formatDuration } from '../config/units.js';
 import type { DayshiftConfig } from '../config/schema.js';
 import { previewSite } from '../control/previews.js';
+import { noSharedRoute } from '../control/shadow.js';
 import { qaUrlFor } from '../observe/status-report.js';
 import { clusterOrder, clusterPlan } from './plan.js';
 import { messageOf } from '../errors.js';
@@ -28,6 +29,13 @@ export function releaseAdvice(config: DayshiftConfig): string[] {
           advice.push(`clusters.${cluster}: its QA checks via: preview cannot run: ${messageOf(err)}`);
         }
       }
+    }
+    if (plan.shadow) {
+      const why =
+        driver !== 'builtin'
+          ? `it needs the built-in proxy (with the ${driver} driver Dayshift sees no requests to copy)`
+          : noSharedRoute(config, cluster);
+      if (why) advice.push(`clusters.${cluster}: its shadow step would fail: ${why}`);
     }
     if (!plan.qa.some((check) => 'path' in check && check.via === 'qa')) continue;
     if (driver === 'builtin' && !qaUrlFor(config, cluster)) {

@@ -8,6 +8,7 @@ import {
   type QaCheckConfig,
   type ReleaseConfig,
   type ShiftConfig,
+  type ShadowStepConfig,
   type Approval,
 } from '../config/release-schema.js';
 import type { DayshiftConfig } from '../config/schema.js';
@@ -33,6 +34,7 @@ export interface ClusterPlan {
   qa: QaCheckConfig[];
   approval: Approval;
   shift: ShiftConfig;
+  shadow: ShadowStepConfig | undefined;
 }
 
 export function clusterPlan(config: DayshiftConfig, cluster: string): ClusterPlan {
@@ -50,6 +52,7 @@ export function clusterPlan(config: DayshiftConfig, cluster: string): ClusterPla
     qa: own.qa ?? plan.qa,
     approval: own.approval ?? plan.approval,
     shift: own.shift ?? plan.shift,
+    shadow: own.shadow ?? plan.shadow,
   };
 }
 
@@ -64,6 +67,16 @@ function describeShift(shift: ShiftConfig): string {
   if (shift.mode === 'swap') return 'swap';
   const a = shift.analysis;
   return `canary ${shift.steps.map((s) => `${s.percent}%/${formatDuration(s.pause)}`).join(' → ')} → 100% (analysis: error rate ≤ ${a.max_error_rate}, p99 ≤ ${a.max_p99_ratio}× over ${formatDuration(a.window)})`;
+}
+
+/** ", 1 on the public host through a preview" when some checks go through a preview. */
+function previewed(qa: QaCheckConfig[]): string {
+  const n = qa.filter((c) => c.via === 'preview').length;
+  return n > 0 ? `, ${n} on the public host through a preview` : '';
+}
+
+function describeShadow(s: ShadowStepConfig, methods: string[]): string {
+  return `copy ${s.percent}% of ${(s.methods ?? methods).join(', ')} for ${formatDuration(s.for)}; 5xx ≤ live + ${+(s.max_5xx_increase * 100).toFixed(3)} points, p99 ≤ ${s.max_p99_ratio}× live, ≥ ${s.min_samples} compared`;
 }
 
 function describeHook(hook: HookConfig): string {
@@ -145,7 +158,17 @@ export function buildSteps(config: DayshiftConfig, options: { waitWindow?: boole
     );
     if (p.qa.length > 0)
       steps.push(
-        step(`${cluster}:qa`, `QA checks on ${cluster} (${p.qa.length})`, true, { kind: 'qa-checks', cluster }),
+        step(`${cluster}:qa`, `QA checks on ${cluster} (${p.qa.length}${previewed(p.qa)})`, true, {
+          kind: 'qa-checks',
+          cluster,
+        }),
+      );
+    if (p.shadow)
+      steps.push(
+        step(`${cluster}:shadow`, `shadow ${cluster}: ${describeShadow(p.shadow, config.shadow.methods)}`, true, {
+          kind: 'shadow',
+          cluster,
+        }),
       );
     steps.push(
       step(`${cluster}:approval`, `${describeApproval(p.approval)} for ${cluster}`, true, {

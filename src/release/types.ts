@@ -1,6 +1,7 @@
 // A release as it is stored in the journal and shown by the CLI, the API and the dashboard.
 import type { HookName } from '../config/release-schema.js';
 import type { DrainProgress } from '../control/plane.js';
+import type { ShadowReport } from '../control/shadow.js';
 import type { TrafficState } from '../model.js';
 
 export type ReleaseState =
@@ -59,6 +60,8 @@ export type OutStep = ClusterStep<'out'>;
 export type HealthGateStep = ClusterStep<'health-gate'>;
 export type QaChecksStep = ClusterStep<'qa-checks'>;
 export type ShiftStep = ClusterStep<'shift'>;
+/** Copies a share of public requests to the cluster and gates approval on the comparison. */
+export type ShadowStep = ClusterStep<'shadow'>;
 
 export interface ApprovalStep extends ClusterStep<'approval'> {
   /** When an automatic approval happens (ISO time). */
@@ -81,7 +84,16 @@ export interface DbStep extends StepCommon {
 
 /** One step of a release, told apart by `kind`. A new kind is a member here, a runner in steps/, and a line in plan.ts. */
 export type ReleaseStep =
-  WindowStep | HookStep | DrainStep | OutStep | HealthGateStep | QaChecksStep | ApprovalStep | ShiftStep | DbStep;
+  | WindowStep
+  | HookStep
+  | DrainStep
+  | OutStep
+  | HealthGateStep
+  | QaChecksStep
+  | ShadowStep
+  | ApprovalStep
+  | ShiftStep
+  | DbStep;
 
 export type StepKind = ReleaseStep['kind'];
 
@@ -132,6 +144,8 @@ export interface Release {
   previousVersion?: string;
   /** Live canary figures while a canary shift runs. */
   canary?: CanaryProgress;
+  /** The comparison of the last shadow step, live while it runs. */
+  shadow?: ShadowReport;
   /** Who aborted it. */
   abortedBy?: string;
 }

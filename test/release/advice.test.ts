@@ -78,3 +78,17 @@ test('QA checks via: preview need a public site over the cluster, and not a QA s
     /clusters\.prod-a: its QA checks via: preview cannot run: no site has a shared route over prod-a/,
   );
 });
+
+test('a shadow step needs the built-in proxy and a public site over the cluster', () => {
+  assert.equal(advice('release: { shadow: { percent: 10 } }'), '', 'the public site balances over both clusters');
+  assert.match(
+    advice('release: { shadow: { percent: 10 } }', '', '{ clusters: [prod-a, prod-b], traffic: pinned }'),
+    /clusters\.prod-a: its shadow step would fail: no site has a shared route over prod-a/,
+  );
+  assert.match(
+    advice(
+      'release: { shadow: { percent: 10 } }\ndriver: { type: apache, url: "http://127.0.0.1:8081/balancer-manager", balancer: shop }',
+    ),
+    /clusters\.prod-a: its shadow step would fail: it needs the built-in proxy \(with the apache driver/,
+  );
+});

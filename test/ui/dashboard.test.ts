@@ -345,6 +345,39 @@ describe('dashboard in Chromium', () => {
     await trafficBadge(page, 'prod-a', 'live').waitFor();
   });
 
+  it('shows the shadow comparison of live and shadow answers, and stops it after a confirmation', async (t) => {
+    const e = await ready(t);
+    if (!e) return;
+    const { page } = e;
+    const actor = { who: 'test', from: 'local' };
+    await e.dayshift.plane.setTraffic(actor, 'prod-a', 'out', { force: true });
+    assert.equal((await e.api('POST', '/api/shadow', { cluster: 'prod-a', percent: 100, for: '10m' })).status, 200);
+    const panel = page.getByRole('region', { name: 'Shadow traffic' });
+    await panel.getByText(/^100% of GET, HEAD → prod-a · copying until /).waitFor();
+    const answers = panel.getByRole('table', { name: 'Live and shadow answers to the same requests' });
+    // The background users' requests, answered by prod-b and copied to prod-a.
+    await page.waitForFunction(() => {
+      const cell = (globalThis as unknown as G).document.querySelector('.shadow tbody tr:nth-child(2) td');
+      return Number(cell?.textContent ?? '0') > 0;
+    });
+    assert.deepEqual(
+      await answers.locator('tbody th').allTextContents(),
+      ['live', 'shadow'],
+      'one row per side, named',
+    );
+    await panel
+      .getByRole('list', { name: 'Status classes per route, live → shadow' })
+      .getByText(/^public \/: /)
+      .waitFor();
+    await panel.screenshot({ path: join(ARTIFACTS, 'shadow.png') });
+    await panel.getByRole('button', { name: 'Stop shadow' }).click();
+    await confirmDialog(page, 'Stop');
+    await panel.getByText(/→ prod-a · ended /).waitFor();
+    assert.equal(await panel.getByRole('button', { name: 'Stop shadow' }).isHidden(), true);
+    await e.dayshift.plane.setTraffic(actor, 'prod-a', 'live');
+    await trafficBadge(page, 'prod-a', 'live').waitFor();
+  });
+
   it('puts a site in maintenance and pauses it, with the message and duration given in the dialog', async (t) => {
     const e = await ready(t);
     if (!e) return;

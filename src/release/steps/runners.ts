@@ -9,6 +9,7 @@ import { passHealthGate } from './health-gate.js';
 import { runHook } from './hook.js';
 import { takeOut } from './out.js';
 import { runQaStep } from './qa-checks.js';
+import { runShadowStep } from './shadow.js';
 import { shiftTraffic } from './shift.js';
 import type { StepContext, StepOutcome, StepRunner } from './step.js';
 import { waitWindow } from './window.js';
@@ -20,6 +21,7 @@ const RUNNERS: { [K in StepKind]: StepRunner<StepOf<K>> } = {
   out: takeOut,
   'health-gate': passHealthGate,
   'qa-checks': runQaStep,
+  shadow: runShadowStep,
   approval: awaitApproval,
   shift: shiftTraffic,
   'db-check-replication': databaseStep,
