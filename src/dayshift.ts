@@ -14,6 +14,7 @@ import { createDriver } from './drivers/factory.js';
 import { splitMemberKey, type DesiredState } from './model.js';
 import type { ProxyHandle } from './proxy/handle.js';
 import { startProxy } from './proxy/proxy.js';
+import { WorkerPool, workerCount } from './workers/pool.js';
 import { registerReleaseApi } from './admin/release-routes.js';
 import { Conductor } from './release/conductor.js';
 import { ReleaseNotifier } from './release/notify.js';
@@ -90,14 +91,24 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     if ((config.driver?.type ?? 'builtin') === 'builtin') {
       const stored = await store.get<DesiredState>(STATE_KEY);
       const cookieSecret = config.cookie_secret ?? (await cookieSecretIn(stateDir));
-      const started = await startProxy({
-        config: loaded,
-        state: reconcileState(config, stored?.value),
-        logger,
-        sessions,
-        cookieSecret,
-        ...(certificates ? { certificates } : {}),
-      });
+      const state = reconcileState(config, stored?.value);
+      const workers = workerCount(config.workers);
+      if (workers > 1 && certificates)
+        throw new Error(
+          `workers: ${config.workers} and acme cannot be combined yet (the ACME certificates live in the main process): set workers: 1, or use certificate files`,
+        );
+      // workers >= 2: the proxy runs in worker processes; this process keeps the control plane.
+      const started =
+        workers > 1
+          ? await WorkerPool.start({ count: workers, config: loaded, state, logger, sessions, cookieSecret, audit })
+          : await startProxy({
+              config: loaded,
+              state,
+              logger,
+              sessions,
+              cookieSecret,
+              ...(certificates ? { certificates } : {}),
+            });
       previewSigner = new StickySigner(cookieSecret);
       proxy = started;
       cleanup.unshift(() => started.close(0));
@@ -192,6 +203,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       admin,
       createMetrics(plane, proxy, proxy ? sessions : undefined, { webhooks, certificates: certificateReport }),
       config.admin.metrics_auth,
+      proxy?.refreshStats ? () => proxy.refreshStats!() : undefined,
     );
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
     const httpOrigin = () => {

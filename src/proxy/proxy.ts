@@ -217,6 +217,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
           checkers.get(key)?.stop();
           checkers.delete(key);
         }
+        // A worker's health comes from the main process (setHealth below).
+        if (options.externalHealth) return;
         const check = healthCheckFor(config, cluster, i);
         const checker = checkers.get(key);
         if (!checker || JSON.stringify(checker.check) !== JSON.stringify(check)) {
@@ -551,6 +553,15 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         }
       }
       return closed;
+    },
+
+    setHealth(reports) {
+      for (const { key, health, reason } of reports) {
+        const member = members.get(key);
+        if (!member) continue;
+        member.health = health;
+        member.healthReason = reason;
+      }
     },
 
     setTicketKeys(keys: Buffer): void {
