@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import type { DrainProgress } from '../../src/control/plane.js';
 import type { WorkerPool } from '../../src/workers/pool.js';
 import { startMember, echoName, routes, type TestMember } from '../support/members.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
@@ -45,6 +46,9 @@ describe('workers: 2', () => {
   let a: TestMember;
   let b: TestMember;
   let checks = 0;
+  let aHealthy = true;
+  /** Answers of /slow on member b, held until the test lets them go. */
+  const held: (() => void)[] = [];
   let ds: TestDayshift;
   const pool = () => ds.dayshift.proxy as WorkerPool;
 
@@ -53,11 +57,22 @@ describe('workers: 2', () => {
       '/health': (req, res) => {
         checks++;
         req.resume();
-        res.end('ok');
+        res.writeHead(aHealthy ? 200 : 503).end();
       },
     };
     a = await startMember('a', routes(health, echoName));
-    b = await startMember('b', routes({}, echoName));
+    b = await startMember(
+      'b',
+      routes(
+        {
+          '/slow': (req, res) => {
+            req.resume();
+            held.push(() => res.end('b slow'));
+          },
+        },
+        echoName,
+      ),
+    );
     ds = await startTestDayshift({
       workers: 2,
       clusters: {
@@ -112,6 +127,32 @@ describe('workers: 2', () => {
     await ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'live' });
   });
 
+  test('a command waits for every worker to confirm the change', async () => {
+    const [, second] = pool().pids();
+    process.kill(second!, 'SIGSTOP');
+    let returned = false;
+    const command = ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'out' }).finally(() => (returned = true));
+    try {
+      // Worker 1 has the change; worker 2, stopped, cannot confirm it: the command must still be waiting.
+      await waitFor('worker 1 with prod-b out', async () =>
+        (await Promise.all(Array.from({ length: 20 }, () => get(ds.port)))).every((r) => r.body.startsWith('a '))
+          ? true
+          : undefined,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(returned, false, 'the command returned before worker 2 had the change');
+    } finally {
+      process.kill(second!, 'SIGCONT');
+    }
+    assert.equal((await command).status, 200);
+    const answers = await onlyWorker(pool(), 1, () => Promise.all(Array.from({ length: 20 }, () => get(ds.port))));
+    assert.ok(
+      answers.every((r) => r.body.startsWith('a ')),
+      'worker 2 serves with prod-b out',
+    );
+    await ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'live' });
+  });
+
   test('health is checked once for all workers, and a member down is down in every worker', async () => {
     // Over a window, checks arrive at the interval's pace: one checker, not one per worker.
     const startedAt = Date.now();
@@ -125,12 +166,7 @@ describe('workers: 2', () => {
     );
     assert.ok(seen >= 3, `${seen} checks in ${windowMs} ms: the main checks`);
 
-    a.server.removeAllListeners('request');
-    a.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (req.url === '/health') checks++;
-      req.resume();
-      res.writeHead(req.url === '/health' ? 503 : 200).end('a 0');
-    });
+    aHealthy = false;
     await waitFor('prod-a down', async () =>
       pool()
         .stats()
@@ -144,19 +180,13 @@ describe('workers: 2', () => {
       );
       assert.deepEqual(new Set(answers.map((r) => r.body.split(' ')[0])), new Set(['b']), `worker ${index + 1}`);
     }
-    a.server.removeAllListeners('request');
-    a.server.on(
-      'request',
-      routes(
-        {
-          '/health': (req, res) => {
-            checks++;
-            req.resume();
-            res.end('ok');
-          },
-        },
-        echoName,
-      ).bind(null),
+    aHealthy = true;
+    await waitFor('prod-a up again', async () =>
+      pool()
+        .stats()
+        .members.find((m) => m.key === 'prod-a/1')?.health === 'up'
+        ? true
+        : undefined,
     );
   });
 
@@ -193,4 +223,158 @@ describe('workers: 2', () => {
     ].reduce((n, m) => n + Number(m[1]), 0);
     assert.ok(requests >= before.responses + 30, `/metrics counts ${requests} 2xx responses:\n${metrics}`);
   });
+
+  test('a drain counts the requests in flight and the sessions of every worker', async () => {
+    const sessionsBefore = (await ds.api<DrainProgress>('GET', '/api/drain/prod-b')).body.sessions ?? 0;
+    const cookie = await onlyWorker(pool(), 1, () =>
+      waitFor('a session on prod-b', async () => {
+        const answer = await get(ds.port);
+        return answer.body.startsWith('b ') ? String(answer.headers['set-cookie']?.[0]).split(';')[0] : undefined;
+      }),
+    );
+    assert.equal((await ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'draining' })).status, 200);
+    const slow: Promise<Answer>[] = [];
+    for (const index of [0, 1])
+      await onlyWorker(pool(), index, async () => {
+        slow.push(get(ds.port, '/slow', { cookie: cookie! }));
+        await waitFor(`worker ${index + 1}'s request at the member`, async () =>
+          held.length === index + 1 ? true : undefined,
+        );
+      });
+    const progress = (await ds.api<DrainProgress>('GET', '/api/drain/prod-b')).body;
+    assert.equal(progress.inFlight, 2, 'one request in flight in each worker');
+    // Asked at once: the main gathers the workers' sessions before it answers.
+    assert.equal(progress.sessions, sessionsBefore + 1, 'the session worker 2 issued');
+    assert.equal(progress.drained, false);
+    for (const release of held.splice(0)) release();
+    assert.deepEqual(
+      (await Promise.all(slow)).map((r) => r.body),
+      ['b slow', 'b slow'],
+    );
+    await waitFor('nothing in flight', async () =>
+      (await ds.api<DrainProgress>('GET', '/api/drain/prod-b')).body.inFlight === 0 ? true : undefined,
+    );
+    await ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'live' });
+  });
+
+  test('a worker killed with kill -9 is replaced and audited; no connection is refused meanwhile', async (t) => {
+    const [victim, survivor] = pool().pids();
+    const load = startLoad(ds.port, 8, 8, 30_000);
+    await waitFor('load flowing', async () => (load.counts.ok > 200 ? true : undefined), 20_000);
+    const killedAt = performance.now();
+    process.kill(victim!, 'SIGKILL');
+    const replacement = await waitFor(
+      'the replacement worker',
+      async () => {
+        const pids = pool().pids();
+        return pids[0] !== victim ? pids[0] : undefined;
+      },
+      20_000,
+    );
+    const audited = await waitFor(
+      'the replacement in the audit log',
+      async () => (await ds.dayshift.audit.tail(20)).find((e) => e.action === 'worker replaced'),
+      20_000,
+    );
+    // Serving again: the replacement, alone, answers.
+    await waitFor('the replacement serving', async () =>
+      (await onlyWorker(pool(), 0, () => get(ds.port))).status === 200 ? true : undefined,
+    );
+    const servedMeanwhile = load.counts.doneAt.filter((at) => at > killedAt).length;
+    const okBefore = load.counts.ok;
+    await waitFor('load flowing after', async () => (load.counts.ok > okBefore + 200 ? true : undefined), 20_000);
+    await load.stop();
+    const { ok, refused, retried, failed } = load.counts;
+    t.diagnostic(`ok ${ok}, refused ${refused}, retried ${retried}, failed ${failed.length} (${failed.join('; ')})`);
+    assert.equal(refused, 0, 'connections refused');
+    assert.ok(servedMeanwhile > 0, 'the other worker kept serving while the killed one was replaced');
+    // Only a request in flight on the killed worker can fail: at most one per client that opens its own connections.
+    assert.ok(failed.length <= 8, `failed: ${failed.join('; ')}`);
+    assert.deepEqual(audited.detail, { pid: victim, exit: 'SIGKILL', replacement });
+    assert.equal(pool().pids()[1], survivor, 'the other worker was left alone');
+  });
+});
+
+interface LoadCounts {
+  ok: number;
+  /** Connections the kernel refused (nothing listening): must never happen. */
+  refused: number;
+  /** GETs on a reused keep-alive connection reset before any response byte: retried once, as browsers do. */
+  retried: number;
+  /** Requests that failed otherwise (in flight on the killed worker), with why. */
+  failed: string[];
+  /** When each response completed (performance.now()). */
+  doneAt: number[];
+}
+
+/**
+ * A bounded load: `keepAlive` clients reusing connections and `fresh` clients opening one per request,
+ * each sending GETs one after the other until stop() or `maxMs`.
+ */
+function startLoad(port: number, keepAlive: number, fresh: number, maxMs: number) {
+  const counts: LoadCounts = { ok: 0, refused: 0, retried: 0, failed: [], doneAt: [] };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: keepAlive });
+  let running = true;
+  const timer = setTimeout(() => (running = false), maxMs);
+  const once = (reuse: boolean): Promise<void> =>
+    new Promise((resolve) => {
+      const req = http.get({
+        host: '127.0.0.1',
+        port,
+        path: '/',
+        agent: reuse ? agent : false,
+        headers: { host: 'example.com' },
+      });
+      let answered = false;
+      req.on('response', (res) => {
+        answered = true;
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) {
+            counts.ok++;
+            counts.doneAt.push(performance.now());
+          } else counts.failed.push(`status ${res.statusCode}`);
+          resolve();
+        });
+        res.on('error', (err) => {
+          counts.failed.push(`response cut: ${err.message}`);
+          resolve();
+        });
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNREFUSED') counts.refused++;
+        else if (reuse && req.reusedSocket && !answered && err.code === 'ECONNRESET') {
+          counts.retried++;
+          return void once(false).then(resolve);
+        } else counts.failed.push(`${reuse ? 'keep-alive' : 'new connection'}: ${err.code ?? err.message}`);
+        resolve();
+      });
+    });
+  const client = async (reuse: boolean) => {
+    while (running) await once(reuse);
+  };
+  const clients = [
+    ...Array.from({ length: keepAlive }, () => client(true)),
+    ...Array.from({ length: fresh }, () => client(false)),
+  ];
+  return {
+    counts,
+    async stop() {
+      running = false;
+      clearTimeout(timer);
+      await Promise.all(clients);
+      agent.destroy();
+    },
+  };
+}
+
+test('a worker that cannot start fails `start` with its reason', async () => {
+  await assert.rejects(
+    startTestDayshift({
+      workers: 2,
+      clusters: { web: { members: [{ url: 'http://no-such-member.invalid:8080' }] } },
+      sites: { public: { hosts: ['*'], routes: [{ path: '/', clusters: ['web'] }] } },
+    }),
+    /cannot resolve no-such-member\.invalid/,
+  );
 });
