@@ -2,7 +2,9 @@
 // the command returns, health is checked once, figures are merged, and a worker killed with kill -9 is
 // replaced while the other keeps serving — no connection refused.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DrainProgress } from '../../src/control/plane.js';
 import type { WorkerPool } from '../../src/workers/pool.js';
@@ -75,6 +77,8 @@ describe('workers: 2', () => {
     );
     ds = await startTestDayshift({
       workers: 2,
+      // Relative to the config file: the test's own directory. Every worker appends to it.
+      access_log: { target: 'access.log', format: 'json' },
       clusters: {
         'prod-a': { members: [{ url: a.url }], health: { path: '/health', interval: '100ms' } },
         'prod-b': { members: [{ url: b.url }], health: { enabled: false } },
@@ -222,6 +226,27 @@ describe('workers: 2', () => {
       ...metrics.matchAll(/^dayshift_member_responses_total\{[^}]*status_class="2xx"[^}]*\} (\d+)/gm),
     ].reduce((n, m) => n + Number(m[1]), 0);
     assert.ok(requests >= before.responses + 30, `/metrics counts ${requests} 2xx responses:\n${metrics}`);
+  });
+
+  test('every worker appends whole lines to the one access log', async () => {
+    const file = join(ds.dir, 'access.log');
+    const lines = async () => (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+    const before = (await lines()).length;
+    for (const index of [0, 1])
+      await onlyWorker(pool(), index, () =>
+        Promise.all(Array.from({ length: 25 }, (_, i) => get(ds.port, `/logged?worker=${index + 1}&i=${i}`))),
+      );
+    const logged = await waitFor('50 more lines', async () => {
+      const now = await lines();
+      return now.length >= before + 50 ? now.slice(before) : undefined;
+    });
+    const paths = logged.map((line) => (JSON.parse(line) as { path: string }).path);
+    for (const worker of [1, 2])
+      assert.equal(
+        paths.filter((p) => p.startsWith(`/logged?worker=${worker}&`)).length,
+        25,
+        `worker ${worker}'s lines`,
+      );
   });
 
   test('a drain counts the requests in flight and the sessions of every worker', async () => {
