@@ -58,6 +58,8 @@ const START_MS = 30_000;
 const APPLY_MS = 10_000;
 /** How often figures are gathered from the workers for stats() (status, /metrics, the sampler). */
 const STATS_MS = 250;
+/** A worker that does not send its figures within this counts with its last ones (it may be busy or stopped). */
+const STATS_WAIT_MS = 2_000;
 /** Replacing a worker that keeps dying at start waits this much more each time, up to 5 s. */
 const RESTART_BACKOFF_MS = 100;
 
@@ -86,7 +88,12 @@ export class WorkerPool implements ProxyHandle {
     this.state = options.state;
     this.health = new HealthMonitor(options.logger, (report) => this.broadcast({ type: 'health', reports: [report] }));
     this.health.sync(this.loaded.config);
-    this.poll = setInterval(() => void this.refreshStats(), STATS_MS);
+    let polling = false;
+    this.poll = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      void this.refreshStats().finally(() => (polling = false));
+    }, STATS_MS);
     this.poll.unref();
   }
 
@@ -148,7 +155,7 @@ export class WorkerPool implements ProxyHandle {
 
   async refreshStats(): Promise<void> {
     const ready = this.workers.filter((w) => w.ready);
-    const replies = await Promise.all(ready.map((w) => this.ask(w, { type: 'stats' }, APPLY_MS)));
+    const replies = await Promise.all(ready.map((w) => this.ask(w, { type: 'stats' }, STATS_WAIT_MS)));
     replies.forEach((reply, i) => {
       if (reply?.stats) ready[i]!.stats = reply.stats;
     });
