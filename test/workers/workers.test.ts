@@ -2,15 +2,19 @@
 // the command returns, health is checked once, figures are merged, and a worker killed with kill -9 is
 // replaced while the other keeps serving — no connection refused.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import type { DrainProgress } from '../../src/control/plane.js';
 import type { WorkerPool } from '../../src/workers/pool.js';
 import { startMember, echoName, routes, type TestMember } from '../support/members.js';
 import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 import { waitFor } from '../support/process.js';
+import { selfSigned } from '../support/certs.js';
+import { requirePeer } from '../support/peers.js';
 
 interface Answer {
   status: number;
@@ -402,4 +406,101 @@ test('a worker that cannot start fails `start` with its reason', async () => {
     }),
     /cannot resolve no-such-member\.invalid/,
   );
+});
+
+describe('workers: 2 on an HTTPS listener', () => {
+  let member: TestMember;
+  let ds: TestDayshift;
+  let dir: string;
+  const pool = () => ds.dayshift.proxy as WorkerPool;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dayshift-workers-tls-'));
+    member = await startMember('m');
+    ds = await startTestDayshift(
+      {
+        workers: 2,
+        listen: { https: '127.0.0.1:0', tls: selfSigned(dir, 'default', 'site.test') },
+        clusters: { web: { members: [{ url: member.url }] } },
+        health: { enabled: false },
+        sites: { public: { hosts: ['*'], routes: [{ path: '/', clusters: ['web'] }] } },
+      },
+      dir,
+    );
+  });
+
+  after(async () => {
+    await ds?.stop();
+    await member?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** One GET over TLS, offering `session`; resolves with the answer, whether the session was resumed, and the new one. */
+  function tlsGet(port: number, session?: Buffer): Promise<{ status: string; reused: boolean; session: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({
+        port,
+        host: '127.0.0.1',
+        servername: 'site.test',
+        rejectUnauthorized: false,
+        session,
+      });
+      let text = '';
+      let ticket: Buffer | undefined;
+      socket.on('session', (s: Buffer) => (ticket = s));
+      socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n'));
+      socket.setEncoding('utf8');
+      socket.on('data', (c: string) => (text += c));
+      socket.on('end', () =>
+        resolve({ status: text.split('\r\n')[0]!, reused: socket.isSessionReused(), session: ticket ?? session! }),
+      );
+      socket.on('error', reject);
+    });
+  }
+
+  test('each worker serves HTTPS, and a session ticket one issued resumes on the other (shared ticket keys)', async (t) => {
+    if (!requirePeer(t, 'openssl', 'openssl')) return;
+    const port = pool().addresses().https[0]!.port;
+    const first = await onlyWorker(pool(), 0, () => tlsGet(port));
+    assert.equal(first.status, 'HTTP/1.1 200 OK');
+    const second = await onlyWorker(pool(), 1, () => tlsGet(port, first.session));
+    assert.equal(second.status, 'HTTP/1.1 200 OK');
+    assert.equal(second.reused, true, 'worker 2 resumed the session worker 1 issued');
+  });
+});
+
+describe('workers: 2 stopping', () => {
+  test('the main tells the workers to finish their requests in flight, then exits; nothing is left running', async () => {
+    const held: (() => void)[] = [];
+    const member = await startMember('slow', (req, res) => {
+      req.resume();
+      held.push(() => res.end('slow done'));
+    });
+    const ds = await startTestDayshift({
+      workers: 2,
+      clusters: { web: { members: [{ url: member.url }] } },
+      health: { enabled: false },
+      sites: { public: { hosts: ['*'], routes: [{ path: '/', clusters: ['web'] }] } },
+    });
+    const pids = (ds.dayshift.proxy as WorkerPool).pids();
+    try {
+      const inFlight = [get(ds.port), get(ds.port)];
+      await waitFor('both requests at the member', async () => (held.length === 2 ? true : undefined));
+      const stopped = ds.dayshift.close(20_000);
+      // The workers stop accepting but wait for their requests in flight.
+      await new Promise((r) => setTimeout(r, 300));
+      for (const release of held.splice(0)) release();
+      assert.deepEqual(
+        (await Promise.all(inFlight)).map((r) => r.body),
+        ['slow done', 'slow done'],
+      );
+      await stopped;
+      for (const pid of pids) assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `worker pid ${pid} exited`);
+      await assert.rejects(get(ds.port), { code: 'ECONNREFUSED' });
+    } finally {
+      for (const release of held) release();
+      await member.close();
+      await rm(ds.dir, { recursive: true, force: true });
+    }
+  });
 });
