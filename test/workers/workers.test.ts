@@ -2,11 +2,15 @@
 // the command returns, health is checked once, figures are merged, and a worker killed with kill -9 is
 // replaced while the other keeps serving — no connection refused.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import { stringify } from 'yaml';
+import { freePort } from '../../src/ports.js';
 import { after, before, describe, test } from 'node:test';
 import type { DrainProgress } from '../../src/control/plane.js';
 import type { WorkerPool } from '../../src/workers/pool.js';
@@ -15,6 +19,7 @@ import { startTestDayshift, type TestDayshift } from '../support/dayshift.js';
 import { waitFor } from '../support/process.js';
 import { selfSigned } from '../support/certs.js';
 import { requirePeer } from '../support/peers.js';
+import { CLI } from '../support/cli.js';
 
 interface Answer {
   status: number;
@@ -317,8 +322,9 @@ describe('workers: 2', () => {
     t.diagnostic(`ok ${ok}, refused ${refused}, retried ${retried}, failed ${failed.length} (${failed.join('; ')})`);
     assert.equal(refused, 0, 'connections refused');
     assert.ok(servedMeanwhile > 0, 'the other worker kept serving while the killed one was replaced');
-    // Only a request in flight on the killed worker can fail: at most one per client that opens its own connections.
-    assert.ok(failed.length <= 8, `failed: ${failed.join('; ')}`);
+    // Only a request in flight on the killed worker can fail (kill -9 leaves it no chance to answer): at
+    // most one per client, since each has one request in flight at a time.
+    assert.ok(failed.length <= 16, `failed: ${failed.join('; ')}`);
     assert.deepEqual(audited.detail, { pid: victim, exit: 'SIGKILL', replacement });
     assert.equal(pool().pids()[1], survivor, 'the other worker was left alone');
   });
@@ -501,6 +507,81 @@ describe('workers: 2 stopping', () => {
       for (const release of held) release();
       await member.close();
       await rm(ds.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('workers: 2 under systemd socket activation', () => {
+  test('the main holds the inherited socket for its workers, and a replaced worker listens on it again', async (t) => {
+    const binary = requirePeer(t, 'systemd-socket-activate', 'systemd');
+    if (!binary) return;
+    const dir = await mkdtemp(join(tmpdir(), 'dayshift-workers-systemd-'));
+    const member = await startMember('m1');
+    const [port, admin] = await Promise.all([freePort(), freePort()]);
+    const config = join(dir, 'dayshift.yaml');
+    await writeFile(
+      config,
+      stringify({
+        workers: 2,
+        listen: { http: `127.0.0.1:${port}` },
+        admin: { listen: `127.0.0.1:${admin}` },
+        state_dir: join(dir, 'state'),
+        log: { format: 'json' },
+        clusters: { web: { members: [{ url: member.url }] } },
+        health: { enabled: false },
+        sites: { public: { hosts: ['*'], routes: [{ path: '/', clusters: ['web'] }] } },
+      }),
+    );
+    const child = spawn(
+      binary,
+      ['-l', `127.0.0.1:${port}`, '--fdname=http', process.execPath, CLI, 'start', '--config', config],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c));
+    child.stderr.on('data', (c: Buffer) => (output += c));
+    try {
+      await waitFor('systemd-socket-activate to listen', async () =>
+        output.includes('Listening on')
+          ? true
+          : child.exitCode === null
+            ? undefined
+            : Promise.reject(new Error(output)),
+      );
+      // The first connection starts Dayshift; it waits in the queue meanwhile.
+      assert.equal((await get(port)).status, 200, output);
+      const serving = await waitFor('the workers serving', async () =>
+        output
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line) as { msg: string; workers?: { pid: number }[] })
+          .find((line) => line.msg === '2 workers serving'),
+      );
+      await waitFor('the start logged', async () => (output.includes('"inheritedSockets":1') ? true : undefined));
+      const victim = serving.workers![0]!.pid;
+      process.kill(victim, 'SIGKILL');
+      await waitFor('the replacement', async () => (/replaced by pid \d+/.test(output) ? true : undefined));
+      const replacement = Number(/replaced by pid (\d+)/.exec(output)![1]);
+      await waitFor('the replacement listening', async () =>
+        (await readFile(`/proc/${replacement}/net/tcp`, 'utf8').catch(() => '')) ? true : undefined,
+      );
+      const answers = await Promise.all(Array.from({ length: 20 }, () => get(port)));
+      assert.deepEqual(
+        answers.map((r) => r.status),
+        Array(20).fill(200),
+      );
+      // The replacement serves alone on the inherited socket.
+      process.kill(serving.workers![1]!.pid, 'SIGSTOP');
+      try {
+        await waitFor('the replacement serving', async () => ((await get(port)).status === 200 ? true : undefined));
+      } finally {
+        process.kill(serving.workers![1]!.pid, 'SIGCONT');
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      await member.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
