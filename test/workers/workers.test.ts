@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -288,6 +289,38 @@ describe('workers: 2', () => {
     await waitFor('nothing in flight', async () =>
       (await ds.api<DrainProgress>('GET', '/api/drain/prod-b')).body.inFlight === 0 ? true : undefined,
     );
+    await ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'live' });
+  });
+
+  test("a drain counts every worker's tunnels, and its deadline closes them in every worker", async () => {
+    b.server.on('upgrade', (_req, socket: net.Socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: chat\r\nConnection: Upgrade\r\n\r\n');
+      socket.on('error', () => undefined);
+    });
+    assert.equal((await ds.api('POST', '/api/clusters/prod-a/traffic', { state: 'out' })).status, 200);
+    const tunnels: net.Socket[] = [];
+    for (const index of [0, 1])
+      tunnels.push(
+        await onlyWorker(pool(), index, async () => {
+          const socket = net.connect(ds.port, '127.0.0.1');
+          socket.on('error', () => undefined);
+          socket.write('GET /chat HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: chat\r\n\r\n');
+          const [head] = (await once(socket, 'data')) as [Buffer];
+          assert.match(head.toString(), /^HTTP\/1\.1 101/, `worker ${index + 1}'s tunnel`);
+          return socket;
+        }),
+      );
+    const closed = tunnels.map((socket) => once(socket, 'close'));
+    assert.equal((await ds.api('POST', '/api/clusters/prod-a/traffic', { state: 'live' })).status, 200);
+    const drain = await ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'draining', deadline: '3s' });
+    assert.equal(drain.status, 200);
+    const progress = (await ds.api<DrainProgress>('GET', '/api/drain/prod-b')).body;
+    assert.equal(progress.tunnels, 2, 'one tunnel in each worker');
+    await Promise.all(closed);
+    const entry = await waitFor('the closing in the audit log', async () =>
+      (await ds.dayshift.audit.tail(20)).find((e) => e.action === 'close tunnels'),
+    );
+    assert.equal(entry.detail?.tunnels, 2, 'closed in both workers');
     await ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'live' });
   });
 
