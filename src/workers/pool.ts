@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import type { DayshiftConfig } from '../config/schema.js';
-import type { AuditLog } from '../control/audit.js';
+import type { Actor, AuditLog } from '../control/audit.js';
 import type { DesiredState, MemberKey } from '../model.js';
 import type { HealthReport, ProxyHandle, ProxyStats, SessionObserver } from '../proxy/handle.js';
 import type { HandedSocket } from '../socket-activation.js';
@@ -42,7 +42,6 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 interface Worker {
   index: number;
   child: ChildProcess;
-  startedAt: number;
   ready: boolean;
   /** Requests waiting for their `done`, by sequence number; answered undefined if the worker exits. */
   pending: Map<number, (reply: Done | undefined) => void>;
@@ -63,7 +62,7 @@ const STATS_WAIT_MS = 2_000;
 /** Replacing a worker that keeps dying at start waits this much more each time, up to 5 s. */
 const RESTART_BACKOFF_MS = 100;
 
-const SYSTEM = { who: 'system', from: 'local' };
+const SYSTEM: Actor = { who: 'system', from: 'local' };
 
 export class WorkerPool implements ProxyHandle {
   private readonly workers: Worker[] = [];
@@ -77,7 +76,7 @@ export class WorkerPool implements ProxyHandle {
   private closing = false;
   private seq = 0;
   private readonly poll: NodeJS.Timeout;
-  /** Deaths in a row of a worker slot within a second of starting: the replacement's backoff. */
+  /** Deaths in a row of a worker slot before it served (a broken start): the replacement's backoff. */
   private readonly quickDeaths = new Map<number, number>();
 
   private constructor(
@@ -220,7 +219,6 @@ export class WorkerPool implements ProxyHandle {
     const worker: Worker = {
       index,
       child,
-      startedAt: Date.now(),
       ready: false,
       pending: new Map(),
       exited: new Promise((resolve) => child.once('exit', () => resolve())),
