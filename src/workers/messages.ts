@@ -4,6 +4,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { DesiredState, MemberKey } from '../model.js';
 import type { HealthReport, ProxyStats } from '../proxy/handle.js';
 import type { WantedListener } from '../socket-activation.js';
+import type { CertificateChange } from './shared-certificates.js';
 
 /** The first message a worker gets: everything it needs to start serving. */
 export interface InitMessage {
@@ -17,6 +18,8 @@ export interface InitMessage {
   cookieSecret: string;
   health: HealthReport[];
   ticketKeys?: Uint8Array;
+  /** With acme: the certificates and challenges the main's table holds now. */
+  certificates?: CertificateChange[];
 }
 
 export type MainMessage =
@@ -24,6 +27,7 @@ export type MainMessage =
   | { type: 'apply'; seq: number; config: LoadedConfig; state: DesiredState; health: HealthReport[] }
   | { type: 'health'; reports: HealthReport[] }
   | { type: 'ticket-keys'; keys: Uint8Array }
+  | { type: 'certificates'; seq: number; change: CertificateChange }
   | { type: 'stats'; seq: number }
   | { type: 'close-tunnels'; seq: number; members: MemberKey[]; batch: number; intervalMs: number }
   | { type: 'close'; graceMs: number };

@@ -18,6 +18,7 @@ import { HealthMonitor } from './health-monitor.js';
 import { bindListenSockets, type ListenSocket } from './listen-sockets.js';
 import { mergeStats, retire } from './merge.js';
 import type { MainMessage, WorkerMessage } from './messages.js';
+import type { SharedCertificateTable } from './shared-certificates.js';
 
 /** How many workers `workers` asks for: `auto` is one per core. 1 means no workers: the proxy runs in the main process. */
 export function workerCount(setting: DayshiftConfig['workers']): number {
@@ -33,6 +34,8 @@ export interface WorkerPoolOptions {
   sessions: SessionObserver;
   cookieSecret: string;
   audit: AuditLog;
+  /** With acme: the main's certificate table, whose changes every worker gets. */
+  certificates?: SharedCertificateTable;
 }
 
 type Done = Extract<WorkerMessage, { type: 'done' }>;
@@ -87,6 +90,10 @@ export class WorkerPool implements ProxyHandle {
     this.state = options.state;
     this.health = new HealthMonitor(options.logger, (report) => this.broadcast({ type: 'health', reports: [report] }));
     this.health.sync(this.loaded.config);
+    if (options.certificates)
+      options.certificates.forward = async (change) => {
+        await Promise.all(this.workers.map((w) => this.ask(w, { type: 'certificates', change }, APPLY_MS)));
+      };
     let polling = false;
     this.poll = setInterval(() => {
       if (polling) return;
@@ -236,6 +243,7 @@ export class WorkerPool implements ProxyHandle {
       cookieSecret: this.options.cookieSecret,
       health: this.health.reports(),
       ...(this.ticketKeys ? { ticketKeys: this.ticketKeys } : {}),
+      ...(this.options.certificates ? { certificates: this.options.certificates.changesToStart() } : {}),
     });
     return worker;
   }

@@ -9,7 +9,9 @@ import type { MemberKey } from '../model.js';
 import type { ProxyHandle, SessionObserver } from '../proxy/handle.js';
 import { startProxy } from '../proxy/proxy.js';
 import { adoptWorkerSockets } from '../socket-activation.js';
+import { CertificateTable } from '../tls/certificates.js';
 import type { InitMessage, MainMessage, SessionEvent, WorkerMessage } from './messages.js';
+import { applyCertificateChange } from './shared-certificates.js';
 
 /** How often sessions seen are sent to the main (drains wait minutes for sessions: a fraction of a second is nothing). */
 const SESSION_BATCH_MS = 200;
@@ -47,6 +49,9 @@ async function serve(init: InitMessage): Promise<void> {
   const logger: Logger = createLogger(init.config.config.log).child({ worker: init.index });
   adoptWorkerSockets(init.sockets);
   const sessions = new SessionBatch();
+  // With acme, the main orders the certificates and sends them (and the challenges) here.
+  const certificates = init.certificates ? new CertificateTable() : undefined;
+  for (const change of init.certificates ?? []) applyCertificateChange(certificates!, change);
   const proxy: ProxyHandle = await startProxy({
     config: init.config,
     state: init.state,
@@ -54,6 +59,7 @@ async function serve(init: InitMessage): Promise<void> {
     sessions,
     cookieSecret: init.cookieSecret,
     externalHealth: true,
+    ...(certificates ? { certificates } : {}),
   });
   proxy.setHealth!(init.health);
   if (init.ticketKeys) proxy.setTicketKeys(Buffer.from(init.ticketKeys));
@@ -87,6 +93,10 @@ async function serve(init: InitMessage): Promise<void> {
         return;
       case 'ticket-keys':
         proxy.setTicketKeys(Buffer.from(message.keys));
+        return;
+      case 'certificates':
+        if (certificates) applyCertificateChange(certificates, message.change);
+        send({ type: 'done', seq: message.seq });
         return;
       case 'stats':
         // Sessions first: the channel keeps order, so the main has them when it reads these figures.
