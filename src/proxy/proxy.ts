@@ -560,7 +560,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         const member = members.get(key);
         if (!member) continue;
         member.health = health;
-        member.healthReason = reason;
+        // A passive ejection's reason is this worker's own: the main's "up" does not erase it.
+        if (health === 'down' || member.ejectedUntil <= Date.now()) member.healthReason = reason;
       }
     },
 
