@@ -77,6 +77,7 @@ export class WorkerPool implements ProxyHandle {
   private ticketKeys: Buffer | undefined;
   private listening: { http: AddressInfo[]; https: AddressInfo[] } = { http: [], https: [] };
   private closing = false;
+  private closed: Promise<void> | undefined;
   private seq = 0;
   private readonly poll: NodeJS.Timeout;
   /** Deaths in a row of a worker slot before it served (a broken start): the replacement's backoff. */
@@ -191,12 +192,22 @@ export class WorkerPool implements ProxyHandle {
     this.broadcast({ type: 'ticket-keys', keys });
   }
 
-  /** Tells every worker to stop accepting and finish within graceMs, waits for them, then lets the sockets go. */
-  async close(graceMs: number): Promise<void> {
+  /**
+   * Tells every worker to stop accepting and finish within graceMs, and waits for them. The main lets its
+   * copies of the sockets go at once: when the workers have closed theirs, nothing listens (a next
+   * generation that was handed them keeps its own copies).
+   */
+  close(graceMs: number): Promise<void> {
+    this.closed ??= this.stop(graceMs);
+    return this.closed;
+  }
+
+  private async stop(graceMs: number): Promise<void> {
     this.closing = true;
     clearInterval(this.poll);
     this.health.close();
     this.broadcast({ type: 'close', graceMs });
+    for (const socket of this.listenSockets) socket.close();
     await Promise.all(
       this.workers.map(async (w) => {
         const late = setTimeout(() => w.child.kill('SIGKILL'), graceMs + 5_000);
@@ -204,7 +215,6 @@ export class WorkerPool implements ProxyHandle {
         clearTimeout(late);
       }),
     );
-    for (const socket of this.listenSockets) socket.close();
   }
 
   /** The config as workers get it: the listeners as bound at start (port 0 resolved), the rest as now. */
