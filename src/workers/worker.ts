@@ -77,7 +77,7 @@ async function serve(init: InitMessage): Promise<void> {
     })();
   };
 
-  process.on('message', (message: MainMessage) => {
+  const handle = (message: MainMessage) => {
     switch (message.type) {
       case 'apply':
         try {
@@ -115,9 +115,15 @@ async function serve(init: InitMessage): Promise<void> {
       case 'init':
         return;
     }
-  });
+  };
+  // What came while the proxy started (a change, a close) is handled now, in order, before `ready`.
+  process.off('message', early);
+  process.on('message', handle);
+  for (const message of queued.splice(0)) handle(message);
   // The main process is gone (killed): nobody will send state or take figures; finish what is in flight.
+  process.off('disconnect', exitEarly);
   process.on('disconnect', () => close(init.config.config.timeouts.shutdown));
+  if (!process.connected) close(init.config.config.timeouts.shutdown);
   const { http, https } = proxy.addresses();
   const plain = (a: AddressInfo) => ({ address: a.address, family: a.family, port: a.port });
   send({ type: 'ready', addresses: { http: http.map(plain), https: https.map(plain) } });
@@ -127,10 +133,20 @@ async function serve(init: InitMessage): Promise<void> {
 // group (Ctrl-C, systemd's KillMode=control-group) must not cut this worker's requests short meanwhile.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
 
-process.once('message', (message: MainMessage) => {
-  if (message.type !== 'init') return;
+/** Messages that arrive after `init` while the proxy starts: kept for serve() to handle once it can. */
+const queued: MainMessage[] = [];
+const early = (message: MainMessage) => {
+  if (message.type !== 'init') {
+    queued.push(message);
+    return;
+  }
   serve(message).catch((error: unknown) => {
     // The main says why (at start: `dayshift start` fails with it; later: it logs it and retries).
+    if (!process.connected) process.exit(1);
     process.send!({ type: 'failed', error: messageOf(error) } satisfies WorkerMessage, () => process.exit(1));
   });
-});
+};
+/** The main went away before this worker served: there is nothing to finish. */
+const exitEarly = () => process.exit(1);
+process.on('message', early);
+process.on('disconnect', exitEarly);

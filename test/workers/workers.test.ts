@@ -361,6 +361,23 @@ describe('workers: 2', () => {
     assert.deepEqual(audited.detail, { pid: victim, exit: 'SIGKILL', replacement });
     assert.equal(pool().pids()[1], survivor, 'the other worker was left alone');
   });
+
+  test('a change made while a replacement worker starts reaches it', async () => {
+    const [victim] = pool().pids();
+    process.kill(victim!, 'SIGKILL');
+    const replacement = await waitFor('the replacement spawned', async () =>
+      pool().pids()[0] !== victim ? pool().pids()[0] : undefined,
+    );
+    // The replacement is starting: the change is sent to it meanwhile, and confirmed once it serves.
+    assert.equal((await ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'out' })).status, 200);
+    assert.equal(pool().pids()[0], replacement, 'the replacement confirmed the change (not killed for silence)');
+    const answers = await onlyWorker(pool(), 0, () => Promise.all(Array.from({ length: 20 }, () => get(ds.port))));
+    assert.ok(
+      answers.every((r) => r.body.startsWith('a ')),
+      'the replacement serves with prod-b out',
+    );
+    await ds.api('POST', '/api/clusters/prod-b/traffic', { state: 'live' });
+  });
 });
 
 interface LoadCounts {
