@@ -18,12 +18,17 @@ export function cpuMicros(pid: number): number {
   return (ticks * 1e6) / TICKS_PER_SECOND;
 }
 
-/** Runs `load` and returns its result with the CPU µs `pid` spent meanwhile (undefined without a pid). */
+/**
+ * Runs `load` and returns its result with the CPU µs `pid` spent meanwhile (undefined without a pid);
+ * several pids (a main process and its workers) are added up.
+ */
 export async function withCpu<T>(
-  pid: number | undefined,
+  pid: number | number[] | undefined,
   load: () => Promise<T>,
 ): Promise<{ result: T; cpuUs: number | undefined }> {
-  const before = pid === undefined ? 0 : cpuMicros(pid);
+  const pids = pid === undefined ? [] : [pid].flat();
+  const total = () => pids.reduce((n, p) => n + cpuMicros(p), 0);
+  const before = total();
   const result = await load();
-  return { result, cpuUs: pid === undefined ? undefined : cpuMicros(pid) - before };
+  return { result, cpuUs: pid === undefined ? undefined : total() - before };
 }

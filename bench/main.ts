@@ -38,6 +38,8 @@ const ENGINES = process.env.BENCH_ENGINES === '1';
 const HTTP = process.env.BENCH_HTTP !== '0';
 const TLS = process.env.BENCH_TLS !== '0';
 const TLS_SECONDS = Number(process.env.BENCH_TLS_SECONDS ?? 3);
+/** Dayshift `workers` counts measured at peak (a main process and this many workers). */
+const WORKER_COUNTS = HTTP ? [1, 2] : [];
 /** HAProxy's `nbthread` settings measured at peak; the first one is `haproxy` in every table. */
 const HAPROXY_THREADS = [1, 2];
 /**
@@ -50,8 +52,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 interface Target {
   name: string;
   port: number;
-  /** The proxy's process, whose CPU time is measured (none for `direct`). */
-  pid?: number;
+  /** The proxy's process, whose CPU time is measured (none for `direct`); with workers, the main's and theirs. */
+  pid?: number | number[];
   /** Measured at peak only (a variant of another target, e.g. HAProxy on 2 threads). */
   peakOnly?: boolean;
 }
@@ -235,7 +237,7 @@ async function runAutocannon(port: number, rate?: number): Promise<Sample> {
 
 /** Runs `load` against `target` and adds the target's CPU time per request to the sample. */
 async function measured<T extends { requests: number }>(
-  target: { pid?: number },
+  target: { pid?: number | number[] },
   load: () => Promise<T>,
 ): Promise<T & { cpuUs?: number }> {
   const run = withCpu(target.pid, load);
@@ -352,7 +354,7 @@ const H2_STREAMS = 10;
 interface HttpsTarget {
   name: 'dayshift' | 'haproxy';
   port: number;
-  pid?: number;
+  pid?: number | number[];
 }
 
 /** One row of the HTTPS table: a load, and why a target has no figure in it (when it has none). */
@@ -472,8 +474,17 @@ async function main(): Promise<void> {
       cert ? [await resumptionOff(dir)] : [],
     );
     targets.push({ name: 'dayshift', port: dayshift.info.port, pid: dayshift.proc.child.pid });
-    // Dayshift with workers 1 and 2 (issue 16) goes here, peakOnly like haproxy-2t, with its main
-    // process's and workers' CPU time added up.
+    // Dayshift with its proxy in worker processes (issue 16), 1 and 2 of them, peak only like haproxy-2t:
+    // CPU per request adds up the main process's and the workers' time. `dayshift` above is workers: 1,
+    // the default (no main/worker split); ds-workers-1 shows what the split itself costs.
+    for (const workers of WORKER_COUNTS) {
+      const pool = await spawnNode<{ port: number; pids: number[] }>(
+        'dayshift-workers-server.js',
+        [ports.join(','), String(workers)],
+        dir,
+      );
+      targets.push({ name: `ds-workers-${workers}`, port: pool.info.port, pid: pool.info.pids, peakOnly: true });
+    }
     if (HTTP) {
       const proxies: [string, string[]][] = [];
       if (ENGINES) {

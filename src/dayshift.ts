@@ -14,6 +14,8 @@ import { createDriver } from './drivers/factory.js';
 import { splitMemberKey, type DesiredState } from './model.js';
 import type { ProxyHandle } from './proxy/handle.js';
 import { startProxy } from './proxy/proxy.js';
+import { WorkerPool, workerCount } from './workers/pool.js';
+import { SharedCertificateTable } from './workers/shared-certificates.js';
 import { registerReleaseApi } from './admin/release-routes.js';
 import { Conductor } from './release/conductor.js';
 import { ReleaseNotifier } from './release/notify.js';
@@ -86,19 +88,39 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     // Several instances share an etcd store: each publishes its live figures, and status and drain
     // waiting add up everyone's. host-pid plus a random part keeps two instances in one process apart.
     const instanceId = `${defaultInstanceId()}-${randomBytes(3).toString('hex')}`;
-    const certificates = config.acme ? new CertificateTable() : undefined;
+    const workers = workerCount(config.workers);
+    // With workers, the main's table forwards every certificate and challenge to them.
+    const certificates = config.acme
+      ? workers > 1
+        ? new SharedCertificateTable()
+        : new CertificateTable()
+      : undefined;
     let closeTickets = () => {};
     if ((config.driver?.type ?? 'builtin') === 'builtin') {
       const stored = await store.get<DesiredState>(STATE_KEY);
       const cookieSecret = config.cookie_secret ?? (await cookieSecretIn(stateDir));
-      const started = await startProxy({
-        config: loaded,
-        state: reconcileState(config, stored?.value),
-        logger,
-        sessions,
-        cookieSecret,
-        ...(certificates ? { certificates } : {}),
-      });
+      const state = reconcileState(config, stored?.value);
+      // workers >= 2: the proxy runs in worker processes; this process keeps the control plane.
+      const started =
+        workers > 1
+          ? await WorkerPool.start({
+              count: workers,
+              config: loaded,
+              state,
+              logger,
+              sessions,
+              cookieSecret,
+              audit,
+              ...(certificates instanceof SharedCertificateTable ? { certificates } : {}),
+            })
+          : await startProxy({
+              config: loaded,
+              state,
+              logger,
+              sessions,
+              cookieSecret,
+              ...(certificates ? { certificates } : {}),
+            });
       previewSigner = new StickySigner(cookieSecret);
       proxy = started;
       cleanup.unshift(() => started.close(0));
@@ -194,6 +216,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       admin,
       createMetrics(plane, proxy, proxy ? sessions : undefined, { webhooks, certificates: certificateReport }),
       config.admin.metrics_auth,
+      proxy?.refreshStats ? () => proxy.refreshStats!() : undefined,
     );
     // Where QA checks reach the sites: Dayshift's own listener, or the external load balancer's.
     const httpOrigin = () => {

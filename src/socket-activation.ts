@@ -146,11 +146,29 @@ export function listeningFd(server: Server): number {
   return fd;
 }
 
+/**
+ * A worker's sockets, at fds 3.. in this order: its main process bound them and knows which listener
+ * each serves, so there is nothing to match (and nothing to check in /proc: a socket no worker has
+ * listened on yet is bound but not listening).
+ */
+export function adoptWorkerSockets(listeners: WantedListener[]): void {
+  listeners.forEach(({ name, address }, i) => adopted.set(keyOf(name, address), FIRST_FD + i));
+}
+
+/**
+ * The inherited socket adopted for this listener, taken (a second call returns undefined): listenOn's,
+ * or the main process's, which holds it for its workers (src/workers/listen-sockets.ts).
+ */
+export function takeAdopted(name: ListenerName, address: ListenAddress): number | undefined {
+  const fd = adopted.get(keyOf(name, address));
+  adopted.delete(keyOf(name, address));
+  return fd;
+}
+
 /** Listens on the inherited socket adopted for this listener, or binds `address`. */
 export async function listenOn(server: Server, address: ListenAddress, name: ListenerName): Promise<void> {
-  const fd = adopted.get(keyOf(name, address));
+  const fd = takeAdopted(name, address);
   if (fd !== undefined) {
-    adopted.delete(keyOf(name, address));
     server.listen({ fd });
   } else {
     server.listen(address.port, address.host);

@@ -426,6 +426,12 @@ export const configSchema = z
   .strictObject({
     listen: listenSchema.prefault({}),
     admin: adminSchema.prefault({}),
+    /**
+     * Processes that serve the proxy listeners: 1 (default) serves them in the one process beside the
+     * control plane; N >= 2 starts N workers under a main process that keeps the control plane; `auto`
+     * one per core (docs/operations.md, Sizing workers).
+     */
+    workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
     /** Where the embedded store, the admin token and the audit log live (relative to the config file). */
     state_dir: z.string().default('.dayshift'),
     /** Where desired state lives: `{type: file}` (default, in state_dir) or `{type: etcd, ...}` shared by several instances. */

@@ -28,13 +28,14 @@ export class BuiltinDriver implements Driver {
   ) {}
 
   async apply(next: DesiredState): Promise<void> {
-    this.proxy.apply(this.config(), next);
+    await this.proxy.apply(this.config(), next);
     this.state = structuredClone(next);
   }
 
   async status(options: StatusOptions = {}): Promise<DriverStatus> {
     const { config } = this.config();
     const state = this.current();
+    await this.proxy.refreshStats?.();
     const stats = new Map(this.proxy.stats().members.map((m) => [m.key, m]));
     const bound = this.sessions.byMember(Date.now(), options.sessionIdleMs ?? config.drain.session_idle);
     const clusters: ClusterStatus[] = Object.entries(config.clusters).map(([name, cluster]) => ({

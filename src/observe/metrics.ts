@@ -262,10 +262,17 @@ function latencyHistogram(proxy: ProxyHandle): Metric {
   return metric as unknown as Metric;
 }
 
-export function registerMetricsRoute(server: AdminServer, registry: Registry, requireAuth: boolean): void {
+/** `refresh`: with workers, gathers their figures first, so that a scrape counts every request until now. */
+export function registerMetricsRoute(
+  server: AdminServer,
+  registry: Registry,
+  requireAuth: boolean,
+  refresh?: () => Promise<void>,
+): void {
   server.router.add(
     { method: 'GET', path: '/metrics', summary: 'Prometheus metrics', auth: requireAuth, tag: 'meta' },
     async ({ res }) => {
+      await refresh?.();
       const body = await registry.metrics();
       res.writeHead(200, { 'content-type': registry.contentType });
       res.end(body);

@@ -74,12 +74,31 @@ export interface ProxyOptions {
   cookieSecret?: string;
   /** Certificates and challenges from ACME (sites with tls.acme): served by SNI, http-01 answered before routing. */
   certificates?: CertificateTable;
+  /**
+   * Health comes from outside (a worker: the main process checks members once for all workers and
+   * sends the results with setHealth): no health checker runs here.
+   */
+  externalHealth?: boolean;
+}
+
+/** A member's health as checked once for all workers (src/workers/health-monitor.ts). */
+export interface HealthReport {
+  key: MemberKey;
+  health: Health;
+  reason?: string;
 }
 
 export interface ProxyHandle {
-  /** Swaps in a new snapshot: applies to the next request; requests in flight keep theirs. */
-  apply(config: LoadedConfig, state: DesiredState): void;
+  /**
+   * Swaps in a new snapshot: applies to the next request; requests in flight keep theirs. With workers,
+   * resolves once every worker has swapped it in ("out" means out everywhere).
+   */
+  apply(config: LoadedConfig, state: DesiredState): void | Promise<void>;
   stats(): ProxyStats;
+  /** With workers: gathers every worker's figures now, so that stats() then counts everything until now. */
+  refreshStats?(): Promise<void>;
+  /** With externalHealth: the members' health, checked elsewhere. */
+  setHealth?(reports: HealthReport[]): void;
   /** Closes the open upgrade tunnels of these members, `batch` at a time every `intervalMs`. */
   closeTunnels(members: MemberKey[], options: { batch: number; intervalMs: number }): Promise<number>;
   addresses(): { http: AddressInfo[]; https: AddressInfo[] };

@@ -8,6 +8,7 @@ import type { DayshiftConfig } from '../config/schema.js';
 import { HealthChecker, healthCheckFor } from '../balance/health.js';
 import { MemberRuntime, type PassivePolicy } from '../balance/member.js';
 import { memberId, memberKey, type MemberKey } from '../model.js';
+import type { HealthReport } from './handle.js';
 import { createTransport, type TransportSettings } from './transport-factory.js';
 
 function transportSettings(config: DayshiftConfig): TransportSettings {
@@ -50,7 +51,11 @@ export class MemberSet {
   /** Passive health (config `passive`): when failed exchanges eject a member, and for how long. */
   passive: PassivePolicy = { failures: 0, ejectionMs: 0, maxEjectionMs: 0 };
 
-  constructor(private readonly logger: Logger) {}
+  /** `externalHealth`: the members' health is checked elsewhere (a worker's, by the main) and set by setHealth. */
+  constructor(
+    private readonly logger: Logger,
+    private readonly externalHealth = false,
+  ) {}
 
   /** Brings runtimes, transports and health checkers in line with a config. */
   sync(config: DayshiftConfig): void {
@@ -71,6 +76,7 @@ export class MemberSet {
           this.checkers.get(key)?.stop();
           this.checkers.delete(key);
         }
+        if (this.externalHealth) return;
         const check = healthCheckFor(config, cluster, i);
         const checker = this.checkers.get(key);
         if (!checker || JSON.stringify(checker.check) !== JSON.stringify(check)) {
@@ -93,6 +99,18 @@ export class MemberSet {
       ejectionMs: config.passive.ejection,
       maxEjectionMs: config.passive.max_ejection,
     };
+  }
+
+  /** The members' health as checked elsewhere (externalHealth). */
+  setHealth(reports: HealthReport[]): void {
+    const now = Date.now();
+    for (const { key, health, reason } of reports) {
+      const member = this.runtimes.get(key);
+      if (!member) continue;
+      member.health = health;
+      // A passive ejection's reason is this process's own: the checker's "up" does not erase it.
+      if (health === 'down' || member.ejectedUntil <= now) member.healthReason = reason;
+    }
   }
 
   /** Stops the health checks (closing). */

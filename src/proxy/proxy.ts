@@ -7,7 +7,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { DesiredState, MemberKey } from '../model.js';
 import { StickySigner } from '../balance/sticky.js';
 import { AccessLog } from './access-log.js';
-import type { ProxyHandle, ProxyOptions, ProxyStats, SiteStats } from './handle.js';
+import type { HealthReport, ProxyHandle, ProxyOptions, ProxyStats, SiteStats } from './handle.js';
 import { Forwarder } from './forward.js';
 import { Listeners } from './listeners.js';
 import { ShadowCopier } from './shadow.js';
@@ -57,7 +57,7 @@ class Proxy implements ProxyHandle {
       );
     const signer = new StickySigner(secret ?? randomBytes(32).toString('hex'));
     this.accessLog = AccessLog.open(config.access_log.target, config.access_log.format, this.loaded.baseDir);
-    this.members = new MemberSet(logger);
+    this.members = new MemberSet(logger, options.externalHealth);
     this.members.sync(config);
     this.shadow = new ShadowCopier(logger);
     this.snapshot = buildSnapshot(
@@ -141,6 +141,10 @@ class Proxy implements ProxyHandle {
       }
     }
     return closed;
+  }
+
+  setHealth(reports: HealthReport[]): void {
+    this.members.setHealth(reports);
   }
 
   setTicketKeys(keys: Buffer): void {

@@ -366,8 +366,9 @@ export class AcmeManager {
         `the CA offered no challenge Dayshift answers for ${host} (got ${challenge.type}; answered: ${this.options.challenges.join(', ')})`,
       );
     }
-    // Here at once, and through the store for the other instances.
+    // Here at once (in every worker before the CA is told), and through the store for the other instances.
     this.challengeChanged(challengeKey(value), value);
+    await this.options.table.synced();
     await this.options.store.put(challengeKey(value), value);
   }
 

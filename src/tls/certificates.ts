@@ -121,6 +121,15 @@ export class CertificateTable {
   }
 
   /**
+   * Resolves when every change so far is in force where the handshakes happen: here at once; with
+   * workers, once each has confirmed it (src/workers/shared-certificates.ts). A challenge is awaited
+   * before the CA is told to validate it.
+   */
+  synced(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
    * ALPN selection on the https listener. Node calls it before the SNI callback, with the TLS socket as
    * `this`: a client asking for acme-tls/1 on a host with a pending challenge gets it, and its socket
    * is marked so that context() serves the challenge certificate. Anyone else gets one of `served`.
