@@ -26,6 +26,7 @@ import { Lane, SWEEP_MS, type LaneHandler, type LaneLimits, type LaneRequest, ty
 import { clientErrorAnswer, closeAfterFlush } from './closing.js';
 import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 import { handleUpgrade, refuseConnect } from './tunnel.js';
+import { TlsClosing } from './tls-closing.js';
 import { acceptProxyProtocol, adoptParentAddresses, type ProxyAcceptor } from './proxy-accept.js';
 import { messageOf } from '../errors.js';
 
@@ -390,6 +391,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     limits: () => laneLimits,
   };
   const httpsServers: https.Server[] = [];
+  const tlsClosings: TlsClosing[] = [];
   const acceptors: ProxyAcceptor[] = [];
   /** On a listener with proxy_protocol: the PROXY header comes first, before the lane or TLS (proxy-accept.ts). */
   const proxyProtocol = (server: http.Server, address: ListenerConfig) => {
@@ -475,6 +477,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
             : {}),
         });
         wire(server);
+        tlsClosings.push(new TlsClosing(server, () => laneLimits));
         server.on('secureConnection', watchRequestLine);
         proxyProtocol(server, address);
         httpsServers.push(server);
@@ -567,17 +570,22 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
 
     async close(graceMs: number): Promise<void> {
       const servers = [...httpServers, ...httpsServers];
-      const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
-      for (const s of servers) s.closeIdleConnections();
+      const closed = [
+        ...httpServers.map((s) => new Promise<void>((r) => s.close(() => r()))),
+        ...tlsClosings.map((c) => new Promise<void>((r) => c.close(r))),
+      ];
+      for (const s of httpServers) s.closeIdleConnections();
       for (const lane of lanes) lane.closeIdle();
       fileWatcher.close();
       for (const h of held.splice(0)) h.reject();
       if (holdTimer) clearTimeout(holdTimer);
       const deadline = Date.now() + graceMs;
-      // Lane connections close themselves: at once when idle, after their answer when busy or new.
-      while ((active.count > 0 || lanes.some((lane) => lane.size > 0)) && Date.now() < deadline) {
+      // Lane and TLS connections close themselves: at once when idle, after their answer when busy or new.
+      const open = () => lanes.some((lane) => lane.size > 0) || tlsClosings.some((c) => c.size > 0);
+      while ((active.count > 0 || open()) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
-        for (const s of servers) s.closeIdleConnections();
+        for (const s of httpServers) s.closeIdleConnections();
+        for (const c of tlsClosings) c.sweep(Date.now());
       }
       for (const s of servers) s.closeAllConnections();
       for (const lane of lanes) lane.closeAll();
