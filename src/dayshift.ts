@@ -37,6 +37,7 @@ import type { StatusFeed } from './observe/status-feed.js';
 import { SessionTracker } from './control/session-tracker.js';
 import { reconcileState, STATE_KEY } from './control/desired-state.js';
 import { loadAdminToken, type AdminToken } from './admin/token.js';
+import type { HandedSocket } from './socket-activation.js';
 
 export interface Dayshift {
   plane: ControlPlane;
@@ -56,14 +57,28 @@ export interface Dayshift {
   webhooks: WebhookSender;
   stateDir: string;
   logger: Logger;
+  /** The listening sockets (proxy and admin listeners), to hand to the next generation at an upgrade. */
+  sockets(): HandedSocket[];
   /** Stops accepting, lets requests in flight finish within graceMs, closes everything. */
   close(graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  /**
+   * Started by `dayshift upgrade` from a previous generation: a release it handed over is carried on
+   * once this one serves (conductor.takeOver()), not at once.
+   */
+  nextGeneration?: boolean;
 }
 
 export const VERSION = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'))
   .version as string;
 
-export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promise<Dayshift> {
+export async function startDayshift(
+  loaded: LoadedConfig,
+  logger: Logger,
+  options: StartOptions = {},
+): Promise<Dayshift> {
   const { config } = loaded;
   const stateDir = resolve(loaded.baseDir, config.state_dir);
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
@@ -210,7 +225,10 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       sender: webhooks,
       logger,
     });
-    const conductor = await Conductor.open({ plane, logger, sampler, httpOrigin, audit }, (c) => notifier.watch(c));
+    const conductor = await Conductor.open(
+      { plane, logger, sampler, httpOrigin, audit, ...(options.nextGeneration ? { deferTakeOver: true } : {}) },
+      (c) => notifier.watch(c),
+    );
     notifier.baseline(conductor.current());
     cleanup.unshift(() => conductor.close());
     registerReleaseApi(admin, conductor, () => plane.config);
@@ -238,6 +256,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       webhooks,
       stateDir,
       logger,
+      sockets: () => [...(proxy?.listeningSockets() ?? []), admin.listeningSocket()],
       async close(graceMs = plane.config.timeouts.shutdown) {
         clearInterval(pruner);
         await conductor.close();

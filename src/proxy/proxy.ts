@@ -16,7 +16,7 @@ import { CertificateFileWatcher, type WatchedFiles } from '../tls/file-watch.js'
 import { HealthChecker, healthCheckFor } from '../balance/health.js';
 import { MemberRuntime, type PassivePolicy } from '../balance/member.js';
 import { StickySigner } from '../balance/sticky.js';
-import { listenOn } from '../socket-activation.js';
+import { listenOn, listeningFd } from '../socket-activation.js';
 import { AccessLog } from './access-log.js';
 import type { ProxyHandle, ProxyOptions, ProxyStats } from './handle.js';
 import { Forwarder } from './forward.js';
@@ -566,6 +566,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         http: httpServers.map((s) => s.address() as AddressInfo),
         https: httpsServers.map((s) => s.address() as AddressInfo),
       };
+    },
+
+    listeningSockets() {
+      return [
+        ...httpServers.map((s) => ({ name: 'http' as const, fd: listeningFd(s) })),
+        ...httpsServers.map((s) => ({ name: 'https' as const, fd: listeningFd(s) })),
+      ];
     },
 
     async close(graceMs: number): Promise<void> {
