@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Release } from '../../src/release/types.js';
@@ -29,6 +29,44 @@ describe('a release across an upgrade', () => {
       await until('the new generation to stop', () => (alive(next!) ? undefined : true), 60_000);
     }
     await world?.close();
+  });
+
+  it('is refused while a step that is not safe to repeat runs, and the release goes on in the old one', async () => {
+    world = await makeWorld({
+      release: {
+        hooks: { before: { run: 'echo run >> before-runs; while [ ! -e go ]; do sleep 0.1; done', title: 'before' } },
+      },
+    });
+    server = await startChild(world);
+    const token = (await readFile(join(world.dir, 'state', 'admin.token'), 'utf8')).trim();
+    const env = { DAYSHIFT_TOKEN: token };
+    const admin = ['--admin', server.adminUrl];
+    const start = await cli(['release', 'start', '--version', '2.0', ...admin], env);
+    assert.equal(start.code, 0, start.stderr);
+    await until('the before hook to run', () => (existsSync(join(world!.dir, 'before-runs')) ? true : undefined));
+
+    const go = join(world.dir, 'go');
+    const refused = await cli(['upgrade', ...admin], env).finally(() => writeFile(go, ''));
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /is running "hook before: before", which is not safe to repeat: upgrade once it is done/,
+    );
+    const done = await until(
+      'the release to end',
+      async () => {
+        const r = await api<Release>(server!.adminUrl, token, 'GET', '/api/release');
+        return ['succeeded', 'failed', 'aborted', 'interrupted'].includes(r.body.state) ? r.body : undefined;
+      },
+      120_000,
+    );
+    assert.equal(done.state, 'succeeded', done.reason);
+    assert.equal((await readFile(join(world.dir, 'before-runs'), 'utf8')).trim().split('\n').length, 1);
+    assert.equal(server.child.exitCode, null, 'the old generation serves on');
+    await server.stop();
+    server = undefined;
+    await world.close();
+    world = undefined;
   });
 
   it('is handed to the new generation, which repeats the stopped step and completes the release', async () => {

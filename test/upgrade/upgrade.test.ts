@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -249,6 +249,36 @@ describe('dayshift upgrade', () => {
     await writeConfig();
     const reload = await runCli(['reload', '--config', config]);
     assert.equal(reload.code, 0, reload.stderr);
+  });
+
+  test('is refused under systemd, whose service would stop with the old generation', async () => {
+    await writeConfig();
+    // A shell named systemd (a link) stands in for the service manager as the parent, with the
+    // INVOCATION_ID systemd sets for a service.
+    const manager = join(dir, 'systemd');
+    await symlink('/bin/sh', manager);
+    const pidFile = join(dir, 'dayshift.pid');
+    const child = spawn(
+      manager,
+      ['-c', '"$@" & echo $! > "$PID_FILE"; wait', 'sh', process.execPath, CLI, 'start', '--config', config],
+      {
+        env: { ...process.env, INVOCATION_ID: '0123456789abcdef0123456789abcdef', PID_FILE: pidFile },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    children.add(child);
+    pids.add(child.pid!);
+    await waitFor(
+      async () => (await request(ports.http, { host: 'shop.test' }).catch(() => undefined))?.status === 200,
+      20_000,
+      'dayshift to serve',
+    );
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    pids.add(pid);
+    const refused = await runCli(['upgrade', '--config', config]);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, /runs as a systemd service.*systemctl restart/);
+    assert.ok(alive(pid), 'it serves on');
   });
 });
 
