@@ -176,9 +176,11 @@ describe('dayshift upgrade', () => {
   }
 
   /** The first generation; later ones write to its stdout and stderr, kept in output(). */
-  async function start(): Promise<{ child: ChildProcess; output: () => string }> {
+  async function start(nodeOptions: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
     await writeConfig();
-    const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeOptions, CLI, 'start', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.add(child);
     pids.add(child.pid!);
     let output = '';
@@ -249,6 +251,23 @@ describe('dayshift upgrade', () => {
     await writeConfig();
     const reload = await runCli(['reload', '--config', config]);
     assert.equal(reload.code, 0, reload.stderr);
+  });
+
+  test('a new generation that does not serve in time is stopped, and the old one serves on', async () => {
+    // Given to node by the first generation, and so to the next (same node options): it hangs the next one.
+    const hang = join(dir, 'hang.mjs');
+    await writeFile(
+      hang,
+      'if (process.env.DAYSHIFT_PREVIOUS_GENERATION) await new Promise(() => setInterval(() => {}, 1000));\n',
+    );
+    const first = await start(['--import', hang]);
+    const failed = await runCli(['upgrade', '--config', config, '--timeout', '3s'], { timeoutMs: 90_000 });
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.match(failed.stderr, /the new generation \(pid \d+\) did not serve within 3\.0s; this one serves on/);
+    const child = Number(/the new generation \(pid (\d+)\)/.exec(failed.stderr)![1]);
+    assert.ok(!alive(child), 'the generation that hung is gone');
+    assert.equal(first.child.exitCode, null);
+    assert.equal((await request(ports.http, { host: 'shop.test' })).status, 200, 'the old generation serves on');
   });
 
   test('is refused under systemd, whose service would stop with the old generation', async () => {
