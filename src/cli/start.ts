@@ -29,6 +29,9 @@ export function register(program: Command): void {
     .action(async (opts: { config: string }) => {
       // Started by `dayshift upgrade`: the previous generation waits to hear that this one serves, or why not.
       const previous = previousGeneration();
+      // Taken from the start: SIGUSR2's default action would end a Dayshift that is still starting.
+      let upgradeSignal = (): void => void process.stderr.write('SIGUSR2 ignored: Dayshift is still starting\n');
+      process.on('SIGUSR2', () => upgradeSignal());
       let dayshift: Dayshift;
       try {
         dayshift = await start(opts.config, previous !== undefined);
@@ -71,12 +74,12 @@ export function register(program: Command): void {
         stopping: () => stopping,
       });
       registerUpgradeApi(dayshift.admin, upgrader);
-      process.on('SIGUSR2', () => {
+      upgradeSignal = () => {
         // A failed upgrade is logged where it fails; a refused one here.
         upgrader.upgrade({ who: 'signal:SIGUSR2', from: 'local' }).catch((err: unknown) => {
           if (err instanceof UpgradeRefusedError) logger.warn(`upgrade refused: ${err.message}`);
         });
-      });
+      };
       if (previous !== undefined) {
         await reportToPreviousGeneration({ type: 'ready', pid: process.pid, version: VERSION });
         logger.info({ previous }, `serving in place of the previous generation (pid ${previous})`);
