@@ -104,7 +104,7 @@ export class Upgrader {
  * stopped and stop the new generation with it. There the upgrade is `systemctl restart`, which refuses
  * no connection with the socket units (docs/operations.md).
  */
-function systemdRefusal(): string | undefined {
+export function systemdRefusal(): string | undefined {
   if (process.env.INVOCATION_ID === undefined) return undefined;
   let parent = '';
   try {

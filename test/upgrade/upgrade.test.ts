@@ -5,7 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -318,3 +319,82 @@ async function waitForNewGeneration(output: () => string, pid: number): Promise<
   );
   return found!;
 }
+
+describe('dayshift db front upgrade (SIGUSR2)', () => {
+  let dir: string;
+  const pids = new Set<number>();
+  after(async () => {
+    for (const pid of pids) {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+      await waitFor(() => !alive(pid), 10_000, `pid ${pid} to go`);
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('hands the writer socket to a new front; open connections finish on the old one', async (t) => {
+    dir = await mkdtemp(join(tmpdir(), 'dayshift-upgrade-front-'));
+    // The front splices bytes to the primary in the writer state: an echo server stands in for it.
+    const primary = createServer((socket) => socket.pipe(socket));
+    primary.listen(0, '127.0.0.1');
+    await once(primary, 'listening');
+    t.after(() => primary.close());
+    const primaryPort = (primary.address() as AddressInfo).port;
+    const writer = await freePort();
+    const stateDir = join(dir, 'state');
+    await mkdir(stateDir, { recursive: true });
+    await writeFile(
+      join(stateDir, 'db-writer.json'),
+      JSON.stringify({ primary: 'a', host: '127.0.0.1', port: primaryPort, at: new Date().toISOString() }),
+    );
+    const config = join(dir, 'db.yaml');
+    await writeFile(
+      config,
+      stringify({
+        state_dir: stateDir,
+        database: {
+          servers: [
+            { name: 'a', host: '127.0.0.1', port: primaryPort, user: 'u', password: 'p' },
+            { name: 'b', host: '127.0.0.1', port: 1, user: 'u', password: 'p' },
+          ],
+          replication: { user: 'r', password: 'p' },
+          writer: { listen: `127.0.0.1:${writer}` },
+        },
+      }),
+    );
+    const first = spawn(process.execPath, [CLI, 'db', 'front', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    pids.add(first.pid!);
+    let output = '';
+    first.stdout.on('data', (c: Buffer) => (output += c));
+    first.stderr.on('data', (c: Buffer) => (output += c));
+    const firstExit = once(first, 'exit');
+    await waitFor(() => output.includes('writer endpoint listening'), 20_000, 'the front to listen');
+
+    const echo = async (socket: Socket, text: string) => {
+      socket.write(text);
+      const [data] = (await once(socket, 'data')) as [Buffer];
+      return data.toString();
+    };
+    const open = connect(writer, '127.0.0.1');
+    await once(open, 'connect');
+    assert.equal(await echo(open, 'before'), 'before');
+
+    process.kill(first.pid!, 'SIGUSR2');
+    await waitFor(() => /upgraded: .*\(pid \d+\); this one/.test(output), 30_000, `the upgrade: ${output}`);
+    const next = Number(/→ \S+ \(pid (\d+)\)/.exec(output)![1]);
+    pids.add(next);
+    const fresh = connect(writer, '127.0.0.1');
+    await once(fresh, 'connect');
+    assert.equal(await echo(fresh, 'new'), 'new', 'a new connection is served');
+    fresh.destroy();
+    assert.equal(await echo(open, 'during'), 'during', 'the open connection goes on through the old front');
+    assert.equal(first.exitCode, null, 'the old front waits for its connections');
+    open.end();
+    const [code] = (await firstExit) as [number];
+    assert.equal(code, 0, output);
+    assert.ok(alive(next), 'the new front serves on');
+    process.kill(next, 'SIGTERM');
+    await waitFor(() => !alive(next), 10_000, 'the new front to stop');
+  });
+});
