@@ -38,6 +38,7 @@ import { SessionTracker } from './control/session-tracker.js';
 import { reconcileState, STATE_KEY } from './control/desired-state.js';
 import { loadAdminToken, type AdminToken } from './admin/token.js';
 import type { HandedSocket } from './socket-activation.js';
+import { adoptHandedSessions } from './upgrade/sessions.js';
 
 export interface Dayshift {
   plane: ControlPlane;
@@ -88,6 +89,14 @@ export async function startDayshift(
     const token = await loadAdminToken(config.admin.token_file, stateDir, loaded.baseDir);
     const audit = new AuditLog(stateDir);
     const sessions = new SessionTracker(config.drain.max_sessions);
+    if (options.nextGeneration) {
+      // The sessions the previous generation saw, so that a drain under way still waits for them.
+      const adopted = await adoptHandedSessions(stateDir, sessions).catch((err: unknown) => {
+        logger.warn({ err }, 'could not take over the sessions of the previous generation: drains count them from now');
+        return 0;
+      });
+      if (adopted > 0) logger.info({ sessions: adopted }, 'sessions taken over from the previous generation');
+    }
     // The config in force, as the control plane holds it (a reload replaces it before applying state).
     const opened: { plane?: ControlPlane } = {};
     const current = () => opened.plane?.loaded ?? loaded;

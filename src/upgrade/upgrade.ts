@@ -2,6 +2,7 @@
 // with one running the code now installed, with no moment when nothing listens. In order:
 // 1. a release under way is handed over (conductor.handOver: stopped at a point safe to repeat) and
 //    changes are held (409), so that the store holds the whole state and nothing changes it meanwhile;
+//    the sessions a drain waits for are written to the state directory (sessions.ts);
 // 2. the next generation starts on the same listening sockets (next-generation.ts) and takes its state
 //    from the store; both accept on the sockets until it serves;
 // 3. this generation stops accepting, finishes its requests in flight and exits (retire), writing no
@@ -13,6 +14,7 @@ import type { Dayshift } from '../dayshift.js';
 import { messageOf } from '../errors.js';
 import { UpgradeRefusedError } from './errors.js';
 import { startNextGeneration, type Generation } from './next-generation.js';
+import { dropHandedSessions, handSessionsOver } from './sessions.js';
 
 /** How long the next generation may take to serve, unless the caller says. */
 export const DEFAULT_UPGRADE_TIMEOUT_MS = 60_000;
@@ -66,13 +68,14 @@ export class Upgrader {
   }
 
   private async run(actor: Actor, timeoutMs: number): Promise<UpgradeResult> {
-    const { plane, conductor, audit, logger } = this.options.dayshift;
+    const { plane, conductor, audit, logger, sessions, stateDir } = this.options.dayshift;
     const old: Generation = { pid: process.pid, version: this.options.version };
     const sockets = this.options.dayshift.sockets();
     const release = await conductor.handOver();
     await plane.holdChanges('Dayshift is being upgraded: changes are held until the new generation serves; retry then');
+    await handSessionsOver(stateDir, sessions);
     logger.info(
-      { by: actor.who, sockets: sockets.map((s) => s.name), release: release?.id },
+      { by: actor.who, sockets: sockets.map((s) => s.name), release: release?.id, sessions: sessions.size },
       `upgrade: starting the next generation on ${sockets.length} listening socket(s)`,
     );
     let next: Generation;
@@ -80,6 +83,7 @@ export class Upgrader {
       next = await startNextGeneration(sockets, timeoutMs);
     } catch (err) {
       plane.resumeChanges();
+      await dropHandedSessions(stateDir).catch(() => undefined);
       await conductor
         .takeOver()
         .catch((e: unknown) => logger.error({ err: e }, 'upgrade failed, and the release could not be taken back'));

@@ -177,8 +177,11 @@ describe('dayshift upgrade', () => {
   }
 
   /** The first generation; later ones write to its stdout and stderr, kept in output(). */
-  async function start(nodeOptions: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
-    await writeConfig();
+  async function start(
+    nodeOptions: string[] = [],
+    extra: Record<string, unknown> = {},
+  ): Promise<{ child: ChildProcess; output: () => string }> {
+    await writeConfig(extra);
     const child = spawn(process.execPath, [...nodeOptions, CLI, 'start', '--config', config], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -252,6 +255,56 @@ describe('dayshift upgrade', () => {
     await writeConfig();
     const reload = await runCli(['reload', '--config', config]);
     assert.equal(reload.code, 0, reload.stderr);
+  });
+
+  test('a drain under way still counts the sessions the old generation saw', async (t) => {
+    // Tomcat-like members: a request without a session gets JSESSIONID=<id>.<route>.
+    const sessionMember = (route: string) =>
+      startMember(route, (req, res) => {
+        req.resume();
+        const fresh = !/JSESSIONID=/.test(req.headers.cookie ?? '');
+        res.writeHead(200, fresh ? { 'set-cookie': `JSESSIONID=S${route}.${route}; Path=/` } : {});
+        res.end(route);
+      });
+    const [a1, b1] = await Promise.all([sessionMember('a1'), sessionMember('b1')]);
+    t.after(() => Promise.all([a1.close(), b1.close()]));
+    const first = await start([], {
+      clusters: {
+        'prod-a': { members: [{ url: a1.url, route: 'a1' }] },
+        'prod-b': { members: [{ url: b1.url, route: 'b1' }] },
+      },
+      drain: { session_idle: '10m', deadline: '10m' },
+      sites: {
+        public: { hosts: ['*'], routes: [{ path: '/', clusters: ['prod-a', 'prod-b'], sticky: { mode: 'route' } }] },
+      },
+    });
+    let cookie = '';
+    await waitFor(
+      async () => {
+        const reply = await request(ports.http, { host: 'shop.test' });
+        cookie = String(reply.headers['set-cookie'] ?? '').split(';')[0]!;
+        return reply.body === 'a1';
+      },
+      10_000,
+      'a session on prod-a',
+    );
+    const drain = await runCli(['drain', 'prod-a', '--config', config]);
+    assert.equal(drain.code, 0, drain.stderr);
+    const token = (await readFile(join(dir, 'state', 'admin.token'), 'utf8')).trim();
+    const sessions = async () => {
+      const response = await fetch(`http://127.0.0.1:${ports.admin}/api/drain/prod-a`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return ((await response.json()) as { sessions?: number }).sessions;
+    };
+    assert.equal(await sessions(), 1);
+
+    const upgraded = await runCli(['upgrade', '--config', config, '--json'], { timeoutMs: 90_000 });
+    assert.equal(upgraded.code, 0, `${upgraded.stderr}\n${first.output()}`);
+    pids.add((JSON.parse(upgraded.stdout) as { new: { pid: number } }).new.pid);
+    assert.equal(await sessions(), 1, 'the new generation counts the session');
+    const bound = await request(ports.http, { host: 'shop.test', headers: { cookie } });
+    assert.equal(bound.body, 'a1', 'the bound user stays on its member');
   });
 
   test('a new generation that does not serve in time is stopped, and the old one serves on', async () => {
