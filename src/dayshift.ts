@@ -40,6 +40,8 @@ import type { StatusFeed } from './observe/status-feed.js';
 import { SessionTracker } from './control/session-tracker.js';
 import { reconcileState, STATE_KEY } from './control/desired-state.js';
 import { loadAdminToken, type AdminToken } from './admin/token.js';
+import type { HandedSocket } from './socket-activation.js';
+import { adoptHandedSessions } from './upgrade/sessions.js';
 
 export interface Dayshift {
   plane: ControlPlane;
@@ -59,14 +61,28 @@ export interface Dayshift {
   webhooks: WebhookSender;
   stateDir: string;
   logger: Logger;
+  /** The listening sockets (proxy and admin listeners), to hand to the next generation at an upgrade. */
+  sockets(): HandedSocket[];
   /** Stops accepting, lets requests in flight finish within graceMs, closes everything. */
   close(graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  /**
+   * Started by `dayshift upgrade` from a previous generation: a release it handed over is carried on
+   * once this one serves (conductor.takeOver()), not at once.
+   */
+  nextGeneration?: boolean;
 }
 
 export const VERSION = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'))
   .version as string;
 
-export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promise<Dayshift> {
+export async function startDayshift(
+  loaded: LoadedConfig,
+  logger: Logger,
+  options: StartOptions = {},
+): Promise<Dayshift> {
   const { config } = loaded;
   const stateDir = resolve(loaded.baseDir, config.state_dir);
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
@@ -76,6 +92,14 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
     const token = await loadAdminToken(config.admin.token_file, stateDir, loaded.baseDir);
     const audit = new AuditLog(stateDir);
     const sessions = new SessionTracker(config.drain.max_sessions);
+    if (options.nextGeneration) {
+      // The sessions the previous generation saw, so that a drain under way still waits for them.
+      const adopted = await adoptHandedSessions(stateDir, sessions).catch((err: unknown) => {
+        logger.warn({ err }, 'could not take over the sessions of the previous generation: drains count them from now');
+        return 0;
+      });
+      if (adopted > 0) logger.info({ sessions: adopted }, 'sessions taken over from the previous generation');
+    }
     // The config in force, as the control plane holds it (a reload replaces it before applying state).
     const opened: { plane?: ControlPlane } = {};
     const current = () => opened.plane?.loaded ?? loaded;
@@ -235,7 +259,10 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       sender: webhooks,
       logger,
     });
-    const conductor = await Conductor.open({ plane, logger, sampler, httpOrigin, audit }, (c) => notifier.watch(c));
+    const conductor = await Conductor.open(
+      { plane, logger, sampler, httpOrigin, audit, ...(options.nextGeneration ? { deferTakeOver: true } : {}) },
+      (c) => notifier.watch(c),
+    );
     notifier.baseline(conductor.current());
     cleanup.unshift(() => conductor.close());
     registerReleaseApi(admin, conductor, () => plane.config);
@@ -263,6 +290,7 @@ export async function startDayshift(loaded: LoadedConfig, logger: Logger): Promi
       webhooks,
       stateDir,
       logger,
+      sockets: () => [...(proxy?.listeningSockets() ?? []), admin.listeningSocket()],
       async close(graceMs = plane.config.timeouts.shutdown) {
         clearInterval(pruner);
         await conductor.close();

@@ -25,6 +25,8 @@ const STATUS_OF_CODE: Readonly<Partial<Record<string, number>>> = {
   DAYSHIFT_SHADOW_REFUSED: 422,
   DAYSHIFT_DRIVER_UNSUPPORTED: 501,
   DAYSHIFT_STORE_UNAVAILABLE: 503,
+  DAYSHIFT_UPGRADE_REFUSED: 409,
+  DAYSHIFT_UPGRADE_FAILED: 502,
 };
 
 /** The one place an error becomes an HTTP status: by class for those that carry one, else by code; 500 for the rest. */

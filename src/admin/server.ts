@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { clientErrorAnswer, closeAfterFlush } from '../proxy/closing.js';
 import type { Actor, AuditLog } from '../control/audit.js';
 import { FailureLimiter, type WrongToken } from './failure-limiter.js';
-import { listenOn } from '../socket-activation.js';
+import { listenOn, listeningFd, type HandedSocket } from '../socket-activation.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import { HttpError, Router, statusOf } from './router.js';
 import { tokenMatches } from './token.js';
@@ -88,6 +88,11 @@ export class AdminServer {
   async listen(host: string, port: number): Promise<AddressInfo> {
     await listenOn(this.server, { host, port }, 'admin');
     return this.server.address() as AddressInfo;
+  }
+
+  /** The listening socket, to hand to the next generation at an upgrade. */
+  listeningSocket(): HandedSocket {
+    return { name: 'admin', fd: listeningFd(this.server) };
   }
 
   async close(): Promise<void> {

@@ -13,9 +13,11 @@ import { register as start } from './start.js';
 import { register as status } from './status.js';
 import { register as store } from './store.js';
 import { register as traffic } from './traffic.js';
+import { register as upgrade } from './upgrade.js';
 
 export function registerCommands(program: Command): void {
   start(program);
+  upgrade(program);
   check(program);
   release(program);
   demo(program);

@@ -10,6 +10,10 @@ import { dbStatus, type ServerStatus } from '../db/status.js';
 import { STEPS, switchover, type Outcome, type StepRecord, type SwitchoverResult } from '../db/switchover.js';
 import { adoptInheritedSockets } from '../socket-activation.js';
 import { TcpFront } from '../tcp/front.js';
+import { VERSION } from '../dayshift.js';
+import { systemdRefusal } from '../upgrade/upgrade.js';
+import { messageOf } from '../errors.js';
+import { previousGeneration, reportToPreviousGeneration, startNextGeneration } from '../upgrade/next-generation.js';
 import { CliError, colour, duration, emit, EXIT, stateColour, table } from './output.js';
 
 /** refused: nothing changed; rolled-back: the old primary is writable again; repair-needed: steps printed. */
@@ -102,33 +106,51 @@ export function register(program: Command): void {
     .option('--listen <address>', 'host:port to listen on (default: database.writer.listen)')
     .addHelpText(
       'after',
-      '\nUnder systemd socket activation (LISTEN_FDS), listens on the socket named writer instead of binding it.',
+      '\nUnder systemd socket activation (LISTEN_FDS), listens on the socket named writer instead of binding it.\n' +
+        'SIGUSR2 starts the front now installed on the same socket; this one then lets its connections end (up to\n' +
+        '30s) and exits.',
     )
     .action(async (opts: CommonOptions & { listen?: string }) => {
       const settings = await loadDbSettings(opts.config);
       const listen = opts.listen !== undefined ? parseAddress(opts.listen) : settings.writer.listen;
       if (!listen) throw new CliError('no address: set database.writer.listen or pass --listen host:port', EXIT.usage);
-      adoptInheritedSockets([{ name: 'writer', address: listen }]);
-      const initial = await initialPrimary(settings);
-      const front = new TcpFront({
-        listen,
-        target: { host: initial.host, port: initial.port },
-        connectTimeout: settings.connect_timeout,
-        proxyProtocol: settings.writer.proxy_protocol,
-      });
-      const address = await front.start();
-      process.stdout.write(
-        `writer endpoint listening on ${address.address}:${address.port} → ${initial.name} (${initial.host}:${initial.port})\n`,
-      );
+      // Started by SIGUSR2 to a running front: it waits to hear that this one serves, or why not.
+      const previous = previousGeneration();
+      // Decided at start, while the parent is still the one that started this process.
+      const refusal = systemdRefusal();
+      let front: TcpFront;
+      let initial: { name: string; host: string; port: number };
+      try {
+        adoptInheritedSockets([{ name: 'writer', address: listen }]);
+        initial = await initialPrimary(settings);
+        front = new TcpFront({
+          listen,
+          target: { host: initial.host, port: initial.port },
+          connectTimeout: settings.connect_timeout,
+          proxyProtocol: settings.writer.proxy_protocol,
+        });
+        const address = await front.start();
+        process.stdout.write(
+          `writer endpoint listening on ${address.address}:${address.port} → ${initial.name} (${initial.host}:${initial.port})\n`,
+        );
+      } catch (err) {
+        if (previous !== undefined) await reportToPreviousGeneration({ type: 'failed', error: messageOf(err) });
+        throw err;
+      }
       const stop = followWriterState(settings, front, (state) => {
         process.stdout.write(
           `${new Date().toISOString()} writer → ${state.primary} (${state.host}:${state.port}); old connections closed\n`,
         );
       });
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
+      if (previous !== undefined)
+        await reportToPreviousGeneration({ type: 'ready', pid: process.pid, version: VERSION });
+      const replaced = await new Promise<boolean>((resolve) => {
+        process.once('SIGINT', () => resolve(false));
+        process.once('SIGTERM', () => resolve(false));
+        process.on('SIGUSR2', () => void upgradeFront(front, refusal).then((done) => done && resolve(true)));
       });
+      // Replaced: open connections finish (still following switchovers) for up to FRONT_GRACE_MS.
+      if (replaced) await front.drain(FRONT_GRACE_MS);
       stop();
       const stats = front.stats();
       await front.close();
@@ -136,6 +158,35 @@ export function register(program: Command): void {
         `stopped: ${stats.total} connection(s), ${stats.bytesIn} bytes in, ${stats.bytesOut} bytes out\n`,
       );
     });
+}
+
+/** How long the connections of a replaced front may take to end by themselves. */
+const FRONT_GRACE_MS = 30_000;
+
+let upgrading = false;
+
+/**
+ * SIGUSR2: starts the front now installed on the same socket (next-generation.ts); true once it serves.
+ * A failure is printed and this front serves on.
+ */
+async function upgradeFront(front: TcpFront, refusal: string | undefined): Promise<boolean> {
+  if (upgrading) return false;
+  if (refusal) {
+    process.stderr.write(`${new Date().toISOString()} upgrade refused: ${refusal}\n`);
+    return false;
+  }
+  upgrading = true;
+  try {
+    const next = await startNextGeneration([front.listeningSocket()], 60_000);
+    process.stdout.write(
+      `${new Date().toISOString()} upgraded: dayshift ${VERSION} (pid ${process.pid}) → ${next.version} (pid ${next.pid}); this one finishes its connections and exits\n`,
+    );
+    return true;
+  } catch (err) {
+    process.stderr.write(`${new Date().toISOString()} upgrade failed: ${messageOf(err)}\n`);
+    upgrading = false;
+    return false;
+  }
 }
 
 /** The front starts at the primary in the state file, else the server that says it is the primary. */

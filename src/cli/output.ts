@@ -41,6 +41,8 @@ const EXIT_OF_CODE: Readonly<Partial<Record<string, ExitCode>>> = {
   DAYSHIFT_SOCKET_ACTIVATION: EXIT.usage,
   DAYSHIFT_MIGRATION_CONFLICT: EXIT.refused,
   DAYSHIFT_STORE_UNAVAILABLE: EXIT.unreachable,
+  DAYSHIFT_UPGRADE_REFUSED: EXIT.refused,
+  DAYSHIFT_UPGRADE_FAILED: EXIT.failed,
 };
 
 /** The one place an error becomes an exit code: CliError carries its own, Dayshift's errors map by code. */

@@ -110,6 +110,8 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
   private lastDrift: DriftRepair | undefined;
   private verifier: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Why changes are refused for now (the state is being handed to the next generation), if they are. */
+  private held: string | undefined;
 
   private constructor(
     private readonly options: ControlPlaneOptions,
@@ -399,6 +401,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
    */
   reload(actor: Actor): Promise<LoadedConfig> {
     return this.serial.run(async () => {
+      this.refuseWhileHeld();
       const next = await loadConfigFile(this.loadedConfig.file);
       const previous = this.desired;
       const state = reconcileState(next.config, previous);
@@ -524,6 +527,19 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     }
   }
 
+  /**
+   * Refuses changes and reloads (409, saying `reason`) until resumeChanges(); resolves once a change in
+   * progress has been stored, so that what the store holds from then on is the state.
+   */
+  async holdChanges(reason: string): Promise<void> {
+    this.held = reason;
+    await this.serial.idle();
+  }
+
+  resumeChanges(): void {
+    this.held = undefined;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.verifier);
@@ -531,6 +547,10 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     await this.serial.idle();
     this.deadlines.close();
     await Promise.all(this.closings);
+  }
+
+  private refuseWhileHeld(): void {
+    if (this.held !== undefined) throw new RefusedError(this.held);
   }
 
   private async repairDrift(): Promise<string[]> {
@@ -581,6 +601,7 @@ export class ControlPlane extends EventEmitter<{ change: [DesiredState]; reload:
     mutate: (state: DesiredState) => void,
   ): Promise<DesiredState> {
     return this.serial.run(async () => {
+      this.refuseWhileHeld();
       const previous = this.desired;
       const next = structuredClone(previous);
       mutate(next);

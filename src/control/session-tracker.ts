@@ -16,6 +16,13 @@ export interface BoundSessions {
   oldestIdleMs: number;
 }
 
+/** A tracked session as handed to the next generation at an upgrade. */
+export interface SessionEntry {
+  key: string;
+  member: MemberKey;
+  lastSeen: number;
+}
+
 export class SessionTracker implements SessionObserver {
   /** Map order is recency order: a seen session is moved to the end. */
   private readonly sessions = new Map<string, Binding>();
@@ -49,6 +56,23 @@ export class SessionTracker implements SessionObserver {
     this.sessions.delete(key);
     binding.lastSeen = now;
     this.sessions.set(key, binding);
+  }
+
+  /** Every session, least recently seen first: what the next generation takes over at an upgrade. */
+  entries(): SessionEntry[] {
+    return [...this.sessions].map(([key, b]) => ({ key, member: b.member, lastSeen: b.lastSeen }));
+  }
+
+  /** Takes over the sessions of a previous generation (entries() order), before any of this one's. */
+  adopt(entries: SessionEntry[]): void {
+    const own = [...this.sessions];
+    this.sessions.clear();
+    for (const e of entries.slice(-this.max)) this.sessions.set(e.key, { member: e.member, lastSeen: e.lastSeen });
+    for (const [key, binding] of own) {
+      this.sessions.delete(key);
+      this.sessions.set(key, binding);
+    }
+    while (this.sessions.size > this.max) this.sessions.delete(this.sessions.keys().next().value as string);
   }
 
   get size(): number {

@@ -1,6 +1,7 @@
 // The built-in proxy as the control plane sees it. The control plane owns desired state and hands it
 // over with apply(); the proxy turns it into an immutable routing snapshot, swapped in atomically.
 import type { AddressInfo } from 'node:net';
+import type { HandedSocket } from '../socket-activation.js';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import type { Health, MemberKey, DesiredState } from '../model.js';
@@ -104,6 +105,8 @@ export interface ProxyHandle {
   addresses(): { http: AddressInfo[]; https: AddressInfo[] };
   /** Puts a session ticket key (48 bytes) in force on the https listeners (shared by instances: ticket-keys.ts). */
   setTicketKeys(keys: Buffer): void;
+  /** The listening sockets of the http and https listeners, to hand to the next generation at an upgrade. */
+  listeningSockets(): HandedSocket[];
   /** Stops accepting, lets requests in flight finish within graceMs, then closes everything. */
   close(graceMs: number): Promise<void>;
 }

@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import type { DayshiftConfig, ListenerConfig } from '../config/schema.js';
-import { listenOn } from '../socket-activation.js';
+import { listenOn, listeningFd, type HandedSocket } from '../socket-activation.js';
 import type { CertificateTable } from '../tls/certificates.js';
 import { certificateFiles, certificateMaterial, listenerContext, SiteContexts } from '../tls/contexts.js';
 import { CertificateFileWatcher, type WatchedFiles } from '../tls/file-watch.js';
@@ -20,6 +20,7 @@ import { Lane, SWEEP_MS, type LaneHandler, type LaneLimits, type LaneRequest, ty
 import { acceptProxyProtocol, adoptParentAddresses, type ProxyAcceptor } from './proxy-accept.js';
 import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 import type { Snapshot } from './snapshot.js';
+import { TlsClosing } from './tls-closing.js';
 import { handleUpgrade, refuseConnect, type TunnelContext } from './tunnel.js';
 
 /** A request as a listener hands it on: Node's server or the lane read it; 100-continue still owed or not. */
@@ -77,6 +78,8 @@ export class Listeners {
   private readonly http: http.Server[] = [];
   private readonly https: https.Server[] = [];
   private readonly lanes: Lane[] = [];
+  /** The https listeners' graceful close (tls-closing.ts), one per listener. */
+  private readonly tlsClosings: TlsClosing[] = [];
   private readonly acceptors: ProxyAcceptor[] = [];
   private readonly fileWatcher: CertificateFileWatcher;
   private siteContexts: SiteContexts;
@@ -117,6 +120,7 @@ export class Listeners {
       for (const address of httpsAddresses) {
         const server = this.httpsServer(defaults!);
         this.wire(server);
+        this.tlsClosings.push(new TlsClosing(server, () => this.laneLimits));
         server.on('secureConnection', (socket: Duplex) => this.watchRequestLine(socket));
         this.acceptProxyProtocol(server, address);
         this.https.push(server);
@@ -163,13 +167,23 @@ export class Listeners {
     };
   }
 
+  /** The listening sockets, to hand to the next generation at an upgrade. */
+  listeningSockets(): HandedSocket[] {
+    return [
+      ...this.http.map((s) => ({ name: 'http' as const, fd: listeningFd(s) })),
+      ...this.https.map((s) => ({ name: 'https' as const, fd: listeningFd(s) })),
+    ];
+  }
+
   /**
-   * Closing, first stage: no new connections; idle ones close at once, lane connections after their
-   * answer. Resolves when every listener has closed its last connection.
+   * Closing, first stage: no new connections; idle ones close at once, the others after their answer
+   * (lane.ts, tls-closing.ts). Resolves when every listener has closed its last connection.
    */
   stopAccepting(): Promise<void> {
-    const servers = this.servers();
-    const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const closed = Promise.all([
+      ...this.http.map((s) => new Promise<void>((r) => s.close(() => r()))),
+      ...this.tlsClosings.map((c) => new Promise<void>((r) => c.close(r))),
+    ]);
     this.fileWatcher.close();
     for (const lane of this.lanes) lane.closeIdle();
     this.closeIdle();
@@ -177,16 +191,17 @@ export class Listeners {
   }
 
   /**
-   * Closes the connections of Node's servers that wait for a request. The lane's close themselves after
-   * their answer; Node's must be looked at again until the last one has finished.
+   * Closes the connections that have answered their last request. The lane's close themselves; Node's
+   * (a plain-HTTP request with a body) and TLS ones must be looked at again until the last one is done.
    */
   closeIdle(): void {
-    for (const s of this.servers()) s.closeIdleConnections();
+    for (const s of this.http) s.closeIdleConnections();
+    for (const c of this.tlsClosings) c.sweep(Date.now());
   }
 
-  /** Whether a lane connection is still open (Node's are counted by the requests they carry). */
-  get laneBusy(): boolean {
-    return this.lanes.some((lane) => lane.size > 0);
+  /** Whether a lane or TLS connection is still open (Node's are counted by the requests they carry). */
+  get connectionsOpen(): boolean {
+    return this.lanes.some((lane) => lane.size > 0) || this.tlsClosings.some((c) => c.size > 0);
   }
 
   /** Closing, last stage: every connection still open is cut. */

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { LoadedConfig } from '../config/load.js';
 import type { DesiredState, MemberKey } from '../model.js';
 import { StickySigner } from '../balance/sticky.js';
+import type { HandedSocket } from '../socket-activation.js';
 import { AccessLog } from './access-log.js';
 import type { HealthReport, ProxyHandle, ProxyOptions, ProxyStats, SiteStats } from './handle.js';
 import { Forwarder } from './forward.js';
@@ -155,14 +156,18 @@ class Proxy implements ProxyHandle {
     return this.listeners.addresses();
   }
 
+  listeningSockets(): HandedSocket[] {
+    return this.listeners.listeningSockets();
+  }
+
   async close(graceMs: number): Promise<void> {
     const listeners = this.listeners;
     const closed = listeners.stopAccepting();
     this.forwarder.held.rejectAll();
     this.shadow.close();
     const deadline = Date.now() + graceMs;
-    // Lane connections close themselves: at once when idle, after their answer when busy or new.
-    while ((this.active.count > 0 || listeners.laneBusy) && Date.now() < deadline) {
+    // Lane and TLS connections close themselves: at once when idle, after their answer when busy or new.
+    while ((this.active.count > 0 || listeners.connectionsOpen) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, CLOSE_POLL_MS));
       listeners.closeIdle();
     }

@@ -34,6 +34,11 @@ export interface ConductorOptions {
   audit?: AuditLog;
   /** How often drains, gates and analysis look again. */
   pollMs?: number;
+  /**
+   * A new generation started by `dayshift upgrade`: a release handed over is carried on only once it
+   * serves (takeOver), so that if it fails to start the previous generation can take the release back.
+   */
+  deferTakeOver?: boolean;
 }
 
 const LOCK_NAME = 'release';
@@ -55,6 +60,8 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   private readonly serial = new Serial();
   private lastEmit = 0;
   private unwatch: (() => void) | undefined;
+  /** Set from handOver() until takeOver(): no step starts and no command is taken. */
+  private handingOver = false;
 
   private constructor(private readonly options: ConductorOptions) {
     super();
@@ -98,6 +105,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
 
   start(actor: Actor, version: string, options: { waitWindow?: boolean } = {}): Promise<Release> {
     return this.serial.run(async () => {
+      this.refuseWhileHandingOver();
       this.checkVersion(version);
       if (this.release && !isFinished(this.release))
         throw new ReleaseRefusedError(
@@ -151,6 +159,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
 
   approve(actor: Actor): Promise<Release> {
     return this.serial.run(async () => {
+      this.refuseWhileHandingOver();
       const r = this.requireRelease();
       const step = r.steps[r.current];
       if (r.state !== 'awaiting-approval' || step?.kind !== 'approval')
@@ -172,6 +181,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   /** Continues an interrupted release at the step it stopped in. */
   resume(actor: Actor, options: { yes?: boolean } = {}): Promise<Release> {
     return this.serial.run(async () => {
+      this.refuseWhileHandingOver();
       const r = this.requireRelease();
       if ((r.state === 'running' || r.state === 'awaiting-approval') && !this.running) {
         // Run by another instance: refused, naming it, while that instance lives; once its lock has
@@ -203,6 +213,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
   /** Re-runs the failed step. */
   retry(actor: Actor): Promise<Release> {
     return this.serial.run(async () => {
+      this.refuseWhileHandingOver();
       const r = this.requireRelease();
       if (r.state !== 'failed')
         throw new ReleaseRefusedError(
@@ -225,6 +236,7 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
    */
   abort(actor: Actor): Promise<Release> {
     return this.serial.run(async () => {
+      this.refuseWhileHandingOver();
       const r = this.requireRelease();
       if (isFinished(r)) throw new ReleaseRefusedError(`release ${r.id} is already ${r.state}`);
       await this.stopLoop();
@@ -251,12 +263,78 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
     });
   }
 
+  /**
+   * Hands the release this instance runs to the next Dayshift generation (`dayshift upgrade`): no further
+   * step starts, the current one is stopped (it must be safe to repeat: refused otherwise), the journal
+   * says handed over and the lock is given up. From then on this instance writes nothing to the journal:
+   * the next generation carries the release on (takeOver), or this one does again if the next one fails.
+   */
+  handOver(): Promise<Release | undefined> {
+    this.handingOver = true;
+    return this.serial.run(async () => {
+      const r = this.release;
+      const step = r?.steps[r.current];
+      if (r && this.lock && step?.state === 'running' && !step.repeatable) {
+        this.handingOver = false;
+        throw new ReleaseRefusedError(
+          `release ${r.id} is running "${step.title}", which is not safe to repeat: upgrade once it is done`,
+        );
+      }
+      this.unwatch?.();
+      this.unwatch = undefined;
+      // Run here: this instance holds the lock of a release under way (the loop may just have stopped).
+      const runs =
+        r !== undefined && this.lock !== undefined && (r.state === 'running' || r.state === 'awaiting-approval');
+      await this.stopLoop();
+      if (r && runs) {
+        r.handedOver = { at: new Date().toISOString(), from: process.pid };
+        delete r.drain;
+        await this.save();
+        this.options.logger.info({ release: r.id }, `release ${r.id} handed over to the next Dayshift generation`);
+      }
+      await this.dropLock();
+      return runs ? structuredClone(r) : undefined;
+    });
+  }
+
+  /**
+   * Carries on a release a previous generation handed over (or that this one handed to a next generation
+   * that failed to start): the step it stopped in runs again.
+   */
+  takeOver(): Promise<Release | undefined> {
+    return this.serial.run(async () => {
+      this.handingOver = false;
+      this.watchJournal();
+      const r = await this.readCurrent();
+      if (!r?.handedOver) return undefined;
+      this.release = r;
+      try {
+        await this.takeLock(r);
+      } catch (err) {
+        if (!(err instanceof ReleaseRefusedError)) throw err;
+        this.options.logger.info(
+          { release: r.id },
+          `release ${r.id} is carried on by another instance: ${err.message}`,
+        );
+        return undefined;
+      }
+      delete r.handedOver;
+      const step = r.steps[r.current];
+      if (step && step.state !== 'succeeded' && step.state !== 'skipped') this.resetStep(step);
+      await this.save();
+      this.options.logger.info({ release: r.id, step: step?.id }, `release ${r.id} carried on here`);
+      this.launch();
+      return structuredClone(r);
+    });
+  }
+
   /** Stops the running step (the journal says interrupted) and gives the lock up. */
   async close(): Promise<void> {
     this.unwatch?.();
     await this.serial.run(async () => {
       const r = this.release;
-      const wasRunning = r?.state === 'running';
+      // A release handed over is no longer this instance's to write.
+      const wasRunning = r?.state === 'running' && !r.handedOver;
       await this.stopLoop();
       if (r && wasRunning) {
         r.state = 'interrupted';
@@ -271,10 +349,14 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
 
   private async recover(): Promise<void> {
     const r = await this.readCurrent();
-    // Another Dayshift instance sharing the store may run releases: follow its journal.
-    this.unwatch = this.plane.store.watch('release', () => void this.follow());
+    this.watchJournal();
     if (!r) return;
     this.release = r;
+    if (r.handedOver) {
+      if (this.options.deferTakeOver) this.handingOver = true;
+      else await this.takeOver();
+      return;
+    }
     if (r.state !== 'running' && r.state !== 'awaiting-approval') return;
     try {
       await this.takeLock(r);
@@ -298,6 +380,18 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       // Waiting for approval acts on nothing: carry on waiting.
       this.launch();
     }
+  }
+
+  /** Another Dayshift instance sharing the store may run releases: follow its journal. */
+  private watchJournal(): void {
+    this.unwatch ??= this.plane.store.watch('release', () => void this.follow());
+  }
+
+  private refuseWhileHandingOver(): void {
+    if (this.handingOver)
+      throw new ReleaseRefusedError(
+        'Dayshift is being upgraded: the release passes to the new generation; retry in a moment',
+      );
   }
 
   private async readCurrent(): Promise<Release | undefined> {
@@ -343,6 +437,8 @@ export class Conductor extends EventEmitter<{ update: [Release] }> {
       // A lease that lapsed while the store was out of reach lets another instance take the release:
       // acting on without the lock could run a step twice at once.
       if ((await this.lock?.held?.()) === false) return this.lockLost(r, step);
+      // Handing over to the next generation (handOver): no step starts here any more.
+      if (this.handingOver) return;
       if (step.kind === 'approval') {
         step.state = 'waiting';
         r.state = 'awaiting-approval';

@@ -148,6 +148,11 @@ export interface Release {
   shadow?: ShadowReport;
   /** Who aborted it. */
   abortedBy?: string;
+  /**
+   * Set while the release passes from one Dayshift generation to the next (`dayshift upgrade`): stopped
+   * at a point safe to resume, run by nobody. The next generation to start carries it on.
+   */
+  handedOver?: { at: string; from: number };
 }
 
 /** Store keys of the release journal. */

@@ -3,7 +3,8 @@
 // service (the LVS point in the origin comments). Switching is two calls: setTarget() sends new
 // connections to the new target; closeConnectionsTo(old) ends the connections still on the old one.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { listenOn } from '../socket-activation.js';
+import { delay } from '../delay.js';
+import { listenOn, listeningFd, type HandedSocket } from '../socket-activation.js';
 import { clientEnds, proxyHeader } from '../proxy/proxy-protocol.js';
 
 export interface TcpTarget {
@@ -92,6 +93,21 @@ export class TcpFront {
 
   stats(): TcpFrontStats {
     return { target: this.currentTarget(), open: this.splices.size, ...this.counters };
+  }
+
+  /** The listening socket, to hand to the next generation at an upgrade. */
+  listeningSocket(): HandedSocket {
+    return { name: 'writer', fd: listeningFd(this.server) };
+  }
+
+  /**
+   * Stops accepting (the next generation accepts on the socket) and waits up to graceMs for the open
+   * connections to end by themselves; close() ends the rest.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.server.close();
+    const deadline = Date.now() + graceMs;
+    while (this.splices.size > 0 && Date.now() < deadline) await delay(100);
   }
 
   /** Stops listening and closes every connection. */

@@ -123,7 +123,7 @@ export class WorkerPool implements ProxyHandle {
   }
 
   /** The listening sockets the main holds (to hand to the next generation at an upgrade). */
-  sockets(): HandedSocket[] {
+  listeningSockets(): HandedSocket[] {
     return this.listenSockets.map(({ name, fd }) => ({ name, fd }));
   }
 

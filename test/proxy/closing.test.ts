@@ -140,6 +140,39 @@ describe('connections Dayshift closes are released', () => {
           [[200], [200]],
         );
       });
+
+      it('at shutdown, answers a connection whose first request comes after the close, and closes an idle one cleanly', async () => {
+        const own = await startTestProxy({
+          listen: { http: '127.0.0.1:0', https: '127.0.0.1:0', tls: selfSigned(dir, 'default', 'example.com') },
+          clusters: { c: { members: [{ url: member.url }] } },
+          health: { enabled: false },
+          timeouts: { client_keepalive: '10s' },
+          sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+        });
+        const errors: string[] = [];
+        const watch = (c: Client) =>
+          c.socket.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
+        const fresh = await open(port(own), '', path.tls);
+        const idle = await open(port(own), 'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n', path.tls);
+        watch(fresh);
+        watch(idle);
+        try {
+          await waitFor(() => statuses(idle.text()).length === 1, 5000, 'the idle connection to be answered');
+          const closed = own.handle.close(10_000);
+          // The client that connected a moment before the close sends its request now.
+          fresh.socket.write('GET / HTTP/1.1\r\nHost: example.com\r\n\r\n');
+          await waitFor(() => fresh.ended && idle.ended, 8000, 'both connections to be closed by the proxy');
+          await closed;
+          assert.deepEqual(statuses(fresh.text()), [200]);
+          assert.match(fresh.text(), /\r\nconnection: close\r\n/i);
+          assert.deepEqual(statuses(idle.text()), [200], 'the idle connection is closed without another answer');
+          assert.deepEqual(errors, [], 'no connection is reset');
+        } finally {
+          fresh.socket.destroy();
+          idle.socket.destroy();
+          await own.handle.close(0);
+        }
+      });
     });
   }
 
