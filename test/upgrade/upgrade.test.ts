@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -240,6 +241,57 @@ describe('dayshift upgrade', () => {
     );
   });
 
+  test('with workers: two upgrades, then a worker killed with kill -9, refuse no connection', async () => {
+    const first = await start([], { workers: 2 });
+    const load = new Load(ports, 150_000);
+    let main = first.child.pid!;
+    try {
+      const servedSince = (counts: Map<string, number>) => () =>
+        KINDS.every((k) => load.count(k.name) >= (counts.get(k.name) ?? 0) + 20);
+      await waitFor(servedSince(new Map()), 20_000, 'every kind of client to be served');
+      for (const how of ['cli', 'signal'] as const) {
+        const before = main;
+        const workersBefore = childPids(before);
+        assert.equal(workersBefore.length, 2, `generation ${before} runs 2 workers`);
+        if (how === 'cli') {
+          const upgraded = await runCli(['upgrade', '--config', config, '--json'], { timeoutMs: 90_000 });
+          assert.equal(upgraded.code, 0, `${upgraded.stderr}\n${first.output()}`);
+          main = (JSON.parse(upgraded.stdout) as { new: { pid: number } }).new.pid;
+        } else {
+          process.kill(before, 'SIGUSR2');
+          main = await waitForNewGeneration(first.output, before);
+        }
+        pids.add(main);
+        await waitFor(
+          () => !alive(before) && workersBefore.every((w) => !alive(w)),
+          60_000,
+          `generation ${before} and its workers to exit`,
+        );
+        await waitFor(servedSince(new Map(load.served)), 30_000, `generation ${main} to serve every kind`);
+      }
+      assert.deepEqual(Object.fromEntries(load.failures), {}, `failed across the upgrades (${load.retried} retried)`);
+
+      const [victim] = childPids(main);
+      process.kill(victim!, 'SIGKILL');
+      await waitFor(
+        () => childPids(main).length === 2 && !childPids(main).includes(victim!),
+        30_000,
+        'the killed worker to be replaced',
+      );
+      await waitFor(servedSince(new Map(load.served)), 30_000, 'every kind to be served after the kill');
+    } finally {
+      await load.stop();
+    }
+    // Only requests in flight on the killed worker can fail (kill -9 leaves it no chance to answer): a
+    // reset, at most one per client. None is refused.
+    const failures = [...load.failures.entries()];
+    assert.ok(
+      failures.every(([what]) => /ECONNRESET|socket hang up/.test(what)),
+      `only resets, no refusals: ${JSON.stringify(failures)}`,
+    );
+    assert.ok(failures.reduce((n, [, count]) => n + count, 0) <= KINDS.length * 2, JSON.stringify(failures));
+  });
+
   test('an upgrade whose new generation cannot start leaves the old one serving, and says why', async () => {
     const first = await start();
     await writeConfig({ listen: { http: `127.0.0.1:${ports.http}`, bogus: true } });
@@ -356,6 +408,15 @@ describe('dayshift upgrade', () => {
 });
 
 /** The PID of the generation that replaced `pid`, from the log line the old one writes. */
+/** The child processes of `pid` (a main's workers), from /proc. */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 async function waitForNewGeneration(output: () => string, pid: number): Promise<number> {
   let found: number | undefined;
   await waitFor(
