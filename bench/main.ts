@@ -46,7 +46,7 @@ const HAPROXY_THREADS = [1, 2];
  * Whether Dayshift's HTTPS listener speaks HTTP/2 (issue 17): until it does, its h2load cell says so.
  * h2load fails the run if it does not get h2, so turning this on cannot give an HTTP/1.1 figure.
  */
-const DAYSHIFT_SPEAKS_H2 = false;
+const DAYSHIFT_SPEAKS_H2 = true;
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 interface Target {

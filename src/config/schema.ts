@@ -177,6 +177,18 @@ const hstsSchema = z
     }
   });
 
+/** HTTP/2 on the https listeners (docs/https.md#http2). */
+const http2Schema = z.strictObject({
+  /** Offer h2 by ALPN; HTTP/1.1 stays on the same port for clients that do not ask for h2. */
+  enabled: z.boolean().default(true),
+  /** Streams in progress at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  max_concurrent_streams: z.number().int().min(1).max(10_000).default(100),
+  /** Each stream's initial flow-control window (SETTINGS_INITIAL_WINDOW_SIZE). */
+  window_size: size.refine((n) => n <= 2 ** 31 - 1, 'must be at most 2147483647 bytes').default(65_535),
+  /** Streams a connection may reset before their answer within 10 s; one more closes it (rapid reset). */
+  max_resets: z.number().int().min(1).default(100),
+});
+
 /** TLS versions as OpenSSL and Node name them. */
 const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 
@@ -467,6 +479,8 @@ export const configSchema = z
     acme: acmeSchema.optional(),
     /** Protocol versions, ciphers and session resumption on the https listeners (docs/https.md). */
     tls: tlsSettingsSchema.prefault({}),
+    /** HTTP/2 beside HTTP/1.1 on the https listeners (docs/https.md). */
+    http2: http2Schema.prefault({}),
   })
   .superRefine((config, ctx) => {
     for (const [siteName, site] of Object.entries(config.sites)) {

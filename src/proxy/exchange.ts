@@ -7,15 +7,16 @@ import type { TLSSocket } from 'node:tls';
 import type { MemberRuntime } from '../balance/member.js';
 import type { Selection } from '../balance/select.js';
 import { sendError } from './error-pages.js';
+import type { H2Request } from './h2.js';
 import type { LaneRequest } from './lane.js';
 import { Cancel, type UpstreamResponse } from './member-transport.js';
 import { UpstreamError } from './errors.js';
 import type { PreviewPin } from './preview.js';
 import { countStatus, type RouteSnapshot, type SiteSnapshot, type Snapshot } from './snapshot.js';
 
-/** A client request as the forwarder sees it: Node's, or the fast lane's (lane.ts). */
-export type ClientRequest = IncomingMessage | LaneRequest;
-/** What the forwarder and the error pages do with a response: ServerResponse and LaneResponse both fit. */
+/** A client request as the forwarder sees it: Node's, the fast lane's (lane.ts), or an HTTP/2 stream's (h2.ts). */
+export type ClientRequest = IncomingMessage | LaneRequest | H2Request;
+/** What the forwarder and the error pages do with a response: ServerResponse, LaneResponse and H2Response fit. */
 export interface ClientResponse extends NodeJS.WritableStream {
   statusCode: number;
   headersSent: boolean;

@@ -2,7 +2,6 @@
 // own paths, maintenance, paused), then forward(), which picks a member (stickiness, previews) and tries
 // it, with retries, until one answers (respond.ts) or none can (502/503/504). route.ts matches the
 // request; exchange.ts holds its state; pause.ts holds requests of paused sites.
-import { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -13,6 +12,8 @@ import type { AccessLog } from './access-log.js';
 import type { SessionObserver } from './handle.js';
 import { checkPreview, PREVIEW_END_PATH, PREVIEW_PATH, previewCookie } from './preview.js';
 import { upstreamHeaders, connectionNamed } from './headers.js';
+import { H2Request } from './h2.js';
+import { LaneRequest } from './lane.js';
 import { RequestBody } from './request-body.js';
 import { retryDecision } from './retry.js';
 import { countStatus, inMaintenance, listHas, memberPath, type Snapshot } from './snapshot.js';
@@ -205,10 +206,13 @@ export class Forwarder {
     });
     const lengthHeader = req.headers['content-length'];
     const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
+    // The lane hands requests with a body to Node's server; an HTTP/2 body may come without a length.
     const hasBody =
-      req.headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength > 0);
-    // The lane hands requests with a body to Node's server, so a body always comes on an IncomingMessage.
-    const body = hasBody && req instanceof IncomingMessage ? new RequestBody(req) : null;
+      req.headers['transfer-encoding'] !== undefined ||
+      (contentLength !== undefined && contentLength > 0) ||
+      (req instanceof H2Request && req.hasBody);
+    const body =
+      hasBody && !(req instanceof LaneRequest) ? new RequestBody(req instanceof H2Request ? req.stream : req) : null;
     const path = memberPath(route, match.path);
     const abort = exchange.cancel;
     if (config.timeouts.total > 0) exchange.limit(config.timeouts.total);

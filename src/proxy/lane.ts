@@ -1,16 +1,18 @@
-// The fast lane of a plain-HTTP listener: requests without a body are parsed with llhttp and answered
-// here, without Node's IncomingMessage/ServerResponse streams, which cost more than everything else the
-// proxy does per request (docs/benchmarks.md). Anything else — a body, Expect, an upgrade, HTTP/1.0,
-// an absolute-form target, a parse error, headers over the limits — hands the connection, with the
-// bytes of that request, to Node's http server on the same listener, which keeps it from then on. So
-// the lane only ever handles requests Node's strict parser would also accept, and every refusal of a
-// malformed or oversized request (400, 431) is still Node's; a head too slow to arrive gets 408 here,
-// as from Node, and an HTTP/0.9 request line (which Node's parser would wait on) 400. A connection the
-// lane closes is released once its last bytes have left (closing.ts).
+// The fast lane of an HTTP/1.1 listener, plain or TLS (after the handshake): requests without a body
+// are parsed with llhttp and answered here, without Node's IncomingMessage/ServerResponse streams, which
+// cost more than everything else the proxy does per request (docs/benchmarks.md). Anything else — a body,
+// Expect, an upgrade, HTTP/1.0, an absolute-form target, a parse error, headers over the limits — hands
+// the connection, with the bytes of that request, to Node's http server on the same listener, which
+// keeps it from then on. So the lane only ever handles requests Node's strict parser would also accept,
+// and every refusal of a malformed or oversized request (400, 431) is still Node's; a head too slow to
+// arrive gets 408 here, as from Node, and an HTTP/0.9 request line (which Node's parser would wait on)
+// 400. A connection the lane closes is released once its last bytes have left (closing.ts).
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server } from 'node:http';
 import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { closeAfterFlush } from './closing.js';
 import { RequestParser, type RequestEvents, type RequestHead } from './http1/llhttp.js';
 import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
@@ -42,10 +44,24 @@ export const SWEEP_MS = 500;
 /** Request headers of which Node keeps the first when repeated (among those the forwarder reads). */
 const FIRST_ONLY = new Set(['user-agent', 'referer', 'authorization', 'proxy-authorization', 'content-type', 'host']);
 
+/** Headers by lower-case name, repeated ones combined as Node's IncomingMessage combines them. */
+export function indexHeaders(rawHeaders: string[]): IncomingHttpHeaders {
+  const headers: IncomingHttpHeaders = {};
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    const value = rawHeaders[i + 1]!;
+    const seen = headers[name];
+    if (seen === undefined) headers[name] = value;
+    // Cookies joined with "; ", a few kept first, the rest ", ".
+    else if (!FIRST_ONLY.has(name)) headers[name] = `${seen as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return headers;
+}
+
 /** A request taken by the lane: the parts of IncomingMessage the forwarder reads. */
 export class LaneRequest {
   readonly httpVersion = '1.1';
-  readonly headers: IncomingHttpHeaders = {};
+  readonly headers: IncomingHttpHeaders;
 
   constructor(
     readonly method: string,
@@ -53,15 +69,7 @@ export class LaneRequest {
     readonly rawHeaders: string[],
     readonly socket: Socket,
   ) {
-    const headers = this.headers;
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!.toLowerCase();
-      const value = rawHeaders[i + 1]!;
-      const seen = headers[name];
-      if (seen === undefined) headers[name] = value;
-      // Repeated headers as Node has them: cookies joined with "; ", a few kept first, the rest ", ".
-      else if (!FIRST_ONLY.has(name)) headers[name] = `${seen as string}${name === 'cookie' ? '; ' : ', '}${value}`;
-    }
+    this.headers = indexHeaders(rawHeaders);
   }
 }
 
@@ -512,8 +520,9 @@ class LaneConnection implements RequestEvents {
 }
 
 /**
- * The lane on one http.Server: takes its connections in place of Node's connection listener, and gives
- * that listener the ones it hands off.
+ * The lane on one http or https server: takes its connections (after the handshake, on https) in place
+ * of Node's connection listener, and gives that listener the ones it hands off. `divert` takes the
+ * connections that speak another protocol (h2, chosen by ALPN) before the lane sees them.
  */
 export class Lane {
   closing = false;
@@ -522,14 +531,19 @@ export class Lane {
   private readonly nodeListener: (socket: Socket) => void;
 
   constructor(
-    private readonly server: Server,
+    private readonly server: Server | HttpsServer,
     readonly handler: LaneHandler,
+    divert?: (socket: TLSSocket) => boolean,
   ) {
-    const [listener] = server.listeners('connection') as ((socket: Socket) => void)[];
-    if (!listener) throw new Error('http server without a connection listener');
+    const event = server instanceof HttpsServer ? 'secureConnection' : 'connection';
+    const [listener] = server.listeners(event) as ((socket: Socket) => void)[];
+    if (!listener) throw new Error(`server without a ${event} listener`);
     this.nodeListener = listener;
-    server.off('connection', listener);
-    server.on('connection', (socket: Socket) => this.connections.add(new LaneConnection(socket, this)));
+    server.off(event, listener);
+    server.on(event, (socket: Socket) => {
+      if (divert?.(socket as TLSSocket)) return;
+      this.connections.add(new LaneConnection(socket, this));
+    });
     this.sweeper = setInterval(() => {
       const now = Date.now();
       for (const connection of this.connections) connection.expire(now);

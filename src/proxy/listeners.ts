@@ -1,10 +1,11 @@
-// The proxy's listening side: http listeners (the fast lane in front of Node's parser) and https
-// listeners (certificates by SNI, ALPN), the PROXY protocol where configured, and what is refused before
-// a request exists (a head Node's parser rejects, CONNECT, HTTP/0.9 on TLS). Every request read goes to
-// `request`; every upgrade to the tunnels. Closing is in stages, driven by the proxy's close().
+// The proxy's listening side: http listeners and https listeners (certificates by SNI; ALPN chooses
+// HTTP/2 (h2.ts) or HTTP/1.1), both with the fast lane in front of Node's parser (lane.ts); the PROXY
+// protocol where configured, and what is refused before a request exists (a head Node's parser rejects,
+// CONNECT). Every request read goes to `request`; every upgrade to the tunnels. Closing is in stages,
+// driven by the proxy's close().
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -16,17 +17,16 @@ import type { CertificateTable } from '../tls/certificates.js';
 import { certificateFiles, certificateMaterial, listenerContext, SiteContexts } from '../tls/contexts.js';
 import { CertificateFileWatcher, type WatchedFiles } from '../tls/file-watch.js';
 import { clientErrorAnswer, closeAfterFlush } from './closing.js';
+import { Http2Front, type H2Limits, type H2Request, type H2Response } from './h2.js';
 import { Lane, SWEEP_MS, type LaneHandler, type LaneLimits, type LaneRequest, type LaneResponse } from './lane.js';
 import { acceptProxyProtocol, adoptParentAddresses, type ProxyAcceptor } from './proxy-accept.js';
-import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 import type { Snapshot } from './snapshot.js';
-import { TlsClosing } from './tls-closing.js';
 import { handleUpgrade, refuseConnect, type TunnelContext } from './tunnel.js';
 
-/** A request as a listener hands it on: Node's server or the lane read it; 100-continue still owed or not. */
+/** A request as a listener hands it on: Node's server, the lane or HTTP/2 read it; 100-continue still owed or not. */
 export type RequestHandler = (
-  req: http.IncomingMessage | LaneRequest,
-  res: http.ServerResponse | LaneResponse,
+  req: http.IncomingMessage | LaneRequest | H2Request,
+  res: http.ServerResponse | LaneResponse | H2Response,
   expectContinue: boolean,
 ) => void;
 
@@ -39,8 +39,10 @@ export interface ListenerContext {
   certificates: CertificateTable | undefined;
 }
 
-/** Application protocols the https listener speaks, for ALPN. */
-const SERVED_PROTOCOLS = ['http/1.1'] as const;
+/** Application protocols the https listeners speak, by preference, for ALPN. */
+function servedProtocols(config: DayshiftConfig): string[] {
+  return config.http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'];
+}
 
 function addressList(value: DayshiftConfig['listen']['http']): ListenerConfig[] {
   if (value === undefined) return [];
@@ -62,6 +64,18 @@ function laneLimitsOf(config: DayshiftConfig): LaneLimits {
   };
 }
 
+function h2LimitsOf(config: DayshiftConfig): H2Limits {
+  return {
+    maxConcurrentStreams: config.http2.max_concurrent_streams,
+    windowSize: config.http2.window_size,
+    maxResets: config.http2.max_resets,
+    headerBytes: config.limits.header_size,
+    headerCount: config.limits.header_count,
+    keepAliveMs: config.timeouts.client_keepalive,
+    idleMs: config.timeouts.idle,
+  };
+}
+
 function serverOptions(config: DayshiftConfig): http.ServerOptions {
   return {
     maxHeaderSize: config.limits.header_size,
@@ -78,12 +92,13 @@ export class Listeners {
   private readonly http: http.Server[] = [];
   private readonly https: https.Server[] = [];
   private readonly lanes: Lane[] = [];
-  /** The https listeners' graceful close (tls-closing.ts), one per listener. */
-  private readonly tlsClosings: TlsClosing[] = [];
+  /** HTTP/2 connections of the https listeners, when http2 is enabled. */
+  private h2: Http2Front | undefined;
   private readonly acceptors: ProxyAcceptor[] = [];
   private readonly fileWatcher: CertificateFileWatcher;
   private siteContexts: SiteContexts;
   private laneLimits: LaneLimits;
+  private h2Limits: H2Limits;
   /** The shared session ticket key (ticket-keys.ts), kept to set again when a listener's context is rebuilt. */
   private ticketKeys: Buffer | undefined;
   /** Each connection's latest response on Node's server: a refusal waits for it (pipelining order). */
@@ -97,6 +112,7 @@ export class Listeners {
     this.fileWatcher = new CertificateFileWatcher(ctx.logger);
     this.siteContexts = new SiteContexts(loaded);
     this.laneLimits = laneLimitsOf(loaded.config);
+    this.h2Limits = h2LimitsOf(loaded.config);
   }
 
   /** Listens on every configured address (or the socket inherited for it); on failure, closes what opened. */
@@ -117,11 +133,11 @@ export class Listeners {
       }
       const httpsAddresses = addressList(config.listen.https);
       const defaults = httpsAddresses.length > 0 ? listenerContext(this.loaded) : undefined;
+      const h2 = httpsAddresses.length > 0 && config.http2.enabled ? this.http2Front() : undefined;
       for (const address of httpsAddresses) {
         const server = this.httpsServer(defaults!);
         this.wire(server);
-        this.tlsClosings.push(new TlsClosing(server, () => this.laneLimits));
-        server.on('secureConnection', (socket: Duplex) => this.watchRequestLine(socket));
+        this.lanes.push(new Lane(server, laneHandler, h2 && ((socket) => h2.take(socket))));
         this.acceptProxyProtocol(server, address);
         this.https.push(server);
         await listenOn(server, address, 'https');
@@ -147,6 +163,7 @@ export class Listeners {
         this.ctx.logger.warn('listen addresses changed: they take effect at the next start');
       this.loaded = loaded;
       this.laneLimits = laneLimitsOf(loaded.config);
+      this.h2Limits = h2LimitsOf(loaded.config);
       this.siteContexts = contexts;
       if (defaults) {
         this.setDefaultContext(defaults);
@@ -177,37 +194,39 @@ export class Listeners {
 
   /**
    * Closing, first stage: no new connections; idle ones close at once, the others after their answer
-   * (lane.ts, tls-closing.ts). Resolves when every listener has closed its last connection.
+   * (lane.ts), HTTP/2 ones after a GOAWAY once their streams are done (h2.ts). Resolves when every
+   * listener has closed its last connection.
    */
   stopAccepting(): Promise<void> {
-    const closed = Promise.all([
-      ...this.http.map((s) => new Promise<void>((r) => s.close(() => r()))),
-      ...this.tlsClosings.map((c) => new Promise<void>((r) => c.close(r))),
-    ]);
+    // net.Server's close: http's would also destroy the connections the lane holds that have not sent
+    // their first request yet, and a client whose request is on its way would see a reset.
+    const closed = Promise.all(this.servers().map((s) => new Promise<void>((r) => closeListener(s, r))));
     this.fileWatcher.close();
     for (const lane of this.lanes) lane.closeIdle();
+    this.h2?.closeIdle();
     this.closeIdle();
     return closed.then(() => undefined);
   }
 
   /**
-   * Closes the connections that have answered their last request. The lane's close themselves; Node's
-   * (a plain-HTTP request with a body) and TLS ones must be looked at again until the last one is done.
+   * Closes the connections that have answered their last request. The lane's and HTTP/2's close
+   * themselves; Node's (a request with a body, an HTTP/1.0 one) must be looked at again until the last
+   * one is done.
    */
   closeIdle(): void {
-    for (const s of this.http) s.closeIdleConnections();
-    for (const c of this.tlsClosings) c.sweep(Date.now());
+    for (const s of this.servers()) s.closeIdleConnections();
   }
 
-  /** Whether a lane or TLS connection is still open (Node's are counted by the requests they carry). */
+  /** Whether a lane or HTTP/2 connection is still open (Node's are counted by the requests they carry). */
   get connectionsOpen(): boolean {
-    return this.lanes.some((lane) => lane.size > 0) || this.tlsClosings.some((c) => c.size > 0);
+    return this.lanes.some((lane) => lane.size > 0) || (this.h2 !== undefined && this.h2.size > 0);
   }
 
   /** Closing, last stage: every connection still open is cut. */
   closeAll(): void {
     for (const s of this.servers()) s.closeAllConnections();
     for (const lane of this.lanes) lane.closeAll();
+    this.h2?.closeAll();
     for (const acceptor of this.acceptors) acceptor.closeAll();
   }
 
@@ -215,9 +234,20 @@ export class Listeners {
     return [...this.http, ...this.https];
   }
 
+  private http2Front(): Http2Front {
+    this.h2 = new Http2Front(
+      (req, res, expectContinue) => this.ctx.request(req, res, expectContinue),
+      () => this.h2Limits,
+      this.ctx.logger,
+      SWEEP_MS,
+    );
+    return this.h2;
+  }
+
   private httpsServer(defaults: tls.SecureContextOptions): https.Server {
     const { certificates } = this.ctx;
     const contexts = () => this.siteContexts;
+    const served = servedProtocols(this.loaded.config);
     return https.createServer({
       ...serverOptions(this.loaded.config),
       ...defaults,
@@ -229,10 +259,10 @@ export class Listeners {
       ...(certificates
         ? {
             ALPNCallback(this: tls.TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }) {
-              return certificates.selectProtocol(this, servername, protocols, SERVED_PROTOCOLS);
+              return certificates.selectProtocol(this, servername, protocols, served);
             },
           }
-        : {}),
+        : { ALPNProtocols: served }),
     });
   }
 
@@ -283,22 +313,6 @@ export class Listeners {
     else closeAfterFlush(socket, answer, this.loaded.config.timeouts.idle);
   }
 
-  /**
-   * On a TLS listener (no lane in front of Node's parser): an HTTP/0.9 request line at the start of a
-   * connection is refused at once rather than left waiting for header lines (request-line.ts).
-   */
-  private watchRequestLine(socket: Duplex): void {
-    let seen: Buffer | undefined;
-    const onData = (data: Buffer) => {
-      seen = seen ? Buffer.concat([seen, data]) : data;
-      const missing = versionless(seen);
-      if (missing === undefined && seen.length <= this.loaded.config.limits.header_size) return;
-      socket.off('data', onData);
-      if (missing) closeAfterFlush(socket, VERSIONLESS_ANSWER, this.loaded.config.timeouts.idle);
-    };
-    socket.on('data', onData);
-  }
-
   /** On a listener with proxy_protocol: the PROXY header comes first, before the lane or TLS (proxy-accept.ts). */
   private acceptProxyProtocol(server: http.Server, address: ListenerConfig): void {
     if (!('proxy_protocol' in address) || !address.proxy_protocol) return;
@@ -339,4 +353,10 @@ export class Listeners {
       })),
     );
   }
+}
+
+/** Stops accepting, leaving open connections to the lane, HTTP/2 and the closing stages. */
+function closeListener(server: http.Server, done: () => void): void {
+  if (server instanceof https.Server) tls.Server.prototype.close.call(server, () => done());
+  else net.Server.prototype.close.call(server, () => done());
 }

@@ -1,7 +1,6 @@
 // The client's request body as the transport sees it: a Readable that starts pulling from the client
 // only when the transport first reads. Until then a failed attempt can be retried elsewhere with the body
 // intact, and a transport destroying it on error never destroys the client's connection.
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 
 export class RequestBody extends Readable {
@@ -12,7 +11,8 @@ export class RequestBody extends Readable {
   private readonly onEnd = () => this.push(null);
   private readonly onError = (error: Error) => this.destroy(error);
 
-  constructor(private readonly source: IncomingMessage) {
+  /** The client's request: Node's IncomingMessage, or an HTTP/2 stream. */
+  constructor(private readonly source: Readable) {
     super({ highWaterMark: 64 * 1024 });
   }
 

@@ -109,7 +109,14 @@ class Exchange implements ExchangeEvents, UpstreamResponse {
   responseComplete(): void {
     this.done = true;
     this.complete = true;
-    this.stream?.push(null);
+    // Paused for a client that reads slowly, the socket would stay paused once the body has ended (no
+    // read follows an end): the connection goes back to the pool, and must read its next response.
+    const stream = this.stream;
+    if (stream ? stream.paused : this.heldBytes >= HELD_BYTES) {
+      if (stream) stream.paused = false;
+      this.connection?.resume();
+    }
+    stream?.push(null);
   }
 
   responseError(error: UpstreamError): void {
