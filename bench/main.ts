@@ -42,11 +42,6 @@ const TLS_SECONDS = Number(process.env.BENCH_TLS_SECONDS ?? 3);
 const WORKER_COUNTS = HTTP ? [1, 2] : [];
 /** HAProxy's `nbthread` settings measured at peak; the first one is `haproxy` in every table. */
 const HAPROXY_THREADS = [1, 2];
-/**
- * Whether Dayshift's HTTPS listener speaks HTTP/2 (issue 17): until it does, its h2load cell says so.
- * h2load fails the run if it does not get h2, so turning this on cannot give an HTTP/1.1 figure.
- */
-const DAYSHIFT_SPEAKS_H2 = true;
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 interface Target {
@@ -389,7 +384,7 @@ async function runHttps(wrk: string | undefined, targets: HttpsTarget[]): Promis
     loads.push({
       label: `HTTP/2 (h2load), ${h2Connections} conn × ${H2_STREAMS} streams`,
       run: (port) => runH2load(h2load, port, TLS_SECONDS, h2Connections, H2_STREAMS, wrkAbort.signal),
-      missing: DAYSHIFT_SPEAKS_H2 ? {} : { dayshift: 'no HTTP/2 yet' },
+      missing: {},
     });
   } else log('https: h2load not installed (Debian package nghttp2-client): no HTTP/2 row');
   log(`https: ${targets.map((t) => t.name).join(' and ')}, ${TLS_SECONDS}s per run`);
