@@ -3,7 +3,22 @@
 // connections, in tests).
 import { createServer } from 'node:net';
 
-export function freePort(): Promise<number> {
+/**
+ * Ports this process has handed out. The system may give a closed port again at once, so two callers
+ * that pick ports before either listens (pebble's ports after Dayshift's, say) could get the same one.
+ */
+const handedOut = new Set<number>();
+
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await boundAndReleased();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+function boundAndReleased(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
