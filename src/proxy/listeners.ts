@@ -5,7 +5,7 @@
 // driven by the proxy's close().
 import http from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -198,9 +198,9 @@ export class Listeners {
    * listener has closed its last connection.
    */
   stopAccepting(): Promise<void> {
-    // net.Server's close: http's would also destroy the connections the lane holds that have not sent
-    // their first request yet, and a client whose request is on its way would see a reset.
-    const closed = Promise.all(this.servers().map((s) => new Promise<void>((r) => closeListener(s, r))));
+    // Node's close() destroys only the idle connections its own server holds (handed off by the lane);
+    // the lane's, among them those whose first request is still on its way, close by themselves.
+    const closed = Promise.all(this.servers().map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.fileWatcher.close();
     for (const lane of this.lanes) lane.closeIdle();
     this.h2?.closeIdle();
@@ -353,10 +353,4 @@ export class Listeners {
       })),
     );
   }
-}
-
-/** Stops accepting, leaving open connections to the lane, HTTP/2 and the closing stages. */
-function closeListener(server: http.Server, done: () => void): void {
-  if (server instanceof https.Server) tls.Server.prototype.close.call(server, () => done());
-  else net.Server.prototype.close.call(server, () => done());
 }
