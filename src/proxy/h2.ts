@@ -7,9 +7,10 @@
 // client's window, and a paused request body (the member not reading) stops the window updates.
 import { EventEmitter } from 'node:events';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import { validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { eachHeader } from './headers.js';
 import { indexHeaders } from './lane.js';
 
 const {
@@ -127,25 +128,14 @@ export class H2Response extends EventEmitter {
   ): this {
     if (typeof reason !== 'string') headers = reason;
     const head: OutgoingHttpHeaders = { [HTTP2_HEADER_STATUS]: status };
-    const add = (name: string, value: string) => {
-      validateHeaderName(name);
-      validateHeaderValue(name, value);
+    eachHeader(headers, (name, value) => {
       const lower = name.toLowerCase();
       if (CONNECTION_SPECIFIC.has(lower)) return;
       const seen = head[lower];
       if (seen === undefined) head[lower] = value;
       else if (Array.isArray(seen)) seen.push(value);
       else head[lower] = [String(seen), value];
-    };
-    if (Array.isArray(headers)) {
-      for (let i = 0; i < headers.length; i += 2) add(headers[i]!, headers[i + 1]!);
-    } else if (headers) {
-      for (const [name, value] of Object.entries(headers)) {
-        if (value === undefined) continue;
-        if (Array.isArray(value)) for (const v of value) add(name, v);
-        else add(name, String(value));
-      }
-    }
+    });
     if (status === 204 || status === 304) this.bodyless = true;
     this.statusCode = status;
     this.head = head;
@@ -298,6 +288,7 @@ export class Http2Front {
     state.streams++;
     const req = new H2Request(stream, raw, session.socket as TLSSocket);
     const res = new H2Response(stream, req);
+    // A stream the client resets emits an error; its 'close' (below, and in H2Response) is what counts.
     stream.on('error', () => {});
     stream.once('close', () => {
       state.streams--;

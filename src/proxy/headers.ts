@@ -2,7 +2,32 @@
 // Forwarded and X-Real-IP, Host, the request id, and the reverse rewrites of Location/Content-Location/
 // Refresh and Set-Cookie.
 import { randomBytes } from 'node:crypto';
+import { validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
 import type { ForwardHeadersConfig } from '../config/schema.js';
+
+/**
+ * Calls `visit` for each header of a response head given as ServerResponse.writeHead takes it (an object,
+ * or alternating names and values), after Node's own checks: they throw on a bad name or value.
+ */
+export function eachHeader(
+  headers: OutgoingHttpHeaders | string[] | undefined,
+  visit: (name: string, value: string) => void,
+): void {
+  const add = (name: string, value: string) => {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+    visit(name, value);
+  };
+  if (Array.isArray(headers)) {
+    for (let i = 0; i < headers.length; i += 2) add(headers[i]!, headers[i + 1]!);
+  } else if (headers) {
+    for (const [name, value] of Object.entries(headers)) {
+      if (value === undefined) continue;
+      if (Array.isArray(value)) for (const v of value) add(name, v);
+      else add(name, String(value));
+    }
+  }
+}
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the non-standard ones proxies also drop. */
 const HOP_BY_HOP = new Set([

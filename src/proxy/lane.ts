@@ -9,11 +9,12 @@
 // 400. A connection the lane closes is released once its last bytes have left (closing.ts).
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server } from 'node:http';
-import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { closeAfterFlush } from './closing.js';
+import { eachHeader } from './headers.js';
 import { RequestParser, type RequestEvents, type RequestHead } from './http1/llhttp.js';
 import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 
@@ -126,10 +127,7 @@ export class LaneResponse extends EventEmitter {
     let head = `HTTP/1.1 ${status} ${reason ?? STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let date = false;
     let length: string | undefined;
-    const add = (name: string, value: string) => {
-      // Node's own checks (what ServerResponse.writeHead runs): they throw on a bad name or value.
-      validateHeaderName(name);
-      validateHeaderValue(name, value);
+    eachHeader(headers, (name, value) => {
       const lower = name.length === 4 || name.length === 10 || name.length === 14 ? name.toLowerCase() : '';
       if (lower === 'date') date = true;
       else if (lower === 'content-length') length = value;
@@ -139,16 +137,7 @@ export class LaneResponse extends EventEmitter {
         return;
       }
       head += `${name}: ${value}\r\n`;
-    };
-    if (Array.isArray(headers)) {
-      for (let i = 0; i < headers.length; i += 2) add(headers[i]!, headers[i + 1]!);
-    } else if (headers) {
-      for (const [name, value] of Object.entries(headers)) {
-        if (value === undefined) continue;
-        if (Array.isArray(value)) for (const v of value) add(name, v);
-        else add(name, String(value));
-      }
-    }
+    });
     if (!date) head += `date: ${httpDate()}\r\n`;
     this.statusCode = status;
     this.contentLength = length;

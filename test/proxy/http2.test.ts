@@ -398,6 +398,22 @@ describe('HTTP/2 at a graceful close, and turned off', { skip: openssl.skip }, (
     session.destroy();
   });
 
+  it('closes a connection with no stream open after timeouts.client_keepalive', async () => {
+    const proxy = await startTestProxy({
+      listen: { https: '127.0.0.1:0', tls: selfSigned(dir, 'default', 'shop.test') },
+      clusters: { c: { members: [{ url: member.url }] } },
+      health: { enabled: false },
+      timeouts: { client_keepalive: '1s' },
+      sites: { shop: { hosts: ['shop.test'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+    const session = await connectH2(proxy.handle.addresses().https[0]!.port);
+    assert.equal((await h2Request(session)).status, 200);
+    const [code] = await once(session, 'goaway');
+    assert.equal(code, http2.constants.NGHTTP2_NO_ERROR);
+    await once(session, 'close');
+    await proxy.handle.close(1000);
+  });
+
   it('offers only HTTP/1.1 with http2.enabled false', async () => {
     const proxy = await start({ enabled: false });
     const socket = tls.connect({
