@@ -1,7 +1,7 @@
 // One client request between the proxy and a member: what it matched, the snapshot it is served on, the
 // member slot it holds, its deadlines, and the answer it got. forward.ts drives it; respond.ts answers
 // from it.
-import { IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { IncomingMessage, ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { MemberRuntime } from '../balance/member.js';
@@ -28,6 +28,26 @@ export interface ClientResponse extends NodeJS.WritableStream {
   getHeader(name: string): number | string | string[] | undefined;
   writeContinue(): void;
   destroy(): void;
+}
+
+/**
+ * Calls `closed` once, when the response closes. Node's server emits no 'close' on the response to a
+ * pipelined request still waiting for its turn (it has no socket yet) when the client connection closes,
+ * so that response listens on the connection as well: otherwise it would never be logged or let go of.
+ */
+export function onResponseClose(req: ClientRequest, res: ClientResponse, closed: () => void): void {
+  if (!(res instanceof ServerResponse) || res.socket !== null) {
+    res.once('close', closed);
+    return;
+  }
+  const socket = req.socket;
+  const settle = () => {
+    res.off('close', settle);
+    socket.off('close', settle);
+    closed();
+  };
+  res.once('close', settle);
+  socket.once('close', settle);
 }
 
 /** What a request matched: its site and route, the path and host it asked for, and its request id. */

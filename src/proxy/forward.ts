@@ -19,7 +19,14 @@ import { retryDecision } from './retry.js';
 import { countStatus, inMaintenance, listHas, memberPath, type Snapshot } from './snapshot.js';
 import type { UpstreamResponse } from './member-transport.js';
 import { UpstreamError } from './errors.js';
-import { BUDGET_SPENT, Exchange, type ClientRequest, type ClientResponse, type RouteMatch } from './exchange.js';
+import {
+  BUDGET_SPENT,
+  Exchange,
+  onResponseClose,
+  type ClientRequest,
+  type ClientResponse,
+  type RouteMatch,
+} from './exchange.js';
 import { HeldRequests, isPaused, type HeldOutcome } from './pause.js';
 import { plain, previewOf, refuse, resolveRoute } from './route.js';
 import { respond } from './respond.js';
@@ -59,7 +66,7 @@ export class Forwarder {
     if (match.path.charCodeAt(1) === 46 /* . */ && this.answerPreviewPath(req, res, match, snap, started)) return;
     const exchange = new Exchange(req, res, match, snap, expectContinue, started);
     this.ctx.active.count++;
-    res.once('close', () => this.closed(exchange));
+    onResponseClose(req, res, () => this.closed(exchange));
     if (this.maintenance(exchange)) return;
     if (this.paused(exchange)) return;
     this.run(exchange);

@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { routes, startMember, type TestMember } from '../support/members.js';
-import { request, startTestProxy, type TestProxy } from '../support/proxy.js';
+import { request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 import { freePort } from '../../src/ports.js';
 
 describe('forwarding', () => {
@@ -239,5 +242,53 @@ describe('forwarding', () => {
     await once(socket, 'end');
     const urls = [...text.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1]);
     assert.deepEqual(urls, ['/a', '/b']);
+  });
+});
+
+// Node's server gives the response to a pipelined request no socket until the one before it is answered,
+// and emits no 'close' on it when the client leaves first: the proxy must still log it and let it go.
+describe('a pipelined request whose client leaves before its turn', () => {
+  let member: TestMember;
+  let proxy: TestProxy;
+  let dir: string;
+  const held: http.ServerResponse[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dayshift-pipelined-'));
+    member = await startMember('m', (_req, res) => held.push(res));
+    proxy = await startTestProxy({
+      clusters: { c: { members: [{ url: member.url }] } },
+      health: { enabled: false },
+      access_log: { target: join(dir, 'access.log'), format: 'json' },
+      sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
+    });
+  });
+  after(async () => {
+    for (const res of held) res.end();
+    await proxy?.handle.close(1000);
+    await member.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is logged, and stops counting as in flight, once the client connection closes', async () => {
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    // A chunked body sends the connection to Node's server (the lane takes only bodiless requests).
+    socket.write(
+      'POST /first HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' +
+        'GET /second HTTP/1.1\r\nHost: example.com\r\n\r\n',
+    );
+    await waitFor(() => member.received.length === 2, 5000, 'both requests at the member');
+    socket.destroy();
+    const logged = async () => {
+      const text = await readFile(join(dir, 'access.log'), 'utf8').catch(() => '');
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as { path: string }).path);
+    };
+    await waitFor(async () => (await logged()).length === 2, 5000, 'two access log entries');
+    assert.deepEqual((await logged()).sort(), ['/first', '/second']);
+    await waitFor(() => proxy.handle.stats().members[0]!.inFlight === 0, 5000, 'no request left in flight');
   });
 });
