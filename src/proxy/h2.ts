@@ -105,6 +105,8 @@ export class H2Response extends EventEmitter {
   private head: OutgoingHttpHeaders | undefined;
   /** No body goes out: a HEAD request, or a status that has none. */
   private bodyless: boolean;
+  /** A 'drain' of the stream is awaited (listened for only then: most answers never fill the window). */
+  private awaitingDrain = false;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -112,12 +114,13 @@ export class H2Response extends EventEmitter {
   ) {
     super();
     this.bodyless = req.method === 'HEAD';
-    stream.on('drain', () => this.emit('drain'));
-    stream.once('close', () => {
-      this.writable = false;
-      if (!this.writableFinished) this.destroyed = true;
-      this.emit('close');
-    });
+  }
+
+  /** The stream closed (Http2Front listens, once for both). */
+  closed(): void {
+    this.writable = false;
+    if (!this.writableFinished) this.destroyed = true;
+    this.emit('close');
   }
 
   /** Status, optional reason (HTTP/2 has none), and headers as an object or as alternating names and values. */
@@ -159,7 +162,15 @@ export class H2Response extends EventEmitter {
       if (callback) process.nextTick(callback);
       return true;
     }
-    return this.stream.write(chunk, callback);
+    const more = this.stream.write(chunk, callback);
+    if (!more && !this.awaitingDrain) {
+      this.awaitingDrain = true;
+      this.stream.once('drain', () => {
+        this.awaitingDrain = false;
+        this.emit('drain');
+      });
+    }
+    return more;
   }
 
   end(
@@ -194,6 +205,8 @@ export class H2Response extends EventEmitter {
     this.stream.respond(this.head, { endStream });
   }
 }
+
+const ignore = () => {};
 
 /** The span over which a connection's resets are counted against http2.max_resets. */
 const RESET_WINDOW_MS = 10_000;
@@ -288,9 +301,10 @@ export class Http2Front {
     state.streams++;
     const req = new H2Request(stream, raw, session.socket as TLSSocket);
     const res = new H2Response(stream, req);
-    // A stream the client resets emits an error; its 'close' (below, and in H2Response) is what counts.
-    stream.on('error', () => {});
-    stream.once('close', () => {
+    // A stream the client resets emits an error; its 'close' is what counts.
+    stream.on('error', ignore);
+    stream.on('close', () => {
+      res.closed();
       state.streams--;
       if (state.streams === 0) state.quietSince = Date.now();
       if (stream.rstCode === NGHTTP2_CANCEL && !res.writableFinished) this.reset(session, state);
