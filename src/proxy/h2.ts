@@ -13,13 +13,7 @@ import type { Logger } from 'pino';
 import { eachHeader } from './headers.js';
 import { indexHeaders } from './lane.js';
 
-const {
-  NGHTTP2_CANCEL,
-  NGHTTP2_ENHANCE_YOUR_CALM,
-  NGHTTP2_INTERNAL_ERROR,
-  NGHTTP2_REFUSED_STREAM,
-  HTTP2_HEADER_STATUS,
-} = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_REFUSED_STREAM, HTTP2_HEADER_STATUS } = http2.constants;
 
 /** What the HTTP/2 side is allowed: the `http2` config section, and the limits HTTP/1.1 has too. */
 export interface H2Limits {
@@ -192,11 +186,15 @@ export class H2Response extends EventEmitter {
     return this;
   }
 
-  /** Cuts the stream (RST_STREAM): a body that failed halfway must not look complete. */
+  /**
+   * Cuts the stream (RST_STREAM INTERNAL_ERROR): a body that failed halfway must not look complete.
+   * Not stream.close(code): it ends the writable side first, and the END_STREAM it sends ahead of the
+   * RST_STREAM makes the client take the body as whole. A destroyed stream cannot end.
+   */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    if (!this.stream.destroyed) this.stream.close(NGHTTP2_INTERNAL_ERROR);
+    if (!this.stream.destroyed) this.stream.destroy(CUT_SHORT);
   }
 
   private sendHead(endStream: boolean): void {
@@ -207,6 +205,8 @@ export class H2Response extends EventEmitter {
 }
 
 const ignore = () => {};
+/** Why an answer was cut: any error but an AbortError makes Node reset the stream with INTERNAL_ERROR. */
+const CUT_SHORT = new Error('answer cut short');
 
 /** The span over which a connection's resets are counted against http2.max_resets. */
 const RESET_WINDOW_MS = 10_000;

@@ -49,6 +49,10 @@ describe('forwarding', () => {
             });
             res.end('hop');
           },
+          '/cut': (req, res) => {
+            res.writeHead(200, { 'content-type': 'text/plain' });
+            res.write('the first half', () => req.socket.destroy());
+          },
           '/slow': (_req, res) => {
             setTimeout(() => res.end('late'), 10_000).unref();
           },
@@ -229,6 +233,17 @@ describe('forwarding', () => {
       member.connections - before <= 1,
       `opened ${member.connections - before} connections for 5 sequential requests`,
     );
+  });
+
+  it("closes the client connection when the member's body breaks off, with no last chunk", async () => {
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString()));
+    socket.write('GET /cut HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    await once(socket, 'close');
+    assert.match(text, /^HTTP\/1\.1 200 [\s\S]*transfer-encoding: chunked\r\n[\s\S]*the first half\r\n$/i);
+    assert.doesNotMatch(text, /\r\n0\r\n\r\n$/, 'no last chunk: the client sees the body cut');
   });
 
   it('serves pipelined requests on one client connection in order', async () => {

@@ -18,7 +18,7 @@ import { routes, startMember, type TestMember } from '../support/members.js';
 import { findPeer, requirePeer } from '../support/peers.js';
 import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
 /** What a member saw of a request, echoed back as JSON. */
 function echo(name: string) {
@@ -82,6 +82,11 @@ function memberHandler(name: string) {
           req.on('end', () => res.end(`${name} ${upload.received}`));
           req.resume();
         };
+      },
+      '/cut': (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('the first half', () => req.socket.destroy());
       },
       '/html': (req, res) => {
         req.resume();
@@ -286,6 +291,19 @@ describe('HTTP/2 on the https listener', { skip: openssl.skip }, () => {
     await raw.closed;
     assert.notEqual(raw.goaway(), undefined, 'a GOAWAY before the close');
     assert.equal(await servedOnNewConnection(port), 200, 'others are still served');
+  });
+
+  it("resets the stream when the member's body breaks off, so that it never looks complete", async () => {
+    const stream = session.request({ ':path': '/cut', ':authority': 'shop.test' });
+    let ended = false;
+    stream.on('end', () => (ended = true));
+    const closed = new Promise((resolve) => stream.on('close', resolve));
+    stream.on('error', () => {});
+    stream.resume();
+    await closed;
+    assert.equal(ended, false, 'no END_STREAM');
+    assert.equal(stream.rstCode, NGHTTP2_INTERNAL_ERROR);
+    assert.equal((await h2Request(session)).status, 200, 'the connection carries on');
   });
 
   it("makes a member's body wait for a client that does not read (flow control)", async () => {
