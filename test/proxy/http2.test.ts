@@ -18,7 +18,7 @@ import { routes, startMember, type TestMember } from '../support/members.js';
 import { findPeer, requirePeer } from '../support/peers.js';
 import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /** What a member saw of a request, echoed back as JSON. */
 function echo(name: string) {
@@ -246,6 +246,19 @@ describe('HTTP/2 on the https listener', { skip: openssl.skip }, () => {
       held[before + released]!();
     }
     for (const reply of await Promise.all(replies)) assert.equal(reply.status, 200);
+  });
+
+  it('refuses streams past the limit from a client that ignores it, and closes it after 100 refusals', async () => {
+    const before = a.received.length + b.received.length;
+    const raw = await RawH2.open(port);
+    // 150 requests at once, where SETTINGS allow 3: the 4th on are refused as they come.
+    raw.send(Buffer.concat(Array.from({ length: 150 }, (_, i) => frame(0x1, 0x5, 2 * i + 1, raw.requestBlock()))));
+    await raw.closed;
+    const refused = raw.frames.filter((f) => f.type === 0x3 && f.payload.readUInt32BE(0) === NGHTTP2_REFUSED_STREAM);
+    // Node closes the connection (with no GOAWAY) at the 101st refusal, before the rest are read.
+    assert.ok(refused.length > 90 && refused.length < 147, `${refused.length} streams refused, then closed`);
+    assert.ok(a.received.length + b.received.length - before <= 10, 'few of the requests reached a member');
+    assert.equal(await servedOnNewConnection(port), 200, 'others are still served');
   });
 
   it('refuses a header list over limits.header_size on that stream only', async () => {
