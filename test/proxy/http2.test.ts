@@ -261,6 +261,23 @@ describe('HTTP/2 on the https listener', { skip: openssl.skip }, () => {
     assert.equal(await servedOnNewConnection(port), 200, 'others are still served');
   });
 
+  it('closes a connection that floods malformed requests, and forwards none of them', async () => {
+    const before = a.received.length + b.received.length;
+    const raw = await RawH2.open(port);
+    // An upper-case field name makes a request malformed (RFC 9113 §8.2.1).
+    const invalid = Buffer.concat([
+      raw.requestBlock(),
+      Buffer.from([0x00, 3]),
+      Buffer.from('X-A'),
+      Buffer.from([1, 0x61]),
+    ]);
+    raw.send(Buffer.concat(Array.from({ length: 150 }, (_, i) => frame(0x1, 0x5, 2 * i + 1, invalid))));
+    await raw.closed;
+    assert.notEqual(raw.goaway(), undefined, 'a GOAWAY before the close');
+    assert.equal(a.received.length + b.received.length, before, 'no malformed request reached a member');
+    assert.equal(await servedOnNewConnection(port), 200, 'others are still served');
+  });
+
   it('refuses a header list over limits.header_size on that stream only', async () => {
     const big = await h2Request(session, { headers: { 'x-big': 'z'.repeat(8000) } }).then(
       (reply) => reply.status,
