@@ -231,14 +231,23 @@ export async function startDayshift(
       : undefined;
     sampler?.start();
     const admin = new AdminServer({ token: token.value, logger, version: VERSION, audit });
-    const statusFeed = registerControlApi(admin, plane, audit, sampler, certificateReport);
+    const workerStatus = proxy instanceof WorkerPool ? () => proxy.workerStatus() : undefined;
+    const statusFeed = registerControlApi(admin, plane, audit, {
+      sampler,
+      certificates: certificateReport,
+      workers: workerStatus,
+    });
     registerPreviewApi(admin, plane);
     registerShadowApi(admin, plane);
     const webhooks = new WebhookSender(logger);
     cleanup.unshift(() => webhooks.close(0));
     registerMetricsRoute(
       admin,
-      createMetrics(plane, proxy, proxy ? sessions : undefined, { webhooks, certificates: certificateReport }),
+      createMetrics(plane, proxy, proxy ? sessions : undefined, {
+        webhooks,
+        certificates: certificateReport,
+        workers: workerStatus,
+      }),
       config.admin.metrics_auth,
       proxy?.refreshStats ? () => proxy.refreshStats!() : undefined,
     );

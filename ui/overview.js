@@ -3,6 +3,7 @@ import { api } from './api.js';
 import { createChart } from './charts.js';
 import { confirmAction, field, select } from './dialog.js';
 import { createShadowPanel } from './shadow.js';
+import { createWorkersPanel } from './workers.js';
 import { badge, drainFigures, duration, h, ms, num, percent, setBadge, setText, time } from './dom.js';
 
 /**
@@ -15,7 +16,7 @@ import { badge, drainFigures, duration, h, ms, num, percent, setBadge, setText, 
  * @typedef {{ name: string, hosts: string[], routes: { path: string, clusters: string[], traffic: string }[], maintenance?: { message: string, until?: string }, pause?: { until: string, then: string }, certificate?: Certificate }} Site
  * @typedef {{ id: string, cluster: string, site: string, until: string, who: string, allow?: string[] }} Preview
  * @typedef {{ at: string, driver: string, sites: Site[], clusters: Cluster[], warnings: string[], previews?: Preview[],
- *   shadow?: import('./shadow.js').Shadow }} Status
+ *   shadow?: import('./shadow.js').Shadow, workers?: import('./workers.js').Worker[] }} Status
  */
 
 /** Clusters that share a route with `name` (the ones that take its traffic when it leaves). */
@@ -40,6 +41,7 @@ export function createOverview(root, announce) {
   const clustersList = h('div', { class: 'clusters' });
   const updated = h('p', { class: 'updated muted' });
   const shadow = createShadowPanel(announce);
+  const workers = createWorkersPanel(announce);
   root.append(
     h('div', { class: 'section-head' }, h('h2', { id: 'overview-title', text: 'Overview' }), updated),
     warnings,
@@ -56,6 +58,7 @@ export function createOverview(root, announce) {
       clustersList,
     ),
     shadow.element,
+    workers.element,
   );
 
   /** @type {Status | undefined} */
@@ -624,6 +627,7 @@ export function createOverview(root, announce) {
       warnings.replaceChildren(...status.warnings.map((w) => h('li', { text: w })));
       sync(sites, status.sites, sitesList, siteCard);
       shadow.update(status.shadow);
+      workers.update(status.workers);
       const known = clusters.size;
       sync(clusters, status.clusters, clustersList, clusterCard);
       // New cluster cards get their charts at once rather than at the next periodic refresh.

@@ -9,9 +9,7 @@ import { startEvents, type AdminServer } from './server.js';
 import type { AuditLog } from '../control/audit.js';
 import type { ControlPlane, DrainProgress } from '../control/plane.js';
 import { HttpError } from './router.js';
-import type { StatsSampler } from '../observe/sampler.js';
-import { statusReport, type StatusReport } from '../observe/status-report.js';
-import type { CertificateReport } from '../tls/certificates.js';
+import { statusReport, type StatusReport, type StatusSources } from '../observe/status-report.js';
 import { StatusFeed, type FeedClient } from '../observe/status-feed.js';
 import type { Target } from '../control/targets.js';
 
@@ -33,8 +31,7 @@ export function registerControlApi(
   server: AdminServer,
   plane: ControlPlane,
   audit: AuditLog,
-  sampler?: StatsSampler,
-  certificates?: () => CertificateReport[],
+  sources: StatusSources = {},
 ): StatusFeed<StatusReport> {
   const r = server.router;
   const target = (text: string): Target => plane.target(text);
@@ -50,8 +47,13 @@ export function registerControlApi(
   };
 
   r.add(
-    { method: 'GET', path: '/api/status', summary: 'Sites, clusters and members with live figures', tag: 'status' },
-    () => statusReport(plane, sampler, certificates),
+    {
+      method: 'GET',
+      path: '/api/status',
+      summary: 'Sites, clusters and members with live figures; the worker processes',
+      tag: 'status',
+    },
+    () => statusReport(plane, sources),
   );
 
   r.add(
@@ -64,12 +66,12 @@ export function registerControlApi(
     ({ params }) => {
       if (!Object.hasOwn(plane.config.clusters, params.cluster!))
         throw new HttpError(404, `unknown cluster ${params.cluster}`);
-      return sampler?.history(params.cluster!) ?? [];
+      return sources.sampler?.history(params.cluster!) ?? [];
     },
   );
 
   const feed = new StatusFeed({
-    build: () => statusReport(plane, sampler, certificates),
+    build: () => statusReport(plane, sources),
     watch: (listener) => {
       plane.on('change', listener);
       return () => plane.off('change', listener);

@@ -57,9 +57,10 @@ export const colour = { red: paint(31), green: paint(32), yellow: paint(33), dim
 
 /** Colours the words operators scan for: states and health. */
 export function stateColour(state: string): string {
-  if (['live', 'ready', 'up', 'succeeded', 'ok', 'drained'].includes(state)) return colour.green(state);
-  if (['draining', 'standby', 'waiting', 'running', 'paused', 'unknown'].includes(state)) return colour.yellow(state);
-  if (['out', 'disabled', 'down', 'failed', 'aborted', 'refused'].includes(state)) return colour.red(state);
+  if (['live', 'ready', 'up', 'succeeded', 'ok', 'drained', 'serving'].includes(state)) return colour.green(state);
+  if (['draining', 'standby', 'waiting', 'running', 'paused', 'unknown', 'starting'].includes(state))
+    return colour.yellow(state);
+  if (['out', 'disabled', 'down', 'failed', 'aborted', 'refused', 'exited'].includes(state)) return colour.red(state);
   return state;
 }
 

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { drainFigures } from '../control/drain-text.js';
 import type { DrainProgress } from '../control/plane.js';
 import type { StatusReport } from '../observe/status-report.js';
+import type { WorkerStatus } from '../workers/pool.js';
 import { AdminClient, apiCommand, type ApiOptions } from './client.js';
 import { renderShadow } from './shadow.js';
 import { colour, duration, emit, stateColour, table } from './output.js';
@@ -129,6 +130,7 @@ export function renderStatus(s: StatusReport): string {
       `preview ${colour.bold(p.id)} of ${p.cluster} on ${p.site} until ${p.until}, by ${p.who}${p.allow ? ` for ${p.allow.join(', ')}` : ''}`,
     );
   if (s.shadow) lines.push('', renderShadow(s.shadow));
+  if (s.workers) lines.push('', renderWorkers(s.workers));
   for (const w of s.warnings) lines.push(colour.yellow(`warning: ${w}`));
   return lines.join('\n');
 }
@@ -140,6 +142,23 @@ export function renderDrain(p: DrainProgress): string {
   return (
     `${head}: ${drainFigures(p)}` +
     (p.remainingMs !== undefined && !p.drained ? `, deadline in ${duration(p.remainingMs)}` : '')
+  );
+}
+
+/** The worker processes: which serve, since when, how often each was replaced and how the last one ended. */
+function renderWorkers(workers: WorkerStatus[]): string {
+  return table(
+    ['WORKER', 'PID', 'STATE', 'STARTED', 'RESTARTS', 'LAST EXIT'],
+    workers.map((w) => [
+      w.worker,
+      w.pid,
+      stateColour(w.state),
+      w.startedAt,
+      w.restarts > 0 ? colour.yellow(String(w.restarts)) : w.restarts,
+      w.lastExit
+        ? `${w.lastExit.signal ?? `exit code ${w.lastExit.code}`} (pid ${w.lastExit.pid}) at ${w.lastExit.at}`
+        : '',
+    ]),
   );
 }
 

@@ -8,21 +8,23 @@ import type { AdminServer } from '../admin/server.js';
 import type { ControlPlane } from '../control/plane.js';
 import type { SessionTracker } from '../control/session-tracker.js';
 import type { CertificateReport } from '../tls/certificates.js';
+import type { WorkerStatus } from '../workers/pool.js';
 import { registerShadowMetrics } from './shadow-metrics.js';
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
-/** Figures kept outside the plane and the proxy: release notifications, ACME certificates. */
+/** Figures kept outside the plane and the proxy: release notifications, ACME certificates, worker processes. */
 export interface MetricSources {
   webhooks?: Pick<WebhookSender, 'counts' | 'retries'>;
   certificates?: () => CertificateReport[];
+  workers?: () => WorkerStatus[];
 }
 
 export function createMetrics(
   plane: ControlPlane,
   proxy?: ProxyHandle,
   sessions?: SessionTracker,
-  { webhooks, certificates }: MetricSources = {},
+  { webhooks, certificates, workers }: MetricSources = {},
 ): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'dayshift_process_' });
@@ -150,6 +152,27 @@ export function createMetrics(
         this.reset();
         for (const c of certificates())
           if (c.notAfter) for (const host of c.hosts) this.set({ site: c.site, host }, Date.parse(c.notAfter) / 1000);
+      },
+    });
+  }
+  if (workers) {
+    new Counter({
+      name: 'dayshift_worker_restarts_total',
+      help: 'Worker processes replaced after they exited, by worker number',
+      labelNames: ['worker'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        // Every worker has its series from the start, at 0, so that increase() sees its first restart.
+        for (const w of workers()) this.inc({ worker: String(w.worker) }, w.restarts);
+      },
+    });
+    new Gauge({
+      name: 'dayshift_workers_serving',
+      help: 'Worker processes serving the proxy listeners now',
+      registers: [registry],
+      collect() {
+        this.set(workers().filter((w) => w.state === 'serving').length);
       },
     });
   }

@@ -7,6 +7,7 @@ import { listPreviews, type PreviewReport } from '../control/previews.js';
 import type { ShadowReport } from '../control/shadow.js';
 import { routeTraffic, type DayshiftConfig } from '../config/schema.js';
 import type { CertificateReport } from '../tls/certificates.js';
+import type { WorkerStatus } from '../workers/pool.js';
 
 export interface MemberReport extends MemberStatus, Partial<Rates> {
   key: string;
@@ -43,6 +44,18 @@ export interface StatusReport {
   previews?: PreviewReport[];
   /** The shadow in force, or one that ended within the last hour, with this instance's comparison. */
   shadow?: ShadowReport;
+  /** With workers (`workers` ≥ 2): this instance's worker processes, by number. */
+  workers?: WorkerStatus[];
+}
+
+/** What the report reads besides the control plane, when this Dayshift has it. */
+export interface StatusSources {
+  /** Requests/s, error rates and percentiles (the built-in proxy). */
+  sampler?: StatsSampler;
+  /** Sites on tls.acme. */
+  certificates?: () => CertificateReport[];
+  /** The worker processes. */
+  workers?: () => WorkerStatus[];
 }
 
 /** How long an ended shadow stays in the status report. */
@@ -50,8 +63,7 @@ const SHADOW_SHOWN_MS = 3600_000;
 
 export async function statusReport(
   plane: ControlPlane,
-  sampler?: StatsSampler,
-  certificates?: () => CertificateReport[],
+  { sampler, certificates, workers }: StatusSources = {},
 ): Promise<StatusReport> {
   const status = await plane.status();
   const state = plane.state;
@@ -103,6 +115,7 @@ export async function statusReport(
     ...(drift ? { drift } : {}),
     ...(previews.length > 0 ? { previews } : {}),
     ...(shadow && Date.parse(shadow.until) > Date.now() - SHADOW_SHOWN_MS ? { shadow } : {}),
+    ...(workers ? { workers: workers() } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
 // accept queues. Desired state goes to every worker and apply() resolves when all have swapped it in;
 // health is checked here once and sent to all; figures are gathered from all and merged; a worker that
 // dies is replaced at once on the same sockets, logged and audited, while the others keep serving.
+// Status lists each worker by number: its process, since when, how often it was replaced, how the last one ended.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -38,6 +39,30 @@ export interface WorkerPoolOptions {
   certificates?: SharedCertificateTable;
 }
 
+/** How a worker process ended: killed by a signal, or exited with a code. */
+export interface WorkerExit {
+  pid: number;
+  /** When the main saw it exit. */
+  at: string;
+  signal?: NodeJS.Signals;
+  code?: number;
+}
+
+/** A worker as status shows it: the process serving under its number now, and what became of the ones before. */
+export interface WorkerStatus {
+  /** 1-based; a replacement keeps the number of the worker it replaces. */
+  worker: number;
+  pid: number;
+  /** `exited`: its replacement waits for its backoff (it died before serving). */
+  state: 'starting' | 'serving' | 'exited';
+  /** When this process was started. */
+  startedAt: string;
+  /** How many times a worker of this number was replaced since Dayshift started. */
+  restarts: number;
+  /** How the last process of this number ended, once one has. */
+  lastExit?: WorkerExit;
+}
+
 type Done = Extract<WorkerMessage, { type: 'done' }>;
 type Request = Extract<MainMessage, { seq: number }>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -51,6 +76,7 @@ interface Worker {
   /** The worker's latest figures. */
   stats?: ProxyStats;
   exited: Promise<void>;
+  startedAt: Date;
 }
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -82,6 +108,9 @@ export class WorkerPool implements ProxyHandle {
   private readonly poll: NodeJS.Timeout;
   /** Deaths in a row of a worker slot before it served (a broken start): the replacement's backoff. */
   private readonly quickDeaths = new Map<number, number>();
+  /** By worker number: how many times its process was replaced, and how the last one ended. */
+  private readonly restarts = new Map<number, number>();
+  private readonly lastExits = new Map<number, WorkerExit>();
 
   private constructor(
     private readonly options: WorkerPoolOptions,
@@ -130,6 +159,22 @@ export class WorkerPool implements ProxyHandle {
   /** The workers' process ids, by worker number (1-based). */
   pids(): number[] {
     return this.workers.map((w) => w.child.pid!);
+  }
+
+  /** Every worker, by number, for status and /metrics. */
+  workerStatus(): WorkerStatus[] {
+    return this.workers.map((w) => {
+      const lastExit = this.lastExits.get(w.index);
+      const gone = w.child.exitCode !== null || w.child.signalCode !== null;
+      return {
+        worker: w.index,
+        pid: w.child.pid!,
+        state: gone ? 'exited' : w.ready ? 'serving' : 'starting',
+        startedAt: w.startedAt.toISOString(),
+        restarts: this.restarts.get(w.index) ?? 0,
+        ...(lastExit ? { lastExit } : {}),
+      };
+    });
   }
 
   async apply(config: LoadedConfig, state: DesiredState): Promise<void> {
@@ -239,6 +284,7 @@ export class WorkerPool implements ProxyHandle {
       ready: false,
       pending: new Map(),
       exited: new Promise((resolve) => child.once('exit', () => resolve())),
+      startedAt: new Date(),
     };
     this.workers[index - 1] = worker;
     child.on('message', (message: WorkerMessage) => this.receive(worker, message));
@@ -316,6 +362,11 @@ export class WorkerPool implements ProxyHandle {
     worker.pending.clear();
     if (worker.stats) this.retired = retire(this.retired, worker.stats);
     worker.stats = undefined;
+    this.lastExits.set(worker.index, {
+      pid: worker.child.pid!,
+      at: new Date().toISOString(),
+      ...(signal ? { signal } : { code: code ?? 0 }),
+    });
     if (this.closing) return;
     if (worker.ready) this.replace(worker, code, signal);
     else this.replaceLater(worker, code, signal);
@@ -324,6 +375,7 @@ export class WorkerPool implements ProxyHandle {
   private replace(worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
     const how = signal ?? `exit code ${code}`;
     const next = this.spawnWorker(worker.index);
+    this.restarts.set(worker.index, (this.restarts.get(worker.index) ?? 0) + 1);
     this.options.logger.error(
       { worker: worker.index, pid: worker.child.pid, exit: how, replacement: next.child.pid },
       `worker ${worker.index} (pid ${worker.child.pid}) died (${how}): replaced by pid ${next.child.pid}; the other workers kept serving`,

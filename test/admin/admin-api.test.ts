@@ -121,6 +121,7 @@ describe('admin API', () => {
       ],
     );
     assert.match(body.clusters[0]!.qaUrl ?? '', /^http:\/\/prod-a\.example\.com:\d+\/$/);
+    assert.equal(body.workers, undefined, 'one process (workers: 1): no worker list');
   });
 
   test('bad requests get 400 with the reason; unknown targets 404', async () => {
@@ -273,6 +274,7 @@ describe('admin API', () => {
     assert.match(text, /dayshift_member_admin_state\{cluster="prod-b",member="b1",state="ready"\} 1/);
     assert.match(text, /dayshift_state_changes_total \d+/);
     assert.match(text, /dayshift_reloads_total 1/);
+    assert.doesNotMatch(text, /dayshift_workers?_/, 'one process (workers: 1): no worker metrics');
   });
 
   // Last: it throttles this address's wrong tokens for a minute.

@@ -238,6 +238,7 @@ describe('dashboard in Chromium', () => {
       ['prod-a/a1', 'prod-a/a2', 'prod-b/b1', 'prod-b/b2'],
     );
     for (const name of ['public', 'qa-a', 'qa-b']) await page.locator('.site h4', { hasText: name }).waitFor();
+    assert.equal(await page.locator('section.workers').isHidden(), true, 'one process (workers: 1): no workers panel');
     // Health checks and the load show up within a few live updates.
     await page.locator('tr[data-member="prod-b/b2"] .badge', { hasText: /^up$/ }).waitFor();
     await page.waitForFunction(() => {
