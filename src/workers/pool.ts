@@ -15,6 +15,7 @@ import type { Actor, AuditLog } from '../control/audit.js';
 import type { DesiredState, MemberKey } from '../model.js';
 import type { HealthReport, ProxyHandle, ProxyStats, SessionObserver } from '../proxy/handle.js';
 import type { HandedSocket } from '../socket-activation.js';
+import { workerExecArgv } from './exec-argv.js';
 import { HealthMonitor } from './health-monitor.js';
 import { bindListenSockets, type ListenSocket } from './listen-sockets.js';
 import { mergeStats, retire } from './merge.js';
@@ -80,6 +81,8 @@ interface Worker {
 }
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./worker.js', import.meta.url));
+/** The main's Node.js options, less the inspector's and the like (exec-argv.ts). */
+const WORKER_EXEC_ARGV = workerExecArgv(process.execArgv);
 /** How long a worker may take to start serving. */
 const START_MS = 30_000;
 /** A worker that does not confirm a change within this is killed: its replacement starts with the change. */
@@ -274,7 +277,7 @@ export class WorkerPool implements ProxyHandle {
 
   private spawnWorker(index: number): Worker {
     // The sockets go at fds 3.., as systemd and handDown() place them; the IPC channel after them.
-    const child = spawn(process.execPath, [WORKER_SCRIPT], {
+    const child = spawn(process.execPath, [...WORKER_EXEC_ARGV, WORKER_SCRIPT], {
       stdio: ['ignore', 'inherit', 'inherit', ...this.listenSockets.map((s) => s.fd), 'ipc'],
       serialization: 'advanced',
     });
