@@ -1,6 +1,6 @@
 // A member's live counters: in flight, latency EWMA, health, passive ejection, response counters and a
 // latency histogram. They live across snapshots (keyed by member key) so that apply() never resets them.
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { MemberConfig } from '../config/schema.js';
 import type { Health, MemberKey } from '../model.js';
 import { LATENCY_BUCKETS_MS, statusClass, type MemberStats, type StatusClassCounts } from '../proxy/handle.js';
@@ -31,7 +31,8 @@ export class MemberRuntime {
   failures = 0;
   private readonly latency = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
   private latencySum = 0;
-  readonly tunnels = new Set<Socket>();
+  /** Open tunnels: the client's socket (HTTP/1.1), or its stream (WebSocket over HTTP/2). */
+  readonly tunnels = new Set<Duplex>();
 
   constructor(
     readonly key: MemberKey,

@@ -187,6 +187,8 @@ const http2Schema = z.strictObject({
   window_size: size.refine((n) => n <= 2 ** 31 - 1, 'must be at most 2147483647 bytes').default(65_535),
   /** Streams a connection may reset before their answer within 10 s; one more closes it (rapid reset). */
   max_resets: z.number().int().min(1).default(100),
+  /** WebSocket over HTTP/2 (RFC 8441's extended CONNECT, SETTINGS_ENABLE_CONNECT_PROTOCOL). */
+  websocket: z.boolean().default(true),
 });
 
 /** TLS versions as OpenSSL and Node name them. */

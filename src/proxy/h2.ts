@@ -28,9 +28,13 @@ export interface H2Limits {
   keepAliveMs: number;
   /** timeouts.idle: how long a connection may send and receive nothing. */
   idleMs: number;
+  /** http2.websocket: offer extended CONNECT (RFC 8441) for WebSocket. */
+  websocket: boolean;
 }
 
 export type H2Handler = (req: H2Request, res: H2Response, expectContinue: boolean) => void;
+/** An extended CONNECT (RFC 8441): the stream becomes a tunnel, or gets an ordinary answer (h2-tunnel.ts). */
+export type H2TunnelHandler = (req: H2Request, res: H2Response, stream: ServerHttp2Stream) => void;
 
 /** Response headers HTTP/2 forbids (RFC 9113 §8.2.2): a member's HTTP/1.1 framing stays on its side. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -49,6 +53,8 @@ export class H2Request {
   readonly conflictingHost: boolean;
   /** Bytes of the header list, counted as HTTP/1.1 would carry it (for limits.header_size). */
   readonly headerBytes: number;
+  /** An extended CONNECT's `:protocol` (RFC 8441), e.g. `websocket`. */
+  readonly protocol: string | undefined;
 
   constructor(
     readonly stream: ServerHttp2Stream,
@@ -58,6 +64,7 @@ export class H2Request {
     let method = 'GET';
     let path = '';
     let authority: string | undefined;
+    let protocol: string | undefined;
     let host: string | undefined;
     const regular: string[] = [];
     let bytes = 0;
@@ -69,6 +76,7 @@ export class H2Request {
         if (name === ':method') method = value;
         else if (name === ':path') path = value;
         else if (name === ':authority') authority = value;
+        else if (name === ':protocol') protocol = value;
         continue;
       }
       if (name === 'host') host = value;
@@ -76,6 +84,7 @@ export class H2Request {
     }
     this.method = method;
     this.url = path;
+    this.protocol = protocol;
     this.conflictingHost = authority !== undefined && host !== undefined && authority !== host;
     if (host === undefined && authority !== undefined) regular.unshift('host', authority);
     this.headerBytes = bytes;
@@ -214,6 +223,8 @@ const RESET_WINDOW_MS = 10_000;
 /** One client connection speaking h2: its open streams, its recent resets, and when it went quiet. */
 interface SessionState {
   streams: number;
+  /** Of those, WebSocket tunnels: they have timeouts.tunnel, and keep the connection past timeouts.idle. */
+  tunnels: number;
   resets: number;
   /** When the count of resets started (Date.now() ms). */
   resetsSince: number;
@@ -233,6 +244,7 @@ export class Http2Front {
 
   constructor(
     private readonly handler: H2Handler,
+    private readonly tunnel: H2TunnelHandler,
     private readonly limits: () => H2Limits,
     private readonly logger: Logger,
     sweepMs: number,
@@ -244,6 +256,7 @@ export class Http2Front {
         initialWindowSize: l.windowSize,
         maxHeaderListSize: l.headerBytes,
         enablePush: false,
+        enableConnectProtocol: l.websocket,
       },
       // Pseudo-headers count as pairs in Node: four of them on top of the regular ones.
       maxHeaderListPairs: l.headerCount + 4,
@@ -287,9 +300,11 @@ export class Http2Front {
 
   private opened(session: ServerHttp2Session): void {
     const now = Date.now();
-    const state: SessionState = { streams: 0, resets: 0, resetsSince: now, quietSince: now };
+    const state: SessionState = { streams: 0, tunnels: 0, resets: 0, resetsSince: now, quietSince: now };
     this.sessions.set(session, state);
-    session.setTimeout(this.limits().idleMs, () => session.destroy());
+    session.setTimeout(this.limits().idleMs, () => {
+      if (state.tunnels === 0) session.destroy();
+    });
     session.on('error', (error) => this.logger.debug({ err: error.message }, 'HTTP/2 connection failed'));
     session.once('close', () => this.sessions.delete(session));
   }
@@ -303,16 +318,23 @@ export class Http2Front {
     const res = new H2Response(stream, req);
     // A stream the client resets emits an error; its 'close' is what counts.
     stream.on('error', ignore);
+    // A tunnel the client closes with a reset is not what rapid reset is about, once it was answered.
+    const tunnel = req.method === 'CONNECT' && req.protocol !== undefined;
+    if (tunnel) state.tunnels++;
     stream.on('close', () => {
       res.closed();
       state.streams--;
+      if (tunnel) state.tunnels--;
       if (state.streams === 0) state.quietSince = Date.now();
-      if (stream.rstCode === NGHTTP2_CANCEL && !res.writableFinished) this.reset(session, state);
+      if (stream.rstCode === NGHTTP2_CANCEL && !res.writableFinished && !(tunnel && stream.headersSent))
+        this.reset(session, state);
     });
-    if (req.method === 'CONNECT') return this.answer(res, 405);
+    // A plain CONNECT asks for a forward proxy, which Dayshift is not.
+    if (req.method === 'CONNECT' && !tunnel) return this.answer(res, 405);
     if (req.conflictingHost) return this.answer(res, 400);
     // nghttp2 enforces SETTINGS_MAX_HEADER_LIST_SIZE only once the client has acknowledged it.
     if (req.headerBytes > this.limits().headerBytes) return this.answer(res, 431);
+    if (tunnel) return this.tunnel(req, res, stream);
     const expectContinue = req.hasBody && req.headers.expect?.toLowerCase() === '100-continue';
     this.handler(req, res, expectContinue);
   }

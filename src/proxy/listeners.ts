@@ -21,6 +21,7 @@ import { Http2Front, type H2Limits, type H2Request, type H2Response } from './h2
 import { Lane, SWEEP_MS, type LaneHandler, type LaneLimits, type LaneRequest, type LaneResponse } from './lane.js';
 import { acceptProxyProtocol, adoptParentAddresses, type ProxyAcceptor } from './proxy-accept.js';
 import type { Snapshot } from './snapshot.js';
+import { handleH2Upgrade } from './h2-tunnel.js';
 import { handleUpgrade, refuseConnect, type TunnelContext } from './tunnel.js';
 
 /** A request as a listener hands it on: Node's server, the lane or HTTP/2 read it; 100-continue still owed or not. */
@@ -73,6 +74,7 @@ function h2LimitsOf(config: DayshiftConfig): H2Limits {
     headerCount: config.limits.header_count,
     keepAliveMs: config.timeouts.client_keepalive,
     idleMs: config.timeouts.idle,
+    websocket: config.http2.websocket,
   };
 }
 
@@ -237,6 +239,7 @@ export class Listeners {
   private http2Front(): Http2Front {
     this.h2 = new Http2Front(
       (req, res, expectContinue) => this.ctx.request(req, res, expectContinue),
+      (req, res, stream) => handleH2Upgrade(this.ctx.tunnels, req, res, stream),
       () => this.h2Limits,
       this.ctx.logger,
       SWEEP_MS,

@@ -7,6 +7,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import type { H2Request } from './h2.js';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { MemberRuntime, PassivePolicy } from '../balance/member.js';
@@ -22,9 +23,10 @@ import { clientEnds, proxyHeader } from './proxy-protocol.js';
 import { inMaintenance, listHas, memberPath, type Snapshot } from './snapshot.js';
 import { isPaused } from './pause.js';
 
-const HALF_CLOSE_MS = 1000;
+/** How long a half-closed tunnel (one side sent FIN) has to flush the other way. */
+export const HALF_CLOSE_MS = 1000;
 /** The only answer that switches a connection to a tunnel. */
-const SWITCHED = /^HTTP\/1\.1 101 /;
+export const SWITCHED = /^HTTP\/1\.1 101 /;
 
 function refuse(socket: Duplex, status: number, flushMs: number, location?: string): void {
   const text = STATUS_CODES[status]!;
@@ -57,17 +59,47 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
   // node:http hands the socket over without its own error handler: a reset while we refuse or connect
   // must not become an uncaught 'error' event.
   client.on('error', () => client.destroy());
+  const target = openUpgrade(ctx, req, req.method ?? 'GET', req.rawHeaders, (status, location) =>
+    refuse(client, status, ctx.snapshot().config.timeouts.idle, location),
+  );
+  if (!target) return;
+  new Upgrade(ctx, target, req.method === 'HEAD', client as Socket, head);
+}
+
+/** Where an upgrade request goes: its member, the connection to it, and the request head to write there. */
+export interface UpgradeTarget {
+  member: MemberRuntime;
+  upstream: Socket;
+  headText: string;
+  timeouts: Timeouts;
+  /** limits.response_head: the member's answer head, at most (past it: 502). */
+  headBytes: number;
+}
+
+/**
+ * Routes an upgrade request as an ordinary one is routed (site, route, maintenance, pause, stickiness,
+ * previews), and connects to the member chosen. `method` and `raw` are what the member gets: the client's
+ * own for HTTP/1.1; GET and the headers of an Upgrade for WebSocket over HTTP/2 (h2-tunnel.ts). Undefined,
+ * after `refuse` was called with the status, when nothing can take the request.
+ */
+export function openUpgrade(
+  ctx: TunnelContext,
+  req: IncomingMessage | H2Request,
+  method: string,
+  raw: string[],
+  refuse: (status: number, location?: string) => void,
+): UpgradeTarget | undefined {
   const snap = ctx.snapshot();
   const match = resolveRoute(snap, req);
   if ('refused' in match) {
-    refuse(client, match.refused, snap.config.timeouts.idle, match.location);
-    return;
+    refuse(match.refused, match.location);
+    return undefined;
   }
   const { route, site } = match;
   const now = Date.now();
   if (inMaintenance(site, now) || isPaused(site, now)) {
-    refuse(client, 503, snap.config.timeouts.idle);
-    return;
+    refuse(503);
+    return undefined;
   }
   const cookie = typeof req.headers.cookie === 'string' ? req.headers.cookie : undefined;
   const preview =
@@ -82,19 +114,19 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     preview && route.clusters.get(preview.cluster),
   );
   if (typeof choice === 'string') {
-    refuse(client, 503, snap.config.timeouts.idle);
-    return;
+    refuse(503);
+    return undefined;
   }
   const member = choice.member;
   if (choice.session !== undefined) ctx.sessions?.seen(member.key, choice.session, Date.now());
   const protocol = member.url.protocol;
   if (protocol !== 'http:' && protocol !== 'https:') {
-    refuse(client, 502, snap.config.timeouts.idle);
-    return;
+    refuse(502);
+    return undefined;
   }
   const secure = (req.socket as TLSSocket).encrypted === true;
   const address = req.socket.remoteAddress ?? '';
-  const headers = upstreamHeaders(req.rawHeaders, connectionNamed(req.headers.connection), {
+  const headers = upstreamHeaders(raw, connectionNamed(req.headers.connection), {
     clientAddress: address,
     trusted: snap.trusted !== undefined && listHas(snap.trusted, address),
     proto: secure ? 'https' : 'http',
@@ -106,7 +138,7 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     write: snap.config.forward_headers,
   });
   const path = memberPath(route, match.path);
-  let headText = `${req.method} ${path} HTTP/1.1\r\n`;
+  let headText = `${method} ${path} HTTP/1.1\r\n`;
   for (const [name, value] of headers) headText += `${name}: ${value}\r\n`;
   headText += '\r\n';
   const version = member.config.proxy_protocol;
@@ -114,17 +146,7 @@ export function handleUpgrade(ctx: TunnelContext, req: IncomingMessage, client: 
     version &&
     proxyHeader(version, ...clientEnds(address, req.socket.remotePort, req.socket.localAddress, req.socket.localPort));
   const upstream = connectMember({ url: member.url, rejectUnauthorized: member.config.tls_verify, header });
-  new Upgrade(
-    ctx,
-    snap.config.timeouts,
-    snap.config.limits.response_head,
-    member,
-    req.method === 'HEAD',
-    client as Socket,
-    upstream,
-    headText,
-    head,
-  );
+  return { member, upstream, headText, timeouts: snap.config.timeouts, headBytes: snap.config.limits.response_head };
 }
 
 type Timeouts = Snapshot['config']['timeouts'];
@@ -139,19 +161,24 @@ class Upgrade {
   private parser: ResponseParser | undefined;
   private readonly onData = (data: Buffer) => this.fromMember(data);
 
+  private readonly timeouts: Timeouts;
+  private readonly headBytes: number;
+  private readonly member: MemberRuntime;
+  private readonly upstream: Socket;
+
   constructor(
     ctx: TunnelContext,
-    private readonly timeouts: Timeouts,
-    /** limits.response_head: the member's answer head, at most (past it: 502). */
-    private readonly headBytes: number,
-    private readonly member: MemberRuntime,
+    target: UpgradeTarget,
     private readonly bodyless: boolean,
     private readonly client: Socket,
-    private readonly upstream: Socket,
-    headText: string,
     /** What the client sent after its request head: for the member only once it has switched. */
     private readonly early: Buffer,
   ) {
+    const { member, upstream, headText, timeouts } = target;
+    this.timeouts = timeouts;
+    this.headBytes = target.headBytes;
+    this.member = member;
+    this.upstream = upstream;
     member.tunnels.add(client);
     upstream.setTimeout(timeouts.connect);
     upstream.once(upstream instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {

@@ -156,8 +156,6 @@ describe('HTTP/2 on the https listener', { skip: openssl.skip }, () => {
   it('chooses h2 by ALPN, and HTTP/1.1 on the same port for clients that ask for it', async () => {
     assert.equal(await alpn(['h2', 'http/1.1']), 'h2');
     assert.equal(await alpn(['http/1.1']), 'http/1.1');
-    // Without WebSocket over h2 (RFC 8441), browsers open WebSockets over HTTP/1.1.
-    assert.equal(session.remoteSettings.enableConnectProtocol, false);
   });
 
   it('forwards to HTTP/1.1 members: X-Forwarded-Host from :authority, X-Forwarded-Proto, request id, access log', async () => {
