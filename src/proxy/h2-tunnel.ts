@@ -7,11 +7,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
 import http2, { type ServerHttp2Stream } from 'node:http2';
-import tls from 'node:tls';
 import type { H2Request, H2Response } from './h2.js';
 import { connectionNamed, isHopByHop } from './headers.js';
 import { ResponseParser } from './http1/llhttp.js';
-import { HALF_CLOSE_MS, openUpgrade, SWITCHED, type TunnelContext, type UpgradeTarget } from './tunnel.js';
+import {
+  HALF_CLOSE_MS,
+  openUpgrade,
+  sendUpgradeHead,
+  SWITCHED,
+  type TunnelContext,
+  type UpgradeTarget,
+} from './tunnel.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -52,15 +58,9 @@ class H2Upgrade {
     private readonly stream: ServerHttp2Stream,
     private readonly accept: string,
   ) {
-    const { member, upstream, timeouts } = target;
+    const { member, upstream } = target;
     member.tunnels.add(stream);
-    upstream.setTimeout(timeouts.connect);
-    upstream.once(upstream instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
-      this.phase = 'answer';
-      upstream.setTimeout(timeouts.first_byte);
-      upstream.setNoDelay(true);
-      upstream.write(target.headText);
-    });
+    sendUpgradeHead(target, () => (this.phase = 'answer'));
     upstream.on('data', this.onData);
     upstream.on('timeout', () => {
       if (this.phase === 'connecting') member.failed('connect timeout (upgrade)', ctx.passive(), Date.now());

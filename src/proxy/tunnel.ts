@@ -151,6 +151,21 @@ export function openUpgrade(
 
 type Timeouts = Snapshot['config']['timeouts'];
 
+/**
+ * Writes the upgrade's request head once the member connection is up (`connected` is told first); the
+ * connection gets timeouts.connect, then the answer head timeouts.first_byte, as an ordinary request.
+ */
+export function sendUpgradeHead(target: UpgradeTarget, connected: () => void): void {
+  const { upstream, timeouts } = target;
+  upstream.setTimeout(timeouts.connect);
+  upstream.once(upstream instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
+    connected();
+    upstream.setTimeout(timeouts.first_byte);
+    upstream.setNoDelay(true);
+    upstream.write(target.headText);
+  });
+}
+
 /** One upgrade request, from the member connection to a tunnel, or to an ordinary answer and a close. */
 class Upgrade {
   private phase: 'connecting' | 'answer' | 'relay' | 'tunnel' | 'closed' = 'connecting';
@@ -174,20 +189,13 @@ class Upgrade {
     /** What the client sent after its request head: for the member only once it has switched. */
     private readonly early: Buffer,
   ) {
-    const { member, upstream, headText, timeouts } = target;
+    const { member, upstream, timeouts } = target;
     this.timeouts = timeouts;
     this.headBytes = target.headBytes;
     this.member = member;
     this.upstream = upstream;
     member.tunnels.add(client);
-    upstream.setTimeout(timeouts.connect);
-    upstream.once(upstream instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
-      this.phase = 'answer';
-      // The member's answer head gets first_byte, as an ordinary request does.
-      upstream.setTimeout(timeouts.first_byte);
-      upstream.setNoDelay(true);
-      upstream.write(headText);
-    });
+    sendUpgradeHead(target, () => (this.phase = 'answer'));
     upstream.on('data', this.onData);
     upstream.on('timeout', () => {
       if (this.phase === 'connecting') member.failed('connect timeout (upgrade)', ctx.passive(), Date.now());

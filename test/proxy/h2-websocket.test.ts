@@ -1,7 +1,6 @@
 // WebSocket over HTTP/2 (RFC 8441, h2-tunnel.ts): an extended CONNECT from Node's HTTP/2 client becomes
 // an HTTP/1.1 Upgrade to a WebSocket echo member, and the stream a tunnel; other answers are relayed.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders } from 'node:http2';
@@ -15,20 +14,7 @@ import { startMember, type TestMember } from '../support/members.js';
 import { launchChromium } from '../support/chromium.js';
 import { findPeer, requirePeer } from '../support/peers.js';
 import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
-
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-
-/** A masked WebSocket text frame (client to server), payload under 126 bytes. */
-function frame(text: string): Buffer {
-  const payload = Buffer.from(text);
-  const mask = Buffer.from([1, 2, 3, 4]);
-  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4]!)]);
-}
-
-/** An unmasked text frame's payload (server to client). */
-function text(data: Buffer): string {
-  return data.subarray(2, 2 + (data[1]! & 0x7f)).toString();
-}
+import { echoWebSockets, frameText, maskedFrame } from '../support/websocket.js';
 
 const openssl = findPeer('openssl', 'openssl');
 
@@ -43,25 +29,16 @@ describe('WebSocket over HTTP/2', { skip: openssl.skip }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dayshift-h2-ws-'));
     member = await startMember('ws');
-    // A WebSocket echo server; /denied answers 403, /forged a 101 with a wrong Sec-WebSocket-Accept.
-    member.server.on('upgrade', (req, socket) => {
-      handshakes.push(req.headers);
-      if (req.url === '/denied') {
+    // /denied answers 403, /forged a 101 with a wrong Sec-WebSocket-Accept.
+    echoWebSockets(member.server, {
+      intercept: (req, socket) => {
+        handshakes.push(req.headers);
+        if (req.url !== '/denied') return false;
         socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\ndenied\n');
-        return;
-      }
-      const key = req.url === '/forged' ? 'not the key' : String(req.headers['sec-websocket-key']);
-      const accept = createHash('sha1').update(`${key}${GUID}`).digest('base64');
-      const protocol = req.headers['sec-websocket-protocol'] === 'chat' ? 'Sec-WebSocket-Protocol: chat\r\n' : '';
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${protocol}\r\n`,
-      );
-      socket.on('data', (data: Buffer) => {
-        const length = data[1]! & 0x7f;
-        const mask = data.subarray(2, 6);
-        const payload = data.subarray(6, 6 + length).map((b, i) => b ^ mask[i % 4]!);
-        socket.write(Buffer.concat([Buffer.from([0x81, length]), payload]));
-      });
+        return true;
+      },
+      key: (req) => (req.url === '/forged' ? 'not the key' : String(req.headers['sec-websocket-key'])),
+      headers: (req) => (req.headers['sec-websocket-protocol'] === 'chat' ? 'Sec-WebSocket-Protocol: chat\r\n' : ''),
     });
     proxy = await startTestProxy({
       listen: { https: '127.0.0.1:0', tls: selfSigned(dir, 'default', 'shop.test') },
@@ -123,8 +100,8 @@ describe('WebSocket over HTTP/2', { skip: openssl.skip }, () => {
     assert.match(String(seen['sec-websocket-key']), /^[A-Za-z0-9+/]{22}==$/, 'a fresh 16-byte key');
     assert.equal(seen['x-forwarded-proto'], 'https');
     assert.equal(seen['x-forwarded-host'], 'shop.test');
-    stream.write(frame('hello over h2'));
-    assert.equal(text(await next()), 'hello over h2');
+    stream.write(maskedFrame('hello over h2'));
+    assert.equal(frameText(await next()), 'hello over h2');
     assert.equal(tunnels(), 1, 'counted on its member, for drains');
     stream.close();
     await waitFor(() => tunnels() === 0, 5000, 'the tunnel to be uncounted');
@@ -134,8 +111,8 @@ describe('WebSocket over HTTP/2', { skip: openssl.skip }, () => {
     const { stream, next } = await connect('/chat');
     // A bounded look for a close that must not come: twice the connection's idle timeout.
     await new Promise((r) => setTimeout(r, 1000));
-    stream.write(frame('still here'));
-    assert.equal(text(await next()), 'still here');
+    stream.write(maskedFrame('still here'));
+    assert.equal(frameText(await next()), 'still here');
     const closed = once(stream, 'close');
     assert.equal(await proxy.handle.closeTunnels(['c/w1'], { batch: 10, intervalMs: 0 }), 1);
     await closed;
@@ -175,20 +152,11 @@ describe('WebSocket over HTTP/2 in Chromium', { skip: openssl.skip }, () => {
       res.end('<!doctype html><title>chat</title>');
     });
     const handshakes: Http1Headers[] = [];
-    member.server.on('upgrade', (req, socket) => {
-      handshakes.push(req.headers);
-      const accept = createHash('sha1')
-        .update(`${String(req.headers['sec-websocket-key'])}${GUID}`)
-        .digest('base64');
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-      );
-      socket.on('data', (data: Buffer) => {
-        const length = data[1]! & 0x7f;
-        const mask = data.subarray(2, 6);
-        const payload = data.subarray(6, 6 + length).map((b, i) => b ^ mask[i % 4]!);
-        socket.write(Buffer.concat([Buffer.from([0x81, length]), payload]));
-      });
+    echoWebSockets(member.server, {
+      intercept: (req) => {
+        handshakes.push(req.headers);
+        return false;
+      },
     });
     const proxy = await startTestProxy({
       listen: { https: '127.0.0.1:0', tls: selfSigned(dir, 'default', 'shop.test') },

@@ -1,28 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { startMember, type TestMember } from '../support/members.js';
 import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 import { rawExchange } from '../support/raw-http.js';
-
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-
-/** A masked WebSocket text frame (client to server), payload under 126 bytes. */
-function frame(text: string): Buffer {
-  const payload = Buffer.from(text);
-  const mask = Buffer.from([1, 2, 3, 4]);
-  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
-  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
-}
-
-/** Unmasks one client frame, as a WebSocket echo server does. */
-function unmask(data: Buffer): string {
-  const length = data[1]! & 0x7f;
-  const mask = data.subarray(2, 6);
-  return Buffer.from(data.subarray(6, 6 + length).map((b, i) => b ^ mask[i % 4]!)).toString();
-}
+import { maskedFrame, echoWebSockets } from '../support/websocket.js';
 
 describe('WebSocket and Upgrade tunnels', () => {
   let member: TestMember;
@@ -33,19 +16,11 @@ describe('WebSocket and Upgrade tunnels', () => {
 
   before(async () => {
     member = await startMember('ws');
-    // A WebSocket echo server: answers the handshake, then sends every text frame back unmasked.
-    member.server.on('upgrade', (req, socket) => {
-      upgrades.push(req.headers);
-      const accept = createHash('sha1')
-        .update(`${String(req.headers['sec-websocket-key'])}${GUID}`)
-        .digest('base64');
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-      );
-      socket.on('data', (data: Buffer) => {
-        const text = unmask(data);
-        socket.write(Buffer.concat([Buffer.from([0x81, text.length]), Buffer.from(text)]));
-      });
+    echoWebSockets(member.server, {
+      intercept: (req) => {
+        upgrades.push(req.headers);
+        return false;
+      },
     });
     proxy = await startTestProxy({
       clusters: { c: { members: [{ url: member.url, route: 'w1' }] } },
@@ -105,9 +80,9 @@ describe('WebSocket and Upgrade tunnels', () => {
     assert.match(head, /Sec-WebSocket-Accept: /i);
     assert.equal(upgrades.at(-1)!.upgrade, 'websocket');
     assert.equal(upgrades.at(-1)!['x-forwarded-for'], '127.0.0.1');
-    socket.write(frame('hello'));
+    socket.write(maskedFrame('hello'));
     assert.equal((await next()).subarray(2).toString(), 'hello');
-    socket.write(frame('again'));
+    socket.write(maskedFrame('again'));
     assert.equal((await next()).subarray(2).toString(), 'again');
     socket.destroy();
     await waitFor(() => proxy.handle.stats().members[0]!.openTunnels === 0, 5000, 'the tunnel to close');
@@ -149,7 +124,7 @@ describe('WebSocket and Upgrade tunnels', () => {
     let lastByte = 0;
     while (Date.now() < until) {
       await new Promise((r) => setTimeout(r, 300));
-      socket.write(frame('ping'));
+      socket.write(maskedFrame('ping'));
       assert.equal((await next()).subarray(2).toString(), 'ping');
       lastByte = Date.now();
     }
