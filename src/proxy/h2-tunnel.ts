@@ -12,6 +12,7 @@ import { connectionNamed, isHopByHop } from './headers.js';
 import { ResponseParser } from './http1/llhttp.js';
 import {
   HALF_CLOSE_MS,
+  logUpgrade,
   openUpgrade,
   sendUpgradeHead,
   SWITCHED,
@@ -49,10 +50,12 @@ class H2Upgrade {
   private phase: 'connecting' | 'answer' | 'relay' | 'tunnel' | 'closed' = 'connecting';
   private head: Buffer | undefined;
   private parser: ResponseParser | undefined;
+  /** What the client got: 200 for a tunnel, or the member's other answer (for the access log). */
+  private status: number | undefined;
   private readonly onData = (data: Buffer) => this.fromMember(data);
 
   constructor(
-    ctx: TunnelContext,
+    private readonly ctx: TunnelContext,
     private readonly target: UpgradeTarget,
     private readonly res: H2Response,
     private readonly stream: ServerHttp2Stream,
@@ -116,6 +119,7 @@ class H2Upgrade {
       return this.fail(502);
     }
     this.phase = 'tunnel';
+    this.status = 200;
     upstream.setTimeout(0);
     upstream.off('data', this.onData);
     if (rest.length > 0) stream.write(rest);
@@ -149,6 +153,7 @@ class H2Upgrade {
             this.fail(502);
             return true;
           }
+          this.status = status;
           return false;
         },
         body: (chunk) => {
@@ -177,13 +182,18 @@ class H2Upgrade {
   private fail(status: number): void {
     if (this.phase === 'closed') return;
     if (this.phase === 'tunnel') return this.close();
-    this.release();
-    if (this.stream.headersSent || this.stream.destroyed) this.res.destroy();
-    else answer(this.res, status);
+    if (this.stream.headersSent || this.stream.destroyed) {
+      this.release();
+      this.res.destroy();
+    } else {
+      this.release(status);
+      answer(this.res, status);
+    }
   }
 
-  private release(): void {
+  private release(status = this.status): void {
     this.phase = 'closed';
+    logUpgrade(this.ctx, this.target, status);
     this.target.member.tunnels.delete(this.stream);
     this.parser?.free();
     this.target.upstream.destroy();

@@ -90,7 +90,7 @@ class Proxy implements ProxyHandle {
           ? (req, res, expectContinue) =>
               certificates.answerHttp(req, res) || forwarder.handle(req, res, expectContinue)
           : (req, res, expectContinue) => forwarder.handle(req, res, expectContinue),
-        tunnels: { snapshot, signer, sessions, logger, passive },
+        tunnels: { snapshot, signer, sessions, logger, passive, accessLog: () => this.accessLog },
         certificates,
       },
       this.loaded,

@@ -7,6 +7,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import type { AccessEntry, AccessLog } from './access-log.js';
 import type { H2Request } from './h2.js';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -49,6 +50,7 @@ export function refuseConnect(socket: Duplex, flushMs: number): void {
 
 export interface TunnelContext {
   snapshot(): Snapshot;
+  accessLog(): AccessLog | undefined;
   signer: StickySigner;
   sessions: SessionObserver | undefined;
   logger: Logger;
@@ -74,6 +76,31 @@ export interface UpgradeTarget {
   timeouts: Timeouts;
   /** limits.response_head: the member's answer head, at most (past it: 502). */
   headBytes: number;
+  /** The access log line, but for what is known only at the end. */
+  entry: Omit<AccessEntry, 'status' | 'bytes' | 'durationMs'>;
+  started: number;
+}
+
+/** The status logged for an upgrade whose client left before it was answered (nginx's). */
+const CLIENT_LEFT = 499;
+
+/**
+ * Logs an upgrade once it is over, as HAProxy and nginx log a WebSocket: the status the client got (101
+ * or 200 for a tunnel), the bytes the member sent in all, and how long it lasted.
+ */
+export function logUpgrade(ctx: TunnelContext, target: UpgradeTarget, status: number | undefined): void {
+  const log = ctx.accessLog();
+  if (!log) return;
+  const now = Date.now();
+  log.write(
+    {
+      ...target.entry,
+      status: status ?? CLIENT_LEFT,
+      bytes: target.upstream.bytesRead,
+      durationMs: now - target.started,
+    },
+    now,
+  );
 }
 
 /**
@@ -146,7 +173,20 @@ export function openUpgrade(
     version &&
     proxyHeader(version, ...clientEnds(address, req.socket.remotePort, req.socket.localAddress, req.socket.localPort));
   const upstream = connectMember({ url: member.url, rejectUnauthorized: member.config.tls_verify, header });
-  return { member, upstream, headText, timeouts: snap.config.timeouts, headBytes: snap.config.limits.response_head };
+  const entry = {
+    client: address || '-',
+    method: req.method ?? '-',
+    path: req.url ?? '-',
+    httpVersion: req.httpVersion,
+    referer: req.headers.referer,
+    userAgent: req.headers['user-agent'],
+    host: match.host,
+    site: site.name,
+    member: member.key,
+    requestId: match.requestId,
+  };
+  const { timeouts, limits } = snap.config;
+  return { member, upstream, headText, timeouts, headBytes: limits.response_head, entry, started: now };
 }
 
 type Timeouts = Snapshot['config']['timeouts'];
@@ -173,6 +213,8 @@ class Upgrade {
   private answer: Buffer | undefined;
   /** Something of the member's answer has gone to the client (the 101, or a relayed head): too late for a status. */
   private answered = false;
+  /** What the client got: 101, or the member's other answer (for the access log). */
+  private status: number | undefined;
   private parser: ResponseParser | undefined;
   private readonly onData = (data: Buffer) => this.fromMember(data);
 
@@ -182,8 +224,8 @@ class Upgrade {
   private readonly upstream: Socket;
 
   constructor(
-    ctx: TunnelContext,
-    target: UpgradeTarget,
+    private readonly ctx: TunnelContext,
+    private readonly target: UpgradeTarget,
     private readonly bodyless: boolean,
     private readonly client: Socket,
     /** What the client sent after its request head: for the member only once it has switched. */
@@ -239,6 +281,7 @@ class Upgrade {
     const { client, upstream } = this;
     this.phase = 'tunnel';
     this.answered = true;
+    this.status = 101;
     upstream.setTimeout(0);
     upstream.off('data', this.onData);
     client.write(answer);
@@ -274,6 +317,7 @@ class Upgrade {
           if (!isHopByHop(headers[i]!.toLowerCase(), named)) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
         client.write(`${text}connection: close\r\n\r\n`, 'latin1');
         this.answered = true;
+        this.status = status;
         return this.bodyless;
       },
       body: (chunk) => {
@@ -306,12 +350,13 @@ class Upgrade {
       this.close();
       return;
     }
-    this.release();
+    this.release(status);
     refuse(this.client, status, this.timeouts.idle);
   }
 
-  private release(): void {
+  private release(status = this.status): void {
     this.phase = 'closed';
+    logUpgrade(this.ctx, this.target, status);
     this.member.tunnels.delete(this.client);
     this.parser?.free();
     this.upstream.destroy();

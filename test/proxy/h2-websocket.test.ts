@@ -13,7 +13,7 @@ import { connectH2 } from '../support/h2.js';
 import { startMember, type TestMember } from '../support/members.js';
 import { launchChromium } from '../support/chromium.js';
 import { findPeer, requirePeer } from '../support/peers.js';
-import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
+import { accessEntries, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 import { echoWebSockets, frameText, maskedFrame } from '../support/websocket.js';
 
 const openssl = findPeer('openssl', 'openssl');
@@ -46,6 +46,7 @@ describe('WebSocket over HTTP/2', { skip: openssl.skip }, () => {
       health: { enabled: false },
       // A quiet tunnel outlives the connection's idle timeout: timeouts.tunnel is its own.
       timeouts: { idle: '500ms' },
+      access_log: { target: join(dir, 'access.log'), format: 'json' },
       sites: { shop: { hosts: ['shop.test'], routes: [{ path: '/', clusters: ['c'] }] } },
     });
     port = proxy.handle.addresses().https[0]!.port;
@@ -105,6 +106,11 @@ describe('WebSocket over HTTP/2', { skip: openssl.skip }, () => {
     assert.equal(tunnels(), 1, 'counted on its member, for drains');
     stream.close();
     await waitFor(() => tunnels() === 0, 5000, 'the tunnel to be uncounted');
+    const [entry] = await accessEntries(join(dir, 'access.log'));
+    assert.deepEqual(
+      [entry!.method, entry!.path, entry!.httpVersion, entry!.status, entry!.member],
+      ['CONNECT', '/chat', '2.0', 200, 'c/w1'],
+    );
   });
 
   it('keeps a quiet tunnel past timeouts.idle, and closes it when a drain closes tunnels', async () => {
@@ -124,6 +130,8 @@ describe('WebSocket over HTTP/2', { skip: openssl.skip }, () => {
     assert.equal(response[':status'], 403);
     await once(stream, 'end');
     assert.equal(Buffer.concat(queue).toString(), 'denied\n');
+    const entries = await accessEntries(join(dir, 'access.log'), 3);
+    assert.equal(entries.find((e) => e.path === '/denied')?.status, 403, 'logged with the status relayed');
   });
 
   it('answers 502 to a 101 whose Sec-WebSocket-Accept does not answer its key', async () => {

@@ -1,20 +1,25 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMember, type TestMember } from '../support/members.js';
-import { startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
+import { accessEntries, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 import { rawExchange } from '../support/raw-http.js';
 import { maskedFrame, echoWebSockets } from '../support/websocket.js';
 
 describe('WebSocket and Upgrade tunnels', () => {
   let member: TestMember;
   let proxy: TestProxy;
+  let dir: string;
   /** The same, with a 1 s tunnel idle timeout. */
   let quiet: TestProxy;
   const upgrades: Record<string, string | string[] | undefined>[] = [];
 
   before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dayshift-tunnel-'));
     member = await startMember('ws');
     echoWebSockets(member.server, {
       intercept: (req) => {
@@ -25,6 +30,7 @@ describe('WebSocket and Upgrade tunnels', () => {
     proxy = await startTestProxy({
       clusters: { c: { members: [{ url: member.url, route: 'w1' }] } },
       health: { enabled: false },
+      access_log: { target: join(dir, 'access.log'), format: 'json' },
       sites: { s: { hosts: ['example.com'], routes: [{ path: '/', clusters: ['c'] }] } },
     });
     quiet = await startTestProxy({
@@ -38,6 +44,7 @@ describe('WebSocket and Upgrade tunnels', () => {
     await proxy?.handle.close(1000);
     await quiet?.handle.close(1000);
     await member.close();
+    await rm(dir, { recursive: true, force: true });
   });
 
   async function open(port = proxy.port): Promise<{ socket: net.Socket; next: () => Promise<Buffer>; head: string }> {
@@ -86,6 +93,13 @@ describe('WebSocket and Upgrade tunnels', () => {
     assert.equal((await next()).subarray(2).toString(), 'again');
     socket.destroy();
     await waitFor(() => proxy.handle.stats().members[0]!.openTunnels === 0, 5000, 'the tunnel to close');
+    // Logged once over, as HAProxy and nginx log a WebSocket: 101, what the member sent, how long.
+    const [entry] = await accessEntries(join(dir, 'access.log'));
+    assert.deepEqual(
+      [entry!.method, entry!.path, entry!.httpVersion, entry!.status, entry!.member, entry!.site],
+      ['GET', '/chat', '1.1', 101, 'c/w1', 's'],
+    );
+    assert.ok(entry!.bytes > 20, `${entry!.bytes} bytes from the member: its 101 and two frames`);
   });
 
   it('a client that resets the connection while its upgrade is refused does not bring the proxy down', async () => {

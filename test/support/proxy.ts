@@ -1,9 +1,11 @@
 // Starts the built-in proxy on loopback for a test, from a config object (validated like a file).
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import pino from 'pino';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
 import { initialState } from '../../src/control/desired-state.js';
 import type { DesiredState } from '../../src/model.js';
+import type { AccessEntry } from '../../src/proxy/access-log.js';
 import type { ProxyHandle, SessionObserver } from '../../src/proxy/handle.js';
 import { startProxy } from '../../src/proxy/proxy.js';
 
@@ -90,6 +92,24 @@ export function request(
     req.on('error', reject);
     req.end(options.body);
   });
+}
+
+/** The entries of a JSON access log file, once it has at least `count` (polled, 5 s at most). */
+export async function accessEntries(file: string, count = 1): Promise<AccessEntry[]> {
+  let entries: AccessEntry[] = [];
+  await waitFor(
+    async () => {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      entries = text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as AccessEntry);
+      return entries.length >= count;
+    },
+    5000,
+    `${count} access log entries`,
+  );
+  return entries;
 }
 
 /** Polls `check` until it returns true or the deadline passes. */
