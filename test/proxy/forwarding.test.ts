@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { routes, startMember, type TestMember } from '../support/members.js';
-import { request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
+import { accessEntries, request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 import { freePort } from '../../src/ports.js';
 
 describe('forwarding', () => {
@@ -295,15 +295,8 @@ describe('a pipelined request whose client leaves before its turn', () => {
     );
     await waitFor(() => member.received.length === 2, 5000, 'both requests at the member');
     socket.destroy();
-    const logged = async () => {
-      const text = await readFile(join(dir, 'access.log'), 'utf8').catch(() => '');
-      return text
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => (JSON.parse(line) as { path: string }).path);
-    };
-    await waitFor(async () => (await logged()).length === 2, 5000, 'two access log entries');
-    assert.deepEqual((await logged()).sort(), ['/first', '/second']);
+    const entries = await accessEntries(join(dir, 'access.log'), 2);
+    assert.deepEqual(entries.map((e) => e.path).sort(), ['/first', '/second']);
     await waitFor(() => proxy.handle.stats().members[0]!.inFlight === 0, 5000, 'no request left in flight');
   });
 });
