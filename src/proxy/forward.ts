@@ -28,7 +28,7 @@ import {
   type RouteMatch,
 } from './exchange.js';
 import { HeldRequests, isPaused, type HeldOutcome } from './pause.js';
-import { plain, previewOf, refuse, resolveRoute } from './route.js';
+import { plain, previewOf, refuse, resolveRoute, type Refusal } from './route.js';
 import { respond } from './respond.js';
 
 export type { ClientRequest, ClientResponse, RouteMatch } from './exchange.js';
@@ -42,6 +42,37 @@ export interface ForwardContext {
   passive(): PassivePolicy;
   /** Requests being handled (for graceful close). */
   active: { count: number };
+}
+
+/** The access log fields that come from the request and its answer alone. */
+function requestFields(req: ClientRequest, res: ClientResponse) {
+  const length = res.getHeader('content-length');
+  return {
+    client: req.socket.remoteAddress ?? '-',
+    method: req.method ?? '-',
+    path: req.url ?? '-',
+    httpVersion: req.httpVersion,
+    status: res.statusCode,
+    bytes: typeof length === 'string' || typeof length === 'number' ? Number(length) : 0,
+    referer: req.headers.referer,
+    userAgent: req.headers['user-agent'],
+  };
+}
+
+/** A request refused before routing (unknown host 404, 403, 400, 431, 505, the 308 to HTTPS) is logged too. */
+function logRefusal(accessLog: AccessLog, req: ClientRequest, res: ClientResponse, refusal: Refusal, started: number) {
+  const now = Date.now();
+  accessLog.write(
+    {
+      ...requestFields(req, res),
+      host: req.headers.host ?? '-',
+      site: refusal.site?.name ?? '-',
+      member: undefined,
+      durationMs: now - started,
+      requestId: '-',
+    },
+    now,
+  );
 }
 
 /** What the client gets when member exchanges failed: 503 for a busy member (its queue), 504 for a timeout, else 502. */
@@ -61,7 +92,12 @@ export class Forwarder {
     const snap = this.ctx.snapshot();
     const started = Date.now();
     const match = resolveRoute(snap, req);
-    if ('refused' in match) return refuse(req, res, match, snap.requestIdHeader);
+    if ('refused' in match) {
+      refuse(req, res, match, snap.requestIdHeader);
+      const accessLog = this.ctx.accessLog();
+      if (accessLog) logRefusal(accessLog, req, res, match, started);
+      return;
+    }
     // The proxy's own paths (/.dayshift/...): one character compared on every other request.
     if (match.path.charCodeAt(1) === 46 /* . */ && this.answerPreviewPath(req, res, match, snap, started)) return;
     const exchange = new Exchange(req, res, match, snap, expectContinue, started);
@@ -171,17 +207,9 @@ export class Forwarder {
   private log(accessLog: AccessLog, exchange: Exchange): void {
     const { req, res, match } = exchange;
     const now = Date.now();
-    const length = res.getHeader('content-length');
     accessLog.write(
       {
-        client: req.socket.remoteAddress ?? '-',
-        method: req.method ?? '-',
-        path: req.url ?? '-',
-        httpVersion: req.httpVersion,
-        status: res.statusCode,
-        bytes: typeof length === 'string' || typeof length === 'number' ? Number(length) : 0,
-        referer: req.headers.referer,
-        userAgent: req.headers['user-agent'],
+        ...requestFields(req, res),
         host: match.host,
         site: match.site.name,
         member: exchange.servedBy,

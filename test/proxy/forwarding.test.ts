@@ -299,4 +299,15 @@ describe('a pipelined request whose client leaves before its turn', () => {
     assert.deepEqual(entries.map((e) => e.path).sort(), ['/first', '/second']);
     await waitFor(() => proxy.handle.stats().members[0]!.inFlight === 0, 5000, 'no request left in flight');
   });
+
+  it('logs a request refused before routing (an unknown host), as HAProxy and nginx do', async () => {
+    const reply = await request(proxy.port, { host: 'nobody.invalid', path: '/probe' });
+    assert.equal(reply.status, 404);
+    const entries = await accessEntries(join(dir, 'access.log'), 3);
+    const entry = entries.find((e) => e.path === '/probe');
+    assert.deepEqual(
+      [entry?.status, entry?.host, entry?.site, entry?.member, entry?.bytes],
+      [404, 'nobody.invalid', '-', undefined, 'Not Found\n'.length],
+    );
+  });
 });
