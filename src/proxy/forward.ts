@@ -59,8 +59,15 @@ function requestFields(req: ClientRequest, res: ClientResponse) {
   };
 }
 
-/** A request refused before routing (unknown host 404, 403, 400, 431, 505, the 308 to HTTPS) is logged too. */
-function logRefusal(accessLog: AccessLog, req: ClientRequest, res: ClientResponse, refusal: Refusal, started: number) {
+/** A request refused in routing (unknown host 404, 403, 400, 431, 505, the 308 to HTTPS) is logged too. */
+function logRefusal(
+  accessLog: AccessLog,
+  req: ClientRequest,
+  res: ClientResponse,
+  refusal: Refusal,
+  started: number,
+  requestId: string | undefined,
+): void {
   const now = Date.now();
   accessLog.write(
     {
@@ -69,7 +76,7 @@ function logRefusal(accessLog: AccessLog, req: ClientRequest, res: ClientRespons
       site: refusal.site?.name ?? '-',
       member: undefined,
       durationMs: now - started,
-      requestId: '-',
+      requestId: requestId ?? '-',
     },
     now,
   );
@@ -93,9 +100,9 @@ export class Forwarder {
     const started = Date.now();
     const match = resolveRoute(snap, req);
     if ('refused' in match) {
-      refuse(req, res, match, snap.requestIdHeader);
+      const id = refuse(req, res, match, snap.requestIdHeader);
       const accessLog = this.ctx.accessLog();
-      if (accessLog) logRefusal(accessLog, req, res, match, started);
+      if (accessLog) logRefusal(accessLog, req, res, match, started, id);
       return;
     }
     // The proxy's own paths (/.dayshift/...): one character compared on every other request.
@@ -136,7 +143,10 @@ export class Forwarder {
     // Released: route again on the snapshot in force now.
     const snap = this.ctx.snapshot();
     const again = resolveRoute(snap, req);
-    if ('refused' in again) return refuse(req, res, again, snap.requestIdHeader);
+    if ('refused' in again) {
+      refuse(req, res, again, snap.requestIdHeader);
+      return;
+    }
     exchange.match = again;
     exchange.snap = snap;
     this.run(exchange);

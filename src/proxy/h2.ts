@@ -4,7 +4,8 @@
 // or AJP. Defences (docs/https.md#http2): limits on concurrent streams and on the header list, streams a
 // client resets before their answer counted per connection (rapid reset), and nghttp2's own limits on
 // CONTINUATION frames and on invalid frames. Flow control is nghttp2's: a member's body waits for the
-// client's window, and a paused request body (the member not reading) stops the window updates.
+// client's window, and a paused request body (the member not reading) stops the window updates. An
+// extended CONNECT (WebSocket, RFC 8441) goes to h2-tunnel.ts instead of the forwarder.
 import { EventEmitter } from 'node:events';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http';
@@ -35,6 +36,10 @@ export interface H2Limits {
 export type H2Handler = (req: H2Request, res: H2Response, expectContinue: boolean) => void;
 /** An extended CONNECT (RFC 8441): the stream becomes a tunnel, or gets an ordinary answer (h2-tunnel.ts). */
 export type H2TunnelHandler = (req: H2Request, res: H2Response, stream: ServerHttp2Stream) => void;
+
+const ignore = () => {};
+/** Why an answer was cut: any error but an AbortError makes Node reset the stream with INTERNAL_ERROR. */
+const CUT_SHORT = new Error('answer cut short');
 
 /** Response headers HTTP/2 forbids (RFC 9113 §8.2.2): a member's HTTP/1.1 framing stays on its side. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -212,10 +217,6 @@ export class H2Response extends EventEmitter {
     this.stream.respond(this.head, { endStream });
   }
 }
-
-const ignore = () => {};
-/** Why an answer was cut: any error but an AbortError makes Node reset the stream with INTERNAL_ERROR. */
-const CUT_SHORT = new Error('answer cut short');
 
 /** The span over which a connection's resets are counted against http2.max_resets. */
 const RESET_WINDOW_MS = 10_000;

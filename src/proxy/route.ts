@@ -100,19 +100,27 @@ export function previewOf(
   return typeof pin === 'number' ? undefined : pin;
 }
 
-/** Answers a refused request: 403 and 404 in plain text naming nothing, 400, 431 and 505 as error pages, 308 to HTTPS. */
+/**
+ * Answers a refused request: 403 and 404 in plain text naming nothing, 400, 431 and 505 as error pages
+ * (with a request id, returned for the access log), 308 to HTTPS.
+ */
 export function refuse(
   req: ClientRequest,
   res: ClientResponse,
   { refused: status, site, location }: Refusal,
   requestIdHeader: string,
-): void {
+): string | undefined {
   countStatus(site, status);
   if (location !== undefined) {
     res.writeHead(status, { location, 'content-length': 0 });
     res.end();
   } else if (status === 403 || status === 404) plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n');
-  else sendError(res, status, { accept: req.headers.accept, requestIdHeader, requestId: requestId(undefined) });
+  else {
+    const id = requestId(undefined);
+    sendError(res, status, { accept: req.headers.accept, requestIdHeader, requestId: id });
+    return id;
+  }
+  return undefined;
 }
 
 /** A short plain-text answer that names nothing (403, 404, preview link errors). */

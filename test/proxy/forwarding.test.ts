@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { routes, startMember, type TestMember } from '../support/members.js';
 import { accessEntries, request, startTestProxy, waitFor, type TestProxy } from '../support/proxy.js';
 import { freePort } from '../../src/ports.js';
+import { rawExchange } from '../support/raw-http.js';
 
 describe('forwarding', () => {
   let member: TestMember;
@@ -309,5 +310,11 @@ describe('a pipelined request whose client leaves before its turn', () => {
       [entry?.status, entry?.host, entry?.site, entry?.member, entry?.bytes],
       [404, 'nobody.invalid', '-', undefined, 'Not Found\n'.length],
     );
+    // An error page names a request id: the log line has the same, to find it by.
+    const answer = await rawExchange(proxy.port, 'GET /page#part HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    const id = /^x-request-id: (\S+)$/im.exec(answer)?.[1];
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    const logged = (await accessEntries(join(dir, 'access.log'), 4)).find((e) => e.path === '/page#part');
+    assert.deepEqual([logged?.status, logged?.requestId], [400, id]);
   });
 });
