@@ -20,6 +20,9 @@ export interface AccessEntry {
   requestId: string;
 }
 
+/** The status logged for a request whose client left before any answer (nginx's "client closed request"). */
+export const CLIENT_LEFT = 499;
+
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 /** Lines kept in memory at most when the target is slower than traffic; beyond, lines are dropped. */
 const MAX_PENDING = 100_000;

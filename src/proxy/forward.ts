@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { MemberRuntime, PassivePolicy } from '../balance/member.js';
 import { select } from '../balance/select.js';
 import type { StickySigner } from '../balance/sticky.js';
-import type { AccessLog } from './access-log.js';
+import { CLIENT_LEFT, type AccessLog } from './access-log.js';
 import type { SessionObserver } from './handle.js';
 import { checkPreview, PREVIEW_END_PATH, PREVIEW_PATH, previewCookie } from './preview.js';
 import { upstreamHeaders, connectionNamed } from './headers.js';
@@ -52,7 +52,7 @@ function requestFields(req: ClientRequest, res: ClientResponse) {
     method: req.method ?? '-',
     path: req.url ?? '-',
     httpVersion: req.httpVersion,
-    status: res.statusCode,
+    status: res.headersSent ? res.statusCode : CLIENT_LEFT,
     bytes: typeof length === 'string' || typeof length === 'number' ? Number(length) : 0,
     referer: req.headers.referer,
     userAgent: req.headers['user-agent'],

@@ -7,7 +7,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { AccessEntry, AccessLog } from './access-log.js';
+import { CLIENT_LEFT, type AccessEntry, type AccessLog } from './access-log.js';
 import type { H2Request } from './h2.js';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -80,9 +80,6 @@ export interface UpgradeTarget {
   entry: Omit<AccessEntry, 'status' | 'bytes' | 'durationMs'>;
   started: number;
 }
-
-/** The status logged for an upgrade whose client left before it was answered (nginx's). */
-const CLIENT_LEFT = 499;
 
 /**
  * Logs an upgrade once it is over, as HAProxy and nginx log a WebSocket: the status the client got (101

@@ -298,6 +298,11 @@ describe('a pipelined request whose client leaves before its turn', () => {
     socket.destroy();
     const entries = await accessEntries(join(dir, 'access.log'), 2);
     assert.deepEqual(entries.map((e) => e.path).sort(), ['/first', '/second']);
+    assert.deepEqual(
+      entries.map((e) => e.status),
+      [499, 499],
+      'neither was answered before the client left',
+    );
     await waitFor(() => proxy.handle.stats().members[0]!.inFlight === 0, 5000, 'no request left in flight');
   });
 
