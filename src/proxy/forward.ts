@@ -222,7 +222,8 @@ export class Forwarder {
         ...requestFields(req, res),
         host: match.host,
         site: match.site.name,
-        member: exchange.servedBy,
+        // As nginx's $upstream_addr: the member that answered, else the last one the request went to.
+        member: exchange.servedBy ?? exchange.choice?.member.key,
         durationMs: now - exchange.started,
         requestId: match.requestId,
       },

@@ -114,7 +114,7 @@ describe('request framing under random combinations', () => {
     );
     assert.equal((await request(proxy.port, {})).status, 200, 'the proxy still serves normal requests');
     await proxy.handle.close(1000);
-    // Forwarded: a member answered it (requests refused before routing are logged too, with no member).
+    // Forwarded: sent to a member (requests refused in routing are logged too, with no member).
     const seen = (await accessEntries(join(dir, 'access.log'))).filter((e) => e.member !== undefined);
     const count = (list: { method: string; url?: string; path?: string }[], url: string) =>
       list.filter((e) => (e.url ?? e.path) === url).length;
