@@ -5,16 +5,16 @@
 // answer is relayed on the stream as an ordinary response. Routing, refusals, timeouts and the count on
 // the member (for drains) are those of HTTP/1.1 tunnels (tunnel.ts).
 import { createHash, randomBytes } from 'node:crypto';
-import type { OutgoingHttpHeaders } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import type { H2Request, H2Response } from './h2.js';
-import { connectionNamed, isHopByHop } from './headers.js';
+import { endToEnd } from './headers.js';
 import { ResponseParser } from './http1/llhttp.js';
 import {
   HALF_CLOSE_MS,
   logUpgrade,
   openUpgrade,
-  sendUpgradeHead,
+  startUpgrade,
   SWITCHED,
   type TunnelContext,
   type UpgradeTarget,
@@ -27,8 +27,9 @@ function acceptFor(key: string): string {
   return createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
 }
 
+/** A refusal on the stream, in plain text as the HTTP/1.1 upgrades' (tunnel.ts). */
 function answer(res: H2Response, status: number, location?: string): void {
-  const text = `${status === 501 ? 'Only WebSocket can be tunnelled' : 'Not available'}\n`;
+  const text = `${status === 501 ? 'Only WebSocket can be tunnelled' : STATUS_CODES[status]}\n`;
   res.writeHead(status, {
     'content-type': 'text/plain',
     'content-length': text.length,
@@ -61,17 +62,13 @@ class H2Upgrade {
     private readonly stream: ServerHttp2Stream,
     private readonly accept: string,
   ) {
-    const { member, upstream } = target;
-    member.tunnels.add(stream);
-    sendUpgradeHead(target, () => (this.phase = 'answer'));
-    upstream.on('data', this.onData);
-    upstream.on('timeout', () => {
-      if (this.phase === 'connecting') member.failed('connect timeout (upgrade)', ctx.passive(), Date.now());
-      this.fail(504);
+    target.member.tunnels.add(stream);
+    startUpgrade(ctx, target, {
+      connected: () => (this.phase = 'answer'),
+      fail: (status) => this.fail(status),
+      ended: () => this.memberEnded(),
     });
-    upstream.on('error', () => this.fail(502));
-    upstream.on('end', () => this.memberEnded());
-    upstream.on('close', () => this.fail(502));
+    target.upstream.on('data', this.onData);
     stream.on('close', () => this.close());
   }
 
@@ -95,25 +92,27 @@ class H2Upgrade {
 
   /** 101: checked against our key, then a 200 to the client, and bytes both ways from now on. */
   private switch(headText: string, rest: Buffer): void {
-    const { stream, target } = this;
+    const { stream, res, target } = this;
     const upstream = target.upstream;
-    const lines = headText.split('\r\n').slice(1);
-    const fields = lines.map((line) => {
-      const colon = line.indexOf(':');
-      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as const;
-    });
-    const accept = fields.find(([name]) => name === 'sec-websocket-accept')?.[1];
-    if (accept !== this.accept) return this.fail(502);
-    const named = connectionNamed(fields.find(([name]) => name === 'connection')?.[1]);
-    const headers: OutgoingHttpHeaders = { ':status': 200 };
-    for (const [name, value] of fields) {
-      if (isHopByHop(name, named) || name === 'sec-websocket-accept') continue;
-      const seen = headers[name];
-      headers[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [String(seen)]), value];
+    const fields = headText
+      .split('\r\n')
+      .slice(1)
+      .flatMap((line) => {
+        const colon = line.indexOf(':');
+        return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
+      });
+    const kept: string[] = [];
+    let accept: string | undefined;
+    const ends = endToEnd(fields);
+    for (let i = 0; i < ends.length; i += 2) {
+      if (ends[i] === 'sec-websocket-accept') accept = ends[i + 1];
+      else kept.push(ends[i]!, ends[i + 1]!);
     }
+    if (accept !== this.accept) return this.fail(502);
     if (stream.destroyed) return this.close();
     try {
-      stream.respond(headers);
+      res.writeHead(200, kept);
+      res.flushHeaders();
     } catch {
       // A header Node refuses to send (bad characters from the member).
       return this.fail(502);
@@ -141,14 +140,8 @@ class H2Upgrade {
     this.parser = new ResponseParser(
       {
         headersComplete: (status, _text, headers) => {
-          let named: Set<string> | undefined;
-          for (let i = 0; i < headers.length; i += 2)
-            if (headers[i]!.toLowerCase() === 'connection') named = connectionNamed(headers[i + 1]);
-          const kept: string[] = [];
-          for (let i = 0; i < headers.length; i += 2)
-            if (!isHopByHop(headers[i]!.toLowerCase(), named)) kept.push(headers[i]!, headers[i + 1]!);
           try {
-            res.writeHead(status, kept);
+            res.writeHead(status, endToEnd(headers));
           } catch {
             this.fail(502);
             return true;

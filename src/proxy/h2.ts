@@ -11,8 +11,7 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHt
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { eachHeader } from './headers.js';
-import { indexHeaders } from './lane.js';
+import { eachHeader, indexHeaders } from './headers.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_REFUSED_STREAM, HTTP2_HEADER_STATUS } = http2.constants;
 
@@ -198,6 +197,11 @@ export class H2Response extends EventEmitter {
     this.writable = false;
     this.emit('finish');
     return this;
+  }
+
+  /** Sends the head now, the body to follow (a WebSocket's 200, h2-tunnel.ts). */
+  flushHeaders(): void {
+    if (!this.headersSent) this.sendHead(false);
   }
 
   /**

@@ -2,7 +2,7 @@
 // Forwarded and X-Real-IP, Host, the request id, and the reverse rewrites of Location/Content-Location/
 // Refresh and Set-Cookie.
 import { randomBytes } from 'node:crypto';
-import { validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
+import { validateHeaderName, validateHeaderValue, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type { ForwardHeadersConfig } from '../config/schema.js';
 
 /**
@@ -27,6 +27,37 @@ export function eachHeader(
       else add(name, String(value));
     }
   }
+}
+
+/** Request headers of which Node keeps the first when repeated (among those the forwarder reads). */
+const FIRST_ONLY = new Set(['user-agent', 'referer', 'authorization', 'proxy-authorization', 'content-type', 'host']);
+
+/** Headers by lower-case name, repeated ones combined as Node's IncomingMessage combines them. */
+export function indexHeaders(rawHeaders: string[]): IncomingHttpHeaders {
+  const headers: IncomingHttpHeaders = {};
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    const value = rawHeaders[i + 1]!;
+    const seen = headers[name];
+    if (seen === undefined) headers[name] = value;
+    // Cookies joined with "; ", a few kept first, the rest ", ".
+    else if (!FIRST_ONLY.has(name)) headers[name] = `${seen as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return headers;
+}
+
+/**
+ * A member's response headers (alternating names and values) without the hop-by-hop ones, those named
+ * in its Connection header included: what a relayed answer passes on.
+ */
+export function endToEnd(headers: string[]): string[] {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < headers.length; i += 2)
+    if (headers[i]!.toLowerCase() === 'connection') named = connectionNamed(headers[i + 1]);
+  const kept: string[] = [];
+  for (let i = 0; i < headers.length; i += 2)
+    if (!isHopByHop(headers[i]!.toLowerCase(), named)) kept.push(headers[i]!, headers[i + 1]!);
+  return kept;
 }
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the non-standard ones proxies also drop. */

@@ -14,7 +14,7 @@ import { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { closeAfterFlush } from './closing.js';
-import { eachHeader } from './headers.js';
+import { eachHeader, indexHeaders } from './headers.js';
 import { RequestParser, type RequestEvents, type RequestHead } from './http1/llhttp.js';
 import { VERSIONLESS_ANSWER, versionless } from './request-line.js';
 
@@ -41,23 +41,6 @@ const PIPELINE_BYTES = 64 * 1024;
 const ONE_WRITE_BYTES = 16 * 1024;
 /** How often deadlines (head and keep-alive) are checked. */
 export const SWEEP_MS = 500;
-
-/** Request headers of which Node keeps the first when repeated (among those the forwarder reads). */
-const FIRST_ONLY = new Set(['user-agent', 'referer', 'authorization', 'proxy-authorization', 'content-type', 'host']);
-
-/** Headers by lower-case name, repeated ones combined as Node's IncomingMessage combines them. */
-export function indexHeaders(rawHeaders: string[]): IncomingHttpHeaders {
-  const headers: IncomingHttpHeaders = {};
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
-    const value = rawHeaders[i + 1]!;
-    const seen = headers[name];
-    if (seen === undefined) headers[name] = value;
-    // Cookies joined with "; ", a few kept first, the rest ", ".
-    else if (!FIRST_ONLY.has(name)) headers[name] = `${seen as string}${name === 'cookie' ? '; ' : ', '}${value}`;
-  }
-  return headers;
-}
 
 /** A request taken by the lane: the parts of IncomingMessage the forwarder reads. */
 export class LaneRequest {

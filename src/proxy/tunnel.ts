@@ -16,7 +16,7 @@ import { select } from '../balance/select.js';
 import type { StickySigner } from '../balance/sticky.js';
 import type { SessionObserver } from './handle.js';
 import { closeAfterFlush } from './closing.js';
-import { connectionNamed, isHopByHop, upstreamHeaders } from './headers.js';
+import { connectionNamed, endToEnd, upstreamHeaders } from './headers.js';
 import { ResponseParser, type ResponseEvents } from './http1/llhttp.js';
 import { previewOf, resolveRoute } from './route.js';
 import { connectMember } from './member-socket.js';
@@ -188,19 +188,42 @@ export function openUpgrade(
 
 type Timeouts = Snapshot['config']['timeouts'];
 
+/** What an upgrade (HTTP/1.1 or HTTP/2) hears of its member connection, besides the bytes. */
+export interface MemberSide {
+  /** Connected: the request head is written next. */
+  connected(): void;
+  /** The connection failed (502) or timed out (504). */
+  fail(status: 502 | 504): void;
+  /** The member sent FIN. */
+  ended(): void;
+}
+
 /**
- * Writes the upgrade's request head once the member connection is up (`connected` is told first); the
- * connection gets timeouts.connect, then the answer head timeouts.first_byte, as an ordinary request.
+ * Writes the upgrade's request head once the member connection is up, and tells `side` what becomes of
+ * the connection. It gets timeouts.connect (a timeout then counts as a member failure), then the answer
+ * head timeouts.first_byte, as an ordinary request.
  */
-export function sendUpgradeHead(target: UpgradeTarget, connected: () => void): void {
-  const { upstream, timeouts } = target;
+export function startUpgrade(ctx: TunnelContext, target: UpgradeTarget, side: MemberSide): void {
+  const { upstream, timeouts, member } = target;
+  let connected = false;
   upstream.setTimeout(timeouts.connect);
   upstream.once(upstream instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
-    connected();
+    connected = true;
+    side.connected();
     upstream.setTimeout(timeouts.first_byte);
     upstream.setNoDelay(true);
     upstream.write(target.headText);
   });
+  upstream.on('timeout', () => {
+    if (!connected) member.failed('connect timeout (upgrade)', ctx.passive(), Date.now());
+    side.fail(504);
+  });
+  upstream.on('error', (error) => {
+    if (!connected) ctx.logger.warn({ member: member.key, err: error.message }, 'upgrade connect failed');
+    side.fail(502);
+  });
+  upstream.on('end', () => side.ended());
+  upstream.on('close', () => side.fail(502));
 }
 
 /** One upgrade request, from the member connection to a tunnel, or to an ordinary answer and a close. */
@@ -215,11 +238,6 @@ class Upgrade {
   private parser: ResponseParser | undefined;
   private readonly onData = (data: Buffer) => this.fromMember(data);
 
-  private readonly timeouts: Timeouts;
-  private readonly headBytes: number;
-  private readonly member: MemberRuntime;
-  private readonly upstream: Socket;
-
   constructor(
     private readonly ctx: TunnelContext,
     private readonly target: UpgradeTarget,
@@ -228,25 +246,13 @@ class Upgrade {
     /** What the client sent after its request head: for the member only once it has switched. */
     private readonly early: Buffer,
   ) {
-    const { member, upstream, timeouts } = target;
-    this.timeouts = timeouts;
-    this.headBytes = target.headBytes;
-    this.member = member;
-    this.upstream = upstream;
-    member.tunnels.add(client);
-    sendUpgradeHead(target, () => (this.phase = 'answer'));
-    upstream.on('data', this.onData);
-    upstream.on('timeout', () => {
-      if (this.phase === 'connecting') member.failed('connect timeout (upgrade)', ctx.passive(), Date.now());
-      this.fail(504);
+    target.member.tunnels.add(client);
+    startUpgrade(ctx, target, {
+      connected: () => (this.phase = 'answer'),
+      fail: (status) => this.fail(status),
+      ended: () => this.memberEnded(),
     });
-    upstream.on('error', (error) => {
-      if (this.phase === 'connecting')
-        ctx.logger.warn({ member: member.key, err: error.message }, 'upgrade connect failed');
-      this.fail(502);
-    });
-    upstream.on('end', () => this.memberEnded());
-    upstream.on('close', () => this.fail(502));
+    target.upstream.on('data', this.onData);
     client.on('error', () => this.close());
     client.on('close', () => this.close());
   }
@@ -259,7 +265,7 @@ class Upgrade {
     if (this.phase !== 'answer') return;
     const answer = (this.answer = this.answer ? Buffer.concat([this.answer, data]) : data);
     if (answer.indexOf('\r\n\r\n') < 0) {
-      if (answer.length > this.headBytes) this.fail(502);
+      if (answer.length > this.target.headBytes) this.fail(502);
       return;
     }
     this.answer = undefined;
@@ -267,15 +273,16 @@ class Upgrade {
     else {
       // Not switched: an ordinary answer, relayed; the client's connection closes after it.
       this.phase = 'relay';
-      this.upstream.setTimeout(this.timeouts.idle);
-      this.parser = new ResponseParser(this.relayEvents(), this.headBytes);
+      this.target.upstream.setTimeout(this.target.timeouts.idle);
+      this.parser = new ResponseParser(this.relayEvents(), this.target.headBytes);
       this.relay(answer);
     }
   }
 
   /** 101: the 101 and what follows go to the client, the client's bytes to the member, both ways from now on. */
   private switch(answer: Buffer): void {
-    const { client, upstream } = this;
+    const { client } = this;
+    const { upstream, timeouts } = this.target;
     this.phase = 'tunnel';
     this.answered = true;
     this.status = 101;
@@ -287,7 +294,7 @@ class Upgrade {
     client.pipe(upstream);
     // No byte either way for timeouts.tunnel closes both sides (the client socket's timer sees both
     // directions: it reads what the client sends and writes what the member sends).
-    client.setTimeout(this.timeouts.tunnel);
+    client.setTimeout(timeouts.tunnel);
     client.on('timeout', () => this.close());
     // A half-closed tunnel (one side sent FIN) gets a moment to flush the other way, then goes.
     const halfClosed = () => setTimeout(() => this.close(), HALF_CLOSE_MS).unref();
@@ -301,17 +308,15 @@ class Upgrade {
   }
 
   private relayEvents(): ResponseEvents {
-    const { client, upstream } = this;
+    const { client } = this;
+    const { upstream } = this.target;
     return {
       headersComplete: (status, statusText, headers) => {
-        let named: Set<string> | undefined;
-        for (let i = 0; i < headers.length; i += 2)
-          if (headers[i]!.toLowerCase() === 'connection') named = connectionNamed(headers[i + 1]);
         // The member's headers without its framing and hop-by-hop ones: the body goes out as it is
         // decoded, delimited by the close (its Content-Length, when it has one, is kept).
         let text = `HTTP/1.1 ${status} ${statusText}\r\n`;
-        for (let i = 0; i < headers.length; i += 2)
-          if (!isHopByHop(headers[i]!.toLowerCase(), named)) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+        const kept = endToEnd(headers);
+        for (let i = 0; i < kept.length; i += 2) text += `${kept[i]}: ${kept[i + 1]}\r\n`;
         client.write(`${text}connection: close\r\n\r\n`, 'latin1');
         this.answered = true;
         this.status = status;
@@ -337,7 +342,7 @@ class Upgrade {
   private done(): void {
     if (this.phase !== 'relay') return;
     this.release();
-    closeAfterFlush(this.client, undefined, this.timeouts.idle);
+    closeAfterFlush(this.client, undefined, this.target.timeouts.idle);
   }
 
   /** The exchange failed: a status to the client when nothing was answered yet, else a cut connection. */
@@ -348,15 +353,15 @@ class Upgrade {
       return;
     }
     this.release(status);
-    refuse(this.client, status, this.timeouts.idle);
+    refuse(this.client, status, this.target.timeouts.idle);
   }
 
   private release(status = this.status): void {
     this.phase = 'closed';
     logUpgrade(this.ctx, this.target, status);
-    this.member.tunnels.delete(this.client);
+    this.target.member.tunnels.delete(this.client);
     this.parser?.free();
-    this.upstream.destroy();
+    this.target.upstream.destroy();
   }
 
   close(): void {
